@@ -1,0 +1,1 @@
+//! Disks and tapes: SCSI verbs over a transport (being written).

@@ -1,0 +1,9 @@
+//! sanmover: SAN backups at the SCSI level.
+//!
+//! Layers, one way only (GUIDE.md): `cli -> engine -> device -> transport ->
+//! scsi`. `scsi` is the pure codec; `transport` moves CDBs; `device` gives
+//! disks and tapes their verbs.
+
+pub mod device;
+pub mod scsi;
+pub mod transport;
