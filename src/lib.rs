@@ -2,8 +2,9 @@
 //!
 //! Layers, one way only (GUIDE.md): `cli -> engine -> device -> transport ->
 //! scsi`. `scsi` is the pure codec; `transport` moves CDBs; `device` gives
-//! disks and tapes their verbs.
+//! disks and tapes their verbs; `cli` is the only place with `anyhow`.
 
+pub mod cli;
 pub mod device;
 pub mod scsi;
 pub mod transport;

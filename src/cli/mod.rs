@@ -1,0 +1,350 @@
+//! The command line: parse, open devices, print text or JSON, and map
+//! errors to the exit-code table. `anyhow` lives here and nowhere below.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+use crate::transport::iscsi::{IscsiOptions, IscsiTransport};
+use crate::transport::sgio::SgTransport;
+use crate::transport::url::DeviceUrl;
+use crate::transport::Transport;
+
+pub mod exit;
+mod output;
+mod scsi_cmds;
+mod tape_cmds;
+
+/// A command-line mistake found after clap (bad hex, bad page name).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+const ABOUT: &str = "SAN backups at the SCSI level over iSCSI and SG_IO";
+
+const LONG_ABOUT: &str = "\
+sanmover builds SCSI commands itself and sends them over iSCSI (libiscsi) or \
+Linux SG_IO to disks and tapes on a SAN: discovery, raw CDBs, tape control, \
+and (in later releases) host-driven, snapshot-serverless and third-party-copy \
+backups.
+
+DEVICE ADDRESSES:
+  iscsi://[USER[%PASSWORD]@]HOST[:PORT]/TARGET-IQN/LUN
+      An iSCSI logical unit. PORT defaults to 3260; IPv6 hosts go in [ ].
+      With USER and no PASSWORD, the CHAP secret is read from
+      SANMOVER_CHAP_PASSWORD, which keeps it out of process lists.
+  /dev/sgN, /dev/nstN, /dev/sdX
+      A local SCSI device through the SG_IO ioctl.
+
+ENVIRONMENT:
+  SANMOVER_INITIATOR      initiator IQN (same as --initiator)
+  SANMOVER_CHAP_PASSWORD  CHAP secret for URLs that name a user only
+  RUST_LOG                finer log control than -v";
+
+/// The top level.
+#[derive(Debug, Parser)]
+#[command(name = "sanmover", version, about = ABOUT, long_about = LONG_ABOUT,
+          after_help = "Run 'sanmover help COMMAND' for a command's options.",
+          after_long_help = exit::table_text())]
+pub struct Cli {
+    /// More logging: -v shows every CDB and sense in hex, -vv also data
+    /// lengths and libiscsi's own messages.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Print machine-readable JSON on stdout instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How sessions are opened.
+#[derive(Debug, Clone, Args)]
+pub struct ConnArgs {
+    /// The iSCSI initiator name (IQN) this tool logs in with. Targets with
+    /// ACLs only let known names in.
+    #[arg(long, global = true, env = "SANMOVER_INITIATOR", value_name = "IQN")]
+    pub initiator: Option<String>,
+    /// Seconds before a command without its own timeout is given up.
+    #[arg(long = "cmd-timeout", global = true, default_value_t = 30, value_name = "S")]
+    pub cmd_timeout: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Send INQUIRY and decode the standard data or a VPD page (like sg_inq
+    /// and sg_vpd).
+    ///
+    /// Pages may be given as numbers (0x83, 131) or names: sp (0x00, supported
+    /// pages), sn (0x80, unit serial number), di (0x83, device identification),
+    /// bl (0xb0, block limits). Unknown pages are hex-dumped.
+    Inquiry {
+        /// Device address (iscsi://... or /dev/...).
+        dev: String,
+        /// A VPD page instead of the standard INQUIRY data.
+        #[arg(long, value_name = "PAGE")]
+        vpd: Option<String>,
+    },
+    /// Discover the targets behind a portal (SendTargets) and list each
+    /// logical unit with REPORT LUNS and INQUIRY.
+    ///
+    /// When discovery names a portal that cannot be reached (a target behind
+    /// NAT answers its own address), the portal given here is used instead.
+    Luns {
+        /// iscsi://HOST[:PORT]
+        portal: String,
+    },
+    /// READ CAPACITY: size and block length of a disk.
+    Readcap {
+        /// Device address.
+        dev: String,
+    },
+    /// Send any CDB (like sg_raw) and print the status, decoded sense and
+    /// data.
+    ///
+    /// The CDB is hex: bytes as separate words ("12 00 00 00 24 00") or run
+    /// together ("120000002400"). Exit status follows the sense key (see
+    /// 'sanmover --help').
+    Raw {
+        /// Device address.
+        dev: String,
+        /// The CDB, 1 to 16 bytes in hex.
+        #[arg(required = true, num_args = 1.., value_name = "CDB-HEX")]
+        cdb: Vec<String>,
+        /// Ask for LEN bytes of data-in.
+        #[arg(long = "in", value_name = "LEN", conflicts_with = "send")]
+        r#in: Option<usize>,
+        /// Write the data-in to FILE instead of a hex dump.
+        #[arg(long, value_name = "FILE", requires = "in")]
+        save: Option<PathBuf>,
+        /// Send FILE's bytes as data-out.
+        #[arg(long, value_name = "FILE")]
+        send: Option<PathBuf>,
+        /// Seconds to wait for the command.
+        #[arg(long, value_name = "S", default_value_t = 30)]
+        timeout: u64,
+    },
+    /// Decode sense bytes given in hex, offline (like sg_decode_sense).
+    Sense {
+        /// Sense bytes in hex, as separate words or run together.
+        #[arg(required = true, num_args = 1.., value_name = "HEX")]
+        hex: Vec<String>,
+    },
+    /// Tape control, like mt: position, filemarks, block size, status.
+    ///
+    /// Positions are counted by sanmover from a rewind; READ POSITION is
+    /// shown as the drive reports it and marked untrusted on targets known
+    /// to answer a constant (tgt). Where the target lacks a command (tgt has
+    /// no LOCATE or ERASE), its sense is printed decoded and the exit status
+    /// says why.
+    Tape {
+        /// Device address of a tape LU.
+        dev: String,
+        #[command(subcommand)]
+        op: TapeOp,
+    },
+}
+
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub enum TapeOp {
+    /// Drive state: readiness, block size, density, write protect, limits,
+    /// position.
+    Status,
+    /// Rewind to the beginning of the tape.
+    Rewind,
+    /// Write N filemarks (default 1) at the current position. Data after
+    /// this point becomes unreachable.
+    Weof {
+        #[arg(default_value_t = 1)]
+        n: u32,
+    },
+    /// Space forward over N filemarks, to the start of a file.
+    Fsf { n: u32 },
+    /// Space backward over N filemarks (tgt stops one object off; prefer
+    /// rewind + fsf there).
+    Bsf { n: u32 },
+    /// Space forward over N blocks.
+    Fsr { n: u32 },
+    /// Space backward over N blocks.
+    Bsr { n: u32 },
+    /// Space to end of data, where the next write appends.
+    Eod,
+    /// Show the position (READ POSITION, long form when supported).
+    Tell,
+    /// Locate to logical block BLOCK (LOCATE(10)).
+    Seek { block: u32 },
+    /// Load the medium (LOAD UNLOAD with LOAD set).
+    Load,
+    /// Unload the medium.
+    Unload,
+    /// Erase from the current position to the end of the medium. Needs
+    /// --force because everything after the position is lost.
+    Erase {
+        #[arg(long)]
+        force: bool,
+    },
+    /// Set the block length with MODE SELECT; 0 selects variable blocks.
+    Setblk { n: u32 },
+    /// READ BLOCK LIMITS: the smallest and largest block the drive takes.
+    Limits,
+}
+
+/// Parse arguments, run, and return the process exit code.
+pub fn main() -> u8 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = match e.kind() {
+                clap::error::ErrorKind::DisplayHelp
+                | clap::error::ErrorKind::DisplayVersion
+                | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => exit::OK,
+                _ => exit::SYNTAX,
+            };
+            let _ = e.print();
+            return code;
+        }
+    };
+    init_logging(cli.verbose);
+    match run(&cli) {
+        Ok(code) => code,
+        Err(e) => {
+            let code = exit::for_error(&e);
+            if cli.json {
+                let v = serde_json::json!({
+                    "error": format!("{e:#}"),
+                    "exit_code": code,
+                });
+                let _ = writeln!(std::io::stdout(), "{v}");
+            }
+            eprintln!("sanmover: {e:#}");
+            code
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "warn,sanmover=debug",
+        _ => "trace",
+    };
+    let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
+        .format_timestamp_millis()
+        .try_init();
+}
+
+fn run(cli: &Cli) -> Result<u8> {
+    let out = output::Out { json: cli.json };
+    match &cli.command {
+        Command::Inquiry { dev, vpd } => scsi_cmds::inquiry(&cli.conn, &out, dev, vpd.as_deref()),
+        Command::Luns { portal } => scsi_cmds::luns(&cli.conn, &out, portal),
+        Command::Readcap { dev } => scsi_cmds::readcap(&cli.conn, &out, dev),
+        Command::Raw {
+            dev,
+            cdb,
+            r#in,
+            save,
+            send,
+            timeout,
+        } => scsi_cmds::raw(
+            &cli.conn,
+            &out,
+            dev,
+            scsi_cmds::RawArgs {
+                cdb,
+                alloc: *r#in,
+                save: save.as_deref(),
+                send: send.as_deref(),
+                timeout: Duration::from_secs(*timeout),
+            },
+        ),
+        Command::Sense { hex } => scsi_cmds::sense(&out, hex),
+        Command::Tape { dev, op } => tape_cmds::tape(&cli.conn, &out, dev, *op),
+    }
+}
+
+impl ConnArgs {
+    pub fn iscsi_options(&self) -> IscsiOptions {
+        let mut o = IscsiOptions::default();
+        if let Some(i) = &self.initiator {
+            o.initiator = i.clone();
+        }
+        o.timeout = Duration::from_secs(self.cmd_timeout);
+        o
+    }
+}
+
+/// Open a device address: iSCSI URL or a local SG_IO path.
+pub fn open_transport(conn: &ConnArgs, dev: &str) -> Result<Box<dyn Transport>> {
+    match DeviceUrl::parse(dev)? {
+        DeviceUrl::Iscsi(url) => {
+            let t = IscsiTransport::connect(&url, &conn.iscsi_options())
+                .with_context(|| format!("opening {url}"))?;
+            Ok(Box::new(t))
+        }
+        DeviceUrl::Path(p) => {
+            let t = SgTransport::open(&p)?;
+            Ok(Box::new(t))
+        }
+    }
+}
+
+/// Hex words from the command line into bytes: "12 00 24" or "120024" or
+/// "12,00,24"; an optional 0x prefix per word.
+pub fn parse_hex_args(words: &[String]) -> Result<Vec<u8>, UsageError> {
+    let mut out = Vec::new();
+    for w in words {
+        for part in w.split(|c: char| c.is_whitespace() || c == ',' || c == ':') {
+            if part.is_empty() {
+                continue;
+            }
+            let p = part
+                .strip_prefix("0x")
+                .or_else(|| part.strip_prefix("0X"))
+                .unwrap_or(part);
+            // A single digit is a byte ("0"); longer words must be whole bytes.
+            let p = match p.len() {
+                1 => format!("0{p}"),
+                n if n % 2 == 1 => {
+                    return Err(UsageError(format!("'{part}' has an odd number of hex digits")))
+                }
+                _ => p.to_string(),
+            };
+            let bytes = hex::decode(&p)
+                .map_err(|e| UsageError(format!("'{part}' is not hex bytes: {e}")))?;
+            out.extend(bytes);
+        }
+    }
+    if out.is_empty() {
+        return Err(UsageError("no hex bytes given".into()));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_args_forms() {
+        let v = |s: &[&str]| parse_hex_args(&s.iter().map(|x| x.to_string()).collect::<Vec<_>>());
+        assert_eq!(v(&["12", "00", "0x24"]).unwrap(), vec![0x12, 0, 0x24]);
+        assert_eq!(v(&["120024"]).unwrap(), vec![0x12, 0, 0x24]);
+        assert_eq!(v(&["12,0,24"]).unwrap(), vec![0x12, 0, 0x24]);
+        assert_eq!(v(&["0", "1"]).unwrap(), vec![0, 1]);
+        assert!(v(&["123"]).is_err());
+        assert!(v(&["zz"]).is_err());
+        assert!(v(&[""]).is_err());
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,71 @@
+//! Text or JSON on stdout; diagnostics go to stderr.
+
+use std::fmt::Write as _;
+
+/// Where results go.
+pub struct Out {
+    pub json: bool,
+}
+
+impl Out {
+    /// Print `value` as JSON when `--json`, else the text `text()` makes.
+    pub fn emit<V: serde::Serialize>(&self, value: &V, text: impl FnOnce() -> String) {
+        if self.json {
+            match serde_json::to_string_pretty(value) {
+                Ok(s) => println!("{s}"),
+                Err(e) => eprintln!("sanmover: cannot encode JSON: {e}"),
+            }
+        } else {
+            let t = text();
+            print!("{t}");
+            if !t.ends_with('\n') {
+                println!();
+            }
+        }
+    }
+}
+
+/// Classic hex dump: offset, 16 bytes, ASCII.
+pub fn hexdump(data: &[u8]) -> String {
+    let mut s = String::new();
+    for (i, chunk) in data.chunks(16).enumerate() {
+        let _ = write!(s, " {:04x}    ", i * 16);
+        for j in 0..16 {
+            match chunk.get(j) {
+                Some(b) => {
+                    let _ = write!(s, "{b:02x} ");
+                }
+                None => s.push_str("   "),
+            }
+            if j == 7 {
+                s.push(' ');
+            }
+        }
+        s.push_str("   ");
+        for &b in chunk {
+            s.push(if b.is_ascii_graphic() || b == b' ' {
+                b as char
+            } else {
+                '.'
+            });
+        }
+        s.push('\n');
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hexdump_layout() {
+        let d = hexdump(b"IET     VIRTUAL-TAPE\x00");
+        let lines: Vec<&str> = d.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert!(lines[0].starts_with(" 0000    49 45 54 20"));
+        assert!(lines[0].ends_with("IET     VIRTUAL-"));
+        assert!(lines[1].starts_with(" 0010    54 41 50 45 00"));
+        assert!(lines[1].ends_with("TAPE."));
+    }
+}

@@ -1,0 +1,459 @@
+//! inquiry, luns, readcap, raw, sense.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use super::exit;
+use super::output::{hexdump, Out};
+use super::{open_transport, parse_hex_args, ConnArgs, UsageError};
+use crate::device::disk::read_capacity;
+use crate::device::Scsi;
+use crate::scsi::sense::Sense;
+use crate::scsi::spc::{
+    BlockLimitsVpd, DeviceIdentification, StandardInquiry, SupportedVpdPages, UnitSerialNumber,
+    VpdPage,
+};
+use crate::scsi::Cdb;
+use crate::transport::iscsi::{discover, IscsiTransport};
+use crate::transport::url::{IscsiUrl, PortalUrl};
+use crate::transport::Request;
+
+/// `--vpd` value: a number or a short name, as sg_vpd takes them.
+pub fn parse_vpd_page(s: &str) -> Result<VpdPage, UsageError> {
+    let named = match s.to_ascii_lowercase().as_str() {
+        "sp" | "supported" => Some(VpdPage::SUPPORTED_PAGES),
+        "sn" | "serial" => Some(VpdPage::UNIT_SERIAL),
+        "di" | "devid" => Some(VpdPage::DEVICE_IDENTIFICATION),
+        "tpc" => Some(VpdPage::THIRD_PARTY_COPY),
+        "bl" | "limits" => Some(VpdPage::BLOCK_LIMITS),
+        _ => None,
+    };
+    if let Some(p) = named {
+        return Ok(p);
+    }
+    let n = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(h) => u8::from_str_radix(h, 16),
+        None => s.parse::<u8>(),
+    };
+    n.map(VpdPage)
+        .map_err(|_| UsageError(format!("'{s}' is not a VPD page (0..255, 0xNN, sp, sn, di, bl, tpc)")))
+}
+
+pub fn inquiry(conn: &ConnArgs, out: &Out, dev: &str, vpd: Option<&str>) -> Result<u8> {
+    let page = vpd.map(parse_vpd_page).transpose()?;
+    let mut scsi = Scsi::new(open_transport(conn, dev)?);
+    match page {
+        None => {
+            let inq = scsi.inquiry()?;
+            out.emit(&inq, || standard_text(&inq));
+        }
+        Some(p) if p == VpdPage::SUPPORTED_PAGES => {
+            let v: SupportedVpdPages = scsi.vpd(p)?;
+            out.emit(&v, || {
+                let mut s = String::from("Supported VPD pages:\n");
+                for pg in &v.pages {
+                    let _ = writeln!(s, "  {:#04x}  {}", pg.0, pg.name().unwrap_or("vendor specific or unknown"));
+                }
+                s
+            });
+        }
+        Some(p) if p == VpdPage::UNIT_SERIAL => {
+            let v: UnitSerialNumber = scsi.vpd(p)?;
+            out.emit(&v, || format!("Unit serial number: {}\n", v.serial));
+        }
+        Some(p) if p == VpdPage::DEVICE_IDENTIFICATION => {
+            let v: DeviceIdentification = scsi.vpd(p)?;
+            out.emit(&v, || devid_text(&v));
+        }
+        Some(p) if p == VpdPage::BLOCK_LIMITS => {
+            let v: BlockLimitsVpd = scsi.vpd(p)?;
+            out.emit(&v, || block_limits_text(&v));
+        }
+        Some(p) => {
+            let raw = scsi.vpd_raw(p)?;
+            #[derive(Serialize)]
+            struct RawPage {
+                page: u8,
+                hex: String,
+            }
+            out.emit(
+                &RawPage {
+                    page: p.0,
+                    hex: hex::encode(&raw),
+                },
+                || format!("VPD page {:#04x}, {} bytes:\n{}", p.0, raw.len(), hexdump(&raw)),
+            );
+        }
+    }
+    Ok(exit::OK)
+}
+
+fn standard_text(i: &StandardInquiry) -> String {
+    let mut s = String::from("standard INQUIRY:\n");
+    let _ = writeln!(
+        s,
+        "  PQual={}  PDT={} ({})  RMB={}  version={:#04x}  response format={}",
+        i.peripheral_qualifier, i.device_type.0, i.device_type, i.rmb as u8, i.version, i.response_data_format
+    );
+    let _ = writeln!(
+        s,
+        "  NormACA={}  HiSup={}  SCCS={}  ACC={}  TPGS={}  3PC={}  Protect={}",
+        i.normaca as u8, i.hisup as u8, i.sccs as u8, i.acc as u8, i.tpgs, i.three_pc as u8, i.protect as u8
+    );
+    let _ = writeln!(
+        s,
+        "  EncServ={}  MultiP={}  CmdQue={}",
+        i.encserv as u8, i.multip as u8, i.cmdque as u8
+    );
+    let _ = writeln!(s, "  Vendor identification: {}", i.vendor);
+    let _ = writeln!(s, "  Product identification: {}", i.product);
+    let _ = writeln!(s, "  Product revision level: {}", i.revision);
+    if !i.version_descriptors.is_empty() {
+        s.push_str("  Version descriptors:\n");
+        for v in &i.version_descriptors {
+            let _ = writeln!(s, "    {v:#06x}");
+        }
+    }
+    s
+}
+
+fn devid_text(v: &DeviceIdentification) -> String {
+    let mut s = String::from("Device Identification VPD page:\n");
+    for d in &v.designators {
+        let _ = writeln!(
+            s,
+            "  association: {}, designator type: {}, code set: {}{}",
+            d.association,
+            d.designator_type,
+            d.code_set,
+            if d.piv {
+                format!(", protocol id {:#x}", d.protocol_id)
+            } else {
+                String::new()
+            }
+        );
+        let _ = writeln!(s, "    {d}");
+    }
+    if let Some(best) = v.best_lu_designator() {
+        let _ = writeln!(s, "  designator for EXTENDED COPY: {best}");
+    }
+    s
+}
+
+fn block_limits_text(v: &BlockLimitsVpd) -> String {
+    let mut s = String::from("Block limits VPD page:\n");
+    let rows: [(&str, u64); 8] = [
+        ("Maximum compare and write length", v.max_compare_write as u64),
+        ("Optimal transfer length granularity", v.optimal_granularity as u64),
+        ("Maximum transfer length", v.max_transfer_length as u64),
+        ("Optimal transfer length", v.optimal_transfer_length as u64),
+        ("Maximum prefetch length", v.max_prefetch_length as u64),
+        ("Maximum unmap LBA count", v.max_unmap_lba_count as u64),
+        ("Maximum unmap block descriptor count", v.max_unmap_descriptor_count as u64),
+        ("Maximum write same length", v.max_write_same_length),
+    ];
+    for (k, n) in rows {
+        let _ = writeln!(s, "  {k}: {n}{}", if n == 0 { " (not reported)" } else { "" });
+    }
+    s
+}
+
+#[derive(Serialize)]
+struct LunInfo {
+    lun: u16,
+    device_type: Option<u8>,
+    device_type_name: Option<String>,
+    vendor: Option<String>,
+    product: Option<String>,
+    revision: Option<String>,
+    error: Option<String>,
+}
+
+#[derive(Serialize)]
+struct TargetInfo {
+    target: String,
+    portal: String,
+    discovered_portals: Vec<String>,
+    luns: Vec<LunInfo>,
+}
+
+pub fn luns(conn: &ConnArgs, out: &Out, portal: &str) -> Result<u8> {
+    let portal = PortalUrl::parse(portal)?;
+    let opts = conn.iscsi_options();
+    let targets = discover(&portal, &opts).with_context(|| format!("discovery at {}", portal.portal()))?;
+    let mut all = Vec::new();
+    for t in &targets {
+        // Try the portals discovery named, then the one given: a target
+        // behind NAT (LIO in QEMU) answers its own unreachable address.
+        let mut candidates: Vec<String> = t.portals.iter().map(|p| strip_tpgt(p)).collect();
+        candidates.push(portal.portal());
+        candidates.dedup();
+        let mut session = None;
+        let mut last_err = None;
+        for c in &candidates {
+            let url = lun_url(c, &t.name, 0)?;
+            match IscsiTransport::connect(&url, &opts) {
+                Ok(s) => {
+                    session = Some((c.clone(), s));
+                    break;
+                }
+                Err(e) => {
+                    log::info!("{}: portal {c} unusable: {e}", t.name);
+                    last_err = Some(e);
+                }
+            }
+        }
+        let Some((used, s)) = session else {
+            let e = last_err.map(|e| e.to_string()).unwrap_or_default();
+            anyhow::bail!("target {}: no portal accepted a login: {e}", t.name);
+        };
+        let mut scsi = Scsi::new(s);
+        let list = scsi.report_luns()?;
+        drop(scsi);
+        let mut luns = Vec::new();
+        for l in &list.luns {
+            let Some(idx) = l.index() else {
+                log::warn!("{}: LUN {:#018x} uses an addressing method not shown", t.name, l.0);
+                continue;
+            };
+            luns.push(lun_info(&used, &t.name, idx, &opts));
+        }
+        all.push(TargetInfo {
+            target: t.name.clone(),
+            portal: used,
+            discovered_portals: t.portals.clone(),
+            luns,
+        });
+    }
+    out.emit(&all, || {
+        let mut s = String::new();
+        if all.is_empty() {
+            s.push_str("no targets discovered\n");
+        }
+        for t in &all {
+            let _ = writeln!(s, "Target: {}  (portal {})", t.target, t.portal);
+            for l in &t.luns {
+                match &l.error {
+                    Some(e) => {
+                        let _ = writeln!(s, "  LUN {:<3} error: {e}", l.lun);
+                    }
+                    None => {
+                        let _ = writeln!(
+                            s,
+                            "  LUN {:<3} {:<14} {:<8} {:<16} {}",
+                            l.lun,
+                            l.device_type_name.as_deref().unwrap_or("?"),
+                            l.vendor.as_deref().unwrap_or(""),
+                            l.product.as_deref().unwrap_or(""),
+                            l.revision.as_deref().unwrap_or("")
+                        );
+                    }
+                }
+            }
+        }
+        s
+    });
+    Ok(exit::OK)
+}
+
+fn strip_tpgt(p: &str) -> String {
+    p.rsplit_once(',').map_or(p, |(a, _)| a).to_string()
+}
+
+fn lun_url(portal: &str, target: &str, lun: u16) -> Result<IscsiUrl> {
+    Ok(IscsiUrl::parse(&format!("iscsi://{portal}/{target}/{lun}"))?)
+}
+
+fn lun_info(portal: &str, target: &str, lun: u16, opts: &crate::transport::iscsi::IscsiOptions) -> LunInfo {
+    let r = (|| -> Result<StandardInquiry> {
+        let t = IscsiTransport::connect(&lun_url(portal, target, lun)?, opts)?;
+        Ok(Scsi::new(t).inquiry()?)
+    })();
+    match r {
+        Ok(i) => LunInfo {
+            lun,
+            device_type: Some(i.device_type.0),
+            device_type_name: Some(i.device_type.to_string()),
+            vendor: Some(i.vendor),
+            product: Some(i.product),
+            revision: Some(i.revision),
+            error: None,
+        },
+        Err(e) => LunInfo {
+            lun,
+            device_type: None,
+            device_type_name: None,
+            vendor: None,
+            product: None,
+            revision: None,
+            error: Some(format!("{e:#}")),
+        },
+    }
+}
+
+pub fn readcap(conn: &ConnArgs, out: &Out, dev: &str) -> Result<u8> {
+    let mut scsi = Scsi::new(open_transport(conn, dev)?);
+    let cap = read_capacity(&mut scsi)?;
+    #[derive(Serialize)]
+    struct Cap {
+        blocks: u64,
+        block_size: u32,
+        bytes: u64,
+        last_lba: u64,
+        from_read_capacity_16: bool,
+    }
+    let c = Cap {
+        blocks: cap.blocks.0,
+        block_size: cap.block_size.0,
+        bytes: cap.bytes(),
+        last_lba: cap.blocks.0.saturating_sub(1),
+        from_read_capacity_16: cap.from_16,
+    };
+    out.emit(&c, || {
+        format!(
+            "Last LBA={} ({:#x}), number of logical blocks={}\nLogical block length={} bytes\nDevice size: {} bytes, {:.1} MiB\n",
+            c.last_lba,
+            c.last_lba,
+            c.blocks,
+            c.block_size,
+            c.bytes,
+            c.bytes as f64 / 1048576.0
+        )
+    });
+    Ok(exit::OK)
+}
+
+pub struct RawArgs<'a> {
+    pub cdb: &'a [String],
+    pub alloc: Option<usize>,
+    pub save: Option<&'a Path>,
+    pub send: Option<&'a Path>,
+    pub timeout: Duration,
+}
+
+pub fn raw(conn: &ConnArgs, out: &Out, dev: &str, a: RawArgs<'_>) -> Result<u8> {
+    let bytes = parse_hex_args(a.cdb)?;
+    let cdb = Cdb::new(&bytes).map_err(|e| UsageError(e.to_string()))?;
+    let req = match (a.alloc, a.send) {
+        (Some(n), _) => Request::data_in(cdb, n),
+        (None, Some(f)) => {
+            let data = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+            Request::data_out(cdb, data)
+        }
+        (None, None) => Request::none(cdb),
+    }
+    .with_timeout(a.timeout);
+    let mut scsi = Scsi::new(open_transport(conn, dev)?);
+    let resp = scsi.run_any(req)?;
+    let sense = Sense::parse(&resp.sense).ok();
+    let code = exit::for_status(resp.status, sense.as_ref());
+    let data_in = if a.alloc.is_some() {
+        &resp.buf[..resp.transferred()]
+    } else {
+        &[][..]
+    };
+    if let Some(path) = a.save {
+        std::fs::write(path, data_in).with_context(|| format!("writing {}", path.display()))?;
+    }
+    #[derive(Serialize)]
+    struct RawOut<'a> {
+        cdb: String,
+        status: u8,
+        status_name: String,
+        sense_hex: String,
+        sense: Option<&'a Sense>,
+        data_in_len: usize,
+        data_in_hex: Option<String>,
+        exit_code: u8,
+    }
+    let r = RawOut {
+        cdb: cdb.to_string(),
+        status: resp.status.0,
+        status_name: resp.status.to_string(),
+        sense_hex: hex::encode(&resp.sense),
+        sense: sense.as_ref(),
+        data_in_len: data_in.len(),
+        data_in_hex: (a.alloc.is_some() && a.save.is_none()).then(|| hex::encode(data_in)),
+        exit_code: code,
+    };
+    out.emit(&r, || {
+        let mut s = format!("    cdb: {cdb}\nSCSI Status: {}\n", resp.status);
+        if !resp.sense.is_empty() {
+            let _ = writeln!(s, "Sense: {}", hex::encode(&resp.sense));
+            match &sense {
+                Some(se) => s.push_str(&sense_text(se)),
+                None => s.push_str("  (sense bytes could not be decoded)\n"),
+            }
+        }
+        if a.alloc.is_some() {
+            match a.save {
+                Some(p) => {
+                    let _ = writeln!(s, "Received {} bytes of data, saved to {}", data_in.len(), p.display());
+                }
+                None => {
+                    let _ = writeln!(s, "Received {} bytes of data:", data_in.len());
+                    s.push_str(&hexdump(data_in));
+                }
+            }
+        }
+        s
+    });
+    Ok(code)
+}
+
+/// Multi-line decode, like sg_decode_sense.
+pub fn sense_text(s: &Sense) -> String {
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "  {} {} sense, key: {} ({:#x})",
+        if s.current { "current" } else { "deferred" },
+        if s.descriptor_format { "descriptor" } else { "fixed" },
+        s.key,
+        s.key.0
+    );
+    let _ = writeln!(
+        t,
+        "  additional sense: {} (ASC={:#04x}, ASCQ={:#04x})",
+        s.asc.name().map(|n| n.to_string()).unwrap_or_else(|| "unknown".into()),
+        s.asc.asc(),
+        s.asc.ascq()
+    );
+    let flags: Vec<&str> = [(s.filemark, "FILEMARK"), (s.eom, "EOM"), (s.ili, "ILI")]
+        .iter()
+        .filter(|(b, _)| *b)
+        .map(|(_, n)| *n)
+        .collect();
+    if !flags.is_empty() {
+        let _ = writeln!(t, "  flags: {}", flags.join(" "));
+    }
+    if let Some(i) = s.information {
+        let _ = writeln!(t, "  information: {i:#x} ({i})");
+        if let Some(si) = s.information_i32() {
+            if si < 0 {
+                let _ = writeln!(t, "    as signed 32-bit: {si}");
+            }
+        }
+    }
+    if let Some(c) = s.command_specific {
+        let _ = writeln!(t, "  command-specific information: {c:#x}");
+    }
+    if let Some(k) = &s.sense_key_specific {
+        let _ = writeln!(t, "  sense-key specific: {k:?}");
+    }
+    if s.fru != 0 {
+        let _ = writeln!(t, "  field replaceable unit: {:#x}", s.fru);
+    }
+    t
+}
+
+pub fn sense(out: &Out, words: &[String]) -> Result<u8> {
+    let bytes = parse_hex_args(words)?;
+    let s = Sense::parse(&bytes).map_err(|e| UsageError(format!("not sense data: {e}")))?;
+    out.emit(&s, || format!("{s}\n{}", sense_text(&s)));
+    Ok(exit::OK)
+}

@@ -1,0 +1,229 @@
+//! The CLI against the tgt rig: discovery, inquiry, VPD, readcap, raw, and
+//! bad input. Each case checks what a user would read.
+
+mod common;
+use common::{rig, sanmover, tape_lock};
+
+#[test]
+fn inquiry_disk_and_tape_types() {
+    let r = rig();
+    let d = sanmover(["--json", "inquiry", r.disk()]).ok().json();
+    assert_eq!(d["device_type"], 0, "{d}");
+    assert_eq!(d["vendor"], "IET");
+    let t = sanmover(["--json", "inquiry", r.tape()]).ok().json();
+    assert_eq!(t["device_type"], 1, "{t}");
+    assert_eq!(t["product"], "VIRTUAL-TAPE");
+    assert_eq!(t["rmb"], true);
+    let text = sanmover(["inquiry", r.tape()]).ok().stdout;
+    assert!(text.contains("PDT=1 (tape)"), "{text}");
+    assert!(text.contains("Vendor identification: IET"), "{text}");
+}
+
+#[test]
+fn vpd_pages_of_disk_and_tape() {
+    let r = rig();
+    for dev in [r.disk(), r.tape()] {
+        let sp = sanmover(["--json", "inquiry", dev, "--vpd", "sp"]).ok().json();
+        let pages: Vec<u64> = sp["pages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_u64().unwrap())
+            .collect();
+        assert!(pages.contains(&0x83) && pages.contains(&0x80), "{pages:?}");
+
+        let di = sanmover(["--json", "inquiry", dev, "--vpd", "0x83"]).ok().json();
+        let ds = di["designators"].as_array().unwrap();
+        // tgt: a T10 vendor id (ASCII) and NAA designators (binary, LU).
+        assert!(
+            ds.iter().any(|d| d["designator_type"] == 3 && d["code_set"] == 1),
+            "no binary NAA in {di}"
+        );
+        assert!(ds.iter().any(|d| d["designator_type"] == 1), "no T10 id in {di}");
+
+        let sn = sanmover(["--json", "inquiry", dev, "--vpd", "sn"]).ok().json();
+        assert!(!sn["serial"].as_str().unwrap().is_empty(), "{sn}");
+    }
+    let text = sanmover(["inquiry", r.disk(), "--vpd", "di"]).ok().stdout;
+    assert!(text.contains("designator for EXTENDED COPY"), "{text}");
+}
+
+#[test]
+fn readcap_of_the_64mib_disk() {
+    let r = rig();
+    let c = sanmover(["--json", "readcap", r.disk()]).ok().json();
+    assert_eq!(c["block_size"], 512);
+    assert_eq!(
+        c["blocks"].as_u64().unwrap() * 512,
+        64 * 1024 * 1024,
+        "{c}"
+    );
+    let text = sanmover(["readcap", r.disk()]).ok().stdout;
+    assert!(text.contains("Logical block length=512 bytes"), "{text}");
+}
+
+#[test]
+fn raw_test_unit_ready_and_inquiry() {
+    let r = rig();
+    let tur = sanmover(["raw", r.disk(), "00", "00", "00", "00", "00", "00"]).ok();
+    assert!(tur.stdout.contains("SCSI Status: GOOD"), "{}", tur.stdout);
+    let inq = sanmover(["--json", "raw", r.disk(), "120000002400", "--in", "36"])
+        .ok()
+        .json();
+    assert_eq!(inq["status"], 0);
+    assert_eq!(inq["data_in_len"], 36);
+    // "IET     " at bytes 8..16 of the standard data.
+    assert!(
+        inq["data_in_hex"].as_str().unwrap()[16..32] == *"4945542020202020",
+        "{inq}"
+    );
+}
+
+#[test]
+fn raw_save_writes_the_data_in() {
+    let r = rig();
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("inq.bin");
+    sanmover([
+        "raw",
+        r.disk(),
+        "12 00 00 00 24 00",
+        "--in",
+        "36",
+        "--save",
+        f.to_str().unwrap(),
+    ])
+    .ok();
+    let data = std::fs::read(&f).unwrap();
+    assert_eq!(data.len(), 36);
+    assert_eq!(&data[8..11], b"IET");
+}
+
+#[test]
+fn luns_discovers_both_targets() {
+    let r = rig();
+    let url = format!("iscsi://{}", r.portal());
+    let v = sanmover(["--json", "luns", &url]).ok().json();
+    let targets = v.as_array().unwrap();
+    assert!(targets.len() >= 2, "{v}");
+    let types: Vec<u64> = targets
+        .iter()
+        .flat_map(|t| t["luns"].as_array().unwrap().iter())
+        .filter_map(|l| l["device_type"].as_u64())
+        .collect();
+    assert!(types.contains(&0) && types.contains(&1), "{types:?}");
+}
+
+#[test]
+fn sense_offline_decodes_tgt_filemark() {
+    let v = sanmover([
+        "--json", "sense", "f0 00 80 00 00 10 00 0a 00 00 00 00 00 01 00 00 00 00",
+    ])
+    .ok()
+    .json();
+    assert_eq!(v["filemark"], true);
+    assert_eq!(v["information"], 4096);
+    // An odd number of digits in a word is a usage error, not a guess.
+    let odd = sanmover(["sense", "f000800000100000a000000000001000000"]);
+    assert_eq!(odd.code, 1, "{}", odd.stderr);
+    assert!(odd.stderr.contains("odd number of hex digits"), "{}", odd.stderr);
+    // Garbage that is hex but not sense: refused, never a panic.
+    let junk = sanmover(["sense", "12 34"]);
+    assert_eq!(junk.code, 1, "{}", junk.stderr);
+    let t = sanmover(["sense", "70 00 05 00 00 00 00 0a 00 00 00 00 20 00"]).ok();
+    assert!(
+        t.stdout.contains("INVALID COMMAND OPERATION CODE"),
+        "{}",
+        t.stdout
+    );
+}
+
+// ---- bad input: each a clear error and a non-zero exit ----
+
+#[test]
+fn malformed_url_is_a_syntax_error() {
+    for bad in [
+        "iscsi://127.0.0.1",
+        "iscsi://127.0.0.1:99999/iqn.x/0",
+        "iscsi://127.0.0.1:3260/iqn.x/notalun",
+        "iscsi:///iqn.x/0",
+        "http://example/x",
+    ] {
+        let r = sanmover(["inquiry", bad]);
+        assert_eq!(r.code, 1, "{bad}: {}", r.stderr);
+        assert!(r.stderr.contains("sanmover:"), "{bad}: {}", r.stderr);
+    }
+}
+
+#[test]
+fn closed_port_is_a_connect_error() {
+    // Bind then drop a listener: a loopback port nobody listens on.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let url = format!("iscsi://127.0.0.1:{port}/iqn.2026-11.org.sanmover:none/0");
+    let t0 = std::time::Instant::now();
+    let r = sanmover(["inquiry", &url]);
+    assert_eq!(r.code, 40, "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("127.0.0.1:{port}")), "{}", r.stderr);
+    // A refused connection must not wait for a long timeout.
+    assert!(t0.elapsed() < std::time::Duration::from_secs(20));
+}
+
+#[test]
+fn unknown_target_is_a_login_error() {
+    let r = rig();
+    let url = format!("iscsi://{}/iqn.2026-11.org.sanmover:no-such-target/1", r.portal());
+    let out = sanmover(["inquiry", &url]);
+    assert_eq!(out.code, 41, "{}", out.stderr);
+}
+
+#[test]
+fn missing_lun_is_illegal_request() {
+    let r = rig();
+    let disk = r.disk();
+    let url = format!("{}/9", disk.rsplit_once('/').unwrap().0);
+    let out = sanmover(["inquiry", &url]);
+    // tgt answers INQUIRY for an unmapped LUN with PQ=3/PDT=0x1f or with
+    // ILLEGAL REQUEST 25/00; readcap must fail either way.
+    let rc = sanmover(["readcap", &url]);
+    assert_ne!(rc.code, 0, "readcap on LUN 9 succeeded: {}", rc.stdout);
+    assert!(
+        rc.stderr.contains("LOGICAL UNIT NOT SUPPORTED") || rc.stderr.contains("ILLEGAL REQUEST"),
+        "{}\n(inquiry said: {} {})",
+        rc.stderr,
+        out.stdout,
+        out.stderr
+    );
+}
+
+#[test]
+fn tape_op_on_a_disk_is_refused() {
+    let r = rig();
+    let out = sanmover(["tape", r.disk(), "rewind"]);
+    assert_eq!(out.code, 43, "{}", out.stderr);
+    assert!(out.stderr.contains("not a tape device"), "{}", out.stderr);
+}
+
+#[test]
+fn tape_seek_on_tgt_prints_decoded_sense() {
+    let _g = tape_lock();
+    let r = rig();
+    let out = sanmover(["tape", r.tape(), "seek", "5"]);
+    assert_eq!(out.code, 9, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("INVALID COMMAND OPERATION CODE"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("LOCATE(10)"), "{}", out.stderr);
+}
+
+#[test]
+fn erase_needs_force() {
+    let r = rig();
+    let out = sanmover(["tape", r.tape(), "erase"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("--force"), "{}", out.stderr);
+}
