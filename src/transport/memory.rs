@@ -1,1 +1,794 @@
-//! (being written)
+//! In-memory logical units behind the [`Transport`] trait: a disk and a
+//! tape, for unit tests of the device layer and the engines.
+//!
+//! Each unit is a plain `execute(cdb, data_out, data_in)` object
+//! ([`LogicalUnit`]), the shape every target-side unit of this project has.
+//! The tape follows SSC-4 where tgt does not (a correct READ POSITION,
+//! backward SPACE, overlength reads that keep their data), so the engines
+//! are tested against the standard; tgt's quirks are tested against tgt.
+//!
+//! Faults can be injected: a unit can stop answering after N commands (a
+//! target dying mid-copy) and the tape has a capacity with an early-warning
+//! zone.
+
+use std::collections::VecDeque;
+
+use crate::scsi::sbc::{
+    Capacity10, Capacity16, Read10, Read16, SynchronizeCache10, SynchronizeCache16, Write10,
+    Write16,
+};
+use crate::scsi::sense::{Asc, Sense, SenseKey, SenseKeySpecific};
+use crate::scsi::spc::{
+    Association, BlockDescriptor, CodeSet, Designator, DesignatorType, DeviceIdentification,
+    Inquiry, Lun, LunList, ModeParameters, ModeSense6, ModeSelect6, ReportLuns, StandardInquiry,
+    SupportedVpdPages, UnitSerialNumber, VpdPage,
+};
+use crate::scsi::ssc::{
+    BlockLimits, Locate10, Position, Read6, ReadPosition, ReadPositionForm, Space6, SpaceCode,
+    Write6, WriteFilemarks6,
+};
+use crate::scsi::{CdbCodec, DeviceType, Opcode, Status, Wire};
+
+use super::{Direction, Request, Residual, Response, Transport, TransportError};
+
+/// The outcome of one command at a logical unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completion {
+    pub status: Status,
+    pub sense: Vec<u8>,
+    /// Bytes of `data_in` that carry data.
+    pub data_in_len: usize,
+}
+
+impl Completion {
+    pub fn good(data_in_len: usize) -> Self {
+        Completion {
+            status: Status::GOOD,
+            sense: Vec::new(),
+            data_in_len,
+        }
+    }
+
+    pub fn check(sense: Sense) -> Self {
+        Self::check_with_data(sense, 0)
+    }
+
+    pub fn check_with_data(sense: Sense, data_in_len: usize) -> Self {
+        Completion {
+            status: Status::CHECK_CONDITION,
+            sense: sense.to_fixed(),
+            data_in_len,
+        }
+    }
+
+    fn illegal(asc: Asc) -> Self {
+        Self::check(Sense::new(SenseKey::ILLEGAL_REQUEST, asc))
+    }
+
+    /// INVALID FIELD IN CDB with the field pointer set (SPC-4 4.5.2.4.2).
+    fn bad_field(byte: u16) -> Self {
+        Self::check(
+            Sense::new(SenseKey::ILLEGAL_REQUEST, Asc::INVALID_FIELD_IN_CDB).with_sks(
+                SenseKeySpecific::FieldPointer {
+                    cd: true,
+                    bpv: false,
+                    bit: 0,
+                    field: byte,
+                },
+            ),
+        )
+    }
+}
+
+/// A target-side logical unit: bytes in, status, sense and bytes out.
+pub trait LogicalUnit {
+    fn execute(&mut self, cdb: &[u8], data_out: &[u8], data_in: &mut [u8]) -> Completion;
+}
+
+/// Copy a response into the data-in buffer, cut to the allocation.
+fn reply(data_in: &mut [u8], bytes: &[u8]) -> Completion {
+    let n = bytes.len().min(data_in.len());
+    data_in[..n].copy_from_slice(&bytes[..n]);
+    Completion::good(n)
+}
+
+/// The identity every in-memory unit reports.
+#[derive(Debug, Clone)]
+struct Identity {
+    device_type: DeviceType,
+    product: &'static str,
+    serial: String,
+    naa: [u8; 16],
+}
+
+impl Identity {
+    fn new(device_type: DeviceType, product: &'static str, serial: &str) -> Self {
+        // NAA 6 (IEEE registered extended), our own made-up OUI, the rest
+        // from the serial so distinct serials give distinct designators.
+        let mut naa = [0u8; 16];
+        naa[0] = 0x60;
+        naa[1] = 0x01;
+        naa[2] = 0x40;
+        naa[3] = 0x50;
+        let h = serial
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+        naa[4..12].copy_from_slice(&h.to_be_bytes());
+        naa[12..16].copy_from_slice(&(serial.len() as u32).to_be_bytes());
+        Identity {
+            device_type,
+            product,
+            serial: serial.to_string(),
+            naa,
+        }
+    }
+
+    /// INQUIRY, REPORT LUNS, TEST UNIT READY, REQUEST SENSE: the commands
+    /// every unit answers alike. `None` when `cdb` is none of them.
+    fn common(&self, cdb: &[u8], data_in: &mut [u8]) -> Option<Completion> {
+        let op = Opcode(*cdb.first()?);
+        Some(match op {
+            Opcode::TEST_UNIT_READY => Completion::good(0),
+            Opcode::REQUEST_SENSE => {
+                reply(data_in, &Sense::new(SenseKey::NO_SENSE, Asc::NO_ADDITIONAL).to_fixed())
+            }
+            Opcode::INQUIRY => match Inquiry::parse(cdb) {
+                Err(_) => Completion::bad_field(1),
+                Ok(q) if !q.evpd && q.page_code != 0 => Completion::bad_field(2),
+                Ok(q) if !q.evpd => reply(data_in, &self.standard().to_vec()),
+                Ok(q) => match self.vpd(VpdPage(q.page_code)) {
+                    Some(bytes) => reply(data_in, &bytes),
+                    None => Completion::bad_field(2),
+                },
+            },
+            Opcode::REPORT_LUNS => match ReportLuns::parse(cdb) {
+                Err(_) => Completion::bad_field(2),
+                Ok(_) => {
+                    let list = LunList {
+                        luns: vec![Lun::from_index(0)],
+                        list_length: 8,
+                    };
+                    reply(data_in, &list.to_vec())
+                }
+            },
+            _ => return None,
+        })
+    }
+
+    fn standard(&self) -> StandardInquiry {
+        StandardInquiry {
+            peripheral_qualifier: 0,
+            device_type: self.device_type,
+            rmb: self.device_type == DeviceType::TAPE,
+            version: 0x06,
+            response_data_format: 2,
+            normaca: false,
+            hisup: true,
+            sccs: false,
+            acc: false,
+            tpgs: 0,
+            three_pc: false,
+            protect: false,
+            encserv: false,
+            multip: false,
+            cmdque: true,
+            vendor: "SANMOVER".into(),
+            product: self.product.into(),
+            revision: "0001".into(),
+            version_descriptors: Vec::new(),
+        }
+    }
+
+    fn vpd(&self, page: VpdPage) -> Option<Vec<u8>> {
+        let dt = self.device_type;
+        Some(match page {
+            VpdPage::SUPPORTED_PAGES => SupportedVpdPages {
+                device_type: dt,
+                pages: vec![
+                    VpdPage::SUPPORTED_PAGES,
+                    VpdPage::UNIT_SERIAL,
+                    VpdPage::DEVICE_IDENTIFICATION,
+                ],
+            }
+            .to_vec(),
+            VpdPage::UNIT_SERIAL => UnitSerialNumber {
+                device_type: dt,
+                serial: self.serial.clone(),
+            }
+            .to_vec(),
+            VpdPage::DEVICE_IDENTIFICATION => DeviceIdentification {
+                device_type: dt,
+                designators: vec![
+                    Designator {
+                        protocol_id: 0,
+                        code_set: CodeSet::ASCII,
+                        piv: false,
+                        association: Association::LU,
+                        designator_type: DesignatorType::T10_VENDOR_ID,
+                        value: format!("SANMOVER{}", self.serial).into_bytes(),
+                    },
+                    Designator {
+                        protocol_id: 0,
+                        code_set: CodeSet::BINARY,
+                        piv: false,
+                        association: Association::LU,
+                        designator_type: DesignatorType::NAA,
+                        value: self.naa.to_vec(),
+                    },
+                ],
+            }
+            .to_vec(),
+            _ => return None,
+        })
+    }
+}
+
+/// A disk held in memory.
+#[derive(Debug, Clone)]
+pub struct MemDisk {
+    id: Identity,
+    block_size: u32,
+    data: Vec<u8>,
+    /// Bytes read and written, for tests that count traffic.
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+}
+
+impl MemDisk {
+    pub fn new(serial: &str, blocks: u64, block_size: u32) -> Self {
+        MemDisk {
+            id: Identity::new(DeviceType::DISK, "MEMORY DISK", serial),
+            block_size,
+            data: vec![0; (blocks * block_size as u64) as usize],
+            bytes_read: 0,
+            bytes_written: 0,
+        }
+    }
+
+    pub fn data(&self) -> &[u8] {
+        &self.data
+    }
+
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        &mut self.data
+    }
+
+    fn blocks(&self) -> u64 {
+        self.data.len() as u64 / self.block_size as u64
+    }
+
+    /// The byte range of an I/O, or the sense that refuses it.
+    fn range(&self, lba: u64, blocks: u64) -> Result<std::ops::Range<usize>, Completion> {
+        match lba.checked_add(blocks) {
+            Some(end) if end <= self.blocks() => {
+                let bs = self.block_size as usize;
+                Ok(lba as usize * bs..end as usize * bs)
+            }
+            _ => Err(Completion::illegal(Asc::LBA_OUT_OF_RANGE)),
+        }
+    }
+
+    fn read(&mut self, lba: u64, blocks: u64, data_in: &mut [u8]) -> Completion {
+        match self.range(lba, blocks) {
+            Err(c) => c,
+            Ok(r) => {
+                self.bytes_read += r.len() as u64;
+                let bytes = &self.data[r];
+                let n = bytes.len().min(data_in.len());
+                data_in[..n].copy_from_slice(&bytes[..n]);
+                Completion::good(n)
+            }
+        }
+    }
+
+    fn write(&mut self, lba: u64, blocks: u64, data_out: &[u8]) -> Completion {
+        match self.range(lba, blocks) {
+            Err(c) => c,
+            Ok(r) if data_out.len() < r.len() => {
+                Completion::illegal(Asc::PARAMETER_LIST_LENGTH_ERROR)
+            }
+            Ok(r) => {
+                self.bytes_written += r.len() as u64;
+                let n = r.len();
+                self.data[r].copy_from_slice(&data_out[..n]);
+                Completion::good(0)
+            }
+        }
+    }
+}
+
+impl LogicalUnit for MemDisk {
+    fn execute(&mut self, cdb: &[u8], data_out: &[u8], data_in: &mut [u8]) -> Completion {
+        if let Some(c) = self.id.common(cdb, data_in) {
+            return c;
+        }
+        let op = Opcode(cdb[0]);
+        let bad = |_| Completion::bad_field(0);
+        match op {
+            Opcode::READ_CAPACITY_10 => {
+                let last = self.blocks().saturating_sub(1).min(u32::MAX as u64) as u32;
+                reply(
+                    data_in,
+                    &Capacity10 {
+                        last_lba: last,
+                        block_len: self.block_size,
+                    }
+                    .to_vec(),
+                )
+            }
+            Opcode::SERVICE_ACTION_IN_16 if cdb.get(1).map(|b| b & 0x1f) == Some(0x10) => reply(
+                data_in,
+                &Capacity16 {
+                    last_lba: self.blocks().saturating_sub(1),
+                    block_len: self.block_size,
+                    p_type: 0,
+                    prot_en: false,
+                    p_i_exponent: 0,
+                    lbppbe: 0,
+                    lbpme: false,
+                    lbprz: false,
+                    lowest_aligned_lba: 0,
+                }
+                .to_vec(),
+            ),
+            Opcode::READ_10 => match Read10::parse(cdb) {
+                Ok(c) => self.read(c.lba.0, c.blocks as u64, data_in),
+                Err(e) => bad(e),
+            },
+            Opcode::READ_16 => match Read16::parse(cdb) {
+                Ok(c) => self.read(c.lba.0, c.blocks as u64, data_in),
+                Err(e) => bad(e),
+            },
+            Opcode::WRITE_10 => match Write10::parse(cdb) {
+                Ok(c) => self.write(c.lba.0, c.blocks as u64, data_out),
+                Err(e) => bad(e),
+            },
+            Opcode::WRITE_16 => match Write16::parse(cdb) {
+                Ok(c) => self.write(c.lba.0, c.blocks as u64, data_out),
+                Err(e) => bad(e),
+            },
+            Opcode::SYNCHRONIZE_CACHE_10 => match SynchronizeCache10::parse(cdb) {
+                Ok(_) => Completion::good(0),
+                Err(e) => bad(e),
+            },
+            Opcode::SYNCHRONIZE_CACHE_16 => match SynchronizeCache16::parse(cdb) {
+                Ok(_) => Completion::good(0),
+                Err(e) => bad(e),
+            },
+            _ => Completion::illegal(Asc::INVALID_OPCODE),
+        }
+    }
+}
+
+/// One object on the in-memory tape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TapeObject {
+    Block(Vec<u8>),
+    Filemark,
+}
+
+/// A tape held in memory: a list of blocks and filemarks, the head before
+/// object `pos`, end of data after the last object.
+#[derive(Debug, Clone)]
+pub struct MemTape {
+    id: Identity,
+    objects: Vec<TapeObject>,
+    pos: usize,
+    /// Bytes of block data the medium holds.
+    capacity: u64,
+    /// Writes that end past `capacity - early_warning` report EOM.
+    early_warning: u64,
+    /// MODE SELECT block length; 0 = variable.
+    block_length: u32,
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+}
+
+impl MemTape {
+    pub const MAX_BLOCK: u32 = 8 << 20;
+
+    pub fn new(serial: &str, capacity: u64) -> Self {
+        MemTape {
+            id: Identity::new(DeviceType::TAPE, "MEMORY TAPE", serial),
+            objects: Vec::new(),
+            pos: 0,
+            capacity,
+            early_warning: capacity / 20,
+            block_length: 0,
+            bytes_read: 0,
+            bytes_written: 0,
+        }
+    }
+
+    pub fn with_early_warning(mut self, bytes: u64) -> Self {
+        self.early_warning = bytes.min(self.capacity);
+        self
+    }
+
+    pub fn objects(&self) -> &[TapeObject] {
+        &self.objects
+    }
+
+    fn used(&self) -> u64 {
+        self.objects
+            .iter()
+            .map(|o| match o {
+                TapeObject::Block(b) => b.len() as u64,
+                TapeObject::Filemark => 0,
+            })
+            .sum()
+    }
+
+    /// Logical object number of the head (blocks and filemarks both count,
+    /// SSC-4 4.2.10).
+    fn position(&self) -> Position {
+        Position {
+            form: ReadPositionForm::SHORT,
+            bop: self.pos == 0,
+            eop: false,
+            locu: false,
+            bycu: false,
+            lolu: false,
+            perr: false,
+            bpew: self.used() + self.early_warning > self.capacity,
+            mpu: false,
+            lonu: false,
+            partition: 0,
+            first_block: Some(self.pos as u64),
+            last_block: Some(self.pos as u64),
+            file_number: Some(
+                self.objects[..self.pos]
+                    .iter()
+                    .filter(|o| **o == TapeObject::Filemark)
+                    .count() as u64,
+            ),
+            set_number: None,
+            blocks_in_buffer: Some(0),
+            bytes_in_buffer: Some(0),
+        }
+    }
+
+    fn eod_sense() -> Sense {
+        Sense::new(SenseKey::BLANK_CHECK, Asc::END_OF_DATA).with_eom()
+    }
+
+    fn read6(&mut self, cdb: &[u8], data_in: &mut [u8]) -> Completion {
+        let Ok(r) = Read6::parse(cdb) else {
+            return Completion::bad_field(1);
+        };
+        if r.fixed {
+            // Fixed-block reads are not emulated; the engines use variable.
+            return Completion::bad_field(1);
+        }
+        let requested = r.length as usize;
+        match self.objects.get(self.pos) {
+            None => Completion::check(Self::eod_sense()),
+            Some(TapeObject::Filemark) => {
+                self.pos += 1;
+                // SSC-4 4.2.8: INFORMATION = requested - 0.
+                Completion::check(
+                    Sense::new(SenseKey::NO_SENSE, Asc::FILEMARK_DETECTED)
+                        .with_filemark()
+                        .with_information(requested as u64),
+                )
+            }
+            Some(TapeObject::Block(b)) => {
+                let actual = b.len();
+                let n = actual.min(requested).min(data_in.len());
+                data_in[..n].copy_from_slice(&b[..n]);
+                self.pos += 1;
+                self.bytes_read += n as u64;
+                if actual == requested || (r.sili && actual < requested) {
+                    Completion::good(n)
+                } else {
+                    // SSC-4 4.2.3.2: ILI, INFORMATION = requested - actual,
+                    // negative (two's complement) for an overlength block.
+                    let info = (requested as i64 - actual as i64) as i32 as u32 as u64;
+                    Completion::check_with_data(
+                        Sense::new(SenseKey::NO_SENSE, Asc::NO_ADDITIONAL)
+                            .with_ili()
+                            .with_information(info),
+                        n,
+                    )
+                }
+            }
+        }
+    }
+
+    fn write6(&mut self, cdb: &[u8], data_out: &[u8]) -> Completion {
+        let Ok(w) = Write6::parse(cdb) else {
+            return Completion::bad_field(1);
+        };
+        let len = w.length as usize;
+        if w.fixed || len > Self::MAX_BLOCK as usize || data_out.len() < len {
+            return Completion::bad_field(2);
+        }
+        self.objects.truncate(self.pos);
+        let used = self.used();
+        if used + len as u64 > self.capacity {
+            // SSC-4 4.2.5: past the physical end, VOLUME OVERFLOW, not
+            // written, INFORMATION = the residue.
+            return Completion::check(
+                Sense::new(SenseKey::VOLUME_OVERFLOW, Asc::END_OF_PARTITION_MEDIUM)
+                    .with_eom()
+                    .with_information(len as u64),
+            );
+        }
+        self.objects.push(TapeObject::Block(data_out[..len].to_vec()));
+        self.pos += 1;
+        self.bytes_written += len as u64;
+        if used + len as u64 + self.early_warning > self.capacity {
+            return Completion::check(
+                Sense::new(SenseKey::NO_SENSE, Asc::END_OF_PARTITION_MEDIUM).with_eom(),
+            );
+        }
+        Completion::good(0)
+    }
+
+    fn space(&mut self, sp: Space6) -> Completion {
+        let count = sp.count as i64;
+        match sp.code {
+            SpaceCode::END_OF_DATA => {
+                self.pos = self.objects.len();
+                Completion::good(0)
+            }
+            SpaceCode::BLOCKS => self.space_blocks(count),
+            SpaceCode::FILEMARKS => self.space_filemarks(count),
+            _ => Completion::bad_field(1),
+        }
+    }
+
+    /// SSC-4 7.9: a filemark stops block spacing, with FM and the residue.
+    fn space_blocks(&mut self, count: i64) -> Completion {
+        let mut left = count.unsigned_abs();
+        while left > 0 {
+            let next = if count > 0 {
+                self.objects.get(self.pos)
+            } else if self.pos > 0 {
+                self.objects.get(self.pos - 1)
+            } else {
+                return Completion::check(
+                    Sense::new(SenseKey::NO_SENSE, Asc::BEGINNING_OF_PARTITION)
+                        .with_eom()
+                        .with_information(left),
+                );
+            };
+            match next {
+                None => {
+                    return Completion::check(Self::eod_sense().with_information(left));
+                }
+                Some(TapeObject::Filemark) => {
+                    if count > 0 {
+                        self.pos += 1;
+                    } else {
+                        self.pos -= 1;
+                    }
+                    return Completion::check(
+                        Sense::new(SenseKey::NO_SENSE, Asc::FILEMARK_DETECTED)
+                            .with_filemark()
+                            .with_information(left),
+                    );
+                }
+                Some(TapeObject::Block(_)) => {
+                    if count > 0 {
+                        self.pos += 1;
+                    } else {
+                        self.pos -= 1;
+                    }
+                    left -= 1;
+                }
+            }
+        }
+        Completion::good(0)
+    }
+
+    /// Forward: after the Nth filemark. Backward: before (BOT side of) the
+    /// Nth filemark (SSC-4 7.9).
+    fn space_filemarks(&mut self, count: i64) -> Completion {
+        let mut left = count.unsigned_abs();
+        while left > 0 {
+            if count > 0 {
+                match self.objects.get(self.pos) {
+                    None => return Completion::check(Self::eod_sense().with_information(left)),
+                    Some(o) => {
+                        if *o == TapeObject::Filemark {
+                            left -= 1;
+                        }
+                        self.pos += 1;
+                    }
+                }
+            } else {
+                if self.pos == 0 {
+                    return Completion::check(
+                        Sense::new(SenseKey::NO_SENSE, Asc::BEGINNING_OF_PARTITION)
+                            .with_eom()
+                            .with_information(left),
+                    );
+                }
+                self.pos -= 1;
+                if self.objects[self.pos] == TapeObject::Filemark {
+                    left -= 1;
+                }
+            }
+        }
+        Completion::good(0)
+    }
+
+    fn mode_parameters(&self) -> ModeParameters {
+        ModeParameters {
+            medium_type: 0,
+            device_specific: 0x10,
+            block_descriptors: vec![BlockDescriptor {
+                density_code: 0,
+                blocks: 0,
+                block_length: self.block_length,
+            }],
+            pages: Vec::new(),
+        }
+    }
+}
+
+impl LogicalUnit for MemTape {
+    fn execute(&mut self, cdb: &[u8], data_out: &[u8], data_in: &mut [u8]) -> Completion {
+        if let Some(c) = self.id.common(cdb, data_in) {
+            return c;
+        }
+        let op = Opcode(cdb[0]);
+        match op {
+            Opcode::REWIND => {
+                self.pos = 0;
+                Completion::good(0)
+            }
+            Opcode::READ_6 => self.read6(cdb, data_in),
+            Opcode::WRITE_6 => self.write6(cdb, data_out),
+            Opcode::WRITE_FILEMARKS_6 => match WriteFilemarks6::parse(cdb) {
+                Err(_) => Completion::bad_field(1),
+                Ok(w) => {
+                    self.objects.truncate(self.pos);
+                    for _ in 0..w.count {
+                        self.objects.push(TapeObject::Filemark);
+                    }
+                    self.pos = self.objects.len();
+                    Completion::good(0)
+                }
+            },
+            Opcode::SPACE_6 => match Space6::parse(cdb) {
+                Ok(sp) => self.space(sp),
+                Err(_) => Completion::bad_field(1),
+            },
+            Opcode::LOCATE_10 => match Locate10::parse(cdb) {
+                Ok(l) if (l.block as usize) <= self.objects.len() => {
+                    self.pos = l.block as usize;
+                    Completion::good(0)
+                }
+                Ok(_) => Completion::check(Self::eod_sense()),
+                Err(_) => Completion::bad_field(1),
+            },
+            Opcode::READ_POSITION => match ReadPosition::parse(cdb) {
+                Ok(rp) if rp.form == ReadPositionForm::SHORT || rp.form == ReadPositionForm::LONG => {
+                    let p = Position {
+                        form: rp.form,
+                        ..self.position()
+                    };
+                    reply(data_in, &p.emit())
+                }
+                _ => Completion::bad_field(1),
+            },
+            Opcode::READ_BLOCK_LIMITS => reply(
+                data_in,
+                &BlockLimits {
+                    granularity: 0,
+                    max_block_length: Self::MAX_BLOCK,
+                    min_block_length: 1,
+                }
+                .to_vec(),
+            ),
+            Opcode::MODE_SENSE_6 => match ModeSense6::parse(cdb) {
+                Ok(_) => reply(data_in, &self.mode_parameters().emit6()),
+                Err(_) => Completion::bad_field(2),
+            },
+            Opcode::MODE_SELECT_6 => match ModeSelect6::parse(cdb) {
+                Err(_) => Completion::bad_field(1),
+                Ok(_) => match ModeParameters::parse6(data_out) {
+                    Ok(mp) => {
+                        if let Some(bd) = mp.block_descriptors.first() {
+                            self.block_length = bd.block_length;
+                        }
+                        Completion::good(0)
+                    }
+                    Err(_) => Completion::illegal(Asc::INVALID_FIELD_IN_PARAMETER_LIST),
+                },
+            },
+            Opcode::LOAD_UNLOAD => {
+                self.pos = 0;
+                Completion::good(0)
+            }
+            Opcode::ERASE_6 => {
+                self.objects.truncate(self.pos);
+                Completion::good(0)
+            }
+            _ => Completion::illegal(Asc::INVALID_OPCODE),
+        }
+    }
+}
+
+/// A [`Transport`] over any [`LogicalUnit`], with fault injection. Runs each
+/// command at submit time; completions come back in submission order.
+pub struct MemoryTransport<L: LogicalUnit> {
+    pub lu: L,
+    name: String,
+    done: VecDeque<Response>,
+    /// After this many more commands, every command fails with a lost
+    /// session (the target died).
+    pub die_after: Option<u64>,
+    pub depth: usize,
+    /// Commands executed.
+    pub commands: u64,
+}
+
+impl<L: LogicalUnit> MemoryTransport<L> {
+    pub fn new(name: &str, lu: L) -> Self {
+        MemoryTransport {
+            lu,
+            name: name.to_string(),
+            done: VecDeque::new(),
+            die_after: None,
+            depth: 8,
+            commands: 0,
+        }
+    }
+}
+
+impl<L: LogicalUnit> Transport for MemoryTransport<L> {
+    fn submit(&mut self, req: Request) -> Result<(), TransportError> {
+        if self.die_after == Some(0) {
+            return Err(TransportError::SessionLost(format!(
+                "{}: target stopped answering (injected)",
+                self.name
+            )));
+        }
+        if let Some(n) = self.die_after.as_mut() {
+            *n -= 1;
+        }
+        self.commands += 1;
+        let mut buf = req.buf;
+        let c = match req.dir {
+            Direction::In => self.lu.execute(req.cdb.as_bytes(), &[], &mut buf),
+            Direction::Out => self.lu.execute(req.cdb.as_bytes(), &buf, &mut []),
+            Direction::None => self.lu.execute(req.cdb.as_bytes(), &[], &mut []),
+        };
+        let residual = if req.dir == Direction::In && c.data_in_len < buf.len() {
+            Residual::Underflow((buf.len() - c.data_in_len) as u64)
+        } else {
+            Residual::None
+        };
+        self.done.push_back(Response {
+            tag: req.tag,
+            cdb: req.cdb,
+            status: c.status,
+            sense: c.sense,
+            residual,
+            buf,
+            dir: req.dir,
+        });
+        Ok(())
+    }
+
+    fn complete(&mut self) -> Result<Response, TransportError> {
+        self.done.pop_front().ok_or_else(|| {
+            TransportError::SessionLost(format!("{}: complete() with nothing in flight", self.name))
+        })
+    }
+
+    fn queue_depth(&self) -> usize {
+        self.depth
+    }
+
+    fn in_flight(&self) -> usize {
+        self.done.len()
+    }
+
+    fn describe(&self) -> String {
+        self.name.clone()
+    }
+}
