@@ -4,7 +4,7 @@
 # The tgtd log stays in the state dir for post-mortems.
 set -euo pipefail
 
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 if [[ ! -e $PID_FILE && ! -e $ENV_FILE ]]; then

@@ -1,5 +1,7 @@
 # Shared definitions for the tgt rig scripts. Sourced, not run.
 # shellcheck shell=bash
+# Variables here are used by the scripts that source this file.
+# shellcheck disable=SC2034
 
 RIG_TGT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 RIG_ROOT=$(cd "$RIG_TGT_DIR/.." && pwd)
@@ -124,7 +126,7 @@ env_value() {
 # targets (forced, sessions may be open), delete the system; then SIGTERM
 # and SIGKILL to that one pid if it is still there.
 stop_tgtd() {
-    local pid=$1 n=$2 tid i
+    local pid=$1 n=$2 tid
     if is_our_tgtd "$pid" "$n"; then
         tadm "$n" --op update --mode sys --name State -v offline >/dev/null 2>&1 || true
         for tid in $(tadm "$n" --op show --mode target 2>/dev/null |
@@ -132,14 +134,14 @@ stop_tgtd() {
             tadm "$n" --op delete --force --mode target --tid "$tid" >/dev/null 2>&1 || true
         done
         tadm "$n" --op delete --mode system >/dev/null 2>&1 || true
-        for i in $(seq 50); do
+        for _ in $(seq 50); do
             is_our_tgtd "$pid" "$n" || break
             sleep 0.1
         done
         if is_our_tgtd "$pid" "$n"; then
             log "tgtd $pid still running after 'delete system'; sending SIGTERM"
             kill "$pid" 2>/dev/null || true
-            for i in $(seq 30); do
+            for _ in $(seq 30); do
                 is_our_tgtd "$pid" "$n" || break
                 sleep 0.1
             done
@@ -147,7 +149,7 @@ stop_tgtd() {
         if is_our_tgtd "$pid" "$n"; then
             log "tgtd $pid ignored SIGTERM; sending SIGKILL"
             kill -9 "$pid" 2>/dev/null || true
-            for i in $(seq 30); do
+            for _ in $(seq 30); do
                 is_our_tgtd "$pid" "$n" || break
                 sleep 0.1
             done

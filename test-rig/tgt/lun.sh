@@ -6,7 +6,7 @@
 # Added LUNs are backed by STATE/lun-LUN.img and removed by down.sh.
 set -euo pipefail
 
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 usage() { die "usage: lun.sh add LUN SIZE_MB | lun.sh del LUN"; }

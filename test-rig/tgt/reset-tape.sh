@@ -5,7 +5,7 @@
 # reachable). Sessions may stay logged in, but the LU must be idle.
 set -euo pipefail
 
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 size=${1:-$TAPE_SIZE_MB}

@@ -5,10 +5,18 @@
 # Stop it with down.sh. See test-rig/README.md.
 set -euo pipefail
 
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 START_ATTEMPTS=5
+# SANMOVER_RIG_PORT pins the portal port (one attempt, no fallback to another).
+FIXED_PORT=${SANMOVER_RIG_PORT:-}
+if [[ -n $FIXED_PORT ]]; then
+    if ! [[ $FIXED_PORT =~ ^[1-9][0-9]{0,4}$ ]] || ((FIXED_PORT > 65535)); then
+        die "SANMOVER_RIG_PORT must be a TCP port number"
+    fi
+    START_ATTEMPTS=1
+fi
 
 for tool in tgtd tgtadm tgtimg ss python3 setsid truncate; do
     command -v "$tool" >/dev/null 2>&1 || die "$tool not found (run 'make deps')"
@@ -71,10 +79,13 @@ PORT=
 # Until the rig is complete, any exit tears our tgtd down again.
 cleanup_on_failure() {
     local rc=$?
-    if [[ $rc -ne 0 && -n $PID ]]; then
-        log "setup failed; stopping tgtd $PID (log: $LOG_FILE)"
-        stop_tgtd "$PID" "$CONTROL" || true
-        rm -f "$ENV_FILE" "$PID_FILE" "$CONTROL_FILE" "$PORT_FILE"
+    if [[ $rc -ne 0 ]]; then
+        if [[ -n $PID ]]; then
+            log "setup failed; stopping tgtd $PID (log: $LOG_FILE)"
+            stop_tgtd "$PID" "$CONTROL" || true
+        fi
+        rm -f "$ENV_FILE" "$ENV_FILE.tmp" "$PID_FILE" "$CONTROL_FILE" "$PORT_FILE" \
+            "$DISK1_FILE" "$DISK2_FILE" "$TAPE_FILE"
     fi
 }
 trap cleanup_on_failure EXIT
@@ -82,7 +93,7 @@ trap cleanup_on_failure EXIT
 : >"$LOG_FILE"
 started=
 for attempt in $(seq "$START_ATTEMPTS"); do
-    PORT=$(free_tcp_port)
+    PORT=${FIXED_PORT:-$(free_tcp_port)}
     CONTROL=$(free_control_port) || die "no free tgtd control port"
     printf '=== rig: attempt %s: tgtd portal 127.0.0.1:%s control %s\n' \
         "$attempt" "$PORT" "$CONTROL" >>"$LOG_FILE"
@@ -110,6 +121,7 @@ for attempt in $(seq "$START_ATTEMPTS"); do
     if [[ -z $ready ]]; then
         log "attempt $attempt: tgtd did not answer on control port $CONTROL"
         stop_tgtd "$PID" "$CONTROL" || die "could not stop tgtd $PID"
+        PID=
         continue
     fi
 
@@ -121,13 +133,13 @@ for attempt in $(seq "$START_ATTEMPTS"); do
     if ! bind_ok "$PID" "$PORT"; then
         log "attempt $attempt: tgtd $PID listens on [$(listen_addrs "$PID" | tr '\n' ' ')], not only 127.0.0.1:$PORT"
         stop_tgtd "$PID" "$CONTROL" || die "could not stop tgtd $PID"
+        PID=
         continue
     fi
     started=1
     break
 done
 [[ -n $started ]] || {
-    PID=
     die "tgtd failed to start on a private 127.0.0.1 port after $START_ATTEMPTS attempts (log: $LOG_FILE)"
 }
 
