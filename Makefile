@@ -14,6 +14,7 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 CARGO ?= cargo
+APT_GET ?= apt-get
 RIG := test-rig
 DEPS := libiscsi-dev libiscsi-bin tgt sg3-utils pkg-config gcc make python3 iproute2 procps
 
@@ -29,8 +30,8 @@ deps:
 	if [ -n "$$missing" ]; then \
 	  sudo=; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
 	  echo "deps: installing$$missing"; \
-	  $$sudo apt-get update; \
-	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y $$missing; \
+	  $$sudo $(APT_GET) update; \
+	  DEBIAN_FRONTEND=noninteractive $$sudo $(APT_GET) install -y $$missing; \
 	else \
 	  echo "deps: all packages present"; \
 	fi

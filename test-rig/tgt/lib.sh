@@ -5,8 +5,15 @@
 
 RIG_TGT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 RIG_ROOT=$(cd "$RIG_TGT_DIR/.." && pwd)
-# The state dir can be moved (e.g. to run two rigs from one checkout).
-STATE=${SANMOVER_RIG_STATE:-$RIG_ROOT/run/tgt}
+# The state dir can be moved (e.g. to run two rigs from one checkout) with
+# SANMOVER_RIG_STATE; helpers run from tests find it through SANMOVER_RIG_ENV.
+if [[ -n ${SANMOVER_RIG_STATE:-} ]]; then
+    STATE=$SANMOVER_RIG_STATE
+elif [[ -n ${SANMOVER_RIG_ENV:-} ]]; then
+    STATE=$(dirname "$SANMOVER_RIG_ENV")
+else
+    STATE=$RIG_ROOT/run/tgt
+fi
 case $STATE in
 /*) ;;
 *) STATE=$PWD/$STATE ;;

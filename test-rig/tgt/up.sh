@@ -24,7 +24,9 @@ done
 
 mkdir -p "$STATE"
 # rig.env values are written unquoted; refuse paths that would need quoting.
-[[ $STATE =~ ^[A-Za-z0-9_./+-]+$ ]] || die "state dir path '$STATE' has characters rig.env cannot carry unquoted"
+for path in "$STATE" "$RIG_TGT_DIR"; do
+    [[ $path =~ ^[A-Za-z0-9_./+-]+$ ]] || die "path '$path' has characters rig.env cannot carry unquoted"
+done
 
 summary() {
     local port=$1 control=$2 pid=$3
@@ -192,6 +194,8 @@ tmp=$ENV_FILE.tmp
     echo "SANMOVER_RIG_TGTD_PID=$PID"
     echo "SANMOVER_RIG_STATE_DIR=$STATE"
     echo "SANMOVER_RIG_LOG=$LOG_FILE"
+    echo "SANMOVER_RIG_RESET_TAPE=$RIG_TGT_DIR/reset-tape.sh"
+    echo "SANMOVER_RIG_LUN_TOOL=$RIG_TGT_DIR/lun.sh"
 } >"$tmp"
 mv "$tmp" "$ENV_FILE"
 
