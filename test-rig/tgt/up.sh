@@ -29,12 +29,12 @@ for path in "$STATE" "$RIG_TGT_DIR"; do
 done
 
 summary() {
-    local port=$1 control=$2 pid=$3
+    local port=$1 control=$2 pid=$3 tape_mb=${4:-$TAPE_SIZE_MB}
     cat <<EOF
 tgt rig up: tgtd pid $pid, portal 127.0.0.1:$port, control port $control
   disk  iscsi://127.0.0.1:$port/$DISK_IQN/1  (${DISK1_MB} MiB, $DISK1_FILE)
   disk2 iscsi://127.0.0.1:$port/$DISK_IQN/2  (${DISK2_MB} MiB, $DISK2_FILE)
-  tape  iscsi://127.0.0.1:$port/$TAPE_IQN/1  ($TAPE_BARCODE, ${TAPE_SIZE_MB} MB, $TAPE_FILE)
+  tape  iscsi://127.0.0.1:$port/$TAPE_IQN/1  ($TAPE_BARCODE, ${tape_mb} MB, $TAPE_FILE)
   env   $ENV_FILE
   log   $LOG_FILE
   stop  $RIG_TGT_DIR/down.sh
@@ -60,9 +60,11 @@ if [[ -s $PID_FILE && -s $CONTROL_FILE ]]; then
             [[ $(env_value SANMOVER_RIG_TGTD_PID) == "$old_pid" ]] &&
             [[ $(env_value SANMOVER_RIG_PORTAL) == "127.0.0.1:$old_port" ]] &&
             [[ $targets == *"$DISK_IQN"* && $targets == *"$TAPE_IQN"* ]] &&
+            [[ $targets == *"path: $DISK1_FILE"* && $targets == *"path: $DISK2_FILE"* ]] &&
+            [[ $targets == *"path: $TAPE_FILE"* ]] &&
             bind_ok "$old_pid" "$old_port"; then
             log "already up (pid $old_pid); nothing to do"
-            summary "$old_port" "$old_control" "$old_pid"
+            summary "$old_port" "$old_control" "$old_pid" "$(env_value SANMOVER_RIG_TAPE_MB)"
             exit 0
         fi
         log "tgtd $old_pid is running but the rig is incomplete; restarting it"
