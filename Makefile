@@ -1,0 +1,87 @@
+# sanmover: the one entry point. `make test` is what CI (.ci/run) runs.
+#
+#   make deps      Debian packages the build and the rig need (apt only if missing)
+#   make build     cargo build of every target
+#   make test      unit tests, then integration tests against a private tgt rig
+#                  (brought up before and always down after, also on failure)
+#   make demo      CLI walk-through against the rig
+#   make lint      rustfmt check and clippy with -D warnings
+#   make rig-up    start the tgt rig (test-rig/README.md); make rig-down stops it
+#   make clean     stop the rig, cargo clean, remove rig state
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+
+CARGO ?= cargo
+APT_GET ?= apt-get
+RIG := test-rig
+DEPS := libiscsi-dev libiscsi-bin tgt sg3-utils pkg-config gcc make python3 iproute2 procps
+
+.DEFAULT_GOAL := build
+.PHONY: deps build test unit-test integration-test demo lint rig-up rig-down rig-check clean
+
+deps:
+	@missing=; \
+	for p in $(DEPS); do \
+	  dpkg-query -W -f='$${Status}\n' "$$p" 2>/dev/null | grep -q '^install ok installed$$' \
+	    || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  sudo=; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+	  echo "deps: installing$$missing"; \
+	  $$sudo $(APT_GET) update; \
+	  DEBIAN_FRONTEND=noninteractive $$sudo $(APT_GET) install -y $$missing; \
+	else \
+	  echo "deps: all packages present"; \
+	fi
+	@command -v $(CARGO) >/dev/null || { echo "deps: cargo not found; install a Rust toolchain (rustup)" >&2; exit 1; }
+
+build:
+	$(CARGO) build --workspace --all-targets
+
+# Unit tests need no target; doc tests are run here too.
+unit-test:
+	$(CARGO) test --workspace --lib --bins
+	$(CARGO) test --workspace --doc
+
+# Expects a running rig (SANMOVER_RIG_ENV set by test-rig/with-rig.sh).
+# First a peer check of the rig itself (libiscsi tools), then every
+# integration test target (tests/*.rs) of the workspace, if there is one:
+# `--test '*'` fails when nothing matches, and `--tests` would rerun the
+# unit tests.
+integration-test:
+	bash $(RIG)/tgt/check.sh
+	@if $(CARGO) metadata --no-deps --format-version 1 \
+	    | python3 -c 'import json,sys; m=json.load(sys.stdin); sys.exit(0 if any("test" in t["kind"] for p in m["packages"] for t in p["targets"]) else 1)'; \
+	then \
+	  echo "$(CARGO) test --workspace --test '*'"; \
+	  $(CARGO) test --workspace --test '*'; \
+	else \
+	  echo "integration-test: no integration test targets in the workspace yet"; \
+	fi
+
+# with-rig.sh brings the rig down whatever happens and exits with the
+# tests' status.
+test: unit-test
+	bash $(RIG)/with-rig.sh $(MAKE) --no-print-directory integration-test
+
+demo: deps build
+	bash $(RIG)/with-rig.sh bash $(RIG)/demo.sh
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+rig-up:
+	bash $(RIG)/tgt/up.sh
+
+rig-down:
+	bash $(RIG)/tgt/down.sh
+
+rig-check:
+	bash $(RIG)/tgt/check.sh
+
+clean: rig-down
+	$(CARGO) clean
+	rm -rf $(RIG)/run

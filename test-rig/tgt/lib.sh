@@ -1,0 +1,199 @@
+# Shared definitions for the tgt rig scripts. Sourced, not run.
+# shellcheck shell=bash
+# Variables here are used by the scripts that source this file.
+# shellcheck disable=SC2034
+
+RIG_TGT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+RIG_ROOT=$(cd "$RIG_TGT_DIR/.." && pwd)
+# The state dir can be moved (e.g. to run two rigs from one checkout) with
+# SANMOVER_RIG_STATE; helpers run from tests find it through SANMOVER_RIG_ENV.
+if [[ -n ${SANMOVER_RIG_STATE:-} ]]; then
+    STATE=$SANMOVER_RIG_STATE
+elif [[ -n ${SANMOVER_RIG_ENV:-} ]]; then
+    STATE=$(dirname "$SANMOVER_RIG_ENV")
+else
+    STATE=$RIG_ROOT/run/tgt
+fi
+case $STATE in
+/*) ;;
+*) STATE=$PWD/$STATE ;;
+esac
+
+IQN_BASE=iqn.2026-11.org.sanmover.rig
+DISK_IQN=$IQN_BASE:disk
+TAPE_IQN=$IQN_BASE:tape
+DISK_TID=1
+TAPE_TID=2
+TAPE_LUN=1
+TAPE_BARCODE=SANM01
+TAPE_SIZE_MB=256
+DISK1_MB=64
+DISK2_MB=16
+# tgt derives the 16-byte NAA designator of VPD 0x83 from the hex digits of
+# scsi_id, and the T10 vendor-id designator from its text: keep them hex and
+# make them differ in their leading digits (so NAAs differ early too).
+DISK1_ID=d15a4e00000000000000000000000001
+DISK2_ID=d25a4e00000000000000000000000002
+TAPE_ID=7a5a4e00000000000000000000000001
+DISK1_SN=D1-SANMOVER-RIG
+DISK2_SN=D2-SANMOVER-RIG
+TAPE_SN=T1-SANMOVER-RIG
+VENDOR=SANMOVER
+
+PID_FILE=$STATE/tgtd.pid
+CONTROL_FILE=$STATE/control
+PORT_FILE=$STATE/port
+ENV_FILE=$STATE/rig.env
+LOG_FILE=$STATE/tgtd.log
+DISK1_FILE=$STATE/disk1.img
+DISK2_FILE=$STATE/disk2.img
+TAPE_FILE=$STATE/tape.img
+
+# tgtd keeps its management socket (and a lock file) here, suffixed by -C N.
+TGT_SOCKET_DIR=/var/run/tgtd
+
+log() { printf 'rig: %s\n' "$*" >&2; }
+die() {
+    log "error: $*"
+    exit 1
+}
+
+# tadm N ARGS...: tgtadm on control port N.
+tadm() {
+    local n=$1
+    shift
+    tgtadm -C "$n" "$@"
+}
+
+# True if PID is a live (non-zombie) tgtd started with control port N.
+# Guards every kill: a recycled pid or somebody else's tgtd is never touched.
+is_our_tgtd() {
+    local pid=$1 n=$2 state cmd
+    [[ $pid =~ ^[0-9]+$ && $n =~ ^[0-9]+$ ]] || return 1
+    [[ -r /proc/$pid/stat ]] || return 1
+    # Field 3 of /proc/PID/stat is the state; the comm before it is in parens.
+    state=$(sed -e 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1) || return 1
+    [[ $state != Z && $state != X ]] || return 1
+    [[ $(cat "/proc/$pid/comm" 2>/dev/null) == tgtd ]] || return 1
+    cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+    [[ " $cmd " == *" -C $n "* ]]
+}
+
+# The TCP addresses PID listens on, one per line (e.g. 127.0.0.1:40123).
+listen_addrs() {
+    local pid=$1
+    ss -ltnpH 2>/dev/null | awk -v tag="pid=$pid," 'index($0, tag) { print $4 }' | sort -u
+}
+
+# True if some process listens on the management socket of control port N.
+control_in_use() {
+    local n=$1
+    ss -lxH 2>/dev/null | awk '{ print $5 }' | grep -qxF "$TGT_SOCKET_DIR/socket.$n"
+}
+
+# A TCP port on 127.0.0.1 that is free right now (never 3260, tgtd's fallback).
+free_tcp_port() {
+    python3 - <<'EOF'
+import socket
+while True:
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    if port != 3260:
+        print(port)
+        break
+EOF
+}
+
+# A tgtd control port number nobody serves now.
+free_control_port() {
+    local n tries=0
+    while ((tries < 200)); do
+        # tgtd and tgtadm accept -C 0..32767.
+        n=$((10000 + RANDOM % 22768))
+        if ! control_in_use "$n"; then
+            echo "$n"
+            return 0
+        fi
+        tries=$((tries + 1))
+    done
+    return 1
+}
+
+# Read KEY from rig.env (no sourcing: the file is data).
+env_value() {
+    local key=$1
+    [[ -r $ENV_FILE ]] || return 1
+    sed -n "s/^$key=//p" "$ENV_FILE" | head -n1
+}
+
+# stop_tgtd PID N: stop our tgtd on control port N, by pid only.
+# tgtd ignores SIGTERM, so ask it through tgtadm first: offline, drop
+# targets (forced, sessions may be open), delete the system; then SIGTERM
+# and SIGKILL to that one pid if it is still there.
+stop_tgtd() {
+    local pid=$1 n=$2 tid
+    if is_our_tgtd "$pid" "$n"; then
+        tadm "$n" --op update --mode sys --name State -v offline >/dev/null 2>&1 || true
+        for tid in $(tadm "$n" --op show --mode target 2>/dev/null |
+            sed -n 's/^Target \([0-9][0-9]*\):.*/\1/p'); do
+            tadm "$n" --op delete --force --mode target --tid "$tid" >/dev/null 2>&1 || true
+        done
+        tadm "$n" --op delete --mode system >/dev/null 2>&1 || true
+        for _ in $(seq 50); do
+            is_our_tgtd "$pid" "$n" || break
+            sleep 0.1
+        done
+        if is_our_tgtd "$pid" "$n"; then
+            log "tgtd $pid still running after 'delete system'; sending SIGTERM"
+            kill "$pid" 2>/dev/null || true
+            for _ in $(seq 30); do
+                is_our_tgtd "$pid" "$n" || break
+                sleep 0.1
+            done
+        fi
+        if is_our_tgtd "$pid" "$n"; then
+            log "tgtd $pid ignored SIGTERM; sending SIGKILL"
+            kill -9 "$pid" 2>/dev/null || true
+            for _ in $(seq 30); do
+                is_our_tgtd "$pid" "$n" || break
+                sleep 0.1
+            done
+        fi
+        if is_our_tgtd "$pid" "$n"; then
+            log "tgtd $pid does not die"
+            return 1
+        fi
+    fi
+    # tgtd leaves its socket and lock file behind; drop them once nobody
+    # serves that control port.
+    if [[ $n =~ ^[0-9]+$ ]] && ! control_in_use "$n"; then
+        rm -f "$TGT_SOCKET_DIR/socket.$n" "$TGT_SOCKET_DIR/socket.$n.lock"
+    fi
+    return 0
+}
+
+# new_tape_image SIZE_MB: a blank tape image (1200 bytes: BOT, MAM, EOD).
+new_tape_image() {
+    rm -f "$TAPE_FILE"
+    tgtimg --op=new --device-type=tape --barcode="$TAPE_BARCODE" --size="$1" \
+        --type=data --file="$TAPE_FILE" >>"$LOG_FILE" 2>&1
+}
+
+# add_tape_lun N: the tape LU on the tape target, with its identity.
+add_tape_lun() {
+    local n=$1
+    tadm "$n" --lld iscsi --op new --mode logicalunit --tid "$TAPE_TID" --lun "$TAPE_LUN" \
+        --device-type=tape --bstype=ssc -b "$TAPE_FILE"
+    tadm "$n" --lld iscsi --op update --mode logicalunit --tid "$TAPE_TID" --lun "$TAPE_LUN" \
+        --params "vendor_id=$VENDOR,product_id=RIG-TAPE,product_rev=0001,scsi_sn=$TAPE_SN,scsi_id=$TAPE_ID"
+}
+
+# require_rig: load pid and control port of a running rig or fail.
+require_rig() {
+    [[ -s $ENV_FILE ]] || die "no rig (missing $ENV_FILE); run test-rig/tgt/up.sh"
+    RIG_PID=$(env_value SANMOVER_RIG_TGTD_PID)
+    RIG_CONTROL=$(env_value SANMOVER_RIG_TGT_CONTROL)
+    is_our_tgtd "$RIG_PID" "$RIG_CONTROL" || die "tgtd ${RIG_PID:-?} of $ENV_FILE is not running"
+}
