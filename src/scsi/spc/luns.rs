@@ -181,10 +181,22 @@ mod tests {
         assert_eq!(Lun::from_index(5).to_bytes(), [0, 5, 0, 0, 0, 0, 0, 0]);
         assert_eq!(Lun::from_index(255).to_bytes(), [0, 0xff, 0, 0, 0, 0, 0, 0]);
         // tgt writes LUN 256 as 0x4100 (flat space).
-        assert_eq!(Lun::from_index(256).to_bytes(), [0x41, 0x00, 0, 0, 0, 0, 0, 0]);
-        assert_eq!(Lun::from_index(0x3fff).to_bytes(), [0x7f, 0xff, 0, 0, 0, 0, 0, 0]);
-        assert_eq!(Lun::from_index(0x4000).to_bytes(), [0xd2, 0x00, 0x40, 0x00, 0, 0, 0, 0]);
-        assert_eq!(Lun::from_index(0xffff).to_bytes(), [0xd2, 0x00, 0xff, 0xff, 0, 0, 0, 0]);
+        assert_eq!(
+            Lun::from_index(256).to_bytes(),
+            [0x41, 0x00, 0, 0, 0, 0, 0, 0]
+        );
+        assert_eq!(
+            Lun::from_index(0x3fff).to_bytes(),
+            [0x7f, 0xff, 0, 0, 0, 0, 0, 0]
+        );
+        assert_eq!(
+            Lun::from_index(0x4000).to_bytes(),
+            [0xd2, 0x00, 0x40, 0x00, 0, 0, 0, 0]
+        );
+        assert_eq!(
+            Lun::from_index(0xffff).to_bytes(),
+            [0xd2, 0x00, 0xff, 0xff, 0, 0, 0, 0]
+        );
         for n in [0u16, 1, 255, 256, 0x3fff, 0x4000, 0xffff] {
             assert_eq!(Lun::from_index(n).index(), Some(n));
         }

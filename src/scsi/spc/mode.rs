@@ -1,4 +1,4 @@
-//! MODE SENSE / MODE SELECT (SPC-4 6.9 to 6.12) and the mode parameter
+//! MODE SELECT / MODE SENSE (SPC-4 r37 6.11 to 6.14) and the mode parameter
 //! list (SPC-4 7.5).
 
 use serde::Serialize;
@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::{check_cdb, ser_hex};
 use crate::scsi::{be_uint, need, put_be, Cdb, CdbCodec, Opcode, ParseError};
 
-/// PAGE CONTROL values (SPC-4 6.11 table 166).
+/// PAGE CONTROL values (SPC-4 6.13).
 pub mod page_control {
     pub const CURRENT: u8 = 0;
     pub const CHANGEABLE: u8 = 1;
@@ -17,7 +17,7 @@ pub mod page_control {
 /// PAGE CODE 0x3F with SUBPAGE CODE 0x00 or 0xFF: return all pages.
 pub const ALL_PAGES: u8 = 0x3f;
 
-/// MODE SENSE(6) (SPC-4 6.11).
+/// MODE SENSE(6) (SPC-4 6.13).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ModeSense6 {
     /// DBD: no block descriptors.
@@ -53,7 +53,7 @@ impl CdbCodec for ModeSense6 {
     }
 }
 
-/// MODE SENSE(10) (SPC-4 6.12).
+/// MODE SENSE(10) (SPC-4 6.14).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ModeSense10 {
     /// LLBAA: long (16-byte) block descriptors are welcome.
@@ -89,7 +89,7 @@ impl CdbCodec for ModeSense10 {
     }
 }
 
-/// MODE SELECT(6) (SPC-4 6.9).
+/// MODE SELECT(6) (SPC-4 6.11).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ModeSelect6 {
     /// PF: the pages follow the standard's page format.
@@ -118,7 +118,7 @@ impl CdbCodec for ModeSelect6 {
     }
 }
 
-/// MODE SELECT(10) (SPC-4 6.10).
+/// MODE SELECT(10) (SPC-4 6.12).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ModeSelect10 {
     pub pf: bool,
@@ -264,7 +264,15 @@ impl ModeParameters {
             0 => buf.len(),
             n => buf.len().min(n as usize + 1),
         };
-        Self::parse_body(W, &buf[..end.max(4)], 4, buf[1], buf[2], buf[3] as usize, false)
+        Self::parse_body(
+            W,
+            &buf[..end.max(4)],
+            4,
+            buf[1],
+            buf[2],
+            buf[3] as usize,
+            false,
+        )
     }
 
     /// Decode a MODE SENSE(10) response or MODE SELECT(10) parameter list;
@@ -278,7 +286,15 @@ impl ModeParameters {
             n => buf.len().min(n + 2),
         };
         let bdl = be_uint(&buf[6..8]) as usize;
-        Self::parse_body(W, &buf[..end.max(8)], 8, buf[2], buf[3], bdl, buf[4] & 1 != 0)
+        Self::parse_body(
+            W,
+            &buf[..end.max(8)],
+            8,
+            buf[2],
+            buf[3],
+            bdl,
+            buf[4] & 1 != 0,
+        )
     }
 
     fn parse_body(
@@ -330,7 +346,10 @@ impl ModeParameters {
         v[1] = self.medium_type;
         v[2] = self.device_specific;
         v[3] = bdl as u8;
-        for (c, d) in v[4..4 + bdl].chunks_exact_mut(8).zip(&self.block_descriptors) {
+        for (c, d) in v[4..4 + bdl]
+            .chunks_exact_mut(8)
+            .zip(&self.block_descriptors)
+        {
             d.emit_short(c);
         }
         v[4 + bdl..].copy_from_slice(&self.pages);
@@ -354,7 +373,10 @@ impl ModeParameters {
         v[3] = self.device_specific;
         v[4] = long as u8;
         put_be(&mut v[6..8], bdl as u64);
-        for (c, d) in v[8..8 + bdl].chunks_exact_mut(dlen).zip(&self.block_descriptors) {
+        for (c, d) in v[8..8 + bdl]
+            .chunks_exact_mut(dlen)
+            .zip(&self.block_descriptors)
+        {
             if long {
                 d.emit_long(c);
             } else {
@@ -599,19 +621,21 @@ mod tests {
             proptest::collection::vec((any::<u8>(), 0..=max, 0u32..0x100_0000), 0..4),
             proptest::collection::vec(any::<u8>(), 0..64),
         )
-            .prop_map(|(medium_type, device_specific, bds, pages)| ModeParameters {
-                medium_type,
-                device_specific,
-                block_descriptors: bds
-                    .into_iter()
-                    .map(|(density_code, blocks, block_length)| BlockDescriptor {
-                        density_code,
-                        blocks,
-                        block_length,
-                    })
-                    .collect(),
-                pages,
-            })
+            .prop_map(
+                |(medium_type, device_specific, bds, pages)| ModeParameters {
+                    medium_type,
+                    device_specific,
+                    block_descriptors: bds
+                        .into_iter()
+                        .map(|(density_code, blocks, block_length)| BlockDescriptor {
+                            density_code,
+                            blocks,
+                            block_length,
+                        })
+                        .collect(),
+                    pages,
+                },
+            )
     }
 
     proptest! {
