@@ -81,7 +81,7 @@ pub struct StandardInquiry {
     pub vendor: String,
     pub product: String,
     pub revision: String,
-    /// VERSION DESCRIPTORs 1..8 that are not zero (SPC-4 6.6.2 table 145).
+    /// VERSION DESCRIPTORs 1..8 that are not zero (SPC-4 6.6.2).
     pub version_descriptors: Vec<u16>,
 }
 

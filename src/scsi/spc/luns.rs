@@ -11,7 +11,7 @@ use crate::scsi::{be_uint, need, put_be, Cdb, CdbCodec, Opcode, ParseError, Wire
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReportLuns {
     /// SELECT REPORT: 0 = LUNs of logical units (not well-known ones),
-    /// 1 = well-known only, 2 = all (SPC-4 table 281).
+    /// 1 = well-known only, 2 = all (SPC-4).
     pub select_report: u8,
     /// At least 16 (SPC-4 6.33.1).
     pub alloc_len: u32,

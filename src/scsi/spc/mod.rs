@@ -10,6 +10,9 @@
 //! - [`rsoc`]: REPORT SUPPORTED OPERATION CODES.
 //!
 //! Plus the two tiny commands, TEST UNIT READY and REQUEST SENSE, below.
+//!
+//! Section numbers follow SPC-4 revision 37 (INQUIRY is 6.6 there); other
+//! revisions number the command clauses differently.
 
 use serde::Serializer;
 

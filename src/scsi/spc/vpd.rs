@@ -10,7 +10,7 @@ use super::{ascii_field, ser_hex};
 use crate::scsi::{be_uint, need, open_code, put_be, DeviceType, ParseError, Wire};
 
 open_code! {
-    /// VPD page code (SPC-4 7.8.1 table 588, SBC-4 6.6.1, SSC-4 8.4).
+    /// VPD page code (SPC-4 7.8.1, SBC-4 6.6.1, SSC-4 8.4).
     VpdPage(u8) {
         SUPPORTED_PAGES = 0x00 => "Supported VPD pages",
         UNIT_SERIAL = 0x80 => "Unit serial number",
@@ -138,7 +138,7 @@ impl Wire for UnitSerialNumber {
 }
 
 open_code! {
-    /// CODE SET of a designation descriptor (SPC-4 7.8.6.1 table 592).
+    /// CODE SET of a designation descriptor (SPC-4 7.8.6.1).
     CodeSet(u8) {
         BINARY = 1 => "binary",
         ASCII = 2 => "ASCII",
@@ -147,7 +147,7 @@ open_code! {
 }
 
 open_code! {
-    /// ASSOCIATION of a designation descriptor (SPC-4 7.8.6.1 table 590).
+    /// ASSOCIATION of a designation descriptor (SPC-4 7.8.6.1).
     Association(u8) {
         LU = 0 => "logical unit",
         TARGET_PORT = 1 => "target port",
@@ -156,7 +156,7 @@ open_code! {
 }
 
 open_code! {
-    /// DESIGNATOR TYPE (SPC-4 7.8.6.1 table 591; UUID from SPC-5).
+    /// DESIGNATOR TYPE (SPC-4 7.8.6.1; UUID from SPC-5).
     DesignatorType(u8) {
         VENDOR_SPECIFIC = 0 => "vendor specific",
         T10_VENDOR_ID = 1 => "T10 vendor ID",
@@ -172,7 +172,7 @@ open_code! {
     }
 }
 
-/// PROTOCOL IDENTIFIER values (SPC-4 7.6.1 table 444) seen in designators.
+/// PROTOCOL IDENTIFIER values (SPC-4 7.6.1) seen in designators.
 pub mod protocol_id {
     pub const FCP: u8 = 0;
     pub const SPI: u8 = 1;
@@ -187,9 +187,9 @@ pub mod protocol_id {
     pub const SOP: u8 = 0xa;
 }
 
-/// One designation descriptor (SPC-4 7.8.6.1 table 589): a 4-byte header
+/// One designation descriptor (SPC-4 7.8.6.1): a 4-byte header
 /// and up to 255 bytes of designator. Also the body of an EXTENDED COPY
-/// identification CSCD descriptor (SPC-4 6.4.5.2).
+/// identification CSCD descriptor (SPC-4 6.4.5).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Designator {
     /// PROTOCOL IDENTIFIER; meaningful only when `piv` is set.
@@ -324,7 +324,7 @@ pub struct DeviceIdentification {
 
 impl DeviceIdentification {
     /// The designator that best names the logical unit, for an EXTENDED
-    /// COPY identification CSCD (SPC-4 6.4.5.2): LU association only; a
+    /// COPY identification CSCD (SPC-4 6.4.5): LU association only; a
     /// binary NAA first (IEEE Registered Extended, the 16-byte one LIO
     /// matches, before other NAA forms), then a binary EUI-64, then the
     /// other LU names in page order (T10 vendor ID, SCSI name, MD5, UUID,
@@ -453,7 +453,7 @@ impl Default for BlockLimitsVpd {
 }
 
 impl BlockLimitsVpd {
-    /// PAGE LENGTH of the SBC-3/SBC-4 page (SBC-4 6.6.4 table 225).
+    /// PAGE LENGTH of the SBC-3/SBC-4 page (SBC-4 6.6.4).
     pub const PAGE_LEN: usize = 0x3c;
 }
 
