@@ -619,6 +619,14 @@ mod tests {
     }
 
     #[test]
+    fn designator_json_is_hex() {
+        let d = Designator::lu_binary(DesignatorType::NAA, vec![0x60, 0x01]);
+        let j = serde_json::to_value(&d).unwrap();
+        assert_eq!(j["value"], "6001");
+        assert_eq!(j["designator_type"], 3);
+    }
+
+    #[test]
     fn device_identification_truncated() {
         let bytes = tgt_vpd83();
         // Cut inside the second designator: the first survives.
