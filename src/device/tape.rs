@@ -323,7 +323,7 @@ impl<T: Transport> Tape<T> {
             }],
             pages: Vec::new(),
         };
-        let data = params.emit6();
+        let data = params.emit6_select();
         let cdb = ModeSelect6 {
             pf: true,
             sp: false,
