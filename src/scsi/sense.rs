@@ -545,7 +545,7 @@ impl Sense {
 }
 
 impl fmt::Display for Sense {
-    /// One line: "NO SENSE: FILEMARK DETECTED (00/01) [FM] INFORMATION=4096".
+    /// One line: `NO SENSE: FILEMARK DETECTED (00/01) [FM] INFORMATION=4096`.
     /// With ILI the INFORMATION is shown signed (tape residue).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.key, self.asc)?;
