@@ -12,6 +12,7 @@
 
 use std::fmt;
 
+pub mod asc;
 pub mod sbc;
 pub mod sense;
 pub mod spc;
