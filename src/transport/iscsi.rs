@@ -378,6 +378,9 @@ pub struct IscsiTransport {
     /// after the context.
     sink: *mut Completions,
     in_flight: HashMap<u64, InFlight>,
+    /// Commands that ended (timeout, lost session) while libiscsi may still
+    /// refer to their task or buffer; freed after the context in drop.
+    parked: Vec<InFlight>,
     next_id: u64,
     lun: c_int,
     queue_depth: usize,
@@ -475,6 +478,7 @@ impl IscsiTransport {
             ctx: Some(ctx),
             sink,
             in_flight: HashMap::new(),
+            parked: Vec::new(),
             next_id: 1,
             lun: wire_lun(url.lun),
             queue_depth: opts.queue_depth.max(1),
@@ -500,14 +504,10 @@ impl IscsiTransport {
     /// fire now), free every in-flight command, and remember why.
     fn lose(&mut self, reason: String) -> TransportError {
         log::debug!("{}: session lost: {reason}", self.name);
-        // SAFETY: live context, this thread; the callbacks only push to the
-        // sink, which is alive.
-        unsafe { sys::iscsi_scsi_cancel_all_tasks(self.ctx().ptr()) };
-        for (_, f) in self.in_flight.drain() {
-            // SAFETY: cancel_all_tasks removed every PDU, so libiscsi no
-            // longer refers to these tasks or tokens.
-            drop(unsafe { f.release() });
-        }
+        // libiscsi may still hold PDUs of these commands (a half-written
+        // one, Data-Out for a write): park them until the context is gone.
+        let parked: Vec<InFlight> = self.in_flight.drain().map(|(_, f)| f).collect();
+        self.parked.extend(parked);
         // SAFETY: the sink is alive and no libiscsi call is running.
         unsafe { (*self.sink).ready.clear() };
         self.lost = Some(reason.clone());
@@ -570,10 +570,11 @@ impl IscsiTransport {
     fn finish(&mut self, f: InFlight, status: c_int) -> Result<Response, TransportError> {
         match status {
             sys::SCSI_STATUS_TIMEOUT => {
-                let timeout = f.timeout;
-                // SAFETY: the timeout scan removed the PDU before calling
-                // back: libiscsi holds nothing of this command any more.
-                let (_, cdb) = unsafe { f.release() };
+                let (timeout, cdb) = (f.timeout, f.cdb);
+                // The timeout scan freed the command PDU, but Data-Out PDUs
+                // of a write may still be queued and read the task's
+                // buffer when sent: keep it all until the context is gone.
+                self.parked.push(f);
                 log::trace!("{}: {cdb}: timed out after {timeout:?}", self.name);
                 Err(TransportError::Timeout { cdb, timeout })
             }
@@ -584,9 +585,7 @@ impl IscsiTransport {
                     "command failed"
                 };
                 let reason = format!("{}: {what}: {}", f.cdb, clean_message(&self.ctx().error()));
-                // SAFETY: the callback has run for this command, so its PDU
-                // is gone.
-                drop(unsafe { f.release() });
+                self.parked.push(f);
                 Err(self.lose(reason))
             }
             s if (0..=0xff).contains(&s) => {
@@ -615,9 +614,24 @@ impl IscsiTransport {
                 } else {
                     Vec::new()
                 };
-                let (tag, dir) = (f.tag, f.dir);
-                // SAFETY: the callback has run; libiscsi is done with the task.
-                let (buf, cdb) = unsafe { f.release() };
+                let (tag, dir, cdb) = (f.tag, f.dir, f.cdb);
+                // SAFETY: live context, this thread.
+                let queued = unsafe { sys::iscsi_out_queue_length(self.ctx().ptr()) };
+                let buf = if dir == Direction::Out && s != sys::SCSI_STATUS_GOOD && queued > 0 {
+                    // A target may answer a write before taking all its
+                    // unsolicited data; libiscsi would then still send
+                    // queued Data-Out PDUs from this task's buffer. Keep the
+                    // original alive (parked) and hand back a copy.
+                    let copy = f.buf.clone();
+                    self.parked.push(f);
+                    copy
+                } else {
+                    // SAFETY: the callback has run and nothing of the
+                    // command is queued (GOOD means the target has all the
+                    // data; data-in needs no Data-Out), so libiscsi is done
+                    // with the task and buffer.
+                    unsafe { f.release() }.0
+                };
                 let resp = Response {
                     tag,
                     cdb,
@@ -639,8 +653,8 @@ impl IscsiTransport {
                 Ok(resp)
             }
             other => {
-                // SAFETY: the callback has run for this command.
-                let (_, cdb) = unsafe { f.release() };
+                let cdb = f.cdb;
+                self.parked.push(f);
                 Err(self.lose(format!("{cdb}: unexpected libiscsi status {other:#x}")))
             }
         }
@@ -810,7 +824,8 @@ impl Drop for IscsiTransport {
             // callbacks push to the sink, which is still alive).
             drop(ctx);
         }
-        for (_, f) in self.in_flight.drain() {
+        let parked = std::mem::take(&mut self.parked);
+        for f in self.in_flight.drain().map(|(_, f)| f).chain(parked) {
             // SAFETY: the context is gone, so nothing refers to the tasks,
             // tokens or buffers any more.
             drop(unsafe { f.release() });
