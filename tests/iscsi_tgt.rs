@@ -509,6 +509,40 @@ fn drop_with_commands_in_flight() {
 }
 
 #[test]
+fn chap_login() {
+    let tgt = Tgt::start();
+    tgt.adm(&[
+        "--op",
+        "new",
+        "--mode",
+        "account",
+        "--user",
+        "backup",
+        "--password",
+        "s3cret-chap12",
+    ]);
+    tgt.adm(&[
+        "--op", "bind", "--mode", "account", "--tid", "1", "--user", "backup",
+    ]);
+    let base = format!("127.0.0.1:{}/{IQN}/{DISK_LUN}", tgt.port);
+
+    let url = IscsiUrl::parse(&format!("iscsi://backup%s3cret-chap12@{base}")).unwrap();
+    let mut t = IscsiTransport::connect(&url, &opts()).expect("CHAP login");
+    assert!(!t.describe().contains("s3cret"), "{}", t.describe());
+    let r = exec(&mut t, || Request::none(cdb(&[0, 0, 0, 0, 0, 0])));
+    assert_eq!(r.status, Status::GOOD);
+
+    let url = IscsiUrl::parse(&format!("iscsi://backup%wrong-secret1@{base}")).unwrap();
+    let e = IscsiTransport::connect(&url, &opts()).expect_err("bad secret");
+    assert!(matches!(e, TransportError::Login { .. }), "{e:?}");
+    assert!(!e.to_string().contains("wrong-secret1"), "{e}");
+
+    let url = IscsiUrl::parse(&format!("iscsi://{base}")).unwrap();
+    let e = IscsiTransport::connect(&url, &opts()).expect_err("no CHAP");
+    assert!(matches!(e, TransportError::Login { .. }), "{e:?}");
+}
+
+#[test]
 fn discovery_lists_the_target() {
     let tgt = Tgt::start();
     let portal = PortalUrl::parse(&format!("iscsi://127.0.0.1:{}", tgt.port)).unwrap();

@@ -79,8 +79,12 @@ impl Default for IscsiOptions {
 
 /// `SANMOVER_INITIATOR` if set and not empty, else [`DEFAULT_INITIATOR`].
 pub fn initiator_from_env() -> String {
-    match std::env::var(INITIATOR_ENV) {
-        Ok(s) if !s.trim().is_empty() => s.trim().to_string(),
+    initiator_or_default(std::env::var(INITIATOR_ENV).ok())
+}
+
+fn initiator_or_default(v: Option<String>) -> String {
+    match v {
+        Some(s) if !s.trim().is_empty() => s.trim().to_string(),
         _ => DEFAULT_INITIATOR.to_string(),
     }
 }
@@ -924,6 +928,13 @@ mod tests {
         assert_eq!(wire_lun(255), 255);
         assert_eq!(wire_lun(256), 0x4100);
         assert_eq!(wire_lun(16383), 0x7fff);
+    }
+
+    #[test]
+    fn initiator_fallback() {
+        assert_eq!(initiator_or_default(None), DEFAULT_INITIATOR);
+        assert_eq!(initiator_or_default(Some("  ".into())), DEFAULT_INITIATOR);
+        assert_eq!(initiator_or_default(Some(" iqn.a:b ".into())), "iqn.a:b");
     }
 
     #[test]
