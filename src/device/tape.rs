@@ -135,6 +135,13 @@ impl<T: Transport> Tape<T> {
         r
     }
 
+    /// Any status back; a transport failure forgets the position (the
+    /// command may or may not have moved the tape).
+    fn run_any(&mut self, req: Request) -> Result<crate::transport::Response, DeviceError> {
+        let r = self.scsi.run_any(req);
+        self.lost_position(r)
+    }
+
     fn run_long(&mut self, cdb: crate::scsi::Cdb) -> Result<(), DeviceError> {
         let r = self
             .scsi
@@ -342,9 +349,7 @@ impl<T: Transport> Tape<T> {
                 message: format!("block of {} bytes exceeds WRITE(6)'s 16 MiB", data.len()),
             });
         }
-        let resp = self
-            .scsi
-            .run_any(Request::data_out(cdb, data).with_timeout(LONG_TIMEOUT))?;
+        let resp = self.run_any(Request::data_out(cdb, data).with_timeout(LONG_TIMEOUT))?;
         let outcome = classify_write(resp.status, &resp.sense);
         match outcome {
             Some(o) => {
@@ -371,9 +376,7 @@ impl<T: Transport> Tape<T> {
             length: requested as u32,
         }
         .to_cdb();
-        let resp = self
-            .scsi
-            .run_any(Request::data_in_buf(cdb, buf).with_timeout(LONG_TIMEOUT))?;
+        let resp = self.run_any(Request::data_in_buf(cdb, buf).with_timeout(LONG_TIMEOUT))?;
         match classify_read(resp.status, &resp.sense, requested, resp.transferred()) {
             Ok(outcome) => {
                 self.pos = match outcome {

@@ -792,3 +792,13 @@ impl<L: LogicalUnit> Transport for MemoryTransport<L> {
         self.name.clone()
     }
 }
+
+impl<L: LogicalUnit> std::fmt::Debug for MemoryTransport<L> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryTransport")
+            .field("name", &self.name)
+            .field("in_flight", &self.done.len())
+            .field("commands", &self.commands)
+            .finish()
+    }
+}
