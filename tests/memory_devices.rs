@@ -10,7 +10,11 @@ use sanmover::transport::memory::{MemDisk, MemTape, MemoryTransport, TapeObject}
 use sanmover::transport::{Request, Transport, TransportError};
 
 fn tape(capacity: u64) -> Tape<MemoryTransport<MemTape>> {
-    Tape::open(MemoryTransport::new("mem-tape", MemTape::new("T1", capacity))).unwrap()
+    Tape::open(MemoryTransport::new(
+        "mem-tape",
+        MemTape::new("T1", capacity),
+    ))
+    .unwrap()
 }
 
 fn read(t: &mut Tape<MemoryTransport<MemTape>>, max: usize) -> (ReadOutcome, Vec<u8>) {
@@ -23,7 +27,11 @@ fn read(t: &mut Tape<MemoryTransport<MemTape>>, max: usize) -> (ReadOutcome, Vec
 
 #[test]
 fn disk_round_trip_and_capacity() {
-    let mut d = Disk::open(MemoryTransport::new("mem-disk", MemDisk::new("D1", 2048, 512))).unwrap();
+    let mut d = Disk::open(MemoryTransport::new(
+        "mem-disk",
+        MemDisk::new("D1", 2048, 512),
+    ))
+    .unwrap();
     let cap = d.capacity().unwrap();
     assert_eq!(cap.blocks.0, 2048);
     assert_eq!(cap.block_size, BlockSize(512));
@@ -32,7 +40,10 @@ fn disk_round_trip_and_capacity() {
     assert_eq!(d.read(Lba(100), 8, BlockSize(512)).unwrap(), data);
     // Past the end: ILLEGAL REQUEST, LBA OUT OF RANGE, decoded.
     let e = d.read(Lba(2047), 2, BlockSize(512)).unwrap_err();
-    assert!(e.to_string().contains("LOGICAL BLOCK ADDRESS OUT OF RANGE"), "{e}");
+    assert!(
+        e.to_string().contains("LOGICAL BLOCK ADDRESS OUT OF RANGE"),
+        "{e}"
+    );
     assert!(e.to_string().contains("READ(16)"), "{e}");
 }
 
@@ -75,7 +86,12 @@ fn tape_files_read_back_with_exact_positions() {
 
     // SSC backward SPACE: before the filemark that ends file 0.
     t.space_filemarks(-2).unwrap();
-    assert_eq!(t.read_position(ReadPositionForm::SHORT).unwrap().first_block, Some(3));
+    assert_eq!(
+        t.read_position(ReadPositionForm::SHORT)
+            .unwrap()
+            .first_block,
+        Some(3)
+    );
     t.seek_file(1).unwrap();
     assert_eq!(read(&mut t, 4096).1, vec![9; 77]);
 }
@@ -124,7 +140,10 @@ fn a_target_that_dies_mid_copy_is_a_transport_error() {
     ));
     // The tool no longer claims to know where the tape is.
     assert_eq!(t.position(), TrackedPosition::UNKNOWN);
-    assert_eq!(t.scsi.transport().lu.objects(), &[TapeObject::Block(vec![1; 10])]);
+    assert_eq!(
+        t.scsi.transport().lu.objects(),
+        &[TapeObject::Block(vec![1; 10])]
+    );
 }
 
 #[test]
@@ -138,7 +157,8 @@ fn pipelined_submissions_complete_with_their_tags() {
             dpo: false,
             fua: false,
         });
-        tr.submit(Request::data_in(cdb, 512).with_tag(100 + i)).unwrap();
+        tr.submit(Request::data_in(cdb, 512).with_tag(100 + i))
+            .unwrap();
     }
     assert_eq!(tr.in_flight(), 4);
     let mut tags = Vec::new();

@@ -23,7 +23,9 @@ fn inquiry_disk_and_tape_types() {
 fn vpd_pages_of_disk_and_tape() {
     let r = rig();
     for dev in [r.disk(), r.tape()] {
-        let sp = sanmover(["--json", "inquiry", dev, "--vpd", "sp"]).ok().json();
+        let sp = sanmover(["--json", "inquiry", dev, "--vpd", "sp"])
+            .ok()
+            .json();
         let pages: Vec<u64> = sp["pages"]
             .as_array()
             .unwrap()
@@ -32,16 +34,24 @@ fn vpd_pages_of_disk_and_tape() {
             .collect();
         assert!(pages.contains(&0x83) && pages.contains(&0x80), "{pages:?}");
 
-        let di = sanmover(["--json", "inquiry", dev, "--vpd", "0x83"]).ok().json();
+        let di = sanmover(["--json", "inquiry", dev, "--vpd", "0x83"])
+            .ok()
+            .json();
         let ds = di["designators"].as_array().unwrap();
         // tgt: a T10 vendor id (ASCII) and NAA designators (binary, LU).
         assert!(
-            ds.iter().any(|d| d["designator_type"] == 3 && d["code_set"] == 1),
+            ds.iter()
+                .any(|d| d["designator_type"] == 3 && d["code_set"] == 1),
             "no binary NAA in {di}"
         );
-        assert!(ds.iter().any(|d| d["designator_type"] == 1), "no T10 id in {di}");
+        assert!(
+            ds.iter().any(|d| d["designator_type"] == 1),
+            "no T10 id in {di}"
+        );
 
-        let sn = sanmover(["--json", "inquiry", dev, "--vpd", "sn"]).ok().json();
+        let sn = sanmover(["--json", "inquiry", dev, "--vpd", "sn"])
+            .ok()
+            .json();
         assert!(!sn["serial"].as_str().unwrap().is_empty(), "{sn}");
     }
     let text = sanmover(["inquiry", r.disk(), "--vpd", "di"]).ok().stdout;
@@ -53,11 +63,7 @@ fn readcap_of_the_64mib_disk() {
     let r = rig();
     let c = sanmover(["--json", "readcap", r.disk()]).ok().json();
     assert_eq!(c["block_size"], 512);
-    assert_eq!(
-        c["blocks"].as_u64().unwrap() * 512,
-        64 * 1024 * 1024,
-        "{c}"
-    );
+    assert_eq!(c["blocks"].as_u64().unwrap() * 512, 64 * 1024 * 1024, "{c}");
     let text = sanmover(["readcap", r.disk()]).ok().stdout;
     assert!(text.contains("Logical block length=512 bytes"), "{text}");
 }
@@ -117,7 +123,9 @@ fn luns_discovers_both_targets() {
 #[test]
 fn sense_offline_decodes_tgt_filemark() {
     let v = sanmover([
-        "--json", "sense", "f0 00 80 00 00 10 00 0a 00 00 00 00 00 01 00 00 00 00",
+        "--json",
+        "sense",
+        "f0 00 80 00 00 10 00 0a 00 00 00 00 00 01 00 00 00 00",
     ])
     .ok()
     .json();
@@ -126,7 +134,11 @@ fn sense_offline_decodes_tgt_filemark() {
     // An odd number of digits in a word is a usage error, not a guess.
     let odd = sanmover(["sense", "f000800000100000a000000000001000000"]);
     assert_eq!(odd.code, 1, "{}", odd.stderr);
-    assert!(odd.stderr.contains("odd number of hex digits"), "{}", odd.stderr);
+    assert!(
+        odd.stderr.contains("odd number of hex digits"),
+        "{}",
+        odd.stderr
+    );
     // Garbage that is hex but not sense: refused, never a panic.
     let junk = sanmover(["sense", "12 34"]);
     assert_eq!(junk.code, 1, "{}", junk.stderr);
@@ -166,7 +178,11 @@ fn closed_port_is_a_connect_error() {
     let t0 = std::time::Instant::now();
     let r = sanmover(["inquiry", &url]);
     assert_eq!(r.code, 40, "{}", r.stderr);
-    assert!(r.stderr.contains(&format!("127.0.0.1:{port}")), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!("127.0.0.1:{port}")),
+        "{}",
+        r.stderr
+    );
     // A refused connection must not wait for a long timeout.
     assert!(t0.elapsed() < std::time::Duration::from_secs(20));
 }
@@ -174,7 +190,10 @@ fn closed_port_is_a_connect_error() {
 #[test]
 fn unknown_target_is_a_login_error() {
     let r = rig();
-    let url = format!("iscsi://{}/iqn.2026-11.org.sanmover:no-such-target/1", r.portal());
+    let url = format!(
+        "iscsi://{}/iqn.2026-11.org.sanmover:no-such-target/1",
+        r.portal()
+    );
     let out = sanmover(["inquiry", &url]);
     assert_eq!(out.code, 41, "{}", out.stderr);
 }

@@ -59,7 +59,10 @@ fn write_filemarks_rewind_fsf_and_read_back_exactly() {
         for (i, &n) in sizes.iter().enumerate() {
             let (o, data) = read(&mut t);
             assert_eq!(o, ReadOutcome::Block(n), "file {f} record {i}");
-            assert!(data == record(f as u8, i as u8, n), "file {f} record {i} differs");
+            assert!(
+                data == record(f as u8, i as u8, n),
+                "file {f} record {i} differs"
+            );
         }
         assert_eq!(read(&mut t).0, ReadOutcome::Filemark, "after file {f}");
     }
@@ -101,7 +104,14 @@ fn cli_tape_control_with_decoded_filemark_and_eod() {
 
     sanmover(["tape", tape, "rewind"]).ok();
     // WRITE(6) variable, 3000 bytes (0x000bb8), data from a file.
-    sanmover(["raw", tape, "0a 00 00 0b b8 00", "--send", rec.to_str().unwrap()]).ok();
+    sanmover([
+        "raw",
+        tape,
+        "0a 00 00 0b b8 00",
+        "--send",
+        rec.to_str().unwrap(),
+    ])
+    .ok();
     sanmover(["tape", tape, "weof", "1"]).ok();
     sanmover(["tape", tape, "rewind"]).ok();
 
@@ -127,7 +137,11 @@ fn cli_tape_control_with_decoded_filemark_and_eod() {
     sanmover(["tape", tape, "rewind"]).ok();
     let past = sanmover(["tape", tape, "fsf", "3"]);
     assert_ne!(past.code, 0);
-    assert!(past.stderr.contains("END-OF-DATA DETECTED"), "{}", past.stderr);
+    assert!(
+        past.stderr.contains("END-OF-DATA DETECTED"),
+        "{}",
+        past.stderr
+    );
 
     sanmover(["tape", tape, "rewind"]).ok();
     sanmover(["tape", tape, "fsf", "1"]).ok();
@@ -136,7 +150,10 @@ fn cli_tape_control_with_decoded_filemark_and_eod() {
     let st = sanmover(["--json", "tape", tape, "status"]).ok().json();
     assert_eq!(st["vendor"], "IET");
     assert_eq!(st["position_trusted"], false);
-    assert!(st["limits"]["max_block_length"].as_u64().unwrap() >= 65536, "{st}");
+    assert!(
+        st["limits"]["max_block_length"].as_u64().unwrap() >= 65536,
+        "{st}"
+    );
 
     let tell = sanmover(["tape", tape, "tell"]).ok();
     assert!(tell.stdout.contains("not trusted"), "{}", tell.stdout);

@@ -43,32 +43,110 @@ pub const OTHER: u8 = 99;
 
 /// The table printed by `--help` and copied in the README.
 pub const TABLE: &[ExitCode] = &[
-    ExitCode { code: OK, meaning: "success" },
-    ExitCode { code: SYNTAX, meaning: "bad command line: option, hex or device URL" },
-    ExitCode { code: NOT_READY, meaning: "NOT READY (no medium, becoming ready)" },
-    ExitCode { code: MEDIUM_HARDWARE, meaning: "MEDIUM ERROR or HARDWARE ERROR" },
-    ExitCode { code: ILLEGAL_REQUEST, meaning: "ILLEGAL REQUEST (bad field, LUN not supported)" },
-    ExitCode { code: UNIT_ATTENTION, meaning: "UNIT ATTENTION (after retries)" },
-    ExitCode { code: DATA_PROTECT, meaning: "DATA PROTECT (write protected)" },
-    ExitCode { code: BLANK_CHECK, meaning: "BLANK CHECK (end of data on tape)" },
-    ExitCode { code: INVALID_OPCODE, meaning: "command not supported by the device (20/00)" },
-    ExitCode { code: COPY_ABORTED, meaning: "COPY ABORTED" },
-    ExitCode { code: ABORTED_COMMAND, meaning: "ABORTED COMMAND" },
-    ExitCode { code: VOLUME_OVERFLOW, meaning: "VOLUME OVERFLOW (tape full)" },
-    ExitCode { code: MISCOMPARE, meaning: "MISCOMPARE" },
-    ExitCode { code: FILE_ERROR, meaning: "local file could not be read or written" },
-    ExitCode { code: NO_SENSE, meaning: "NO SENSE with a condition (filemark, EOM, end of data on SPACE)" },
-    ExitCode { code: RECOVERED, meaning: "RECOVERED ERROR" },
-    ExitCode { code: RESERVATION_CONFLICT, meaning: "RESERVATION CONFLICT" },
-    ExitCode { code: BUSY, meaning: "BUSY or TASK SET FULL (after retries)" },
-    ExitCode { code: OTHER_STATUS, meaning: "another SCSI status (ACA ACTIVE, TASK ABORTED)" },
-    ExitCode { code: TIMEOUT, meaning: "the command timed out" },
-    ExitCode { code: CONNECT, meaning: "cannot reach the portal or open the device" },
-    ExitCode { code: LOGIN, meaning: "iSCSI login refused (unknown target, CHAP, ACL)" },
-    ExitCode { code: SESSION_LOST, meaning: "session lost during a command" },
-    ExitCode { code: WRONG_DEVICE_TYPE, meaning: "wrong device type (e.g. a tape command on a disk)" },
-    ExitCode { code: BAD_RESPONSE, meaning: "the device's response could not be decoded" },
-    ExitCode { code: OTHER, meaning: "any other error" },
+    ExitCode {
+        code: OK,
+        meaning: "success",
+    },
+    ExitCode {
+        code: SYNTAX,
+        meaning: "bad command line: option, hex or device URL",
+    },
+    ExitCode {
+        code: NOT_READY,
+        meaning: "NOT READY (no medium, becoming ready)",
+    },
+    ExitCode {
+        code: MEDIUM_HARDWARE,
+        meaning: "MEDIUM ERROR or HARDWARE ERROR",
+    },
+    ExitCode {
+        code: ILLEGAL_REQUEST,
+        meaning: "ILLEGAL REQUEST (bad field, LUN not supported)",
+    },
+    ExitCode {
+        code: UNIT_ATTENTION,
+        meaning: "UNIT ATTENTION (after retries)",
+    },
+    ExitCode {
+        code: DATA_PROTECT,
+        meaning: "DATA PROTECT (write protected)",
+    },
+    ExitCode {
+        code: BLANK_CHECK,
+        meaning: "BLANK CHECK (end of data on tape)",
+    },
+    ExitCode {
+        code: INVALID_OPCODE,
+        meaning: "command not supported by the device (20/00)",
+    },
+    ExitCode {
+        code: COPY_ABORTED,
+        meaning: "COPY ABORTED",
+    },
+    ExitCode {
+        code: ABORTED_COMMAND,
+        meaning: "ABORTED COMMAND",
+    },
+    ExitCode {
+        code: VOLUME_OVERFLOW,
+        meaning: "VOLUME OVERFLOW (tape full)",
+    },
+    ExitCode {
+        code: MISCOMPARE,
+        meaning: "MISCOMPARE",
+    },
+    ExitCode {
+        code: FILE_ERROR,
+        meaning: "local file could not be read or written",
+    },
+    ExitCode {
+        code: NO_SENSE,
+        meaning: "NO SENSE with a condition (filemark, EOM, end of data on SPACE)",
+    },
+    ExitCode {
+        code: RECOVERED,
+        meaning: "RECOVERED ERROR",
+    },
+    ExitCode {
+        code: RESERVATION_CONFLICT,
+        meaning: "RESERVATION CONFLICT",
+    },
+    ExitCode {
+        code: BUSY,
+        meaning: "BUSY or TASK SET FULL (after retries)",
+    },
+    ExitCode {
+        code: OTHER_STATUS,
+        meaning: "another SCSI status (ACA ACTIVE, TASK ABORTED)",
+    },
+    ExitCode {
+        code: TIMEOUT,
+        meaning: "the command timed out",
+    },
+    ExitCode {
+        code: CONNECT,
+        meaning: "cannot reach the portal or open the device",
+    },
+    ExitCode {
+        code: LOGIN,
+        meaning: "iSCSI login refused (unknown target, CHAP, ACL)",
+    },
+    ExitCode {
+        code: SESSION_LOST,
+        meaning: "session lost during a command",
+    },
+    ExitCode {
+        code: WRONG_DEVICE_TYPE,
+        meaning: "wrong device type (e.g. a tape command on a disk)",
+    },
+    ExitCode {
+        code: BAD_RESPONSE,
+        meaning: "the device's response could not be decoded",
+    },
+    ExitCode {
+        code: OTHER,
+        meaning: "any other error",
+    },
 ];
 
 /// The table as text for `--help`.
@@ -126,7 +204,7 @@ pub fn for_transport(e: &TransportError) -> u8 {
 pub fn for_device(e: &DeviceError) -> u8 {
     match e {
         DeviceError::Transport { source, .. } => for_transport(source),
-        DeviceError::Check { status, sense, .. } => for_status(*status, sense.as_ref()),
+        DeviceError::Check { status, sense, .. } => for_status(*status, sense.as_deref()),
         DeviceError::Parse { .. } => BAD_RESPONSE,
         DeviceError::WrongType { .. } => WRONG_DEVICE_TYPE,
         DeviceError::Protocol { .. } => BAD_RESPONSE,
@@ -171,12 +249,21 @@ mod tests {
     #[test]
     fn sense_maps_to_category() {
         let s = Sense::new(SenseKey::ILLEGAL_REQUEST, Asc::INVALID_OPCODE);
-        assert_eq!(for_status(Status::CHECK_CONDITION, Some(&s)), INVALID_OPCODE);
+        assert_eq!(
+            for_status(Status::CHECK_CONDITION, Some(&s)),
+            INVALID_OPCODE
+        );
         let s = Sense::new(SenseKey::ILLEGAL_REQUEST, Asc::LUN_NOT_SUPPORTED);
-        assert_eq!(for_status(Status::CHECK_CONDITION, Some(&s)), ILLEGAL_REQUEST);
+        assert_eq!(
+            for_status(Status::CHECK_CONDITION, Some(&s)),
+            ILLEGAL_REQUEST
+        );
         let s = Sense::new(SenseKey::BLANK_CHECK, Asc::NO_ADDITIONAL);
         assert_eq!(for_sense(&s), BLANK_CHECK);
-        assert_eq!(for_status(Status::RESERVATION_CONFLICT, None), RESERVATION_CONFLICT);
+        assert_eq!(
+            for_status(Status::RESERVATION_CONFLICT, None),
+            RESERVATION_CONFLICT
+        );
         assert_eq!(for_status(Status::CHECK_CONDITION, None), OTHER_STATUS);
     }
 }

@@ -71,7 +71,12 @@ pub struct ConnArgs {
     #[arg(long, global = true, env = "SANMOVER_INITIATOR", value_name = "IQN")]
     pub initiator: Option<String>,
     /// Seconds before a command without its own timeout is given up.
-    #[arg(long = "cmd-timeout", global = true, default_value_t = 30, value_name = "S")]
+    #[arg(
+        long = "cmd-timeout",
+        global = true,
+        default_value_t = 30,
+        value_name = "S"
+    )]
     pub cmd_timeout: u64,
 }
 
@@ -311,7 +316,9 @@ pub fn parse_hex_args(words: &[String]) -> Result<Vec<u8>, UsageError> {
             let p = match p.len() {
                 1 => format!("0{p}"),
                 n if n % 2 == 1 => {
-                    return Err(UsageError(format!("'{part}' has an odd number of hex digits")))
+                    return Err(UsageError(format!(
+                        "'{part}' has an odd number of hex digits"
+                    )))
                 }
                 _ => p.to_string(),
             };

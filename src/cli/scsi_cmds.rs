@@ -39,8 +39,11 @@ pub fn parse_vpd_page(s: &str) -> Result<VpdPage, UsageError> {
         Some(h) => u8::from_str_radix(h, 16),
         None => s.parse::<u8>(),
     };
-    n.map(VpdPage)
-        .map_err(|_| UsageError(format!("'{s}' is not a VPD page (0..255, 0xNN, sp, sn, di, bl, tpc)")))
+    n.map(VpdPage).map_err(|_| {
+        UsageError(format!(
+            "'{s}' is not a VPD page (0..255, 0xNN, sp, sn, di, bl, tpc)"
+        ))
+    })
 }
 
 pub fn inquiry(conn: &ConnArgs, out: &Out, dev: &str, vpd: Option<&str>) -> Result<u8> {
@@ -56,7 +59,12 @@ pub fn inquiry(conn: &ConnArgs, out: &Out, dev: &str, vpd: Option<&str>) -> Resu
             out.emit(&v, || {
                 let mut s = String::from("Supported VPD pages:\n");
                 for pg in &v.pages {
-                    let _ = writeln!(s, "  {:#04x}  {}", pg.0, pg.name().unwrap_or("vendor specific or unknown"));
+                    let _ = writeln!(
+                        s,
+                        "  {:#04x}  {}",
+                        pg.0,
+                        pg.name().unwrap_or("vendor specific or unknown")
+                    );
                 }
                 s
             });
@@ -85,7 +93,14 @@ pub fn inquiry(conn: &ConnArgs, out: &Out, dev: &str, vpd: Option<&str>) -> Resu
                     page: p.0,
                     hex: hex::encode(&raw),
                 },
-                || format!("VPD page {:#04x}, {} bytes:\n{}", p.0, raw.len(), hexdump(&raw)),
+                || {
+                    format!(
+                        "VPD page {:#04x}, {} bytes:\n{}",
+                        p.0,
+                        raw.len(),
+                        hexdump(&raw)
+                    )
+                },
             );
         }
     }
@@ -97,12 +112,23 @@ fn standard_text(i: &StandardInquiry) -> String {
     let _ = writeln!(
         s,
         "  PQual={}  PDT={} ({})  RMB={}  version={:#04x}  response format={}",
-        i.peripheral_qualifier, i.device_type.0, i.device_type, i.rmb as u8, i.version, i.response_data_format
+        i.peripheral_qualifier,
+        i.device_type.0,
+        i.device_type,
+        i.rmb as u8,
+        i.version,
+        i.response_data_format
     );
     let _ = writeln!(
         s,
         "  NormACA={}  HiSup={}  SCCS={}  ACC={}  TPGS={}  3PC={}  Protect={}",
-        i.normaca as u8, i.hisup as u8, i.sccs as u8, i.acc as u8, i.tpgs, i.three_pc as u8, i.protect as u8
+        i.normaca as u8,
+        i.hisup as u8,
+        i.sccs as u8,
+        i.acc as u8,
+        i.tpgs,
+        i.three_pc as u8,
+        i.protect as u8
     );
     let _ = writeln!(
         s,
@@ -147,17 +173,30 @@ fn devid_text(v: &DeviceIdentification) -> String {
 fn block_limits_text(v: &BlockLimitsVpd) -> String {
     let mut s = String::from("Block limits VPD page:\n");
     let rows: [(&str, u64); 8] = [
-        ("Maximum compare and write length", v.max_compare_write as u64),
-        ("Optimal transfer length granularity", v.optimal_granularity as u64),
+        (
+            "Maximum compare and write length",
+            v.max_compare_write as u64,
+        ),
+        (
+            "Optimal transfer length granularity",
+            v.optimal_granularity as u64,
+        ),
         ("Maximum transfer length", v.max_transfer_length as u64),
         ("Optimal transfer length", v.optimal_transfer_length as u64),
         ("Maximum prefetch length", v.max_prefetch_length as u64),
         ("Maximum unmap LBA count", v.max_unmap_lba_count as u64),
-        ("Maximum unmap block descriptor count", v.max_unmap_descriptor_count as u64),
+        (
+            "Maximum unmap block descriptor count",
+            v.max_unmap_descriptor_count as u64,
+        ),
         ("Maximum write same length", v.max_write_same_length),
     ];
     for (k, n) in rows {
-        let _ = writeln!(s, "  {k}: {n}{}", if n == 0 { " (not reported)" } else { "" });
+        let _ = writeln!(
+            s,
+            "  {k}: {n}{}",
+            if n == 0 { " (not reported)" } else { "" }
+        );
     }
     s
 }
@@ -184,7 +223,8 @@ struct TargetInfo {
 pub fn luns(conn: &ConnArgs, out: &Out, portal: &str) -> Result<u8> {
     let portal = PortalUrl::parse(portal)?;
     let opts = conn.iscsi_options();
-    let targets = discover(&portal, &opts).with_context(|| format!("discovery at {}", portal.portal()))?;
+    let targets =
+        discover(&portal, &opts).with_context(|| format!("discovery at {}", portal.portal()))?;
     let mut all = Vec::new();
     for t in &targets {
         // Try the portals discovery named, then the one given: a target
@@ -217,7 +257,11 @@ pub fn luns(conn: &ConnArgs, out: &Out, portal: &str) -> Result<u8> {
         let mut luns = Vec::new();
         for l in &list.luns {
             let Some(idx) = l.index() else {
-                log::warn!("{}: LUN {:#018x} uses an addressing method not shown", t.name, l.0);
+                log::warn!(
+                    "{}: LUN {:#018x} uses an addressing method not shown",
+                    t.name,
+                    l.0
+                );
                 continue;
             };
             luns.push(lun_info(&used, &t.name, idx, &opts));
@@ -265,10 +309,17 @@ fn strip_tpgt(p: &str) -> String {
 }
 
 fn lun_url(portal: &str, target: &str, lun: u16) -> Result<IscsiUrl> {
-    Ok(IscsiUrl::parse(&format!("iscsi://{portal}/{target}/{lun}"))?)
+    Ok(IscsiUrl::parse(&format!(
+        "iscsi://{portal}/{target}/{lun}"
+    ))?)
 }
 
-fn lun_info(portal: &str, target: &str, lun: u16, opts: &crate::transport::iscsi::IscsiOptions) -> LunInfo {
+fn lun_info(
+    portal: &str,
+    target: &str,
+    lun: u16,
+    opts: &crate::transport::iscsi::IscsiOptions,
+) -> LunInfo {
     let r = (|| -> Result<StandardInquiry> {
         let t = IscsiTransport::connect(&lun_url(portal, target, lun)?, opts)?;
         Ok(Scsi::new(t).inquiry()?)
@@ -392,7 +443,12 @@ pub fn raw(conn: &ConnArgs, out: &Out, dev: &str, a: RawArgs<'_>) -> Result<u8> 
         if a.alloc.is_some() {
             match a.save {
                 Some(p) => {
-                    let _ = writeln!(s, "Received {} bytes of data, saved to {}", data_in.len(), p.display());
+                    let _ = writeln!(
+                        s,
+                        "Received {} bytes of data, saved to {}",
+                        data_in.len(),
+                        p.display()
+                    );
                 }
                 None => {
                     let _ = writeln!(s, "Received {} bytes of data:", data_in.len());
@@ -412,14 +468,21 @@ pub fn sense_text(s: &Sense) -> String {
         t,
         "  {} {} sense, key: {} ({:#x})",
         if s.current { "current" } else { "deferred" },
-        if s.descriptor_format { "descriptor" } else { "fixed" },
+        if s.descriptor_format {
+            "descriptor"
+        } else {
+            "fixed"
+        },
         s.key,
         s.key.0
     );
     let _ = writeln!(
         t,
         "  additional sense: {} (ASC={:#04x}, ASCQ={:#04x})",
-        s.asc.name().map(|n| n.to_string()).unwrap_or_else(|| "unknown".into()),
+        s.asc
+            .name()
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| "unknown".into()),
         s.asc.asc(),
         s.asc.ascq()
     );

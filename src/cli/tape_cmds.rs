@@ -161,11 +161,16 @@ fn position_text(p: &Position) -> String {
         opt(p.first_block),
         opt(p.file_number)
     );
-    let flags: Vec<&str> = [(p.bop, "BOP"), (p.eop, "EOP"), (p.bpew, "BPEW"), (p.perr, "PERR")]
-        .iter()
-        .filter(|(b, _)| *b)
-        .map(|(_, n)| *n)
-        .collect();
+    let flags: Vec<&str> = [
+        (p.bop, "BOP"),
+        (p.eop, "EOP"),
+        (p.bpew, "BPEW"),
+        (p.perr, "PERR"),
+    ]
+    .iter()
+    .filter(|(b, _)| *b)
+    .map(|(_, n)| *n)
+    .collect();
     if !flags.is_empty() {
         let _ = writeln!(s, "  flags: {}", flags.join(" "));
     }
@@ -190,7 +195,11 @@ fn status_text(st: &TapeStatus) -> String {
             None => "unknown".to_string(),
         }
     );
-    let _ = writeln!(s, "Density code: {}", opt(st.density_code.map(|d| format!("{d:#04x}"))));
+    let _ = writeln!(
+        s,
+        "Density code: {}",
+        opt(st.density_code.map(|d| format!("{d:#04x}")))
+    );
     let _ = writeln!(
         s,
         "Write protected: {}",

@@ -35,7 +35,7 @@ pub enum DeviceError {
         device: String,
         cdb: Cdb,
         status: Status,
-        sense: Option<Sense>,
+        sense: Option<Box<Sense>>,
         raw_sense: Vec<u8>,
     },
     #[error("{device}: {what}: cannot decode the response: {source}")]
@@ -59,7 +59,7 @@ impl DeviceError {
     /// The decoded sense, when the device sent one.
     pub fn sense(&self) -> Option<&Sense> {
         match self {
-            DeviceError::Check { sense, .. } => sense.as_ref(),
+            DeviceError::Check { sense, .. } => sense.as_deref(),
             _ => None,
         }
     }
@@ -74,8 +74,7 @@ impl DeviceError {
     /// True when the device refused the command as not implemented.
     pub fn is_unsupported_command(&self) -> bool {
         self.sense().is_some_and(|s| {
-            s.key == SenseKey::ILLEGAL_REQUEST
-                && s.asc == crate::scsi::sense::Asc::INVALID_OPCODE
+            s.key == SenseKey::ILLEGAL_REQUEST && s.asc == crate::scsi::sense::Asc::INVALID_OPCODE
         })
     }
 }
@@ -84,7 +83,7 @@ fn cdb_name(cdb: &Cdb) -> String {
     cdb.opcode().to_string()
 }
 
-fn sense_suffix(sense: &Option<Sense>, raw: &[u8]) -> String {
+fn sense_suffix(sense: &Option<Box<Sense>>, raw: &[u8]) -> String {
     match sense {
         Some(s) => format!(": {s}"),
         None if raw.is_empty() => String::new(),
@@ -168,7 +167,7 @@ impl<T: Transport> Scsi<T> {
             device: self.name.clone(),
             cdb: resp.cdb,
             status: resp.status,
-            sense: Sense::parse(&resp.sense).ok(),
+            sense: Sense::parse(&resp.sense).ok().map(Box::new),
             raw_sense: resp.sense.clone(),
         }
     }

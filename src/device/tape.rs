@@ -74,7 +74,8 @@ pub struct Quirks {
 
 impl Quirks {
     pub fn for_inquiry(inq: &StandardInquiry) -> Quirks {
-        let tgt = inq.vendor == "IET" && inq.product == "VIRTUAL-TAPE";
+        // tgt (and IET before it) answer vendor "IET" on every LU.
+        let tgt = inq.vendor == "IET";
         Quirks {
             position_stub: tgt,
             reverse_space_off_by_one: tgt,
@@ -248,8 +249,7 @@ impl<T: Transport> Tape<T> {
 
     /// READ POSITION in the given form, as the device reports it.
     pub fn read_position(&mut self, form: ReadPositionForm) -> Result<Position, DeviceError> {
-        let alloc = if form == ReadPositionForm::SHORT || form == ReadPositionForm::SHORT_VENDOR
-        {
+        let alloc = if form == ReadPositionForm::SHORT || form == ReadPositionForm::SHORT_VENDOR {
             20
         } else {
             32
@@ -474,9 +474,9 @@ fn classify_read(
             Some(info) if info >= 0 && (info as usize) <= requested => {
                 Ok(ReadOutcome::Block(requested - info as usize))
             }
-            Some(info) if info < 0 => {
-                Err(ReadFault::Overlength(requested + info.unsigned_abs() as usize))
-            }
+            Some(info) if info < 0 => Err(ReadFault::Overlength(
+                requested + info.unsigned_abs() as usize,
+            )),
             _ => Err(ReadFault::Check),
         };
     }
@@ -532,7 +532,12 @@ mod tests {
     #[test]
     fn read_short_block_length_comes_from_information_not_residual() {
         // tgt 1.0.85 reports a wrong residual here; 4096 - 3096 = 1000.
-        let r = classify_read(Status::CHECK_CONDITION, &hex(SHORT_1000_OF_4096), 4096, 3096);
+        let r = classify_read(
+            Status::CHECK_CONDITION,
+            &hex(SHORT_1000_OF_4096),
+            4096,
+            3096,
+        );
         assert_eq!(r.ok(), Some(ReadOutcome::Block(1000)));
     }
 
@@ -582,6 +587,9 @@ mod tests {
             classify_write(Status::GOOD, &[]),
             Some(WriteOutcome::default())
         );
-        assert_eq!(classify_write(Status::CHECK_CONDITION, &hex(NO_LOCATE)), None);
+        assert_eq!(
+            classify_write(Status::CHECK_CONDITION, &hex(NO_LOCATE)),
+            None
+        );
     }
 }

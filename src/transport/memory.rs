@@ -20,7 +20,7 @@ use crate::scsi::sbc::{
 use crate::scsi::sense::{Asc, Sense, SenseKey, SenseKeySpecific};
 use crate::scsi::spc::{
     Association, BlockDescriptor, CodeSet, Designator, DesignatorType, DeviceIdentification,
-    Inquiry, Lun, LunList, ModeParameters, ModeSense6, ModeSelect6, ReportLuns, StandardInquiry,
+    Inquiry, Lun, LunList, ModeParameters, ModeSelect6, ModeSense6, ReportLuns, StandardInquiry,
     SupportedVpdPages, UnitSerialNumber, VpdPage,
 };
 use crate::scsi::ssc::{
@@ -110,9 +110,9 @@ impl Identity {
         naa[1] = 0x01;
         naa[2] = 0x40;
         naa[3] = 0x50;
-        let h = serial
-            .bytes()
-            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+        let h = serial.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+        });
         naa[4..12].copy_from_slice(&h.to_be_bytes());
         naa[12..16].copy_from_slice(&(serial.len() as u32).to_be_bytes());
         Identity {
@@ -129,9 +129,10 @@ impl Identity {
         let op = Opcode(*cdb.first()?);
         Some(match op {
             Opcode::TEST_UNIT_READY => Completion::good(0),
-            Opcode::REQUEST_SENSE => {
-                reply(data_in, &Sense::new(SenseKey::NO_SENSE, Asc::NO_ADDITIONAL).to_fixed())
-            }
+            Opcode::REQUEST_SENSE => reply(
+                data_in,
+                &Sense::new(SenseKey::NO_SENSE, Asc::NO_ADDITIONAL).to_fixed(),
+            ),
             Opcode::INQUIRY => match Inquiry::parse(cdb) {
                 Err(_) => Completion::bad_field(1),
                 Ok(q) if !q.evpd && q.page_code != 0 => Completion::bad_field(2),
@@ -514,7 +515,8 @@ impl MemTape {
                     .with_information(len as u64),
             );
         }
-        self.objects.push(TapeObject::Block(data_out[..len].to_vec()));
+        self.objects
+            .push(TapeObject::Block(data_out[..len].to_vec()));
         self.pos += 1;
         self.bytes_written += len as u64;
         if used + len as u64 + self.early_warning > self.capacity {
@@ -665,7 +667,9 @@ impl LogicalUnit for MemTape {
                 Err(_) => Completion::bad_field(1),
             },
             Opcode::READ_POSITION => match ReadPosition::parse(cdb) {
-                Ok(rp) if rp.form == ReadPositionForm::SHORT || rp.form == ReadPositionForm::LONG => {
+                Ok(rp)
+                    if rp.form == ReadPositionForm::SHORT || rp.form == ReadPositionForm::LONG =>
+                {
                     let p = Position {
                         form: rp.form,
                         ..self.position()

@@ -38,7 +38,7 @@ TAPE_ID=7a5a4e00000000000000000000000001
 DISK1_SN=D1-SANMOVER-RIG
 DISK2_SN=D2-SANMOVER-RIG
 TAPE_SN=T1-SANMOVER-RIG
-VENDOR=SANMOVER
+VENDOR=IET  # tgt's own vendor id: sanmover recognises tgt (and its quirks) by it
 
 PID_FILE=$STATE/tgtd.pid
 CONTROL_FILE=$STATE/control
@@ -187,7 +187,7 @@ add_tape_lun() {
     tadm "$n" --lld iscsi --op new --mode logicalunit --tid "$TAPE_TID" --lun "$TAPE_LUN" \
         --device-type=tape --bstype=ssc -b "$TAPE_FILE"
     tadm "$n" --lld iscsi --op update --mode logicalunit --tid "$TAPE_TID" --lun "$TAPE_LUN" \
-        --params "vendor_id=$VENDOR,product_id=RIG-TAPE,product_rev=0001,scsi_sn=$TAPE_SN,scsi_id=$TAPE_ID"
+        --params "vendor_id=$VENDOR,product_id=VIRTUAL-TAPE,product_rev=0001,scsi_sn=$TAPE_SN,scsi_id=$TAPE_ID"
 }
 
 # require_rig: load pid and control port of a running rig or fail.
