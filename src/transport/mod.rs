@@ -116,8 +116,9 @@ pub struct Response {
     /// [`crate::scsi::sense::Sense::parse`].
     pub sense: Vec<u8>,
     pub residual: Residual,
-    /// The request buffer handed back. For data-in, the first
-    /// `transferred()` bytes are valid as far as the transport knows.
+    /// The request buffer handed back, whatever the outcome: data-out
+    /// unchanged (so a retry can resend it), data-in with the first
+    /// `transferred()` bytes valid as far as the transport knows.
     pub buf: Vec<u8>,
     pub dir: Direction,
 }

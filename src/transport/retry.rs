@@ -57,9 +57,9 @@ impl RetryPolicy {
 
     /// Run `req` to completion on `t`, re-submitting it while
     /// [`should_retry`](Self::should_retry) says so, and return the last
-    /// response. Data-out requests are re-sent with a copy of their data
-    /// kept before the first attempt; data-in requests get their buffer back
-    /// at the original allocation length. Transport errors end it at once.
+    /// response. Data-out requests are re-sent from the buffer the
+    /// transport hands back; data-in requests get their buffer back at the
+    /// original allocation length. Only BUSY waits `delay` first. Transport errors end it at once.
     pub fn execute<T: Transport + ?Sized>(
         &self,
         t: &mut T,
@@ -70,8 +70,6 @@ impl RetryPolicy {
         loop {
             let (tag, cdb, dir, timeout, len) =
                 (req.tag, req.cdb, req.dir, req.timeout, req.buf.len());
-            let data_out =
-                (dir == Direction::Out && attempt < self.max_retries).then(|| req.buf.clone());
             let resp = t.execute(req)?;
             if !self.should_retry(&resp, attempt) {
                 return Ok(resp);
@@ -88,14 +86,14 @@ impl RetryPolicy {
                 attempt,
                 self.max_retries
             );
-            let buf = match data_out {
-                Some(d) => d,
-                None => {
-                    let mut b = resp.buf;
-                    b.resize(len, 0);
-                    b
-                }
-            };
+            // Every transport hands the request buffer back, data-out
+            // unchanged, so a retry resends it without keeping a copy (a
+            // tape write of 1 MiB would otherwise be copied every time).
+            let busy = resp.status == Status::BUSY;
+            let mut buf = resp.buf;
+            if dir == Direction::In {
+                buf.resize(len, 0);
+            }
             req = Request {
                 tag,
                 cdb,
@@ -103,7 +101,8 @@ impl RetryPolicy {
                 buf,
                 timeout,
             };
-            if !self.delay.is_zero() {
+            // A UNIT ATTENTION is reported once and cleared: resend at once.
+            if busy && !self.delay.is_zero() {
                 std::thread::sleep(self.delay);
             }
         }
@@ -179,10 +178,12 @@ mod tests {
                 Outcome::Status(s, sense) => (s, sense),
                 Outcome::Fail => return Err(TransportError::SessionLost("dropped".into())),
             };
+            // Like every transport: data-out comes back unchanged, data-in
+            // holds what arrived.
             let mut buf = req.buf;
-            buf.iter_mut().for_each(|b| *b = 0);
-            if req.dir == Direction::In && status == Status::GOOD {
-                buf.iter_mut().for_each(|b| *b = 0xab);
+            if req.dir == Direction::In {
+                let fill = if status == Status::GOOD { 0xab } else { 0 };
+                buf.iter_mut().for_each(|b| *b = fill);
             }
             Ok(Response {
                 tag: req.tag,
