@@ -123,3 +123,227 @@ pub fn read_capacity<T: Transport>(scsi: &mut Scsi<T>) -> Result<Capacity, Devic
         }
     }
 }
+
+/// One chunk of a pipelined transfer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Chunk {
+    /// 0-based chunk number, in LBA order.
+    pub seq: u64,
+    pub lba: Lba,
+    pub blocks: u32,
+}
+
+/// Split `blocks` from `lba` into chunks of at most `per_chunk` blocks.
+pub fn chunks(lba: Lba, blocks: u64, per_chunk: u32) -> impl Iterator<Item = Chunk> {
+    let per = per_chunk.max(1) as u64;
+    let n = blocks.div_ceil(per);
+    (0..n).map(move |seq| {
+        let start = seq * per;
+        Chunk {
+            seq,
+            lba: Lba(lba.0 + start),
+            blocks: (blocks - start).min(per) as u32,
+        }
+    })
+}
+
+impl<T: Transport> Disk<T> {
+    /// Read `blocks` blocks from `lba` with up to `depth` READ(16)s in
+    /// flight on this one session, `per_chunk` blocks each, and hand each
+    /// chunk's data to `sink` in LBA order. `sink` may return a spent
+    /// buffer for reuse. Memory: at most `depth` chunks in flight plus the
+    /// ones waiting for an earlier chunk.
+    pub fn read_pipelined<E: From<DeviceError>>(
+        &mut self,
+        lba: Lba,
+        blocks: u64,
+        bs: BlockSize,
+        per_chunk: u32,
+        depth: usize,
+        mut sink: impl FnMut(Chunk, Vec<u8>) -> Result<Option<Vec<u8>>, E>,
+    ) -> Result<(), E> {
+        let depth = depth.clamp(1, self.scsi.transport().queue_depth().max(1));
+        let mut todo = chunks(lba, blocks, per_chunk);
+        let mut in_flight: std::collections::HashMap<u64, (Chunk, u32)> = Default::default();
+        let mut ready: std::collections::BTreeMap<u64, (Chunk, Vec<u8>)> = Default::default();
+        let mut spare: Vec<Vec<u8>> = Vec::new();
+        let mut next_out = 0u64;
+        let mut exhausted = false;
+        let retry = crate::transport::retry::RetryPolicy::default();
+        loop {
+            while !exhausted && in_flight.len() + ready.len() < depth {
+                match todo.next() {
+                    None => exhausted = true,
+                    Some(c) => {
+                        let len = c.blocks as usize * bs.0 as usize;
+                        let mut buf = spare.pop().unwrap_or_default();
+                        buf.resize(len, 0);
+                        self.submit_chunk(c, Read16::new(c.lba, c.blocks).to_cdb(), buf, 0)?;
+                        in_flight.insert(c.seq, (c, 0));
+                    }
+                }
+            }
+            if in_flight.is_empty() && ready.is_empty() {
+                return Ok(());
+            }
+            if !in_flight.is_empty() {
+                let resp = self
+                    .scsi
+                    .transport()
+                    .complete()
+                    .map_err(|e| self.scsi.transport_error(e))?;
+                let (c, attempt) = in_flight.remove(&resp.tag).ok_or_else(|| {
+                    DeviceError::Protocol {
+                        device: self.scsi.name().to_string(),
+                        message: format!("completion for unknown tag {}", resp.tag),
+                    }
+                })?;
+                if retry.should_retry(&resp, attempt) {
+                    let cdb = resp.cdb;
+                    let mut buf = resp.buf;
+                    buf.resize(c.blocks as usize * bs.0 as usize, 0);
+                    self.submit_chunk(c, cdb, buf, attempt + 1)?;
+                    in_flight.insert(c.seq, (c, attempt + 1));
+                    continue;
+                }
+                if !resp.is_good() {
+                    return Err(self.scsi.check_error(&resp).into());
+                }
+                let want = c.blocks as usize * bs.0 as usize;
+                if resp.transferred() != want {
+                    return Err(DeviceError::Protocol {
+                        device: self.scsi.name().to_string(),
+                        message: format!(
+                            "READ(16) at {}: {} of {want} bytes arrived",
+                            c.lba,
+                            resp.transferred()
+                        ),
+                    }
+                    .into());
+                }
+                ready.insert(c.seq, (c, resp.buf));
+            }
+            while let Some((c, buf)) = ready.remove(&next_out) {
+                next_out += 1;
+                if let Some(b) = sink(c, buf)? {
+                    spare.push(b);
+                }
+            }
+        }
+    }
+
+    fn submit_chunk(
+        &mut self,
+        c: Chunk,
+        cdb: crate::scsi::Cdb,
+        buf: Vec<u8>,
+        attempt: u32,
+    ) -> Result<(), DeviceError> {
+        if attempt == 0 {
+            log::trace!("{}: cdb {cdb}", self.scsi.name());
+        } else {
+            log::debug!("{}: retry {attempt} of {cdb}", self.scsi.name());
+        }
+        let req = if cdb.opcode() == crate::scsi::Opcode::WRITE_16 {
+            Request::data_out(cdb, buf)
+        } else {
+            Request::data_in_buf(cdb, buf)
+        };
+        self.scsi
+            .transport()
+            .submit(req.with_tag(c.seq))
+            .map_err(|e| self.scsi.transport_error(e))
+    }
+
+    /// Write chunks that `source` produces, in order from `lba`, with up to
+    /// `depth` WRITE(16)s in flight. `source` returns the next chunk's data
+    /// (a whole number of blocks) or `None` at the end, and gets spent
+    /// buffers back through `recycle`. Returns the blocks written.
+    pub fn write_pipelined<E: From<DeviceError>>(
+        &mut self,
+        lba: Lba,
+        bs: BlockSize,
+        depth: usize,
+        mut source: impl FnMut() -> Result<Option<Vec<u8>>, E>,
+        mut recycle: impl FnMut(Vec<u8>),
+    ) -> Result<u64, E> {
+        let depth = depth.clamp(1, self.scsi.transport().queue_depth().max(1));
+        let retry = crate::transport::retry::RetryPolicy::default();
+        let mut in_flight: std::collections::HashMap<u64, (Chunk, u32)> = Default::default();
+        let mut next = lba;
+        let mut seq = 0u64;
+        let mut done = false;
+        let mut written = 0u64;
+        loop {
+            while !done && in_flight.len() < depth {
+                match source()? {
+                    None => done = true,
+                    Some(data) => {
+                        if bs.0 == 0 || data.len() % bs.0 as usize != 0 {
+                            return Err(DeviceError::Protocol {
+                                device: self.scsi.name().to_string(),
+                                message: format!(
+                                    "chunk of {} bytes is not a whole number of {}-byte blocks",
+                                    data.len(),
+                                    bs.0
+                                ),
+                            }
+                            .into());
+                        }
+                        let blocks = (data.len() / bs.0 as usize) as u32;
+                        let c = Chunk {
+                            seq,
+                            lba: next,
+                            blocks,
+                        };
+                        seq += 1;
+                        next = Lba(next.0 + blocks as u64);
+                        let cdb = Write16::new(c.lba, blocks).to_cdb();
+                        self.submit_chunk(c, cdb, data, 0)?;
+                        in_flight.insert(c.seq, (c, 0));
+                    }
+                }
+            }
+            if in_flight.is_empty() {
+                return Ok(written);
+            }
+            let resp = self
+                .scsi
+                .transport()
+                .complete()
+                .map_err(|e| self.scsi.transport_error(e))?;
+            let (c, attempt) =
+                in_flight
+                    .remove(&resp.tag)
+                    .ok_or_else(|| DeviceError::Protocol {
+                        device: self.scsi.name().to_string(),
+                        message: format!("completion for unknown tag {}", resp.tag),
+                    })?;
+            if retry.should_retry(&resp, attempt) {
+                let cdb = resp.cdb;
+                self.submit_chunk(c, cdb, resp.buf, attempt + 1)?;
+                in_flight.insert(c.seq, (c, attempt + 1));
+                continue;
+            }
+            if !resp.is_good() {
+                return Err(self.scsi.check_error(&resp).into());
+            }
+            written += c.blocks as u64;
+            recycle(resp.buf);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_cover_the_range_exactly() {
+        let c: Vec<Chunk> = chunks(Lba(10), 25, 10).collect();
+        assert_eq!(c.len(), 3);
+        assert_eq!(c[0], Chunk { seq: 0, lba: Lba(10), blocks: 10 });
+        assert_eq!(c[2], Chunk { seq: 2, lba: Lba(30), blocks: 5 });
+        assert_eq!(chunks(Lba(0), 0, 8).count(), 0);
+    }
+}

@@ -121,7 +121,7 @@ impl<T: Transport> Scsi<T> {
         self.t
     }
 
-    fn terr(&self, source: TransportError) -> DeviceError {
+    pub(crate) fn transport_error(&self, source: TransportError) -> DeviceError {
         DeviceError::Transport {
             device: self.name.clone(),
             source,
@@ -146,7 +146,7 @@ impl<T: Transport> Scsi<T> {
         let resp = self
             .retry
             .execute(&mut self.t, req)
-            .map_err(|e| self.terr(e))?;
+            .map_err(|e| self.transport_error(e))?;
         log_response(&self.name, &resp);
         Ok(resp)
     }

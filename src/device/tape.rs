@@ -9,7 +9,10 @@
 //! - EOD is BLANK CHECK on READ but NO SENSE 00/05 on SPACE: both mean EOD.
 
 use crate::scsi::sense::{Sense, SenseKey};
-use crate::scsi::spc::{ModeParameters, ModeSelect6, ModeSense6, StandardInquiry};
+use crate::scsi::spc::{
+    ModeParameters, ModeSelect6, ModeSense6, PersistentReserveOut, PrOutAction, PrOutParameters,
+    PrType, Release6, Reserve6, StandardInquiry,
+};
 use crate::scsi::ssc::{
     BlockLimits, Erase, LoadUnload, Locate10, Position, Read6, ReadBlockLimits, ReadPosition,
     ReadPositionForm, Rewind, Space6, SpaceCode, Write6, WriteFilemarks6,
@@ -42,6 +45,17 @@ impl TrackedPosition {
         file: None,
         block: None,
     };
+}
+
+/// How the drive is held for a backup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum Reservation {
+    /// PERSISTENT RESERVE, Write Exclusive, under this key (SPC-4 5.13).
+    Persistent { key: u64 },
+    /// RESERVE(6) (SPC-2).
+    Reserve6,
+    /// The drive supports neither.
+    None,
 }
 
 /// What one READ(6) found.
@@ -342,6 +356,14 @@ impl<T: Transport> Tape<T> {
 
     /// Write one variable-length block.
     pub fn write_block(&mut self, data: Vec<u8>) -> Result<WriteOutcome, DeviceError> {
+        self.write_block_buf(data).map(|(o, _)| o)
+    }
+
+    /// Write one variable-length block and hand the buffer back for reuse.
+    pub fn write_block_buf(
+        &mut self,
+        data: Vec<u8>,
+    ) -> Result<(WriteOutcome, Vec<u8>), DeviceError> {
         let cdb = Write6::variable(data.len() as u32).to_cdb();
         if data.len() > 0x00ff_ffff {
             return Err(DeviceError::Protocol {
@@ -354,7 +376,7 @@ impl<T: Transport> Tape<T> {
         match outcome {
             Some(o) => {
                 self.pos.block = self.pos.block.map(|b| b + 1);
-                Ok(o)
+                Ok((o, resp.buf))
             }
             None => {
                 let e = self.scsi.check_error(&resp);
@@ -406,6 +428,60 @@ impl<T: Transport> Tape<T> {
                 self.lost_position(Err(e))
             }
         }
+    }
+
+    /// Take the drive for this initiator: PERSISTENT RESERVE OUT (register
+    /// `key`, reserve Write Exclusive), else RESERVE(6). A drive that has
+    /// neither (tgt) gives [`Reservation::None`]; the caller warns.
+    pub fn reserve(&mut self, key: u64) -> Result<Reservation, DeviceError> {
+        match self.pr_out(PrOutAction::REGISTER_AND_IGNORE, PrType(0), 0, key) {
+            Ok(()) => {
+                self.pr_out(PrOutAction::RESERVE, PrType::WRITE_EXCLUSIVE, key, 0)?;
+                return Ok(Reservation::Persistent { key });
+            }
+            Err(e) if !e.is_unsupported_command() => return Err(e),
+            Err(_) => {}
+        }
+        match self.scsi.run(Request::none(Reserve6.to_cdb())) {
+            Ok(_) => Ok(Reservation::Reserve6),
+            Err(e) if e.is_unsupported_command() => Ok(Reservation::None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Undo [`Tape::reserve`]: release, then unregister the key.
+    pub fn release(&mut self, r: Reservation) -> Result<(), DeviceError> {
+        match r {
+            Reservation::Persistent { key } => {
+                self.pr_out(PrOutAction::RELEASE, PrType::WRITE_EXCLUSIVE, key, 0)?;
+                self.pr_out(PrOutAction::REGISTER_AND_IGNORE, PrType(0), 0, 0)
+            }
+            Reservation::Reserve6 => self.scsi.run(Request::none(Release6.to_cdb())).map(|_| ()),
+            Reservation::None => Ok(()),
+        }
+    }
+
+    fn pr_out(
+        &mut self,
+        action: PrOutAction,
+        pr_type: PrType,
+        key: u64,
+        service_action_key: u64,
+    ) -> Result<(), DeviceError> {
+        let params = PrOutParameters {
+            key,
+            service_action_key,
+            spec_i_pt: false,
+            all_tg_pt: false,
+            aptpl: false,
+        }
+        .to_vec();
+        let cdb = PersistentReserveOut {
+            param_len: params.len() as u32,
+            ..PersistentReserveOut::new(action, pr_type)
+        }
+        .to_cdb();
+        self.scsi.run(Request::data_out(cdb, params)).map(|_| ())
     }
 
     /// Everything `tape status` shows. Failing sub-queries leave `None`.

@@ -1,0 +1,371 @@
+//! Host-driven (LAN-free) backup: this host reads its own disk LUN and
+//! writes the set to a tape drive on the SAN.
+//!
+//! Two threads: a reader keeps `queue_depth` READ(16)s in flight on the
+//! disk session; this thread writes records to tape as they arrive. A
+//! bounded channel between them sets the pace of the slower side and
+//! bounds memory (about `3 × queue_depth` chunks).
+
+use std::sync::mpsc;
+use std::time::Instant;
+
+use uuid::Uuid;
+
+use super::volume::{find_append_point, require_label};
+use super::{now, EngineError, Progress};
+use crate::catalog::{Catalog, NewSet, SetOutcome, SetState, VolumeRow};
+use crate::device::tape::Reservation;
+use crate::device::{Disk, Tape};
+use crate::format::{
+    encode_record, hex, Mode, RecordHeader, SetDigest, SetHeader, SetTrailer, SourceIdentity,
+    StoredDesignator,
+};
+use crate::scsi::spc::{UnitSerialNumber, VpdPage};
+use crate::scsi::{BlockSize, Lba};
+use crate::transport::Transport;
+
+/// What the user asked for.
+#[derive(Debug, Clone)]
+pub struct BackupOptions {
+    pub lba: Option<u64>,
+    pub blocks: Option<u64>,
+    /// Free text stored in the set header.
+    pub label: String,
+    /// Tape block size in bytes (record header included).
+    pub tape_block: usize,
+    pub queue_depth: usize,
+    pub mode: Mode,
+    /// The source's address, without secrets, for the set header.
+    pub source_url: String,
+    /// The tape's address, without secrets, for the catalog.
+    pub tape_url: String,
+    /// Persistent reservation key for the drive.
+    pub reservation_key: u64,
+}
+
+impl BackupOptions {
+    pub const DEFAULT_TAPE_BLOCK: usize = 256 * 1024;
+    pub const DEFAULT_QUEUE_DEPTH: usize = 8;
+}
+
+/// What `backup --json` prints.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BackupSummary {
+    pub set_id: Uuid,
+    pub volume: Uuid,
+    pub volume_name: String,
+    pub tape_file: u32,
+    pub mode: String,
+    pub state: SetState,
+    pub lba: u64,
+    pub blocks: u64,
+    pub block_size: u32,
+    pub records: u64,
+    pub bytes: u64,
+    pub seconds: f64,
+    #[serde(rename = "MBps")]
+    pub mbps: f64,
+    pub sha256: String,
+    pub reservation: Reservation,
+}
+
+/// The source's identity for the set header: VPD 0x83 designators, serial,
+/// INQUIRY strings.
+pub fn source_identity<T: Transport>(
+    disk: &mut Disk<T>,
+    url: &str,
+) -> Result<SourceIdentity, EngineError> {
+    let di = disk.scsi.device_identification()?;
+    let serial = disk
+        .scsi
+        .vpd::<UnitSerialNumber>(VpdPage::UNIT_SERIAL)
+        .map(|s| s.serial.trim().to_string())
+        .unwrap_or_default();
+    Ok(SourceIdentity {
+        designators: di
+            .designators
+            .iter()
+            .map(|d| StoredDesignator {
+                designator_type: d.designator_type.0,
+                code_set: d.code_set.0,
+                association: d.association.0,
+                value: d.value.clone(),
+            })
+            .collect(),
+        url: url.to_string(),
+        vendor: disk.inquiry.vendor.clone(),
+        product: disk.inquiry.product.clone(),
+        serial,
+    })
+}
+
+/// The designator string the catalog keys sources by: the one EXTENDED
+/// COPY would use, else the serial.
+fn designator_text<T: Transport>(disk: &mut Disk<T>) -> String {
+    disk.scsi
+        .device_identification()
+        .ok()
+        .and_then(|di| di.best_lu_designator().map(|d| d.to_string()))
+        .unwrap_or_default()
+}
+
+/// Reserve the drive, warning once when it cannot be reserved.
+pub fn reserve<T: Transport>(tape: &mut Tape<T>, key: u64) -> Result<Reservation, EngineError> {
+    let r = tape.reserve(key)?;
+    if r == Reservation::None {
+        log::warn!(
+            "{}: the drive supports neither PERSISTENT RESERVE nor RESERVE(6); it is not reserved, so another initiator could move the tape",
+            tape.scsi.name()
+        );
+    }
+    Ok(r)
+}
+
+/// Release, logging (not failing) when the release itself fails: the
+/// backup's own outcome is what the user needs to see.
+pub fn release<T: Transport>(tape: &mut Tape<T>, r: Reservation) {
+    if let Err(e) = tape.release(r) {
+        log::warn!("{}: releasing the drive failed: {e}", tape.scsi.name());
+    }
+}
+
+/// Run a host-driven backup of `source` to `tape`, recording it in `catalog`.
+pub fn backup<S: Transport + Send, T: Transport>(
+    source: &mut Disk<S>,
+    tape: &mut Tape<T>,
+    catalog: &Catalog,
+    opts: &BackupOptions,
+    progress: &dyn Progress,
+) -> Result<BackupSummary, EngineError> {
+    let cap = source.capacity()?;
+    let bs = cap.block_size;
+    let lba = opts.lba.unwrap_or(0);
+    let blocks = match opts.blocks {
+        Some(n) => n,
+        None => cap.blocks.0.checked_sub(lba).ok_or_else(|| {
+            EngineError::Refused(format!(
+                "--lba {lba} is past the end of the source ({} blocks)",
+                cap.blocks.0
+            ))
+        })?,
+    };
+    if lba.checked_add(blocks).is_none_or(|end| end > cap.blocks.0) {
+        return Err(EngineError::Refused(format!(
+            "range {lba}+{blocks} is past the end of the source ({} blocks of {} bytes)",
+            cap.blocks.0, bs.0
+        )));
+    }
+    let per_record = (opts.tape_block.saturating_sub(RecordHeader::LEN)) / bs.0 as usize;
+    if per_record == 0 || opts.tape_block > super::volume::MAX_TAPE_BLOCK {
+        return Err(EngineError::Refused(format!(
+            "tape block size {} cannot hold a record header and one {}-byte source block (max {})",
+            opts.tape_block,
+            bs.0,
+            super::volume::MAX_TAPE_BLOCK
+        )));
+    }
+    let identity = source_identity(source, &opts.source_url)?;
+    let designator = designator_text(source);
+
+    let reservation = reserve(tape, opts.reservation_key)?;
+    let result = (|| {
+        let label = require_label(tape)?;
+        catalog.upsert_volume(&VolumeRow {
+            id: label.uuid,
+            name: label.name.clone(),
+            created: label.created as i64,
+            last_file: None,
+        })?;
+        let file = find_append_point(tape)?;
+        let set_id = Uuid::new_v4();
+        let started = now();
+        let header = SetHeader {
+            set_id,
+            volume_id: label.uuid,
+            mode: opts.mode,
+            source: identity.clone(),
+            lba,
+            blocks,
+            block_size: bs.0,
+            payload_size: (per_record * bs.0 as usize) as u32,
+            created: started,
+            label: opts.label.clone(),
+            snapshot: None,
+        };
+        catalog.begin_set(&NewSet {
+            id: set_id,
+            volume: label.uuid,
+            file_number: file,
+            mode: opts.mode.to_string(),
+            label: opts.label.clone(),
+            source_url: opts.source_url.clone(),
+            source_designator: designator.clone(),
+            lba,
+            blocks,
+            block_size: bs.0,
+            payload_size: header.payload_size,
+            started: started as i64,
+        })?;
+        let t0 = Instant::now();
+        let streamed = write_set(source, tape, &header, per_record as u32, opts, progress);
+        let seconds = t0.elapsed().as_secs_f64();
+        let (state, records, bytes, sha, err) = match &streamed {
+            Ok(s) if s.complete => (SetState::Complete, s.records, s.bytes, Some(s.sha256), None),
+            Ok(s) => (
+                SetState::Incomplete,
+                s.records,
+                s.bytes,
+                Some(s.sha256),
+                Some("end of medium reached; set incomplete".to_string()),
+            ),
+            Err(e) => (SetState::Failed, 0, 0, None, Some(e.to_string())),
+        };
+        catalog.finish_set(
+            set_id,
+            &SetOutcome {
+                state,
+                records,
+                bytes,
+                sha256: sha.map(|s| hex(&s)),
+                ended: now() as i64,
+                seconds,
+                error: err,
+            },
+        )?;
+        let s = streamed?;
+        if !s.complete {
+            return Err(EngineError::TapeFull {
+                set: set_id,
+                bytes: s.bytes,
+            });
+        }
+        Ok(BackupSummary {
+            set_id,
+            volume: label.uuid,
+            volume_name: label.name,
+            tape_file: file,
+            mode: opts.mode.to_string(),
+            state,
+            lba,
+            blocks,
+            block_size: bs.0,
+            records,
+            bytes,
+            seconds,
+            mbps: if seconds > 0.0 {
+                bytes as f64 / seconds / 1e6
+            } else {
+                0.0
+            },
+            sha256: hex(&s.sha256),
+            reservation,
+        })
+    })();
+    release(tape, reservation);
+    result
+}
+
+struct Streamed {
+    records: u64,
+    bytes: u64,
+    sha256: [u8; 32],
+    /// False when the tape reached early warning and the set was closed
+    /// early.
+    complete: bool,
+}
+
+/// Header, data records, trailer, filemark. The filemark is the
+/// confirmation: tgt makes data durable there and nowhere else.
+fn write_set<S: Transport + Send, T: Transport>(
+    source: &mut Disk<S>,
+    tape: &mut Tape<T>,
+    header: &SetHeader,
+    per_record: u32,
+    opts: &BackupOptions,
+    progress: &dyn Progress,
+) -> Result<Streamed, EngineError> {
+    let set = header.set_id;
+    let hdr = header
+        .encode()
+        .map_err(|e| EngineError::format("set header", e))?;
+    tape.write_block(hdr)?;
+    let depth = opts.queue_depth.max(1);
+    let bs = BlockSize(header.block_size);
+    progress.start(header.blocks * bs.0 as u64, "backup");
+
+    let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(depth);
+    let (spare_tx, spare_rx) = mpsc::channel::<Vec<u8>>();
+    let mut digest = SetDigest::new();
+    let mut records = 0u64;
+    let mut bytes = 0u64;
+    let mut early_warning = false;
+
+    let outcome = std::thread::scope(|s| {
+        let reader = s.spawn(move || {
+            source.read_pipelined::<EngineError>(
+                Lba(header.lba),
+                header.blocks,
+                bs,
+                per_record,
+                depth,
+                |_chunk, data| {
+                    tx.send(data)
+                        .map_err(|_| EngineError::Stopped("the tape writer stopped".into()))?;
+                    Ok(spare_rx.try_recv().ok())
+                },
+            )
+        });
+        let mut rec = Vec::with_capacity(header.payload_size as usize + RecordHeader::LEN);
+        let written: Result<(), EngineError> = (|| {
+            for payload in rx.iter() {
+                digest.update(&payload);
+                encode_record(set, records, &payload, &mut rec);
+                let n = payload.len() as u64;
+                let _ = spare_tx.send(payload);
+                let (w, back) = tape.write_block_buf(std::mem::take(&mut rec))?;
+                rec = back;
+                records += 1;
+                bytes += n;
+                progress.advance(n);
+                if w.early_warning {
+                    early_warning = true;
+                    return Ok(());
+                }
+            }
+            Ok(())
+        })();
+        // Dropping the receiver stops a reader still sending.
+        drop(rx);
+        let read = reader
+            .join()
+            .unwrap_or_else(|_| Err(EngineError::Stopped("the disk reader panicked".into())));
+        match (written, read) {
+            (Err(w), _) => Err(w),
+            (Ok(()), Err(EngineError::Stopped(_))) if early_warning => Ok(()),
+            (Ok(()), r) => r,
+        }
+    });
+    progress.finish();
+    outcome?;
+    let sha256 = digest.finish();
+    let trailer = SetTrailer {
+        set_id: set,
+        records,
+        bytes,
+        sha256,
+        complete: !early_warning,
+        ended: now(),
+    };
+    tape.write_block(
+        trailer
+            .encode()
+            .map_err(|e| EngineError::format("set trailer", e))?,
+    )?;
+    tape.write_filemarks(1)?;
+    Ok(Streamed {
+        records,
+        bytes,
+        sha256,
+        complete: !early_warning,
+    })
+}

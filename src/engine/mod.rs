@@ -1,0 +1,70 @@
+//! Backup engines: what to read, what to write, in which order. They call
+//! the device layer for I/O and the format module for bytes, and record
+//! every set in the catalog.
+//!
+//! - [`host`]: host-driven (LAN-free) backup, disk LUN to SAN tape;
+//! - [`restore`]: restore and verify of a set, shared by every mode;
+//! - [`volume`]: labels, the append point, and the tape scan that rebuilds
+//!   the catalog.
+
+use uuid::Uuid;
+
+use crate::catalog::CatalogError;
+use crate::device::DeviceError;
+use crate::format::FormatError;
+
+pub mod host;
+pub mod progress;
+pub mod restore;
+pub mod volume;
+
+pub use progress::Progress;
+
+/// Why a backup, restore or verify did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+    #[error("catalog: {0}")]
+    Catalog(#[from] CatalogError),
+    /// The request itself is refused: wrong tape, target too small, no
+    /// label. Nothing was written.
+    #[error("{0}")]
+    Refused(String),
+    /// The backup set on tape fails a check.
+    #[error("set {set}: {}{reason}", .seq.map(|s| format!("record {s}: ")).unwrap_or_default())]
+    Corrupt {
+        set: Uuid,
+        seq: Option<u64>,
+        reason: String,
+    },
+    /// The tape reached its end: the set was closed as incomplete.
+    #[error("tape full: set {set} stopped after {bytes} bytes at end of medium and is marked incomplete; continue on another tape")]
+    TapeFull { set: Uuid, bytes: u64 },
+    #[error("{what}: {source}")]
+    Format {
+        what: String,
+        #[source]
+        source: FormatError,
+    },
+    /// A worker stopped because the other side failed first.
+    #[error("stopped: {0}")]
+    Stopped(String),
+}
+
+impl EngineError {
+    pub fn format(what: impl Into<String>, source: FormatError) -> Self {
+        EngineError::Format {
+            what: what.into(),
+            source,
+        }
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

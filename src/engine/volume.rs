@@ -1,0 +1,271 @@
+//! Volumes: the label in file 0, where the next set goes, and the
+//! sequential scan of one set's tape file that verify, restore and catalog
+//! rebuild share.
+
+use uuid::Uuid;
+
+use super::{now, EngineError};
+use crate::device::tape::ReadOutcome;
+use crate::device::{DeviceError, Tape};
+use crate::format::{
+    classify, decode_record, BlockKind, SetDigest, SetHeader, SetTrailer, VolumeLabel,
+};
+use crate::transport::Transport;
+
+/// A read buffer large enough for any block sanmover writes, so tgt never
+/// drops an overlength block (tape.md (b) rule 2).
+pub const MAX_TAPE_BLOCK: usize = 16 << 20;
+
+/// What file 0 holds.
+#[derive(Debug, Clone)]
+pub enum LabelState {
+    Ours(VolumeLabel),
+    Blank,
+    /// Something else: another program's tape. The first bytes, for the
+    /// error message.
+    Foreign(Vec<u8>),
+}
+
+/// Rewind and read the label.
+pub fn read_label<T: Transport>(tape: &mut Tape<T>) -> Result<LabelState, EngineError> {
+    tape.rewind()?;
+    let (o, buf) = tape.read_block(vec![0; MAX_TAPE_BLOCK])?;
+    Ok(match o {
+        ReadOutcome::EndOfData => LabelState::Blank,
+        ReadOutcome::Filemark => LabelState::Foreign(Vec::new()),
+        ReadOutcome::Block(n) => {
+            let b = &buf[..n];
+            if VolumeLabel::looks_like(b) {
+                LabelState::Ours(
+                    VolumeLabel::decode(b).map_err(|e| EngineError::format("volume label", e))?,
+                )
+            } else {
+                LabelState::Foreign(b[..n.min(16)].to_vec())
+            }
+        }
+    })
+}
+
+/// The label of a sanmover tape, or a refusal that says what is there.
+pub fn require_label<T: Transport>(tape: &mut Tape<T>) -> Result<VolumeLabel, EngineError> {
+    match read_label(tape)? {
+        LabelState::Ours(l) => Ok(l),
+        LabelState::Blank => Err(EngineError::Refused(format!(
+            "{}: the tape has no label; write one with 'sanmover tape DEV label NAME'",
+            tape.scsi.name()
+        ))),
+        LabelState::Foreign(first) => Err(EngineError::Refused(format!(
+            "{}: the tape holds a foreign label or data (first bytes {}); refusing to touch it (label it with --force to reuse the tape)",
+            tape.scsi.name(),
+            hex::encode(first)
+        ))),
+    }
+}
+
+/// Write a new label at the beginning of the tape. Everything on the tape
+/// is lost: callers check [`read_label`] first.
+pub fn write_label<T: Transport>(tape: &mut Tape<T>, name: &str) -> Result<VolumeLabel, EngineError> {
+    let label = VolumeLabel {
+        name: name.to_string(),
+        uuid: Uuid::new_v4(),
+        created: now(),
+    };
+    let bytes = label.encode().map_err(|e| EngineError::format("volume label", e))?;
+    tape.rewind()?;
+    tape.write_block(bytes)?;
+    tape.write_filemarks(1)?;
+    Ok(label)
+}
+
+/// True when a SPACE or READ failed only because it reached end of data.
+fn is_eod(e: &DeviceError) -> bool {
+    e.sense().is_some_and(|s| s.is_eod())
+}
+
+/// Count the files on the tape and leave it at end of data, ready to
+/// append the next set, whose file number this returns. A file left open
+/// by a crashed backup (blocks after the last filemark) is closed with a
+/// filemark first, so the new set never merges into it.
+pub fn find_append_point<T: Transport>(tape: &mut Tape<T>) -> Result<u32, EngineError> {
+    tape.rewind()?;
+    let mut files = 0u32;
+    loop {
+        match tape.space_filemarks(1) {
+            Ok(()) => files += 1,
+            Err(e) if is_eod(&e) => break,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if files == 0 {
+        return Err(EngineError::Refused(format!(
+            "{}: the label has no filemark after it; the tape is damaged",
+            tape.scsi.name()
+        )));
+    }
+    // Is there anything after the last filemark? (SPACE to EOD on tgt does
+    // not say how far it went, so look.)
+    tape.seek_file(files)?;
+    match tape.read_block(vec![0; MAX_TAPE_BLOCK]) {
+        Err(e) if is_eod(&e) => Ok(files),
+        Ok((ReadOutcome::EndOfData, _)) => Ok(files),
+        Ok(_) => {
+            log::warn!(
+                "{}: file {files} was left open by an interrupted backup; closing it",
+                tape.scsi.name()
+            );
+            tape.space_to_eod()?;
+            tape.write_filemarks(1)?;
+            Ok(files + 1)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// How a set's tape file ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SetEnd {
+    /// The trailer was found and matches what was read.
+    Trailer(SetTrailer),
+    /// A filemark or end of data came before any trailer.
+    Truncated,
+}
+
+/// What reading one set file found.
+#[derive(Debug, Clone)]
+pub struct SetScan {
+    pub header: SetHeader,
+    pub records: u64,
+    pub bytes: u64,
+    pub sha256: [u8; 32],
+    pub end: SetEnd,
+}
+
+/// Read the set file the tape is positioned at (its header first), check
+/// every record's CRC, set id and sequence, digest the data, and hand each
+/// payload to `sink`. Stops after the trailer (the filemark after it is
+/// left unread) or at a filemark or end of data (truncated set). A check
+/// that fails is an error naming the record.
+pub fn scan_set<T: Transport>(
+    tape: &mut Tape<T>,
+    expect: Option<Uuid>,
+    mut sink: impl FnMut(u64, &[u8]) -> Result<(), EngineError>,
+) -> Result<SetScan, EngineError> {
+    let (o, buf) = tape.read_block(vec![0; MAX_TAPE_BLOCK])?;
+    let header = match o {
+        ReadOutcome::Block(n) => {
+            SetHeader::decode(&buf[..n]).map_err(|e| EngineError::format("set header", e))?
+        }
+        _ => {
+            return Err(EngineError::Refused(format!(
+                "{}: no backup set here (found {o:?})",
+                tape.scsi.name()
+            )))
+        }
+    };
+    if let Some(want) = expect {
+        if header.set_id != want {
+            return Err(EngineError::Corrupt {
+                set: want,
+                seq: None,
+                reason: format!(
+                    "the tape file holds set {} instead; the catalog and the tape disagree",
+                    header.set_id
+                ),
+            });
+        }
+    }
+    let set = header.set_id;
+    let mut digest = SetDigest::new();
+    let mut records = 0u64;
+    let mut bytes = 0u64;
+    let read_len = header.payload_size as usize + crate::format::RecordHeader::LEN + 64 * 1024;
+    let mut buf = buf;
+    buf.resize(read_len.max(64 * 1024), 0);
+    let end = loop {
+        let (o, b) = tape.read_block(buf).map_err(|e| match &e {
+            DeviceError::Protocol { .. } => EngineError::Corrupt {
+                set,
+                seq: Some(records),
+                reason: e.to_string(),
+            },
+            _ => e.into(),
+        })?;
+        buf = b;
+        let n = match o {
+            ReadOutcome::Block(n) => n,
+            ReadOutcome::Filemark | ReadOutcome::EndOfData => break SetEnd::Truncated,
+        };
+        let block = &buf[..n];
+        match classify(block) {
+            BlockKind::Data => {
+                let (h, payload) = decode_record(block).map_err(|e| EngineError::Corrupt {
+                    set,
+                    seq: Some(records),
+                    reason: e.to_string(),
+                })?;
+                if h.set_id != set || h.seq != records {
+                    return Err(EngineError::Corrupt {
+                        set,
+                        seq: Some(records),
+                        reason: format!(
+                            "found record {} of set {} out of place",
+                            h.seq, h.set_id
+                        ),
+                    });
+                }
+                digest.update(payload);
+                sink(records, payload)?;
+                records += 1;
+                bytes += payload.len() as u64;
+            }
+            BlockKind::Trailer => {
+                let t = SetTrailer::decode(block).map_err(|e| EngineError::Corrupt {
+                    set,
+                    seq: None,
+                    reason: format!("trailer: {e}"),
+                })?;
+                break SetEnd::Trailer(t);
+            }
+            other => {
+                return Err(EngineError::Corrupt {
+                    set,
+                    seq: Some(records),
+                    reason: format!("expected a data record or the trailer, found {other:?}"),
+                })
+            }
+        }
+    };
+    let sha256 = digest.finish();
+    if let SetEnd::Trailer(t) = &end {
+        let mismatch = if t.set_id != set {
+            Some(format!("trailer belongs to set {}", t.set_id))
+        } else if t.records != records || t.bytes != bytes {
+            Some(format!(
+                "trailer says {} records / {} bytes, the tape holds {records} / {bytes}",
+                t.records, t.bytes
+            ))
+        } else if t.sha256 != sha256 {
+            Some(format!(
+                "SHA-256 of the data is {}, the trailer says {}",
+                crate::format::hex(&sha256),
+                crate::format::hex(&t.sha256)
+            ))
+        } else {
+            None
+        };
+        if let Some(reason) = mismatch {
+            return Err(EngineError::Corrupt {
+                set,
+                seq: None,
+                reason,
+            });
+        }
+    }
+    Ok(SetScan {
+        header,
+        records,
+        bytes,
+        sha256,
+        end,
+    })
+}
