@@ -2,7 +2,9 @@
 //! their numbers where they overlap, so scripts written for sg_raw read
 //! ours the same way).
 
+use crate::catalog::CatalogError;
 use crate::device::DeviceError;
+use crate::engine::EngineError;
 use crate::scsi::sense::{Asc, Sense, SenseKey};
 use crate::scsi::Status;
 use crate::transport::url::UrlError;
@@ -39,6 +41,9 @@ pub const LOGIN: u8 = 41;
 pub const SESSION_LOST: u8 = 42;
 pub const WRONG_DEVICE_TYPE: u8 = 43;
 pub const BAD_RESPONSE: u8 = 44;
+pub const REFUSED: u8 = 45;
+pub const NOT_FOUND: u8 = 46;
+pub const CORRUPT: u8 = 47;
 pub const OTHER: u8 = 99;
 
 /// The table printed by `--help` and copied in the README.
@@ -211,11 +216,36 @@ pub fn for_device(e: &DeviceError) -> u8 {
     }
 }
 
+pub fn for_catalog(e: &CatalogError) -> u8 {
+    match e {
+        CatalogError::NotFound(_) | CatalogError::Ambiguous(_) => NOT_FOUND,
+        CatalogError::Io { .. } => FILE_ERROR,
+        _ => OTHER,
+    }
+}
+
+pub fn for_engine(e: &EngineError) -> u8 {
+    match e {
+        EngineError::Device(d) => for_device(d),
+        EngineError::Catalog(c) => for_catalog(c),
+        EngineError::Refused(_) => REFUSED,
+        EngineError::Corrupt { .. } | EngineError::Format { .. } => CORRUPT,
+        EngineError::TapeFull { .. } => VOLUME_OVERFLOW,
+        EngineError::Stopped(_) => SESSION_LOST,
+    }
+}
+
 /// The exit code for any error that reaches `main`.
 pub fn for_error(e: &anyhow::Error) -> u8 {
     for cause in e.chain() {
         if let Some(d) = cause.downcast_ref::<DeviceError>() {
             return for_device(d);
+        }
+        if let Some(e) = cause.downcast_ref::<EngineError>() {
+            return for_engine(e);
+        }
+        if let Some(c) = cause.downcast_ref::<CatalogError>() {
+            return for_catalog(c);
         }
         if let Some(t) = cause.downcast_ref::<TransportError>() {
             return for_transport(t);

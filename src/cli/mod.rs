@@ -13,6 +13,7 @@ use crate::transport::sgio::SgTransport;
 use crate::transport::url::DeviceUrl;
 use crate::transport::Transport;
 
+mod backup_cmds;
 pub mod exit;
 mod output;
 mod scsi_cmds;
@@ -70,6 +71,10 @@ pub struct ConnArgs {
     /// ACLs only let known names in.
     #[arg(long, global = true, env = "SANMOVER_INITIATOR", value_name = "IQN")]
     pub initiator: Option<String>,
+    /// The catalog database [default: $XDG_DATA_HOME/sanmover/catalog.db,
+    /// or ~/.local/share/sanmover/catalog.db].
+    #[arg(long, global = true, env = "SANMOVER_CATALOG", value_name = "PATH")]
+    pub catalog: Option<PathBuf>,
     /// Seconds before a command without its own timeout is given up.
     #[arg(
         long = "cmd-timeout",
@@ -140,6 +145,85 @@ pub enum Command {
         #[arg(required = true, num_args = 1.., value_name = "HEX")]
         hex: Vec<String>,
     },
+    /// Back up a disk LUN to tape as one backup set.
+    ///
+    /// Host mode (LAN-free): this host reads the source LUN with pipelined
+    /// READ(16)s and writes variable-length records to the tape drive, the
+    /// reads overlapping the writes. The set goes after the last set on the
+    /// tape (never over it), in the self-describing format of FORMAT.md:
+    /// a header, records each with its own CRC32C, a trailer with the
+    /// SHA-256 of the data, and a filemark. The set is recorded in the
+    /// catalog and is 'complete' only once its filemark is on tape.
+    ///
+    /// The tape must carry a sanmover label (see 'tape DEV label'). The
+    /// drive is reserved for the backup where it supports PERSISTENT
+    /// RESERVE or RESERVE(6), and released on every path.
+    Backup {
+        /// host (the other modes are not in this release).
+        #[arg(long, default_value = "host", value_parser = parse_mode)]
+        mode: crate::format::Mode,
+        /// The disk LUN to back up.
+        #[arg(long, value_name = "DEV")]
+        source: String,
+        /// First LBA of the range [default: 0].
+        #[arg(long, value_name = "A")]
+        lba: Option<u64>,
+        /// Number of blocks [default: to the end of the LUN].
+        #[arg(long, value_name = "N")]
+        blocks: Option<u64>,
+        /// The tape drive.
+        #[arg(long, value_name = "DEV")]
+        tape: String,
+        /// Free text kept with the set.
+        #[arg(long, value_name = "TEXT", default_value = "")]
+        label: String,
+        /// Tape block size in bytes (one record, header included).
+        #[arg(long, value_name = "BYTES", default_value_t = 256 * 1024)]
+        block_size: usize,
+        /// READ(16)s kept in flight on the source session.
+        #[arg(long, value_name = "N", default_value_t = 8)]
+        queue_depth: usize,
+    },
+    /// Restore a backup set to a disk LUN, checking every record.
+    ///
+    /// The tape is positioned with REWIND and SPACE forward, the set read
+    /// back with every record's CRC32C, sequence and set id checked, and
+    /// written with pipelined WRITE(16)s. The trailer's counts and the
+    /// SHA-256 of the data must match the tape and the catalog; a set that
+    /// fails a check is refused with the failing record named (the target
+    /// then holds a partial copy and must not be used).
+    Restore {
+        /// Set id (a unique prefix of at least 4 hex digits will do).
+        set: String,
+        /// The disk LUN to write to; it must hold the whole set.
+        #[arg(long, value_name = "DEV")]
+        target: String,
+        /// The tape [default: where the catalog last saw the set's volume].
+        #[arg(long, value_name = "DEV")]
+        tape: Option<String>,
+        /// First LBA on the target.
+        #[arg(long, value_name = "A", default_value_t = 0)]
+        lba: u64,
+        /// WRITE(16)s kept in flight on the target session.
+        #[arg(long, value_name = "N", default_value_t = 8)]
+        queue_depth: usize,
+    },
+    /// Re-read a set from tape and check every record and the digest.
+    Verify {
+        /// Set id or unique prefix.
+        set: String,
+        /// The tape [default: where the catalog last saw the set's volume].
+        #[arg(long, value_name = "DEV")]
+        tape: Option<String>,
+        /// Also compare the data with the source LUN as it is now.
+        #[arg(long)]
+        compare_source: bool,
+    },
+    /// The backup catalog: list sets, show one, or rebuild it from a tape.
+    Catalog {
+        #[command(subcommand)]
+        op: CatalogOp,
+    },
     /// Tape control, like mt: position, filemarks, block size, status.
     ///
     /// Positions are counted by sanmover from a rewind; READ POSITION is
@@ -155,7 +239,7 @@ pub enum Command {
     },
 }
 
-#[derive(Debug, Clone, Copy, Subcommand)]
+#[derive(Debug, Clone, Subcommand)]
 pub enum TapeOp {
     /// Drive state: readiness, block size, density, write protect, limits,
     /// position.
@@ -197,6 +281,40 @@ pub enum TapeOp {
     Setblk { n: u32 },
     /// READ BLOCK LIMITS: the smallest and largest block the drive takes.
     Limits,
+    /// Write a sanmover volume label at the start of a blank tape. A tape
+    /// with any label or data is refused unless --force, which loses
+    /// everything on it.
+    Label {
+        name: String,
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum CatalogOp {
+    /// Every set, oldest first.
+    List,
+    /// One set in full.
+    Show {
+        /// Set id or unique prefix.
+        set: String,
+    },
+    /// Scan a tape from the start and replace its volume's entries with
+    /// the sets found on it (each read and checked).
+    Rebuild {
+        #[arg(long, value_name = "DEV")]
+        tape: String,
+    },
+}
+
+fn parse_mode(s: &str) -> Result<crate::format::Mode, String> {
+    match s {
+        "host" => Ok(crate::format::Mode::HOST),
+        "serverless" => Ok(crate::format::Mode::SERVERLESS),
+        "xcopy" => Ok(crate::format::Mode::XCOPY),
+        _ => Err(format!("'{s}' is not a mode: host, serverless or xcopy")),
+    }
 }
 
 /// Parse arguments, run, and return the process exit code.
@@ -269,11 +387,78 @@ fn run(cli: &Cli) -> Result<u8> {
             },
         ),
         Command::Sense { hex } => scsi_cmds::sense(&out, hex),
-        Command::Tape { dev, op } => tape_cmds::tape(&cli.conn, &out, dev, *op),
+        Command::Tape { dev, op } => tape_cmds::tape(&cli.conn, &out, dev, op.clone()),
+        Command::Backup {
+            mode,
+            source,
+            lba,
+            blocks,
+            tape,
+            label,
+            block_size,
+            queue_depth,
+        } => backup_cmds::run_backup(
+            &cli.conn,
+            &out,
+            &cli.conn.catalog_path(),
+            backup_cmds::BackupArgs {
+                mode: *mode,
+                source,
+                lba: *lba,
+                blocks: *blocks,
+                tape,
+                label,
+                block_size: *block_size,
+                queue_depth: *queue_depth,
+            },
+        ),
+        Command::Restore {
+            set,
+            target,
+            tape,
+            lba,
+            queue_depth,
+        } => backup_cmds::run_restore(
+            &cli.conn,
+            &out,
+            &cli.conn.catalog_path(),
+            set,
+            target,
+            tape.as_deref(),
+            *lba,
+            *queue_depth,
+        ),
+        Command::Verify {
+            set,
+            tape,
+            compare_source,
+        } => backup_cmds::run_verify(
+            &cli.conn,
+            &out,
+            &cli.conn.catalog_path(),
+            set,
+            tape.as_deref(),
+            *compare_source,
+        ),
+        Command::Catalog { op } => match op {
+            CatalogOp::List => backup_cmds::catalog_list(&out, &cli.conn.catalog_path()),
+            CatalogOp::Show { set } => {
+                backup_cmds::catalog_show(&out, &cli.conn.catalog_path(), set)
+            }
+            CatalogOp::Rebuild { tape } => {
+                backup_cmds::catalog_rebuild(&cli.conn, &out, &cli.conn.catalog_path(), tape)
+            }
+        },
     }
 }
 
 impl ConnArgs {
+    pub fn catalog_path(&self) -> PathBuf {
+        self.catalog
+            .clone()
+            .unwrap_or_else(crate::catalog::Catalog::default_path)
+    }
+
     pub fn iscsi_options(&self) -> IscsiOptions {
         let mut o = IscsiOptions::default();
         if let Some(i) = &self.initiator {
@@ -285,7 +470,7 @@ impl ConnArgs {
 }
 
 /// Open a device address: iSCSI URL or a local SG_IO path.
-pub fn open_transport(conn: &ConnArgs, dev: &str) -> Result<Box<dyn Transport>> {
+pub fn open_transport(conn: &ConnArgs, dev: &str) -> Result<Box<dyn Transport + Send>> {
     match DeviceUrl::parse(dev)? {
         DeviceUrl::Iscsi(url) => {
             let t = IscsiTransport::connect(&url, &conn.iscsi_options())

@@ -95,6 +95,16 @@ pub fn tape(conn: &ConnArgs, out: &Out, dev: &str, op: TapeOp) -> Result<u8> {
             tape.erase()?;
             ("erase", None)
         }
+        TapeOp::Label { name, force } => {
+            return super::backup_cmds::tape_label(
+                out,
+                &conn.catalog_path(),
+                &mut tape,
+                dev,
+                &name,
+                force,
+            );
+        }
         TapeOp::Setblk { n } => {
             tape.set_block_length(n)?;
             ("setblk", Some(n))
@@ -112,7 +122,7 @@ pub fn tape(conn: &ConnArgs, out: &Out, dev: &str, op: TapeOp) -> Result<u8> {
     Ok(exit::OK)
 }
 
-fn tell(tape: &mut Tape<Box<dyn crate::transport::Transport>>, out: &Out) -> Result<u8> {
+fn tell(tape: &mut Tape<Box<dyn crate::transport::Transport + Send>>, out: &Out) -> Result<u8> {
     // Long form first (file number too); fall back to short (SSC-4 7.7).
     let pos = match tape.read_position(ReadPositionForm::LONG) {
         Ok(p) => p,

@@ -88,8 +88,8 @@ cleanup_on_failure() {
             log "setup failed; stopping tgtd $PID (log: $LOG_FILE)"
             stop_tgtd "$PID" "$CONTROL" || true
         fi
-        rm -f "$ENV_FILE" "$ENV_FILE.tmp" "$PID_FILE" "$CONTROL_FILE" "$PORT_FILE" \
-            "$DISK1_FILE" "$DISK2_FILE" "$TAPE_FILE"
+        rm -f "$ENV_FILE" "$ENV_FILE.tmp" "$PID_FILE" "$CONTROL_FILE" "$PORT_FILE"
+        [[ -n ${KEEP_IMAGES:-} ]] || rm -f "$DISK1_FILE" "$DISK2_FILE" "$TAPE_FILE"
     fi
 }
 trap cleanup_on_failure EXIT
@@ -150,10 +150,17 @@ done
 # --- targets and LUNs -------------------------------------------------------
 T() { tadm "$CONTROL" --lld iscsi "$@"; }
 
-rm -f "$DISK1_FILE" "$DISK2_FILE" "$TAPE_FILE"
-truncate -s "${DISK1_MB}M" "$DISK1_FILE"
-truncate -s "${DISK2_MB}M" "$DISK2_FILE"
-new_tape_image "$TAPE_SIZE_MB"
+# SANMOVER_RIG_KEEP_IMAGES=1 restarts a rig on the images a stopped (or
+# killed) tgtd left behind: the "target came back" half of crash tests.
+if [[ ${SANMOVER_RIG_KEEP_IMAGES:-} == 1 && -f $DISK1_FILE && -f $DISK2_FILE && -f $TAPE_FILE ]]; then
+    log "keeping the existing disk and tape images"
+    KEEP_IMAGES=1
+else
+    rm -f "$DISK1_FILE" "$DISK2_FILE" "$TAPE_FILE"
+    truncate -s "${DISK1_MB}M" "$DISK1_FILE"
+    truncate -s "${DISK2_MB}M" "$DISK2_FILE"
+    new_tape_image "$TAPE_SIZE_MB"
+fi
 
 T --op new --mode target --tid "$DISK_TID" -T "$DISK_IQN"
 T --op new --mode logicalunit --tid "$DISK_TID" --lun 1 -b "$DISK1_FILE"
