@@ -6,5 +6,6 @@
 
 pub mod cli;
 pub mod device;
+pub mod format;
 pub mod scsi;
 pub mod transport;

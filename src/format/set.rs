@@ -1,0 +1,281 @@
+//! Set header and set trailer: the first and last block of a backup set's
+//! tape file (FORMAT.md "Set header", "Set trailer").
+
+use super::codec::{Reader, Writer, CRC_LEN, MAX_FRAMED_LEN};
+use super::{FormatError, Mode};
+use crate::scsi::spc::Designator;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// A designation descriptor of the source, as VPD page 0x83 gave it
+/// (SPC-4 7.8.6.1), kept so a restore can find the same LU again.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct StoredDesignator {
+    /// DESIGNATOR TYPE (low nibble of byte 1).
+    pub designator_type: u8,
+    /// CODE SET (low nibble of byte 0).
+    pub code_set: u8,
+    /// ASSOCIATION (bits 5..4 of byte 1).
+    pub association: u8,
+    #[serde(with = "hex_bytes")]
+    pub value: Vec<u8>,
+}
+
+impl From<&Designator> for StoredDesignator {
+    fn from(d: &Designator) -> Self {
+        StoredDesignator {
+            designator_type: d.designator_type.0,
+            code_set: d.code_set.0,
+            association: d.association.0,
+            value: d.value.clone(),
+        }
+    }
+}
+
+mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(v))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = String::deserialize(d)?;
+        hex::decode(s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Which logical unit the data came from.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SourceIdentity {
+    /// VPD page 0x83 designators (SPC-4 7.8.6).
+    pub designators: Vec<StoredDesignator>,
+    /// Where it was reached, password removed.
+    pub url: String,
+    /// INQUIRY T10 VENDOR IDENTIFICATION, trimmed (SPC-4 6.6.2).
+    pub vendor: String,
+    /// INQUIRY PRODUCT IDENTIFICATION, trimmed.
+    pub product: String,
+    /// VPD 0x80 unit serial number (SPC-4 7.8.15), may be empty.
+    pub serial: String,
+}
+
+impl SourceIdentity {
+    fn write(&self, w: &mut Writer) {
+        w.count16(self.designators.len());
+        for d in &self.designators {
+            w.u8(d.designator_type);
+            w.u8(d.code_set);
+            w.u8(d.association);
+            w.u8(0);
+            w.bytes16(&d.value);
+        }
+        w.str16(&self.url);
+        w.str16(&self.vendor);
+        w.str16(&self.product);
+        w.str16(&self.serial);
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<Self, FormatError> {
+        let n = r.u16()?;
+        // Each designator is at least 6 bytes, so the record length bounds
+        // this loop; no allocation sized by the untrusted count.
+        let mut designators = Vec::new();
+        for _ in 0..n {
+            let designator_type = r.u8()?;
+            let code_set = r.u8()?;
+            let association = r.u8()?;
+            r.skip(1)?;
+            designators.push(StoredDesignator {
+                designator_type,
+                code_set,
+                association,
+                value: r.bytes16()?.to_vec(),
+            });
+        }
+        Ok(SourceIdentity {
+            designators,
+            url: r.str16("url")?,
+            vendor: r.str16("vendor")?,
+            product: r.str16("product")?,
+            serial: r.str16("serial")?,
+        })
+    }
+}
+
+/// First block of a set's tape file: what was copied, from where, how.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetHeader {
+    pub set_id: Uuid,
+    /// The volume label's uuid.
+    pub volume_id: Uuid,
+    pub mode: Mode,
+    pub source: SourceIdentity,
+    /// First source LBA copied.
+    pub lba: u64,
+    /// Source blocks copied.
+    pub blocks: u64,
+    /// Source logical block size in bytes.
+    pub block_size: u32,
+    /// Largest payload of one data record.
+    pub payload_size: u32,
+    /// Unix seconds when the set was started.
+    pub created: u64,
+    /// Free text, may be empty.
+    pub label: String,
+    /// The snapshot LU actually read (serverless mode).
+    pub snapshot: Option<SourceIdentity>,
+}
+
+const HEADER: &str = "set header";
+const TRAILER: &str = "set trailer";
+
+impl SetHeader {
+    pub const MAGIC: [u8; 8] = *b"SANMSET1";
+    /// Fixed part, before the label string.
+    const FIXED: usize = 88;
+    /// Fixed part, empty label, empty source, CRC.
+    const MIN_LEN: usize = Self::FIXED + 2 + 2 + 4 * 2 + CRC_LEN;
+
+    /// Encoded bytes; `Invalid` if they would exceed 64 KiB (the header has
+    /// to fit one small tape block and EXTENDED COPY inline data).
+    pub fn encode(&self) -> Result<Vec<u8>, FormatError> {
+        let mut w = Writer::new(&Self::MAGIC, 512);
+        w.uuid(&self.set_id);
+        w.uuid(&self.volume_id);
+        w.u8(self.mode.0);
+        w.u8(self.snapshot.is_some() as u8);
+        w.u16(0);
+        w.u32(self.block_size);
+        w.u64(self.lba);
+        w.u64(self.blocks);
+        w.u32(self.payload_size);
+        w.u32(0);
+        w.u64(self.created);
+        debug_assert_eq!(w.total_len() - CRC_LEN, Self::FIXED);
+        w.str16(&self.label);
+        self.source.write(&mut w);
+        if let Some(s) = &self.snapshot {
+            s.write(&mut w);
+        }
+        let len = w.total_len();
+        w.finish().ok_or_else(|| FormatError::Invalid {
+            what: HEADER,
+            reason: format!(
+                "encoded header would be {len} bytes or have a field over 65535 bytes; \
+                 the limit is {MAX_FRAMED_LEN}"
+            ),
+        })
+    }
+
+    /// Decode a header from the front of `buf`; bytes after it are ignored.
+    pub fn decode(buf: &[u8]) -> Result<Self, FormatError> {
+        let mut r = Reader::open(buf, &Self::MAGIC, HEADER, Self::MIN_LEN)?;
+        let set_id = r.uuid()?;
+        let volume_id = r.uuid()?;
+        let mode = Mode(r.u8()?);
+        let has_snapshot = r.bool("snapshot flag")?;
+        r.skip(2)?;
+        let block_size = r.u32()?;
+        let lba = r.u64()?;
+        let blocks = r.u64()?;
+        let payload_size = r.u32()?;
+        r.skip(4)?;
+        let created = r.u64()?;
+        let label = r.str16("label")?;
+        let source = SourceIdentity::read(&mut r)?;
+        let snapshot = if has_snapshot {
+            Some(SourceIdentity::read(&mut r)?)
+        } else {
+            None
+        };
+        Ok(SetHeader {
+            set_id,
+            volume_id,
+            mode,
+            source,
+            lba,
+            blocks,
+            block_size,
+            payload_size,
+            created,
+            label,
+            snapshot,
+        })
+    }
+}
+
+/// Last block of a set's tape file: proof the set was finished and what it
+/// holds. A set without a valid trailer is incomplete.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetTrailer {
+    pub set_id: Uuid,
+    /// Data records written.
+    pub records: u64,
+    /// Payload bytes written (sum of payload lengths).
+    pub bytes: u64,
+    /// SHA-256 of the payload stream ([`super::SetDigest`]).
+    #[serde(with = "hex_bytes32")]
+    pub sha256: [u8; 32],
+    /// The whole planned range was copied (false: the run stopped early and
+    /// wrote what it had).
+    pub complete: bool,
+    /// Unix seconds when the set ended.
+    pub ended: u64,
+}
+
+mod hex_bytes32 {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(v))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        let s = String::deserialize(d)?;
+        let mut a = [0; 32];
+        hex::decode_to_slice(s, &mut a).map_err(serde::de::Error::custom)?;
+        Ok(a)
+    }
+}
+
+impl SetTrailer {
+    pub const MAGIC: [u8; 8] = *b"SANMEND1";
+    /// Encoded length in format version 1.
+    pub const LEN: usize = 100;
+
+    /// Encoded bytes ([`SetTrailer::LEN`] of them).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new(&Self::MAGIC, Self::LEN);
+        w.uuid(&self.set_id);
+        w.u64(self.records);
+        w.u64(self.bytes);
+        w.bytes(&self.sha256);
+        w.u8(self.complete as u8);
+        w.bytes(&[0; 7]);
+        w.u64(self.ended);
+        debug_assert_eq!(w.total_len(), Self::LEN);
+        // Fixed 100 bytes: cannot overflow.
+        w.finish().unwrap_or_default()
+    }
+
+    /// Decode a trailer from the front of `buf`; bytes after it are ignored.
+    pub fn decode(buf: &[u8]) -> Result<Self, FormatError> {
+        let mut r = Reader::open(buf, &Self::MAGIC, TRAILER, Self::LEN)?;
+        let set_id = r.uuid()?;
+        let records = r.u64()?;
+        let bytes = r.u64()?;
+        let sha256 = r.array()?;
+        let complete = r.bool("complete")?;
+        r.skip(7)?;
+        let ended = r.u64()?;
+        Ok(SetTrailer {
+            set_id,
+            records,
+            bytes,
+            sha256,
+            complete,
+            ended,
+        })
+    }
+}
