@@ -4,6 +4,7 @@
 //! scsi`. `scsi` is the pure codec; `transport` moves CDBs; `device` gives
 //! disks and tapes their verbs; `cli` is the only place with `anyhow`.
 
+pub mod catalog;
 pub mod cli;
 pub mod device;
 pub mod format;

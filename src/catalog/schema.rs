@@ -1,0 +1,89 @@
+//! Catalog schema and its migrations.
+//!
+//! The schema version lives in SQLite's `PRAGMA user_version` (0 for a new,
+//! empty file). `MIGRATIONS[i]` takes a database from version `i` to `i + 1`;
+//! a new schema version is a new entry at the end, never an edit of an old
+//! one, so every catalog ever written can still be brought up to date.
+
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+
+use super::CatalogError;
+
+/// Version 1: volumes, backup sets and the disk extents each set covers.
+///
+/// Timestamps are unix seconds, UUIDs hyphenated lowercase text. `ended`
+/// and `seconds` stay 0 until a set is finished; `pid` and `host` say which
+/// process ran the set, so a `running` set whose process died can be told
+/// from one still in progress.
+const V1: &str = "
+CREATE TABLE volumes (
+    id        TEXT PRIMARY KEY NOT NULL,
+    name      TEXT NOT NULL,
+    created   INTEGER NOT NULL,
+    last_file INTEGER
+);
+
+CREATE TABLE sets (
+    id                TEXT PRIMARY KEY NOT NULL,
+    volume            TEXT NOT NULL REFERENCES volumes(id),
+    state             TEXT NOT NULL
+                      CHECK (state IN ('running', 'complete', 'failed', 'incomplete')),
+    file_number       INTEGER NOT NULL,
+    mode              TEXT NOT NULL,
+    label             TEXT NOT NULL,
+    source_url        TEXT NOT NULL,
+    source_designator TEXT NOT NULL,
+    lba               INTEGER NOT NULL,
+    blocks            INTEGER NOT NULL,
+    block_size        INTEGER NOT NULL,
+    payload_size      INTEGER NOT NULL,
+    records           INTEGER NOT NULL DEFAULT 0,
+    bytes             INTEGER NOT NULL DEFAULT 0,
+    sha256            TEXT,
+    started           INTEGER NOT NULL,
+    ended             INTEGER NOT NULL DEFAULT 0,
+    seconds           REAL NOT NULL DEFAULT 0,
+    error             TEXT,
+    pid               INTEGER,
+    host              TEXT
+);
+CREATE INDEX sets_by_volume ON sets(volume, file_number);
+CREATE INDEX sets_by_started ON sets(started);
+CREATE INDEX sets_by_state ON sets(state);
+
+CREATE TABLE set_extents (
+    set_id TEXT NOT NULL REFERENCES sets(id) ON DELETE CASCADE,
+    seq    INTEGER NOT NULL,
+    lba    INTEGER NOT NULL,
+    blocks INTEGER NOT NULL,
+    PRIMARY KEY (set_id, seq)
+);
+";
+
+/// `MIGRATIONS[i]` upgrades schema version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[V1];
+
+/// The schema version this build writes and understands.
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Brings the database up to [`SCHEMA_VERSION`]; returns the version found
+/// before. Runs in one IMMEDIATE transaction, so two processes opening a new
+/// catalog at once do not both create the tables: the second waits (busy
+/// timeout), then sees the version the first one wrote.
+pub fn migrate(conn: &Connection) -> Result<u32, CatalogError> {
+    let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+    let found: u32 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if found > SCHEMA_VERSION {
+        return Err(CatalogError::Invalid(format!(
+            "catalog schema version {found} is newer than this sanmover understands \
+             ({SCHEMA_VERSION}); use a newer sanmover"
+        )));
+    }
+    for (from, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        tx.execute_batch(sql)?;
+        // PRAGMA takes no bound parameters; the value is our own integer.
+        tx.execute_batch(&format!("PRAGMA user_version = {}", from + 1))?;
+    }
+    tx.commit()?;
+    Ok(found)
+}

@@ -1,0 +1,616 @@
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use rusqlite::params;
+use uuid::Uuid;
+
+use super::*;
+
+fn temp_catalog() -> (tempfile::TempDir, Catalog) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cat = Catalog::open(&dir.path().join("catalog.db")).expect("open");
+    (dir, cat)
+}
+
+fn volume(name: &str) -> VolumeRow {
+    VolumeRow {
+        id: Uuid::new_v4(),
+        name: name.to_string(),
+        created: 1_700_000_000,
+        last_file: None,
+    }
+}
+
+fn new_set(id: Uuid, vol: Uuid, file_number: u32, started: i64) -> NewSet {
+    NewSet {
+        id,
+        volume: vol,
+        file_number,
+        mode: "host".into(),
+        label: format!("set {file_number}"),
+        source_url: "iscsi://127.0.0.1:3260/iqn.2024-01.test:disk/1".into(),
+        source_designator: "naa.6001405abcdef".into(),
+        lba: 2048,
+        blocks: 4096,
+        block_size: 512,
+        payload_size: 262_144,
+        started,
+    }
+}
+
+fn outcome(state: SetState) -> SetOutcome {
+    SetOutcome {
+        state,
+        records: 9,
+        bytes: 2_097_152,
+        sha256: Some("ab".repeat(32)),
+        ended: 1_700_000_100,
+        seconds: 12.5,
+        error: None,
+    }
+}
+
+/// A set row as a rebuild scan would produce it.
+fn scanned(vol: &VolumeRow, file_number: u32, state: SetState) -> SetRow {
+    SetRow {
+        id: Uuid::new_v4(),
+        volume: vol.id,
+        file_number,
+        mode: "serverless".into(),
+        label: String::new(),
+        source_url: "iscsi://127.0.0.1/iqn.x/0".into(),
+        source_designator: "naa.60014".into(),
+        lba: 0,
+        blocks: 100,
+        block_size: 4096,
+        payload_size: 65_536,
+        started: 1_700_000_000 + i64::from(file_number),
+        state,
+        records: 7,
+        bytes: 409_600,
+        sha256: Some("cd".repeat(32)),
+        ended: 1_700_000_050,
+        seconds: 3.25,
+        error: None,
+        volume_name: vol.name.clone(),
+        extents: vec![(0, 60), (80, 40)],
+    }
+}
+
+/// A pid that is certainly not running: a child that has exited and been
+/// waited for.
+fn dead_pid() -> u32 {
+    let mut child = std::process::Command::new("true")
+        .spawn()
+        .expect("spawn true");
+    let pid = child.id();
+    child.wait().expect("wait");
+    pid
+}
+
+/// Set ids sharing a 4-hex-digit prefix, for prefix tests.
+fn id_with_prefix(prefix: &str) -> Uuid {
+    let rest = Uuid::new_v4().simple().to_string();
+    Uuid::parse_str(&format!("{prefix}{}", &rest[prefix.len()..])).expect("uuid")
+}
+
+#[test]
+fn state_names_round_trip() {
+    for st in SetState::ALL {
+        assert_eq!(st.as_str().parse::<SetState>().unwrap(), st);
+        assert_eq!(
+            serde_json::to_string(&st).unwrap(),
+            format!("\"{}\"", st.as_str())
+        );
+    }
+    assert!(matches!(
+        "done".parse::<SetState>(),
+        Err(CatalogError::Invalid(_))
+    ));
+}
+
+#[test]
+fn default_path_precedence() {
+    let s = |v: &str| Some(OsString::from(v));
+    assert_eq!(
+        default_path_from(s("/c/cat.db"), s("/xdg"), s("/home/u")),
+        PathBuf::from("/c/cat.db")
+    );
+    assert_eq!(
+        default_path_from(None, s("/xdg"), s("/home/u")),
+        PathBuf::from("/xdg/sanmover/catalog.db")
+    );
+    assert_eq!(
+        default_path_from(s(""), s("/xdg"), s("/home/u")),
+        PathBuf::from("/xdg/sanmover/catalog.db")
+    );
+    assert_eq!(
+        default_path_from(None, None, s("/home/u")),
+        PathBuf::from("/home/u/.local/share/sanmover/catalog.db")
+    );
+    // Empty or relative XDG_DATA_HOME is ignored (XDG base directory spec).
+    assert_eq!(
+        default_path_from(None, s(""), s("/home/u")),
+        PathBuf::from("/home/u/.local/share/sanmover/catalog.db")
+    );
+    assert_eq!(
+        default_path_from(None, s("rel/dir"), s("/home/u")),
+        PathBuf::from("/home/u/.local/share/sanmover/catalog.db")
+    );
+    assert_eq!(
+        default_path_from(None, None, None),
+        PathBuf::from("sanmover-catalog.db")
+    );
+}
+
+#[test]
+fn open_creates_schema_and_reopens() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested/deeper/catalog.db");
+    let vol = volume("TAPE01");
+    {
+        let cat = Catalog::open(&path).unwrap();
+        assert_eq!(cat.path(), path.as_path());
+        let version: u32 = cat
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let mode: String = cat
+            .conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let fk: i64 = cat
+            .conn
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(fk, 1);
+        cat.upsert_volume(&vol).unwrap();
+    }
+    // Reopening migrates nothing and keeps the data.
+    let cat = Catalog::open(&path).unwrap();
+    assert_eq!(schema::migrate(&cat.conn).unwrap(), SCHEMA_VERSION);
+    assert_eq!(cat.volumes().unwrap(), vec![vol]);
+}
+
+#[test]
+fn newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("catalog.db");
+    drop(Catalog::open(&path).unwrap());
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(&format!("PRAGMA user_version = {}", SCHEMA_VERSION + 1))
+            .unwrap();
+    }
+    let err = Catalog::open(&path).unwrap_err();
+    assert!(matches!(err, CatalogError::Invalid(ref m) if m.contains("newer")));
+}
+
+#[test]
+fn open_reports_unusable_parent() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plain-file");
+    std::fs::write(&file, b"x").unwrap();
+    let err = Catalog::open(&file.join("sub/catalog.db")).unwrap_err();
+    assert!(matches!(err, CatalogError::Io { .. }), "{err:?}");
+}
+
+#[test]
+fn volumes_upsert_and_lookup() {
+    let (_d, cat) = temp_catalog();
+    let mut a = volume("A");
+    let b = VolumeRow {
+        created: a.created + 10,
+        ..volume("B")
+    };
+    cat.upsert_volume(&b).unwrap();
+    cat.upsert_volume(&a).unwrap();
+    assert_eq!(cat.volume(a.id).unwrap(), Some(a.clone()));
+    assert_eq!(cat.volume(Uuid::new_v4()).unwrap(), None);
+    a.name = "A-renamed".into();
+    a.last_file = Some(3);
+    cat.upsert_volume(&a).unwrap();
+    assert_eq!(cat.volumes().unwrap(), vec![a, b]);
+}
+
+#[test]
+fn begin_finish_lifecycle() {
+    let (_d, cat) = temp_catalog();
+    let vol = volume("TAPE01");
+    cat.upsert_volume(&vol).unwrap();
+    let id = Uuid::new_v4();
+    let ns = new_set(id, vol.id, 1, 1_700_000_001);
+    cat.begin_set(&ns).unwrap();
+
+    let row = cat.set(&id.to_string()).unwrap();
+    assert_eq!(row.state, SetState::Running);
+    assert_eq!(row.volume_name, "TAPE01");
+    assert_eq!(row.extents, vec![(2048, 4096)]);
+    assert_eq!((row.ended, row.seconds, row.records), (0, 0.0, 0));
+    assert_eq!(
+        (row.lba, row.blocks, row.block_size, row.payload_size),
+        (2048, 4096, 512, 262_144)
+    );
+    let (pid, host): (i64, String) = cat
+        .conn
+        .query_row(
+            "SELECT pid, host FROM sets WHERE id = ?1",
+            [id.to_string()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(pid, i64::from(std::process::id()));
+    assert_eq!(host, cat.host());
+
+    // The same set cannot begin twice; finishing as running is refused.
+    assert!(matches!(cat.begin_set(&ns), Err(CatalogError::Invalid(_))));
+    assert!(matches!(
+        cat.finish_set(id, &outcome(SetState::Running)),
+        Err(CatalogError::Invalid(_))
+    ));
+
+    let done = outcome(SetState::Complete);
+    cat.finish_set(id, &done).unwrap();
+    let row = cat.set(&id.to_string()).unwrap();
+    assert_eq!(row.state, SetState::Complete);
+    assert_eq!(row.records, done.records);
+    assert_eq!(row.bytes, done.bytes);
+    assert_eq!(row.sha256, done.sha256);
+    assert_eq!(row.ended, done.ended);
+    assert_eq!(row.seconds, done.seconds);
+    assert_eq!(row.error, None);
+    // The NewSet fields survive unchanged.
+    assert_eq!(
+        (
+            row.file_number,
+            row.mode.as_str(),
+            row.label.as_str(),
+            row.started
+        ),
+        (1, "host", "set 1", 1_700_000_001)
+    );
+    assert_eq!(row.source_url, ns.source_url);
+    assert_eq!(row.source_designator, ns.source_designator);
+
+    // A finished set is not finished again.
+    assert!(matches!(
+        cat.finish_set(id, &outcome(SetState::Failed)),
+        Err(CatalogError::Invalid(_))
+    ));
+    assert!(matches!(
+        cat.finish_set(Uuid::new_v4(), &done),
+        Err(CatalogError::NotFound(_))
+    ));
+
+    // A failure keeps its message.
+    let id2 = Uuid::new_v4();
+    cat.begin_set(&new_set(id2, vol.id, 2, 1_700_000_002))
+        .unwrap();
+    let failed = SetOutcome {
+        error: Some("MEDIUM ERROR at block 7".into()),
+        sha256: None,
+        ..outcome(SetState::Failed)
+    };
+    cat.finish_set(id2, &failed).unwrap();
+    let row = cat.set(&id2.to_string()).unwrap();
+    assert_eq!(row.state, SetState::Failed);
+    assert_eq!(row.error.as_deref(), Some("MEDIUM ERROR at block 7"));
+    assert_eq!(row.sha256, None);
+
+    let all = cat.sets().unwrap();
+    assert_eq!(all.iter().map(|s| s.id).collect::<Vec<_>>(), vec![id, id2]);
+}
+
+#[test]
+fn begin_set_needs_known_volume() {
+    let (_d, cat) = temp_catalog();
+    let err = cat
+        .begin_set(&new_set(Uuid::new_v4(), Uuid::new_v4(), 1, 1))
+        .unwrap_err();
+    assert!(matches!(err, CatalogError::NotFound(ref m) if m.contains("volume")));
+    assert!(cat.sets().unwrap().is_empty());
+}
+
+#[test]
+fn sets_ordered_by_started() {
+    let (_d, cat) = temp_catalog();
+    let vol = volume("V");
+    cat.upsert_volume(&vol).unwrap();
+    let late = Uuid::new_v4();
+    let early = Uuid::new_v4();
+    cat.begin_set(&new_set(late, vol.id, 2, 200)).unwrap();
+    cat.begin_set(&new_set(early, vol.id, 1, 100)).unwrap();
+    let ids: Vec<Uuid> = cat.sets().unwrap().into_iter().map(|s| s.id).collect();
+    assert_eq!(ids, vec![early, late]);
+}
+
+#[test]
+fn reap_stale_fails_dead_and_keeps_live() {
+    let (_d, cat) = temp_catalog();
+    let vol = volume("TAPE01");
+    cat.upsert_volume(&vol).unwrap();
+    let dead = Uuid::new_v4();
+    let live = Uuid::new_v4();
+    let remote = Uuid::new_v4();
+    let finished = Uuid::new_v4();
+    for (i, id) in [dead, live, remote, finished].into_iter().enumerate() {
+        cat.begin_set(&new_set(id, vol.id, i as u32 + 1, 100 + i as i64))
+            .unwrap();
+    }
+    let gone = dead_pid();
+    let set_pid_host = |id: Uuid, pid: u32, host: &str| {
+        cat.conn
+            .execute(
+                "UPDATE sets SET pid = ?2, host = ?3 WHERE id = ?1",
+                params![id.to_string(), pid, host],
+            )
+            .unwrap();
+    };
+    set_pid_host(dead, gone, cat.host());
+    // `live` keeps this test process's pid.
+    let other_host = format!("{}-elsewhere", cat.host());
+    set_pid_host(remote, gone, &other_host);
+    set_pid_host(finished, gone, cat.host());
+    cat.finish_set(finished, &outcome(SetState::Complete))
+        .unwrap();
+
+    let reaped = cat.reap_stale().unwrap();
+    assert_eq!(reaped.len(), 1);
+    assert_eq!(reaped[0].id, dead);
+    assert_eq!(reaped[0].state, SetState::Failed);
+    let msg = format!("the process that ran it (pid {gone}) exited before finishing");
+    assert_eq!(reaped[0].error.as_deref(), Some(msg.as_str()));
+    assert_eq!(reaped[0].extents, vec![(2048, 4096)]);
+
+    let state = |id: Uuid| cat.set(&id.to_string()).unwrap().state;
+    assert_eq!(state(dead), SetState::Failed);
+    assert_eq!(state(live), SetState::Running);
+    assert_eq!(state(remote), SetState::Running);
+    assert_eq!(state(finished), SetState::Complete);
+
+    // Nothing left to reap; a reaped set cannot then be finished.
+    assert!(cat.reap_stale().unwrap().is_empty());
+    assert!(matches!(
+        cat.finish_set(dead, &outcome(SetState::Complete)),
+        Err(CatalogError::Invalid(_))
+    ));
+}
+
+#[test]
+fn pid_liveness() {
+    assert!(pid_alive(i64::from(std::process::id())));
+    assert!(!pid_alive(i64::from(dead_pid())));
+    // Never signal a process group or guess about impossible pids.
+    assert!(pid_alive(0));
+    assert!(pid_alive(-1));
+    assert!(pid_alive(i64::MAX));
+}
+
+#[test]
+fn set_lookup_by_prefix() {
+    let (_d, cat) = temp_catalog();
+    let vol = volume("TAPE01");
+    cat.upsert_volume(&vol).unwrap();
+    let a = id_with_prefix("abcd1");
+    let b = id_with_prefix("abcd2");
+    let c = id_with_prefix("0123");
+    for (i, id) in [a, b, c].into_iter().enumerate() {
+        cat.begin_set(&new_set(id, vol.id, i as u32 + 1, i as i64))
+            .unwrap();
+    }
+
+    // Full UUID in the usual forms.
+    assert_eq!(cat.set(&a.to_string()).unwrap().id, a);
+    assert_eq!(cat.set(&a.simple().to_string()).unwrap().id, a);
+    assert_eq!(cat.set(&a.to_string().to_uppercase()).unwrap().id, a);
+    // Unique prefixes, any case, with or without hyphens.
+    assert_eq!(cat.set("abcd1").unwrap().id, a);
+    assert_eq!(cat.set("ABCD2").unwrap().id, b);
+    assert_eq!(cat.set(" 0123 ").unwrap().id, c);
+    let hyphenated = &b.to_string()[..11];
+    assert_eq!(cat.set(hyphenated).unwrap().id, b);
+    let plain = &b.simple().to_string()[..10];
+    assert_eq!(cat.set(plain).unwrap().id, b);
+
+    match cat.set("abcd") {
+        Err(CatalogError::Ambiguous(m)) => {
+            assert!(m.contains("matches 2 sets"), "{m}");
+            assert!(m.contains(&a.to_string()), "{m}");
+            assert!(m.contains(&b.to_string()), "{m}");
+            assert!(!m.contains(&c.to_string()), "{m}");
+        }
+        other => panic!("expected Ambiguous, got {other:?}"),
+    }
+    match cat.set("ffff") {
+        Err(CatalogError::NotFound(m)) => assert!(m.contains("'ffff'"), "{m}"),
+        other => panic!("expected NotFound, got {other:?}"),
+    }
+    match cat.set(&Uuid::new_v4().to_string()) {
+        Err(CatalogError::NotFound(m)) => assert!(m.contains("no set"), "{m}"),
+        other => panic!("expected NotFound, got {other:?}"),
+    }
+    for bad in ["abc", "", "a-b", "wxyz1234"] {
+        assert!(
+            matches!(cat.set(bad), Err(CatalogError::Invalid(_))),
+            "{bad:?}"
+        );
+    }
+}
+
+#[test]
+fn ambiguous_message_is_bounded() {
+    let (_d, cat) = temp_catalog();
+    let vol = volume("V");
+    cat.upsert_volume(&vol).unwrap();
+    for i in 0..12 {
+        cat.begin_set(&new_set(id_with_prefix("beef"), vol.id, i, i64::from(i)))
+            .unwrap();
+    }
+    match cat.set("beef") {
+        Err(CatalogError::Ambiguous(m)) => {
+            assert!(m.contains("matches 12 sets"), "{m}");
+            assert!(m.contains("and 2 more"), "{m}");
+        }
+        other => panic!("expected Ambiguous, got {other:?}"),
+    }
+}
+
+#[test]
+fn replace_volume_sets_touches_only_that_volume() {
+    let (_d, cat) = temp_catalog();
+    let v1 = volume("TAPE01");
+    let v2 = volume("TAPE02");
+    cat.upsert_volume(&v1).unwrap();
+    cat.upsert_volume(&v2).unwrap();
+    let old1 = Uuid::new_v4();
+    let keep2 = Uuid::new_v4();
+    cat.begin_set(&new_set(old1, v1.id, 1, 10)).unwrap();
+    cat.begin_set(&new_set(keep2, v2.id, 1, 11)).unwrap();
+    cat.finish_set(old1, &outcome(SetState::Complete)).unwrap();
+    cat.finish_set(keep2, &outcome(SetState::Complete)).unwrap();
+
+    let v1_scanned = VolumeRow {
+        last_file: Some(2),
+        ..v1.clone()
+    };
+    let s1 = scanned(&v1_scanned, 1, SetState::Complete);
+    let s2 = SetRow {
+        sha256: None,
+        ..scanned(&v1_scanned, 2, SetState::Incomplete)
+    };
+    cat.replace_volume_sets(&v1_scanned, &[s1.clone(), s2.clone()])
+        .unwrap();
+
+    assert_eq!(cat.volume(v1.id).unwrap(), Some(v1_scanned.clone()));
+    assert_eq!(cat.sets_on_volume(v1.id).unwrap(), vec![s1, s2]);
+    assert!(matches!(
+        cat.set(&old1.to_string()),
+        Err(CatalogError::NotFound(_))
+    ));
+    // The other volume's set is untouched, extents included.
+    let other = cat.sets_on_volume(v2.id).unwrap();
+    assert_eq!(other.len(), 1);
+    assert_eq!(other[0].id, keep2);
+    assert_eq!(other[0].state, SetState::Complete);
+    assert_eq!(other[0].extents, vec![(2048, 4096)]);
+    let stray: i64 = cat
+        .conn
+        .query_row("SELECT count(*) FROM set_extents", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(stray, 2 + 2 + 1);
+
+    // Replacing with nothing empties the volume but keeps it.
+    cat.replace_volume_sets(&v1_scanned, &[]).unwrap();
+    assert!(cat.sets_on_volume(v1.id).unwrap().is_empty());
+    assert!(cat.volume(v1.id).unwrap().is_some());
+    assert_eq!(cat.sets().unwrap().len(), 1);
+}
+
+#[test]
+fn replace_volume_sets_refusals_change_nothing() {
+    let (_d, cat) = temp_catalog();
+    let v1 = volume("TAPE01");
+    let v2 = volume("TAPE02");
+    cat.upsert_volume(&v1).unwrap();
+    cat.upsert_volume(&v2).unwrap();
+    let on_v2 = scanned(&v2, 1, SetState::Complete);
+    cat.replace_volume_sets(&v2, std::slice::from_ref(&on_v2))
+        .unwrap();
+    let before = cat.sets().unwrap();
+
+    let wrong_volume = scanned(&v2, 1, SetState::Complete);
+    let running = scanned(&v1, 1, SetState::Running);
+    let moved = SetRow {
+        volume: v1.id,
+        volume_name: v1.name.clone(),
+        ..on_v2.clone()
+    };
+    let ok = scanned(&v1, 1, SetState::Complete);
+    let cases: [&[SetRow]; 4] = [
+        &[wrong_volume],
+        &[running],
+        &[ok.clone(), moved],
+        &[ok.clone(), ok.clone()],
+    ];
+    for sets in cases {
+        let err = cat.replace_volume_sets(&v1, sets).unwrap_err();
+        assert!(matches!(err, CatalogError::Invalid(_)), "{err:?}");
+        assert_eq!(cat.sets().unwrap(), before);
+    }
+
+    // A running set on the volume blocks a rebuild until it ends.
+    let live = Uuid::new_v4();
+    cat.begin_set(&new_set(live, v1.id, 5, 50)).unwrap();
+    match cat.replace_volume_sets(&v1, &[]) {
+        Err(CatalogError::Invalid(m)) => assert!(m.contains(&live.to_string()), "{m}"),
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+    cat.finish_set(live, &outcome(SetState::Failed)).unwrap();
+    cat.replace_volume_sets(&v1, &[]).unwrap();
+}
+
+#[test]
+fn extents_round_trip() {
+    let (_d, cat) = temp_catalog();
+    let vol = volume("TAPE01");
+    let mut s = scanned(&vol, 1, SetState::Complete);
+    s.extents = vec![(u64::from(u32::MAX) + 5, 3), (0, 1), (1 << 40, 1 << 20)];
+    let mut none = scanned(&vol, 2, SetState::Failed);
+    none.extents.clear();
+    none.error = Some("cut short".into());
+    cat.replace_volume_sets(&vol, &[s.clone(), none.clone()])
+        .unwrap();
+    assert_eq!(cat.set(&s.id.to_string()).unwrap(), s);
+    assert_eq!(cat.set(&none.id.to_string()).unwrap(), none);
+    assert_eq!(cat.sets().unwrap(), vec![s, none]);
+}
+
+#[test]
+fn set_row_serializes() {
+    let vol = volume("TAPE01");
+    let s = scanned(&vol, 1, SetState::Incomplete);
+    let v = serde_json::to_value(&s).unwrap();
+    assert_eq!(v["state"], "incomplete");
+    assert_eq!(v["id"], s.id.to_string());
+    assert_eq!(v["volume_name"], "TAPE01");
+    assert_eq!(v["extents"], serde_json::json!([[0, 60], [80, 40]]));
+}
+
+#[test]
+fn two_connections_share_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("catalog.db");
+    // Both create the new file at the same moment.
+    let handles: Vec<_> = (0..2)
+        .map(|_| {
+            let path = path.clone();
+            std::thread::spawn(move || Catalog::open(&path).map(|_| ()))
+        })
+        .collect();
+    for h in handles {
+        h.join().expect("thread").expect("open");
+    }
+
+    let a = Catalog::open(&path).unwrap();
+    let b = Catalog::open(&path).unwrap();
+    let vol = volume("TAPE01");
+    a.upsert_volume(&vol).unwrap();
+    let id = Uuid::new_v4();
+    a.begin_set(&new_set(id, vol.id, 1, 1)).unwrap();
+
+    // A reader holding an open read transaction does not block the writer
+    // (WAL), and sees its snapshot until it ends.
+    b.conn.execute_batch("BEGIN").unwrap();
+    assert_eq!(b.sets().unwrap()[0].state, SetState::Running);
+    a.finish_set(id, &outcome(SetState::Complete)).unwrap();
+    assert_eq!(b.sets().unwrap()[0].state, SetState::Running);
+    b.conn.execute_batch("COMMIT").unwrap();
+    assert_eq!(b.set(&id.to_string()).unwrap().state, SetState::Complete);
+
+    // Writers on both connections interleave.
+    let id2 = Uuid::new_v4();
+    b.begin_set(&new_set(id2, vol.id, 2, 2)).unwrap();
+    assert_eq!(a.sets().unwrap().len(), 2);
+}
