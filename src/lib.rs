@@ -7,6 +7,7 @@
 pub mod catalog;
 pub mod cli;
 pub mod device;
+pub mod engine;
 pub mod format;
 pub mod scsi;
 pub mod transport;

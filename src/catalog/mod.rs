@@ -19,6 +19,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, Transact
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+mod devices;
 mod schema;
 #[cfg(test)]
 mod tests;

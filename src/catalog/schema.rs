@@ -60,8 +60,14 @@ CREATE TABLE set_extents (
 );
 ";
 
+/// Version 2: where each volume was last seen (a device address without
+/// secrets), so restore and verify can find the tape without --tape.
+const V2: &str = "
+ALTER TABLE volumes ADD COLUMN device TEXT;
+";
+
 /// `MIGRATIONS[i]` upgrades schema version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The schema version this build writes and understands.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -99,16 +99,6 @@ pub fn source_identity<T: Transport>(
     })
 }
 
-/// The designator string the catalog keys sources by: the one EXTENDED
-/// COPY would use, else the serial.
-fn designator_text<T: Transport>(disk: &mut Disk<T>) -> String {
-    disk.scsi
-        .device_identification()
-        .ok()
-        .and_then(|di| di.best_lu_designator().map(|d| d.to_string()))
-        .unwrap_or_default()
-}
-
 /// Reserve the drive, warning once when it cannot be reserved.
 pub fn reserve<T: Transport>(tape: &mut Tape<T>, key: u64) -> Result<Reservation, EngineError> {
     let r = tape.reserve(key)?;
@@ -165,7 +155,7 @@ pub fn backup<S: Transport + Send, T: Transport>(
         )));
     }
     let identity = source_identity(source, &opts.source_url)?;
-    let designator = designator_text(source);
+    let designator = super::volume::designator_text(&identity);
 
     let reservation = reserve(tape, opts.reservation_key)?;
     let result = (|| {
@@ -356,11 +346,7 @@ fn write_set<S: Transport + Send, T: Transport>(
         complete: !early_warning,
         ended: now(),
     };
-    tape.write_block(
-        trailer
-            .encode()
-            .map_err(|e| EngineError::format("set trailer", e))?,
-    )?;
+    tape.write_block(trailer.encode())?;
     tape.write_filemarks(1)?;
     Ok(Streamed {
         records,

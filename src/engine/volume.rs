@@ -4,12 +4,16 @@
 
 use uuid::Uuid;
 
-use super::{now, EngineError};
+use super::{now, EngineError, Progress};
+use crate::catalog::{SetRow, SetState, VolumeRow};
 use crate::device::tape::ReadOutcome;
 use crate::device::{DeviceError, Tape};
 use crate::format::{
-    classify, decode_record, BlockKind, SetDigest, SetHeader, SetTrailer, VolumeLabel,
+    classify, decode_record, hex, BlockKind, SetDigest, SetHeader, SetTrailer, SourceIdentity,
+    VolumeLabel,
 };
+use crate::scsi::spc::{Association, CodeSet, Designator, DesignatorType, DeviceIdentification};
+use crate::scsi::DeviceType;
 use crate::transport::Transport;
 
 /// A read buffer large enough for any block sanmover writes, so tgt never
@@ -65,12 +69,9 @@ pub fn require_label<T: Transport>(tape: &mut Tape<T>) -> Result<VolumeLabel, En
 /// Write a new label at the beginning of the tape. Everything on the tape
 /// is lost: callers check [`read_label`] first.
 pub fn write_label<T: Transport>(tape: &mut Tape<T>, name: &str) -> Result<VolumeLabel, EngineError> {
-    let label = VolumeLabel {
-        name: name.to_string(),
-        uuid: Uuid::new_v4(),
-        created: now(),
-    };
-    let bytes = label.encode().map_err(|e| EngineError::format("volume label", e))?;
+    let label = VolumeLabel::new(name, Uuid::new_v4(), now())
+        .map_err(|e| EngineError::Refused(format!("volume name {name:?}: {e}")))?;
+    let bytes = label.encode();
     tape.rewind()?;
     tape.write_block(bytes)?;
     tape.write_filemarks(1)?;
@@ -140,27 +141,31 @@ pub struct SetScan {
     pub end: SetEnd,
 }
 
-/// Read the set file the tape is positioned at (its header first), check
-/// every record's CRC, set id and sequence, digest the data, and hand each
-/// payload to `sink`. Stops after the trailer (the filemark after it is
-/// left unread) or at a filemark or end of data (truncated set). A check
-/// that fails is an error naming the record.
+/// Read the set header the tape is positioned at. `None` at a filemark or
+/// end of data (no set here).
+pub fn read_header<T: Transport>(tape: &mut Tape<T>) -> Result<Option<SetHeader>, EngineError> {
+    let (o, buf) = tape.read_block(vec![0; MAX_TAPE_BLOCK])?;
+    match o {
+        ReadOutcome::Block(n) => SetHeader::decode(&buf[..n])
+            .map(Some)
+            .map_err(|e| EngineError::format("set header", e)),
+        ReadOutcome::Filemark | ReadOutcome::EndOfData => Ok(None),
+    }
+}
+
+/// Read the set file the tape is positioned at (its header first) and
+/// check it: see [`scan_records`]. With `expect`, the header must name
+/// that set.
 pub fn scan_set<T: Transport>(
     tape: &mut Tape<T>,
     expect: Option<Uuid>,
-    mut sink: impl FnMut(u64, &[u8]) -> Result<(), EngineError>,
+    sink: impl FnMut(u64, &[u8]) -> Result<(), EngineError>,
 ) -> Result<SetScan, EngineError> {
-    let (o, buf) = tape.read_block(vec![0; MAX_TAPE_BLOCK])?;
-    let header = match o {
-        ReadOutcome::Block(n) => {
-            SetHeader::decode(&buf[..n]).map_err(|e| EngineError::format("set header", e))?
-        }
-        _ => {
-            return Err(EngineError::Refused(format!(
-                "{}: no backup set here (found {o:?})",
-                tape.scsi.name()
-            )))
-        }
+    let Some(header) = read_header(tape)? else {
+        return Err(EngineError::Refused(format!(
+            "{}: no backup set at this tape file",
+            tape.scsi.name()
+        )));
     };
     if let Some(want) = expect {
         if header.set_id != want {
@@ -174,6 +179,20 @@ pub fn scan_set<T: Transport>(
             });
         }
     }
+    scan_records(tape, header, sink)
+}
+
+/// Read the records after `header`: check every record's CRC, set id and
+/// sequence, digest the data, and hand each payload to `sink`. Stops after
+/// the trailer (the filemark after it is left unread) or at a filemark or
+/// end of data (truncated set). A check that fails is an error naming the
+/// record.
+pub fn scan_records<T: Transport>(
+    tape: &mut Tape<T>,
+    header: SetHeader,
+    mut sink: impl FnMut(u64, &[u8]) -> Result<(), EngineError>,
+) -> Result<SetScan, EngineError> {
+    let buf = Vec::new();
     let set = header.set_id;
     let mut digest = SetDigest::new();
     let mut records = 0u64;
@@ -268,4 +287,116 @@ pub fn scan_set<T: Transport>(
         sha256,
         end,
     })
+}
+
+/// The designator the catalog shows for a source: the one EXTENDED COPY
+/// would pick (LU-associated, binary NAA first), else the first one.
+pub fn designator_text(source: &SourceIdentity) -> String {
+    let di = DeviceIdentification {
+        device_type: DeviceType::DISK,
+        designators: source
+            .designators
+            .iter()
+            .map(|d| Designator {
+                protocol_id: 0,
+                code_set: CodeSet(d.code_set),
+                piv: false,
+                association: Association(d.association),
+                designator_type: DesignatorType(d.designator_type),
+                value: d.value.clone(),
+            })
+            .collect(),
+    };
+    di.best_lu_designator()
+        .or(di.designators.first())
+        .map(|d| d.to_string())
+        .unwrap_or_default()
+}
+
+/// Scan a whole tape from the start and describe every set on it, as the
+/// catalog would have recorded it. Each set is read in full and checked;
+/// a set that fails a check is listed as failed with the reason.
+pub fn rebuild<T: Transport>(
+    tape: &mut Tape<T>,
+    progress: &dyn Progress,
+) -> Result<(VolumeRow, Vec<SetRow>), EngineError> {
+    let label = require_label(tape)?;
+    let volume = VolumeRow {
+        id: label.uuid,
+        name: label.name.clone(),
+        created: label.created as i64,
+        last_file: None,
+    };
+    let mut sets = Vec::new();
+    for file in 1u32.. {
+        match tape.seek_file(file) {
+            Ok(()) => {}
+            Err(e) if is_eod(&e) => break,
+            Err(e) => return Err(e.into()),
+        }
+        let header = match read_header(tape) {
+            Ok(Some(h)) => h,
+            Ok(None) => break,
+            Err(EngineError::Format { source, .. }) => {
+                log::warn!("{}: tape file {file} is not a backup set ({source}); skipped", tape.scsi.name());
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        progress.start(header.blocks * header.block_size as u64, "scan");
+        let h = header.clone();
+        let scan = scan_records(tape, header, |_, p| {
+            progress.advance(p.len() as u64);
+            Ok(())
+        });
+        progress.finish();
+        let mut row = SetRow {
+            id: h.set_id,
+            volume: label.uuid,
+            file_number: file,
+            mode: h.mode.to_string(),
+            label: h.label.clone(),
+            source_url: h.source.url.clone(),
+            source_designator: designator_text(&h.source),
+            lba: h.lba,
+            blocks: h.blocks,
+            block_size: h.block_size,
+            payload_size: h.payload_size,
+            started: h.created as i64,
+            state: SetState::Failed,
+            records: 0,
+            bytes: 0,
+            sha256: None,
+            ended: 0,
+            seconds: 0.0,
+            error: None,
+            volume_name: label.name.clone(),
+            extents: vec![(h.lba, h.blocks)],
+        };
+        match scan {
+            Ok(s) => {
+                row.records = s.records;
+                row.bytes = s.bytes;
+                match s.end {
+                    SetEnd::Trailer(t) => {
+                        row.state = if t.complete {
+                            SetState::Complete
+                        } else {
+                            SetState::Incomplete
+                        };
+                        row.sha256 = Some(hex(&s.sha256));
+                        row.ended = t.ended as i64;
+                        row.seconds = t.ended.saturating_sub(h.created) as f64;
+                    }
+                    SetEnd::Truncated => {
+                        row.error = Some("no trailer: the backup was interrupted".into());
+                    }
+                }
+            }
+            Err(e @ EngineError::Corrupt { .. }) => row.error = Some(e.to_string()),
+            Err(e) => return Err(e),
+        }
+        sets.push(row);
+    }
+    Ok((volume, sets))
 }
