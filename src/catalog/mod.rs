@@ -12,10 +12,12 @@ use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::types::Type;
-use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
+use rusqlite::{
+    params, Connection, ErrorCode, OptionalExtension, Row, Transaction, TransactionBehavior,
+};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -242,6 +244,44 @@ fn pid_alive(pid: i64) -> bool {
     !matches!(kill(Pid::from_raw(raw), None), Err(Errno::ESRCH))
 }
 
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _)
+        if matches!(f.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked))
+}
+
+/// Puts the database in WAL mode (a setting stored in the file, so usually
+/// already done). Switching needs an exclusive lock and SQLite answers BUSY
+/// at once, without the busy handler, while another connection holds any
+/// lock (two processes opening a new catalog together): retry up to the
+/// busy timeout.
+fn use_wal(conn: &Connection, path: &Path) -> Result<(), CatalogError> {
+    let deadline = Instant::now() + BUSY_TIMEOUT;
+    loop {
+        let attempt = conn
+            .pragma_query_value(None, "journal_mode", |r| r.get::<_, String>(0))
+            .and_then(|mode| {
+                if mode.eq_ignore_ascii_case("wal") {
+                    Ok(mode)
+                } else {
+                    conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+                }
+            });
+        match attempt {
+            Ok(mode) if mode.eq_ignore_ascii_case("wal") => return Ok(()),
+            Ok(mode) => {
+                return Err(CatalogError::Invalid(format!(
+                    "{}: cannot switch the catalog to WAL mode (journal mode is {mode})",
+                    path.display()
+                )))
+            }
+            Err(e) if is_busy(&e) && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// A UUID from a text column.
 fn uuid_col(row: &Row<'_>, idx: usize) -> rusqlite::Result<Uuid> {
     let s: String = row.get(idx)?;
@@ -338,14 +378,7 @@ impl Catalog {
         // Before anything that takes a lock, so a second process waits.
         conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.pragma_update(None, "foreign_keys", true)?;
-        let mode: String =
-            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(CatalogError::Invalid(format!(
-                "{}: cannot switch the catalog to WAL mode (journal mode is {mode})",
-                path.display()
-            )));
-        }
+        use_wal(&conn, path)?;
         schema::migrate(&conn)?;
         Ok(Catalog {
             conn,

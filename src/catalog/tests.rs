@@ -582,11 +582,17 @@ fn set_row_serializes() {
 fn two_connections_share_the_database() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("catalog.db");
-    // Both create the new file at the same moment.
-    let handles: Vec<_> = (0..2)
+    // Several connections create the new file at the same moment (the
+    // switch to WAL answers BUSY without waiting; open must retry).
+    let start = std::sync::Arc::new(std::sync::Barrier::new(4));
+    let handles: Vec<_> = (0..4)
         .map(|_| {
             let path = path.clone();
-            std::thread::spawn(move || Catalog::open(&path).map(|_| ()))
+            let start = start.clone();
+            std::thread::spawn(move || {
+                start.wait();
+                Catalog::open(&path).map(|_| ())
+            })
         })
         .collect();
     for h in handles {
