@@ -84,12 +84,16 @@ pub fn encode_record(set_id: Uuid, seq: u64, payload: &[u8], out: &mut Vec<u8>) 
 /// fixed-block mode) are ignored.
 pub fn decode_record(block: &[u8]) -> Result<(RecordHeader, &[u8]), FormatError> {
     let Some(hdr) = block.get(..RecordHeader::LEN) else {
-        // Report a foreign block as such even when it is short.
+        // Report a foreign block or a newer version as such even when the
+        // block is shorter than this version's header.
         if block.len() >= 8 && block[..8] != RecordHeader::MAGIC {
             return Err(FormatError::BadMagic {
                 what: WHAT,
                 found: magic_of(block),
             });
+        }
+        if block.len() >= 10 {
+            check_version(WHAT, block)?;
         }
         return Err(FormatError::Truncated {
             what: WHAT,
