@@ -32,7 +32,7 @@ impl RecordHeader {
     pub const LEN: usize = 48;
 
     /// The 48 header bytes with `crc` as given.
-    fn to_bytes(&self) -> [u8; Self::LEN] {
+    fn to_bytes(self) -> [u8; Self::LEN] {
         let mut h = [0u8; Self::LEN];
         h[..8].copy_from_slice(&Self::MAGIC);
         h[8..10].copy_from_slice(&super::FORMAT_VERSION.to_be_bytes());

@@ -106,6 +106,29 @@ fn trailer() -> SetTrailer {
     }
 }
 
+type Decode = fn(&[u8]) -> Result<(), FormatError>;
+
+fn label_d(b: &[u8]) -> Result<(), FormatError> {
+    VolumeLabel::decode(b).map(drop)
+}
+fn header_d(b: &[u8]) -> Result<(), FormatError> {
+    SetHeader::decode(b).map(drop)
+}
+fn record_d(b: &[u8]) -> Result<(), FormatError> {
+    decode_record(b).map(drop)
+}
+fn trailer_d(b: &[u8]) -> Result<(), FormatError> {
+    SetTrailer::decode(b).map(drop)
+}
+
+/// Each golden record with its decoder.
+const ALL: [(&str, Decode); 4] = [
+    (LABEL_HEX, label_d),
+    (HEADER_HEX, header_d),
+    (RECORD_HEX, record_d),
+    (TRAILER_HEX, trailer_d),
+];
+
 // ---- golden bytes ----
 
 #[test]
@@ -209,13 +232,7 @@ fn header_with_snapshot_round_trips() {
 
 #[test]
 fn every_truncation_is_truncated() {
-    let cases: [(&str, fn(&[u8]) -> Result<(), FormatError>); 4] = [
-        (LABEL_HEX, |b| VolumeLabel::decode(b).map(drop)),
-        (HEADER_HEX, |b| SetHeader::decode(b).map(drop)),
-        (RECORD_HEX, |b| decode_record(b).map(drop)),
-        (TRAILER_HEX, |b| SetTrailer::decode(b).map(drop)),
-    ];
-    for (hex, decode) in cases {
+    for (hex, decode) in ALL {
         let bytes = h(hex);
         decode(&bytes).unwrap();
         for n in 0..bytes.len() {
@@ -254,13 +271,9 @@ fn truncated_reports_full_length() {
 
 #[test]
 fn flipped_bits_are_bad_crc() {
-    // Framed records: every bit after the length field is covered.
-    let framed: [(&str, fn(&[u8]) -> Result<(), FormatError>); 3] = [
-        (LABEL_HEX, |b| VolumeLabel::decode(b).map(drop)),
-        (HEADER_HEX, |b| SetHeader::decode(b).map(drop)),
-        (TRAILER_HEX, |b| SetTrailer::decode(b).map(drop)),
-    ];
-    for (hex, decode) in framed {
+    // Framed records (all but the data record): every bit after the length
+    // field is covered.
+    for (hex, decode) in [ALL[0], ALL[1], ALL[3]] {
         let bytes = h(hex);
         for bit in 16 * 8..bytes.len() * 8 {
             let mut b = bytes.clone();
@@ -376,13 +389,7 @@ fn wrong_magic_is_bad_magic() {
 
 #[test]
 fn future_version_is_unsupported() {
-    let all: [(&str, fn(&[u8]) -> Result<(), FormatError>); 4] = [
-        (LABEL_HEX, |b| VolumeLabel::decode(b).map(drop)),
-        (HEADER_HEX, |b| SetHeader::decode(b).map(drop)),
-        (RECORD_HEX, |b| decode_record(b).map(drop)),
-        (TRAILER_HEX, |b| SetTrailer::decode(b).map(drop)),
-    ];
-    for (hex, decode) in all {
+    for (hex, decode) in ALL {
         for version in [0u16, 2, 0xffff] {
             let mut b = h(hex);
             b[8..10].copy_from_slice(&version.to_be_bytes());
