@@ -144,6 +144,11 @@ impl<'a> Reader<'a> {
                 found: magic_of(buf),
             });
         }
+        // Magic and version are the same in every version: decide on them
+        // before any length a newer version may have changed.
+        if buf.len() >= 10 {
+            check_version(what, buf)?;
+        }
         if buf.len() < PRELUDE_LEN {
             return Err(FormatError::Truncated {
                 what,
@@ -151,13 +156,6 @@ impl<'a> Reader<'a> {
                 have: buf.len(),
             });
         }
-        if &buf[..8] != magic {
-            return Err(FormatError::BadMagic {
-                what,
-                found: magic_of(buf),
-            });
-        }
-        check_version(what, buf)?;
         check_flags(what, u16::from_be_bytes([buf[10], buf[11]]))?;
         let len = u32::from_be_bytes([buf[12], buf[13], buf[14], buf[15]]) as usize;
         if !(min_len..=MAX_FRAMED_LEN).contains(&len) {

@@ -77,10 +77,7 @@ fn check_name(len: usize) -> Result<(), FormatError> {
     } else {
         Err(FormatError::Invalid {
             what: WHAT,
-            reason: format!(
-                "name is {len} bytes, must be 1..={}",
-                VolumeLabel::MAX_NAME
-            ),
+            reason: format!("name is {len} bytes, must be 1..={}", VolumeLabel::MAX_NAME),
         })
     }
 }

@@ -32,7 +32,7 @@ impl RecordHeader {
     pub const LEN: usize = 48;
 
     /// The 48 header bytes with `crc` as given.
-    fn to_bytes(&self) -> [u8; Self::LEN] {
+    fn to_bytes(self) -> [u8; Self::LEN] {
         let mut h = [0u8; Self::LEN];
         h[..8].copy_from_slice(&Self::MAGIC);
         h[8..10].copy_from_slice(&super::FORMAT_VERSION.to_be_bytes());
@@ -84,12 +84,16 @@ pub fn encode_record(set_id: Uuid, seq: u64, payload: &[u8], out: &mut Vec<u8>) 
 /// fixed-block mode) are ignored.
 pub fn decode_record(block: &[u8]) -> Result<(RecordHeader, &[u8]), FormatError> {
     let Some(hdr) = block.get(..RecordHeader::LEN) else {
-        // Report a foreign block as such even when it is short.
+        // Report a foreign block or a newer version as such even when the
+        // block is shorter than this version's header.
         if block.len() >= 8 && block[..8] != RecordHeader::MAGIC {
             return Err(FormatError::BadMagic {
                 what: WHAT,
                 found: magic_of(block),
             });
+        }
+        if block.len() >= 10 {
+            check_version(WHAT, block)?;
         }
         return Err(FormatError::Truncated {
             what: WHAT,
