@@ -53,7 +53,10 @@ mod tests {
         .unwrap();
         assert_eq!(c.volume_device(id).unwrap(), None);
         c.set_volume_device(id, "iscsi://x/y/1").unwrap();
-        assert_eq!(c.volume_device(id).unwrap().as_deref(), Some("iscsi://x/y/1"));
+        assert_eq!(
+            c.volume_device(id).unwrap().as_deref(),
+            Some("iscsi://x/y/1")
+        );
         assert_eq!(c.volume_device(Uuid::new_v4()).unwrap(), None);
     }
 }

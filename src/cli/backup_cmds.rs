@@ -134,9 +134,9 @@ pub fn run_backup(conn: &ConnArgs, out: &Out, cat: &Path, a: BackupArgs<'_>) -> 
 /// the same one (SPC-4 5.13.3 leaves the choice to the application).
 fn reservation_key(conn: &ConnArgs) -> u64 {
     let name = conn.iscsi_options().initiator;
-    let h = name
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+    let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    });
     h | 1
 }
 

@@ -192,12 +192,13 @@ impl<T: Transport> Disk<T> {
                     .transport()
                     .complete()
                     .map_err(|e| self.scsi.transport_error(e))?;
-                let (c, attempt) = in_flight.remove(&resp.tag).ok_or_else(|| {
-                    DeviceError::Protocol {
-                        device: self.scsi.name().to_string(),
-                        message: format!("completion for unknown tag {}", resp.tag),
-                    }
-                })?;
+                let (c, attempt) =
+                    in_flight
+                        .remove(&resp.tag)
+                        .ok_or_else(|| DeviceError::Protocol {
+                            device: self.scsi.name().to_string(),
+                            message: format!("completion for unknown tag {}", resp.tag),
+                        })?;
                 if retry.should_retry(&resp, attempt) {
                     let cdb = resp.cdb;
                     let mut buf = resp.buf;
@@ -342,8 +343,22 @@ mod tests {
     fn chunks_cover_the_range_exactly() {
         let c: Vec<Chunk> = chunks(Lba(10), 25, 10).collect();
         assert_eq!(c.len(), 3);
-        assert_eq!(c[0], Chunk { seq: 0, lba: Lba(10), blocks: 10 });
-        assert_eq!(c[2], Chunk { seq: 2, lba: Lba(30), blocks: 5 });
+        assert_eq!(
+            c[0],
+            Chunk {
+                seq: 0,
+                lba: Lba(10),
+                blocks: 10
+            }
+        );
+        assert_eq!(
+            c[2],
+            Chunk {
+                seq: 2,
+                lba: Lba(30),
+                blocks: 5
+            }
+        );
         assert_eq!(chunks(Lba(0), 0, 8).count(), 0);
     }
 }

@@ -23,6 +23,10 @@ use crate::transport::{Request, Transport};
 use super::{DeviceError, Scsi};
 use std::time::Duration;
 
+/// The largest variable block READ(6)/WRITE(6) can carry: a 24-bit
+/// TRANSFER LENGTH (SSC-4 6.4).
+pub const MAX_TRANSFER_6: usize = 0x00ff_ffff;
+
 /// Positioning commands can take minutes on real drives (SSC-4 Annex: no
 /// fixed bound); give them room.
 pub const LONG_TIMEOUT: Duration = Duration::from_secs(600);
@@ -365,7 +369,7 @@ impl<T: Transport> Tape<T> {
         data: Vec<u8>,
     ) -> Result<(WriteOutcome, Vec<u8>), DeviceError> {
         let cdb = Write6::variable(data.len() as u32).to_cdb();
-        if data.len() > 0x00ff_ffff {
+        if data.len() > MAX_TRANSFER_6 {
             return Err(DeviceError::Protocol {
                 device: self.scsi.name().to_string(),
                 message: format!("block of {} bytes exceeds WRITE(6)'s 16 MiB", data.len()),
@@ -386,10 +390,18 @@ impl<T: Transport> Tape<T> {
     }
 
     /// Read one variable-length block into `buf` (its length is the most
-    /// the read accepts: make it at least the largest block written, or tgt
-    /// drops the block). Returns the outcome and the buffer.
+    /// the read accepts). Make it at least twice the largest block written:
+    /// tgt drops a block longer than the buffer, and tgt 1.0.85 sends stale
+    /// bytes when the block is shorter than the buffer but longer than half
+    /// of it. Returns the outcome and the buffer.
     pub fn read_block(&mut self, buf: Vec<u8>) -> Result<(ReadOutcome, Vec<u8>), DeviceError> {
         let requested = buf.len();
+        if requested > MAX_TRANSFER_6 {
+            return Err(DeviceError::Protocol {
+                device: self.scsi.name().to_string(),
+                message: format!("a read of {requested} bytes exceeds READ(6)'s {MAX_TRANSFER_6}"),
+            });
+        }
         // SILI off: a short block must come back with ILI and INFORMATION,
         // the only length tgt reports correctly (tape.md (b) rule 1).
         let cdb = Read6 {

@@ -146,12 +146,12 @@ pub fn backup<S: Transport + Send, T: Transport>(
         )));
     }
     let per_record = (opts.tape_block.saturating_sub(RecordHeader::LEN)) / bs.0 as usize;
-    if per_record == 0 || opts.tape_block > super::volume::MAX_TAPE_BLOCK {
+    if per_record == 0 || opts.tape_block > super::volume::MAX_RECORD {
         return Err(EngineError::Refused(format!(
             "tape block size {} cannot hold a record header and one {}-byte source block (max {})",
             opts.tape_block,
             bs.0,
-            super::volume::MAX_TAPE_BLOCK
+            super::volume::MAX_RECORD
         )));
     }
     let identity = source_identity(source, &opts.source_url)?;

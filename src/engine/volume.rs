@@ -18,7 +18,12 @@ use crate::transport::Transport;
 
 /// A read buffer large enough for any block sanmover writes, so tgt never
 /// drops an overlength block (tape.md (b) rule 2).
-pub const MAX_TAPE_BLOCK: usize = 16 << 20;
+/// READ(6) carries at most 16 MiB - 1; tgt's READ BLOCK LIMITS says 1 MiB.
+pub const MAX_TAPE_BLOCK: usize = 4 << 20;
+
+/// The largest record a backup writes: reads use twice that (see
+/// [`Tape::read_block`]).
+pub const MAX_RECORD: usize = MAX_TAPE_BLOCK / 2;
 
 /// What file 0 holds.
 #[derive(Debug, Clone)]
@@ -68,7 +73,10 @@ pub fn require_label<T: Transport>(tape: &mut Tape<T>) -> Result<VolumeLabel, En
 
 /// Write a new label at the beginning of the tape. Everything on the tape
 /// is lost: callers check [`read_label`] first.
-pub fn write_label<T: Transport>(tape: &mut Tape<T>, name: &str) -> Result<VolumeLabel, EngineError> {
+pub fn write_label<T: Transport>(
+    tape: &mut Tape<T>,
+    name: &str,
+) -> Result<VolumeLabel, EngineError> {
     let label = VolumeLabel::new(name, Uuid::new_v4(), now())
         .map_err(|e| EngineError::Refused(format!("volume name {name:?}: {e}")))?;
     let bytes = label.encode();
@@ -197,9 +205,12 @@ pub fn scan_records<T: Transport>(
     let mut digest = SetDigest::new();
     let mut records = 0u64;
     let mut bytes = 0u64;
-    let read_len = header.payload_size as usize + crate::format::RecordHeader::LEN + 64 * 1024;
+    // At least twice the largest record: tgt 1.0.85 sends stale bytes for a
+    // block shorter than the request but longer than half of it (tape.md
+    // (b); fixed in tgt 1.0.94), and the trailer is shorter than a record.
+    let read_len = 2 * (header.payload_size as usize + crate::format::RecordHeader::LEN);
     let mut buf = buf;
-    buf.resize(read_len.max(64 * 1024), 0);
+    buf.resize(read_len.clamp(64 * 1024, MAX_TAPE_BLOCK), 0);
     let end = loop {
         let (o, b) = tape.read_block(buf).map_err(|e| match &e {
             DeviceError::Protocol { .. } => EngineError::Corrupt {
@@ -226,10 +237,7 @@ pub fn scan_records<T: Transport>(
                     return Err(EngineError::Corrupt {
                         set,
                         seq: Some(records),
-                        reason: format!(
-                            "found record {} of set {} out of place",
-                            h.seq, h.set_id
-                        ),
+                        reason: format!("found record {} of set {} out of place", h.seq, h.set_id),
                     });
                 }
                 digest.update(payload);
@@ -338,7 +346,10 @@ pub fn rebuild<T: Transport>(
             Ok(Some(h)) => h,
             Ok(None) => break,
             Err(EngineError::Format { source, .. }) => {
-                log::warn!("{}: tape file {file} is not a backup set ({source}); skipped", tape.scsi.name());
+                log::warn!(
+                    "{}: tape file {file} is not a backup set ({source}); skipped",
+                    tape.scsi.name()
+                );
                 continue;
             }
             Err(e) => return Err(e),
