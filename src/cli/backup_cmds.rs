@@ -173,16 +173,22 @@ fn tape_for(catalog: &Catalog, set: &SetRow, tape: Option<&str>) -> Result<Strin
     })
 }
 
-pub fn run_restore(
-    conn: &ConnArgs,
-    out: &Out,
-    cat: &Path,
-    set: &str,
-    target: &str,
-    tape: Option<&str>,
-    lba: u64,
-    queue_depth: usize,
-) -> Result<u8> {
+pub struct RestoreArgs<'a> {
+    pub set: &'a str,
+    pub target: &'a str,
+    pub tape: Option<&'a str>,
+    pub lba: u64,
+    pub queue_depth: usize,
+}
+
+pub fn run_restore(conn: &ConnArgs, out: &Out, cat: &Path, a: RestoreArgs<'_>) -> Result<u8> {
+    let RestoreArgs {
+        set,
+        target,
+        tape,
+        lba,
+        queue_depth,
+    } = a;
     let catalog = open_catalog(cat)?;
     let row = catalog.set(set)?;
     let tape_dev = tape_for(&catalog, &row, tape)?;

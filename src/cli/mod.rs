@@ -422,11 +422,13 @@ fn run(cli: &Cli) -> Result<u8> {
             &cli.conn,
             &out,
             &cli.conn.catalog_path(),
-            set,
-            target,
-            tape.as_deref(),
-            *lba,
-            *queue_depth,
+            backup_cmds::RestoreArgs {
+                set,
+                target,
+                tape: tape.as_deref(),
+                lba: *lba,
+                queue_depth: *queue_depth,
+            },
         ),
         Command::Verify {
             set,

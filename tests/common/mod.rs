@@ -129,3 +129,133 @@ where
 pub fn exists(p: &Path) -> bool {
     p.exists()
 }
+
+/// A rig of its own, in its own state dir, for tests that kill or restart
+/// tgtd. Stopped by pid (down.sh) when dropped, also when the test fails.
+pub struct PrivateRig {
+    pub state: tempfile::TempDir,
+    pub vars: HashMap<String, String>,
+}
+
+fn run_script(script: &str, state: &Path, extra: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut c = Command::new("bash");
+    c.arg(repo_root().join("test-rig/tgt").join(script))
+        .args(args)
+        .env("SANMOVER_RIG_STATE", state);
+    for (k, v) in extra {
+        c.env(k, v);
+    }
+    c.output().expect("run rig script")
+}
+
+impl PrivateRig {
+    pub fn start() -> PrivateRig {
+        let state = tempfile::tempdir().expect("state dir");
+        let mut r = PrivateRig {
+            state,
+            vars: HashMap::new(),
+        };
+        r.up(false);
+        r
+    }
+
+    fn up(&mut self, keep_images: bool) {
+        let keep = if keep_images { "1" } else { "0" };
+        let out = run_script(
+            "up.sh",
+            self.state.path(),
+            &[("SANMOVER_RIG_KEEP_IMAGES", keep)],
+            &[],
+        );
+        assert!(
+            out.status.success(),
+            "private rig did not start: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = std::fs::read_to_string(self.state.path().join("rig.env")).unwrap();
+        self.vars = text
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect();
+    }
+
+    pub fn get(&self, key: &str) -> &str {
+        self.vars
+            .get(key)
+            .unwrap_or_else(|| panic!("private rig env has no {key}"))
+    }
+
+    /// Kill tgtd outright: a target that dies.
+    pub fn kill_tgtd(&self) {
+        let pid: i32 = self.get("SANMOVER_RIG_TGTD_PID").parse().unwrap();
+        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        for _ in 0..100 {
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        panic!("tgtd {pid} did not die");
+    }
+
+    /// Start tgtd again on the images the dead one left.
+    pub fn restart_keeping_images(&mut self) {
+        self.up(true);
+    }
+
+    /// Add a disk LUN of `mb` MiB; returns its URL and backing file.
+    pub fn add_lun(&self, lun: u32, mb: u32) -> (String, PathBuf) {
+        let out = run_script(
+            "lun.sh",
+            self.state.path(),
+            &[],
+            &["add", &lun.to_string(), &mb.to_string()],
+        );
+        assert!(
+            out.status.success(),
+            "lun.sh add failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let url = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .lines()
+            .last()
+            .unwrap()
+            .to_string();
+        (url, self.state.path().join(format!("lun-{lun}.img")))
+    }
+}
+
+impl Drop for PrivateRig {
+    fn drop(&mut self) {
+        let _ = run_script("down.sh", self.state.path(), &[], &[]);
+    }
+}
+
+/// Run sanmover with a given catalog.
+pub fn sm(catalog: &Path, args: &[&str]) -> Run {
+    let mut all = vec!["--catalog", catalog.to_str().unwrap()];
+    all.extend_from_slice(args);
+    sanmover(all)
+}
+
+/// Fill the first `len` bytes of a backing file with random data.
+pub fn fill_random(path: &Path, len: usize, seed: u64) {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut x = seed | 1;
+    let mut data = vec![0u8; len];
+    for chunk in data.chunks_mut(8) {
+        // xorshift64: fast, reproducible, incompressible enough.
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let b = x.to_le_bytes();
+        chunk.copy_from_slice(&b[..chunk.len()]);
+    }
+    let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.seek(SeekFrom::Start(0)).unwrap();
+    f.write_all(&data).unwrap();
+    f.sync_all().unwrap();
+}
