@@ -356,9 +356,17 @@ fn init_logging(verbose: u8) {
         1 => "warn,sanmover=debug",
         _ => "trace",
     };
-    let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
-        .format_timestamp_millis()
-        .try_init();
+    let mut b = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level));
+    if verbose == 0 {
+        // Plain warnings for users; timestamps and module paths with -v.
+        b.format(|f, r| {
+            use std::io::Write as _;
+            writeln!(f, "sanmover: {}: {}", r.level().as_str().to_lowercase(), r.args())
+        });
+    } else {
+        b.format_timestamp_millis();
+    }
+    let _ = b.try_init();
 }
 
 fn run(cli: &Cli) -> Result<u8> {
