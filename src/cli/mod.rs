@@ -361,7 +361,12 @@ fn init_logging(verbose: u8) {
         // Plain warnings for users; timestamps and module paths with -v.
         b.format(|f, r| {
             use std::io::Write as _;
-            writeln!(f, "sanmover: {}: {}", r.level().as_str().to_lowercase(), r.args())
+            writeln!(
+                f,
+                "sanmover: {}: {}",
+                r.level().as_str().to_lowercase(),
+                r.args()
+            )
         });
     } else {
         b.format_timestamp_millis();

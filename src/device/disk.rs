@@ -187,29 +187,9 @@ impl<T: Transport> Disk<T> {
                 return Ok(());
             }
             if !in_flight.is_empty() {
-                let resp = self
-                    .scsi
-                    .transport()
-                    .complete()
-                    .map_err(|e| self.scsi.transport_error(e))?;
-                let (c, attempt) =
-                    in_flight
-                        .remove(&resp.tag)
-                        .ok_or_else(|| DeviceError::Protocol {
-                            device: self.scsi.name().to_string(),
-                            message: format!("completion for unknown tag {}", resp.tag),
-                        })?;
-                if retry.should_retry(&resp, attempt) {
-                    let cdb = resp.cdb;
-                    let mut buf = resp.buf;
-                    buf.resize(c.blocks as usize * bs.0 as usize, 0);
-                    self.submit_chunk(c, cdb, buf, attempt + 1)?;
-                    in_flight.insert(c.seq, (c, attempt + 1));
+                let Some((c, resp)) = self.complete_chunk(&mut in_flight, &retry, bs)? else {
                     continue;
-                }
-                if !resp.is_good() {
-                    return Err(self.scsi.check_error(&resp).into());
-                }
+                };
                 let want = c.blocks as usize * bs.0 as usize;
                 if resp.transferred() != want {
                     return Err(DeviceError::Protocol {
@@ -231,6 +211,39 @@ impl<T: Transport> Disk<T> {
                 }
             }
         }
+    }
+
+    /// Wait for one chunk. A UNIT ATTENTION or BUSY is resubmitted (`None`
+    /// back), any other non-GOOD status is the error, GOOD gives the chunk.
+    fn complete_chunk(
+        &mut self,
+        in_flight: &mut std::collections::HashMap<u64, (Chunk, u32)>,
+        retry: &crate::transport::retry::RetryPolicy,
+        bs: BlockSize,
+    ) -> Result<Option<(Chunk, crate::transport::Response)>, DeviceError> {
+        let resp = self
+            .scsi
+            .transport()
+            .complete()
+            .map_err(|e| self.scsi.transport_error(e))?;
+        let (c, attempt) = in_flight
+            .remove(&resp.tag)
+            .ok_or_else(|| DeviceError::Protocol {
+                device: self.scsi.name().to_string(),
+                message: format!("completion for unknown tag {}", resp.tag),
+            })?;
+        if retry.should_retry(&resp, attempt) {
+            let cdb = resp.cdb;
+            let mut buf = resp.buf;
+            buf.resize(c.blocks as usize * bs.0 as usize, 0);
+            self.submit_chunk(c, cdb, buf, attempt + 1)?;
+            in_flight.insert(c.seq, (c, attempt + 1));
+            return Ok(None);
+        }
+        if !resp.is_good() {
+            return Err(self.scsi.check_error(&resp));
+        }
+        Ok(Some((c, resp)))
     }
 
     fn submit_chunk(
@@ -308,27 +321,9 @@ impl<T: Transport> Disk<T> {
             if in_flight.is_empty() {
                 return Ok(written);
             }
-            let resp = self
-                .scsi
-                .transport()
-                .complete()
-                .map_err(|e| self.scsi.transport_error(e))?;
-            let (c, attempt) =
-                in_flight
-                    .remove(&resp.tag)
-                    .ok_or_else(|| DeviceError::Protocol {
-                        device: self.scsi.name().to_string(),
-                        message: format!("completion for unknown tag {}", resp.tag),
-                    })?;
-            if retry.should_retry(&resp, attempt) {
-                let cdb = resp.cdb;
-                self.submit_chunk(c, cdb, resp.buf, attempt + 1)?;
-                in_flight.insert(c.seq, (c, attempt + 1));
+            let Some((c, resp)) = self.complete_chunk(&mut in_flight, &retry, bs)? else {
                 continue;
-            }
-            if !resp.is_good() {
-                return Err(self.scsi.check_error(&resp).into());
-            }
+            };
             written += c.blocks as u64;
             recycle(resp.buf);
         }

@@ -55,6 +55,23 @@ pub fn need(what: &'static str, buf: &[u8], need: usize) -> Result<(), ParseErro
     }
 }
 
+/// Check that `cdb` holds at least `len` bytes and starts with `op`.
+pub(crate) fn check_cdb(
+    what: &'static str,
+    cdb: &[u8],
+    op: Opcode,
+    len: usize,
+) -> Result<(), ParseError> {
+    need(what, cdb, len)?;
+    if cdb[0] != op.0 {
+        return Err(ParseError::invalid(
+            what,
+            format!("opcode {:#04x}, expected {:#04x}", cdb[0], op.0),
+        ));
+    }
+    Ok(())
+}
+
 /// A command descriptor block of 1 to 16 bytes (libiscsi carries no AHS, so
 /// 32-byte CDBs are out of scope).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]

@@ -9,23 +9,7 @@ use super::{
     be_uint, need, put_be, BlockCount, BlockSize, Cdb, CdbCodec, Lba, Opcode, ParseError, Wire,
 };
 
-/// Check that `cdb` holds at least `len` bytes and starts with `op`.
-/// Shared with `ssc`.
-pub(crate) fn check_cdb(
-    what: &'static str,
-    cdb: &[u8],
-    op: Opcode,
-    len: usize,
-) -> Result<(), ParseError> {
-    need(what, cdb, len)?;
-    if cdb[0] != op.0 {
-        return Err(ParseError::invalid(
-            what,
-            format!("opcode {:#04x}, expected {:#04x}", cdb[0], op.0),
-        ));
-    }
-    Ok(())
-}
+pub(crate) use crate::scsi::check_cdb;
 
 // READ/WRITE byte 1 flags (SBC-4 5.11 READ (10), 5.33 WRITE (10)).
 const DPO: u8 = 0x10;

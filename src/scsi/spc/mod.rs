@@ -16,7 +16,7 @@
 
 use serde::Serializer;
 
-use super::{need, Cdb, CdbCodec, Opcode, ParseError};
+use super::{Cdb, CdbCodec, Opcode, ParseError};
 
 pub mod inquiry;
 pub mod luns;
@@ -32,22 +32,7 @@ pub use pr::*;
 pub use rsoc::*;
 pub use vpd::*;
 
-/// Check a CDB's length and opcode before decoding it.
-pub(crate) fn check_cdb(
-    what: &'static str,
-    cdb: &[u8],
-    op: Opcode,
-    len: usize,
-) -> Result<(), ParseError> {
-    need(what, cdb, len)?;
-    if cdb[0] != op.0 {
-        return Err(ParseError::invalid(
-            what,
-            format!("opcode {:#04x}, expected {:#04x}", cdb[0], op.0),
-        ));
-    }
-    Ok(())
-}
+pub(crate) use crate::scsi::check_cdb;
 
 /// An ASCII field from device data: trailing spaces and NULs trimmed,
 /// bytes that are not printable ASCII shown as '.' (SPC-4 4.3.1: ASCII data
