@@ -6,6 +6,7 @@
 #                  (brought up before and always down after, also on failure)
 #   make demo      CLI walk-through against the rig
 #   make lint      rustfmt check and clippy with -D warnings
+#   make fuzz      every cargo-fuzz target of fuzz/ for FUZZ_SECONDS each
 #   make rig-up    start the tgt rig (test-rig/README.md); make rig-down stops it
 #   make clean     stop the rig, cargo clean, remove rig state
 
@@ -19,7 +20,7 @@ RIG := test-rig
 DEPS := libiscsi-dev libiscsi-bin tgt sg3-utils pkg-config gcc make python3 iproute2 procps
 
 .DEFAULT_GOAL := build
-.PHONY: deps build test unit-test integration-test demo lint rig-up rig-down rig-check clean
+.PHONY: deps build test unit-test integration-test demo lint fuzz rig-up rig-down rig-check clean
 
 deps:
 	@missing=; \
@@ -72,6 +73,23 @@ demo: deps build
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# cargo-fuzz passes nightly-only rustc flags (-Z sanitizer...);
+# RUSTC_BOOTSTRAP=1 lets a stable toolchain accept them. Corpora grow in
+# fuzz/corpus/<target> and crashes land in fuzz/artifacts/<target> (both
+# git-ignored); a crash makes `cargo fuzz run` and so this target fail.
+# FUZZ_ARGS passes cargo-fuzz options, e.g. FUZZ_ARGS='--sanitizer none'.
+FUZZ_SECONDS ?= 60
+FUZZ_ARGS ?=
+
+fuzz:
+	@$(CARGO) fuzz --version >/dev/null 2>&1 || $(CARGO) install --locked cargo-fuzz
+	@targets=$$($(CARGO) fuzz list); \
+	[ -n "$$targets" ] || { echo "fuzz: no fuzz targets" >&2; exit 1; }; \
+	for t in $$targets; do \
+	  echo "fuzz: $$t for $(FUZZ_SECONDS)s"; \
+	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $(FUZZ_ARGS) "$$t" -- -max_total_time=$(FUZZ_SECONDS); \
+	done
 
 rig-up:
 	bash $(RIG)/tgt/up.sh
