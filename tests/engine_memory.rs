@@ -1,0 +1,133 @@
+//! The host-driven engine over the in-memory disk and tape: end of medium,
+//! a disk that dies mid-read, and restore refusing what fails a check.
+//! These conditions are hard to produce on tgt on demand.
+
+use sanmover::catalog::{Catalog, SetState};
+use sanmover::device::{Disk, Tape};
+use sanmover::engine::host::{backup, BackupOptions};
+use sanmover::engine::progress::NoProgress;
+use sanmover::engine::restore::{restore, verify};
+use sanmover::engine::volume::write_label;
+use sanmover::engine::EngineError;
+use sanmover::format::Mode;
+use sanmover::transport::memory::{MemDisk, MemTape, MemoryTransport, TapeObject};
+
+type MemDiskT = MemoryTransport<MemDisk>;
+type MemTapeT = MemoryTransport<MemTape>;
+
+fn disk(serial: &str, blocks: u64) -> Disk<MemDiskT> {
+    let mut d = MemDisk::new(serial, blocks, 512);
+    let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ blocks;
+    for b in d.data_mut().iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    Disk::open(MemoryTransport::new(serial, d)).unwrap()
+}
+
+fn tape(capacity: u64, early_warning: u64) -> Tape<MemTapeT> {
+    let t = MemTape::new("T", capacity).with_early_warning(early_warning);
+    let mut t = Tape::open(MemoryTransport::new("tape", t)).unwrap();
+    write_label(&mut t, "MEM001").unwrap();
+    t
+}
+
+fn opts() -> BackupOptions {
+    BackupOptions {
+        lba: None,
+        blocks: None,
+        label: String::new(),
+        tape_block: 64 * 1024,
+        queue_depth: 4,
+        mode: Mode::HOST,
+        source_url: "mem://disk".into(),
+        tape_url: "mem://tape".into(),
+        reservation_key: 1,
+    }
+}
+
+fn catalog() -> (tempfile::TempDir, Catalog) {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Catalog::open(&dir.path().join("c.db")).unwrap();
+    (dir, c)
+}
+
+#[test]
+fn backup_restore_round_trip_on_memory_devices() {
+    let (_d, cat) = catalog();
+    let mut src = disk("SRC", 4096);
+    let mut t = tape(1 << 30, 0);
+    let s = backup(&mut src, &mut t, &cat, &opts(), &NoProgress).unwrap();
+    assert_eq!(s.bytes, 4096 * 512);
+    assert_eq!(s.tape_file, 1);
+    let row = cat.set(&s.set_id.to_string()).unwrap();
+    assert_eq!(row.state, SetState::Complete);
+
+    verify::<_, MemDiskT>(&mut t, &row, Some(&mut src), &NoProgress).unwrap();
+    let mut dst = disk("DST", 4096);
+    dst.scsi.transport().lu.data_mut().fill(0);
+    restore(&mut t, &row, &mut dst, 0, 4, &NoProgress).unwrap();
+    assert!(dst.scsi.transport().lu.data() == src.scsi.transport().lu.data());
+}
+
+#[test]
+fn end_of_medium_closes_the_set_as_incomplete() {
+    let (_d, cat) = catalog();
+    let mut src = disk("SRC", 8192); // 4 MiB
+    let mut t = tape(3 << 20, 1 << 20); // early warning after 2 MiB
+    let e = backup(&mut src, &mut t, &cat, &opts(), &NoProgress).unwrap_err();
+    assert!(matches!(e, EngineError::TapeFull { .. }), "{e}");
+    assert!(e.to_string().contains("incomplete"), "{e}");
+    let sets = cat.sets().unwrap();
+    assert_eq!(sets.len(), 1);
+    assert_eq!(sets[0].state, SetState::Incomplete);
+    // The trailer and filemark made it to tape after early warning.
+    let objs = t.scsi.transport().lu.objects();
+    assert_eq!(objs.last(), Some(&TapeObject::Filemark));
+    // Restore refuses an incomplete set.
+    let mut dst = disk("DST", 8192);
+    let e = restore(&mut t, &sets[0], &mut dst, 0, 4, &NoProgress).unwrap_err();
+    assert!(e.to_string().contains("incomplete"), "{e}");
+}
+
+#[test]
+fn a_disk_that_dies_mid_read_fails_the_set_and_the_next_backup_appends_after_it() {
+    let (_d, cat) = catalog();
+    let mut t = tape(1 << 30, 0);
+    let mut ok_src = disk("OK", 1024);
+    let first = backup(&mut ok_src, &mut t, &cat, &opts(), &NoProgress).unwrap();
+
+    let mut dying = disk("DYING", 8192);
+    // INQUIRY, capacity and VPD are done; die a few reads in.
+    dying.scsi.transport().die_after = Some(10);
+    let e = backup(&mut dying, &mut t, &cat, &opts(), &NoProgress).unwrap_err();
+    assert!(e.to_string().contains("stopped answering"), "{e}");
+    let states: Vec<SetState> = cat.sets().unwrap().iter().map(|s| s.state).collect();
+    assert_eq!(states, vec![SetState::Complete, SetState::Failed]);
+
+    // The failed set's file is closed by the next backup, which goes after it.
+    let next = backup(&mut ok_src, &mut t, &cat, &opts(), &NoProgress).unwrap();
+    assert!(next.tape_file > first.tape_file + 1, "{next:?}");
+    let row = cat.set(&first.set_id.to_string()).unwrap();
+    verify::<_, MemDiskT>(&mut t, &row, None, &NoProgress).unwrap();
+}
+
+#[test]
+fn restore_refuses_a_target_too_small_or_with_another_block_size() {
+    let (_d, cat) = catalog();
+    let mut src = disk("SRC", 2048);
+    let mut t = tape(1 << 30, 0);
+    let s = backup(&mut src, &mut t, &cat, &opts(), &NoProgress).unwrap();
+    let row = cat.set(&s.set_id.to_string()).unwrap();
+    let mut small = disk("SMALL", 1024);
+    let e = restore(&mut t, &row, &mut small, 0, 4, &NoProgress).unwrap_err();
+    assert!(matches!(e, EngineError::Refused(_)), "{e}");
+    let mut big = disk("BIG", 4096);
+    let e = restore(&mut t, &row, &mut big, 3000, 4, &NoProgress).unwrap_err();
+    assert!(e.to_string().contains("the set needs 2048"), "{e}");
+    let mut other = Disk::open(MemoryTransport::new("4K", MemDisk::new("4K", 4096, 4096))).unwrap();
+    let e = restore(&mut t, &row, &mut other, 0, 4, &NoProgress).unwrap_err();
+    assert!(e.to_string().contains("block size"), "{e}");
+}
