@@ -106,6 +106,11 @@ fn a_disk_that_dies_mid_read_fails_the_set_and_the_next_backup_appends_after_it(
     assert!(e.to_string().contains("stopped answering"), "{e}");
     let states: Vec<SetState> = cat.sets().unwrap().iter().map(|s| s.state).collect();
     assert_eq!(states, vec![SetState::Complete, SetState::Failed]);
+    // The tape was fine, so the failed set's file was closed at once.
+    assert_eq!(
+        t.scsi.transport().lu.objects().last(),
+        Some(&TapeObject::Filemark)
+    );
 
     // The failed set's file is closed by the next backup, which goes after it.
     let next = backup(&mut ok_src, &mut t, &cat, &opts(), &NoProgress).unwrap();

@@ -199,6 +199,14 @@ pub fn backup<S: Transport + Send, T: Transport>(
         let t0 = Instant::now();
         let streamed = write_set(source, tape, &header, per_record as u32, opts, progress);
         let seconds = t0.elapsed().as_secs_f64();
+        if streamed.is_err() && tape.position().block.is_some() {
+            // The source failed and the tape is fine (a tape failure
+            // forgets the position): close the file so the tape stays
+            // well-formed; the set has no trailer, so it reads as failed.
+            if let Err(e) = tape.write_filemarks(1) {
+                log::warn!("{}: closing the failed set's file: {e}", tape.scsi.name());
+            }
+        }
         let (state, records, bytes, sha, err) = match &streamed {
             Ok(s) if s.complete => (SetState::Complete, s.records, s.bytes, Some(s.sha256), None),
             Ok(s) => (
