@@ -69,16 +69,24 @@ DST=$(bash test-rig/tgt/lun.sh add 4 "$MB")
 echo "bench: filling the ${MB} MiB source LUN with random data"
 head -c "$BYTES" /dev/urandom >"$STATE/lun-3.img"
 
+# settle: write back the rig's dirty pages before a measurement, so no run
+# pays for the writeback of the one before (the files stay in page cache).
+settle() { sync "$STATE"/*.img; }
+
 # mbps JSON: the MBps field of a JSON summary.
 mbps() { python3 -c 'import json,sys; print("%.1f" % json.load(sys.stdin)["MBps"])'; }
 
 declare -A R # R[peer.phase] = MBps
 peers() {
     local phase=$1
+    settle
     R[disk_read.$phase]=$("$RAW_DISK" read "$SRC" "$CHUNK" "$DEPTH" | mbps)
     bash test-rig/tgt/reset-tape.sh >/dev/null
+    settle
     R[tape_write.$phase]=$("$RAW_TAPE" write "$TAPE" "$BLOCK" "$BYTES" | mbps)
+    settle
     R[tape_read.$phase]=$("$RAW_TAPE" read "$TAPE" "$BLOCK" | mbps)
+    settle
     R[disk_write.$phase]=$("$RAW_DISK" write "$DST" "$CHUNK" "$DEPTH" | mbps)
     echo "bench: peers $phase: disk read ${R[disk_read.$phase]}, tape write ${R[tape_write.$phase]}, tape read ${R[tape_read.$phase]}, disk write ${R[disk_write.$phase]} MB/s"
 }
@@ -95,10 +103,12 @@ peers before
 
 bash test-rig/tgt/reset-tape.sh >/dev/null
 "$SANMOVER" tape "$TAPE" label BENCH01 >/dev/null
+settle
 echo "bench: sanmover backup"
 timed backup "$SANMOVER" --json backup --mode host --source "$SRC" --tape "$TAPE" \
     --block-size "$BLOCK" --queue-depth "$DEPTH" 2> >(grep -v 'is not reserved' >&2)
 set_id=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["set_id"])' <"$STATE/backup.json")
+settle
 echo "bench: sanmover restore"
 timed restore "$SANMOVER" --json restore "$set_id" --target "$DST" --tape "$TAPE" \
     --queue-depth "$DEPTH"
@@ -133,13 +143,13 @@ peer = {}
 print()
 print(f"make bench: {mb} MiB source, tape block {block} B, disk chunk {chunk} B, "
       f"queue depth {depth}; MB/s = 10^6 bytes/s")
-print(f"{'':28}{'before':>9}{'after':>9}{'mean':>9}")
+print(f"{'':32}{'before':>9}{'after':>9}{'mean':>9}")
 for i, n in enumerate(names):
     b, f = float(a[10 + 2 * i]), float(a[11 + 2 * i])
     peer[n] = (b + f) / 2
-    print(f"{'peer ' + n + ' (' + tools[i] + ')':28}{b:9.1f}{f:9.1f}{peer[n]:9.1f}")
-print(f"{'sanmover backup':28}{'':18}{backup:9.1f}")
-print(f"{'sanmover restore':28}{'':18}{restore:9.1f}")
+    print(f"{'peer ' + n + ' (' + tools[i] + ')':32}{b:9.1f}{f:9.1f}{peer[n]:9.1f}")
+print(f"{'sanmover backup':32}{'':18}{backup:9.1f}")
+print(f"{'sanmover restore':32}{'':18}{restore:9.1f}")
 print()
 missed = []
 for what, got, p1, p2 in [("backup", backup, "disk read", "tape write"),
