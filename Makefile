@@ -5,6 +5,8 @@
 #   make test      unit tests, then integration tests against a private tgt rig
 #                  (brought up before and always down after, also on failure)
 #   make demo      CLI walk-through against the rig
+#   make bench     backup/restore throughput against raw peers on a private rig
+#                  with a 1 GiB LUN (test-rig/README.md); fails on a missed target
 #   make lint      rustfmt check and clippy with -D warnings
 #   make fuzz      every cargo-fuzz target of fuzz/ for FUZZ_SECONDS each
 #   make rig-up    start the tgt rig (test-rig/README.md); make rig-down stops it
@@ -17,10 +19,10 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
 APT_GET ?= apt-get
 RIG := test-rig
-DEPS := libiscsi-dev libiscsi-bin tgt sg3-utils pkg-config gcc make python3 iproute2 procps
+DEPS := libiscsi-dev libiscsi-bin tgt sg3-utils pkg-config gcc make python3 iproute2 procps time
 
 .DEFAULT_GOAL := build
-.PHONY: deps build test unit-test integration-test demo lint fuzz rig-up rig-down rig-check clean
+.PHONY: deps build test unit-test integration-test demo bench lint fuzz rig-up rig-down rig-check clean
 
 deps:
 	@missing=; \
@@ -69,6 +71,9 @@ test: unit-test
 
 demo: deps build
 	bash $(RIG)/with-rig.sh bash $(RIG)/demo.sh
+
+bench: deps
+	bash $(RIG)/bench.sh
 
 lint:
 	$(CARGO) fmt --all -- --check

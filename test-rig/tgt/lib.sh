@@ -26,7 +26,13 @@ DISK_TID=1
 TAPE_TID=2
 TAPE_LUN=1
 TAPE_BARCODE=SANM01
-TAPE_SIZE_MB=256
+# SANMOVER_RIG_TAPE_MB overrides the tape size (MB) of up.sh and of
+# reset-tape.sh without an argument (make bench needs a tape > 1 GiB).
+TAPE_SIZE_MB=${SANMOVER_RIG_TAPE_MB:-256}
+[[ $TAPE_SIZE_MB =~ ^[1-9][0-9]*$ ]] || {
+    printf 'rig: error: SANMOVER_RIG_TAPE_MB must be a positive number of MB, not %s\n' "$TAPE_SIZE_MB" >&2
+    exit 1
+}
 DISK1_MB=64
 DISK2_MB=16
 # tgt derives the 16-byte NAA designator of VPD 0x83 from the hex digits of

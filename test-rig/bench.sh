@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# make bench: sanmover's host backup and restore against raw peers on a
+# private tgt rig, with the peak RSS of both.
+#
+# Peers, each run before and after sanmover (the mean is used):
+#   disk read   examples/raw_disk read  of the source LUN (READ(16), same chunk and depth)
+#   tape write  examples/raw_tape write of the same size (WRITE(6), same block, depth 1)
+#   tape read   examples/raw_tape read  of that tape (READ(6), buffer 2x block)
+#   disk write  examples/raw_disk write of the target LUN (WRITE(16), same chunk and depth)
+# backup ratio  = backup MBps  / min(disk read, tape write)
+# restore ratio = restore MBps / min(tape read, disk write)
+# Targets: both ratios >= 0.90, peak RSS < 64 MiB. Exit status 1 when a
+# target is missed (the output says which), 2 when the bench itself fails.
+#
+# Environment: SANMOVER_BENCH_MB (source size, default 1024),
+# SANMOVER_BENCH_BLOCK (tape block bytes, default 262144),
+# SANMOVER_BENCH_DEPTH (queue depth, default 8).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+MB=${SANMOVER_BENCH_MB:-1024}
+BLOCK=${SANMOVER_BENCH_BLOCK:-262144}
+DEPTH=${SANMOVER_BENCH_DEPTH:-8}
+MIN_RATIO=0.90
+MAX_RSS_KB=65536
+RECORD_HEADER=48 # FORMAT.md: record header bytes in each tape block
+LUN_BS=512       # tgt disk LUNs
+for v in MB BLOCK DEPTH; do
+    [[ ${!v} =~ ^[1-9][0-9]*$ ]] || {
+        echo "bench: $v must be a positive number, not '${!v}'" >&2
+        exit 2
+    }
+done
+# sanmover reads the disk in chunks of whole blocks that fit a record.
+CHUNK=$(((BLOCK - RECORD_HEADER) / LUN_BS * LUN_BS))
+((CHUNK > 0)) || {
+    echo "bench: block size $BLOCK too small" >&2
+    exit 2
+}
+BYTES=$((MB * 1048576))
+
+echo "bench: cargo build --release --examples --bins"
+"${CARGO:-cargo}" build --release --examples --bins
+BIN=$ROOT/target/release
+SANMOVER=$BIN/sanmover
+RAW_TAPE=$BIN/examples/raw_tape
+RAW_DISK=$BIN/examples/raw_disk
+
+STATE=$(mktemp -d "${TMPDIR:-/tmp}/sanmover-bench.XXXXXX")
+export SANMOVER_RIG_STATE=$STATE
+# Room for one copy of the source plus records, headers and slack.
+export SANMOVER_RIG_TAPE_MB=$((MB + MB / 4 + 64))
+export SANMOVER_CATALOG=$STATE/catalog.db
+cleanup() {
+    bash "$ROOT/test-rig/tgt/down.sh" >/dev/null 2>&1 || echo "bench: stopping the rig in $STATE failed" >&2
+    rm -rf "$STATE"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+trap 'echo "bench: failed (line $LINENO)" >&2; exit 2' ERR
+
+bash test-rig/tgt/up.sh >/dev/null
+ENV_FILE=$STATE/rig.env
+env_value() { sed -n "s/^$1=//p" "$ENV_FILE"; }
+TAPE=$(env_value SANMOVER_RIG_TAPE)
+SRC=$(bash test-rig/tgt/lun.sh add 3 "$MB")
+DST=$(bash test-rig/tgt/lun.sh add 4 "$MB")
+echo "bench: filling the ${MB} MiB source LUN with random data"
+head -c "$BYTES" /dev/urandom >"$STATE/lun-3.img"
+
+# settle: write back the rig's dirty pages before a measurement, so no run
+# pays for the writeback of the one before (the files stay in page cache).
+settle() { sync "$STATE"/*.img; }
+
+# mbps JSON: the MBps field of a JSON summary.
+mbps() { python3 -c 'import json,sys; print("%.1f" % json.load(sys.stdin)["MBps"])'; }
+
+declare -A R # R[peer.phase] = MBps
+peers() {
+    local phase=$1
+    settle
+    R[disk_read.$phase]=$("$RAW_DISK" read "$SRC" "$CHUNK" "$DEPTH" | mbps)
+    bash test-rig/tgt/reset-tape.sh >/dev/null
+    settle
+    R[tape_write.$phase]=$("$RAW_TAPE" write "$TAPE" "$BLOCK" "$BYTES" | mbps)
+    settle
+    R[tape_read.$phase]=$("$RAW_TAPE" read "$TAPE" "$BLOCK" | mbps)
+    settle
+    R[disk_write.$phase]=$("$RAW_DISK" write "$DST" "$CHUNK" "$DEPTH" | mbps)
+    echo "bench: peers $phase: disk read ${R[disk_read.$phase]}, tape write ${R[tape_write.$phase]}, tape read ${R[tape_read.$phase]}, disk write ${R[disk_write.$phase]} MB/s"
+}
+
+# timed NAME CMD...: run CMD under GNU time; its stdout to STATE/NAME.json,
+# the peak RSS in KiB to STATE/NAME.rss.
+timed() {
+    local name=$1
+    shift
+    /usr/bin/time -f %M -o "$STATE/$name.rss" "$@" >"$STATE/$name.json"
+}
+
+peers before
+
+bash test-rig/tgt/reset-tape.sh >/dev/null
+"$SANMOVER" tape "$TAPE" label BENCH01 >/dev/null
+settle
+echo "bench: sanmover backup"
+timed backup "$SANMOVER" --json backup --mode host --source "$SRC" --tape "$TAPE" \
+    --block-size "$BLOCK" --queue-depth "$DEPTH" 2> >(grep -v 'is not reserved' >&2)
+set_id=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["set_id"])' <"$STATE/backup.json")
+settle
+echo "bench: sanmover restore"
+timed restore "$SANMOVER" --json restore "$set_id" --target "$DST" --tape "$TAPE" \
+    --queue-depth "$DEPTH"
+cmp -s "$STATE/lun-3.img" "$STATE/lun-4.img" || {
+    echo "bench: the restored LUN differs from the source" >&2
+    exit 2
+}
+
+peers after
+
+backup=$(mbps <"$STATE/backup.json")
+restore=$(mbps <"$STATE/restore.json")
+rss_backup=$(tail -n1 "$STATE/backup.rss")
+rss_restore=$(tail -n1 "$STATE/restore.rss")
+
+status=0
+python3 - "$MB" "$BLOCK" "$CHUNK" "$DEPTH" "$MIN_RATIO" "$MAX_RSS_KB" \
+    "$backup" "$restore" "$rss_backup" "$rss_restore" \
+    "${R[disk_read.before]}" "${R[disk_read.after]}" \
+    "${R[tape_write.before]}" "${R[tape_write.after]}" \
+    "${R[tape_read.before]}" "${R[tape_read.after]}" \
+    "${R[disk_write.before]}" "${R[disk_write.after]}" <<'EOF' || status=$?
+import sys
+a = sys.argv[1:]
+mb, block, chunk, depth = a[0], a[1], a[2], a[3]
+min_ratio, max_rss = float(a[4]), int(a[5])
+backup, restore = float(a[6]), float(a[7])
+rss = {"backup": int(a[8]), "restore": int(a[9])}
+names = ["disk read", "tape write", "tape read", "disk write"]
+tools = ["raw_disk read", "raw_tape write", "raw_tape read", "raw_disk write"]
+peer = {}
+print()
+print(f"make bench: {mb} MiB source, tape block {block} B, disk chunk {chunk} B, "
+      f"queue depth {depth}; MB/s = 10^6 bytes/s")
+print(f"{'':32}{'before':>9}{'after':>9}{'mean':>9}")
+for i, n in enumerate(names):
+    b, f = float(a[10 + 2 * i]), float(a[11 + 2 * i])
+    peer[n] = (b + f) / 2
+    print(f"{'peer ' + n + ' (' + tools[i] + ')':32}{b:9.1f}{f:9.1f}{peer[n]:9.1f}")
+print(f"{'sanmover backup':32}{'':18}{backup:9.1f}")
+print(f"{'sanmover restore':32}{'':18}{restore:9.1f}")
+print()
+missed = []
+for what, got, p1, p2 in [("backup", backup, "disk read", "tape write"),
+                          ("restore", restore, "tape read", "disk write")]:
+    peak = min(peer[p1], peer[p2])
+    ratio = got / peak if peak > 0 else 0.0
+    ok = ratio >= min_ratio
+    if not ok:
+        missed.append(f"{what} ratio {ratio:.2f} < {min_ratio:.2f}")
+    print(f"{what}_ratio = {got:.1f} / min({p1} {peer[p1]:.1f}, {p2} {peer[p2]:.1f}) "
+          f"= {ratio:.3f}  {'PASS' if ok else 'FAIL'} (>= {min_ratio:.2f})")
+for what, kb in rss.items():
+    ok = kb < max_rss
+    if not ok:
+        missed.append(f"{what} peak RSS {kb / 1024:.1f} MiB >= {max_rss / 1024:.0f} MiB")
+    print(f"{what}_peak_rss = {kb / 1024:.1f} MiB  {'PASS' if ok else 'FAIL'} (< {max_rss / 1024:.0f} MiB)")
+print()
+if missed:
+    print("bench: FAIL: " + "; ".join(missed))
+    sys.exit(1)
+print("bench: PASS")
+EOF
+exit "$status"
