@@ -291,7 +291,11 @@ fn write_set<S: Transport + Send, T: Transport>(
     let bs = BlockSize(header.block_size);
     progress.start(header.blocks * bs.0 as u64, "backup");
 
-    let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(depth);
+    // The reader thread also digests and frames each record, so the tape
+    // thread does nothing but WRITE(6): the tape is the slow side. Each
+    // record travels with the digest state after it, so an early stop
+    // keeps the digest of exactly what reached the tape.
+    let (tx, rx) = mpsc::sync_channel::<(Vec<u8>, SetDigest, u64)>(depth);
     let (spare_tx, spare_rx) = mpsc::channel::<Vec<u8>>();
     let mut digest = SetDigest::new();
     let mut records = 0u64;
@@ -300,6 +304,9 @@ fn write_set<S: Transport + Send, T: Transport>(
 
     let outcome = std::thread::scope(|s| {
         let reader = s.spawn(move || {
+            let mut running = SetDigest::new();
+            let mut seq = 0u64;
+            let cap = header.payload_size as usize + RecordHeader::LEN;
             source.read_pipelined::<EngineError>(
                 Lba(header.lba),
                 header.blocks,
@@ -307,21 +314,23 @@ fn write_set<S: Transport + Send, T: Transport>(
                 per_record,
                 depth,
                 |_chunk, data| {
-                    tx.send(data)
+                    running.update(&data);
+                    let mut rec = spare_rx
+                        .try_recv()
+                        .unwrap_or_else(|_| Vec::with_capacity(cap));
+                    encode_record(set, seq, &data, &mut rec);
+                    seq += 1;
+                    tx.send((rec, running.clone(), data.len() as u64))
                         .map_err(|_| EngineError::Stopped("the tape writer stopped".into()))?;
-                    Ok(spare_rx.try_recv().ok())
+                    Ok(Some(data))
                 },
             )
         });
-        let mut rec = Vec::with_capacity(header.payload_size as usize + RecordHeader::LEN);
         let written: Result<(), EngineError> = (|| {
-            for payload in rx.iter() {
-                digest.update(&payload);
-                encode_record(set, records, &payload, &mut rec);
-                let n = payload.len() as u64;
-                let _ = spare_tx.send(payload);
-                let (w, back) = tape.write_block_buf(std::mem::take(&mut rec))?;
-                rec = back;
+            for (rec, state, n) in rx.iter() {
+                let (w, back) = tape.write_block_buf(rec)?;
+                let _ = spare_tx.send(back);
+                digest = state;
                 records += 1;
                 bytes += n;
                 progress.advance(n);

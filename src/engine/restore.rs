@@ -114,7 +114,7 @@ fn summary(set: &SetRow, scan: &SetScan, t0: Instant) -> ReadSummary {
 
 /// Re-read `set` from tape and check it; with `source`, also compare every
 /// byte with the source LUN's current contents.
-pub fn verify<T: Transport, S: Transport>(
+pub fn verify<T: Transport + Send, S: Transport>(
     tape: &mut Tape<T>,
     set: &SetRow,
     mut source: Option<&mut Disk<S>>,
@@ -159,7 +159,7 @@ pub fn verify<T: Transport, S: Transport>(
 /// the tape reads. The target must hold the whole set in the set's block
 /// size. When a check fails the error says so and the target holds a
 /// partial copy.
-pub fn restore<T: Transport, D: Transport + Send>(
+pub fn restore<T: Transport + Send, D: Transport + Send>(
     tape: &mut Tape<T>,
     set: &SetRow,
     target: &mut Disk<D>,

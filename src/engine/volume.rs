@@ -2,6 +2,8 @@
 //! sequential scan of one set's tape file that verify, restore and catalog
 //! rebuild share.
 
+use std::sync::mpsc;
+
 use uuid::Uuid;
 
 use super::{now, EngineError, Progress};
@@ -9,8 +11,8 @@ use crate::catalog::{SetRow, SetState, VolumeRow};
 use crate::device::tape::ReadOutcome;
 use crate::device::{DeviceError, Tape};
 use crate::format::{
-    classify, decode_record, hex, BlockKind, SetDigest, SetHeader, SetTrailer, SourceIdentity,
-    VolumeLabel,
+    classify, decode_record, hex, BlockKind, RecordHeader, SetDigest, SetHeader, SetTrailer,
+    SourceIdentity, VolumeLabel,
 };
 use crate::scsi::spc::{Association, CodeSet, Designator, DesignatorType, DeviceIdentification};
 use crate::scsi::DeviceType;
@@ -164,7 +166,7 @@ pub fn read_header<T: Transport>(tape: &mut Tape<T>) -> Result<Option<SetHeader>
 /// Read the set file the tape is positioned at (its header first) and
 /// check it: see [`scan_records`]. With `expect`, the header must name
 /// that set.
-pub fn scan_set<T: Transport>(
+pub fn scan_set<T: Transport + Send>(
     tape: &mut Tape<T>,
     expect: Option<Uuid>,
     sink: impl FnMut(u64, &[u8]) -> Result<(), EngineError>,
@@ -195,12 +197,11 @@ pub fn scan_set<T: Transport>(
 /// the trailer (the filemark after it is left unread) or at a filemark or
 /// end of data (truncated set). A check that fails is an error naming the
 /// record.
-pub fn scan_records<T: Transport>(
+pub fn scan_records<T: Transport + Send>(
     tape: &mut Tape<T>,
     header: SetHeader,
     mut sink: impl FnMut(u64, &[u8]) -> Result<(), EngineError>,
 ) -> Result<SetScan, EngineError> {
-    let buf = Vec::new();
     let set = header.set_id;
     let mut digest = SetDigest::new();
     let mut records = 0u64;
@@ -208,60 +209,100 @@ pub fn scan_records<T: Transport>(
     // At least twice the largest record: tgt 1.0.85 sends stale bytes for a
     // block shorter than the request but longer than half of it (tape.md
     // (b); fixed in tgt 1.0.94), and the trailer is shorter than a record.
-    let read_len = 2 * (header.payload_size as usize + crate::format::RecordHeader::LEN);
-    let mut buf = buf;
-    buf.resize(read_len.clamp(64 * 1024, MAX_TAPE_BLOCK), 0);
-    let end = loop {
-        let (o, b) = tape.read_block(buf).map_err(|e| match &e {
-            DeviceError::Protocol { .. } => EngineError::Corrupt {
-                set,
-                seq: Some(records),
-                reason: e.to_string(),
-            },
-            _ => e.into(),
-        })?;
-        buf = b;
-        let n = match o {
-            ReadOutcome::Block(n) => n,
-            ReadOutcome::Filemark | ReadOutcome::EndOfData => break SetEnd::Truncated,
-        };
-        let block = &buf[..n];
-        match classify(block) {
-            BlockKind::Data => {
-                let (h, payload) = decode_record(block).map_err(|e| EngineError::Corrupt {
-                    set,
-                    seq: Some(records),
-                    reason: e.to_string(),
-                })?;
-                if h.set_id != set || h.seq != records {
-                    return Err(EngineError::Corrupt {
+    let read_len =
+        (2 * (header.payload_size as usize + RecordHeader::LEN)).clamp(64 * 1024, MAX_TAPE_BLOCK);
+    // A reader thread keeps the drive busy (one READ(6) at a time, the only
+    // way a tape reads) while this thread checks CRCs, digests and hands
+    // payloads on. It stops after the trailer, a filemark or end of data.
+    let (tx, rx) = mpsc::sync_channel::<(ReadOutcome, Vec<u8>)>(4);
+    let (spare_tx, spare_rx) = mpsc::channel::<Vec<u8>>();
+    let outcome = std::thread::scope(|s| {
+        let reader = s.spawn(move || -> Result<(), EngineError> {
+            let mut data_blocks = 0u64;
+            loop {
+                let buf = spare_rx.try_recv().unwrap_or_else(|_| vec![0; read_len]);
+                let (o, b) = tape.read_block(buf).map_err(|e| match &e {
+                    DeviceError::Protocol { .. } => EngineError::Corrupt {
                         set,
-                        seq: Some(records),
-                        reason: format!("found record {} of set {} out of place", h.seq, h.set_id),
-                    });
-                }
-                digest.update(payload);
-                sink(records, payload)?;
-                records += 1;
-                bytes += payload.len() as u64;
-            }
-            BlockKind::Trailer => {
-                let t = SetTrailer::decode(block).map_err(|e| EngineError::Corrupt {
-                    set,
-                    seq: None,
-                    reason: format!("trailer: {e}"),
+                        seq: Some(data_blocks),
+                        reason: e.to_string(),
+                    },
+                    _ => e.into(),
                 })?;
-                break SetEnd::Trailer(t);
+                let last = match o {
+                    ReadOutcome::Block(n) => classify(&b[..n]) != BlockKind::Data,
+                    _ => true,
+                };
+                data_blocks += 1;
+                if tx.send((o, b)).is_err() || last {
+                    return Ok(());
+                }
             }
-            other => {
-                return Err(EngineError::Corrupt {
-                    set,
-                    seq: Some(records),
-                    reason: format!("expected a data record or the trailer, found {other:?}"),
-                })
+        });
+        let checked = (|| -> Result<SetEnd, EngineError> {
+            for (o, buf) in rx.iter() {
+                let n = match o {
+                    ReadOutcome::Block(n) => n,
+                    ReadOutcome::Filemark | ReadOutcome::EndOfData => return Ok(SetEnd::Truncated),
+                };
+                let block = &buf[..n];
+                match classify(block) {
+                    BlockKind::Data => {
+                        let (h, payload) =
+                            decode_record(block).map_err(|e| EngineError::Corrupt {
+                                set,
+                                seq: Some(records),
+                                reason: e.to_string(),
+                            })?;
+                        if h.set_id != set || h.seq != records {
+                            return Err(EngineError::Corrupt {
+                                set,
+                                seq: Some(records),
+                                reason: format!(
+                                    "found record {} of set {} out of place",
+                                    h.seq, h.set_id
+                                ),
+                            });
+                        }
+                        digest.update(payload);
+                        sink(records, payload)?;
+                        records += 1;
+                        bytes += payload.len() as u64;
+                    }
+                    BlockKind::Trailer => {
+                        let t = SetTrailer::decode(block).map_err(|e| EngineError::Corrupt {
+                            set,
+                            seq: None,
+                            reason: format!("trailer: {e}"),
+                        })?;
+                        return Ok(SetEnd::Trailer(t));
+                    }
+                    other => {
+                        return Err(EngineError::Corrupt {
+                            set,
+                            seq: Some(records),
+                            reason: format!(
+                                "expected a data record or the trailer, found {other:?}"
+                            ),
+                        })
+                    }
+                }
+                let _ = spare_tx.send(buf);
             }
+            // The reader stopped early: its own error says why.
+            Ok(SetEnd::Truncated)
+        })();
+        drop(rx);
+        let read = reader
+            .join()
+            .unwrap_or_else(|_| Err(EngineError::Stopped("the tape reader panicked".into())));
+        match (checked, read) {
+            (Err(e), _) => Err(e),
+            (Ok(_), Err(e)) => Err(e),
+            (Ok(end), Ok(())) => Ok(end),
         }
-    };
+    });
+    let end = outcome?;
     let sha256 = digest.finish();
     if let SetEnd::Trailer(t) = &end {
         let mismatch = if t.set_id != set {
@@ -324,7 +365,7 @@ pub fn designator_text(source: &SourceIdentity) -> String {
 /// Scan a whole tape from the start and describe every set on it, as the
 /// catalog would have recorded it. Each set is read in full and checked;
 /// a set that fails a check is listed as failed with the reason.
-pub fn rebuild<T: Transport>(
+pub fn rebuild<T: Transport + Send>(
     tape: &mut Tape<T>,
     progress: &dyn Progress,
 ) -> Result<(VolumeRow, Vec<SetRow>), EngineError> {
