@@ -49,14 +49,14 @@ lio_kernel() {
         # _apt cannot write into most dirs; download as ourselves.
         (cd "$CACHE/dl" && apt-get download -o APT::Sandbox::User=root "$pkg" >&2) ||
             die "apt-get download $pkg failed"
-        deb=$(ls "$CACHE/dl"/*.deb)
+        deb=$(find "$CACHE/dl" -name '*.deb' | head -n1)
         dpkg-deb -x "$deb" "$KTREE.tmp" || die "dpkg-deb -x $deb failed"
         mv "$KTREE.tmp" "$KTREE"
         rm -rf "$CACHE/dl"
         : >"$KTREE/.done"
         log "kernel $pkg ready in $((SECONDS - t0)) s"
     fi
-    KVER=$(ls "$KTREE/lib/modules" | head -n1)
+    KVER=$(find "$KTREE/lib/modules" -mindepth 1 -maxdepth 1 -printf '%f\n' | head -n1)
     [[ -n $KVER && -e $KTREE/boot/vmlinuz-$KVER ]] || die "no vmlinuz/modules in $KTREE"
     [[ -e $KTREE/lib/modules/$KVER/modules.dep ]] || depmod -b "$KTREE" "$KVER" ||
         die "depmod on $KTREE failed"
