@@ -37,8 +37,10 @@ done
 url() { echo "iscsi://127.0.0.1:$1/$IQN/$2"; }
 
 # login_ok PORT: the backup server can log in and LUN 0 answers INQUIRY.
+# Bounded: while the guest is not listening yet, QEMU's slirp accepts the
+# connection on the host side and a login may wait a long time.
 login_ok() {
-    iscsi-inq -i "$BACKUP_INITIATOR" "$(url "$1" 0)" >/dev/null 2>&1
+    timeout 10 iscsi-inq -i "$BACKUP_INITIATOR" "$(url "$1" 0)" >/dev/null 2>&1
 }
 
 summary() {
@@ -119,7 +121,7 @@ for attempt in $(seq "$START_ATTEMPTS"); do
     # -daemonize returns once QEMU is set up (e.g. the hostfwd port bound);
     # the pid file then holds the daemon's pid.
     if ! qemu-system-x86_64 \
-        -name sanmover-lio -accel tcg -m "$QEMU_MEM_MB" -smp 1 \
+        -name sanmover-lio -accel tcg -cpu max -m "$QEMU_MEM_MB" -smp 1 \
         -nodefaults -display none -no-reboot \
         -kernel "$KERNEL" -initrd "$INITRD" \
         -append "console=ttyS0 panic=-1" \
@@ -137,6 +139,7 @@ for attempt in $(seq "$START_ATTEMPTS"); do
 
     # Wait for the guest's init to report, then for a real login.
     state=
+    t_ready=
     while ((SECONDS - t_boot < BOOT_TIMEOUT)); do
         is_our_qemu "$PID" || {
             state=dead
@@ -146,9 +149,18 @@ for attempt in $(seq "$START_ATTEMPTS"); do
             state=failed
             break
         fi
-        if grep -q 'RIG-READY' "$CONSOLE_LOG" && login_ok "$PORT"; then
-            state=ready
-            break
+        if grep -q 'RIG-READY' "$CONSOLE_LOG"; then
+            [[ -n $t_ready ]] || {
+                t_ready=$SECONDS
+                echo "guest RIG-READY after $((t_ready - t_boot)) s" >>"$QEMU_LOG"
+            }
+            t_try=$SECONDS
+            if login_ok "$PORT"; then
+                echo "login ok after $((SECONDS - t_boot)) s" >>"$QEMU_LOG"
+                state=ready
+                break
+            fi
+            echo "login attempt failed after $((SECONDS - t_try)) s" >>"$QEMU_LOG"
         fi
         sleep 0.5
     done
