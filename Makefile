@@ -10,6 +10,8 @@
 #   make lint      rustfmt check and clippy with -D warnings
 #   make fuzz      every cargo-fuzz target of fuzz/ for FUZZ_SECONDS each
 #   make rig-up    start the tgt rig (test-rig/README.md); make rig-down stops it
+#   make rig-lio-up  start Linux LIO in a QEMU guest (test-rig/README.md);
+#                  make rig-lio-down stops it (not part of make test)
 #   make clean     stop the rig, cargo clean, remove rig state
 
 SHELL := /bin/bash
@@ -22,7 +24,7 @@ RIG := test-rig
 DEPS := libiscsi-dev libiscsi-bin tgt sg3-utils pkg-config gcc make python3 iproute2 procps time
 
 .DEFAULT_GOAL := build
-.PHONY: deps build test unit-test integration-test demo bench lint fuzz rig-up rig-down rig-check clean
+.PHONY: deps build test unit-test integration-test demo bench lint fuzz rig-up rig-down rig-check rig-lio-up rig-lio-down clean
 
 deps:
 	@missing=; \
@@ -105,6 +107,14 @@ rig-down:
 rig-check:
 	bash $(RIG)/tgt/check.sh
 
-clean: rig-down
+# LIO in QEMU/TCG; downloads the Debian kernel into test-rig/cache/ once
+# and installs its host packages if missing.
+rig-lio-up:
+	bash $(RIG)/lio/up.sh
+
+rig-lio-down:
+	bash $(RIG)/lio/down.sh
+
+clean: rig-down rig-lio-down
 	$(CARGO) clean
 	rm -rf $(RIG)/run

@@ -1,0 +1,138 @@
+# Shared definitions for the LIO rig scripts (Linux LIO in a QEMU/TCG guest).
+# Sourced, not run. See test-rig/README.md, section "LIO rig".
+# shellcheck shell=bash
+# Variables here are used by the scripts that source this file.
+# shellcheck disable=SC2034
+
+LIO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+RIG_ROOT=$(cd "$LIO_DIR/.." && pwd)
+# State dir: SANMOVER_LIO_STATE, else the dir of SANMOVER_LIO_ENV, else default.
+if [[ -n ${SANMOVER_LIO_STATE:-} ]]; then
+    STATE=$SANMOVER_LIO_STATE
+elif [[ -n ${SANMOVER_LIO_ENV:-} ]]; then
+    STATE=$(dirname "$SANMOVER_LIO_ENV")
+else
+    STATE=$RIG_ROOT/run/lio
+fi
+case $STATE in
+/*) ;;
+*) STATE=$PWD/$STATE ;;
+esac
+# Downloaded kernel package and its extracted tree (shared by all rigs).
+CACHE=${SANMOVER_LIO_CACHE:-$RIG_ROOT/cache/lio}
+
+PID_FILE=$STATE/qemu.pid
+PORT_FILE=$STATE/port
+ENV_FILE=$STATE/rig.env
+CONSOLE_LOG=$STATE/console.log
+QEMU_LOG=$STATE/qemu.log
+CTL_SOCK=$STATE/ctl.sock
+CTL_LOCK=$STATE/ctl.lock
+INITRD=$STATE/initrd.gz
+
+# Packages the rig needs on the host (besides libiscsi-bin for the checks).
+LIO_DEPS=(qemu-system-x86 busybox-static cpio kmod libiscsi-bin python3 xz-utils zstd)
+
+# Modules insmodded in the guest, in this order (RIG-FACTS.md). Their
+# dependencies (and soft dependencies) are resolved from the extracted tree
+# with depmod/modprobe --show-depends and loaded before them.
+# crc32c_generic is not a symbol dependency of anything, but without it
+# every iSCSI login fails (crypto_alloc_ahash("crc32c") in the guest).
+LIO_MODULES=(crc32c_generic configfs scsi_common crct10dif_common crc-t10dif
+    target_core_mod target_core_file iscsi_target_mod uio target_core_user e1000)
+
+QEMU_MEM_MB=640
+# tmpfs in the guest holding the fileio backing files.
+GUEST_LUN_DIR=/luns
+GUEST_TMPFS_MB=480
+
+IQN=iqn.2026-11.org.sanmover.lio:target
+# Initiator masking is on (generate_node_acls=0): only these two names can
+# log in. The backup server sees every LUN, the other host only LUN 1.
+BACKUP_INITIATOR=iqn.2026-11.org.sanmover:backup-server
+OTHER_INITIATOR=iqn.2026-11.org.sanmover:other-host
+OTHER_LUNS=(1)
+# The rig's LUNs: backstore name, size in MiB, unit serial.
+# LIO makes the 16-byte NAA of VPD 0x83 from the leading hex digits of the
+# unit serial (about 25): serials must differ early, or every LUN gets the
+# same NAA and EXTENDED COPY silently hits the wrong LUN (RIG-FACTS.md).
+LUN_NAMES=(lun0 lun1 lun2)
+LUN_MB=(64 32 16)
+LUN_SERIALS=(
+    a0a05a4e-0000-4000-8000-000000000000
+    b1b15a4e-0001-4000-8000-000000000001
+    c2c25a4e-0002-4000-8000-000000000002
+)
+
+log() { printf 'lio rig: %s\n' "$*" >&2; }
+die() {
+    log "error: $*"
+    exit 1
+}
+
+# Read KEY from rig.env (no sourcing: the file is data).
+env_value() {
+    local key=$1
+    [[ -r $ENV_FILE ]] || return 1
+    sed -n "s/^$key=//p" "$ENV_FILE" | head -n1
+}
+
+# True if PID is a live (non-zombie) qemu-system-x86_64 whose command line
+# names our pid file: guards every kill (a recycled pid, or somebody else's
+# QEMU, is never touched).
+is_our_qemu() {
+    local pid=$1 state cmd
+    [[ $pid =~ ^[0-9]+$ ]] || return 1
+    [[ -r /proc/$pid/stat ]] || return 1
+    state=$(sed -e 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1) || return 1
+    [[ $state != Z && $state != X ]] || return 1
+    [[ $(cat "/proc/$pid/comm" 2>/dev/null) == qemu-system-x86 ]] || return 1
+    cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+    [[ " $cmd " == *" -pidfile $PID_FILE "* ]]
+}
+
+# stop_qemu PID: SIGTERM, wait up to 5 s, then SIGKILL; that pid only.
+stop_qemu() {
+    local pid=$1
+    is_our_qemu "$pid" || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do
+        is_our_qemu "$pid" || return 0
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do
+        is_our_qemu "$pid" || return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# A TCP port on 127.0.0.1 that is free right now (never 3260).
+free_tcp_port() {
+    python3 - <<'EOF'
+import socket
+while True:
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    if port != 3260:
+        print(port)
+        break
+EOF
+}
+
+# ctl CMD: run CMD in the guest through the control channel; its output on
+# stdout, its exit status as ours.
+ctl() {
+    python3 "$LIO_DIR/ctl.py" "$CTL_SOCK" "$CTL_LOCK" "$@"
+}
+
+# serial_for NAME: a UUID-shaped unit serial for an added LUN, its leading
+# hex digits taken from a hash of the name (so they differ between LUNs).
+serial_for() {
+    local h
+    h=$(printf '%s' "$1" | sha256sum | cut -c1-32)
+    printf '%s-%s-4%s-8%s-%s\n' "${h:0:8}" "${h:8:4}" "${h:13:3}" "${h:17:3}" "${h:20:12}"
+}
