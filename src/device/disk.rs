@@ -124,6 +124,15 @@ pub fn read_capacity<T: Transport>(scsi: &mut Scsi<T>) -> Result<Capacity, Devic
     }
 }
 
+/// What a pipelined writer's source has for it.
+#[derive(Debug)]
+pub enum Next {
+    Chunk(Vec<u8>),
+    /// Nothing yet; ask again after servicing the commands in flight.
+    Wait,
+    End,
+}
+
 /// One chunk of a pipelined transfer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Chunk {
@@ -270,15 +279,18 @@ impl<T: Transport> Disk<T> {
     }
 
     /// Write chunks that `source` produces, in order from `lba`, with up to
-    /// `depth` WRITE(16)s in flight. `source` returns the next chunk's data
-    /// (a whole number of blocks) or `None` at the end, and gets spent
-    /// buffers back through `recycle`. Returns the blocks written.
+    /// `depth` WRITE(16)s in flight. `source(block)` returns the next
+    /// chunk's data (a whole number of blocks), [`Next::Wait`] when none is
+    /// ready yet (only when `block` is false: commands are in flight and
+    /// must be serviced meanwhile; libiscsi moves PDUs only while we wait
+    /// on it) or [`Next::End`]. Spent buffers go back through `recycle`.
+    /// Returns the blocks written.
     pub fn write_pipelined<E: From<DeviceError>>(
         &mut self,
         lba: Lba,
         bs: BlockSize,
         depth: usize,
-        mut source: impl FnMut() -> Result<Option<Vec<u8>>, E>,
+        mut source: impl FnMut(bool) -> Result<Next, E>,
         mut recycle: impl FnMut(Vec<u8>),
     ) -> Result<u64, E> {
         let depth = depth.clamp(1, self.scsi.transport().queue_depth().max(1));
@@ -290,9 +302,10 @@ impl<T: Transport> Disk<T> {
         let mut written = 0u64;
         loop {
             while !done && in_flight.len() < depth {
-                match source()? {
-                    None => done = true,
-                    Some(data) => {
+                match source(in_flight.is_empty())? {
+                    Next::End => done = true,
+                    Next::Wait => break,
+                    Next::Chunk(data) => {
                         if bs.0 == 0 || data.len() % bs.0 as usize != 0 {
                             return Err(DeviceError::Protocol {
                                 device: self.scsi.name().to_string(),

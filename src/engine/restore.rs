@@ -14,6 +14,7 @@ use uuid::Uuid;
 use super::volume::{require_label, scan_set, SetEnd, SetScan};
 use super::{EngineError, Progress};
 use crate::catalog::SetRow;
+use crate::device::disk::Next;
 use crate::device::{Disk, Tape};
 use crate::format::hex;
 use crate::scsi::{BlockSize, Lba};
@@ -200,7 +201,17 @@ pub fn restore<T: Transport + Send, D: Transport + Send>(
                 Lba(target_lba),
                 bs,
                 depth,
-                || Ok(rx.recv().ok()),
+                |block| {
+                    Ok(if block {
+                        rx.recv().map_or(Next::End, Next::Chunk)
+                    } else {
+                        match rx.try_recv() {
+                            Ok(c) => Next::Chunk(c),
+                            Err(mpsc::TryRecvError::Empty) => Next::Wait,
+                            Err(mpsc::TryRecvError::Disconnected) => Next::End,
+                        }
+                    })
+                },
                 |buf| {
                     let _ = spare_tx.send(buf);
                 },
