@@ -17,6 +17,7 @@ pub mod sbc;
 pub mod sense;
 pub mod spc;
 pub mod ssc;
+pub mod xcopy;
 
 /// Why bytes from a device (or a user) could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
