@@ -21,7 +21,8 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
 APT_GET ?= apt-get
 RIG := test-rig
-DEPS := libiscsi-dev libiscsi-bin tgt sg3-utils pkg-config gcc make python3 iproute2 procps time
+DEPS := libiscsi-dev libiscsi-bin tgt sg3-utils pkg-config gcc make python3 iproute2 procps time \
+	qemu-system-x86 busybox-static cpio kmod
 
 .DEFAULT_GOAL := build
 .PHONY: deps build test unit-test integration-test demo bench lint fuzz rig-up rig-down rig-check rig-lio-up rig-lio-down clean
@@ -69,7 +70,7 @@ integration-test:
 # with-rig.sh brings the rig down whatever happens and exits with the
 # tests' status.
 test: unit-test
-	bash $(RIG)/with-rig.sh $(MAKE) --no-print-directory integration-test
+	bash $(RIG)/with-rig.sh bash $(RIG)/with-lio.sh $(MAKE) --no-print-directory integration-test
 
 demo: deps build
 	bash $(RIG)/with-rig.sh bash $(RIG)/demo.sh

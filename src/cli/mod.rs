@@ -18,6 +18,7 @@ pub mod exit;
 mod output;
 mod scsi_cmds;
 mod tape_cmds;
+mod xcopy_cmds;
 
 /// A command-line mistake found after clap (bad hex, bad page name).
 #[derive(Debug, thiserror::Error)]
@@ -223,6 +224,51 @@ pub enum Command {
     Catalog {
         #[command(subcommand)]
         op: CatalogOp,
+    },
+    /// Disk-to-disk EXTENDED COPY (LID1): an image copy done by the copy
+    /// manager, planned within its limits and verified.
+    ///
+    /// The copy manager's limits come from RECEIVE COPY RESULTS (operating
+    /// parameters), else conservative defaults (2 CSCDs, 1 segment, 1 MiB
+    /// segments). Each end is named by its VPD 0x83 designator (LU, binary
+    /// NAA first). With --fallback prefer (the default) a command the copy
+    /// manager refuses is copied through this host and the report says
+    /// so; never fails instead; always skips EXTENDED COPY. Afterwards a
+    /// sample of extents (all with --verify full) is compared.
+    Xcopy {
+        /// The copy manager LU that receives EXTENDED COPY.
+        #[arg(long, value_name = "DEV")]
+        copy_manager: String,
+        /// Log in to the copy manager under this initiator name instead of
+        /// --initiator (its ACL then decides which LUs the copy may touch).
+        #[arg(long, value_name = "IQN")]
+        copy_manager_initiator: Option<String>,
+        #[arg(long, value_name = "DEV")]
+        src: String,
+        #[arg(long, value_name = "DEV")]
+        dst: String,
+        #[arg(long, value_name = "A", default_value_t = 0)]
+        src_lba: u64,
+        /// Blocks to copy [default: the whole source from --src-lba].
+        #[arg(long, value_name = "N")]
+        blocks: Option<u64>,
+        #[arg(long, value_name = "B", default_value_t = 0)]
+        dst_lba: u64,
+        /// Print the plan and send nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long, default_value = "prefer", value_parser = ["prefer", "never", "always"])]
+        fallback: String,
+        /// sample (16 extents) or full.
+        #[arg(long, default_value = "sample", value_parser = ["sample", "full"])]
+        verify: String,
+    },
+    /// RECEIVE COPY RESULTS: the copy manager's operating parameters.
+    CopyResults {
+        dev: String,
+        /// Operating parameters (service action 03h).
+        #[arg(long, required = true)]
+        op_params: bool,
     },
     /// Tape control, like mt: position, filemarks, block size, status.
     ///
@@ -455,6 +501,34 @@ fn run(cli: &Cli) -> Result<u8> {
             tape.as_deref(),
             *compare_source,
         ),
+        Command::Xcopy {
+            copy_manager,
+            copy_manager_initiator,
+            src,
+            dst,
+            src_lba,
+            blocks,
+            dst_lba,
+            dry_run,
+            fallback,
+            verify,
+        } => xcopy_cmds::xcopy(
+            &cli.conn,
+            &out,
+            xcopy_cmds::XcopyArgs {
+                copy_manager,
+                copy_manager_initiator: copy_manager_initiator.as_deref(),
+                src,
+                dst,
+                src_lba: *src_lba,
+                blocks: *blocks,
+                dst_lba: *dst_lba,
+                dry_run: *dry_run,
+                fallback,
+                full_verify: verify == "full",
+            },
+        ),
+        Command::CopyResults { dev, .. } => xcopy_cmds::copy_results(&cli.conn, &out, dev),
         Command::Catalog { op } => match op {
             CatalogOp::List => backup_cmds::catalog_list(&out, &cli.conn.catalog_path()),
             CatalogOp::Show { set } => {

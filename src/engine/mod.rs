@@ -17,6 +17,7 @@ pub mod host;
 pub mod progress;
 pub mod restore;
 pub mod volume;
+pub mod xcopy;
 
 pub use progress::Progress;
 

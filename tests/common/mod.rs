@@ -259,3 +259,69 @@ pub fn fill_random(path: &Path, len: usize, seed: u64) {
     f.write_all(&data).unwrap();
     f.sync_all().unwrap();
 }
+
+/// The LIO-in-QEMU rig (test-rig/lio), brought up by `make test` through
+/// test-rig/with-lio.sh, which exports SANMOVER_LIO_ENV.
+pub fn lio() -> &'static Rig {
+    static LIO: OnceLock<Rig> = OnceLock::new();
+    LIO.get_or_init(|| {
+        let path = std::env::var("SANMOVER_LIO_ENV")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| repo_root().join("test-rig/run/lio/rig.env"));
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "the LIO rig is not up ({}: {e}); run `make rig-lio-up` or `make test`",
+                path.display()
+            )
+        });
+        let vars = text
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| {
+                (
+                    k.trim().trim_start_matches("export ").to_string(),
+                    v.trim().trim_matches('"').trim_matches('\'').to_string(),
+                )
+            })
+            .collect();
+        Rig { vars }
+    })
+}
+
+/// Run a shell command inside the LIO guest; returns its stdout.
+pub fn lio_ctl(cmd: &str) -> String {
+    let out = Command::new("bash")
+        .arg(repo_root().join("test-rig/lio/ctl.sh"))
+        .arg(cmd)
+        .env("SANMOVER_LIO_STATE", lio().get("SANMOVER_LIO_STATE_DIR"))
+        .output()
+        .expect("run ctl.sh");
+    assert!(
+        out.status.success(),
+        "guest command {cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Add a LUN of `mb` MiB in the guest, mapped for `initiators`; its URL.
+pub fn lio_add_lun(name: &str, mb: u32, initiators: &[&str]) -> String {
+    let mut c = Command::new("bash");
+    c.arg(repo_root().join("test-rig/lio/lun.sh"))
+        .args(["add", name, &mb.to_string()])
+        .args(initiators)
+        .env("SANMOVER_LIO_STATE", lio().get("SANMOVER_LIO_STATE_DIR"));
+    let out = c.output().expect("run lio lun.sh");
+    assert!(
+        out.status.success(),
+        "lio lun.sh add failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .lines()
+        .last()
+        .unwrap()
+        .to_string()
+}

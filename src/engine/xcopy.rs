@@ -1,0 +1,375 @@
+//! Disk-to-disk EXTENDED COPY (LID1): the copy manager moves the blocks,
+//! the initiator sends only parameter lists.
+//!
+//! A planner splits the copy into commands within the copy manager's
+//! limits (RECEIVE COPY RESULTS operating parameters, else conservative
+//! defaults), a driver sends them, and a fallback policy copies through the
+//! host what the copy manager refuses.
+
+use crate::device::{DeviceError, Disk, Scsi};
+use crate::scsi::spc::Designator;
+use crate::scsi::xcopy::{
+    Cscd, DeviceParams, OperatingParameters, ReceiveCopyResults, Segment, XcopyParams,
+};
+use crate::scsi::{BlockSize, CdbCodec, DeviceType, Lba, Wire};
+use crate::transport::{Request, Transport};
+
+use super::EngineError;
+use std::time::Duration;
+
+/// SPC-4 6.4: a copy may run long; the driver gives each command this long.
+pub const XCOPY_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// What one EXTENDED COPY may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Limits {
+    pub max_cscds: u16,
+    pub max_segments: u16,
+    pub max_descriptor_list_len: u32,
+    /// Bytes per segment; 0 means no limit.
+    pub max_segment_len: u32,
+    /// Where the limits came from.
+    pub source: &'static str,
+}
+
+impl Limits {
+    /// When the copy manager will not say: two CSCDs, one segment, 1 MiB
+    /// segments (what every LID1 copy manager here accepts: LIO, SCST).
+    pub const CONSERVATIVE: Limits = Limits {
+        max_cscds: 2,
+        max_segments: 1,
+        max_descriptor_list_len: 1024,
+        max_segment_len: 1 << 20,
+        source: "conservative defaults",
+    };
+
+    pub fn from_operating_parameters(p: &OperatingParameters) -> Limits {
+        Limits {
+            max_cscds: p.max_cscd_count.max(2),
+            max_segments: p.max_segment_count.max(1),
+            max_descriptor_list_len: p.max_descriptor_list_len,
+            max_segment_len: p.max_segment_len,
+            source: "RECEIVE COPY RESULTS (operating parameters)",
+        }
+    }
+}
+
+/// Ask the copy manager for its limits; fall back to
+/// [`Limits::CONSERVATIVE`] when it refuses RECEIVE COPY RESULTS.
+pub fn discover_limits<T: Transport>(cm: &mut Scsi<T>) -> Result<Limits, DeviceError> {
+    let rcr = ReceiveCopyResults::operating_parameters();
+    match cm.data_in(rcr.to_cdb(), rcr.alloc_len as usize) {
+        Ok(buf) => {
+            let p =
+                OperatingParameters::parse(&buf).map_err(|e| cm.perr("RECEIVE COPY RESULTS", e))?;
+            Ok(Limits::from_operating_parameters(&p))
+        }
+        Err(e) if e.sense().is_some() => {
+            log::info!(
+                "{}: RECEIVE COPY RESULTS refused ({e}); using conservative limits",
+                cm.name()
+            );
+            Ok(Limits::CONSERVATIVE)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// One end of a copy, as the copy manager must name it.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub designator: Designator,
+    pub block_size: BlockSize,
+}
+
+/// One EXTENDED COPY of the plan and the range it covers.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PlannedCommand {
+    pub src_lba: u64,
+    pub dst_lba: u64,
+    pub blocks: u64,
+    pub segments: usize,
+    #[serde(skip)]
+    pub params: XcopyParams,
+}
+
+/// Split a copy of `blocks` blocks into EXTENDED COPY commands that fit
+/// `limits`: at most 65535 blocks and `max_segment_len` bytes per 02h
+/// segment (SPC-4 6.4.6.5), as many segments per command as the copy
+/// manager and the descriptor list length allow.
+pub fn plan(
+    src: &Endpoint,
+    dst: &Endpoint,
+    src_lba: u64,
+    dst_lba: u64,
+    blocks: u64,
+    limits: &Limits,
+) -> Result<Vec<PlannedCommand>, EngineError> {
+    if src.block_size != dst.block_size {
+        return Err(EngineError::Refused(format!(
+            "source blocks are {} bytes, destination blocks {}: a block-to-block copy needs them equal",
+            src.block_size.0, dst.block_size.0
+        )));
+    }
+    let bs = src.block_size.0 as u64;
+    let cscds = vec![
+        Cscd::identification(
+            &src.designator,
+            DeviceType::DISK,
+            DeviceParams::block(src.block_size.0),
+        )
+        .map_err(|e| EngineError::Refused(format!("source designator: {e}")))?,
+        Cscd::identification(
+            &dst.designator,
+            DeviceType::DISK,
+            DeviceParams::block(dst.block_size.0),
+        )
+        .map_err(|e| EngineError::Refused(format!("destination designator: {e}")))?,
+    ];
+    let mut per_segment = 65535u64;
+    if limits.max_segment_len > 0 {
+        per_segment = per_segment.min(limits.max_segment_len as u64 / bs);
+    }
+    if per_segment == 0 {
+        return Err(EngineError::Refused(format!(
+            "the copy manager's maximum segment length ({} bytes) is less than one block",
+            limits.max_segment_len
+        )));
+    }
+    let cscd_len: usize = cscds.iter().map(|c| c.buffer_len()).sum();
+    let seg_len = 28usize; // a 02h segment descriptor (SPC-4 6.4.6.5)
+    let by_list = (limits.max_descriptor_list_len as usize).saturating_sub(cscd_len) / seg_len;
+    let per_command = (limits.max_segments as usize).min(by_list).max(1);
+
+    let mut out = Vec::new();
+    let mut done = 0u64;
+    while done < blocks {
+        let mut segments = Vec::new();
+        let start = done;
+        while segments.len() < per_command && done < blocks {
+            let n = (blocks - done).min(per_segment);
+            segments.push(Segment::block_to_block(
+                0,
+                1,
+                n as u16,
+                Lba(src_lba + done),
+                Lba(dst_lba + done),
+            ));
+            done += n;
+        }
+        let params = XcopyParams::new(cscds.clone(), segments);
+        params
+            .check()
+            .map_err(|e| EngineError::Refused(format!("planned parameter list: {e}")))?;
+        out.push(PlannedCommand {
+            src_lba: src_lba + start,
+            dst_lba: dst_lba + start,
+            blocks: done - start,
+            segments: params.segments.len(),
+            params,
+        });
+    }
+    Ok(out)
+}
+
+/// How to treat what the copy manager refuses (after NetBackup and VMware).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fallback {
+    /// Copy a refused or aborted command through the host, and say so.
+    Prefer,
+    /// Fail.
+    Never,
+    /// Do not use EXTENDED COPY at all.
+    Always,
+}
+
+/// What a copy did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct CopyReport {
+    pub commands: usize,
+    pub xcopy_commands: usize,
+    pub host_commands: usize,
+    pub blocks: u64,
+    pub bytes: u64,
+    /// Bytes that crossed this initiator's sessions: parameter lists for
+    /// E-copy, twice the data for a host copy.
+    pub bytes_through_initiator: u64,
+    /// Of those, the copied data itself (0 when the copy manager did it all).
+    pub data_bytes_through_initiator: u64,
+    pub fallbacks: Vec<String>,
+    pub limits: Option<Limits>,
+    pub verified_bytes: u64,
+}
+
+/// Run `plan`: EXTENDED COPY to `cm`, with host copies from `src` to
+/// `dst` where the policy says so.
+pub fn run<C: Transport, S: Transport, D: Transport>(
+    cm: &mut Scsi<C>,
+    src: &mut Disk<S>,
+    dst: &mut Disk<D>,
+    bs: BlockSize,
+    plan: &[PlannedCommand],
+    fallback: Fallback,
+) -> Result<CopyReport, EngineError> {
+    let mut r = CopyReport {
+        commands: plan.len(),
+        ..Default::default()
+    };
+    for c in plan {
+        let bytes = c.blocks * bs.0 as u64;
+        if fallback != Fallback::Always {
+            let list = c
+                .params
+                .encode()
+                .map_err(|e| EngineError::Refused(format!("parameter list: {e}")))?;
+            r.bytes_through_initiator += list.len() as u64;
+            let req = Request::data_out(c.params.cdb().to_cdb(), list).with_timeout(XCOPY_TIMEOUT);
+            match cm.run(req) {
+                Ok(_) => {
+                    r.xcopy_commands += 1;
+                    r.blocks += c.blocks;
+                    r.bytes += bytes;
+                    continue;
+                }
+                Err(e) if fallback == Fallback::Prefer && e.sense().is_some() => {
+                    let why = format!(
+                        "EXTENDED COPY of {} blocks at LBA {} refused ({e}); copied through the host",
+                        c.blocks, c.src_lba
+                    );
+                    log::warn!("{why}");
+                    r.fallbacks.push(why);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        host_copy(src, dst, bs, c.src_lba, c.dst_lba, c.blocks)?;
+        r.host_commands += 1;
+        r.blocks += c.blocks;
+        r.bytes += bytes;
+        r.bytes_through_initiator += 2 * bytes;
+        r.data_bytes_through_initiator += 2 * bytes;
+    }
+    Ok(r)
+}
+
+/// Copy through this host: READ(16) then WRITE(16), 1 MiB at a time.
+fn host_copy<S: Transport, D: Transport>(
+    src: &mut Disk<S>,
+    dst: &mut Disk<D>,
+    bs: BlockSize,
+    src_lba: u64,
+    dst_lba: u64,
+    blocks: u64,
+) -> Result<(), EngineError> {
+    let per = ((1u64 << 20) / bs.0 as u64).max(1);
+    let mut done = 0;
+    while done < blocks {
+        let n = (blocks - done).min(per);
+        let data = src.read(Lba(src_lba + done), n as u32, bs)?;
+        dst.write(Lba(dst_lba + done), bs, data)?;
+        done += n;
+    }
+    Ok(())
+}
+
+/// Compare `samples` evenly spread extents of `extent` blocks (every
+/// extent when `samples` is 0) between source and destination.
+pub fn verify_copy<S: Transport, D: Transport>(
+    src: &mut Disk<S>,
+    dst: &mut Disk<D>,
+    bs: BlockSize,
+    src_lba: u64,
+    dst_lba: u64,
+    blocks: u64,
+    samples: u64,
+) -> Result<u64, EngineError> {
+    let extent = ((1u64 << 20) / bs.0 as u64).max(1);
+    let total = blocks.div_ceil(extent);
+    let picks: Vec<u64> = if samples == 0 || samples >= total {
+        (0..total).collect()
+    } else {
+        (0..samples).map(|i| i * total / samples).collect()
+    };
+    let mut compared = 0;
+    for i in picks {
+        let off = i * extent;
+        let n = (blocks - off).min(extent);
+        let a = src.read(Lba(src_lba + off), n as u32, bs)?;
+        let b = dst.read(Lba(dst_lba + off), n as u32, bs)?;
+        if a != b {
+            return Err(EngineError::Refused(format!(
+                "verify: destination differs from source in blocks {}..{} (source LBA {})",
+                dst_lba + off,
+                dst_lba + off + n,
+                src_lba + off
+            )));
+        }
+        compared += a.len() as u64;
+    }
+    Ok(compared)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scsi::spc::{Association, CodeSet, DesignatorType};
+
+    fn naa(last: u8) -> Endpoint {
+        let mut v = vec![0x60, 0x01, 0x40, 0x5a];
+        v.extend_from_slice(&[0; 11]);
+        v.push(last);
+        Endpoint {
+            designator: Designator {
+                protocol_id: 0,
+                code_set: CodeSet::BINARY,
+                piv: false,
+                association: Association::LU,
+                designator_type: DesignatorType::NAA,
+                value: v,
+            },
+            block_size: BlockSize(512),
+        }
+    }
+
+    #[test]
+    fn lio_limits_give_one_segment_per_command() {
+        let lio = Limits {
+            max_cscds: 2,
+            max_segments: 1,
+            max_descriptor_list_len: 1024,
+            max_segment_len: 256 << 20,
+            source: "test",
+        };
+        // 64 MiB of 512-byte blocks: 131072 blocks, 65535 per segment.
+        let p = plan(&naa(1), &naa(2), 0, 0, 131072, &lio).unwrap();
+        assert_eq!(p.len(), 3);
+        assert_eq!(p.iter().map(|c| c.blocks).sum::<u64>(), 131072);
+        assert!(p.iter().all(|c| c.segments == 1));
+        assert_eq!((p[1].src_lba, p[2].blocks), (65535, 2));
+    }
+
+    #[test]
+    fn generous_limits_pack_segments_and_respect_segment_length() {
+        let big = Limits {
+            max_cscds: 8,
+            max_segments: 64,
+            max_descriptor_list_len: 4096,
+            max_segment_len: 1 << 20, // 2048 blocks
+            source: "test",
+        };
+        let p = plan(&naa(1), &naa(2), 100, 5000, 10_000, &big).unwrap();
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].segments, 5);
+        let bytes = p[0].params.encode().unwrap();
+        assert_eq!(bytes[0x0], 0); // list id
+        assert_eq!(p[0].dst_lba, 5000);
+    }
+
+    #[test]
+    fn mismatched_block_sizes_are_refused() {
+        let mut d = naa(2);
+        d.block_size = BlockSize(4096);
+        assert!(plan(&naa(1), &d, 0, 0, 8, &Limits::CONSERVATIVE).is_err());
+    }
+}
