@@ -162,4 +162,41 @@ fn lio_ecopy_fallbacks_and_acl_refusal() {
     );
     assert!(prefer.stderr.contains("refused"), "{}", prefer.stderr);
     assert!(guest_equal("lun2", "lun1", 16));
+    assert!(
+        never.stderr.contains("aborted the copy at"),
+        "{}",
+        never.stderr
+    );
+
+    // RECEIVE COPY RESULTS beyond operating parameters: LIO refuses,
+    // decoded.
+    let st = run(backup, &["copy-results", "--status", "0", lun0]);
+    assert_eq!(st.code, 5, "{}", st.stderr);
+    assert!(st.stderr.contains("INVALID FIELD IN CDB"), "{}", st.stderr);
+
+    // A hand-made parameter list: decoded first, refused when malformed,
+    // sent as is with --raw (and then refused by LIO, decoded).
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.bin");
+    std::fs::write(
+        &junk,
+        [0u8, 0x30, 0, 32, 0, 0, 0, 0, 0, 0, 0, 28, 0, 0, 0, 0],
+    )
+    .unwrap();
+    let j = junk.to_str().unwrap();
+    let refused = run(backup, &["xcopy", "--copy-manager", lun0, "--params", j]);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("not a valid EXTENDED COPY parameter list"),
+        "{}",
+        refused.stderr
+    );
+    let raw = run(
+        backup,
+        &["xcopy", "--copy-manager", lun0, "--params", j, "--raw"],
+    );
+    assert_ne!(raw.code, 0, "{}", raw.stdout);
+    assert!(raw.stderr.contains("EXTENDED COPY ["), "{}", raw.stderr);
 }

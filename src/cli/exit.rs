@@ -226,7 +226,7 @@ pub fn for_catalog(e: &CatalogError) -> u8 {
 
 pub fn for_engine(e: &EngineError) -> u8 {
     match e {
-        EngineError::Device(d) => for_device(d),
+        EngineError::Device(d) | EngineError::Aborted { source: d, .. } => for_device(d),
         EngineError::Catalog(c) => for_catalog(c),
         EngineError::Refused(_) => REFUSED,
         EngineError::Corrupt { .. } | EngineError::Format { .. } => CORRUPT,

@@ -243,10 +243,17 @@ pub enum Command {
         /// --initiator (its ACL then decides which LUs the copy may touch).
         #[arg(long, value_name = "IQN")]
         copy_manager_initiator: Option<String>,
-        #[arg(long, value_name = "DEV")]
-        src: String,
-        #[arg(long, value_name = "DEV")]
-        dst: String,
+        #[arg(long, value_name = "DEV", required_unless_present = "params")]
+        src: Option<String>,
+        #[arg(long, value_name = "DEV", required_unless_present = "params")]
+        dst: Option<String>,
+        /// Send this hand-made parameter list instead of planning one. It is
+        /// decoded first and refused if malformed, unless --raw.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["src", "dst", "dry_run"])]
+        params: Option<PathBuf>,
+        /// With --params: send the bytes even if they do not decode.
+        #[arg(long, requires = "params")]
+        raw: bool,
         #[arg(long, value_name = "A", default_value_t = 0)]
         src_lba: u64,
         /// Blocks to copy [default: the whole source from --src-lba].
@@ -263,12 +270,19 @@ pub enum Command {
         #[arg(long, default_value = "sample", value_parser = ["sample", "full"])]
         verify: String,
     },
-    /// RECEIVE COPY RESULTS: the copy manager's operating parameters.
+    /// RECEIVE COPY RESULTS, decoded: operating parameters, the status of
+    /// a held copy, or its failed segment details.
     CopyResults {
         dev: String,
         /// Operating parameters (service action 03h).
-        #[arg(long, required = true)]
+        #[arg(long, group = "what")]
         op_params: bool,
+        /// COPY STATUS (00h) of the copy with this list identifier.
+        #[arg(long, value_name = "LIST", group = "what")]
+        status: Option<u8>,
+        /// FAILED SEGMENT DETAILS (04h) of the copy with this list identifier.
+        #[arg(long, value_name = "LIST", group = "what")]
+        failed: Option<u8>,
     },
     /// Tape control, like mt: position, filemarks, block size, status.
     ///
@@ -506,29 +520,47 @@ fn run(cli: &Cli) -> Result<u8> {
             copy_manager_initiator,
             src,
             dst,
+            params,
+            raw,
             src_lba,
             blocks,
             dst_lba,
             dry_run,
             fallback,
             verify,
-        } => xcopy_cmds::xcopy(
-            &cli.conn,
-            &out,
-            xcopy_cmds::XcopyArgs {
+        } => match (params, src, dst) {
+            (Some(file), _, _) => xcopy_cmds::send_params(
+                &cli.conn,
+                &out,
                 copy_manager,
-                copy_manager_initiator: copy_manager_initiator.as_deref(),
-                src,
-                dst,
-                src_lba: *src_lba,
-                blocks: *blocks,
-                dst_lba: *dst_lba,
-                dry_run: *dry_run,
-                fallback,
-                full_verify: verify == "full",
-            },
-        ),
-        Command::CopyResults { dev, .. } => xcopy_cmds::copy_results(&cli.conn, &out, dev),
+                copy_manager_initiator.as_deref(),
+                file,
+                *raw,
+            ),
+            (None, Some(src), Some(dst)) => xcopy_cmds::xcopy(
+                &cli.conn,
+                &out,
+                xcopy_cmds::XcopyArgs {
+                    copy_manager,
+                    copy_manager_initiator: copy_manager_initiator.as_deref(),
+                    src,
+                    dst,
+                    src_lba: *src_lba,
+                    blocks: *blocks,
+                    dst_lba: *dst_lba,
+                    dry_run: *dry_run,
+                    fallback,
+                    full_verify: verify == "full",
+                },
+            ),
+            _ => Err(UsageError("--src and --dst are needed without --params".into()).into()),
+        },
+        Command::CopyResults {
+            dev,
+            status,
+            failed,
+            ..
+        } => xcopy_cmds::copy_results(&cli.conn, &out, dev, *status, *failed),
         Command::Catalog { op } => match op {
             CatalogOp::List => backup_cmds::catalog_list(&out, &cli.conn.catalog_path()),
             CatalogOp::Show { set } => {

@@ -6,11 +6,16 @@ use anyhow::{Context, Result};
 
 use super::output::Out;
 use super::{exit, open_transport, ConnArgs, UsageError};
-use crate::device::{Disk, Scsi};
-use crate::engine::xcopy::{discover_limits, plan, run, verify_copy, Endpoint, Fallback};
-use crate::scsi::xcopy::{OperatingParameters, ReceiveCopyResults};
+use crate::device::{DeviceError, Disk, Scsi};
+use crate::engine::xcopy::{
+    aborted_segment, discover_limits, plan, run, verify_copy, Endpoint, Fallback, XCOPY_TIMEOUT,
+};
+use crate::scsi::xcopy::{
+    CopyStatus, ExtendedCopy, FailedSegmentDetails, OperatingParameters, RcrAction,
+    ReceiveCopyResults, XcopyParams,
+};
 use crate::scsi::{CdbCodec, Wire};
-use crate::transport::Transport;
+use crate::transport::{Request, Transport};
 
 pub struct XcopyArgs<'a> {
     pub copy_manager: &'a str,
@@ -51,14 +56,7 @@ pub fn xcopy(conn: &ConnArgs, out: &Out, a: XcopyArgs<'_>) -> Result<u8> {
     };
     let mut src = Disk::open(open_transport(conn, a.src)?).context("source")?;
     let mut dst = Disk::open(open_transport(conn, a.dst)?).context("destination")?;
-    let cm_conn = ConnArgs {
-        initiator: a
-            .copy_manager_initiator
-            .map(str::to_string)
-            .or_else(|| conn.initiator.clone()),
-        ..conn.clone()
-    };
-    let mut cm = Scsi::new(open_transport(&cm_conn, a.copy_manager)?);
+    let mut cm = open_copy_manager(conn, a.copy_manager, a.copy_manager_initiator)?;
     let (s_ep, s_blocks) = endpoint(&mut src)?;
     let (d_ep, d_blocks) = endpoint(&mut dst)?;
     let blocks = a.blocks.unwrap_or(s_blocks.saturating_sub(a.src_lba));
@@ -129,8 +127,140 @@ pub fn xcopy(conn: &ConnArgs, out: &Out, a: XcopyArgs<'_>) -> Result<u8> {
     Ok(exit::OK)
 }
 
-pub fn copy_results(conn: &ConnArgs, out: &Out, dev: &str) -> Result<u8> {
+/// The copy manager's session, under its own initiator name if given.
+fn open_copy_manager(
+    conn: &ConnArgs,
+    dev: &str,
+    initiator: Option<&str>,
+) -> Result<Scsi<Box<dyn Transport + Send>>> {
+    let cm_conn = ConnArgs {
+        initiator: initiator
+            .map(str::to_string)
+            .or_else(|| conn.initiator.clone()),
+        ..conn.clone()
+    };
+    Ok(Scsi::new(open_transport(&cm_conn, dev)?))
+}
+
+/// `xcopy --params FILE`: a hand-made parameter list, decoded first.
+pub fn send_params(
+    conn: &ConnArgs,
+    out: &Out,
+    copy_manager: &str,
+    initiator: Option<&str>,
+    file: &std::path::Path,
+    raw: bool,
+) -> Result<u8> {
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let decoded = match XcopyParams::parse(&bytes).and_then(|p| p.check().map(|()| p)) {
+        Ok(p) => Some(p),
+        Err(e) if raw => {
+            log::warn!(
+                "{}: does not decode ({e}); sending it anyway (--raw)",
+                file.display()
+            );
+            None
+        }
+        Err(e) => {
+            return Err(UsageError(format!(
+                "{}: not a valid EXTENDED COPY parameter list: {e} (--raw sends it anyway)",
+                file.display()
+            ))
+            .into())
+        }
+    };
+    if bytes.len() > u32::MAX as usize {
+        return Err(UsageError("parameter list longer than 4 GiB".into()).into());
+    }
+    let mut cm = open_copy_manager(conn, copy_manager, initiator)?;
+    let cdb = ExtendedCopy {
+        param_len: bytes.len() as u32,
+    }
+    .to_cdb();
+    let len = bytes.len();
+    cm.run(Request::data_out(cdb, bytes).with_timeout(XCOPY_TIMEOUT))
+        .map_err(describe_abort)?;
+    #[derive(serde::Serialize)]
+    struct Sent {
+        bytes: usize,
+        cscds: Option<usize>,
+        segments: Option<usize>,
+    }
+    let s = Sent {
+        bytes: len,
+        cscds: decoded.as_ref().map(|p| p.cscds.len()),
+        segments: decoded.as_ref().map(|p| p.segments.len()),
+    };
+    out.emit(&s, || {
+        format!(
+            "EXTENDED COPY completed: {} bytes of parameter list{}\n",
+            s.bytes,
+            match (s.cscds, s.segments) {
+                (Some(c), Some(g)) => format!(", {c} CSCD descriptors, {g} segments"),
+                _ => String::new(),
+            }
+        )
+    });
+    Ok(exit::OK)
+}
+
+/// Name the failing segment of a COPY ABORTED.
+fn describe_abort(e: DeviceError) -> anyhow::Error {
+    match aborted_segment(&e) {
+        Some(at) => anyhow::Error::new(e).context(format!("the copy manager aborted at {at}")),
+        None => e.into(),
+    }
+}
+
+pub fn copy_results(
+    conn: &ConnArgs,
+    out: &Out,
+    dev: &str,
+    status: Option<u8>,
+    failed: Option<u8>,
+) -> Result<u8> {
     let mut cm = Scsi::new(open_transport(conn, dev)?);
+    if let Some(list_id) = status {
+        let rcr = ReceiveCopyResults {
+            action: RcrAction::COPY_STATUS,
+            list_id,
+            alloc_len: 1024,
+        };
+        let buf = cm.data_in(rcr.to_cdb(), rcr.alloc_len as usize)?;
+        let s = CopyStatus::parse(&buf).map_err(|e| cm.perr("RECEIVE COPY RESULTS", e))?;
+        out.emit(&s, || {
+            format!(
+                "Copy status of list {list_id}: {:?}, {} segments processed, transferred {}\n",
+                s.status,
+                s.segments_processed,
+                s.transfer_bytes()
+                    .map_or("an unknown amount".to_string(), |b| format!("{b} bytes"))
+            )
+        });
+        return Ok(exit::OK);
+    }
+    if let Some(list_id) = failed {
+        let rcr = ReceiveCopyResults {
+            action: RcrAction::FAILED_SEGMENT_DETAILS,
+            list_id,
+            alloc_len: 1024,
+        };
+        let buf = cm.data_in(rcr.to_cdb(), rcr.alloc_len as usize)?;
+        let f =
+            FailedSegmentDetails::parse(&buf).map_err(|e| cm.perr("RECEIVE COPY RESULTS", e))?;
+        out.emit(&f, || match &f.failed {
+            None => format!("List {list_id}: no failed segment details held\n"),
+            Some(d) => format!(
+                "List {list_id}: EXTENDED COPY ended {}; sense {}\n{}",
+                d.status,
+                hex::encode(&d.sense),
+                crate::scsi::sense::Sense::parse(&d.sense)
+                    .map(|s| super::scsi_cmds::sense_text(&s))
+                    .unwrap_or_default()
+            ),
+        });
+        return Ok(exit::OK);
+    }
     let rcr = ReceiveCopyResults::operating_parameters();
     let buf = cm.data_in(rcr.to_cdb(), rcr.alloc_len as usize)?;
     let p = OperatingParameters::parse(&buf).map_err(|e| cm.perr("RECEIVE COPY RESULTS", e))?;

@@ -48,6 +48,13 @@ pub enum EngineError {
         #[source]
         source: FormatError,
     },
+    /// The copy manager aborted an EXTENDED COPY at this segment.
+    #[error("the copy manager aborted the copy at {at}")]
+    Aborted {
+        at: String,
+        #[source]
+        source: DeviceError,
+    },
     /// A worker stopped because the other side failed first.
     #[error("stopped: {0}")]
     Stopped(String),

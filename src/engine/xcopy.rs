@@ -9,7 +9,7 @@
 use crate::device::{DeviceError, Disk, Scsi};
 use crate::scsi::spc::Designator;
 use crate::scsi::xcopy::{
-    Cscd, DeviceParams, OperatingParameters, ReceiveCopyResults, Segment, XcopyParams,
+    CopyAborted, Cscd, DeviceParams, OperatingParameters, ReceiveCopyResults, Segment, XcopyParams,
 };
 use crate::scsi::{BlockSize, CdbCodec, DeviceType, Lba, Wire};
 use crate::transport::{Request, Transport};
@@ -172,6 +172,19 @@ pub fn plan(
     Ok(out)
 }
 
+/// "segment N" of a COPY ABORTED, from the sense (SPC-4 6.4.3.3), or
+/// `None` for any other failure.
+pub fn aborted_segment(e: &DeviceError) -> Option<String> {
+    let DeviceError::Check { raw_sense, .. } = e else {
+        return None;
+    };
+    let a = CopyAborted::from_sense_bytes(raw_sense)?;
+    Some(a.segment.map_or_else(
+        || "an unreported segment (maybe 0)".to_string(),
+        |n| format!("segment {n}"),
+    ))
+}
+
 /// How to treat what the copy manager refuses (after NetBackup and VMware).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -233,14 +246,25 @@ pub fn run<C: Transport, S: Transport, D: Transport>(
                     continue;
                 }
                 Err(e) if fallback == Fallback::Prefer && e.sense().is_some() => {
+                    let at = aborted_segment(&e)
+                        .map(|s| format!(" at {s}"))
+                        .unwrap_or_default();
                     let why = format!(
-                        "EXTENDED COPY of {} blocks at LBA {} refused ({e}); copied through the host",
+                        "EXTENDED COPY of {} blocks at LBA {} refused{at} ({e}); copied through the host",
                         c.blocks, c.src_lba
                     );
                     log::warn!("{why}");
                     r.fallbacks.push(why);
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => {
+                    return Err(match aborted_segment(&e) {
+                        Some(at) => EngineError::Aborted {
+                            at: format!("{at} of the command for LBA {}", c.src_lba),
+                            source: e,
+                        },
+                        None => e.into(),
+                    })
+                }
             }
         }
         host_copy(src, dst, bs, c.src_lba, c.dst_lba, c.blocks)?;

@@ -306,7 +306,13 @@ pub fn lio_ctl(cmd: &str) -> String {
 }
 
 /// Add a LUN of `mb` MiB in the guest, mapped for `initiators`; its URL.
+/// A LUN of that name left by an earlier run is removed first.
 pub fn lio_add_lun(name: &str, mb: u32, initiators: &[&str]) -> String {
+    let _ = Command::new("bash")
+        .arg(repo_root().join("test-rig/lio/lun.sh"))
+        .args(["del", name])
+        .env("SANMOVER_LIO_STATE", lio().get("SANMOVER_LIO_STATE_DIR"))
+        .output();
     let mut c = Command::new("bash");
     c.arg(repo_root().join("test-rig/lio/lun.sh"))
         .args(["add", name, &mb.to_string()])
