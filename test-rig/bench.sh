@@ -48,11 +48,18 @@ RAW_TAPE=$BIN/examples/raw_tape
 RAW_DISK=$BIN/examples/raw_disk
 
 STATE=$(mktemp -d "${TMPDIR:-/tmp}/sanmover-bench.XXXXXX")
+# Two targets, as on a SAN: a disk array (this rig) and a tape library (a
+# second tgtd in TSTATE). One tgtd serving both would handle the disk and
+# tape sessions in one event loop and add their times up.
+TSTATE=$STATE/tape-library
+mkdir -p "$TSTATE"
 export SANMOVER_RIG_STATE=$STATE
 # Room for one copy of the source plus records, headers and slack.
 export SANMOVER_RIG_TAPE_MB=$((MB + MB / 4 + 64))
 export SANMOVER_CATALOG=$STATE/catalog.db
 cleanup() {
+    SANMOVER_RIG_STATE=$TSTATE bash "$ROOT/test-rig/tgt/down.sh" >/dev/null 2>&1 ||
+        echo "bench: stopping the rig in $TSTATE failed" >&2
     bash "$ROOT/test-rig/tgt/down.sh" >/dev/null 2>&1 || echo "bench: stopping the rig in $STATE failed" >&2
     rm -rf "$STATE"
 }
@@ -61,9 +68,10 @@ trap 'exit 130' INT TERM
 trap 'echo "bench: failed (line $LINENO)" >&2; exit 2' ERR
 
 bash test-rig/tgt/up.sh >/dev/null
-ENV_FILE=$STATE/rig.env
-env_value() { sed -n "s/^$1=//p" "$ENV_FILE"; }
-TAPE=$(env_value SANMOVER_RIG_TAPE)
+SANMOVER_RIG_STATE=$TSTATE bash test-rig/tgt/up.sh >/dev/null
+env_value() { sed -n "s/^$1=//p" "$2"; }
+TAPE=$(env_value SANMOVER_RIG_TAPE "$TSTATE/rig.env")
+reset_tape() { SANMOVER_RIG_STATE=$TSTATE bash test-rig/tgt/reset-tape.sh >/dev/null; }
 SRC=$(bash test-rig/tgt/lun.sh add 3 "$MB")
 DST=$(bash test-rig/tgt/lun.sh add 4 "$MB")
 echo "bench: filling the ${MB} MiB source LUN with random data"
@@ -71,7 +79,7 @@ head -c "$BYTES" /dev/urandom >"$STATE/lun-3.img"
 
 # settle: write back the rig's dirty pages before a measurement, so no run
 # pays for the writeback of the one before (the files stay in page cache).
-settle() { sync "$STATE"/*.img; }
+settle() { sync "$STATE"/*.img "$TSTATE"/*.img; }
 
 # mbps JSON: the MBps field of a JSON summary.
 mbps() { python3 -c 'import json,sys; print("%.1f" % json.load(sys.stdin)["MBps"])'; }
@@ -81,7 +89,7 @@ peers() {
     local phase=$1
     settle
     R[disk_read.$phase]=$("$RAW_DISK" read "$SRC" "$CHUNK" "$DEPTH" | mbps)
-    bash test-rig/tgt/reset-tape.sh >/dev/null
+    reset_tape
     settle
     R[tape_write.$phase]=$("$RAW_TAPE" write "$TAPE" "$BLOCK" "$BYTES" | mbps)
     settle
@@ -101,7 +109,7 @@ timed() {
 
 peers before
 
-bash test-rig/tgt/reset-tape.sh >/dev/null
+reset_tape
 "$SANMOVER" tape "$TAPE" label BENCH01 >/dev/null
 settle
 echo "bench: sanmover backup"
