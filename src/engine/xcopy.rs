@@ -7,9 +7,10 @@
 //! host what the copy manager refuses.
 
 use crate::device::{DeviceError, Disk, Scsi};
-use crate::scsi::spc::Designator;
+use crate::scsi::spc::{Designator, VpdPage};
 use crate::scsi::xcopy::{
-    CopyAborted, Cscd, DeviceParams, OperatingParameters, ReceiveCopyResults, Segment, XcopyParams,
+    CopyAborted, Cscd, DeviceParams, OperatingParameters, ReceiveCopyResults, Segment,
+    ThirdPartyCopyVpd, XcopyParams,
 };
 use crate::scsi::{BlockSize, CdbCodec, DeviceType, Lba, Wire};
 use crate::transport::{Request, Transport};
@@ -43,6 +44,21 @@ impl Limits {
         source: "conservative defaults",
     };
 
+    /// From the Third-party Copy VPD page; what it lacks stays
+    /// conservative.
+    pub fn from_vpd(v: &ThirdPartyCopyVpd) -> Limits {
+        let c = Limits::CONSERVATIVE;
+        Limits {
+            max_cscds: v.max_cscd_count.unwrap_or(c.max_cscds).max(2),
+            max_segments: v.max_segment_count.unwrap_or(c.max_segments).max(1),
+            max_descriptor_list_len: v
+                .max_descriptor_list_len
+                .unwrap_or(c.max_descriptor_list_len),
+            max_segment_len: v.max_segment_len.unwrap_or(c.max_segment_len),
+            source: "the third-party copy VPD page (0x8F)",
+        }
+    }
+
     pub fn from_operating_parameters(p: &OperatingParameters) -> Limits {
         Limits {
             max_cscds: p.max_cscd_count.max(2),
@@ -66,10 +82,24 @@ pub fn discover_limits<T: Transport>(cm: &mut Scsi<T>) -> Result<Limits, DeviceE
         }
         Err(e) if e.sense().is_some() => {
             log::info!(
-                "{}: RECEIVE COPY RESULTS refused ({e}); using conservative limits",
+                "{}: RECEIVE COPY RESULTS refused ({e}); trying VPD 0x8F",
                 cm.name()
             );
-            Ok(Limits::CONSERVATIVE)
+            match cm.vpd_raw(VpdPage::THIRD_PARTY_COPY) {
+                Ok(buf) => {
+                    let v = ThirdPartyCopyVpd::parse(&buf)
+                        .map_err(|e| cm.perr("third-party copy VPD page", e))?;
+                    Ok(Limits::from_vpd(&v))
+                }
+                Err(e) if e.sense().is_some() => {
+                    log::info!(
+                        "{}: no VPD 0x8F either ({e}); using conservative limits",
+                        cm.name()
+                    );
+                    Ok(Limits::CONSERVATIVE)
+                }
+                Err(e) => Err(e),
+            }
         }
         Err(e) => Err(e),
     }
@@ -388,6 +418,18 @@ mod tests {
         let bytes = p[0].params.encode().unwrap();
         assert_eq!(bytes[0x0], 0); // list id
         assert_eq!(p[0].dst_lba, 5000);
+    }
+
+    #[test]
+    fn vpd_limits_fill_gaps_conservatively() {
+        let v = ThirdPartyCopyVpd {
+            max_segment_count: Some(4),
+            ..Default::default()
+        };
+        let l = Limits::from_vpd(&v);
+        assert_eq!(l.max_segments, 4);
+        assert_eq!(l.max_cscds, 2);
+        assert_eq!(l.max_segment_len, Limits::CONSERVATIVE.max_segment_len);
     }
 
     #[test]

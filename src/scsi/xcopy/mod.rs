@@ -12,12 +12,14 @@ mod cscd;
 mod params;
 mod results;
 mod segment;
+mod vpd8f;
 
 pub use aborted::*;
 pub use cscd::*;
 pub use params::*;
 pub use results::*;
 pub use segment::*;
+pub use vpd8f::*;
 
 use std::fmt;
 
