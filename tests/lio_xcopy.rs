@@ -32,6 +32,14 @@ fn lio_ecopy_fallbacks_and_acl_refusal() {
     lio_ctl("dd if=/dev/urandom of=/luns/lun0.img bs=1M count=64 conv=notrunc 2>/dev/null; sync");
     let dst = lio_add_lun("xdst", 64, &[backup]);
 
+    // Discovery through the forwarded port: LIO names its guest address,
+    // the portal given is what works.
+    let portal = format!("iscsi://{}", r.get("SANMOVER_LIO_PORTAL"));
+    let luns = run(backup, &["--json", "luns", &portal]).ok().json();
+    let t = &luns.as_array().unwrap()[0];
+    assert_eq!(t["portal"], r.get("SANMOVER_LIO_PORTAL"), "{luns}");
+    assert!(t["luns"].as_array().unwrap().len() >= 3, "{luns}");
+
     // The copy manager's own limits: LIO allows 1 segment per command.
     let op = run(backup, &["--json", "copy-results", "--op-params", lun0])
         .ok()

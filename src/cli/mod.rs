@@ -104,8 +104,9 @@ pub enum Command {
     /// Discover the targets behind a portal (SendTargets) and list each
     /// logical unit with REPORT LUNS and INQUIRY.
     ///
-    /// When discovery names a portal that cannot be reached (a target behind
-    /// NAT answers its own address), the portal given here is used instead.
+    /// Each target is reached through the portal given here first (a
+    /// target behind NAT names its own unreachable address in discovery);
+    /// the portals discovery names are tried after it.
     Luns {
         /// iscsi://HOST[:PORT]
         portal: String,

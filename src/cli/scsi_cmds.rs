@@ -227,11 +227,16 @@ pub fn luns(conn: &ConnArgs, out: &Out, portal: &str) -> Result<u8> {
         discover(&portal, &opts).with_context(|| format!("discovery at {}", portal.portal()))?;
     let mut all = Vec::new();
     for t in &targets {
-        // Try the portals discovery named, then the one given: a target
-        // behind NAT (LIO in QEMU) answers its own unreachable address.
-        let mut candidates: Vec<String> = t.portals.iter().map(|p| strip_tpgt(p)).collect();
-        candidates.push(portal.portal());
-        candidates.dedup();
+        // The portal given first: discovery just answered there, and a
+        // target behind NAT (LIO in QEMU) names its own unreachable
+        // address. The portals discovery named are the alternates.
+        let mut candidates = vec![portal.portal()];
+        for p in &t.portals {
+            let p = strip_tpgt(p);
+            if !candidates.contains(&p) {
+                candidates.push(p);
+            }
+        }
         let mut session = None;
         let mut last_err = None;
         for c in &candidates {
