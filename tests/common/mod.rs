@@ -38,6 +38,25 @@ fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// A rig's KEY=VALUE env file; panics with instructions when it is absent.
+fn read_env(path: &Path, what: &str, how: &str) -> HashMap<String, String> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| {
+        panic!(
+            "{what} is not up ({}: {e}); run `{how}` or `make test`",
+            path.display()
+        )
+    });
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| {
+            (
+                k.trim().trim_start_matches("export ").to_string(),
+                v.trim().trim_matches('"').trim_matches('\'').to_string(),
+            )
+        })
+        .collect()
+}
+
 /// The running tgt rig. Panics with instructions when it is not up.
 pub fn rig() -> &'static Rig {
     static RIG: OnceLock<Rig> = OnceLock::new();
@@ -45,23 +64,9 @@ pub fn rig() -> &'static Rig {
         let path = std::env::var("SANMOVER_RIG_ENV")
             .map(PathBuf::from)
             .unwrap_or_else(|_| repo_root().join("test-rig/run/tgt/rig.env"));
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-            panic!(
-                "the tgt rig is not up ({}: {e}); run `make rig-up` or `make test`",
-                path.display()
-            )
-        });
-        let vars = text
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| {
-                (
-                    k.trim().trim_start_matches("export ").to_string(),
-                    v.trim().trim_matches('"').trim_matches('\'').to_string(),
-                )
-            })
-            .collect();
-        Rig { vars }
+        Rig {
+            vars: read_env(&path, "the tgt rig", "make rig-up"),
+        }
     })
 }
 
@@ -173,12 +178,7 @@ impl PrivateRig {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        let text = std::fs::read_to_string(self.state.path().join("rig.env")).unwrap();
-        self.vars = text
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-            .collect();
+        self.vars = read_env(&self.state.path().join("rig.env"), "a private rig", "up.sh");
     }
 
     pub fn get(&self, key: &str) -> &str {
@@ -268,23 +268,9 @@ pub fn lio() -> &'static Rig {
         let path = std::env::var("SANMOVER_LIO_ENV")
             .map(PathBuf::from)
             .unwrap_or_else(|_| repo_root().join("test-rig/run/lio/rig.env"));
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-            panic!(
-                "the LIO rig is not up ({}: {e}); run `make rig-lio-up` or `make test`",
-                path.display()
-            )
-        });
-        let vars = text
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| {
-                (
-                    k.trim().trim_start_matches("export ").to_string(),
-                    v.trim().trim_matches('"').trim_matches('\'').to_string(),
-                )
-            })
-            .collect();
-        Rig { vars }
+        Rig {
+            vars: read_env(&path, "the LIO rig", "make rig-lio-up"),
+        }
     })
 }
 
