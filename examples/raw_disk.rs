@@ -14,16 +14,13 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use sanmover::scsi::sbc::{Capacity16, Read16, ReadCapacity16, Write16};
-use sanmover::scsi::sense::{Sense, SenseKey};
-use sanmover::scsi::spc::TestUnitReady;
 use sanmover::scsi::{CdbCodec, Lba, Wire};
-use sanmover::transport::iscsi::{IscsiOptions, IscsiTransport};
-use sanmover::transport::url::IscsiUrl;
 use sanmover::transport::{Request, Response, Transport};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
-type Res<T> = Result<T, String>;
+mod peer;
+use peer::{describe, number, session, Measured, Res};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -32,48 +29,18 @@ fn main() -> ExitCode {
             .and_then(|c| number(depth).and_then(|d| whole_lun(op == "write", url, c, d))),
         _ => Err("usage: raw_disk read|write URL CHUNK_BYTES DEPTH".into()),
     };
-    match run {
-        Ok((op, bytes, seconds)) => {
-            let mbps = if seconds > 0.0 {
-                bytes as f64 / seconds / 1e6
-            } else {
-                0.0
-            };
-            println!(r#"{{"op":"{op}","bytes":{bytes},"seconds":{seconds:.3},"MBps":{mbps:.1}}}"#);
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("raw_disk: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn number(s: &str) -> Res<usize> {
-    s.parse()
-        .ok()
-        .filter(|&n| n > 0)
-        .ok_or_else(|| format!("not a positive number: {s}"))
+    peer::report("raw_disk", run)
 }
 
 fn check(r: &Response) -> Res<()> {
     if r.is_good() {
         return Ok(());
     }
-    Err(match Sense::parse(&r.sense) {
-        Ok(s) => format!("{}: {} {s}", r.cdb, r.status),
-        Err(_) => format!("{}: {}", r.cdb, r.status),
-    })
+    Err(format!("{}: {}", r.cdb, describe(r)))
 }
 
-fn whole_lun(write: bool, url: &str, chunk: usize, depth: usize) -> Res<(&'static str, u64, f64)> {
-    let url = IscsiUrl::parse(url).map_err(|e| e.to_string())?;
-    let opts = IscsiOptions {
-        queue_depth: depth,
-        ..IscsiOptions::default()
-    };
-    let mut t = IscsiTransport::connect(&url, &opts).map_err(|e| e.to_string())?;
-    clear_unit_attention(&mut t)?;
+fn whole_lun(write: bool, url: &str, chunk: usize, depth: usize) -> Res<Measured> {
+    let mut t = session(url, depth)?;
     let cap = ReadCapacity16::default().to_cdb();
     let r = t
         .execute(Request::data_in(cap, Capacity16::LEN))
@@ -118,19 +85,4 @@ fn whole_lun(write: bool, url: &str, chunk: usize, depth: usize) -> Res<(&'stati
         bytes,
         t0.elapsed().as_secs_f64(),
     ))
-}
-
-/// TEST UNIT READY until the unit attention of a new session or a
-/// re-added LU (29/00) has been reported.
-fn clear_unit_attention(t: &mut IscsiTransport) -> Res<()> {
-    for _ in 0..5 {
-        let r = t
-            .execute(Request::none(TestUnitReady.to_cdb()))
-            .map_err(|e| e.to_string())?;
-        let ua = Sense::parse(&r.sense).is_ok_and(|s| s.key == SenseKey::UNIT_ATTENTION);
-        if !ua {
-            return Ok(());
-        }
-    }
-    Err("unit attention does not clear".into())
 }

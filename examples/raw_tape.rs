@@ -12,65 +12,32 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use sanmover::scsi::sense::{Sense, SenseKey};
-use sanmover::scsi::spc::TestUnitReady;
+use sanmover::scsi::sense::Sense;
 use sanmover::scsi::ssc::{Read6, Rewind, Write6, WriteFilemarks6};
 use sanmover::scsi::{CdbCodec, Status};
-use sanmover::transport::iscsi::{IscsiOptions, IscsiTransport};
-use sanmover::transport::url::IscsiUrl;
+use sanmover::transport::iscsi::IscsiTransport;
 use sanmover::transport::{Request, Response, Transport};
 
 const TIMEOUT: Duration = Duration::from_secs(300);
 
-type Res<T> = Result<T, String>;
+mod peer;
+use peer::{describe, number, session, Measured, Res};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let run = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
         ["write", url, block, total] => number(block).and_then(|b| {
-            number(total).and_then(|t| session(url).and_then(|mut s| write(&mut s, b, t)))
+            number(total).and_then(|t| session(url, 1).and_then(|mut s| write(&mut s, b, t)))
         }),
         ["read", url, block] => {
-            number(block).and_then(|b| session(url).and_then(|mut s| read(&mut s, b)))
+            number(block).and_then(|b| session(url, 1).and_then(|mut s| read(&mut s, b)))
         }
         _ => Err(
             "usage: raw_tape write URL BLOCK_BYTES TOTAL_BYTES | raw_tape read URL BLOCK_BYTES"
                 .into(),
         ),
     };
-    match run {
-        Ok((op, bytes, seconds)) => {
-            let mbps = if seconds > 0.0 {
-                bytes as f64 / seconds / 1e6
-            } else {
-                0.0
-            };
-            println!(r#"{{"op":"{op}","bytes":{bytes},"seconds":{seconds:.3},"MBps":{mbps:.1}}}"#);
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("raw_tape: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn number(s: &str) -> Res<usize> {
-    s.parse()
-        .ok()
-        .filter(|&n| n > 0)
-        .ok_or_else(|| format!("not a positive number: {s}"))
-}
-
-fn session(url: &str) -> Res<IscsiTransport> {
-    let url = IscsiUrl::parse(url).map_err(|e| e.to_string())?;
-    let opts = IscsiOptions {
-        queue_depth: 1,
-        ..IscsiOptions::default()
-    };
-    let mut t = IscsiTransport::connect(&url, &opts).map_err(|e| e.to_string())?;
-    clear_unit_attention(&mut t)?;
-    Ok(t)
+    peer::report("raw_tape", run)
 }
 
 fn run(t: &mut IscsiTransport, req: Request) -> Res<Response> {
@@ -88,14 +55,7 @@ fn expect_good(t: &mut IscsiTransport, req: Request) -> Res<()> {
     }
 }
 
-fn describe(r: &Response) -> String {
-    match Sense::parse(&r.sense) {
-        Ok(s) => format!("{} {s}", r.status),
-        Err(_) => r.status.to_string(),
-    }
-}
-
-fn write(t: &mut IscsiTransport, block: usize, total: usize) -> Res<(&'static str, u64, f64)> {
+fn write(t: &mut IscsiTransport, block: usize, total: usize) -> Res<Measured> {
     expect_good(t, Request::none(Rewind::default().to_cdb()))?;
     // Incompressible-looking data; tgt stores it as is anyway.
     let mut x = 0x9E37_79B9_7F4A_7C15u64;
@@ -136,7 +96,7 @@ fn write(t: &mut IscsiTransport, block: usize, total: usize) -> Res<(&'static st
     Ok(("write", done as u64, t0.elapsed().as_secs_f64()))
 }
 
-fn read(t: &mut IscsiTransport, block: usize) -> Res<(&'static str, u64, f64)> {
+fn read(t: &mut IscsiTransport, block: usize) -> Res<Measured> {
     expect_good(t, Request::none(Rewind::default().to_cdb()))?;
     // Twice the block: tgt 1.0.85 sends stale bytes when a block is shorter
     // than the buffer but longer than half of it.
@@ -168,19 +128,4 @@ fn read(t: &mut IscsiTransport, block: usize) -> Res<(&'static str, u64, f64)> {
         buf = r.buf;
     }
     Ok(("read", done, t0.elapsed().as_secs_f64()))
-}
-
-/// TEST UNIT READY until the unit attention of a new session or a
-/// re-added LU (29/00) has been reported.
-fn clear_unit_attention(t: &mut IscsiTransport) -> Res<()> {
-    for _ in 0..5 {
-        let r = t
-            .execute(Request::none(TestUnitReady.to_cdb()))
-            .map_err(|e| e.to_string())?;
-        let ua = Sense::parse(&r.sense).is_ok_and(|s| s.key == SenseKey::UNIT_ATTENTION);
-        if !ua {
-            return Ok(());
-        }
-    }
-    Err("unit attention does not clear".into())
 }

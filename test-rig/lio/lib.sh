@@ -6,18 +6,11 @@
 
 LIO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 RIG_ROOT=$(cd "$LIO_DIR/.." && pwd)
+RIG_NAME="lio rig"
+# shellcheck source-path=SCRIPTDIR source=../common.sh
+source "$RIG_ROOT/common.sh"
 # State dir: SANMOVER_LIO_STATE, else the dir of SANMOVER_LIO_ENV, else default.
-if [[ -n ${SANMOVER_LIO_STATE:-} ]]; then
-    STATE=$SANMOVER_LIO_STATE
-elif [[ -n ${SANMOVER_LIO_ENV:-} ]]; then
-    STATE=$(dirname "$SANMOVER_LIO_ENV")
-else
-    STATE=$RIG_ROOT/run/lio
-fi
-case $STATE in
-/*) ;;
-*) STATE=$PWD/$STATE ;;
-esac
+STATE=$(rig_state_dir SANMOVER_LIO_STATE SANMOVER_LIO_ENV "$RIG_ROOT/run/lio")
 # Downloaded kernel package and its extracted tree (shared by all rigs).
 CACHE=${SANMOVER_LIO_CACHE:-$RIG_ROOT/cache/lio}
 
@@ -64,18 +57,7 @@ LUN_SERIALS=(
     c2c25a4e-0002-4000-8000-000000000002
 )
 
-log() { printf 'lio rig: %s\n' "$*" >&2; }
-die() {
-    log "error: $*"
-    exit 1
-}
 
-# Read KEY from rig.env (no sourcing: the file is data).
-env_value() {
-    local key=$1
-    [[ -r $ENV_FILE ]] || return 1
-    sed -n "s/^$key=//p" "$ENV_FILE" | head -n1
-}
 
 # True if PID is a live (non-zombie) qemu-system-x86_64 whose command line
 # names our pid file: guards every kill (a recycled pid, or somebody else's
@@ -108,20 +90,6 @@ stop_qemu() {
     return 1
 }
 
-# A TCP port on 127.0.0.1 that is free right now (never 3260).
-free_tcp_port() {
-    python3 - <<'EOF'
-import socket
-while True:
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    if port != 3260:
-        print(port)
-        break
-EOF
-}
 
 # ctl CMD: run CMD in the guest through the control channel; its output on
 # stdout, its exit status as ours.

@@ -7,17 +7,10 @@ RIG_TGT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 RIG_ROOT=$(cd "$RIG_TGT_DIR/.." && pwd)
 # The state dir can be moved (e.g. to run two rigs from one checkout) with
 # SANMOVER_RIG_STATE; helpers run from tests find it through SANMOVER_RIG_ENV.
-if [[ -n ${SANMOVER_RIG_STATE:-} ]]; then
-    STATE=$SANMOVER_RIG_STATE
-elif [[ -n ${SANMOVER_RIG_ENV:-} ]]; then
-    STATE=$(dirname "$SANMOVER_RIG_ENV")
-else
-    STATE=$RIG_ROOT/run/tgt
-fi
-case $STATE in
-/*) ;;
-*) STATE=$PWD/$STATE ;;
-esac
+RIG_NAME=rig
+# shellcheck source-path=SCRIPTDIR source=../common.sh
+source "$RIG_ROOT/common.sh"
+STATE=$(rig_state_dir SANMOVER_RIG_STATE SANMOVER_RIG_ENV "$RIG_ROOT/run/tgt")
 
 IQN_BASE=iqn.2026-11.org.sanmover.rig
 DISK_IQN=$IQN_BASE:disk
@@ -58,11 +51,6 @@ TAPE_FILE=$STATE/tape.img
 # tgtd keeps its management socket (and a lock file) here, suffixed by -C N.
 TGT_SOCKET_DIR=/var/run/tgtd
 
-log() { printf 'rig: %s\n' "$*" >&2; }
-die() {
-    log "error: $*"
-    exit 1
-}
 
 # tadm N ARGS...: tgtadm on control port N.
 tadm() {
@@ -97,20 +85,6 @@ control_in_use() {
     ss -lxH 2>/dev/null | awk '{ print $5 }' | grep -qxF "$TGT_SOCKET_DIR/socket.$n"
 }
 
-# A TCP port on 127.0.0.1 that is free right now (never 3260, tgtd's fallback).
-free_tcp_port() {
-    python3 - <<'EOF'
-import socket
-while True:
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    if port != 3260:
-        print(port)
-        break
-EOF
-}
 
 # A tgtd control port number nobody serves now.
 free_control_port() {
@@ -127,12 +101,6 @@ free_control_port() {
     return 1
 }
 
-# Read KEY from rig.env (no sourcing: the file is data).
-env_value() {
-    local key=$1
-    [[ -r $ENV_FILE ]] || return 1
-    sed -n "s/^$key=//p" "$ENV_FILE" | head -n1
-}
 
 # stop_tgtd PID N: stop our tgtd on control port N, by pid only.
 # tgtd ignores SIGTERM, so ask it through tgtadm first: offline, drop
