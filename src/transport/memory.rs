@@ -80,9 +80,35 @@ impl Completion {
     }
 }
 
+/// Who sent a command: the I_T nexus as a target sees it (SAM-5 4.6.3).
+/// Units that keep per-nexus state (copy managers holding list IDs,
+/// SPC-4 6.4.3) key it on this.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct Nexus {
+    /// iSCSI initiator name (or any stable initiator port name).
+    pub initiator: String,
+    /// ISID of the session (RFC 7143 11.12.5); 0 where there is none.
+    pub isid: u64,
+    /// Target name the command came in through.
+    pub target: String,
+}
+
 /// A target-side logical unit: bytes in, status, sense and bytes out.
 pub trait LogicalUnit {
     fn execute(&mut self, cdb: &[u8], data_out: &[u8], data_in: &mut [u8]) -> Completion;
+
+    /// [`LogicalUnit::execute`] for a command from `nexus`; units without
+    /// per-nexus state need not override it.
+    fn execute_for(
+        &mut self,
+        nexus: &Nexus,
+        cdb: &[u8],
+        data_out: &[u8],
+        data_in: &mut [u8],
+    ) -> Completion {
+        let _ = nexus;
+        self.execute(cdb, data_out, data_in)
+    }
 }
 
 /// Copy a response into the data-in buffer, cut to the allocation.
