@@ -263,10 +263,7 @@ fn chap_right_and_wrong_secret() {
     let addr = h.local_addr();
     let tur = Cdb::new(&[0, 0, 0, 0, 0, 0]).unwrap();
     let mut t = connect(addr, 0, INITIATOR, Some(("alice", "sesame-sesame"))).unwrap();
-    assert_eq!(
-        t.execute(Request::none(tur.clone())).unwrap().status,
-        Status::GOOD
-    );
+    assert_eq!(t.execute(Request::none(tur)).unwrap().status, Status::GOOD);
     for cred in [
         Some(("alice", "wrong-secret1")),
         Some(("bob", "sesame-sesame")),

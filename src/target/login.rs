@@ -54,7 +54,7 @@ enum Auth {
     /// CHAP passed.
     Authenticated,
     /// AuthMethod=None agreed.
-    NoAuth,
+    Unauthenticated,
 }
 
 /// How a login step ended.
@@ -265,7 +265,7 @@ impl Login {
                 return Err((status::NOT_FOUND, format!("no target named {target}")));
             }
         }
-        if !cfg.allow.is_empty() && !cfg.allow.iter().any(|a| *a == initiator) {
+        if !cfg.allow.is_empty() && !cfg.allow.contains(&initiator) {
             return Err((
                 status::AUTHORIZATION_FAILED,
                 format!("initiator {initiator} is not on the allow list"),
@@ -297,7 +297,7 @@ impl Login {
         }
         let security_done = match chap {
             Some(_) => self.auth == Auth::Authenticated,
-            None => matches!(self.auth, Auth::Start | Auth::NoAuth),
+            None => matches!(self.auth, Auth::Start | Auth::Unauthenticated),
         };
         let transit = req.transit && (req.csg == OPERATIONAL || security_done);
         let mut outcome = LoginOutcome::Continue;
@@ -348,7 +348,7 @@ impl Login {
                 }
                 None if offered("None") => {
                     out.push(("AuthMethod".into(), "None".into()));
-                    self.auth = Auth::NoAuth;
+                    self.auth = Auth::Unauthenticated;
                 }
                 None => return fail("initiator requires authentication; none configured"),
             }
