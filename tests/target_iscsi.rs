@@ -403,3 +403,431 @@ fn iscsi_test_cu_suites_pass() {
     }
     h.shutdown();
 }
+
+mod raw {
+    //! A bare-bones initiator on our own PDU codec, for what libiscsi does
+    //! not let a test do on purpose: TMFs at chosen moments, CmdSN outside
+    //! the window, malformed PDUs.
+
+    use super::*;
+    use sanmover::target::pdu::*;
+    use sanmover::target::text::{encode_pairs, parse_pairs};
+
+    pub struct Raw {
+        pub s: TcpStream,
+        pub cmd_sn: u32,
+        pub itt: u32,
+    }
+
+    pub const ISID: u64 = 0x80_1234_0001;
+
+    impl Raw {
+        /// Log in (operational stage only) with `keys` added to the names.
+        pub fn login(
+            addr: SocketAddr,
+            keys: &[(&str, &str)],
+        ) -> (Raw, LoginResponse, Vec<(String, String)>) {
+            let s = TcpStream::connect(addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut r = Raw {
+                s,
+                cmd_sn: 10,
+                itt: 1,
+            };
+            let mut kv: Vec<(String, String)> = vec![
+                ("InitiatorName".into(), INITIATOR.into()),
+                ("TargetName".into(), IQN.into()),
+                ("SessionType".into(), "Normal".into()),
+            ];
+            kv.extend(keys.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+            let h = Header::LoginRequest(LoginRequest {
+                transit: true,
+                cont: false,
+                csg: 1,
+                nsg: 3,
+                version_max: 0,
+                version_min: 0,
+                isid: ISID,
+                tsih: 0,
+                itt: 0,
+                cid: 0,
+                cmd_sn: r.cmd_sn,
+                exp_stat_sn: 0,
+            });
+            r.send(h, &encode_pairs(&kv));
+            let p = r.recv().expect("login response");
+            let Header::LoginResponse(lr) = p.header else {
+                panic!("not a login response: {:?}", p.header)
+            };
+            let kv = parse_pairs(&p.data).unwrap();
+            (r, lr, kv)
+        }
+
+        pub fn send(&mut self, h: Header, data: &[u8]) {
+            self.s
+                .write_all(&Pdu::new(h, data.to_vec()).emit())
+                .unwrap();
+        }
+
+        /// The next PDU, or None on EOF or timeout.
+        pub fn recv(&mut self) -> Option<Pdu> {
+            let mut bhs = [0u8; BHS_LEN];
+            self.s.read_exact(&mut bhs).ok()?;
+            let mut rest = vec![0u8; trailing_len(&bhs)];
+            self.s.read_exact(&mut rest).ok()?;
+            Some(Pdu::from_parts(&bhs, &rest, 1 << 24).unwrap())
+        }
+
+        pub fn next_itt(&mut self) -> u32 {
+            self.itt += 1;
+            self.itt
+        }
+
+        pub fn command(&mut self, cdb: &[u8], read: bool, write: bool, edtl: u32) -> u32 {
+            let itt = self.next_itt();
+            let mut c = [0u8; 16];
+            c[..cdb.len()].copy_from_slice(cdb);
+            let h = Header::ScsiCommand(ScsiCommand {
+                immediate: false,
+                final_bit: true,
+                read,
+                write,
+                attr: 1,
+                lun: 0,
+                itt,
+                edtl,
+                cmd_sn: self.cmd_sn,
+                exp_stat_sn: 0,
+                cdb: c,
+            });
+            self.cmd_sn += 1;
+            self.send(h, &[]);
+            itt
+        }
+
+        pub fn nop(&mut self, data: &[u8]) -> Pdu {
+            let itt = self.next_itt();
+            let h = Header::NopOut(NopOut {
+                immediate: true,
+                lun: 0,
+                itt,
+                ttt: RESERVED_TAG,
+                cmd_sn: self.cmd_sn,
+                exp_stat_sn: 0,
+            });
+            self.send(h, data);
+            self.recv().expect("NOP-In")
+        }
+
+        pub fn tmf(
+            &mut self,
+            function: TmfFunction,
+            lun: u64,
+            rtt: u32,
+            ref_cmd_sn: u32,
+        ) -> TmfResponse {
+            let itt = self.next_itt();
+            let h = Header::TaskMgmtRequest(TaskMgmtRequest {
+                immediate: true,
+                function,
+                lun,
+                itt,
+                rtt,
+                cmd_sn: self.cmd_sn,
+                exp_stat_sn: 0,
+                ref_cmd_sn,
+                exp_data_sn: 0,
+            });
+            self.send(h, &[]);
+            match self.recv().expect("TMF response").header {
+                Header::TaskMgmtResponse(r) => {
+                    assert_eq!(r.itt, itt);
+                    r.response
+                }
+                other => panic!("not a TMF response: {other:?}"),
+            }
+        }
+
+        pub fn data_out(
+            &mut self,
+            itt: u32,
+            ttt: u32,
+            data_sn: u32,
+            offset: u32,
+            last: bool,
+            data: &[u8],
+        ) {
+            let h = Header::DataOut(DataOut {
+                final_bit: last,
+                lun: 0,
+                itt,
+                ttt,
+                exp_stat_sn: 0,
+                data_sn,
+                buffer_offset: offset,
+            });
+            self.send(h, data);
+        }
+    }
+}
+
+fn get<'a>(kv: &'a [(String, String)], k: &str) -> Option<&'a str> {
+    kv.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str())
+}
+
+const SMALL: [(&str, &str); 7] = [
+    ("HeaderDigest", "CRC32C,None"),
+    ("InitialR2T", "Yes"),
+    ("ImmediateData", "No"),
+    ("MaxRecvDataSegmentLength", "8192"),
+    ("MaxBurstLength", "16384"),
+    ("FirstBurstLength", "8192"),
+    ("X-org.example.Unknown", "1"),
+];
+
+/// R2T and Data-In sequencing, NOP, TMFs, CmdSN window, SendTargets and
+/// logout, PDU by PDU.
+#[test]
+fn raw_protocol_walk_through() {
+    use sanmover::target::pdu::*;
+    let (h, disks) = serve(1, 256, &[], None);
+    let (mut r, lr, kv) = raw::Raw::login(h.local_addr(), &SMALL);
+    assert_eq!((lr.status_class, lr.status_detail), (0, 0));
+    assert!(lr.transit && lr.nsg == 3 && lr.tsih != 0);
+    assert_eq!(lr.exp_cmd_sn, 10);
+    assert_eq!(get(&kv, "HeaderDigest"), Some("None"));
+    assert_eq!(get(&kv, "MaxBurstLength"), Some("16384"));
+    assert_eq!(get(&kv, "X-org.example.Unknown"), Some("NotUnderstood"));
+    let mut stat_sn = lr.stat_sn + 1;
+
+    // NOP-Out ping echoes its data.
+    let p = r.nop(b"ping");
+    let Header::NopIn(n) = &p.header else {
+        panic!("{:?}", p.header)
+    };
+    assert_eq!(
+        (n.stat_sn, n.ttt, p.data.as_slice()),
+        (stat_sn, RESERVED_TAG, &b"ping"[..])
+    );
+    stat_sn += 1;
+
+    // WRITE(16) of 32 KiB at LBA 8: two R2Ts of MaxBurstLength, each
+    // answered by two 8 KiB Data-Out PDUs (DataSN restarts per R2T).
+    let data = pattern(32 * 1024, 5);
+    let mut w = [0u8; 16];
+    w[0] = 0x8a;
+    w[9] = 8;
+    w[13] = 64;
+    let itt = r.command(&w, false, true, data.len() as u32);
+    for burst in 0..2u32 {
+        let p = r.recv().expect("R2T");
+        let Header::R2t(t) = p.header else {
+            panic!("{:?}", p.header)
+        };
+        assert_eq!(
+            (t.itt, t.r2t_sn, t.buffer_offset, t.desired_length),
+            (itt, burst, burst * 16384, 16384)
+        );
+        for k in 0..2u32 {
+            let off = burst * 16384 + k * 8192;
+            r.data_out(
+                itt,
+                t.ttt,
+                k,
+                off,
+                k == 1,
+                &data[off as usize..off as usize + 8192],
+            );
+        }
+    }
+    let p = r.recv().expect("SCSI Response");
+    let Header::ScsiResponse(s) = p.header else {
+        panic!("{:?}", p.header)
+    };
+    assert_eq!(
+        (s.itt, s.status, s.stat_sn, s.underflow, s.overflow),
+        (itt, 0, stat_sn, false, false)
+    );
+    stat_sn += 1;
+    assert!(disks[0].lock().unwrap().data()[8 * 512..8 * 512 + data.len()] == data[..]);
+
+    // READ(16) back: Data-In of 8 KiB (our MaxRecvDataSegmentLength), F at
+    // each 16 KiB burst, status collapsed into the last one; EDTL one
+    // block more than the CDB asks: underflow 512.
+    let mut rd = w;
+    rd[0] = 0x88;
+    let itt = r.command(&rd, true, false, data.len() as u32 + 512);
+    let mut got = Vec::new();
+    for sn in 0..4u32 {
+        let p = r.recv().expect("Data-In");
+        let Header::DataIn(d) = p.header else {
+            panic!("{:?}", p.header)
+        };
+        assert_eq!((d.itt, d.data_sn, d.buffer_offset), (itt, sn, sn * 8192));
+        assert_eq!(d.final_bit, sn % 2 == 1);
+        if sn == 3 {
+            assert_eq!(d.status, Some(0));
+            assert!(d.underflow && d.residual == 512 && d.stat_sn == stat_sn);
+        } else {
+            assert_eq!(d.status, None);
+        }
+        got.extend_from_slice(&p.data);
+    }
+    assert!(got == data);
+    stat_sn += 1;
+
+    // ABORT TASK of a write waiting for data; its late Data-Out is ignored.
+    let itt = r.command(&w, false, true, data.len() as u32);
+    let p = r.recv().expect("R2T");
+    let Header::R2t(t) = p.header else {
+        panic!("{:?}", p.header)
+    };
+    assert_eq!(
+        r.tmf(TmfFunction::ABORT_TASK, 0, itt, r.cmd_sn - 1),
+        TmfResponse::FUNCTION_COMPLETE
+    );
+    r.data_out(itt, t.ttt, 0, 0, true, &data[..8192]);
+    assert_eq!(
+        r.tmf(TmfFunction::ABORT_TASK, 0, 0x7777, r.cmd_sn),
+        TmfResponse::TASK_DOES_NOT_EXIST
+    );
+    assert_eq!(
+        r.tmf(TmfFunction::LOGICAL_UNIT_RESET, 0, RESERVED_TAG, 0),
+        TmfResponse::FUNCTION_COMPLETE
+    );
+    let lun7 = sanmover::scsi::spc::Lun::from_index(7).0;
+    assert_eq!(
+        r.tmf(TmfFunction::LOGICAL_UNIT_RESET, lun7, RESERVED_TAG, 0),
+        TmfResponse::LUN_DOES_NOT_EXIST
+    );
+    assert_eq!(
+        r.tmf(TmfFunction::CLEAR_ACA, 0, RESERVED_TAG, 0),
+        TmfResponse::NOT_SUPPORTED
+    );
+    stat_sn += 5;
+
+    // A command beyond MaxCmdSN is dropped without an answer; the next
+    // PDU back is the NOP-In, and a command in order still works.
+    r.cmd_sn += 100;
+    r.command(&[0u8; 6], false, false, 0);
+    r.cmd_sn -= 101;
+    let p = r.nop(b"");
+    assert!(matches!(p.header, Header::NopIn(_)), "{:?}", p.header);
+    stat_sn += 1;
+    let itt = r.command(&[0u8; 6], false, false, 0);
+    let p = r.recv().expect("TUR status");
+    let Header::ScsiResponse(s) = p.header else {
+        panic!("{:?}", p.header)
+    };
+    assert_eq!((s.itt, s.status, s.stat_sn), (itt, 0, stat_sn));
+    stat_sn += 1;
+
+    // SendTargets in a normal session names this target.
+    let itt = r.next_itt();
+    let th = Header::TextRequest(TextRequest {
+        immediate: false,
+        final_bit: true,
+        cont: false,
+        lun: 0,
+        itt,
+        ttt: RESERVED_TAG,
+        cmd_sn: r.cmd_sn,
+        exp_stat_sn: 0,
+    });
+    r.cmd_sn += 1;
+    r.send(th, b"SendTargets=All\0");
+    let p = r.recv().expect("Text Response");
+    let Header::TextResponse(tr) = &p.header else {
+        panic!("{:?}", p.header)
+    };
+    assert_eq!((tr.itt, tr.stat_sn, tr.final_bit), (itt, stat_sn, true));
+    let kv = sanmover::target::text::parse_pairs(&p.data).unwrap();
+    assert_eq!(get(&kv, "TargetName"), Some(IQN));
+    assert_eq!(
+        get(&kv, "TargetAddress"),
+        Some(format!("{},1", h.local_addr()).as_str())
+    );
+
+    // Logout, then the target closes the connection.
+    let itt = r.next_itt();
+    let lh = Header::LogoutRequest(LogoutRequest {
+        immediate: true,
+        reason: 0,
+        itt,
+        cid: 0,
+        cmd_sn: r.cmd_sn,
+        exp_stat_sn: 0,
+    });
+    r.send(lh, &[]);
+    let p = r.recv().expect("Logout Response");
+    let Header::LogoutResponse(lo) = p.header else {
+        panic!("{:?}", p.header)
+    };
+    assert_eq!((lo.itt, lo.response), (itt, 0));
+    assert!(r.recv().is_none(), "connection closed after logout");
+    h.shutdown();
+}
+
+/// Malformed PDUs end their own connection only.
+#[test]
+fn malformed_pdus_close_only_their_connection() {
+    use sanmover::target::pdu::*;
+    let (h, _) = serve(1, 64, &[], None);
+    let addr = h.local_addr();
+    let (mut good, _, _) = raw::Raw::login(addr, &SMALL);
+
+    // An opcode no initiator sends: Reject (command not supported), close.
+    let (mut bad, _, _) = raw::Raw::login(addr, &SMALL);
+    let mut junk = [0u8; BHS_LEN];
+    junk[0] = 0x1f;
+    bad.s.write_all(&junk).unwrap();
+    let p = bad.recv().expect("Reject");
+    let Header::Reject(rj) = p.header else {
+        panic!("{:?}", p.header)
+    };
+    assert_eq!(rj.reason, RejectReason::COMMAND_NOT_SUPPORTED);
+    assert_eq!(p.data, junk.to_vec());
+    assert!(bad.recv().is_none());
+
+    // A data segment beyond MaxRecvDataSegmentLength: closed unread.
+    let (mut bad, _, _) = raw::Raw::login(addr, &SMALL);
+    let mut nop = [0u8; BHS_LEN];
+    nop[0] = 0x40;
+    nop[1] = 0x80;
+    nop[5..8].copy_from_slice(&[0x10, 0, 0]);
+    nop[16..20].copy_from_slice(&[0, 0, 0, 9]);
+    bad.s.write_all(&nop).unwrap();
+    assert!(bad.recv().is_none());
+
+    // Data-Out beyond its burst: closed.
+    let (mut bad, _, _) = raw::Raw::login(addr, &SMALL);
+    let mut w = [0u8; 16];
+    w[0] = 0x8a;
+    w[13] = 16;
+    let itt = bad.command(&w, false, true, 8192);
+    let p = bad.recv().expect("R2T");
+    let Header::R2t(t) = p.header else {
+        panic!("{:?}", p.header)
+    };
+    bad.data_out(itt, t.ttt, 0, 0, true, &[0u8; 8192]);
+    bad.data_out(itt, t.ttt, 1, 8192, true, &[0u8; 512]);
+    // The write completed with the first burst; the second is for an ITT
+    // no longer known and is dropped, the connection stays.
+    let p = bad.recv().expect("status");
+    assert!(matches!(p.header, Header::ScsiResponse(_)));
+    let itt = bad.command(&w, false, true, 8192);
+    let p = bad.recv().expect("R2T");
+    let Header::R2t(t) = p.header else {
+        panic!("{:?}", p.header)
+    };
+    bad.data_out(itt, t.ttt, 0, 0, true, &[0u8; 8192 + 512]);
+    assert!(
+        bad.recv().is_none(),
+        "Data-Out beyond the R2T closes the connection"
+    );
+
+    // The well-behaved session never noticed.
+    let p = good.nop(b"still here");
+    assert_eq!(p.data, b"still here".to_vec());
+    h.shutdown();
+}
