@@ -9,5 +9,6 @@ pub mod cli;
 pub mod device;
 pub mod engine;
 pub mod format;
+pub mod router;
 pub mod scsi;
 pub mod transport;
