@@ -97,7 +97,13 @@ impl Backends {
                             log::warn!("{s}: LUN {lun} has no single-level number; skipped");
                             continue;
                         };
-                        self.add_url(IscsiUrl { lun: n, ..lun0.clone() }, initiator)?;
+                        self.add_url(
+                            IscsiUrl {
+                                lun: n,
+                                ..lun0.clone()
+                            },
+                            initiator,
+                        )?;
                     }
                 }
             }

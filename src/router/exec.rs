@@ -243,7 +243,9 @@ impl<'a> Exec<'a> {
                     }
                 }
             }
-            End::Backend(b) => self.feed_from_prefetch(i, b, s.block_size, dend, stream_len, &mut w),
+            End::Backend(b) => {
+                self.feed_from_prefetch(i, b, s.block_size, dend, stream_len, &mut w)
+            }
         };
         self.stream_finish(i, dend, w, cat, r)
     }
@@ -306,10 +308,10 @@ impl<'a> Exec<'a> {
         let mut jobs: Vec<(usize, u64, u64)> = Vec::new();
         for (j, st) in self.plan.steps.iter().enumerate().skip(i) {
             match st.op {
-                Op::BlockToStream { src, lba, bytes, .. } => {
-                    if self.plan.targets[src].map(|t| t.end) == Some(End::Backend(b)) {
-                        jobs.push((j, lba, bytes / bs as u64));
-                    }
+                Op::BlockToStream {
+                    src, lba, bytes, ..
+                } if self.plan.targets[src].map(|t| t.end) == Some(End::Backend(b)) => {
+                    jobs.push((j, lba, bytes / bs as u64));
                 }
                 Op::StreamToBlock { .. } | Op::BlockToBlock { .. } => break,
                 _ => {}
@@ -493,28 +495,28 @@ impl<'a> Exec<'a> {
                 buf.truncate(n);
                 Ok(buf)
             }
-            Ok((ReadOutcome::Filemark, _)) => Err(Abort::new(
-                i,
-                DATA_UNDERRUN,
-                "the source tape reached a filemark",
-            )
-            .with_embedded(
-                CopyEnd::Source,
-                Sense::new(SenseKey::NO_SENSE, Asc::FILEMARK_DETECTED)
-                    .with_filemark()
-                    .to_fixed(),
-            )),
-            Ok((ReadOutcome::EndOfData, _)) => Err(Abort::new(
-                i,
-                DATA_UNDERRUN,
-                "the source tape reached end of data",
-            )
-            .with_embedded(
-                CopyEnd::Source,
-                Sense::new(SenseKey::BLANK_CHECK, Asc::END_OF_DATA)
-                    .with_eom()
-                    .to_fixed(),
-            )),
+            Ok((ReadOutcome::Filemark, _)) => {
+                Err(
+                    Abort::new(i, DATA_UNDERRUN, "the source tape reached a filemark")
+                        .with_embedded(
+                            CopyEnd::Source,
+                            Sense::new(SenseKey::NO_SENSE, Asc::FILEMARK_DETECTED)
+                                .with_filemark()
+                                .to_fixed(),
+                        ),
+                )
+            }
+            Ok((ReadOutcome::EndOfData, _)) => {
+                Err(
+                    Abort::new(i, DATA_UNDERRUN, "the source tape reached end of data")
+                        .with_embedded(
+                            CopyEnd::Source,
+                            Sense::new(SenseKey::BLANK_CHECK, Asc::END_OF_DATA)
+                                .with_eom()
+                                .to_fixed(),
+                        ),
+                )
+            }
             Err(e @ DeviceError::Protocol { .. }) => {
                 Err(Abort::new(i, DATA_OVERRUN, e.to_string()))
             }
@@ -624,12 +626,12 @@ impl<'a> Exec<'a> {
                     self.out.bytes += data.len() as u64;
                     Ok(())
                 }
-                Err(sense) => Err(Abort::new(
-                    i,
-                    Asc::NO_ADDITIONAL,
-                    "destination LBA out of range",
-                )
-                .with_embedded(CopyEnd::Destination, sense)),
+                Err(sense) => {
+                    Err(
+                        Abort::new(i, Asc::NO_ADDITIONAL, "destination LBA out of range")
+                            .with_embedded(CopyEnd::Destination, sense),
+                    )
+                }
             },
             End::Backend(_) => {
                 let bs = t.block_size as u64;
@@ -640,16 +642,14 @@ impl<'a> Exec<'a> {
                     data.to_vec()
                 } else {
                     // Partial blocks (0Ah with byte offsets): read, merge.
-                    let mut whole = self.read_bytes(
-                        i,
-                        t,
-                        first * bs,
-                        ((last - first) * bs) as usize,
-                    )?;
+                    let mut whole =
+                        self.read_bytes(i, t, first * bs, ((last - first) * bs) as usize)?;
                     whole[head..head + data.len()].copy_from_slice(data);
                     whole
                 };
-                let r = self.disk(i, t.end)?.write(Lba(first), BlockSize(t.block_size), buf);
+                let r = self
+                    .disk(i, t.end)?
+                    .write(Lba(first), BlockSize(t.block_size), buf);
                 r.map_err(|e| self.dev_abort(i, t.end, CopyEnd::Destination, e))?;
                 self.out.bytes += data.len() as u64;
                 Ok(())
@@ -701,7 +701,8 @@ impl<'a> Exec<'a> {
         log::warn!("segment {i}: {e}");
         match e {
             DeviceError::Check { ref raw_sense, .. } => {
-                Abort::new(i, Asc::NO_ADDITIONAL, e.to_string()).with_embedded(from, raw_sense.clone())
+                Abort::new(i, Asc::NO_ADDITIONAL, e.to_string())
+                    .with_embedded(from, raw_sense.clone())
             }
             DeviceError::Transport { .. } => {
                 if let End::Backend(b) = end {

@@ -172,12 +172,17 @@ impl CopyManager {
                     a.reason
                 );
                 let sense = a.sense_bytes();
-                self.keep(nexus, list_id, usage, Held {
-                    failed: true,
-                    segments: a.segment,
-                    sense: Some(sense.clone()),
-                    ..Held::default()
-                });
+                self.keep(
+                    nexus,
+                    list_id,
+                    usage,
+                    Held {
+                        failed: true,
+                        segments: a.segment,
+                        sense: Some(sense.clone()),
+                        ..Held::default()
+                    },
+                );
                 return aborted(sense);
             }
         };
@@ -266,7 +271,9 @@ impl CopyManager {
         let held = || self.held.get(nexus).and_then(|m| m.get(&r.list_id));
         let bytes = match r.action {
             RcrAction::OPERATING_PARAMETERS => self.operating_parameters().to_vec(),
-            RcrAction::COPY_STATUS | RcrAction::RECEIVE_DATA | RcrAction::FAILED_SEGMENT_DETAILS => {
+            RcrAction::COPY_STATUS
+            | RcrAction::RECEIVE_DATA
+            | RcrAction::FAILED_SEGMENT_DETAILS => {
                 // SPC-4 6.18.1: a list ID with nothing held is INVALID
                 // FIELD IN CDB.
                 let Some(h) = held() else {

@@ -244,7 +244,13 @@ pub(crate) fn plan(
                 },
             };
             let f = [u(4..6), u(6..8), u(8..12), u(12..20), u(20..28)];
-            let offs = [f[0], f[1], f[2], f[3] << 32 | u(28..30) << 16 | u(30..32), f[4]];
+            let offs = [
+                f[0],
+                f[1],
+                f[2],
+                f[3] << 32 | u(28..30) << 16 | u(30..32),
+                f[4],
+            ];
             raw_segments.push((off, seg, Some(offs)));
         } else {
             let (s, _) = Segment::parse(d)
@@ -276,7 +282,8 @@ pub(crate) fn plan(
     }
 
     let stream_blocks = count_stream_blocks(&steps, &targets);
-    if usage == list_id_usage::HOLD && stream_blocks.saturating_mul(4) > limits.held_data_limit as u64
+    if usage == list_id_usage::HOLD
+        && stream_blocks.saturating_mul(4) > limits.held_data_limit as u64
     {
         // The CRC32Cs would not fit the HELD DATA LIMIT: point at LIST ID
         // USAGE (10b would hold nothing).
@@ -318,7 +325,10 @@ impl<F: FnMut(&Designator) -> Option<TargetInfo>> SegCtx<'_, F> {
             return Err(Abort::new(
                 i,
                 Asc::COPY_TARGET_DEVICE_NOT_REACHABLE,
-                format!("segment names CSCD {idx}, the list has {}", self.cscds.len()),
+                format!(
+                    "segment names CSCD {idx}, the list has {}",
+                    self.cscds.len()
+                ),
             )
             .with_pointer(soff + field)
             .into());
@@ -382,9 +392,11 @@ impl<F: FnMut(&Designator) -> Option<TargetInfo>> SegCtx<'_, F> {
                 // Variable-block streams only (FIXED=0), on a tape that is
                 // in variable-block mode.
                 if fixed || info.tape_block_len.is_some_and(|l| l != 0) {
-                    return Err(Refusal::param(Asc::INVALID_FIELD_IN_PARAMETER_LIST, coff + 28)
-                        .at_bit(0)
-                        .into());
+                    return Err(
+                        Refusal::param(Asc::INVALID_FIELD_IN_PARAMETER_LIST, coff + 28)
+                            .at_bit(0)
+                            .into(),
+                    );
                 }
                 0
             }
@@ -517,9 +529,11 @@ impl<F: FnMut(&Designator) -> Option<TargetInfo>> SegCtx<'_, F> {
                 dst, wsmk, count, ..
             } => {
                 if wsmk {
-                    return Err(Refusal::param(Asc::INVALID_FIELD_IN_PARAMETER_LIST, soff + 8)
-                        .at_bit(1)
-                        .into());
+                    return Err(
+                        Refusal::param(Asc::INVALID_FIELD_IN_PARAMETER_LIST, soff + 8)
+                            .at_bit(1)
+                            .into(),
+                    );
                 }
                 let (d, _) = self.target(dst as u64, 6, Role::Stream)?;
                 Op::Filemarks { dst: d, count }

@@ -134,8 +134,14 @@ impl ThirdPartyCopyVpd {
         let mut body = [0u8; 28];
         put_be(&mut body[4..6], self.max_cscd_count.unwrap_or(0) as u64);
         put_be(&mut body[6..8], self.max_segment_count.unwrap_or(0) as u64);
-        put_be(&mut body[8..12], self.max_descriptor_list_len.unwrap_or(0) as u64);
-        put_be(&mut body[12..16], self.max_inline_data_len.unwrap_or(0) as u64);
+        put_be(
+            &mut body[8..12],
+            self.max_descriptor_list_len.unwrap_or(0) as u64,
+        );
+        put_be(
+            &mut body[12..16],
+            self.max_inline_data_len.unwrap_or(0) as u64,
+        );
         push_descriptor(&mut page, DESC_PARAMETER_DATA, &body);
         // SPC-4 table 553: LIST LENGTH, then the codes.
         let mut body = vec![descriptor_codes.len() as u8];
@@ -145,7 +151,10 @@ impl ThirdPartyCopyVpd {
         push_descriptor(&mut page, DESC_SUPPORTED_CSCD_IDS, &[0, 0]);
         // SPC-4 table 558.
         let mut body = [0u8; 32];
-        put_be(&mut body[0..4], self.total_concurrent_copies.unwrap_or(0) as u64);
+        put_be(
+            &mut body[0..4],
+            self.total_concurrent_copies.unwrap_or(0) as u64,
+        );
         put_be(
             &mut body[4..8],
             self.max_identified_concurrent_copies.unwrap_or(0) as u64,
@@ -195,7 +204,11 @@ mod tests {
     #[test]
     fn emit_reproduces_the_lio_page() {
         let v = ThirdPartyCopyVpd::parse(&bytes(LIO_8F)).unwrap();
-        let page = v.emit_page(DeviceType::DISK, &[(0x83, &[0x00]), (0x84, &[0x03])], &[0x02, 0xe4]);
+        let page = v.emit_page(
+            DeviceType::DISK,
+            &[(0x83, &[0x00]), (0x84, &[0x03])],
+            &[0x02, 0xe4],
+        );
         assert_eq!(page, bytes(LIO_8F));
         let back = ThirdPartyCopyVpd::parse(&page).unwrap();
         assert_eq!(back, v);
