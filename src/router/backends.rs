@@ -82,7 +82,7 @@ impl Backends {
     pub fn discover(&mut self, urls: &[String], initiator: &str) -> Result<(), RouterError> {
         for s in urls {
             match IscsiUrl::parse(s) {
-                Ok(url) => self.add_url(url, initiator)?,
+                Ok(url) => self.add_url(url, initiator, false)?,
                 Err(first) => {
                     let whole = format!("{}/0", s.trim_end_matches('/'));
                     let Ok(lun0) = IscsiUrl::parse(&whole) else {
@@ -92,18 +92,21 @@ impl Backends {
                     let mut scsi = Scsi::new(Box::new(t) as BoxT);
                     let luns = scsi.report_luns()?;
                     drop(scsi);
+                    // A whole target: every disk and tape LUN it has; other
+                    // LUNs (tgt's controller LUN 0) and LUNs that cannot be
+                    // probed are skipped with a warning.
                     for lun in luns.luns {
                         let Some(n) = lun.index() else {
                             log::warn!("{s}: LUN {lun} has no single-level number; skipped");
                             continue;
                         };
-                        self.add_url(
-                            IscsiUrl {
-                                lun: n,
-                                ..lun0.clone()
-                            },
-                            initiator,
-                        )?;
+                        let url = IscsiUrl {
+                            lun: n,
+                            ..lun0.clone()
+                        };
+                        if let Err(e) = self.add_url(url, initiator, true) {
+                            log::warn!("{s}: LUN {n} skipped: {e}");
+                        }
                     }
                 }
             }
@@ -111,9 +114,24 @@ impl Backends {
         Ok(())
     }
 
-    fn add_url(&mut self, url: IscsiUrl, initiator: &str) -> Result<(), RouterError> {
+    /// Connect and probe one LU; with `copyable_only`, an LU that is
+    /// neither disk nor tape is not kept.
+    fn add_url(
+        &mut self,
+        url: IscsiUrl,
+        initiator: &str,
+        copyable_only: bool,
+    ) -> Result<(), RouterError> {
         let t = connect(&url, initiator)?;
         let (info, unit) = probe(Box::new(t))?;
+        if copyable_only && matches!(unit, Unit::Other(_)) {
+            log::info!(
+                "{}: a {} LU, not a copy source or destination",
+                info.name,
+                info.device_type
+            );
+            return Ok(());
+        }
         log::info!(
             "backend {}: {} with {} designator(s)",
             info.name,

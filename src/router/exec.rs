@@ -342,7 +342,7 @@ impl<'a> Exec<'a> {
                     let n = per.min(blocks - done);
                     chunks.push(Chunk {
                         seq: owner.len() as u64,
-                        lba: Lba(lba + done),
+                        lba: Lba(lba.saturating_add(done)),
                         blocks: n as u32,
                     });
                     owner.push(j);
@@ -552,7 +552,7 @@ impl<'a> Exec<'a> {
             let rest = pending.split_off(n);
             self.write_bytes(i, d, at, &pending)?;
             pending = rest;
-            at += n as u64;
+            at = at.saturating_add(n as u64);
             left -= n as u64;
         }
         if cat && !pending.is_empty() {
@@ -589,8 +589,8 @@ impl<'a> Exec<'a> {
         let mut done = 0u64;
         while done < bytes {
             let n = (bytes - done).min(CHUNK as u64) as usize;
-            let data = self.read_bytes(i, s, src_byte + done, n)?;
-            self.write_bytes(i, d, dst_byte + done, &data)?;
+            let data = self.read_bytes(i, s, src_byte.saturating_add(done), n)?;
+            self.write_bytes(i, d, dst_byte.saturating_add(done), &data)?;
             done += n as u64;
         }
         Ok(())
@@ -606,7 +606,10 @@ impl<'a> Exec<'a> {
             End::Backend(_) => {
                 let bs = t.block_size as u64;
                 let first = at / bs;
-                let last = (at + len as u64).div_ceil(bs);
+                let Some(end) = at.checked_add(len as u64) else {
+                    return Err(out_of_range(i, CopyEnd::Source));
+                };
+                let last = end.div_ceil(bs);
                 let blocks = (last - first) as u32;
                 let r = self
                     .disk(i, t.end)?
@@ -636,7 +639,10 @@ impl<'a> Exec<'a> {
             End::Backend(_) => {
                 let bs = t.block_size as u64;
                 let first = at / bs;
-                let last = (at + data.len() as u64).div_ceil(bs);
+                let Some(end) = at.checked_add(data.len() as u64) else {
+                    return Err(out_of_range(i, CopyEnd::Destination));
+                };
+                let last = end.div_ceil(bs);
                 let head = (at - first * bs) as usize;
                 let buf = if head == 0 && data.len() as u64 % bs == 0 {
                     data.to_vec()
@@ -713,6 +719,15 @@ impl<'a> Exec<'a> {
             _ => Abort::new(i, THIRD_PARTY_DEVICE_FAILURE, e.to_string()),
         }
     }
+}
+
+/// COPY ABORTED for an address past what 64 bits hold: the LBA OUT OF
+/// RANGE the device would have answered.
+fn out_of_range(i: usize, from: CopyEnd) -> Abort {
+    Abort::new(i, Asc::NO_ADDITIONAL, "LBA out of range").with_embedded(
+        from,
+        Sense::new(SenseKey::ILLEGAL_REQUEST, Asc::LBA_OUT_OF_RANGE).to_fixed(),
+    )
 }
 
 /// The byte range of the router's own disk, or the LBA OUT OF RANGE sense

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use crate::scsi::sense::Asc;
 use crate::scsi::spc::{
-    reporting_options, support, CommandDescriptor, Inquiry, OneCommand, ReportSupportedOpcodes,
-    SupportedOpcodes, SupportedVpdPages, VpdPage,
+    reporting_options, support, BlockLimitsVpd, CommandDescriptor, Inquiry, OneCommand,
+    ReportSupportedOpcodes, SupportedOpcodes, SupportedVpdPages, VpdPage,
 };
 use crate::scsi::xcopy::{
     list_id_usage, CopyManagerStatus, CopyStatus, ExtendedCopy, FailedSegmentDetails,
@@ -323,6 +323,9 @@ impl CopyManager {
             }
             let mut std = self.id.standard();
             std.three_pc = true;
+            // SPC-4, SBC-2 (SBC-2, not 3: the block limits page is the
+            // short SBC-2 one), iSCSI.
+            std.version_descriptors = vec![0x0460, 0x0320, 0x0960];
             return reply(out, &std.to_vec());
         }
         let page = VpdPage(q.page_code);
@@ -334,10 +337,12 @@ impl CopyManager {
                     VpdPage::UNIT_SERIAL,
                     VpdPage::DEVICE_IDENTIFICATION,
                     VpdPage(0x8f),
+                    VpdPage::BLOCK_LIMITS,
                 ],
             }
             .to_vec(),
             VpdPage(0x8f) => self.third_party_copy_page(),
+            VpdPage::BLOCK_LIMITS => block_limits_page(),
             _ => match self.id.vpd(page) {
                 Some(b) => b,
                 None => return Completion::bad_field(2),
@@ -425,6 +430,20 @@ impl CopyManager {
         };
         reply(out, &bytes)
     }
+}
+
+/// Block limits (SBC-2 6.5.3, PAGE LENGTH 0Ch): MAXIMUM TRANSFER LENGTH
+/// of 64 MiB, the most a frontend accepts in one command. The short SBC-2
+/// page, since the LU claims no SBC-3 features (thin provisioning, UNMAP).
+fn block_limits_page() -> Vec<u8> {
+    let mut b = BlockLimitsVpd {
+        max_transfer_length: (64 << 20) / OWN_BLOCK,
+        ..BlockLimitsVpd::default()
+    }
+    .to_vec();
+    b.truncate(16);
+    b[3] = 0x0c;
+    b
 }
 
 /// A CDB USAGE DATA mask (SPC-4 6.35.3): the opcode, the service action

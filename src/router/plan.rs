@@ -389,9 +389,11 @@ impl<F: FnMut(&Designator) -> Option<TargetInfo>> SegCtx<'_, F> {
                 actual
             }
             (Role::Stream, DeviceParams::Stream { fixed, .. }) => {
-                // Variable-block streams only (FIXED=0), on a tape that is
-                // in variable-block mode.
-                if fixed || info.tape_block_len.is_some_and(|l| l != 0) {
+                // Variable-block streams only (FIXED=0). The tape's own
+                // mode is not checked here: the cached MODE SENSE may be
+                // stale, and a fixed-mode tape refuses the variable WRITE
+                // with sense the COPY ABORTED carries.
+                if fixed {
                     return Err(
                         Refusal::param(Asc::INVALID_FIELD_IN_PARAMETER_LIST, coff + 28)
                             .at_bit(0)
