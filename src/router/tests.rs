@@ -1038,7 +1038,7 @@ mod props {
             let mut c = Vec::new();
             for (i, t) in cscds.iter().enumerate() {
                 let mut d = disk_cscd("X").to_vec();
-                d[7] = (t % 21) as u8;
+                d[7] = t % 21;
                 d[1] = if i % 2 == 0 { 0 } else { 1 };
                 c.extend_from_slice(&d);
             }
