@@ -169,10 +169,23 @@ impl<T: Transport> Disk<T> {
         bs: BlockSize,
         per_chunk: u32,
         depth: usize,
+        sink: impl FnMut(Chunk, Vec<u8>) -> Result<Option<Vec<u8>>, E>,
+    ) -> Result<(), E> {
+        self.read_chunks_pipelined(chunks(lba, blocks, per_chunk), bs, depth, sink)
+    }
+
+    /// [`Disk::read_pipelined`] over any chunk list: several ranges read as
+    /// one stream, so the pipeline does not drain between them (the copy
+    /// manager reads the ranges of consecutive segments this way). The
+    /// chunks' `seq` must count 0, 1, 2, ... in the order `sink` wants them.
+    pub fn read_chunks_pipelined<E: From<DeviceError>>(
+        &mut self,
+        mut todo: impl Iterator<Item = Chunk>,
+        bs: BlockSize,
+        depth: usize,
         mut sink: impl FnMut(Chunk, Vec<u8>) -> Result<Option<Vec<u8>>, E>,
     ) -> Result<(), E> {
         let depth = depth.clamp(1, self.scsi.transport().queue_depth().max(1));
-        let mut todo = chunks(lba, blocks, per_chunk);
         let mut in_flight: std::collections::HashMap<u64, (Chunk, u32)> = Default::default();
         let mut ready: std::collections::BTreeMap<u64, (Chunk, Vec<u8>)> = Default::default();
         let mut spare: Vec<Vec<u8>> = Vec::new();

@@ -61,12 +61,12 @@ impl Completion {
         }
     }
 
-    fn illegal(asc: Asc) -> Self {
+    pub(crate) fn illegal(asc: Asc) -> Self {
         Self::check(Sense::new(SenseKey::ILLEGAL_REQUEST, asc))
     }
 
     /// INVALID FIELD IN CDB with the field pointer set (SPC-4 4.5.2.4.2).
-    fn bad_field(byte: u16) -> Self {
+    pub(crate) fn bad_field(byte: u16) -> Self {
         Self::check(
             Sense::new(SenseKey::ILLEGAL_REQUEST, Asc::INVALID_FIELD_IN_CDB).with_sks(
                 SenseKeySpecific::FieldPointer {
@@ -109,26 +109,34 @@ pub trait LogicalUnit {
         let _ = nexus;
         self.execute(cdb, data_out, data_in)
     }
+
+    /// The I_T nexus is gone (logout, connection lost): a unit drops what
+    /// it held for it (SPC-4 6.4.3: list IDs and held data are per I_T
+    /// nexus). Frontends call this; the default keeps nothing.
+    fn nexus_lost(&mut self, nexus: &Nexus) {
+        let _ = nexus;
+    }
 }
 
 /// Copy a response into the data-in buffer, cut to the allocation.
-fn reply(data_in: &mut [u8], bytes: &[u8]) -> Completion {
+pub(crate) fn reply(data_in: &mut [u8], bytes: &[u8]) -> Completion {
     let n = bytes.len().min(data_in.len());
     data_in[..n].copy_from_slice(&bytes[..n]);
     Completion::good(n)
 }
 
-/// The identity every in-memory unit reports.
+/// The identity every in-memory unit (and the copy manager) reports:
+/// INQUIRY strings, the serial and a NAA designator derived from it.
 #[derive(Debug, Clone)]
-struct Identity {
-    device_type: DeviceType,
-    product: &'static str,
-    serial: String,
-    naa: [u8; 16],
+pub(crate) struct Identity {
+    pub(crate) device_type: DeviceType,
+    pub(crate) product: &'static str,
+    pub(crate) serial: String,
+    pub(crate) naa: [u8; 16],
 }
 
 impl Identity {
-    fn new(device_type: DeviceType, product: &'static str, serial: &str) -> Self {
+    pub(crate) fn new(device_type: DeviceType, product: &'static str, serial: &str) -> Self {
         // NAA 6 (IEEE registered extended), our own made-up OUI, the rest
         // from the serial so distinct serials give distinct designators.
         let mut naa = [0u8; 16];
@@ -149,9 +157,32 @@ impl Identity {
         }
     }
 
+    /// The LU designators of VPD page 0x83: a T10 vendor ID and a 16-byte
+    /// binary NAA.
+    pub(crate) fn designators(&self) -> Vec<Designator> {
+        vec![
+            Designator {
+                protocol_id: 0,
+                code_set: CodeSet::ASCII,
+                piv: false,
+                association: Association::LU,
+                designator_type: DesignatorType::T10_VENDOR_ID,
+                value: format!("SANMOVER{}", self.serial).into_bytes(),
+            },
+            Designator {
+                protocol_id: 0,
+                code_set: CodeSet::BINARY,
+                piv: false,
+                association: Association::LU,
+                designator_type: DesignatorType::NAA,
+                value: self.naa.to_vec(),
+            },
+        ]
+    }
+
     /// INQUIRY, REPORT LUNS, TEST UNIT READY, REQUEST SENSE: the commands
     /// every unit answers alike. `None` when `cdb` is none of them.
-    fn common(&self, cdb: &[u8], data_in: &mut [u8]) -> Option<Completion> {
+    pub(crate) fn common(&self, cdb: &[u8], data_in: &mut [u8]) -> Option<Completion> {
         let op = Opcode(*cdb.first()?);
         Some(match op {
             Opcode::TEST_UNIT_READY => Completion::good(0),
@@ -182,7 +213,7 @@ impl Identity {
         })
     }
 
-    fn standard(&self) -> StandardInquiry {
+    pub(crate) fn standard(&self) -> StandardInquiry {
         StandardInquiry {
             peripheral_qualifier: 0,
             device_type: self.device_type,
@@ -206,7 +237,7 @@ impl Identity {
         }
     }
 
-    fn vpd(&self, page: VpdPage) -> Option<Vec<u8>> {
+    pub(crate) fn vpd(&self, page: VpdPage) -> Option<Vec<u8>> {
         let dt = self.device_type;
         Some(match page {
             VpdPage::SUPPORTED_PAGES => SupportedVpdPages {
@@ -235,24 +266,7 @@ impl Identity {
             .to_vec(),
             VpdPage::DEVICE_IDENTIFICATION => DeviceIdentification {
                 device_type: dt,
-                designators: vec![
-                    Designator {
-                        protocol_id: 0,
-                        code_set: CodeSet::ASCII,
-                        piv: false,
-                        association: Association::LU,
-                        designator_type: DesignatorType::T10_VENDOR_ID,
-                        value: format!("SANMOVER{}", self.serial).into_bytes(),
-                    },
-                    Designator {
-                        protocol_id: 0,
-                        code_set: CodeSet::BINARY,
-                        piv: false,
-                        association: Association::LU,
-                        designator_type: DesignatorType::NAA,
-                        value: self.naa.to_vec(),
-                    },
-                ],
+                designators: self.designators(),
             }
             .to_vec(),
             _ => return None,
