@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use crate::scsi::sense::Asc;
 use crate::scsi::spc::{
-    reporting_options, support, BlockLimitsVpd, CommandDescriptor, Inquiry, OneCommand,
-    ReportSupportedOpcodes, SupportedOpcodes, SupportedVpdPages, VpdPage,
+    reporting_options, support, CommandDescriptor, Inquiry, OneCommand, ReportSupportedOpcodes,
+    SupportedOpcodes, SupportedVpdPages, VpdPage,
 };
 use crate::scsi::xcopy::{
     list_id_usage, CopyManagerStatus, CopyStatus, ExtendedCopy, FailedSegmentDetails,
@@ -338,12 +338,12 @@ impl CopyManager {
                     VpdPage::DEVICE_IDENTIFICATION,
                     VpdPage(0x8f),
                     VpdPage::BLOCK_LIMITS,
+                    VpdPage(0xb1),
                 ],
             }
             .to_vec(),
             VpdPage(0x8f) => self.third_party_copy_page(),
-            VpdPage::BLOCK_LIMITS => block_limits_page(),
-            _ => match self.id.vpd(page) {
+            _ => match self.own.disk_vpd(page.0).or_else(|| self.id.vpd(page)) {
                 Some(b) => b,
                 None => return Completion::bad_field(2),
             },
@@ -430,20 +430,6 @@ impl CopyManager {
         };
         reply(out, &bytes)
     }
-}
-
-/// Block limits (SBC-2 6.5.3, PAGE LENGTH 0Ch): MAXIMUM TRANSFER LENGTH
-/// of 64 MiB, the most a frontend accepts in one command. The short SBC-2
-/// page, since the LU claims no SBC-3 features (thin provisioning, UNMAP).
-fn block_limits_page() -> Vec<u8> {
-    let mut b = BlockLimitsVpd {
-        max_transfer_length: (64 << 20) / OWN_BLOCK,
-        ..BlockLimitsVpd::default()
-    }
-    .to_vec();
-    b.truncate(16);
-    b[3] = 0x0c;
-    b
 }
 
 /// A CDB USAGE DATA mask (SPC-4 6.35.3): the opcode, the service action
