@@ -10,4 +10,5 @@ pub mod device;
 pub mod engine;
 pub mod format;
 pub mod scsi;
+pub mod snapshot;
 pub mod transport;
