@@ -183,9 +183,11 @@ impl TgtProvider {
                 }
                 "acl" if v == "ALL" => p.acl_all = true,
                 "tgtadm" => p.tgtadm = v.clone(),
-                _ => return Err(ProviderError::Spec(format!(
+                _ => {
+                    return Err(ProviderError::Spec(format!(
                     "tgt: unknown option {k}={v} (control, env, dir, portal, tid, acl=ALL, tgtadm)"
-                ))),
+                )))
+                }
             }
         }
         if p.control.is_none() {
