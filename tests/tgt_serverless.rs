@@ -320,10 +320,7 @@ fn serverless_backup_is_the_snapshot_instant_while_the_application_writes() {
     assert_eq!(p["refused"], 0);
     assert!(p["bytes_in"].as_u64().unwrap() < 4096, "{p}");
     let snap = sessions.iter().find(|x| x["role"] == "snapshot").unwrap();
-    assert_eq!(
-        snap["bytes_in"].as_u64().unwrap() as usize >= prod_bytes,
-        true
-    );
+    assert!(snap["bytes_in"].as_u64().unwrap() as usize >= prod_bytes);
     assert_eq!(snap["bytes_out"], 0);
 
     // The set header names the production LUN as source and the snapshot.
