@@ -331,6 +331,15 @@ fn serverless_backup_is_the_snapshot_instant_while_the_application_writes() {
         .json();
     assert_eq!(show["source_url"], prod);
     assert_eq!(show["mode"], "serverless");
+    // On tape, the set header carries both designators (FORMAT.md).
+    let image = std::fs::read(env.get("SANMOVER_RIG_TAPE_FILE")).unwrap();
+    for d in [&s["source_designator"], &s["snapshot_designator"]] {
+        let bytes = hex::decode(d.as_str().unwrap()).unwrap();
+        assert!(
+            image.windows(bytes.len()).any(|w| w == bytes.as_slice()),
+            "designator {d} not in the tape image"
+        );
+    }
 
     // Restore to a fresh LUN: the snapshot instant, not the end state.
     let (target, file) = env.rig.add_lun(3, 16);
@@ -453,9 +462,17 @@ fn faults_release_the_snapshot_and_record_why() {
     assert_failed(&env, &r, "masking check failed");
     assert_eq!(env.sets(), 0);
 
-    // A quiesce hook that fails: nothing made, job FAILED.
-    let r = env.serverless(&prod, &env.tgt_spec(""), &["--quiesce", "exit 4"], &[]);
+    // A quiesce hook that fails: nothing made, job FAILED, thaw still run.
+    let thawed = env.rig.state.path().join("thawed");
+    let thaw = format!("touch {}", thawed.display());
+    let r = env.serverless(
+        &prod,
+        &env.tgt_spec(""),
+        &["--quiesce", "exit 4", "--thaw", &thaw],
+        &[],
+    );
     assert_failed(&env, &r, "quiesce hook");
+    assert!(thawed.exists(), "thaw must follow a failed quiesce");
 
     // The tape fills mid-set: a 4 MB tape for a 16 MiB LUN.
     let out = Command::new("bash")
