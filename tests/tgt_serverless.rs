@@ -78,7 +78,16 @@ impl Env {
         }
     }
     fn serverless(&self, source: &str, spec: &str, extra: &[&str], env: &[(&str, &str)]) -> Run {
-        let tape = self.tape();
+        self.serverless_to(&self.tape(), source, spec, extra, env)
+    }
+    fn serverless_to(
+        &self,
+        tape: &str,
+        source: &str,
+        spec: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Run {
         let mut args = vec![
             "--json",
             "backup",
@@ -87,7 +96,7 @@ impl Env {
             "--source",
             source,
             "--tape",
-            &tape,
+            tape,
             "--snapshot",
             spec,
         ];
@@ -516,6 +525,7 @@ fn a_crash_in_every_state_is_cleaned_up() {
         let j = env.last_job();
         assert_eq!(j["state"], state, "{j}");
         assert_eq!(j["released"], false);
+        assert_eq!(j["orphaned"], true, "{j}");
         if state == "MAPPED" || state == "BACKED_UP" {
             assert_eq!(
                 env.targets().len(),
@@ -563,4 +573,47 @@ fn a_crash_in_every_state_is_cleaned_up() {
         "{text}"
     );
     assert!(text.contains("process is gone"), "{text}");
+}
+
+#[test]
+fn the_tape_library_dying_mid_set_releases_the_snapshot() {
+    let env = Env::new();
+    // The tape drive in a library of its own (a second tgtd), killed
+    // while the set streams.
+    let library = PrivateRig::start();
+    let tape = library.get("SANMOVER_RIG_TAPE").to_string();
+    env.run(&["tape", &tape, "label", "LIB001"], &[]).ok();
+    let prod = env.get("SANMOVER_RIG_DISK");
+    let bytes: usize = env.get("SANMOVER_RIG_DISK_BYTES").parse().unwrap();
+    fill_random(Path::new(&env.get("SANMOVER_RIG_DISK_FILE")), bytes, 11);
+    let tape_file = PathBuf::from(library.get("SANMOVER_RIG_TAPE_FILE"));
+    let killed = AtomicBool::new(false);
+    let r = std::thread::scope(|sc| {
+        sc.spawn(|| {
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_secs(60) {
+                let len = std::fs::metadata(&tape_file).map(|m| m.len()).unwrap_or(0);
+                if len > 2 << 20 {
+                    library.kill_tgtd();
+                    killed.store(true, Ordering::SeqCst);
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        });
+        env.serverless_to(
+            &tape,
+            &prod,
+            &env.tgt_spec(""),
+            &["--block-size", "16384", "--cmd-timeout", "5"],
+            &[],
+        )
+    });
+    assert!(
+        killed.load(Ordering::SeqCst),
+        "the tape never reached 2 MiB"
+    );
+    assert_failed(&env, &r, "in state MAPPED");
+    let sets = env.run(&["--json", "catalog", "list"], &[]).ok().json();
+    assert_eq!(sets[0]["state"], "failed", "{sets}");
 }
