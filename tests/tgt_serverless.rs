@@ -617,3 +617,52 @@ fn the_tape_library_dying_mid_set_releases_the_snapshot() {
     let sets = env.run(&["--json", "catalog", "list"], &[]).ok().json();
     assert_eq!(sets[0]["state"], "failed", "{sets}");
 }
+
+#[test]
+fn concurrent_tgt_snapshots_get_their_own_targets() {
+    use sanmover::snapshot::{provider_from_spec, SnapshotJob};
+    let env = Env::new();
+    let spec = env.tgt_spec("");
+    let source = env.get("SANMOVER_RIG_DISK2");
+    let urls: Vec<String> = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..4)
+            .map(|i| {
+                let (spec, source) = (spec.clone(), source.clone());
+                sc.spawn(move || {
+                    let mut p = provider_from_spec(&spec).unwrap();
+                    let (_, options) = sanmover::snapshot::parse_spec(&spec).unwrap();
+                    let job = SnapshotJob {
+                        job_id: uuid::Uuid::new_v4(),
+                        source_url: source,
+                        source_designator: None,
+                        initiator: format!("{BACKUP_INI}{i}"),
+                        options,
+                    };
+                    let snap = p.create(&job).unwrap();
+                    // Idempotent: a second create and map answer the same.
+                    assert_eq!(p.create(&job).unwrap(), snap);
+                    let m = p.map(&job, &snap).unwrap();
+                    assert_eq!(p.map(&job, &snap).unwrap(), m);
+                    assert!(m.read_only);
+                    (job, snap, m, p)
+                })
+            })
+            .collect();
+        let done: Vec<_> = hs.into_iter().map(|h| h.join().unwrap()).collect();
+        assert_eq!(env.targets().len(), 6, "{:?}", env.targets());
+        let urls = done.iter().map(|(_, _, m, _)| m.url.clone()).collect();
+        for (job, snap, _, mut p) in done {
+            p.unmap(&job, &snap).unwrap();
+            p.delete(&job, &snap).unwrap();
+            // Idempotent on something already gone.
+            p.unmap(&job, &snap).unwrap();
+            p.delete(&job, &snap).unwrap();
+        }
+        urls
+    });
+    let mut distinct = urls.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 4, "{urls:?}");
+    env.assert_nothing_left("after concurrent snapshots");
+}
