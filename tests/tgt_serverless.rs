@@ -565,8 +565,29 @@ fn a_crash_in_every_state_is_cleaned_up() {
             .json();
         assert!(again.as_array().unwrap().is_empty(), "{again}");
     }
+    // The spec's env file is gone by cleanup time: the provider finds the
+    // tgtd through the control port recorded with the snapshot.
+    let copy = env.rig.state.path().join("copy-of-rig.env");
+    std::fs::copy(env.env_file(), &copy).unwrap();
+    let spec = format!("tgt:env={}", copy.display());
+    let r = env.serverless(
+        &prod,
+        &spec,
+        &[],
+        &[("SANMOVER_TEST_DIE_AFTER_STATE", "MAPPED")],
+    );
+    assert_eq!(r.code, -1, "{}", r.stderr);
+    std::fs::remove_file(&copy).unwrap();
+    assert_eq!(env.targets().len(), 3);
+    let c = env
+        .run(&["--json", "snapshots", "cleanup"], &[])
+        .ok()
+        .json();
+    assert_eq!(c[0]["ok"], true, "{c}");
+    env.assert_nothing_left("cleanup without the env file");
+
     let jobs = env.jobs();
-    assert_eq!(jobs.len(), 4);
+    assert_eq!(jobs.len(), 5);
     let text = env.run(&["snapshots", "list"], &[]).ok().stdout;
     assert!(
         text.contains("BACKED_UP") || text.contains("RELEASED"),
