@@ -43,17 +43,24 @@ pub struct TgtProvider {
 /// One LU of `tgtadm --op show --mode target`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ShownLun {
+    /// "LUN: N".
     pub lun: u32,
+    /// "Backing store path:", None for tgt's controller LUN 0.
     pub path: Option<String>,
+    /// "Readonly: Yes".
     pub readonly: bool,
+    /// "SCSI ID:" (tgt's `scsi_id` parameter).
     pub scsi_id: String,
 }
 
 /// One target of `tgtadm --op show --mode target`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ShownTarget {
+    /// Target id ("Target N:").
     pub tid: u32,
+    /// Target IQN.
     pub name: String,
+    /// Its LUNs, in the order shown.
     pub luns: Vec<ShownLun>,
     /// Initiator names (or ALL) under "ACL information".
     pub acl: Vec<String>,
