@@ -459,8 +459,13 @@ for a in "$TPG/acls/$INI"/lun_*; do
     case $(first_link "$a") in */lun/lun_$n) m=${a##*/lun_} ;; esac
 done
 if [ -z "$m" ]; then
-    m=0
-    while [ -e "$TPG/acls/$INI/lun_$m" ]; do m=$((m + 1)); done
+    # The TPG LUN's own number when free (initiators then see the numbers
+    # the TPG uses), else the lowest free one.
+    m=$n
+    if [ -e "$TPG/acls/$INI/lun_$m" ]; then
+        m=0
+        while [ -e "$TPG/acls/$INI/lun_$m" ]; do m=$((m + 1)); done
+    fi
     mkdir "$TPG/acls/$INI/lun_$m"
     ln -s "$TPG/lun/lun_$n" "$TPG/acls/$INI/lun_$m/map"
 fi
