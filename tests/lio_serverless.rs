@@ -53,9 +53,17 @@ impl GuestLun {
             .output();
         let out = Command::new("bash")
             .arg(&lun_sh)
-            .args(["add", name, &mb.to_string(), lio().get("SANMOVER_LIO_INITIATOR")])
+            .args([
+                "add",
+                name,
+                &mb.to_string(),
+                lio().get("SANMOVER_LIO_INITIATOR"),
+            ])
             .env("SANMOVER_LIO_STATE", &state)
-            .env("SANMOVER_LIO_LUN_DIR", if snapfs { "snap" } else { "tmpfs" })
+            .env(
+                "SANMOVER_LIO_LUN_DIR",
+                if snapfs { "snap" } else { "tmpfs" },
+            )
             .output()
             .expect("run lun.sh");
         assert!(
@@ -133,7 +141,10 @@ fn guest_sha(name: &str) -> String {
     let out = lio_ctl(&format!(
         "for d in /snapfs /luns; do [ -e $d/{name}.img ] && sha256sum $d/{name}.img; done; true"
     ));
-    out.split_whitespace().next().unwrap_or_default().to_string()
+    out.split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn sha(data: &[u8]) -> String {
@@ -205,7 +216,10 @@ fn lio_provider_point_in_time_masked_read_only() {
     // The snapshot holds the content at the snapshot instant.
     let snap_data = read_all(&m.url);
     assert_eq!(snap_data.len(), 4 * MIB);
-    assert!(snap_data == before, "snapshot differs from the content at the snapshot instant");
+    assert!(
+        snap_data == before,
+        "snapshot differs from the content at the snapshot instant"
+    );
 
     // Write-protected for the backup server.
     let mut d = connect(&m.url, backup).unwrap();
@@ -238,7 +252,12 @@ fn lio_provider_point_in_time_masked_read_only() {
     p.unmap(&j, &snap).unwrap();
     p.delete(&j, &snap).unwrap();
     p.delete(&j, &snap).unwrap();
-    assert_eq!(guest_traces(&snap.handle).trim(), "", "leftovers of {}", snap.handle);
+    assert_eq!(
+        guest_traces(&snap.handle).trim(),
+        "",
+        "leftovers of {}",
+        snap.handle
+    );
     // The production LUN is untouched by all this.
     assert_eq!(sha(&read_all(&prod.url)), sha(&after));
 }
@@ -292,7 +311,11 @@ fn xcopy_image_provider_copy_by_lio() {
     let mut p = provider_from_spec(&spec).unwrap();
     let j = job(&prod, opts);
     let snap = p.create(&j).unwrap();
-    assert_eq!(snap.info["data_bytes_through_initiator"], 0, "{}", snap.info);
+    assert_eq!(
+        snap.info["data_bytes_through_initiator"], 0,
+        "{}",
+        snap.info
+    );
     assert_eq!(snap.info["bytes"], 4 * MIB as u64);
     assert!(snap.info["xcopy_commands"].as_u64().unwrap() >= 1);
     assert_eq!(guest_sha("xispare"), guest_sha("xiprod"));

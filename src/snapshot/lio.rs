@@ -57,19 +57,15 @@ pub fn lio_naa(serial: &str, company_id: u32) -> [u8; 16] {
     b[1] = (company_id >> 12) as u8;
     b[2] = (company_id >> 4) as u8;
     b[3] = ((company_id & 0xf) << 4) as u8;
-    // 25 nibbles: the low one of byte 3, then bytes 4..16.
-    let mut nibble = 7usize; // index in nibbles: byte = n/2, high when even
-    for d in serial.chars().filter_map(|c| c.to_digit(16)) {
-        if nibble >= 32 {
-            break;
-        }
+    // 25 nibbles: the low one of byte 3 (nibble 7), then bytes 4..16.
+    let digits = serial.chars().filter_map(|c| c.to_digit(16));
+    for (nibble, d) in (7usize..32).zip(digits) {
         let byte = nibble / 2;
         if nibble % 2 == 0 {
             b[byte] |= (d as u8) << 4;
         } else {
             b[byte] |= d as u8;
         }
-        nibble += 1;
     }
     b
 }
