@@ -17,6 +17,7 @@ mod backup_cmds;
 pub mod exit;
 mod output;
 mod scsi_cmds;
+mod snapshot_cmds;
 mod tape_cmds;
 mod xcopy_cmds;
 
@@ -160,10 +161,35 @@ pub enum Command {
     /// The tape must carry a sanmover label (see 'tape DEV label'). The
     /// drive is reserved for the backup where it supports PERSISTENT
     /// RESERVE or RESERVE(6), and released on every path.
+    ///
+    /// Serverless mode (--snapshot PROVIDER[:k=v,...]): this host never
+    /// reads the production LUN. It runs --quiesce, sends SYNCHRONIZE
+    /// CACHE, has the storage snapshot the LUN, runs --thaw at once, has
+    /// the snapshot exported read-only to this initiator alone, checks the
+    /// masking (a second initiator name must be refused) and the
+    /// snapshot's identity, backs the snapshot up as the production LUN's
+    /// set, then unmaps and deletes it. Every step is recorded (see
+    /// 'snapshots list'); on any failure the snapshot is released.
+    /// Providers: tgt[:control=N,env=RIG.ENV,dir=D,portal=H:P,tid=N],
+    /// exec:SCRIPT[,k=v] (docs/snapshot-exec.md), lio, xcopy-image.
     Backup {
-        /// host (the other modes are not in this release).
+        /// host or serverless (xcopy is not in this release).
         #[arg(long, default_value = "host", value_parser = parse_mode)]
         mode: crate::format::Mode,
+        /// Serverless: the snapshot provider and its options.
+        #[arg(long, value_name = "PROVIDER[:OPTS]")]
+        snapshot: Option<String>,
+        /// Serverless: shell command that freezes the application.
+        #[arg(long, value_name = "CMD", requires = "snapshot")]
+        quiesce: Option<String>,
+        /// Serverless: shell command that thaws it (run right after the
+        /// snapshot, also when it fails).
+        #[arg(long, value_name = "CMD", requires = "snapshot")]
+        thaw: Option<String>,
+        /// Serverless: the initiator name the masking check expects to be
+        /// refused [default: <initiator>-maskcheck].
+        #[arg(long, value_name = "IQN", requires = "snapshot")]
+        maskcheck_initiator: Option<String>,
         /// The disk LUN to back up.
         #[arg(long, value_name = "DEV")]
         source: String,
@@ -285,6 +311,12 @@ pub enum Command {
         #[arg(long, value_name = "LIST", group = "what")]
         failed: Option<u8>,
     },
+    /// Snapshot jobs of serverless backups: list them, or release what a
+    /// crashed backup left behind.
+    Snapshots {
+        #[command(subcommand)]
+        op: SnapshotsOp,
+    },
     /// Tape control, like mt: position, filemarks, block size, status.
     ///
     /// Positions are counted by sanmover from a rewind; READ POSITION is
@@ -367,6 +399,17 @@ pub enum CatalogOp {
         #[arg(long, value_name = "DEV")]
         tape: String,
     },
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum SnapshotsOp {
+    /// Every snapshot job with its state (PENDING, CREATED, MAPPED,
+    /// BACKED_UP, RELEASED, FAILED) and reason.
+    List,
+    /// Unmap and delete every snapshot whose backup process is gone and
+    /// that was not released; the provider is rebuilt from the spec stored
+    /// with the job. Idempotent.
+    Cleanup,
 }
 
 fn parse_mode(s: &str) -> Result<crate::format::Mode, String> {
@@ -464,6 +507,10 @@ fn run(cli: &Cli) -> Result<u8> {
         Command::Tape { dev, op } => tape_cmds::tape(&cli.conn, &out, dev, op.clone()),
         Command::Backup {
             mode,
+            snapshot,
+            quiesce,
+            thaw,
+            maskcheck_initiator,
             source,
             lba,
             blocks,
@@ -484,8 +531,16 @@ fn run(cli: &Cli) -> Result<u8> {
                 label,
                 block_size: *block_size,
                 queue_depth: *queue_depth,
+                snapshot: snapshot.as_deref(),
+                quiesce: quiesce.as_deref(),
+                thaw: thaw.as_deref(),
+                maskcheck_initiator: maskcheck_initiator.as_deref(),
             },
         ),
+        Command::Snapshots { op } => match op {
+            SnapshotsOp::List => snapshot_cmds::list(&out, &cli.conn.catalog_path()),
+            SnapshotsOp::Cleanup => snapshot_cmds::cleanup(&out, &cli.conn.catalog_path()),
+        },
         Command::Restore {
             set,
             target,
