@@ -354,3 +354,210 @@ fn xcopy_image_provider_copy_by_lio() {
     let e = p.create(&j).unwrap_err();
     assert!(e.to_string().contains("also mapped"), "{e}");
 }
+
+/// A private tgt rig for the tape, a catalog, and `sanmover` run as the
+/// backup server.
+struct Backup {
+    rig: common::PrivateRig,
+    catalog: std::path::PathBuf,
+}
+
+impl Backup {
+    fn new() -> Backup {
+        let rig = common::PrivateRig::start();
+        let catalog = rig.state.path().join("catalog.db");
+        let b = Backup { rig, catalog };
+        b.run(&["tape", &b.tape(), "label", "SNAPLIO", "--force"])
+            .ok();
+        b
+    }
+    fn tape(&self) -> String {
+        self.rig.get("SANMOVER_RIG_TAPE").to_string()
+    }
+    fn run(&self, args: &[&str]) -> common::Run {
+        let mut all = vec!["--initiator", lio().get("SANMOVER_LIO_INITIATOR")];
+        all.extend_from_slice(args);
+        common::sm(&self.catalog, &all)
+    }
+}
+
+/// A shell command (for --quiesce/--thaw) that runs `cmd` in the guest.
+fn guest_hook(cmd: &str) -> String {
+    format!(
+        "SANMOVER_LIO_STATE={} bash {} '{}'",
+        lio().get("SANMOVER_LIO_STATE_DIR"),
+        repo_root().join("test-rig/lio/ctl.sh").display(),
+        cmd
+    )
+}
+
+/// Session statistics of one role in a serverless summary.
+fn session<'a>(v: &'a serde_json::Value, role: &str) -> &'a serde_json::Value {
+    v["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["role"] == role)
+        .unwrap_or_else(|| panic!("no {role} session in {v}"))
+}
+
+/// The production session carried no READ or WRITE (only identification
+/// and SYNCHRONIZE CACHE), and wrote nothing.
+fn no_data_commands(p: &serde_json::Value) {
+    const DATA: [&str; 8] = ["08", "28", "a8", "88", "0a", "2a", "aa", "8a"];
+    let cmds = p["commands"].as_object().unwrap();
+    for op in cmds.keys() {
+        assert!(!DATA.contains(&op.to_ascii_lowercase().as_str()), "{p}");
+    }
+    assert_eq!(p["bytes_out"], 0, "{p}");
+}
+
+/// `backup --mode serverless --snapshot lio:…`: the application writes
+/// again right after the snapshot (the thaw hook), the masking is checked
+/// from a name without an ACL (the other host's name, which has an ACL
+/// without this LUN, is checked at the provider level above), and the restore equals the content at the
+/// snapshot instant, not the later one.
+#[test]
+fn lio_serverless_backup_restore() {
+    let b = Backup::new();
+    let prod = GuestLun::add("slprod", 4, true);
+    prod.fill_random();
+    let at_snapshot = guest_sha("slprod");
+    let spec = format!("lio:runner=rig,rig-env={}", lio_env_path());
+    let thaw = guest_hook(
+        "dd if=/dev/urandom of=/snapfs/slprod.img bs=1M count=4 conv=notrunc 2>/dev/null; sync",
+    );
+    let tape = b.tape();
+    let v = b
+        .run(&[
+            "--json",
+            "backup",
+            "--mode",
+            "serverless",
+            "--source",
+            &prod.url,
+            "--snapshot",
+            &spec,
+            "--tape",
+            &tape,
+            "--thaw",
+            &thaw,
+            "--maskcheck-initiator",
+            STRANGER,
+        ])
+        .ok()
+        .json();
+    let later = guest_sha("slprod");
+    assert_ne!(later, at_snapshot, "the thaw hook did not write");
+    assert_eq!(v["provider"], "lio", "{v}");
+    assert_eq!(v["state"], "RELEASED", "{v}");
+    assert!(v["mapped"]["read_only"].as_bool().unwrap(), "{v}");
+    assert_eq!(v["masking"]["refused_initiator"], STRANGER, "{v}");
+    assert_eq!(v["masking"]["refused_by"], "login", "{v}");
+    assert_eq!(v["snapshot_designator"], v["mapped"]["designator"], "{v}");
+    assert_ne!(v["snapshot_designator"], v["source_designator"], "{v}");
+    // The production LUN was not read by the backup server.
+    no_data_commands(session(&v, "production"));
+    assert!(session(&v, "snapshot")["bytes_in"].as_u64().unwrap() >= 4 * MIB as u64);
+    let handle = v["snapshot"]["handle"].as_str().unwrap().to_string();
+    assert_eq!(guest_traces(&handle).trim(), "", "snapshot left behind");
+    let set = v["backup"]["set_id"].as_str().unwrap().to_string();
+
+    let list = b.run(&["--json", "snapshots", "list"]).ok().json();
+    assert!(list.to_string().contains("RELEASED"), "{list}");
+
+    // Restore to a fresh LUN; byte for byte the snapshot instant.
+    let fresh = GuestLun::add("slrestore", 4, false);
+    b.run(&["restore", &set, "--target", &fresh.url, "--tape", &tape])
+        .ok();
+    let restored = guest_sha("slrestore");
+    assert_eq!(restored, at_snapshot);
+    assert_ne!(restored, later);
+}
+
+/// `backup --mode serverless --snapshot xcopy-image:…`: LIO copies the
+/// production LUN into a masked spare while the application is quiesced;
+/// the report says for how long; the restore equals the source.
+#[test]
+fn xcopy_image_serverless_backup_restore() {
+    let b = Backup::new();
+    let prod = GuestLun::add("xsprod", 4, false);
+    let spare = GuestLun::add("xsspare", 4, false);
+    prod.fill_random();
+    let at_copy = guest_sha("xsprod");
+    let spec = format!(
+        "xcopy-image:spare={},mask=lio,runner=rig,rig-env={}",
+        spare.url,
+        lio_env_path()
+    );
+    let tape = b.tape();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("hooks.log");
+    let quiesce = format!("echo quiesce >>{}", log.display());
+    let thaw = format!(
+        "echo thaw >>{}; {}",
+        log.display(),
+        guest_hook("dd if=/dev/urandom of=/luns/xsprod.img bs=1M count=4 conv=notrunc 2>/dev/null")
+    );
+    let run = b.run(&[
+        "backup",
+        "--mode",
+        "serverless",
+        "--source",
+        &prod.url,
+        "--snapshot",
+        &spec,
+        "--tape",
+        &tape,
+        "--quiesce",
+        &quiesce,
+        "--thaw",
+        &thaw,
+    ]);
+    let run = run.ok();
+    assert!(
+        run.stdout.contains("application quiesced"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "quiesce\nthaw\n");
+    // The same again as JSON, for the numbers (the spare is reused).
+    prod.fill_random();
+    let at_copy2 = guest_sha("xsprod");
+    assert_ne!(at_copy, at_copy2);
+    let v = b
+        .run(&[
+            "--json",
+            "backup",
+            "--mode",
+            "serverless",
+            "--source",
+            &prod.url,
+            "--snapshot",
+            &spec,
+            "--tape",
+            &tape,
+        ])
+        .ok()
+        .json();
+    assert_eq!(v["provider"], "xcopy-image", "{v}");
+    assert_eq!(v["state"], "RELEASED", "{v}");
+    let info = &v["snapshot"]["info"];
+    assert!(info["xcopy_commands"].as_u64().unwrap() >= 1, "{v}");
+    assert_eq!(info["data_bytes_through_initiator"], 0, "{v}");
+    let q = v["quiesce_seconds"].as_f64().unwrap();
+    let c = info["copy_seconds"].as_f64().unwrap();
+    assert!(q > 0.0 && q >= c, "quiesced {q} s, copy {c} s");
+    assert!(v["mapped"]["read_only"].as_bool().unwrap(), "{v}");
+    no_data_commands(session(&v, "production"));
+    let set = v["backup"]["set_id"].as_str().unwrap().to_string();
+    // Released: the spare is writable again for the next copy.
+    let mut d = connect(&spare.url, lio().get("SANMOVER_LIO_INITIATOR")).unwrap();
+    d.write(Lba(0), BlockSize(512), vec![0u8; 512]).unwrap();
+    drop(d);
+
+    let fresh = GuestLun::add("xsrestore", 4, false);
+    b.run(&["restore", &set, "--target", &fresh.url, "--tape", &tape])
+        .ok();
+    assert_eq!(guest_sha("xsrestore"), at_copy2);
+}
