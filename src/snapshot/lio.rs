@@ -604,12 +604,16 @@ impl SnapshotProvider for LioProvider {
                 reason: format!("no LUN number in the answer: {out}"),
             })?;
         let target = Self::snap_field(snap, "target", "map")?;
+        let src = Self::source_url(job, "map")?;
         let portal = match &self.cfg.portal {
             Some(p) => p.clone(),
-            None => Self::source_url(job, "map")?.portal(),
+            None => src.portal(),
         };
+        // The source's CHAP user carries over; a secret never goes into a
+        // URL the catalog stores (SANMOVER_CHAP_PASSWORD supplies it).
+        let user = src.user.map(|u| format!("{u}@")).unwrap_or_default();
         Ok(MappedLun {
-            url: format!("iscsi://{portal}/{target}/{lun}"),
+            url: format!("iscsi://{user}{portal}/{target}/{lun}"),
             designator: snap
                 .info
                 .get("naa")
