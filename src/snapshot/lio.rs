@@ -1,4 +1,4 @@
-//! `lio` provider: a snapshot of a fileio LUN of Linux LIO, made on the
+//! `lio` provider (docs/snapshot-lio.md): a snapshot of a fileio LUN of Linux LIO, made on the
 //! storage host itself through configfs, by a [`CommandRunner`] (the LIO
 //! rig's control channel, or ssh to a real host).
 //!
