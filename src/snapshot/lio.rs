@@ -1,6 +1,6 @@
-//! `lio` provider (docs/snapshot-lio.md): a snapshot of a fileio LUN of Linux LIO, made on the
-//! storage host itself through configfs, by a [`CommandRunner`] (the LIO
-//! rig's control channel, or ssh to a real host).
+//! `lio` provider (docs/snapshot-lio.md): a snapshot of a fileio LUN of
+//! Linux LIO, made on the storage host itself through configfs, by a
+//! [`CommandRunner`] (the LIO rig's control channel, or ssh to a real host).
 //!
 //! - create: `cp --reflink=always` of the source's backing file next to it
 //!   (instant and copy-on-write on XFS or btrfs); `method=copy` makes a full
