@@ -281,7 +281,7 @@ impl Catalog {
     /// Every job, oldest first.
     pub fn snapshot_jobs(&self) -> Result<Vec<SnapshotJobRow>, CatalogError> {
         let mut st = self.conn.prepare(&format!(
-            "SELECT {COLUMNS} FROM snapshot_jobs ORDER BY created, id"
+            "SELECT {COLUMNS} FROM snapshot_jobs ORDER BY created, rowid"
         ))?;
         let rows = st.query_map([], from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)

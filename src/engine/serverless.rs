@@ -430,13 +430,17 @@ fn run_steps<P: Transport, T: Transport>(
 ) -> Result<ServerlessSummary, EngineError> {
     // 1. Freeze, flush, snapshot, thaw at once.
     let t0 = Instant::now();
-    if let Some(q) = &opts.quiesce {
-        run_hook("quiesce", q, job)?;
-    }
-    let created = prod
-        .synchronize_cache()
-        .map_err(EngineError::from)
-        .and_then(|()| provider.create(job).map_err(EngineError::from));
+    let quiesced = match &opts.quiesce {
+        Some(q) => run_hook("quiesce", q, job),
+        None => Ok(()),
+    };
+    // Thaw follows whatever happened here, also a quiesce hook that failed
+    // half-way.
+    let created = quiesced.and_then(|()| {
+        prod.synchronize_cache()
+            .map_err(EngineError::from)
+            .and_then(|()| provider.create(job).map_err(EngineError::from))
+    });
     if let Some(t) = &opts.thaw {
         if let Err(e) = run_hook("thaw", t, job) {
             // The snapshot is consistent either way; the application
