@@ -293,7 +293,10 @@ fn lio_provider_full_copy_and_refused_reflink() {
     let handle = sanmover::snapshot::lio::snapshot_name(&j);
     assert_eq!(guest_traces(&handle).trim(), "");
 
-    let mut p = provider_from_spec(&format!("lio:rig-env={env},method=copy")).unwrap();
+    // The backstore named outright (source=NAME) instead of found through
+    // the ACL.
+    let mut p =
+        provider_from_spec(&format!("lio:rig-env={env},method=copy,source=sncopy")).unwrap();
     let snap: Snapshot = p.create(&j).unwrap();
     assert_eq!(snap.info["method"], "copy");
     let m = p.map(&j, &snap).unwrap();

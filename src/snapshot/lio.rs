@@ -176,7 +176,8 @@ pub struct LioConfig {
     pub target: Option<String>,
     /// TPG tag.
     pub tpg: u32,
-    /// Source backstore, `[HBA/]NAME`.
+    /// Source backstore, `[HBA/]NAME` (a bare NAME is looked up in
+    /// every HBA).
     pub source: Option<String>,
     /// Directory for the snapshot file.
     pub dir: Option<String>,
@@ -204,7 +205,7 @@ impl LioConfig {
             check_name("target", t)?;
         }
         if let Some(s) = o.get("source") {
-            let (hba, name) = s.split_once('/').unwrap_or(("fileio_0", s));
+            let (hba, name) = s.split_once('/').unwrap_or(("-", s));
             check_name("source", hba)?;
             check_name("source", name)?;
         }
@@ -334,10 +335,18 @@ impl LioProvider {
         s.push_str(FIRST_LINK);
         s.push_str("[ -d \"$TPG\" ] || die \"no TPG $TPG on this host\"\n");
         match &self.cfg.source {
-            Some(src) => {
-                let (hba, name) = src.split_once('/').unwrap_or(("fileio_0", src));
-                s.push_str(&format!("D=$T/core/{}/{}\n", sh_quote(hba), sh_quote(name)));
-            }
+            Some(src) => match src.split_once('/') {
+                Some((hba, name)) => {
+                    s.push_str(&format!("D=$T/core/{}/{}\n", sh_quote(hba), sh_quote(name)));
+                }
+                // A bare name: whichever HBA holds it (one only).
+                None => s.push_str(&format!(
+                    "D=\nfor d in \"$T\"/core/*/{n}; do [ -d \"$d\" ] || continue; \
+                     [ -z \"$D\" ] || die \"backstore {src} exists in several HBAs; name it HBA/{src}\"; D=$d; done\n\
+                     [ -n \"$D\" ] || die \"no backstore {src}\"\n",
+                    n = sh_quote(src)
+                )),
+            },
             None => {
                 s.push_str(&format!(
                     "M=$TPG/acls/{ini}/lun_{lun}\n\
@@ -851,8 +860,23 @@ mod tests {
             info: json!({"target": "iqn.x:t", "tpg": 1, "hba": "fileio_0",
                          "file": "/snapfs/sm.img", "source_file": "/snapfs/prod.img"}),
         };
+        let named = |v: &str| {
+            let mut o = BTreeMap::new();
+            o.insert("source".to_string(), v.to_string());
+            let cfg = LioConfig::from_options(&o).unwrap();
+            let (q, _) = provider(vec![]);
+            LioProvider::with_runner(q.runner, cfg)
+                .probe_script(&job())
+                .unwrap()
+        };
+        let bare = named("prod");
+        assert!(bare.contains("\"$T\"/core/*/'prod'"), "{bare}");
+        let full = named("fileio_2/prod");
+        assert!(full.contains("D=$T/core/'fileio_2'/'prod'"), "{full}");
         for s in [
             p.probe_script(&j).unwrap(),
+            bare,
+            full,
             p.create_script(&j, &src, "/snapfs/sm.img"),
             p.map_script(&j, &snap).unwrap(),
             p.unmap_script(&snap, "unmap").unwrap(),
