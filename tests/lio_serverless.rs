@@ -625,8 +625,10 @@ fn lio_provider_through_ssh_runner() {
 
 /// A serverless lio backup killed right after MAPPED leaves the snapshot
 /// mapped; `snapshots cleanup` releases it and nothing stays in the guest.
+/// A create that fails (reflink of a LUN on tmpfs) ends FAILED with the
+/// reason, and leaves nothing either.
 #[test]
-fn lio_killed_after_mapped_then_cleanup() {
+fn lio_killed_after_mapped_then_cleanup_and_failed_create() {
     let b = Backup::new();
     let prod = GuestLun::add("skprod", 2, true);
     prod.fill_random();
@@ -657,4 +659,33 @@ fn lio_killed_after_mapped_then_cleanup() {
     assert_eq!(row["released"], true, "{list}");
     assert_eq!(guest_traces(&handle).trim(), "", "cleanup left {handle}");
     assert!(gone(&url, &naa), "still mapped after cleanup");
+
+    let tmpfs = GuestLun::add("skfail", 2, false);
+    let r = b.run(&[
+        "backup",
+        "--mode",
+        "serverless",
+        "--source",
+        &tmpfs.url,
+        "--snapshot",
+        &spec,
+        "--tape",
+        &tape,
+    ]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("clone"), "{}", r.stderr);
+    let list = b.run(&["--json", "snapshots", "list"]).ok().json();
+    let failed = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["source_url"] == tmpfs.url.as_str())
+        .unwrap_or_else(|| panic!("no job for {}: {list}", tmpfs.url));
+    assert_eq!(failed["state"], "FAILED", "{list}");
+    assert!(
+        failed["reason"].as_str().unwrap().contains("clone"),
+        "{list}"
+    );
+    let job_id = failed["id"].as_str().unwrap().replace('-', "");
+    assert_eq!(guest_traces(&format!("sm-{}", &job_id[..16])).trim(), "");
 }
