@@ -190,6 +190,11 @@ impl Ssh {
             "BatchMode=yes".to_string(),
             "-o".to_string(),
             format!("ConnectTimeout={}", self.connect_timeout),
+            // A host that stops answering ends the call within a minute.
+            "-o".to_string(),
+            "ServerAliveInterval=15".to_string(),
+            "-o".to_string(),
+            "ServerAliveCountMax=4".to_string(),
         ];
         if let Some(p) = self.port {
             a.push("-p".into());
@@ -319,6 +324,10 @@ mod tests {
                 "BatchMode=yes",
                 "-o",
                 "ConnectTimeout=15",
+                "-o",
+                "ServerAliveInterval=15",
+                "-o",
+                "ServerAliveCountMax=4",
                 "--",
                 "storage1",
                 "sh -s"
@@ -351,6 +360,10 @@ mod tests {
                 "BatchMode=yes",
                 "-o",
                 "ConnectTimeout=15",
+                "-o",
+                "ServerAliveInterval=15",
+                "-o",
+                "ServerAliveCountMax=4",
                 "-p",
                 "2222",
                 "-i",
