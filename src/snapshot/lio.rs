@@ -451,13 +451,20 @@ for l in "$TPG"/lun/lun_*; do
         case $(readlink "$f") in */core/$HBA/$NAME) n=${l##*/lun_} ;; esac
     done
 done
+# mkdir is the allocation: a number another job took meanwhile fails
+# it, and the next one is tried.
 if [ -z "$n" ]; then
     n=0
-    while [ -e "$TPG/lun/lun_$n" ]; do n=$((n + 1)); done
-    mkdir "$TPG/lun/lun_$n"
-    ln -s "$D" "$TPG/lun/lun_$n/$NAME"
+    until mkdir "$TPG/lun/lun_$n" 2>/dev/null; do
+        n=$((n + 1))
+        [ "$n" -lt 65536 ] || die "no free LUN number in $TPG"
+    done
+    ln -s "$D" "$TPG/lun/lun_$n/$NAME" || {
+        rmdir "$TPG/lun/lun_$n"
+        die "could not link $HBA/$NAME as TPG LUN $n"
+    }
 fi
-[ -d "$TPG/acls/$INI" ] || mkdir "$TPG/acls/$INI"
+[ -d "$TPG/acls/$INI" ] || mkdir "$TPG/acls/$INI" 2>/dev/null || [ -d "$TPG/acls/$INI" ]
 m=
 for a in "$TPG/acls/$INI"/lun_*; do
     [ -d "$a" ] || continue
@@ -467,12 +474,17 @@ if [ -z "$m" ]; then
     # The TPG LUN's own number when free (initiators then see the numbers
     # the TPG uses), else the lowest free one.
     m=$n
-    if [ -e "$TPG/acls/$INI/lun_$m" ]; then
+    if ! mkdir "$TPG/acls/$INI/lun_$m" 2>/dev/null; then
         m=0
-        while [ -e "$TPG/acls/$INI/lun_$m" ]; do m=$((m + 1)); done
+        until mkdir "$TPG/acls/$INI/lun_$m" 2>/dev/null; do
+            m=$((m + 1))
+            [ "$m" -lt 65536 ] || die "no free mapped LUN number for $INI"
+        done
     fi
-    mkdir "$TPG/acls/$INI/lun_$m"
-    ln -s "$TPG/lun/lun_$n" "$TPG/acls/$INI/lun_$m/map"
+    ln -s "$TPG/lun/lun_$n" "$TPG/acls/$INI/lun_$m/map" || {
+        rmdir "$TPG/acls/$INI/lun_$m"
+        die "could not map TPG LUN $n for $INI"
+    }
 fi
 # write_protect works on a linked mapping only (LIO ignores it before).
 echo 1 >"$TPG/acls/$INI/lun_$m/write_protect"
