@@ -78,7 +78,16 @@ impl Env {
         }
     }
     fn serverless(&self, source: &str, spec: &str, extra: &[&str], env: &[(&str, &str)]) -> Run {
-        let tape = self.tape();
+        self.serverless_to(&self.tape(), source, spec, extra, env)
+    }
+    fn serverless_to(
+        &self,
+        tape: &str,
+        source: &str,
+        spec: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Run {
         let mut args = vec![
             "--json",
             "backup",
@@ -87,7 +96,7 @@ impl Env {
             "--source",
             source,
             "--tape",
-            &tape,
+            tape,
             "--snapshot",
             spec,
         ];
@@ -516,6 +525,7 @@ fn a_crash_in_every_state_is_cleaned_up() {
         let j = env.last_job();
         assert_eq!(j["state"], state, "{j}");
         assert_eq!(j["released"], false);
+        assert_eq!(j["orphaned"], true, "{j}");
         if state == "MAPPED" || state == "BACKED_UP" {
             assert_eq!(
                 env.targets().len(),
@@ -563,4 +573,96 @@ fn a_crash_in_every_state_is_cleaned_up() {
         "{text}"
     );
     assert!(text.contains("process is gone"), "{text}");
+}
+
+#[test]
+fn the_tape_library_dying_mid_set_releases_the_snapshot() {
+    let env = Env::new();
+    // The tape drive in a library of its own (a second tgtd), killed
+    // while the set streams.
+    let library = PrivateRig::start();
+    let tape = library.get("SANMOVER_RIG_TAPE").to_string();
+    env.run(&["tape", &tape, "label", "LIB001"], &[]).ok();
+    let prod = env.get("SANMOVER_RIG_DISK");
+    let bytes: usize = env.get("SANMOVER_RIG_DISK_BYTES").parse().unwrap();
+    fill_random(Path::new(&env.get("SANMOVER_RIG_DISK_FILE")), bytes, 11);
+    let tape_file = PathBuf::from(library.get("SANMOVER_RIG_TAPE_FILE"));
+    let killed = AtomicBool::new(false);
+    let r = std::thread::scope(|sc| {
+        sc.spawn(|| {
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_secs(60) {
+                let len = std::fs::metadata(&tape_file).map(|m| m.len()).unwrap_or(0);
+                if len > 2 << 20 {
+                    library.kill_tgtd();
+                    killed.store(true, Ordering::SeqCst);
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        });
+        env.serverless_to(
+            &tape,
+            &prod,
+            &env.tgt_spec(""),
+            &["--block-size", "16384", "--cmd-timeout", "5"],
+            &[],
+        )
+    });
+    assert!(
+        killed.load(Ordering::SeqCst),
+        "the tape never reached 2 MiB"
+    );
+    assert_failed(&env, &r, "in state MAPPED");
+    let sets = env.run(&["--json", "catalog", "list"], &[]).ok().json();
+    assert_eq!(sets[0]["state"], "failed", "{sets}");
+}
+
+#[test]
+fn concurrent_tgt_snapshots_get_their_own_targets() {
+    use sanmover::snapshot::{provider_from_spec, SnapshotJob};
+    let env = Env::new();
+    let spec = env.tgt_spec("");
+    let source = env.get("SANMOVER_RIG_DISK2");
+    let urls: Vec<String> = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..4)
+            .map(|i| {
+                let (spec, source) = (spec.clone(), source.clone());
+                sc.spawn(move || {
+                    let mut p = provider_from_spec(&spec).unwrap();
+                    let (_, options) = sanmover::snapshot::parse_spec(&spec).unwrap();
+                    let job = SnapshotJob {
+                        job_id: uuid::Uuid::new_v4(),
+                        source_url: source,
+                        source_designator: None,
+                        initiator: format!("{BACKUP_INI}{i}"),
+                        options,
+                    };
+                    let snap = p.create(&job).unwrap();
+                    // Idempotent: a second create and map answer the same.
+                    assert_eq!(p.create(&job).unwrap(), snap);
+                    let m = p.map(&job, &snap).unwrap();
+                    assert_eq!(p.map(&job, &snap).unwrap(), m);
+                    assert!(m.read_only);
+                    (job, snap, m, p)
+                })
+            })
+            .collect();
+        let done: Vec<_> = hs.into_iter().map(|h| h.join().unwrap()).collect();
+        assert_eq!(env.targets().len(), 6, "{:?}", env.targets());
+        let urls = done.iter().map(|(_, _, m, _)| m.url.clone()).collect();
+        for (job, snap, _, mut p) in done {
+            p.unmap(&job, &snap).unwrap();
+            p.delete(&job, &snap).unwrap();
+            // Idempotent on something already gone.
+            p.unmap(&job, &snap).unwrap();
+            p.delete(&job, &snap).unwrap();
+        }
+        urls
+    });
+    let mut distinct = urls.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 4, "{urls:?}");
+    env.assert_nothing_left("after concurrent snapshots");
 }

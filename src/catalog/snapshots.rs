@@ -368,6 +368,32 @@ mod tests {
     }
 
     #[test]
+    fn a_job_of_a_live_process_is_in_progress() {
+        let (_d, c) = cat();
+        let id = Uuid::new_v4();
+        c.begin_snapshot_job(id, "tgt", "u", &serde_json::json!({}))
+            .unwrap();
+        // Our own job is never "in progress" for our own cleanup...
+        assert!(!c.snapshot_job(id).unwrap().in_progress(c.host()));
+        // ...another live process's is (pid 1 always exists)...
+        c.conn
+            .execute("UPDATE snapshot_jobs SET pid = 1", [])
+            .unwrap();
+        assert!(c.snapshot_job(id).unwrap().in_progress(c.host()));
+        // ...unless it is finished, or the pid is gone.
+        c.conn
+            .execute("UPDATE snapshot_jobs SET pid = 2147483600", [])
+            .unwrap();
+        assert!(!c.snapshot_job(id).unwrap().in_progress(c.host()));
+        c.conn
+            .execute("UPDATE snapshot_jobs SET pid = 1, host = 'elsewhere'", [])
+            .unwrap();
+        assert!(c.snapshot_job(id).unwrap().in_progress(c.host()));
+        c.snapshot_failed(id, "x", true).unwrap();
+        assert!(!c.snapshot_job(id).unwrap().in_progress(c.host()));
+    }
+
+    #[test]
     fn states_round_trip() {
         for s in SnapshotState::ALL {
             assert_eq!(s.as_str().parse::<SnapshotState>().unwrap(), s);

@@ -111,19 +111,39 @@ fn serverless_text(s: &ServerlessSummary) -> String {
 
 pub fn list(out: &Out, cat: &Path) -> Result<u8> {
     let catalog = open_catalog(cat)?;
-    let jobs = catalog.snapshot_jobs()?;
+    #[derive(Serialize)]
+    struct Listed {
+        #[serde(flatten)]
+        row: SnapshotJobRow,
+        /// Not released, and its process is gone: `snapshots cleanup`
+        /// will release it.
+        orphaned: bool,
+    }
+    let jobs: Vec<Listed> = catalog
+        .snapshot_jobs()?
+        .into_iter()
+        .map(|row| Listed {
+            orphaned: !row.released && !row.in_progress(catalog.host()),
+            row,
+        })
+        .collect();
     out.emit(&jobs, || {
         let mut t = format!(
             "{:<36}  {:<9}  {:<8}  {:<36}  {:<20}  SOURCE / REASON\n",
             "JOB", "STATE", "RELEASED", "SET", "PROVIDER"
         );
-        for j in &jobs {
+        for l in &jobs {
+            let j = &l.row;
             let _ = writeln!(
                 t,
                 "{:<36}  {:<9}  {:<8}  {:<36}  {:<20}  {}{}",
                 j.id,
                 j.state.as_str(),
-                if j.released { "yes" } else { "no" },
+                match (j.released, l.orphaned) {
+                    (true, _) => "yes",
+                    (false, true) => "ORPHAN",
+                    (false, false) => "no",
+                },
                 j.set_id
                     .map(|s| s.to_string())
                     .unwrap_or_else(|| "-".into()),

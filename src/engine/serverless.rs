@@ -199,19 +199,27 @@ fn test_hook(state: SnapshotState) {
     }
 }
 
+/// Run a quiesce or thaw hook with `sh -c`. Its stderr goes to ours (the
+/// user sees what the application said); its stdout is logged, never
+/// printed, so `--json` output stays one document.
 fn run_hook(what: &str, cmd: &str, job: &SnapshotJob) -> Result<(), EngineError> {
     let out = Command::new("sh")
         .arg("-c")
         .arg(cmd)
         .env("SANMOVER_JOB_ID", job.job_id.to_string())
         .env("SANMOVER_SOURCE", &job.source_url)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
         .output()
         .map_err(|e| EngineError::Refused(format!("{what} hook {cmd:?}: {e}")))?;
+    let said = String::from_utf8_lossy(&out.stdout);
+    if !said.trim().is_empty() {
+        log::info!("{what} hook: {}", said.trim());
+    }
     if !out.status.success() {
         return Err(EngineError::Refused(format!(
-            "{what} hook {cmd:?} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
+            "{what} hook {cmd:?} failed ({})",
+            out.status
         )));
     }
     Ok(())

@@ -249,6 +249,37 @@ impl TgtProvider {
         )?))
     }
 
+    /// The tid of the target named `iqn`, made if missing. Without a
+    /// `tid` option the first free number is taken; another job taking it
+    /// at the same moment makes tgtadm refuse, and the next one is tried.
+    fn export_target(&self, control: u16, iqn: &str) -> Result<u32, ProviderError> {
+        const OP: &str = "map";
+        let attempts = if self.tid.is_some() { 1 } else { 8 };
+        let mut last = None;
+        for _ in 0..attempts {
+            let targets = self.show(OP, control)?;
+            if let Some(t) = targets.iter().find(|t| t.name == iqn) {
+                return Ok(t.tid);
+            }
+            let tid = match self.tid {
+                Some(t) => t,
+                None => targets.iter().map(|t| t.tid).max().unwrap_or(0) + 1,
+            };
+            let tid_s = tid.to_string();
+            match self.tgtadm(
+                OP,
+                control,
+                &[
+                    "--lld", "iscsi", "--op", "new", "--mode", "target", "--tid", &tid_s, "-T", iqn,
+                ],
+            ) {
+                Ok(_) => return Ok(tid),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| failed(OP, "no target id")))
+    }
+
     fn source(op: &'static str, job: &SnapshotJob) -> Result<IscsiUrl, ProviderError> {
         IscsiUrl::parse(&job.source_url)
             .map_err(|e| failed(op, format!("source {}: {e}", job.source_url)))
@@ -340,26 +371,7 @@ impl SnapshotProvider for TgtProvider {
         let path = Self::snap_path(snap).ok_or_else(|| failed(OP, "snapshot has no path"))?;
         let iqn = export_iqn(&src, job);
         let (scsi_id, naa) = export_identity(job);
-        let targets = self.show(OP, control)?;
-        let tid = match targets.iter().find(|t| t.name == iqn) {
-            Some(t) => t.tid,
-            None => {
-                let tid = match self.tid {
-                    Some(t) => t,
-                    None => targets.iter().map(|t| t.tid).max().unwrap_or(0) + 1,
-                };
-                let tid_s = tid.to_string();
-                self.tgtadm(
-                    OP,
-                    control,
-                    &[
-                        "--lld", "iscsi", "--op", "new", "--mode", "target", "--tid", &tid_s, "-T",
-                        &iqn,
-                    ],
-                )?;
-                tid
-            }
-        };
+        let tid = self.export_target(control, &iqn)?;
         let tid_s = tid.to_string();
         let shown = self.show(OP, control)?;
         let t = shown

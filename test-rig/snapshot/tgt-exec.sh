@@ -18,26 +18,44 @@ set -euo pipefail
 op=${1:-}
 input=$(cat)
 
+# JSON string of $1 (escapes backslash, quote, and control characters as
+# spaces; enough for paths and messages).
+jstr() {
+    local s=${1//\\/\\\\}
+    s=${s//\"/\\\"}
+    printf '"%s"' "$(printf '%s' "$s" | tr '\000-\037' ' ')"
+}
+
 fail() {
-    python3 -c 'import json,sys; print(json.dumps({"error": sys.argv[1]}))' "$*"
+    printf '{"error": %s}\n' "$(jstr "$*")"
     exit 1
 }
 
-# j EXPR: a value from the input JSON (python expression over `d`).
-j() {
-    python3 -c 'import json,sys; d=json.loads(sys.argv[1]); v=eval(sys.argv[2]); print("" if v is None else v)' \
-        "$input" "$1"
+# One python3 call turns the input into shell variables, and answers are
+# written with printf (create runs while the application is frozen: keep
+# it quick).
+fields=$(python3 -c '
+import json, shlex, sys
+d = json.loads(sys.argv[1])
+job, opts = d["job"], d["job"].get("options") or {}
+snap = d.get("snapshot") or {}
+v = {
+    "job_id": job["job_id"].replace("-", ""),
+    "source_url": job["source_url"],
+    "initiator": job["initiator"],
+    "want_fail": opts.get("fail", ""),
+    "control": opts.get("control", ""),
+    "envf": opts.get("env", ""),
+    "snap_path": (snap.get("info") or {}).get("path", ""),
 }
-
-job_id=$(j 'd["job"]["job_id"].replace("-", "")')
-source_url=$(j 'd["job"]["source_url"]')
-initiator=$(j 'd["job"]["initiator"]')
-want_fail=$(j 'd["job"]["options"].get("fail")')
+for k, x in v.items():
+    print("%s=%s" % (k, shlex.quote(str(x))))
+' "$input") || fail "input is not the expected JSON"
+job_id='' source_url='' initiator='' want_fail='' control='' envf='' snap_path=''
+eval "$fields"
 [[ $want_fail != "$op" ]] || fail "$op refused on purpose (fail=$op)"
 
-control=$(j 'd["job"]["options"].get("control")')
 if [[ -z $control ]]; then
-    envf=$(j 'd["job"]["options"].get("env")')
     envf=${envf:-${SANMOVER_RIG_ENV:-}}
     [[ -n $envf && -r $envf ]] || fail "no tgtd control port: give control=N or env=RIG.ENV"
     control=$(sed -n 's/^SANMOVER_RIG_TGT_CONTROL=//p' "$envf" | head -n1)
@@ -81,11 +99,12 @@ create)
         }
         mv "$path.part" "$path"
     fi
-    python3 -c 'import json,sys; print(json.dumps({"handle": sys.argv[1], "info": {"path": sys.argv[1], "control": int(sys.argv[2])}}))' \
-        "$path" "$control"
+    printf '{"handle": %s, "info": {"path": %s, "control": %s}}\n' \
+        "$(jstr "$path")" "$(jstr "$path")" "$control"
     ;;
 map)
-    path=$(j 'd["snapshot"]["info"]["path"]')
+    path=$snap_path
+    [[ -n $path ]] || fail "map: the snapshot has no info.path"
     tid=$(tid_of "$snap_iqn")
     if [[ -z $tid ]]; then
         tid=$(tadm --op show --mode target | sed -n 's/^Target \([0-9]*\):.*/\1/p' | sort -n | tail -n1)
@@ -104,8 +123,8 @@ map)
         tadm --lld iscsi --op bind --mode target --tid "$tid" --initiator-name "$initiator" >&2 ||
             fail "cannot bind $initiator"
     fi
-    python3 -c 'import json,sys; print(json.dumps({"url": sys.argv[1], "designator": sys.argv[2], "read_only": True}))' \
-        "iscsi://$portal/$snap_iqn/1" "$designator"
+    printf '{"url": %s, "designator": %s, "read_only": true}\n' \
+        "$(jstr "iscsi://$portal/$snap_iqn/1")" "$(jstr "$designator")"
     ;;
 unmap)
     tid=$(tid_of "$snap_iqn")
@@ -116,8 +135,7 @@ unmap)
     echo '{}'
     ;;
 delete)
-    path=$(j '(d.get("snapshot") or {}).get("info", {}).get("path")')
-    [[ -z $path ]] || rm -f "$path" "$path.part"
+    [[ -z $snap_path ]] || rm -f "$snap_path" "$snap_path.part"
     echo '{}'
     ;;
 *)
