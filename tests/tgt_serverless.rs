@@ -287,11 +287,30 @@ fn serverless_backup_is_the_snapshot_instant_while_the_application_writes() {
         .serverless(
             &prod,
             &env.tgt_spec(""),
-            &["--quiesce", &quiesce, "--thaw", &thaw],
+            &["-v", "--quiesce", &quiesce, "--thaw", &thaw],
             &[],
         )
         .ok();
     let s = r.json();
+    // Second witness, independent of the guard's counters: the -v log of
+    // the CDBs sent through the device layer, per device (the pipelined
+    // READ(16)s of a backup are not logged one by one; the guard's
+    // counters below see every command).
+    let cdbs = |dev: &str| -> Vec<String> {
+        let tag = format!("{dev}: cdb ");
+        r.stderr
+            .lines()
+            .filter_map(|l| l.split_once(&tag).map(|(_, c)| c[..2].to_string()))
+            .collect()
+    };
+    let prod_cdbs = cdbs(&prod);
+    assert!(!prod_cdbs.is_empty(), "no CDB log for {prod}");
+    assert!(
+        prod_cdbs
+            .iter()
+            .all(|o| o == "12" || o == "91" || o == "35"),
+        "the production LUN got {prod_cdbs:?}"
+    );
     let gen_after_backup = writer.generation.load(Ordering::SeqCst);
     // Keep writing well after the backup.
     writer.wait_generation(gen_after_backup + 2);
@@ -329,6 +348,10 @@ fn serverless_backup_is_the_snapshot_instant_while_the_application_writes() {
     assert_eq!(p["refused"], 0);
     assert!(p["bytes_in"].as_u64().unwrap() < 4096, "{p}");
     let snap = sessions.iter().find(|x| x["role"] == "snapshot").unwrap();
+    assert!(
+        snap["commands"]["88"].as_u64().unwrap() > 0,
+        "the snapshot was read with READ(16): {snap}"
+    );
     assert!(snap["bytes_in"].as_u64().unwrap() as usize >= prod_bytes);
     assert_eq!(snap["bytes_out"], 0);
 
@@ -565,8 +588,29 @@ fn a_crash_in_every_state_is_cleaned_up() {
             .json();
         assert!(again.as_array().unwrap().is_empty(), "{again}");
     }
+    // The spec's env file is gone by cleanup time: the provider finds the
+    // tgtd through the control port recorded with the snapshot.
+    let copy = env.rig.state.path().join("copy-of-rig.env");
+    std::fs::copy(env.env_file(), &copy).unwrap();
+    let spec = format!("tgt:env={}", copy.display());
+    let r = env.serverless(
+        &prod,
+        &spec,
+        &[],
+        &[("SANMOVER_TEST_DIE_AFTER_STATE", "MAPPED")],
+    );
+    assert_eq!(r.code, -1, "{}", r.stderr);
+    std::fs::remove_file(&copy).unwrap();
+    assert_eq!(env.targets().len(), 3);
+    let c = env
+        .run(&["--json", "snapshots", "cleanup"], &[])
+        .ok()
+        .json();
+    assert_eq!(c[0]["ok"], true, "{c}");
+    env.assert_nothing_left("cleanup without the env file");
+
     let jobs = env.jobs();
-    assert_eq!(jobs.len(), 4);
+    assert_eq!(jobs.len(), 5);
     let text = env.run(&["snapshots", "list"], &[]).ok().stdout;
     assert!(
         text.contains("BACKED_UP") || text.contains("RELEASED"),

@@ -77,6 +77,7 @@ impl FromStr for SnapshotState {
 /// One snapshot job as the catalog knows it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SnapshotJobRow {
+    /// The job id (also `job.job_id`).
     pub id: Uuid,
     pub state: SnapshotState,
     /// The `--snapshot` spec the provider is rebuilt from.
@@ -100,6 +101,7 @@ pub struct SnapshotJobRow {
     pub created: i64,
     /// Unix seconds of the last state change.
     pub updated: i64,
+    /// The process that runs (ran) the job, and its host.
     pub pid: Option<i64>,
     pub host: Option<String>,
 }

@@ -70,7 +70,9 @@ pub struct ServerlessOptions {
 pub struct SessionStats {
     /// production, snapshot or maskcheck.
     pub role: String,
+    /// The LU's address, without secrets.
     pub url: String,
+    /// The initiator name the session logged in with.
     pub initiator: String,
     /// Commands sent, by opcode (hex).
     pub commands: BTreeMap<String, u64>,
@@ -95,10 +97,15 @@ pub struct MaskingCheck {
 /// What `backup --mode serverless --json` prints.
 #[derive(Debug, Clone, Serialize)]
 pub struct ServerlessSummary {
+    /// The catalog's snapshot job.
     pub job_id: Uuid,
+    /// Provider name (tgt, exec, lio, xcopy-image).
     pub provider: String,
+    /// RELEASED on success.
     pub state: SnapshotState,
+    /// What create() made.
     pub snapshot: Snapshot,
+    /// Where map() exported it.
     pub mapped: MappedLun,
     /// From the start of the quiesce hook to the end of the thaw hook
     /// (with no hooks: the length of create).
@@ -106,11 +113,14 @@ pub struct ServerlessSummary {
     pub masking: MaskingCheck,
     /// The designator the snapshot showed after login (== the promise).
     pub snapshot_designator: String,
+    /// The production LUN's best designator (hex).
     pub source_designator: Option<String>,
+    /// The host engine's report of the set.
     pub backup: BackupSummary,
     /// Every session this backup opened; the production one carries only
     /// INQUIRY and SYNCHRONIZE CACHE, and no data.
     pub sessions: Vec<SessionStats>,
+    /// Things the user should look at (thaw failed, export not read-only).
     pub warnings: Vec<String>,
 }
 
@@ -123,6 +133,7 @@ pub struct Counted<T> {
 }
 
 impl<T: Transport> Counted<T> {
+    /// Wrap `inner`; `allowed` (opcodes) turns the guard on.
     pub fn new(inner: T, stats: Arc<Mutex<SessionStats>>, allowed: Option<Vec<u8>>) -> Self {
         Counted {
             inner,

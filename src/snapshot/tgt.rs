@@ -10,8 +10,9 @@
 //! - unmap: delete that target (forced: our own session may linger);
 //! - delete: remove the file.
 //!
-//! Options (`tgt:k=v,…`): `control=N` (tgtadm -C N; else `env=FILE` or
-//! `$SANMOVER_RIG_ENV`, a rig.env with SANMOVER_RIG_TGT_CONTROL), `dir=DIR`
+//! Options (`tgt:k=v,…`): `control=N` (tgtadm -C N; else `env=FILE`, a
+//! rig.env with SANMOVER_RIG_TGT_CONTROL; else the port recorded with the
+//! snapshot; else `$SANMOVER_RIG_ENV`), `dir=DIR`
 //! (where the snapshot file goes; default next to the source file, and it
 //! must be on the same reflink filesystem), `portal=HOST:PORT` (default the
 //! source's), `tid=N` (target id for the export; default the first free),
@@ -31,6 +32,7 @@ use crate::transport::url::IscsiUrl;
 #[derive(Debug, Clone)]
 pub struct TgtProvider {
     control: Option<u16>,
+    env: Option<PathBuf>,
     dir: Option<PathBuf>,
     portal: Option<String>,
     tid: Option<u32>,
@@ -41,17 +43,24 @@ pub struct TgtProvider {
 /// One LU of `tgtadm --op show --mode target`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ShownLun {
+    /// "LUN: N".
     pub lun: u32,
+    /// "Backing store path:", None for tgt's controller LUN 0.
     pub path: Option<String>,
+    /// "Readonly: Yes".
     pub readonly: bool,
+    /// "SCSI ID:" (tgt's `scsi_id` parameter).
     pub scsi_id: String,
 }
 
 /// One target of `tgtadm --op show --mode target`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ShownTarget {
+    /// Target id ("Target N:").
     pub tid: u32,
+    /// Target IQN.
     pub name: String,
+    /// Its LUNs, in the order shown.
     pub luns: Vec<ShownLun>,
     /// Initiator names (or ALL) under "ACL information".
     pub acl: Vec<String>,
@@ -149,6 +158,7 @@ impl TgtProvider {
     pub fn new(options: &BTreeMap<String, String>) -> Result<Self, ProviderError> {
         let mut p = TgtProvider {
             control: None,
+            env: None,
             dir: None,
             portal: None,
             tid: None,
@@ -162,18 +172,9 @@ impl TgtProvider {
                         ProviderError::Spec(format!("tgt: control={v} is not a port number"))
                     })?)
                 }
-                "env" => {
-                    let c = env_file_value(Path::new(v), "SANMOVER_RIG_TGT_CONTROL").ok_or_else(
-                        || {
-                            ProviderError::Spec(format!(
-                                "tgt: env={v} has no SANMOVER_RIG_TGT_CONTROL"
-                            ))
-                        },
-                    )?;
-                    p.control = Some(c.parse().map_err(|_| {
-                        ProviderError::Spec(format!("tgt: bad control port {c} in {v}"))
-                    })?);
-                }
+                // Read when an operation runs: cleanup may run after that
+                // rig is gone, and then falls back to the snapshot's record.
+                "env" => p.env = Some(PathBuf::from(v)),
                 "dir" => p.dir = Some(PathBuf::from(v)),
                 "portal" => p.portal = Some(v.clone()),
                 "tid" => {
@@ -190,24 +191,41 @@ impl TgtProvider {
                 }
             }
         }
-        if p.control.is_none() {
-            if let Some(env) = std::env::var_os("SANMOVER_RIG_ENV") {
-                p.control = env_file_value(Path::new(&env), "SANMOVER_RIG_TGT_CONTROL")
-                    .and_then(|c| c.parse().ok());
-            }
-        }
         Ok(p)
     }
 
-    /// The control port: from the options, else the one recorded in the
-    /// snapshot (cleanup after the rig env is gone).
+    /// The tgtd control port, first found of: `control=N`; the rig.env of
+    /// `env=FILE`; the port recorded in the snapshot when it was made (so
+    /// cleanup works after that env file is gone, and never asks another
+    /// tgtd); `$SANMOVER_RIG_ENV`.
     fn control(&self, op: &'static str, snap: Option<&Snapshot>) -> Result<u16, ProviderError> {
-        self.control
-            .or_else(|| {
-                snap.and_then(|s| s.info.get("control"))
-                    .and_then(|c| c.as_u64())
-                    .map(|c| c as u16)
-            })
+        let from_file = |f: &Path| {
+            env_file_value(f, "SANMOVER_RIG_TGT_CONTROL").and_then(|c| c.parse::<u16>().ok())
+        };
+        if let Some(c) = self.control {
+            return Ok(c);
+        }
+        if let Some(c) = self.env.as_deref().and_then(from_file) {
+            return Ok(c);
+        }
+        if let Some(c) = snap
+            .and_then(|s| s.info.get("control"))
+            .and_then(|c| c.as_u64())
+            .and_then(|c| u16::try_from(c).ok())
+        {
+            return Ok(c);
+        }
+        if let Some(env) = &self.env {
+            return Err(failed(
+                op,
+                format!(
+                    "env={}: no SANMOVER_RIG_TGT_CONTROL there (is the rig up?)",
+                    env.display()
+                ),
+            ));
+        }
+        std::env::var_os("SANMOVER_RIG_ENV")
+            .and_then(|f| from_file(Path::new(&f)))
             .ok_or_else(|| {
                 failed(
                     op,
