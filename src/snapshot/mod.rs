@@ -11,7 +11,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub mod exec;
+pub mod lio;
+pub mod runner;
 pub mod tgt;
+pub mod xcopy_image;
 
 /// Everything a provider needs to know about one job. Serializable: the
 /// catalog stores it as JSON so `snapshots cleanup` can rebuild the provider
@@ -123,9 +126,8 @@ pub fn provider_from_spec(spec: &str) -> Result<Box<dyn SnapshotProvider>, Provi
     match name.as_str() {
         "tgt" => Ok(Box::new(tgt::TgtProvider::new(&options)?)),
         "exec" => Ok(Box::new(exec::ExecProvider::new(&options)?)),
-        "lio" | "xcopy-image" => Err(ProviderError::Spec(format!(
-            "provider {name:?} is not built in yet"
-        ))),
+        "lio" => Ok(Box::new(lio::LioProvider::new(&options)?)),
+        "xcopy-image" => Ok(Box::new(xcopy_image::XcopyImageProvider::new(&options)?)),
         other => Err(ProviderError::Spec(format!(
             "unknown provider {other:?} (tgt, lio, xcopy-image, exec:SCRIPT)"
         ))),
