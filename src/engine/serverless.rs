@@ -309,6 +309,17 @@ fn masking_check<T: Transport>(
                     )))
                 }
                 Ok(_) => "report-luns".to_string(),
+                // SPC-4 6.33: a LU the nexus may not reach answers ILLEGAL
+                // REQUEST, LOGICAL UNIT NOT SUPPORTED (LIO, when the LUN is
+                // not in that initiator's ACL): refused too.
+                Err(e)
+                    if e.sense().is_some_and(|s| {
+                        s.key == crate::scsi::sense::SenseKey::ILLEGAL_REQUEST
+                            && s.asc == crate::scsi::sense::Asc::LUN_NOT_SUPPORTED
+                    }) =>
+                {
+                    "report-luns (logical unit not supported)".to_string()
+                }
                 Err(e) => {
                     return Err(EngineError::Refused(format!(
                         "masking check: REPORT LUNS as {other} on {url}: {e}"
