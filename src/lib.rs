@@ -9,6 +9,8 @@ pub mod cli;
 pub mod device;
 pub mod engine;
 pub mod format;
+pub mod router;
 pub mod scsi;
 pub mod snapshot;
+pub mod target;
 pub mod transport;

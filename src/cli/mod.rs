@@ -16,9 +16,11 @@ use crate::transport::Transport;
 mod backup_cmds;
 pub mod exit;
 mod output;
+mod router_cmds;
 mod scsi_cmds;
 mod snapshot_cmds;
 mod tape_cmds;
+mod tpc_cmds;
 mod xcopy_cmds;
 
 /// A command-line mistake found after clap (bad hex, bad page name).
@@ -172,8 +174,21 @@ pub enum Command {
     /// 'snapshots list'); on any failure the snapshot is released.
     /// Providers: tgt[:control=N,env=RIG.ENV,dir=D,portal=H:P,tid=N],
     /// exec:SCRIPT[,k=v] (docs/snapshot-exec.md), lio, xcopy-image.
+    ///
+    /// Xcopy mode (third-party copy): a copy manager (--copy-manager, e.g.
+    /// 'sanmover router') moves the data from the source to the tape on
+    /// EXTENDED COPY; this host sends parameter lists and reads status,
+    /// and neither reads data nor positions the tape. The set has the same
+    /// layout, with the record CRCs computed by the copy manager and kept
+    /// in a CRC index (FORMAT.md), so restore, verify and catalog rebuild
+    /// work unchanged. The catalog must know which volume is in the drive.
+    /// With --fallback prefer (the default) a copy the copy manager refuses
+    /// or aborts is marked failed and the backup is done host-driven,
+    /// which the output says; never fails instead; always goes
+    /// host-driven at once.
     Backup {
-        /// host or serverless (xcopy is not in this release).
+        /// host, serverless (--snapshot), or xcopy (third-party copy
+        /// through --copy-manager).
         #[arg(long, default_value = "host", value_parser = parse_mode)]
         mode: crate::format::Mode,
         /// Serverless: the snapshot provider and its options.
@@ -190,6 +205,12 @@ pub enum Command {
         /// refused [default: <initiator>-maskcheck].
         #[arg(long, value_name = "IQN", requires = "snapshot")]
         maskcheck_initiator: Option<String>,
+        /// Xcopy mode: the copy manager LU that receives EXTENDED COPY.
+        #[arg(long, value_name = "DEV", required_if_eq("mode", "xcopy"))]
+        copy_manager: Option<String>,
+        /// Xcopy mode: what to do when the copy manager refuses or aborts.
+        #[arg(long, default_value = "prefer", value_parser = ["prefer", "never", "always"])]
+        fallback: String,
         /// The disk LUN to back up.
         #[arg(long, value_name = "DEV")]
         source: String,
@@ -296,6 +317,53 @@ pub enum Command {
         /// sample (16 extents) or full.
         #[arg(long, default_value = "sample", value_parser = ["sample", "full"])]
         verify: String,
+    },
+    /// Run the data router in the foreground: an iSCSI target whose LUN 0
+    /// is an EXTENDED COPY copy manager that copies between the LUs of the
+    /// backend targets, disk to tape included.
+    ///
+    /// At start-up the router logs in to every --backend target, lists its
+    /// LUNs (REPORT LUNS) and indexes each LU by its VPD 0x83 designators;
+    /// an EXTENDED COPY names its source and destination by those
+    /// designators (E4h CSCDs). Segments: 00h block->stream, 01h
+    /// stream->block, 02h block->block, 04h inline->stream, 06h
+    /// stream->discard, 0Ah, 10h write filemarks, 11h space, 12h locate
+    /// (where the tape has LOCATE). Limits are advertised in RECEIVE COPY
+    /// RESULTS (03h) and VPD 0x8F and set with --config. When a list is
+    /// sent with LIST ID USAGE 00b the router keeps the CRC32C of every
+    /// tape block it wrote, returned by RECEIVE COPY RESULTS receive data
+    /// (01h): 'backup --mode xcopy' builds its CRC index from them.
+    ///
+    /// It listens only on --listen (port 0: a free port), prints one line
+    /// 'sanmover router: listening on ADDR, target IQN, copy manager LUN 0'
+    /// on stdout when ready, and logs to stderr (-v for more). Logins can
+    /// be limited to --allow initiator names and required to pass CHAP
+    /// (--chap-file, TOML with user and secret). It runs until killed.
+    ///
+    /// --config FILE (TOML) may set target_name, serial, own_blocks,
+    /// backends, allow, chap_file and a [limits] table: max_cscds,
+    /// max_segments, max_descriptor_list, max_segment_bytes, max_inline,
+    /// held_data_limit, max_stream_transfer.
+    Router {
+        /// Address to listen on (ADDR:PORT), and only there.
+        #[arg(long, value_name = "ADDR:PORT")]
+        listen: std::net::SocketAddr,
+        /// A backend target: iscsi://HOST[:PORT]/IQN (all its LUNs) or a
+        /// LUN URL. Repeatable.
+        #[arg(long = "backend", value_name = "URL")]
+        backends: Vec<String>,
+        /// Initiator name allowed to log in (repeatable) [default: any].
+        #[arg(long = "allow", value_name = "IQN")]
+        allow: Vec<String>,
+        /// Require CHAP with the user and secret in this TOML file.
+        #[arg(long, value_name = "FILE")]
+        chap_file: Option<PathBuf>,
+        /// Router configuration (TOML).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// The router's iSCSI target name [default: iqn.2026-11.org.sanmover:router].
+        #[arg(long, value_name = "IQN")]
+        target_name: Option<String>,
     },
     /// RECEIVE COPY RESULTS, decoded: operating parameters, the status of
     /// a held copy, or its failed segment details.
@@ -511,6 +579,8 @@ fn run(cli: &Cli) -> Result<u8> {
             quiesce,
             thaw,
             maskcheck_initiator,
+            copy_manager,
+            fallback,
             source,
             lba,
             blocks,
@@ -535,6 +605,8 @@ fn run(cli: &Cli) -> Result<u8> {
                 quiesce: quiesce.as_deref(),
                 thaw: thaw.as_deref(),
                 maskcheck_initiator: maskcheck_initiator.as_deref(),
+                copy_manager: copy_manager.as_deref(),
+                fallback,
             },
         ),
         Command::Snapshots { op } => match op {
@@ -611,6 +683,24 @@ fn run(cli: &Cli) -> Result<u8> {
             ),
             _ => Err(UsageError("--src and --dst are needed without --params".into()).into()),
         },
+        Command::Router {
+            listen,
+            backends,
+            allow,
+            chap_file,
+            config,
+            target_name,
+        } => router_cmds::run(
+            &cli.conn,
+            router_cmds::RouterArgs {
+                listen: *listen,
+                backends,
+                allow,
+                chap_file: chap_file.as_deref(),
+                config: config.as_deref(),
+                target_name: target_name.as_deref(),
+            },
+        ),
         Command::CopyResults {
             dev,
             status,

@@ -169,18 +169,35 @@ impl<T: Transport> Disk<T> {
         bs: BlockSize,
         per_chunk: u32,
         depth: usize,
+        sink: impl FnMut(Chunk, Vec<u8>) -> Result<Option<Vec<u8>>, E>,
+    ) -> Result<(), E> {
+        self.read_chunks_pipelined(chunks(lba, blocks, per_chunk), bs, depth, sink)
+    }
+
+    /// [`Disk::read_pipelined`] over any chunk list: several ranges read as
+    /// one stream, so the pipeline does not drain between them (the copy
+    /// manager reads the ranges of consecutive segments this way). The
+    /// chunks' `seq` must count 0, 1, 2, ... in the order `sink` wants them.
+    pub fn read_chunks_pipelined<E: From<DeviceError>>(
+        &mut self,
+        mut todo: impl Iterator<Item = Chunk>,
+        bs: BlockSize,
+        depth: usize,
         mut sink: impl FnMut(Chunk, Vec<u8>) -> Result<Option<Vec<u8>>, E>,
     ) -> Result<(), E> {
         let depth = depth.clamp(1, self.scsi.transport().queue_depth().max(1));
-        let mut todo = chunks(lba, blocks, per_chunk);
         let mut in_flight: std::collections::HashMap<u64, (Chunk, u32)> = Default::default();
         let mut ready: std::collections::BTreeMap<u64, (Chunk, Vec<u8>)> = Default::default();
         let mut spare: Vec<Vec<u8>> = Vec::new();
         let mut next_out = 0u64;
         let mut exhausted = false;
+        // The first chunk the device refused: every chunk before it is
+        // still delivered (in order), so a caller that maps chunks to work
+        // items blames the right one; nothing after it is.
+        let mut failed: Option<(u64, DeviceError)> = None;
         let retry = crate::transport::retry::RetryPolicy::default();
         loop {
-            while !exhausted && in_flight.len() + ready.len() < depth {
+            while failed.is_none() && !exhausted && in_flight.len() + ready.len() < depth {
                 match todo.next() {
                     None => exhausted = true,
                     Some(c) => {
@@ -193,12 +210,26 @@ impl<T: Transport> Disk<T> {
                 }
             }
             if in_flight.is_empty() && ready.is_empty() {
-                return Ok(());
+                return match failed {
+                    Some((_, e)) => Err(e.into()),
+                    None => Ok(()),
+                };
             }
             if !in_flight.is_empty() {
-                let Some((c, resp)) = self.complete_chunk(&mut in_flight, &retry, bs)? else {
+                let Some((c, resp)) = self.complete_chunk_any(&mut in_flight, &retry, bs)? else {
                     continue;
                 };
+                let before_failure = failed.as_ref().is_none_or(|(f, _)| c.seq < *f);
+                if !resp.is_good() {
+                    if before_failure {
+                        failed = Some((c.seq, self.scsi.check_error(&resp)));
+                        ready.retain(|&seq, _| seq < c.seq);
+                    }
+                    continue;
+                }
+                if !before_failure {
+                    continue;
+                }
                 let want = c.blocks as usize * bs.0 as usize;
                 if resp.transferred() != want {
                     return Err(DeviceError::Protocol {
@@ -230,6 +261,19 @@ impl<T: Transport> Disk<T> {
         retry: &crate::transport::retry::RetryPolicy,
         bs: BlockSize,
     ) -> Result<Option<(Chunk, crate::transport::Response)>, DeviceError> {
+        match self.complete_chunk_any(in_flight, retry, bs)? {
+            Some((_, resp)) if !resp.is_good() => Err(self.scsi.check_error(&resp)),
+            other => Ok(other),
+        }
+    }
+
+    /// [`Self::complete_chunk`] that hands back a refused chunk too.
+    fn complete_chunk_any(
+        &mut self,
+        in_flight: &mut std::collections::HashMap<u64, (Chunk, u32)>,
+        retry: &crate::transport::retry::RetryPolicy,
+        bs: BlockSize,
+    ) -> Result<Option<(Chunk, crate::transport::Response)>, DeviceError> {
         let resp = self
             .scsi
             .transport()
@@ -248,9 +292,6 @@ impl<T: Transport> Disk<T> {
             self.submit_chunk(c, cdb, buf, attempt + 1)?;
             in_flight.insert(c.seq, (c, attempt + 1));
             return Ok(None);
-        }
-        if !resp.is_good() {
-            return Err(self.scsi.check_error(&resp));
         }
         Ok(Some((c, resp)))
     }
@@ -368,5 +409,67 @@ mod tests {
             }
         );
         assert_eq!(chunks(Lba(0), 0, 8).count(), 0);
+    }
+
+    /// Completes whatever is in flight newest first, as a target may
+    /// answer a refused READ before the earlier ones' data.
+    struct Reversing<T: Transport> {
+        inner: T,
+        done: Vec<crate::transport::Response>,
+    }
+
+    impl<T: Transport> Transport for Reversing<T> {
+        fn submit(&mut self, req: Request) -> Result<(), crate::transport::TransportError> {
+            self.inner.submit(req)
+        }
+        fn complete(
+            &mut self,
+        ) -> Result<crate::transport::Response, crate::transport::TransportError> {
+            if self.done.is_empty() {
+                while self.inner.in_flight() > 0 {
+                    self.done.push(self.inner.complete()?);
+                }
+            }
+            self.done.pop().ok_or_else(|| {
+                crate::transport::TransportError::SessionLost("nothing in flight".into())
+            })
+        }
+        fn queue_depth(&self) -> usize {
+            self.inner.queue_depth()
+        }
+        fn in_flight(&self) -> usize {
+            self.inner.in_flight() + self.done.len()
+        }
+        fn describe(&self) -> String {
+            self.inner.describe()
+        }
+    }
+
+    #[test]
+    fn a_refused_read_still_delivers_every_earlier_chunk_in_order() {
+        use crate::transport::memory::{MemDisk, MemoryTransport};
+        let t = Reversing {
+            inner: MemoryTransport::new("d", MemDisk::new("D1", 100, 512)),
+            done: Vec::new(),
+        };
+        let mut disk = Disk::open(t).unwrap();
+        // Chunks of 10 blocks from LBA 40: 40, 50, ... 90 fit, 100 does not.
+        let mut seen = Vec::new();
+        let r = disk.read_chunks_pipelined::<DeviceError>(
+            chunks(Lba(40), 80, 10),
+            BlockSize(512),
+            8,
+            |c, _| {
+                seen.push(c.seq);
+                Ok(None)
+            },
+        );
+        let e = r.unwrap_err();
+        assert_eq!(
+            e.sense().map(|s| s.asc),
+            Some(crate::scsi::sense::Asc::LBA_OUT_OF_RANGE),
+            "{e}"
+        );
+        assert_eq!(seen, vec![0, 1, 2, 3, 4, 5]);
     }
 }

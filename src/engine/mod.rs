@@ -19,6 +19,7 @@ pub mod host;
 pub mod progress;
 pub mod restore;
 pub mod serverless;
+pub mod tpc;
 pub mod volume;
 pub mod xcopy;
 

@@ -182,6 +182,28 @@ impl Wire for SupportedOpcodes {
     }
 }
 
+impl SupportedOpcodes {
+    /// The all-commands data with a command timeouts descriptor after each
+    /// command descriptor (CTDP set), as RCTD asks (SPC-4 6.35.2, 6.35.4).
+    /// The timeouts are 0: not specified.
+    pub fn emit_with_timeouts(&self) -> Vec<u8> {
+        let per = Self::DESC_LEN + TIMEOUTS_LEN;
+        let mut b = vec![0u8; 4 + per * self.commands.len()];
+        put_be(&mut b[0..4], (per * self.commands.len()) as u64);
+        for (d, c) in b[4..].chunks_exact_mut(per).zip(&self.commands) {
+            d[0] = c.opcode.0;
+            if let Some(sa) = c.service_action {
+                put_be(&mut d[2..4], sa as u64);
+                d[5] = 0x01; // SERVACTV
+            }
+            d[5] |= 0x02; // CTDP
+            put_be(&mut d[6..8], c.cdb_len as u64);
+            put_be(&mut d[8..10], (TIMEOUTS_LEN - 2) as u64);
+        }
+        b
+    }
+}
+
 /// One-command parameter data (SPC-4 6.35.3).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OneCommand {
@@ -310,6 +332,27 @@ mod tests {
         assert_eq!(
             s.commands.iter().map(|c| c.opcode).collect::<Vec<_>>(),
             [Opcode::TEST_UNIT_READY, Opcode::REQUEST_SENSE]
+        );
+        // Emitted with timeouts: every descriptor has CTDP and a 0Ah-long
+        // timeouts descriptor with unspecified (0) timeouts.
+        let one = SupportedOpcodes {
+            commands: vec![CommandDescriptor {
+                opcode: Opcode::RECEIVE_COPY_RESULTS,
+                service_action: Some(3),
+                cdb_len: 16,
+            }],
+        };
+        assert_eq!(
+            one.emit_with_timeouts(),
+            [
+                0, 0, 0, 20, //
+                0x84, 0, 0x00, 0x03, 0, 0x03, 0x00, 0x10, //
+                0x00, 0x0a, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            ]
+        );
+        assert_eq!(
+            SupportedOpcodes::parse(&one.emit_with_timeouts()).unwrap(),
+            one
         );
     }
 

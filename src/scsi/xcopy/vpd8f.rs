@@ -8,8 +8,14 @@
 
 use serde::Serialize;
 
-use crate::scsi::{be_uint, need, ParseError};
+use crate::scsi::{be_uint, need, put_be, DeviceType, ParseError};
 
+/// Supported Commands descriptor (0001h).
+pub const DESC_SUPPORTED_COMMANDS: u16 = 0x0001;
+/// Supported Descriptors descriptor (0008h).
+pub const DESC_SUPPORTED_DESCRIPTORS: u16 = 0x0008;
+/// Supported CSCD Descriptor IDs descriptor (000Ch).
+pub const DESC_SUPPORTED_CSCD_IDS: u16 = 0x000c;
 /// Parameter Data descriptor (0004h).
 pub const DESC_PARAMETER_DATA: u16 = 0x0004;
 /// General Copy Operations descriptor (8001h).
@@ -88,6 +94,80 @@ impl ThirdPartyCopyVpd {
     }
 }
 
+/// Append one third-party copy descriptor: TYPE, LENGTH, then `body`
+/// zero-padded to a multiple of 4 bytes (SPC-4 7.8.17.1).
+fn push_descriptor(page: &mut Vec<u8>, ty: u16, body: &[u8]) {
+    let len = body.len().div_ceil(4) * 4;
+    page.extend_from_slice(&ty.to_be_bytes());
+    page.extend_from_slice(&(len as u16).to_be_bytes());
+    page.extend_from_slice(body);
+    page.resize(page.len() + len - body.len(), 0);
+}
+
+impl ThirdPartyCopyVpd {
+    /// The page a copy manager sends for these limits (the target side):
+    /// Supported Commands (`commands`: opcode and its service actions),
+    /// Parameter Data, Supported Descriptors (`descriptor_codes`: segment
+    /// and CSCD type codes), Supported CSCD Descriptor IDs (none) and
+    /// General Copy Operations, in that order. Missing limits are 0;
+    /// TOTAL and MAXIMUM IDENTIFIED CONCURRENT COPIES, MAXIMUM SEGMENT
+    /// LENGTH and the granularity come from their fields.
+    pub fn emit_page(
+        &self,
+        device_type: DeviceType,
+        commands: &[(u8, &[u8])],
+        descriptor_codes: &[u8],
+    ) -> Vec<u8> {
+        let mut page = vec![device_type.0 & 0x1f, 0x8f, 0, 0];
+        // SPC-4 table 550: COMMANDS SUPPORTED LIST LENGTH, then per
+        // command OPERATION CODE, SERVICE ACTION LIST LENGTH, the actions.
+        let mut list = Vec::new();
+        for (op, sas) in commands {
+            list.push(*op);
+            list.push(sas.len() as u8);
+            list.extend_from_slice(sas);
+        }
+        let mut body = vec![list.len() as u8];
+        body.extend_from_slice(&list);
+        push_descriptor(&mut page, DESC_SUPPORTED_COMMANDS, &body);
+        // SPC-4 table 552.
+        let mut body = [0u8; 28];
+        put_be(&mut body[4..6], self.max_cscd_count.unwrap_or(0) as u64);
+        put_be(&mut body[6..8], self.max_segment_count.unwrap_or(0) as u64);
+        put_be(
+            &mut body[8..12],
+            self.max_descriptor_list_len.unwrap_or(0) as u64,
+        );
+        put_be(
+            &mut body[12..16],
+            self.max_inline_data_len.unwrap_or(0) as u64,
+        );
+        push_descriptor(&mut page, DESC_PARAMETER_DATA, &body);
+        // SPC-4 table 553: LIST LENGTH, then the codes.
+        let mut body = vec![descriptor_codes.len() as u8];
+        body.extend_from_slice(descriptor_codes);
+        push_descriptor(&mut page, DESC_SUPPORTED_DESCRIPTORS, &body);
+        // SPC-4 table 554: no CSCD descriptor IDs (no ROD, no null).
+        push_descriptor(&mut page, DESC_SUPPORTED_CSCD_IDS, &[0, 0]);
+        // SPC-4 table 558.
+        let mut body = [0u8; 32];
+        put_be(
+            &mut body[0..4],
+            self.total_concurrent_copies.unwrap_or(0) as u64,
+        );
+        put_be(
+            &mut body[4..8],
+            self.max_identified_concurrent_copies.unwrap_or(0) as u64,
+        );
+        put_be(&mut body[8..12], self.max_segment_len.unwrap_or(0) as u64);
+        body[12] = self.data_segment_granularity.unwrap_or(0);
+        push_descriptor(&mut page, DESC_GENERAL_COPY_OPERATIONS, &body);
+        let n = page.len() - 4;
+        put_be(&mut page[2..4], n as u64);
+        page
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,6 +199,19 @@ mod tests {
             v.descriptor_types,
             vec![0x0001, 0x0004, 0x0008, 0x000c, 0x8001]
         );
+    }
+
+    #[test]
+    fn emit_reproduces_the_lio_page() {
+        let v = ThirdPartyCopyVpd::parse(&bytes(LIO_8F)).unwrap();
+        let page = v.emit_page(
+            DeviceType::DISK,
+            &[(0x83, &[0x00]), (0x84, &[0x03])],
+            &[0x02, 0xe4],
+        );
+        assert_eq!(page, bytes(LIO_8F));
+        let back = ThirdPartyCopyVpd::parse(&page).unwrap();
+        assert_eq!(back, v);
     }
 
     #[test]

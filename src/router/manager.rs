@@ -1,0 +1,509 @@
+//! The copy manager logical unit: command dispatch, its own small disk,
+//! and the results it holds per I_T nexus and list ID.
+
+use std::collections::HashMap;
+
+use crate::scsi::sense::Asc;
+use crate::scsi::spc::{
+    reporting_options, support, CommandDescriptor, Inquiry, OneCommand, ReportSupportedOpcodes,
+    SupportedOpcodes, SupportedVpdPages, VpdPage,
+};
+use crate::scsi::xcopy::{
+    list_id_usage, CopyManagerStatus, CopyStatus, ExtendedCopy, FailedSegmentDetails,
+    OperatingParameters, RcrAction, ReceiveCopyResults, ReceiveData, ThirdPartyCopyVpd,
+    TransferCountUnits,
+};
+use crate::scsi::{CdbCodec, DeviceType, Opcode, Status, Wire};
+use crate::transport::memory::{reply, Completion, Identity, LogicalUnit, MemDisk, Nexus};
+
+use super::backends::{Backends, Unit};
+use super::exec::Exec;
+use super::plan::{self, End, PlanError, TargetInfo, SEGMENT_TYPES};
+use super::{CopyManagerConfig, RouterLimits};
+
+/// Block size of the router's own disk.
+const OWN_BLOCK: u32 = 512;
+
+/// What a list ID keeps after its copy (LIST ID USAGE 00b).
+#[derive(Debug, Clone, Default)]
+struct Held {
+    failed: bool,
+    segments: usize,
+    bytes: u64,
+    crcs: Vec<u32>,
+    /// The COPY ABORTED sense the command ended with.
+    sense: Option<Vec<u8>>,
+}
+
+/// The copy manager LU (see the module documentation of
+/// [`crate::router`]).
+pub struct CopyManager {
+    cfg: CopyManagerConfig,
+    id: Identity,
+    own: MemDisk,
+    backends: Backends,
+    held: HashMap<Nexus, HashMap<u8, Held>>,
+}
+
+impl std::fmt::Debug for CopyManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CopyManager")
+            .field("serial", &self.cfg.serial)
+            .field("backends", &self.backends)
+            .finish()
+    }
+}
+
+/// Commands answered, for REPORT SUPPORTED OPERATION CODES: opcode,
+/// service action, CDB length.
+const COMMANDS: &[(Opcode, Option<u16>, u16)] = &[
+    (Opcode::TEST_UNIT_READY, None, 6),
+    (Opcode::REQUEST_SENSE, None, 6),
+    (Opcode::INQUIRY, None, 6),
+    (Opcode::READ_CAPACITY_10, None, 10),
+    (Opcode::READ_10, None, 10),
+    (Opcode::WRITE_10, None, 10),
+    (Opcode::SYNCHRONIZE_CACHE_10, None, 10),
+    (Opcode::EXTENDED_COPY, Some(0x00), 16),
+    (Opcode::RECEIVE_COPY_RESULTS, Some(0x00), 16),
+    (Opcode::RECEIVE_COPY_RESULTS, Some(0x01), 16),
+    (Opcode::RECEIVE_COPY_RESULTS, Some(0x03), 16),
+    (Opcode::RECEIVE_COPY_RESULTS, Some(0x04), 16),
+    (Opcode::READ_16, None, 16),
+    (Opcode::WRITE_16, None, 16),
+    (Opcode::SYNCHRONIZE_CACHE_16, None, 16),
+    (Opcode::SERVICE_ACTION_IN_16, Some(0x10), 16),
+    (Opcode::REPORT_LUNS, None, 12),
+    (Opcode::MAINTENANCE_IN, Some(0x0c), 12),
+];
+
+impl CopyManager {
+    pub fn new(cfg: CopyManagerConfig, backends: Backends) -> CopyManager {
+        CopyManager {
+            id: Identity::new(DeviceType::DISK, "COPY MANAGER", &cfg.serial),
+            own: MemDisk::new(&cfg.serial, cfg.own_blocks, OWN_BLOCK),
+            cfg,
+            backends,
+            held: HashMap::new(),
+        }
+    }
+
+    pub fn limits(&self) -> &RouterLimits {
+        &self.cfg.limits
+    }
+
+    /// The backends, e.g. to [`Backends::rescan`] them between commands.
+    pub fn backends_mut(&mut self) -> &mut Backends {
+        &mut self.backends
+    }
+
+    pub fn backends(&self) -> &Backends {
+        &self.backends
+    }
+
+    /// The router's own 16-byte NAA designator (VPD 83h).
+    pub fn naa(&self) -> [u8; 16] {
+        self.id.naa
+    }
+
+    /// The CRC32Cs held for `list_id` of `nexus` (tests, logs).
+    pub fn held_crcs(&self, nexus: &Nexus, list_id: u8) -> Option<&[u32]> {
+        self.held
+            .get(nexus)
+            .and_then(|m| m.get(&list_id))
+            .map(|h| h.crcs.as_slice())
+    }
+
+    fn resolve(&self, d: &crate::scsi::spc::Designator) -> Option<TargetInfo> {
+        let own = self
+            .id
+            .designators()
+            .iter()
+            .any(|x| x.designator_type == d.designator_type && x.value == d.value);
+        if own {
+            return Some(TargetInfo {
+                end: End::Own,
+                device_type: DeviceType::DISK,
+                block_size: Some(OWN_BLOCK),
+                tape_block_len: None,
+                locate: None,
+            });
+        }
+        let i = self.backends.find(d)?;
+        let b = &self.backends.units[i];
+        Some(TargetInfo {
+            end: End::Backend(i),
+            device_type: b.info.device_type,
+            block_size: b.info.block_size,
+            tape_block_len: b.info.tape_block_len,
+            locate: b.info.locate,
+        })
+    }
+
+    fn extended_copy(&mut self, nexus: &Nexus, cdb: &[u8], data_out: &[u8]) -> Completion {
+        let x = match ExtendedCopy::parse(cdb) {
+            Ok(x) => x,
+            // LID4 and the ROD token actions are not carried out.
+            Err(_) => return Completion::bad_field(1),
+        };
+        // SPC-4 6.4.1: a PARAMETER LIST LENGTH of 0 is not an error.
+        if x.param_len == 0 {
+            return Completion::good(0);
+        }
+        let n = (x.param_len as usize).min(data_out.len());
+        let planned = plan::plan(&data_out[..n], &self.cfg.limits, |d| self.resolve(d));
+        let list_id = data_out.first().copied().unwrap_or(0);
+        let usage = data_out.get(1).map_or(0, |b| (b >> 3) & 3);
+        let plan = match planned {
+            Ok(p) => p,
+            Err(PlanError::Refuse(r)) => {
+                log::info!(
+                    "EXTENDED COPY list {list_id} from {}: refused: {}",
+                    nexus.initiator,
+                    r.asc
+                );
+                return Completion::check(r.sense());
+            }
+            Err(PlanError::Abort(a)) => {
+                log::warn!(
+                    "EXTENDED COPY list {list_id} from {}: segment {}: {}",
+                    nexus.initiator,
+                    a.segment,
+                    a.reason
+                );
+                let sense = a.sense_bytes();
+                self.keep(
+                    nexus,
+                    list_id,
+                    usage,
+                    Held {
+                        failed: true,
+                        segments: a.segment,
+                        sense: Some(sense.clone()),
+                        ..Held::default()
+                    },
+                );
+                return aborted(sense);
+            }
+        };
+        log::info!(
+            "EXTENDED COPY list {} from {}: {} segment(s), {} inline byte(s)",
+            plan.list_id,
+            nexus.initiator,
+            plan.steps.len(),
+            plan.inline.len()
+        );
+        let (out, abort) = Exec::new(&mut self.own, &mut self.backends, &plan).run();
+        let sense = abort.as_ref().map(|a| a.sense_bytes());
+        if let Some(a) = &abort {
+            log::warn!(
+                "EXTENDED COPY list {}: aborted in segment {}: {}",
+                plan.list_id,
+                a.segment,
+                a.reason
+            );
+        } else {
+            log::info!(
+                "EXTENDED COPY list {}: {} bytes, {} stream block CRC(s) held",
+                plan.list_id,
+                out.bytes,
+                out.crcs.len()
+            );
+        }
+        self.keep(
+            nexus,
+            plan.list_id,
+            plan.usage,
+            Held {
+                failed: abort.is_some(),
+                segments: out.segments_done,
+                bytes: out.bytes,
+                crcs: out.crcs,
+                sense: sense.clone(),
+            },
+        );
+        match sense {
+            Some(s) => aborted(s),
+            None => Completion::good(0),
+        }
+    }
+
+    /// Hold the results of a list for RECEIVE COPY RESULTS when its LIST ID
+    /// USAGE is 00b; otherwise forget any older results under that ID.
+    fn keep(&mut self, nexus: &Nexus, list_id: u8, usage: u8, h: Held) {
+        let m = self.held.entry(nexus.clone()).or_default();
+        if usage == list_id_usage::HOLD {
+            m.insert(list_id, h);
+        } else {
+            m.remove(&list_id);
+        }
+    }
+
+    fn operating_parameters(&self) -> OperatingParameters {
+        let l = &self.cfg.limits;
+        let mut implemented = SEGMENT_TYPES.to_vec();
+        implemented.push(0xe4);
+        OperatingParameters {
+            available_data: 0,
+            snlid: true,
+            max_cscd_count: l.max_cscds,
+            max_segment_count: l.max_segments,
+            max_descriptor_list_len: l.max_descriptor_list,
+            max_segment_len: l.max_segment_bytes,
+            max_inline_data_len: l.max_inline,
+            held_data_limit: l.held_data_limit,
+            max_stream_transfer_size: l.max_stream_transfer,
+            // One copy at a time: the LU runs a command to completion.
+            total_concurrent_copies: 1,
+            max_concurrent_copies: 1,
+            data_segment_granularity: 0,
+            inline_data_granularity: 0,
+            // CRC32Cs are 4 bytes each.
+            held_data_granularity: 2,
+            implemented,
+        }
+    }
+
+    fn receive_copy_results(&self, nexus: &Nexus, cdb: &[u8], data_in: &mut [u8]) -> Completion {
+        let Ok(r) = ReceiveCopyResults::parse(cdb) else {
+            return Completion::bad_field(0);
+        };
+        let held = || self.held.get(nexus).and_then(|m| m.get(&r.list_id));
+        let bytes = match r.action {
+            RcrAction::OPERATING_PARAMETERS => self.operating_parameters().to_vec(),
+            RcrAction::COPY_STATUS
+            | RcrAction::RECEIVE_DATA
+            | RcrAction::FAILED_SEGMENT_DETAILS => {
+                // SPC-4 6.18.1: a list ID with nothing held is INVALID
+                // FIELD IN CDB.
+                let Some(h) = held() else {
+                    return Completion::bad_field(2);
+                };
+                match r.action {
+                    RcrAction::COPY_STATUS => {
+                        let (units, count) = transfer_count(h.bytes);
+                        CopyStatus {
+                            hdd: false,
+                            status: if h.failed {
+                                CopyManagerStatus::COMPLETED_ERRORS
+                            } else {
+                                CopyManagerStatus::COMPLETED_GOOD
+                            },
+                            segments_processed: h.segments.min(0xffff) as u16,
+                            units,
+                            transfer_count: count,
+                        }
+                        .to_vec()
+                    }
+                    RcrAction::RECEIVE_DATA => {
+                        let data = h.crcs.iter().flat_map(|c| c.to_be_bytes()).collect();
+                        ReceiveData::new(data).to_vec()
+                    }
+                    _ => match &h.sense {
+                        Some(s) => FailedSegmentDetails::new(Status::CHECK_CONDITION, s.clone()),
+                        None => FailedSegmentDetails::none(),
+                    }
+                    .to_vec(),
+                }
+            }
+            _ => return Completion::bad_field(1),
+        };
+        reply(clip(data_in, r.alloc_len as usize), &bytes)
+    }
+
+    fn inquiry(&self, cdb: &[u8], data_in: &mut [u8]) -> Completion {
+        let q = match Inquiry::parse(cdb) {
+            Ok(q) => q,
+            Err(_) => return Completion::bad_field(1),
+        };
+        let out = clip(data_in, q.alloc_len as usize);
+        if !q.evpd {
+            if q.page_code != 0 {
+                return Completion::bad_field(2);
+            }
+            let mut std = self.id.standard();
+            std.three_pc = true;
+            // SPC-4, SBC-2 (SBC-2, not 3: the block limits page is the
+            // short SBC-2 one), iSCSI.
+            std.version_descriptors = vec![0x0460, 0x0320, 0x0960];
+            return reply(out, &std.to_vec());
+        }
+        let page = VpdPage(q.page_code);
+        let bytes = match page {
+            VpdPage::SUPPORTED_PAGES => SupportedVpdPages {
+                device_type: DeviceType::DISK,
+                pages: vec![
+                    VpdPage::SUPPORTED_PAGES,
+                    VpdPage::UNIT_SERIAL,
+                    VpdPage::DEVICE_IDENTIFICATION,
+                    VpdPage(0x8f),
+                    VpdPage::BLOCK_LIMITS,
+                    VpdPage(0xb1),
+                ],
+            }
+            .to_vec(),
+            VpdPage(0x8f) => self.third_party_copy_page(),
+            _ => match self.own.disk_vpd(page.0).or_else(|| self.id.vpd(page)) {
+                Some(b) => b,
+                None => return Completion::bad_field(2),
+            },
+        };
+        reply(out, &bytes)
+    }
+
+    /// VPD 8Fh with the same limits as RECEIVE COPY RESULTS 03h.
+    fn third_party_copy_page(&self) -> Vec<u8> {
+        let l = &self.cfg.limits;
+        let v = ThirdPartyCopyVpd {
+            max_cscd_count: Some(l.max_cscds),
+            max_segment_count: Some(l.max_segments),
+            max_descriptor_list_len: Some(l.max_descriptor_list),
+            max_inline_data_len: Some(l.max_inline),
+            total_concurrent_copies: Some(1),
+            max_identified_concurrent_copies: Some(1),
+            max_segment_len: Some(l.max_segment_bytes),
+            data_segment_granularity: Some(0),
+            descriptor_types: Vec::new(),
+        };
+        let mut codes = SEGMENT_TYPES.to_vec();
+        codes.push(0xe4);
+        v.emit_page(
+            DeviceType::DISK,
+            &[(0x83, &[0x00]), (0x84, &[0x00, 0x01, 0x03, 0x04])],
+            &codes,
+        )
+    }
+
+    fn report_supported_opcodes(&self, cdb: &[u8], data_in: &mut [u8]) -> Completion {
+        let Ok(r) = ReportSupportedOpcodes::parse(cdb) else {
+            return Completion::bad_field(1);
+        };
+        let out = clip(data_in, r.alloc_len as usize);
+        let has_sa = |op: Opcode| COMMANDS.iter().any(|c| c.0 == op && c.1.is_some());
+        let bytes = match r.options {
+            reporting_options::ALL => {
+                let all = SupportedOpcodes {
+                    commands: COMMANDS
+                        .iter()
+                        .map(|&(opcode, service_action, cdb_len)| CommandDescriptor {
+                            opcode,
+                            service_action,
+                            cdb_len,
+                        })
+                        .collect(),
+                };
+                if r.rctd {
+                    all.emit_with_timeouts()
+                } else {
+                    all.to_vec()
+                }
+            }
+            // SPC-4 6.35.1: 001b for a command with service actions, and
+            // 010b for one without, are INVALID FIELD IN CDB.
+            reporting_options::ONE | reporting_options::ONE_WITH_SA => {
+                let with_sa = r.options == reporting_options::ONE_WITH_SA;
+                let known = COMMANDS.iter().any(|c| c.0 == r.opcode);
+                if known && has_sa(r.opcode) != with_sa {
+                    return Completion::bad_field(2);
+                }
+                let found = COMMANDS
+                    .iter()
+                    .find(|c| c.0 == r.opcode && (!with_sa || c.1 == Some(r.service_action)));
+                let one = match found {
+                    Some(&(op, sa, len)) => OneCommand {
+                        support: support::STANDARD,
+                        cdb_usage: usage_mask(op, sa, len),
+                    },
+                    None => OneCommand {
+                        support: support::NOT_SUPPORTED,
+                        cdb_usage: Vec::new(),
+                    },
+                };
+                let mut b = one.to_vec();
+                if r.rctd {
+                    b[1] |= 0x80; // CTDP
+                    b.extend_from_slice(&[0, 0x0a, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+                }
+                b
+            }
+            _ => return Completion::bad_field(2),
+        };
+        reply(out, &bytes)
+    }
+}
+
+/// A CDB USAGE DATA mask (SPC-4 6.35.3): the opcode, the service action
+/// bits where there is one, every other bit as possibly used.
+fn usage_mask(op: Opcode, sa: Option<u16>, len: u16) -> Vec<u8> {
+    let mut m = vec![0xff; len as usize];
+    m[0] = op.0;
+    if let Some(sa) = sa {
+        m[1] = (sa as u8 & 0x1f) | 0xe0;
+    }
+    let last = m.len() - 1;
+    m[last] = 0x07;
+    m
+}
+
+/// TRANSFER COUNT and its units, bytes while they fit in 32 bits.
+fn transfer_count(bytes: u64) -> (TransferCountUnits, u32) {
+    let mut units = 0u8;
+    let mut v = bytes;
+    while v > u32::MAX as u64 {
+        v >>= 10;
+        units += 1;
+    }
+    (TransferCountUnits(units), v as u32)
+}
+
+/// The data-in buffer cut to the CDB's allocation length.
+fn clip(data_in: &mut [u8], alloc: usize) -> &mut [u8] {
+    let n = data_in.len().min(alloc);
+    &mut data_in[..n]
+}
+
+fn aborted(sense: Vec<u8>) -> Completion {
+    Completion {
+        status: Status::CHECK_CONDITION,
+        sense,
+        data_in_len: 0,
+    }
+}
+
+impl LogicalUnit for CopyManager {
+    fn execute(&mut self, cdb: &[u8], data_out: &[u8], data_in: &mut [u8]) -> Completion {
+        self.execute_for(&Nexus::default(), cdb, data_out, data_in)
+    }
+
+    fn execute_for(
+        &mut self,
+        nexus: &Nexus,
+        cdb: &[u8],
+        data_out: &[u8],
+        data_in: &mut [u8],
+    ) -> Completion {
+        let Some(&op) = cdb.first() else {
+            return Completion::illegal(Asc::INVALID_OPCODE);
+        };
+        match Opcode(op) {
+            Opcode::EXTENDED_COPY => self.extended_copy(nexus, cdb, data_out),
+            Opcode::RECEIVE_COPY_RESULTS => self.receive_copy_results(nexus, cdb, data_in),
+            Opcode::INQUIRY => self.inquiry(cdb, data_in),
+            Opcode::MAINTENANCE_IN if cdb.get(1).map(|b| b & 0x1f) == Some(0x0c) => {
+                self.report_supported_opcodes(cdb, data_in)
+            }
+            _ => self.own.execute(cdb, data_out, data_in),
+        }
+    }
+
+    fn nexus_lost(&mut self, nexus: &Nexus) {
+        self.held.remove(nexus);
+    }
+}
+
+/// Backend sessions are plain data plus a boxed `Transport + Send`.
+const _: fn() = || {
+    fn is_send<T: Send>() {}
+    is_send::<CopyManager>();
+    is_send::<Unit>();
+};
