@@ -374,6 +374,7 @@ fn iscsi_test_cu_suites_pass() {
         "iSCSI.iSCSIcmdsn",
         "iSCSI.iSCSIdatasn",
         "iSCSI.iSCSIResiduals",
+        "iSCSI.iSCSITMF",
         "SCSI.TestUnitReady",
         "SCSI.Inquiry",
     ] {

@@ -452,8 +452,12 @@ impl<'a> Connection<'a> {
                 if self.writes.remove(&h.rtt).is_some() {
                     self.r2t_queue.retain(|i| *i != h.rtt);
                     TmfResponse::FUNCTION_COMPLETE
-                } else if sn_lt(h.ref_cmd_sn, self.exp_cmd_sn) {
-                    // 11.6.1: received and already completed.
+                } else if !sn_lt(h.ref_cmd_sn, self.exp_cmd_sn)
+                    && !sn_lt(self.max_cmd_sn(), h.ref_cmd_sn)
+                    && sn_lt(h.ref_cmd_sn, h.cmd_sn)
+                {
+                    // 11.5.1 b): not received yet but within the window and
+                    // before this request: taken as received and aborted.
                     TmfResponse::FUNCTION_COMPLETE
                 } else {
                     TmfResponse::TASK_DOES_NOT_EXIST
@@ -1040,5 +1044,35 @@ impl<'a> Connection<'a> {
             return Ok(());
         }
         self.scsi_response(itt, &c, overflow, underflow, residual, data_sn)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serial_number_arithmetic() {
+        // RFC 1982 comparisons across the wrap.
+        assert!(sn_lt(1, 2));
+        assert!(!sn_lt(2, 1));
+        assert!(!sn_lt(5, 5));
+        assert!(sn_lt(0xffff_fff0, 3));
+        assert!(!sn_lt(3, 0xffff_fff0));
+    }
+
+    #[test]
+    fn cdb_lengths_by_group_code() {
+        let len = |op: u8| {
+            let mut c = [0u8; 16];
+            c[0] = op;
+            Connection::cdb_len(&c)
+        };
+        assert_eq!(len(0x00), 6); // TEST UNIT READY
+        assert_eq!(len(0x28), 10); // READ(10)
+        assert_eq!(len(0x5a), 10); // MODE SENSE(10)
+        assert_eq!(len(0xa0), 12); // REPORT LUNS
+        assert_eq!(len(0x88), 16); // READ(16)
+        assert_eq!(len(0x83), 16); // EXTENDED COPY
     }
 }
