@@ -428,6 +428,20 @@ mod raw {
             addr: SocketAddr,
             keys: &[(&str, &str)],
         ) -> (Raw, LoginResponse, Vec<(String, String)>) {
+            let mut kv = vec![
+                ("InitiatorName", INITIATOR),
+                ("TargetName", IQN),
+                ("SessionType", "Normal"),
+            ];
+            kv.extend_from_slice(keys);
+            Self::login_with(addr, &kv)
+        }
+
+        /// Log in with exactly these keys.
+        pub fn login_with(
+            addr: SocketAddr,
+            keys: &[(&str, &str)],
+        ) -> (Raw, LoginResponse, Vec<(String, String)>) {
             let s = TcpStream::connect(addr).unwrap();
             s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
             let mut r = Raw {
@@ -435,12 +449,10 @@ mod raw {
                 cmd_sn: 10,
                 itt: 1,
             };
-            let mut kv: Vec<(String, String)> = vec![
-                ("InitiatorName".into(), INITIATOR.into()),
-                ("TargetName".into(), IQN.into()),
-                ("SessionType".into(), "Normal".into()),
-            ];
-            kv.extend(keys.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+            let kv: Vec<(String, String)> = keys
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
             let h = Header::LoginRequest(LoginRequest {
                 transit: true,
                 cont: false,
@@ -830,5 +842,45 @@ fn malformed_pdus_close_only_their_connection() {
     // The well-behaved session never noticed.
     let p = good.nop(b"still here");
     assert_eq!(p.data, b"still here".to_vec());
+    h.shutdown();
+}
+
+/// A discovery session answers SendTargets and refuses SCSI commands
+/// without losing its place in the CmdSN sequence.
+#[test]
+fn discovery_session_refuses_scsi_commands() {
+    use sanmover::target::pdu::*;
+    let (h, _) = serve(1, 64, &[], None);
+    let (mut r, lr, kv) = raw::Raw::login_with(
+        h.local_addr(),
+        &[("InitiatorName", INITIATOR), ("SessionType", "Discovery")],
+    );
+    assert_eq!((lr.status_class, lr.status_detail, lr.nsg), (0, 0, 3));
+    assert_eq!(
+        get(&kv, "TargetPortalGroupTag"),
+        None,
+        "normal sessions only"
+    );
+    r.command(&[0u8; 6], false, false, 0);
+    let p = r.recv().expect("Reject");
+    let Header::Reject(rj) = p.header else {
+        panic!("{:?}", p.header)
+    };
+    assert_eq!(rj.reason, RejectReason::PROTOCOL_ERROR);
+    let itt = r.next_itt();
+    let th = Header::TextRequest(TextRequest {
+        immediate: false,
+        final_bit: true,
+        cont: false,
+        lun: 0,
+        itt,
+        ttt: RESERVED_TAG,
+        cmd_sn: r.cmd_sn,
+        exp_stat_sn: 0,
+    });
+    r.send(th, b"SendTargets=All\0");
+    let p = r.recv().expect("Text Response");
+    let kv = sanmover::target::text::parse_pairs(&p.data).unwrap();
+    assert_eq!(get(&kv, "TargetName"), Some(IQN));
     h.shutdown();
 }

@@ -352,7 +352,7 @@ impl<'a> Connection<'a> {
     /// Text Request in full feature phase: SendTargets (RFC 7143 12.3)
     /// and MaxRecvDataSegmentLength; anything else is refused.
     fn text(&mut self, h: TextRequest, data: Vec<u8>) -> io::Result<()> {
-        if h.ttt == RESERVED_TAG && !self.take_cmd_sn(h.immediate, h.cmd_sn) {
+        if !self.take_cmd_sn(h.immediate, h.cmd_sn) {
             return Ok(());
         }
         if self.pending_text.len() + data.len() > MAX_TEXT_LEN {
@@ -521,12 +521,12 @@ impl<'a> Connection<'a> {
         data: Vec<u8>,
         bhs: &[u8; BHS_LEN],
     ) -> io::Result<()> {
+        if !self.take_cmd_sn(h.immediate, h.cmd_sn) {
+            return Ok(());
+        }
         if self.session_type == SessionType::Discovery {
             // 4.3: a discovery session carries no SCSI commands.
             return self.reject(RejectReason::PROTOCOL_ERROR, bhs);
-        }
-        if !self.take_cmd_sn(h.immediate, h.cmd_sn) {
-            return Ok(());
         }
         let p = &self.params;
         // 13.11, 13.14: immediate data only if agreed, within FirstBurstLength and EDTL.
