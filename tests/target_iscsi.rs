@@ -273,6 +273,17 @@ fn chap_right_and_wrong_secret() {
         assert!(matches!(e, TransportError::Login { .. }), "{cred:?}: {e}");
     }
     h.shutdown();
+    // CHAP offered to a target that wants none: AuthMethod=None.
+    let (h, _) = serve(1, 64, &[], None);
+    let mut t = connect(
+        h.local_addr(),
+        0,
+        INITIATOR,
+        Some(("alice", "sesame-sesame")),
+    )
+    .unwrap();
+    assert_eq!(t.execute(Request::none(tur)).unwrap().status, Status::GOOD);
+    h.shutdown();
 }
 
 /// Garbage on some connections for a few seconds; a real session keeps

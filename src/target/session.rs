@@ -1011,10 +1011,12 @@ impl<'a> Connection<'a> {
         let mut offset = 0usize;
         let mut data_sn = 0u32;
         while offset < sent {
-            let n = seg.min(sent - offset);
+            // 13.13: a Data-In sequence (F ends it) holds at most
+            // MaxBurstLength, so no PDU crosses a burst boundary.
+            let burst = burst.max(1);
+            let n = seg.min(sent - offset).min(burst - offset % burst);
             let last = offset + n == sent;
-            // 13.13: a Data-In sequence (F ends it) holds at most MaxBurstLength.
-            let burst_end = (offset + n) % burst.max(1) == 0;
+            let burst_end = (offset + n) % burst == 0;
             let with_status = last && collapse;
             let h = Header::DataIn(DataIn {
                 final_bit: last || burst_end,
