@@ -216,6 +216,15 @@ fn bad_lba_missing_lun_and_huge_transfer() {
         alloc_len: 256,
     }
     .to_cdb();
+    let w = Write16 {
+        lba: Lba(0),
+        blocks: 16,
+        dpo: false,
+        fua: false,
+    }
+    .to_cdb();
+    let r = m.execute(Request::data_out(w, vec![1; 8192])).unwrap();
+    assert_eq!(sense_of(&r).asc, Asc::LUN_NOT_SUPPORTED);
     let r = m.execute(Request::data_in(rl, 256)).unwrap();
     assert_eq!(r.status, Status::GOOD);
     assert_eq!(

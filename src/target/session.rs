@@ -560,7 +560,9 @@ impl<'a> Connection<'a> {
                 None,
             );
         }
-        if !h.write {
+        if !h.write || self.lu(h.lun).is_none() {
+            // Writes to a LUN that is not there are answered at once; any
+            // unsolicited data that follows is dropped (unknown ITT).
             return self.execute(h.lun, h.itt, &h.cdb, h.edtl, &[], None);
         }
         // SAM-5 5.4.2, FCP-4 9.4.2 a): when the SCSI transfer length and
