@@ -30,6 +30,9 @@ use crate::transport::memory::{Completion, Nexus};
 /// ends in CHECK CONDITION and nothing is allocated.
 pub const MAX_TRANSFER: u32 = 64 << 20;
 
+/// Time a connection has to complete its login.
+const LOGIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Write commands waiting for data at once, per connection.
 const MAX_PENDING_WRITES: usize = 64;
 
@@ -166,9 +169,14 @@ impl<'a> Connection<'a> {
     }
 
     pub(crate) fn run(&mut self) -> io::Result<()> {
+        // A connection that never finishes its login does not keep its
+        // thread forever; after login the initiator may idle (NOP-Out
+        // pings are its business).
+        self.reader.get_ref().set_read_timeout(Some(LOGIN_TIMEOUT))?;
         if !self.login()? {
             return Ok(());
         }
+        self.reader.get_ref().set_read_timeout(None)?;
         loop {
             let max = self.params.target_mrdsl as usize;
             let pdu = match self.read_pdu(max)? {
