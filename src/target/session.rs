@@ -172,7 +172,9 @@ impl<'a> Connection<'a> {
         // A connection that never finishes its login does not keep its
         // thread forever; after login the initiator may idle (NOP-Out
         // pings are its business).
-        self.reader.get_ref().set_read_timeout(Some(LOGIN_TIMEOUT))?;
+        self.reader
+            .get_ref()
+            .set_read_timeout(Some(LOGIN_TIMEOUT))?;
         if !self.login()? {
             return Ok(());
         }
