@@ -30,6 +30,9 @@ use crate::transport::memory::{Completion, Nexus};
 /// ends in CHECK CONDITION and nothing is allocated.
 pub const MAX_TRANSFER: u32 = 64 << 20;
 
+/// Bytes of writes solicited with R2Ts at once, per connection.
+const SOLICIT_BUDGET: usize = MAX_TRANSFER as usize;
+
 /// Time a connection has to complete its login.
 const LOGIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -96,7 +99,8 @@ pub(crate) struct Connection<'a> {
     exp_cmd_sn: u32,
     stat_sn: u32,
     writes: HashMap<u32, WriteTask>,
-    /// Writes waiting for R2Ts, in order; only the front one is solicited.
+    /// Writes waiting for R2Ts, in order; the front ones (within
+    /// SOLICIT_BUDGET) are solicited.
     r2t_queue: VecDeque<u32>,
     next_ttt: u32,
     geometry: HashMap<u64, Geometry>,
@@ -634,22 +638,38 @@ impl<'a> Connection<'a> {
         Ok(())
     }
 
-    /// Send the R2T for the front write if it has none outstanding
-    /// (MaxOutstandingR2T = 1, one write solicited at a time, so at most
-    /// one EDTL buffer fills at once).
+    /// Send R2Ts to the writes at the front of the queue: as many writes
+    /// as fit in [`SOLICIT_BUDGET`] bytes (at least one), each with one R2T
+    /// outstanding (MaxOutstandingR2T = 1). Memory for solicited data is
+    /// bounded by the budget, and several writes in flight overlap their
+    /// round trips.
     fn pump_r2t(&mut self) -> io::Result<()> {
-        let Some(&itt) = self.r2t_queue.front() else {
-            return Ok(());
-        };
+        let writes = &self.writes;
+        self.r2t_queue.retain(|i| writes.contains_key(i));
+        let mut budget = 0usize;
+        let mut due = Vec::new();
+        for (k, itt) in self.r2t_queue.iter().enumerate() {
+            let t = &self.writes[itt];
+            if k > 0 && budget + t.want > SOLICIT_BUDGET {
+                break;
+            }
+            budget += t.want;
+            if t.r2t.is_none() && t.buf.len() < t.want {
+                due.push(*itt);
+            }
+        }
+        for itt in due {
+            self.send_r2t(itt)?;
+        }
+        Ok(())
+    }
+
+    fn send_r2t(&mut self, itt: u32) -> io::Result<()> {
         let max_burst = self.params.max_burst_length as usize;
         let ttt = self.next_ttt;
         let Some(t) = self.writes.get_mut(&itt) else {
-            self.r2t_queue.pop_front();
             return Ok(());
         };
-        if t.r2t.is_some() {
-            return Ok(());
-        }
         let offset = t.buf.len();
         let len = t.want.saturating_sub(offset).min(max_burst);
         t.buf.reserve_exact(len);
