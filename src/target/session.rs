@@ -150,7 +150,7 @@ impl<'a> Connection<'a> {
         // AHS at most 255 words; data bounded just above.
         let mut rest = vec![0u8; trailing_len(&bhs)];
         self.reader.read_exact(&mut rest)?;
-        Ok(Pdu::from_parts(&bhs, &rest, max_data).map_err(|e| (e, bhs)))
+        Ok(Pdu::from_owned(&bhs, rest, max_data).map_err(|e| (e, bhs)))
     }
 
     fn send(&mut self, header: Header, data: &[u8]) -> io::Result<()> {
@@ -745,7 +745,12 @@ impl<'a> Connection<'a> {
         if t.buf.len() + data.len() > limit {
             return Err(protocol("Data-Out beyond the burst"));
         }
-        t.buf.extend_from_slice(&data);
+        if t.buf.is_empty() && t.want <= data.len() {
+            // The whole write in one PDU: keep its buffer.
+            t.buf = data;
+        } else {
+            t.buf.extend_from_slice(&data);
+        }
         t.next_data_sn = t.next_data_sn.wrapping_add(1);
         if !h.final_bit {
             return Ok(());
