@@ -904,3 +904,31 @@ fn discovery_session_refuses_scsi_commands() {
     assert_eq!(get(&kv, "TargetName"), Some(IQN));
     h.shutdown();
 }
+
+/// Shutdown ends connections that are idle, half logged in or logged in.
+#[test]
+fn shutdown_closes_idle_connections() {
+    let (h, _) = serve(1, 64, &[], None);
+    let addr = h.local_addr();
+    let mut silent = TcpStream::connect(addr).unwrap();
+    let mut half = TcpStream::connect(addr).unwrap();
+    half.write_all(&[0x43, 0x81, 0, 0, 0, 0, 0, 0x10]).unwrap();
+    let (mut logged_in, _, _) = raw::Raw::login(addr, &SMALL);
+    std::thread::sleep(Duration::from_millis(100));
+    let begun = Instant::now();
+    h.shutdown();
+    assert!(
+        begun.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        begun.elapsed()
+    );
+    for s in [&mut silent, &mut half, &mut logged_in.s] {
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut b = [0u8; 64];
+        match s.read(&mut b) {
+            Ok(0) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            other => panic!("not closed by shutdown: {other:?}"),
+        }
+    }
+}
