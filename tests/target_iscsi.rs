@@ -932,3 +932,32 @@ fn shutdown_closes_idle_connections() {
         }
     }
 }
+
+/// REPORT LUNS is the target's inventory, whichever LUN it is sent to.
+#[test]
+fn report_luns_lists_every_lun() {
+    let (h, _) = serve(3, 64, &[], None);
+    let mut t = connect(h.local_addr(), 1, INITIATOR, None).unwrap();
+    let rl = |alloc| {
+        ReportLuns {
+            select_report: 0,
+            alloc_len: alloc,
+        }
+        .to_cdb()
+    };
+    let r = t.execute(Request::data_in(rl(256), 256)).unwrap();
+    assert_eq!(r.status, Status::GOOD);
+    let mut want = vec![0, 0, 0, 24, 0, 0, 0, 0];
+    for l in 0..3u8 {
+        want.extend_from_slice(&[0, l, 0, 0, 0, 0, 0, 0]);
+    }
+    assert_eq!(&r.buf[..32], &want[..]);
+    assert_eq!(
+        r.residual,
+        sanmover::transport::Residual::Underflow(256 - 32)
+    );
+    // Allocation length below 16: INVALID FIELD IN CDB.
+    let r = t.execute(Request::data_in(rl(8), 8)).unwrap();
+    assert_eq!(sense_of(&r).asc, Asc::INVALID_FIELD_IN_CDB);
+    h.shutdown();
+}

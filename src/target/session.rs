@@ -22,8 +22,8 @@ use super::server::Shared;
 use super::text::{encode_pairs, parse_pairs, SessionParams, SessionType, MAX_TEXT_LEN};
 use super::SharedLu;
 use crate::scsi::sense::{Asc, Sense, SenseKey};
-use crate::scsi::spc::{Lun, LunList};
-use crate::scsi::{Status, Wire};
+use crate::scsi::spc::{Lun, LunList, ReportLuns};
+use crate::scsi::{CdbCodec, Status, Wire};
 use crate::transport::memory::{Completion, Nexus};
 
 /// Largest Expected Data Transfer Length served; beyond it the command
@@ -942,33 +942,73 @@ impl<'a> Connection<'a> {
         write_residual: Option<(bool, u32)>,
     ) -> io::Result<()> {
         let cdb = &cdb16[..Self::cdb_len(cdb16)];
-        let (c, data_in) = match self.lu(lun) {
-            None => self.missing_lun(cdb, edtl),
-            Some((_, lu)) => {
-                let len = if data_out.is_empty() && write_residual.is_none() {
-                    let spdtl = self
-                        .lu_transfer_length(lun, cdb16)
-                        .filter(|n| *n <= MAX_TRANSFER as u64)
-                        .unwrap_or(0);
-                    (edtl as u64).max(spdtl) as usize
-                } else {
-                    0
-                };
-                let mut data_in = vec![0u8; len];
-                let c = {
-                    let mut guard = lu.lock().unwrap_or_else(|p| p.into_inner());
-                    guard.execute_for(&self.nexus, cdb, data_out, &mut data_in)
-                };
-                (c, data_in)
+        let (c, data_in) = if cdb[0] == 0xa0 {
+            self.report_luns(cdb, edtl)
+        } else {
+            match self.lu(lun) {
+                None => self.missing_lun(cdb, edtl),
+                Some((_, lu)) => {
+                    let len = if data_out.is_empty() && write_residual.is_none() {
+                        let spdtl = self
+                            .lu_transfer_length(lun, cdb16)
+                            .filter(|n| *n <= MAX_TRANSFER as u64)
+                            .unwrap_or(0);
+                        (edtl as u64).max(spdtl) as usize
+                    } else {
+                        0
+                    };
+                    let mut data_in = vec![0u8; len];
+                    let c = {
+                        let mut guard = lu.lock().unwrap_or_else(|p| p.into_inner());
+                        guard.execute_for(&self.nexus, cdb, data_out, &mut data_in)
+                    };
+                    (c, data_in)
+                }
             }
         };
         self.complete(lun, itt, edtl, c, &data_in, write_residual)
     }
 
+    /// REPORT LUNS (SPC-4 6.33), answered by the target for every LUN
+    /// (SAM-5 4.6.3: the inventory is the target's, not one unit's).
+    fn report_luns(&self, cdb: &[u8], edtl: u32) -> (Completion, Vec<u8>) {
+        let invalid = Completion::check(Sense::new(
+            SenseKey::ILLEGAL_REQUEST,
+            Asc::INVALID_FIELD_IN_CDB,
+        ));
+        let Ok(q) = ReportLuns::parse(cdb) else {
+            return (invalid, Vec::new());
+        };
+        // 6.33.1: an allocation length below 16 is an error.
+        if q.alloc_len < 16 {
+            return (invalid, Vec::new());
+        }
+        let luns = match q.select_report {
+            // Every LUN we have is an ordinary logical unit.
+            0x00 | 0x02 => self
+                .target
+                .map(|i| {
+                    self.shared.targets[i]
+                        .luns
+                        .iter()
+                        .map(|(l, _)| Lun::from_index(*l as u16))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            // No well-known logical units.
+            0x01 => Vec::new(),
+            _ => return (invalid, Vec::new()),
+        };
+        let mut bytes = LunList::new(luns).to_vec();
+        bytes.truncate(q.alloc_len as usize);
+        let n = bytes.len();
+        bytes.resize(n.max(edtl as usize), 0);
+        (Completion::good(n), bytes)
+    }
+
     /// Commands to a LUN this target does not have (SPC-4 6.6.2, SAM-5
-    /// 5.10: INQUIRY answers peripheral qualifier 011b; REPORT LUNS the
-    /// target's inventory; REQUEST SENSE the reason; anything else CHECK
-    /// CONDITION LOGICAL UNIT NOT SUPPORTED).
+    /// 5.10: INQUIRY answers peripheral qualifier 011b; REQUEST SENSE the
+    /// reason; anything else CHECK CONDITION LOGICAL UNIT NOT SUPPORTED).
     fn missing_lun(&self, cdb: &[u8], edtl: u32) -> (Completion, Vec<u8>) {
         let not_supported = Sense::new(SenseKey::ILLEGAL_REQUEST, Asc::LUN_NOT_SUPPORTED);
         let reply = |bytes: Vec<u8>| {
@@ -990,22 +1030,6 @@ impl<'a> Connection<'a> {
                 let alloc = u16::from_be_bytes([cdb[3], cdb[4]]) as usize;
                 inq.truncate(alloc);
                 reply(inq)
-            }
-            0xa0 => {
-                let luns = self
-                    .target
-                    .map(|i| {
-                        self.shared.targets[i]
-                            .luns
-                            .iter()
-                            .map(|(l, _)| Lun::from_index(*l as u16))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let mut bytes = LunList::new(luns).to_vec();
-                let alloc = u32::from_be_bytes([cdb[6], cdb[7], cdb[8], cdb[9]]) as usize;
-                bytes.truncate(alloc);
-                reply(bytes)
             }
             0x03 => {
                 let mut bytes = not_supported.to_fixed();
