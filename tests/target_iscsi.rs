@@ -216,6 +216,15 @@ fn bad_lba_missing_lun_and_huge_transfer() {
         alloc_len: 256,
     }
     .to_cdb();
+    let w = Write16 {
+        lba: Lba(0),
+        blocks: 16,
+        dpo: false,
+        fua: false,
+    }
+    .to_cdb();
+    let r = m.execute(Request::data_out(w, vec![1; 8192])).unwrap();
+    assert_eq!(sense_of(&r).asc, Asc::LUN_NOT_SUPPORTED);
     let r = m.execute(Request::data_in(rl, 256)).unwrap();
     assert_eq!(r.status, Status::GOOD);
     assert_eq!(
@@ -272,6 +281,17 @@ fn chap_right_and_wrong_secret() {
         let e = connect(addr, 0, INITIATOR, cred).expect_err("must be refused");
         assert!(matches!(e, TransportError::Login { .. }), "{cred:?}: {e}");
     }
+    h.shutdown();
+    // CHAP offered to a target that wants none: AuthMethod=None.
+    let (h, _) = serve(1, 64, &[], None);
+    let mut t = connect(
+        h.local_addr(),
+        0,
+        INITIATOR,
+        Some(("alice", "sesame-sesame")),
+    )
+    .unwrap();
+    assert_eq!(t.execute(Request::none(tur)).unwrap().status, Status::GOOD);
     h.shutdown();
 }
 
@@ -374,6 +394,7 @@ fn iscsi_test_cu_suites_pass() {
         "iSCSI.iSCSIcmdsn",
         "iSCSI.iSCSIdatasn",
         "iSCSI.iSCSIResiduals",
+        "iSCSI.iSCSITMF",
         "SCSI.TestUnitReady",
         "SCSI.Inquiry",
     ] {
@@ -427,6 +448,20 @@ mod raw {
             addr: SocketAddr,
             keys: &[(&str, &str)],
         ) -> (Raw, LoginResponse, Vec<(String, String)>) {
+            let mut kv = vec![
+                ("InitiatorName", INITIATOR),
+                ("TargetName", IQN),
+                ("SessionType", "Normal"),
+            ];
+            kv.extend_from_slice(keys);
+            Self::login_with(addr, &kv)
+        }
+
+        /// Log in with exactly these keys.
+        pub fn login_with(
+            addr: SocketAddr,
+            keys: &[(&str, &str)],
+        ) -> (Raw, LoginResponse, Vec<(String, String)>) {
             let s = TcpStream::connect(addr).unwrap();
             s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
             let mut r = Raw {
@@ -434,12 +469,10 @@ mod raw {
                 cmd_sn: 10,
                 itt: 1,
             };
-            let mut kv: Vec<(String, String)> = vec![
-                ("InitiatorName".into(), INITIATOR.into()),
-                ("TargetName".into(), IQN.into()),
-                ("SessionType".into(), "Normal".into()),
-            ];
-            kv.extend(keys.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+            let kv: Vec<(String, String)> = keys
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
             let h = Header::LoginRequest(LoginRequest {
                 transit: true,
                 cont: false,
@@ -829,5 +862,102 @@ fn malformed_pdus_close_only_their_connection() {
     // The well-behaved session never noticed.
     let p = good.nop(b"still here");
     assert_eq!(p.data, b"still here".to_vec());
+    h.shutdown();
+}
+
+/// A discovery session answers SendTargets and refuses SCSI commands
+/// without losing its place in the CmdSN sequence.
+#[test]
+fn discovery_session_refuses_scsi_commands() {
+    use sanmover::target::pdu::*;
+    let (h, _) = serve(1, 64, &[], None);
+    let (mut r, lr, kv) = raw::Raw::login_with(
+        h.local_addr(),
+        &[("InitiatorName", INITIATOR), ("SessionType", "Discovery")],
+    );
+    assert_eq!((lr.status_class, lr.status_detail, lr.nsg), (0, 0, 3));
+    assert_eq!(
+        get(&kv, "TargetPortalGroupTag"),
+        None,
+        "normal sessions only"
+    );
+    r.command(&[0u8; 6], false, false, 0);
+    let p = r.recv().expect("Reject");
+    let Header::Reject(rj) = p.header else {
+        panic!("{:?}", p.header)
+    };
+    assert_eq!(rj.reason, RejectReason::PROTOCOL_ERROR);
+    let itt = r.next_itt();
+    let th = Header::TextRequest(TextRequest {
+        immediate: false,
+        final_bit: true,
+        cont: false,
+        lun: 0,
+        itt,
+        ttt: RESERVED_TAG,
+        cmd_sn: r.cmd_sn,
+        exp_stat_sn: 0,
+    });
+    r.send(th, b"SendTargets=All\0");
+    let p = r.recv().expect("Text Response");
+    let kv = sanmover::target::text::parse_pairs(&p.data).unwrap();
+    assert_eq!(get(&kv, "TargetName"), Some(IQN));
+    h.shutdown();
+}
+
+/// Shutdown ends connections that are idle, half logged in or logged in.
+#[test]
+fn shutdown_closes_idle_connections() {
+    let (h, _) = serve(1, 64, &[], None);
+    let addr = h.local_addr();
+    let mut silent = TcpStream::connect(addr).unwrap();
+    let mut half = TcpStream::connect(addr).unwrap();
+    half.write_all(&[0x43, 0x81, 0, 0, 0, 0, 0, 0x10]).unwrap();
+    let (mut logged_in, _, _) = raw::Raw::login(addr, &SMALL);
+    std::thread::sleep(Duration::from_millis(100));
+    let begun = Instant::now();
+    h.shutdown();
+    assert!(
+        begun.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        begun.elapsed()
+    );
+    for s in [&mut silent, &mut half, &mut logged_in.s] {
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut b = [0u8; 64];
+        match s.read(&mut b) {
+            Ok(0) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            other => panic!("not closed by shutdown: {other:?}"),
+        }
+    }
+}
+
+/// REPORT LUNS is the target's inventory, whichever LUN it is sent to.
+#[test]
+fn report_luns_lists_every_lun() {
+    let (h, _) = serve(3, 64, &[], None);
+    let mut t = connect(h.local_addr(), 1, INITIATOR, None).unwrap();
+    let rl = |alloc| {
+        ReportLuns {
+            select_report: 0,
+            alloc_len: alloc,
+        }
+        .to_cdb()
+    };
+    let r = t.execute(Request::data_in(rl(256), 256)).unwrap();
+    assert_eq!(r.status, Status::GOOD);
+    let mut want = vec![0, 0, 0, 24, 0, 0, 0, 0];
+    for l in 0..3u8 {
+        want.extend_from_slice(&[0, l, 0, 0, 0, 0, 0, 0]);
+    }
+    assert_eq!(&r.buf[..32], &want[..]);
+    assert_eq!(
+        r.residual,
+        sanmover::transport::Residual::Underflow(256 - 32)
+    );
+    // Allocation length below 16: INVALID FIELD IN CDB.
+    let r = t.execute(Request::data_in(rl(8), 8)).unwrap();
+    assert_eq!(sense_of(&r).asc, Asc::INVALID_FIELD_IN_CDB);
     h.shutdown();
 }

@@ -33,6 +33,7 @@ pub use server::{Server, ServerHandle};
 pub type SharedLu = Arc<Mutex<dyn LogicalUnit + Send>>;
 
 /// One iSCSI target: its name and its logical units by LUN.
+#[derive(Clone)]
 pub struct TargetDef {
     /// iSCSI name (IQN).
     pub name: String,
@@ -69,7 +70,7 @@ impl std::fmt::Debug for Chap {
 }
 
 /// What to serve and where.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct TargetConfig {
     /// Bind exactly this address (127.0.0.1:0 in tests).
     pub listen: std::net::SocketAddr,

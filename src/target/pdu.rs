@@ -932,6 +932,40 @@ impl Pdu {
         })
     }
 
+    /// [`Pdu::from_parts`] taking the trailing bytes by value, so the data
+    /// segment is not copied (the reader's buffer becomes it).
+    pub fn from_owned(
+        bhs: &[u8; BHS_LEN],
+        mut trailing: Vec<u8>,
+        max_data: usize,
+    ) -> Result<Pdu, PduError> {
+        let (ahs_len, data_len) = segment_lengths(bhs);
+        if data_len > max_data {
+            return Err(PduError::DataTooLong {
+                len: data_len,
+                max: max_data,
+            });
+        }
+        let need = ahs_len + pad4(data_len);
+        if trailing.len() < need {
+            return Err(PduError::Truncated {
+                need: BHS_LEN + need,
+                have: BHS_LEN + trailing.len(),
+            });
+        }
+        let header = Header::parse(bhs)?;
+        let ahs = trailing[..ahs_len].to_vec();
+        if ahs_len > 0 {
+            trailing.drain(..ahs_len);
+        }
+        trailing.truncate(data_len);
+        Ok(Pdu {
+            header,
+            ahs,
+            data: trailing,
+        })
+    }
+
     /// Decode one PDU from the front of `buf`; returns it and the bytes it
     /// took. A data segment longer than `max_data` is an error before
     /// anything is copied.

@@ -15,6 +15,9 @@ use super::session::Connection;
 use super::text::TargetLimits;
 use super::{TargetConfig, TargetDef};
 
+/// Connections served at once (each has its own thread).
+pub const MAX_CONNECTIONS: usize = 256;
+
 /// State every connection thread sees.
 pub(crate) struct Shared {
     pub targets: Vec<TargetDef>,
@@ -128,6 +131,12 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) -> io::Result<()> {
                 continue;
             }
         };
+        if lock(&shared.conns).len() >= MAX_CONNECTIONS {
+            // One thread per connection: refuse rather than grow without bound.
+            log::warn!("iSCSI connection from {peer} refused: {MAX_CONNECTIONS} already open");
+            let _ = stream.shutdown(Shutdown::Both);
+            continue;
+        }
         let id = shared.next_conn.fetch_add(1, Ordering::Relaxed);
         let _ = stream.set_nodelay(true);
         match stream.try_clone() {

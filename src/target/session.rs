@@ -22,13 +22,19 @@ use super::server::Shared;
 use super::text::{encode_pairs, parse_pairs, SessionParams, SessionType, MAX_TEXT_LEN};
 use super::SharedLu;
 use crate::scsi::sense::{Asc, Sense, SenseKey};
-use crate::scsi::spc::{Lun, LunList};
-use crate::scsi::{Status, Wire};
+use crate::scsi::spc::{Lun, LunList, ReportLuns};
+use crate::scsi::{CdbCodec, Status, Wire};
 use crate::transport::memory::{Completion, Nexus};
 
 /// Largest Expected Data Transfer Length served; beyond it the command
 /// ends in CHECK CONDITION and nothing is allocated.
 pub const MAX_TRANSFER: u32 = 64 << 20;
+
+/// Bytes of writes solicited with R2Ts at once, per connection.
+const SOLICIT_BUDGET: usize = MAX_TRANSFER as usize;
+
+/// Time a connection has to complete its login.
+const LOGIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Write commands waiting for data at once, per connection.
 const MAX_PENDING_WRITES: usize = 64;
@@ -93,7 +99,8 @@ pub(crate) struct Connection<'a> {
     exp_cmd_sn: u32,
     stat_sn: u32,
     writes: HashMap<u32, WriteTask>,
-    /// Writes waiting for R2Ts, in order; only the front one is solicited.
+    /// Writes waiting for R2Ts, in order; the front ones (within
+    /// SOLICIT_BUDGET) are solicited.
     r2t_queue: VecDeque<u32>,
     next_ttt: u32,
     geometry: HashMap<u64, Geometry>,
@@ -143,7 +150,7 @@ impl<'a> Connection<'a> {
         // AHS at most 255 words; data bounded just above.
         let mut rest = vec![0u8; trailing_len(&bhs)];
         self.reader.read_exact(&mut rest)?;
-        Ok(Pdu::from_parts(&bhs, &rest, max_data).map_err(|e| (e, bhs)))
+        Ok(Pdu::from_owned(&bhs, rest, max_data).map_err(|e| (e, bhs)))
     }
 
     fn send(&mut self, header: Header, data: &[u8]) -> io::Result<()> {
@@ -166,9 +173,16 @@ impl<'a> Connection<'a> {
     }
 
     pub(crate) fn run(&mut self) -> io::Result<()> {
+        // A connection that never finishes its login does not keep its
+        // thread forever; after login the initiator may idle (NOP-Out
+        // pings are its business).
+        self.reader
+            .get_ref()
+            .set_read_timeout(Some(LOGIN_TIMEOUT))?;
         if !self.login()? {
             return Ok(());
         }
+        self.reader.get_ref().set_read_timeout(None)?;
         loop {
             let max = self.params.target_mrdsl as usize;
             let pdu = match self.read_pdu(max)? {
@@ -352,7 +366,7 @@ impl<'a> Connection<'a> {
     /// Text Request in full feature phase: SendTargets (RFC 7143 12.3)
     /// and MaxRecvDataSegmentLength; anything else is refused.
     fn text(&mut self, h: TextRequest, data: Vec<u8>) -> io::Result<()> {
-        if h.ttt == RESERVED_TAG && !self.take_cmd_sn(h.immediate, h.cmd_sn) {
+        if !self.take_cmd_sn(h.immediate, h.cmd_sn) {
             return Ok(());
         }
         if self.pending_text.len() + data.len() > MAX_TEXT_LEN {
@@ -452,8 +466,12 @@ impl<'a> Connection<'a> {
                 if self.writes.remove(&h.rtt).is_some() {
                     self.r2t_queue.retain(|i| *i != h.rtt);
                     TmfResponse::FUNCTION_COMPLETE
-                } else if sn_lt(h.ref_cmd_sn, self.exp_cmd_sn) {
-                    // 11.6.1: received and already completed.
+                } else if !sn_lt(h.ref_cmd_sn, self.exp_cmd_sn)
+                    && !sn_lt(self.max_cmd_sn(), h.ref_cmd_sn)
+                    && sn_lt(h.ref_cmd_sn, h.cmd_sn)
+                {
+                    // 11.5.1 b): not received yet but within the window and
+                    // before this request: taken as received and aborted.
                     TmfResponse::FUNCTION_COMPLETE
                 } else {
                     TmfResponse::TASK_DOES_NOT_EXIST
@@ -517,12 +535,12 @@ impl<'a> Connection<'a> {
         data: Vec<u8>,
         bhs: &[u8; BHS_LEN],
     ) -> io::Result<()> {
+        if !self.take_cmd_sn(h.immediate, h.cmd_sn) {
+            return Ok(());
+        }
         if self.session_type == SessionType::Discovery {
             // 4.3: a discovery session carries no SCSI commands.
             return self.reject(RejectReason::PROTOCOL_ERROR, bhs);
-        }
-        if !self.take_cmd_sn(h.immediate, h.cmd_sn) {
-            return Ok(());
         }
         let p = &self.params;
         // 13.11, 13.14: immediate data only if agreed, within FirstBurstLength and EDTL.
@@ -556,7 +574,9 @@ impl<'a> Connection<'a> {
                 None,
             );
         }
-        if !h.write {
+        if !h.write || self.lu(h.lun).is_none() {
+            // Writes to a LUN that is not there are answered at once; any
+            // unsolicited data that follows is dropped (unknown ITT).
             return self.execute(h.lun, h.itt, &h.cdb, h.edtl, &[], None);
         }
         // SAM-5 5.4.2, FCP-4 9.4.2 a): when the SCSI transfer length and
@@ -618,22 +638,38 @@ impl<'a> Connection<'a> {
         Ok(())
     }
 
-    /// Send the R2T for the front write if it has none outstanding
-    /// (MaxOutstandingR2T = 1, one write solicited at a time, so at most
-    /// one EDTL buffer fills at once).
+    /// Send R2Ts to the writes at the front of the queue: as many writes
+    /// as fit in [`SOLICIT_BUDGET`] bytes (at least one), each with one R2T
+    /// outstanding (MaxOutstandingR2T = 1). Memory for solicited data is
+    /// bounded by the budget, and several writes in flight overlap their
+    /// round trips.
     fn pump_r2t(&mut self) -> io::Result<()> {
-        let Some(&itt) = self.r2t_queue.front() else {
-            return Ok(());
-        };
+        let writes = &self.writes;
+        self.r2t_queue.retain(|i| writes.contains_key(i));
+        let mut budget = 0usize;
+        let mut due = Vec::new();
+        for (k, itt) in self.r2t_queue.iter().enumerate() {
+            let t = &self.writes[itt];
+            if k > 0 && budget + t.want > SOLICIT_BUDGET {
+                break;
+            }
+            budget += t.want;
+            if t.r2t.is_none() && t.buf.len() < t.want {
+                due.push(*itt);
+            }
+        }
+        for itt in due {
+            self.send_r2t(itt)?;
+        }
+        Ok(())
+    }
+
+    fn send_r2t(&mut self, itt: u32) -> io::Result<()> {
         let max_burst = self.params.max_burst_length as usize;
         let ttt = self.next_ttt;
         let Some(t) = self.writes.get_mut(&itt) else {
-            self.r2t_queue.pop_front();
             return Ok(());
         };
-        if t.r2t.is_some() {
-            return Ok(());
-        }
         let offset = t.buf.len();
         let len = t.want.saturating_sub(offset).min(max_burst);
         t.buf.reserve_exact(len);
@@ -709,7 +745,12 @@ impl<'a> Connection<'a> {
         if t.buf.len() + data.len() > limit {
             return Err(protocol("Data-Out beyond the burst"));
         }
-        t.buf.extend_from_slice(&data);
+        if t.buf.is_empty() && t.want <= data.len() {
+            // The whole write in one PDU: keep its buffer.
+            t.buf = data;
+        } else {
+            t.buf.extend_from_slice(&data);
+        }
         t.next_data_sn = t.next_data_sn.wrapping_add(1);
         if !h.final_bit {
             return Ok(());
@@ -901,33 +942,73 @@ impl<'a> Connection<'a> {
         write_residual: Option<(bool, u32)>,
     ) -> io::Result<()> {
         let cdb = &cdb16[..Self::cdb_len(cdb16)];
-        let (c, data_in) = match self.lu(lun) {
-            None => self.missing_lun(cdb, edtl),
-            Some((_, lu)) => {
-                let len = if data_out.is_empty() && write_residual.is_none() {
-                    let spdtl = self
-                        .lu_transfer_length(lun, cdb16)
-                        .filter(|n| *n <= MAX_TRANSFER as u64)
-                        .unwrap_or(0);
-                    (edtl as u64).max(spdtl) as usize
-                } else {
-                    0
-                };
-                let mut data_in = vec![0u8; len];
-                let c = {
-                    let mut guard = lu.lock().unwrap_or_else(|p| p.into_inner());
-                    guard.execute_for(&self.nexus, cdb, data_out, &mut data_in)
-                };
-                (c, data_in)
+        let (c, data_in) = if cdb[0] == 0xa0 {
+            self.report_luns(cdb, edtl)
+        } else {
+            match self.lu(lun) {
+                None => self.missing_lun(cdb, edtl),
+                Some((_, lu)) => {
+                    let len = if data_out.is_empty() && write_residual.is_none() {
+                        let spdtl = self
+                            .lu_transfer_length(lun, cdb16)
+                            .filter(|n| *n <= MAX_TRANSFER as u64)
+                            .unwrap_or(0);
+                        (edtl as u64).max(spdtl) as usize
+                    } else {
+                        0
+                    };
+                    let mut data_in = vec![0u8; len];
+                    let c = {
+                        let mut guard = lu.lock().unwrap_or_else(|p| p.into_inner());
+                        guard.execute_for(&self.nexus, cdb, data_out, &mut data_in)
+                    };
+                    (c, data_in)
+                }
             }
         };
         self.complete(lun, itt, edtl, c, &data_in, write_residual)
     }
 
+    /// REPORT LUNS (SPC-4 6.33), answered by the target for every LUN
+    /// (SAM-5 4.6.3: the inventory is the target's, not one unit's).
+    fn report_luns(&self, cdb: &[u8], edtl: u32) -> (Completion, Vec<u8>) {
+        let invalid = Completion::check(Sense::new(
+            SenseKey::ILLEGAL_REQUEST,
+            Asc::INVALID_FIELD_IN_CDB,
+        ));
+        let Ok(q) = ReportLuns::parse(cdb) else {
+            return (invalid, Vec::new());
+        };
+        // 6.33.1: an allocation length below 16 is an error.
+        if q.alloc_len < 16 {
+            return (invalid, Vec::new());
+        }
+        let luns = match q.select_report {
+            // Every LUN we have is an ordinary logical unit.
+            0x00 | 0x02 => self
+                .target
+                .map(|i| {
+                    self.shared.targets[i]
+                        .luns
+                        .iter()
+                        .map(|(l, _)| Lun::from_index(*l as u16))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            // No well-known logical units.
+            0x01 => Vec::new(),
+            _ => return (invalid, Vec::new()),
+        };
+        let mut bytes = LunList::new(luns).to_vec();
+        bytes.truncate(q.alloc_len as usize);
+        let n = bytes.len();
+        bytes.resize(n.max(edtl as usize), 0);
+        (Completion::good(n), bytes)
+    }
+
     /// Commands to a LUN this target does not have (SPC-4 6.6.2, SAM-5
-    /// 5.10: INQUIRY answers peripheral qualifier 011b; REPORT LUNS the
-    /// target's inventory; REQUEST SENSE the reason; anything else CHECK
-    /// CONDITION LOGICAL UNIT NOT SUPPORTED).
+    /// 5.10: INQUIRY answers peripheral qualifier 011b; REQUEST SENSE the
+    /// reason; anything else CHECK CONDITION LOGICAL UNIT NOT SUPPORTED).
     fn missing_lun(&self, cdb: &[u8], edtl: u32) -> (Completion, Vec<u8>) {
         let not_supported = Sense::new(SenseKey::ILLEGAL_REQUEST, Asc::LUN_NOT_SUPPORTED);
         let reply = |bytes: Vec<u8>| {
@@ -949,22 +1030,6 @@ impl<'a> Connection<'a> {
                 let alloc = u16::from_be_bytes([cdb[3], cdb[4]]) as usize;
                 inq.truncate(alloc);
                 reply(inq)
-            }
-            0xa0 => {
-                let luns = self
-                    .target
-                    .map(|i| {
-                        self.shared.targets[i]
-                            .luns
-                            .iter()
-                            .map(|(l, _)| Lun::from_index(*l as u16))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let mut bytes = LunList::new(luns).to_vec();
-                let alloc = u32::from_be_bytes([cdb[6], cdb[7], cdb[8], cdb[9]]) as usize;
-                bytes.truncate(alloc);
-                reply(bytes)
             }
             0x03 => {
                 let mut bytes = not_supported.to_fixed();
@@ -1007,10 +1072,12 @@ impl<'a> Connection<'a> {
         let mut offset = 0usize;
         let mut data_sn = 0u32;
         while offset < sent {
-            let n = seg.min(sent - offset);
+            // 13.13: a Data-In sequence (F ends it) holds at most
+            // MaxBurstLength, so no PDU crosses a burst boundary.
+            let burst = burst.max(1);
+            let n = seg.min(sent - offset).min(burst - offset % burst);
             let last = offset + n == sent;
-            // 13.13: a Data-In sequence (F ends it) holds at most MaxBurstLength.
-            let burst_end = (offset + n) % burst.max(1) == 0;
+            let burst_end = (offset + n) % burst == 0;
             let with_status = last && collapse;
             let h = Header::DataIn(DataIn {
                 final_bit: last || burst_end,
@@ -1040,5 +1107,35 @@ impl<'a> Connection<'a> {
             return Ok(());
         }
         self.scsi_response(itt, &c, overflow, underflow, residual, data_sn)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serial_number_arithmetic() {
+        // RFC 1982 comparisons across the wrap.
+        assert!(sn_lt(1, 2));
+        assert!(!sn_lt(2, 1));
+        assert!(!sn_lt(5, 5));
+        assert!(sn_lt(0xffff_fff0, 3));
+        assert!(!sn_lt(3, 0xffff_fff0));
+    }
+
+    #[test]
+    fn cdb_lengths_by_group_code() {
+        let len = |op: u8| {
+            let mut c = [0u8; 16];
+            c[0] = op;
+            Connection::cdb_len(&c)
+        };
+        assert_eq!(len(0x00), 6); // TEST UNIT READY
+        assert_eq!(len(0x28), 10); // READ(10)
+        assert_eq!(len(0x5a), 10); // MODE SENSE(10)
+        assert_eq!(len(0xa0), 12); // REPORT LUNS
+        assert_eq!(len(0x88), 16); // READ(16)
+        assert_eq!(len(0x83), 16); // EXTENDED COPY
     }
 }

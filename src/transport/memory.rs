@@ -952,3 +952,66 @@ impl<L: LogicalUnit> std::fmt::Debug for MemoryTransport<L> {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(d: &mut MemDisk, cdb: &[u8], out: &[u8], alloc: usize) -> (Completion, Vec<u8>) {
+        let mut buf = vec![0u8; alloc];
+        let c = d.execute(cdb, out, &mut buf);
+        buf.truncate(c.data_in_len);
+        (c, buf)
+    }
+
+    #[test]
+    fn read_write_12_and_write_and_verify() {
+        let mut d = MemDisk::new("D", 64, 512);
+        let data = vec![0x5a; 1024];
+        // WRITE(12) of 2 blocks at LBA 3, READ(12) back.
+        let w12 = [0xaa, 0, 0, 0, 0, 3, 0, 0, 0, 2, 0, 0];
+        assert_eq!(run(&mut d, &w12, &data, 0).0, Completion::good(0));
+        let r12 = [0xa8, 0, 0, 0, 0, 3, 0, 0, 0, 2, 0, 0];
+        assert_eq!(run(&mut d, &r12, &[], 1024).1, data);
+        // WRITE AND VERIFY(10), BYTCHK 01b: written.
+        let wv10 = [0x2e, 0x02, 0, 0, 0, 10, 0, 0, 1, 0];
+        assert_eq!(run(&mut d, &wv10, &[7; 512], 0).0.status, Status::GOOD);
+        assert_eq!(&d.data()[10 * 512..11 * 512], &[7; 512][..]);
+        // BYTCHK 11b is refused; WRITE AND VERIFY(16) past the end too.
+        let wv10_bad = [0x2e, 0x06, 0, 0, 0, 10, 0, 0, 1, 0];
+        assert_eq!(
+            run(&mut d, &wv10_bad, &[7; 512], 0).0.status,
+            Status::CHECK_CONDITION
+        );
+        let mut wv16 = [0u8; 16];
+        wv16[0] = 0x8e;
+        wv16[9] = 64;
+        wv16[13] = 1;
+        let (c, _) = run(&mut d, &wv16, &[0; 512], 0);
+        assert_eq!(Sense::parse(&c.sense).unwrap().asc, Asc::LBA_OUT_OF_RANGE);
+    }
+
+    #[test]
+    fn disk_vpd_pages_mode_sense_and_pr_in() {
+        let mut d = MemDisk::new("D", 64, 512);
+        let (_, pages) = run(&mut d, &[0x12, 1, 0x00, 0, 255, 0], &[], 255);
+        assert_eq!(pages, vec![0, 0, 0, 5, 0x00, 0x80, 0x83, 0xb0, 0xb1]);
+        let (_, bl) = run(&mut d, &[0x12, 1, 0xb0, 0, 255, 0], &[], 255);
+        // 64 MiB / 512 = 0x20000 blocks of MAXIMUM TRANSFER LENGTH.
+        assert_eq!(bl, vec![0, 0xb0, 0, 8, 0, 0, 0, 0, 0, 2, 0, 0]);
+        let (_, bdc) = run(&mut d, &[0x12, 1, 0xb1, 0, 255, 0], &[], 255);
+        assert_eq!((bdc.len(), &bdc[..6]), (64, &[0, 0xb1, 0, 0x3c, 0, 1][..]));
+        let (_, ms) = run(&mut d, &[0x1a, 0, 0x3f, 0, 255, 0], &[], 255);
+        assert_eq!(&ms[..6], &[15, 0, 0, 0, 0x0a, 0x0a]);
+        assert_eq!(ms.len(), 16);
+        let (c, _) = run(&mut d, &[0x1a, 0, 0x08, 0, 255, 0], &[], 255);
+        assert_eq!(c.status, Status::CHECK_CONDITION);
+        let (_, keys) = run(&mut d, &[0x5e, 0, 0, 0, 0, 0, 0, 0, 8, 0], &[], 8);
+        assert_eq!(keys, vec![0; 8]);
+        // A tape lists no block pages.
+        let mut t = MemTape::new("T", 1 << 20);
+        let mut buf = vec![0u8; 255];
+        let c = t.execute(&[0x12, 1, 0x00, 0, 255, 0], &[], &mut buf);
+        assert_eq!(&buf[3..c.data_in_len], &[3, 0x00, 0x80, 0x83]);
+    }
+}

@@ -328,6 +328,17 @@ fn unknown_and_truncated() {
 }
 
 proptest! {
+    /// Both ways of decoding the trailing bytes agree.
+    #[test]
+    fn owned_and_borrowed_agree(raw in proptest::collection::vec(any::<u8>(), BHS_LEN..300), max in 0usize..300) {
+        let b = bhs(&raw[..BHS_LEN]);
+        let rest = &raw[BHS_LEN..];
+        prop_assert_eq!(
+            Pdu::from_owned(&b, rest.to_vec(), max),
+            Pdu::from_parts(&b, rest, max)
+        );
+    }
+
     #[test]
     fn parse_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200), max in 0usize..100) {
         let _ = Pdu::parse(&bytes, max);
