@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use crate::scsi::sense::Asc;
 use crate::scsi::spc::{
-    reporting_options, support, BlockLimitsVpd, CommandDescriptor, Inquiry, OneCommand,
-    ReportSupportedOpcodes, SupportedOpcodes, SupportedVpdPages, VpdPage,
+    reporting_options, support, CommandDescriptor, Inquiry, OneCommand, ReportSupportedOpcodes,
+    SupportedOpcodes, SupportedVpdPages, VpdPage,
 };
 use crate::scsi::xcopy::{
     list_id_usage, CopyManagerStatus, CopyStatus, ExtendedCopy, FailedSegmentDetails,
@@ -311,7 +311,7 @@ impl CopyManager {
         reply(clip(data_in, r.alloc_len as usize), &bytes)
     }
 
-    fn inquiry(&self, cdb: &[u8], data_in: &mut [u8]) -> Completion {
+    fn inquiry(&mut self, cdb: &[u8], data_in: &mut [u8]) -> Completion {
         let q = match Inquiry::parse(cdb) {
             Ok(q) => q,
             Err(_) => return Completion::bad_field(1),
@@ -328,27 +328,28 @@ impl CopyManager {
             std.version_descriptors = vec![0x0460, 0x0320, 0x0960];
             return reply(out, &std.to_vec());
         }
-        let page = VpdPage(q.page_code);
-        let bytes = match page {
-            VpdPage::SUPPORTED_PAGES => SupportedVpdPages {
-                device_type: DeviceType::DISK,
-                pages: vec![
-                    VpdPage::SUPPORTED_PAGES,
-                    VpdPage::UNIT_SERIAL,
-                    VpdPage::DEVICE_IDENTIFICATION,
-                    VpdPage(0x8f),
-                    VpdPage::BLOCK_LIMITS,
-                ],
+        match VpdPage(q.page_code) {
+            // The own disk's pages, with 8Fh added in order.
+            VpdPage::SUPPORTED_PAGES => {
+                let mut buf = [0u8; 255];
+                let c = self.own.execute(cdb, &[], &mut buf);
+                let mut pages = SupportedVpdPages::parse(&buf[..c.data_in_len])
+                    .map(|p| p.pages)
+                    .unwrap_or_default();
+                pages.push(VpdPage(0x8f));
+                pages.sort();
+                pages.dedup();
+                let list = SupportedVpdPages {
+                    device_type: DeviceType::DISK,
+                    pages,
+                };
+                reply(out, &list.to_vec())
             }
-            .to_vec(),
-            VpdPage(0x8f) => self.third_party_copy_page(),
-            VpdPage::BLOCK_LIMITS => block_limits_page(),
-            _ => match self.id.vpd(page) {
-                Some(b) => b,
-                None => return Completion::bad_field(2),
-            },
-        };
-        reply(out, &bytes)
+            VpdPage(0x8f) => reply(out, &self.third_party_copy_page()),
+            // Serial, identification and the block device pages: the own
+            // disk has the same serial, so the same designators.
+            _ => self.own.execute(cdb, &[], out),
+        }
     }
 
     /// VPD 8Fh with the same limits as RECEIVE COPY RESULTS 03h.
@@ -430,20 +431,6 @@ impl CopyManager {
         };
         reply(out, &bytes)
     }
-}
-
-/// Block limits (SBC-2 6.5.3, PAGE LENGTH 0Ch): MAXIMUM TRANSFER LENGTH
-/// of 64 MiB, the most a frontend accepts in one command. The short SBC-2
-/// page, since the LU claims no SBC-3 features (thin provisioning, UNMAP).
-fn block_limits_page() -> Vec<u8> {
-    let mut b = BlockLimitsVpd {
-        max_transfer_length: (64 << 20) / OWN_BLOCK,
-        ..BlockLimitsVpd::default()
-    }
-    .to_vec();
-    b.truncate(16);
-    b[3] = 0x0c;
-    b
 }
 
 /// A CDB USAGE DATA mask (SPC-4 6.35.3): the opcode, the service action
