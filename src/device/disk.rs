@@ -142,6 +142,15 @@ pub struct Chunk {
     pub blocks: u32,
 }
 
+/// How one pipelined command ended.
+enum ChunkDone {
+    /// Resubmitted after UNIT ATTENTION or BUSY.
+    Retried,
+    Good(Chunk, crate::transport::Response),
+    /// The device refused it (CHECK CONDITION or another status).
+    Failed(Chunk, DeviceError),
+}
+
 /// Split `blocks` from `lba` into chunks of at most `per_chunk` blocks.
 pub fn chunks(lba: Lba, blocks: u64, per_chunk: u32) -> impl Iterator<Item = Chunk> {
     let per = per_chunk.max(1) as u64;
@@ -191,9 +200,13 @@ impl<T: Transport> Disk<T> {
         let mut spare: Vec<Vec<u8>> = Vec::new();
         let mut next_out = 0u64;
         let mut exhausted = false;
+        // The first chunk the device refused: the chunks before it are
+        // still delivered, so the caller knows exactly where the read
+        // stopped (a copy manager names the failing segment by it).
+        let mut failed: Option<(u64, DeviceError)> = None;
         let retry = crate::transport::retry::RetryPolicy::default();
         loop {
-            while !exhausted && in_flight.len() + ready.len() < depth {
+            while failed.is_none() && !exhausted && in_flight.len() + ready.len() < depth {
                 match todo.next() {
                     None => exhausted = true,
                     Some(c) => {
@@ -205,26 +218,39 @@ impl<T: Transport> Disk<T> {
                     }
                 }
             }
+            if let Some((seq, _)) = &failed {
+                if next_out >= *seq {
+                    let (_, e) = failed.take().expect("failed");
+                    return Err(e.into());
+                }
+            }
             if in_flight.is_empty() && ready.is_empty() {
                 return Ok(());
             }
             if !in_flight.is_empty() {
-                let Some((c, resp)) = self.complete_chunk(&mut in_flight, &retry, bs)? else {
-                    continue;
-                };
-                let want = c.blocks as usize * bs.0 as usize;
-                if resp.transferred() != want {
-                    return Err(DeviceError::Protocol {
-                        device: self.scsi.name().to_string(),
-                        message: format!(
-                            "READ(16) at {}: {} of {want} bytes arrived",
-                            c.lba,
-                            resp.transferred()
-                        ),
+                match self.complete_chunk_any(&mut in_flight, &retry, bs)? {
+                    ChunkDone::Retried => continue,
+                    ChunkDone::Failed(c, e) => {
+                        if failed.as_ref().is_none_or(|(s, _)| c.seq < *s) {
+                            failed = Some((c.seq, e));
+                        }
                     }
-                    .into());
+                    ChunkDone::Good(c, resp) => {
+                        let want = c.blocks as usize * bs.0 as usize;
+                        if resp.transferred() != want {
+                            return Err(DeviceError::Protocol {
+                                device: self.scsi.name().to_string(),
+                                message: format!(
+                                    "READ(16) at {}: {} of {want} bytes arrived",
+                                    c.lba,
+                                    resp.transferred()
+                                ),
+                            }
+                            .into());
+                        }
+                        ready.insert(c.seq, (c, resp.buf));
+                    }
                 }
-                ready.insert(c.seq, (c, resp.buf));
             }
             while let Some((c, buf)) = ready.remove(&next_out) {
                 next_out += 1;
@@ -235,14 +261,29 @@ impl<T: Transport> Disk<T> {
         }
     }
 
-    /// Wait for one chunk. A UNIT ATTENTION or BUSY is resubmitted (`None`
-    /// back), any other non-GOOD status is the error, GOOD gives the chunk.
+    /// [`Disk::complete_chunk_any`] with a refused chunk as the error.
     fn complete_chunk(
         &mut self,
         in_flight: &mut std::collections::HashMap<u64, (Chunk, u32)>,
         retry: &crate::transport::retry::RetryPolicy,
         bs: BlockSize,
     ) -> Result<Option<(Chunk, crate::transport::Response)>, DeviceError> {
+        match self.complete_chunk_any(in_flight, retry, bs)? {
+            ChunkDone::Retried => Ok(None),
+            ChunkDone::Good(c, r) => Ok(Some((c, r))),
+            ChunkDone::Failed(_, e) => Err(e),
+        }
+    }
+
+    /// Wait for one chunk. A UNIT ATTENTION or BUSY is resubmitted
+    /// (`Retried`), any other non-GOOD status is `Failed` with its chunk,
+    /// GOOD gives the chunk; a lost session is the error.
+    fn complete_chunk_any(
+        &mut self,
+        in_flight: &mut std::collections::HashMap<u64, (Chunk, u32)>,
+        retry: &crate::transport::retry::RetryPolicy,
+        bs: BlockSize,
+    ) -> Result<ChunkDone, DeviceError> {
         let resp = self
             .scsi
             .transport()
@@ -260,12 +301,12 @@ impl<T: Transport> Disk<T> {
             buf.resize(c.blocks as usize * bs.0 as usize, 0);
             self.submit_chunk(c, cdb, buf, attempt + 1)?;
             in_flight.insert(c.seq, (c, attempt + 1));
-            return Ok(None);
+            return Ok(ChunkDone::Retried);
         }
         if !resp.is_good() {
-            return Err(self.scsi.check_error(&resp));
+            return Ok(ChunkDone::Failed(c, self.scsi.check_error(&resp)));
         }
-        Ok(Some((c, resp)))
+        Ok(ChunkDone::Good(c, resp))
     }
 
     fn submit_chunk(
