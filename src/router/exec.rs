@@ -78,6 +78,9 @@ pub(crate) struct Exec<'a> {
     /// Bytes read past what a stream to block segment needed (CAT=1).
     src_residual: HashMap<End, Vec<u8>>,
     prefetch: Option<Prefetch>,
+    /// Emptied stream block buffers, reused so a block is not a fresh
+    /// (page-faulting) allocation each time.
+    spare_blocks: Vec<Vec<u8>>,
 }
 
 impl<'a> Exec<'a> {
@@ -91,6 +94,7 @@ impl<'a> Exec<'a> {
             residual: HashMap::new(),
             src_residual: HashMap::new(),
             prefetch: None,
+            spare_blocks: Vec::new(),
         }
     }
 
@@ -402,7 +406,10 @@ impl<'a> Exec<'a> {
 
     /// The partial block a destination holds (CAT residual), to add to.
     fn stream_start(&mut self, end: End) -> Vec<u8> {
-        self.residual.remove(&end).unwrap_or_default()
+        match self.residual.remove(&end) {
+            Some(w) => w,
+            None => self.spare_blocks.pop().unwrap_or_default(),
+        }
     }
 
     /// Add `data` to the partial block `w`, writing every full block of
@@ -451,10 +458,19 @@ impl<'a> Exec<'a> {
         r: Result<(), Abort>,
     ) -> Result<(), Abort> {
         r?;
-        if cat {
+        let spare = if cat {
             self.residual.insert(end, w);
+            None
         } else if !w.is_empty() {
-            self.write_stream_block(i, end, w)?;
+            Some(self.write_stream_block(i, end, w)?)
+        } else {
+            Some(w)
+        };
+        if let Some(mut b) = spare {
+            if self.spare_blocks.len() < 2 {
+                b.clear();
+                self.spare_blocks.push(b);
+            }
         }
         Ok(())
     }
