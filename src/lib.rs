@@ -11,4 +11,5 @@ pub mod engine;
 pub mod format;
 pub mod router;
 pub mod scsi;
+pub mod target;
 pub mod transport;

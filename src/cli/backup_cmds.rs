@@ -81,7 +81,7 @@ pub fn open_catalog(path: &Path) -> Result<Catalog> {
 }
 
 /// A device address without secrets, for the set header and catalog.
-fn redacted(dev: &str) -> String {
+pub fn redacted(dev: &str) -> String {
     match DeviceUrl::parse(dev) {
         Ok(DeviceUrl::Iscsi(u)) => u.without_credentials().to_string(),
         _ => dev.to_string(),
@@ -97,10 +97,32 @@ pub struct BackupArgs<'a> {
     pub label: &'a str,
     pub block_size: usize,
     pub queue_depth: usize,
+    pub copy_manager: Option<&'a str>,
+    pub fallback: &'a str,
 }
 
 pub fn run_backup(conn: &ConnArgs, out: &Out, cat: &Path, a: BackupArgs<'_>) -> Result<u8> {
-    if a.mode != Mode::HOST {
+    if a.mode == Mode::XCOPY {
+        return super::tpc_cmds::run(conn, out, cat, a);
+    }
+    run_host_backup(conn, out, cat, a)
+}
+
+/// Host-driven backup; also the fallback of the other modes.
+pub fn run_host_backup(conn: &ConnArgs, out: &Out, cat: &Path, a: BackupArgs<'_>) -> Result<u8> {
+    let s = host_backup(conn, out, cat, &a)?;
+    out.emit(&s, || backup_text(&s));
+    Ok(exit::OK)
+}
+
+/// Run a host-driven backup and record where the volume is.
+pub fn host_backup(
+    conn: &ConnArgs,
+    out: &Out,
+    cat: &Path,
+    a: &BackupArgs<'_>,
+) -> Result<BackupSummary> {
+    if a.mode == Mode::SERVERLESS {
         return Err(super::UsageError(format!(
             "--mode {} is not supported yet; this release has --mode host",
             a.mode
@@ -118,7 +140,7 @@ pub fn run_backup(conn: &ConnArgs, out: &Out, cat: &Path, a: BackupArgs<'_>) -> 
         label: a.label.to_string(),
         tape_block: a.block_size,
         queue_depth: a.queue_depth,
-        mode: a.mode,
+        mode: Mode::HOST,
         source_url: redacted(a.source),
         tape_url: redacted(a.tape),
         reservation_key: reservation_key(conn),
@@ -126,8 +148,7 @@ pub fn run_backup(conn: &ConnArgs, out: &Out, cat: &Path, a: BackupArgs<'_>) -> 
     let bar = Bar::new(out);
     let s = backup(&mut source, &mut tape, &catalog, &opts, &bar)?;
     catalog.set_volume_device(s.volume, &opts.tape_url)?;
-    out.emit(&s, || backup_text(&s));
-    Ok(exit::OK)
+    Ok(s)
 }
 
 /// A key derived from the initiator name, so the same host always uses
@@ -140,7 +161,7 @@ fn reservation_key(conn: &ConnArgs) -> u64 {
     h | 1
 }
 
-fn backup_text(s: &BackupSummary) -> String {
+pub fn backup_text(s: &BackupSummary) -> String {
     format!(
         "backup complete: set {}\n  volume {} ({}), tape file {}\n  source LBA {}+{} blocks of {} bytes\n  {} bytes in {} records, {:.2} s, {:.1} MB/s\n  sha256 {}\n",
         s.set_id,

@@ -18,6 +18,7 @@ pub mod exit;
 mod output;
 mod scsi_cmds;
 mod tape_cmds;
+mod tpc_cmds;
 mod xcopy_cmds;
 
 /// A command-line mistake found after clap (bad hex, bad page name).
@@ -160,10 +161,28 @@ pub enum Command {
     /// The tape must carry a sanmover label (see 'tape DEV label'). The
     /// drive is reserved for the backup where it supports PERSISTENT
     /// RESERVE or RESERVE(6), and released on every path.
+    ///
+    /// Xcopy mode (third-party copy): a copy manager (--copy-manager, e.g.
+    /// 'sanmover router') moves the data from the source to the tape on
+    /// EXTENDED COPY; this host sends parameter lists and reads status,
+    /// and neither reads data nor positions the tape. The set has the same
+    /// layout, with the record CRCs computed by the copy manager and kept
+    /// in a CRC index (FORMAT.md), so restore, verify and catalog rebuild
+    /// work unchanged. The catalog must know which volume is in the drive.
+    /// With --fallback prefer (the default) a copy the copy manager refuses
+    /// or aborts is marked failed and the backup is done host-driven,
+    /// which the output says; never fails instead; always goes
+    /// host-driven at once.
     Backup {
-        /// host (the other modes are not in this release).
+        /// host, or xcopy (third-party copy through --copy-manager).
         #[arg(long, default_value = "host", value_parser = parse_mode)]
         mode: crate::format::Mode,
+        /// Xcopy mode: the copy manager LU that receives EXTENDED COPY.
+        #[arg(long, value_name = "DEV", required_if_eq("mode", "xcopy"))]
+        copy_manager: Option<String>,
+        /// Xcopy mode: what to do when the copy manager refuses or aborts.
+        #[arg(long, default_value = "prefer", value_parser = ["prefer", "never", "always"])]
+        fallback: String,
         /// The disk LUN to back up.
         #[arg(long, value_name = "DEV")]
         source: String,
@@ -464,6 +483,8 @@ fn run(cli: &Cli) -> Result<u8> {
         Command::Tape { dev, op } => tape_cmds::tape(&cli.conn, &out, dev, op.clone()),
         Command::Backup {
             mode,
+            copy_manager,
+            fallback,
             source,
             lba,
             blocks,
@@ -484,6 +505,8 @@ fn run(cli: &Cli) -> Result<u8> {
                 label,
                 block_size: *block_size,
                 queue_depth: *queue_depth,
+                copy_manager: copy_manager.as_deref(),
+                fallback,
             },
         ),
         Command::Restore {

@@ -48,12 +48,17 @@ fn endpoint<T: Transport>(d: &mut Disk<T>) -> Result<(Endpoint, u64)> {
     ))
 }
 
-pub fn xcopy(conn: &ConnArgs, out: &Out, a: XcopyArgs<'_>) -> Result<u8> {
-    let fallback = match a.fallback {
+/// The `--fallback` value as a policy (clap allows only these three).
+pub fn fallback_policy(s: &str) -> Fallback {
+    match s {
         "never" => Fallback::Never,
         "always" => Fallback::Always,
         _ => Fallback::Prefer,
-    };
+    }
+}
+
+pub fn xcopy(conn: &ConnArgs, out: &Out, a: XcopyArgs<'_>) -> Result<u8> {
+    let fallback = fallback_policy(a.fallback);
     let mut src = Disk::open(open_transport(conn, a.src)?).context("source")?;
     let mut dst = Disk::open(open_transport(conn, a.dst)?).context("destination")?;
     let mut cm = open_copy_manager(conn, a.copy_manager, a.copy_manager_initiator)?;

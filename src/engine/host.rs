@@ -362,6 +362,7 @@ fn write_set<S: Transport + Send, T: Transport>(
         sha256,
         complete: !early_warning,
         ended: now(),
+        crc_digest: false,
     };
     tape.write_block(trailer.encode())?;
     tape.write_filemarks(1)?;

@@ -16,6 +16,7 @@ use crate::format::FormatError;
 pub mod host;
 pub mod progress;
 pub mod restore;
+pub mod tpc;
 pub mod volume;
 pub mod xcopy;
 

@@ -11,8 +11,8 @@ use crate::catalog::{SetRow, SetState, VolumeRow};
 use crate::device::tape::ReadOutcome;
 use crate::device::{DeviceError, Tape};
 use crate::format::{
-    classify, decode_record, hex, BlockKind, RecordHeader, SetDigest, SetHeader, SetTrailer,
-    SourceIdentity, VolumeLabel,
+    classify, decode_record, hex, BlockKind, CrcChainDigest, CrcIndex, RecordHeader, SetDigest,
+    SetHeader, SetTrailer, SourceIdentity, VolumeLabel,
 };
 use crate::scsi::spc::{Association, CodeSet, Designator, DesignatorType, DeviceIdentification};
 use crate::scsi::DeviceType;
@@ -147,6 +147,8 @@ pub struct SetScan {
     pub header: SetHeader,
     pub records: u64,
     pub bytes: u64,
+    /// The set's digest as its trailer defines it: of the payload, or of
+    /// the record CRCs for a third-party-copy set.
     pub sha256: [u8; 32],
     pub end: SetEnd,
 }
@@ -197,6 +199,10 @@ pub fn scan_set<T: Transport + Send>(
 /// the trailer (the filemark after it is left unread) or at a filemark or
 /// end of data (truncated set). A check that fails is an error naming the
 /// record.
+///
+/// Records with a deferred CRC (third-party-copy sets) are checked when
+/// the CRC index after them arrives, so `sink` has seen their payload by
+/// then: the caller reports nothing as done until this returns `Ok`.
 pub fn scan_records<T: Transport + Send>(
     tape: &mut Tape<T>,
     header: SetHeader,
@@ -204,6 +210,9 @@ pub fn scan_records<T: Transport + Send>(
 ) -> Result<SetScan, EngineError> {
     let set = header.set_id;
     let mut digest = SetDigest::new();
+    let mut chain = CrcChainDigest::new();
+    // CRCs of deferred records not yet matched by an index: 4 bytes each.
+    let mut unmatched: Vec<(u64, u32)> = Vec::new();
     let mut records = 0u64;
     let mut bytes = 0u64;
     // At least twice the largest record: tgt 1.0.85 sends stale bytes for a
@@ -230,7 +239,9 @@ pub fn scan_records<T: Transport + Send>(
                     _ => e.into(),
                 })?;
                 let last = match o {
-                    ReadOutcome::Block(n) => classify(&b[..n]) != BlockKind::Data,
+                    ReadOutcome::Block(n) => {
+                        !matches!(classify(&b[..n]), BlockKind::Data | BlockKind::CrcIndex)
+                    }
                     _ => true,
                 };
                 data_blocks += 1;
@@ -265,16 +276,28 @@ pub fn scan_records<T: Transport + Send>(
                             });
                         }
                         digest.update(payload);
+                        chain.update(h.crc);
+                        if h.crc_deferred {
+                            unmatched.push((h.seq, h.crc));
+                        }
                         sink(records, payload)?;
                         records += 1;
                         bytes += payload.len() as u64;
                     }
+                    BlockKind::CrcIndex => match_index(set, block, &mut unmatched)?,
                     BlockKind::Trailer => {
                         let t = SetTrailer::decode(block).map_err(|e| EngineError::Corrupt {
                             set,
                             seq: None,
                             reason: format!("trailer: {e}"),
                         })?;
+                        if let Some(&(seq, _)) = unmatched.first() {
+                            return Err(EngineError::Corrupt {
+                                set,
+                                seq: Some(seq),
+                                reason: "the record's CRC is in no CRC index".into(),
+                            });
+                        }
                         return Ok(SetEnd::Trailer(t));
                     }
                     other => {
@@ -303,7 +326,10 @@ pub fn scan_records<T: Transport + Send>(
         }
     });
     let end = outcome?;
-    let sha256 = digest.finish();
+    let sha256 = match &end {
+        SetEnd::Trailer(t) if t.crc_digest => chain.finish(),
+        _ => digest.finish(),
+    };
     if let SetEnd::Trailer(t) = &end {
         let mismatch = if t.set_id != set {
             Some(format!("trailer belongs to set {}", t.set_id))
@@ -336,6 +362,51 @@ pub fn scan_records<T: Transport + Send>(
         sha256,
         end,
     })
+}
+
+/// Check the deferred CRCs an index names against what the records gave.
+fn match_index(
+    set: Uuid,
+    block: &[u8],
+    unmatched: &mut Vec<(u64, u32)>,
+) -> Result<(), EngineError> {
+    let idx = CrcIndex::decode(block).map_err(|e| EngineError::Corrupt {
+        set,
+        seq: None,
+        reason: format!("CRC index: {e}"),
+    })?;
+    if idx.set_id != set {
+        return Err(EngineError::Corrupt {
+            set,
+            seq: None,
+            reason: format!("CRC index of set {} inside this set", idx.set_id),
+        });
+    }
+    let first = unmatched.first().map(|&(s, _)| s);
+    if idx.crcs.len() > unmatched.len() || first.is_some_and(|f| f != idx.first_seq) {
+        return Err(EngineError::Corrupt {
+            set,
+            seq: Some(idx.first_seq),
+            reason: format!(
+                "CRC index for records {}..{} does not follow the records read",
+                idx.first_seq,
+                idx.first_seq + idx.crcs.len() as u64
+            ),
+        });
+    }
+    for (&(seq, found), &expected) in unmatched.iter().zip(&idx.crcs) {
+        if found != expected {
+            return Err(EngineError::Corrupt {
+                set,
+                seq: Some(seq),
+                reason: format!(
+                    "data record: CRC32C mismatch, CRC index says {expected:#010x}, bytes give {found:#010x}"
+                ),
+            });
+        }
+    }
+    unmatched.drain(..idx.crcs.len());
+    Ok(())
 }
 
 /// The designator the catalog shows for a source: the one EXTENDED COPY

@@ -31,6 +31,11 @@ impl Writer {
         }
     }
 
+    /// Set the frame's flags (FORMAT.md lists them per record).
+    pub fn flags(&mut self, flags: u16) {
+        self.buf[10..12].copy_from_slice(&flags.to_be_bytes());
+    }
+
     pub fn u8(&mut self, v: u8) {
         self.buf.push(v);
     }
@@ -118,8 +123,9 @@ pub(crate) fn check_version(what: &'static str, buf: &[u8]) -> Result<(), Format
     Ok(())
 }
 
-pub(crate) fn check_flags(what: &'static str, flags: u16) -> Result<(), FormatError> {
-    if flags != 0 {
+/// Refuse flags outside `known` (a newer writer's meaning we cannot honour).
+pub(crate) fn check_flags(what: &'static str, flags: u16, known: u16) -> Result<(), FormatError> {
+    if flags & !known != 0 {
         return Err(FormatError::Invalid {
             what,
             reason: format!("unknown flags {flags:#06x} (written by a newer sanmover?)"),
@@ -137,6 +143,18 @@ impl<'a> Reader<'a> {
         what: &'static str,
         min_len: usize,
     ) -> Result<Self, FormatError> {
+        Self::open_flagged(buf, magic, what, min_len, 0).map(|(r, _)| r)
+    }
+
+    /// [`Reader::open`] for a record that may carry the flags in `known`;
+    /// returns them too.
+    pub fn open_flagged(
+        buf: &'a [u8],
+        magic: &[u8; 8],
+        what: &'static str,
+        min_len: usize,
+        known: u16,
+    ) -> Result<(Self, u16), FormatError> {
         // A foreign block is reported as such even when it is short.
         if buf.len() >= 8 && &buf[..8] != magic {
             return Err(FormatError::BadMagic {
@@ -156,7 +174,8 @@ impl<'a> Reader<'a> {
                 have: buf.len(),
             });
         }
-        check_flags(what, u16::from_be_bytes([buf[10], buf[11]]))?;
+        let flags = u16::from_be_bytes([buf[10], buf[11]]);
+        check_flags(what, flags, known)?;
         let len = u32::from_be_bytes([buf[12], buf[13], buf[14], buf[15]]) as usize;
         if !(min_len..=MAX_FRAMED_LEN).contains(&len) {
             return Err(FormatError::Invalid {
@@ -181,11 +200,14 @@ impl<'a> Reader<'a> {
                 found,
             });
         }
-        Ok(Reader {
-            rec,
-            pos: PRELUDE_LEN,
-            what,
-        })
+        Ok((
+            Reader {
+                rec,
+                pos: PRELUDE_LEN,
+                what,
+            },
+            flags,
+        ))
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], FormatError> {

@@ -9,12 +9,17 @@
 //! 48-byte [`RecordHeader`] plus payload, with its CRC inside the header.
 
 mod codec;
+mod index;
 mod label;
 mod record;
 mod set;
 
+pub use index::{CrcChainDigest, CrcIndex};
 pub use label::VolumeLabel;
-pub use record::{check_record, decode_record, encode_record, encode_record_header, RecordHeader};
+pub use record::{
+    check_record, decode_record, encode_deferred_record_header, encode_record,
+    encode_record_header, RecordHeader,
+};
 pub use set::{SetHeader, SetTrailer, SourceIdentity, StoredDesignator};
 
 use crate::scsi::open_code;
@@ -89,6 +94,7 @@ pub enum BlockKind {
     SetHeader,
     Data,
     Trailer,
+    CrcIndex,
     /// Too short for a magic, or a magic that is not ours.
     Foreign,
 }
@@ -100,6 +106,7 @@ pub fn classify(block: &[u8]) -> BlockKind {
         Some(m) if m == SetHeader::MAGIC => BlockKind::SetHeader,
         Some(m) if m == RecordHeader::MAGIC => BlockKind::Data,
         Some(m) if m == SetTrailer::MAGIC => BlockKind::Trailer,
+        Some(m) if m == CrcIndex::MAGIC => BlockKind::CrcIndex,
         _ => BlockKind::Foreign,
     }
 }

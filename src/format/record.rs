@@ -14,7 +14,12 @@ pub struct RecordHeader {
     pub seq: u64,
     pub payload_len: u32,
     /// CRC32C of the header (CRC field zeroed) followed by the payload.
+    /// For a record with `crc_deferred`, the CRC the bytes give (the stored
+    /// field is 0; the set's CRC index holds the expected value).
     pub crc: u32,
+    /// Flag bit 0: the CRC is not in this header but in the set's CRC index
+    /// (third-party-copy sets, FORMAT.md "CRC index").
+    pub crc_deferred: bool,
 }
 
 const WHAT: &str = "data record";
@@ -30,13 +35,18 @@ impl RecordHeader {
     pub const MAGIC: [u8; 8] = *b"SANMDAT1";
     /// Header length; the payload starts here.
     pub const LEN: usize = 48;
+    /// Flags bit 0: the CRC is kept in the set's CRC index.
+    pub const FLAG_CRC_DEFERRED: u16 = 0x0001;
 
     /// The 48 header bytes with `crc` as given.
     fn to_bytes(self) -> [u8; Self::LEN] {
         let mut h = [0u8; Self::LEN];
         h[..8].copy_from_slice(&Self::MAGIC);
         h[8..10].copy_from_slice(&super::FORMAT_VERSION.to_be_bytes());
-        // flags (10..12) and reserved (44..48) stay zero.
+        // reserved (44..48) stays zero.
+        if self.crc_deferred {
+            h[FLAGS..FLAGS + 2].copy_from_slice(&Self::FLAG_CRC_DEFERRED.to_be_bytes());
+        }
         h[SET_ID..SEQ].copy_from_slice(self.set_id.as_bytes());
         h[SEQ..PAYLOAD_LEN].copy_from_slice(&self.seq.to_be_bytes());
         h[PAYLOAD_LEN..CRC].copy_from_slice(&self.payload_len.to_be_bytes());
@@ -62,11 +72,31 @@ pub fn encode_record_header(set_id: Uuid, seq: u64, payload: &[u8]) -> [u8; Reco
         seq,
         payload_len,
         crc: 0,
+        crc_deferred: false,
     }
     .to_bytes();
     let crc = record_crc(&h, payload);
     h[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
     h
+}
+
+/// The header of a record whose payload this writer never sees (a copy
+/// manager appends it): CRC field 0, flag CRC_DEFERRED. The CRC32C of the
+/// whole block (header + payload) is the record's CRC, and goes in the
+/// set's CRC index.
+pub fn encode_deferred_record_header(
+    set_id: Uuid,
+    seq: u64,
+    payload_len: u32,
+) -> [u8; RecordHeader::LEN] {
+    RecordHeader {
+        set_id,
+        seq,
+        payload_len,
+        crc: 0,
+        crc_deferred: true,
+    }
+    .to_bytes()
 }
 
 /// Clear `out` and write header + payload into it (reuses its capacity).
@@ -110,7 +140,9 @@ pub fn decode_record(block: &[u8]) -> Result<(RecordHeader, &[u8]), FormatError>
         });
     }
     check_version(WHAT, &h)?;
-    check_flags(WHAT, u16::from_be_bytes([h[FLAGS], h[FLAGS + 1]]))?;
+    let flags = u16::from_be_bytes([h[FLAGS], h[FLAGS + 1]]);
+    check_flags(WHAT, flags, RecordHeader::FLAG_CRC_DEFERRED)?;
+    let crc_deferred = flags & RecordHeader::FLAG_CRC_DEFERRED != 0;
     let be32 = |at: usize| u32::from_be_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]);
     let payload_len = be32(PAYLOAD_LEN);
     let crc = be32(CRC);
@@ -129,7 +161,13 @@ pub fn decode_record(block: &[u8]) -> Result<(RecordHeader, &[u8]), FormatError>
     seq.copy_from_slice(&h[SEQ..PAYLOAD_LEN]);
     h[CRC..CRC + 4].fill(0);
     let found = record_crc(&h, payload);
-    if found != crc {
+    if crc_deferred && crc != 0 {
+        return Err(FormatError::Invalid {
+            what: WHAT,
+            reason: format!("CRC field {crc:#010x} in a record whose CRC is deferred"),
+        });
+    }
+    if !crc_deferred && found != crc {
         return Err(FormatError::BadCrc {
             what: WHAT,
             expected: crc,
@@ -141,7 +179,8 @@ pub fn decode_record(block: &[u8]) -> Result<(RecordHeader, &[u8]), FormatError>
             set_id: Uuid::from_bytes(set),
             seq: u64::from_be_bytes(seq),
             payload_len,
-            crc,
+            crc: found,
+            crc_deferred,
         },
         payload,
     ))

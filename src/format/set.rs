@@ -214,9 +214,14 @@ pub struct SetTrailer {
     pub records: u64,
     /// Payload bytes written (sum of payload lengths).
     pub bytes: u64,
-    /// SHA-256 of the payload stream ([`super::SetDigest`]).
+    /// SHA-256 of the payload stream ([`super::SetDigest`]), or with
+    /// `crc_digest` of the records' CRCs ([`super::CrcChainDigest`]).
     #[serde(with = "hex_bytes32")]
     pub sha256: [u8; 32],
+    /// Frame flag bit 0: `sha256` covers the records' CRC32Cs, in order,
+    /// not the payload: a copy manager moved the data and no writer saw it
+    /// (FORMAT.md "Third-party-copy sets").
+    pub crc_digest: bool,
     /// The whole planned range was copied (false: the run stopped early and
     /// wrote what it had).
     pub complete: bool,
@@ -243,10 +248,15 @@ impl SetTrailer {
     pub const MAGIC: [u8; 8] = *b"SANMEND1";
     /// Encoded length in format version 1.
     pub const LEN: usize = 100;
+    /// Frame flags bit 0: see [`SetTrailer::crc_digest`].
+    pub const FLAG_CRC_DIGEST: u16 = 0x0001;
 
     /// Encoded bytes ([`SetTrailer::LEN`] of them).
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new(&Self::MAGIC, Self::LEN);
+        if self.crc_digest {
+            w.flags(Self::FLAG_CRC_DIGEST);
+        }
         w.uuid(&self.set_id);
         w.u64(self.records);
         w.u64(self.bytes);
@@ -261,7 +271,8 @@ impl SetTrailer {
 
     /// Decode a trailer from the front of `buf`; bytes after it are ignored.
     pub fn decode(buf: &[u8]) -> Result<Self, FormatError> {
-        let mut r = Reader::open(buf, &Self::MAGIC, TRAILER, Self::LEN)?;
+        let (mut r, flags) =
+            Reader::open_flagged(buf, &Self::MAGIC, TRAILER, Self::LEN, Self::FLAG_CRC_DIGEST)?;
         let set_id = r.uuid()?;
         let records = r.u64()?;
         let bytes = r.u64()?;
@@ -276,6 +287,7 @@ impl SetTrailer {
             sha256,
             complete,
             ended,
+            crc_digest: flags & Self::FLAG_CRC_DIGEST != 0,
         })
     }
 }

@@ -103,6 +103,7 @@ fn trailer() -> SetTrailer {
         sha256: d.finish(),
         complete: true,
         ended: 0x6500_0002,
+        crc_digest: false,
     }
 }
 
@@ -173,7 +174,8 @@ fn record_golden() {
             set_id: S,
             seq: 5,
             payload_len: 5,
-            crc: 0xb8b9_0bca
+            crc: 0xb8b9_0bca,
+            crc_deferred: false
         }
     );
     assert_eq!(payload, b"hello");
@@ -465,7 +467,7 @@ fn padding_after_a_record_is_ignored() {
             BlockKind::SetHeader => assert_eq!(SetHeader::decode(&b).unwrap(), header()),
             BlockKind::Data => assert_eq!(check_record(&b, S, 5).unwrap(), b"hello"),
             BlockKind::Trailer => assert_eq!(SetTrailer::decode(&b).unwrap(), trailer()),
-            BlockKind::Foreign => panic!("{hex}"),
+            BlockKind::Foreign | BlockKind::CrcIndex => panic!("{hex}"),
         }
     }
 }
@@ -756,7 +758,7 @@ proptest! {
         set_id in uuid_s(), records in any::<u64>(), bytes in any::<u64>(),
         sha256 in any::<[u8; 32]>(), complete in any::<bool>(), ended in any::<u64>(),
     ) {
-        let t = SetTrailer { set_id, records, bytes, sha256, complete, ended };
+        let t = SetTrailer { set_id, records, bytes, sha256, complete, ended, crc_digest: false };
         let b = t.encode();
         prop_assert_eq!(b.len(), SetTrailer::LEN);
         prop_assert_eq!(SetTrailer::decode(&b).unwrap(), t);
@@ -775,4 +777,54 @@ proptest! {
         prop_assert_eq!(p, &payload[..]);
         prop_assert_eq!(check_record(&out, set_id, seq).unwrap(), &payload[..]);
     }
+}
+
+#[test]
+fn deferred_record_carries_no_crc_and_decode_returns_the_block_crc() {
+    let payload = b"payload bytes";
+    let hdr = encode_deferred_record_header(S, 9, payload.len() as u32);
+    assert_eq!(&hdr[10..12], &[0, 1]);
+    assert_eq!(&hdr[40..44], &[0, 0, 0, 0]);
+    let mut block = hdr.to_vec();
+    block.extend_from_slice(payload);
+    let (h, p) = decode_record(&block).unwrap();
+    assert!(h.crc_deferred);
+    assert_eq!(p, payload);
+    // The record CRC is the CRC32C of the whole block: what a copy manager
+    // computes over each stream block it writes.
+    assert_eq!(h.crc, crc32c::crc32c(&block));
+    // A deferred record with a non-zero CRC field is damage.
+    block[43] = 1;
+    assert!(matches!(
+        decode_record(&block),
+        Err(FormatError::Invalid { .. })
+    ));
+    // Flags this build does not know are refused.
+    let mut b = hdr.to_vec();
+    b[11] = 0x02;
+    b.extend_from_slice(payload);
+    assert!(decode_record(&b).is_err());
+}
+
+#[test]
+fn trailer_crc_digest_flag_round_trips_and_sets_frame_flag() {
+    let t = SetTrailer {
+        crc_digest: true,
+        ..trailer()
+    };
+    let b = t.encode();
+    assert_eq!(&b[10..12], &[0, 1]);
+    assert_eq!(SetTrailer::decode(&b).unwrap(), t);
+    assert_eq!(
+        classify(
+            &CrcIndex {
+                set_id: S,
+                first_seq: 0,
+                crcs: vec![]
+            }
+            .encode()
+            .unwrap()
+        ),
+        BlockKind::CrcIndex
+    );
 }

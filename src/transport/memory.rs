@@ -242,11 +242,21 @@ impl Identity {
         Some(match page {
             VpdPage::SUPPORTED_PAGES => SupportedVpdPages {
                 device_type: dt,
-                pages: vec![
-                    VpdPage::SUPPORTED_PAGES,
-                    VpdPage::UNIT_SERIAL,
-                    VpdPage::DEVICE_IDENTIFICATION,
-                ],
+                pages: {
+                    let mut p = vec![
+                        VpdPage::SUPPORTED_PAGES,
+                        VpdPage::UNIT_SERIAL,
+                        VpdPage::DEVICE_IDENTIFICATION,
+                    ];
+                    if dt == DeviceType::DISK {
+                        // MemDisk answers these itself (SBC-3 6.6.3, 6.6.2).
+                        p.extend([
+                            VpdPage(BLOCK_LIMITS_VPD),
+                            VpdPage(BLOCK_CHARACTERISTICS_VPD),
+                        ]);
+                    }
+                    p
+                },
             }
             .to_vec(),
             VpdPage::UNIT_SERIAL => UnitSerialNumber {
@@ -338,14 +348,103 @@ impl MemDisk {
     }
 }
 
+/// Block Limits VPD page code (SBC-3 6.6.3).
+const BLOCK_LIMITS_VPD: u8 = 0xb0;
+/// Block Device Characteristics VPD page code (SBC-3 6.6.2).
+const BLOCK_CHARACTERISTICS_VPD: u8 = 0xb1;
+
+/// Big-endian field of a CDB (the caller checked the CDB length).
+fn cdb_field(cdb: &[u8], r: std::ops::Range<usize>) -> u64 {
+    cdb[r].iter().fold(0u64, |a, &b| (a << 8) | b as u64)
+}
+
+impl MemDisk {
+    /// The disk-only VPD pages: Block Limits in its SBC-2 length (8; no
+    /// SBC-3 version descriptor is claimed) and Block Device
+    /// Characteristics (non-rotating).
+    fn disk_vpd(&self, page: u8) -> Option<Vec<u8>> {
+        let dt = self.id.device_type.0;
+        match page {
+            BLOCK_LIMITS_VPD => {
+                let mut p = vec![dt, page, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0];
+                // MAXIMUM TRANSFER LENGTH in blocks: the 64 MiB a command may move.
+                let max = (64u32 << 20) / self.block_size.max(1);
+                p[8..12].copy_from_slice(&max.to_be_bytes());
+                Some(p)
+            }
+            BLOCK_CHARACTERISTICS_VPD => {
+                let mut p = vec![0u8; 64];
+                p[0] = dt;
+                p[1] = page;
+                p[3] = 0x3c;
+                // MEDIUM ROTATION RATE 0001h: non-rotating medium.
+                p[5] = 0x01;
+                Some(p)
+            }
+            _ => None,
+        }
+    }
+
+    /// WRITE AND VERIFY(10/12/16) (SBC-3 5.41-5.43). BYTCHK 00b (verify
+    /// the medium) and 01b (compare with the Data-Out buffer) both hold
+    /// trivially for memory once written; other BYTCHK values are refused.
+    fn write_verify(&mut self, cdb: &[u8], data_out: &[u8]) -> Completion {
+        let (need, lba, len) = match cdb[0] {
+            0x2e => (10, 2..6, 7..9),
+            0xae => (12, 2..6, 6..10),
+            _ => (16, 2..10, 10..14),
+        };
+        if cdb.len() < need {
+            return Completion::bad_field(0);
+        }
+        if cdb[1] & 0x06 > 0x02 {
+            return Completion::bad_field(1);
+        }
+        self.write(cdb_field(cdb, lba), cdb_field(cdb, len), data_out)
+    }
+}
+
 impl LogicalUnit for MemDisk {
     fn execute(&mut self, cdb: &[u8], data_out: &[u8], data_in: &mut [u8]) -> Completion {
+        // SPC-4 6.6: INQUIRY, EVPD set, a disk-only page.
+        if cdb.len() >= 6 && cdb[0] == Opcode::INQUIRY.0 && cdb[1] & 0x01 != 0 {
+            if let Some(p) = self.disk_vpd(cdb[2]) {
+                return reply(data_in, &p);
+            }
+        }
         if let Some(c) = self.id.common(cdb, data_in) {
             return c;
         }
         let op = Opcode(cdb[0]);
         let bad = |_| Completion::bad_field(0);
         match op {
+            // READ(12), WRITE(12) (SBC-3 5.14, 5.36).
+            Opcode(0xa8) | Opcode(0xaa) if cdb.len() >= 12 => {
+                let (lba, n) = (cdb_field(cdb, 2..6), cdb_field(cdb, 6..10));
+                if op.0 == 0xa8 {
+                    self.read(lba, n, data_in)
+                } else {
+                    self.write(lba, n, data_out)
+                }
+            }
+            Opcode(0x2e) | Opcode(0xae) | Opcode(0x8e) => self.write_verify(cdb, data_out),
+            // PERSISTENT RESERVE IN (SPC-4 6.15): no keys, no reservation.
+            Opcode::PERSISTENT_RESERVE_IN if cdb.len() >= 10 => match cdb[1] & 0x1f {
+                0x00 | 0x01 => reply(data_in, &[0u8; 8]),
+                _ => Completion::bad_field(1),
+            },
+            // MODE SENSE(6) (SPC-4 6.11): the Control mode page only
+            // (SPC-4 7.5.8), defaults, no block descriptor.
+            Opcode::MODE_SENSE_6 if cdb.len() >= 6 => match cdb[2] & 0x3f {
+                0x0a | 0x3f => {
+                    let mut p = vec![0u8; 4 + 12];
+                    p[0] = (p.len() - 1) as u8;
+                    p[4] = 0x0a;
+                    p[5] = 0x0a;
+                    reply(data_in, &p)
+                }
+                _ => Completion::bad_field(2),
+            },
             Opcode::READ_CAPACITY_10 => {
                 let last = self.blocks().saturating_sub(1).min(u32::MAX as u64) as u32;
                 reply(

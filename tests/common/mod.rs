@@ -140,6 +140,7 @@ pub fn exists(p: &Path) -> bool {
 pub struct PrivateRig {
     pub state: tempfile::TempDir,
     pub vars: HashMap<String, String>,
+    env: Vec<(String, String)>,
 }
 
 fn run_script(script: &str, state: &Path, extra: &[(&str, &str)], args: &[&str]) -> Output {
@@ -155,10 +156,20 @@ fn run_script(script: &str, state: &Path, extra: &[(&str, &str)], args: &[&str])
 
 impl PrivateRig {
     pub fn start() -> PrivateRig {
+        Self::start_with(&[])
+    }
+
+    /// A private rig with extra settings for up.sh (e.g.
+    /// `SANMOVER_RIG_TAPE_MB`).
+    pub fn start_with(env: &[(&str, &str)]) -> PrivateRig {
         let state = tempfile::tempdir().expect("state dir");
         let mut r = PrivateRig {
             state,
             vars: HashMap::new(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         r.up(false);
         r
@@ -166,12 +177,9 @@ impl PrivateRig {
 
     fn up(&mut self, keep_images: bool) {
         let keep = if keep_images { "1" } else { "0" };
-        let out = run_script(
-            "up.sh",
-            self.state.path(),
-            &[("SANMOVER_RIG_KEEP_IMAGES", keep)],
-            &[],
-        );
+        let mut extra: Vec<(&str, &str)> = vec![("SANMOVER_RIG_KEEP_IMAGES", keep)];
+        extra.extend(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let out = run_script("up.sh", self.state.path(), &extra, &[]);
         assert!(
             out.status.success(),
             "private rig did not start: {}{}",
@@ -316,4 +324,96 @@ pub fn lio_add_lun(name: &str, mb: u32, initiators: &[&str]) -> String {
         .last()
         .unwrap()
         .to_string()
+}
+
+/// A `sanmover router` of its own on 127.0.0.1 (a free port it picks
+/// itself), killed by pid when dropped, also when the test fails.
+pub struct Router {
+    child: std::process::Child,
+    /// ADDR:PORT it listens on.
+    pub addr: String,
+    /// Its target name.
+    pub iqn: String,
+    /// Its log (stderr).
+    pub log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Router {
+    /// Start `sanmover router --listen 127.0.0.1:0` with these backends and
+    /// extra arguments; waits for its "listening on" line.
+    pub fn start(backends: &[&str], extra: &[&str]) -> Router {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().expect("router dir");
+        let log = dir.path().join("router.log");
+        let mut c = Command::new(env!("CARGO_BIN_EXE_sanmover"));
+        c.args(["router", "--listen", "127.0.0.1:0"]);
+        for b in backends {
+            c.args(["--backend", b]);
+        }
+        c.args(extra)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::fs::File::create(&log).expect("router log"));
+        let mut child = c.spawn().expect("spawn sanmover router");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("router stdout");
+        let mut r = std::io::BufReader::new(stdout);
+        let _ = r.read_line(&mut line);
+        // Keep draining stdout so the router never blocks on it.
+        std::thread::spawn(move || {
+            let mut sink = String::new();
+            while r.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
+                sink.clear();
+            }
+        });
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let find = |key: &str| {
+            words
+                .iter()
+                .position(|w| *w == key)
+                .and_then(|i| words.get(i + 1))
+                .map(|w| w.trim_end_matches(',').to_string())
+        };
+        let (Some(addr), Some(iqn)) = (find("on"), find("target")) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "router did not start: stdout {line:?}, log:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        };
+        Router {
+            child,
+            addr,
+            iqn,
+            log,
+            _dir: dir,
+        }
+    }
+
+    /// The copy manager LU's URL (LUN 0).
+    pub fn url(&self) -> String {
+        format!("iscsi://{}/{}/0", self.addr, self.iqn)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Whether it is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Router {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -1,0 +1,123 @@
+//! `backup --mode xcopy`: third-party copy through a copy manager, with
+//! the fallback policy of `xcopy`.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use super::backup_cmds::{backup_text, host_backup, open_catalog, redacted, BackupArgs, Bar};
+use super::output::Out;
+use super::xcopy_cmds::fallback_policy;
+use super::{exit, open_transport, ConnArgs};
+use crate::device::{Disk, Scsi, Tape};
+use crate::engine::host::BackupSummary;
+use crate::engine::tpc::{backup, TpcOptions, TpcSummary};
+use crate::engine::xcopy::Fallback;
+use crate::format::Mode;
+
+/// What `backup --mode xcopy` ended with when the copy manager did not do
+/// the job and this host did.
+#[derive(Debug, serde::Serialize)]
+struct FallbackSummary {
+    mode: &'static str,
+    fallback: bool,
+    /// Why the third-party copy was not used or did not finish.
+    reason: String,
+    backup: BackupSummary,
+}
+
+pub fn run(conn: &ConnArgs, out: &Out, cat: &Path, a: BackupArgs<'_>) -> Result<u8> {
+    let policy = fallback_policy(a.fallback);
+    let reason = if policy == Fallback::Always {
+        "--fallback always".to_string()
+    } else {
+        match third_party(conn, out, cat, &a) {
+            Ok(s) => {
+                out.emit(&s, || tpc_text(&s));
+                return Ok(exit::OK);
+            }
+            Err(e) if policy == Fallback::Prefer => {
+                let why = format!("{e:#}");
+                eprintln!(
+                    "sanmover: third-party copy failed: {why}\nsanmover: finishing the backup host-driven (--fallback prefer)"
+                );
+                why
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    let host = host_backup(
+        conn,
+        out,
+        cat,
+        &BackupArgs {
+            mode: Mode::HOST,
+            ..a
+        },
+    )?;
+    let s = FallbackSummary {
+        mode: "host",
+        fallback: true,
+        reason,
+        backup: host,
+    };
+    out.emit(&s, || {
+        format!(
+            "FALLBACK: the copy manager did not do this backup ({}); this host did:\n{}",
+            s.reason,
+            backup_text(&s.backup)
+        )
+    });
+    Ok(exit::OK)
+}
+
+fn third_party(conn: &ConnArgs, out: &Out, cat: &Path, a: &BackupArgs<'_>) -> Result<TpcSummary> {
+    let cm_url = a
+        .copy_manager
+        .ok_or_else(|| super::UsageError("--mode xcopy needs --copy-manager DEV".into()))?;
+    let catalog = open_catalog(cat)?;
+    let mut cm = Scsi::new(open_transport(conn, cm_url)?);
+    let mut source = Disk::open(open_transport(conn, a.source)?)
+        .with_context(|| format!("source {}", redacted(a.source)))?;
+    let mut tape = Tape::open(open_transport(conn, a.tape)?)
+        .with_context(|| format!("tape {}", redacted(a.tape)))?;
+    let opts = TpcOptions {
+        lba: a.lba,
+        blocks: a.blocks,
+        label: a.label.to_string(),
+        tape_block: a.block_size,
+        source_url: redacted(a.source),
+        tape_url: redacted(a.tape),
+        copy_manager_url: redacted(cm_url),
+    };
+    let bar = Bar::new(out);
+    Ok(backup(
+        &mut cm,
+        &mut source,
+        &mut tape,
+        &catalog,
+        &opts,
+        &bar,
+    )?)
+}
+
+fn tpc_text(s: &TpcSummary) -> String {
+    format!(
+        "backup complete (third-party copy by {}): set {}\n  volume {}, tape file {}\n  source LBA {}+{} blocks of {} bytes\n  {} bytes in {} records, {:.2} s, {:.1} MB/s\n  {} EXTENDED COPY commands; through this host: {} bytes of parameter lists and results, {} bytes of data\n  digest of record CRCs {}\n",
+        s.copy_manager,
+        s.set_id,
+        s.volume,
+        s.tape_file,
+        s.lba,
+        s.blocks,
+        s.block_size,
+        s.bytes,
+        s.records,
+        s.seconds,
+        s.mbps,
+        s.xcopy_commands,
+        s.bytes_through_initiator,
+        s.data_bytes_through_initiator,
+        s.sha256
+    )
+}
