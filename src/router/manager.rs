@@ -1,7 +1,7 @@
 //! The copy manager logical unit: command dispatch, its own small disk,
 //! and the results it holds per I_T nexus and list ID.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use crate::scsi::sense::Asc;
 use crate::scsi::spc::{
@@ -27,6 +27,8 @@ const OWN_BLOCK: u32 = 512;
 /// What a list ID keeps after its copy (LIST ID USAGE 00b).
 #[derive(Debug, Clone, Default)]
 struct Held {
+    /// Position in `held_order`.
+    seq: u64,
     failed: bool,
     segments: usize,
     bytes: u64,
@@ -43,7 +45,17 @@ pub struct CopyManager {
     own: MemDisk,
     backends: Backends,
     held: HashMap<Nexus, HashMap<u8, Held>>,
+    /// Held lists, oldest first, with a sequence number so a replaced
+    /// list's old entry is recognised; bounds what is held when frontends
+    /// never report a lost nexus.
+    held_order: VecDeque<(u64, Nexus, u8)>,
+    held_seq: u64,
 }
+
+/// At most this many lists are held over all nexuses, and at most
+/// [`MAX_HELD_BYTES`] of CRC32Cs; the oldest go first.
+const MAX_HELD_LISTS: usize = 1024;
+const MAX_HELD_BYTES: usize = 64 << 20;
 
 impl std::fmt::Debug for CopyManager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -85,6 +97,8 @@ impl CopyManager {
             cfg,
             backends,
             held: HashMap::new(),
+            held_order: VecDeque::new(),
+            held_seq: 0,
         }
     }
 
@@ -215,6 +229,7 @@ impl CopyManager {
             plan.list_id,
             plan.usage,
             Held {
+                seq: 0,
                 failed: abort.is_some(),
                 segments: out.segments_done,
                 bytes: out.bytes,
@@ -230,12 +245,49 @@ impl CopyManager {
 
     /// Hold the results of a list for RECEIVE COPY RESULTS when its LIST ID
     /// USAGE is 00b; otherwise forget any older results under that ID.
-    fn keep(&mut self, nexus: &Nexus, list_id: u8, usage: u8, h: Held) {
+    fn keep(&mut self, nexus: &Nexus, list_id: u8, usage: u8, mut h: Held) {
         let m = self.held.entry(nexus.clone()).or_default();
-        if usage == list_id_usage::HOLD {
-            m.insert(list_id, h);
-        } else {
+        if usage != list_id_usage::HOLD {
             m.remove(&list_id);
+            return;
+        }
+        self.held_seq += 1;
+        h.seq = self.held_seq;
+        m.insert(list_id, h);
+        self.held_order
+            .push_back((self.held_seq, nexus.clone(), list_id));
+        if self.held_order.len() > 2 * MAX_HELD_LISTS {
+            // Drop the entries of lists replaced since.
+            let held = &self.held;
+            self.held_order.retain(|(seq, n, id)| {
+                held.get(n)
+                    .and_then(|m| m.get(id))
+                    .is_some_and(|h| h.seq == *seq)
+            });
+        }
+        // Evict the oldest lists beyond the bounds.
+        loop {
+            let lists: usize = self.held.values().map(|m| m.len()).sum();
+            let bytes: usize = self
+                .held
+                .values()
+                .flat_map(|m| m.values())
+                .map(|h| 4 * h.crcs.len())
+                .sum();
+            if lists <= MAX_HELD_LISTS && bytes <= MAX_HELD_BYTES {
+                break;
+            }
+            let Some((seq, n, id)) = self.held_order.pop_front() else {
+                break;
+            };
+            if let Some(m) = self.held.get_mut(&n) {
+                if m.get(&id).is_some_and(|h| h.seq == seq) {
+                    m.remove(&id);
+                }
+                if m.is_empty() {
+                    self.held.remove(&n);
+                }
+            }
         }
     }
 
@@ -499,6 +551,7 @@ impl LogicalUnit for CopyManager {
 
     fn nexus_lost(&mut self, nexus: &Nexus) {
         self.held.remove(nexus);
+        self.held_order.retain(|(_, n, _)| n != nexus);
     }
 }
 
