@@ -86,6 +86,14 @@ const COMMANDS: &[(Opcode, Option<u16>, u16)] = &[
     (Opcode::SYNCHRONIZE_CACHE_16, None, 16),
     (Opcode::SERVICE_ACTION_IN_16, Some(0x10), 16),
     (Opcode::REPORT_LUNS, None, 12),
+    (Opcode::MODE_SENSE_6, None, 6),
+    (Opcode::PERSISTENT_RESERVE_IN, Some(0x00), 10),
+    (Opcode::PERSISTENT_RESERVE_IN, Some(0x01), 10),
+    (Opcode(0xa8), None, 12), // READ(12)
+    (Opcode(0xaa), None, 12), // WRITE(12)
+    (Opcode(0x2e), None, 10), // WRITE AND VERIFY(10)
+    (Opcode(0xae), None, 12), // WRITE AND VERIFY(12)
+    (Opcode(0x8e), None, 16), // WRITE AND VERIFY(16)
     (Opcode::MAINTENANCE_IN, Some(0x0c), 12),
 ];
 

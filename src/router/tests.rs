@@ -943,6 +943,21 @@ fn report_supported_opcodes() {
     assert!(OneCommand::parse(&buf[..c.data_in_len])
         .unwrap()
         .is_supported());
+    // Every command listed is answered (perhaps refused for a field, never
+    // as an unknown opcode), and unlisted ones are unknown.
+    for d in &all.commands {
+        let mut cdb = vec![0u8; d.cdb_len as usize];
+        cdb[0] = d.opcode.0;
+        if let Some(sa) = d.service_action {
+            cdb[1] = sa as u8;
+        }
+        let c = r.cm.execute(&cdb, &[], &mut buf);
+        if c.status != Status::GOOD {
+            assert_ne!(sense(&c).asc, Asc::INVALID_OPCODE, "{:?}", d);
+        }
+    }
+    let c = r.cm.execute(&[0x04, 0, 0, 0, 0, 0], &[], &mut buf); // FORMAT UNIT
+    assert_eq!(sense(&c).asc, Asc::INVALID_OPCODE);
 }
 
 /// What libiscsi's ExtendedCopy tests do against the router's own LU:
