@@ -238,3 +238,31 @@ fn source_lba_out_of_range_on_tgt_names_the_segment() {
     assert_eq!(c.status, Status::GOOD, "{:?}", Sense::parse(&c.sense));
     let _ = disk.read(Lba(0), 1, BlockSize(512)).unwrap();
 }
+
+/// A LUN added to a discovered target after start-up: the first list that
+/// names it sends the router looking, and the copy goes through.
+#[test]
+fn a_lun_added_later_is_found_on_demand() {
+    let mut s = setup();
+    let before = s.cm.backends().len();
+    let (url, file) = s._rig.add_lun(3, 4);
+    let mut new = Disk::open(connect(&url)).unwrap();
+    let di = new.scsi.device_identification().unwrap();
+    let cscds = vec![
+        s.cscds[0].clone(),
+        cscd(&di, DeviceType::DISK, DeviceParams::block(512)),
+    ];
+    let mut p = XcopyParams::new(
+        cscds,
+        vec![Segment::block_to_block(0, 1, 64, Lba(0), Lba(2))],
+    );
+    p.list_id_usage = list_id_usage::DISCARD;
+    p.list_id = 1;
+    let c = send(&mut s.cm, &p);
+    assert_eq!(c.status, Status::GOOD, "{:?}", Sense::parse(&c.sense));
+    assert_eq!(s.cm.backends().len(), before + 1);
+    let src = std::fs::read(&s.disk_file).unwrap();
+    let dst = std::fs::read(&file).unwrap();
+    assert!(dst[1024..1024 + 64 * 512] == src[..64 * 512]);
+    let _ = new.capacity().unwrap();
+}

@@ -2,6 +2,7 @@
 //! and the results it holds per I_T nexus and list ID.
 
 use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
 
 use crate::scsi::sense::Asc;
 use crate::scsi::spc::{
@@ -9,7 +10,7 @@ use crate::scsi::spc::{
     SupportedOpcodes, SupportedVpdPages, VpdPage,
 };
 use crate::scsi::xcopy::{
-    list_id_usage, CopyManagerStatus, CopyStatus, ExtendedCopy, FailedSegmentDetails,
+    list_id_usage, CopyManagerStatus, CopyStatus, Cscd, ExtendedCopy, FailedSegmentDetails,
     OperatingParameters, RcrAction, ReceiveCopyResults, ReceiveData, ThirdPartyCopyVpd,
     TransferCountUnits,
 };
@@ -50,7 +51,12 @@ pub struct CopyManager {
     /// never report a lost nexus.
     held_order: VecDeque<(u64, Nexus, u8)>,
     held_seq: u64,
+    last_refresh: Option<Instant>,
 }
+
+/// How often an unknown designator may send the router looking for new
+/// backend LUs.
+const REFRESH_INTERVAL: Duration = Duration::from_secs(5);
 
 /// At most this many lists are held over all nexuses, and at most
 /// [`MAX_HELD_BYTES`] of CRC32Cs; the oldest go first.
@@ -107,6 +113,7 @@ impl CopyManager {
             held: HashMap::new(),
             held_order: VecDeque::new(),
             held_seq: 0,
+            last_refresh: None,
         }
     }
 
@@ -173,6 +180,7 @@ impl CopyManager {
             return Completion::good(0);
         }
         let n = (x.param_len as usize).min(data_out.len());
+        self.refresh_for(&data_out[..n]);
         let planned = plan::plan(&data_out[..n], &self.cfg.limits, |d| self.resolve(d));
         let list_id = data_out.first().copied().unwrap_or(0);
         let usage = data_out.get(1).map_or(0, |b| (b >> 3) & 3);
@@ -248,6 +256,44 @@ impl CopyManager {
         match sense {
             Some(s) => aborted(s),
             None => Completion::good(0),
+        }
+    }
+
+    /// When the list names a designator no backend has, look for new LUs
+    /// behind the discovered targets first (at most every few seconds).
+    fn refresh_for(&mut self, list: &[u8]) {
+        let Some(tdll) = list
+            .get(2..4)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]) as usize)
+        else {
+            return;
+        };
+        let end = list.len().min(16 + tdll);
+        let mut off = 16;
+        let mut unknown = false;
+        while off < end {
+            let Ok((c, n)) = Cscd::parse(&list[off..end]) else {
+                break;
+            };
+            if let Some(d) = c.designator() {
+                unknown |= self.resolve(d).is_none();
+            }
+            off += n;
+        }
+        if !unknown || self.backends.is_empty() {
+            return;
+        }
+        if self
+            .last_refresh
+            .is_some_and(|t| t.elapsed() < REFRESH_INTERVAL)
+        {
+            return;
+        }
+        self.last_refresh = Some(Instant::now());
+        match self.backends.refresh() {
+            Ok(0) => {}
+            Ok(k) => log::info!("{k} new backend LU(s) found"),
+            Err(e) => log::warn!("looking for new backend LUs: {e}"),
         }
     }
 
