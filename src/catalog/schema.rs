@@ -66,8 +66,37 @@ const V2: &str = "
 ALTER TABLE volumes ADD COLUMN device TEXT;
 ";
 
+/// Version 3: snapshot jobs of serverless backups and their lifecycle
+/// (PENDING -> CREATED -> MAPPED -> BACKED_UP -> RELEASED, or FAILED with
+/// a reason). `job`, `snapshot` and `mapped` are the provider's JSON, kept
+/// so `snapshots cleanup` can rebuild the provider calls after a crash;
+/// `released` says the snapshot is gone (unmapped and deleted), which a
+/// FAILED job may or may not be.
+const V3: &str = "
+CREATE TABLE snapshot_jobs (
+    id              TEXT PRIMARY KEY NOT NULL,
+    state           TEXT NOT NULL
+                    CHECK (state IN ('PENDING', 'CREATED', 'MAPPED', 'BACKED_UP',
+                                     'RELEASED', 'FAILED')),
+    provider        TEXT NOT NULL,
+    source_url      TEXT NOT NULL,
+    job             TEXT NOT NULL,
+    snapshot        TEXT,
+    mapped          TEXT,
+    set_id          TEXT,
+    reason          TEXT,
+    released        INTEGER NOT NULL DEFAULT 0,
+    quiesce_seconds REAL,
+    created         INTEGER NOT NULL,
+    updated         INTEGER NOT NULL,
+    pid             INTEGER,
+    host            TEXT
+);
+CREATE INDEX snapshot_jobs_by_created ON snapshot_jobs(created);
+";
+
 /// `MIGRATIONS[i]` upgrades schema version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The schema version this build writes and understands.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -81,7 +81,7 @@ pub fn open_catalog(path: &Path) -> Result<Catalog> {
 }
 
 /// A device address without secrets, for the set header and catalog.
-pub fn redacted(dev: &str) -> String {
+pub(super) fn redacted(dev: &str) -> String {
     match DeviceUrl::parse(dev) {
         Ok(DeviceUrl::Iscsi(u)) => u.without_credentials().to_string(),
         _ => dev.to_string(),
@@ -99,9 +99,19 @@ pub struct BackupArgs<'a> {
     pub queue_depth: usize,
     pub copy_manager: Option<&'a str>,
     pub fallback: &'a str,
+    pub snapshot: Option<&'a str>,
+    pub quiesce: Option<&'a str>,
+    pub thaw: Option<&'a str>,
+    pub maskcheck_initiator: Option<&'a str>,
 }
 
 pub fn run_backup(conn: &ConnArgs, out: &Out, cat: &Path, a: BackupArgs<'_>) -> Result<u8> {
+    if a.mode == Mode::SERVERLESS {
+        return super::snapshot_cmds::run_serverless(conn, out, cat, a);
+    }
+    if a.snapshot.is_some() {
+        return Err(super::UsageError("--snapshot needs --mode serverless".into()).into());
+    }
     if a.mode == Mode::XCOPY {
         return super::tpc_cmds::run(conn, out, cat, a);
     }
@@ -122,9 +132,9 @@ pub fn host_backup(
     cat: &Path,
     a: &BackupArgs<'_>,
 ) -> Result<BackupSummary> {
-    if a.mode == Mode::SERVERLESS {
+    if a.mode != Mode::HOST {
         return Err(super::UsageError(format!(
-            "--mode {} is not supported yet; this release has --mode host",
+            "--mode {} is not supported yet; this release has --mode host and serverless",
             a.mode
         ))
         .into());
@@ -153,7 +163,7 @@ pub fn host_backup(
 
 /// A key derived from the initiator name, so the same host always uses
 /// the same one (SPC-4 5.13.3 leaves the choice to the application).
-fn reservation_key(conn: &ConnArgs) -> u64 {
+pub(super) fn reservation_key(conn: &ConnArgs) -> u64 {
     let name = conn.iscsi_options().initiator;
     let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
@@ -161,7 +171,7 @@ fn reservation_key(conn: &ConnArgs) -> u64 {
     h | 1
 }
 
-pub fn backup_text(s: &BackupSummary) -> String {
+pub(super) fn backup_text(s: &BackupSummary) -> String {
     format!(
         "backup complete: set {}\n  volume {} ({}), tape file {}\n  source LBA {}+{} blocks of {} bytes\n  {} bytes in {} records, {:.2} s, {:.1} MB/s\n  sha256 {}\n",
         s.set_id,

@@ -232,6 +232,8 @@ pub fn for_engine(e: &EngineError) -> u8 {
         EngineError::Corrupt { .. } | EngineError::Format { .. } => CORRUPT,
         EngineError::TapeFull { .. } => VOLUME_OVERFLOW,
         EngineError::Stopped(_) => SESSION_LOST,
+        EngineError::Provider(_) => REFUSED,
+        EngineError::Serverless { cause, .. } => for_engine(cause),
     }
 }
 

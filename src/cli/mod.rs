@@ -16,7 +16,9 @@ use crate::transport::Transport;
 mod backup_cmds;
 pub mod exit;
 mod output;
+mod router_cmds;
 mod scsi_cmds;
+mod snapshot_cmds;
 mod tape_cmds;
 mod tpc_cmds;
 mod xcopy_cmds;
@@ -173,8 +175,20 @@ pub enum Command {
     /// or aborts is marked failed and the backup is done host-driven,
     /// which the output says; never fails instead; always goes
     /// host-driven at once.
+    ///
+    /// Serverless mode (--snapshot PROVIDER[:k=v,...]): this host never
+    /// reads the production LUN. It runs --quiesce, sends SYNCHRONIZE
+    /// CACHE, has the storage snapshot the LUN, runs --thaw at once, has
+    /// the snapshot exported read-only to this initiator alone, checks the
+    /// masking (a second initiator name must be refused) and the
+    /// snapshot's identity, backs the snapshot up as the production LUN's
+    /// set, then unmaps and deletes it. Every step is recorded (see
+    /// 'snapshots list'); on any failure the snapshot is released.
+    /// Providers: tgt[:control=N,env=RIG.ENV,dir=D,portal=H:P,tid=N],
+    /// exec:SCRIPT[,k=v] (docs/snapshot-exec.md), lio, xcopy-image.
     Backup {
-        /// host, or xcopy (third-party copy through --copy-manager).
+        /// host, serverless (through --snapshot) or xcopy (third-party
+        /// copy through --copy-manager).
         #[arg(long, default_value = "host", value_parser = parse_mode)]
         mode: crate::format::Mode,
         /// Xcopy mode: the copy manager LU that receives EXTENDED COPY.
@@ -183,6 +197,20 @@ pub enum Command {
         /// Xcopy mode: what to do when the copy manager refuses or aborts.
         #[arg(long, default_value = "prefer", value_parser = ["prefer", "never", "always"])]
         fallback: String,
+        /// Serverless: the snapshot provider and its options.
+        #[arg(long, value_name = "PROVIDER[:OPTS]")]
+        snapshot: Option<String>,
+        /// Serverless: shell command that freezes the application.
+        #[arg(long, value_name = "CMD", requires = "snapshot")]
+        quiesce: Option<String>,
+        /// Serverless: shell command that thaws it (run right after the
+        /// snapshot, also when it fails).
+        #[arg(long, value_name = "CMD", requires = "snapshot")]
+        thaw: Option<String>,
+        /// Serverless: the initiator name the masking check expects to be
+        /// refused [default: <initiator>-maskcheck].
+        #[arg(long, value_name = "IQN", requires = "snapshot")]
+        maskcheck_initiator: Option<String>,
         /// The disk LUN to back up.
         #[arg(long, value_name = "DEV")]
         source: String,
@@ -290,6 +318,53 @@ pub enum Command {
         #[arg(long, default_value = "sample", value_parser = ["sample", "full"])]
         verify: String,
     },
+    /// Run the data router in the foreground: an iSCSI target whose LUN 0
+    /// is an EXTENDED COPY copy manager that copies between the LUs of the
+    /// backend targets, disk to tape included.
+    ///
+    /// At start-up the router logs in to every --backend target, lists its
+    /// LUNs (REPORT LUNS) and indexes each LU by its VPD 0x83 designators;
+    /// an EXTENDED COPY names its source and destination by those
+    /// designators (E4h CSCDs). Segments: 00h block->stream, 01h
+    /// stream->block, 02h block->block, 04h inline->stream, 06h
+    /// stream->discard, 0Ah, 10h write filemarks, 11h space, 12h locate
+    /// (where the tape has LOCATE). Limits are advertised in RECEIVE COPY
+    /// RESULTS (03h) and VPD 0x8F and set with --config. When a list is
+    /// sent with LIST ID USAGE 00b the router keeps the CRC32C of every
+    /// tape block it wrote, returned by RECEIVE COPY RESULTS receive data
+    /// (01h): 'backup --mode xcopy' builds its CRC index from them.
+    ///
+    /// It listens only on --listen (port 0: a free port), prints one line
+    /// 'sanmover router: listening on ADDR, target IQN, copy manager LUN 0'
+    /// on stdout when ready, and logs to stderr (-v for more). Logins can
+    /// be limited to --allow initiator names and required to pass CHAP
+    /// (--chap-file, TOML with user and secret). It runs until killed.
+    ///
+    /// --config FILE (TOML) may set target_name, serial, own_blocks,
+    /// backends, allow, chap_file and a [limits] table: max_cscds,
+    /// max_segments, max_descriptor_list, max_segment_bytes, max_inline,
+    /// held_data_limit, max_stream_transfer.
+    Router {
+        /// Address to listen on (ADDR:PORT), and only there.
+        #[arg(long, value_name = "ADDR:PORT")]
+        listen: std::net::SocketAddr,
+        /// A backend target: iscsi://HOST[:PORT]/IQN (all its LUNs) or a
+        /// LUN URL. Repeatable.
+        #[arg(long = "backend", value_name = "URL")]
+        backends: Vec<String>,
+        /// Initiator name allowed to log in (repeatable) [default: any].
+        #[arg(long = "allow", value_name = "IQN")]
+        allow: Vec<String>,
+        /// Require CHAP with the user and secret in this TOML file.
+        #[arg(long, value_name = "FILE")]
+        chap_file: Option<PathBuf>,
+        /// Router configuration (TOML).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// The router's iSCSI target name [default: iqn.2026-11.org.sanmover:router].
+        #[arg(long, value_name = "IQN")]
+        target_name: Option<String>,
+    },
     /// RECEIVE COPY RESULTS, decoded: operating parameters, the status of
     /// a held copy, or its failed segment details.
     CopyResults {
@@ -303,6 +378,12 @@ pub enum Command {
         /// FAILED SEGMENT DETAILS (04h) of the copy with this list identifier.
         #[arg(long, value_name = "LIST", group = "what")]
         failed: Option<u8>,
+    },
+    /// Snapshot jobs of serverless backups: list them, or release what a
+    /// crashed backup left behind.
+    Snapshots {
+        #[command(subcommand)]
+        op: SnapshotsOp,
     },
     /// Tape control, like mt: position, filemarks, block size, status.
     ///
@@ -386,6 +467,17 @@ pub enum CatalogOp {
         #[arg(long, value_name = "DEV")]
         tape: String,
     },
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum SnapshotsOp {
+    /// Every snapshot job with its state (PENDING, CREATED, MAPPED,
+    /// BACKED_UP, RELEASED, FAILED) and reason.
+    List,
+    /// Unmap and delete every snapshot whose backup process is gone and
+    /// that was not released; the provider is rebuilt from the spec stored
+    /// with the job. Idempotent.
+    Cleanup,
 }
 
 fn parse_mode(s: &str) -> Result<crate::format::Mode, String> {
@@ -485,6 +577,10 @@ fn run(cli: &Cli) -> Result<u8> {
             mode,
             copy_manager,
             fallback,
+            snapshot,
+            quiesce,
+            thaw,
+            maskcheck_initiator,
             source,
             lba,
             blocks,
@@ -507,8 +603,16 @@ fn run(cli: &Cli) -> Result<u8> {
                 queue_depth: *queue_depth,
                 copy_manager: copy_manager.as_deref(),
                 fallback,
+                snapshot: snapshot.as_deref(),
+                quiesce: quiesce.as_deref(),
+                thaw: thaw.as_deref(),
+                maskcheck_initiator: maskcheck_initiator.as_deref(),
             },
         ),
+        Command::Snapshots { op } => match op {
+            SnapshotsOp::List => snapshot_cmds::list(&out, &cli.conn.catalog_path()),
+            SnapshotsOp::Cleanup => snapshot_cmds::cleanup(&out, &cli.conn.catalog_path()),
+        },
         Command::Restore {
             set,
             target,
@@ -579,6 +683,24 @@ fn run(cli: &Cli) -> Result<u8> {
             ),
             _ => Err(UsageError("--src and --dst are needed without --params".into()).into()),
         },
+        Command::Router {
+            listen,
+            backends,
+            allow,
+            chap_file,
+            config,
+            target_name,
+        } => router_cmds::run(
+            &cli.conn,
+            router_cmds::RouterArgs {
+                listen: *listen,
+                backends,
+                allow,
+                chap_file: chap_file.as_deref(),
+                config: config.as_deref(),
+                target_name: target_name.as_deref(),
+            },
+        ),
         Command::CopyResults {
             dev,
             status,

@@ -142,15 +142,6 @@ pub struct Chunk {
     pub blocks: u32,
 }
 
-/// How one pipelined command ended.
-enum ChunkDone {
-    /// Resubmitted after UNIT ATTENTION or BUSY.
-    Retried,
-    Good(Chunk, crate::transport::Response),
-    /// The device refused it (CHECK CONDITION or another status).
-    Failed(Chunk, DeviceError),
-}
-
 /// Split `blocks` from `lba` into chunks of at most `per_chunk` blocks.
 pub fn chunks(lba: Lba, blocks: u64, per_chunk: u32) -> impl Iterator<Item = Chunk> {
     let per = per_chunk.max(1) as u64;
@@ -200,9 +191,9 @@ impl<T: Transport> Disk<T> {
         let mut spare: Vec<Vec<u8>> = Vec::new();
         let mut next_out = 0u64;
         let mut exhausted = false;
-        // The first chunk the device refused: the chunks before it are
-        // still delivered, so the caller knows exactly where the read
-        // stopped (a copy manager names the failing segment by it).
+        // The first chunk the device refused: every chunk before it is
+        // still delivered (in order), so a caller that maps chunks to work
+        // items blames the right one; nothing after it is.
         let mut failed: Option<(u64, DeviceError)> = None;
         let retry = crate::transport::retry::RetryPolicy::default();
         loop {
@@ -218,39 +209,40 @@ impl<T: Transport> Disk<T> {
                     }
                 }
             }
-            if let Some((seq, _)) = &failed {
-                if next_out >= *seq {
-                    let (_, e) = failed.take().expect("failed");
-                    return Err(e.into());
-                }
-            }
             if in_flight.is_empty() && ready.is_empty() {
-                return Ok(());
+                return match failed {
+                    Some((_, e)) => Err(e.into()),
+                    None => Ok(()),
+                };
             }
             if !in_flight.is_empty() {
-                match self.complete_chunk_any(&mut in_flight, &retry, bs)? {
-                    ChunkDone::Retried => continue,
-                    ChunkDone::Failed(c, e) => {
-                        if failed.as_ref().is_none_or(|(s, _)| c.seq < *s) {
-                            failed = Some((c.seq, e));
-                        }
+                let Some((c, resp)) = self.complete_chunk_any(&mut in_flight, &retry, bs)? else {
+                    continue;
+                };
+                let before_failure = failed.as_ref().is_none_or(|(f, _)| c.seq < *f);
+                if !resp.is_good() {
+                    if before_failure {
+                        failed = Some((c.seq, self.scsi.check_error(&resp)));
+                        ready.retain(|&seq, _| seq < c.seq);
                     }
-                    ChunkDone::Good(c, resp) => {
-                        let want = c.blocks as usize * bs.0 as usize;
-                        if resp.transferred() != want {
-                            return Err(DeviceError::Protocol {
-                                device: self.scsi.name().to_string(),
-                                message: format!(
-                                    "READ(16) at {}: {} of {want} bytes arrived",
-                                    c.lba,
-                                    resp.transferred()
-                                ),
-                            }
-                            .into());
-                        }
-                        ready.insert(c.seq, (c, resp.buf));
-                    }
+                    continue;
                 }
+                if !before_failure {
+                    continue;
+                }
+                let want = c.blocks as usize * bs.0 as usize;
+                if resp.transferred() != want {
+                    return Err(DeviceError::Protocol {
+                        device: self.scsi.name().to_string(),
+                        message: format!(
+                            "READ(16) at {}: {} of {want} bytes arrived",
+                            c.lba,
+                            resp.transferred()
+                        ),
+                    }
+                    .into());
+                }
+                ready.insert(c.seq, (c, resp.buf));
             }
             while let Some((c, buf)) = ready.remove(&next_out) {
                 next_out += 1;
@@ -261,7 +253,8 @@ impl<T: Transport> Disk<T> {
         }
     }
 
-    /// [`Disk::complete_chunk_any`] with a refused chunk as the error.
+    /// Wait for one chunk. A UNIT ATTENTION or BUSY is resubmitted (`None`
+    /// back), any other non-GOOD status is the error, GOOD gives the chunk.
     fn complete_chunk(
         &mut self,
         in_flight: &mut std::collections::HashMap<u64, (Chunk, u32)>,
@@ -269,21 +262,18 @@ impl<T: Transport> Disk<T> {
         bs: BlockSize,
     ) -> Result<Option<(Chunk, crate::transport::Response)>, DeviceError> {
         match self.complete_chunk_any(in_flight, retry, bs)? {
-            ChunkDone::Retried => Ok(None),
-            ChunkDone::Good(c, r) => Ok(Some((c, r))),
-            ChunkDone::Failed(_, e) => Err(e),
+            Some((_, resp)) if !resp.is_good() => Err(self.scsi.check_error(&resp)),
+            other => Ok(other),
         }
     }
 
-    /// Wait for one chunk. A UNIT ATTENTION or BUSY is resubmitted
-    /// (`Retried`), any other non-GOOD status is `Failed` with its chunk,
-    /// GOOD gives the chunk; a lost session is the error.
+    /// [`Self::complete_chunk`] that hands back a refused chunk too.
     fn complete_chunk_any(
         &mut self,
         in_flight: &mut std::collections::HashMap<u64, (Chunk, u32)>,
         retry: &crate::transport::retry::RetryPolicy,
         bs: BlockSize,
-    ) -> Result<ChunkDone, DeviceError> {
+    ) -> Result<Option<(Chunk, crate::transport::Response)>, DeviceError> {
         let resp = self
             .scsi
             .transport()
@@ -301,12 +291,9 @@ impl<T: Transport> Disk<T> {
             buf.resize(c.blocks as usize * bs.0 as usize, 0);
             self.submit_chunk(c, cdb, buf, attempt + 1)?;
             in_flight.insert(c.seq, (c, attempt + 1));
-            return Ok(ChunkDone::Retried);
+            return Ok(None);
         }
-        if !resp.is_good() {
-            return Ok(ChunkDone::Failed(c, self.scsi.check_error(&resp)));
-        }
-        Ok(ChunkDone::Good(c, resp))
+        Ok(Some((c, resp)))
     }
 
     fn submit_chunk(
@@ -422,5 +409,67 @@ mod tests {
             }
         );
         assert_eq!(chunks(Lba(0), 0, 8).count(), 0);
+    }
+
+    /// Completes whatever is in flight newest first, as a target may
+    /// answer a refused READ before the earlier ones' data.
+    struct Reversing<T: Transport> {
+        inner: T,
+        done: Vec<crate::transport::Response>,
+    }
+
+    impl<T: Transport> Transport for Reversing<T> {
+        fn submit(&mut self, req: Request) -> Result<(), crate::transport::TransportError> {
+            self.inner.submit(req)
+        }
+        fn complete(
+            &mut self,
+        ) -> Result<crate::transport::Response, crate::transport::TransportError> {
+            if self.done.is_empty() {
+                while self.inner.in_flight() > 0 {
+                    self.done.push(self.inner.complete()?);
+                }
+            }
+            self.done.pop().ok_or_else(|| {
+                crate::transport::TransportError::SessionLost("nothing in flight".into())
+            })
+        }
+        fn queue_depth(&self) -> usize {
+            self.inner.queue_depth()
+        }
+        fn in_flight(&self) -> usize {
+            self.inner.in_flight() + self.done.len()
+        }
+        fn describe(&self) -> String {
+            self.inner.describe()
+        }
+    }
+
+    #[test]
+    fn a_refused_read_still_delivers_every_earlier_chunk_in_order() {
+        use crate::transport::memory::{MemDisk, MemoryTransport};
+        let t = Reversing {
+            inner: MemoryTransport::new("d", MemDisk::new("D1", 100, 512)),
+            done: Vec::new(),
+        };
+        let mut disk = Disk::open(t).unwrap();
+        // Chunks of 10 blocks from LBA 40: 40, 50, ... 90 fit, 100 does not.
+        let mut seen = Vec::new();
+        let r = disk.read_chunks_pipelined::<DeviceError>(
+            chunks(Lba(40), 80, 10),
+            BlockSize(512),
+            8,
+            |c, _| {
+                seen.push(c.seq);
+                Ok(None)
+            },
+        );
+        let e = r.unwrap_err();
+        assert_eq!(
+            e.sense().map(|s| s.asc),
+            Some(crate::scsi::sense::Asc::LBA_OUT_OF_RANGE),
+            "{e}"
+        );
+        assert_eq!(seen, vec![0, 1, 2, 3, 4, 5]);
     }
 }

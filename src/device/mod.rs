@@ -85,10 +85,36 @@ fn cdb_name(cdb: &Cdb) -> String {
 
 fn sense_suffix(sense: &Option<Box<Sense>>, raw: &[u8]) -> String {
     match sense {
+        Some(s) if s.key == SenseKey::COPY_ABORTED => format!(": {s}{}", copy_aborted_suffix(raw)),
         Some(s) => format!(": {s}"),
         None if raw.is_empty() => String::new(),
         None => format!(": undecodable sense {}", hex::encode(raw)),
     }
+}
+
+/// What a COPY ABORTED adds (SPC-4 6.4.3): the segment and the sense the
+/// copy source or destination returned, decoded.
+fn copy_aborted_suffix(raw: &[u8]) -> String {
+    use crate::scsi::xcopy::{CopyAborted, CopyEnd};
+    let Some(a) = CopyAborted::from_sense_bytes(raw) else {
+        return String::new();
+    };
+    let mut out = String::new();
+    if let Some(n) = a.segment {
+        out.push_str(&format!("; segment {n}"));
+    }
+    if !a.embedded.is_empty() {
+        let from = match a.embedded_from {
+            Some(CopyEnd::Source) => "the copy source",
+            Some(CopyEnd::Destination) => "the copy destination",
+            _ => "a copy device",
+        };
+        match Sense::parse(&a.embedded) {
+            Ok(s) => out.push_str(&format!("; {from} said: {s}")),
+            Err(_) => out.push_str(&format!("; {from} said: {}", hex::encode(&a.embedded))),
+        }
+    }
+    out
 }
 
 /// A transport with a name, a retry policy and `-v` logging: the one path

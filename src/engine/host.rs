@@ -127,6 +127,21 @@ pub fn backup<S: Transport + Send, T: Transport>(
     opts: &BackupOptions,
     progress: &dyn Progress,
 ) -> Result<BackupSummary, EngineError> {
+    backup_from(source, None, tape, catalog, opts, progress)
+}
+
+/// [`backup`], reading `source` on behalf of another LU: with
+/// `production` given (a serverless backup, where `source` is a snapshot
+/// of it), the set header's `source` and the catalog name `production`,
+/// and the header's `snapshot` names the LU actually read.
+pub fn backup_from<S: Transport + Send, T: Transport>(
+    source: &mut Disk<S>,
+    production: Option<SourceIdentity>,
+    tape: &mut Tape<T>,
+    catalog: &Catalog,
+    opts: &BackupOptions,
+    progress: &dyn Progress,
+) -> Result<BackupSummary, EngineError> {
     let cap = source.capacity()?;
     let bs = cap.block_size;
     let lba = opts.lba.unwrap_or(0);
@@ -154,7 +169,14 @@ pub fn backup<S: Transport + Send, T: Transport>(
             super::volume::MAX_RECORD
         )));
     }
-    let identity = source_identity(source, &opts.source_url)?;
+    let (identity, snapshot) = match production {
+        Some(p) => {
+            // The snapshot is named by its own address (the session's).
+            let url = source.scsi.name().to_string();
+            (p, Some(source_identity(source, &url)?))
+        }
+        None => (source_identity(source, &opts.source_url)?, None),
+    };
     let designator = super::volume::designator_text(&identity);
 
     let reservation = reserve(tape, opts.reservation_key)?;
@@ -180,7 +202,7 @@ pub fn backup<S: Transport + Send, T: Transport>(
             payload_size: (per_record * bs.0 as usize) as u32,
             created: started,
             label: opts.label.clone(),
-            snapshot: None,
+            snapshot: snapshot.clone(),
         };
         catalog.begin_set(&NewSet {
             id: set_id,

@@ -3,6 +3,8 @@
 //! every set in the catalog.
 //!
 //! - [`host`]: host-driven (LAN-free) backup, disk LUN to SAN tape;
+//! - [`serverless`]: snapshot-serverless backup: the storage snapshots the
+//!   production LUN, this host backs up the snapshot;
 //! - [`restore`]: restore and verify of a set, shared by every mode;
 //! - [`volume`]: labels, the append point, and the tape scan that rebuilds
 //!   the catalog.
@@ -16,6 +18,7 @@ use crate::format::FormatError;
 pub mod host;
 pub mod progress;
 pub mod restore;
+pub mod serverless;
 pub mod tpc;
 pub mod volume;
 pub mod xcopy;
@@ -59,6 +62,18 @@ pub enum EngineError {
     /// A worker stopped because the other side failed first.
     #[error("stopped: {0}")]
     Stopped(String),
+    /// A snapshot provider operation failed.
+    #[error("snapshot provider: {0}")]
+    Provider(#[from] crate::snapshot::ProviderError),
+    /// A serverless backup stopped; its snapshot job is recorded FAILED
+    /// and `release` says what became of the snapshot.
+    #[error("serverless backup failed in state {state} (snapshot job {job}): {cause}; {release}")]
+    Serverless {
+        job: Uuid,
+        state: String,
+        cause: Box<EngineError>,
+        release: String,
+    },
 }
 
 impl EngineError {

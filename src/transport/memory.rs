@@ -359,18 +359,25 @@ fn cdb_field(cdb: &[u8], r: std::ops::Range<usize>) -> u64 {
 }
 
 impl MemDisk {
-    /// The disk-only VPD pages: Block Limits in its SBC-2 length (8; no
+    /// The disk-only VPD pages: Block Limits in its short SBC-2 form (no
     /// SBC-3 version descriptor is claimed) and Block Device
-    /// Characteristics (non-rotating).
-    fn disk_vpd(&self, page: u8) -> Option<Vec<u8>> {
+    /// Characteristics (non-rotating). Units built on a MemDisk (the
+    /// router's copy manager) answer them through this too.
+    pub(crate) fn disk_vpd(&self, page: u8) -> Option<Vec<u8>> {
         let dt = self.id.device_type.0;
         match page {
             BLOCK_LIMITS_VPD => {
-                let mut p = vec![dt, page, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0];
-                // MAXIMUM TRANSFER LENGTH in blocks: the 64 MiB a command may move.
-                let max = (64u32 << 20) / self.block_size.max(1);
-                p[8..12].copy_from_slice(&max.to_be_bytes());
-                Some(p)
+                // MAXIMUM TRANSFER LENGTH in blocks: the 64 MiB a command
+                // may move. Cut to the first 16 bytes (PAGE LENGTH 0Ch).
+                let mut b = crate::scsi::spc::BlockLimitsVpd {
+                    max_transfer_length: (64u32 << 20) / self.block_size.max(1),
+                    ..Default::default()
+                }
+                .to_vec();
+                b[0] = dt;
+                b.truncate(16);
+                b[3] = 0x0c;
+                Some(b)
             }
             BLOCK_CHARACTERISTICS_VPD => {
                 let mut p = vec![0u8; 64];

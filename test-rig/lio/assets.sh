@@ -81,6 +81,7 @@ lio_initrd() {
 IQN=$IQN
 LUN_DIR=$GUEST_LUN_DIR
 TMPFS_MB=$GUEST_TMPFS_MB
+SNAP_DIR=$GUEST_SNAP_DIR
 CONF
     : >"$root/lib/modules/order"
     for m in "${LIO_MODULES[@]}"; do

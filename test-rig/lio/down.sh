@@ -20,4 +20,4 @@ else
     # Gone already, or the pid now belongs to someone else: never signal it.
     echo "lio rig: qemu ${pid:-?} not running; cleaning up"
 fi
-rm -f "$ENV_FILE" "$ENV_FILE.tmp" "$PID_FILE" "$PORT_FILE" "$CTL_SOCK" "$CTL_LOCK" "$INITRD"
+rm -f "$ENV_FILE" "$ENV_FILE.tmp" "$PID_FILE" "$PORT_FILE" "$CTL_SOCK" "$CTL_LOCK" "$INITRD" "$SNAPFS_IMG"

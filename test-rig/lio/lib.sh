@@ -24,7 +24,7 @@ CTL_LOCK=$STATE/ctl.lock
 INITRD=$STATE/initrd.gz
 
 # Packages the rig needs on the host (besides libiscsi-bin for the checks).
-LIO_DEPS=(qemu-system-x86 busybox-static cpio kmod libiscsi-bin python3 xz-utils zstd)
+LIO_DEPS=(qemu-system-x86 busybox-static cpio kmod libiscsi-bin python3 xz-utils zstd xfsprogs)
 
 # Modules insmodded in the guest, in this order (RIG-FACTS.md). Their
 # dependencies (and soft dependencies) are resolved from the extracted tree
@@ -32,12 +32,20 @@ LIO_DEPS=(qemu-system-x86 busybox-static cpio kmod libiscsi-bin python3 xz-utils
 # crc32c_generic is not a symbol dependency of anything, but without it
 # every iSCSI login fails (crypto_alloc_ahash("crc32c") in the guest).
 LIO_MODULES=(crc32c_generic configfs scsi_common crct10dif_common crc-t10dif
-    target_core_mod target_core_file iscsi_target_mod uio target_core_user e1000)
+    target_core_mod target_core_file iscsi_target_mod uio target_core_user e1000
+    virtio_pci virtio_blk xfs)
 
 QEMU_MEM_MB=640
 # tmpfs in the guest holding the fileio backing files.
 GUEST_LUN_DIR=/luns
 GUEST_TMPFS_MB=480
+# XFS with reflink in the guest, for point-in-time snapshots of LUNs whose
+# backing file lives there (`cp --reflink=always`, the lio snapshot
+# provider; busybox cp clones too): a sparse image on the host, made with
+# mkfs.xfs, attached as a virtio disk and mounted on GUEST_SNAP_DIR.
+GUEST_SNAP_DIR=/snapfs
+SNAPFS_IMG=$STATE/snapfs.img
+SNAPFS_MB=512
 
 IQN=iqn.2026-11.org.sanmover.lio:target
 # Initiator masking is on (generate_node_acls=0): only these two names can

@@ -7,7 +7,9 @@
 # for each INITIATOR (default: the backup server, SANMOVER_LIO_INITIATOR).
 # Its unit serial is a UUID whose leading hex digits come from a hash of
 # NAME (LIO's NAA comes from them); the backing file lives on the guest's
-# tmpfs. lun0..lun2 belong to the rig and are refused.
+# tmpfs, or with SANMOVER_LIO_LUN_DIR=snap on the guest's XFS (reflink:
+# the lio snapshot provider can clone it). lun0..lun2 belong to the rig
+# and are refused.
 set -euo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -33,7 +35,13 @@ add)
         [[ $ini =~ ^(iqn|eui|naa)\.[A-Za-z0-9.:_-]+$ ]] || die "bad initiator name '$ini'"
     done
     serial=$(serial_for "$name")
-    out=$(ctl "rig lun-add $name $size $serial ${inis[*]}") || die "lun-add $name failed: $out"
+    dir=
+    case ${SANMOVER_LIO_LUN_DIR:-} in
+    '' | tmpfs) ;;
+    snap) dir="RIG_LUN_DIR=$GUEST_SNAP_DIR " ;;
+    *) die "SANMOVER_LIO_LUN_DIR must be tmpfs or snap" ;;
+    esac
+    out=$(ctl "${dir}rig lun-add $name $size $serial ${inis[*]}") || die "lun-add $name failed: $out"
     lun=$(printf '%s\n' "$out" | tail -n1)
     [[ $lun =~ ^[0-9]+$ ]] || die "lun-add $name: unexpected answer: $out"
     echo "iscsi://$(env_value SANMOVER_LIO_PORTAL)/$IQN/$lun"

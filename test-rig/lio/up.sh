@@ -30,7 +30,7 @@ done
 ((${#CTL_SOCK} < 100)) || die "state dir path too long for a unix socket: $CTL_SOCK"
 
 lio_deps
-for tool in qemu-system-x86_64 iscsi-inq python3 cpio gzip depmod modprobe flock; do
+for tool in qemu-system-x86_64 iscsi-inq python3 cpio gzip depmod modprobe flock mkfs.xfs; do
     command -v "$tool" >/dev/null 2>&1 || die "$tool not found"
 done
 
@@ -94,6 +94,10 @@ setup=$STATE/rig-setup.sh
     echo "rig tpg-enable"
 } >"$setup"
 lio_initrd "$INITRD" "$setup"
+# A fresh XFS (reflink on) for the guest's snapshot-capable LUNs; sparse.
+rm -f "$SNAPFS_IMG"
+truncate -s "${SNAPFS_MB}M" "$SNAPFS_IMG"
+mkfs.xfs -q -f -m reflink=1 "$SNAPFS_IMG" || die "mkfs.xfs on $SNAPFS_IMG failed"
 log "kernel $KVER, initramfs built ($((SECONDS - t0)) s)"
 
 # --- start QEMU -------------------------------------------------------------
@@ -127,6 +131,7 @@ for attempt in $(seq "$START_ATTEMPTS"); do
         -append "console=ttyS0 panic=-1" \
         -chardev "file,id=con,path=$CONSOLE_LOG" -serial chardev:con \
         -chardev "socket,id=ctl,path=$CTL_SOCK,server=on,wait=off" -serial chardev:ctl \
+        -drive "file=$SNAPFS_IMG,if=virtio,format=raw,cache=unsafe" \
         -netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$PORT-:3260" -device e1000,netdev=n0 \
         -pidfile "$PID_FILE" -daemonize \
         </dev/null >>"$QEMU_LOG" 2>&1; then
@@ -198,6 +203,7 @@ tmp=$ENV_FILE.tmp
     echo "SANMOVER_LIO_KERNEL=$KVER"
     echo "SANMOVER_LIO_STATE_DIR=$STATE"
     echo "SANMOVER_LIO_LOG=$CONSOLE_LOG"
+    echo "SANMOVER_LIO_SNAP_DIR=$GUEST_SNAP_DIR"
 } >"$tmp"
 mv "$tmp" "$ENV_FILE"
 

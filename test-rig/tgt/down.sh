@@ -8,6 +8,8 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 if [[ ! -e $PID_FILE && ! -e $ENV_FILE ]]; then
+    # A failed start may still have left the XFS image mounted.
+    unmount_data
     echo "tgt rig: not running (no $PID_FILE)"
     exit 0
 fi
@@ -16,7 +18,10 @@ pid=$(cat "$PID_FILE" 2>/dev/null || env_value SANMOVER_RIG_TGTD_PID || true)
 control=$(cat "$CONTROL_FILE" 2>/dev/null || env_value SANMOVER_RIG_TGT_CONTROL || true)
 
 if is_our_tgtd "$pid" "$control"; then
-    stop_tgtd "$pid" "$control" || die "tgtd $pid (control $control) is still running; files kept"
+    if ! stop_tgtd "$pid" "$control"; then
+        # The filesystem stays mounted while tgtd holds its files open.
+        die "tgtd $pid (control $control) is still running; files and $DATA_DIR kept"
+    fi
     echo "tgt rig: stopped tgtd $pid"
 else
     # Gone already, or the pid was recycled by another process: never
@@ -27,3 +32,8 @@ fi
 
 rm -f "$ENV_FILE" "$ENV_FILE.tmp" "$PID_FILE" "$CONTROL_FILE" "$PORT_FILE" \
     "$DISK1_FILE" "$DISK2_FILE" "$TAPE_FILE" "$STATE"/lun-*.img
+# Snapshots, extra LUNs and the filesystem itself go with the image.
+unmount_data
+if data_mounted; then
+    die "could not unmount $DATA_DIR (loop image $XFS_IMG)"
+fi

@@ -44,9 +44,22 @@ CONTROL_FILE=$STATE/control
 PORT_FILE=$STATE/port
 ENV_FILE=$STATE/rig.env
 LOG_FILE=$STATE/tgtd.log
-DISK1_FILE=$STATE/disk1.img
-DISK2_FILE=$STATE/disk2.img
 TAPE_FILE=$STATE/tape.img
+# Disk backing files live on an XFS filesystem with reflink, in a sparse
+# image loop-mounted at DATA_DIR, so `cp --reflink=always` of a backing
+# file is an instant copy-on-write snapshot (the tgt snapshot provider).
+# Every rig (every state dir) has its own image and mount.
+XFS_IMG=$STATE/xfs.img
+DATA_DIR=$STATE/data
+# SANMOVER_RIG_XFS_MB: size of that (sparse) image; it must hold the disks,
+# extra LUNs and snapshots (make bench puts two 1 GiB LUNs there).
+XFS_MB=${SANMOVER_RIG_XFS_MB:-8192}
+[[ $XFS_MB =~ ^[1-9][0-9]*$ ]] || {
+    printf 'rig: error: SANMOVER_RIG_XFS_MB must be a positive number of MB, not %s\n' "$XFS_MB" >&2
+    exit 1
+}
+DISK1_FILE=$DATA_DIR/disk1.img
+DISK2_FILE=$DATA_DIR/disk2.img
 
 # tgtd keeps its management socket (and a lock file) here, suffixed by -C N.
 TGT_SOCKET_DIR=/var/run/tgtd
@@ -170,4 +183,69 @@ require_rig() {
     RIG_PID=$(env_value SANMOVER_RIG_TGTD_PID)
     RIG_CONTROL=$(env_value SANMOVER_RIG_TGT_CONTROL)
     is_our_tgtd "$RIG_PID" "$RIG_CONTROL" || die "tgtd ${RIG_PID:-?} of $ENV_FILE is not running"
+}
+
+
+# True if DATA_DIR is a mounted XFS filesystem (ours: the image's loop).
+data_mounted() {
+    [[ $(findmnt -n -o FSTYPE --mountpoint "$DATA_DIR" 2>/dev/null) == xfs ]]
+}
+
+# mount_data KEEP: make sure DATA_DIR is our reflink XFS. With KEEP=1 an
+# existing image is mounted again as it is; otherwise a fresh one is made.
+# There is no fallback to a plain directory: without reflink the tgt
+# snapshot provider cannot work, so a host that cannot loop-mount fails
+# here, loudly.
+mount_data() {
+    local keep=$1 err
+    if data_mounted; then
+        return 0
+    fi
+    for tool in mkfs.xfs mount umount losetup findmnt; do
+        command -v "$tool" >/dev/null 2>&1 || die "$tool not found (run 'make deps': xfsprogs, mount)"
+    done
+    if [[ $keep != 1 || ! -f $XFS_IMG ]]; then
+        rm -f "$XFS_IMG"
+        truncate -s "${XFS_MB}M" "$XFS_IMG"
+        err=$(mkfs.xfs -q -f -m reflink=1 "$XFS_IMG" 2>&1) || {
+            rm -f "$XFS_IMG"
+            die "mkfs.xfs -m reflink=1 $XFS_IMG failed: $err"
+        }
+    fi
+    mkdir -p "$DATA_DIR"
+    err=$(mount -t xfs -o loop "$XFS_IMG" "$DATA_DIR" 2>&1) || {
+        die "CANNOT LOOP-MOUNT the rig's XFS image ($XFS_IMG on $DATA_DIR): $err
+rig: the tgt rig keeps its disks on a loop-mounted XFS with reflink (snapshots
+rig: are cp --reflink=always); this host does not allow that (root and loop
+rig: devices are needed). There is no fallback to a plain directory."
+    }
+    data_mounted || die "$DATA_DIR is not an XFS mount after mount -o loop"
+}
+
+# Unmount DATA_DIR and detach the loop device(s) of XFS_IMG, then remove
+# the image. Best effort, for down.sh and failure paths: retries a busy
+# unmount, then detaches lazily.
+unmount_data() {
+    local i dev
+    if data_mounted; then
+        for i in $(seq 20); do
+            umount "$DATA_DIR" 2>/dev/null && break
+            sleep 0.2
+        done
+        if data_mounted; then
+            log "warning: $DATA_DIR is busy; detaching it lazily"
+            umount -l "$DATA_DIR" 2>/dev/null || log "warning: could not unmount $DATA_DIR"
+        fi
+    fi
+    # mount -o loop sets autoclear, but a lazy unmount or a crash can leave
+    # the loop device bound: detach whatever still points at our image.
+    if [[ -e $XFS_IMG ]]; then
+        for dev in $(losetup -j "$XFS_IMG" 2>/dev/null | cut -d: -f1); do
+            losetup -d "$dev" 2>/dev/null || log "warning: could not detach $dev"
+        done
+    fi
+    data_mounted || {
+        rmdir "$DATA_DIR" 2>/dev/null || true
+        rm -f "$XFS_IMG"
+    }
 }

@@ -3,7 +3,9 @@
 # Usage: lun.sh add LUN SIZE_MB   -> prints the LUN's iscsi:// URL
 #        lun.sh del LUN
 # LUN 1 and 2 belong to the rig (rig.env) and are refused.
-# Added LUNs are backed by STATE/lun-LUN.img and removed by down.sh.
+# Added LUNs are backed by DATA_DIR/lun-LUN.img (on the rig's reflink XFS,
+# so they can be snapshotted), with a symlink STATE/lun-LUN.img to it;
+# both are removed by down.sh.
 set -euo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -15,7 +17,8 @@ lun=${2:-}
 [[ $lun =~ ^[0-9]+$ ]] || usage
 ((lun >= 3 && lun <= 255)) || die "LUN must be 3..255 (1 and 2 are the rig's)"
 require_rig
-file=$STATE/lun-$lun.img
+file=$DATA_DIR/lun-$lun.img
+link=$STATE/lun-$lun.img
 
 case $op in
 add)
@@ -23,9 +26,10 @@ add)
     [[ $size =~ ^[1-9][0-9]*$ ]] || usage
     [[ ! -e $file ]] || die "LUN $lun exists already ($file)"
     truncate -s "${size}M" "$file"
+    ln -sfn "$file" "$link"
     if ! tadm "$RIG_CONTROL" --lld iscsi --op new --mode logicalunit \
         --tid "$DISK_TID" --lun "$lun" -b "$file"; then
-        rm -f "$file"
+        rm -f "$file" "$link"
         die "could not add LUN $lun"
     fi
     # Distinct identity; the leading digits differ per LUN (see lib.sh).
@@ -37,7 +41,7 @@ add)
 del)
     tadm "$RIG_CONTROL" --lld iscsi --op delete --mode logicalunit \
         --tid "$DISK_TID" --lun "$lun" || die "could not delete LUN $lun"
-    rm -f "$file"
+    rm -f "$file" "$link"
     ;;
 *) usage ;;
 esac

@@ -24,7 +24,7 @@ done
 
 mkdir -p "$STATE"
 # rig.env values are written unquoted; refuse paths that would need quoting.
-for path in "$STATE" "$RIG_TGT_DIR"; do
+for path in "$STATE" "$RIG_TGT_DIR" "$DATA_DIR"; do
     [[ $path =~ ^[A-Za-z0-9_./+-]+$ ]] || die "path '$path' has characters rig.env cannot carry unquoted"
 done
 
@@ -62,6 +62,7 @@ if [[ -s $PID_FILE && -s $CONTROL_FILE ]]; then
             [[ $targets == *"$DISK_IQN"* && $targets == *"$TAPE_IQN"* ]] &&
             [[ $targets == *"path: $DISK1_FILE"* && $targets == *"path: $DISK2_FILE"* ]] &&
             [[ $targets == *"path: $TAPE_FILE"* ]] &&
+            data_mounted &&
             bind_ok "$old_pid" "$old_port"; then
             log "already up (pid $old_pid); nothing to do"
             summary "$old_port" "$old_control" "$old_pid" "$(env_value SANMOVER_RIG_TAPE_MB)"
@@ -89,7 +90,10 @@ cleanup_on_failure() {
             stop_tgtd "$PID" "$CONTROL" || true
         fi
         rm -f "$ENV_FILE" "$ENV_FILE.tmp" "$PID_FILE" "$CONTROL_FILE" "$PORT_FILE"
-        [[ -n ${KEEP_IMAGES:-} ]] || rm -f "$DISK1_FILE" "$DISK2_FILE" "$TAPE_FILE"
+        if [[ -z ${KEEP_IMAGES:-} ]]; then
+            rm -f "$DISK1_FILE" "$DISK2_FILE" "$TAPE_FILE"
+            unmount_data
+        fi
     fi
 }
 trap cleanup_on_failure EXIT
@@ -152,10 +156,15 @@ T() { tadm "$CONTROL" --lld iscsi "$@"; }
 
 # SANMOVER_RIG_KEEP_IMAGES=1 restarts a rig on the images a stopped (or
 # killed) tgtd left behind: the "target came back" half of crash tests.
-if [[ ${SANMOVER_RIG_KEEP_IMAGES:-} == 1 && -f $DISK1_FILE && -f $DISK2_FILE && -f $TAPE_FILE ]]; then
+keep=0
+[[ ${SANMOVER_RIG_KEEP_IMAGES:-} == 1 ]] && keep=1
+mount_data "$keep"
+if [[ $keep == 1 && -f $DISK1_FILE && -f $DISK2_FILE && -f $TAPE_FILE ]]; then
     log "keeping the existing disk and tape images"
     KEEP_IMAGES=1
 else
+    # Snapshots and extra LUNs of an earlier rig in this state dir go too.
+    rm -f "$DATA_DIR"/*.img "$STATE"/lun-*.img
     rm -f "$DISK1_FILE" "$DISK2_FILE" "$TAPE_FILE"
     truncate -s "${DISK1_MB}M" "$DISK1_FILE"
     truncate -s "${DISK2_MB}M" "$DISK2_FILE"
@@ -202,6 +211,7 @@ tmp=$ENV_FILE.tmp
     echo "SANMOVER_RIG_TGT_CONTROL=$CONTROL"
     echo "SANMOVER_RIG_TGTD_PID=$PID"
     echo "SANMOVER_RIG_STATE_DIR=$STATE"
+    echo "SANMOVER_RIG_DATA_DIR=$DATA_DIR"
     echo "SANMOVER_RIG_LOG=$LOG_FILE"
     echo "SANMOVER_RIG_RESET_TAPE=$RIG_TGT_DIR/reset-tape.sh"
     echo "SANMOVER_RIG_LUN_TOOL=$RIG_TGT_DIR/lun.sh"

@@ -1,0 +1,210 @@
+//! `sanmover router`: the data router in the foreground. Our iSCSI target
+//! serves one logical unit, the EXTENDED COPY copy manager, which resolves
+//! CSCD designators to the LUs of the backend targets and moves the data
+//! between them (disk to tape included).
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+
+use super::{exit, ConnArgs};
+use crate::router::{Backends, CopyManager, CopyManagerConfig, RouterLimits};
+use crate::target::{Chap, Server, SharedLu, TargetConfig, TargetDef};
+
+/// The router's target name unless the config names another.
+pub const DEFAULT_TARGET_NAME: &str = "iqn.2026-11.org.sanmover:router";
+
+/// `--config FILE` (TOML). Every key is optional; the command line adds
+/// backends and allowed initiators to the file's.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouterFile {
+    pub target_name: Option<String>,
+    pub serial: Option<String>,
+    /// Size of the copy manager LU's own scratch disk, 512-byte blocks.
+    pub own_blocks: Option<u64>,
+    #[serde(default)]
+    pub backends: Vec<String>,
+    #[serde(default)]
+    pub allow: Vec<String>,
+    pub chap_file: Option<PathBuf>,
+    #[serde(default)]
+    pub limits: LimitsFile,
+}
+
+/// `[limits]`: what the copy manager advertises and enforces.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsFile {
+    pub max_cscds: Option<u16>,
+    pub max_segments: Option<u16>,
+    pub max_descriptor_list: Option<u32>,
+    pub max_segment_bytes: Option<u32>,
+    pub max_inline: Option<u32>,
+    pub held_data_limit: Option<u32>,
+    pub max_stream_transfer: Option<u32>,
+}
+
+impl LimitsFile {
+    fn apply(&self, mut l: RouterLimits) -> RouterLimits {
+        macro_rules! set {
+            ($($f:ident),*) => { $( if let Some(v) = self.$f { l.$f = v; } )* };
+        }
+        set!(
+            max_cscds,
+            max_segments,
+            max_descriptor_list,
+            max_segment_bytes,
+            max_inline,
+            held_data_limit,
+            max_stream_transfer
+        );
+        l
+    }
+}
+
+/// `--chap-file FILE` (TOML): `user = "…"`, `secret = "…"`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChapFile {
+    user: String,
+    secret: String,
+}
+
+fn read_toml<T: for<'de> Deserialize<'de>>(path: &Path, what: &str) -> Result<T> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading {what} {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("{what} {}", path.display()))
+}
+
+fn read_chap(path: &Path) -> Result<Chap> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(path)
+        .with_context(|| format!("CHAP file {}", path.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        log::warn!(
+            "CHAP file {} is readable by others (mode {:o}); chmod 600 it",
+            path.display(),
+            mode & 0o777
+        );
+    }
+    let c: ChapFile = read_toml(path, "CHAP file")?;
+    // RFC 7143 12.1.3: secrets of at least 12 bytes are recommended;
+    // refuse ones that are certainly wrong.
+    if c.user.is_empty() || c.secret.is_empty() {
+        bail!(
+            "CHAP file {}: user and secret must not be empty",
+            path.display()
+        );
+    }
+    Ok(Chap {
+        user: c.user,
+        secret: c.secret,
+    })
+}
+
+pub struct RouterArgs<'a> {
+    pub listen: SocketAddr,
+    pub backends: &'a [String],
+    pub allow: &'a [String],
+    pub chap_file: Option<&'a Path>,
+    pub config: Option<&'a Path>,
+    pub target_name: Option<&'a str>,
+}
+
+pub fn run(conn: &ConnArgs, a: RouterArgs<'_>) -> Result<u8> {
+    let file: RouterFile = match a.config {
+        Some(p) => read_toml(p, "router config")?,
+        None => RouterFile::default(),
+    };
+    let name = a
+        .target_name
+        .map(str::to_string)
+        .or(file.target_name.clone())
+        .unwrap_or_else(|| DEFAULT_TARGET_NAME.to_string());
+    let defaults = CopyManagerConfig::default();
+    let cfg = CopyManagerConfig {
+        serial: file.serial.clone().unwrap_or(defaults.serial),
+        limits: file.limits.apply(defaults.limits),
+        own_blocks: file.own_blocks.unwrap_or(defaults.own_blocks),
+    };
+    let mut urls = file.backends.clone();
+    urls.extend(a.backends.iter().cloned());
+    let mut allow = file.allow.clone();
+    allow.extend(a.allow.iter().cloned());
+    let chap = match a
+        .chap_file
+        .map(Path::to_path_buf)
+        .or(file.chap_file.clone())
+    {
+        Some(p) => Some(read_chap(&p)?),
+        None => None,
+    };
+
+    let initiator = conn.iscsi_options().initiator;
+    let mut backends = Backends::new();
+    backends
+        .discover(&urls, &initiator)
+        .context("discovering the backend LUs")?;
+    for b in backends.list() {
+        log::info!(
+            "backend {}: {} {}",
+            b.name,
+            b.device_type,
+            b.designators
+                .first()
+                .map(|d| d.to_string())
+                .unwrap_or_default()
+        );
+    }
+    eprintln!(
+        "sanmover router: {} backend LU(s) from {} target(s)",
+        backends.len(),
+        urls.len()
+    );
+    let cm: SharedLu = Arc::new(Mutex::new(CopyManager::new(cfg, backends)));
+    let server = Server::bind(TargetConfig {
+        listen: a.listen,
+        targets: vec![TargetDef {
+            name: name.clone(),
+            luns: vec![(0, cm)],
+        }],
+        allow,
+        chap,
+    })
+    .with_context(|| format!("listening on {}", a.listen))?;
+    // The first stdout line is the contract for scripts (test-rig/router).
+    let mut out = std::io::stdout();
+    writeln!(
+        out,
+        "sanmover router: listening on {}, target {name}, copy manager LUN 0",
+        server.local_addr()
+    )?;
+    out.flush()?;
+    server.run().context("serving")?;
+    Ok(exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_file_sets_limits_and_refuses_unknown_keys() {
+        let f: RouterFile = toml::from_str(
+            "target_name = \"iqn.x:r\"\nbackends = [\"iscsi://127.0.0.1:1/iqn.y\"]\n[limits]\nmax_segments = 16\n",
+        )
+        .unwrap();
+        assert_eq!(f.target_name.as_deref(), Some("iqn.x:r"));
+        let l = f.limits.apply(RouterLimits::default());
+        assert_eq!(l.max_segments, 16);
+        assert_eq!(l.max_cscds, RouterLimits::default().max_cscds);
+        assert!(toml::from_str::<RouterFile>("colour = 1").is_err());
+    }
+}
