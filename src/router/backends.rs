@@ -59,6 +59,8 @@ pub(crate) struct Backend {
 #[derive(Default)]
 pub struct Backends {
     pub(crate) units: Vec<Backend>,
+    /// What `discover` was given, for [`Backends::refresh`].
+    sources: Vec<(String, String)>,
 }
 
 impl std::fmt::Debug for Backends {
@@ -81,7 +83,37 @@ impl Backends {
     /// and on demand; a URL already known is probed again.
     pub fn discover(&mut self, urls: &[String], initiator: &str) -> Result<(), RouterError> {
         for s in urls {
+            if !self.sources.iter().any(|(u, _)| u == s) {
+                self.sources.push((s.clone(), initiator.to_string()));
+            }
+            self.discover_one(s, initiator, false)?;
+        }
+        Ok(())
+    }
+
+    /// Look again behind every URL `discover` was given and add the LUs
+    /// not known yet (a LUN added to a target since); known ones are left
+    /// alone. Returns how many were added. The copy manager calls this when
+    /// a CSCD names a designator it does not know.
+    pub fn refresh(&mut self) -> Result<usize, RouterError> {
+        let before = self.units.len();
+        for (s, initiator) in self.sources.clone() {
+            self.discover_one(&s, &initiator, true)?;
+        }
+        Ok(self.units.len() - before)
+    }
+
+    fn discover_one(
+        &mut self,
+        s: &str,
+        initiator: &str,
+        new_only: bool,
+    ) -> Result<(), RouterError> {
+        let known =
+            |me: &Self, url: &IscsiUrl| me.units.iter().any(|u| u.url.as_ref() == Some(url));
+        {
             match IscsiUrl::parse(s) {
+                Ok(url) if new_only && known(self, &url) => {}
                 Ok(url) => self.add_url(url, initiator, false)?,
                 Err(first) => {
                     let whole = format!("{}/0", s.trim_end_matches('/'));
@@ -104,6 +136,9 @@ impl Backends {
                             lun: n,
                             ..lun0.clone()
                         };
+                        if new_only && known(self, &url) {
+                            continue;
+                        }
                         if let Err(e) = self.add_url(url, initiator, true) {
                             log::warn!("{s}: LUN {n} skipped: {e}");
                         }

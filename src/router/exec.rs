@@ -43,8 +43,29 @@ pub(crate) struct Outcome {
 }
 
 enum Msg {
+    /// A chunk of step `.0`'s data.
     Data(usize, Vec<u8>),
+    /// All of step `.0`'s data already framed as one stream block: the
+    /// first `headroom` bytes are left for the residual the step starts
+    /// with, `crc` is the CRC32C of the rest (0 when nothing is held).
+    Block {
+        step: usize,
+        block: Vec<u8>,
+        headroom: usize,
+        crc: u32,
+    },
     Failed(DeviceError),
+}
+
+/// One 00h step the reader reads: step index, LBA, blocks, and for a step
+/// whose data plus the residual before it make exactly one stream block,
+/// that residual's length (the reader then frames the block itself, off
+/// the tape writer's thread, as the host engine's reader does).
+struct Job {
+    step: usize,
+    lba: u64,
+    blocks: u64,
+    frame: Option<usize>,
 }
 
 enum PfErr {
@@ -78,6 +99,9 @@ pub(crate) struct Exec<'a> {
     /// Bytes read past what a stream to block segment needed (CAT=1).
     src_residual: HashMap<End, Vec<u8>>,
     prefetch: Option<Prefetch>,
+    /// Emptied stream block buffers, reused so a block is not a fresh
+    /// (page-faulting) allocation each time.
+    spare_blocks: Vec<Vec<u8>>,
 }
 
 impl<'a> Exec<'a> {
@@ -91,6 +115,7 @@ impl<'a> Exec<'a> {
             residual: HashMap::new(),
             src_residual: HashMap::new(),
             prefetch: None,
+            spare_blocks: Vec::new(),
         }
     }
 
@@ -278,7 +303,30 @@ impl<'a> Exec<'a> {
                     }
                     r?;
                 }
-                Some(Ok(Msg::Data(j, _))) => {
+                Some(Ok(Msg::Block {
+                    step,
+                    mut block,
+                    headroom,
+                    crc,
+                })) if step == i => {
+                    got += (block.len() - headroom) as u64;
+                    let r = if w.len() == headroom && block.len() == stream_len as usize {
+                        block[..headroom].copy_from_slice(w);
+                        let crc =
+                            crc32c::crc32c_combine(crc32c::crc32c(w), crc, block.len() - headroom);
+                        w.clear();
+                        self.write_block_crc(i, dend, block, Some(crc)).map(Some)
+                    } else {
+                        // Not the framing the plan predicted: feed it.
+                        let r = self.stream_feed(i, dend, stream_len, w, &block[headroom..]);
+                        r.map(|_| Some(block))
+                    };
+                    let back = r?;
+                    if let (Some(p), Some(b)) = (&self.prefetch, back) {
+                        let _ = p.spare.send(b);
+                    }
+                }
+                Some(Ok(Msg::Data(j, _) | Msg::Block { step: j, .. })) => {
                     return Err(Abort::new(
                         i,
                         THIRD_PARTY_DEVICE_FAILURE,
@@ -305,19 +353,31 @@ impl<'a> Exec<'a> {
     /// Lend backend `b`'s session to a reader for step `i` and the later
     /// 00h steps that read it, up to the first step that writes a disk.
     fn start_prefetch(&mut self, i: usize, b: usize, bs: u32) -> Result<(), Abort> {
-        let mut jobs: Vec<(usize, u64, u64)> = Vec::new();
+        let before = self.residual_before();
+        let mut jobs: Vec<Job> = Vec::new();
         for (j, st) in self.plan.steps.iter().enumerate().skip(i) {
             match st.op {
                 Op::BlockToStream {
-                    src, lba, bytes, ..
+                    src,
+                    lba,
+                    bytes,
+                    stream_len,
+                    ..
                 } if self.plan.targets[src].map(|t| t.end) == Some(End::Backend(b)) => {
-                    jobs.push((j, lba, bytes / bs as u64));
+                    let r = before[j];
+                    jobs.push(Job {
+                        step: j,
+                        lba,
+                        blocks: bytes / bs as u64,
+                        frame: (bytes > 0 && r + bytes == stream_len as u64).then_some(r as usize),
+                    });
                 }
                 Op::StreamToBlock { .. } | Op::BlockToBlock { .. } => break,
                 _ => {}
             }
         }
-        let last_step = jobs.last().map_or(i, |j| j.0);
+        let last_step = jobs.last().map_or(i, |j| j.step);
+        let hold = self.hold;
         self.backends
             .ensure_open(b)
             .map_err(|e| Abort::new(i, Asc::COPY_TARGET_DEVICE_NOT_REACHABLE, e.to_string()))?;
@@ -336,16 +396,19 @@ impl<'a> Exec<'a> {
             let per = (CHUNK / bs as usize).max(1) as u64;
             let mut owner = Vec::new();
             let mut chunks = Vec::new();
-            for (j, lba, blocks) in jobs {
+            for (k, job) in jobs.iter().enumerate() {
+                // A framed step is read as one chunk (it is at most one
+                // stream transfer, so bounded by the limits).
+                let per = if job.frame.is_some() { job.blocks } else { per };
                 let mut done = 0u64;
-                while done < blocks {
-                    let n = per.min(blocks - done);
+                while done < job.blocks {
+                    let n = per.min(job.blocks - done);
                     chunks.push(Chunk {
                         seq: owner.len() as u64,
-                        lba: Lba(lba.saturating_add(done)),
+                        lba: Lba(job.lba.saturating_add(done)),
                         blocks: n as u32,
                     });
-                    owner.push(j);
+                    owner.push(k);
                     done += n;
                 }
             }
@@ -354,8 +417,26 @@ impl<'a> Exec<'a> {
                 BlockSize(bs),
                 DEPTH,
                 |c, data| {
-                    tx.send(Msg::Data(owner[c.seq as usize], data))
-                        .map_err(|_| PfErr::Stopped)?;
+                    let job = &jobs[owner[c.seq as usize]];
+                    let msg = match job.frame {
+                        None => Msg::Data(job.step, data),
+                        Some(headroom) => {
+                            let mut block = spare_rx.try_recv().unwrap_or_default();
+                            block.clear();
+                            block.resize(headroom, 0);
+                            block.extend_from_slice(&data);
+                            let crc = if hold { crc32c::crc32c(&data) } else { 0 };
+                            tx.send(Msg::Block {
+                                step: job.step,
+                                block,
+                                headroom,
+                                crc,
+                            })
+                            .map_err(|_| PfErr::Stopped)?;
+                            return Ok(Some(data));
+                        }
+                    };
+                    tx.send(msg).map_err(|_| PfErr::Stopped)?;
                     Ok(spare_rx.try_recv().ok())
                 },
             );
@@ -398,11 +479,47 @@ impl<'a> Exec<'a> {
         }
     }
 
+    /// For each step, the residual length its destination holds before
+    /// it runs: the CAT arithmetic of `stream_feed`/`stream_finish`, from
+    /// the plan alone (lengths do not depend on the data).
+    fn residual_before(&self) -> Vec<u64> {
+        let mut held: HashMap<End, u64> = HashMap::new();
+        let mut out = Vec::with_capacity(self.plan.steps.len());
+        for st in &self.plan.steps {
+            let (dst, bytes, sl) = match st.op {
+                Op::BlockToStream {
+                    dst,
+                    bytes,
+                    stream_len,
+                    ..
+                } => (dst, bytes, stream_len as u64),
+                Op::Inline {
+                    dst,
+                    len,
+                    stream_len,
+                    ..
+                } => (dst, len as u64, stream_len as u64),
+                _ => {
+                    out.push(0);
+                    continue;
+                }
+            };
+            let end = self.target(dst).end;
+            let r = held.entry(end).or_default();
+            out.push(*r);
+            *r = if st.cat { (*r + bytes) % sl } else { 0 };
+        }
+        out
+    }
+
     // ---- stream writing ----
 
     /// The partial block a destination holds (CAT residual), to add to.
     fn stream_start(&mut self, end: End) -> Vec<u8> {
-        self.residual.remove(&end).unwrap_or_default()
+        match self.residual.remove(&end) {
+            Some(w) => w,
+            None => self.spare_blocks.pop().unwrap_or_default(),
+        }
     }
 
     /// Add `data` to the partial block `w`, writing every full block of
@@ -451,17 +568,40 @@ impl<'a> Exec<'a> {
         r: Result<(), Abort>,
     ) -> Result<(), Abort> {
         r?;
-        if cat {
+        let spare = if cat {
             self.residual.insert(end, w);
+            None
         } else if !w.is_empty() {
-            self.write_stream_block(i, end, w)?;
+            Some(self.write_stream_block(i, end, w)?)
+        } else {
+            Some(w)
+        };
+        if let Some(mut b) = spare {
+            if self.spare_blocks.len() < 2 {
+                b.clear();
+                self.spare_blocks.push(b);
+            }
         }
         Ok(())
     }
 
     /// One WRITE(6) of a variable block; returns the buffer for reuse.
     fn write_stream_block(&mut self, i: usize, end: End, block: Vec<u8>) -> Result<Vec<u8>, Abort> {
-        let crc = self.hold.then(|| crc32c::crc32c(&block));
+        self.write_block_crc(i, end, block, None)
+    }
+
+    /// [`Exec::write_stream_block`] with the block's CRC32C when the
+    /// caller has it already.
+    fn write_block_crc(
+        &mut self,
+        i: usize,
+        end: End,
+        block: Vec<u8>,
+        known: Option<u32>,
+    ) -> Result<Vec<u8>, Abort> {
+        let crc = self
+            .hold
+            .then(|| known.unwrap_or_else(|| crc32c::crc32c(&block)));
         let n = block.len() as u64;
         let r = self.tape(i, end)?.write_block_buf(block);
         match r {

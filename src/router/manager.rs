@@ -1,7 +1,8 @@
 //! The copy manager logical unit: command dispatch, its own small disk,
 //! and the results it holds per I_T nexus and list ID.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
 
 use crate::scsi::sense::Asc;
 use crate::scsi::spc::{
@@ -9,7 +10,7 @@ use crate::scsi::spc::{
     SupportedOpcodes, SupportedVpdPages, VpdPage,
 };
 use crate::scsi::xcopy::{
-    list_id_usage, CopyManagerStatus, CopyStatus, ExtendedCopy, FailedSegmentDetails,
+    list_id_usage, CopyManagerStatus, CopyStatus, Cscd, ExtendedCopy, FailedSegmentDetails,
     OperatingParameters, RcrAction, ReceiveCopyResults, ReceiveData, ThirdPartyCopyVpd,
     TransferCountUnits,
 };
@@ -27,6 +28,8 @@ const OWN_BLOCK: u32 = 512;
 /// What a list ID keeps after its copy (LIST ID USAGE 00b).
 #[derive(Debug, Clone, Default)]
 struct Held {
+    /// Position in `held_order`.
+    seq: u64,
     failed: bool,
     segments: usize,
     bytes: u64,
@@ -43,7 +46,22 @@ pub struct CopyManager {
     own: MemDisk,
     backends: Backends,
     held: HashMap<Nexus, HashMap<u8, Held>>,
+    /// Held lists, oldest first, with a sequence number so a replaced
+    /// list's old entry is recognised; bounds what is held when frontends
+    /// never report a lost nexus.
+    held_order: VecDeque<(u64, Nexus, u8)>,
+    held_seq: u64,
+    last_refresh: Option<Instant>,
 }
+
+/// How often an unknown designator may send the router looking for new
+/// backend LUs.
+const REFRESH_INTERVAL: Duration = Duration::from_secs(5);
+
+/// At most this many lists are held over all nexuses, and at most
+/// [`MAX_HELD_BYTES`] of CRC32Cs; the oldest go first.
+const MAX_HELD_LISTS: usize = 1024;
+const MAX_HELD_BYTES: usize = 64 << 20;
 
 impl std::fmt::Debug for CopyManager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -74,6 +92,14 @@ const COMMANDS: &[(Opcode, Option<u16>, u16)] = &[
     (Opcode::SYNCHRONIZE_CACHE_16, None, 16),
     (Opcode::SERVICE_ACTION_IN_16, Some(0x10), 16),
     (Opcode::REPORT_LUNS, None, 12),
+    (Opcode::MODE_SENSE_6, None, 6),
+    (Opcode::PERSISTENT_RESERVE_IN, Some(0x00), 10),
+    (Opcode::PERSISTENT_RESERVE_IN, Some(0x01), 10),
+    (Opcode(0xa8), None, 12), // READ(12)
+    (Opcode(0xaa), None, 12), // WRITE(12)
+    (Opcode(0x2e), None, 10), // WRITE AND VERIFY(10)
+    (Opcode(0xae), None, 12), // WRITE AND VERIFY(12)
+    (Opcode(0x8e), None, 16), // WRITE AND VERIFY(16)
     (Opcode::MAINTENANCE_IN, Some(0x0c), 12),
 ];
 
@@ -85,6 +111,9 @@ impl CopyManager {
             cfg,
             backends,
             held: HashMap::new(),
+            held_order: VecDeque::new(),
+            held_seq: 0,
+            last_refresh: None,
         }
     }
 
@@ -151,6 +180,7 @@ impl CopyManager {
             return Completion::good(0);
         }
         let n = (x.param_len as usize).min(data_out.len());
+        self.refresh_for(&data_out[..n]);
         let planned = plan::plan(&data_out[..n], &self.cfg.limits, |d| self.resolve(d));
         let list_id = data_out.first().copied().unwrap_or(0);
         let usage = data_out.get(1).map_or(0, |b| (b >> 3) & 3);
@@ -215,6 +245,7 @@ impl CopyManager {
             plan.list_id,
             plan.usage,
             Held {
+                seq: 0,
                 failed: abort.is_some(),
                 segments: out.segments_done,
                 bytes: out.bytes,
@@ -228,14 +259,89 @@ impl CopyManager {
         }
     }
 
+    /// When the list names a designator no backend has, look for new LUs
+    /// behind the discovered targets first (at most every few seconds).
+    fn refresh_for(&mut self, list: &[u8]) {
+        let Some(tdll) = list
+            .get(2..4)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]) as usize)
+        else {
+            return;
+        };
+        let end = list.len().min(16 + tdll);
+        let mut off = 16;
+        let mut unknown = false;
+        while off < end {
+            let Ok((c, n)) = Cscd::parse(&list[off..end]) else {
+                break;
+            };
+            if let Some(d) = c.designator() {
+                unknown |= self.resolve(d).is_none();
+            }
+            off += n;
+        }
+        if !unknown || self.backends.is_empty() {
+            return;
+        }
+        if self
+            .last_refresh
+            .is_some_and(|t| t.elapsed() < REFRESH_INTERVAL)
+        {
+            return;
+        }
+        self.last_refresh = Some(Instant::now());
+        match self.backends.refresh() {
+            Ok(0) => {}
+            Ok(k) => log::info!("{k} new backend LU(s) found"),
+            Err(e) => log::warn!("looking for new backend LUs: {e}"),
+        }
+    }
+
     /// Hold the results of a list for RECEIVE COPY RESULTS when its LIST ID
     /// USAGE is 00b; otherwise forget any older results under that ID.
-    fn keep(&mut self, nexus: &Nexus, list_id: u8, usage: u8, h: Held) {
+    fn keep(&mut self, nexus: &Nexus, list_id: u8, usage: u8, mut h: Held) {
         let m = self.held.entry(nexus.clone()).or_default();
-        if usage == list_id_usage::HOLD {
-            m.insert(list_id, h);
-        } else {
+        if usage != list_id_usage::HOLD {
             m.remove(&list_id);
+            return;
+        }
+        self.held_seq += 1;
+        h.seq = self.held_seq;
+        m.insert(list_id, h);
+        self.held_order
+            .push_back((self.held_seq, nexus.clone(), list_id));
+        if self.held_order.len() > 2 * MAX_HELD_LISTS {
+            // Drop the entries of lists replaced since.
+            let held = &self.held;
+            self.held_order.retain(|(seq, n, id)| {
+                held.get(n)
+                    .and_then(|m| m.get(id))
+                    .is_some_and(|h| h.seq == *seq)
+            });
+        }
+        // Evict the oldest lists beyond the bounds.
+        loop {
+            let lists: usize = self.held.values().map(|m| m.len()).sum();
+            let bytes: usize = self
+                .held
+                .values()
+                .flat_map(|m| m.values())
+                .map(|h| 4 * h.crcs.len())
+                .sum();
+            if lists <= MAX_HELD_LISTS && bytes <= MAX_HELD_BYTES {
+                break;
+            }
+            let Some((seq, n, id)) = self.held_order.pop_front() else {
+                break;
+            };
+            if let Some(m) = self.held.get_mut(&n) {
+                if m.get(&id).is_some_and(|h| h.seq == seq) {
+                    m.remove(&id);
+                }
+                if m.is_empty() {
+                    self.held.remove(&n);
+                }
+            }
         }
     }
 
@@ -311,7 +417,7 @@ impl CopyManager {
         reply(clip(data_in, r.alloc_len as usize), &bytes)
     }
 
-    fn inquiry(&self, cdb: &[u8], data_in: &mut [u8]) -> Completion {
+    fn inquiry(&mut self, cdb: &[u8], data_in: &mut [u8]) -> Completion {
         let q = match Inquiry::parse(cdb) {
             Ok(q) => q,
             Err(_) => return Completion::bad_field(1),
@@ -328,27 +434,28 @@ impl CopyManager {
             std.version_descriptors = vec![0x0460, 0x0320, 0x0960];
             return reply(out, &std.to_vec());
         }
-        let page = VpdPage(q.page_code);
-        let bytes = match page {
-            VpdPage::SUPPORTED_PAGES => SupportedVpdPages {
-                device_type: DeviceType::DISK,
-                pages: vec![
-                    VpdPage::SUPPORTED_PAGES,
-                    VpdPage::UNIT_SERIAL,
-                    VpdPage::DEVICE_IDENTIFICATION,
-                    VpdPage(0x8f),
-                    VpdPage::BLOCK_LIMITS,
-                    VpdPage(0xb1),
-                ],
+        match VpdPage(q.page_code) {
+            // The own disk's pages, with 8Fh added in order.
+            VpdPage::SUPPORTED_PAGES => {
+                let mut buf = [0u8; 255];
+                let c = self.own.execute(cdb, &[], &mut buf);
+                let mut pages = SupportedVpdPages::parse(&buf[..c.data_in_len])
+                    .map(|p| p.pages)
+                    .unwrap_or_default();
+                pages.push(VpdPage(0x8f));
+                pages.sort();
+                pages.dedup();
+                let list = SupportedVpdPages {
+                    device_type: DeviceType::DISK,
+                    pages,
+                };
+                reply(out, &list.to_vec())
             }
-            .to_vec(),
-            VpdPage(0x8f) => self.third_party_copy_page(),
-            _ => match self.own.disk_vpd(page.0).or_else(|| self.id.vpd(page)) {
-                Some(b) => b,
-                None => return Completion::bad_field(2),
-            },
-        };
-        reply(out, &bytes)
+            VpdPage(0x8f) => reply(out, &self.third_party_copy_page()),
+            // Serial, identification and the block device pages: the own
+            // disk has the same serial, so the same designators.
+            _ => self.own.execute(cdb, &[], out),
+        }
     }
 
     /// VPD 8Fh with the same limits as RECEIVE COPY RESULTS 03h.
@@ -498,6 +605,7 @@ impl LogicalUnit for CopyManager {
 
     fn nexus_lost(&mut self, nexus: &Nexus) {
         self.held.remove(nexus);
+        self.held_order.retain(|(_, n, _)| n != nexus);
     }
 }
 

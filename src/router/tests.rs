@@ -808,6 +808,38 @@ fn nexuses_keep_separate_list_ids() {
     assert!(r.cm.held_crcs(&b, 7).is_none());
 }
 
+/// Held results are bounded even when no frontend reports lost nexuses:
+/// beyond 1024 lists the oldest go, and replacing a list keeps one entry.
+#[test]
+fn held_results_are_bounded() {
+    let mut r = rig();
+    let p = list(
+        list_id_usage::HOLD,
+        0,
+        vec![inline(false, 0, 1, 1)],
+        vec![7],
+    );
+    for k in 0..1100u64 {
+        let mut q = p.clone();
+        q.list_id = (k % 200) as u8;
+        assert_eq!(xcopy(&mut r.cm, &nexus(k / 200), &q).status, Status::GOOD);
+    }
+    // Nexus 0's lists (the oldest) are gone, the newest are there.
+    assert!(r.cm.held_crcs(&nexus(0), 0).is_none());
+    assert_eq!(
+        r.cm.held_crcs(&nexus(5), 99).unwrap(),
+        [crc32c::crc32c(&[7])]
+    );
+    // One nexus cycling through its IDs holds one result per ID.
+    for k in 0..3000u64 {
+        let mut q = p.clone();
+        q.list_id = (k % 10) as u8;
+        assert_eq!(xcopy(&mut r.cm, &nexus(99), &q).status, Status::GOOD);
+    }
+    assert!(r.cm.held_crcs(&nexus(99), 9).is_some());
+    assert!(r.cm.held_crcs(&nexus(5), 99).is_some());
+}
+
 /// RECEIVE COPY RESULTS 03h and VPD 8Fh advertise the same limits.
 #[test]
 fn operating_parameters_and_vpd_8f_agree() {
@@ -911,6 +943,21 @@ fn report_supported_opcodes() {
     assert!(OneCommand::parse(&buf[..c.data_in_len])
         .unwrap()
         .is_supported());
+    // Every command listed is answered (perhaps refused for a field, never
+    // as an unknown opcode), and unlisted ones are unknown.
+    for d in &all.commands {
+        let mut cdb = vec![0u8; d.cdb_len as usize];
+        cdb[0] = d.opcode.0;
+        if let Some(sa) = d.service_action {
+            cdb[1] = sa as u8;
+        }
+        let c = r.cm.execute(&cdb, &[], &mut buf);
+        if c.status != Status::GOOD {
+            assert_ne!(sense(&c).asc, Asc::INVALID_OPCODE, "{:?}", d);
+        }
+    }
+    let c = r.cm.execute(&[0x04, 0, 0, 0, 0, 0], &[], &mut buf); // FORMAT UNIT
+    assert_eq!(sense(&c).asc, Asc::INVALID_OPCODE);
 }
 
 /// What libiscsi's ExtendedCopy tests do against the router's own LU:
