@@ -5,8 +5,10 @@
 //! the next segment that writes to a disk) and keeps READ(16)s in flight
 //! across segment boundaries; this thread assembles stream blocks and
 //! writes them to the tape. A bounded channel between the two sets the
-//! pace and bounds memory (queue depth × 1 MiB chunks, plus one stream
-//! block), whatever the segment lengths.
+//! pace and bounds memory whatever the segment lengths: 8 READs in flight
+//! and 8 messages queued, each at most 1 MiB, or one stream block (at most
+//! the MAXIMUM STREAM DEVICE TRANSFER SIZE) when the reader frames a
+//! header+payload block itself; plus the block being written.
 
 use std::collections::HashMap;
 use std::sync::mpsc;
