@@ -961,3 +961,57 @@ fn report_luns_lists_every_lun() {
     assert_eq!(sense_of(&r).asc, Asc::INVALID_FIELD_IN_CDB);
     h.shutdown();
 }
+
+/// An LU that records which nexuses the target reported gone.
+struct Watch {
+    disk: MemDisk,
+    lost: Arc<Mutex<Vec<String>>>,
+}
+
+impl sanmover::transport::memory::LogicalUnit for Watch {
+    fn execute(
+        &mut self,
+        cdb: &[u8],
+        data_out: &[u8],
+        data_in: &mut [u8],
+    ) -> sanmover::transport::memory::Completion {
+        self.disk.execute(cdb, data_out, data_in)
+    }
+    fn nexus_lost(&mut self, nexus: &sanmover::transport::memory::Nexus) {
+        self.lost.lock().unwrap().push(nexus.initiator.clone());
+    }
+}
+
+#[test]
+fn the_end_of_a_session_tells_its_lus_the_nexus_is_gone() {
+    let lost = Arc::new(Mutex::new(Vec::new()));
+    let lu: SharedLu = Arc::new(Mutex::new(Watch {
+        disk: MemDisk::new("W0", 64, 512),
+        lost: lost.clone(),
+    }));
+    let server = Server::bind(TargetConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        targets: vec![TargetDef {
+            name: IQN.into(),
+            luns: vec![(0, lu)],
+        }],
+        allow: Vec::new(),
+        chap: None,
+    })
+    .unwrap()
+    .spawn();
+    let mut t = connect(server.local_addr(), 0, INITIATOR, None).unwrap();
+    let r = t
+        .execute(Request::data_in(Inquiry::standard(96).to_cdb(), 96))
+        .unwrap();
+    assert_eq!(r.status, Status::GOOD);
+    assert!(lost.lock().unwrap().is_empty());
+    drop(t); // logout
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while lost.lock().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "nexus_lost never called");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(*lost.lock().unwrap(), vec![INITIATOR.to_string()]);
+    server.shutdown();
+}

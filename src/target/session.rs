@@ -183,6 +183,26 @@ impl<'a> Connection<'a> {
             return Ok(());
         }
         self.reader.get_ref().set_read_timeout(None)?;
+        let served = self.serve();
+        self.release_nexus();
+        served
+    }
+
+    /// One connection is the whole session at ERL 0, so when it ends the
+    /// I_T nexus ends: the LUs drop what they held for it (SPC-4 6.4.3).
+    fn release_nexus(&self) {
+        let Some(t) = self.target.and_then(|i| self.shared.targets.get(i)) else {
+            return;
+        };
+        for (_, lu) in &t.luns {
+            if let Ok(mut g) = lu.lock() {
+                g.nexus_lost(&self.nexus);
+            }
+        }
+    }
+
+    /// The full feature phase, until logout or the connection fails.
+    fn serve(&mut self) -> io::Result<()> {
         loop {
             let max = self.params.target_mrdsl as usize;
             let pdu = match self.read_pdu(max)? {
