@@ -997,8 +997,12 @@ mod tests {
         let (_, pages) = run(&mut d, &[0x12, 1, 0x00, 0, 255, 0], &[], 255);
         assert_eq!(pages, vec![0, 0, 0, 5, 0x00, 0x80, 0x83, 0xb0, 0xb1]);
         let (_, bl) = run(&mut d, &[0x12, 1, 0xb0, 0, 255, 0], &[], 255);
-        // 64 MiB / 512 = 0x20000 blocks of MAXIMUM TRANSFER LENGTH.
-        assert_eq!(bl, vec![0, 0xb0, 0, 8, 0, 0, 0, 0, 0, 2, 0, 0]);
+        // SBC-2's 16-byte page (PAGE LENGTH 0Ch): 64 MiB / 512 = 0x20000
+        // blocks of MAXIMUM TRANSFER LENGTH, no OPTIMAL TRANSFER LENGTH.
+        assert_eq!(
+            bl,
+            vec![0, 0xb0, 0, 0x0c, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0]
+        );
         let (_, bdc) = run(&mut d, &[0x12, 1, 0xb1, 0, 255, 0], &[], 255);
         assert_eq!((bdc.len(), &bdc[..6]), (64, &[0, 0xb1, 0, 0x3c, 0, 1][..]));
         let (_, ms) = run(&mut d, &[0x1a, 0, 0x3f, 0, 255, 0], &[], 255);
