@@ -84,8 +84,11 @@ TAPE=$(env_value SANMOVER_RIG_TAPE "$TSTATE/rig.env")
 DISK_TARGET=iscsi://$(env_value SANMOVER_RIG_PORTAL "$STATE/rig.env")/$(env_value SANMOVER_RIG_DISK_IQN "$STATE/rig.env")
 TAPE_TARGET=iscsi://$(env_value SANMOVER_RIG_PORTAL "$TSTATE/rig.env")/$(env_value SANMOVER_RIG_TAPE_IQN "$TSTATE/rig.env")
 reset_tape() { SANMOVER_RIG_STATE=$TSTATE bash test-rig/tgt/reset-tape.sh >/dev/null; }
-SRC=$(bash test-rig/tgt/lun.sh add 3 "$MB")
-DST=$(bash test-rig/tgt/lun.sh add 4 "$MB")
+# The source and target LUNs are plain files, as behind a disk array: not
+# on the rig's loop-mounted XFS (snapshots are not benched), whose loop
+# device would add its own copies and threads to the 2 cores.
+SRC=$(SANMOVER_RIG_LUN_PLACE=plain bash test-rig/tgt/lun.sh add 3 "$MB")
+DST=$(SANMOVER_RIG_LUN_PLACE=plain bash test-rig/tgt/lun.sh add 4 "$MB")
 echo "bench: filling the ${MB} MiB source LUN with random data"
 head -c "$BYTES" /dev/urandom >"$STATE/lun-3.img"
 

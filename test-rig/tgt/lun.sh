@@ -5,7 +5,9 @@
 # LUN 1 and 2 belong to the rig (rig.env) and are refused.
 # Added LUNs are backed by DATA_DIR/lun-LUN.img (on the rig's reflink XFS,
 # so they can be snapshotted), with a symlink STATE/lun-LUN.img to it;
-# both are removed by down.sh.
+# both are removed by down.sh. SANMOVER_RIG_LUN_PLACE=plain puts the file
+# in STATE itself instead (no snapshots; make bench, which measures the data
+# path and not the loop device under the XFS).
 set -euo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -19,6 +21,11 @@ lun=${2:-}
 require_rig
 file=$DATA_DIR/lun-$lun.img
 link=$STATE/lun-$lun.img
+case ${SANMOVER_RIG_LUN_PLACE:-xfs} in
+xfs) ;;
+plain) file=$link ;;
+*) die "SANMOVER_RIG_LUN_PLACE must be xfs or plain" ;;
+esac
 
 case $op in
 add)
@@ -26,7 +33,7 @@ add)
     [[ $size =~ ^[1-9][0-9]*$ ]] || usage
     [[ ! -e $file ]] || die "LUN $lun exists already ($file)"
     truncate -s "${size}M" "$file"
-    ln -sfn "$file" "$link"
+    [[ $file == "$link" ]] || ln -sfn "$file" "$link"
     if ! tadm "$RIG_CONTROL" --lld iscsi --op new --mode logicalunit \
         --tid "$DISK_TID" --lun "$lun" -b "$file"; then
         rm -f "$file" "$link"
@@ -41,7 +48,7 @@ add)
 del)
     tadm "$RIG_CONTROL" --lld iscsi --op delete --mode logicalunit \
         --tid "$DISK_TID" --lun "$lun" || die "could not delete LUN $lun"
-    rm -f "$file" "$link"
+    rm -f "$file" "$link" "$DATA_DIR/lun-$lun.img"
     ;;
 *) usage ;;
 esac
