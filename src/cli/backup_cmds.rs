@@ -230,7 +230,7 @@ pub fn run_restore(conn: &ConnArgs, out: &Out, cat: &Path, a: RestoreArgs<'_>) -
     let s = restore(&mut t, &row, &mut disk, lba, queue_depth, &Bar::new(out))?;
     out.emit(&s, || {
         format!(
-            "restore complete: set {} to {} from LBA {lba}\n  {} bytes in {} records, {:.2} s, {:.1} MB/s\n  every record CRC and the set SHA-256 checked: {}\n",
+            "restore complete: set {} to {} from LBA {lba}\n  {} bytes in {} records, {:.2} s, {:.1} MB/s\n  every record CRC and the set digest checked: {}\n",
             s.set_id,
             redacted(target),
             s.bytes,
