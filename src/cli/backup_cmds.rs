@@ -80,6 +80,21 @@ pub fn open_catalog(path: &Path) -> Result<Catalog> {
     Ok(c)
 }
 
+/// A session to the disk `dev`; errors name its `role` and the address
+/// without secrets.
+pub(super) fn open_disk(
+    conn: &ConnArgs,
+    dev: &str,
+    role: &str,
+) -> Result<Disk<Box<dyn Transport + Send>>> {
+    Disk::open(open_transport(conn, dev)?).with_context(|| format!("{role} {}", redacted(dev)))
+}
+
+/// A session to the tape drive `dev` (INQUIRY must say tape).
+pub(super) fn open_tape(conn: &ConnArgs, dev: &str) -> Result<Tape<Box<dyn Transport + Send>>> {
+    Tape::open(open_transport(conn, dev)?).with_context(|| format!("tape {}", redacted(dev)))
+}
+
 /// A device address without secrets, for the set header and catalog.
 pub(super) fn redacted(dev: &str) -> String {
     match DeviceUrl::parse(dev) {
@@ -140,10 +155,8 @@ pub fn host_backup(
         .into());
     }
     let catalog = open_catalog(cat)?;
-    let mut source = Disk::open(open_transport(conn, a.source)?)
-        .with_context(|| format!("source {}", redacted(a.source)))?;
-    let mut tape = Tape::open(open_transport(conn, a.tape)?)
-        .with_context(|| format!("tape {}", redacted(a.tape)))?;
+    let mut source = open_disk(conn, a.source, "source")?;
+    let mut tape = open_tape(conn, a.tape)?;
     let opts = BackupOptions {
         lba: a.lba,
         blocks: a.blocks,
@@ -223,10 +236,8 @@ pub fn run_restore(conn: &ConnArgs, out: &Out, cat: &Path, a: RestoreArgs<'_>) -
     let catalog = open_catalog(cat)?;
     let row = catalog.set(set)?;
     let tape_dev = tape_for(&catalog, &row, tape)?;
-    let mut disk = Disk::open(open_transport(conn, target)?)
-        .with_context(|| format!("restore target {}", redacted(target)))?;
-    let mut t = Tape::open(open_transport(conn, &tape_dev)?)
-        .with_context(|| format!("tape {}", redacted(&tape_dev)))?;
+    let mut disk = open_disk(conn, target, "restore target")?;
+    let mut t = open_tape(conn, &tape_dev)?;
     let s = restore(&mut t, &row, &mut disk, lba, queue_depth, &Bar::new(out))?;
     out.emit(&s, || {
         format!(

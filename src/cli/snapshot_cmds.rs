@@ -3,14 +3,15 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::Serialize;
 
-use super::backup_cmds::{backup_text, open_catalog, redacted, reservation_key, BackupArgs, Bar};
+use super::backup_cmds::{
+    backup_text, open_catalog, open_tape, redacted, reservation_key, BackupArgs, Bar,
+};
 use super::output::Out;
-use super::{exit, open_transport, ConnArgs};
+use super::{exit, ConnArgs};
 use crate::catalog::{SnapshotJobRow, SnapshotState};
-use crate::device::Tape;
 use crate::engine::host::BackupOptions;
 use crate::engine::serverless::{self, Connector, ServerlessOptions, ServerlessSummary};
 use crate::format::Mode;
@@ -51,8 +52,7 @@ pub fn run_serverless(conn: &ConnArgs, out: &Out, cat: &Path, a: BackupArgs<'_>)
     let mut provider = provider_from_spec(spec)?;
     let catalog = open_catalog(cat)?;
     // The tape first: a bad tape is refused before any snapshot exists.
-    let mut tape = Tape::open(open_transport(conn, a.tape)?)
-        .with_context(|| format!("tape {}", redacted(a.tape)))?;
+    let mut tape = open_tape(conn, a.tape)?;
     let initiator = conn.iscsi_options().initiator;
     let opts = ServerlessOptions {
         spec: spec.to_string(),

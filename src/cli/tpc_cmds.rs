@@ -3,13 +3,15 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
-use super::backup_cmds::{backup_text, host_backup, open_catalog, redacted, BackupArgs, Bar};
+use super::backup_cmds::{
+    backup_text, host_backup, open_catalog, open_disk, open_tape, redacted, BackupArgs, Bar,
+};
 use super::output::Out;
 use super::xcopy_cmds::fallback_policy;
 use super::{exit, open_transport, ConnArgs};
-use crate::device::{Disk, Scsi, Tape};
+use crate::device::Scsi;
 use crate::engine::host::BackupSummary;
 use crate::engine::tpc::{backup, TpcOptions, TpcSummary};
 use crate::engine::xcopy::Fallback;
@@ -77,10 +79,8 @@ fn third_party(conn: &ConnArgs, out: &Out, cat: &Path, a: &BackupArgs<'_>) -> Re
         .ok_or_else(|| super::UsageError("--mode xcopy needs --copy-manager DEV".into()))?;
     let catalog = open_catalog(cat)?;
     let mut cm = Scsi::new(open_transport(conn, cm_url)?);
-    let mut source = Disk::open(open_transport(conn, a.source)?)
-        .with_context(|| format!("source {}", redacted(a.source)))?;
-    let mut tape = Tape::open(open_transport(conn, a.tape)?)
-        .with_context(|| format!("tape {}", redacted(a.tape)))?;
+    let mut source = open_disk(conn, a.source, "source")?;
+    let mut tape = open_tape(conn, a.tape)?;
     let opts = TpcOptions {
         lba: a.lba,
         blocks: a.blocks,

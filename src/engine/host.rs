@@ -272,11 +272,7 @@ pub fn backup_from<S: Transport + Send, T: Transport>(
             records,
             bytes,
             seconds,
-            mbps: if seconds > 0.0 {
-                bytes as f64 / seconds / 1e6
-            } else {
-                0.0
-            },
+            mbps: super::mbps(bytes, seconds),
             sha256: hex(&s.sha256),
             reservation,
         })

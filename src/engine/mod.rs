@@ -85,6 +85,15 @@ impl EngineError {
     }
 }
 
+/// Throughput in MB/s (10^6 bytes a second); 0 for no time at all.
+pub fn mbps(bytes: u64, seconds: f64) -> f64 {
+    if seconds > 0.0 {
+        bytes as f64 / seconds / 1e6
+    } else {
+        0.0
+    }
+}
+
 /// Seconds since the Unix epoch.
 pub fn now() -> u64 {
     std::time::SystemTime::now()

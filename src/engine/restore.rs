@@ -102,11 +102,7 @@ fn summary(set: &SetRow, scan: &SetScan, t0: Instant) -> ReadSummary {
         records: scan.records,
         bytes: scan.bytes,
         seconds,
-        mbps: if seconds > 0.0 {
-            scan.bytes as f64 / seconds / 1e6
-        } else {
-            0.0
-        },
+        mbps: super::mbps(scan.bytes, seconds),
         sha256: hex(&scan.sha256),
         target_lba: None,
         compared_with_source: None,

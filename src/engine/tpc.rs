@@ -80,14 +80,13 @@ pub struct TpcSummary {
 /// The copy manager's limits that shape the lists, checked for what a
 /// disk→tape copy needs.
 fn stream_limits<C: Transport>(cm: &mut Scsi<C>) -> Result<OperatingParameters, EngineError> {
-    let rcr = ReceiveCopyResults::operating_parameters();
-    let buf = cm.data_in(rcr.to_cdb(), rcr.alloc_len as usize).map_err(|e| {
-        EngineError::Refused(format!(
+    let p = super::xcopy::operating_parameters(cm).map_err(|e| match e {
+        DeviceError::Parse { .. } => EngineError::from(e),
+        e => EngineError::Refused(format!(
             "{}: no operating parameters (RECEIVE COPY RESULTS 03h: {e}); a third-party-copy backup needs a copy manager that reports block→stream support",
             cm.name()
-        ))
+        )),
     })?;
-    let p = OperatingParameters::parse(&buf).map_err(|e| cm.perr("operating parameters", e))?;
     let needed = [
         SegmentType::BLOCK_TO_STREAM,
         SegmentType::INLINE_TO_STREAM,
@@ -205,15 +204,7 @@ fn plan_data(
         let mut blocks_written = 0;
         if out.is_empty() {
             // Append after the last set: SPACE to end of data (SSC-4 7.7).
-            params.segments.push(Segment {
-                cat: false,
-                dc: false,
-                kind: SegmentKind::Space {
-                    dst: TAPE,
-                    code: SpaceCode::END_OF_DATA.0,
-                    count: 0,
-                },
-            });
+            params.segments.push(space_to_eod());
             let s = inline(header.len() as u32, header, &mut params, false);
             params.segments.push(s);
             blocks_written += 1;
@@ -289,6 +280,20 @@ fn closing_command(
     Ok(params)
 }
 
+/// 11h: SPACE to end of data (SSC-4 7.7), where a set is appended.
+fn space_to_eod() -> Segment {
+    Segment {
+        cat: false,
+        dc: false,
+        kind: SegmentKind::Space {
+            dst: TAPE,
+            code: SpaceCode::END_OF_DATA.0,
+            count: 0,
+        },
+    }
+}
+
+/// 10h: one filemark, which closes the set's tape file.
 fn filemark() -> Segment {
     Segment {
         cat: false,
@@ -349,10 +354,8 @@ fn held_crcs<C: Transport>(
             4 * expect
         )));
     }
-    Ok(d.data
-        .chunks_exact(4)
-        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
-        .collect())
+    d.crcs()
+        .map_err(|e| cm.perr("RECEIVE COPY RESULTS data", e).into())
 }
 
 /// Where the set goes: the catalog's next file on the volume in `tape`.
@@ -579,11 +582,7 @@ pub fn backup<C: Transport, S: Transport, T: Transport>(
         records: trailer.records,
         bytes: trailer.bytes,
         seconds,
-        mbps: if seconds > 0.0 {
-            trailer.bytes as f64 / seconds / 1e6
-        } else {
-            0.0
-        },
+        mbps: super::mbps(trailer.bytes, seconds),
         sha256: hex(&trailer.sha256),
         copy_manager: opts.copy_manager_url.clone(),
         xcopy_commands: plan.len() + 1,
@@ -605,15 +604,7 @@ fn close_failed_file<C: Transport>(
         return;
     }
     let mut params = XcopyParams::new(cscds.to_vec(), Vec::new());
-    params.segments.push(Segment {
-        cat: false,
-        dc: false,
-        kind: SegmentKind::Space {
-            dst: TAPE,
-            code: SpaceCode::END_OF_DATA.0,
-            count: 0,
-        },
-    });
+    params.segments.push(space_to_eod());
     params.segments.push(filemark());
     if let Err(e) = send(cm, &params, "closing the failed set's file", sent) {
         log::warn!(

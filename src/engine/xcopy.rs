@@ -70,16 +70,20 @@ impl Limits {
     }
 }
 
+/// RECEIVE COPY RESULTS, operating parameters (SPC-4 6.18.4).
+pub fn operating_parameters<T: Transport>(
+    cm: &mut Scsi<T>,
+) -> Result<OperatingParameters, DeviceError> {
+    let rcr = ReceiveCopyResults::operating_parameters();
+    let buf = cm.data_in(rcr.to_cdb(), rcr.alloc_len as usize)?;
+    OperatingParameters::parse(&buf).map_err(|e| cm.perr("RECEIVE COPY RESULTS", e))
+}
+
 /// Ask the copy manager for its limits; fall back to
 /// [`Limits::CONSERVATIVE`] when it refuses RECEIVE COPY RESULTS.
 pub fn discover_limits<T: Transport>(cm: &mut Scsi<T>) -> Result<Limits, DeviceError> {
-    let rcr = ReceiveCopyResults::operating_parameters();
-    match cm.data_in(rcr.to_cdb(), rcr.alloc_len as usize) {
-        Ok(buf) => {
-            let p =
-                OperatingParameters::parse(&buf).map_err(|e| cm.perr("RECEIVE COPY RESULTS", e))?;
-            Ok(Limits::from_operating_parameters(&p))
-        }
+    match operating_parameters(cm) {
+        Ok(p) => Ok(Limits::from_operating_parameters(&p)),
         Err(e) if e.sense().is_some() => {
             log::info!(
                 "{}: RECEIVE COPY RESULTS refused ({e}); trying VPD 0x8F",

@@ -401,10 +401,7 @@ impl CopyManager {
                         }
                         .to_vec()
                     }
-                    RcrAction::RECEIVE_DATA => {
-                        let data = h.crcs.iter().flat_map(|c| c.to_be_bytes()).collect();
-                        ReceiveData::new(data).to_vec()
-                    }
+                    RcrAction::RECEIVE_DATA => ReceiveData::from_crcs(&h.crcs).to_vec(),
                     _ => match &h.sense {
                         Some(s) => FailedSegmentDetails::new(Status::CHECK_CONDITION, s.clone()),
                         None => FailedSegmentDetails::none(),

@@ -910,26 +910,15 @@ impl Pdu {
         trailing: &[u8],
         max_data: usize,
     ) -> Result<Pdu, PduError> {
+        // Copy what the PDU holds, and nothing for one refused for its
+        // length; [`Pdu::from_owned`] does the checks.
         let (ahs_len, data_len) = segment_lengths(bhs);
-        if data_len > max_data {
-            return Err(PduError::DataTooLong {
-                len: data_len,
-                max: max_data,
-            });
-        }
-        let need = ahs_len + pad4(data_len);
-        if trailing.len() < need {
-            return Err(PduError::Truncated {
-                need: BHS_LEN + need,
-                have: BHS_LEN + trailing.len(),
-            });
-        }
-        let header = Header::parse(bhs)?;
-        Ok(Pdu {
-            header,
-            ahs: trailing[..ahs_len].to_vec(),
-            data: trailing[ahs_len..ahs_len + data_len].to_vec(),
-        })
+        let take = if data_len > max_data {
+            0
+        } else {
+            (ahs_len + pad4(data_len)).min(trailing.len())
+        };
+        Self::from_owned(bhs, trailing[..take].to_vec(), max_data)
     }
 
     /// [`Pdu::from_parts`] taking the trailing bytes by value, so the data

@@ -107,6 +107,28 @@ impl ReceiveData {
     pub fn is_complete(&self) -> bool {
         self.data.len() as u64 >= self.available_data as u64
     }
+
+    /// Held data that is a list of CRC32Cs, one big-endian u32 per stream
+    /// block written: the sanmover router's extension (README, FORMAT.md).
+    pub fn from_crcs(crcs: &[u32]) -> Self {
+        Self::new(crcs.iter().flat_map(|c| c.to_be_bytes()).collect())
+    }
+
+    /// The CRC32Cs of [`ReceiveData::from_crcs`] held data; the bytes
+    /// that arrived must be whole u32s.
+    pub fn crcs(&self) -> Result<Vec<u32>, ParseError> {
+        if self.data.len() % 4 != 0 {
+            return Err(ParseError::invalid(
+                "RECEIVE DATA CRC list",
+                format!("{} bytes is not a whole number of CRC32Cs", self.data.len()),
+            ));
+        }
+        Ok(self
+            .data
+            .chunks_exact(4)
+            .map(|c| be_uint(c) as u32)
+            .collect())
+    }
 }
 
 impl Wire for ReceiveData {
@@ -464,6 +486,19 @@ mod tests {
         assert_eq!((cut.available_data, cut.data.len()), (3, 1));
         assert!(!cut.is_complete());
         assert!(ReceiveData::parse(&raw[..3]).is_err());
+    }
+
+    #[test]
+    fn receive_data_crc_list_golden() {
+        let r = ReceiveData::from_crcs(&[0xe306_9283, 1]);
+        let raw = [0, 0, 0, 8, 0xe3, 0x06, 0x92, 0x83, 0, 0, 0, 1];
+        assert_eq!(r.to_vec(), raw);
+        assert_eq!(
+            ReceiveData::parse(&raw).unwrap().crcs().unwrap(),
+            vec![0xe306_9283, 1]
+        );
+        // A cut CRC is an error, not a shorter list.
+        assert!(ReceiveData::parse(&raw[..10]).unwrap().crcs().is_err());
     }
 
     #[test]
