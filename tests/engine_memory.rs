@@ -60,9 +60,9 @@ fn backup_restore_round_trip_on_memory_devices() {
     let mut src = disk("SRC", 4096);
     let mut t = tape(1 << 30, 0);
     let s = backup(&mut src, &mut t, &cat, &opts(), &NoProgress).unwrap();
-    assert_eq!(s.bytes, 4096 * 512);
-    assert_eq!(s.tape_file, 1);
-    let row = cat.set(&s.set_id.to_string()).unwrap();
+    assert_eq!(s.set.bytes, 4096 * 512);
+    assert_eq!(s.set.tape_file, 1);
+    let row = cat.set(&s.set.set_id.to_string()).unwrap();
     assert_eq!(row.state, SetState::Complete);
 
     verify::<_, MemDiskT>(&mut t, &row, Some(&mut src), &NoProgress).unwrap();
@@ -114,8 +114,8 @@ fn a_disk_that_dies_mid_read_fails_the_set_and_the_next_backup_appends_after_it(
 
     // The failed set's file is closed by the next backup, which goes after it.
     let next = backup(&mut ok_src, &mut t, &cat, &opts(), &NoProgress).unwrap();
-    assert!(next.tape_file > first.tape_file + 1, "{next:?}");
-    let row = cat.set(&first.set_id.to_string()).unwrap();
+    assert!(next.set.tape_file > first.set.tape_file + 1, "{next:?}");
+    let row = cat.set(&first.set.set_id.to_string()).unwrap();
     verify::<_, MemDiskT>(&mut t, &row, None, &NoProgress).unwrap();
 }
 
@@ -125,7 +125,7 @@ fn restore_refuses_a_target_too_small_or_with_another_block_size() {
     let mut src = disk("SRC", 2048);
     let mut t = tape(1 << 30, 0);
     let s = backup(&mut src, &mut t, &cat, &opts(), &NoProgress).unwrap();
-    let row = cat.set(&s.set_id.to_string()).unwrap();
+    let row = cat.set(&s.set.set_id.to_string()).unwrap();
     let mut small = disk("SMALL", 1024);
     let e = restore(&mut t, &row, &mut small, 0, 4, &NoProgress).unwrap_err();
     assert!(matches!(e, EngineError::Refused(_)), "{e}");

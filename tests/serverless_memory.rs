@@ -234,7 +234,7 @@ fn a_good_run_backs_up_the_snapshot_and_releases_it() {
     assert_nothing_left(&s);
     let job = s.catalog.snapshot_job(r.job_id).unwrap();
     assert_eq!(job.state, SnapshotState::Released);
-    assert_eq!(job.set_id, Some(r.backup.set_id));
+    assert_eq!(job.set_id, Some(r.backup.set.set_id));
 
     let prod = &r.sessions[0];
     assert_eq!(prod.role, "production");
@@ -245,7 +245,7 @@ fn a_good_run_backs_up_the_snapshot_and_releases_it() {
     assert_eq!(prod.bytes_out, 0);
     assert!(prod.bytes_in < 4096);
 
-    let row = s.catalog.set(&r.backup.set_id.to_string()).unwrap();
+    let row = s.catalog.set(&r.backup.set.set_id.to_string()).unwrap();
     assert_eq!(row.source_url, PROD);
     assert_eq!(row.mode, "serverless");
     let mut target = Disk::open(MemoryTransport::new("t", MemDisk::new("T", BLOCKS, 512))).unwrap();

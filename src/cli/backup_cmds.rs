@@ -14,7 +14,7 @@ use crate::device::{Disk, Tape};
 use crate::engine::host::{backup, BackupOptions, BackupSummary};
 use crate::engine::restore::{restore, verify, ReadSummary};
 use crate::engine::volume::{read_label, rebuild, write_label, LabelState};
-use crate::engine::Progress;
+use crate::engine::{Progress, SetSummary};
 use crate::format::Mode;
 use crate::transport::url::DeviceUrl;
 use crate::transport::Transport;
@@ -170,7 +170,7 @@ pub fn host_backup(
     };
     let bar = Bar::new(out);
     let s = backup(&mut source, &mut tape, &catalog, &opts, &bar)?;
-    catalog.set_volume_device(s.volume, &opts.tape_url)?;
+    catalog.set_volume_device(s.set.volume, &opts.tape_url)?;
     Ok(s)
 }
 
@@ -184,21 +184,24 @@ pub(super) fn reservation_key(conn: &ConnArgs) -> u64 {
     h | 1
 }
 
-pub(super) fn backup_text(s: &BackupSummary) -> String {
+pub(super) fn backup_text(b: &BackupSummary) -> String {
+    let s = &b.set;
     format!(
-        "backup complete: set {}\n  volume {} ({}), tape file {}\n  source LBA {}+{} blocks of {} bytes\n  {} bytes in {} records, {:.2} s, {:.1} MB/s\n  sha256 {}\n",
+        "backup complete: set {}\n  volume {} ({}), tape file {}\n{}  sha256 {}\n",
         s.set_id,
-        s.volume_name,
+        b.volume_name,
         s.volume,
         s.tape_file,
-        s.lba,
-        s.blocks,
-        s.block_size,
-        s.bytes,
-        s.records,
-        s.seconds,
-        s.mbps,
+        set_lines(s),
         s.sha256
+    )
+}
+
+/// The lines every backup summary has: the range and the throughput.
+pub(super) fn set_lines(s: &SetSummary) -> String {
+    format!(
+        "  source LBA {}+{} blocks of {} bytes\n  {} bytes in {} records, {:.2} s, {:.1} MB/s\n",
+        s.lba, s.blocks, s.block_size, s.bytes, s.records, s.seconds, s.mbps
     )
 }
 

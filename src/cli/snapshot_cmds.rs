@@ -82,7 +82,7 @@ pub fn run_serverless(conn: &ConnArgs, out: &Out, cat: &Path, a: BackupArgs<'_>)
         &opts,
         &bar,
     )?;
-    catalog.set_volume_device(s.backup.volume, &opts.backup.tape_url)?;
+    catalog.set_volume_device(s.backup.set.volume, &opts.backup.tape_url)?;
     out.emit(&s, || serverless_text(&s));
     Ok(exit::OK)
 }

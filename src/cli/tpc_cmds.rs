@@ -6,7 +6,8 @@ use std::path::Path;
 use anyhow::Result;
 
 use super::backup_cmds::{
-    backup_text, host_backup, open_catalog, open_disk, open_tape, redacted, BackupArgs, Bar,
+    backup_text, host_backup, open_catalog, open_disk, open_tape, redacted, set_lines, BackupArgs,
+    Bar,
 };
 use super::output::Out;
 use super::xcopy_cmds::fallback_policy;
@@ -101,23 +102,18 @@ fn third_party(conn: &ConnArgs, out: &Out, cat: &Path, a: &BackupArgs<'_>) -> Re
     )?)
 }
 
-fn tpc_text(s: &TpcSummary) -> String {
+fn tpc_text(t: &TpcSummary) -> String {
+    let s = &t.set;
     format!(
-        "backup complete (third-party copy by {}): set {}\n  volume {}, tape file {}\n  source LBA {}+{} blocks of {} bytes\n  {} bytes in {} records, {:.2} s, {:.1} MB/s\n  {} EXTENDED COPY commands; through this host: {} bytes of parameter lists and results, {} bytes of data\n  digest of record CRCs {}\n",
-        s.copy_manager,
+        "backup complete (third-party copy by {}): set {}\n  volume {}, tape file {}\n{}  {} EXTENDED COPY commands; through this host: {} bytes of parameter lists and results, {} bytes of data\n  digest of record CRCs {}\n",
+        t.copy_manager,
         s.set_id,
         s.volume,
         s.tape_file,
-        s.lba,
-        s.blocks,
-        s.block_size,
-        s.bytes,
-        s.records,
-        s.seconds,
-        s.mbps,
-        s.xcopy_commands,
-        s.bytes_through_initiator,
-        s.data_bytes_through_initiator,
+        set_lines(s),
+        t.xcopy_commands,
+        t.bytes_through_initiator,
+        t.data_bytes_through_initiator,
         s.sha256
     )
 }

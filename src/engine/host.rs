@@ -12,7 +12,7 @@ use std::time::Instant;
 use uuid::Uuid;
 
 use super::volume::{find_append_point, require_label};
-use super::{now, EngineError, Progress};
+use super::{now, EngineError, Progress, SetSummary};
 use crate::catalog::{Catalog, NewSet, SetOutcome, SetState, VolumeRow};
 use crate::device::tape::Reservation;
 use crate::device::{Disk, Tape};
@@ -51,21 +51,9 @@ impl BackupOptions {
 /// What `backup --json` prints.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct BackupSummary {
-    pub set_id: Uuid,
-    pub volume: Uuid,
+    #[serde(flatten)]
+    pub set: SetSummary,
     pub volume_name: String,
-    pub tape_file: u32,
-    pub mode: String,
-    pub state: SetState,
-    pub lba: u64,
-    pub blocks: u64,
-    pub block_size: u32,
-    pub records: u64,
-    pub bytes: u64,
-    pub seconds: f64,
-    #[serde(rename = "MBps")]
-    pub mbps: f64,
-    pub sha256: String,
     pub reservation: Reservation,
 }
 
@@ -260,20 +248,22 @@ pub fn backup_from<S: Transport + Send, T: Transport>(
             });
         }
         Ok(BackupSummary {
-            set_id,
-            volume: label.uuid,
+            set: SetSummary {
+                set_id,
+                volume: label.uuid,
+                tape_file: file,
+                mode: opts.mode.to_string(),
+                state,
+                lba,
+                blocks,
+                block_size: bs.0,
+                records,
+                bytes,
+                seconds,
+                mbps: super::mbps(bytes, seconds),
+                sha256: hex(&s.sha256),
+            },
             volume_name: label.name,
-            tape_file: file,
-            mode: opts.mode.to_string(),
-            state,
-            lba,
-            blocks,
-            block_size: bs.0,
-            records,
-            bytes,
-            seconds,
-            mbps: super::mbps(bytes, seconds),
-            sha256: hex(&s.sha256),
             reservation,
         })
     })();

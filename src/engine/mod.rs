@@ -85,6 +85,26 @@ impl EngineError {
     }
 }
 
+/// What every backup mode reports about the set it wrote (`--json`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SetSummary {
+    pub set_id: uuid::Uuid,
+    pub volume: uuid::Uuid,
+    pub tape_file: u32,
+    pub mode: String,
+    pub state: crate::catalog::SetState,
+    pub lba: u64,
+    pub blocks: u64,
+    pub block_size: u32,
+    pub records: u64,
+    pub bytes: u64,
+    pub seconds: f64,
+    #[serde(rename = "MBps")]
+    pub mbps: f64,
+    /// The set's digest (FORMAT.md: of the data, or of the record CRCs).
+    pub sha256: String,
+}
+
 /// Throughput in MB/s (10^6 bytes a second); 0 for no time at all.
 pub fn mbps(bytes: u64, seconds: f64) -> f64 {
     if seconds > 0.0 {

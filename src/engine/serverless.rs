@@ -557,7 +557,7 @@ fn run_steps<P: Transport, T: Transport>(
         &bopts,
         progress,
     )?;
-    catalog.snapshot_backed_up(job.job_id, summary.set_id)?;
+    catalog.snapshot_backed_up(job.job_id, summary.set.set_id)?;
     *state = SnapshotState::BackedUp;
     drop(disk);
     test_hook(SnapshotState::BackedUp);

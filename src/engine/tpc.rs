@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use super::host::source_identity;
 use super::xcopy::{aborted_segment, XCOPY_TIMEOUT};
-use super::{now, EngineError, Progress};
+use super::{now, EngineError, Progress, SetSummary};
 use crate::catalog::{Catalog, NewSet, SetOutcome, SetState};
 use crate::device::{DeviceError, Disk, Scsi, Tape};
 use crate::format::{
@@ -54,21 +54,8 @@ pub struct TpcOptions {
 /// What `backup --mode xcopy --json` prints.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct TpcSummary {
-    pub set_id: Uuid,
-    pub volume: Uuid,
-    pub tape_file: u32,
-    pub mode: String,
-    pub state: SetState,
-    pub lba: u64,
-    pub blocks: u64,
-    pub block_size: u32,
-    pub records: u64,
-    pub bytes: u64,
-    pub seconds: f64,
-    #[serde(rename = "MBps")]
-    pub mbps: f64,
-    /// The trailer's digest (of the record CRCs).
-    pub sha256: String,
+    #[serde(flatten)]
+    pub set: SetSummary,
     pub copy_manager: String,
     pub xcopy_commands: usize,
     /// Parameter lists sent and results read by this host.
@@ -571,19 +558,21 @@ pub fn backup<C: Transport, S: Transport, T: Transport>(
     catalog.finish_set(set_id, &outcome)?;
     let trailer = run?;
     Ok(TpcSummary {
-        set_id,
-        volume,
-        tape_file: file,
-        mode: Mode::XCOPY.to_string(),
-        state: SetState::Complete,
-        lba,
-        blocks,
-        block_size: bs,
-        records: trailer.records,
-        bytes: trailer.bytes,
-        seconds,
-        mbps: super::mbps(trailer.bytes, seconds),
-        sha256: hex(&trailer.sha256),
+        set: SetSummary {
+            set_id,
+            volume,
+            tape_file: file,
+            mode: Mode::XCOPY.to_string(),
+            state: SetState::Complete,
+            lba,
+            blocks,
+            block_size: bs,
+            records: trailer.records,
+            bytes: trailer.bytes,
+            seconds,
+            mbps: super::mbps(trailer.bytes, seconds),
+            sha256: hex(&trailer.sha256),
+        },
         copy_manager: opts.copy_manager_url.clone(),
         xcopy_commands: plan.len() + 1,
         bytes_through_initiator: sent + received,
