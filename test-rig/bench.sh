@@ -99,28 +99,47 @@ settle() { sync "$STATE"/*.img "$TSTATE"/*.img; }
 # mbps JSON: the MBps field of a JSON summary.
 mbps() { python3 -c 'import json,sys; print("%.1f" % json.load(sys.stdin)["MBps"])'; }
 
+# The CPU each run costs, its own and both tgtds' (utime + stime of the
+# whole process, in clock ticks): it says what the 2 cores can carry.
+DISK_TGTD=$(env_value SANMOVER_RIG_TGTD_PID "$STATE/rig.env")
+TAPE_TGTD=$(env_value SANMOVER_RIG_TGTD_PID "$TSTATE/rig.env")
+TICK=$(getconf CLK_TCK)
+CORES=$(nproc)
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# timed NAME CMD...: run CMD under GNU time; its stdout to STATE/NAME.json,
+# the peak RSS in KiB to STATE/NAME.rss, and to STATE/NAME.cpu its user and
+# system seconds, then the disk and tape tgtds' CPU seconds meanwhile.
+timed() {
+    local name=$1 d0 t0 rss user sys
+    shift
+    d0=$(ticks "$DISK_TGTD")
+    t0=$(ticks "$TAPE_TGTD")
+    /usr/bin/time -f '%M %U %S' -o "$STATE/$name.time" "$@" >"$STATE/$name.json"
+    read -r rss user sys < <(tail -n1 "$STATE/$name.time")
+    echo "$rss" >"$STATE/$name.rss"
+    echo "$user $sys $(python3 -c "print(($(ticks "$DISK_TGTD") - $d0) / $TICK, ($(ticks "$TAPE_TGTD") - $t0) / $TICK)")" >"$STATE/$name.cpu"
+}
+
 declare -A R # R[peer.phase] = MBps
 peers() {
     local phase=$1
     settle
-    R[disk_read.$phase]=$("$RAW_DISK" read "$SRC" "$CHUNK" "$DEPTH" | mbps)
+    timed "disk_read.$phase" "$RAW_DISK" read "$SRC" "$CHUNK" "$DEPTH"
     reset_tape
     settle
-    R[tape_write.$phase]=$("$RAW_TAPE" write "$TAPE" "$BLOCK" "$BYTES" | mbps)
+    timed "tape_write.$phase" "$RAW_TAPE" write "$TAPE" "$BLOCK" "$BYTES"
     settle
-    R[tape_read.$phase]=$("$RAW_TAPE" read "$TAPE" "$BLOCK" | mbps)
+    timed "tape_read.$phase" "$RAW_TAPE" read "$TAPE" "$BLOCK"
     settle
-    R[disk_write.$phase]=$("$RAW_DISK" write "$DST" "$CHUNK" "$DEPTH" | mbps)
+    timed "disk_write.$phase" "$RAW_DISK" write "$DST" "$CHUNK" "$DEPTH"
+    local p
+    for p in disk_read tape_write tape_read disk_write; do
+        R[$p.$phase]=$(mbps <"$STATE/$p.$phase.json")
+    done
     echo "bench: peers $phase: disk read ${R[disk_read.$phase]}, tape write ${R[tape_write.$phase]}, tape read ${R[tape_read.$phase]}, disk write ${R[disk_write.$phase]} MB/s"
 }
 
-# timed NAME CMD...: run CMD under GNU time; its stdout to STATE/NAME.json,
-# the peak RSS in KiB to STATE/NAME.rss.
-timed() {
-    local name=$1
-    shift
-    /usr/bin/time -f %M -o "$STATE/$name.rss" "$@" >"$STATE/$name.json"
-}
 
 peers before
 
@@ -179,7 +198,8 @@ python3 - "$MB" "$BLOCK" "$CHUNK" "$DEPTH" "$MIN_RATIO" "$MAX_RSS_KB" \
     "${R[tape_write.before]}" "${R[tape_write.after]}" \
     "${R[tape_read.before]}" "${R[tape_read.after]}" \
     "${R[disk_write.before]}" "${R[disk_write.after]}" \
-    "$xcopy" "$rss_xcopy" "$rss_router" "$host_bytes" "$x_through" "$x_data" <<'EOF' || status=$?
+    "$xcopy" "$rss_xcopy" "$rss_router" "$host_bytes" "$x_through" "$x_data" \
+    "$STATE" "$CORES" "$BYTES" <<'EOF' || status=$?
 import sys
 a = sys.argv[1:]
 mb, block, chunk, depth = a[0], a[1], a[2], a[3]
@@ -228,6 +248,42 @@ print(f"router_ratio = {xcopy:.1f} / host backup {backup:.1f} = {ratio:.3f}, "
       f"data through the server {x_data}  {'PASS' if ok else 'FAIL'} (>= {min_ratio:.2f}, 0 bytes)")
 tw = peer["tape write"]
 print(f"router_vs_raw_tape_write = {xcopy:.1f} / {tw:.1f} = {xcopy / tw if tw > 0 else 0.0:.3f}")
+# The CPU budget: the work a backup cannot avoid is its two peers' (each
+# client and its tgtd) plus sanmover's own user time (CRC32C, SHA-256,
+# framing). On CORES cores that takes at least that CPU / CORES seconds, and
+# never less than the slower peer's own time: that gives the highest ratio
+# this machine allows. Informational; the targets above are the verdict.
+state, cores, nbytes = a[24], int(a[25]), int(a[26])
+def cpu(name):
+    user, sys_, disk, tape = map(float, open(f"{state}/{name}.cpu").read().split())
+    return {"user": user, "sys": sys_, "client": user + sys_, "disk tgtd": disk,
+            "tape tgtd": tape, "total": user + sys_ + disk + tape}
+def mean_cpu(name):
+    b, f = cpu(f"{name}.before"), cpu(f"{name}.after")
+    return {k: (b[k] + f[k]) / 2 for k in b}
+print()
+print(f"CPU seconds per run ({cores} cores; client = user + system):")
+print(f"{'':32}{'client':>9}{'disk tgtd':>11}{'tape tgtd':>11}{'total':>9}{'wall':>9}")
+used = {}
+for n, label in [("disk_read", "peer disk read"), ("tape_write", "peer tape write"),
+                 ("tape_read", "peer tape read"), ("disk_write", "peer disk write"),
+                 ("backup", "sanmover backup"), ("restore", "sanmover restore")]:
+    c = mean_cpu(n) if n.startswith(("disk", "tape")) else cpu(n)
+    used[n] = c
+    mbps = peer[n.replace("_", " ")] if n in ("disk_read", "tape_write", "tape_read", "disk_write") else (backup if n == "backup" else restore)
+    wall = nbytes / 1e6 / mbps if mbps > 0 else 0.0
+    print(f"{label + ' (mean)' if n.startswith(('disk', 'tape')) else label:32}"
+          f"{c['client']:9.2f}{c['disk tgtd']:11.2f}{c['tape tgtd']:11.2f}{c['total']:9.2f}{wall:9.2f}")
+for what, got, p1, p2 in [("backup", backup, "disk read", "tape write"),
+                          ("restore", restore, "tape read", "disk write")]:
+    need = used[p1.replace(" ", "_")]["total"] + used[p2.replace(" ", "_")]["total"] + used[what]["user"]
+    peak = min(peer[p1], peer[p2])
+    floor = max(need / cores, nbytes / 1e6 / peak if peak > 0 else 0.0)
+    ceiling = (nbytes / 1e6 / floor) / peak if floor > 0 and peak > 0 else 0.0
+    print(f"{what}_ceiling = {ceiling:.3f}: {p1} {used[p1.replace(' ', '_')]['total']:.2f} s + "
+          f"{p2} {used[p2.replace(' ', '_')]['total']:.2f} s + sanmover user {used[what]['user']:.2f} s "
+          f"= {need:.2f} CPU s over {cores} cores; measured {got / peak if peak > 0 else 0.0:.3f}")
+print()
 for what, kb in rss.items():
     ok = kb < max_rss
     if not ok:
