@@ -128,6 +128,9 @@ pub fn read_capacity<T: Transport>(scsi: &mut Scsi<T>) -> Result<Capacity, Devic
 #[derive(Debug)]
 pub enum Next {
     Chunk(Vec<u8>),
+    /// A chunk whose data is `buf[span]` (a tape record's payload, written
+    /// without copying it out of the record).
+    Span(Vec<u8>, std::ops::Range<usize>),
     /// Nothing yet; ask again after servicing the commands in flight.
     Wait,
     End,
@@ -171,18 +174,23 @@ impl<T: Transport> Disk<T> {
         depth: usize,
         sink: impl FnMut(Chunk, Vec<u8>) -> Result<Option<Vec<u8>>, E>,
     ) -> Result<(), E> {
-        self.read_chunks_pipelined(chunks(lba, blocks, per_chunk), bs, depth, sink)
+        self.read_chunks_pipelined(chunks(lba, blocks, per_chunk), bs, depth, |_| 0, sink)
     }
 
     /// [`Disk::read_pipelined`] over any chunk list: several ranges read as
     /// one stream, so the pipeline does not drain between them (the copy
     /// manager reads the ranges of consecutive segments this way). The
     /// chunks' `seq` must count 0, 1, 2, ... in the order `sink` wants them.
+    ///
+    /// Each chunk's data lands at `buf[headroom(&chunk)..]`: the bytes
+    /// before it are left for the caller to frame a header in place, so a
+    /// record goes to tape without copying its payload.
     pub fn read_chunks_pipelined<E: From<DeviceError>>(
         &mut self,
         mut todo: impl Iterator<Item = Chunk>,
         bs: BlockSize,
         depth: usize,
+        headroom: impl Fn(&Chunk) -> usize,
         mut sink: impl FnMut(Chunk, Vec<u8>) -> Result<Option<Vec<u8>>, E>,
     ) -> Result<(), E> {
         let depth = depth.clamp(1, self.scsi.transport().queue_depth().max(1));
@@ -202,9 +210,11 @@ impl<T: Transport> Disk<T> {
                     None => exhausted = true,
                     Some(c) => {
                         let len = c.blocks as usize * bs.0 as usize;
+                        let head = headroom(&c);
                         let mut buf = spare.pop().unwrap_or_default();
-                        buf.resize(len, 0);
-                        self.submit_chunk(c, Read16::new(c.lba, c.blocks).to_cdb(), buf, 0)?;
+                        buf.resize(head + len, 0);
+                        let cdb = Read16::new(c.lba, c.blocks).to_cdb();
+                        self.submit_chunk(c, cdb, buf, head..head + len, 0)?;
                         in_flight.insert(c.seq, (c, 0));
                     }
                 }
@@ -287,9 +297,10 @@ impl<T: Transport> Disk<T> {
             })?;
         if retry.should_retry(&resp, attempt) {
             let cdb = resp.cdb;
+            let span = resp.span.start..resp.span.start + c.blocks as usize * bs.0 as usize;
             let mut buf = resp.buf;
-            buf.resize(c.blocks as usize * bs.0 as usize, 0);
-            self.submit_chunk(c, cdb, buf, attempt + 1)?;
+            buf.resize(buf.len().max(span.end), 0);
+            self.submit_chunk(c, cdb, buf, span, attempt + 1)?;
             in_flight.insert(c.seq, (c, attempt + 1));
             return Ok(None);
         }
@@ -301,6 +312,7 @@ impl<T: Transport> Disk<T> {
         c: Chunk,
         cdb: crate::scsi::Cdb,
         buf: Vec<u8>,
+        span: std::ops::Range<usize>,
         attempt: u32,
     ) -> Result<(), DeviceError> {
         if attempt == 0 {
@@ -315,7 +327,7 @@ impl<T: Transport> Disk<T> {
         };
         self.scsi
             .transport()
-            .submit(req.with_tag(c.seq))
+            .submit(req.with_span(span).with_tag(c.seq))
             .map_err(|e| self.scsi.transport_error(e))
     }
 
@@ -347,28 +359,11 @@ impl<T: Transport> Disk<T> {
                     Next::End => done = true,
                     Next::Wait => break,
                     Next::Chunk(data) => {
-                        if bs.0 == 0 || data.len() % bs.0 as usize != 0 {
-                            return Err(DeviceError::Protocol {
-                                device: self.scsi.name().to_string(),
-                                message: format!(
-                                    "chunk of {} bytes is not a whole number of {}-byte blocks",
-                                    data.len(),
-                                    bs.0
-                                ),
-                            }
-                            .into());
-                        }
-                        let blocks = (data.len() / bs.0 as usize) as u32;
-                        let c = Chunk {
-                            seq,
-                            lba: next,
-                            blocks,
-                        };
-                        seq += 1;
-                        next = Lba(next.0 + blocks as u64);
-                        let cdb = Write16::new(c.lba, blocks).to_cdb();
-                        self.submit_chunk(c, cdb, data, 0)?;
-                        in_flight.insert(c.seq, (c, 0));
+                        let span = 0..data.len();
+                        self.submit_write(&mut seq, &mut next, bs, data, span, &mut in_flight)?;
+                    }
+                    Next::Span(data, span) => {
+                        self.submit_write(&mut seq, &mut next, bs, data, span, &mut in_flight)?;
                     }
                 }
             }
@@ -381,6 +376,42 @@ impl<T: Transport> Disk<T> {
             written += c.blocks as u64;
             recycle(resp.buf);
         }
+    }
+
+    /// Submit one WRITE(16) of `data[span]` at `*next` as chunk `*seq`,
+    /// and move both on.
+    fn submit_write(
+        &mut self,
+        seq: &mut u64,
+        next: &mut Lba,
+        bs: BlockSize,
+        data: Vec<u8>,
+        span: std::ops::Range<usize>,
+        in_flight: &mut std::collections::HashMap<u64, (Chunk, u32)>,
+    ) -> Result<(), DeviceError> {
+        let len = span.len();
+        if bs.0 == 0 || len % bs.0 as usize != 0 || span.end > data.len() {
+            return Err(DeviceError::Protocol {
+                device: self.scsi.name().to_string(),
+                message: format!(
+                    "chunk of {len} bytes is not a whole number of {}-byte blocks within its {}-byte buffer",
+                    bs.0,
+                    data.len()
+                ),
+            });
+        }
+        let blocks = (len / bs.0 as usize) as u32;
+        let c = Chunk {
+            seq: *seq,
+            lba: *next,
+            blocks,
+        };
+        *seq += 1;
+        *next = Lba(next.0 + blocks as u64);
+        let cdb = Write16::new(c.lba, blocks).to_cdb();
+        self.submit_chunk(c, cdb, data, span, 0)?;
+        in_flight.insert(c.seq, (c, 0));
+        Ok(())
     }
 }
 
@@ -459,6 +490,7 @@ mod tests {
             chunks(Lba(40), 80, 10),
             BlockSize(512),
             8,
+            |_| 0,
             |c, _| {
                 seen.push(c.seq);
                 Ok(None)
@@ -471,5 +503,88 @@ mod tests {
             "{e}"
         );
         assert_eq!(seen, vec![0, 1, 2, 3, 4, 5]);
+    }
+
+    fn patterned_disk(
+    ) -> Disk<crate::transport::memory::MemoryTransport<crate::transport::memory::MemDisk>> {
+        use crate::transport::memory::{MemDisk, MemoryTransport};
+        let mut lu = MemDisk::new("D1", 64, 512);
+        for (i, b) in lu.data_mut().iter_mut().enumerate() {
+            *b = (i * 7 % 251) as u8;
+        }
+        Disk::open(MemoryTransport::new("d", lu)).unwrap()
+    }
+
+    #[test]
+    fn data_read_behind_headroom_leaves_the_header_bytes_to_the_caller() {
+        let mut disk = patterned_disk();
+        let want = disk.read(Lba(0), 64, BlockSize(512)).unwrap();
+        let mut got = Vec::new();
+        disk.read_chunks_pipelined::<DeviceError>(
+            chunks(Lba(0), 64, 5),
+            BlockSize(512),
+            4,
+            |c| if c.seq % 2 == 0 { 48 } else { 0 },
+            |c, mut buf| {
+                let head = if c.seq % 2 == 0 { 48 } else { 0 };
+                assert_eq!(buf.len(), head + c.blocks as usize * 512);
+                // What a caller frames in place; reused buffers keep it
+                // until the next frame overwrites it.
+                buf[..head].fill(0xEE);
+                got.extend_from_slice(&buf[head..]);
+                Ok(Some(buf))
+            },
+        )
+        .unwrap();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn a_spanned_write_sends_only_the_span() {
+        let mut disk = patterned_disk();
+        let mut record = vec![0xEE; 48];
+        record.extend((0..1024).map(|i| i as u8));
+        record.extend([0xDD; 100]);
+        let mut chunks_left = vec![Next::Span(record, 48..48 + 1024)];
+        let mut recycled = Vec::new();
+        let n = disk
+            .write_pipelined::<DeviceError>(
+                Lba(3),
+                BlockSize(512),
+                2,
+                |_| Ok(chunks_left.pop().unwrap_or(Next::End)),
+                |b| recycled.push(b),
+            )
+            .unwrap();
+        assert_eq!(n, 2);
+        let back = disk.read(Lba(3), 2, BlockSize(512)).unwrap();
+        assert_eq!(back, (0..1024).map(|i| i as u8).collect::<Vec<_>>());
+        // The whole record comes back for reuse, header and tail intact.
+        assert_eq!(recycled.len(), 1);
+        assert_eq!(recycled[0].len(), 48 + 1024 + 100);
+        assert_eq!(&recycled[0][..48], &[0xEE; 48]);
+        // A span that is not whole blocks inside the buffer is refused.
+        let mut bad = vec![Next::Span(vec![0; 600], 48..48 + 512 + 100)];
+        let e = disk
+            .write_pipelined::<DeviceError>(
+                Lba(0),
+                BlockSize(512),
+                2,
+                |_| Ok(bad.pop().unwrap_or(Next::End)),
+                |_| {},
+            )
+            .unwrap_err();
+        assert!(e.to_string().contains("whole number"), "{e}");
+        let mut outside = vec![Next::Span(vec![0; 600], 88..600 + 512)];
+        let e = disk
+            .write_pipelined::<DeviceError>(
+                Lba(0),
+                BlockSize(512),
+                2,
+                |_| Ok(outside.pop().unwrap_or(Next::End)),
+                |_| {},
+            )
+            .unwrap_err();
+        assert!(e.to_string().contains("within its 600-byte buffer"), "{e}");
     }
 }

@@ -14,11 +14,12 @@ use uuid::Uuid;
 use super::volume::{find_append_point, require_label};
 use super::{now, EngineError, Progress, SetSummary};
 use crate::catalog::{Catalog, NewSet, SetOutcome, SetState, VolumeRow};
+use crate::device::disk::chunks;
 use crate::device::tape::Reservation;
 use crate::device::{Disk, Tape};
 use crate::format::{
-    encode_record, hex, Mode, RecordHeader, SetDigest, SetHeader, SetTrailer, SourceIdentity,
-    StoredDesignator,
+    encode_record_header, hex, Mode, RecordHeader, SetDigest, SetHeader, SetTrailer,
+    SourceIdentity, StoredDesignator,
 };
 use crate::scsi::spc::{UnitSerialNumber, VpdPage};
 use crate::scsi::{BlockSize, Lba};
@@ -314,23 +315,23 @@ fn write_set<S: Transport + Send, T: Transport>(
         let reader = s.spawn(move || {
             let mut running = SetDigest::new();
             let mut seq = 0u64;
-            let cap = header.payload_size as usize + RecordHeader::LEN;
-            source.read_pipelined::<EngineError>(
-                Lba(header.lba),
-                header.blocks,
+            // Each chunk is read in behind room for its record header, which
+            // is then framed in place: the payload is never copied.
+            source.read_chunks_pipelined::<EngineError>(
+                chunks(Lba(header.lba), header.blocks, per_record),
                 bs,
-                per_record,
                 depth,
-                |_chunk, data| {
-                    running.update(&data);
-                    let mut rec = spare_rx
-                        .try_recv()
-                        .unwrap_or_else(|_| Vec::with_capacity(cap));
-                    encode_record(set, seq, &data, &mut rec);
+                |_| RecordHeader::LEN,
+                |_chunk, mut rec| {
+                    let payload = &rec[RecordHeader::LEN..];
+                    running.update(payload);
+                    let n = payload.len() as u64;
+                    let h = encode_record_header(set, seq, payload);
+                    rec[..RecordHeader::LEN].copy_from_slice(&h);
                     seq += 1;
-                    tx.send((rec, running.clone(), data.len() as u64))
+                    tx.send((rec, running.clone(), n))
                         .map_err(|_| EngineError::Stopped("the tape writer stopped".into()))?;
-                    Ok(Some(data))
+                    Ok(spare_rx.try_recv().ok())
                 },
             )
         });

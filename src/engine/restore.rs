@@ -6,6 +6,7 @@
 //! sequence, the trailer's counts and the SHA-256 of the data against the
 //! trailer and the catalog.
 
+use std::ops::Range;
 use std::sync::mpsc;
 use std::time::Instant;
 
@@ -123,7 +124,8 @@ pub fn verify<T: Transport + Send, S: Transport>(
     let bs = BlockSize(set.block_size);
     let mut lba = set.lba;
     let mut compared = 0u64;
-    let scan = scan_set(tape, Some(set.id), |seq, payload| {
+    let scan = scan_set(tape, Some(set.id), |seq, p| {
+        let payload = p.bytes();
         if let Some(disk) = source.as_deref_mut() {
             let blocks = (payload.len() / bs.0 as usize) as u32;
             let data = disk.read(Lba(lba), blocks, bs)?;
@@ -142,7 +144,7 @@ pub fn verify<T: Transport + Send, S: Transport>(
             compared += payload.len() as u64;
         }
         progress.advance(payload.len() as u64);
-        Ok(())
+        Ok(Some(p.into_block()))
     });
     progress.finish();
     let scan = scan?;
@@ -189,7 +191,9 @@ pub fn restore<T: Transport + Send, D: Transport + Send>(
     let t0 = Instant::now();
     let depth = queue_depth.max(1);
     let bs = BlockSize(set.block_size);
-    let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(depth);
+    // Payloads go to the writer in the tape blocks they arrived in, and
+    // the blocks come back to the tape reader once written.
+    let (tx, rx) = mpsc::sync_channel::<(Vec<u8>, Range<usize>)>(depth);
     let (spare_tx, spare_rx) = mpsc::channel::<Vec<u8>>();
     let result = std::thread::scope(|s| {
         let writer = s.spawn(move || {
@@ -199,10 +203,10 @@ pub fn restore<T: Transport + Send, D: Transport + Send>(
                 depth,
                 |block| {
                     Ok(if block {
-                        rx.recv().map_or(Next::End, Next::Chunk)
+                        rx.recv().map_or(Next::End, |(b, span)| Next::Span(b, span))
                     } else {
                         match rx.try_recv() {
-                            Ok(c) => Next::Chunk(c),
+                            Ok((b, span)) => Next::Span(b, span),
                             Err(mpsc::TryRecvError::Empty) => Next::Wait,
                             Err(mpsc::TryRecvError::Disconnected) => Next::End,
                         }
@@ -213,14 +217,12 @@ pub fn restore<T: Transport + Send, D: Transport + Send>(
                 },
             )
         });
-        let scan = scan_set(tape, Some(set.id), |_seq, payload| {
-            let mut buf = spare_rx.try_recv().unwrap_or_default();
-            buf.clear();
-            buf.extend_from_slice(payload);
-            tx.send(buf)
+        let scan = scan_set(tape, Some(set.id), |_seq, p| {
+            let n = p.bytes().len() as u64;
+            tx.send(p.into_parts())
                 .map_err(|_| EngineError::Stopped("the disk writer stopped".into()))?;
-            progress.advance(payload.len() as u64);
-            Ok(())
+            progress.advance(n);
+            Ok(spare_rx.try_recv().ok())
         });
         drop(tx);
         let written = writer

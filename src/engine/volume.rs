@@ -141,6 +141,34 @@ pub enum SetEnd {
     Truncated,
 }
 
+/// One checked record's payload, still in the tape block it was read into,
+/// so a restore writes it to disk without copying it out.
+#[derive(Debug)]
+pub struct Payload {
+    block: Vec<u8>,
+    span: std::ops::Range<usize>,
+}
+
+impl Payload {
+    pub fn bytes(&self) -> &[u8] {
+        &self.block[self.span.clone()]
+    }
+
+    /// The block and where the payload sits in it.
+    pub fn into_parts(self) -> (Vec<u8>, std::ops::Range<usize>) {
+        (self.block, self.span)
+    }
+
+    /// The block, for reuse.
+    pub fn into_block(self) -> Vec<u8> {
+        self.block
+    }
+}
+
+/// What a scan's sink does with a payload: hands the block back for the
+/// next read (`Some`), or keeps it (`None`).
+pub type Returned = Option<Vec<u8>>;
+
 /// What reading one set file found.
 #[derive(Debug, Clone)]
 pub struct SetScan {
@@ -171,7 +199,7 @@ pub fn read_header<T: Transport>(tape: &mut Tape<T>) -> Result<Option<SetHeader>
 pub fn scan_set<T: Transport + Send>(
     tape: &mut Tape<T>,
     expect: Option<Uuid>,
-    sink: impl FnMut(u64, &[u8]) -> Result<(), EngineError>,
+    sink: impl FnMut(u64, Payload) -> Result<Returned, EngineError>,
 ) -> Result<SetScan, EngineError> {
     let Some(header) = read_header(tape)? else {
         return Err(EngineError::Refused(format!(
@@ -206,7 +234,7 @@ pub fn scan_set<T: Transport + Send>(
 pub fn scan_records<T: Transport + Send>(
     tape: &mut Tape<T>,
     header: SetHeader,
-    mut sink: impl FnMut(u64, &[u8]) -> Result<(), EngineError>,
+    mut sink: impl FnMut(u64, Payload) -> Result<Returned, EngineError>,
 ) -> Result<SetScan, EngineError> {
     let set = header.set_id;
     let mut digest = SetDigest::new();
@@ -280,9 +308,14 @@ pub fn scan_records<T: Transport + Send>(
                         if h.crc_deferred {
                             unmatched.push((h.seq, h.crc));
                         }
-                        sink(records, payload)?;
+                        let len = payload.len();
+                        let span = RecordHeader::LEN..RecordHeader::LEN + len;
                         records += 1;
-                        bytes += payload.len() as u64;
+                        bytes += len as u64;
+                        if let Some(back) = sink(records - 1, Payload { block: buf, span })? {
+                            let _ = spare_tx.send(back);
+                        }
+                        continue;
                     }
                     BlockKind::CrcIndex => match_index(set, block, &mut unmatched)?,
                     BlockKind::Trailer => {
@@ -469,8 +502,8 @@ pub fn rebuild<T: Transport + Send>(
         progress.start(header.blocks * header.block_size as u64, "scan");
         let h = header.clone();
         let scan = scan_records(tape, header, |_, p| {
-            progress.advance(p.len() as u64);
-            Ok(())
+            progress.advance(p.bytes().len() as u64);
+            Ok(Some(p.into_block()))
         });
         progress.finish();
         let mut row = SetRow {

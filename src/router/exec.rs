@@ -418,24 +418,25 @@ impl<'a> Exec<'a> {
                 chunks.into_iter(),
                 BlockSize(bs),
                 DEPTH,
+                // A framed step's data is read in behind its headroom, so
+                // the tape block is built without copying the payload.
+                |c| jobs[owner[c.seq as usize]].frame.unwrap_or(0),
                 |c, data| {
                     let job = &jobs[owner[c.seq as usize]];
                     let msg = match job.frame {
                         None => Msg::Data(job.step, data),
                         Some(headroom) => {
-                            let mut block = spare_rx.try_recv().unwrap_or_default();
-                            block.clear();
-                            block.resize(headroom, 0);
-                            block.extend_from_slice(&data);
-                            let crc = if hold { crc32c::crc32c(&data) } else { 0 };
-                            tx.send(Msg::Block {
+                            let crc = if hold {
+                                crc32c::crc32c(&data[headroom..])
+                            } else {
+                                0
+                            };
+                            Msg::Block {
                                 step: job.step,
-                                block,
+                                block: data,
                                 headroom,
                                 crc,
-                            })
-                            .map_err(|_| PfErr::Stopped)?;
-                            return Ok(Some(data));
+                            }
                         }
                     };
                     tx.send(msg).map_err(|_| PfErr::Stopped)?;

@@ -354,6 +354,7 @@ struct InFlight {
     cdb: Cdb,
     dir: Direction,
     buf: Vec<u8>,
+    span: std::ops::Range<usize>,
     timeout: Duration,
     task: *mut sys::scsi_task,
     token: *mut Token,
@@ -618,7 +619,7 @@ impl IscsiTransport {
                 } else {
                     Vec::new()
                 };
-                let (tag, dir, cdb) = (f.tag, f.dir, f.cdb);
+                let (tag, dir, cdb, span) = (f.tag, f.dir, f.cdb, f.span.clone());
                 // SAFETY: live context, this thread.
                 let queued = unsafe { sys::iscsi_out_queue_length(self.ctx().ptr()) };
                 let buf = if dir == Direction::Out && s != sys::SCSI_STATUS_GOOD && queued > 0 {
@@ -643,6 +644,7 @@ impl IscsiTransport {
                     sense,
                     residual,
                     buf,
+                    span,
                     dir,
                 };
                 log::trace!(
@@ -675,6 +677,7 @@ impl Transport for IscsiTransport {
             cdb,
             dir,
             mut buf,
+            span,
             timeout,
         } = req;
         if self.in_flight.len() >= self.queue_depth {
@@ -683,7 +686,13 @@ impl Transport for IscsiTransport {
                 format!("queue full: {} commands in flight", self.in_flight.len()),
             ));
         }
-        let len = match c_int::try_from(buf.len()) {
+        if span.start > span.end || span.end > buf.len() {
+            return Err(Self::reject(
+                cdb,
+                format!("data span {span:?} outside a {}-byte buffer", buf.len()),
+            ));
+        }
+        let len = match c_int::try_from(span.len()) {
             Ok(n) => n,
             Err(_) => return Err(Self::reject(cdb, "buffer larger than 2 GiB")),
         };
@@ -709,15 +718,15 @@ impl Transport for IscsiTransport {
             return Err(Self::reject(cdb, "out of memory creating the task"));
         }
         if len > 0 {
-            // SAFETY: `buf` has `len` bytes; its heap block stays where it
-            // is when the Vec moves into `in_flight` below, and it stays
-            // there until libiscsi is done with the task.
+            // SAFETY: `buf[span]` has `len` bytes (span checked above); the
+            // heap block stays where it is when the Vec moves into
+            // `in_flight` below, and it stays there until libiscsi is done
+            // with the task.
             let rc = unsafe {
+                let data = buf.as_mut_ptr().add(span.start);
                 match dir {
-                    Direction::Out => {
-                        sys::scsi_task_add_data_out_buffer(task, len, buf.as_mut_ptr())
-                    }
-                    _ => sys::scsi_task_add_data_in_buffer(task, len, buf.as_mut_ptr()),
+                    Direction::Out => sys::scsi_task_add_data_out_buffer(task, len, data),
+                    _ => sys::scsi_task_add_data_in_buffer(task, len, data),
                 }
             };
             if rc != 0 {
@@ -743,6 +752,7 @@ impl Transport for IscsiTransport {
                 cdb,
                 dir,
                 buf,
+                span,
                 timeout,
                 task,
                 token,

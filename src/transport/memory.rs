@@ -902,13 +902,20 @@ impl<L: LogicalUnit> Transport for MemoryTransport<L> {
         }
         self.commands += 1;
         let mut buf = req.buf;
+        let span = req.span;
+        let Some(data) = buf.get_mut(span.clone()) else {
+            return Err(TransportError::Rejected {
+                cdb: req.cdb,
+                reason: format!("data span {span:?} outside a {}-byte buffer", buf.len()),
+            });
+        };
         let c = match req.dir {
-            Direction::In => self.lu.execute(req.cdb.as_bytes(), &[], &mut buf),
-            Direction::Out => self.lu.execute(req.cdb.as_bytes(), &buf, &mut []),
+            Direction::In => self.lu.execute(req.cdb.as_bytes(), &[], data),
+            Direction::Out => self.lu.execute(req.cdb.as_bytes(), data, &mut []),
             Direction::None => self.lu.execute(req.cdb.as_bytes(), &[], &mut []),
         };
-        let residual = if req.dir == Direction::In && c.data_in_len < buf.len() {
-            Residual::Underflow((buf.len() - c.data_in_len) as u64)
+        let residual = if req.dir == Direction::In && c.data_in_len < span.len() {
+            Residual::Underflow((span.len() - c.data_in_len) as u64)
         } else {
             Residual::None
         };
@@ -919,6 +926,7 @@ impl<L: LogicalUnit> Transport for MemoryTransport<L> {
             sense: c.sense,
             residual,
             buf,
+            span,
             dir: req.dir,
         });
         Ok(())
@@ -1017,5 +1025,38 @@ mod tests {
         let mut buf = vec![0u8; 255];
         let c = t.execute(&[0x12, 1, 0x00, 0, 255, 0], &[], &mut buf);
         assert_eq!(&buf[3..c.data_in_len], &[3, 0x00, 0x80, 0x83]);
+    }
+
+    #[test]
+    fn a_span_confines_the_data_phase_to_its_bytes() {
+        use crate::scsi::sbc::{Read16, Write16};
+        use crate::scsi::{CdbCodec, Lba};
+        let mut lu = MemDisk::new("D", 8, 512);
+        lu.data_mut()[..512].fill(0x5A);
+        let mut t = MemoryTransport::new("d", lu);
+        // Data-in lands in buf[16..528]; the bytes around it are untouched.
+        let req = Request::data_in_buf(Read16::new(Lba(0), 1).to_cdb(), vec![0xEE; 600])
+            .with_span(16..528);
+        let r = t.execute(req).unwrap();
+        assert!(r.is_good());
+        assert_eq!(r.span, 16..528);
+        assert_eq!(r.transferred(), 512);
+        assert!(r.buf[..16].iter().all(|&b| b == 0xEE));
+        assert!(r.buf[16..528].iter().all(|&b| b == 0x5A));
+        assert!(r.buf[528..].iter().all(|&b| b == 0xEE));
+        // Data-out sends buf[span] only.
+        let mut out = vec![0xEE; 16];
+        out.extend([0x33; 512]);
+        out.extend([0xEE; 7]);
+        let req = Request::data_out(Write16::new(Lba(1), 1).to_cdb(), out).with_span(16..528);
+        assert!(t.execute(req).unwrap().is_good());
+        assert!(t.lu.data()[512..1024].iter().all(|&b| b == 0x33));
+        // A span outside the buffer is refused before anything moves.
+        let req =
+            Request::data_in_buf(Read16::new(Lba(0), 1).to_cdb(), vec![0; 100]).with_span(0..512);
+        assert!(matches!(
+            t.execute(req),
+            Err(TransportError::Rejected { .. })
+        ));
     }
 }

@@ -7,6 +7,7 @@
 //! request, so a transport can keep several commands in flight on one
 //! session and hand each buffer back on completion.
 
+use std::ops::Range;
 use std::time::Duration;
 
 use crate::scsi::{Cdb, Status};
@@ -35,6 +36,10 @@ pub struct Request {
     pub cdb: Cdb,
     pub dir: Direction,
     pub buf: Vec<u8>,
+    /// The bytes of `buf` the data phase uses: all of it unless set with
+    /// [`Request::with_span`]. The rest is the caller's (an engine frames a
+    /// record header in place before the data) and no transport touches it.
+    pub span: Range<usize>,
     pub timeout: Duration,
 }
 
@@ -47,6 +52,7 @@ impl Request {
             cdb,
             dir: Direction::None,
             buf: Vec::new(),
+            span: 0..0,
             timeout: Self::DEFAULT_TIMEOUT,
         }
     }
@@ -57,6 +63,7 @@ impl Request {
             cdb,
             dir: Direction::In,
             buf: vec![0; alloc_len],
+            span: 0..alloc_len,
             timeout: Self::DEFAULT_TIMEOUT,
         }
     }
@@ -68,6 +75,7 @@ impl Request {
             tag: 0,
             cdb,
             dir: Direction::In,
+            span: 0..buf.len(),
             buf,
             timeout: Self::DEFAULT_TIMEOUT,
         }
@@ -78,6 +86,7 @@ impl Request {
             tag: 0,
             cdb,
             dir: Direction::Out,
+            span: 0..data.len(),
             buf: data,
             timeout: Self::DEFAULT_TIMEOUT,
         }
@@ -91,6 +100,18 @@ impl Request {
     pub fn with_timeout(mut self, t: Duration) -> Self {
         self.timeout = t;
         self
+    }
+
+    /// Move data through `buf[span]` only. A span outside the buffer is
+    /// refused by the transport at submit.
+    pub fn with_span(mut self, span: Range<usize>) -> Self {
+        self.span = span;
+        self
+    }
+
+    /// The data bytes, or `None` when the span is outside the buffer.
+    pub fn data_mut(&mut self) -> Option<&mut [u8]> {
+        self.buf.get_mut(self.span.clone())
     }
 }
 
@@ -118,18 +139,22 @@ pub struct Response {
     pub residual: Residual,
     /// The request buffer handed back, whatever the outcome: data-out
     /// unchanged (so a retry can resend it), data-in with the first
-    /// `transferred()` bytes valid as far as the transport knows.
+    /// `transferred()` bytes of `span` valid as far as the transport knows.
     pub buf: Vec<u8>,
+    /// The request's span, handed back with the buffer.
+    pub span: Range<usize>,
     pub dir: Direction,
 }
 
 impl Response {
-    /// Data-in bytes that arrived, from the buffer length and the residual.
+    /// Data-in bytes that arrived (from `span.start`), from the span's
+    /// length and the residual.
     pub fn transferred(&self) -> usize {
+        let len = self.span.len();
         match (self.dir, self.residual) {
             (Direction::None, _) => 0,
-            (_, Residual::Underflow(n)) => self.buf.len().saturating_sub(n as usize),
-            _ => self.buf.len(),
+            (_, Residual::Underflow(n)) => len.saturating_sub(n as usize),
+            _ => len,
         }
     }
 

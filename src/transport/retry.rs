@@ -68,8 +68,14 @@ impl RetryPolicy {
         let mut req = req;
         let mut attempt = 0;
         loop {
-            let (tag, cdb, dir, timeout, len) =
-                (req.tag, req.cdb, req.dir, req.timeout, req.buf.len());
+            let (tag, cdb, dir, timeout, len, span) = (
+                req.tag,
+                req.cdb,
+                req.dir,
+                req.timeout,
+                req.buf.len(),
+                req.span.clone(),
+            );
             let resp = t.execute(req)?;
             if !self.should_retry(&resp, attempt) {
                 return Ok(resp);
@@ -99,6 +105,7 @@ impl RetryPolicy {
                 cdb,
                 dir,
                 buf,
+                span,
                 timeout,
             };
             // A UNIT ATTENTION is reported once and cleared: resend at once.
@@ -192,6 +199,7 @@ mod tests {
                 sense,
                 residual: Residual::None,
                 buf,
+                span: req.span,
                 dir: req.dir,
             })
         }

@@ -357,7 +357,7 @@ pub fn finish(
         }
     }
     let sense_len = usize::from(outcome.sb_len_wr).min(sense.len());
-    let residual = residual(req.dir, outcome.resid, req.buf.len());
+    let residual = residual(req.dir, outcome.resid, req.span.len());
     Ok(Response {
         tag: req.tag,
         cdb,
@@ -365,6 +365,7 @@ pub fn finish(
         sense: sense[..sense_len].to_vec(),
         residual,
         buf: req.buf,
+        span: req.span,
         dir: req.dir,
     })
 }
@@ -483,20 +484,24 @@ impl SgTransport {
 
     /// Run one SG_IO ioctl for `req`.
     fn run(&mut self, mut req: Request) -> Result<Response, TransportError> {
-        if u32::try_from(req.buf.len()).is_err() {
+        let (cdb, dir, timeout, span) = (req.cdb, req.dir, req.timeout, req.span.clone());
+        let Some(data) = req.data_mut() else {
             return Err(TransportError::Rejected {
-                cdb: req.cdb,
-                reason: format!(
-                    "{} byte buffer exceeds SG_IO's 32-bit length",
-                    req.buf.len()
-                ),
+                cdb,
+                reason: format!("data span {span:?} outside the buffer"),
+            });
+        };
+        if u32::try_from(data.len()).is_err() {
+            return Err(TransportError::Rejected {
+                cdb,
+                reason: format!("{} byte buffer exceeds SG_IO's 32-bit length", data.len()),
             });
         }
-        let mut cdb = req.cdb;
+        let mut cdb = cdb;
         let mut sense = [0u8; SENSE_LEN];
-        let mut hdr = SgIoHdr::new(&mut cdb, req.dir, &mut req.buf, &mut sense, req.timeout);
+        let mut hdr = SgIoHdr::new(&mut cdb, dir, data, &mut sense, timeout);
         // SAFETY: the fd is open for the lifetime of `self.file`. `hdr`
-        // points at `cdb`, `req.buf` and `sense`, all live locals not touched
+        // points at `cdb`, `req.buf[span]` and `sense`, all live locals not touched
         // until the ioctl returns; `dxfer_len`, `cmd_len` and `mx_sb_len`
         // match their lengths, so the kernel stays inside them. SG_IO is
         // synchronous: no pointer is used after it returns.
@@ -528,7 +533,7 @@ impl SgTransport {
                 let hint = if e == Errno::EINVAL || e == Errno::ENOMEM {
                     format!(
                         " (a {} byte transfer may exceed the device's limit)",
-                        req.buf.len()
+                        req.span.len()
                     )
                 } else {
                     String::new()
