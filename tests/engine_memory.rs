@@ -63,7 +63,7 @@ fn backup_restore_round_trip_on_memory_devices() {
     assert_eq!(s.set.bytes, 4096 * 512);
     assert_eq!(s.set.tape_file, 1);
     let row = cat.set(&s.set.set_id.to_string()).unwrap();
-    assert_eq!(row.state, SetState::Complete);
+    assert_eq!(row.outcome.state, SetState::Complete);
 
     verify::<_, MemDiskT>(&mut t, &row, Some(&mut src), &NoProgress).unwrap();
     let mut dst = disk("DST", 4096);
@@ -82,7 +82,7 @@ fn end_of_medium_closes_the_set_as_incomplete() {
     assert!(e.to_string().contains("incomplete"), "{e}");
     let sets = cat.sets().unwrap();
     assert_eq!(sets.len(), 1);
-    assert_eq!(sets[0].state, SetState::Incomplete);
+    assert_eq!(sets[0].outcome.state, SetState::Incomplete);
     // The trailer and filemark made it to tape after early warning.
     let objs = t.scsi.transport().lu.objects();
     assert_eq!(objs.last(), Some(&TapeObject::Filemark));
@@ -104,7 +104,12 @@ fn a_disk_that_dies_mid_read_fails_the_set_and_the_next_backup_appends_after_it(
     dying.scsi.transport().die_after = Some(10);
     let e = backup(&mut dying, &mut t, &cat, &opts(), &NoProgress).unwrap_err();
     assert!(e.to_string().contains("stopped answering"), "{e}");
-    let states: Vec<SetState> = cat.sets().unwrap().iter().map(|s| s.state).collect();
+    let states: Vec<SetState> = cat
+        .sets()
+        .unwrap()
+        .iter()
+        .map(|s| s.outcome.state)
+        .collect();
     assert_eq!(states, vec![SetState::Complete, SetState::Failed]);
     // The tape was fine, so the failed set's file was closed at once.
     assert_eq!(

@@ -246,8 +246,8 @@ fn a_good_run_backs_up_the_snapshot_and_releases_it() {
     assert!(prod.bytes_in < 4096);
 
     let row = s.catalog.set(&r.backup.set.set_id.to_string()).unwrap();
-    assert_eq!(row.source_url, PROD);
-    assert_eq!(row.mode, "serverless");
+    assert_eq!(row.info.source_url, PROD);
+    assert_eq!(row.info.mode, "serverless");
     let mut target = Disk::open(MemoryTransport::new("t", MemDisk::new("T", BLOCKS, 512))).unwrap();
     restore(&mut s.tape, &row, &mut target, 0, 4, &NoProgress).unwrap();
     let back = target.read(Lba(0), BLOCKS as u32, BlockSize(512)).unwrap();

@@ -119,9 +119,9 @@ pub struct VolumeRow {
     pub last_file: Option<u32>,
 }
 
-/// What `begin_set` records about a set that is about to be written.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NewSet {
+/// What a set is: what `begin_set` records before it is written.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SetInfo {
     pub id: Uuid,
     pub volume: Uuid,
     pub file_number: u32,
@@ -137,8 +137,9 @@ pub struct NewSet {
     pub started: i64,
 }
 
-/// How a set ended, for `finish_set`.
-#[derive(Clone, Debug, PartialEq)]
+/// How a set ended, for `finish_set` (state `running`, zero counts and no
+/// digest until then).
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SetOutcome {
     pub state: SetState,
     pub records: u64,
@@ -154,28 +155,10 @@ pub struct SetOutcome {
 /// One backup set as the catalog knows it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SetRow {
-    pub id: Uuid,
-    pub volume: Uuid,
-    pub file_number: u32,
-    pub mode: String,
-    pub label: String,
-    pub source_url: String,
-    pub source_designator: String,
-    pub lba: u64,
-    pub blocks: u64,
-    pub block_size: u32,
-    pub payload_size: u32,
-    /// Unix seconds.
-    pub started: i64,
-    pub state: SetState,
-    pub records: u64,
-    pub bytes: u64,
-    pub sha256: Option<String>,
-    /// Unix seconds; 0 until the set is finished.
-    pub ended: i64,
-    /// 0.0 until the set is finished.
-    pub seconds: f64,
-    pub error: Option<String>,
+    #[serde(flatten)]
+    pub info: SetInfo,
+    #[serde(flatten)]
+    pub outcome: SetOutcome,
     /// Name of the volume, from the volumes table.
     pub volume_name: String,
     /// Disk extents `(lba, blocks)` the set covers, in order.
@@ -309,28 +292,92 @@ const SET_COLUMNS: &str = "s.id, s.volume, s.file_number, s.mode, s.label, s.sou
 
 fn set_from_row(row: &Row<'_>) -> rusqlite::Result<SetRow> {
     Ok(SetRow {
-        id: uuid_col(row, 0)?,
-        volume: uuid_col(row, 1)?,
-        file_number: row.get(2)?,
-        mode: row.get(3)?,
-        label: row.get(4)?,
-        source_url: row.get(5)?,
-        source_designator: row.get(6)?,
-        lba: row.get(7)?,
-        blocks: row.get(8)?,
-        block_size: row.get(9)?,
-        payload_size: row.get(10)?,
-        started: row.get(11)?,
-        state: state_col(row, 12)?,
-        records: row.get(13)?,
-        bytes: row.get(14)?,
-        sha256: row.get(15)?,
-        ended: row.get(16)?,
-        seconds: row.get(17)?,
-        error: row.get(18)?,
+        info: SetInfo {
+            id: uuid_col(row, 0)?,
+            volume: uuid_col(row, 1)?,
+            file_number: row.get(2)?,
+            mode: row.get(3)?,
+            label: row.get(4)?,
+            source_url: row.get(5)?,
+            source_designator: row.get(6)?,
+            lba: row.get(7)?,
+            blocks: row.get(8)?,
+            block_size: row.get(9)?,
+            payload_size: row.get(10)?,
+            started: row.get(11)?,
+        },
+        outcome: SetOutcome {
+            state: state_col(row, 12)?,
+            records: row.get(13)?,
+            bytes: row.get(14)?,
+            sha256: row.get(15)?,
+            ended: row.get(16)?,
+            seconds: row.get(17)?,
+            error: row.get(18)?,
+        },
         volume_name: row.get(19)?,
         extents: Vec::new(),
     })
+}
+
+/// Insert `set` as `running` with its extents (one, the set's range,
+/// unless given). `owner` is this host's name when this process writes the
+/// set (its pid and host let a later run reap it); a rebuilt set has none.
+fn insert_set(
+    tx: &Connection,
+    set: &SetInfo,
+    owner: Option<&str>,
+    extents: Option<&[(u64, u64)]>,
+) -> Result<(), CatalogError> {
+    let id = uuid_text(set.id);
+    tx.execute(
+        "INSERT INTO sets (id, volume, state, file_number, mode, label, source_url, \
+         source_designator, lba, blocks, block_size, payload_size, started, pid, host) \
+         VALUES (?1, ?2, 'running', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        params![
+            id,
+            uuid_text(set.volume),
+            set.file_number,
+            set.mode,
+            set.label,
+            set.source_url,
+            set.source_designator,
+            set.lba,
+            set.blocks,
+            set.block_size,
+            set.payload_size,
+            set.started,
+            owner.map(|_| std::process::id()),
+            owner,
+        ],
+    )?;
+    let whole = [(set.lba, set.blocks)];
+    for (seq, (lba, blocks)) in extents.unwrap_or(&whole).iter().enumerate() {
+        tx.execute(
+            "INSERT INTO set_extents (set_id, seq, lba, blocks) VALUES (?1, ?2, ?3, ?4)",
+            params![id, seq as i64, lba, blocks],
+        )?;
+    }
+    Ok(())
+}
+
+/// Record how set `id` ended.
+fn write_outcome(tx: &Connection, id: &str, outcome: &SetOutcome) -> Result<(), CatalogError> {
+    tx.execute(
+        "UPDATE sets SET state = ?2, records = ?3, bytes = ?4, sha256 = ?5, ended = ?6, \
+         seconds = ?7, error = ?8 WHERE id = ?1",
+        params![
+            id,
+            outcome.state.as_str(),
+            outcome.records,
+            outcome.bytes,
+            outcome.sha256,
+            outcome.ended,
+            outcome.seconds,
+            outcome.error,
+        ],
+    )?;
+    Ok(())
 }
 
 fn volume_from_row(row: &Row<'_>) -> rusqlite::Result<VolumeRow> {
@@ -344,14 +391,14 @@ fn volume_from_row(row: &Row<'_>) -> rusqlite::Result<VolumeRow> {
 
 /// One line per candidate in an "ambiguous" message.
 fn describe(s: &SetRow) -> String {
-    let label = if s.label.is_empty() {
+    let label = if s.info.label.is_empty() {
         String::new()
     } else {
-        format!(" '{}'", s.label)
+        format!(" '{}'", s.info.label)
     };
     format!(
         "{} ({}, volume {} file {}{label})",
-        s.id, s.state, s.volume_name, s.file_number
+        s.info.id, s.outcome.state, s.volume_name, s.info.file_number
     )
 }
 
@@ -480,7 +527,7 @@ impl Catalog {
     /// Records a set about to be written: state `running`, this process's
     /// pid and host, one extent `(lba, blocks)`. The volume must already be
     /// in the catalog.
-    pub fn begin_set(&self, set: &NewSet) -> Result<(), CatalogError> {
+    pub fn begin_set(&self, set: &SetInfo) -> Result<(), CatalogError> {
         let tx = self.immediate()?;
         let id = uuid_text(set.id);
         let vol = uuid_text(set.volume);
@@ -504,31 +551,7 @@ impl Catalog {
                 "set {id} is already in the catalog ({state})"
             )));
         }
-        tx.execute(
-            "INSERT INTO sets (id, volume, state, file_number, mode, label, source_url, \
-             source_designator, lba, blocks, block_size, payload_size, started, pid, host) \
-             VALUES (?1, ?2, 'running', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-            params![
-                id,
-                vol,
-                set.file_number,
-                set.mode,
-                set.label,
-                set.source_url,
-                set.source_designator,
-                set.lba,
-                set.blocks,
-                set.block_size,
-                set.payload_size,
-                set.started,
-                std::process::id(),
-                self.host,
-            ],
-        )?;
-        tx.execute(
-            "INSERT INTO set_extents (set_id, seq, lba, blocks) VALUES (?1, 0, ?2, ?3)",
-            params![id, set.lba, set.blocks],
-        )?;
+        insert_set(&tx, set, Some(&self.host), None)?;
         tx.commit()?;
         Ok(())
     }
@@ -562,20 +585,7 @@ impl Catalog {
                 )))
             }
         }
-        tx.execute(
-            "UPDATE sets SET state = ?2, records = ?3, bytes = ?4, sha256 = ?5, ended = ?6, \
-             seconds = ?7, error = ?8 WHERE id = ?1",
-            params![
-                idt,
-                outcome.state.as_str(),
-                outcome.records,
-                outcome.bytes,
-                outcome.sha256,
-                outcome.ended,
-                outcome.seconds,
-                outcome.error,
-            ],
-        )?;
+        write_outcome(&tx, &idt, outcome)?;
         tx.commit()?;
         Ok(())
     }
@@ -621,7 +631,7 @@ impl Catalog {
             by_set.entry(id).or_default().push((lba, blocks));
         }
         for s in &mut sets {
-            s.extents = by_set.remove(&uuid_text(s.id)).unwrap_or_default();
+            s.extents = by_set.remove(&uuid_text(s.info.id)).unwrap_or_default();
         }
         Ok(sets)
     }
@@ -710,16 +720,16 @@ impl Catalog {
     ) -> Result<(), CatalogError> {
         let vol_id = uuid_text(vol.id);
         for s in sets {
-            if s.volume != vol.id {
+            if s.info.volume != vol.id {
                 return Err(CatalogError::Invalid(format!(
                     "set {} belongs to volume {}, not {vol_id}",
-                    s.id, s.volume
+                    s.info.id, s.info.volume
                 )));
             }
-            if s.state == SetState::Running {
+            if s.outcome.state == SetState::Running {
                 return Err(CatalogError::Invalid(format!(
                     "set {}: a rebuilt set cannot be running",
-                    s.id
+                    s.info.id
                 )));
             }
         }
@@ -747,7 +757,7 @@ impl Catalog {
         )?;
         tx.execute("DELETE FROM sets WHERE volume = ?1", [&vol_id])?;
         for s in sets {
-            let id = uuid_text(s.id);
+            let id = uuid_text(s.info.id);
             let elsewhere: Option<String> = tx
                 .query_row("SELECT volume FROM sets WHERE id = ?1", [&id], |r| r.get(0))
                 .optional()?;
@@ -759,39 +769,8 @@ impl Catalog {
                 };
                 return Err(CatalogError::Invalid(msg));
             }
-            tx.execute(
-                "INSERT INTO sets (id, volume, state, file_number, mode, label, source_url, \
-                 source_designator, lba, blocks, block_size, payload_size, records, bytes, \
-                 sha256, started, ended, seconds, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, \
-                 ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
-                params![
-                    id,
-                    vol_id,
-                    s.state.as_str(),
-                    s.file_number,
-                    s.mode,
-                    s.label,
-                    s.source_url,
-                    s.source_designator,
-                    s.lba,
-                    s.blocks,
-                    s.block_size,
-                    s.payload_size,
-                    s.records,
-                    s.bytes,
-                    s.sha256,
-                    s.started,
-                    s.ended,
-                    s.seconds,
-                    s.error,
-                ],
-            )?;
-            for (seq, (lba, blocks)) in s.extents.iter().enumerate() {
-                tx.execute(
-                    "INSERT INTO set_extents (set_id, seq, lba, blocks) VALUES (?1, ?2, ?3, ?4)",
-                    params![id, seq as i64, lba, blocks],
-                )?;
-            }
+            insert_set(&tx, &s.info, None, Some(&s.extents))?;
+            write_outcome(&tx, &id, &s.outcome)?;
         }
         tx.commit()?;
         Ok(())

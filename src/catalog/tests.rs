@@ -21,8 +21,8 @@ fn volume(name: &str) -> VolumeRow {
     }
 }
 
-fn new_set(id: Uuid, vol: Uuid, file_number: u32, started: i64) -> NewSet {
-    NewSet {
+fn new_set(id: Uuid, vol: Uuid, file_number: u32, started: i64) -> SetInfo {
+    SetInfo {
         id,
         volume: vol,
         file_number,
@@ -53,25 +53,29 @@ fn outcome(state: SetState) -> SetOutcome {
 /// A set row as a rebuild scan would produce it.
 fn scanned(vol: &VolumeRow, file_number: u32, state: SetState) -> SetRow {
     SetRow {
-        id: Uuid::new_v4(),
-        volume: vol.id,
-        file_number,
-        mode: "serverless".into(),
-        label: String::new(),
-        source_url: "iscsi://127.0.0.1/iqn.x/0".into(),
-        source_designator: "naa.60014".into(),
-        lba: 0,
-        blocks: 100,
-        block_size: 4096,
-        payload_size: 65_536,
-        started: 1_700_000_000 + i64::from(file_number),
-        state,
-        records: 7,
-        bytes: 409_600,
-        sha256: Some("cd".repeat(32)),
-        ended: 1_700_000_050,
-        seconds: 3.25,
-        error: None,
+        info: SetInfo {
+            id: Uuid::new_v4(),
+            volume: vol.id,
+            file_number,
+            mode: "serverless".into(),
+            label: String::new(),
+            source_url: "iscsi://127.0.0.1/iqn.x/0".into(),
+            source_designator: "naa.60014".into(),
+            lba: 0,
+            blocks: 100,
+            block_size: 4096,
+            payload_size: 65_536,
+            started: 1_700_000_000 + i64::from(file_number),
+        },
+        outcome: SetOutcome {
+            state,
+            records: 7,
+            bytes: 409_600,
+            sha256: Some("cd".repeat(32)),
+            ended: 1_700_000_050,
+            seconds: 3.25,
+            error: None,
+        },
         volume_name: vol.name.clone(),
         extents: vec![(0, 60), (80, 40)],
     }
@@ -225,12 +229,20 @@ fn begin_finish_lifecycle() {
     cat.begin_set(&ns).unwrap();
 
     let row = cat.set(&id.to_string()).unwrap();
-    assert_eq!(row.state, SetState::Running);
+    assert_eq!(row.outcome.state, SetState::Running);
     assert_eq!(row.volume_name, "TAPE01");
     assert_eq!(row.extents, vec![(2048, 4096)]);
-    assert_eq!((row.ended, row.seconds, row.records), (0, 0.0, 0));
     assert_eq!(
-        (row.lba, row.blocks, row.block_size, row.payload_size),
+        (row.outcome.ended, row.outcome.seconds, row.outcome.records),
+        (0, 0.0, 0)
+    );
+    assert_eq!(
+        (
+            row.info.lba,
+            row.info.blocks,
+            row.info.block_size,
+            row.info.payload_size
+        ),
         (2048, 4096, 512, 262_144)
     );
     let (pid, host): (i64, String) = cat
@@ -254,25 +266,25 @@ fn begin_finish_lifecycle() {
     let done = outcome(SetState::Complete);
     cat.finish_set(id, &done).unwrap();
     let row = cat.set(&id.to_string()).unwrap();
-    assert_eq!(row.state, SetState::Complete);
-    assert_eq!(row.records, done.records);
-    assert_eq!(row.bytes, done.bytes);
-    assert_eq!(row.sha256, done.sha256);
-    assert_eq!(row.ended, done.ended);
-    assert_eq!(row.seconds, done.seconds);
-    assert_eq!(row.error, None);
-    // The NewSet fields survive unchanged.
+    assert_eq!(row.outcome.state, SetState::Complete);
+    assert_eq!(row.outcome.records, done.records);
+    assert_eq!(row.outcome.bytes, done.bytes);
+    assert_eq!(row.outcome.sha256, done.sha256);
+    assert_eq!(row.outcome.ended, done.ended);
+    assert_eq!(row.outcome.seconds, done.seconds);
+    assert_eq!(row.outcome.error, None);
+    // The SetInfo fields survive unchanged.
     assert_eq!(
         (
-            row.file_number,
-            row.mode.as_str(),
-            row.label.as_str(),
-            row.started
+            row.info.file_number,
+            row.info.mode.as_str(),
+            row.info.label.as_str(),
+            row.info.started
         ),
         (1, "host", "set 1", 1_700_000_001)
     );
-    assert_eq!(row.source_url, ns.source_url);
-    assert_eq!(row.source_designator, ns.source_designator);
+    assert_eq!(row.info.source_url, ns.source_url);
+    assert_eq!(row.info.source_designator, ns.source_designator);
 
     // A finished set is not finished again.
     assert!(matches!(
@@ -295,12 +307,18 @@ fn begin_finish_lifecycle() {
     };
     cat.finish_set(id2, &failed).unwrap();
     let row = cat.set(&id2.to_string()).unwrap();
-    assert_eq!(row.state, SetState::Failed);
-    assert_eq!(row.error.as_deref(), Some("MEDIUM ERROR at block 7"));
-    assert_eq!(row.sha256, None);
+    assert_eq!(row.outcome.state, SetState::Failed);
+    assert_eq!(
+        row.outcome.error.as_deref(),
+        Some("MEDIUM ERROR at block 7")
+    );
+    assert_eq!(row.outcome.sha256, None);
 
     let all = cat.sets().unwrap();
-    assert_eq!(all.iter().map(|s| s.id).collect::<Vec<_>>(), vec![id, id2]);
+    assert_eq!(
+        all.iter().map(|s| s.info.id).collect::<Vec<_>>(),
+        vec![id, id2]
+    );
 }
 
 #[test]
@@ -322,7 +340,7 @@ fn sets_ordered_by_started() {
     let early = Uuid::new_v4();
     cat.begin_set(&new_set(late, vol.id, 2, 200)).unwrap();
     cat.begin_set(&new_set(early, vol.id, 1, 100)).unwrap();
-    let ids: Vec<Uuid> = cat.sets().unwrap().into_iter().map(|s| s.id).collect();
+    let ids: Vec<Uuid> = cat.sets().unwrap().into_iter().map(|s| s.info.id).collect();
     assert_eq!(ids, vec![early, late]);
 }
 
@@ -358,13 +376,13 @@ fn reap_stale_fails_dead_and_keeps_live() {
 
     let reaped = cat.reap_stale().unwrap();
     assert_eq!(reaped.len(), 1);
-    assert_eq!(reaped[0].id, dead);
-    assert_eq!(reaped[0].state, SetState::Failed);
+    assert_eq!(reaped[0].info.id, dead);
+    assert_eq!(reaped[0].outcome.state, SetState::Failed);
     let msg = format!("the process that ran it (pid {gone}) exited before finishing");
-    assert_eq!(reaped[0].error.as_deref(), Some(msg.as_str()));
+    assert_eq!(reaped[0].outcome.error.as_deref(), Some(msg.as_str()));
     assert_eq!(reaped[0].extents, vec![(2048, 4096)]);
 
-    let state = |id: Uuid| cat.set(&id.to_string()).unwrap().state;
+    let state = |id: Uuid| cat.set(&id.to_string()).unwrap().outcome.state;
     assert_eq!(state(dead), SetState::Failed);
     assert_eq!(state(live), SetState::Running);
     assert_eq!(state(remote), SetState::Running);
@@ -402,17 +420,17 @@ fn set_lookup_by_prefix() {
     }
 
     // Full UUID in the usual forms.
-    assert_eq!(cat.set(&a.to_string()).unwrap().id, a);
-    assert_eq!(cat.set(&a.simple().to_string()).unwrap().id, a);
-    assert_eq!(cat.set(&a.to_string().to_uppercase()).unwrap().id, a);
+    assert_eq!(cat.set(&a.to_string()).unwrap().info.id, a);
+    assert_eq!(cat.set(&a.simple().to_string()).unwrap().info.id, a);
+    assert_eq!(cat.set(&a.to_string().to_uppercase()).unwrap().info.id, a);
     // Unique prefixes, any case, with or without hyphens.
-    assert_eq!(cat.set("abcd1").unwrap().id, a);
-    assert_eq!(cat.set("ABCD2").unwrap().id, b);
-    assert_eq!(cat.set(" 0123 ").unwrap().id, c);
+    assert_eq!(cat.set("abcd1").unwrap().info.id, a);
+    assert_eq!(cat.set("ABCD2").unwrap().info.id, b);
+    assert_eq!(cat.set(" 0123 ").unwrap().info.id, c);
     let hyphenated = &b.to_string()[..11];
-    assert_eq!(cat.set(hyphenated).unwrap().id, b);
+    assert_eq!(cat.set(hyphenated).unwrap().info.id, b);
     let plain = &b.simple().to_string()[..10];
-    assert_eq!(cat.set(plain).unwrap().id, b);
+    assert_eq!(cat.set(plain).unwrap().info.id, b);
 
     match cat.set("abcd") {
         Err(CatalogError::Ambiguous(m)) => {
@@ -476,10 +494,8 @@ fn replace_volume_sets_touches_only_that_volume() {
         ..v1.clone()
     };
     let s1 = scanned(&v1_scanned, 1, SetState::Complete);
-    let s2 = SetRow {
-        sha256: None,
-        ..scanned(&v1_scanned, 2, SetState::Incomplete)
-    };
+    let mut s2 = scanned(&v1_scanned, 2, SetState::Incomplete);
+    s2.outcome.sha256 = None;
     cat.replace_volume_sets(&v1_scanned, &[s1.clone(), s2.clone()])
         .unwrap();
 
@@ -492,8 +508,8 @@ fn replace_volume_sets_touches_only_that_volume() {
     // The other volume's set is untouched, extents included.
     let other = cat.sets_on_volume(v2.id).unwrap();
     assert_eq!(other.len(), 1);
-    assert_eq!(other[0].id, keep2);
-    assert_eq!(other[0].state, SetState::Complete);
+    assert_eq!(other[0].info.id, keep2);
+    assert_eq!(other[0].outcome.state, SetState::Complete);
     assert_eq!(other[0].extents, vec![(2048, 4096)]);
     let stray: i64 = cat
         .conn
@@ -522,11 +538,9 @@ fn replace_volume_sets_refusals_change_nothing() {
 
     let wrong_volume = scanned(&v2, 1, SetState::Complete);
     let running = scanned(&v1, 1, SetState::Running);
-    let moved = SetRow {
-        volume: v1.id,
-        volume_name: v1.name.clone(),
-        ..on_v2.clone()
-    };
+    let mut moved = on_v2.clone();
+    moved.info.volume = v1.id;
+    moved.volume_name = v1.name.clone();
     let ok = scanned(&v1, 1, SetState::Complete);
     let cases: [&[SetRow]; 4] = [
         &[wrong_volume],
@@ -559,11 +573,11 @@ fn extents_round_trip() {
     s.extents = vec![(u64::from(u32::MAX) + 5, 3), (0, 1), (1 << 40, 1 << 20)];
     let mut none = scanned(&vol, 2, SetState::Failed);
     none.extents.clear();
-    none.error = Some("cut short".into());
+    none.outcome.error = Some("cut short".into());
     cat.replace_volume_sets(&vol, &[s.clone(), none.clone()])
         .unwrap();
-    assert_eq!(cat.set(&s.id.to_string()).unwrap(), s);
-    assert_eq!(cat.set(&none.id.to_string()).unwrap(), none);
+    assert_eq!(cat.set(&s.info.id.to_string()).unwrap(), s);
+    assert_eq!(cat.set(&none.info.id.to_string()).unwrap(), none);
     assert_eq!(cat.sets().unwrap(), vec![s, none]);
 }
 
@@ -573,7 +587,7 @@ fn set_row_serializes() {
     let s = scanned(&vol, 1, SetState::Incomplete);
     let v = serde_json::to_value(&s).unwrap();
     assert_eq!(v["state"], "incomplete");
-    assert_eq!(v["id"], s.id.to_string());
+    assert_eq!(v["id"], s.info.id.to_string());
     assert_eq!(v["volume_name"], "TAPE01");
     assert_eq!(v["extents"], serde_json::json!([[0, 60], [80, 40]]));
 }
@@ -609,11 +623,14 @@ fn two_connections_share_the_database() {
     // A reader holding an open read transaction does not block the writer
     // (WAL), and sees its snapshot until it ends.
     b.conn.execute_batch("BEGIN").unwrap();
-    assert_eq!(b.sets().unwrap()[0].state, SetState::Running);
+    assert_eq!(b.sets().unwrap()[0].outcome.state, SetState::Running);
     a.finish_set(id, &outcome(SetState::Complete)).unwrap();
-    assert_eq!(b.sets().unwrap()[0].state, SetState::Running);
+    assert_eq!(b.sets().unwrap()[0].outcome.state, SetState::Running);
     b.conn.execute_batch("COMMIT").unwrap();
-    assert_eq!(b.set(&id.to_string()).unwrap().state, SetState::Complete);
+    assert_eq!(
+        b.set(&id.to_string()).unwrap().outcome.state,
+        SetState::Complete
+    );
 
     // Writers on both connections interleave.
     let id2 = Uuid::new_v4();

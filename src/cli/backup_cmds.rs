@@ -74,7 +74,7 @@ pub fn open_catalog(path: &Path) -> Result<Catalog> {
     for s in c.reap_stale()? {
         eprintln!(
             "sanmover: set {} was left running by a process that is gone; marked failed",
-            s.id
+            s.info.id
         );
     }
     Ok(c)
@@ -211,10 +211,10 @@ fn tape_for(catalog: &Catalog, set: &SetRow, tape: Option<&str>) -> Result<Strin
     if let Some(t) = tape {
         return Ok(t.to_string());
     }
-    catalog.volume_device(set.volume)?.ok_or_else(|| {
+    catalog.volume_device(set.info.volume)?.ok_or_else(|| {
         super::UsageError(format!(
             "the catalog does not know where volume {} ({}) is; give --tape DEV",
-            set.volume_name, set.volume
+            set.volume_name, set.info.volume
         ))
         .into()
     })
@@ -271,8 +271,8 @@ pub fn run_verify(
     let mut t = Tape::open(open_transport(conn, &tape_dev)?)?;
     let mut source = if compare_source {
         Some(
-            Disk::open(open_transport(conn, &row.source_url)?)
-                .with_context(|| format!("source {}", row.source_url))?,
+            Disk::open(open_transport(conn, &row.info.source_url)?)
+                .with_context(|| format!("source {}", row.info.source_url))?,
         )
     } else {
         None
@@ -303,13 +303,13 @@ pub fn catalog_list(out: &Out, cat: &Path) -> Result<u8> {
             let _ = writeln!(
                 t,
                 "{:<36}  {:<10}  {:<10}  {:>4}  {:>14}  {:<16}  {}",
-                s.id,
-                s.state.as_str(),
-                s.mode,
-                s.file_number,
-                s.bytes,
+                s.info.id,
+                s.outcome.state.as_str(),
+                s.info.mode,
+                s.info.file_number,
+                s.outcome.bytes,
                 s.volume_name,
-                s.source_url
+                s.info.source_url
             );
         }
         t
@@ -355,10 +355,10 @@ pub fn catalog_rebuild(conn: &ConnArgs, out: &Out, cat: &Path, tape: &str) -> Re
                 let _ = writeln!(
                     t,
                     "  file {:>3}  {}  {:<10}  {} bytes",
-                    s.file_number,
-                    s.id,
-                    s.state.as_str(),
-                    s.bytes
+                    s.info.file_number,
+                    s.info.id,
+                    s.outcome.state.as_str(),
+                    s.outcome.bytes
                 );
             }
             t

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::volume::{find_append_point, require_label};
 use super::{now, EngineError, Progress, SetSummary};
-use crate::catalog::{Catalog, NewSet, SetOutcome, SetState, VolumeRow};
+use crate::catalog::{Catalog, SetInfo, SetOutcome, SetState, VolumeRow};
 use crate::device::disk::chunks;
 use crate::device::tape::Reservation;
 use crate::device::{Disk, Tape};
@@ -193,7 +193,7 @@ pub fn backup_from<S: Transport + Send, T: Transport>(
             label: opts.label.clone(),
             snapshot: snapshot.clone(),
         };
-        catalog.begin_set(&NewSet {
+        catalog.begin_set(&SetInfo {
             id: set_id,
             volume: label.uuid,
             file_number: file,

@@ -41,18 +41,18 @@ pub struct ReadSummary {
 /// Put the tape at the start of `set`'s file after checking the label.
 fn position<T: Transport>(tape: &mut Tape<T>, set: &SetRow) -> Result<(), EngineError> {
     let label = require_label(tape)?;
-    if label.uuid != set.volume {
+    if label.uuid != set.info.volume {
         return Err(EngineError::Refused(format!(
             "{}: this tape is volume {} ({}); set {} is on volume {} ({})",
             tape.scsi.name(),
             label.name,
             label.uuid,
-            set.id,
+            set.info.id,
             set.volume_name,
-            set.volume
+            set.info.volume
         )));
     }
-    tape.seek_file(set.file_number)?;
+    tape.seek_file(set.info.file_number)?;
     Ok(())
 }
 
@@ -60,7 +60,7 @@ fn position<T: Transport>(tape: &mut Tape<T>, set: &SetRow) -> Result<(), Engine
 /// catalog recorded.
 fn finish_checks(set: &SetRow, scan: &SetScan) -> Result<(), EngineError> {
     let corrupt = |reason: String| EngineError::Corrupt {
-        set: set.id,
+        set: set.info.id,
         seq: None,
         reason,
     };
@@ -78,7 +78,7 @@ fn finish_checks(set: &SetRow, scan: &SetScan) -> Result<(), EngineError> {
         }
         SetEnd::Trailer(_) => {}
     }
-    if let Some(want) = &set.sha256 {
+    if let Some(want) = &set.outcome.sha256 {
         let got = hex(&scan.sha256);
         if &got != want {
             return Err(corrupt(format!(
@@ -86,10 +86,10 @@ fn finish_checks(set: &SetRow, scan: &SetScan) -> Result<(), EngineError> {
             )));
         }
     }
-    if set.records != scan.records || set.bytes != scan.bytes {
+    if set.outcome.records != scan.records || set.outcome.bytes != scan.bytes {
         return Err(corrupt(format!(
             "the catalog recorded {} records / {} bytes, the tape holds {} / {}",
-            set.records, set.bytes, scan.records, scan.bytes
+            set.outcome.records, set.outcome.bytes, scan.records, scan.bytes
         )));
     }
     Ok(())
@@ -98,8 +98,8 @@ fn finish_checks(set: &SetRow, scan: &SetScan) -> Result<(), EngineError> {
 fn summary(set: &SetRow, scan: &SetScan, t0: Instant) -> ReadSummary {
     let seconds = t0.elapsed().as_secs_f64();
     ReadSummary {
-        set_id: set.id,
-        tape_file: set.file_number,
+        set_id: set.info.id,
+        tape_file: set.info.file_number,
         records: scan.records,
         bytes: scan.bytes,
         seconds,
@@ -119,19 +119,19 @@ pub fn verify<T: Transport + Send, S: Transport>(
     progress: &dyn Progress,
 ) -> Result<ReadSummary, EngineError> {
     position(tape, set)?;
-    progress.start(set.bytes, "verify");
+    progress.start(set.outcome.bytes, "verify");
     let t0 = Instant::now();
-    let bs = BlockSize(set.block_size);
-    let mut lba = set.lba;
+    let bs = BlockSize(set.info.block_size);
+    let mut lba = set.info.lba;
     let mut compared = 0u64;
-    let scan = scan_set(tape, Some(set.id), |seq, p| {
+    let scan = scan_set(tape, Some(set.info.id), |seq, p| {
         let payload = p.bytes();
         if let Some(disk) = source.as_deref_mut() {
             let blocks = (payload.len() / bs.0 as usize) as u32;
             let data = disk.read(Lba(lba), blocks, bs)?;
             if let Some(off) = data.iter().zip(payload).position(|(a, b)| a != b) {
                 return Err(EngineError::Corrupt {
-                    set: set.id,
+                    set: set.info.id,
                     seq: Some(seq),
                     reason: format!(
                         "differs from the source at byte {} (LBA {})",
@@ -167,30 +167,30 @@ pub fn restore<T: Transport + Send, D: Transport + Send>(
     progress: &dyn Progress,
 ) -> Result<ReadSummary, EngineError> {
     let cap = target.capacity()?;
-    if cap.block_size.0 != set.block_size {
+    if cap.block_size.0 != set.info.block_size {
         return Err(EngineError::Refused(format!(
             "{}: target block size is {} bytes, the set was taken with {}",
             target.scsi.name(),
             cap.block_size.0,
-            set.block_size
+            set.info.block_size
         )));
     }
     if target_lba
-        .checked_add(set.blocks)
+        .checked_add(set.info.blocks)
         .is_none_or(|end| end > cap.blocks.0)
     {
         return Err(EngineError::Refused(format!(
             "{}: the target holds {} blocks; the set needs {} from LBA {target_lba}",
             target.scsi.name(),
             cap.blocks.0,
-            set.blocks
+            set.info.blocks
         )));
     }
     position(tape, set)?;
-    progress.start(set.bytes, "restore");
+    progress.start(set.outcome.bytes, "restore");
     let t0 = Instant::now();
     let depth = queue_depth.max(1);
-    let bs = BlockSize(set.block_size);
+    let bs = BlockSize(set.info.block_size);
     // Payloads go to the writer in the tape blocks they arrived in, and
     // the blocks come back to the tape reader once written.
     let (tx, rx) = mpsc::sync_channel::<(Vec<u8>, Range<usize>)>(depth);
@@ -217,7 +217,7 @@ pub fn restore<T: Transport + Send, D: Transport + Send>(
                 },
             )
         });
-        let scan = scan_set(tape, Some(set.id), |_seq, p| {
+        let scan = scan_set(tape, Some(set.info.id), |_seq, p| {
             let n = p.bytes().len() as u64;
             tx.send(p.into_parts())
                 .map_err(|_| EngineError::Stopped("the disk writer stopped".into()))?;
@@ -238,11 +238,14 @@ pub fn restore<T: Transport + Send, D: Transport + Send>(
     progress.finish();
     let (scan, blocks) = result?;
     finish_checks(set, &scan)?;
-    if blocks != set.blocks {
+    if blocks != set.info.blocks {
         return Err(EngineError::Corrupt {
-            set: set.id,
+            set: set.info.id,
             seq: None,
-            reason: format!("{blocks} blocks restored, the set holds {}", set.blocks),
+            reason: format!(
+                "{blocks} blocks restored, the set holds {}",
+                set.info.blocks
+            ),
         });
     }
     let mut s = summary(set, &scan, t0);

@@ -23,7 +23,7 @@ use uuid::Uuid;
 use super::host::source_identity;
 use super::xcopy::{aborted_segment, XCOPY_TIMEOUT};
 use super::{now, EngineError, Progress, SetSummary};
-use crate::catalog::{Catalog, NewSet, SetOutcome, SetState};
+use crate::catalog::{Catalog, SetInfo, SetOutcome, SetState};
 use crate::device::{DeviceError, Disk, Scsi, Tape};
 use crate::format::{
     encode_deferred_record_header, hex, CrcChainDigest, CrcIndex, Mode, RecordHeader, SetHeader,
@@ -354,17 +354,17 @@ fn next_file<T: Transport>(
     tape: &mut Tape<T>,
 ) -> Result<u32, EngineError> {
     let sets = catalog.sets_on_volume(volume)?;
-    let Some(last) = sets.iter().max_by_key(|s| s.file_number) else {
+    let Some(last) = sets.iter().max_by_key(|s| s.info.file_number) else {
         return Ok(1);
     };
-    match last.state {
-        SetState::Complete | SetState::Incomplete => Ok(last.file_number + 1),
+    match last.outcome.state {
+        SetState::Complete | SetState::Incomplete => Ok(last.info.file_number + 1),
         _ => {
             log::warn!(
                 "{}: the last set on this volume ({}) is {}; checking the end of the tape from this host before appending",
                 tape.scsi.name(),
-                last.id,
-                last.state
+                last.info.id,
+                last.outcome.state
             );
             super::volume::find_append_point(tape)
         }
@@ -472,7 +472,7 @@ pub fn backup<C: Transport, S: Transport, T: Transport>(
         bs,
     };
     let plan = plan_data(&layout, &cscds, &header_bytes, &limits)?;
-    catalog.begin_set(&NewSet {
+    catalog.begin_set(&SetInfo {
         id: set_id,
         volume,
         file_number: file,

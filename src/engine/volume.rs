@@ -7,7 +7,7 @@ use std::sync::mpsc;
 use uuid::Uuid;
 
 use super::{now, EngineError, Progress};
-use crate::catalog::{SetRow, SetState, VolumeRow};
+use crate::catalog::{SetInfo, SetOutcome, SetRow, SetState, VolumeRow};
 use crate::device::tape::ReadOutcome;
 use crate::device::{DeviceError, Tape};
 use crate::format::{
@@ -507,49 +507,53 @@ pub fn rebuild<T: Transport + Send>(
         });
         progress.finish();
         let mut row = SetRow {
-            id: h.set_id,
-            volume: label.uuid,
-            file_number: file,
-            mode: h.mode.to_string(),
-            label: h.label.clone(),
-            source_url: h.source.url.clone(),
-            source_designator: designator_text(&h.source),
-            lba: h.lba,
-            blocks: h.blocks,
-            block_size: h.block_size,
-            payload_size: h.payload_size,
-            started: h.created as i64,
-            state: SetState::Failed,
-            records: 0,
-            bytes: 0,
-            sha256: None,
-            ended: 0,
-            seconds: 0.0,
-            error: None,
+            info: SetInfo {
+                id: h.set_id,
+                volume: label.uuid,
+                file_number: file,
+                mode: h.mode.to_string(),
+                label: h.label.clone(),
+                source_url: h.source.url.clone(),
+                source_designator: designator_text(&h.source),
+                lba: h.lba,
+                blocks: h.blocks,
+                block_size: h.block_size,
+                payload_size: h.payload_size,
+                started: h.created as i64,
+            },
+            outcome: SetOutcome {
+                state: SetState::Failed,
+                records: 0,
+                bytes: 0,
+                sha256: None,
+                ended: 0,
+                seconds: 0.0,
+                error: None,
+            },
             volume_name: label.name.clone(),
             extents: vec![(h.lba, h.blocks)],
         };
         match scan {
             Ok(s) => {
-                row.records = s.records;
-                row.bytes = s.bytes;
+                row.outcome.records = s.records;
+                row.outcome.bytes = s.bytes;
                 match s.end {
                     SetEnd::Trailer(t) => {
-                        row.state = if t.complete {
+                        row.outcome.state = if t.complete {
                             SetState::Complete
                         } else {
                             SetState::Incomplete
                         };
-                        row.sha256 = Some(hex(&s.sha256));
-                        row.ended = t.ended as i64;
-                        row.seconds = t.ended.saturating_sub(h.created) as f64;
+                        row.outcome.sha256 = Some(hex(&s.sha256));
+                        row.outcome.ended = t.ended as i64;
+                        row.outcome.seconds = t.ended.saturating_sub(h.created) as f64;
                     }
                     SetEnd::Truncated => {
-                        row.error = Some("no trailer: the backup was interrupted".into());
+                        row.outcome.error = Some("no trailer: the backup was interrupted".into());
                     }
                 }
             }
-            Err(e @ EngineError::Corrupt { .. }) => row.error = Some(e.to_string()),
+            Err(e @ EngineError::Corrupt { .. }) => row.outcome.error = Some(e.to_string()),
             Err(e) => return Err(e),
         }
         sets.push(row);
