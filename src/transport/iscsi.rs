@@ -347,6 +347,26 @@ unsafe extern "C" fn command_done(
     }
 }
 
+/// Set or clear TCP_CORK (tcp(7)) on the session's socket. Clearing it
+/// sends what is queued at once. A failure only loses the coalescing.
+fn cork(fd: c_int, on: bool) {
+    let v = c_int::from(on);
+    // SAFETY: fd is the context's open socket (the caller just polled it);
+    // the option value is a live c_int of the size given.
+    let rc = unsafe {
+        nix::libc::setsockopt(
+            fd,
+            nix::libc::IPPROTO_TCP,
+            nix::libc::TCP_CORK,
+            (&v as *const c_int).cast(),
+            std::mem::size_of::<c_int>() as nix::libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        log::trace!("TCP_CORK {on}: {}", std::io::Error::last_os_error());
+    }
+}
+
 /// A command between submit and completion. Its buffer is referenced by
 /// libiscsi (through the task's iovector) until the callback has run.
 struct InFlight {
@@ -552,8 +572,19 @@ impl IscsiTransport {
                 Err(e) => return Err(format!("poll: {e}")),
             }
         }
+        // libiscsi writes one PDU per writev: a 256 KiB WRITE is 32 Data-Out
+        // PDUs when the target takes 8 KiB segments. Corked, they leave as
+        // full TCP segments when the service call ends, and the target
+        // wakes once per segment, not once per PDU.
+        let sending = revents & c_int::from(PollFlags::POLLOUT.bits()) != 0;
+        if sending {
+            cork(fd, true);
+        }
         // SAFETY: live context, this thread; callbacks push to the live sink.
         let rc = unsafe { sys::iscsi_service(ctx, revents) };
+        if sending {
+            cork(fd, false);
+        }
         if rc < 0 {
             return Err(self.ctx().error());
         }
