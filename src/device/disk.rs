@@ -563,28 +563,22 @@ mod tests {
         assert_eq!(recycled.len(), 1);
         assert_eq!(recycled[0].len(), 48 + 1024 + 100);
         assert_eq!(&recycled[0][..48], &[0xEE; 48]);
-        // A span that is not whole blocks inside the buffer is refused.
-        let mut bad = vec![Next::Span(vec![0; 600], 48..48 + 512 + 100)];
-        let e = disk
-            .write_pipelined::<DeviceError>(
-                Lba(0),
-                BlockSize(512),
-                2,
-                |_| Ok(bad.pop().unwrap_or(Next::End)),
-                |_| {},
-            )
-            .unwrap_err();
-        assert!(e.to_string().contains("whole number"), "{e}");
-        let mut outside = vec![Next::Span(vec![0; 600], 88..600 + 512)];
-        let e = disk
-            .write_pipelined::<DeviceError>(
-                Lba(0),
-                BlockSize(512),
-                2,
-                |_| Ok(outside.pop().unwrap_or(Next::End)),
-                |_| {},
-            )
-            .unwrap_err();
-        assert!(e.to_string().contains("within its 600-byte buffer"), "{e}");
+        // A span that is not whole blocks, or not inside its buffer, is
+        // refused and nothing is written.
+        let before = disk.read(Lba(0), 3, BlockSize(512)).unwrap();
+        for span in [48..48 + 512 + 100, 88..600 + 512] {
+            let mut left = vec![Next::Span(vec![0; 600], span.clone())];
+            let e = disk
+                .write_pipelined::<DeviceError>(
+                    Lba(0),
+                    BlockSize(512),
+                    2,
+                    |_| Ok(left.pop().unwrap_or(Next::End)),
+                    |_| {},
+                )
+                .unwrap_err();
+            assert!(e.to_string().contains("600-byte buffer"), "{span:?}: {e}");
+            assert_eq!(disk.read(Lba(0), 3, BlockSize(512)).unwrap(), before);
+        }
     }
 }
