@@ -623,6 +623,42 @@ fn lio_provider_through_ssh_runner() {
     assert_eq!(guest_traces(&snap.handle).trim(), "");
 }
 
+/// A serverless lio backup killed inside create (the backstore and its file
+/// exist, the catalog has no snapshot): `snapshots cleanup` finds them by
+/// the job's name and removes them.
+#[test]
+fn lio_killed_inside_create_then_cleanup() {
+    let b = Backup::new();
+    let prod = GuestLun::add("scprod", 2, true);
+    prod.fill_random();
+    let spec = format!("lio:rig-env={}", lio_env_path());
+    let tape = b.tape();
+    let out = Command::new(env!("CARGO_BIN_EXE_sanmover"))
+        .args(["--catalog", b.catalog.to_str().unwrap()])
+        .args(["--initiator", lio().get("SANMOVER_LIO_INITIATOR")])
+        .args(["backup", "--mode", "serverless", "--source", &prod.url])
+        .args(["--snapshot", &spec, "--tape", &tape])
+        .env("SANMOVER_TEST_DIE_AFTER_STATE", "CREATING")
+        .env_remove("SANMOVER_INITIATOR")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let list = b.run(&["--json", "snapshots", "list"]).ok().json();
+    let row = &list.as_array().unwrap()[0];
+    assert_eq!(row["state"], "PENDING", "{list}");
+    assert!(row["snapshot"].is_null(), "{list}");
+    let job: sanmover::snapshot::SnapshotJob = serde_json::from_value(row["job"].clone()).unwrap();
+    let handle = sanmover::snapshot::lio::snapshot_name(&job);
+    assert_ne!(guest_traces(&handle).trim(), "", "create made nothing?");
+
+    let c = b.run(&["--json", "snapshots", "cleanup"]).ok().json();
+    assert_eq!(c[0]["ok"], true, "{c}");
+    assert!(c[0]["outcome"].as_str().unwrap().contains(&handle), "{c}");
+    let list = b.run(&["--json", "snapshots", "list"]).ok().json();
+    assert_eq!(list[0]["released"], true, "{list}");
+    assert_eq!(guest_traces(&handle).trim(), "", "cleanup left {handle}");
+}
+
 /// A serverless lio backup killed right after MAPPED leaves the snapshot
 /// mapped; `snapshots cleanup` releases it and nothing stays in the guest.
 /// A create that fails (reflink of a LUN on tmpfs) ends FAILED with the

@@ -180,11 +180,16 @@ fn clean_one(row: &SnapshotJobRow) -> Result<String, String> {
         ),
         None => None,
     };
-    let Some(snap) = snap else {
-        return Ok("no snapshot was recorded (stopped before create answered)".into());
-    };
     let mut provider =
         provider_from_spec(&row.provider).map_err(|e| format!("provider {}: {e}", row.provider))?;
+    let Some(snap) = snap else {
+        // Stopped before create answered, or inside it: what it may have
+        // made is found by the names it derives from the job id.
+        let found = provider
+            .discard(&job)
+            .map_err(|e| format!("looking for what an interrupted create made: {e}"))?;
+        return Ok(format!("no snapshot was recorded; {found}"));
+    };
     serverless::release(provider.as_mut(), &job, Some(&snap))?;
     Ok(format!("snapshot {} unmapped and deleted", snap.handle))
 }

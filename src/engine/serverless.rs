@@ -15,7 +15,8 @@
 //! Test hook: `SANMOVER_TEST_DIE_AFTER_STATE=STATE` (PENDING, CREATED,
 //! MAPPED, BACKED_UP) kills this process with SIGKILL right after that
 //! state is committed, to prove `snapshots cleanup` releases what a crash
-//! leaves behind.
+//! leaves behind; `CREATING` kills it inside create, after the provider
+//! made the snapshot and before CREATED is committed.
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -200,12 +201,16 @@ fn transport_err(url: &str, source: TransportError) -> EngineError {
 
 /// Kill the process after `state` if the test hook asks for it.
 fn test_hook(state: SnapshotState) {
+    test_hook_at(state.as_str());
+}
+
+fn test_hook_at(point: &str) {
     if std::env::var("SANMOVER_TEST_DIE_AFTER_STATE")
         .ok()
         .as_deref()
-        == Some(state.as_str())
+        == Some(point)
     {
-        eprintln!("sanmover: test hook: dying after {state}");
+        eprintln!("sanmover: test hook: dying after {point}");
         let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
     }
 }
@@ -481,6 +486,7 @@ fn run_steps<P: Transport, T: Transport>(
     }
     let quiesce_seconds = t0.elapsed().as_secs_f64();
     let snap = created?;
+    test_hook_at("CREATING");
     *snap_out = Some(snap.clone());
     let snap_json = serde_json::to_value(&snap).map_err(|e| EngineError::Refused(e.to_string()))?;
     catalog.snapshot_created(job.job_id, &snap_json, Some(quiesce_seconds))?;

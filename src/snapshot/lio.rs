@@ -548,28 +548,25 @@ echo "lun=$m"
             }
         }
     }
-}
 
-impl SnapshotProvider for LioProvider {
-    fn name(&self) -> &'static str {
-        "lio"
-    }
-
-    fn create(&mut self, job: &SnapshotJob) -> Result<Snapshot, ProviderError> {
-        let target = self.target(job, "create")?;
+    /// The snapshot `create` makes for `job`, after checking the source
+    /// backstore is the LUN the engine identified.
+    fn locate(
+        &mut self,
+        op: &'static str,
+        job: &SnapshotJob,
+    ) -> Result<(Snapshot, SourceInfo), ProviderError> {
+        let target = self.target(job, op)?;
         let probe = self.probe_script(job)?;
-        let out = self.run("create", &probe)?;
-        let src = SourceInfo::parse(&out).map_err(|reason| ProviderError::Failed {
-            op: "create",
-            reason,
-        })?;
+        let out = self.run(op, &probe)?;
+        let src = SourceInfo::parse(&out).map_err(|reason| ProviderError::Failed { op, reason })?;
         // The backstore found must be the LUN the engine identified: a
         // snapshot of the wrong LUN would be a silent disaster.
         if let Some(want) = &job.source_designator {
             let want = normalize_designator(want);
             if want != src.naa_hex() {
                 return Err(ProviderError::Failed {
-                    op: "create",
+                    op,
                     reason: format!(
                         "backstore {}/{} (serial {}, NAA {}) is not the source LUN (designator {want}); name it with source=HBA/NAME",
                         src.hba, src.name, src.serial, src.naa_hex()
@@ -604,12 +601,36 @@ impl SnapshotProvider for LioProvider {
                 "runner": self.runner.describe(),
             }),
         };
+        Ok((snap, src))
+    }
+}
+
+impl SnapshotProvider for LioProvider {
+    fn name(&self) -> &'static str {
+        "lio"
+    }
+
+    fn create(&mut self, job: &SnapshotJob) -> Result<Snapshot, ProviderError> {
+        let (snap, src) = self.locate("create", job)?;
+        let file = Self::snap_field(&snap, "file", "create")?.to_string();
         let script = self.create_script(job, &src, &file);
         if let Err(e) = self.run("create", &script) {
             self.delete_quietly(&snap);
             return Err(e);
         }
         Ok(snap)
+    }
+
+    fn discard(&mut self, job: &SnapshotJob) -> Result<String, ProviderError> {
+        let (snap, _) = self.locate("discard", job)?;
+        // The delete script unmaps, removes the backstore and the file, each
+        // only if there.
+        let script = self.delete_script(&snap)?;
+        self.run("discard", &script)?;
+        Ok(format!(
+            "backstore {} and its file removed if they were there",
+            snap.handle
+        ))
     }
 
     fn map(&mut self, job: &SnapshotJob, snap: &Snapshot) -> Result<MappedLun, ProviderError> {

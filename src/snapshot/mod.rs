@@ -82,6 +82,17 @@ pub trait SnapshotProvider: Send {
     fn unmap(&mut self, job: &SnapshotJob, snap: &Snapshot) -> Result<(), ProviderError>;
     /// Destroy the copy.
     fn delete(&mut self, job: &SnapshotJob, snap: &Snapshot) -> Result<(), ProviderError>;
+    /// After a crash inside `create` (the catalog has the job, not the
+    /// snapshot): remove whatever that create may have made, found by the
+    /// names it derives from the job id, and say what was done. A provider
+    /// that cannot look says so, and the user checks by hand.
+    fn discard(&mut self, job: &SnapshotJob) -> Result<String, ProviderError> {
+        Ok(format!(
+            "the {} provider cannot look for what an interrupted create made; check for objects named after job {}",
+            self.name(),
+            job.job_id
+        ))
+    }
 }
 
 /// Split `PROVIDER[:k=v,k=v]` into the provider name and its options.

@@ -309,30 +309,29 @@ impl TgtProvider {
             .and_then(|p| p.as_str())
             .map(PathBuf::from)
     }
-}
 
-impl SnapshotProvider for TgtProvider {
-    fn name(&self) -> &'static str {
-        "tgt"
-    }
-
-    fn create(&mut self, job: &SnapshotJob) -> Result<Snapshot, ProviderError> {
-        const OP: &str = "create";
-        let control = self.control(OP, None)?;
-        let src = Self::source(OP, job)?;
-        let targets = self.show(OP, control)?;
+    /// Where `create` puts the snapshot for `job`: its record, the source
+    /// LUN's backing file, the snapshot file and the partial copy's name.
+    fn locate(
+        &mut self,
+        op: &'static str,
+        job: &SnapshotJob,
+    ) -> Result<(Snapshot, PathBuf, PathBuf, PathBuf), ProviderError> {
+        let control = self.control(op, None)?;
+        let src = Self::source(op, job)?;
+        let targets = self.show(op, control)?;
         let t = targets
             .iter()
             .find(|t| t.name == src.target)
-            .ok_or_else(|| failed(OP, format!("tgtd {control} has no target {}", src.target)))?;
+            .ok_or_else(|| failed(op, format!("tgtd {control} has no target {}", src.target)))?;
         let lu = t
             .luns
             .iter()
             .find(|l| l.lun == u32::from(src.lun))
-            .ok_or_else(|| failed(OP, format!("target {} has no LUN {}", src.target, src.lun)))?;
+            .ok_or_else(|| failed(op, format!("target {} has no LUN {}", src.target, src.lun)))?;
         let source_path = PathBuf::from(lu.path.as_deref().ok_or_else(|| {
             failed(
-                OP,
+                op,
                 format!("LUN {} of {} has no backing file", src.lun, src.target),
             )
         })?);
@@ -353,12 +352,24 @@ impl SnapshotProvider for TgtProvider {
                 "target": export_iqn(&src, job),
             }),
         };
+        let part = dir.join(format!("snap-{}.img.part", job.job_id.simple()));
+        Ok((snap, source_path, path, part))
+    }
+}
+
+impl SnapshotProvider for TgtProvider {
+    fn name(&self) -> &'static str {
+        "tgt"
+    }
+
+    fn create(&mut self, job: &SnapshotJob) -> Result<Snapshot, ProviderError> {
+        const OP: &str = "create";
+        let (snap, source_path, path, part) = self.locate(OP, job)?;
         if path.exists() {
             return Ok(snap);
         }
         // Copy to a temporary name and rename: a crash mid-copy never
         // leaves a file that looks like a finished snapshot.
-        let part = dir.join(format!("snap-{}.img.part", job.job_id.simple()));
         let out = Command::new("cp")
             .arg("--reflink=always")
             .arg(&source_path)
@@ -380,6 +391,26 @@ impl SnapshotProvider for TgtProvider {
         std::fs::rename(&part, &path)
             .map_err(|e| failed(OP, format!("rename {}: {e}", part.display())))?;
         Ok(snap)
+    }
+
+    fn discard(&mut self, job: &SnapshotJob) -> Result<String, ProviderError> {
+        let (snap, _, path, part) = self.locate("discard", job)?;
+        let mut found = Vec::new();
+        if part.exists() {
+            std::fs::remove_file(&part)
+                .map_err(|e| failed("discard", format!("remove {}: {e}", part.display())))?;
+            found.push(format!("partial copy {} removed", part.display()));
+        }
+        if path.exists() {
+            self.unmap(job, &snap)?;
+            self.delete(job, &snap)?;
+            found.push(format!("snapshot {} deleted", path.display()));
+        }
+        Ok(if found.is_empty() {
+            "no snapshot was made".to_string()
+        } else {
+            found.join("; ")
+        })
     }
 
     fn map(&mut self, job: &SnapshotJob, snap: &Snapshot) -> Result<MappedLun, ProviderError> {

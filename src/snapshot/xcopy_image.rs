@@ -348,6 +348,10 @@ impl SnapshotProvider for XcopyImageProvider {
         // The spare is kept for the next image copy.
         Ok(())
     }
+
+    fn discard(&mut self, _job: &SnapshotJob) -> Result<String, ProviderError> {
+        Ok("nothing to remove: the spare LUN is kept for the next image copy".into())
+    }
 }
 
 #[cfg(test)]
