@@ -249,6 +249,18 @@ esac"#,
     }
 
     #[test]
+    fn discard_says_it_cannot_look_and_runs_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let ran = d.path().join("ran");
+        let mut p = script(d.path(), &format!("touch {}", ran.display()));
+        let j = job();
+        let said = p.discard(&j).unwrap();
+        assert!(said.contains("cannot look"), "{said}");
+        assert!(said.contains(&j.job_id.to_string()), "{said}");
+        assert!(!ran.exists(), "discard must not run the script");
+    }
+
+    #[test]
     fn a_script_is_required() {
         assert!(ExecProvider::new(&BTreeMap::new()).is_err());
     }
