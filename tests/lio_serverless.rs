@@ -623,27 +623,32 @@ fn lio_provider_through_ssh_runner() {
     assert_eq!(guest_traces(&snap.handle).trim(), "");
 }
 
+/// A serverless lio backup of a new guest LUN `name`, killed by the test
+/// hook at `die_at`; the LUN (kept for cleanup's probe) and the job list.
+fn killed_backup(b: &Backup, name: &str, die_at: &str) -> (GuestLun, serde_json::Value) {
+    let prod = GuestLun::add(name, 2, true);
+    prod.fill_random();
+    let spec = format!("lio:rig-env={}", lio_env_path());
+    let out = Command::new(env!("CARGO_BIN_EXE_sanmover"))
+        .args(["--catalog", b.catalog.to_str().unwrap()])
+        .args(["--initiator", lio().get("SANMOVER_LIO_INITIATOR")])
+        .args(["backup", "--mode", "serverless", "--source", &prod.url])
+        .args(["--snapshot", &spec, "--tape", &b.tape()])
+        .env("SANMOVER_TEST_DIE_AFTER_STATE", die_at)
+        .env_remove("SANMOVER_INITIATOR")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    (prod, b.run(&["--json", "snapshots", "list"]).ok().json())
+}
+
 /// A serverless lio backup killed inside create (the backstore and its file
 /// exist, the catalog has no snapshot): `snapshots cleanup` finds them by
 /// the job's name and removes them.
 #[test]
 fn lio_killed_inside_create_then_cleanup() {
     let b = Backup::new();
-    let prod = GuestLun::add("scprod", 2, true);
-    prod.fill_random();
-    let spec = format!("lio:rig-env={}", lio_env_path());
-    let tape = b.tape();
-    let out = Command::new(env!("CARGO_BIN_EXE_sanmover"))
-        .args(["--catalog", b.catalog.to_str().unwrap()])
-        .args(["--initiator", lio().get("SANMOVER_LIO_INITIATOR")])
-        .args(["backup", "--mode", "serverless", "--source", &prod.url])
-        .args(["--snapshot", &spec, "--tape", &tape])
-        .env("SANMOVER_TEST_DIE_AFTER_STATE", "CREATING")
-        .env_remove("SANMOVER_INITIATOR")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let list = b.run(&["--json", "snapshots", "list"]).ok().json();
+    let (_prod, list) = killed_backup(&b, "scprod", "CREATING");
     let row = &list.as_array().unwrap()[0];
     assert_eq!(row["state"], "PENDING", "{list}");
     assert!(row["snapshot"].is_null(), "{list}");
@@ -666,21 +671,9 @@ fn lio_killed_inside_create_then_cleanup() {
 #[test]
 fn lio_killed_after_mapped_then_cleanup_and_failed_create() {
     let b = Backup::new();
-    let prod = GuestLun::add("skprod", 2, true);
-    prod.fill_random();
+    let (_prod, list) = killed_backup(&b, "skprod", "MAPPED");
     let spec = format!("lio:rig-env={}", lio_env_path());
     let tape = b.tape();
-    let out = Command::new(env!("CARGO_BIN_EXE_sanmover"))
-        .args(["--catalog", b.catalog.to_str().unwrap()])
-        .args(["--initiator", lio().get("SANMOVER_LIO_INITIATOR")])
-        .args(["backup", "--mode", "serverless", "--source", &prod.url])
-        .args(["--snapshot", &spec, "--tape", &tape])
-        .env("SANMOVER_TEST_DIE_AFTER_STATE", "MAPPED")
-        .env_remove("SANMOVER_INITIATOR")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let list = b.run(&["--json", "snapshots", "list"]).ok().json();
     let row = &list.as_array().unwrap()[0];
     assert_eq!(row["state"], "MAPPED", "{list}");
     let handle = row["snapshot"]["handle"].as_str().unwrap().to_string();

@@ -164,7 +164,9 @@ impl<T: Transport> Disk<T> {
     /// flight on this one session, `per_chunk` blocks each, and hand each
     /// chunk's data to `sink` in LBA order. `sink` may return a spent
     /// buffer for reuse. Memory: at most `depth` chunks in flight plus the
-    /// ones waiting for an earlier chunk.
+    /// ones waiting for an earlier chunk. Each chunk's data lands at
+    /// `buf[headroom..]` (see [`Disk::read_chunks_pipelined`]).
+    #[allow(clippy::too_many_arguments)]
     pub fn read_pipelined<E: From<DeviceError>>(
         &mut self,
         lba: Lba,
@@ -172,9 +174,11 @@ impl<T: Transport> Disk<T> {
         bs: BlockSize,
         per_chunk: u32,
         depth: usize,
+        headroom: usize,
         sink: impl FnMut(Chunk, Vec<u8>) -> Result<Option<Vec<u8>>, E>,
     ) -> Result<(), E> {
-        self.read_chunks_pipelined(chunks(lba, blocks, per_chunk), bs, depth, |_| 0, sink)
+        let chunks = chunks(lba, blocks, per_chunk);
+        self.read_chunks_pipelined(chunks, bs, depth, |_| headroom, sink)
     }
 
     /// [`Disk::read_pipelined`] over any chunk list: several ranges read as

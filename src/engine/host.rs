@@ -14,7 +14,6 @@ use uuid::Uuid;
 use super::volume::{find_append_point, require_label};
 use super::{now, EngineError, Progress, SetSummary};
 use crate::catalog::{Catalog, SetInfo, SetOutcome, SetState, VolumeRow};
-use crate::device::disk::chunks;
 use crate::device::tape::Reservation;
 use crate::device::{Disk, Tape};
 use crate::format::{
@@ -317,11 +316,13 @@ fn write_set<S: Transport + Send, T: Transport>(
             let mut seq = 0u64;
             // Each chunk is read in behind room for its record header, which
             // is then framed in place: the payload is never copied.
-            source.read_chunks_pipelined::<EngineError>(
-                chunks(Lba(header.lba), header.blocks, per_record),
+            source.read_pipelined::<EngineError>(
+                Lba(header.lba),
+                header.blocks,
                 bs,
+                per_record,
                 depth,
-                |_| RecordHeader::LEN,
+                RecordHeader::LEN,
                 |_chunk, mut rec| {
                     let payload = &rec[RecordHeader::LEN..];
                     running.update(payload);

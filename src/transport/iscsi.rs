@@ -703,6 +703,7 @@ impl Transport for IscsiTransport {
         if let Some(reason) = &self.lost {
             return Err(TransportError::SessionLost(reason.clone()));
         }
+        req.check_span()?;
         let Request {
             tag,
             cdb,
@@ -715,12 +716,6 @@ impl Transport for IscsiTransport {
             return Err(Self::reject(
                 cdb,
                 format!("queue full: {} commands in flight", self.in_flight.len()),
-            ));
-        }
-        if span.start > span.end || span.end > buf.len() {
-            return Err(Self::reject(
-                cdb,
-                format!("data span {span:?} outside a {}-byte buffer", buf.len()),
             ));
         }
         let len = match c_int::try_from(span.len()) {
@@ -749,7 +744,7 @@ impl Transport for IscsiTransport {
             return Err(Self::reject(cdb, "out of memory creating the task"));
         }
         if len > 0 {
-            // SAFETY: `buf[span]` has `len` bytes (span checked above); the
+            // SAFETY: `buf[span]` has `len` bytes (check_span above); the
             // heap block stays where it is when the Vec moves into
             // `in_flight` below, and it stays there until libiscsi is done
             // with the task.

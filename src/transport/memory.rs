@@ -901,14 +901,10 @@ impl<L: LogicalUnit> Transport for MemoryTransport<L> {
             *n -= 1;
         }
         self.commands += 1;
+        req.check_span()?;
         let mut buf = req.buf;
         let span = req.span;
-        let Some(data) = buf.get_mut(span.clone()) else {
-            return Err(TransportError::Rejected {
-                cdb: req.cdb,
-                reason: format!("data span {span:?} outside a {}-byte buffer", buf.len()),
-            });
-        };
+        let data = &mut buf[span.clone()];
         let c = match req.dir {
             Direction::In => self.lu.execute(req.cdb.as_bytes(), &[], data),
             Direction::Out => self.lu.execute(req.cdb.as_bytes(), data, &mut []),

@@ -109,9 +109,20 @@ impl Request {
         self
     }
 
-    /// The data bytes, or `None` when the span is outside the buffer.
-    pub fn data_mut(&mut self) -> Option<&mut [u8]> {
-        self.buf.get_mut(self.span.clone())
+    /// Every transport refuses a span outside the buffer before anything
+    /// moves; after this, `buf[span]` cannot panic.
+    pub fn check_span(&self) -> Result<(), TransportError> {
+        if self.span.start <= self.span.end && self.span.end <= self.buf.len() {
+            return Ok(());
+        }
+        Err(TransportError::Rejected {
+            cdb: self.cdb,
+            reason: format!(
+                "data span {:?} outside a {}-byte buffer",
+                self.span,
+                self.buf.len()
+            ),
+        })
     }
 }
 

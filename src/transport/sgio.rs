@@ -484,13 +484,9 @@ impl SgTransport {
 
     /// Run one SG_IO ioctl for `req`.
     fn run(&mut self, mut req: Request) -> Result<Response, TransportError> {
+        req.check_span()?;
         let (cdb, dir, timeout, span) = (req.cdb, req.dir, req.timeout, req.span.clone());
-        let Some(data) = req.data_mut() else {
-            return Err(TransportError::Rejected {
-                cdb,
-                reason: format!("data span {span:?} outside the buffer"),
-            });
-        };
+        let data = &mut req.buf[span];
         if u32::try_from(data.len()).is_err() {
             return Err(TransportError::Rejected {
                 cdb,
