@@ -8,7 +8,8 @@ use super::output::Out;
 use super::{exit, open_transport, ConnArgs, UsageError};
 use crate::device::{DeviceError, Disk, Scsi};
 use crate::engine::xcopy::{
-    aborted_segment, discover_limits, plan, run, verify_copy, Endpoint, Fallback, XCOPY_TIMEOUT,
+    aborted_segment, discover_limits, plan, run, verify_copy, Endpoint, EndpointError, Fallback,
+    XCOPY_TIMEOUT,
 };
 use crate::scsi::xcopy::{
     CopyStatus, ExtendedCopy, FailedSegmentDetails, OperatingParameters, RcrAction,
@@ -31,21 +32,10 @@ pub struct XcopyArgs<'a> {
 }
 
 fn endpoint<T: Transport>(d: &mut Disk<T>) -> Result<(Endpoint, u64)> {
-    let cap = d.capacity()?;
-    let di = d.scsi.device_identification()?;
-    let designator = di.best_lu_designator().cloned().ok_or_else(|| {
-        UsageError(format!(
-            "{}: no LU designator in VPD 0x83 to name it in EXTENDED COPY",
-            d.scsi.name()
-        ))
-    })?;
-    Ok((
-        Endpoint {
-            designator,
-            block_size: cap.block_size,
-        },
-        cap.blocks.0,
-    ))
+    Endpoint::of(d).map_err(|e| match e {
+        EndpointError::Device(e) => e.into(),
+        e @ EndpointError::NoDesignator => UsageError(format!("{}: {e}", d.scsi.name())).into(),
+    })
 }
 
 /// The `--fallback` value as a policy (clap allows only these three).

@@ -116,6 +116,33 @@ pub struct Endpoint {
     pub block_size: BlockSize,
 }
 
+/// Why a disk cannot be one end of a copy.
+#[derive(Debug, thiserror::Error)]
+pub enum EndpointError {
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+    #[error("no LU designator in VPD 0x83 to name it in EXTENDED COPY")]
+    NoDesignator,
+}
+
+impl Endpoint {
+    /// `d` as one end of a copy (its best LU designator and block size),
+    /// and its block count.
+    pub fn of<T: Transport>(d: &mut Disk<T>) -> Result<(Endpoint, u64), EndpointError> {
+        let cap = d.capacity()?;
+        let di = d.scsi.device_identification()?;
+        let designator = di
+            .best_lu_designator()
+            .cloned()
+            .ok_or(EndpointError::NoDesignator)?;
+        let ep = Endpoint {
+            designator,
+            block_size: cap.block_size,
+        };
+        Ok((ep, cap.blocks.0))
+    }
+}
+
 /// One EXTENDED COPY of the plan and the range it covers.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PlannedCommand {

@@ -108,26 +108,7 @@ fn open(url: &str, initiator: &str, op: &'static str) -> Result<Dev, ProviderErr
 
 /// Block size, block count and best LU designator of a disk.
 fn endpoint(d: &mut Disk<Dev>, what: &str) -> Result<(Endpoint, u64), ProviderError> {
-    let cap = d
-        .capacity()
-        .map_err(|e| failed("create", format!("{what}: {}", chain(&e))))?;
-    let di = d
-        .scsi
-        .device_identification()
-        .map_err(|e| failed("create", format!("{what}: VPD 0x83: {}", chain(&e))))?;
-    let designator = di.best_lu_designator().cloned().ok_or_else(|| {
-        failed(
-            "create",
-            format!("{what}: no LU designator in VPD 0x83 to name it in EXTENDED COPY"),
-        )
-    })?;
-    Ok((
-        Endpoint {
-            designator,
-            block_size: cap.block_size,
-        },
-        cap.blocks.0,
-    ))
+    Endpoint::of(d).map_err(|e| failed("create", format!("{what}: {}", chain(&e))))
 }
 
 impl XcopyImageProvider {
