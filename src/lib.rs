@@ -1,8 +1,11 @@
 //! sanmover: SAN backups at the SCSI level.
 //!
-//! Layers, one way only (GUIDE.md): `cli -> engine -> device -> transport ->
+//! Layers, one way only (ARCHITECTURE.md): `cli -> engine -> device -> transport ->
 //! scsi`. `scsi` is the pure codec; `transport` moves CDBs; `device` gives
 //! disks and tapes their verbs; `cli` is the only place with `anyhow`.
+
+// Every `unsafe` block says why it is sound.
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod catalog;
 pub mod cli;

@@ -1,6 +1,6 @@
 //! Cross-check of `scsi::sense` and the `scsi::asc` table against
-//! sg3_utils' `sg_decode_sense` (GUIDE.md: "Cross-check decodes with
-//! sg3_utils tools where they exist").
+//! sg3_utils' `sg_decode_sense` (ARCHITECTURE.md: every decode that
+//! sg3_utils can also decode is cross-checked against it).
 //!
 //! Needs `sg_decode_sense` on PATH (Debian package sg3-utils, installed by
 //! `make deps`), or its path in `SG_DECODE_SENSE`. Without it every test
@@ -434,7 +434,7 @@ fn fixed(b0: u8, b2: u8, info: u32, cs: u32, asc: u16, fru: u8, sks: [u8; 3]) ->
 fn samples() -> Vec<Vec<u8>> {
     let none = [0u8; 3];
     let mut v = vec![
-        // tgt's tape sense (reference/tape.md b).
+        // tgt's tape sense.
         fixed(0xf0, 0x80, 4096, 0, 0x0001, 0, none), // FM on variable read
         fixed(0xf0, 0x80, 4, 0, 0x0001, 0, none),    // FM on fixed read
         fixed(0x70, 0x48, 0, 0, 0x0000, 0, none),    // EOD on read

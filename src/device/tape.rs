@@ -1,7 +1,7 @@
 //! A sequential-access device (SSC): mt-like verbs, block reads that keep
 //! their data on CHECK CONDITION, and a position the tool counts itself.
 //!
-//! tgt quirks handled here (reference/tape.md (b)):
+//! tgt quirks handled here (README.md, "Tape targets"):
 //! - READ POSITION always answers block 0, so it is not trusted on tgt;
 //! - on ILI/filemark/EOD reads its iSCSI residual is wrong, so the length of
 //!   a short block comes from the sense INFORMATION (requested - INFO);
@@ -403,7 +403,7 @@ impl<T: Transport> Tape<T> {
             });
         }
         // SILI off: a short block must come back with ILI and INFORMATION,
-        // the only length tgt reports correctly (tape.md (b) rule 1).
+        // the only length tgt reports correctly.
         let cdb = Read6 {
             fixed: false,
             sili: false,
@@ -530,7 +530,7 @@ enum ReadFault {
 }
 
 /// Decide what a variable-length READ(6) found (SSC-4 4.2.3, 5.3; tgt
-/// quirks in tape.md (b)). Pure, so every sense pattern is unit-tested.
+/// quirks in README.md, "Tape targets"). Pure, so every sense pattern is unit-tested.
 fn classify_read(
     status: Status,
     raw_sense: &[u8],
@@ -575,8 +575,8 @@ fn classify_read(
     Err(ReadFault::Check)
 }
 
-/// Decide whether a WRITE(6) wrote its block (SSC-4 4.2.5; tape.md (b)
-/// rule 3). `None`: not written, report the sense.
+/// Decide whether a WRITE(6) wrote its block (SSC-4 4.2.5, with tgt's
+/// residuals). `None`: not written, report the sense.
 fn classify_write(status: Status, raw_sense: &[u8]) -> Option<WriteOutcome> {
     if status == Status::GOOD {
         return Some(WriteOutcome::default());
@@ -601,7 +601,7 @@ mod tests {
         hex::decode(s.replace(' ', "")).unwrap()
     }
 
-    // Sense bytes as tgt 1.0.85 sends them (tape.md (b)).
+    // Sense bytes as tgt 1.0.85 sends them.
     const FM: &str = "f0 00 80 00 00 10 00 0a 00 00 00 00 00 01 00 00 00 00";
     const EOD_READ: &str = "70 00 48 00 00 00 00 0a 00 00 00 00 00 00 00 00 00 00";
     const SHORT_1000_OF_4096: &str = "f0 00 20 00 00 0c 18 0a 00 00 00 00 00 00 00 00 00 00";

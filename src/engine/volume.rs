@@ -19,7 +19,7 @@ use crate::scsi::DeviceType;
 use crate::transport::Transport;
 
 /// A read buffer large enough for any block sanmover writes, so tgt never
-/// drops an overlength block (tape.md (b) rule 2).
+/// drops an overlength block (README.md, "Tape targets").
 /// READ(6) carries at most 16 MiB - 1; tgt's READ BLOCK LIMITS says 1 MiB.
 pub const MAX_TAPE_BLOCK: usize = 4 << 20;
 
@@ -244,8 +244,8 @@ pub fn scan_records<T: Transport + Send>(
     let mut records = 0u64;
     let mut bytes = 0u64;
     // At least twice the largest record: tgt 1.0.85 sends stale bytes for a
-    // block shorter than the request but longer than half of it (tape.md
-    // (b); fixed in tgt 1.0.94), and the trailer is shorter than a record.
+    // block shorter than the request but longer than half of it
+    // (fixed in tgt 1.0.94), and the trailer is shorter than a record.
     let read_len =
         (2 * (header.payload_size as usize + RecordHeader::LEN)).clamp(64 * 1024, MAX_TAPE_BLOCK);
     // A reader thread keeps the drive busy (one READ(6) at a time, the only

@@ -8,6 +8,8 @@
 //! with a CRC32C (Castagnoli) of all bytes before it. A data record is a
 //! 48-byte [`RecordHeader`] plus payload, with its CRC inside the header.
 
+#![deny(unsafe_code)]
+
 mod codec;
 mod index;
 mod label;

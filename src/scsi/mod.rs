@@ -1,7 +1,7 @@
 //! The pure SCSI codec: CDB builders and parsers, response and parameter
 //! data, sense. No I/O and no `unsafe` in here.
 //!
-//! Shapes (GUIDE.md, after smoltcp's `Packet`/`Repr`):
+//! Shapes (ARCHITECTURE.md, after smoltcp's `Packet`/`Repr`):
 //! - a command is a plain struct with [`CdbCodec`]: `to_cdb()` builds the
 //!   bytes, `parse()` reads them back (the target side needs both);
 //! - a response or parameter list is a plain struct with [`Wire`]: `parse()`
@@ -9,6 +9,8 @@
 //!   panicking, `emit()` writes exactly `buffer_len()` bytes;
 //! - code points are open newtypes with named consts, never closed enums
 //!   over device bytes.
+
+#![deny(unsafe_code)]
 
 use std::fmt;
 

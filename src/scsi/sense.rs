@@ -640,7 +640,7 @@ mod tests {
     use proptest::prelude::*;
 
     /// 18-byte fixed sense with `b0`, `b2`, INFORMATION and ASC/ASCQ, the
-    /// way tgt builds it (tape.md b).
+    /// way tgt builds it.
     fn tgt(b0: u8, b2: u8, info: [u8; 4], asc: u8, ascq: u8) -> Vec<u8> {
         let mut v = vec![0u8; 18];
         v[0] = b0;

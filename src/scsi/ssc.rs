@@ -3,7 +3,7 @@
 //! LIMITS and READ POSITION with its short, long and extended data.
 //!
 //! Bit positions are from SSC-4 (cross-read against mhvtl's `ssc.h` and the
-//! tape drive manuals); tgt's deviations are in shared/reference/tape.md.
+//! tape drive manuals); tgt's deviations are in README.md ("Tape targets").
 
 use super::sbc::check_cdb;
 use super::{be_uint, need, open_code, put_be, Cdb, CdbCodec, Opcode, ParseError, Wire};
@@ -176,7 +176,7 @@ open_code! {
 
 /// SPACE(6), opcode 11h (SSC-4 6.6 SPACE (6)). COUNT is a 24-bit two's
 /// complement value: negative counts space backwards (never use negative
-/// filemark counts on tgt, tape.md bug 1). COUNT is ignored for END_OF_DATA.
+/// filemark counts on tgt: it is off by one). COUNT is ignored for END_OF_DATA.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Space6 {
     pub code: SpaceCode,
@@ -353,7 +353,7 @@ impl CdbCodec for ReadBlockLimits {
 
 /// READ BLOCK LIMITS data, 6 bytes (SSC-4 7.6). `max == min` means the
 /// drive is in fixed-block mode with that length (tgt truncates that
-/// length to 8 bits, tape.md bug 6).
+/// length to 8 bits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct BlockLimits {
     /// GRANULARITY, byte 0 bits 4..0: block lengths are multiples of
@@ -394,7 +394,7 @@ impl Wire for BlockLimits {
 /// LOAD UNLOAD, opcode 1Bh (SSC-4 7.3 LOAD UNLOAD): byte 1 bit 0 IMMED;
 /// byte 4 bit 3 HOLD, bit 2 EOT, bit 1 RETEN, bit 0 LOAD.
 ///
-/// tgt treats 1Bh as START STOP UNIT (tape.md bug 13): an SSC UNLOAD
+/// tgt treats 1Bh as START STOP UNIT: an SSC UNLOAD
 /// (byte 4 = 00h) is a no-op there and byte 4 = 02h unloads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LoadUnload {
@@ -654,7 +654,7 @@ const LONU: u8 = 0x04;
 /// - `partition` is reported as sent even when LOLU/LONU say the position
 ///   is unknown (the API keeps it a plain number).
 ///
-/// tgt (tape.md, "READ POSITION raw") never reports its real position:
+/// tgt never reports its real position:
 /// - short form `14 00 ..` (20 bytes) is BYCU|LOLU: `first_block`,
 ///   `last_block` and `bytes_in_buffer` are `None`, `blocks_in_buffer` is
 ///   `Some(0)`, `bop` is false;
@@ -1037,7 +1037,7 @@ mod tests {
 
     #[test]
     fn block_limits_golden() {
-        // tgt in variable mode (tape.md): granularity 9, max 1 MiB, min 4.
+        // tgt in variable mode: granularity 9, max 1 MiB, min 4.
         let bytes = [0x09, 0x10, 0x00, 0x00, 0x00, 0x04];
         let l = BlockLimits {
             granularity: 9,
@@ -1208,7 +1208,7 @@ mod tests {
 
     #[test]
     fn position_tgt_short_form() {
-        // tgt answers SA 0/1 with 14h and zeros (tape.md): BYCU|LOLU.
+        // tgt answers SA 0/1 with 14h and zeros: BYCU|LOLU.
         let mut bytes = [0u8; 20];
         bytes[0] = 0x14;
         let p = Position::parse(ReadPositionForm::SHORT, &bytes).unwrap();
@@ -1228,7 +1228,7 @@ mod tests {
 
     #[test]
     fn position_tgt_long_form() {
-        // tgt answers SA 6 with 20h and zeros (tape.md). Bit 5 is reserved
+        // tgt answers SA 6 with 20h and zeros. Bit 5 is reserved
         // in the long form, MPU=LONU=0: it reads as an exact position 0.
         let mut bytes = [0u8; 32];
         bytes[0] = 0x20;

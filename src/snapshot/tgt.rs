@@ -144,7 +144,7 @@ fn export_iqn(src: &IscsiUrl, job: &SnapshotJob) -> String {
 
 /// The `scsi_id` the export gets, and the designator tgt derives from it:
 /// its 16-byte NAA is the 32 hex digits of scsi_id with the first nibble
-/// replaced by 6 (seen on tgt 1.0.85; RIG-FACTS.md). Leading digits come
+/// replaced by 6 (seen on tgt 1.0.85). Leading digits come
 /// from the job id, so the NAA differs from the source's early.
 fn export_identity(job: &SnapshotJob) -> (String, String) {
     let id = job.job_id.simple().to_string();

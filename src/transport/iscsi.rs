@@ -1,7 +1,7 @@
 //! iSCSI through libiscsi 1.19 (`libiscsi-sys`): one session to one
 //! logical unit, commands pipelined on it.
 //!
-//! The rules this module keeps (reference notes iscsi-tcmu.md 1.x, 5.2):
+//! The rules this module keeps:
 //! - Buffers are the caller's: each [`Request`]'s `Vec` is attached to its
 //!   task with `scsi_task_add_data_in_buffer`/`_out_buffer` and parked in an
 //!   in-flight table until libiscsi's callback has run. Reads never use
@@ -198,7 +198,7 @@ impl Context {
         unsafe {
             sys::iscsi_set_log_fn(ctx.ptr(), Some(forward_log));
             sys::iscsi_set_log_level(ctx.ptr(), libiscsi_log_level());
-            // Never replay commands behind our back (GUIDE.md, the -sys crate).
+            // Never replay commands behind our back (ARCHITECTURE.md, "Transports").
             sys::iscsi_set_noautoreconnect(ctx.ptr(), 1);
             sys::iscsi_set_reconnect_max_retries(ctx.ptr(), 0);
         }

@@ -12,6 +12,7 @@
 //! `iscsi_scsi_cancel_*` and `iscsi_destroy_context`, and buffers handed to
 //! a task must stay put until its callback has run.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
 #![allow(non_camel_case_types)]
 
 use libc::{c_char, c_int, c_uchar, c_void, size_t};

@@ -26,7 +26,7 @@ INITRD=$STATE/initrd.gz
 # Packages the rig needs on the host (besides libiscsi-bin for the checks).
 LIO_DEPS=(qemu-system-x86 busybox-static cpio kmod libiscsi-bin python3 xz-utils zstd xfsprogs)
 
-# Modules insmodded in the guest, in this order (RIG-FACTS.md). Their
+# Modules insmodded in the guest, in this order (measured: see test-rig/README.md). Their
 # dependencies (and soft dependencies) are resolved from the extracted tree
 # with depmod/modprobe --show-depends and loaded before them.
 # crc32c_generic is not a symbol dependency of anything, but without it
@@ -56,7 +56,7 @@ OTHER_LUNS=(1)
 # The rig's LUNs: backstore name, size in MiB, unit serial.
 # LIO makes the 16-byte NAA of VPD 0x83 from the leading hex digits of the
 # unit serial (about 25): serials must differ early, or every LUN gets the
-# same NAA and EXTENDED COPY silently hits the wrong LUN (RIG-FACTS.md).
+# same NAA and EXTENDED COPY silently hits the wrong LUN (seen in this rig).
 LUN_NAMES=(lun0 lun1 lun2)
 LUN_MB=(64 32 16)
 LUN_SERIALS=(

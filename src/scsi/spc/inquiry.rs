@@ -199,7 +199,7 @@ mod tests {
         assert!(Inquiry::parse(&[0x13, 0, 0, 0, 0, 0]).is_err());
     }
 
-    /// What tgt 1.0.85 answers for a tape LUN (reference/tape.md): type 01h,
+    /// What tgt 1.0.85 answers for a tape LUN (seen on the rig): type 01h,
     /// RMB, version 5, IET / VIRTUAL-TAPE / 0001, descriptors SSC, iSCSI,
     /// SPC-3.
     fn tgt_tape_bytes() -> Vec<u8> {

@@ -513,7 +513,7 @@ mod tests {
 
     #[test]
     fn supported_pages_golden() {
-        // tgt's tape LUN: 00, 80, 83, B0, B1, B2 (reference/tape.md).
+        // tgt's tape LUN: 00, 80, 83, B0, B1, B2 (seen on the rig).
         let bytes = [0x01, 0x00, 0x00, 0x06, 0x00, 0x80, 0x83, 0xb0, 0xb1, 0xb2];
         let p = SupportedVpdPages {
             device_type: DeviceType::TAPE,
@@ -554,7 +554,7 @@ mod tests {
         assert!(UnitSerialNumber::parse(&want[..2]).is_err());
     }
 
-    /// VPD 0x83 of tgt 1.0.85, target 1 LUN 1 (RIG-FACTS.md): a T10 vendor
+    /// VPD 0x83 of tgt 1.0.85, target 1 LUN 1 (seen on the rig): a T10 vendor
     /// ID "IET     00010001" NUL-padded to 36 bytes, an 8-byte locally
     /// assigned NAA (tid << 32 | lun) and a 16-byte IEEE Registered
     /// Extended NAA, all LU-associated.

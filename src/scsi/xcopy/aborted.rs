@@ -37,7 +37,7 @@ pub struct SegmentPointer {
 ///
 /// LIO fills none of this (no segment, pointer or embedded sense: a
 /// failed XCOPY there is "unknown amount written"); SCST and FreeBSD CTL
-/// fill all of it (xcopy.md §2.8).
+/// fill all of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CopyAborted {
     /// The segment being processed, from COMMAND-SPECIFIC INFORMATION: in

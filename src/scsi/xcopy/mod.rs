@@ -85,7 +85,7 @@ pub struct ReceiveCopyResults {
     /// LIST IDENTIFIER of the EXTENDED COPY asked about. LIO answers only
     /// list ID 0 (and only OPERATING PARAMETERS).
     pub list_id: u8,
-    /// LIO refuses allocation lengths below 54 (xcopy.md §3.3); 1024 is
+    /// LIO refuses allocation lengths below 54; 1024 is
     /// what libiscsi uses.
     pub alloc_len: u32,
 }

@@ -40,7 +40,7 @@ pub struct XcopyParams {
 
 impl XcopyParams {
     /// A list with LIST ID USAGE 11b (no list ID), priority 0 and no
-    /// inline data: what every copy manager in xcopy.md accepts.
+    /// inline data: what every known copy manager (LIO, SCST, FreeBSD CTL) accepts.
     pub fn new(cscds: Vec<Cscd>, segments: Vec<Segment>) -> Self {
         XcopyParams {
             list_id: 0,

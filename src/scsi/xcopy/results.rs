@@ -383,7 +383,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// LIO 6.1's OPERATING PARAMETERS (RIG-FACTS.md, xcopy.md §2.5):
+    /// LIO 6.1's OPERATING PARAMETERS (seen in the LIO rig):
     /// 2 CSCDs, 1 segment, 1024-byte lists, 256 MiB segments, nothing
     /// inline or held, 1 copy at a time, 512-byte granularity, and the
     /// implemented codes 02h and E4h.

@@ -44,7 +44,7 @@ pub type CscdIndex = u16;
 ///
 /// Byte offsets below are within the descriptor. The layouts of 00h-02h
 /// are confirmed by several implementations; 03h, 04h, 06h and 10h-12h
-/// follow the SPC-4 tables as xcopy.md §2.4 reconstructs them (no copy
+/// follow the SPC-4 tables (SPC-4 6.4.6) (no copy
 /// manager implements them), so check them against the standard's text
 /// before relying on them with a real data router.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
