@@ -628,17 +628,34 @@ impl CdbCodec for ReadPosition {
     }
 }
 
-// READ POSITION byte 0 flags (SSC-4 7.7). Short and extended forms:
-const BOP: u8 = 0x80;
-const EOP: u8 = 0x40;
-const LOCU: u8 = 0x20; // SSC-2 BCU
-const BYCU: u8 = 0x10;
-const LOLU: u8 = 0x04; // SSC-2 BPU
-const PERR: u8 = 0x02;
-const BPEW: u8 = 0x01;
-// Long form only (bits 5, 4 and 1 reserved there):
-const MPU: u8 = 0x08;
-const LONU: u8 = 0x04;
+bitflags::bitflags! {
+    /// READ POSITION byte 0, short and extended forms (SSC-4 7.7).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct ShortPositionFlags: u8 {
+        const BOP = 0x80;
+        const EOP = 0x40;
+        /// SSC-2 BCU.
+        const LOCU = 0x20;
+        const BYCU = 0x10;
+        /// SSC-2 BPU.
+        const LOLU = 0x04;
+        const PERR = 0x02;
+        const BPEW = 0x01;
+    }
+}
+
+bitflags::bitflags! {
+    /// READ POSITION byte 0, long form (SSC-4 7.7; bits 5, 4 and 1 are
+    /// reserved there, and bit 2 means LONU, not LOLU).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct LongPositionFlags: u8 {
+        const BOP = 0x80;
+        const EOP = 0x40;
+        const MPU = 0x08;
+        const LONU = 0x04;
+        const BPEW = 0x01;
+    }
+}
 
 /// READ POSITION data of any form (SSC-4 7.7), with every count the device
 /// marks unknown as `None`.
@@ -767,12 +784,7 @@ impl Position {
                 // SSC-4 7.7 long form: flags, 32-bit partition, 64-bit
                 // object number, file id and set id.
                 need(WHAT, buf, Self::LONG_LEN)?;
-                let f = buf[0];
-                p.bop = f & BOP != 0;
-                p.eop = f & EOP != 0;
-                p.mpu = f & MPU != 0;
-                p.lonu = f & LONU != 0;
-                p.bpew = f & BPEW != 0;
+                p.long_flags(LongPositionFlags::from_bits_truncate(buf[0]));
                 p.partition = be_uint(&buf[4..8]) as u32;
                 if !p.lonu {
                     p.first_block = Some(be_uint(&buf[8..16]));
@@ -792,14 +804,23 @@ impl Position {
         Ok(p)
     }
 
-    fn common_flags(&mut self, f: u8) {
-        self.bop = f & BOP != 0;
-        self.eop = f & EOP != 0;
-        self.locu = f & LOCU != 0;
-        self.bycu = f & BYCU != 0;
-        self.lolu = f & LOLU != 0;
-        self.perr = f & PERR != 0;
-        self.bpew = f & BPEW != 0;
+    fn common_flags(&mut self, byte: u8) {
+        let f = ShortPositionFlags::from_bits_truncate(byte);
+        self.bop = f.contains(ShortPositionFlags::BOP);
+        self.eop = f.contains(ShortPositionFlags::EOP);
+        self.locu = f.contains(ShortPositionFlags::LOCU);
+        self.bycu = f.contains(ShortPositionFlags::BYCU);
+        self.lolu = f.contains(ShortPositionFlags::LOLU);
+        self.perr = f.contains(ShortPositionFlags::PERR);
+        self.bpew = f.contains(ShortPositionFlags::BPEW);
+    }
+
+    fn long_flags(&mut self, f: LongPositionFlags) {
+        self.bop = f.contains(LongPositionFlags::BOP);
+        self.eop = f.contains(LongPositionFlags::EOP);
+        self.mpu = f.contains(LongPositionFlags::MPU);
+        self.lonu = f.contains(LongPositionFlags::LONU);
+        self.bpew = f.contains(LongPositionFlags::BPEW);
     }
 
     fn set_counts(&mut self, first: u64, last: u64, blocks: u32, bytes: u64) {
@@ -819,13 +840,25 @@ impl Position {
     }
 
     fn common_flag_byte(&self) -> u8 {
-        (if self.bop { BOP } else { 0 })
-            | (if self.eop { EOP } else { 0 })
-            | (if self.locu { LOCU } else { 0 })
-            | (if self.bycu { BYCU } else { 0 })
-            | (if self.lolu { LOLU } else { 0 })
-            | (if self.perr { PERR } else { 0 })
-            | (if self.bpew { BPEW } else { 0 })
+        let mut f = ShortPositionFlags::empty();
+        f.set(ShortPositionFlags::BOP, self.bop);
+        f.set(ShortPositionFlags::EOP, self.eop);
+        f.set(ShortPositionFlags::LOCU, self.locu);
+        f.set(ShortPositionFlags::BYCU, self.bycu);
+        f.set(ShortPositionFlags::LOLU, self.lolu);
+        f.set(ShortPositionFlags::PERR, self.perr);
+        f.set(ShortPositionFlags::BPEW, self.bpew);
+        f.bits()
+    }
+
+    fn long_flag_byte(&self) -> u8 {
+        let mut f = LongPositionFlags::empty();
+        f.set(LongPositionFlags::BOP, self.bop);
+        f.set(LongPositionFlags::EOP, self.eop);
+        f.set(LongPositionFlags::MPU, self.mpu);
+        f.set(LongPositionFlags::LONU, self.lonu);
+        f.set(LongPositionFlags::BPEW, self.bpew);
+        f.bits()
     }
 
     /// Encode in the layout of `self.form` (the target side, the in-memory
@@ -863,11 +896,7 @@ impl Position {
             }
             ReadPositionForm::LONG => {
                 let mut b = vec![0u8; Self::LONG_LEN];
-                b[0] = (if self.bop { BOP } else { 0 })
-                    | (if self.eop { EOP } else { 0 })
-                    | (if self.mpu { MPU } else { 0 })
-                    | (if self.lonu { LONU } else { 0 })
-                    | (if self.bpew { BPEW } else { 0 });
+                b[0] = self.long_flag_byte();
                 put_be(&mut b[4..8], self.partition as u64);
                 put_be(&mut b[8..16], self.first_block.unwrap_or(0));
                 put_be(&mut b[16..24], self.file_number.unwrap_or(0));
@@ -910,6 +939,17 @@ mod tests {
     use super::super::sbc::tests::golden;
     use super::*;
     use proptest::prelude::*;
+
+    // Byte-0 flags as plain bytes, to lay out golden buffers.
+    const BOP: u8 = ShortPositionFlags::BOP.bits();
+    const EOP: u8 = ShortPositionFlags::EOP.bits();
+    const LOCU: u8 = ShortPositionFlags::LOCU.bits();
+    const BYCU: u8 = ShortPositionFlags::BYCU.bits();
+    const LOLU: u8 = ShortPositionFlags::LOLU.bits();
+    const PERR: u8 = ShortPositionFlags::PERR.bits();
+    const BPEW: u8 = ShortPositionFlags::BPEW.bits();
+    const MPU: u8 = LongPositionFlags::MPU.bits();
+    const LONU: u8 = LongPositionFlags::LONU.bits();
 
     #[test]
     fn read6_golden() {

@@ -250,19 +250,38 @@ pub struct PrOutParameters {
     pub aptpl: bool,
 }
 
+bitflags::bitflags! {
+    /// Byte 20 of the PERSISTENT RESERVE OUT parameter list (SPC-4 6.16.3).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct PrOutFlags: u8 {
+        const SPEC_I_PT = 0x08;
+        const ALL_TG_PT = 0x04;
+        const APTPL = 0x01;
+    }
+}
+
 impl PrOutParameters {
     pub const LEN: usize = 24;
+
+    fn flags(&self) -> PrOutFlags {
+        let mut f = PrOutFlags::empty();
+        f.set(PrOutFlags::SPEC_I_PT, self.spec_i_pt);
+        f.set(PrOutFlags::ALL_TG_PT, self.all_tg_pt);
+        f.set(PrOutFlags::APTPL, self.aptpl);
+        f
+    }
 }
 
 impl Wire for PrOutParameters {
     fn parse(buf: &[u8]) -> Result<Self, ParseError> {
         need("PERSISTENT RESERVE OUT parameters", buf, Self::LEN)?;
+        let f = PrOutFlags::from_bits_truncate(buf[20]);
         Ok(PrOutParameters {
             key: be_uint(&buf[0..8]),
             service_action_key: be_uint(&buf[8..16]),
-            spec_i_pt: buf[20] & 0x08 != 0,
-            all_tg_pt: buf[20] & 0x04 != 0,
-            aptpl: buf[20] & 0x01 != 0,
+            spec_i_pt: f.contains(PrOutFlags::SPEC_I_PT),
+            all_tg_pt: f.contains(PrOutFlags::ALL_TG_PT),
+            aptpl: f.contains(PrOutFlags::APTPL),
         })
     }
 
@@ -275,7 +294,7 @@ impl Wire for PrOutParameters {
         b.fill(0);
         put_be(&mut b[0..8], self.key);
         put_be(&mut b[8..16], self.service_action_key);
-        b[20] = (self.spec_i_pt as u8) << 3 | (self.all_tg_pt as u8) << 2 | self.aptpl as u8;
+        b[20] = self.flags().bits();
     }
 }
 
