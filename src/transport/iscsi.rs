@@ -367,6 +367,50 @@ fn cork(fd: c_int, on: bool) {
     }
 }
 
+/// A libiscsi task for `cdb` with `buf[span]` as its data buffer. The
+/// error is the reason, for [`IscsiTransport::reject`].
+fn create_task(
+    cdb: &Cdb,
+    dir: Direction,
+    buf: &mut [u8],
+    span: &std::ops::Range<usize>,
+) -> Result<(*mut sys::scsi_task, c_int), &'static str> {
+    let len = c_int::try_from(span.len()).map_err(|_| "buffer larger than 2 GiB")?;
+    let (xfer, len) = match dir {
+        _ if len == 0 => (sys::SCSI_XFER_NONE, 0),
+        Direction::None => (sys::SCSI_XFER_NONE, 0),
+        Direction::In => (sys::SCSI_XFER_READ, len),
+        Direction::Out => (sys::SCSI_XFER_WRITE, len),
+    };
+    let mut cdb_bytes = [0u8; sys::SCSI_CDB_MAX_SIZE];
+    cdb_bytes[..cdb.len()].copy_from_slice(cdb.as_bytes());
+    // SAFETY: Cdb guarantees 1..=16 bytes, and cdb_bytes has 16 (libiscsi
+    // copies cdb_size bytes without a bounds check).
+    let task =
+        unsafe { sys::scsi_create_task(cdb.len() as c_int, cdb_bytes.as_mut_ptr(), xfer, len) };
+    if task.is_null() {
+        return Err("out of memory creating the task");
+    }
+    if len > 0 {
+        // SAFETY: `buf[span]` has `len` bytes (check_span ran before); the
+        // heap block stays where it is when the Vec moves into `in_flight`,
+        // and it stays there until libiscsi is done with the task.
+        let rc = unsafe {
+            let data = buf.as_mut_ptr().add(span.start);
+            match dir {
+                Direction::Out => sys::scsi_task_add_data_out_buffer(task, len, data),
+                _ => sys::scsi_task_add_data_in_buffer(task, len, data),
+            }
+        };
+        if rc != 0 {
+            // SAFETY: the task was never submitted.
+            unsafe { sys::scsi_free_scsi_task(task) };
+            return Err("out of memory attaching the buffer");
+        }
+    }
+    Ok((task, len))
+}
+
 /// A command between submit and completion. Its buffer is referenced by
 /// libiscsi (through the task's iovector) until the callback has run.
 struct InFlight {
@@ -392,6 +436,32 @@ impl InFlight {
             drop(Box::from_raw(self.token));
         }
         (self.buf, self.cdb)
+    }
+
+    /// The residual libiscsi computed for the finished task.
+    fn residual(&self) -> Residual {
+        let (mut kind, mut amount) = (0, 0u64);
+        // SAFETY: the task is alive until release(); out pointers are locals.
+        unsafe { sys::sanmover_task_residual(self.task, &mut kind, &mut amount) };
+        match kind {
+            sys::SCSI_RESIDUAL_UNDERFLOW => Residual::Underflow(amount),
+            sys::SCSI_RESIDUAL_OVERFLOW => Residual::Overflow(amount),
+            _ => Residual::None,
+        }
+    }
+
+    /// The sense bytes of a CHECK CONDITION, copied out of the task.
+    fn sense(&self) -> Vec<u8> {
+        let (mut data, mut size) = (ptr::null(), 0);
+        // SAFETY: the task is alive until release(); out pointers are locals.
+        unsafe { sys::sanmover_task_datain(self.task, &mut data, &mut size) };
+        if data.is_null() || size <= 0 {
+            return Vec::new();
+        }
+        // SAFETY: libiscsi's datain buffer of `size` bytes, owned by the
+        // still-live task; copied out here.
+        let seg = unsafe { std::slice::from_raw_parts(data, size as usize) };
+        sys::sense_from_response_segment(seg).to_vec()
     }
 }
 
@@ -602,6 +672,93 @@ impl IscsiTransport {
         Ok(())
     }
 
+    /// Hand a registered task to libiscsi; on failure take it back out of
+    /// `in_flight` and free it.
+    fn launch(
+        &mut self,
+        id: u64,
+        task: *mut sys::scsi_task,
+        token: *mut Token,
+    ) -> Result<(), TransportError> {
+        // SAFETY: live, logged-in context; task, buffer and token stay valid
+        // until the callback has been seen (or the context is destroyed).
+        let rc = unsafe {
+            sys::iscsi_scsi_command_async(
+                self.ctx().ptr(),
+                self.lun,
+                task,
+                Some(command_done),
+                ptr::null_mut(),
+                token.cast(),
+            )
+        };
+        if rc != 0 {
+            let reason = self.ctx().error();
+            let f = self.in_flight.remove(&id).expect("just inserted");
+            // SAFETY: submission failed, so libiscsi keeps no reference (on
+            // its out-of-memory path it may already have called back: that
+            // record is dropped just below). The sink is not in use.
+            let cdb = unsafe {
+                (*self.sink).ready.retain(|&(i, _)| i != id);
+                f.release().1
+            };
+            if !self.ctx().logged_in() {
+                return Err(self.lose(reason));
+            }
+            return Err(Self::reject(cdb, reason));
+        }
+        Ok(())
+    }
+
+    /// A command that ended with a SCSI status byte `s`: its residual,
+    /// sense and buffer.
+    fn completed(&mut self, f: InFlight, s: c_int) -> Response {
+        let residual = f.residual();
+        let sense = if s == sys::SCSI_STATUS_CHECK_CONDITION {
+            f.sense()
+        } else {
+            Vec::new()
+        };
+        let (tag, dir, cdb, span) = (f.tag, f.dir, f.cdb, f.span.clone());
+        // SAFETY: live context, this thread.
+        let queued = unsafe { sys::iscsi_out_queue_length(self.ctx().ptr()) };
+        let buf = if dir == Direction::Out && s != sys::SCSI_STATUS_GOOD && queued > 0 {
+            // A target may answer a write before taking all its
+            // unsolicited data; libiscsi would then still send
+            // queued Data-Out PDUs from this task's buffer. Keep the
+            // original alive (parked) and hand back a copy.
+            let copy = f.buf.clone();
+            self.parked.push(f);
+            copy
+        } else {
+            // SAFETY: the callback has run and nothing of the
+            // command is queued (GOOD means the target has all the
+            // data; data-in needs no Data-Out), so libiscsi is done
+            // with the task and buffer.
+            unsafe { f.release() }.0
+        };
+        let resp = Response {
+            tag,
+            cdb,
+            status: Status(s as u8),
+            sense,
+            residual,
+            buf,
+            span,
+            dir,
+        };
+        log::trace!(
+            "{}: done tag={} cdb=[{}] status={} residual={:?} sense={}",
+            self.name,
+            resp.tag,
+            resp.cdb,
+            resp.status,
+            resp.residual,
+            hex::encode(&resp.sense)
+        );
+        resp
+    }
+
     /// Turn a finished command into a Response (or an error).
     fn finish(&mut self, f: InFlight, status: c_int) -> Result<Response, TransportError> {
         match status {
@@ -624,71 +781,7 @@ impl IscsiTransport {
                 self.parked.push(f);
                 Err(self.lose(reason))
             }
-            s if (0..=0xff).contains(&s) => {
-                let task = f.task;
-                let (mut kind, mut amount) = (0, 0u64);
-                // SAFETY: the task is alive until release() below; out
-                // pointers are locals.
-                unsafe { sys::sanmover_task_residual(task, &mut kind, &mut amount) };
-                let residual = match kind {
-                    sys::SCSI_RESIDUAL_UNDERFLOW => Residual::Underflow(amount),
-                    sys::SCSI_RESIDUAL_OVERFLOW => Residual::Overflow(amount),
-                    _ => Residual::None,
-                };
-                let sense = if s == sys::SCSI_STATUS_CHECK_CONDITION {
-                    let (mut data, mut size) = (ptr::null(), 0);
-                    // SAFETY: as above.
-                    unsafe { sys::sanmover_task_datain(task, &mut data, &mut size) };
-                    if data.is_null() || size <= 0 {
-                        Vec::new()
-                    } else {
-                        // SAFETY: libiscsi's datain buffer of `size` bytes,
-                        // owned by the still-live task; copied out here.
-                        let seg = unsafe { std::slice::from_raw_parts(data, size as usize) };
-                        sys::sense_from_response_segment(seg).to_vec()
-                    }
-                } else {
-                    Vec::new()
-                };
-                let (tag, dir, cdb, span) = (f.tag, f.dir, f.cdb, f.span.clone());
-                // SAFETY: live context, this thread.
-                let queued = unsafe { sys::iscsi_out_queue_length(self.ctx().ptr()) };
-                let buf = if dir == Direction::Out && s != sys::SCSI_STATUS_GOOD && queued > 0 {
-                    // A target may answer a write before taking all its
-                    // unsolicited data; libiscsi would then still send
-                    // queued Data-Out PDUs from this task's buffer. Keep the
-                    // original alive (parked) and hand back a copy.
-                    let copy = f.buf.clone();
-                    self.parked.push(f);
-                    copy
-                } else {
-                    // SAFETY: the callback has run and nothing of the
-                    // command is queued (GOOD means the target has all the
-                    // data; data-in needs no Data-Out), so libiscsi is done
-                    // with the task and buffer.
-                    unsafe { f.release() }.0
-                };
-                let resp = Response {
-                    tag,
-                    cdb,
-                    status: Status(s as u8),
-                    sense,
-                    residual,
-                    buf,
-                    span,
-                    dir,
-                };
-                log::trace!(
-                    "{}: done tag={} cdb=[{}] status={} residual={:?} sense={}",
-                    self.name,
-                    resp.tag,
-                    resp.cdb,
-                    resp.status,
-                    resp.residual,
-                    hex::encode(&resp.sense)
-                );
-                Ok(resp)
-            }
+            s if (0..=0xff).contains(&s) => Ok(self.completed(f, s)),
             other => {
                 let cdb = f.cdb;
                 self.parked.push(f);
@@ -718,49 +811,16 @@ impl Transport for IscsiTransport {
                 format!("queue full: {} commands in flight", self.in_flight.len()),
             ));
         }
-        let len = match c_int::try_from(span.len()) {
-            Ok(n) => n,
-            Err(_) => return Err(Self::reject(cdb, "buffer larger than 2 GiB")),
-        };
-        let (xfer, len) = match dir {
-            _ if len == 0 => (sys::SCSI_XFER_NONE, 0),
-            Direction::None => (sys::SCSI_XFER_NONE, 0),
-            Direction::In => (sys::SCSI_XFER_READ, len),
-            Direction::Out => (sys::SCSI_XFER_WRITE, len),
-        };
         let secs = timeout_secs(timeout);
         if self.timeout_set != Some(secs) {
             // Stamped on PDUs at creation: must precede the submit.
             self.ctx().set_timeout(timeout);
             self.timeout_set = Some(secs);
         }
-        let mut cdb_bytes = [0u8; sys::SCSI_CDB_MAX_SIZE];
-        cdb_bytes[..cdb.len()].copy_from_slice(cdb.as_bytes());
-        // SAFETY: Cdb guarantees 1..=16 bytes, and cdb_bytes has 16 (libiscsi
-        // copies cdb_size bytes without a bounds check).
-        let task =
-            unsafe { sys::scsi_create_task(cdb.len() as c_int, cdb_bytes.as_mut_ptr(), xfer, len) };
-        if task.is_null() {
-            return Err(Self::reject(cdb, "out of memory creating the task"));
-        }
-        if len > 0 {
-            // SAFETY: `buf[span]` has `len` bytes (check_span above); the
-            // heap block stays where it is when the Vec moves into
-            // `in_flight` below, and it stays there until libiscsi is done
-            // with the task.
-            let rc = unsafe {
-                let data = buf.as_mut_ptr().add(span.start);
-                match dir {
-                    Direction::Out => sys::scsi_task_add_data_out_buffer(task, len, data),
-                    _ => sys::scsi_task_add_data_in_buffer(task, len, data),
-                }
-            };
-            if rc != 0 {
-                // SAFETY: the task was never submitted.
-                unsafe { sys::scsi_free_scsi_task(task) };
-                return Err(Self::reject(cdb, "out of memory attaching the buffer"));
-            }
-        }
+        let (task, len) = match create_task(&cdb, dir, &mut buf, &span) {
+            Ok(t) => t,
+            Err(reason) => return Err(Self::reject(cdb, reason)),
+        };
         let id = self.next_id;
         self.next_id += 1;
         let token = Box::into_raw(Box::new(Token {
@@ -784,34 +844,7 @@ impl Transport for IscsiTransport {
                 token,
             },
         );
-        // SAFETY: live, logged-in context; task, buffer and token stay valid
-        // until the callback has been seen (or the context is destroyed).
-        let rc = unsafe {
-            sys::iscsi_scsi_command_async(
-                self.ctx().ptr(),
-                self.lun,
-                task,
-                Some(command_done),
-                ptr::null_mut(),
-                token.cast(),
-            )
-        };
-        if rc != 0 {
-            let reason = self.ctx().error();
-            let f = self.in_flight.remove(&id).expect("just inserted");
-            // SAFETY: submission failed, so libiscsi keeps no reference (on
-            // its out-of-memory path it may already have called back: that
-            // record is dropped just below). The sink is not in use.
-            unsafe {
-                drop(f.release());
-                (*self.sink).ready.retain(|&(i, _)| i != id);
-            }
-            if !self.ctx().logged_in() {
-                return Err(self.lose(reason));
-            }
-            return Err(Self::reject(cdb, reason));
-        }
-        Ok(())
+        self.launch(id, task, token)
     }
 
     fn complete(&mut self) -> Result<Response, TransportError> {
