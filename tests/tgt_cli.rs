@@ -118,6 +118,24 @@ fn luns_discovers_both_targets() {
         .filter_map(|l| l["device_type"].as_u64())
         .collect();
     assert!(types.contains(&0) && types.contains(&1), "{types:?}");
+    // Each LUN carries a ready-made address, and disks their size.
+    let disk = targets
+        .iter()
+        .flat_map(|t| t["luns"].as_array().unwrap().iter())
+        .find(|l| l["url"] == r.disk())
+        .unwrap_or_else(|| panic!("no LUN with url {} in {v}", r.disk()));
+    assert_eq!(disk["bytes"], 64 << 20, "{disk}");
+    assert_eq!(disk["block_size"], 512, "{disk}");
+    let text = sanmover(["luns", &url]).ok().stdout;
+    assert!(text.contains(r.disk()) && text.contains("64.0 MiB"), "{text}");
+}
+
+#[test]
+fn readcap_of_a_tape_says_it_is_a_tape() {
+    let r = rig();
+    let out = sanmover(["readcap", r.tape()]);
+    assert_eq!(out.code, 43, "{}", out.stderr);
+    assert!(out.stderr.contains("is a tape device"), "{}", out.stderr);
 }
 
 #[test]
@@ -209,7 +227,8 @@ fn missing_lun_is_illegal_request() {
     let rc = sanmover(["readcap", &url]);
     assert_ne!(rc.code, 0, "readcap on LUN 9 succeeded: {}", rc.stdout);
     assert!(
-        rc.stderr.contains("LOGICAL UNIT NOT SUPPORTED") || rc.stderr.contains("ILLEGAL REQUEST"),
+        rc.stderr.contains("no logical unit at this LUN")
+            || rc.stderr.contains("LOGICAL UNIT NOT SUPPORTED"),
         "{}\n(inquiry said: {} {})",
         rc.stderr,
         out.stdout,

@@ -211,7 +211,7 @@ pub fn for_device(e: &DeviceError) -> u8 {
         DeviceError::Transport { source, .. } => for_transport(source),
         DeviceError::Check { status, sense, .. } => for_status(*status, sense.as_deref()),
         DeviceError::Parse { .. } => BAD_RESPONSE,
-        DeviceError::WrongType { .. } => WRONG_DEVICE_TYPE,
+        DeviceError::WrongType { .. } | DeviceError::NoLogicalUnit { .. } => WRONG_DEVICE_TYPE,
         DeviceError::Protocol { .. } => BAD_RESPONSE,
     }
 }

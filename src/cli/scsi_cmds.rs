@@ -10,15 +10,15 @@ use serde::Serialize;
 use super::exit;
 use super::output::{hexdump, Out};
 use super::{open_transport, parse_hex_args, ConnArgs, UsageError};
-use crate::device::disk::read_capacity;
+use crate::device::disk::{read_capacity, Capacity};
 use crate::device::Scsi;
 use crate::scsi::sense::Sense;
 use crate::scsi::spc::{
     BlockLimitsVpd, DeviceIdentification, StandardInquiry, SupportedVpdPages, UnitSerialNumber,
     VpdPage,
 };
-use crate::scsi::Cdb;
-use crate::transport::iscsi::{discover, IscsiTransport};
+use crate::scsi::{Cdb, DeviceType};
+use crate::transport::iscsi::{discover, DiscoveredTarget, IscsiOptions, IscsiTransport};
 use crate::transport::url::{IscsiUrl, PortalUrl};
 use crate::transport::Request;
 
@@ -204,11 +204,16 @@ fn block_limits_text(v: &BlockLimitsVpd) -> String {
 #[derive(Serialize)]
 struct LunInfo {
     lun: u16,
+    /// A ready-made device address for this LUN (no credentials in it).
+    url: String,
     device_type: Option<u8>,
     device_type_name: Option<String>,
     vendor: Option<String>,
     product: Option<String>,
     revision: Option<String>,
+    /// Disks only: READ CAPACITY's size.
+    bytes: Option<u64>,
+    block_size: Option<u32>,
     error: Option<String>,
 }
 
@@ -225,88 +230,108 @@ pub fn luns(conn: &ConnArgs, out: &Out, portal: &str) -> Result<u8> {
     let opts = conn.iscsi_options();
     let targets =
         discover(&portal, &opts).with_context(|| format!("discovery at {}", portal.portal()))?;
-    let mut all = Vec::new();
-    for t in &targets {
-        // The portal given first: discovery just answered there, and a
-        // target behind NAT (LIO in QEMU) names its own unreachable
-        // address. The portals discovery named are the alternates.
-        let mut candidates = vec![portal.portal()];
-        for p in &t.portals {
-            let p = strip_tpgt(p);
-            if !candidates.contains(&p) {
-                candidates.push(p);
-            }
-        }
-        let mut session = None;
-        let mut last_err = None;
-        for c in &candidates {
-            let url = lun_url(c, &t.name, 0)?;
-            match IscsiTransport::connect(&url, &opts) {
-                Ok(s) => {
-                    session = Some((c.clone(), s));
-                    break;
-                }
-                Err(e) => {
-                    log::info!("{}: portal {c} unusable: {e}", t.name);
-                    last_err = Some(e);
-                }
-            }
-        }
-        let Some((used, s)) = session else {
-            let e = last_err.map(|e| e.to_string()).unwrap_or_default();
-            anyhow::bail!("target {}: no portal accepted a login: {e}", t.name);
-        };
-        let mut scsi = Scsi::new(s);
-        let list = scsi.report_luns()?;
-        drop(scsi);
-        let mut luns = Vec::new();
-        for l in &list.luns {
-            let Some(idx) = l.index() else {
-                log::warn!(
-                    "{}: LUN {:#018x} uses an addressing method not shown",
-                    t.name,
-                    l.0
-                );
-                continue;
-            };
-            luns.push(lun_info(&used, &t.name, idx, &opts));
-        }
-        all.push(TargetInfo {
-            target: t.name.clone(),
-            portal: used,
-            discovered_portals: t.portals.clone(),
-            luns,
-        });
-    }
-    out.emit(&all, || {
-        let mut s = String::new();
-        if all.is_empty() {
-            s.push_str("no targets discovered\n");
-        }
-        for t in &all {
-            let _ = writeln!(s, "Target: {}  (portal {})", t.target, t.portal);
-            for l in &t.luns {
-                match &l.error {
-                    Some(e) => {
-                        let _ = writeln!(s, "  LUN {:<3} error: {e}", l.lun);
-                    }
-                    None => {
-                        let _ = writeln!(
-                            s,
-                            "  LUN {:<3} {:<14} {:<8} {:<16} {}",
-                            l.lun,
-                            l.device_type_name.as_deref().unwrap_or("?"),
-                            l.vendor.as_deref().unwrap_or(""),
-                            l.product.as_deref().unwrap_or(""),
-                            l.revision.as_deref().unwrap_or("")
-                        );
-                    }
-                }
-            }
-        }
-        s
-    });
+    let all = targets
+        .iter()
+        .map(|t| target_info(&portal.portal(), t, &opts))
+        .collect::<Result<Vec<_>>>()?;
+    out.emit(&all, || luns_text(&all));
     Ok(exit::OK)
+}
+
+/// Log in to `t` through the first portal that takes it, then list its
+/// LUNs with INQUIRY (and READ CAPACITY for disks) on each.
+fn target_info(portal: &str, t: &DiscoveredTarget, opts: &IscsiOptions) -> Result<TargetInfo> {
+    // The portal given first: discovery just answered there, and a target
+    // behind NAT (LIO in QEMU) names its own unreachable address. The
+    // portals discovery named are the alternates.
+    let mut candidates = vec![portal.to_string()];
+    for p in &t.portals {
+        let p = strip_tpgt(p);
+        if !candidates.contains(&p) {
+            candidates.push(p);
+        }
+    }
+    let (used, session) = login_any(&candidates, &t.name, opts)?;
+    let list = Scsi::new(session).report_luns()?;
+    let mut luns = Vec::new();
+    for l in &list.luns {
+        match l.index() {
+            Some(idx) => luns.push(lun_info(&used, &t.name, idx, opts)),
+            None => log::warn!(
+                "{}: LUN {:#018x} uses an addressing method not shown",
+                t.name,
+                l.0
+            ),
+        }
+    }
+    Ok(TargetInfo {
+        target: t.name.clone(),
+        portal: used,
+        discovered_portals: t.portals.clone(),
+        luns,
+    })
+}
+
+/// A session to LUN 0 of `target` through the first of `portals` that
+/// accepts a login.
+fn login_any(
+    portals: &[String],
+    target: &str,
+    opts: &IscsiOptions,
+) -> Result<(String, IscsiTransport)> {
+    let mut last_err = None;
+    for c in portals {
+        match IscsiTransport::connect(&lun_url(c, target, 0)?, opts) {
+            Ok(s) => return Ok((c.clone(), s)),
+            Err(e) => {
+                log::info!("{target}: portal {c} unusable: {e}");
+                last_err = Some(e);
+            }
+        }
+    }
+    let e = last_err.map(|e| e.to_string()).unwrap_or_default();
+    anyhow::bail!("target {target}: no portal accepted a login: {e}")
+}
+
+fn luns_text(all: &[TargetInfo]) -> String {
+    let mut s = String::new();
+    if all.is_empty() {
+        s.push_str("no targets discovered\n");
+    }
+    for t in all {
+        let _ = writeln!(s, "Target: {}  (portal {})", t.target, t.portal);
+        for l in &t.luns {
+            let what = match &l.error {
+                Some(e) => format!("error: {e}"),
+                None => format!(
+                    "{:<14} {:<8} {:<16} {:<4} {:>10}",
+                    l.device_type_name.as_deref().unwrap_or("?"),
+                    l.vendor.as_deref().unwrap_or(""),
+                    l.product.as_deref().unwrap_or(""),
+                    l.revision.as_deref().unwrap_or(""),
+                    l.bytes.map(human_size).unwrap_or_default()
+                ),
+            };
+            let _ = writeln!(s, "  LUN {:<3} {what}  {}", l.lun, l.url);
+        }
+    }
+    s
+}
+
+/// Sizes as storage people write them: binary units, one decimal.
+fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
 }
 
 fn strip_tpgt(p: &str) -> String {
@@ -319,40 +344,52 @@ fn lun_url(portal: &str, target: &str, lun: u16) -> Result<IscsiUrl> {
     ))?)
 }
 
-fn lun_info(
-    portal: &str,
-    target: &str,
-    lun: u16,
-    opts: &crate::transport::iscsi::IscsiOptions,
-) -> LunInfo {
-    let r = (|| -> Result<StandardInquiry> {
-        let t = IscsiTransport::connect(&lun_url(portal, target, lun)?, opts)?;
-        Ok(Scsi::new(t).inquiry()?)
+fn lun_info(portal: &str, target: &str, lun: u16, opts: &IscsiOptions) -> LunInfo {
+    let url = format!("iscsi://{portal}/{target}/{lun}");
+    let r = (|| -> Result<(StandardInquiry, Option<Capacity>)> {
+        let mut scsi = Scsi::new(IscsiTransport::connect(
+            &lun_url(portal, target, lun)?,
+            opts,
+        )?);
+        let inq = scsi.inquiry()?;
+        let cap = match inq.device_type {
+            DeviceType::DISK => read_capacity(&mut scsi).ok(),
+            _ => None,
+        };
+        Ok((inq, cap))
     })();
+    let mut info = LunInfo {
+        lun,
+        url,
+        device_type: None,
+        device_type_name: None,
+        vendor: None,
+        product: None,
+        revision: None,
+        bytes: None,
+        block_size: None,
+        error: None,
+    };
     match r {
-        Ok(i) => LunInfo {
-            lun,
-            device_type: Some(i.device_type.0),
-            device_type_name: Some(i.device_type.to_string()),
-            vendor: Some(i.vendor),
-            product: Some(i.product),
-            revision: Some(i.revision),
-            error: None,
-        },
-        Err(e) => LunInfo {
-            lun,
-            device_type: None,
-            device_type_name: None,
-            vendor: None,
-            product: None,
-            revision: None,
-            error: Some(format!("{e:#}")),
-        },
+        Ok((i, cap)) => {
+            info.device_type = Some(i.device_type.0);
+            info.device_type_name = Some(i.device_type.to_string());
+            info.vendor = Some(i.vendor);
+            info.product = Some(i.product);
+            info.revision = Some(i.revision);
+            info.bytes = cap.as_ref().map(|c| c.bytes());
+            info.block_size = cap.map(|c| c.block_size.0);
+        }
+        Err(e) => info.error = Some(format!("{e:#}")),
     }
+    info
 }
 
 pub fn readcap(conn: &ConnArgs, out: &Out, dev: &str) -> Result<u8> {
     let mut scsi = Scsi::new(open_transport(conn, dev)?);
+    // A tape or changer gets "is a tape device", not READ CAPACITY's
+    // INVALID COMMAND OPERATION CODE.
+    scsi.expect_type(DeviceType::DISK)?;
     let cap = read_capacity(&mut scsi)?;
     #[derive(Serialize)]
     struct Cap {

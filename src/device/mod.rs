@@ -51,6 +51,10 @@ pub enum DeviceError {
         expected: DeviceType,
         found: DeviceType,
     },
+    /// INQUIRY says nothing is there (peripheral qualifier 3, or type
+    /// 1Fh): the LUN is not configured on that target.
+    #[error("{device}: no logical unit at this LUN (see `sanmover luns iscsi://HOST`)")]
+    NoLogicalUnit { device: String },
     #[error("{device}: {message}")]
     Protocol { device: String, message: String },
 }
@@ -272,6 +276,13 @@ impl<T: Transport> Scsi<T> {
     /// INQUIRY, and an error unless the device type is `expected`.
     pub fn expect_type(&mut self, expected: DeviceType) -> Result<StandardInquiry, DeviceError> {
         let inq = self.inquiry()?;
+        // SPC-4 6.6.2: qualifier 3 means no LU can be there; 1Fh is
+        // "unknown or no device type".
+        if inq.peripheral_qualifier == 3 || inq.device_type == DeviceType::UNKNOWN {
+            return Err(DeviceError::NoLogicalUnit {
+                device: self.name.clone(),
+            });
+        }
         if inq.device_type != expected {
             return Err(DeviceError::WrongType {
                 device: self.name.clone(),
