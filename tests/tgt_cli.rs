@@ -127,7 +127,10 @@ fn luns_discovers_both_targets() {
     assert_eq!(disk["bytes"], 64 << 20, "{disk}");
     assert_eq!(disk["block_size"], 512, "{disk}");
     let text = sanmover(["luns", &url]).ok().stdout;
-    assert!(text.contains(r.disk()) && text.contains("64.0 MiB"), "{text}");
+    assert!(
+        text.contains(r.disk()) && text.contains("64.0 MiB"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -136,6 +139,50 @@ fn readcap_of_a_tape_says_it_is_a_tape() {
     let out = sanmover(["readcap", r.tape()]);
     assert_eq!(out.code, 43, "{}", out.stderr);
     assert!(out.stderr.contains("is a tape device"), "{}", out.stderr);
+}
+
+#[test]
+fn sense_reads_files_and_stdin_and_speaks_spc() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    // INVALID FIELD IN CDB, field pointer at CDB byte 2.
+    let hex = "70 00 05 00 00 00 00 0a 00 00 00 00 24 00 00 c0 00 02";
+    let txt = dir.path().join("sense.txt");
+    std::fs::write(&txt, format!("# from sg_raw\n{hex}\n")).unwrap();
+    let from_file = sanmover(["sense", "--file", txt.to_str().unwrap()])
+        .ok()
+        .stdout;
+    assert!(
+        from_file.contains("FIELD POINTER=CDB byte 2"),
+        "{from_file}"
+    );
+    assert!(
+        !from_file.contains("FieldPointer"),
+        "Rust debug text: {from_file}"
+    );
+    let bin = dir.path().join("sense.bin");
+    std::fs::write(&bin, hex::decode(hex.replace(' ', "")).unwrap()).unwrap();
+    let from_bin = sanmover(["sense", "--binary", bin.to_str().unwrap()])
+        .ok()
+        .stdout;
+    assert_eq!(from_bin, from_file);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sanmover"))
+        .args(["sense", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(hex.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), from_file);
+    let missing = sanmover(["sense", "--file", "/nonexistent/sense.txt"]);
+    assert_eq!(missing.code, 15, "{}", missing.stderr);
 }
 
 #[test]

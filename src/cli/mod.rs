@@ -145,10 +145,27 @@ pub enum Command {
         timeout: u64,
     },
     /// Decode sense bytes given in hex, offline (like sg_decode_sense).
+    ///
+    /// The bytes come from the command line, from a file of hex text
+    /// (`--file`; `#` starts a comment), from a binary file (`--binary`),
+    /// or from standard input (`-`, or FILE given as `-`).
+    ///
+    /// Examples:
+    ///   sanmover sense 70 00 05 00 00 00 00 0a 00 00 00 00 24 00 00 c0 00 02
+    ///   sanmover sense --file sense.txt
+    ///   sg_raw -v /dev/sg1 ... 2>&1 | grep -o 'Sense.*' | sanmover sense -
+    ///   sanmover sense --binary sense.bin --json
     Sense {
-        /// Sense bytes in hex, as separate words or run together.
-        #[arg(required = true, num_args = 1.., value_name = "HEX")]
+        /// Sense bytes in hex, as separate words or run together; `-`
+        /// reads hex text from standard input.
+        #[arg(num_args = 0.., value_name = "HEX", required_unless_present_any = ["file", "binary"])]
         hex: Vec<String>,
+        /// Read the sense bytes as hex text from FILE (`-` for standard input).
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["hex", "binary"])]
+        file: Option<PathBuf>,
+        /// Read the sense bytes as raw binary from FILE (`-` for standard input).
+        #[arg(long, value_name = "FILE", conflicts_with = "hex")]
+        binary: Option<PathBuf>,
     },
     /// Back up a disk LUN to tape as one backup set.
     ///
@@ -571,7 +588,9 @@ fn run(cli: &Cli) -> Result<u8> {
                 timeout: Duration::from_secs(*timeout),
             },
         ),
-        Command::Sense { hex } => scsi_cmds::sense(&out, hex),
+        Command::Sense { hex, file, binary } => {
+            scsi_cmds::sense(&out, &scsi_cmds::SenseInput::new(hex, file, binary))
+        }
         Command::Tape { dev, op } => tape_cmds::tape(&cli.conn, &out, dev, op.clone()),
         Command::Backup {
             mode,

@@ -548,7 +548,7 @@ pub fn sense_text(s: &Sense) -> String {
         let _ = writeln!(t, "  command-specific information: {c:#x}");
     }
     if let Some(k) = &s.sense_key_specific {
-        let _ = writeln!(t, "  sense-key specific: {k:?}");
+        let _ = writeln!(t, "  sense-key specific: {k}");
     }
     if s.fru != 0 {
         let _ = writeln!(t, "  field replaceable unit: {:#x}", s.fru);
@@ -556,8 +556,60 @@ pub fn sense_text(s: &Sense) -> String {
     t
 }
 
-pub fn sense(out: &Out, words: &[String]) -> Result<u8> {
-    let bytes = parse_hex_args(words)?;
+/// Where `sense` reads its bytes from.
+pub enum SenseInput {
+    Words(Vec<String>),
+    HexFile(std::path::PathBuf),
+    BinaryFile(std::path::PathBuf),
+}
+
+impl SenseInput {
+    pub fn new(
+        hex: &[String],
+        file: &Option<std::path::PathBuf>,
+        binary: &Option<std::path::PathBuf>,
+    ) -> Self {
+        match (file, binary) {
+            (Some(f), _) => SenseInput::HexFile(f.clone()),
+            (None, Some(b)) => SenseInput::BinaryFile(b.clone()),
+            _ if hex == ["-"] => SenseInput::HexFile("-".into()),
+            _ => SenseInput::Words(hex.to_vec()),
+        }
+    }
+
+    fn bytes(&self) -> Result<Vec<u8>> {
+        Ok(match self {
+            SenseInput::Words(w) => parse_hex_args(w)?,
+            SenseInput::HexFile(f) => {
+                let text = String::from_utf8_lossy(&read_input(f)?).into_owned();
+                // sg_decode_sense's hex files: '#' starts a comment.
+                let words: Vec<String> = text
+                    .lines()
+                    .map(|l| l.split('#').next().unwrap_or("").to_string())
+                    .collect();
+                parse_hex_args(&words)?
+            }
+            SenseInput::BinaryFile(f) => read_input(f)?,
+        })
+    }
+}
+
+/// The bytes of FILE, or of standard input for `-`.
+fn read_input(f: &Path) -> Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut buf = Vec::new();
+    if f == Path::new("-") {
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .context("reading standard input")?;
+    } else {
+        buf = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+    }
+    Ok(buf)
+}
+
+pub fn sense(out: &Out, input: &SenseInput) -> Result<u8> {
+    let bytes = input.bytes()?;
     let s = Sense::parse(&bytes).map_err(|e| UsageError(format!("not sense data: {e}")))?;
     out.emit(&s, || format!("{s}\n{}", sense_text(&s)));
     Ok(exit::OK)
