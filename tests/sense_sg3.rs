@@ -573,3 +573,68 @@ fn sample_buffers_decode_like_sg3_utils() {
         bad.join("\n")
     );
 }
+
+/// `sg_decode_sense --err=N`: sg3_utils' name for exit status N.
+fn sg_exit_name(n: u8) -> String {
+    let out = Command::new(tool())
+        .arg(format!("--err={n}"))
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run `{}`: {e}", tool()));
+    String::from_utf8_lossy(&out.stdout).trim().to_lowercase()
+}
+
+#[test]
+fn exit_codes_agree_with_sg3_utils() {
+    use sanmover::cli::exit::TABLE;
+    // Where sg3_utils names a code, ours must mean the same: a word of
+    // sg3_utils' name and the word of ours that says the same thing.
+    let agree: &[(u8, &str, &str)] = &[
+        (1, "syntax", "command line"),
+        (2, "not ready", "not ready"),
+        (3, "medium or hardware", "medium error or hardware"),
+        (5, "illegal request", "illegal request"),
+        (6, "unit attention", "unit attention"),
+        (7, "data protect", "data protect"),
+        (9, "invalid opcode", "invalid opcode"),
+        (10, "copy aborted", "copy aborted"),
+        (11, "aborted command", "aborted command"),
+        (14, "miscompare", "miscompare"),
+        (15, "file error", "file"),
+        (20, "no sense", "no sense"),
+        (21, "recovered", "recovered"),
+        (22, "lba out of range", "lba out of range"),
+        (24, "reservation conflict", "reservation conflict"),
+        (26, "busy", "busy"),
+        (27, "task set full", "task set full"),
+        (28, "aca", "aca active"),
+        (29, "task aborted", "task aborted"),
+        (33, "timeout", "timed out"),
+        (98, "other sense", "another sense key"),
+        (99, "other error", "any other error"),
+    ];
+    for row in TABLE {
+        let sg = sg_exit_name(row.code);
+        let ours = row.meaning.to_lowercase();
+        if row.code == 0 {
+            continue;
+        }
+        match agree.iter().find(|(c, _, _)| *c == row.code) {
+            Some((_, sg_word, our_word)) => {
+                assert!(
+                    ours.contains(our_word) && sg.contains(sg_word),
+                    "exit {}: ours '{}', sg3_utils '{}'",
+                    row.code,
+                    row.meaning,
+                    sg
+                );
+            }
+            None => assert!(
+                sg.contains("unable to decode"),
+                "exit {} ('{}') is sg3_utils' '{}': pick a number it leaves free",
+                row.code,
+                row.meaning,
+                sg
+            ),
+        }
+    }
+}

@@ -181,11 +181,11 @@ fn two_sets_back_up_verify_restore_rebuild_and_survive_corruption() {
     let tape = env.tape();
 
     let bad = env.run(&["verify", &set_a, "--tape", &tape]);
-    assert_eq!(bad.code, 47, "{}", bad.stderr);
+    assert_eq!(bad.code, 37, "{}", bad.stderr);
     assert!(bad.stderr.contains("record 3"), "{}", bad.stderr);
     let disk2 = env.disk2();
     let bad_restore = env.run(&["restore", &set_a, "--target", &disk2, "--tape", &tape]);
-    assert_eq!(bad_restore.code, 47, "{}", bad_restore.stderr);
+    assert_eq!(bad_restore.code, 37, "{}", bad_restore.stderr);
     assert!(
         bad_restore.stderr.contains("record 3"),
         "{}",

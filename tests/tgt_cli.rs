@@ -242,7 +242,7 @@ fn closed_port_is_a_connect_error() {
     let url = format!("iscsi://127.0.0.1:{port}/iqn.2026-11.org.sanmover:none/0");
     let t0 = std::time::Instant::now();
     let r = sanmover(["inquiry", &url]);
-    assert_eq!(r.code, 40, "{}", r.stderr);
+    assert_eq!(r.code, 34, "{}", r.stderr);
     assert!(
         r.stderr.contains(&format!("127.0.0.1:{port}")),
         "{}",
@@ -260,7 +260,7 @@ fn unknown_target_is_a_login_error() {
         r.portal()
     );
     let out = sanmover(["inquiry", &url]);
-    assert_eq!(out.code, 41, "{}", out.stderr);
+    assert_eq!(out.code, 35, "{}", out.stderr);
 }
 
 #[test]
@@ -311,4 +311,41 @@ fn erase_needs_force() {
     let out = sanmover(["tape", r.tape(), "erase"]);
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(out.stderr.contains("--force"), "{}", out.stderr);
+}
+
+#[test]
+fn near_miss_addresses_get_a_hint_and_exit_1() {
+    for bad in ["iscsi:/127.0.0.1/iqn.x/0", "sg0", "127.0.0.1:3260/iqn.x/0"] {
+        let out = sanmover(["inquiry", bad]);
+        assert_eq!(out.code, 1, "{bad}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("did you mean iscsi://"),
+            "{bad}: {}",
+            out.stderr
+        );
+        // One message, not the OS error twice.
+        assert!(!out.stderr.contains("os error"), "{bad}: {}", out.stderr);
+    }
+}
+
+#[test]
+fn malformed_set_id_is_the_set_id_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = dir.path().join("c.db");
+    for bad in ["zz", "ab!", "ab"] {
+        let out = sanmover(["--catalog", cat.to_str().unwrap(), "verify", bad]);
+        assert_eq!(out.code, 46, "{bad}: {}", out.stderr);
+    }
+}
+
+#[test]
+fn json_holds_for_argument_errors() {
+    let out = sanmover(["--json", "inquiry", "--no-such-option"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let v = out.json();
+    assert_eq!(v["exit_code"], 1);
+    assert!(
+        v["error"].as_str().unwrap().contains("--no-such-option"),
+        "{v}"
+    );
 }

@@ -52,6 +52,9 @@ pub enum CatalogError {
     Ambiguous(String),
     #[error("{0}")]
     Invalid(String),
+    /// Not a set UUID nor a prefix of one.
+    #[error("{0}")]
+    BadSetId(String),
 }
 
 /// Where a backup set stands.
@@ -672,13 +675,13 @@ impl Catalog {
             .map(|c| c.to_ascii_lowercase())
             .collect();
         if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_hexdigit()) {
-            return Err(CatalogError::Invalid(format!(
+            return Err(CatalogError::BadSetId(format!(
                 "'{given}' is not a set id: give a set UUID or at least {MIN_PREFIX} of its \
                  leading hex digits"
             )));
         }
         if digits.len() < MIN_PREFIX {
-            return Err(CatalogError::Invalid(format!(
+            return Err(CatalogError::BadSetId(format!(
                 "set id prefix '{given}' is too short: give at least {MIN_PREFIX} hex digits"
             )));
         }

@@ -32,126 +32,91 @@ pub const MISCOMPARE: u8 = 14;
 pub const FILE_ERROR: u8 = 15;
 pub const NO_SENSE: u8 = 20;
 pub const RECOVERED: u8 = 21;
+pub const LBA_OUT_OF_RANGE: u8 = 22;
 pub const RESERVATION_CONFLICT: u8 = 24;
 pub const BUSY: u8 = 26;
-pub const OTHER_STATUS: u8 = 29;
+pub const TASK_SET_FULL: u8 = 27;
+pub const ACA_ACTIVE: u8 = 28;
+pub const TASK_ABORTED: u8 = 29;
 pub const TIMEOUT: u8 = 33;
-pub const CONNECT: u8 = 40;
-pub const LOGIN: u8 = 41;
+// Ours, in numbers sg3_utils leaves free (34-39, 42-46; it uses 40, 41,
+// 47, 48 and 50-99 itself).
+pub const CONNECT: u8 = 34;
+pub const LOGIN: u8 = 35;
+pub const CORRUPT: u8 = 37;
 pub const SESSION_LOST: u8 = 42;
 pub const WRONG_DEVICE_TYPE: u8 = 43;
 pub const BAD_RESPONSE: u8 = 44;
 pub const REFUSED: u8 = 45;
 pub const NOT_FOUND: u8 = 46;
-pub const CORRUPT: u8 = 47;
+pub const OTHER_SENSE: u8 = 98;
 pub const OTHER: u8 = 99;
 
-/// The table printed by `--help` and copied in the README.
+const fn row(code: u8, meaning: &'static str) -> ExitCode {
+    ExitCode { code, meaning }
+}
+
+/// The table printed by `--help` and copied in the README. Codes 0-33,
+/// 98 and 99 mean what they mean for sg3_utils (`sg_decode_sense
+/// --err=N`); the tests check it.
 pub const TABLE: &[ExitCode] = &[
-    ExitCode {
-        code: OK,
-        meaning: "success",
-    },
-    ExitCode {
-        code: SYNTAX,
-        meaning: "bad command line: option, hex or device URL",
-    },
-    ExitCode {
-        code: NOT_READY,
-        meaning: "NOT READY (no medium, becoming ready)",
-    },
-    ExitCode {
-        code: MEDIUM_HARDWARE,
-        meaning: "MEDIUM ERROR or HARDWARE ERROR",
-    },
-    ExitCode {
-        code: ILLEGAL_REQUEST,
-        meaning: "ILLEGAL REQUEST (bad field, LUN not supported)",
-    },
-    ExitCode {
-        code: UNIT_ATTENTION,
-        meaning: "UNIT ATTENTION (after retries)",
-    },
-    ExitCode {
-        code: DATA_PROTECT,
-        meaning: "DATA PROTECT (write protected)",
-    },
-    ExitCode {
-        code: BLANK_CHECK,
-        meaning: "BLANK CHECK (end of data on tape)",
-    },
-    ExitCode {
-        code: INVALID_OPCODE,
-        meaning: "command not supported by the device (20/00)",
-    },
-    ExitCode {
-        code: COPY_ABORTED,
-        meaning: "COPY ABORTED",
-    },
-    ExitCode {
-        code: ABORTED_COMMAND,
-        meaning: "ABORTED COMMAND",
-    },
-    ExitCode {
-        code: VOLUME_OVERFLOW,
-        meaning: "VOLUME OVERFLOW (tape full)",
-    },
-    ExitCode {
-        code: MISCOMPARE,
-        meaning: "MISCOMPARE",
-    },
-    ExitCode {
-        code: FILE_ERROR,
-        meaning: "local file could not be read or written",
-    },
-    ExitCode {
-        code: NO_SENSE,
-        meaning: "NO SENSE with a condition (filemark, EOM, end of data on SPACE)",
-    },
-    ExitCode {
-        code: RECOVERED,
-        meaning: "RECOVERED ERROR",
-    },
-    ExitCode {
-        code: RESERVATION_CONFLICT,
-        meaning: "RESERVATION CONFLICT",
-    },
-    ExitCode {
-        code: BUSY,
-        meaning: "BUSY or TASK SET FULL (after retries)",
-    },
-    ExitCode {
-        code: OTHER_STATUS,
-        meaning: "another SCSI status (ACA ACTIVE, TASK ABORTED)",
-    },
-    ExitCode {
-        code: TIMEOUT,
-        meaning: "the command timed out",
-    },
-    ExitCode {
-        code: CONNECT,
-        meaning: "cannot reach the portal or open the device",
-    },
-    ExitCode {
-        code: LOGIN,
-        meaning: "iSCSI login refused (unknown target, CHAP, ACL)",
-    },
-    ExitCode {
-        code: SESSION_LOST,
-        meaning: "session lost during a command",
-    },
-    ExitCode {
-        code: WRONG_DEVICE_TYPE,
-        meaning: "wrong device type (e.g. a tape command on a disk)",
-    },
-    ExitCode {
-        code: BAD_RESPONSE,
-        meaning: "the device's response could not be decoded",
-    },
-    ExitCode {
-        code: OTHER,
-        meaning: "any other error",
-    },
+    row(OK, "success"),
+    row(SYNTAX, "bad command line: option, hex or device URL"),
+    row(NOT_READY, "NOT READY (no medium, becoming ready)"),
+    row(MEDIUM_HARDWARE, "MEDIUM ERROR or HARDWARE ERROR"),
+    row(
+        ILLEGAL_REQUEST,
+        "ILLEGAL REQUEST (bad field, LUN not supported)",
+    ),
+    row(UNIT_ATTENTION, "UNIT ATTENTION (after retries)"),
+    row(DATA_PROTECT, "DATA PROTECT (write protected)"),
+    row(BLANK_CHECK, "BLANK CHECK (end of data on tape)"),
+    row(
+        INVALID_OPCODE,
+        "ILLEGAL REQUEST, invalid opcode: the device lacks the command (20/00)",
+    ),
+    row(COPY_ABORTED, "COPY ABORTED"),
+    row(ABORTED_COMMAND, "ABORTED COMMAND"),
+    row(VOLUME_OVERFLOW, "VOLUME OVERFLOW (tape full)"),
+    row(MISCOMPARE, "MISCOMPARE"),
+    row(FILE_ERROR, "local file could not be read or written"),
+    row(
+        NO_SENSE,
+        "NO SENSE with a condition (filemark, EOM, end of data on SPACE)",
+    ),
+    row(RECOVERED, "RECOVERED ERROR"),
+    row(
+        LBA_OUT_OF_RANGE,
+        "ILLEGAL REQUEST, LBA out of range (21/00)",
+    ),
+    row(RESERVATION_CONFLICT, "RESERVATION CONFLICT"),
+    row(BUSY, "BUSY (after retries)"),
+    row(TASK_SET_FULL, "TASK SET FULL (after retries)"),
+    row(ACA_ACTIVE, "ACA ACTIVE"),
+    row(TASK_ABORTED, "TASK ABORTED"),
+    row(TIMEOUT, "the command timed out"),
+    row(CONNECT, "cannot reach the portal or open the device"),
+    row(LOGIN, "iSCSI login refused (unknown target, CHAP, ACL)"),
+    row(
+        CORRUPT,
+        "a backup set failed a check (CRC, sequence, digest, missing trailer)",
+    ),
+    row(SESSION_LOST, "session lost during a command"),
+    row(
+        WRONG_DEVICE_TYPE,
+        "wrong device type, or no logical unit at that LUN",
+    ),
+    row(BAD_RESPONSE, "the device's response could not be decoded"),
+    row(
+        REFUSED,
+        "refused before writing: no or foreign label, wrong volume, target too small, own source",
+    ),
+    row(NOT_FOUND, "unknown, ambiguous or malformed set id"),
+    row(
+        OTHER_SENSE,
+        "another sense key (vendor specific, EQUAL, reserved), or CHECK CONDITION without sense",
+    ),
+    row(OTHER, "another SCSI status, or any other error"),
 ];
 
 /// The table as text for `--help`.
@@ -167,10 +132,13 @@ pub fn table_text() -> String {
 pub fn for_status(status: Status, sense: Option<&Sense>) -> u8 {
     match status {
         Status::GOOD | Status::CONDITION_MET => OK,
-        Status::CHECK_CONDITION => sense.map_or(OTHER_STATUS, for_sense),
-        Status::BUSY | Status::TASK_SET_FULL => BUSY,
+        Status::CHECK_CONDITION => sense.map_or(OTHER_SENSE, for_sense),
+        Status::BUSY => BUSY,
+        Status::TASK_SET_FULL => TASK_SET_FULL,
+        Status::ACA_ACTIVE => ACA_ACTIVE,
+        Status::TASK_ABORTED => TASK_ABORTED,
         Status::RESERVATION_CONFLICT => RESERVATION_CONFLICT,
-        _ => OTHER_STATUS,
+        _ => OTHER,
     }
 }
 
@@ -181,6 +149,7 @@ pub fn for_sense(s: &Sense) -> u8 {
         SenseKey::NOT_READY => NOT_READY,
         SenseKey::MEDIUM_ERROR | SenseKey::HARDWARE_ERROR => MEDIUM_HARDWARE,
         SenseKey::ILLEGAL_REQUEST if s.asc == Asc::INVALID_OPCODE => INVALID_OPCODE,
+        SenseKey::ILLEGAL_REQUEST if s.asc == Asc::LBA_OUT_OF_RANGE => LBA_OUT_OF_RANGE,
         SenseKey::ILLEGAL_REQUEST => ILLEGAL_REQUEST,
         SenseKey::UNIT_ATTENTION => UNIT_ATTENTION,
         SenseKey::DATA_PROTECT => DATA_PROTECT,
@@ -189,7 +158,7 @@ pub fn for_sense(s: &Sense) -> u8 {
         SenseKey::ABORTED_COMMAND => ABORTED_COMMAND,
         SenseKey::VOLUME_OVERFLOW => VOLUME_OVERFLOW,
         SenseKey::MISCOMPARE => MISCOMPARE,
-        _ => OTHER,
+        _ => OTHER_SENSE,
     }
 }
 
@@ -218,7 +187,9 @@ pub fn for_device(e: &DeviceError) -> u8 {
 
 pub fn for_catalog(e: &CatalogError) -> u8 {
     match e {
-        CatalogError::NotFound(_) | CatalogError::Ambiguous(_) => NOT_FOUND,
+        CatalogError::NotFound(_) | CatalogError::Ambiguous(_) | CatalogError::BadSetId(_) => {
+            NOT_FOUND
+        }
         CatalogError::Io { .. } => FILE_ERROR,
         _ => OTHER,
     }
@@ -296,6 +267,6 @@ mod tests {
             for_status(Status::RESERVATION_CONFLICT, None),
             RESERVATION_CONFLICT
         );
-        assert_eq!(for_status(Status::CHECK_CONDITION, None), OTHER_STATUS);
+        assert_eq!(for_status(Status::CHECK_CONDITION, None), OTHER_SENSE);
     }
 }

@@ -517,6 +517,18 @@ pub fn main() -> u8 {
                 | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => exit::OK,
                 _ => exit::SYNTAX,
             };
+            // `--json` holds for argument errors too, as far as it can be
+            // seen before parsing succeeded.
+            if code != exit::OK && std::env::args().skip(1).any(|a| a == "--json") {
+                let text = e.render().to_string();
+                let first = text
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .trim_start_matches("error: ");
+                let v = serde_json::json!({ "error": first, "exit_code": code });
+                let _ = writeln!(std::io::stdout(), "{v}");
+            }
             let _ = e.print();
             return code;
         }

@@ -195,12 +195,10 @@ pub enum TransportError {
     Cancelled { cdb: Cdb, reason: String },
     #[error("{cdb}: rejected before sending: {reason}")]
     Rejected { cdb: Cdb, reason: String },
-    #[error("{path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    /// Not a `#[source]`: the message already carries it, and a chain
+    /// printed with `{:#}` would say it twice.
+    #[error("{path}: {error}")]
+    Io { path: String, error: std::io::Error },
     #[error("{0}")]
     Unsupported(String),
 }

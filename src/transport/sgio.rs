@@ -418,13 +418,13 @@ impl SgTransport {
             .write(true)
             .custom_flags(libc::O_NONBLOCK)
             .open(path)
-            .map_err(|source| TransportError::Io {
+            .map_err(|error| TransportError::Io {
                 path: shown.clone(),
-                source,
+                error,
             })?;
-        let meta = file.metadata().map_err(|source| TransportError::Io {
+        let meta = file.metadata().map_err(|error| TransportError::Io {
             path: shown.clone(),
-            source,
+            error,
         })?;
         let ft = meta.file_type();
         if !ft.is_char_device() && !ft.is_block_device() {
@@ -449,7 +449,7 @@ impl SgTransport {
             Err(e) => {
                 return Err(TransportError::Io {
                     path: shown,
-                    source: io::Error::new(
+                    error: io::Error::new(
                         io::Error::from(e).kind(),
                         format!("SG_GET_VERSION_NUM: {}", e),
                     ),
@@ -536,7 +536,7 @@ impl SgTransport {
                 };
                 TransportError::Io {
                     path: path.clone(),
-                    source: io::Error::new(
+                    error: io::Error::new(
                         io::Error::from(e).kind(),
                         format!("SG_IO {}: {}{hint}", req.cdb, e),
                     ),
@@ -843,7 +843,7 @@ mod tests {
             Err(e @ TransportError::Io { .. }) => {
                 let msg = e.to_string();
                 assert!(msg.starts_with("/nonexistent-sanmover/sg0: "), "{msg}");
-                let TransportError::Io { source, .. } = e else {
+                let TransportError::Io { error: source, .. } = e else {
                     unreachable!()
                 };
                 assert_eq!(source.kind(), io::ErrorKind::NotFound);

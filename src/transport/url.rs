@@ -105,6 +105,30 @@ impl DeviceUrl {
         if let Some(c) = s.chars().find(|c| c.is_control()) {
             return Err(invalid(s, format!("control character {c:?} in path")));
         }
+        if has_scheme(s, "iscsi:") {
+            let rest = s[6..].trim_start_matches('/');
+            return Err(invalid(
+                s,
+                format!("did you mean iscsi://{rest}? (two slashes after iscsi:)"),
+            ));
+        }
+        // A bare word, or host:port/…, is a URL missing its scheme far more
+        // often than a device node in the current directory.
+        let first = s.split('/').next().unwrap_or("");
+        if !s.contains('/') || first.contains(':') {
+            return Err(invalid(
+                s,
+                format!(
+                    "neither an iscsi:// URL nor a device path (/dev/sgN, /dev/nstN, \
+                     /dev/sdX); did you mean iscsi://{}?",
+                    if s.contains('/') {
+                        s.to_string()
+                    } else {
+                        format!("{s}/TARGET-IQN/LUN")
+                    }
+                ),
+            ));
+        }
         Ok(DeviceUrl::Path(PathBuf::from(s)))
     }
 }
@@ -773,6 +797,16 @@ mod tests {
         assert!(DeviceUrl::parse("iser://h/x/0").is_err());
         assert!(DeviceUrl::parse("").is_err());
         assert!(DeviceUrl::parse("/dev/sg\x01").is_err());
+        // Near-misses of a URL get a hint, never a file lookup.
+        for bad in [
+            "iscsi:/h/iqn.x/0",
+            "iscsi:h/iqn.x/0",
+            "sg0",
+            "h:3260/iqn.x/0",
+        ] {
+            let e = DeviceUrl::parse(bad).unwrap_err().to_string();
+            assert!(e.contains("did you mean iscsi://"), "{bad}: {e}");
+        }
         assert!(DeviceUrl::parse(&format!("iscsi://h/{IQN}")).is_err());
         assert_eq!(
             DeviceUrl::parse("/dev/sg3").unwrap().to_string(),
