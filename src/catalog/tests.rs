@@ -451,7 +451,7 @@ fn set_lookup_by_prefix() {
     }
     for bad in ["abc", "", "a-b", "wxyz1234"] {
         assert!(
-            matches!(cat.set(bad), Err(CatalogError::Invalid(_))),
+            matches!(cat.set(bad), Err(CatalogError::BadSetId(_))),
             "{bad:?}"
         );
     }
