@@ -318,3 +318,55 @@ fn foreign_label_is_refused_unless_forced() {
     let ok = env.backup(&env.disk2(), &["--blocks", "2048"]);
     assert_eq!(ok["tape_file"], 1, "{ok}");
 }
+
+#[test]
+fn tape_like_mt_and_label_states() {
+    let env = Env::new();
+    let tape = env.tape();
+    // A tape that starts with a filemark is described as such.
+    env.run(&["tape", &tape, "rewind"]).ok();
+    env.run(&["tape", &tape, "weof"]).ok();
+    let b = env.run(&["backup", "--source", &env.disk2(), "--tape", &tape]);
+    assert_eq!(b.code, 45, "{}", b.stderr);
+    assert!(b.stderr.contains("starts with a filemark"), "{}", b.stderr);
+    assert!(!b.stderr.contains("()"), "{}", b.stderr);
+    env.run(&["tape", &tape, "label", "MT01", "--force"]).ok();
+    env.run(&["tape", &tape, "rewind"]).ok();
+    // mt's defaults and aliases: fsf without a count is fsf 1; eom; $TAPE.
+    let fsf = env.run(&["--json", "tape", &tape, "fsf"]).ok().json();
+    assert_eq!(fsf["count"], 1, "{fsf}");
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_sanmover"));
+    c.args([
+        "--catalog",
+        env.catalog.to_str().unwrap(),
+        "--json",
+        "tape",
+        "eom",
+    ])
+    .env("TAPE", &tape);
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let eom: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(eom["op"], "eod", "{eom}");
+    // status and tell show the same READ POSITION, and status names the
+    // volume (from the catalog: tgt's position cannot be trusted).
+    let st = env.run(&["--json", "tape", &tape, "status"]).ok().json();
+    let tell = env.run(&["--json", "tape", &tape, "tell"]).ok().json();
+    assert_eq!(st["device_position"], tell["device"], "{st}\n{tell}");
+    assert_eq!(st["volume_from"], "catalog", "{st}");
+    assert!(st["volume"].as_str().unwrap().starts_with("MT01 "), "{st}");
+    // A second volume may not take a name the catalog already has.
+    let again = env.run(&["tape", &tape, "label", "MT01", "--force"]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    let dup = env.run(&["tape", &tape, "label", "MT01"]);
+    assert_eq!(dup.code, 45, "{}", dup.stderr);
+    assert!(
+        dup.stderr.contains("already has a volume named MT01"),
+        "{}",
+        dup.stderr
+    );
+}

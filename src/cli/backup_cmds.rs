@@ -377,6 +377,15 @@ pub fn tape_label<T: Transport>(
     force: bool,
 ) -> Result<u8> {
     let catalog = open_catalog(cat)?;
+    if !force {
+        if let Some(v) = catalog.volumes()?.iter().find(|v| v.name == name) {
+            return Err(crate::engine::EngineError::Refused(format!(
+                "the catalog already has a volume named {name} ({}); pick another name, or --force to reuse it",
+                v.id
+            ))
+            .into());
+        }
+    }
     match read_label(tape)? {
         LabelState::Blank => {}
         LabelState::Ours(l) if !force => {
@@ -386,10 +395,10 @@ pub fn tape_label<T: Transport>(
             ))
             .into())
         }
-        LabelState::Foreign(first) if !force => {
+        other @ (LabelState::Foreign(_) | LabelState::LeadingFilemark) if !force => {
             return Err(crate::engine::EngineError::Refused(format!(
-                "the tape holds a foreign label or data (first bytes {}); --force overwrites it",
-                hex::encode(first)
+                "the tape holds {}; --force overwrites it",
+                other.describe()
             ))
             .into())
         }

@@ -410,8 +410,9 @@ pub enum Command {
     /// no LOCATE or ERASE), its sense is printed decoded and the exit status
     /// says why.
     Tape {
-        /// Device address of a tape LU.
-        dev: String,
+        /// Device address of a tape LU; when left out, $TAPE (as for mt).
+        #[arg(env = "TAPE")]
+        dev: Option<String>,
         #[command(subcommand)]
         op: TapeOp,
     },
@@ -430,16 +431,29 @@ pub enum TapeOp {
         #[arg(default_value_t = 1)]
         n: u32,
     },
-    /// Space forward over N filemarks, to the start of a file.
-    Fsf { n: u32 },
-    /// Space backward over N filemarks (tgt stops one object off; prefer
-    /// rewind + fsf there).
-    Bsf { n: u32 },
-    /// Space forward over N blocks.
-    Fsr { n: u32 },
-    /// Space backward over N blocks.
-    Bsr { n: u32 },
-    /// Space to end of data, where the next write appends.
+    /// Space forward over N filemarks (default 1), to the start of a file.
+    Fsf {
+        #[arg(default_value_t = 1)]
+        n: u32,
+    },
+    /// Space backward over N filemarks (default 1; tgt stops one object
+    /// off: prefer rewind + fsf there).
+    Bsf {
+        #[arg(default_value_t = 1)]
+        n: u32,
+    },
+    /// Space forward over N blocks (default 1).
+    Fsr {
+        #[arg(default_value_t = 1)]
+        n: u32,
+    },
+    /// Space backward over N blocks (default 1).
+    Bsr {
+        #[arg(default_value_t = 1)]
+        n: u32,
+    },
+    /// Space to end of data, where the next write appends (mt's eom).
+    #[command(alias = "eom")]
     Eod,
     /// Show the position (READ POSITION, long form when supported).
     Tell,
@@ -447,7 +461,8 @@ pub enum TapeOp {
     Seek { block: u32 },
     /// Load the medium (LOAD UNLOAD with LOAD set).
     Load,
-    /// Unload the medium.
+    /// Rewind and unload the medium (mt's offline and rewoffl).
+    #[command(aliases = ["offline", "rewoffl"])]
     Unload,
     /// Erase from the current position to the end of the medium. Needs
     /// --force because everything after the position is lost.
@@ -603,7 +618,7 @@ fn run(cli: &Cli) -> Result<u8> {
         Command::Sense { hex, file, binary } => {
             scsi_cmds::sense(&out, &scsi_cmds::SenseInput::new(hex, file, binary))
         }
-        Command::Tape { dev, op } => tape_cmds::tape(&cli.conn, &out, dev, op.clone()),
+        Command::Tape { dev, op } => tape_cmds::tape(&cli.conn, &out, dev.as_deref(), op.clone()),
         Command::Backup {
             mode,
             copy_manager,

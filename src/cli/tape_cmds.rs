@@ -5,10 +5,13 @@ use std::fmt::Write as _;
 use anyhow::Result;
 use serde::Serialize;
 
+use super::backup_cmds::redacted;
 use super::output::Out;
 use super::{exit, open_transport, ConnArgs, TapeOp, UsageError};
+use crate::catalog::Catalog;
 use crate::device::tape::{TapeStatus, TrackedPosition};
 use crate::device::Tape;
+use crate::engine::volume::read_label;
 use crate::scsi::ssc::{Position, ReadPositionForm};
 
 #[derive(Serialize)]
@@ -26,7 +29,9 @@ fn count_i32(n: u32) -> Result<i32, UsageError> {
     Ok(n as i32)
 }
 
-pub fn tape(conn: &ConnArgs, out: &Out, dev: &str, op: TapeOp) -> Result<u8> {
+pub fn tape(conn: &ConnArgs, out: &Out, dev: Option<&str>, op: TapeOp) -> Result<u8> {
+    let dev =
+        dev.ok_or_else(|| UsageError("no tape device: give DEV, or set TAPE as for mt".into()))?;
     if let TapeOp::Erase { force: false } = op {
         return Err(UsageError(
             "erase destroys everything after the current position; add --force".into(),
@@ -35,11 +40,7 @@ pub fn tape(conn: &ConnArgs, out: &Out, dev: &str, op: TapeOp) -> Result<u8> {
     }
     let mut tape = Tape::open(open_transport(conn, dev)?)?;
     let (name, count): (&'static str, Option<u32>) = match op {
-        TapeOp::Status => {
-            let st = tape.status();
-            out.emit(&st, || status_text(&st));
-            return Ok(exit::OK);
-        }
+        TapeOp::Status => return status(conn, out, &mut tape, dev),
         TapeOp::Tell => return tell(&mut tape, out),
         TapeOp::Limits => {
             let l = tape.block_limits()?;
@@ -122,13 +123,10 @@ pub fn tape(conn: &ConnArgs, out: &Out, dev: &str, op: TapeOp) -> Result<u8> {
     Ok(exit::OK)
 }
 
-fn tell(tape: &mut Tape<Box<dyn crate::transport::Transport + Send>>, out: &Out) -> Result<u8> {
-    // Long form first (file number too); fall back to short (SSC-4 7.7).
-    let pos = match tape.read_position(ReadPositionForm::LONG) {
-        Ok(p) => p,
-        Err(e) if e.sense().is_some() => tape.read_position(ReadPositionForm::SHORT)?,
-        Err(e) => return Err(e.into()),
-    };
+type DynTape = Tape<Box<dyn crate::transport::Transport + Send>>;
+
+fn tell(tape: &mut DynTape, out: &Out) -> Result<u8> {
+    let pos = tape.device_position()?;
     #[derive(Serialize)]
     struct Tell<'a> {
         device: &'a Position,
@@ -151,6 +149,55 @@ fn tell(tape: &mut Tape<Box<dyn crate::transport::Transport + Send>>, out: &Out)
         },
     );
     Ok(exit::OK)
+}
+
+#[derive(Serialize)]
+struct StatusOut {
+    #[serde(flatten)]
+    drive: TapeStatus,
+    /// What file 0 holds, in words, when it could be read without moving
+    /// the tape; else the volume the catalog last saw in this drive.
+    volume: Option<String>,
+    /// "tape" (read now) or "catalog" (last seen).
+    volume_from: Option<&'static str>,
+}
+
+fn status(conn: &ConnArgs, out: &Out, tape: &mut DynTape, dev: &str) -> Result<u8> {
+    let drive = tape.status();
+    // Reading the label moves the tape: only where the drive says, and can
+    // be trusted to say, that it is at the beginning (reading then
+    // rewinding leaves it where it was).
+    let at_bop = drive.position_trusted && drive.device_position.as_ref().is_some_and(|p| p.bop);
+    let (volume, volume_from) = if at_bop && drive.not_ready.is_none() {
+        let state = read_label(tape)?;
+        tape.rewind()?;
+        (Some(state.describe()), Some("tape"))
+    } else {
+        match catalog_volume(conn, dev) {
+            Some(v) => (Some(v), Some("catalog")),
+            None => (None, None),
+        }
+    };
+    let st = StatusOut {
+        drive,
+        volume,
+        volume_from,
+    };
+    out.emit(&st, || status_text(&st));
+    Ok(exit::OK)
+}
+
+/// The volume the catalog last saw in `dev`, if the catalog can say.
+fn catalog_volume(conn: &ConnArgs, dev: &str) -> Option<String> {
+    let path = conn.catalog_path();
+    // A status never creates a catalog.
+    if !path.exists() {
+        return None;
+    }
+    let cat = Catalog::open(&path).ok()?;
+    let id = cat.volume_in_device(&redacted(dev)).ok()??;
+    let v = cat.volume(id).ok()??;
+    Some(format!("{} ({})", v.name, v.id))
 }
 
 fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
@@ -187,7 +234,8 @@ fn position_text(p: &Position) -> String {
     s
 }
 
-fn status_text(st: &TapeStatus) -> String {
+fn status_text(out: &StatusOut) -> String {
+    let st = &out.drive;
     let mut s = String::new();
     let _ = writeln!(s, "Drive: {} {} {}", st.vendor, st.product, st.revision);
     match &st.not_ready {
@@ -230,6 +278,20 @@ fn status_text(st: &TapeStatus) -> String {
             }
         }
         None => s.push_str("Position: READ POSITION not answered\n"),
+    }
+    match (&out.volume, out.volume_from) {
+        (Some(v), Some("tape")) => {
+            let _ = writeln!(s, "Volume: {v}");
+        }
+        (Some(v), _) => {
+            let _ = writeln!(
+                s,
+                "Volume: {v}, last seen in this drive (catalog; the label is read only at a trusted beginning of tape)"
+            );
+        }
+        (None, _) => s.push_str(
+            "Volume: unknown (not at a trusted beginning of tape, and not in the catalog)\n",
+        ),
     }
     s
 }

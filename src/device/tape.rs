@@ -497,6 +497,15 @@ impl<T: Transport> Tape<T> {
     }
 
     /// Everything `tape status` shows. Failing sub-queries leave `None`.
+    /// READ POSITION as `tape tell` and `tape status` both show it: the
+    /// long form (it has the file number), else the short form (SSC-4 7.7).
+    pub fn device_position(&mut self) -> Result<Position, DeviceError> {
+        match self.read_position(ReadPositionForm::LONG) {
+            Err(e) if e.sense().is_some() => self.read_position(ReadPositionForm::SHORT),
+            r => r,
+        }
+    }
+
     pub fn status(&mut self) -> TapeStatus {
         let not_ready = match self.scsi.test_unit_ready() {
             Ok(()) => None,
@@ -504,7 +513,7 @@ impl<T: Transport> Tape<T> {
         };
         let mode = self.mode().ok();
         let bd = mode.as_ref().and_then(|m| m.block_descriptors.first());
-        let device_position = self.read_position(ReadPositionForm::SHORT).ok();
+        let device_position = self.device_position().ok();
         TapeStatus {
             vendor: self.inquiry.vendor.clone(),
             product: self.inquiry.product.clone(),

@@ -32,9 +32,31 @@ pub const MAX_RECORD: usize = MAX_TAPE_BLOCK / 2;
 pub enum LabelState {
     Ours(VolumeLabel),
     Blank,
+    /// The tape starts with a filemark: an empty first file, as some
+    /// programs leave (not a sanmover volume, and no data to lose there).
+    LeadingFilemark,
     /// Something else: another program's tape. The first bytes, for the
     /// error message.
     Foreign(Vec<u8>),
+}
+
+impl LabelState {
+    /// What is in file 0, in words.
+    pub fn describe(&self) -> String {
+        match self {
+            LabelState::Ours(l) => format!("sanmover volume {} ({})", l.name, l.uuid),
+            LabelState::Blank => "blank (no label, no data)".into(),
+            LabelState::LeadingFilemark => {
+                "starts with a filemark (an empty first file; no sanmover label)".into()
+            }
+            LabelState::Foreign(first) => {
+                format!(
+                    "a foreign label or data (first bytes {})",
+                    hex::encode(first)
+                )
+            }
+        }
+    }
 }
 
 /// Rewind and read the label.
@@ -43,7 +65,7 @@ pub fn read_label<T: Transport>(tape: &mut Tape<T>) -> Result<LabelState, Engine
     let (o, buf) = tape.read_block(vec![0; MAX_TAPE_BLOCK])?;
     Ok(match o {
         ReadOutcome::EndOfData => LabelState::Blank,
-        ReadOutcome::Filemark => LabelState::Foreign(Vec::new()),
+        ReadOutcome::Filemark => LabelState::LeadingFilemark,
         ReadOutcome::Block(n) => {
             let b = &buf[..n];
             if VolumeLabel::looks_like(b) {
@@ -65,10 +87,10 @@ pub fn require_label<T: Transport>(tape: &mut Tape<T>) -> Result<VolumeLabel, En
             "{}: the tape has no label; write one with 'sanmover tape DEV label NAME'",
             tape.scsi.name()
         ))),
-        LabelState::Foreign(first) => Err(EngineError::Refused(format!(
-            "{}: the tape holds a foreign label or data (first bytes {}); refusing to touch it (label it with --force to reuse the tape)",
+        other => Err(EngineError::Refused(format!(
+            "{}: the tape {}; refusing to touch it (label it with --force to reuse the tape)",
             tape.scsi.name(),
-            hex::encode(first)
+            other.describe()
         ))),
     }
 }
