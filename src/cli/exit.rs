@@ -30,6 +30,8 @@ pub const ABORTED_COMMAND: u8 = 11;
 pub const VOLUME_OVERFLOW: u8 = 13;
 pub const MISCOMPARE: u8 = 14;
 pub const FILE_ERROR: u8 = 15;
+/// sg3_utils leaves 16 undefined (`sg_decode_sense --err=16`).
+pub const DRIVE_BUSY: u8 = 16;
 pub const NO_SENSE: u8 = 20;
 pub const RECOVERED: u8 = 21;
 pub const RESERVATION_CONFLICT: u8 = 24;
@@ -45,6 +47,10 @@ pub const REFUSED: u8 = 45;
 pub const NOT_FOUND: u8 = 46;
 pub const CORRUPT: u8 = 47;
 pub const OTHER: u8 = 99;
+/// 128 + the signal number, as a shell reports a process a signal ended
+/// (sg3_utils reads 130 and 143 the same way).
+pub const INTERRUPTED_SIGINT: u8 = 130;
+pub const INTERRUPTED_SIGTERM: u8 = 143;
 
 /// The table printed by `--help` and copied in the README.
 pub const TABLE: &[ExitCode] = &[
@@ -105,6 +111,10 @@ pub const TABLE: &[ExitCode] = &[
         meaning: "local file could not be read or written",
     },
     ExitCode {
+        code: DRIVE_BUSY,
+        meaning: "the tape drive or volume is in use by another sanmover process on this host (--wait waits)",
+    },
+    ExitCode {
         code: NO_SENSE,
         meaning: "NO SENSE with a condition (filemark, EOM, end of data on SPACE)",
     },
@@ -151,6 +161,14 @@ pub const TABLE: &[ExitCode] = &[
     ExitCode {
         code: OTHER,
         meaning: "any other error",
+    },
+    ExitCode {
+        code: INTERRUPTED_SIGINT,
+        meaning: "backup interrupted by SIGINT (Ctrl-C); the set is recorded as interrupted",
+    },
+    ExitCode {
+        code: INTERRUPTED_SIGTERM,
+        meaning: "backup interrupted by SIGTERM; the set is recorded as interrupted",
     },
 ];
 
@@ -234,6 +252,9 @@ pub fn for_engine(e: &EngineError) -> u8 {
         EngineError::Stopped(_) => SESSION_LOST,
         EngineError::Provider(_) => REFUSED,
         EngineError::Serverless { cause, .. } => for_engine(cause),
+        EngineError::Interrupted { signal, .. } => 128u8.saturating_add(*signal as u8),
+        EngineError::TapeMoved { .. } => CORRUPT,
+        EngineError::VolumeBusy { .. } => DRIVE_BUSY,
     }
 }
 
@@ -254,6 +275,12 @@ pub fn for_error(e: &anyhow::Error) -> u8 {
         }
         if cause.downcast_ref::<UrlError>().is_some() {
             return SYNTAX;
+        }
+        if cause
+            .downcast_ref::<crate::engine::drive_lock::LockError>()
+            .is_some_and(|l| matches!(l, crate::engine::drive_lock::LockError::Busy { .. }))
+        {
+            return DRIVE_BUSY;
         }
         if cause.downcast_ref::<super::UsageError>().is_some() {
             return SYNTAX;

@@ -232,6 +232,10 @@ pub enum Command {
         /// READ(16)s kept in flight on the source session.
         #[arg(long, value_name = "N", default_value_t = 8)]
         queue_depth: usize,
+        /// When another sanmover process on this host has the tape drive,
+        /// wait for it instead of failing with exit status 16.
+        #[arg(long)]
+        wait: bool,
     },
     /// Restore a backup set to a disk LUN, checking every record.
     ///
@@ -250,12 +254,22 @@ pub enum Command {
         /// The tape [default: where the catalog last saw the set's volume].
         #[arg(long, value_name = "DEV")]
         tape: Option<String>,
-        /// First LBA on the target.
-        #[arg(long, value_name = "A", default_value_t = 0)]
-        lba: u64,
+        /// First LBA on the target [default: the set's own first LBA, so a
+        /// set of an LBA range goes back to the same blocks].
+        #[arg(long, value_name = "A")]
+        lba: Option<u64>,
         /// WRITE(16)s kept in flight on the target session.
         #[arg(long, value_name = "N", default_value_t = 8)]
         queue_depth: usize,
+        /// Allow the target to be the set's own source LU (same VPD 0x83
+        /// identity as recorded in the set header): the restore then
+        /// overwrites the source's blocks with the set's data.
+        #[arg(long)]
+        force: bool,
+        /// Wait for the tape drive if another sanmover process on this
+        /// host has it, instead of failing with exit status 16.
+        #[arg(long)]
+        wait: bool,
     },
     /// Re-read a set from tape and check every record and the digest.
     Verify {
@@ -267,6 +281,10 @@ pub enum Command {
         /// Also compare the data with the source LUN as it is now.
         #[arg(long)]
         compare_source: bool,
+        /// Wait for the tape drive if another sanmover process on this
+        /// host has it, instead of failing with exit status 16.
+        #[arg(long)]
+        wait: bool,
     },
     /// The backup catalog: list sets, show one, or rebuild it from a tape.
     Catalog {
@@ -395,6 +413,11 @@ pub enum Command {
     Tape {
         /// Device address of a tape LU.
         dev: String,
+        /// Commands that move or write the tape: wait for the drive if
+        /// another sanmover process on this host has it, instead of
+        /// failing with exit status 16.
+        #[arg(long, global = true)]
+        wait: bool,
         #[command(subcommand)]
         op: TapeOp,
     },
@@ -463,9 +486,24 @@ pub enum CatalogOp {
     },
     /// Scan a tape from the start and replace its volume's entries with
     /// the sets found on it (each read and checked).
+    ///
+    /// When that would delete sets the catalog knows (not on the tape) or
+    /// change them (state, counts, digest, place), the difference is
+    /// printed (with --json as "diff") and nothing changes without
+    /// --force. Sets in tape files that cannot be read as a set are kept
+    /// as the catalog has them, even with --force; a tape without a
+    /// readable label changes nothing.
     Rebuild {
+        /// The tape drive holding the volume.
         #[arg(long, value_name = "DEV")]
         tape: String,
+        /// Apply a rebuild that deletes or changes known sets.
+        #[arg(long)]
+        force: bool,
+        /// Wait for the tape drive if another sanmover process on this
+        /// host has it, instead of failing with exit status 16.
+        #[arg(long)]
+        wait: bool,
     },
 }
 
@@ -572,7 +610,7 @@ fn run(cli: &Cli) -> Result<u8> {
             },
         ),
         Command::Sense { hex } => scsi_cmds::sense(&out, hex),
-        Command::Tape { dev, op } => tape_cmds::tape(&cli.conn, &out, dev, op.clone()),
+        Command::Tape { dev, wait, op } => tape_cmds::tape(&cli.conn, &out, dev, op.clone(), *wait),
         Command::Backup {
             mode,
             copy_manager,
@@ -588,6 +626,7 @@ fn run(cli: &Cli) -> Result<u8> {
             label,
             block_size,
             queue_depth,
+            wait,
         } => backup_cmds::run_backup(
             &cli.conn,
             &out,
@@ -607,6 +646,7 @@ fn run(cli: &Cli) -> Result<u8> {
                 quiesce: quiesce.as_deref(),
                 thaw: thaw.as_deref(),
                 maskcheck_initiator: maskcheck_initiator.as_deref(),
+                wait: *wait,
             },
         ),
         Command::Snapshots { op } => match op {
@@ -619,6 +659,8 @@ fn run(cli: &Cli) -> Result<u8> {
             tape,
             lba,
             queue_depth,
+            force,
+            wait,
         } => backup_cmds::run_restore(
             &cli.conn,
             &out,
@@ -629,19 +671,25 @@ fn run(cli: &Cli) -> Result<u8> {
                 tape: tape.as_deref(),
                 lba: *lba,
                 queue_depth: *queue_depth,
+                force: *force,
+                wait: *wait,
             },
         ),
         Command::Verify {
             set,
             tape,
             compare_source,
+            wait,
         } => backup_cmds::run_verify(
             &cli.conn,
             &out,
             &cli.conn.catalog_path(),
-            set,
-            tape.as_deref(),
-            *compare_source,
+            backup_cmds::VerifyArgs {
+                set,
+                tape: tape.as_deref(),
+                compare_source: *compare_source,
+                wait: *wait,
+            },
         ),
         Command::Xcopy {
             copy_manager,
@@ -712,9 +760,14 @@ fn run(cli: &Cli) -> Result<u8> {
             CatalogOp::Show { set } => {
                 backup_cmds::catalog_show(&out, &cli.conn.catalog_path(), set)
             }
-            CatalogOp::Rebuild { tape } => {
-                backup_cmds::catalog_rebuild(&cli.conn, &out, &cli.conn.catalog_path(), tape)
-            }
+            CatalogOp::Rebuild { tape, force, wait } => backup_cmds::catalog_rebuild(
+                &cli.conn,
+                &out,
+                &cli.conn.catalog_path(),
+                tape,
+                *force,
+                *wait,
+            ),
         },
     }
 }

@@ -26,7 +26,13 @@ fn count_i32(n: u32) -> Result<i32, UsageError> {
     Ok(n as i32)
 }
 
-pub fn tape(conn: &ConnArgs, out: &Out, dev: &str, op: TapeOp) -> Result<u8> {
+/// Whether `op` moves or writes the tape, and so takes the drive lock
+/// (status, tell and limits only ask).
+fn moves_tape(op: &TapeOp) -> bool {
+    !matches!(op, TapeOp::Status | TapeOp::Tell | TapeOp::Limits)
+}
+
+pub fn tape(conn: &ConnArgs, out: &Out, dev: &str, op: TapeOp, wait: bool) -> Result<u8> {
     if let TapeOp::Erase { force: false } = op {
         return Err(UsageError(
             "erase destroys everything after the current position; add --force".into(),
@@ -34,6 +40,14 @@ pub fn tape(conn: &ConnArgs, out: &Out, dev: &str, op: TapeOp) -> Result<u8> {
         .into());
     }
     let mut tape = Tape::open(open_transport(conn, dev)?)?;
+    let _lock = if moves_tape(&op) {
+        let cat = conn.catalog_path();
+        Some(super::backup_cmds::lock_tape(
+            &cat, &mut tape, dev, "tape", wait,
+        )?)
+    } else {
+        None
+    };
     let (name, count): (&'static str, Option<u32>) = match op {
         TapeOp::Status => {
             let st = tape.status();
