@@ -107,7 +107,11 @@ fn catalog() -> (tempfile::TempDir, Catalog) {
 }
 
 fn states(cat: &Catalog) -> Vec<SetState> {
-    cat.sets().unwrap().iter().map(|s| s.outcome.state).collect()
+    cat.sets()
+        .unwrap()
+        .iter()
+        .map(|s| s.outcome.state)
+        .collect()
 }
 
 #[test]
@@ -146,7 +150,11 @@ fn a_tape_rewound_under_a_running_backup_fails_it_and_nothing_is_marked_complete
             TapeObject::Block(b) => assert_eq!(classify(b), BlockKind::Data),
         }
     }
-    assert_eq!(t.position().block, None, "the tracked position is forgotten");
+    assert_eq!(
+        t.position().block,
+        None,
+        "the tracked position is forgotten"
+    );
 }
 
 #[test]

@@ -95,9 +95,15 @@ impl Env {
         let t0 = Instant::now();
         while self.tape_len() < before + 4 * MIB as u64 {
             if let Ok(Some(st)) = child.try_wait() {
-                panic!("the backup ended ({st}) before it got going: {}", read(&log));
+                panic!(
+                    "the backup ended ({st}) before it got going: {}",
+                    read(&log)
+                );
             }
-            assert!(t0.elapsed() < Duration::from_secs(60), "the backup never got going");
+            assert!(
+                t0.elapsed() < Duration::from_secs(60),
+                "the backup never got going"
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
         (child, log)
@@ -267,10 +273,18 @@ fn sigint_and_sigterm_close_the_set_as_interrupted_and_the_next_backup_appends()
     // verify, and the live catalog rebuilds with nothing to ask.
     let next = env.backup(&disk2, &[]);
     assert_eq!(next["tape_file"], 4, "{next}");
-    env.run(&["verify", first["set_id"].as_str().unwrap(), "--compare-source"])
-        .ok();
-    env.run(&["verify", next["set_id"].as_str().unwrap(), "--compare-source"])
-        .ok();
+    env.run(&[
+        "verify",
+        first["set_id"].as_str().unwrap(),
+        "--compare-source",
+    ])
+    .ok();
+    env.run(&[
+        "verify",
+        next["set_id"].as_str().unwrap(),
+        "--compare-source",
+    ])
+    .ok();
     let again = env
         .run(&["--json", "catalog", "rebuild", "--tape", &tape])
         .ok()
@@ -317,7 +331,10 @@ fn a_partial_range_restores_to_its_own_lba_and_not_over_its_source_without_force
     env.run(&["restore", &id, "--target", &disk2, "--lba", "3000"])
         .ok();
     want[3000 * 512..3008 * 512].copy_from_slice(blocks(&src, 1000, 8));
-    assert!(std::fs::read(&f2).unwrap() == want, "restore to DISK2 at 3000");
+    assert!(
+        std::fs::read(&f2).unwrap() == want,
+        "restore to DISK2 at 3000"
+    );
 
     // Over its own source: refused, naming the blocks; nothing written.
     let mut damaged = src.clone();
@@ -328,7 +345,10 @@ fn a_partial_range_restores_to_its_own_lba_and_not_over_its_source_without_force
     for text in ["own source LU", "LBA 1000..=1007", "8 blocks", "--force"] {
         assert!(refused.stderr.contains(text), "{}", refused.stderr);
     }
-    assert!(std::fs::read(&f1).unwrap() == damaged, "refused restore wrote");
+    assert!(
+        std::fs::read(&f1).unwrap() == damaged,
+        "refused restore wrote"
+    );
     // With --force the source gets exactly those blocks back.
     env.run(&["restore", &id, "--target", &disk, "--force"])
         .ok();
@@ -390,7 +410,11 @@ fn catalog_rebuild_asks_before_it_drops_or_changes_sets_and_keeps_unreadable_one
         .any(|f| f["field"] == "state" && f["catalog"] == "complete" && f["tape"] == "failed"));
     let text = env.run(&["catalog", "rebuild", "--tape", &tape]);
     assert_eq!(text.code, 45);
-    assert!(text.stdout.contains("state: catalog complete, tape failed"), "{}", text.stdout);
+    assert!(
+        text.stdout.contains("state: catalog complete, tape failed"),
+        "{}",
+        text.stdout
+    );
     assert!(text.stderr.contains("--force"), "{}", text.stderr);
     assert_eq!(env.sets(), before, "a refused rebuild changed the catalog");
 
@@ -415,8 +439,14 @@ fn catalog_rebuild_asks_before_it_drops_or_changes_sets_and_keeps_unreadable_one
     let junk = env.rig.state.path().join("junk.bin");
     std::fs::write(&junk, b"not a sanmover label").unwrap();
     env.run(&["tape", &tape, "rewind"]).ok();
-    env.run(&["raw", &tape, "0a 00 00 00 14 00", "--send", junk.to_str().unwrap()])
-        .ok();
+    env.run(&[
+        "raw",
+        &tape,
+        "0a 00 00 00 14 00",
+        "--send",
+        junk.to_str().unwrap(),
+    ])
+    .ok();
     env.run(&["tape", &tape, "weof"]).ok();
     for extra in [&[][..], &["--force"][..]] {
         let mut args = vec!["catalog", "rebuild", "--tape", &tape];
@@ -424,6 +454,97 @@ fn catalog_rebuild_asks_before_it_drops_or_changes_sets_and_keeps_unreadable_one
         let r = env.run(&args);
         assert_eq!(r.code, 45, "{}", r.stderr);
         assert!(r.stderr.contains("foreign"), "{}", r.stderr);
-        assert_eq!(env.sets(), after, "rebuild of an unreadable tape changed the catalog");
+        assert_eq!(
+            env.sets(),
+            after,
+            "rebuild of an unreadable tape changed the catalog"
+        );
+    }
+}
+
+#[test]
+fn sigint_stops_a_third_party_copy_between_commands_as_interrupted_without_fallback() {
+    let env = Env::new();
+    let tape = env.get("SANMOVER_RIG_TAPE");
+    let disk = env.get("SANMOVER_RIG_DISK");
+    fill_random(&env.file("SANMOVER_RIG_DISK_FILE"), 64 * MIB, 41);
+    env.run(&["tape", &tape, "label", "XINT01"]).ok();
+    let portal = env.get("SANMOVER_RIG_PORTAL");
+    let router = common::Router::start(
+        &[
+            &format!("iscsi://{portal}/{}", env.get("SANMOVER_RIG_DISK_IQN")),
+            &format!("iscsi://{portal}/{}", env.get("SANMOVER_RIG_TAPE_IQN")),
+        ],
+        &[],
+    );
+    let cm = router.url();
+    let xcopy = |extra: &[&str]| {
+        let mut args = vec![
+            "--json",
+            "backup",
+            "--mode",
+            "xcopy",
+            "--source",
+            &disk,
+            "--tape",
+            &tape,
+            "--copy-manager",
+            &cm,
+        ];
+        args.extend_from_slice(extra);
+        args.into_iter().map(str::to_string).collect::<Vec<_>>()
+    };
+    let first_args = xcopy(&["--blocks", "2048", "--fallback", "never"]);
+    let first_refs: Vec<&str> = first_args.iter().map(String::as_str).collect();
+    let first = env.run(&first_refs).ok().json();
+
+    // The whole LUN in small records, so there are many commands.
+    let before = env.tape_len();
+    let long_args = xcopy(&["--block-size", "16384"]);
+    let long_refs: Vec<&str> = long_args.iter().map(String::as_str).collect();
+    let (mut child, log) = env.spawn(&long_refs, "xcopy-long");
+    let t0 = Instant::now();
+    while env.tape_len() < before + 4 * MIB as u64 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "the copy never got going: {}",
+            read(&log)
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    still_running(&mut child, "xcopy");
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
+    let (code, out) = finish(child);
+    let stderr = read(&log);
+    assert_eq!(code, 130, "{out} {stderr}");
+    assert!(stderr.contains("interrupted by SIGINT"), "{stderr}");
+    assert!(
+        !stderr.contains("host-driven"),
+        "an interrupt fell back: {stderr}"
+    );
+
+    let sets = env.sets();
+    let s = sets.last().unwrap();
+    assert_eq!(
+        (s["state"].as_str(), s["mode"].as_str()),
+        (Some("interrupted"), Some("xcopy"))
+    );
+    let bytes = s["bytes"].as_u64().unwrap();
+    assert!(bytes > 0 && bytes < 64 * MIB as u64, "{s}");
+    let fresh = env.rig.state.path().join("rebuilt.db");
+    let rebuilt = sm(&fresh, &["--json", "catalog", "rebuild", "--tape", &tape])
+        .ok()
+        .json();
+    let r = &rebuilt["sets"][1];
+    for k in ["id", "state", "records", "bytes", "sha256"] {
+        assert_eq!(s[k], r[k], "field {k}: live {s} tape {r}");
+    }
+    // The next set goes after it; the sets before and after verify.
+    let next_args = xcopy(&["--blocks", "2048", "--fallback", "never"]);
+    let next_refs: Vec<&str> = next_args.iter().map(String::as_str).collect();
+    let next = env.run(&next_refs).ok().json();
+    assert_eq!(next["tape_file"], 3, "{next}");
+    for id in [&first["set_id"], &next["set_id"]] {
+        env.run(&["verify", id.as_str().unwrap()]).ok();
     }
 }

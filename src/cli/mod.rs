@@ -164,6 +164,19 @@ pub enum Command {
     /// drive is reserved for the backup where it supports PERSISTENT
     /// RESERVE or RESERVE(6), and released on every path.
     ///
+    /// One sanmover process per drive on this host: the drive is locked
+    /// (a lock file named after its VPD 0x83 designator, beside the
+    /// catalog) for the whole backup, and any other sanmover command that
+    /// would move it is refused with exit status 16, naming this process
+    /// (or waits, with --wait). Where the drive's READ POSITION can be
+    /// trusted (not tgt), the position is checked before the trailer and
+    /// the filemark; a tape moved by another session fails the set.
+    ///
+    /// Ctrl-C (SIGINT) or SIGTERM: the record being written is finished,
+    /// the set is closed with a trailer marked incomplete and a filemark,
+    /// recorded as 'interrupted' with its byte count, and the command
+    /// exits 130 (143 for SIGTERM). A second Ctrl-C ends it at once.
+    ///
     /// Xcopy mode (third-party copy): a copy manager (--copy-manager, e.g.
     /// 'sanmover router') moves the data from the source to the tape on
     /// EXTENDED COPY; this host sends parameter lists and reads status,
@@ -245,6 +258,13 @@ pub enum Command {
     /// SHA-256 of the data must match the tape and the catalog; a set that
     /// fails a check is refused with the failing record named (the target
     /// then holds a partial copy and must not be used).
+    ///
+    /// The data goes to the set's own first LBA (a set of --lba 1000
+    /// --blocks 8 goes back to LBA 1000..=1007) unless --lba moves it. A
+    /// target that is the set's own source LU (its VPD 0x83 designator is
+    /// in the set header) is refused before anything is written, naming
+    /// the blocks that would be overwritten, unless --force. The drive is
+    /// locked as for backup.
     Restore {
         /// Set id (a unique prefix of at least 4 hex digits will do).
         set: String,
@@ -272,6 +292,10 @@ pub enum Command {
         wait: bool,
     },
     /// Re-read a set from tape and check every record and the digest.
+    ///
+    /// The drive is locked as for backup: while another sanmover process
+    /// on this host uses it, verify is refused with exit status 16, or
+    /// waits with --wait.
     Verify {
         /// Set id or unique prefix.
         set: String,
