@@ -269,10 +269,24 @@ fn sigint_and_sigterm_close_the_set_as_interrupted_and_the_next_backup_appends()
         }
     }
 
-    // The next backup appends after them; the sets before and after
+    // A second Ctrl-C ends the process at once: no trailer, and the next
+    // command reaps the set as failed, as after any crash.
+    let (mut child, log) = env.start_long_backup(&big, "double");
+    still_running(&mut child, "double SIGINT");
+    let pid = Pid::from_raw(child.id() as i32);
+    kill(pid, Signal::SIGINT).unwrap();
+    kill(pid, Signal::SIGINT).unwrap();
+    let (got, _) = finish(child);
+    assert_eq!(got, 130, "{}", read(&log));
+    let r = env.run(&["--json", "catalog", "list"]).ok();
+    assert!(r.stderr.contains("left running by a process that is gone"), "{}", r.stderr);
+    let killed = r.json().as_array().unwrap().last().unwrap().clone();
+    assert_eq!(killed["state"], "failed", "{killed}");
+
+    // The next backup appends after them all; the sets before and after
     // verify, and the live catalog rebuilds with nothing to ask.
     let next = env.backup(&disk2, &[]);
-    assert_eq!(next["tape_file"], 4, "{next}");
+    assert_eq!(next["tape_file"], 5, "{next}");
     env.run(&[
         "verify",
         first["set_id"].as_str().unwrap(),
