@@ -279,7 +279,11 @@ fn sigint_and_sigterm_close_the_set_as_interrupted_and_the_next_backup_appends()
     let (got, _) = finish(child);
     assert_eq!(got, 130, "{}", read(&log));
     let r = env.run(&["--json", "catalog", "list"]).ok();
-    assert!(r.stderr.contains("left running by a process that is gone"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("left running by a process that is gone"),
+        "{}",
+        r.stderr
+    );
     let killed = r.json().as_array().unwrap().last().unwrap().clone();
     assert_eq!(killed["state"], "failed", "{killed}");
 

@@ -428,6 +428,7 @@ pub fn backup<C: Transport, S: Transport, T: Transport>(
             opts.tape_url
         ))
     })?;
+    super::guard::refuse_live_writer(catalog, volume, &opts.tape_url)?;
     let identity = source_identity(source, &opts.source_url)?;
     let designator = super::volume::designator_text(&identity);
     let src_di = source.scsi.device_identification()?;
