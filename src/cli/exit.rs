@@ -306,6 +306,38 @@ mod tests {
     }
 
     #[test]
+    fn interrupts_and_busy_drives_have_their_codes() {
+        let set = uuid::Uuid::nil();
+        let int = |signal| EngineError::Interrupted {
+            set,
+            bytes: 1,
+            signal,
+            trailer: true,
+        };
+        use nix::sys::signal::Signal;
+        assert_eq!(for_engine(&int(Signal::SIGINT)), INTERRUPTED_SIGINT);
+        assert_eq!(for_engine(&int(Signal::SIGTERM)), INTERRUPTED_SIGTERM);
+        let busy = EngineError::VolumeBusy {
+            volume: "V".into(),
+            set,
+            pid: 1,
+        };
+        assert_eq!(for_engine(&busy), DRIVE_BUSY);
+        let lock = crate::engine::drive_lock::LockError::Busy {
+            drive: "naa.1".into(),
+            holder: "pid 1".into(),
+        };
+        let e = anyhow::Error::from(lock).context("tape");
+        assert_eq!(for_error(&e), DRIVE_BUSY);
+        for code in [DRIVE_BUSY, INTERRUPTED_SIGINT, INTERRUPTED_SIGTERM] {
+            assert!(
+                TABLE.iter().any(|r| r.code == code),
+                "{code} not in the table"
+            );
+        }
+    }
+
+    #[test]
     fn sense_maps_to_category() {
         let s = Sense::new(SenseKey::ILLEGAL_REQUEST, Asc::INVALID_OPCODE);
         assert_eq!(
