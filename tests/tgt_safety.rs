@@ -237,6 +237,7 @@ fn sigint_and_sigterm_close_the_set_as_interrupted_and_the_next_backup_appends()
         let (got, out) = finish(child);
         let stderr = read(&log);
         assert_eq!(got, code, "{signal}: {out} {stderr}");
+        assert!(stderr.contains("finishing the current record"), "{stderr}");
         assert!(
             stderr.contains(&format!("interrupted by {signal}")),
             "{stderr}"
@@ -269,23 +270,32 @@ fn sigint_and_sigterm_close_the_set_as_interrupted_and_the_next_backup_appends()
         }
     }
 
-    // A second Ctrl-C ends the process at once: no trailer, and the next
-    // command reaps the set as failed, as after any crash.
+    // A second Ctrl-C, sent once the first was seen: the process ends at
+    // once and the next command reaps the set as failed, as after any
+    // crash; or, when the backup closed the set before the second arrived,
+    // the set is interrupted. Which one is a race (the unit test in
+    // engine::interrupt shows the second signal ending the process); the
+    // tape and catalog are sound either way.
     let (mut child, log) = env.start_long_backup(&big, "double");
     still_running(&mut child, "double SIGINT");
     let pid = Pid::from_raw(child.id() as i32);
     kill(pid, Signal::SIGINT).unwrap();
-    kill(pid, Signal::SIGINT).unwrap();
+    wait_for_text(&log, "signal again to abort at once");
+    let _ = kill(pid, Signal::SIGINT);
     let (got, _) = finish(child);
     assert_eq!(got, 130, "{}", read(&log));
     let r = env.run(&["--json", "catalog", "list"]).ok();
-    assert!(
-        r.stderr.contains("left running by a process that is gone"),
-        "{}",
-        r.stderr
-    );
     let killed = r.json().as_array().unwrap().last().unwrap().clone();
-    assert_eq!(killed["state"], "failed", "{killed}");
+    match killed["state"].as_str() {
+        Some("failed") => assert!(
+            r.stderr.contains("left running by a process that is gone"),
+            "{}",
+            r.stderr
+        ),
+        Some("interrupted") => {}
+        _ => panic!("after a double SIGINT: {killed}"),
+    }
+    assert_eq!(killed["file_number"], 4, "{killed}");
 
     // The next backup appends after them all; the sets before and after
     // verify, and the live catalog rebuilds with nothing to ask.

@@ -54,11 +54,20 @@ impl StopFlag {
     }
 }
 
+/// Said on stderr at the first signal, so the operator knows a second one
+/// aborts.
+const FIRST: &[u8] = b"\nsanmover: stopping: finishing the current record, then closing the set \
+as interrupted (signal again to abort at once)\n";
+
 extern "C" fn on_signal(signo: nix::libc::c_int) {
     if PROCESS
         .compare_exchange(0, signo, Ordering::SeqCst, Ordering::SeqCst)
-        .is_err()
+        .is_ok()
     {
+        // SAFETY: write(2) is async-signal-safe; FIRST is a static buffer
+        // of that length. A short or failed write only loses the notice.
+        let _ = unsafe { nix::libc::write(2, FIRST.as_ptr().cast(), FIRST.len()) };
+    } else {
         // The second signal: abort now. _exit is async-signal-safe
         // (POSIX.1-2017 2.4.3); nothing else is done here.
         // SAFETY: _exit takes no pointers and never returns.
@@ -88,6 +97,43 @@ pub fn install_handlers() -> Result<StopFlag, nix::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_first_signal_raises_the_flag_and_a_second_ends_the_process_with_128_plus_it() {
+        use nix::sys::signal::raise;
+        use nix::sys::wait::{waitpid, WaitStatus};
+        use nix::unistd::{fork, ForkResult};
+        // SAFETY: until it ends, the child calls only async-signal-safe
+        // functions (sigaction, raise, an atomic load, _exit), as a child
+        // of a multi-threaded process must.
+        match unsafe { fork() }.unwrap() {
+            ForkResult::Child => {
+                let code = match install_handlers() {
+                    Err(_) => 2,
+                    Ok(flag) => {
+                        // raise(3) runs the handler before it returns.
+                        let _ = raise(Signal::SIGTERM);
+                        if flag.raised() != Some(Signal::SIGTERM) {
+                            3
+                        } else {
+                            let _ = raise(Signal::SIGINT);
+                            4 // not reached: the second signal ends it
+                        }
+                    }
+                };
+                // SAFETY: ends the child without running the parent's
+                // atexit handlers or destructors.
+                unsafe { nix::libc::_exit(code) }
+            }
+            ForkResult::Parent { child } => {
+                // 128 + SIGINT: the second signal's number.
+                assert_eq!(
+                    waitpid(child, None).unwrap(),
+                    WaitStatus::Exited(child, 130)
+                );
+            }
+        }
+    }
 
     #[test]
     fn an_owned_flag_keeps_the_first_signal() {
