@@ -6,7 +6,7 @@ use sanmover::catalog::{Catalog, SetState};
 use sanmover::device::{Disk, Tape};
 use sanmover::engine::host::{backup, BackupOptions};
 use sanmover::engine::progress::NoProgress;
-use sanmover::engine::restore::{restore, verify};
+use sanmover::engine::restore::{restore, verify, RestoreOptions};
 use sanmover::engine::volume::write_label;
 use sanmover::engine::EngineError;
 use sanmover::format::Mode;
@@ -45,6 +45,7 @@ fn opts() -> BackupOptions {
         source_url: "mem://disk".into(),
         tape_url: "mem://tape".into(),
         reservation_key: 1,
+        stop: Default::default(),
     }
 }
 
@@ -68,7 +69,7 @@ fn backup_restore_round_trip_on_memory_devices() {
     verify::<_, MemDiskT>(&mut t, &row, Some(&mut src), &NoProgress).unwrap();
     let mut dst = disk("DST", 4096);
     dst.scsi.transport().lu.data_mut().fill(0);
-    restore(&mut t, &row, &mut dst, 0, 4, &NoProgress).unwrap();
+    restore(&mut t, &row, &mut dst, &at(0), &NoProgress).unwrap();
     assert!(dst.scsi.transport().lu.data() == src.scsi.transport().lu.data());
 }
 
@@ -88,7 +89,7 @@ fn end_of_medium_closes_the_set_as_incomplete() {
     assert_eq!(objs.last(), Some(&TapeObject::Filemark));
     // Restore refuses an incomplete set.
     let mut dst = disk("DST", 8192);
-    let e = restore(&mut t, &sets[0], &mut dst, 0, 4, &NoProgress).unwrap_err();
+    let e = restore(&mut t, &sets[0], &mut dst, &at(0), &NoProgress).unwrap_err();
     assert!(e.to_string().contains("incomplete"), "{e}");
 }
 
@@ -132,12 +133,21 @@ fn restore_refuses_a_target_too_small_or_with_another_block_size() {
     let s = backup(&mut src, &mut t, &cat, &opts(), &NoProgress).unwrap();
     let row = cat.set(&s.set.set_id.to_string()).unwrap();
     let mut small = disk("SMALL", 1024);
-    let e = restore(&mut t, &row, &mut small, 0, 4, &NoProgress).unwrap_err();
+    let e = restore(&mut t, &row, &mut small, &at(0), &NoProgress).unwrap_err();
     assert!(matches!(e, EngineError::Refused(_)), "{e}");
     let mut big = disk("BIG", 4096);
-    let e = restore(&mut t, &row, &mut big, 3000, 4, &NoProgress).unwrap_err();
+    let e = restore(&mut t, &row, &mut big, &at(3000), &NoProgress).unwrap_err();
     assert!(e.to_string().contains("the set needs 2048"), "{e}");
     let mut other = Disk::open(MemoryTransport::new("4K", MemDisk::new("4K", 4096, 4096))).unwrap();
-    let e = restore(&mut t, &row, &mut other, 0, 4, &NoProgress).unwrap_err();
+    let e = restore(&mut t, &row, &mut other, &at(0), &NoProgress).unwrap_err();
     assert!(e.to_string().contains("block size"), "{e}");
+}
+
+/// Restore options: to `lba`, 4 writes in flight.
+fn at(lba: u64) -> RestoreOptions {
+    RestoreOptions {
+        target_lba: Some(lba),
+        queue_depth: 4,
+        overwrite_source: false,
+    }
 }

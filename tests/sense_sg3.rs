@@ -611,6 +611,8 @@ fn exit_codes_agree_with_sg3_utils() {
         (33, "timeout", "timed out"),
         (98, "other sense", "another sense key"),
         (99, "other error", "any other error"),
+        (130, "signal number: 2", "sigint"),
+        (143, "signal number: 15", "sigterm"),
     ];
     for row in TABLE {
         let sg = sg_exit_name(row.code);

@@ -11,7 +11,7 @@ use sanmover::catalog::{Catalog, SnapshotState};
 use sanmover::device::{Disk, Tape};
 use sanmover::engine::host::BackupOptions;
 use sanmover::engine::progress::NoProgress;
-use sanmover::engine::restore::restore;
+use sanmover::engine::restore::{restore, RestoreOptions};
 use sanmover::engine::serverless::{backup, Connector, Counted, ServerlessOptions, SessionStats};
 use sanmover::engine::volume::write_label;
 use sanmover::engine::EngineError;
@@ -190,6 +190,7 @@ fn opts() -> ServerlessOptions {
             source_url: PROD.into(),
             tape_url: "mem://tape".into(),
             reservation_key: 1,
+            stop: Default::default(),
         },
     }
 }
@@ -249,7 +250,7 @@ fn a_good_run_backs_up_the_snapshot_and_releases_it() {
     assert_eq!(row.info.source_url, PROD);
     assert_eq!(row.info.mode, "serverless");
     let mut target = Disk::open(MemoryTransport::new("t", MemDisk::new("T", BLOCKS, 512))).unwrap();
-    restore(&mut s.tape, &row, &mut target, 0, 4, &NoProgress).unwrap();
+    restore(&mut s.tape, &row, &mut target, &at(0), &NoProgress).unwrap();
     let back = target.read(Lba(0), BLOCKS as u32, BlockSize(512)).unwrap();
     assert!(back == s.array.lock().unwrap().prod);
 }
@@ -311,4 +312,13 @@ fn the_production_guard_refuses_reads_and_writes() {
     assert_eq!(st.bytes_out, 0);
     assert!(!st.commands.contains_key("88") && !st.commands.contains_key("8a"));
     assert!(st.commands.contains_key("12"));
+}
+
+/// Restore options: to `lba`, 4 writes in flight.
+fn at(lba: u64) -> RestoreOptions {
+    RestoreOptions {
+        target_lba: Some(lba),
+        queue_depth: 4,
+        overwrite_source: false,
+    }
 }

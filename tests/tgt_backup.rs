@@ -193,10 +193,13 @@ fn two_sets_back_up_verify_restore_rebuild_and_survive_corruption() {
     );
     assert!(!bad_restore.stdout.contains("restore complete"));
 
-    // The other set still restores (onto the rig's second disk).
+    // The other set still restores (onto the rig's second disk, its own
+    // source LU: that takes --force).
     std::fs::write(env.file("SANMOVER_RIG_DISK2_FILE"), vec![0u8; 16 * MIB]).unwrap();
-    env.run(&["restore", &set_b, "--target", &disk2, "--tape", &tape])
-        .ok();
+    env.run(&[
+        "restore", &set_b, "--target", &disk2, "--tape", &tape, "--force",
+    ])
+    .ok();
     assert!(same_prefix(
         &env.file("SANMOVER_RIG_DISK2_FILE"),
         &f4,

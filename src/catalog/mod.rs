@@ -22,11 +22,13 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 mod devices;
+mod diff;
 mod schema;
 mod snapshots;
 #[cfg(test)]
 mod tests;
 
+pub use diff::{diff_volume, FieldChange, SetBrief, SetChange, VolumeDiff};
 pub use schema::SCHEMA_VERSION;
 pub use snapshots::{SnapshotJobRow, SnapshotState};
 
@@ -69,14 +71,18 @@ pub enum SetState {
     Failed,
     /// On tape without a trailer (found by a rebuild scan), or cut short.
     Incomplete,
+    /// Stopped by SIGINT or SIGTERM: closed with a trailer marked
+    /// incomplete, its bytes counted (schema V4).
+    Interrupted,
 }
 
 impl SetState {
-    pub const ALL: [SetState; 4] = [
+    pub const ALL: [SetState; 5] = [
         SetState::Running,
         SetState::Complete,
         SetState::Failed,
         SetState::Incomplete,
+        SetState::Interrupted,
     ];
 
     /// The lowercase name stored in the catalog and printed.
@@ -86,6 +92,7 @@ impl SetState {
             SetState::Complete => "complete",
             SetState::Failed => "failed",
             SetState::Incomplete => "incomplete",
+            SetState::Interrupted => "interrupted",
         }
     }
 }
@@ -105,7 +112,8 @@ impl FromStr for SetState {
             .find(|st| st.as_str() == s)
             .ok_or_else(|| {
                 CatalogError::Invalid(format!(
-                    "unknown set state '{s}' (expected running, complete, failed or incomplete)"
+                    "unknown set state '{s}' (expected running, complete, failed, incomplete \
+                     or interrupted)"
                 ))
             })
     }
@@ -491,6 +499,26 @@ impl Catalog {
         Ok(rows)
     }
 
+    /// A set on volume `vol` that another live process on this host is
+    /// writing now: its id and pid. Sets begun on other hosts are not
+    /// looked at (their pids mean nothing here), nor this process's own.
+    pub fn live_writer(&self, vol: Uuid) -> Result<Option<(Uuid, i64)>, CatalogError> {
+        let mut st = self.conn.prepare(
+            "SELECT id, pid FROM sets WHERE volume = ?1 AND state = 'running' AND host = ?2 \
+             AND pid IS NOT NULL ORDER BY started",
+        )?;
+        let rows = st.query_map(params![uuid_text(vol), self.host], |r| {
+            Ok((uuid_col(r, 0)?, r.get::<_, i64>(1)?))
+        })?;
+        for row in rows {
+            let (id, pid) = row?;
+            if pid != i64::from(std::process::id()) && pid_alive(pid) {
+                return Ok(Some((id, pid)));
+            }
+        }
+        Ok(None)
+    }
+
     /// Adds a volume or updates its name, creation time and last file.
     pub fn upsert_volume(&self, vol: &VolumeRow) -> Result<(), CatalogError> {
         Self::upsert_volume_in(&self.conn, vol)
@@ -721,6 +749,18 @@ impl Catalog {
         vol: &VolumeRow,
         sets: &[SetRow],
     ) -> Result<(), CatalogError> {
+        self.replace_volume_sets_keeping(vol, sets, &[])
+    }
+
+    /// [`Catalog::replace_volume_sets`], keeping the catalog's sets in the
+    /// tape files `keep_files` (files the scan could not read: what the
+    /// catalog knows of them is all there is) unless `sets` has them.
+    pub fn replace_volume_sets_keeping(
+        &self,
+        vol: &VolumeRow,
+        sets: &[SetRow],
+        keep_files: &[u32],
+    ) -> Result<(), CatalogError> {
         let vol_id = uuid_text(vol.id);
         for s in sets {
             if s.info.volume != vol.id {
@@ -754,11 +794,21 @@ impl Catalog {
             )));
         }
         Self::upsert_volume_in(&tx, vol)?;
-        tx.execute(
-            "DELETE FROM set_extents WHERE set_id IN (SELECT id FROM sets WHERE volume = ?1)",
-            [&vol_id],
-        )?;
-        tx.execute("DELETE FROM sets WHERE volume = ?1", [&vol_id])?;
+        let scanned: std::collections::HashSet<String> =
+            sets.iter().map(|s| uuid_text(s.info.id)).collect();
+        let doomed: Vec<String> = {
+            let mut st = tx.prepare("SELECT id, file_number FROM sets WHERE volume = ?1")?;
+            let rows = st.query_map([&vol_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            let all: Vec<(String, u32)> = rows.collect::<Result<_, _>>()?;
+            all.into_iter()
+                .filter(|(id, file)| scanned.contains(id) || !keep_files.contains(file))
+                .map(|(id, _)| id)
+                .collect()
+        };
+        for id in &doomed {
+            tx.execute("DELETE FROM set_extents WHERE set_id = ?1", [id])?;
+            tx.execute("DELETE FROM sets WHERE id = ?1", [id])?;
+        }
         for s in sets {
             let id = uuid_text(s.info.id);
             let elsewhere: Option<String> = tx

@@ -5,7 +5,7 @@
 //! a new schema version is a new entry at the end, never an edit of an old
 //! one, so every catalog ever written can still be brought up to date.
 
-use rusqlite::{Connection, Transaction, TransactionBehavior};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use super::CatalogError;
 
@@ -95,8 +95,54 @@ CREATE TABLE snapshot_jobs (
 CREATE INDEX snapshot_jobs_by_created ON snapshot_jobs(created);
 ";
 
+/// Version 4: a set state `interrupted` (SIGINT or SIGTERM closed the set
+/// with a trailer marked incomplete). SQLite cannot change a CHECK
+/// constraint in place, so `sets` is rebuilt (the documented "make other
+/// kinds of table schema changes" procedure: new table, copy, drop,
+/// rename) with every row and column kept; its indexes go with the old
+/// table and are made again. [`migrate`] turns foreign keys off around it,
+/// or dropping the old table would cascade into `set_extents`.
+const V4: &str = "
+CREATE TABLE sets_v4 (
+    id                TEXT PRIMARY KEY NOT NULL,
+    volume            TEXT NOT NULL REFERENCES volumes(id),
+    state             TEXT NOT NULL
+                      CHECK (state IN ('running', 'complete', 'failed', 'incomplete',
+                                       'interrupted')),
+    file_number       INTEGER NOT NULL,
+    mode              TEXT NOT NULL,
+    label             TEXT NOT NULL,
+    source_url        TEXT NOT NULL,
+    source_designator TEXT NOT NULL,
+    lba               INTEGER NOT NULL,
+    blocks            INTEGER NOT NULL,
+    block_size        INTEGER NOT NULL,
+    payload_size      INTEGER NOT NULL,
+    records           INTEGER NOT NULL DEFAULT 0,
+    bytes             INTEGER NOT NULL DEFAULT 0,
+    sha256            TEXT,
+    started           INTEGER NOT NULL,
+    ended             INTEGER NOT NULL DEFAULT 0,
+    seconds           REAL NOT NULL DEFAULT 0,
+    error             TEXT,
+    pid               INTEGER,
+    host              TEXT
+);
+INSERT INTO sets_v4 (id, volume, state, file_number, mode, label, source_url,
+    source_designator, lba, blocks, block_size, payload_size, records, bytes, sha256,
+    started, ended, seconds, error, pid, host)
+SELECT id, volume, state, file_number, mode, label, source_url,
+    source_designator, lba, blocks, block_size, payload_size, records, bytes, sha256,
+    started, ended, seconds, error, pid, host FROM sets;
+DROP TABLE sets;
+ALTER TABLE sets_v4 RENAME TO sets;
+CREATE INDEX sets_by_volume ON sets(volume, file_number);
+CREATE INDEX sets_by_started ON sets(started);
+CREATE INDEX sets_by_state ON sets(state);
+";
+
 /// `MIGRATIONS[i]` upgrades schema version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2, V3];
+pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The schema version this build writes and understands.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -106,6 +152,17 @@ pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 /// catalog at once do not both create the tables: the second waits (busy
 /// timeout), then sees the version the first one wrote.
 pub fn migrate(conn: &Connection) -> Result<u32, CatalogError> {
+    // Table rebuilds (V4) need foreign keys off, and the pragma is a no-op
+    // inside a transaction: set it before, check the keys by hand inside,
+    // and put the caller's setting back after.
+    let fk: bool = conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0))?;
+    conn.pragma_update(None, "foreign_keys", false)?;
+    let r = migrate_in(conn);
+    conn.pragma_update(None, "foreign_keys", fk)?;
+    r
+}
+
+fn migrate_in(conn: &Connection) -> Result<u32, CatalogError> {
     let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
     let found: u32 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if found > SCHEMA_VERSION {
@@ -118,6 +175,14 @@ pub fn migrate(conn: &Connection) -> Result<u32, CatalogError> {
         tx.execute_batch(sql)?;
         // PRAGMA takes no bound parameters; the value is our own integer.
         tx.execute_batch(&format!("PRAGMA user_version = {}", from + 1))?;
+    }
+    let broken: Option<String> = tx
+        .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
+        .optional()?;
+    if let Some(table) = broken {
+        return Err(CatalogError::Invalid(format!(
+            "catalog migration left a dangling reference in table {table}; nothing was changed"
+        )));
     }
     tx.commit()?;
     Ok(found)

@@ -637,3 +637,154 @@ fn two_connections_share_the_database() {
     b.begin_set(&new_set(id2, vol.id, 2, 2)).unwrap();
     assert_eq!(a.sets().unwrap().len(), 2);
 }
+
+#[test]
+fn v3_catalog_migrates_to_v4_keeping_sets_and_extents() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    let vol = volume("OLD001");
+    let id = Uuid::new_v4();
+    {
+        // A catalog as a V3 build left it, with a set and two extents.
+        let conn = Connection::open(&path).unwrap();
+        for sql in &schema::MIGRATIONS[..3] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.execute_batch("PRAGMA user_version = 3").unwrap();
+        conn.execute(
+            "INSERT INTO volumes (id, name, created) VALUES (?1, ?2, 1)",
+            params![vol.id.to_string(), vol.name],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO sets (id, volume, state, file_number, mode, label, source_url, \
+             source_designator, lba, blocks, block_size, payload_size, records, bytes, \
+             started) VALUES (?1, ?2, 'complete', 1, 'host', 'old', 'u', 'd', 5, 10, 512, \
+             4096, 2, 5120, 7)",
+            params![id.to_string(), vol.id.to_string()],
+        )
+        .unwrap();
+        for (seq, lba) in [(0, 5), (1, 10)] {
+            conn.execute(
+                "INSERT INTO set_extents (set_id, seq, lba, blocks) VALUES (?1, ?2, ?3, 5)",
+                params![id.to_string(), seq, lba],
+            )
+            .unwrap();
+        }
+    }
+    let cat = Catalog::open(&path).unwrap();
+    let version: u32 = cat
+        .conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    let fk: i64 = cat
+        .conn
+        .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(fk, 1, "foreign keys are back on after the migration");
+    let old = cat.set(&id.to_string()).unwrap();
+    assert_eq!(old.outcome.state, SetState::Complete);
+    assert_eq!((old.outcome.records, old.outcome.bytes), (2, 5120));
+    assert_eq!(old.extents, vec![(5, 5), (10, 5)]);
+    // The new state is accepted, an unknown one still is not.
+    let new = Uuid::new_v4();
+    cat.begin_set(&new_set(new, vol.id, 2, 8)).unwrap();
+    cat.finish_set(new, &outcome(SetState::Interrupted))
+        .unwrap();
+    assert_eq!(
+        cat.set(&new.to_string()).unwrap().outcome.state,
+        SetState::Interrupted
+    );
+    assert!(cat
+        .conn
+        .execute(
+            "UPDATE sets SET state = 'bogus' WHERE id = ?1",
+            [new.to_string()]
+        )
+        .is_err());
+}
+
+#[test]
+fn live_writer_names_a_running_set_of_another_live_process() {
+    let (_d, cat) = temp_catalog();
+    let vol = volume("TAPE01");
+    cat.upsert_volume(&vol).unwrap();
+    let id = Uuid::new_v4();
+    cat.begin_set(&new_set(id, vol.id, 1, 1)).unwrap();
+    // Our own running set is not "another" writer.
+    assert_eq!(cat.live_writer(vol.id).unwrap(), None);
+    // A live process that is not us: a child that sleeps.
+    let mut child = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let set_pid = |pid: u32| {
+        cat.conn
+            .execute(
+                "UPDATE sets SET pid = ?2 WHERE id = ?1",
+                params![id.to_string(), pid],
+            )
+            .unwrap();
+    };
+    set_pid(child.id());
+    let found = cat.live_writer(vol.id);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(found.unwrap(), Some((id, i64::from(child.id()))));
+    // A dead one is not a writer.
+    set_pid(dead_pid());
+    assert_eq!(cat.live_writer(vol.id).unwrap(), None);
+}
+
+#[test]
+fn replace_keeping_leaves_sets_in_unreadable_files() {
+    let (_d, cat) = temp_catalog();
+    let vol = volume("TAPE01");
+    cat.upsert_volume(&vol).unwrap();
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    cat.begin_set(&new_set(a, vol.id, 1, 1)).unwrap();
+    cat.finish_set(a, &outcome(SetState::Complete)).unwrap();
+    cat.begin_set(&new_set(b, vol.id, 2, 2)).unwrap();
+    cat.finish_set(b, &outcome(SetState::Complete)).unwrap();
+    // The scan read file 2 as a new set and could not read file 1.
+    let c = scanned(&vol, 2, SetState::Complete);
+    cat.replace_volume_sets_keeping(&vol, std::slice::from_ref(&c), &[1])
+        .unwrap();
+    let ids: Vec<Uuid> = cat.sets().unwrap().iter().map(|s| s.info.id).collect();
+    assert_eq!(ids, vec![a, c.info.id]);
+}
+
+#[test]
+fn rebuild_diff_names_dropped_changed_added_and_kept_sets() {
+    let vol = volume("TAPE01");
+    let a = scanned(&vol, 1, SetState::Complete);
+    let b = scanned(&vol, 2, SetState::Complete);
+    let c = scanned(&vol, 3, SetState::Complete);
+    let d = scanned(&vol, 4, SetState::Complete);
+    // The tape: a as it was, b now fails its check, c's file unreadable,
+    // d gone, and a set the catalog never heard of.
+    let mut b_bad = b.clone();
+    b_bad.outcome.state = SetState::Failed;
+    b_bad.outcome.sha256 = None;
+    let e = scanned(&vol, 5, SetState::Interrupted);
+    let known = [a.clone(), b.clone(), c.clone(), d.clone()];
+    let diff = diff_volume(&known, &[a.clone(), b_bad, e.clone()], &[3]);
+    assert!(diff.needs_force());
+    assert_eq!(diff.dropped, vec![SetBrief::from(&d)]);
+    assert_eq!(diff.kept_unreadable, vec![SetBrief::from(&c)]);
+    assert_eq!(diff.added, vec![SetBrief::from(&e)]);
+    assert_eq!(diff.changed.len(), 1);
+    let fields: Vec<&str> = diff.changed[0].fields.iter().map(|f| f.field).collect();
+    assert_eq!(fields, vec!["state", "sha256"]);
+    let text = diff.text();
+    assert!(text.contains("would be deleted"), "{text}");
+    assert!(
+        text.contains("state: catalog complete, tape failed"),
+        "{text}"
+    );
+    // The same sets again: nothing to ask about.
+    let same = diff_volume(&known[..1], &[a], &[]);
+    assert!(!same.needs_force());
+    assert_eq!(same, VolumeDiff::default());
+}

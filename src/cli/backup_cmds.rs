@@ -9,10 +9,13 @@ use anyhow::{Context, Result};
 
 use super::output::Out;
 use super::{exit, open_transport, ConnArgs};
-use crate::catalog::{Catalog, SetRow};
+use crate::catalog::{diff_volume, Catalog, SetRow, VolumeDiff};
 use crate::device::{Disk, Tape};
+use crate::engine::drive_lock::{lock_drive, DriveKey, DriveLock};
+use crate::engine::guard::refuse_live_writer;
 use crate::engine::host::{backup, BackupOptions, BackupSummary};
-use crate::engine::restore::{restore, verify, ReadSummary};
+use crate::engine::interrupt::{install_handlers, StopFlag};
+use crate::engine::restore::{restore, verify, ReadSummary, RestoreOptions};
 use crate::engine::volume::{read_label, rebuild, write_label, LabelState};
 use crate::engine::{Progress, SetSummary};
 use crate::format::Mode;
@@ -95,6 +98,75 @@ pub(super) fn open_tape(conn: &ConnArgs, dev: &str) -> Result<Tape<Box<dyn Trans
     Tape::open(open_transport(conn, dev)?).with_context(|| format!("tape {}", redacted(dev)))
 }
 
+/// The drive's identity for its lock: the VPD 0x83 designator a copy
+/// manager would use (LU, binary NAA first), else the first one, else
+/// (no VPD 0x83 at all) its address.
+fn drive_key<T: Transport>(tape: &mut Tape<T>, dev: &str) -> DriveKey {
+    match tape.scsi.device_identification() {
+        Ok(di) => {
+            if let Some(d) = di.best_lu_designator().or(di.designators.first()) {
+                let mut bytes = vec![d.designator_type.0, d.code_set.0];
+                bytes.extend_from_slice(&d.value);
+                return DriveKey {
+                    text: d.to_string(),
+                    bytes,
+                };
+            }
+        }
+        Err(e) => log::warn!(
+            "{}: no VPD 0x83 identity ({e}); the drive is locked by its address",
+            redacted(dev)
+        ),
+    }
+    let addr = redacted(dev);
+    DriveKey {
+        text: addr.clone(),
+        bytes: addr.into_bytes(),
+    }
+}
+
+/// Take the drive `tape` for `command` until the returned lock is dropped:
+/// one sanmover process per drive on this host (the lock file sits beside
+/// the catalog `cat`). With `wait`, says that it waits and then waits.
+pub(super) fn lock_tape<T: Transport>(
+    cat: &Path,
+    tape: &mut Tape<T>,
+    dev: &str,
+    command: &str,
+    wait: bool,
+) -> Result<DriveLock> {
+    let dir = cat
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let key = drive_key(tape, dev);
+    let lock = lock_drive(dir, &key, &format!("sanmover {command}"), wait, |holder| {
+        eprintln!(
+            "sanmover: tape drive {} is in use by another sanmover process ({holder}); waiting for it (--wait)",
+            key.text
+        )
+    })?;
+    Ok(lock)
+}
+
+/// [`lock_tape`] through a session of its own, for commands that hand the
+/// drive's address on instead of opening it here.
+pub(super) fn hold_drive(
+    conn: &ConnArgs,
+    cat: &Path,
+    dev: &str,
+    command: &str,
+    wait: bool,
+) -> Result<DriveLock> {
+    let mut tape = open_tape(conn, dev)?;
+    lock_tape(cat, &mut tape, dev, command, wait)
+}
+
+/// From here on SIGINT and SIGTERM stop the backup between records.
+pub(super) fn stop_on_signals() -> Result<StopFlag> {
+    install_handlers().context("installing the SIGINT/SIGTERM handlers")
+}
+
 /// A device address without secrets, for the set header and catalog.
 pub(super) fn redacted(dev: &str) -> String {
     match DeviceUrl::parse(dev) {
@@ -118,6 +190,8 @@ pub struct BackupArgs<'a> {
     pub quiesce: Option<&'a str>,
     pub thaw: Option<&'a str>,
     pub maskcheck_initiator: Option<&'a str>,
+    /// Wait for the drive when another process has it.
+    pub wait: bool,
 }
 
 pub fn run_backup(conn: &ConnArgs, out: &Out, cat: &Path, a: BackupArgs<'_>) -> Result<u8> {
@@ -157,6 +231,7 @@ pub fn host_backup(
     let catalog = open_catalog(cat)?;
     let mut source = open_disk(conn, a.source, "source")?;
     let mut tape = open_tape(conn, a.tape)?;
+    let _lock = lock_tape(cat, &mut tape, a.tape, "backup", a.wait)?;
     let opts = BackupOptions {
         lba: a.lba,
         blocks: a.blocks,
@@ -167,6 +242,7 @@ pub fn host_backup(
         source_url: redacted(a.source),
         tape_url: redacted(a.tape),
         reservation_key: reservation_key(conn),
+        stop: stop_on_signals()?,
     };
     let bar = Bar::new(out);
     let s = backup(&mut source, &mut tape, &catalog, &opts, &bar)?;
@@ -224,29 +300,34 @@ pub struct RestoreArgs<'a> {
     pub set: &'a str,
     pub target: &'a str,
     pub tape: Option<&'a str>,
-    pub lba: u64,
+    /// None: the set's own first LBA.
+    pub lba: Option<u64>,
     pub queue_depth: usize,
+    /// Allow overwriting the set's own source LU.
+    pub force: bool,
+    pub wait: bool,
 }
 
 pub fn run_restore(conn: &ConnArgs, out: &Out, cat: &Path, a: RestoreArgs<'_>) -> Result<u8> {
-    let RestoreArgs {
-        set,
-        target,
-        tape,
-        lba,
-        queue_depth,
-    } = a;
     let catalog = open_catalog(cat)?;
-    let row = catalog.set(set)?;
-    let tape_dev = tape_for(&catalog, &row, tape)?;
-    let mut disk = open_disk(conn, target, "restore target")?;
+    let row = catalog.set(a.set)?;
+    let tape_dev = tape_for(&catalog, &row, a.tape)?;
+    let mut disk = open_disk(conn, a.target, "restore target")?;
     let mut t = open_tape(conn, &tape_dev)?;
-    let s = restore(&mut t, &row, &mut disk, lba, queue_depth, &Bar::new(out))?;
+    let _lock = lock_tape(cat, &mut t, &tape_dev, "restore", a.wait)?;
+    refuse_live_writer(&catalog, row.info.volume, &row.volume_name)?;
+    let opts = RestoreOptions {
+        target_lba: a.lba,
+        queue_depth: a.queue_depth,
+        overwrite_source: a.force,
+    };
+    let s = restore(&mut t, &row, &mut disk, &opts, &Bar::new(out))?;
+    let lba = s.target_lba.unwrap_or_default();
     out.emit(&s, || {
         format!(
             "restore complete: set {} to {} from LBA {lba}\n  {} bytes in {} records, {:.2} s, {:.1} MB/s\n  every record CRC and the set digest checked: {}\n",
             s.set_id,
-            redacted(target),
+            redacted(a.target),
             s.bytes,
             s.records,
             s.seconds,
@@ -257,19 +338,21 @@ pub fn run_restore(conn: &ConnArgs, out: &Out, cat: &Path, a: RestoreArgs<'_>) -
     Ok(exit::OK)
 }
 
-pub fn run_verify(
-    conn: &ConnArgs,
-    out: &Out,
-    cat: &Path,
-    set: &str,
-    tape: Option<&str>,
-    compare_source: bool,
-) -> Result<u8> {
+pub struct VerifyArgs<'a> {
+    pub set: &'a str,
+    pub tape: Option<&'a str>,
+    pub compare_source: bool,
+    pub wait: bool,
+}
+
+pub fn run_verify(conn: &ConnArgs, out: &Out, cat: &Path, a: VerifyArgs<'_>) -> Result<u8> {
     let catalog = open_catalog(cat)?;
-    let row = catalog.set(set)?;
-    let tape_dev = tape_for(&catalog, &row, tape)?;
+    let row = catalog.set(a.set)?;
+    let tape_dev = tape_for(&catalog, &row, a.tape)?;
     let mut t = Tape::open(open_transport(conn, &tape_dev)?)?;
-    let mut source = if compare_source {
+    let _lock = lock_tape(cat, &mut t, &tape_dev, "verify", a.wait)?;
+    refuse_live_writer(&catalog, row.info.volume, &row.volume_name)?;
+    let mut source = if a.compare_source {
         Some(
             Disk::open(open_transport(conn, &row.info.source_url)?)
                 .with_context(|| format!("source {}", row.info.source_url))?,
@@ -326,45 +409,117 @@ pub fn catalog_show(out: &Out, cat: &Path, set: &str) -> Result<u8> {
     Ok(exit::OK)
 }
 
-pub fn catalog_rebuild(conn: &ConnArgs, out: &Out, cat: &Path, tape: &str) -> Result<u8> {
+/// What `catalog rebuild --json` prints, applied or not.
+#[derive(serde::Serialize)]
+struct RebuildReport<'a> {
+    volume: uuid::Uuid,
+    volume_name: &'a str,
+    /// False when the rebuild was refused for want of --force.
+    applied: bool,
+    sets: &'a [SetRow],
+    /// Tape files that could not be read as a set, and why.
+    unreadable: Vec<UnreadableFile>,
+    /// The catalog's sets on this volume against the tape's.
+    diff: &'a VolumeDiff,
+    /// Only when refused: the error and exit status, as for any error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exit_code: Option<u8>,
+}
+
+#[derive(serde::Serialize)]
+struct UnreadableFile {
+    file_number: u32,
+    reason: String,
+}
+
+pub fn catalog_rebuild(
+    conn: &ConnArgs,
+    out: &Out,
+    cat: &Path,
+    tape: &str,
+    force: bool,
+    wait: bool,
+) -> Result<u8> {
     let catalog = open_catalog(cat)?;
     let mut t = Tape::open(open_transport(conn, tape)?)?;
-    let (vol, sets) = rebuild(&mut t, &Bar::new(out))?;
-    catalog.replace_volume_sets(&vol, &sets)?;
-    catalog.set_volume_device(vol.id, &redacted(tape))?;
-    #[derive(serde::Serialize)]
-    struct Rebuilt<'a> {
-        volume: uuid::Uuid,
-        volume_name: &'a str,
-        sets: &'a [SetRow],
+    let _lock = lock_tape(cat, &mut t, tape, "catalog rebuild", wait)?;
+    let r = rebuild(&mut t, &Bar::new(out))?;
+    let (vol, sets) = (&r.volume, &r.sets);
+    let keep: Vec<u32> = r.unreadable.iter().map(|(f, _)| *f).collect();
+    let diff = diff_volume(&catalog.sets_on_volume(vol.id)?, sets, &keep);
+    let mut report = RebuildReport {
+        volume: vol.id,
+        volume_name: &vol.name,
+        applied: false,
+        sets,
+        unreadable: r
+            .unreadable
+            .iter()
+            .map(|(f, why)| UnreadableFile {
+                file_number: *f,
+                reason: why.clone(),
+            })
+            .collect(),
+        diff: &diff,
+        error: None,
+        exit_code: None,
+    };
+    if diff.needs_force() && !force {
+        return Ok(refuse_rebuild(out, &mut report));
     }
-    out.emit(
-        &Rebuilt {
-            volume: vol.id,
-            volume_name: &vol.name,
-            sets: &sets,
-        },
-        || {
-            let mut t = format!(
-                "catalog rebuilt from volume {} ({}): {} sets\n",
-                vol.name,
-                vol.id,
-                sets.len()
+    catalog.replace_volume_sets_keeping(vol, sets, &keep)?;
+    catalog.set_volume_device(vol.id, &redacted(tape))?;
+    report.applied = true;
+    out.emit(&report, || {
+        let mut t = format!(
+            "catalog rebuilt from volume {} ({}): {} sets\n",
+            vol.name,
+            vol.id,
+            sets.len()
+        );
+        if diff.needs_force() || !diff.kept_unreadable.is_empty() {
+            t.push_str("changes (--force):\n");
+            t.push_str(&diff.text());
+        }
+        for s in sets {
+            let _ = writeln!(
+                t,
+                "  file {:>3}  {}  {:<11}  {} bytes",
+                s.info.file_number,
+                s.info.id,
+                s.outcome.state.as_str(),
+                s.outcome.bytes
             );
-            for s in &sets {
-                let _ = writeln!(
-                    t,
-                    "  file {:>3}  {}  {:<10}  {} bytes",
-                    s.info.file_number,
-                    s.info.id,
-                    s.outcome.state.as_str(),
-                    s.outcome.bytes
-                );
-            }
-            t
-        },
-    );
+        }
+        t
+    });
     Ok(exit::OK)
+}
+
+/// A rebuild that would delete or change known sets, without --force:
+/// show the difference, change nothing, exit 45.
+fn refuse_rebuild(out: &Out, report: &mut RebuildReport<'_>) -> u8 {
+    let d = report.diff;
+    let msg = format!(
+        "catalog rebuild would delete {} and change {} of the sets the catalog knows on volume {} ({}); nothing was changed; check the tape, then run again with --force to apply",
+        d.dropped.len(),
+        d.changed.len(),
+        report.volume_name,
+        report.volume
+    );
+    report.error = Some(msg.clone());
+    report.exit_code = Some(exit::REFUSED);
+    let text = format!(
+        "catalog rebuild NOT applied: volume {} ({}) on tape differs from the catalog:\n{}",
+        report.volume_name,
+        report.volume,
+        d.text()
+    );
+    out.emit(&*report, || text);
+    eprintln!("sanmover: {msg}");
+    exit::REFUSED
 }
 
 /// `tape DEV label NAME [--force]`.

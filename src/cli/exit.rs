@@ -30,6 +30,8 @@ pub const ABORTED_COMMAND: u8 = 11;
 pub const VOLUME_OVERFLOW: u8 = 13;
 pub const MISCOMPARE: u8 = 14;
 pub const FILE_ERROR: u8 = 15;
+/// sg3_utils leaves 16 undefined (`sg_decode_sense --err=16`).
+pub const DRIVE_BUSY: u8 = 16;
 pub const NO_SENSE: u8 = 20;
 pub const RECOVERED: u8 = 21;
 pub const LBA_OUT_OF_RANGE: u8 = 22;
@@ -51,6 +53,10 @@ pub const REFUSED: u8 = 45;
 pub const NOT_FOUND: u8 = 46;
 pub const OTHER_SENSE: u8 = 98;
 pub const OTHER: u8 = 99;
+/// 128 + the signal number, as a shell reports a process a signal ended
+/// (sg3_utils reads 130 and 143 the same way).
+pub const INTERRUPTED_SIGINT: u8 = 130;
+pub const INTERRUPTED_SIGTERM: u8 = 143;
 
 const fn row(code: u8, meaning: &'static str) -> ExitCode {
     ExitCode { code, meaning }
@@ -80,6 +86,10 @@ pub const TABLE: &[ExitCode] = &[
     row(VOLUME_OVERFLOW, "VOLUME OVERFLOW (tape full)"),
     row(MISCOMPARE, "MISCOMPARE"),
     row(FILE_ERROR, "local file could not be read or written"),
+    row(
+        DRIVE_BUSY,
+        "the tape drive or volume is in use by another sanmover process on this host (--wait waits)",
+    ),
     row(
         NO_SENSE,
         "NO SENSE with a condition (filemark, EOM, end of data on SPACE)",
@@ -117,6 +127,14 @@ pub const TABLE: &[ExitCode] = &[
         "another sense key (vendor specific, EQUAL, reserved), or CHECK CONDITION without sense",
     ),
     row(OTHER, "another SCSI status, or any other error"),
+    row(
+        INTERRUPTED_SIGINT,
+        "backup interrupted by SIGINT (Ctrl-C); the set is recorded as interrupted",
+    ),
+    row(
+        INTERRUPTED_SIGTERM,
+        "backup interrupted by SIGTERM; the set is recorded as interrupted",
+    ),
 ];
 
 /// The table as text for `--help`.
@@ -205,6 +223,9 @@ pub fn for_engine(e: &EngineError) -> u8 {
         EngineError::Stopped(_) => SESSION_LOST,
         EngineError::Provider(_) => REFUSED,
         EngineError::Serverless { cause, .. } => for_engine(cause),
+        EngineError::Interrupted { signal, .. } => 128u8.saturating_add(*signal as u8),
+        EngineError::TapeMoved { .. } => CORRUPT,
+        EngineError::VolumeBusy { .. } => DRIVE_BUSY,
     }
 }
 
@@ -225,6 +246,12 @@ pub fn for_error(e: &anyhow::Error) -> u8 {
         }
         if cause.downcast_ref::<UrlError>().is_some() {
             return SYNTAX;
+        }
+        if cause
+            .downcast_ref::<crate::engine::drive_lock::LockError>()
+            .is_some_and(|l| matches!(l, crate::engine::drive_lock::LockError::Busy { .. }))
+        {
+            return DRIVE_BUSY;
         }
         if cause.downcast_ref::<super::UsageError>().is_some() {
             return SYNTAX;
@@ -247,6 +274,38 @@ mod tests {
         sorted.sort();
         sorted.dedup();
         assert_eq!(codes, sorted);
+    }
+
+    #[test]
+    fn interrupts_and_busy_drives_have_their_codes() {
+        let set = uuid::Uuid::nil();
+        let int = |signal| EngineError::Interrupted {
+            set,
+            bytes: 1,
+            signal,
+            trailer: true,
+        };
+        use nix::sys::signal::Signal;
+        assert_eq!(for_engine(&int(Signal::SIGINT)), INTERRUPTED_SIGINT);
+        assert_eq!(for_engine(&int(Signal::SIGTERM)), INTERRUPTED_SIGTERM);
+        let busy = EngineError::VolumeBusy {
+            volume: "V".into(),
+            set,
+            pid: 1,
+        };
+        assert_eq!(for_engine(&busy), DRIVE_BUSY);
+        let lock = crate::engine::drive_lock::LockError::Busy {
+            drive: "naa.1".into(),
+            holder: "pid 1".into(),
+        };
+        let e = anyhow::Error::from(lock).context("tape");
+        assert_eq!(for_error(&e), DRIVE_BUSY);
+        for code in [DRIVE_BUSY, INTERRUPTED_SIGINT, INTERRUPTED_SIGTERM] {
+            assert!(
+                TABLE.iter().any(|r| r.code == code),
+                "{code} not in the table"
+            );
+        }
     }
 
     #[test]

@@ -181,6 +181,19 @@ pub enum Command {
     /// drive is reserved for the backup where it supports PERSISTENT
     /// RESERVE or RESERVE(6), and released on every path.
     ///
+    /// One sanmover process per drive on this host: the drive is locked
+    /// (a lock file named after its VPD 0x83 designator, beside the
+    /// catalog) for the whole backup, and any other sanmover command that
+    /// would move it is refused with exit status 16, naming this process
+    /// (or waits, with --wait). Where the drive's READ POSITION can be
+    /// trusted (not tgt), the position is checked before the trailer and
+    /// the filemark; a tape moved by another session fails the set.
+    ///
+    /// Ctrl-C (SIGINT) or SIGTERM: the record being written is finished,
+    /// the set is closed with a trailer marked incomplete and a filemark,
+    /// recorded as 'interrupted' with its byte count, and the command
+    /// exits 130 (143 for SIGTERM). A second Ctrl-C ends it at once.
+    ///
     /// Xcopy mode (third-party copy): a copy manager (--copy-manager, e.g.
     /// 'sanmover router') moves the data from the source to the tape on
     /// EXTENDED COPY; this host sends parameter lists and reads status,
@@ -249,6 +262,10 @@ pub enum Command {
         /// READ(16)s kept in flight on the source session.
         #[arg(long, value_name = "N", default_value_t = 8)]
         queue_depth: usize,
+        /// When another sanmover process on this host has the tape drive,
+        /// wait for it instead of failing with exit status 16.
+        #[arg(long)]
+        wait: bool,
     },
     /// Restore a backup set to a disk LUN, checking every record.
     ///
@@ -258,6 +275,13 @@ pub enum Command {
     /// SHA-256 of the data must match the tape and the catalog; a set that
     /// fails a check is refused with the failing record named (the target
     /// then holds a partial copy and must not be used).
+    ///
+    /// The data goes to the set's own first LBA (a set of --lba 1000
+    /// --blocks 8 goes back to LBA 1000..=1007) unless --lba moves it. A
+    /// target that is the set's own source LU (its VPD 0x83 designator is
+    /// in the set header) is refused before anything is written, naming
+    /// the blocks that would be overwritten, unless --force. The drive is
+    /// locked as for backup.
     Restore {
         /// Set id (a unique prefix of at least 4 hex digits will do).
         set: String,
@@ -267,14 +291,28 @@ pub enum Command {
         /// The tape [default: where the catalog last saw the set's volume].
         #[arg(long, value_name = "DEV")]
         tape: Option<String>,
-        /// First LBA on the target.
-        #[arg(long, value_name = "A", default_value_t = 0)]
-        lba: u64,
+        /// First LBA on the target [default: the set's own first LBA, so a
+        /// set of an LBA range goes back to the same blocks].
+        #[arg(long, value_name = "A")]
+        lba: Option<u64>,
         /// WRITE(16)s kept in flight on the target session.
         #[arg(long, value_name = "N", default_value_t = 8)]
         queue_depth: usize,
+        /// Allow the target to be the set's own source LU (same VPD 0x83
+        /// identity as recorded in the set header): the restore then
+        /// overwrites the source's blocks with the set's data.
+        #[arg(long)]
+        force: bool,
+        /// Wait for the tape drive if another sanmover process on this
+        /// host has it, instead of failing with exit status 16.
+        #[arg(long)]
+        wait: bool,
     },
     /// Re-read a set from tape and check every record and the digest.
+    ///
+    /// The drive is locked as for backup: while another sanmover process
+    /// on this host uses it, verify is refused with exit status 16, or
+    /// waits with --wait.
     Verify {
         /// Set id or unique prefix.
         set: String,
@@ -284,6 +322,10 @@ pub enum Command {
         /// Also compare the data with the source LUN as it is now.
         #[arg(long)]
         compare_source: bool,
+        /// Wait for the tape drive if another sanmover process on this
+        /// host has it, instead of failing with exit status 16.
+        #[arg(long)]
+        wait: bool,
     },
     /// The backup catalog: list sets, show one, or rebuild it from a tape.
     Catalog {
@@ -413,6 +455,11 @@ pub enum Command {
         /// Device address of a tape LU; when left out, $TAPE (as for mt).
         #[arg(env = "TAPE")]
         dev: Option<String>,
+        /// Commands that move or write the tape: wait for the drive if
+        /// another sanmover process on this host has it, instead of
+        /// failing with exit status 16.
+        #[arg(long, global = true)]
+        wait: bool,
         #[command(subcommand)]
         op: TapeOp,
     },
@@ -495,9 +542,24 @@ pub enum CatalogOp {
     },
     /// Scan a tape from the start and replace its volume's entries with
     /// the sets found on it (each read and checked).
+    ///
+    /// When that would delete sets the catalog knows (not on the tape) or
+    /// change them (state, counts, digest, place), the difference is
+    /// printed (with --json as "diff") and nothing changes without
+    /// --force. Sets in tape files that cannot be read as a set are kept
+    /// as the catalog has them, even with --force; a tape without a
+    /// readable label changes nothing.
     Rebuild {
+        /// The tape drive holding the volume.
         #[arg(long, value_name = "DEV")]
         tape: String,
+        /// Apply a rebuild that deletes or changes known sets.
+        #[arg(long)]
+        force: bool,
+        /// Wait for the tape drive if another sanmover process on this
+        /// host has it, instead of failing with exit status 16.
+        #[arg(long)]
+        wait: bool,
     },
 }
 
@@ -618,7 +680,9 @@ fn run(cli: &Cli) -> Result<u8> {
         Command::Sense { hex, file, binary } => {
             scsi_cmds::sense(&out, &scsi_cmds::SenseInput::new(hex, file, binary))
         }
-        Command::Tape { dev, op } => tape_cmds::tape(&cli.conn, &out, dev.as_deref(), op.clone()),
+        Command::Tape { dev, wait, op } => {
+            tape_cmds::tape(&cli.conn, &out, dev.as_deref(), op.clone(), *wait)
+        }
         Command::Backup {
             mode,
             copy_manager,
@@ -634,6 +698,7 @@ fn run(cli: &Cli) -> Result<u8> {
             label,
             block_size,
             queue_depth,
+            wait,
         } => backup_cmds::run_backup(
             &cli.conn,
             &out,
@@ -653,6 +718,7 @@ fn run(cli: &Cli) -> Result<u8> {
                 quiesce: quiesce.as_deref(),
                 thaw: thaw.as_deref(),
                 maskcheck_initiator: maskcheck_initiator.as_deref(),
+                wait: *wait,
             },
         ),
         Command::Snapshots { op } => match op {
@@ -665,6 +731,8 @@ fn run(cli: &Cli) -> Result<u8> {
             tape,
             lba,
             queue_depth,
+            force,
+            wait,
         } => backup_cmds::run_restore(
             &cli.conn,
             &out,
@@ -675,19 +743,25 @@ fn run(cli: &Cli) -> Result<u8> {
                 tape: tape.as_deref(),
                 lba: *lba,
                 queue_depth: *queue_depth,
+                force: *force,
+                wait: *wait,
             },
         ),
         Command::Verify {
             set,
             tape,
             compare_source,
+            wait,
         } => backup_cmds::run_verify(
             &cli.conn,
             &out,
             &cli.conn.catalog_path(),
-            set,
-            tape.as_deref(),
-            *compare_source,
+            backup_cmds::VerifyArgs {
+                set,
+                tape: tape.as_deref(),
+                compare_source: *compare_source,
+                wait: *wait,
+            },
         ),
         Command::Xcopy {
             copy_manager,
@@ -758,9 +832,14 @@ fn run(cli: &Cli) -> Result<u8> {
             CatalogOp::Show { set } => {
                 backup_cmds::catalog_show(&out, &cli.conn.catalog_path(), set)
             }
-            CatalogOp::Rebuild { tape } => {
-                backup_cmds::catalog_rebuild(&cli.conn, &out, &cli.conn.catalog_path(), tape)
-            }
+            CatalogOp::Rebuild { tape, force, wait } => backup_cmds::catalog_rebuild(
+                &cli.conn,
+                &out,
+                &cli.conn.catalog_path(),
+                tape,
+                *force,
+                *wait,
+            ),
         },
     }
 }

@@ -7,7 +7,8 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::backup_cmds::{
-    backup_text, open_catalog, open_tape, redacted, reservation_key, BackupArgs, Bar,
+    backup_text, lock_tape, open_catalog, open_tape, redacted, reservation_key, stop_on_signals,
+    BackupArgs, Bar,
 };
 use super::output::Out;
 use super::{exit, ConnArgs};
@@ -53,6 +54,7 @@ pub fn run_serverless(conn: &ConnArgs, out: &Out, cat: &Path, a: BackupArgs<'_>)
     let catalog = open_catalog(cat)?;
     // The tape first: a bad tape is refused before any snapshot exists.
     let mut tape = open_tape(conn, a.tape)?;
+    let _lock = lock_tape(cat, &mut tape, a.tape, "backup --mode serverless", a.wait)?;
     let initiator = conn.iscsi_options().initiator;
     let opts = ServerlessOptions {
         spec: spec.to_string(),
@@ -71,6 +73,7 @@ pub fn run_serverless(conn: &ConnArgs, out: &Out, cat: &Path, a: BackupArgs<'_>)
             source_url: redacted(a.source),
             tape_url: redacted(a.tape),
             reservation_key: reservation_key(conn),
+            stop: stop_on_signals()?,
         },
     };
     let bar = Bar::new(out);

@@ -29,7 +29,13 @@ fn count_i32(n: u32) -> Result<i32, UsageError> {
     Ok(n as i32)
 }
 
-pub fn tape(conn: &ConnArgs, out: &Out, dev: Option<&str>, op: TapeOp) -> Result<u8> {
+/// Whether `op` moves or writes the tape, and so takes the drive lock
+/// (status, tell and limits only ask).
+fn moves_tape(op: &TapeOp) -> bool {
+    !matches!(op, TapeOp::Status | TapeOp::Tell | TapeOp::Limits)
+}
+
+pub fn tape(conn: &ConnArgs, out: &Out, dev: Option<&str>, op: TapeOp, wait: bool) -> Result<u8> {
     let dev =
         dev.ok_or_else(|| UsageError("no tape device: give DEV, or set TAPE as for mt".into()))?;
     if let TapeOp::Erase { force: false } = op {
@@ -39,6 +45,14 @@ pub fn tape(conn: &ConnArgs, out: &Out, dev: Option<&str>, op: TapeOp) -> Result
         .into());
     }
     let mut tape = Tape::open(open_transport(conn, dev)?)?;
+    let _lock = if moves_tape(&op) {
+        let cat = conn.catalog_path();
+        Some(super::backup_cmds::lock_tape(
+            &cat, &mut tape, dev, "tape", wait,
+        )?)
+    } else {
+        None
+    };
     let (name, count): (&'static str, Option<u32>) = match op {
         TapeOp::Status => return status(conn, out, &mut tape, dev),
         TapeOp::Tell => return tell(&mut tape, out),

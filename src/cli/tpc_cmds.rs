@@ -6,8 +6,8 @@ use std::path::Path;
 use anyhow::Result;
 
 use super::backup_cmds::{
-    backup_text, host_backup, open_catalog, open_disk, open_tape, redacted, set_lines, BackupArgs,
-    Bar,
+    backup_text, hold_drive, host_backup, open_catalog, open_disk, open_tape, redacted, set_lines,
+    stop_on_signals, BackupArgs, Bar,
 };
 use super::output::Out;
 use super::xcopy_cmds::fallback_policy;
@@ -16,6 +16,7 @@ use crate::device::Scsi;
 use crate::engine::host::BackupSummary;
 use crate::engine::tpc::{backup, TpcOptions, TpcSummary};
 use crate::engine::xcopy::Fallback;
+use crate::engine::EngineError;
 use crate::format::Mode;
 
 /// What `backup --mode xcopy` ended with when the copy manager did not do
@@ -30,6 +31,9 @@ struct FallbackSummary {
 }
 
 pub fn run(conn: &ConnArgs, out: &Out, cat: &Path, a: BackupArgs<'_>) -> Result<u8> {
+    // The drive for the whole run: the copy manager's writes and, on a
+    // fallback, this host's (which shares this lock).
+    let _lock = hold_drive(conn, cat, a.tape, "backup --mode xcopy", a.wait)?;
     let policy = fallback_policy(a.fallback);
     let reason = if policy == Fallback::Always {
         "--fallback always".to_string()
@@ -38,6 +42,13 @@ pub fn run(conn: &ConnArgs, out: &Out, cat: &Path, a: BackupArgs<'_>) -> Result<
             Ok(s) => {
                 out.emit(&s, || tpc_text(&s));
                 return Ok(exit::OK);
+            }
+            // Stopped by the operator: no fallback.
+            Err(e)
+                if e.downcast_ref::<EngineError>()
+                    .is_some_and(|e| matches!(e, EngineError::Interrupted { .. })) =>
+            {
+                return Err(e)
             }
             Err(e) if policy == Fallback::Prefer => {
                 let why = format!("{e:#}");
@@ -90,6 +101,7 @@ fn third_party(conn: &ConnArgs, out: &Out, cat: &Path, a: &BackupArgs<'_>) -> Re
         source_url: redacted(a.source),
         tape_url: redacted(a.tape),
         copy_manager_url: redacted(cm_url),
+        stop: stop_on_signals()?,
     };
     let bar = Bar::new(out);
     Ok(backup(

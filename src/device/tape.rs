@@ -147,6 +147,27 @@ impl<T: Transport> Tape<T> {
         self.pos
     }
 
+    /// Forget where the tape is: after something else may have moved it,
+    /// no write may rely on the tracked position.
+    pub fn forget_position(&mut self) {
+        self.pos = TrackedPosition::UNKNOWN;
+    }
+
+    /// The drive's own logical object number (READ POSITION short form,
+    /// SSC-4 7.6: blocks and filemarks both count), or `None` where its
+    /// answer means nothing: a target known to answer a constant (tgt),
+    /// no READ POSITION at all, or the block position unknown (BPU).
+    pub fn drive_block(&mut self) -> Result<Option<u64>, DeviceError> {
+        if self.quirks.position_stub {
+            return Ok(None);
+        }
+        match self.read_position(ReadPositionForm::SHORT) {
+            Ok(p) => Ok(p.first_block),
+            Err(e) if e.is_unsupported_command() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     fn lost_position<R>(&mut self, r: Result<R, DeviceError>) -> Result<R, DeviceError> {
         if r.is_err() {
             self.pos = TrackedPosition::UNKNOWN;

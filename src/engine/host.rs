@@ -11,6 +11,8 @@ use std::time::Instant;
 
 use uuid::Uuid;
 
+use super::guard::{refuse_live_writer, PositionGuard};
+use super::interrupt::StopFlag;
 use super::volume::{find_append_point, require_label};
 use super::{now, EngineError, Progress, SetSummary};
 use crate::catalog::{Catalog, SetInfo, SetOutcome, SetState, VolumeRow};
@@ -18,7 +20,7 @@ use crate::device::tape::Reservation;
 use crate::device::{Disk, Tape};
 use crate::format::{
     encode_record_header, hex, Mode, RecordHeader, SetDigest, SetHeader, SetTrailer,
-    SourceIdentity, StoredDesignator,
+    SourceIdentity, StopReason, StoredDesignator,
 };
 use crate::scsi::spc::{UnitSerialNumber, VpdPage};
 use crate::scsi::{BlockSize, Lba};
@@ -41,6 +43,9 @@ pub struct BackupOptions {
     pub tape_url: String,
     /// Persistent reservation key for the drive.
     pub reservation_key: u64,
+    /// Raised by SIGINT/SIGTERM: stop after the record in hand and close
+    /// the set as interrupted.
+    pub stop: StopFlag,
 }
 
 impl BackupOptions {
@@ -170,6 +175,7 @@ pub fn backup_from<S: Transport + Send, T: Transport>(
     let reservation = reserve(tape, opts.reservation_key)?;
     let result = (|| {
         let label = require_label(tape)?;
+        refuse_live_writer(catalog, label.uuid, &label.name)?;
         catalog.upsert_volume(&VolumeRow {
             id: label.uuid,
             name: label.name.clone(),
@@ -217,36 +223,11 @@ pub fn backup_from<S: Transport + Send, T: Transport>(
                 log::warn!("{}: closing the failed set's file: {e}", tape.scsi.name());
             }
         }
-        let (state, records, bytes, sha, err) = match &streamed {
-            Ok(s) if s.complete => (SetState::Complete, s.records, s.bytes, Some(s.sha256), None),
-            Ok(s) => (
-                SetState::Incomplete,
-                s.records,
-                s.bytes,
-                Some(s.sha256),
-                Some("end of medium reached; set incomplete".to_string()),
-            ),
-            Err(e) => (SetState::Failed, 0, 0, None, Some(e.to_string())),
-        };
-        catalog.finish_set(
-            set_id,
-            &SetOutcome {
-                state,
-                records,
-                bytes,
-                sha256: sha.map(|s| hex(&s)),
-                ended: now() as i64,
-                seconds,
-                error: err,
-            },
-        )?;
+        let outcome = set_outcome(&streamed, seconds);
+        let (state, records, bytes) = (outcome.state, outcome.records, outcome.bytes);
+        catalog.finish_set(set_id, &outcome)?;
         let s = streamed?;
-        if !s.complete {
-            return Err(EngineError::TapeFull {
-                set: set_id,
-                bytes: s.bytes,
-            });
-        }
+        stopped_early(set_id, &s)?;
         Ok(BackupSummary {
             set: SetSummary {
                 set_id,
@@ -275,9 +256,74 @@ struct Streamed {
     records: u64,
     bytes: u64,
     sha256: [u8; 32],
-    /// False when the tape reached early warning and the set was closed
-    /// early.
-    complete: bool,
+    /// Why the set was closed before the whole range was copied.
+    stopped: Option<Stopped>,
+}
+
+/// Why a set was closed early, with a trailer marked incomplete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stopped {
+    /// The tape reached early warning.
+    EndOfMedium,
+    /// SIGINT or SIGTERM.
+    Signal(nix::sys::signal::Signal),
+}
+
+impl Stopped {
+    fn reason(self) -> StopReason {
+        match self {
+            Stopped::EndOfMedium => StopReason::END_OF_MEDIUM,
+            Stopped::Signal(_) => StopReason::INTERRUPTED,
+        }
+    }
+}
+
+/// What the catalog records for a set's run.
+fn set_outcome(streamed: &Result<Streamed, EngineError>, seconds: f64) -> SetOutcome {
+    let (state, error) = match streamed {
+        Ok(s) => match s.stopped {
+            None => (SetState::Complete, None),
+            Some(Stopped::EndOfMedium) => (
+                SetState::Incomplete,
+                Some("end of medium reached; set incomplete".to_string()),
+            ),
+            Some(Stopped::Signal(sig)) => (
+                SetState::Interrupted,
+                Some(format!(
+                    "interrupted by {sig}; closed with a trailer marked incomplete"
+                )),
+            ),
+        },
+        Err(e) => (SetState::Failed, Some(e.to_string())),
+    };
+    let done = streamed.as_ref().ok();
+    SetOutcome {
+        state,
+        records: done.map_or(0, |s| s.records),
+        bytes: done.map_or(0, |s| s.bytes),
+        sha256: done.map(|s| hex(&s.sha256)),
+        ended: now() as i64,
+        seconds,
+        error,
+    }
+}
+
+/// A set closed early is an error for the command: tape full, or
+/// interrupted.
+fn stopped_early(set: uuid::Uuid, s: &Streamed) -> Result<(), EngineError> {
+    match s.stopped {
+        None => Ok(()),
+        Some(Stopped::EndOfMedium) => Err(EngineError::TapeFull {
+            set,
+            bytes: s.bytes,
+        }),
+        Some(Stopped::Signal(signal)) => Err(EngineError::Interrupted {
+            set,
+            bytes: s.bytes,
+            signal,
+            trailer: true,
+        }),
+    }
 }
 
 /// Header, data records, trailer, filemark. The filemark is the
@@ -294,6 +340,7 @@ fn write_set<S: Transport + Send, T: Transport>(
     let hdr = header
         .encode()
         .map_err(|e| EngineError::format("set header", e))?;
+    let guard = PositionGuard::start(tape);
     tape.write_block(hdr)?;
     let depth = opts.queue_depth.max(1);
     let bs = BlockSize(header.block_size);
@@ -308,7 +355,7 @@ fn write_set<S: Transport + Send, T: Transport>(
     let mut digest = SetDigest::new();
     let mut records = 0u64;
     let mut bytes = 0u64;
-    let mut early_warning = false;
+    let mut stopped = None;
 
     let outcome = std::thread::scope(|s| {
         let reader = s.spawn(move || {
@@ -345,7 +392,12 @@ fn write_set<S: Transport + Send, T: Transport>(
                 bytes += n;
                 progress.advance(n);
                 if w.early_warning {
-                    early_warning = true;
+                    stopped = Some(Stopped::EndOfMedium);
+                    return Ok(());
+                }
+                // Between records: the one in hand is on tape.
+                if let Some(sig) = opts.stop.raised() {
+                    stopped = Some(Stopped::Signal(sig));
                     return Ok(());
                 }
             }
@@ -358,7 +410,7 @@ fn write_set<S: Transport + Send, T: Transport>(
             .unwrap_or_else(|_| Err(EngineError::Stopped("the disk reader panicked".into())));
         match (written, read) {
             (Err(w), _) => Err(w),
-            (Ok(()), Err(EngineError::Stopped(_))) if early_warning => Ok(()),
+            (Ok(()), Err(EngineError::Stopped(_))) if stopped.is_some() => Ok(()),
             (Ok(()), r) => r,
         }
     });
@@ -370,16 +422,20 @@ fn write_set<S: Transport + Send, T: Transport>(
         records,
         bytes,
         sha256,
-        complete: !early_warning,
+        complete: stopped.is_none(),
+        stop: stopped.map_or(StopReason::NOT_GIVEN, Stopped::reason),
         ended: now(),
         crc_digest: false,
     };
+    // Header + records: the trailer goes right after them, or nowhere.
+    guard.check(tape, 1 + records, "the trailer")?;
     tape.write_block(trailer.encode())?;
+    guard.check(tape, 2 + records, "the filemark")?;
     tape.write_filemarks(1)?;
     Ok(Streamed {
         records,
         bytes,
         sha256,
-        complete: !early_warning,
+        stopped,
     })
 }

@@ -15,7 +15,10 @@ use crate::catalog::CatalogError;
 use crate::device::DeviceError;
 use crate::format::FormatError;
 
+pub mod drive_lock;
+pub mod guard;
 pub mod host;
+pub mod interrupt;
 pub mod progress;
 pub mod restore;
 pub mod serverless;
@@ -59,6 +62,26 @@ pub enum EngineError {
         #[source]
         source: DeviceError,
     },
+    /// SIGINT or SIGTERM stopped the backup; the set was closed with a
+    /// trailer marked incomplete where the tape allowed it.
+    #[error("interrupted by {signal}: set {set} was stopped after {bytes} bytes, closed{} and recorded as interrupted", if *.trailer { " with a trailer marked incomplete and a filemark" } else { " without a trailer" })]
+    Interrupted {
+        set: Uuid,
+        bytes: u64,
+        signal: nix::sys::signal::Signal,
+        trailer: bool,
+    },
+    /// The drive is not where this backup left it: another session moved
+    /// the tape. Nothing more was written.
+    #[error("the tape moved under this backup: before writing {next} the drive is at block {}, this set's next block is {expected}; another session repositioned the drive, so the set is failed and nothing more was written (the tape may have been overwritten from where it was moved to)", .found.map_or("unknown".to_string(), |b| b.to_string()))]
+    TapeMoved {
+        expected: u64,
+        found: Option<u64>,
+        next: String,
+    },
+    /// Another live process on this host is writing a set to this volume.
+    #[error("volume {volume} is in use: set {set} is being written by process {pid} on this host; wait for it to finish")]
+    VolumeBusy { volume: String, set: Uuid, pid: i64 },
     /// A worker stopped because the other side failed first.
     #[error("stopped: {0}")]
     Stopped(String),

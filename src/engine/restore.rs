@@ -12,12 +12,15 @@ use std::time::Instant;
 
 use uuid::Uuid;
 
-use super::volume::{require_label, scan_set, SetEnd, SetScan};
+use super::volume::{
+    designator_text, read_header, require_label, scan_records, scan_set, SetEnd, SetScan,
+};
 use super::{EngineError, Progress};
 use crate::catalog::SetRow;
 use crate::device::disk::Next;
 use crate::device::{Disk, Tape};
-use crate::format::hex;
+use crate::format::{hex, SetHeader};
+use crate::scsi::spc::Association;
 use crate::scsi::{BlockSize, Lba};
 use crate::transport::Transport;
 
@@ -72,9 +75,10 @@ fn finish_checks(set: &SetRow, scan: &SetScan) -> Result<(), EngineError> {
             )))
         }
         SetEnd::Trailer(t) if !t.complete => {
-            return Err(corrupt(
-                "the trailer marks the set incomplete (end of medium)".into(),
-            ))
+            return Err(corrupt(format!(
+                "the trailer marks the set incomplete ({}): it holds {} of the planned bytes",
+                t.stop, t.bytes
+            )))
         }
         SetEnd::Trailer(_) => {}
     }
@@ -154,18 +158,96 @@ pub fn verify<T: Transport + Send, S: Transport>(
     Ok(s)
 }
 
-/// Restore `set` to `target` from `target_lba`, WRITE(16)s pipelined with
-/// the tape reads. The target must hold the whole set in the set's block
-/// size. When a check fails the error says so and the target holds a
-/// partial copy.
+/// Where and how a restore writes.
+#[derive(Debug, Clone, Default)]
+pub struct RestoreOptions {
+    /// First LBA on the target [default: the set's own first LBA, so a
+    /// partial-range set goes back where it came from].
+    pub target_lba: Option<u64>,
+    /// WRITE(16)s kept in flight.
+    pub queue_depth: usize,
+    /// Allow the target to be the set's own source LU (its VPD 0x83
+    /// identity is in the set header): that overwrites the source.
+    pub overwrite_source: bool,
+}
+
+/// Refuse a target that is the LU the set was taken from, unless allowed:
+/// the blocks it would overwrite are named.
+fn refuse_own_source<D: Transport>(
+    header: &SetHeader,
+    target: &mut Disk<D>,
+    target_lba: u64,
+    allowed: bool,
+) -> Result<(), EngineError> {
+    let di = match target.scsi.device_identification() {
+        Ok(di) => di,
+        Err(e) => {
+            log::warn!(
+                "{}: no VPD 0x83 identity ({e}); cannot tell whether it is the set's source LU",
+                target.scsi.name()
+            );
+            return Ok(());
+        }
+    };
+    let same = di.designators.iter().any(|d| {
+        d.association == Association::LU
+            && header.source.designators.iter().any(|s| {
+                s.association == Association::LU.0
+                    && s.designator_type == d.designator_type.0
+                    && s.code_set == d.code_set.0
+                    && s.value == d.value
+            })
+    });
+    if !same || allowed {
+        return Ok(());
+    }
+    let last = target_lba + header.blocks.saturating_sub(1);
+    Err(EngineError::Refused(format!(
+        "{}: the restore target is set {}'s own source LU ({}); restoring would overwrite LBA {target_lba}..={last} ({} blocks of {} bytes) with the data of the set; give --force to overwrite the source",
+        target.scsi.name(),
+        header.set_id,
+        designator_text(&header.source),
+        header.blocks,
+        header.block_size
+    )))
+}
+
+/// The set header at the tape's position, which must be `set`'s.
+fn set_header<T: Transport>(tape: &mut Tape<T>, set: &SetRow) -> Result<SetHeader, EngineError> {
+    let header = read_header(tape)?.ok_or_else(|| {
+        EngineError::Refused(format!(
+            "{}: no backup set at tape file {}",
+            tape.scsi.name(),
+            set.info.file_number
+        ))
+    })?;
+    if header.set_id != set.info.id {
+        return Err(EngineError::Corrupt {
+            set: set.info.id,
+            seq: None,
+            reason: format!(
+                "the tape file holds set {} instead; the catalog and the tape disagree",
+                header.set_id
+            ),
+        });
+    }
+    Ok(header)
+}
+
+/// Restore `set` to `target`, WRITE(16)s pipelined with the tape reads: at
+/// the set's own LBA unless `opts` moves it, and never over the set's own
+/// source LU unless `opts` allows it (checked against the set header
+/// before anything is written). The target must hold the whole set in the
+/// set's block size. When a check fails the error says so and the target
+/// holds a partial copy.
 pub fn restore<T: Transport + Send, D: Transport + Send>(
     tape: &mut Tape<T>,
     set: &SetRow,
     target: &mut Disk<D>,
-    target_lba: u64,
-    queue_depth: usize,
+    opts: &RestoreOptions,
     progress: &dyn Progress,
 ) -> Result<ReadSummary, EngineError> {
+    let target_lba = opts.target_lba.unwrap_or(set.info.lba);
     let cap = target.capacity()?;
     if cap.block_size.0 != set.info.block_size {
         return Err(EngineError::Refused(format!(
@@ -187,9 +269,11 @@ pub fn restore<T: Transport + Send, D: Transport + Send>(
         )));
     }
     position(tape, set)?;
+    let header = set_header(tape, set)?;
+    refuse_own_source(&header, target, target_lba, opts.overwrite_source)?;
     progress.start(set.outcome.bytes, "restore");
     let t0 = Instant::now();
-    let depth = queue_depth.max(1);
+    let depth = opts.queue_depth.max(1);
     let bs = BlockSize(set.info.block_size);
     // Payloads go to the writer in the tape blocks they arrived in, and
     // the blocks come back to the tape reader once written.
@@ -217,7 +301,7 @@ pub fn restore<T: Transport + Send, D: Transport + Send>(
                 },
             )
         });
-        let scan = scan_set(tape, Some(set.info.id), |_seq, p| {
+        let scan = scan_records(tape, header, |_seq, p| {
             let n = p.bytes().len() as u64;
             tx.send(p.into_parts())
                 .map_err(|_| EngineError::Stopped("the disk writer stopped".into()))?;

@@ -27,7 +27,7 @@ use crate::catalog::{Catalog, SetInfo, SetOutcome, SetState};
 use crate::device::{DeviceError, Disk, Scsi, Tape};
 use crate::format::{
     encode_deferred_record_header, hex, CrcChainDigest, CrcIndex, Mode, RecordHeader, SetHeader,
-    SetTrailer,
+    SetTrailer, StopReason,
 };
 use crate::scsi::spc::DeviceIdentification;
 use crate::scsi::ssc::SpaceCode;
@@ -49,6 +49,9 @@ pub struct TpcOptions {
     pub source_url: String,
     pub tape_url: String,
     pub copy_manager_url: String,
+    /// Raised by SIGINT/SIGTERM: stop between EXTENDED COPY commands and
+    /// close the set as interrupted.
+    pub stop: super::interrupt::StopFlag,
 }
 
 /// What `backup --mode xcopy --json` prints.
@@ -358,7 +361,9 @@ fn next_file<T: Transport>(
         return Ok(1);
     };
     match last.outcome.state {
-        SetState::Complete | SetState::Incomplete => Ok(last.info.file_number + 1),
+        SetState::Complete | SetState::Incomplete | SetState::Interrupted => {
+            Ok(last.info.file_number + 1)
+        }
         _ => {
             log::warn!(
                 "{}: the last set on this volume ({}) is {}; checking the end of the tape from this host before appending",
@@ -423,6 +428,7 @@ pub fn backup<C: Transport, S: Transport, T: Transport>(
             opts.tape_url
         ))
     })?;
+    super::guard::refuse_live_writer(catalog, volume, &opts.tape_url)?;
     let identity = source_identity(source, &opts.source_url)?;
     let designator = super::volume::designator_text(&identity);
     let src_di = source.scsi.device_identification()?;
@@ -492,8 +498,16 @@ pub fn backup<C: Transport, S: Transport, T: Transport>(
     let mut crcs: Vec<u32> = Vec::with_capacity(layout.records() as usize);
     let mut bytes = 0u64;
     progress.start(blocks * bs as u64, "backup (xcopy)");
+    let mut interrupted = None;
     let run = (|| -> Result<SetTrailer, EngineError> {
         for (i, c) in plan.iter().enumerate() {
+            // Between commands, once the first has put the header on tape.
+            if i > 0 && interrupted.is_none() {
+                interrupted = opts.stop.raised();
+            }
+            if interrupted.is_some() {
+                break;
+            }
             let what = format!(
                 "command {} of {} (records {}..{})",
                 i + 1,
@@ -517,7 +531,11 @@ pub fn backup<C: Transport, S: Transport, T: Transport>(
             records: crcs.len() as u64,
             bytes,
             sha256: chain.finish(),
-            complete: true,
+            complete: interrupted.is_none(),
+            stop: match interrupted {
+                Some(_) => StopReason::INTERRUPTED,
+                None => StopReason::NOT_GIVEN,
+            },
             ended: now(),
             crc_digest: true,
         };
@@ -537,13 +555,18 @@ pub fn backup<C: Transport, S: Transport, T: Transport>(
     }
     let outcome = match &run {
         Ok(t) => SetOutcome {
-            state: SetState::Complete,
+            state: match interrupted {
+                Some(_) => SetState::Interrupted,
+                None => SetState::Complete,
+            },
             records: t.records,
             bytes: t.bytes,
             sha256: Some(hex(&t.sha256)),
             ended: now() as i64,
             seconds,
-            error: None,
+            error: interrupted.map(|sig| {
+                format!("interrupted by {sig}; closed with a trailer marked incomplete")
+            }),
         },
         Err(e) => SetOutcome {
             state: SetState::Failed,
@@ -557,6 +580,14 @@ pub fn backup<C: Transport, S: Transport, T: Transport>(
     };
     catalog.finish_set(set_id, &outcome)?;
     let trailer = run?;
+    if let Some(signal) = interrupted {
+        return Err(EngineError::Interrupted {
+            set: set_id,
+            bytes: trailer.bytes,
+            signal,
+            trailer: true,
+        });
+    }
     Ok(TpcSummary {
         set: SetSummary {
             set_id,
@@ -764,6 +795,7 @@ mod tests {
             bytes: 10,
             sha256: [0; 32],
             complete: true,
+            stop: crate::format::StopReason::NOT_GIVEN,
             ended: 1,
             crc_digest: true,
         };

@@ -12,7 +12,7 @@ use crate::device::tape::ReadOutcome;
 use crate::device::{DeviceError, Tape};
 use crate::format::{
     classify, decode_record, hex, BlockKind, CrcChainDigest, CrcIndex, RecordHeader, SetDigest,
-    SetHeader, SetTrailer, SourceIdentity, VolumeLabel,
+    SetHeader, SetTrailer, SourceIdentity, StopReason, VolumeLabel,
 };
 use crate::scsi::spc::{Association, CodeSet, Designator, DesignatorType, DeviceIdentification};
 use crate::scsi::DeviceType;
@@ -488,13 +488,24 @@ pub fn designator_text(source: &SourceIdentity) -> String {
         .unwrap_or_default()
 }
 
+/// What a scan of a whole tape found.
+#[derive(Debug, Clone)]
+pub struct Rebuilt {
+    pub volume: VolumeRow,
+    /// Every set whose header could be read, checked.
+    pub sets: Vec<SetRow>,
+    /// Tape files whose first block is not a readable set header, and why:
+    /// what the catalog knows of them cannot be confirmed or replaced.
+    pub unreadable: Vec<(u32, String)>,
+}
+
 /// Scan a whole tape from the start and describe every set on it, as the
 /// catalog would have recorded it. Each set is read in full and checked;
 /// a set that fails a check is listed as failed with the reason.
 pub fn rebuild<T: Transport + Send>(
     tape: &mut Tape<T>,
     progress: &dyn Progress,
-) -> Result<(VolumeRow, Vec<SetRow>), EngineError> {
+) -> Result<Rebuilt, EngineError> {
     let label = require_label(tape)?;
     let volume = VolumeRow {
         id: label.uuid,
@@ -503,6 +514,7 @@ pub fn rebuild<T: Transport + Send>(
         last_file: None,
     };
     let mut sets = Vec::new();
+    let mut unreadable = Vec::new();
     for file in 1u32.. {
         match tape.seek_file(file) {
             Ok(()) => {}
@@ -517,6 +529,7 @@ pub fn rebuild<T: Transport + Send>(
                     "{}: tape file {file} is not a backup set ({source}); skipped",
                     tape.scsi.name()
                 );
+                unreadable.push((file, source.to_string()));
                 continue;
             }
             Err(e) => return Err(e),
@@ -561,11 +574,14 @@ pub fn rebuild<T: Transport + Send>(
                 row.outcome.bytes = s.bytes;
                 match s.end {
                     SetEnd::Trailer(t) => {
-                        row.outcome.state = if t.complete {
-                            SetState::Complete
-                        } else {
-                            SetState::Incomplete
+                        row.outcome.state = match (t.complete, t.stop) {
+                            (true, _) => SetState::Complete,
+                            (false, StopReason::INTERRUPTED) => SetState::Interrupted,
+                            (false, _) => SetState::Incomplete,
                         };
+                        if !t.complete {
+                            row.outcome.error = Some(format!("set incomplete: {}", t.stop));
+                        }
                         row.outcome.sha256 = Some(hex(&s.sha256));
                         row.outcome.ended = t.ended as i64;
                         row.outcome.seconds = t.ended.saturating_sub(h.created) as f64;
@@ -580,5 +596,9 @@ pub fn rebuild<T: Transport + Send>(
         }
         sets.push(row);
     }
-    Ok((volume, sets))
+    Ok(Rebuilt {
+        volume,
+        sets,
+        unreadable,
+    })
 }

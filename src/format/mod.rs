@@ -22,7 +22,7 @@ pub use record::{
     check_record, decode_record, encode_deferred_record_header, encode_record,
     encode_record_header, RecordHeader,
 };
-pub use set::{SetHeader, SetTrailer, SourceIdentity, StoredDesignator};
+pub use set::{SetHeader, SetTrailer, SourceIdentity, StopReason, StoredDesignator};
 
 use crate::scsi::open_code;
 use sha2::{Digest, Sha256};

@@ -225,8 +225,37 @@ pub struct SetTrailer {
     /// The whole planned range was copied (false: the run stopped early and
     /// wrote what it had).
     pub complete: bool,
+    /// Why an incomplete set stopped (byte 81; 0 in trailers written
+    /// before it was defined).
+    pub stop: StopReason,
     /// Unix seconds when the set ended.
     pub ended: u64,
+}
+
+/// Why a set's run stopped before the planned range was copied: trailer
+/// byte 81, formerly reserved, so 0 keeps its old meaning ("not given").
+/// An open code: values this build does not know are kept and shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub struct StopReason(pub u8);
+
+impl StopReason {
+    /// Complete sets, and incomplete ones from writers that did not say.
+    pub const NOT_GIVEN: StopReason = StopReason(0);
+    /// The tape reached early warning (SSC-4 4.2.5).
+    pub const END_OF_MEDIUM: StopReason = StopReason(1);
+    /// The operator stopped the backup (SIGINT or SIGTERM).
+    pub const INTERRUPTED: StopReason = StopReason(2);
+}
+
+impl std::fmt::Display for StopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            StopReason::NOT_GIVEN => f.write_str("not given"),
+            StopReason::END_OF_MEDIUM => f.write_str("end of medium"),
+            StopReason::INTERRUPTED => f.write_str("interrupted"),
+            StopReason(n) => write!(f, "stop reason {n}"),
+        }
+    }
 }
 
 mod hex_bytes32 {
@@ -262,7 +291,8 @@ impl SetTrailer {
         w.u64(self.bytes);
         w.bytes(&self.sha256);
         w.u8(self.complete as u8);
-        w.bytes(&[0; 7]);
+        w.u8(self.stop.0);
+        w.bytes(&[0; 6]);
         w.u64(self.ended);
         debug_assert_eq!(w.total_len(), Self::LEN);
         // Fixed 100 bytes: cannot overflow.
@@ -278,7 +308,8 @@ impl SetTrailer {
         let bytes = r.u64()?;
         let sha256 = r.array()?;
         let complete = r.bool("complete")?;
-        r.skip(7)?;
+        let stop = StopReason(r.u8()?);
+        r.skip(6)?;
         let ended = r.u64()?;
         Ok(SetTrailer {
             set_id,
@@ -286,6 +317,7 @@ impl SetTrailer {
             bytes,
             sha256,
             complete,
+            stop,
             ended,
             crc_digest: flags & Self::FLAG_CRC_DIGEST != 0,
         })

@@ -102,6 +102,7 @@ fn trailer() -> SetTrailer {
         bytes: 0x30000,
         sha256: d.finish(),
         complete: true,
+        stop: StopReason::NOT_GIVEN,
         ended: 0x6500_0002,
         crc_digest: false,
     }
@@ -757,8 +758,12 @@ proptest! {
     fn trailer_round_trips(
         set_id in uuid_s(), records in any::<u64>(), bytes in any::<u64>(),
         sha256 in any::<[u8; 32]>(), complete in any::<bool>(), ended in any::<u64>(),
+        stop in any::<u8>(),
     ) {
-        let t = SetTrailer { set_id, records, bytes, sha256, complete, ended, crc_digest: false };
+        let t = SetTrailer {
+            set_id, records, bytes, sha256, complete, stop: StopReason(stop), ended,
+            crc_digest: false,
+        };
         let b = t.encode();
         prop_assert_eq!(b.len(), SetTrailer::LEN);
         prop_assert_eq!(SetTrailer::decode(&b).unwrap(), t);
@@ -827,4 +832,20 @@ fn trailer_crc_digest_flag_round_trips_and_sets_frame_flag() {
         ),
         BlockKind::CrcIndex
     );
+}
+
+#[test]
+fn trailer_stop_reason_is_byte_81_and_zero_reads_as_not_given() {
+    let t = SetTrailer {
+        complete: false,
+        stop: StopReason::INTERRUPTED,
+        ..trailer()
+    };
+    let b = t.encode();
+    assert_eq!(&b[80..88], &[0, 2, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(SetTrailer::decode(&b).unwrap(), t);
+    // A trailer written before byte 81 was defined has 0 there.
+    let old = SetTrailer::decode(&trailer().encode()).unwrap();
+    assert_eq!(old.stop, StopReason::NOT_GIVEN);
+    assert_eq!(StopReason(9).to_string(), "stop reason 9");
 }
