@@ -99,6 +99,7 @@ impl VolumeDiff {
 
 /// Fields a rebuild would change. A set failed in both keeps its counts
 /// out of it: a failed run records none, the scan counts what it found.
+/// A reaped set (failed, nothing recorded) may be filled in from the tape.
 fn changes(known: &SetRow, found: &SetRow) -> Vec<FieldChange> {
     let mut out = Vec::new();
     let mut cmp = |field: &'static str, a: String, b: String| {
@@ -115,14 +116,23 @@ fn changes(known: &SetRow, found: &SetRow) -> Vec<FieldChange> {
         known.info.file_number.to_string(),
         found.info.file_number.to_string(),
     );
-    cmp(
-        "state",
-        known.outcome.state.to_string(),
-        found.outcome.state.to_string(),
-    );
+    // A set the catalog only knows as failed with nothing recorded (a
+    // process that died and was reaped) gains what the tape says, as long
+    // as the tape does not call it complete: that fills in, not changes.
+    let fills_in = known.outcome.state == SetState::Failed
+        && known.outcome.records == 0
+        && known.outcome.bytes == 0
+        && found.outcome.state != SetState::Complete;
+    if !fills_in {
+        cmp(
+            "state",
+            known.outcome.state.to_string(),
+            found.outcome.state.to_string(),
+        );
+    }
     let both_failed =
         known.outcome.state == SetState::Failed && found.outcome.state == SetState::Failed;
-    if !both_failed {
+    if !both_failed && !fills_in {
         cmp(
             "records",
             known.outcome.records.to_string(),

@@ -787,4 +787,23 @@ fn rebuild_diff_names_dropped_changed_added_and_kept_sets() {
     let same = diff_volume(&known[..1], &[a], &[]);
     assert!(!same.needs_force());
     assert_eq!(same, VolumeDiff::default());
+    // A reaped set (failed, nothing recorded) is filled in from the tape
+    // unless the tape calls it complete.
+    let mut reaped = scanned(&vol, 6, SetState::Failed);
+    reaped.outcome.records = 0;
+    reaped.outcome.bytes = 0;
+    reaped.outcome.sha256 = None;
+    let mut on_tape = reaped.clone();
+    on_tape.outcome.state = SetState::Interrupted;
+    on_tape.outcome.records = 9;
+    on_tape.outcome.bytes = 9 << 20;
+    let fill = diff_volume(
+        std::slice::from_ref(&reaped),
+        std::slice::from_ref(&on_tape),
+        &[],
+    );
+    assert!(!fill.needs_force(), "{fill:?}");
+    on_tape.outcome.state = SetState::Complete;
+    let odd = diff_volume(&[reaped], &[on_tape], &[]);
+    assert!(odd.needs_force(), "{odd:?}");
 }
