@@ -8,7 +8,9 @@
 use std::sync::{Arc, Mutex};
 
 use sanmover::device::{DeviceError, Disk, Scsi};
-use sanmover::router::{Backends, CopyManager, CopyManagerConfig};
+use sanmover::router::{
+    Backends, CopyAcl, CopyManager, CopyManagerConfig, CopyRights, LuEntry, Role, RuleEntry,
+};
 use sanmover::scsi::sense::{Asc, Sense};
 use sanmover::scsi::spc::Designator;
 use sanmover::scsi::xcopy::{Cscd, DeviceParams, Segment, XcopyParams};
@@ -41,7 +43,7 @@ impl LogicalUnit for Shared {
 }
 
 /// The router with one backend disk "PROD" full of 0x5a, whose copy
-/// rights name only the backup server.
+/// rights let only the backup server read it (as a copy source).
 fn serve() -> Router {
     let mut d = MemDisk::new("PROD", 256, 512);
     d.data_mut().fill(0x5a);
@@ -55,7 +57,20 @@ fn serve() -> Router {
     let mut b = Backends::new();
     b.add(Box::new(MemoryTransport::new("disk PROD", backend.clone())))
         .unwrap();
-    let cm = CopyManager::new(CopyManagerConfig::default(), b);
+    let rule = RuleEntry {
+        initiators: vec![BACKUP.into()],
+        lus: vec![LuEntry {
+            designator: Some(prod.value.iter().map(|b| format!("{b:02x}")).collect()),
+            target: None,
+            lun: None,
+            role: Role::Source,
+        }],
+    };
+    let cfg = CopyManagerConfig {
+        rights: CopyRights::Acl(CopyAcl::new(&[rule], &Default::default()).unwrap()),
+        ..CopyManagerConfig::default()
+    };
+    let cm = CopyManager::new(cfg, b);
     let h = Server::bind(TargetConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         targets: vec![TargetDef {
@@ -127,7 +142,8 @@ fn copy_from_outside_the_acl_is_refused_like_an_unknown_lu() {
     let r = serve();
     let mut me = login(&r, INTRUDER);
     let own = scratch(&mut me);
-    let denied = copy(&mut me.scsi, cscd(r.prod.clone()), own.clone()).expect("copy of PROD refused");
+    let denied =
+        copy(&mut me.scsi, cscd(r.prod.clone()), own.clone()).expect("copy of PROD refused");
     let unknown = copy(&mut me.scsi, nobody(&r), own).expect("unknown LU refused");
     assert_eq!(
         Sense::parse(&denied).unwrap().asc,
@@ -147,10 +163,18 @@ fn copy_onto_a_disk_outside_the_acl_is_refused() {
         .run(Request::data_out(w.to_cdb(), vec![0xee; 8 * 512]))
         .unwrap();
     let own = scratch(&mut me);
-    let denied = copy(&mut me.scsi, own.clone(), cscd(r.prod.clone())).expect("copy onto PROD refused");
+    let denied =
+        copy(&mut me.scsi, own.clone(), cscd(r.prod.clone())).expect("copy onto PROD refused");
     let unknown = copy(&mut me.scsi, own, nobody(&r)).expect("unknown LU refused");
     assert_eq!(denied, unknown);
-    assert!(r.backend.0.lock().unwrap().data().iter().all(|&b| b == 0x5a));
+    assert!(r
+        .backend
+        .0
+        .lock()
+        .unwrap()
+        .data()
+        .iter()
+        .all(|&b| b == 0x5a));
     r.h.shutdown();
 }
 
@@ -159,7 +183,11 @@ fn scratch_disk_copied_by_one_nexus_is_not_readable_from_another() {
     let r = serve();
     let mut backup = login(&r, BACKUP);
     let own = scratch(&mut backup);
-    assert_eq!(copy(&mut backup.scsi, cscd(r.prod.clone()), own), None, "granted copy");
+    assert_eq!(
+        copy(&mut backup.scsi, cscd(r.prod.clone()), own),
+        None,
+        "granted copy"
+    );
     assert!(read8(&mut backup).iter().all(|&b| b == 0x5a));
     let mut other = login(&r, INTRUDER);
     assert!(
