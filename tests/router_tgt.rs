@@ -9,7 +9,9 @@ use std::path::PathBuf;
 
 use sanmover::device::tape::ReadOutcome;
 use sanmover::device::{Disk, Tape};
-use sanmover::router::{Backends, CopyManager, CopyManagerConfig};
+use sanmover::router::{
+    Backends, CopyAcl, CopyManager, CopyManagerConfig, CopyRights, LuEntry, Role, RuleEntry,
+};
 use sanmover::scsi::sense::{Asc, Sense, SenseKey};
 use sanmover::scsi::spc::DeviceIdentification;
 use sanmover::scsi::xcopy::{
@@ -79,7 +81,26 @@ fn setup() -> Setup {
         ),
     ];
     tape.rewind().unwrap();
-    let cm = CopyManager::new(CopyManagerConfig::default(), b);
+    // Copy rights as a user writes them: this initiator may read the disk
+    // target's LUNs and write the tape target's.
+    let rule = |iqn: &str, role| LuEntry {
+        designator: None,
+        target: Some(iqn.to_string()),
+        lun: None,
+        role,
+    };
+    let rights = RuleEntry {
+        initiators: vec![INITIATOR.into()],
+        lus: vec![
+            rule(rig.get("SANMOVER_RIG_DISK_IQN"), Role::Source),
+            rule(rig.get("SANMOVER_RIG_TAPE_IQN"), Role::Destination),
+        ],
+    };
+    let cfg = CopyManagerConfig {
+        rights: CopyRights::Acl(CopyAcl::new(&[rights], &Default::default()).unwrap()),
+        ..CopyManagerConfig::default()
+    };
+    let cm = CopyManager::new(cfg, b);
     Setup {
         _rig: rig,
         cm,

@@ -39,7 +39,8 @@ impl Role {
 }
 
 /// One LU of a rule, as written in the config: `designator` (the hex
-/// bytes of any LU designator in its VPD page 83h), or `target` and `lun`.
+/// bytes of any LU designator in its VPD page 83h), or `target` and `lun`
+/// (a backend target name and LUN; without `lun`, every LUN of it).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LuEntry {
@@ -61,7 +62,7 @@ pub struct RuleEntry {
 /// Why the copy rights in a config cannot be used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum AclError {
-    #[error("copy_rights rule {rule}: LU {lu}: give either designator, or target and lun")]
+    #[error("copy_rights rule {rule}: LU {lu}: give either designator, or target (and lun)")]
     LuForm { rule: usize, lu: usize },
     #[error("copy_rights rule {rule}: LU {lu}: designator {value:?} is not hex of 1 to 20 bytes")]
     Designator {
@@ -79,7 +80,7 @@ pub enum AclError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum LuMatch {
     Designator(Vec<u8>),
-    TargetLun { target: String, lun: u16 },
+    TargetLun { target: String, lun: Option<u16> },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,7 +157,7 @@ fn matches_lu(m: &LuMatch, lu: LuIdentity<'_>) -> bool {
         LuMatch::Designator(v) => lu.designators.iter().any(|d| &d.value == v),
         LuMatch::TargetLun { target, lun } => lu
             .target_lun
-            .is_some_and(|(t, l)| l == *lun && t.eq_ignore_ascii_case(target)),
+            .is_some_and(|(t, l)| lun.is_none_or(|n| n == l) && t.eq_ignore_ascii_case(target)),
     }
 }
 
@@ -169,7 +170,7 @@ fn grant(rule: usize, lu: usize, e: &LuEntry) -> Result<Grant, AclError> {
                 value: d.clone(),
             })?)
         }
-        (None, Some(t), Some(lun)) => LuMatch::TargetLun {
+        (None, Some(t), lun) => LuMatch::TargetLun {
             target: t.clone(),
             lun,
         },
@@ -314,6 +315,12 @@ mod tests {
             ..t
         };
         assert!(!acl.allows(b2, lun2, Use::Destination));
+        // A target without a LUN grants all its LUNs.
+        let whole = rules(
+            "[[copy_rights]]\ninitiators = [\"iqn.a:b\"]\nlus = [{ target = \"iqn.x:tape\", role = \"both\" }]\n",
+        )
+        .unwrap();
+        assert!(whole.allows("iqn.a:b", lun2, Use::Source));
         assert!(!CopyRights::Closed.allows(b2, d, Use::Source));
         assert!(CopyRights::Insecure.allows("anyone", d, Use::Destination));
     }
@@ -334,7 +341,7 @@ mod tests {
             Err(AclError::Designator { .. })
         ));
         assert!(matches!(
-            rules(&lu("target = \"iqn.x:t\"")),
+            rules(&lu("lun = 1")),
             Err(AclError::LuForm { .. })
         ));
         assert!(matches!(
