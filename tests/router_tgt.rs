@@ -83,17 +83,21 @@ fn setup() -> Setup {
     tape.rewind().unwrap();
     // Copy rights as a user writes them: this initiator may read the disk
     // target's LUNs and write the tape target's.
-    let rule = |iqn: &str, role| LuEntry {
+    // LUN 3 of the disk target, which a_lun_added_later_is_found_on_demand
+    // adds, may be written.
+    let rule = |iqn: &str, lun, role| LuEntry {
         designator: None,
         target: Some(iqn.to_string()),
-        lun: None,
+        lun,
         role,
     };
+    let disk_iqn = rig.get("SANMOVER_RIG_DISK_IQN");
     let rights = RuleEntry {
         initiators: vec![INITIATOR.into()],
         lus: vec![
-            rule(rig.get("SANMOVER_RIG_DISK_IQN"), Role::Source),
-            rule(rig.get("SANMOVER_RIG_TAPE_IQN"), Role::Destination),
+            rule(disk_iqn, Some(1), Role::Source),
+            rule(disk_iqn, Some(3), Role::Destination),
+            rule(rig.get("SANMOVER_RIG_TAPE_IQN"), None, Role::Destination),
         ],
     };
     let cfg = CopyManagerConfig {
