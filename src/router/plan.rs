@@ -163,7 +163,7 @@ fn parse_refusal(e: ParseError) -> PlanError {
     match e.at() {
         _ if matches!(e, ParseError::Truncated { .. }) => len_err(),
         Some(f) => {
-            let r = Refusal::param(Asc::INVALID_FIELD_IN_PARAMETER_LIST, f.byte);
+            let r = Refusal::param(Asc::INVALID_FIELD_IN_PARAMETER_LIST, f.byte as usize);
             PlanError::Refuse(match f.bit {
                 Some(b) => r.at_bit(b),
                 None => r,
@@ -492,7 +492,44 @@ impl<F: FnMut(&Designator, Use) -> Option<TargetInfo>> Planner<'_, F> {
                 Use::Destination,
             ),
         )?;
-        let (src_byte, dst_byte, bytes) = match seg.kind {
+        let (src_byte, dst_byte, bytes) = self.addresses(soff, seg, st, dt)?;
+        for (target, end, lba_field, start) in [
+            (st, CopyEnd::Source, seg_field::SOURCE_LBA, src_byte),
+            (
+                dt,
+                CopyEnd::Destination,
+                seg_field::DESTINATION_LBA,
+                dst_byte,
+            ),
+        ] {
+            let span = Span {
+                target,
+                end,
+                lba_field,
+                start,
+                bytes,
+            };
+            check_span(i, soff, &span)?;
+        }
+        Ok(Op::BlockToBlock {
+            src: s,
+            dst: d,
+            src_byte: src_byte.unwrap_or(u64::MAX),
+            dst_byte: dst_byte.unwrap_or(u64::MAX),
+            bytes,
+        })
+    }
+
+    /// 02h and 0Ah: the source and destination byte addresses (`None`
+    /// past 64 bits) and the byte count.
+    fn addresses(
+        &self,
+        soff: usize,
+        seg: &Segment,
+        st: Target,
+        dt: Target,
+    ) -> Result<(Option<u64>, Option<u64>, u64), PlanError> {
+        Ok(match seg.kind {
             SegmentKind::BlockToBlock {
                 blocks,
                 src_lba,
@@ -534,31 +571,6 @@ impl<F: FnMut(&Designator, Use) -> Option<TargetInfo>> Planner<'_, F> {
                 )
             }
             _ => unreachable!(),
-        };
-        for (target, end, lba_field, start) in [
-            (st, CopyEnd::Source, seg_field::SOURCE_LBA, src_byte),
-            (
-                dt,
-                CopyEnd::Destination,
-                seg_field::DESTINATION_LBA,
-                dst_byte,
-            ),
-        ] {
-            let span = Span {
-                target,
-                end,
-                lba_field,
-                start,
-                bytes,
-            };
-            check_span(i, soff, &span)?;
-        }
-        Ok(Op::BlockToBlock {
-            src: s,
-            dst: d,
-            src_byte: src_byte.unwrap_or(u64::MAX),
-            dst_byte: dst_byte.unwrap_or(u64::MAX),
-            bytes,
         })
     }
 

@@ -44,7 +44,8 @@ pub enum ParseError {
 /// handed to the parser, and its bit when it is narrower than a byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FieldAt {
-    pub byte: usize,
+    /// 32 bits keep [`ParseError`] small; a field pointer has 16.
+    pub byte: u32,
     pub bit: Option<u8>,
 }
 
@@ -67,7 +68,10 @@ impl ParseError {
         ParseError::Invalid {
             what,
             reason: reason.into(),
-            at: Some(FieldAt { byte, bit }),
+            at: Some(FieldAt {
+                byte: byte.min(u32::MAX as usize) as u32,
+                bit,
+            }),
         }
     }
 
@@ -87,7 +91,7 @@ impl ParseError {
                 what,
                 reason,
                 at: at.map(|f| FieldAt {
-                    byte: f.byte + n,
+                    byte: f.byte.saturating_add(n.min(u32::MAX as usize) as u32),
                     ..f
                 }),
             },
