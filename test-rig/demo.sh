@@ -58,9 +58,12 @@ fi
 # the tape; this host sends parameter lists and reads status, no data.
 ROUTER_STATE=$SANMOVER_RIG_STATE_DIR/demo-router
 trap 'bash "$here/router/down.sh" "$ROUTER_STATE" >/dev/null 2>&1 || true' EXIT
+# Its copy rights: this host may read the disk target and write the tape
+# target, nothing else (up.sh writes them to router.toml, shown below).
 bash "$here/router/up.sh" "$ROUTER_STATE" \
-    "iscsi://$SANMOVER_RIG_PORTAL/$SANMOVER_RIG_DISK_IQN" \
-    "iscsi://$SANMOVER_RIG_PORTAL/$SANMOVER_RIG_TAPE_IQN" >/dev/null
+    "source=iscsi://$SANMOVER_RIG_PORTAL/$SANMOVER_RIG_DISK_IQN" \
+    "destination=iscsi://$SANMOVER_RIG_PORTAL/$SANMOVER_RIG_TAPE_IQN" >/dev/null
+cat "$ROUTER_STATE/router.toml"
 ROUTER=$(sed -n 's/^SANMOVER_ROUTER_URL=//p' "$ROUTER_STATE/router.env")
 run inquiry "$ROUTER"
 run copy-results "$ROUTER" --op-params

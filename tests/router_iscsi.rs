@@ -10,7 +10,9 @@ use std::sync::{Arc, Mutex};
 
 use sanmover::device::tape::ReadOutcome;
 use sanmover::device::{Disk, Scsi, Tape};
-use sanmover::router::{Backends, CopyManager, CopyManagerConfig};
+use sanmover::router::{
+    Backends, CopyAcl, CopyManager, CopyManagerConfig, CopyRights, LuEntry, Role, RuleEntry,
+};
 use sanmover::scsi::xcopy::{
     list_id_usage, CopyAborted, Cscd, DeviceParams, RcrAction, ReceiveCopyResults, ReceiveData,
     Segment, SegmentKind, XcopyParams,
@@ -23,8 +25,32 @@ use sanmover::transport::Request;
 
 const IQN: &str = "iqn.2026-01.org.sanmover.test:router";
 
-fn serve(backends: Backends) -> ServerHandle {
-    let cm = CopyManager::new(CopyManagerConfig::default(), backends);
+/// Serve a copy manager; `targets` are the backend targets the default
+/// initiator name may copy from and onto (copy rights as a user writes
+/// them).
+fn serve(backends: Backends, targets: &[&str]) -> ServerHandle {
+    let lus = targets
+        .iter()
+        .map(|t| LuEntry {
+            designator: None,
+            target: Some(t.to_string()),
+            lun: None,
+            role: Role::Both,
+        })
+        .collect();
+    let rule = RuleEntry {
+        initiators: vec![sanmover::transport::iscsi::DEFAULT_INITIATOR.into()],
+        lus,
+    };
+    let rights = match targets.is_empty() {
+        true => CopyRights::Closed,
+        false => CopyRights::Acl(CopyAcl::new(&[rule], &Default::default()).unwrap()),
+    };
+    let cfg = CopyManagerConfig {
+        rights,
+        ..CopyManagerConfig::default()
+    };
+    let cm = CopyManager::new(cfg, backends);
     let cfg = TargetConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         targets: vec![TargetDef {
@@ -60,7 +86,7 @@ fn cu(h: &ServerHandle, test: &str) -> ((u32, u32, u32, u32), String) {
 
 #[test]
 fn iscsi_test_cu_passes_against_the_copy_manager() {
-    let h = serve(Backends::new());
+    let h = serve(Backends::new(), &[]);
     for (suite, n) in [
         ("SCSI.ExtendedCopy", 6),
         ("SCSI.ReceiveCopyResults", 2),
@@ -96,7 +122,13 @@ fn disk_to_tape_over_iscsi_through_the_router() {
         "iqn.2026-01.org.sanmover.test:router-backend",
     )
     .unwrap();
-    let h = serve(b);
+    let h = serve(
+        b,
+        &[
+            rig.get("SANMOVER_RIG_DISK_IQN"),
+            rig.get("SANMOVER_RIG_TAPE_IQN"),
+        ],
+    );
 
     let mut disk = Disk::open(connect(rig.get("SANMOVER_RIG_DISK"))).unwrap();
     let mut tape = Tape::open(connect(rig.get("SANMOVER_RIG_TAPE"))).unwrap();

@@ -9,7 +9,9 @@ use std::path::PathBuf;
 
 use sanmover::device::tape::ReadOutcome;
 use sanmover::device::{Disk, Tape};
-use sanmover::router::{Backends, CopyManager, CopyManagerConfig};
+use sanmover::router::{
+    Backends, CopyAcl, CopyManager, CopyManagerConfig, CopyRights, LuEntry, Role, RuleEntry,
+};
 use sanmover::scsi::sense::{Asc, Sense, SenseKey};
 use sanmover::scsi::spc::DeviceIdentification;
 use sanmover::scsi::xcopy::{
@@ -79,7 +81,30 @@ fn setup() -> Setup {
         ),
     ];
     tape.rewind().unwrap();
-    let cm = CopyManager::new(CopyManagerConfig::default(), b);
+    // Copy rights as a user writes them: this initiator may read the disk
+    // target's LUNs and write the tape target's.
+    // LUN 3 of the disk target, which a_lun_added_later_is_found_on_demand
+    // adds, may be written.
+    let rule = |iqn: &str, lun, role| LuEntry {
+        designator: None,
+        target: Some(iqn.to_string()),
+        lun,
+        role,
+    };
+    let disk_iqn = rig.get("SANMOVER_RIG_DISK_IQN");
+    let rights = RuleEntry {
+        initiators: vec![INITIATOR.into()],
+        lus: vec![
+            rule(disk_iqn, Some(1), Role::Source),
+            rule(disk_iqn, Some(3), Role::Destination),
+            rule(rig.get("SANMOVER_RIG_TAPE_IQN"), None, Role::Destination),
+        ],
+    };
+    let cfg = CopyManagerConfig {
+        rights: CopyRights::Acl(CopyAcl::new(&[rights], &Default::default()).unwrap()),
+        ..CopyManagerConfig::default()
+    };
+    let cm = CopyManager::new(cfg, b);
     Setup {
         _rig: rig,
         cm,

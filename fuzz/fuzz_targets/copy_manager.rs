@@ -1,16 +1,30 @@
 //! Arbitrary CDBs and EXTENDED COPY parameter lists sent to the copy
-//! manager LU (no backends: its own small disk only): it must answer every
-//! one with a status and never panic. The first byte picks the command.
+//! manager LU (no backends: its own small disk only), with copy rights
+//! configured as a user would: it must answer every one with a status and
+//! never panic. The first byte picks the command.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sanmover::router::{Backends, CopyManager, CopyManagerConfig};
+use sanmover::router::{
+    Backends, CopyAcl, CopyManager, CopyManagerConfig, CopyRights, LuEntry, Role, RuleEntry,
+};
 use sanmover::transport::memory::LogicalUnit;
 
 fuzz_target!(|data: &[u8]| {
+    let rule = RuleEntry {
+        initiators: vec!["iqn.2026-01.org.sanmover.fuzz:backup".into()],
+        lus: vec![LuEntry {
+            designator: Some("6001405a00000000".into()),
+            target: None,
+            lun: None,
+            role: Role::Both,
+        }],
+    };
+    let acl = CopyAcl::new(&[rule], &Default::default()).expect("fuzz ACL");
     let mut cm = CopyManager::new(
         CopyManagerConfig {
             own_blocks: 64,
+            rights: CopyRights::Acl(acl),
             ..CopyManagerConfig::default()
         },
         Backends::new(),

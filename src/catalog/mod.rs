@@ -245,6 +245,39 @@ fn is_busy(e: &rusqlite::Error) -> bool {
         if matches!(f.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked))
 }
 
+/// The catalog holds device URLs and job options: create it, and find its
+/// WAL and shared-memory files, readable by the owner only (mode 0600).
+/// SQLite gives the `-wal` and `-shm` files it creates the database file's
+/// mode, so creating the database 0600 covers them; files left looser by an
+/// older version are tightened.
+fn private_files(path: &Path) -> Result<(), CatalogError> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let io = |source| CatalogError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(io(e)),
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let p = PathBuf::from(format!("{}{suffix}", path.display()));
+        let Ok(meta) = std::fs::metadata(&p) else {
+            continue;
+        };
+        if meta.permissions().mode() & 0o077 != 0 {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+        }
+    }
+    Ok(())
+}
+
 /// Puts the database in WAL mode (a setting stored in the file, so usually
 /// already done). Switching needs an exclusive lock and SQLite answers BUSY
 /// at once, without the busy handler, while another connection holds any
@@ -434,6 +467,7 @@ impl Catalog {
                 source,
             })?;
         }
+        private_files(path)?;
         let conn = Connection::open(path)?;
         // Before anything that takes a lock, so a second process waits.
         conn.busy_timeout(BUSY_TIMEOUT)?;

@@ -807,3 +807,24 @@ fn rebuild_diff_names_dropped_changed_added_and_kept_sets() {
     let odd = diff_volume(&[reaped], &[on_tape], &[]);
     assert!(odd.needs_force(), "{odd:?}");
 }
+
+/// The catalog and its WAL files are the owner's alone (0600), also when
+/// an older version left them readable by others.
+#[test]
+fn catalog_and_wal_files_are_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let (dir, cat) = temp_catalog();
+    cat.upsert_volume(&volume("V1")).unwrap();
+    let mode = |suffix: &str| {
+        let p = dir.path().join(format!("catalog.db{suffix}"));
+        std::fs::metadata(&p).map(|m| m.permissions().mode() & 0o777)
+    };
+    assert_eq!(mode("").unwrap(), 0o600);
+    assert_eq!(mode("-wal").unwrap(), 0o600);
+    assert_eq!(mode("-shm").unwrap(), 0o600);
+    drop(cat);
+    let db = dir.path().join("catalog.db");
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let _cat = Catalog::open(&db).unwrap();
+    assert_eq!(mode("").unwrap(), 0o600);
+}

@@ -399,10 +399,23 @@ pub enum Command {
     /// be limited to --allow initiator names and required to pass CHAP
     /// (--chap-file, TOML with user and secret). It runs until killed.
     ///
+    /// Copy rights: a copy may name a backend LU only where a
+    /// [[copy_rights]] rule of --config grants it to the initiator, as a
+    /// source, a destination or both, by VPD 0x83 designator (hex) or by
+    /// backend target and LUN. A copy naming an LU outside the initiator's
+    /// rights is refused exactly like one naming an LU nobody has (COPY
+    /// ABORTED, 0D/02), and the router logs the refusal. With no rule at
+    /// all every backend LU is refused, unless --insecure. The router's own
+    /// scratch disk (LUN 0's blocks) is private to each I_T nexus: a
+    /// session reads only what it wrote or copied there itself.
+    ///
     /// --config FILE (TOML) may set target_name, serial, own_blocks,
-    /// backends, allow, chap_file and a [limits] table: max_cscds,
-    /// max_segments, max_descriptor_list, max_segment_bytes, max_inline,
-    /// held_data_limit, max_stream_transfer.
+    /// backends, allow, chap_file, backend_secret_file, [[copy_rights]]
+    /// rules (initiators = [NAME or @GROUP], lus = [{ designator = HEX |
+    /// target = IQN, lun = N, role = source|destination|both }]), an
+    /// [initiator_groups] table (GROUP = [NAME, ...]) and a [limits] table:
+    /// max_cscds, max_segments, max_descriptor_list, max_segment_bytes,
+    /// max_inline, held_data_limit, max_stream_transfer.
     Router {
         /// Address to listen on (ADDR:PORT), and only there.
         #[arg(long, value_name = "ADDR:PORT")]
@@ -423,6 +436,8 @@ pub enum Command {
         /// The router's iSCSI target name [default: iqn.2026-11.org.sanmover:router].
         #[arg(long, value_name = "IQN")]
         target_name: Option<String>,
+        #[command(flatten)]
+        safety: router_cmds::SafetyArgs,
     },
     /// RECEIVE COPY RESULTS, decoded: operating parameters, the status of
     /// a held copy, or its failed segment details.
@@ -810,6 +825,7 @@ fn run(cli: &Cli) -> Result<u8> {
             chap_file,
             config,
             target_name,
+            safety,
         } => router_cmds::run(
             &cli.conn,
             router_cmds::RouterArgs {
@@ -819,6 +835,7 @@ fn run(cli: &Cli) -> Result<u8> {
                 chap_file: chap_file.as_deref(),
                 config: config.as_deref(),
                 target_name: target_name.as_deref(),
+                insecure: safety.insecure,
             },
         ),
         Command::CopyResults {

@@ -8,12 +8,17 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use std::collections::BTreeMap;
+
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
 use super::{exit, ConnArgs};
-use crate::router::{Backends, CopyManager, CopyManagerConfig, RouterLimits};
+use crate::router::{
+    Backends, CopyAcl, CopyManager, CopyManagerConfig, CopyRights, RouterLimits, RuleEntry,
+};
 use crate::target::{Chap, Server, SharedLu, TargetConfig, TargetDef};
+use crate::transport::url::Secret;
 
 /// The router's target name unless the config names another.
 pub const DEFAULT_TARGET_NAME: &str = "iqn.2026-11.org.sanmover:router";
@@ -32,8 +37,28 @@ pub struct RouterFile {
     #[serde(default)]
     pub allow: Vec<String>,
     pub chap_file: Option<PathBuf>,
+    /// A file holding the CHAP secret for backend URLs that name a user
+    /// without a password (one line; mode 0600).
+    pub backend_secret_file: Option<PathBuf>,
+    /// Copy rights: which initiator may name which backend LU.
+    #[serde(default)]
+    pub copy_rights: Vec<RuleEntry>,
+    /// Named sets of initiators for `@NAME` in `copy_rights`.
+    #[serde(default)]
+    pub initiator_groups: BTreeMap<String, Vec<String>>,
     #[serde(default)]
     pub limits: LimitsFile,
+}
+
+/// Flags that turn off a safety of the router.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct SafetyArgs {
+    /// Allow copies without an ACL and listening on a non-loopback address
+    /// without CHAP and an allow-list; prints a warning on every start.
+    /// With it and no [[copy_rights]] in --config, every initiator that
+    /// reaches the router may copy from and onto every backend LU.
+    #[arg(long)]
+    pub insecure: bool,
 }
 
 /// `[limits]`: what the copy manager advertises and enforces.
@@ -81,19 +106,62 @@ fn read_toml<T: for<'de> Deserialize<'de>>(path: &Path, what: &str) -> Result<T>
     toml::from_str(&text).with_context(|| format!("{what} {}", path.display()))
 }
 
-fn read_chap(path: &Path) -> Result<Chap> {
+/// Warn when a file holding a secret is readable by others.
+fn check_private(path: &Path, what: &str) -> Result<()> {
     use std::os::unix::fs::PermissionsExt as _;
     let mode = std::fs::metadata(path)
-        .with_context(|| format!("CHAP file {}", path.display()))?
+        .with_context(|| format!("{what} {}", path.display()))?
         .permissions()
         .mode();
     if mode & 0o077 != 0 {
         log::warn!(
-            "CHAP file {} is readable by others (mode {:o}); chmod 600 it",
+            "{what} {} is readable by others (mode {:o}); chmod 600 it",
             path.display(),
             mode & 0o777
         );
     }
+    Ok(())
+}
+
+/// The backend CHAP secret: the file's first line. The error never quotes
+/// the file's content.
+fn read_backend_secret(path: &Path) -> Result<Secret> {
+    check_private(path, "backend secret file")?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading backend secret file {}", path.display()))?;
+    let line = text.lines().next().unwrap_or("").trim();
+    if line.is_empty() {
+        bail!(
+            "backend secret file {}: the first line is empty",
+            path.display()
+        );
+    }
+    Ok(Secret::new(line))
+}
+
+/// The copy rights the config and `--insecure` give.
+fn copy_rights(file: &RouterFile, insecure: bool) -> Result<CopyRights> {
+    if file.copy_rights.is_empty() {
+        if insecure {
+            log::warn!(
+                "--insecure and no [[copy_rights]]: every initiator may copy from and onto every backend LU"
+            );
+            eprintln!("sanmover router: WARNING: --insecure: copies are not access-controlled");
+            return Ok(CopyRights::Insecure);
+        }
+        log::warn!("no [[copy_rights]] in the config: copies naming a backend LU are refused");
+        return Ok(CopyRights::Closed);
+    }
+    let acl = CopyAcl::new(&file.copy_rights, &file.initiator_groups)
+        .context("router config: copy_rights")?;
+    for i in acl.initiators() {
+        log::info!("copy rights for {}", crate::router::escaped(i));
+    }
+    Ok(CopyRights::Acl(acl))
+}
+
+fn read_chap(path: &Path) -> Result<Chap> {
+    check_private(path, "CHAP file")?;
     let c: ChapFile = read_toml(path, "CHAP file")?;
     // RFC 7143 12.1.3: secrets of at least 12 bytes are recommended;
     // refuse ones that are certainly wrong.
@@ -116,6 +184,7 @@ pub struct RouterArgs<'a> {
     pub chap_file: Option<&'a Path>,
     pub config: Option<&'a Path>,
     pub target_name: Option<&'a str>,
+    pub insecure: bool,
 }
 
 pub fn run(conn: &ConnArgs, a: RouterArgs<'_>) -> Result<u8> {
@@ -133,6 +202,7 @@ pub fn run(conn: &ConnArgs, a: RouterArgs<'_>) -> Result<u8> {
         serial: file.serial.clone().unwrap_or(defaults.serial),
         limits: file.limits.apply(defaults.limits),
         own_blocks: file.own_blocks.unwrap_or(defaults.own_blocks),
+        rights: copy_rights(&file, a.insecure)?,
     };
     let mut urls = file.backends.clone();
     urls.extend(a.backends.iter().cloned());
@@ -149,6 +219,9 @@ pub fn run(conn: &ConnArgs, a: RouterArgs<'_>) -> Result<u8> {
 
     let initiator = conn.iscsi_options().initiator;
     let mut backends = Backends::new();
+    if let Some(p) = &file.backend_secret_file {
+        backends.set_secret(read_backend_secret(p)?);
+    }
     backends
         .discover(&urls, &initiator)
         .context("discovering the backend LUs")?;
@@ -206,5 +279,38 @@ mod tests {
         assert_eq!(l.max_segments, 16);
         assert_eq!(l.max_cscds, RouterLimits::default().max_cscds);
         assert!(toml::from_str::<RouterFile>("colour = 1").is_err());
+    }
+
+    #[test]
+    fn copy_rights_closed_acl_or_insecure() {
+        let none = RouterFile::default();
+        assert_eq!(copy_rights(&none, false).unwrap(), CopyRights::Closed);
+        assert_eq!(copy_rights(&none, true).unwrap(), CopyRights::Insecure);
+        let f: RouterFile = toml::from_str(
+            "[[copy_rights]]\ninitiators = [\"iqn.a:b\"]\nlus = [{ target = \"iqn.x:t\", lun = 1, role = \"both\" }]\n",
+        )
+        .unwrap();
+        assert!(matches!(copy_rights(&f, true).unwrap(), CopyRights::Acl(_)));
+        let bad: RouterFile =
+            toml::from_str("[[copy_rights]]\ninitiators = [\"@g\"]\nlus = []\n").unwrap();
+        assert!(copy_rights(&bad, false).is_err());
+    }
+
+    #[test]
+    fn backend_secret_file_takes_the_first_line() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = std::env::temp_dir().join(format!("sanmover-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("secret");
+        std::fs::write(&p, "s3cret-of-16byte\nignored\n").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(
+            read_backend_secret(&p).unwrap().expose(),
+            "s3cret-of-16byte"
+        );
+        std::fs::write(&p, "\n").unwrap();
+        let e = read_backend_secret(&p).unwrap_err().to_string();
+        assert!(e.contains("empty"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -11,7 +11,7 @@ use crate::scsi::spc::{
 };
 use crate::scsi::{CdbCodec, DeviceType, Opcode, Wire};
 use crate::transport::iscsi::{IscsiOptions, IscsiTransport};
-use crate::transport::url::IscsiUrl;
+use crate::transport::url::{redact, IscsiUrl, Secret};
 use crate::transport::Transport;
 
 use super::RouterError;
@@ -55,12 +55,22 @@ pub(crate) struct Backend {
     pub unit: Option<Unit>,
 }
 
+impl Backend {
+    /// The backend target name and LUN, for LUs discovered from a URL.
+    pub(crate) fn target_lun(&self) -> Option<(&str, u16)> {
+        self.url.as_ref().map(|u| (u.target.as_str(), u.lun))
+    }
+}
+
 /// Backend LUs by designator; the router resolves E4h CSCDs through it.
 #[derive(Default)]
 pub struct Backends {
     pub(crate) units: Vec<Backend>,
     /// What `discover` was given, for [`Backends::refresh`].
     sources: Vec<(String, String)>,
+    /// The CHAP secret for backend URLs that name a user but no password
+    /// (from a file; `SANMOVER_CHAP_PASSWORD` is the other fallback).
+    secret: Option<Secret>,
 }
 
 impl std::fmt::Debug for Backends {
@@ -74,6 +84,12 @@ impl std::fmt::Debug for Backends {
 impl Backends {
     pub fn new() -> Backends {
         Backends::default()
+    }
+
+    /// Use `secret` for backend URLs that name a CHAP user without a
+    /// password, so no secret needs to be on a command line.
+    pub fn set_secret(&mut self, secret: Secret) {
+        self.secret = Some(secret);
     }
 
     /// Discover every LUN behind each URL and index it by designator. A URL
@@ -120,7 +136,7 @@ impl Backends {
                     let Ok(lun0) = IscsiUrl::parse(&whole) else {
                         return Err(first.into());
                     };
-                    let t = connect(&lun0, initiator)?;
+                    let t = connect(&lun0, initiator, self.secret.as_ref())?;
                     let mut scsi = Scsi::new(Box::new(t) as BoxT);
                     let luns = scsi.report_luns()?;
                     drop(scsi);
@@ -129,7 +145,10 @@ impl Backends {
                     // probed are skipped with a warning.
                     for lun in luns.luns {
                         let Some(n) = lun.index() else {
-                            log::warn!("{s}: LUN {lun} has no single-level number; skipped");
+                            log::warn!(
+                                "{}: LUN {lun} has no single-level number; skipped",
+                                redact(s)
+                            );
                             continue;
                         };
                         let url = IscsiUrl {
@@ -140,7 +159,7 @@ impl Backends {
                             continue;
                         }
                         if let Err(e) = self.add_url(url, initiator, true) {
-                            log::warn!("{s}: LUN {n} skipped: {e}");
+                            log::warn!("{}: LUN {n} skipped: {e}", redact(s));
                         }
                     }
                 }
@@ -157,7 +176,7 @@ impl Backends {
         initiator: &str,
         copyable_only: bool,
     ) -> Result<(), RouterError> {
-        let t = connect(&url, initiator)?;
+        let t = connect(&url, initiator, self.secret.as_ref())?;
         let (info, unit) = probe(Box::new(t))?;
         if copyable_only && matches!(unit, Unit::Other(_)) {
             log::info!(
@@ -251,7 +270,7 @@ impl Backends {
             });
         };
         log::info!("backend {}: reconnecting", b.info.name);
-        let t = connect(&url, &b.initiator)?;
+        let t = connect(&url, &b.initiator, self.secret.as_ref())?;
         let (info, unit) = probe(Box::new(t))?;
         let b = &mut self.units[i];
         b.info = info;
@@ -260,12 +279,19 @@ impl Backends {
     }
 }
 
-fn connect(url: &IscsiUrl, initiator: &str) -> Result<IscsiTransport, RouterError> {
+fn connect(
+    url: &IscsiUrl,
+    initiator: &str,
+    secret: Option<&Secret>,
+) -> Result<IscsiTransport, RouterError> {
     let opts = IscsiOptions {
         initiator: initiator.to_string(),
         ..IscsiOptions::default()
     };
-    IscsiTransport::connect(url, &opts).map_err(|source| RouterError::Connect {
+    let url = url
+        .clone()
+        .with_fallback_password(secret.map(|s| s.expose().to_string()));
+    IscsiTransport::connect(&url, &opts).map_err(|source| RouterError::Connect {
         url: url.without_credentials().to_string(),
         source,
     })

@@ -866,7 +866,7 @@ impl<'a> Exec<'a> {
 
 /// COPY ABORTED for an address past what 64 bits hold: the LBA OUT OF
 /// RANGE the device would have answered.
-fn out_of_range(i: usize, from: CopyEnd) -> Abort {
+pub(crate) fn out_of_range(i: usize, from: CopyEnd) -> Abort {
     Abort::new(i, Asc::NO_ADDITIONAL, "LBA out of range").with_embedded(
         from,
         Sense::new(SenseKey::ILLEGAL_REQUEST, Asc::LBA_OUT_OF_RANGE).to_fixed(),

@@ -1,25 +1,28 @@
-//! The copy manager logical unit: command dispatch, its own small disk,
-//! and the results it holds per I_T nexus and list ID.
+//! The copy manager logical unit: command dispatch, its small scratch
+//! disk (one per I_T nexus), the copy rights, and the results it holds per
+//! I_T nexus and list ID.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::scsi::sense::Asc;
+use crate::scsi::spc::Designator;
 use crate::scsi::spc::{
     reporting_options, support, CommandDescriptor, Inquiry, OneCommand, ReportSupportedOpcodes,
     SupportedOpcodes, SupportedVpdPages, VpdPage,
 };
 use crate::scsi::xcopy::{
-    list_id_usage, CopyManagerStatus, CopyStatus, Cscd, ExtendedCopy, FailedSegmentDetails,
+    list_id_usage, CopyManagerStatus, CopyStatus, ExtendedCopy, FailedSegmentDetails,
     OperatingParameters, RcrAction, ReceiveCopyResults, ReceiveData, ThirdPartyCopyVpd,
     TransferCountUnits,
 };
 use crate::scsi::{CdbCodec, DeviceType, Opcode, Status, Wire};
 use crate::transport::memory::{reply, Completion, Identity, LogicalUnit, MemDisk, Nexus};
 
+use super::acl::{escaped, LuIdentity, Use};
 use super::backends::{Backends, Unit};
 use super::exec::Exec;
-use super::plan::{self, End, PlanError, TargetInfo, SEGMENT_TYPES};
+use super::plan::{self, End, Plan, PlanError, TargetInfo, SEGMENT_TYPES};
 use super::{CopyManagerConfig, RouterLimits};
 
 /// Block size of the router's own disk.
@@ -43,7 +46,11 @@ struct Held {
 pub struct CopyManager {
     cfg: CopyManagerConfig,
     id: Identity,
-    own: MemDisk,
+    /// Answers the identification VPD pages (no blocks of its own).
+    ident: MemDisk,
+    /// The scratch disk of each I_T nexus: what one nexus copies there no
+    /// other can read. Dropped with the nexus.
+    scratch: HashMap<Nexus, MemDisk>,
     backends: Backends,
     held: HashMap<Nexus, HashMap<u8, Held>>,
     /// Held lists, oldest first, with a sequence number so a replaced
@@ -107,7 +114,8 @@ impl CopyManager {
     pub fn new(cfg: CopyManagerConfig, backends: Backends) -> CopyManager {
         CopyManager {
             id: Identity::new(DeviceType::DISK, "COPY MANAGER", &cfg.serial),
-            own: MemDisk::new(&cfg.serial, cfg.own_blocks, OWN_BLOCK),
+            ident: MemDisk::new(&cfg.serial, 0, OWN_BLOCK),
+            scratch: HashMap::new(),
             cfg,
             backends,
             held: HashMap::new(),
@@ -143,7 +151,9 @@ impl CopyManager {
             .map(|h| h.crcs.as_slice())
     }
 
-    fn resolve(&self, d: &crate::scsi::spc::Designator) -> Option<TargetInfo> {
+    /// The LU a designator names, whoever asks: the router's own scratch
+    /// disk or a backend.
+    fn lookup(&self, d: &Designator) -> Option<TargetInfo> {
         let own = self
             .id
             .designators()
@@ -154,6 +164,7 @@ impl CopyManager {
                 end: End::Own,
                 device_type: DeviceType::DISK,
                 block_size: Some(OWN_BLOCK),
+                blocks: Some(self.cfg.own_blocks),
                 tape_block_len: None,
                 locate: None,
             });
@@ -164,131 +175,164 @@ impl CopyManager {
             end: End::Backend(i),
             device_type: b.info.device_type,
             block_size: b.info.block_size,
+            blocks: b.info.blocks,
             tape_block_len: b.info.tape_block_len,
             locate: b.info.locate,
         })
+    }
+
+    /// Whether `nexus` may use `end` as `u`. The scratch disk is the
+    /// nexus's own; a backend LU needs the copy rights.
+    fn may_use(&self, nexus: &Nexus, end: End, u: Use) -> bool {
+        let End::Backend(i) = end else {
+            return true;
+        };
+        let b = &self.backends.units[i];
+        let lu = LuIdentity {
+            designators: &b.info.designators,
+            target_lun: b.target_lun(),
+        };
+        self.cfg.rights.allows(&nexus.initiator, lu, u)
+    }
+
+    /// Plan `list` for `nexus`. An LU outside its rights resolves to
+    /// nothing, exactly like an LU nobody has (resolve, then check, one
+    /// answer). Also returns whether any designator went unresolved, and
+    /// which were refused by the rights (for the log).
+    fn plan_for(&self, nexus: &Nexus, list: &[u8]) -> (Result<Plan, PlanError>, bool, Vec<String>) {
+        let mut missed = false;
+        let mut refused = Vec::new();
+        let planned = plan::plan(list, &self.cfg.limits, |d, u| {
+            let found = self.lookup(d);
+            let ok = found.filter(|t| self.may_use(nexus, t.end, u));
+            if found.is_some() && ok.is_none() {
+                refused.push(format!("{d} as {u:?}"));
+            }
+            missed |= ok.is_none();
+            ok
+        });
+        (planned, missed, refused)
+    }
+
+    /// Plan, and when a designator went unresolved look for new backend
+    /// LUs (at most every few seconds) and plan again. Unknown and refused
+    /// designators take this same path.
+    fn plan_checked(&mut self, nexus: &Nexus, list: &[u8]) -> Result<Plan, PlanError> {
+        let (mut planned, missed, mut refused) = self.plan_for(nexus, list);
+        if missed && self.refresh_due() {
+            self.refresh();
+            (planned, _, refused) = self.plan_for(nexus, list);
+        }
+        for r in refused {
+            log::warn!(
+                "copy rights: initiator \"{}\" may not use {r}; refused as unknown",
+                escaped(&nexus.initiator)
+            );
+        }
+        planned
     }
 
     fn extended_copy(&mut self, nexus: &Nexus, cdb: &[u8], data_out: &[u8]) -> Completion {
         let x = match ExtendedCopy::parse(cdb) {
             Ok(x) => x,
             // LID4 and the ROD token actions are not carried out.
-            Err(_) => return Completion::bad_field(1),
+            Err(e) => return Completion::bad_field(e.at().map_or(1, |f| f.byte as u16)),
         };
         // SPC-4 6.4.1: a PARAMETER LIST LENGTH of 0 is not an error.
         if x.param_len == 0 {
             return Completion::good(0);
         }
         let n = (x.param_len as usize).min(data_out.len());
-        self.refresh_for(&data_out[..n]);
-        let planned = plan::plan(&data_out[..n], &self.cfg.limits, |d| self.resolve(d));
-        let list_id = data_out.first().copied().unwrap_or(0);
-        let usage = data_out.get(1).map_or(0, |b| (b >> 3) & 3);
-        let plan = match planned {
+        let list = &data_out[..n];
+        let plan = match self.plan_checked(nexus, list) {
             Ok(p) => p,
-            Err(PlanError::Refuse(r)) => {
-                log::info!(
-                    "EXTENDED COPY list {list_id} from {}: refused: {}",
-                    nexus.initiator,
-                    r.asc
-                );
-                return Completion::check(r.sense());
-            }
-            Err(PlanError::Abort(a)) => {
-                log::warn!(
-                    "EXTENDED COPY list {list_id} from {}: segment {}: {}",
-                    nexus.initiator,
-                    a.segment,
-                    a.reason
-                );
-                let sense = a.sense_bytes();
-                self.keep(
-                    nexus,
-                    list_id,
-                    usage,
-                    Held {
-                        failed: true,
-                        segments: a.segment,
-                        sense: Some(sense.clone()),
-                        ..Held::default()
-                    },
-                );
-                return aborted(sense);
-            }
+            Err(e) => return self.refuse(nexus, list, e),
         };
         log::info!(
             "EXTENDED COPY list {} from {}: {} segment(s), {} inline byte(s)",
             plan.list_id,
-            nexus.initiator,
+            escaped(&nexus.initiator),
             plan.steps.len(),
             plan.inline.len()
         );
-        let (out, abort) = Exec::new(&mut self.own, &mut self.backends, &plan).run();
+        self.run_plan(nexus, &plan)
+    }
+
+    /// The answer to a list that was not carried out; a COPY ABORTED one
+    /// is held like a failed copy.
+    fn refuse(&mut self, nexus: &Nexus, list: &[u8], e: PlanError) -> Completion {
+        let list_id = list.first().copied().unwrap_or(0);
+        let usage = list.get(1).map_or(0, |b| (b >> 3) & 3);
+        let who = escaped(&nexus.initiator);
+        match e {
+            PlanError::Refuse(r) => {
+                log::info!(
+                    "EXTENDED COPY list {list_id} from {who}: refused: {}",
+                    r.asc
+                );
+                Completion::check(r.sense())
+            }
+            PlanError::Abort(a) => {
+                log::warn!(
+                    "EXTENDED COPY list {list_id} from {who}: segment {}: {}",
+                    a.segment,
+                    a.reason
+                );
+                let sense = a.sense_bytes();
+                let held = Held {
+                    failed: true,
+                    segments: a.segment,
+                    sense: Some(sense.clone()),
+                    ..Held::default()
+                };
+                self.keep(nexus, list_id, usage, held);
+                aborted(sense)
+            }
+        }
+    }
+
+    fn run_plan(&mut self, nexus: &Nexus, plan: &Plan) -> Completion {
+        let own = scratch_of(&mut self.scratch, &self.cfg, nexus);
+        let (out, abort) = Exec::new(own, &mut self.backends, plan).run();
         let sense = abort.as_ref().map(|a| a.sense_bytes());
-        if let Some(a) = &abort {
-            log::warn!(
+        match &abort {
+            Some(a) => log::warn!(
                 "EXTENDED COPY list {}: aborted in segment {}: {}",
                 plan.list_id,
                 a.segment,
                 a.reason
-            );
-        } else {
-            log::info!(
+            ),
+            None => log::info!(
                 "EXTENDED COPY list {}: {} bytes, {} stream block CRC(s) held",
                 plan.list_id,
                 out.bytes,
                 out.crcs.len()
-            );
+            ),
         }
-        self.keep(
-            nexus,
-            plan.list_id,
-            plan.usage,
-            Held {
-                seq: 0,
-                failed: abort.is_some(),
-                segments: out.segments_done,
-                bytes: out.bytes,
-                crcs: out.crcs,
-                sense: sense.clone(),
-            },
-        );
+        let held = Held {
+            seq: 0,
+            failed: abort.is_some(),
+            segments: out.segments_done,
+            bytes: out.bytes,
+            crcs: out.crcs,
+            sense: sense.clone(),
+        };
+        self.keep(nexus, plan.list_id, plan.usage, held);
         match sense {
             Some(s) => aborted(s),
             None => Completion::good(0),
         }
     }
 
-    /// When the list names a designator no backend has, look for new LUs
-    /// behind the discovered targets first (at most every few seconds).
-    fn refresh_for(&mut self, list: &[u8]) {
-        let Some(tdll) = list
-            .get(2..4)
-            .map(|b| u16::from_be_bytes([b[0], b[1]]) as usize)
-        else {
-            return;
-        };
-        let end = list.len().min(16 + tdll);
-        let mut off = 16;
-        let mut unknown = false;
-        while off < end {
-            let Ok((c, n)) = Cscd::parse(&list[off..end]) else {
-                break;
-            };
-            if let Some(d) = c.designator() {
-                unknown |= self.resolve(d).is_none();
-            }
-            off += n;
-        }
-        if !unknown || self.backends.is_empty() {
-            return;
-        }
-        if self
-            .last_refresh
-            .is_some_and(|t| t.elapsed() < REFRESH_INTERVAL)
-        {
-            return;
-        }
+    fn refresh_due(&self) -> bool {
+        !self.backends.is_empty()
+            && self
+                .last_refresh
+                .is_none_or(|t| t.elapsed() >= REFRESH_INTERVAL)
+    }
+
+    /// Look for LUs added behind the discovered targets since.
+    fn refresh(&mut self) {
         self.last_refresh = Some(Instant::now());
         match self.backends.refresh() {
             Ok(0) => {}
@@ -435,7 +479,7 @@ impl CopyManager {
             // The own disk's pages, with 8Fh added in order.
             VpdPage::SUPPORTED_PAGES => {
                 let mut buf = [0u8; 255];
-                let c = self.own.execute(cdb, &[], &mut buf);
+                let c = self.ident.execute(cdb, &[], &mut buf);
                 let mut pages = SupportedVpdPages::parse(&buf[..c.data_in_len])
                     .map(|p| p.pages)
                     .unwrap_or_default();
@@ -451,7 +495,7 @@ impl CopyManager {
             VpdPage(0x8f) => reply(out, &self.third_party_copy_page()),
             // Serial, identification and the block device pages: the own
             // disk has the same serial, so the same designators.
-            _ => self.own.execute(cdb, &[], out),
+            _ => self.ident.execute(cdb, &[], out),
         }
     }
 
@@ -566,6 +610,18 @@ fn clip(data_in: &mut [u8], alloc: usize) -> &mut [u8] {
     &mut data_in[..n]
 }
 
+/// The scratch disk of `nexus`, made on its first use. The zeroed
+/// allocation is lazy, so a nexus that never writes costs no memory.
+fn scratch_of<'a>(
+    scratch: &'a mut HashMap<Nexus, MemDisk>,
+    cfg: &CopyManagerConfig,
+    nexus: &Nexus,
+) -> &'a mut MemDisk {
+    scratch
+        .entry(nexus.clone())
+        .or_insert_with(|| MemDisk::new(&cfg.serial, cfg.own_blocks, OWN_BLOCK))
+}
+
 fn aborted(sense: Vec<u8>) -> Completion {
     Completion {
         status: Status::CHECK_CONDITION,
@@ -596,11 +652,12 @@ impl LogicalUnit for CopyManager {
             Opcode::MAINTENANCE_IN if cdb.get(1).map(|b| b & 0x1f) == Some(0x0c) => {
                 self.report_supported_opcodes(cdb, data_in)
             }
-            _ => self.own.execute(cdb, data_out, data_in),
+            _ => scratch_of(&mut self.scratch, &self.cfg, nexus).execute(cdb, data_out, data_in),
         }
     }
 
     fn nexus_lost(&mut self, nexus: &Nexus) {
+        self.scratch.remove(nexus);
         self.held.remove(nexus);
         self.held_order.retain(|(_, n, _)| n != nexus);
     }

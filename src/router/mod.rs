@@ -57,6 +57,7 @@ use crate::transport::TransportError;
 #[cfg(doc)]
 use crate::transport::{memory::LogicalUnit, Transport};
 
+mod acl;
 mod backends;
 mod exec;
 mod manager;
@@ -66,6 +67,7 @@ mod sense;
 #[cfg(test)]
 mod tests;
 
+pub use acl::{escaped, AclError, CopyAcl, CopyRights, LuEntry, Role, RuleEntry};
 pub use backends::{BackendInfo, Backends};
 pub use manager::CopyManager;
 
@@ -110,8 +112,11 @@ pub struct CopyManagerConfig {
     /// derived from it, so distinct serials give distinct designators.
     pub serial: String,
     pub limits: RouterLimits,
-    /// Size of its own in-memory disk, in 512-byte blocks.
+    /// Size of its own in-memory disk, in 512-byte blocks. Each I_T nexus
+    /// gets a private one of this size (the "scratch disk").
     pub own_blocks: u64,
+    /// Which initiator may name which backend LU in a copy.
+    pub rights: CopyRights,
 }
 
 impl Default for CopyManagerConfig {
@@ -122,6 +127,7 @@ impl Default for CopyManagerConfig {
             // 64 MiB: libiscsi's ExtendedCopy.Large wants twice the
             // maximum segment length.
             own_blocks: 131_072,
+            rights: CopyRights::Closed,
         }
     }
 }

@@ -1,20 +1,23 @@
-//! Checking an EXTENDED COPY(LID1) parameter list against the limits and
-//! the backends before any data moves, and turning it into steps.
+//! Checking an EXTENDED COPY(LID1) parameter list against the limits,
+//! the copy rights and the backends before any data moves, and turning it
+//! into steps.
 //!
-//! The list is walked byte by byte here (not with `XcopyParams::parse`
-//! alone) because every refusal must point at the byte at fault; the
-//! codec's `Cscd::parse` and `Segment::parse` decode each descriptor.
+//! The list is decoded once, by the codec ([`XcopyParams::parse_located`]);
+//! every refusal points at the byte at fault, from the codec's error
+//! offsets for malformed bytes and from its descriptor offsets and field
+//! constants for values this copy manager does not accept.
 
 use std::collections::HashMap;
 
 use crate::scsi::sense::Asc;
 use crate::scsi::spc::Designator;
 use crate::scsi::xcopy::{
-    is_block_type, list_id_usage, Cscd, CscdBody, CscdType, DeviceParams, Segment, SegmentKind,
-    SegmentType, XCOPY_HEADER_LEN,
+    cscd_field, header_field, is_block_type, list_id_usage, seg_field, CopyEnd, Cscd, CscdType,
+    DeviceParams, ListLayout, Segment, SegmentKind, XcopyHeader, XcopyParams,
 };
-use crate::scsi::{be_uint, DeviceType};
+use crate::scsi::{DeviceType, ParseError};
 
+use super::acl::Use;
 use super::sense::{Abort, Refusal};
 use super::RouterLimits;
 
@@ -31,6 +34,8 @@ pub(crate) struct TargetInfo {
     pub end: End,
     pub device_type: DeviceType,
     pub block_size: Option<u32>,
+    /// Disks: capacity in blocks, when known.
+    pub blocks: Option<u64>,
     pub tape_block_len: Option<u32>,
     pub locate: Option<bool>,
 }
@@ -41,6 +46,8 @@ pub(crate) struct Target {
     pub end: End,
     /// Logical block length (block devices only).
     pub block_size: u32,
+    /// Capacity in blocks, when known (block devices only).
+    pub blocks: Option<u64>,
     /// Tapes: LOCATE support as probed (`None`: unknown, try it).
     pub locate: Option<bool>,
 }
@@ -141,186 +148,190 @@ impl From<Abort> for PlanError {
 /// lists them, with the E4h CSCD type).
 pub(crate) const SEGMENT_TYPES: [u8; 9] = [0x00, 0x01, 0x02, 0x04, 0x06, 0x0a, 0x10, 0x11, 0x12];
 
-/// Length of a 0Ah descriptor (SPC-4 6.4.6.12): DESCRIPTOR LENGTH 1Ch.
-const OFFSET_SEGMENT_LEN: usize = 32;
-
 fn param(asc: Asc, field: usize) -> PlanError {
     PlanError::Refuse(Refusal::param(asc, field))
 }
 
+fn len_err() -> PlanError {
+    PlanError::Refuse(Refusal::plain(Asc::PARAMETER_LIST_LENGTH_ERROR))
+}
+
+/// A codec error as the refusal SPC-4 6.4.3 names: a list shorter than its
+/// lengths is a PARAMETER LIST LENGTH ERROR, a bad field is INVALID FIELD
+/// IN PARAMETER LIST at the byte (and bit) the codec reports.
+fn parse_refusal(e: ParseError) -> PlanError {
+    match e.at() {
+        _ if matches!(e, ParseError::Truncated { .. }) => len_err(),
+        Some(f) => {
+            let r = Refusal::param(Asc::INVALID_FIELD_IN_PARAMETER_LIST, f.byte as usize);
+            PlanError::Refuse(match f.bit {
+                Some(b) => r.at_bit(b),
+                None => r,
+            })
+        }
+        None => PlanError::Refuse(Refusal::plain(Asc::INVALID_FIELD_IN_PARAMETER_LIST)),
+    }
+}
+
 /// Check `list` (exactly the PARAMETER LIST LENGTH bytes the CDB named) and
-/// build the plan. `resolve` maps an E4h designator to a target.
+/// build the plan. `resolve` maps an E4h designator, used as a source or
+/// destination, to a target; `None` for an LU nobody has and for one the
+/// initiator has no right to, alike.
 pub(crate) fn plan(
     list: &[u8],
     limits: &RouterLimits,
-    mut resolve: impl FnMut(&Designator) -> Option<TargetInfo>,
+    mut resolve: impl FnMut(&Designator, Use) -> Option<TargetInfo>,
 ) -> Result<Plan, PlanError> {
-    // SPC-4 6.4.3: a list shorter than its header, or than the lengths
-    // the header gives, is a PARAMETER LIST LENGTH ERROR.
-    let len_err = || PlanError::Refuse(Refusal::plain(Asc::PARAMETER_LIST_LENGTH_ERROR));
-    if list.len() < XCOPY_HEADER_LEN {
-        return Err(len_err());
-    }
-    let list_id = list[0];
-    let usage = (list[1] >> 3) & 3;
-    if usage == 0b01 {
-        return Err(Refusal::param(Asc::INVALID_FIELD_IN_PARAMETER_LIST, 1)
-            .at_bit(4)
-            .into());
-    }
-    if usage == list_id_usage::DISABLE && list_id != 0 {
-        return Err(param(Asc::INVALID_FIELD_IN_PARAMETER_LIST, 0));
-    }
-    let tdll = be_uint(&list[2..4]) as usize;
-    let sdll = be_uint(&list[8..12]) as usize;
-    let inline_len = be_uint(&list[12..16]) as usize;
-    // SPC-4 6.4.3: descriptor lists longer than MAXIMUM DESCRIPTOR LIST
-    // LENGTH are a PARAMETER LIST LENGTH ERROR (checked before the counts:
-    // libiscsi's DescrLimits expects it so).
-    if tdll + sdll > limits.max_descriptor_list as usize {
-        return Err(len_err());
-    }
-    if inline_len > limits.max_inline as usize {
-        return Err(param(Asc::INLINE_DATA_LENGTH_EXCEEDED, 12));
-    }
-    let total = XCOPY_HEADER_LEN + tdll + sdll + inline_len;
-    if list.len() < total {
-        return Err(len_err());
-    }
-
-    // CSCD descriptors (SPC-4 6.4.5).
-    let mut cscds: Vec<(usize, Cscd)> = Vec::new();
-    let mut off = XCOPY_HEADER_LEN;
-    let cscd_end = XCOPY_HEADER_LEN + tdll;
-    while off < cscd_end {
-        if cscds.len() >= limits.max_cscds as usize {
-            return Err(param(Asc::TOO_MANY_TARGET_DESCRIPTORS, 2));
-        }
-        let t = CscdType(list[off]);
-        if t != CscdType::IDENTIFICATION {
-            return Err(param(Asc::UNSUPPORTED_TARGET_DESCRIPTOR_TYPE, off));
-        }
-        if off + t.descriptor_len() > cscd_end {
-            return Err(len_err());
-        }
-        let (c, n) = Cscd::parse(&list[off..cscd_end])
-            .map_err(|_| param(Asc::INVALID_FIELD_IN_PARAMETER_LIST, off + 7))?;
-        cscds.push((off, c));
-        off += n;
-    }
-
-    // Segment descriptors (SPC-4 6.4.6).
-    let mut raw_segments: Vec<(usize, Segment, Option<[u64; 5]>)> = Vec::new();
-    let seg_end = cscd_end + sdll;
-    while off < seg_end {
-        if raw_segments.len() >= limits.max_segments as usize {
-            return Err(param(Asc::TOO_MANY_SEGMENT_DESCRIPTORS, 8));
-        }
-        if off + 4 > seg_end {
-            return Err(len_err());
-        }
-        let t = SegmentType(list[off]);
-        let n = 4 + be_uint(&list[off + 2..off + 4]) as usize;
-        if !SEGMENT_TYPES.contains(&t.0) {
-            return Err(param(Asc::UNSUPPORTED_SEGMENT_DESCRIPTOR_TYPE, off));
-        }
-        if off + n > seg_end {
-            return Err(len_err());
-        }
-        let d = &list[off..off + n];
-        if t == SegmentType::BLOCK_OFFSET_TO_BLOCK_OFFSET {
-            if n != OFFSET_SEGMENT_LEN {
-                return Err(param(Asc::INVALID_FIELD_IN_PARAMETER_LIST, off + 2));
-            }
-            // SPC-4 6.4.6.12: indexes, NUMBER OF BYTES, both LBAs, both
-            // byte offsets.
-            let u = |r: std::ops::Range<usize>| be_uint(&d[r]);
-            let seg = Segment {
-                cat: d[1] & 1 != 0,
-                dc: d[1] & 2 != 0,
-                kind: SegmentKind::Other {
-                    descriptor_type: t,
-                    body: d[4..].to_vec(),
-                },
-            };
-            let f = [u(4..6), u(6..8), u(8..12), u(12..20), u(20..28)];
-            let offs = [
-                f[0],
-                f[1],
-                f[2],
-                f[3] << 32 | u(28..30) << 16 | u(30..32),
-                f[4],
-            ];
-            raw_segments.push((off, seg, Some(offs)));
-        } else {
-            let (s, _) = Segment::parse(d)
-                .map_err(|_| param(Asc::INVALID_FIELD_IN_PARAMETER_LIST, off + 2))?;
-            raw_segments.push((off, s, None));
-        }
-        off += n;
-    }
-    let inline = list[seg_end..total].to_vec();
-
-    // Resolve and check each segment's ends, in segment order, so a
-    // failure names the first segment that needs the bad CSCD.
-    let mut targets: Vec<Option<Target>> = vec![None; cscds.len()];
-    let mut steps = Vec::with_capacity(raw_segments.len());
-    for (i, (soff, seg, offs)) in raw_segments.into_iter().enumerate() {
-        let mut ctx = SegCtx {
-            i,
-            soff,
-            cscds: &cscds,
-            targets: &mut targets,
-            resolve: &mut resolve,
-        };
-        let op = ctx.op(&seg, offs, limits, inline.len())?;
+    let h = header(list, limits)?;
+    let (p, layout) = XcopyParams::parse_located(&list[..h.total_len()]).map_err(parse_refusal)?;
+    check_descriptors(&p, &layout, limits)?;
+    let mut planner = Planner {
+        cscds: &p.cscds,
+        layout: &layout,
+        limits,
+        inline_len: p.inline_data.len(),
+        targets: vec![None; p.cscds.len()],
+        resolve: &mut resolve,
+    };
+    // In segment order, so a failure names the first segment that needs
+    // the bad CSCD.
+    let mut steps = Vec::with_capacity(p.segments.len());
+    for (i, seg) in p.segments.iter().enumerate() {
+        let op = planner.op(i, seg)?;
+        let offset = layout.segments[i];
         steps.push(Step {
             op,
             cat: seg.cat,
-            offset: soff,
+            offset,
         });
     }
-
+    let targets = planner.targets;
     let stream_blocks = count_stream_blocks(&steps, &targets);
-    if usage == list_id_usage::HOLD
+    if p.list_id_usage == list_id_usage::HOLD
         && stream_blocks.saturating_mul(4) > limits.held_data_limit as u64
     {
         // The CRC32Cs would not fit the HELD DATA LIMIT: point at LIST ID
         // USAGE (10b would hold nothing).
-        return Err(Refusal::param(Asc::INVALID_FIELD_IN_PARAMETER_LIST, 1)
-            .at_bit(4)
-            .into());
+        return Err(usage_refusal());
     }
     Ok(Plan {
-        list_id,
-        usage,
+        list_id: p.list_id,
+        usage: p.list_id_usage,
         targets,
         steps,
-        inline,
+        inline: p.inline_data,
         stream_blocks,
     })
 }
 
-/// How a segment uses a CSCD.
+fn usage_refusal() -> PlanError {
+    Refusal::param(Asc::INVALID_FIELD_IN_PARAMETER_LIST, header_field::FLAGS)
+        .at_bit(header_field::LIST_ID_USAGE_BIT)
+        .into()
+}
+
+/// The header against the limits (SPC-4 6.4.3), before the descriptors
+/// are decoded: lists longer than MAXIMUM DESCRIPTOR LIST LENGTH are a
+/// PARAMETER LIST LENGTH ERROR (libiscsi's DescrLimits expects it before
+/// the counts).
+fn header(list: &[u8], limits: &RouterLimits) -> Result<XcopyHeader, PlanError> {
+    let h = XcopyHeader::parse(list).map_err(|_| len_err())?;
+    if h.list_id_usage == 0b01 {
+        return Err(usage_refusal());
+    }
+    if h.list_id_usage == list_id_usage::DISABLE && h.list_id != 0 {
+        return Err(param(
+            Asc::INVALID_FIELD_IN_PARAMETER_LIST,
+            header_field::LIST_ID,
+        ));
+    }
+    if h.cscd_list_len + h.segment_list_len > limits.max_descriptor_list as usize {
+        return Err(len_err());
+    }
+    if h.inline_len > limits.max_inline as usize {
+        return Err(param(
+            Asc::INLINE_DATA_LENGTH_EXCEEDED,
+            header_field::INLINE_LEN,
+        ));
+    }
+    if list.len() < h.total_len() {
+        return Err(len_err());
+    }
+    Ok(h)
+}
+
+/// The descriptor counts and types this copy manager carries out.
+fn check_descriptors(
+    p: &XcopyParams,
+    layout: &ListLayout,
+    limits: &RouterLimits,
+) -> Result<(), PlanError> {
+    for (i, (c, &off)) in p.cscds.iter().zip(&layout.cscds).enumerate() {
+        if i >= limits.max_cscds as usize {
+            return Err(param(
+                Asc::TOO_MANY_TARGET_DESCRIPTORS,
+                header_field::CSCD_LIST_LEN,
+            ));
+        }
+        if c.descriptor_type != CscdType::IDENTIFICATION {
+            return Err(param(Asc::UNSUPPORTED_TARGET_DESCRIPTOR_TYPE, off));
+        }
+    }
+    for (i, (s, &off)) in p.segments.iter().zip(&layout.segments).enumerate() {
+        if i >= limits.max_segments as usize {
+            return Err(param(
+                Asc::TOO_MANY_SEGMENT_DESCRIPTORS,
+                header_field::SEGMENT_LIST_LEN,
+            ));
+        }
+        if !SEGMENT_TYPES.contains(&s.segment_type().0) {
+            return Err(param(Asc::UNSUPPORTED_SEGMENT_DESCRIPTOR_TYPE, off));
+        }
+    }
+    Ok(())
+}
+
+/// How a segment uses a CSCD's device.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Role {
     Block,
     Stream,
 }
 
-struct SegCtx<'a, F> {
-    i: usize,
-    soff: usize,
-    cscds: &'a [(usize, Cscd)],
-    targets: &'a mut Vec<Option<Target>>,
+/// One use of a CSCD by a segment: which, from which segment field, as
+/// what device, for reading or writing.
+#[derive(Clone, Copy)]
+struct Want {
+    idx: u16,
+    field: usize,
+    role: Role,
+    usage: Use,
+}
+
+/// A block range a segment touches, for the capacity check.
+struct Span {
+    target: Target,
+    end: CopyEnd,
+    lba_field: usize,
+    start: Option<u64>,
+    bytes: u64,
+}
+
+struct Planner<'a, F> {
+    cscds: &'a [Cscd],
+    layout: &'a ListLayout,
+    limits: &'a RouterLimits,
+    inline_len: usize,
+    targets: Vec<Option<Target>>,
     resolve: &'a mut F,
 }
 
-impl<F: FnMut(&Designator) -> Option<TargetInfo>> SegCtx<'_, F> {
-    /// Resolve CSCD `idx` (named at segment byte `field`) for `role`.
-    fn target(&mut self, idx: u64, field: usize, role: Role) -> Result<(usize, Target), PlanError> {
-        let (i, soff) = (self.i, self.soff);
-        let Some((coff, cscd)) = self.cscds.get(idx as usize) else {
+impl<F: FnMut(&Designator, Use) -> Option<TargetInfo>> Planner<'_, F> {
+    /// Resolve a CSCD for one use by segment `i`.
+    fn target(&mut self, i: usize, w: Want) -> Result<(usize, Target), PlanError> {
+        let soff = self.layout.segments[i];
+        let idx = w.idx as usize;
+        let Some(cscd) = self.cscds.get(idx) else {
             // libiscsi (ValidSegDescr) expects COPY ABORTED here.
             return Err(Abort::new(
                 i,
@@ -330,183 +341,267 @@ impl<F: FnMut(&Designator) -> Option<TargetInfo>> SegCtx<'_, F> {
                     self.cscds.len()
                 ),
             )
-            .with_pointer(soff + field)
+            .with_pointer(soff + w.field)
             .into());
         };
-        let coff = *coff;
-        let CscdBody::Identification(d) = &cscd.body else {
-            return Err(param(Asc::UNSUPPORTED_TARGET_DESCRIPTOR_TYPE, coff));
-        };
+        let coff = self.layout.cscds[idx];
+        let d = cscd
+            .designator()
+            .ok_or_else(|| param(Asc::UNSUPPORTED_TARGET_DESCRIPTOR_TYPE, coff))?;
         // The CSCD's PERIPHERAL DEVICE TYPE picks the role it can play
-        // (SPC-4 6.4.5.1).
-        let declared_ok = match role {
+        // (SPC-4 6.4.5.1); this reads only the list, so it reveals nothing.
+        let declared_ok = match w.role {
             Role::Block => is_block_type(cscd.device_type),
             Role::Stream => cscd.device_type == DeviceType::TAPE,
         };
         if !declared_ok {
             return Err(param(
                 Asc::INVALID_OPERATION_FOR_COPY_SOURCE_OR_DESTINATION,
-                coff + 1,
+                coff + cscd_field::DEVICE_TYPE,
             ));
         }
-        let Some(info) = (self.resolve)(d) else {
+        // An LU outside the initiator's rights resolves to nothing, like
+        // an LU nobody has: one answer, reached the same way.
+        let Some(info) = (self.resolve)(d, w.usage) else {
             return Err(Abort::new(
                 i,
                 Asc::COPY_TARGET_DEVICE_NOT_REACHABLE,
-                format!("no LU with designator {d}"),
+                format!("no LU with designator {d} for this initiator"),
             )
-            .with_pointer(coff + 8)
+            .with_pointer(coff + cscd_field::DESIGNATOR)
             .into());
         };
-        let actual_ok = match role {
-            Role::Block => info.device_type == DeviceType::DISK,
-            Role::Stream => info.device_type == DeviceType::TAPE,
-        };
-        if !actual_ok {
-            return Err(Abort::new(
-                i,
-                Asc::new(0x0d, 0x03), // INCORRECT COPY TARGET DEVICE TYPE
-                format!("designator {d} is a {} device", info.device_type),
-            )
-            .with_pointer(coff + 1)
-            .into());
-        }
-        let block_size = match (role, cscd.device_params) {
-            (Role::Block, DeviceParams::Block { block_len, .. }) => {
-                let actual = info.block_size.unwrap_or(0);
-                // DISK BLOCK LENGTH 0 means "whatever the device has".
-                if block_len != 0 && block_len != actual {
-                    return Err(param(Asc::INVALID_FIELD_IN_PARAMETER_LIST, coff + 29));
-                }
-                if actual == 0 {
-                    return Err(Abort::new(
-                        i,
-                        Asc::COPY_TARGET_DEVICE_NOT_REACHABLE,
-                        "block size unknown",
-                    )
-                    .into());
-                }
-                actual
-            }
-            (Role::Stream, DeviceParams::Stream { fixed, .. }) => {
-                // Variable-block streams only (FIXED=0). The tape's own
-                // mode is not checked here: the cached MODE SENSE may be
-                // stale, and a fixed-mode tape refuses the variable WRITE
-                // with sense the COPY ABORTED carries.
-                if fixed {
-                    return Err(
-                        Refusal::param(Asc::INVALID_FIELD_IN_PARAMETER_LIST, coff + 28)
-                            .at_bit(0)
-                            .into(),
-                    );
-                }
-                0
-            }
-            _ => return Err(param(Asc::INVALID_FIELD_IN_PARAMETER_LIST, coff + 28)),
-        };
-        let t = Target {
-            end: info.end,
-            block_size,
-            locate: info.locate,
-        };
-        self.targets[idx as usize] = Some(t);
-        Ok((idx as usize, t))
+        let t = device_target(i, coff, cscd, &info, w.role)?;
+        self.targets[idx] = Some(t);
+        Ok((idx, t))
     }
 
-    fn op(
-        &mut self,
-        seg: &Segment,
-        offs: Option<[u64; 5]>,
-        limits: &RouterLimits,
-        inline_len: usize,
-    ) -> Result<Op, PlanError> {
-        let soff = self.soff;
-        let stream = |len: u32| -> Result<(), PlanError> {
-            if len == 0 || len > limits.max_stream_transfer {
-                return Err(param(Asc::INVALID_FIELD_IN_PARAMETER_LIST, soff + 9));
+    /// STREAM DEVICE TRANSFER LENGTH within 1..=the maximum.
+    fn stream_len(&self, soff: usize, len: u32) -> Result<u32, PlanError> {
+        if len == 0 || len > self.limits.max_stream_transfer {
+            return Err(param(
+                Asc::INVALID_FIELD_IN_PARAMETER_LIST,
+                soff + seg_field::STREAM_LEN,
+            ));
+        }
+        Ok(len)
+    }
+
+    /// A segment's byte count within MAXIMUM SEGMENT LENGTH.
+    fn seg_len(&self, soff: usize, bytes: Option<u64>, field: usize) -> Result<u64, PlanError> {
+        match bytes {
+            Some(b) if b <= self.limits.max_segment_bytes as u64 => Ok(b),
+            _ => Err(param(Asc::INVALID_FIELD_IN_PARAMETER_LIST, soff + field)),
+        }
+    }
+
+    fn op(&mut self, i: usize, seg: &Segment) -> Result<Op, PlanError> {
+        match seg.kind {
+            SegmentKind::BlockToStream { .. } | SegmentKind::StreamToBlock { .. } => {
+                self.block_stream(i, &seg.kind)
             }
-            Ok(())
-        };
-        let seg_len = |bytes: u64, field: usize| -> Result<u64, PlanError> {
-            if bytes > limits.max_segment_bytes as u64 {
-                return Err(param(Asc::INVALID_FIELD_IN_PARAMETER_LIST, soff + field));
+            SegmentKind::BlockToBlock { .. } | SegmentKind::BlockOffsetToBlockOffset { .. } => {
+                self.block_block(i, seg)
             }
-            Ok(bytes)
-        };
-        Ok(match seg.kind {
+            _ => self.stream_op(i, &seg.kind),
+        }
+    }
+
+    /// 00h and 01h: a disk range to or from a tape.
+    fn block_stream(&mut self, i: usize, kind: &SegmentKind) -> Result<Op, PlanError> {
+        let soff = self.layout.segments[i];
+        let (to_stream, src, dst, stream_len, blocks, lba) = match *kind {
             SegmentKind::BlockToStream {
                 src,
                 dst,
                 stream_len,
                 blocks,
                 lba,
-            } => {
-                let (s, st) = self.target(src as u64, 4, Role::Block)?;
-                let (d, _) = self.target(dst as u64, 6, Role::Stream)?;
-                stream(stream_len)?;
-                Op::BlockToStream {
-                    src: s,
-                    dst: d,
-                    lba: lba.0,
-                    bytes: seg_len(blocks as u64 * st.block_size as u64, 14)?,
-                    stream_len,
-                }
-            }
+            } => (true, src, dst, stream_len, blocks, lba),
             SegmentKind::StreamToBlock {
                 src,
                 dst,
                 stream_len,
                 blocks,
                 lba,
-            } => {
-                let (s, _) = self.target(src as u64, 4, Role::Stream)?;
-                let (d, dt) = self.target(dst as u64, 6, Role::Block)?;
-                stream(stream_len)?;
-                Op::StreamToBlock {
-                    src: s,
-                    dst: d,
-                    lba: lba.0,
-                    bytes: seg_len(blocks as u64 * dt.block_size as u64, 14)?,
-                    stream_len,
-                }
-            }
-            SegmentKind::BlockToBlock {
+            } => (false, src, dst, stream_len, blocks, lba),
+            _ => unreachable!("block_stream is called for 00h and 01h only"),
+        };
+        let (src_role, dst_role) = match to_stream {
+            true => (Role::Block, Role::Stream),
+            false => (Role::Stream, Role::Block),
+        };
+        let (s, st) = self.target(i, want(src, seg_field::SOURCE_CSCD, src_role, Use::Source))?;
+        let (d, dt) = self.target(
+            i,
+            want(dst, seg_field::DESTINATION_CSCD, dst_role, Use::Destination),
+        )?;
+        let stream_len = self.stream_len(soff, stream_len)?;
+        let (disk, end) = if to_stream {
+            (st, CopyEnd::Source)
+        } else {
+            (dt, CopyEnd::Destination)
+        };
+        let bytes = (blocks as u64).checked_mul(disk.block_size as u64);
+        let bytes = self.seg_len(soff, bytes, seg_field::STREAM_BLOCKS)?;
+        let span = Span {
+            target: disk,
+            end,
+            lba_field: seg_field::STREAM_LBA,
+            start: lba.0.checked_mul(disk.block_size as u64),
+            bytes,
+        };
+        check_span(i, soff, &span)?;
+        let (src, dst, lba) = (s, d, lba.0);
+        Ok(match to_stream {
+            true => Op::BlockToStream {
                 src,
                 dst,
+                lba,
+                bytes,
+                stream_len,
+            },
+            false => Op::StreamToBlock {
+                src,
+                dst,
+                lba,
+                bytes,
+                stream_len,
+            },
+        })
+    }
+
+    /// 02h and 0Ah: a disk range to a disk range.
+    fn block_block(&mut self, i: usize, seg: &Segment) -> Result<Op, PlanError> {
+        let soff = self.layout.segments[i];
+        let (src, dst) = match seg.kind {
+            SegmentKind::BlockToBlock { src, dst, .. }
+            | SegmentKind::BlockOffsetToBlockOffset { src, dst, .. } => (src, dst),
+            _ => unreachable!("block_block is called for 02h and 0Ah only"),
+        };
+        let (s, st) = self.target(
+            i,
+            want(src, seg_field::SOURCE_CSCD, Role::Block, Use::Source),
+        )?;
+        let (d, dt) = self.target(
+            i,
+            want(
+                dst,
+                seg_field::DESTINATION_CSCD,
+                Role::Block,
+                Use::Destination,
+            ),
+        )?;
+        let (src_byte, dst_byte, bytes) = self.addresses(soff, seg, st, dt)?;
+        for (target, end, lba_field, start) in [
+            (st, CopyEnd::Source, seg_field::SOURCE_LBA, src_byte),
+            (
+                dt,
+                CopyEnd::Destination,
+                seg_field::DESTINATION_LBA,
+                dst_byte,
+            ),
+        ] {
+            let span = Span {
+                target,
+                end,
+                lba_field,
+                start,
+                bytes,
+            };
+            check_span(i, soff, &span)?;
+        }
+        Ok(Op::BlockToBlock {
+            src: s,
+            dst: d,
+            src_byte: src_byte.unwrap_or(u64::MAX),
+            dst_byte: dst_byte.unwrap_or(u64::MAX),
+            bytes,
+        })
+    }
+
+    /// 02h and 0Ah: the source and destination byte addresses (`None`
+    /// past 64 bits) and the byte count.
+    fn addresses(
+        &self,
+        soff: usize,
+        seg: &Segment,
+        st: Target,
+        dt: Target,
+    ) -> Result<(Option<u64>, Option<u64>, u64), PlanError> {
+        Ok(match seg.kind {
+            SegmentKind::BlockToBlock {
                 blocks,
                 src_lba,
                 dst_lba,
+                ..
             } => {
-                let (s, st) = self.target(src as u64, 4, Role::Block)?;
-                let (d, dt) = self.target(dst as u64, 6, Role::Block)?;
                 // SPC-4 6.4.6.4: DC picks whose blocks NUMBER OF BLOCKS
                 // counts.
                 let unit = if seg.dc { dt.block_size } else { st.block_size } as u64;
-                let bytes = seg_len(blocks as u64 * unit, 10)?;
+                let bytes =
+                    self.seg_len(soff, Some(blocks as u64 * unit), seg_field::B2B_BLOCKS)?;
                 if bytes % st.block_size as u64 != 0 || bytes % dt.block_size as u64 != 0 {
-                    return Err(param(Asc::UNEXPECTED_INEXACT_SEGMENT, soff + 10));
+                    return Err(param(
+                        Asc::UNEXPECTED_INEXACT_SEGMENT,
+                        soff + seg_field::B2B_BLOCKS,
+                    ));
                 }
-                Op::BlockToBlock {
-                    src: s,
-                    dst: d,
-                    src_byte: src_lba.0.saturating_mul(st.block_size as u64),
-                    dst_byte: dst_lba.0.saturating_mul(dt.block_size as u64),
-                    bytes,
-                }
+                let at = |lba: u64, t: Target| lba.checked_mul(t.block_size as u64);
+                (at(src_lba.0, st), at(dst_lba.0, dt), bytes)
             }
+            SegmentKind::BlockOffsetToBlockOffset {
+                byte_count,
+                src_lba,
+                dst_lba,
+                src_offset,
+                dst_offset,
+                ..
+            } => {
+                // SPC-4 6.4.6.12: byte OFFSET of block LBA, all 64 bits.
+                let at = |lba: u64, t: Target, off: u16| {
+                    lba.checked_mul(t.block_size as u64)?
+                        .checked_add(off as u64)
+                };
+                let bytes = self.seg_len(soff, Some(byte_count as u64), seg_field::OFFSET_BYTES)?;
+                (
+                    at(src_lba.0, st, src_offset),
+                    at(dst_lba.0, dt, dst_offset),
+                    bytes,
+                )
+            }
+            _ => unreachable!(),
+        })
+    }
+
+    /// 04h, 06h, 10h, 11h and 12h: tape only.
+    fn stream_op(&mut self, i: usize, kind: &SegmentKind) -> Result<Op, PlanError> {
+        let soff = self.layout.segments[i];
+        let dst_want = |dst| {
+            want(
+                dst,
+                seg_field::DESTINATION_CSCD,
+                Role::Stream,
+                Use::Destination,
+            )
+        };
+        Ok(match *kind {
             SegmentKind::InlineToStream {
                 dst,
                 stream_len,
                 inline_len: n,
                 inline_offset,
             } => {
-                let (d, _) = self.target(dst as u64, 6, Role::Stream)?;
-                stream(stream_len)?;
+                let (d, _) = self.target(i, dst_want(dst))?;
+                let stream_len = self.stream_len(soff, stream_len)?;
                 let end = inline_offset.checked_add(n as u64);
-                if end.is_none_or(|e| e > inline_len as u64) {
-                    return Err(param(Asc::INLINE_DATA_LENGTH_EXCEEDED, soff + 12));
+                if end.is_none_or(|e| e > self.inline_len as u64) {
+                    return Err(param(
+                        Asc::INLINE_DATA_LENGTH_EXCEEDED,
+                        soff + seg_field::BYTES_12,
+                    ));
                 }
-                seg_len(n as u64, 12)?;
+                self.seg_len(soff, Some(n as u64), seg_field::BYTES_12)?;
                 Op::Inline {
                     dst: d,
                     stream_len,
@@ -519,33 +614,52 @@ impl<F: FnMut(&Designator) -> Option<TargetInfo>> SegCtx<'_, F> {
                 stream_len,
                 byte_count,
             } => {
-                let (s, _) = self.target(src as u64, 4, Role::Stream)?;
-                stream(stream_len)?;
+                let w = want(src, seg_field::SOURCE_CSCD, Role::Stream, Use::Source);
+                let (s, _) = self.target(i, w)?;
                 Op::Discard {
                     src: s,
-                    stream_len,
-                    bytes: seg_len(byte_count as u64, 12)?,
+                    stream_len: self.stream_len(soff, stream_len)?,
+                    bytes: self.seg_len(soff, Some(byte_count as u64), seg_field::BYTES_12)?,
                 }
             }
+            _ => self.tape_motion(i, kind)?,
+        })
+    }
+
+    /// 10h, 11h and 12h: filemarks and positioning.
+    fn tape_motion(&mut self, i: usize, kind: &SegmentKind) -> Result<Op, PlanError> {
+        let soff = self.layout.segments[i];
+        let dst_want = |dst| {
+            want(
+                dst,
+                seg_field::DESTINATION_CSCD,
+                Role::Stream,
+                Use::Destination,
+            )
+        };
+        Ok(match *kind {
             SegmentKind::WriteFilemarks {
                 dst, wsmk, count, ..
             } => {
                 if wsmk {
-                    return Err(
-                        Refusal::param(Asc::INVALID_FIELD_IN_PARAMETER_LIST, soff + 8)
-                            .at_bit(1)
-                            .into(),
+                    let r = Refusal::param(
+                        Asc::INVALID_FIELD_IN_PARAMETER_LIST,
+                        soff + seg_field::BYTE_8,
                     );
+                    return Err(r.at_bit(1).into());
                 }
-                let (d, _) = self.target(dst as u64, 6, Role::Stream)?;
+                let (d, _) = self.target(i, dst_want(dst))?;
                 Op::Filemarks { dst: d, count }
             }
             SegmentKind::Space { dst, code, count } => {
                 // SSC-4 7.9: blocks, filemarks, end of data.
                 if !matches!(code, 0 | 1 | 3) {
-                    return Err(param(Asc::INVALID_FIELD_IN_PARAMETER_LIST, soff + 8));
+                    return Err(param(
+                        Asc::INVALID_FIELD_IN_PARAMETER_LIST,
+                        soff + seg_field::BYTE_8,
+                    ));
                 }
-                let (d, _) = self.target(dst as u64, 6, Role::Stream)?;
+                let (d, _) = self.target(i, dst_want(dst))?;
                 Op::Space {
                     dst: d,
                     code,
@@ -553,7 +667,7 @@ impl<F: FnMut(&Designator) -> Option<TargetInfo>> SegCtx<'_, F> {
                 }
             }
             SegmentKind::Locate { dst, object_id } => {
-                let (d, t) = self.target(dst as u64, 6, Role::Stream)?;
+                let (d, t) = self.target(i, dst_want(dst))?;
                 if t.locate == Some(false) {
                     return Err(param(Asc::UNSUPPORTED_SEGMENT_DESCRIPTOR_TYPE, soff));
                 }
@@ -562,31 +676,104 @@ impl<F: FnMut(&Designator) -> Option<TargetInfo>> SegCtx<'_, F> {
                     block: object_id,
                 }
             }
-            SegmentKind::Other { .. } => {
-                let Some([src, dst, bytes, src_lba_off, dst_lba]) = offs else {
-                    return Err(param(Asc::UNSUPPORTED_SEGMENT_DESCRIPTOR_TYPE, soff));
-                };
-                let (s, st) = self.target(src, 4, Role::Block)?;
-                let (d, dt) = self.target(dst, 6, Role::Block)?;
-                let src_lba = src_lba_off >> 32;
-                let src_off = (src_lba_off >> 16) & 0xffff;
-                let dst_off = src_lba_off & 0xffff;
-                Op::BlockToBlock {
-                    src: s,
-                    dst: d,
-                    src_byte: src_lba
-                        .saturating_mul(st.block_size as u64)
-                        .saturating_add(src_off),
-                    dst_byte: dst_lba
-                        .saturating_mul(dt.block_size as u64)
-                        .saturating_add(dst_off),
-                    bytes: seg_len(bytes, 8)?,
-                }
-            }
-            SegmentKind::StreamToStream { .. } => {
-                return Err(param(Asc::UNSUPPORTED_SEGMENT_DESCRIPTOR_TYPE, soff))
-            }
+            // check_descriptors let through only the types above.
+            _ => return Err(param(Asc::UNSUPPORTED_SEGMENT_DESCRIPTOR_TYPE, soff)),
         })
+    }
+}
+
+fn want(idx: u16, field: usize, role: Role, usage: Use) -> Want {
+    Want {
+        idx,
+        field,
+        role,
+        usage,
+    }
+}
+
+/// The resolved LU against the CSCD: its actual device type, and the
+/// block or stream parameters the CSCD gives (SPC-4 6.4.5.1).
+fn device_target(
+    i: usize,
+    coff: usize,
+    cscd: &Cscd,
+    info: &TargetInfo,
+    role: Role,
+) -> Result<Target, PlanError> {
+    let actual_ok = match role {
+        Role::Block => info.device_type == DeviceType::DISK,
+        Role::Stream => info.device_type == DeviceType::TAPE,
+    };
+    if !actual_ok {
+        return Err(Abort::new(
+            i,
+            Asc::new(0x0d, 0x03), // INCORRECT COPY TARGET DEVICE TYPE
+            format!("the LU is a {} device", info.device_type),
+        )
+        .with_pointer(coff + cscd_field::DEVICE_TYPE)
+        .into());
+    }
+    let block_size = match (role, cscd.device_params) {
+        (Role::Block, DeviceParams::Block { block_len, .. }) => {
+            let actual = info.block_size.unwrap_or(0);
+            // DISK BLOCK LENGTH 0 means "whatever the device has".
+            if block_len != 0 && block_len != actual {
+                return Err(param(
+                    Asc::INVALID_FIELD_IN_PARAMETER_LIST,
+                    coff + cscd_field::BLOCK_LEN,
+                ));
+            }
+            if actual == 0 {
+                return Err(Abort::new(
+                    i,
+                    Asc::COPY_TARGET_DEVICE_NOT_REACHABLE,
+                    "block size unknown",
+                )
+                .into());
+            }
+            actual
+        }
+        // Variable-block streams only (FIXED=0). The tape's own mode is
+        // not checked here: the cached MODE SENSE may be stale, and a
+        // fixed-mode tape refuses the variable WRITE with sense the COPY
+        // ABORTED carries.
+        (Role::Stream, DeviceParams::Stream { fixed: true, .. }) => {
+            let r = Refusal::param(
+                Asc::INVALID_FIELD_IN_PARAMETER_LIST,
+                coff + cscd_field::DEVICE_PARAMS,
+            );
+            return Err(r.at_bit(0).into());
+        }
+        (Role::Stream, DeviceParams::Stream { .. }) => 0,
+        _ => {
+            return Err(param(
+                Asc::INVALID_FIELD_IN_PARAMETER_LIST,
+                coff + cscd_field::DEVICE_PARAMS,
+            ))
+        }
+    };
+    Ok(Target {
+        end: info.end,
+        block_size,
+        blocks: info.blocks,
+        locate: info.locate,
+    })
+}
+
+/// Every byte a segment reads or writes lies within the LU's capacity
+/// (when known): else COPY ABORTED with the LBA OUT OF RANGE sense the
+/// device would give, pointing at the LBA field, before any data moves.
+fn check_span(i: usize, soff: usize, s: &Span) -> Result<(), PlanError> {
+    let Some(blocks) = s.target.blocks else {
+        return Ok(());
+    };
+    let cap = blocks.checked_mul(s.target.block_size as u64);
+    let end = s.start.and_then(|a| a.checked_add(s.bytes));
+    match (end, cap) {
+        (Some(e), Some(c)) if e <= c => Ok(()),
+        _ => Err(super::exec::out_of_range(i, s.end)
+            .with_pointer(soff + s.lba_field)
+            .into()),
     }
 }
 

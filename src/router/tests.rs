@@ -71,6 +71,32 @@ fn pattern(len: usize, seed: u8) -> Vec<u8> {
         .collect()
 }
 
+/// Copy rights as a user would write them: `iqn.test:host` may use the
+/// test disks D1 and D2 and the tape T1 both ways; nobody else anything.
+fn host_rights() -> CopyRights {
+    let hex = |d: Designator| {
+        d.value
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let lu = |d| LuEntry {
+        designator: Some(hex(d)),
+        target: None,
+        lun: None,
+        role: Role::Both,
+    };
+    let rule = RuleEntry {
+        initiators: vec!["iqn.test:host".into()],
+        lus: vec![
+            lu(naa(DeviceType::DISK, "D1")),
+            lu(naa(DeviceType::DISK, "D2")),
+            lu(naa(DeviceType::TAPE, "T1")),
+        ],
+    };
+    CopyRights::Acl(CopyAcl::new(&[rule], &Default::default()).unwrap())
+}
+
 struct Rig {
     cm: CopyManager,
     disk: Shared<MemDisk>,
@@ -96,6 +122,7 @@ fn rig_with(tape: MemTape, tape_dies: Option<u64>) -> Rig {
         CopyManagerConfig {
             serial: "CM1".into(),
             own_blocks: 2048,
+            rights: host_rights(),
             ..CopyManagerConfig::default()
         },
         b,
@@ -459,7 +486,8 @@ fn block_to_block_backend_and_own() {
     // Read the own disk back through READ(10).
     let mut buf = vec![0u8; 2048];
     let read = crate::scsi::sbc::Read10::new(Lba(100), 4).unwrap();
-    let c = r.cm.execute(read.to_cdb().as_bytes(), &[], &mut buf);
+    let c =
+        r.cm.execute_for(&nexus(1), read.to_cdb().as_bytes(), &[], &mut buf);
     assert_eq!(c.status, Status::GOOD);
     assert_eq!(buf[..], src[4 * 512..8 * 512]);
 
@@ -477,7 +505,7 @@ fn block_to_block_backend_and_own() {
     assert_eq!(c.status, Status::GOOD, "{:?}", Sense::parse(&c.sense));
     let mut buf = vec![0u8; 1024];
     let read = crate::scsi::sbc::Read10::new(Lba(10), 2).unwrap();
-    r.cm.execute(read.to_cdb().as_bytes(), &[], &mut buf);
+    r.cm.execute_for(&nexus(1), read.to_cdb().as_bytes(), &[], &mut buf);
     assert_eq!(buf[5..705], src[4 * 512 + 3..4 * 512 + 703]);
 }
 
@@ -510,26 +538,6 @@ fn tape_dies_mid_copy() {
     assert_eq!(&data[0..4], &((56 + c.sense.len()) as u32).to_be_bytes());
     // Three CRCs were held for the blocks that reached the tape.
     assert_eq!(r.cm.held_crcs(&n, 9).unwrap().len(), 3);
-}
-
-/// A source LBA out of range: COPY ABORTED naming the segment, the disk's
-/// ILLEGAL REQUEST sense embedded as source sense.
-#[test]
-fn source_lba_out_of_range() {
-    let mut r = rig();
-    let segs = vec![b2s(false, 8, 0, 4096), b2s(false, 8, 4094, 4096)];
-    let c = xcopy(
-        &mut r.cm,
-        &nexus(1),
-        &list(list_id_usage::DISCARD, 1, segs, vec![]),
-    );
-    let a = aborted(&c);
-    assert_eq!(a.segment, Some(1));
-    assert_eq!(a.embedded_from, Some(CopyEnd::Source));
-    let inner = Sense::parse(&a.embedded).unwrap();
-    assert_eq!(inner.key, SenseKey::ILLEGAL_REQUEST);
-    assert_eq!(inner.asc, Asc::LBA_OUT_OF_RANGE);
-    assert_eq!(tape_blocks(&r.tape).len(), 1);
 }
 
 /// An E4h designator nobody has: COPY ABORTED 0D/02 for the first segment
@@ -651,9 +659,11 @@ fn limits_and_malformed_lists() {
             field: 16
         })
     );
-    let mut bad = raw.clone();
+    // A well-formed 03h (20 bytes) in a segment list of 20 bytes.
+    let mut bad = raw[..raw.len() - 4].to_vec();
+    bad[11] = 20;
     bad[80] = 0x03;
-    bad[83] = 16; // a 03h descriptor is 20 bytes
+    bad[83] = 16;
     let (asc, sks) = refused(&xcopy_raw(&mut r.cm, &bad));
     assert_eq!(asc, Asc::UNSUPPORTED_SEGMENT_DESCRIPTOR_TYPE);
     assert!(matches!(
@@ -746,7 +756,11 @@ fn locate_refused_cleanly() {
         NoLocate(MemTape::new("T1", 1 << 20)),
     )))
     .unwrap();
-    let mut cm = CopyManager::new(CopyManagerConfig::default(), b);
+    let cfg = CopyManagerConfig {
+        rights: host_rights(),
+        ..CopyManagerConfig::default()
+    };
+    let mut cm = CopyManager::new(cfg, b);
     let p = XcopyParams {
         cscds: vec![tape_cscd("T1")],
         segments: vec![seg(
@@ -975,7 +989,8 @@ fn libiscsi_style_copies_on_the_own_lu() {
     let data = pattern(2048 * 512, 9);
     let w = crate::scsi::sbc::Write16::new(Lba(0), 2048);
     assert_eq!(
-        cm.execute(w.to_cdb().as_bytes(), &data, &mut []).status,
+        cm.execute_for(&nexus(1), w.to_cdb().as_bytes(), &data, &mut [])
+            .status,
         Status::GOOD
     );
     let mk = |usage, dst| XcopyParams {
@@ -995,7 +1010,7 @@ fn libiscsi_style_copies_on_the_own_lu() {
     assert_eq!(c.status, Status::GOOD);
     let mut buf = vec![0u8; 2048 * 512];
     let rd = crate::scsi::sbc::Read16::new(Lba(blocks - 2048), 2048);
-    cm.execute(rd.to_cdb().as_bytes(), &[], &mut buf);
+    cm.execute_for(&nexus(1), rd.to_cdb().as_bytes(), &[], &mut buf);
     assert_eq!(buf, data);
     // Beyond the end: COPY ABORTED with an ASC libiscsi accepts.
     let c = xcopy(&mut cm, &nexus(1), &mk(list_id_usage::HOLD, blocks - 1));
@@ -1044,17 +1059,19 @@ fn copy_aborted_sense_layout() {
 }
 
 mod props {
+    use super::super::acl::Use;
     use super::super::plan::{plan, End, TargetInfo};
     use super::*;
     use proptest::prelude::*;
 
-    fn any_target(d: &Designator) -> Option<TargetInfo> {
+    fn any_target(d: &Designator, _: Use) -> Option<TargetInfo> {
         // Even-length designators are disks (the own LU), odd ones tapes.
         Some(if d.value.len() % 2 == 0 {
             TargetInfo {
                 end: End::Own,
                 device_type: DeviceType::DISK,
                 block_size: Some(512),
+                blocks: Some(2048),
                 tape_block_len: None,
                 locate: None,
             }
@@ -1063,6 +1080,7 @@ mod props {
                 end: End::Backend(0),
                 device_type: DeviceType::TAPE,
                 block_size: None,
+                blocks: None,
                 tape_block_len: Some(0),
                 locate: Some(d.value.len() % 4 == 1),
             }
@@ -1115,7 +1133,7 @@ mod props {
             );
             let data = pattern(256 * 512, 3);
             let w = crate::scsi::sbc::Write16::new(Lba(0), 256);
-            cm.execute(w.to_cdb().as_bytes(), &data, &mut []);
+            cm.execute_for(&nexus(1), w.to_cdb().as_bytes(), &data, &mut []);
             let own = Cscd::identification(
                 &Designator::lu_binary(DesignatorType::NAA, cm.naa().to_vec()),
                 DeviceType::DISK,
@@ -1136,7 +1154,7 @@ mod props {
             if fits {
                 let mut buf = vec![0u8; blocks as usize * 512];
                 let r = crate::scsi::sbc::Read16::new(Lba(dst), blocks as u32);
-                cm.execute(r.to_cdb().as_bytes(), &[], &mut buf);
+                cm.execute_for(&nexus(1), r.to_cdb().as_bytes(), &[], &mut buf);
                 let s = src as usize * 512;
                 prop_assert_eq!(&buf[..], &data[s..s + buf.len()]);
             } else {
@@ -1144,4 +1162,240 @@ mod props {
             }
         }
     }
+}
+
+// ---- Copy rights (issue: per-initiator ACL, private scratch disk) ----
+
+/// A nexus of another initiator than [`nexus`]'s.
+fn intruder() -> Nexus {
+    Nexus {
+        initiator: "iqn.test:intruder".into(),
+        isid: 7,
+        target: "iqn.test:router".into(),
+    }
+}
+
+fn own_cscd(cm: &CopyManager) -> Cscd {
+    Cscd::identification(
+        &Designator::lu_binary(DesignatorType::NAA, cm.naa().to_vec()),
+        DeviceType::DISK,
+        DeviceParams::block(512),
+    )
+    .unwrap()
+}
+
+fn read_own(cm: &mut CopyManager, n: &Nexus, lba: u64, blocks: u16) -> Vec<u8> {
+    let mut buf = vec![0u8; blocks as usize * 512];
+    let rd = crate::scsi::sbc::Read10::new(Lba(lba), blocks).unwrap();
+    let c = cm.execute_for(n, rd.to_cdb().as_bytes(), &[], &mut buf);
+    assert_eq!(c.status, Status::GOOD, "{:?}", Sense::parse(&c.sense));
+    buf
+}
+
+fn b2b_list(cscds: Vec<Cscd>, blocks: u16, src_lba: u64, dst_lba: u64) -> XcopyParams {
+    XcopyParams {
+        list_id: 0,
+        str_: false,
+        list_id_usage: list_id_usage::DISABLE,
+        priority: 0,
+        cscds,
+        segments: vec![Segment::block_to_block(
+            0,
+            1,
+            blocks,
+            Lba(src_lba),
+            Lba(dst_lba),
+        )],
+        inline_data: vec![],
+    }
+}
+
+/// Read path: an initiator the ACL does not name copies a backend disk
+/// into the scratch disk. It is refused exactly as a designator nobody
+/// has (same sense bytes), and nothing reaches the scratch disk.
+#[test]
+fn copy_from_a_disk_outside_the_acl_is_refused_like_an_unknown_one() {
+    let mut r = rig();
+    let own = own_cscd(&r.cm);
+    let denied = xcopy(
+        &mut r.cm,
+        &intruder(),
+        &b2b_list(vec![disk_cscd("D1"), own.clone()], 8, 0, 0),
+    );
+    let unknown = xcopy(
+        &mut r.cm,
+        &intruder(),
+        &b2b_list(vec![disk_cscd("NOBODY"), own], 8, 0, 0),
+    );
+    assert_eq!(sense(&denied).asc, Asc::COPY_TARGET_DEVICE_NOT_REACHABLE);
+    assert_eq!(denied.sense, unknown.sense);
+    assert!(
+        read_own(&mut r.cm, &intruder(), 0, 8)
+            .iter()
+            .all(|&b| b == 0),
+        "scratch data leaked"
+    );
+}
+
+/// Write path: an initiator the ACL does not name copies its scratch
+/// disk over a backend disk; refused like an unknown designator, and the
+/// backend keeps its data.
+#[test]
+fn copy_onto_a_disk_outside_the_acl_is_refused_like_an_unknown_one() {
+    let mut r = rig();
+    let before = r.disk.0.lock().unwrap().data().to_vec();
+    let w = crate::scsi::sbc::Write10::new(Lba(0), 8).unwrap();
+    let c = r.cm.execute_for(
+        &intruder(),
+        w.to_cdb().as_bytes(),
+        &[0xee; 8 * 512],
+        &mut [],
+    );
+    assert_eq!(c.status, Status::GOOD);
+    let own = own_cscd(&r.cm);
+    let denied = xcopy(
+        &mut r.cm,
+        &intruder(),
+        &b2b_list(vec![own.clone(), disk_cscd("D1")], 8, 0, 0),
+    );
+    let unknown = xcopy(
+        &mut r.cm,
+        &intruder(),
+        &b2b_list(vec![own, disk_cscd("NOBODY")], 8, 0, 0),
+    );
+    assert_eq!(sense(&denied).asc, Asc::COPY_TARGET_DEVICE_NOT_REACHABLE);
+    assert_eq!(denied.sense, unknown.sense);
+    assert!(
+        r.disk.0.lock().unwrap().data() == &before[..],
+        "backend overwritten"
+    );
+}
+
+/// A tape outside the ACL answers like a designator nobody has too, so
+/// "unknown" and "wrong device type" cannot be told apart without rights.
+#[test]
+fn device_type_is_not_revealed_outside_the_acl() {
+    let mut r = rig();
+    let own = own_cscd(&r.cm);
+    // A disk CSCD that names the tape's designator.
+    let mut wrong_type = disk_cscd("T1");
+    wrong_type.body = tape_cscd("T1").body;
+    let typed = xcopy(
+        &mut r.cm,
+        &intruder(),
+        &b2b_list(vec![wrong_type, own.clone()], 1, 0, 0),
+    );
+    let unknown = xcopy(
+        &mut r.cm,
+        &intruder(),
+        &b2b_list(vec![disk_cscd("NOBODY"), own], 1, 0, 0),
+    );
+    assert_eq!(typed.sense, unknown.sense);
+}
+
+/// The scratch disk is private to each I_T nexus: what one nexus copied
+/// there, another (another initiator, or another session of the same
+/// one) reads as zeros.
+#[test]
+fn scratch_disk_is_private_to_each_nexus() {
+    let mut r = rig();
+    let own = own_cscd(&r.cm);
+    let c = xcopy(
+        &mut r.cm,
+        &nexus(1),
+        &b2b_list(vec![disk_cscd("D1"), own], 8, 0, 0),
+    );
+    assert_eq!(c.status, Status::GOOD, "{:?}", Sense::parse(&c.sense));
+    let src = r.disk.0.lock().unwrap().data()[..8 * 512].to_vec();
+    assert!(read_own(&mut r.cm, &nexus(1), 0, 8) == src);
+    assert!(
+        read_own(&mut r.cm, &intruder(), 0, 8)
+            .iter()
+            .all(|&b| b == 0),
+        "scratch data leaked"
+    );
+    assert!(
+        read_own(&mut r.cm, &nexus(2), 0, 8).iter().all(|&b| b == 0),
+        "scratch data leaked"
+    );
+    // A nexus that logs out takes its scratch data with it.
+    r.cm.nexus_lost(&nexus(1));
+    assert!(
+        read_own(&mut r.cm, &nexus(1), 0, 8).iter().all(|&b| b == 0),
+        "scratch data leaked"
+    );
+}
+
+/// 0Ah with a source LBA above 2^32: the whole 64-bit LBA counts. Past
+/// the disk's end it is COPY ABORTED with LBA OUT OF RANGE as the source's
+/// sense, pointing at the SOURCE LBA field, and nothing is copied (it
+/// used to copy from LBA 4 with GOOD).
+#[test]
+fn block_offset_segment_keeps_the_high_lba_bits() {
+    let mut r = rig();
+    let own = own_cscd(&r.cm);
+    let mut seg = vec![0x0a, 0, 0, 0x1c, 0, 0, 0, 1];
+    seg.extend_from_slice(&512u32.to_be_bytes());
+    seg.extend_from_slice(&((1u64 << 32) | 4).to_be_bytes());
+    seg.extend_from_slice(&0u64.to_be_bytes());
+    seg.extend_from_slice(&[0, 0, 0, 0]);
+    let mut raw = vec![0, 0x18, 0, 64, 0, 0, 0, 0, 0, 0, 0, 32, 0, 0, 0, 0];
+    raw.extend_from_slice(&disk_cscd("D1").to_vec());
+    raw.extend_from_slice(&own.to_vec());
+    raw.extend_from_slice(&seg);
+    let c = xcopy_raw(&mut r.cm, &raw);
+    let a = aborted(&c);
+    assert_eq!(a.segment, Some(0));
+    assert_eq!(a.embedded_from, Some(CopyEnd::Source));
+    let inner = Sense::parse(&a.embedded).unwrap();
+    assert_eq!(inner.asc, Asc::LBA_OUT_OF_RANGE);
+    assert_eq!(a.field_pointer.unwrap().field, 80 + 12);
+    assert!(
+        read_own(&mut r.cm, &nexus(1), 0, 1).iter().all(|&b| b == 0),
+        "scratch data leaked"
+    );
+}
+
+/// Every LBA is checked against the LU's capacity before data moves: a
+/// list whose second segment runs past the end moves nothing.
+#[test]
+fn lba_past_capacity_moves_nothing() {
+    let mut r = rig();
+    let segs = vec![b2s(false, 8, 0, 4096), b2s(false, 8, 4090, 4096)];
+    let c = xcopy(
+        &mut r.cm,
+        &nexus(1),
+        &list(list_id_usage::DISCARD, 1, segs, vec![]),
+    );
+    let a = aborted(&c);
+    assert_eq!(a.segment, Some(1));
+    assert_eq!(a.embedded_from, Some(CopyEnd::Source));
+    let inner = Sense::parse(&a.embedded).unwrap();
+    assert_eq!(inner.key, SenseKey::ILLEGAL_REQUEST);
+    assert_eq!(inner.asc, Asc::LBA_OUT_OF_RANGE);
+    assert_eq!(a.field_pointer.unwrap().field, 16 + 64 + 24 + 16);
+    assert!(tape_blocks(&r.tape).is_empty());
+}
+
+/// With no ACL configured, a copy naming a backend LU is refused (as an
+/// unknown designator); the scratch disk still works.
+#[test]
+fn no_acl_refuses_backend_lus() {
+    let mut b = Backends::new();
+    let d = Shared(Arc::new(Mutex::new(MemDisk::new("D1", 64, 512))));
+    b.add(Box::new(MemoryTransport::new("disk D1", d))).unwrap();
+    let mut cm = CopyManager::new(CopyManagerConfig::default(), b);
+    let own = own_cscd(&cm);
+    let c = xcopy(
+        &mut cm,
+        &nexus(1),
+        &b2b_list(vec![disk_cscd("D1"), own.clone()], 1, 0, 0),
+    );
+    assert_eq!(sense(&c).asc, Asc::COPY_TARGET_DEVICE_NOT_REACHABLE);
+    let c = xcopy(
+        &mut cm,
+        &nexus(1),
+        &b2b_list(vec![own.clone(), own], 1, 0, 1),
+    );
+    assert_eq!(c.status, Status::GOOD);
 }

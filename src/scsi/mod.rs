@@ -31,9 +31,24 @@ pub enum ParseError {
         need: usize,
         have: usize,
     },
-    /// A field holds a value the structure cannot have.
+    /// A field holds a value the structure cannot have. `at` is where the
+    /// field is, when the parser knows: what a target's field pointer
+    /// (SPC-4 4.5.2.4.2) reports.
     #[error("{what}: invalid: {reason}")]
-    Invalid { what: &'static str, reason: String },
+    Invalid {
+        what: &'static str,
+        reason: String,
+        at: Option<FieldAt>,
+    },
+}
+
+/// Where a bad field is: its byte, counted from the start of the bytes
+/// handed to the parser, and its bit when it is narrower than a byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FieldAt {
+    /// 32 bits keep [`ParseError`] small; a field pointer has 16.
+    pub byte: u32,
+    pub bit: Option<u8>,
 }
 
 impl ParseError {
@@ -41,6 +56,48 @@ impl ParseError {
         ParseError::Invalid {
             what,
             reason: reason.into(),
+            at: None,
+        }
+    }
+
+    /// [`ParseError::invalid`] for the field at `byte` (and `bit`).
+    pub fn invalid_at(
+        what: &'static str,
+        reason: impl Into<String>,
+        byte: usize,
+        bit: Option<u8>,
+    ) -> Self {
+        ParseError::Invalid {
+            what,
+            reason: reason.into(),
+            at: Some(FieldAt {
+                byte: byte.min(u32::MAX as usize) as u32,
+                bit,
+            }),
+        }
+    }
+
+    /// Where the bad field is, when known.
+    pub fn at(&self) -> Option<FieldAt> {
+        match self {
+            ParseError::Invalid { at, .. } => *at,
+            ParseError::Truncated { .. } => None,
+        }
+    }
+
+    /// The same error for a structure that starts `n` bytes into the
+    /// bytes of an enclosing one (a descriptor inside a parameter list).
+    pub fn shifted(self, n: usize) -> Self {
+        match self {
+            ParseError::Invalid { what, reason, at } => ParseError::Invalid {
+                what,
+                reason,
+                at: at.map(|f| FieldAt {
+                    byte: f.byte.saturating_add(n.min(u32::MAX as usize) as u32),
+                    ..f
+                }),
+            },
+            t => t,
         }
     }
 }

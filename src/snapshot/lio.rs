@@ -522,7 +522,14 @@ echo "lun=$m"
     pub fn delete_script(&self, snap: &Snapshot) -> Result<String, ProviderError> {
         let file = Self::snap_field(snap, "file", "delete")?;
         let source_file = Self::snap_field(snap, "source_file", "delete")?;
-        if file == source_file || !snap.handle.starts_with("sm-") {
+        // The catalog is data, not code: delete only a file of this
+        // provider's naming (`sm-<16 hex>.img`, named after its backstore)
+        // that is not the source LU's backing file.
+        let own_name = snap.handle.len() == 19
+            && snap.handle.starts_with("sm-")
+            && snap.handle[3..].bytes().all(|b| b.is_ascii_hexdigit())
+            && file.rsplit('/').next() == Some(&format!("{}.img", snap.handle));
+        if file == source_file || !own_name {
             return Err(ProviderError::Failed {
                 op: "delete",
                 reason: format!(
@@ -670,7 +677,18 @@ impl SnapshotProvider for LioProvider {
         self.run("unmap", &script).map(|_| ())
     }
 
-    fn delete(&mut self, _job: &SnapshotJob, snap: &Snapshot) -> Result<(), ProviderError> {
+    fn delete(&mut self, job: &SnapshotJob, snap: &Snapshot) -> Result<(), ProviderError> {
+        if snap.handle != snapshot_name(job) {
+            return Err(ProviderError::Failed {
+                op: "delete",
+                reason: format!(
+                    "refusing to delete backstore {}: job {} names its snapshot {}",
+                    snap.handle,
+                    job.job_id,
+                    snapshot_name(job)
+                ),
+            });
+        }
         let script = self.delete_script(snap)?;
         self.run("delete", &script).map(|_| ())
     }
@@ -858,6 +876,17 @@ mod tests {
             info: json!({"target": "t", "hba": "fileio_0", "file": "/a.img", "source_file": "/a.img"}),
         };
         assert!(p.delete_script(&snap).is_err());
+        // A snapshot name, but the file is not the snapshot's.
+        let snap = Snapshot {
+            handle: "sm-3f2a9c1e7b444d0a".into(),
+            info: json!({"target": "t", "hba": "fileio_0", "file": "/snapfs/prod.img", "source_file": "/snapfs/other.img"}),
+        };
+        assert!(p.delete_script(&snap).is_err());
+        let snap = Snapshot {
+            handle: "sm-3f2a9c1e7b444d0a".into(),
+            info: json!({"target": "t", "hba": "fileio_0", "file": "/snapfs/sm-3f2a9c1e7b444d0a.img", "source_file": "/snapfs/prod.img"}),
+        };
+        assert!(p.delete_script(&snap).is_ok());
     }
 
     #[test]
@@ -891,7 +920,7 @@ mod tests {
         let snap = Snapshot {
             handle: snapshot_name(&j),
             info: json!({"target": "iqn.x:t", "tpg": 1, "hba": "fileio_0",
-                         "file": "/snapfs/sm.img", "source_file": "/snapfs/prod.img"}),
+                         "file": "/snapfs/sm-3f2a9c1e7b444d0a.img", "source_file": "/snapfs/prod.img"}),
         };
         let named = |v: &str| {
             let mut o = BTreeMap::new();
@@ -910,7 +939,7 @@ mod tests {
             p.probe_script(&j).unwrap(),
             bare,
             full,
-            p.create_script(&j, &src, "/snapfs/sm.img"),
+            p.create_script(&j, &src, "/snapfs/sm-3f2a9c1e7b444d0a.img"),
             p.map_script(&j, &snap).unwrap(),
             p.unmap_script(&snap, "unmap").unwrap(),
             p.delete_script(&snap).unwrap(),

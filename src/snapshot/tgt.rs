@@ -540,6 +540,7 @@ impl SnapshotProvider for TgtProvider {
             // A snapshot recorded before create answered: derive the name.
             PathBuf::from(format!("snap-{}.img", job.job_id.simple()))
         });
+        check_own_file(job, snap, &path)?;
         for p in [
             path.clone(),
             PathBuf::from(format!("{}.part", path.display())),
@@ -554,9 +555,74 @@ impl SnapshotProvider for TgtProvider {
     }
 }
 
+/// The catalog is data, not code: `delete` removes only the file this
+/// provider names for `job` (`snap-<job id>.img`), and never the source
+/// LU's backing file, whatever path the catalog row holds.
+fn check_own_file(job: &SnapshotJob, snap: &Snapshot, path: &Path) -> Result<(), ProviderError> {
+    let own = format!("snap-{}.img", job.job_id.simple());
+    let refuse = |why: &str| {
+        Err(failed(
+            "delete",
+            format!("refusing to delete {}: {why}", path.display()),
+        ))
+    };
+    if path.file_name().and_then(|n| n.to_str()) != Some(own.as_str()) {
+        return refuse(&format!("not this job's snapshot file ({own})"));
+    }
+    let source = snap.info.get("source_path").and_then(|p| p.as_str());
+    let same = |s: &str| {
+        let (a, b) = (Path::new(s), path);
+        a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
+    };
+    if source.is_some_and(same) {
+        return refuse("it is the source LU's backing file");
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn delete_touches_only_this_jobs_snapshot_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let job = SnapshotJob {
+            job_id: uuid::Uuid::from_u128(0x1234),
+            source_url: "iscsi://127.0.0.1/iqn.x:t/1".into(),
+            source_designator: None,
+            initiator: "iqn.x:i".into(),
+            options: Default::default(),
+        };
+        let prod = dir.path().join("prod.img");
+        std::fs::write(&prod, b"production").unwrap();
+        let mut p = TgtProvider::new(&Default::default()).unwrap();
+        // A catalog row pointing delete at the production file.
+        let evil = Snapshot {
+            handle: "x".into(),
+            info: json!({ "path": prod, "source_path": prod }),
+        };
+        assert!(p.delete(&job, &evil).is_err());
+        assert!(prod.exists());
+        // A link named like the snapshot that leads to the source.
+        let link = dir.path().join(format!("snap-{}.img", job.job_id.simple()));
+        std::os::unix::fs::symlink(&prod, &link).unwrap();
+        let sneaky = Snapshot {
+            handle: "x".into(),
+            info: json!({ "path": link, "source_path": prod }),
+        };
+        assert!(p.delete(&job, &sneaky).is_err());
+        assert!(prod.exists());
+        std::fs::remove_file(&link).unwrap();
+        // The real snapshot file goes.
+        std::fs::write(&link, b"snapshot").unwrap();
+        let real = Snapshot {
+            handle: "x".into(),
+            info: json!({ "path": link, "source_path": prod }),
+        };
+        p.delete(&job, &real).unwrap();
+        assert!(!link.exists() && prod.exists());
+    }
 
     const SHOW: &str = "Target 1: iqn.2026-11.org.sanmover.rig:disk
     System information:

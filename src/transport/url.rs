@@ -541,8 +541,9 @@ fn encode_target(t: &str) -> String {
 }
 
 /// The input made safe to print: password hidden, control characters
-/// escaped, length bounded.
-fn redact(s: &str) -> String {
+/// escaped, length bounded. For any URL-like text bound for a log or an
+/// error message.
+pub fn redact(s: &str) -> String {
     let mut shown = s.to_string();
     if has_scheme(s, SCHEME) {
         let rest = &s[SCHEME.len()..];

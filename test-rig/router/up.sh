@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Start `sanmover router` (the data router: our iSCSI target with an
 # EXTENDED COPY copy manager) on 127.0.0.1, a port it picks itself, with
-# the given backend targets. Writes $STATE/router.env:
+# the given backend targets. Unless the extra arguments bring a --config,
+# it writes $STATE/router.toml with the copy rights a user would give this
+# host's initiator name (SANMOVER_INITIATOR, else sanmover's default): a
+# backend given as source=URL may be read, destination=URL written, a
+# plain URL both. Writes $STATE/router.env:
 #   SANMOVER_ROUTER_URL   iscsi://127.0.0.1:PORT/IQN/0 (the copy manager LU)
 #   SANMOVER_ROUTER_PID   its pid (down.sh stops it by pid)
 #   SANMOVER_ROUTER_LOG   its log
-# Usage: up.sh STATE_DIR BACKEND_URL... [-- EXTRA ROUTER ARGS]
+# Usage: up.sh STATE_DIR [source=|destination=]BACKEND_URL... [-- EXTRA ROUTER ARGS]
 # SANMOVER_BIN picks the binary (default target/debug/sanmover).
 set -euo pipefail
 RIG_NAME=router
@@ -21,15 +25,38 @@ SANMOVER=${SANMOVER_BIN:-$(dirname "${BASH_SOURCE[0]}")/../../target/debug/sanmo
 [[ -x $SANMOVER ]] || die "$SANMOVER not built"
 
 args=()
+extra=()
+lus=()
 while (($#)); do
     if [[ $1 == -- ]]; then
         shift
-        args+=("$@")
+        extra+=("$@")
         break
     fi
-    args+=(--backend "$1")
+    role=both
+    url=$1
+    case $1 in
+    source=*) role=source url=${1#source=} ;;
+    destination=*) role=destination url=${1#destination=} ;;
+    esac
+    # iscsi://HOST:PORT/IQN[/LUN]: the rights name the target (all LUNs).
+    iqn=$(cut -d/ -f4 <<<"$url")
+    [[ -n $iqn ]] || die "backend $url names no target"
+    lus+=("{ target = \"$iqn\", role = \"$role\" }")
+    args+=(--backend "$url")
     shift
 done
+if [[ " ${extra[*]} " != *" --config "* ]]; then
+    initiator=${SANMOVER_INITIATOR:-iqn.2024-01.org.sanmover:initiator}
+    {
+        echo "# Written by test-rig/router/up.sh: copy rights for $initiator."
+        echo "[[copy_rights]]"
+        echo "initiators = [\"$initiator\"]"
+        printf 'lus = [%s]\n' "$(IFS=,; echo "${lus[*]}")"
+    } >"$STATE/router.toml"
+    args+=(--config "$STATE/router.toml")
+fi
+args+=("${extra[@]}")
 
 LOG=$STATE/router.log
 OUT=$STATE/router.out

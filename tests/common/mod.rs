@@ -328,6 +328,23 @@ pub fn lio_add_lun(name: &str, mb: u32, initiators: &[&str]) -> String {
 
 /// A `sanmover router` of its own on 127.0.0.1 (a free port it picks
 /// itself), killed by pid when dropped, also when the test fails.
+/// `[[copy_rights]]` granting this host's initiator name every LUN of each
+/// backend target (`iscsi://HOST:PORT/IQN[/LUN]`), as source and destination.
+pub fn copy_rights_toml(backends: &[&str]) -> String {
+    let me = sanmover::transport::iscsi::initiator_from_env();
+    let lus: Vec<String> = backends
+        .iter()
+        .map(|u| {
+            let iqn = u.split('/').nth(3).expect("backend URL with a target");
+            format!("{{ target = \"{iqn}\", role = \"both\" }}")
+        })
+        .collect();
+    format!(
+        "[[copy_rights]]\ninitiators = [\"{me}\"]\nlus = [{}]\n",
+        lus.join(", ")
+    )
+}
+
 pub struct Router {
     child: std::process::Child,
     /// ADDR:PORT it listens on.
@@ -341,13 +358,21 @@ pub struct Router {
 
 impl Router {
     /// Start `sanmover router --listen 127.0.0.1:0` with these backends and
-    /// extra arguments; waits for its "listening on" line.
+    /// extra arguments; waits for its "listening on" line. Unless `extra`
+    /// brings its own `--config`, the router gets one as a user would write
+    /// it: copy rights for this host's initiator name (what the CLI logs
+    /// in with) on every LUN of each backend target, both ways.
     pub fn start(backends: &[&str], extra: &[&str]) -> Router {
         use std::io::BufRead;
         let dir = tempfile::tempdir().expect("router dir");
         let log = dir.path().join("router.log");
         let mut c = Command::new(env!("CARGO_BIN_EXE_sanmover"));
         c.args(["router", "--listen", "127.0.0.1:0"]);
+        if !extra.contains(&"--config") && !backends.is_empty() {
+            let cfg = dir.path().join("router.toml");
+            std::fs::write(&cfg, copy_rights_toml(backends)).expect("router config");
+            c.arg("--config").arg(&cfg);
+        }
         for b in backends {
             c.args(["--backend", b]);
         }

@@ -43,6 +43,19 @@ impl CscdType {
 /// bytes 8..28).
 pub const CSCD_DESIGNATOR_MAX: usize = 20;
 
+/// Byte offsets of the fields of a 32-byte CSCD (SPC-4 6.4.5.1, 6.4.5.2)
+/// a copy manager points at.
+pub mod cscd_field {
+    /// Byte 1: NUL and PERIPHERAL DEVICE TYPE.
+    pub const DEVICE_TYPE: usize = 1;
+    pub const DESIGNATOR_LEN: usize = 7;
+    pub const DESIGNATOR: usize = 8;
+    /// DEVICE TYPE SPECIFIC PARAMETERS: byte 28 holds PAD and FIXED (bit 0).
+    pub const DEVICE_PARAMS: usize = 28;
+    /// DISK BLOCK LENGTH / STREAM BLOCK LENGTH, bytes 29..32.
+    pub const BLOCK_LEN: usize = 29;
+}
+
 /// Largest value of the 24-bit DISK BLOCK LENGTH / STREAM BLOCK LENGTH.
 pub const MAX_24: u32 = 0x00ff_ffff;
 
@@ -332,9 +345,11 @@ impl Cscd {
         let body = if descriptor_type == CscdType::IDENTIFICATION {
             let len = b[7] as usize;
             if len > CSCD_DESIGNATOR_MAX {
-                return Err(ParseError::invalid(
+                return Err(ParseError::invalid_at(
                     WHAT,
                     format!("E4h DESIGNATOR LENGTH {len} exceeds 20"),
+                    cscd_field::DESIGNATOR_LEN,
+                    None,
                 ));
             }
             CscdBody::Identification(Designator {

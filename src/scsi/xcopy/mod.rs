@@ -51,9 +51,12 @@ impl CdbCodec for ExtendedCopy {
         const W: &str = "EXTENDED COPY(LID1)";
         check_cdb(W, cdb, Opcode::EXTENDED_COPY, 16)?;
         if cdb[1] & 0x1f != XCOPY_LID1_SERVICE_ACTION {
-            return Err(ParseError::invalid(
+            // SERVICE ACTION, byte 1 bits 4..0.
+            return Err(ParseError::invalid_at(
                 W,
                 format!("service action {:#04x} is not LID1 (00h)", cdb[1] & 0x1f),
+                1,
+                Some(4),
             ));
         }
         Ok(ExtendedCopy {

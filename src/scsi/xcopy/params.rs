@@ -142,50 +142,147 @@ impl XcopyParams {
     }
 }
 
-impl Wire for XcopyParams {
-    /// Decode a whole list. Unlike a response, a parameter list is never
-    /// cut by an allocation length, so a list shorter than its header's
-    /// lengths fail. A descriptor that overruns its list is invalid.
-    fn parse(buf: &[u8]) -> Result<Self, ParseError> {
+/// The 16-byte header of a parameter list (SPC-4 6.4.3, table 99): what
+/// a copy manager checks against its limits before decoding the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct XcopyHeader {
+    pub list_id: u8,
+    pub str_: bool,
+    pub list_id_usage: u8,
+    pub priority: u8,
+    /// CSCD DESCRIPTOR LIST LENGTH, bytes 2..4.
+    pub cscd_list_len: usize,
+    /// SEGMENT DESCRIPTOR LIST LENGTH, bytes 8..12.
+    pub segment_list_len: usize,
+    /// INLINE DATA LENGTH, bytes 12..16.
+    pub inline_len: usize,
+}
+
+/// Byte offsets of the header fields a copy manager points at.
+pub mod header_field {
+    pub const LIST_ID: usize = 0;
+    /// STR, LIST ID USAGE (bits 4..3) and PRIORITY.
+    pub const FLAGS: usize = 1;
+    pub const LIST_ID_USAGE_BIT: u8 = 4;
+    pub const CSCD_LIST_LEN: usize = 2;
+    pub const SEGMENT_LIST_LEN: usize = 8;
+    pub const INLINE_LEN: usize = 12;
+}
+
+impl XcopyHeader {
+    /// Decode the header from the front of a list.
+    pub fn parse(buf: &[u8]) -> Result<Self, ParseError> {
         need(WHAT, buf, XCOPY_HEADER_LEN)?;
-        let cscd_len = be_uint(&buf[2..4]) as usize;
-        let seg_len = be_uint(&buf[8..12]) as usize;
-        let inline_len = be_uint(&buf[12..16]) as usize;
-        let total = XCOPY_HEADER_LEN
-            .checked_add(cscd_len)
-            .and_then(|t| t.checked_add(seg_len))
-            .and_then(|t| t.checked_add(inline_len))
-            .ok_or_else(|| ParseError::invalid(WHAT, "lengths overflow"))?;
-        need(WHAT, buf, total)?;
-
-        let mut cscds = Vec::new();
-        let list = &buf[XCOPY_HEADER_LEN..XCOPY_HEADER_LEN + cscd_len];
-        let mut off = 0;
-        while off < list.len() {
-            let (c, n) = Cscd::parse(&list[off..]).map_err(|e| overrun(e, "CSCD", off))?;
-            cscds.push(c);
-            off += n;
-        }
-
-        let mut segments = Vec::new();
-        let start = XCOPY_HEADER_LEN + cscd_len;
-        let list = &buf[start..start + seg_len];
-        let mut off = 0;
-        while off < list.len() {
-            let (s, n) = Segment::parse(&list[off..]).map_err(|e| overrun(e, "segment", off))?;
-            segments.push(s);
-            off += n;
-        }
-
-        Ok(XcopyParams {
+        Ok(XcopyHeader {
             list_id: buf[0],
             str_: buf[1] & 0x20 != 0,
             list_id_usage: (buf[1] >> 3) & 3,
             priority: buf[1] & 7,
+            cscd_list_len: be_uint(&buf[2..4]) as usize,
+            segment_list_len: be_uint(&buf[8..12]) as usize,
+            inline_len: be_uint(&buf[12..16]) as usize,
+        })
+    }
+
+    /// Where the CSCD list starts.
+    pub fn cscd_start(&self) -> usize {
+        XCOPY_HEADER_LEN
+    }
+
+    /// Where the segment list starts.
+    pub fn segment_start(&self) -> usize {
+        XCOPY_HEADER_LEN + self.cscd_list_len
+    }
+
+    /// Where the inline data starts.
+    pub fn inline_start(&self) -> usize {
+        self.segment_start() + self.segment_list_len
+    }
+
+    /// The whole list's length as the header gives it.
+    pub fn total_len(&self) -> usize {
+        self.inline_start() + self.inline_len
+    }
+}
+
+/// Where each descriptor of a decoded list starts, in bytes from the
+/// list's start: what a copy manager's field pointers count from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListLayout {
+    pub cscds: Vec<usize>,
+    pub segments: Vec<usize>,
+}
+
+impl XcopyParams {
+    /// Decode a whole list, and say where each descriptor starts. Errors
+    /// carry the offset of the bad field from the list's start
+    /// ([`ParseError::at`]). A descriptor cut by its list's end, like a list
+    /// shorter than its header's lengths, is [`ParseError::Truncated`]:
+    /// SPC-4 6.4.3 answers both with PARAMETER LIST LENGTH ERROR.
+    pub fn parse_located(buf: &[u8]) -> Result<(Self, ListLayout), ParseError> {
+        let h = XcopyHeader::parse(buf)?;
+        need(WHAT, buf, h.total_len())?;
+        let mut layout = ListLayout::default();
+        let cscds = walk(
+            buf,
+            h.cscd_start(),
+            h.segment_start(),
+            &mut layout.cscds,
+            Cscd::parse,
+        )?;
+        let segments = walk(
+            buf,
+            h.segment_start(),
+            h.inline_start(),
+            &mut layout.segments,
+            Segment::parse,
+        )?;
+        let p = XcopyParams {
+            list_id: h.list_id,
+            str_: h.str_,
+            list_id_usage: h.list_id_usage,
+            priority: h.priority,
             cscds,
             segments,
-            inline_data: buf[start + seg_len..total].to_vec(),
-        })
+            inline_data: buf[h.inline_start()..h.total_len()].to_vec(),
+        };
+        Ok((p, layout))
+    }
+}
+
+/// Decode the descriptors of `buf[start..end]` with `parse`, noting where
+/// each starts; errors are shifted to count from the list's start.
+fn walk<T>(
+    buf: &[u8],
+    start: usize,
+    end: usize,
+    offsets: &mut Vec<usize>,
+    parse: impl Fn(&[u8]) -> Result<(T, usize), ParseError>,
+) -> Result<Vec<T>, ParseError> {
+    let mut out = Vec::new();
+    let mut off = start;
+    while off < end {
+        let (d, n) = parse(&buf[off..end]).map_err(|e| match e {
+            ParseError::Truncated { need, .. } => ParseError::Truncated {
+                what: WHAT,
+                need: off + need,
+                have: end,
+            },
+            other => other.shifted(off),
+        })?;
+        offsets.push(off);
+        out.push(d);
+        off += n;
+    }
+    Ok(out)
+}
+
+impl Wire for XcopyParams {
+    /// Decode a whole list (see [`XcopyParams::parse_located`]). Unlike a
+    /// response, a parameter list is never cut by an allocation length,
+    /// so a list shorter than its header's lengths fails.
+    fn parse(buf: &[u8]) -> Result<Self, ParseError> {
+        Self::parse_located(buf).map(|(p, _)| p)
     }
 
     fn buffer_len(&self) -> usize {
@@ -210,18 +307,6 @@ impl Wire for XcopyParams {
             off += s.buffer_len();
         }
         b[off..].copy_from_slice(&self.inline_data);
-    }
-}
-
-/// A descriptor cut by its list's end is a bad list, not a short buffer:
-/// say which descriptor.
-fn overrun(e: ParseError, kind: &str, off: usize) -> ParseError {
-    match e {
-        ParseError::Truncated { need, have, .. } => ParseError::invalid(
-            WHAT,
-            format!("{kind} descriptor at list offset {off} needs {need} bytes, the list has {have} left"),
-        ),
-        other => other,
     }
 }
 
@@ -330,21 +415,27 @@ mod tests {
     }
 
     #[test]
-    fn descriptors_overrunning_their_list_are_invalid() {
-        // CSCD list length 40: the second CSCD is cut.
+    fn descriptors_overrunning_their_list_are_truncated() {
+        // CSCD list length 40: the second CSCD is cut (SPC-4 6.4.3:
+        // PARAMETER LIST LENGTH ERROR, as LIO answers a CSCD list length
+        // that is not a multiple of 32).
         let mut v = lio_list();
         v[3] = 40;
         v[11] = 28 + 24;
         assert!(matches!(
             XcopyParams::parse(&v),
-            Err(ParseError::Invalid { .. })
+            Err(ParseError::Truncated {
+                need: 80,
+                have: 56,
+                ..
+            })
         ));
         // Segment list length 20: the 02h segment is cut.
         let mut v = lio_list();
         v[11] = 20;
         assert!(matches!(
             XcopyParams::parse(&v),
-            Err(ParseError::Invalid { .. })
+            Err(ParseError::Truncated { .. })
         ));
         // Lengths beyond the buffer are truncation.
         let mut v = lio_list();

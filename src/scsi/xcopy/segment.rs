@@ -37,6 +37,30 @@ open_code! {
     }
 }
 
+/// Byte offsets of segment descriptor fields a copy manager points at
+/// (SPC-4 6.4.6); which apply depends on the type.
+pub mod seg_field {
+    pub const SOURCE_CSCD: usize = 4;
+    pub const DESTINATION_CSCD: usize = 6;
+    /// 10h-12h: byte 8 (WSMK/IMMED, SPACE code; LOCATE's identifier).
+    pub const BYTE_8: usize = 8;
+    /// 00h, 01h, 04h, 06h: STREAM DEVICE TRANSFER LENGTH, bytes 9..12.
+    pub const STREAM_LEN: usize = 9;
+    /// 02h: BLOCK DEVICE NUMBER OF BLOCKS, bytes 10..12.
+    pub const B2B_BLOCKS: usize = 10;
+    /// 00h, 01h: BLOCK DEVICE NUMBER OF BLOCKS, bytes 14..16.
+    pub const STREAM_BLOCKS: usize = 14;
+    /// 00h, 01h: BLOCK DEVICE LOGICAL BLOCK ADDRESS, bytes 16..24.
+    pub const STREAM_LBA: usize = 16;
+    /// 02h, 0Ah: SOURCE (bytes 12..20) and DESTINATION (20..28) LBA.
+    pub const SOURCE_LBA: usize = 12;
+    pub const DESTINATION_LBA: usize = 20;
+    /// 0Ah: NUMBER OF BYTES, bytes 8..12.
+    pub const OFFSET_BYTES: usize = 8;
+    /// 04h: INLINE DATA NUMBER OF BYTES, bytes 12..16; 06h: BYTE COUNT.
+    pub const BYTES_12: usize = 12;
+}
+
 /// A 16-bit CSCD DESCRIPTOR ID: an index into the CSCD list.
 pub type CscdIndex = u16;
 
@@ -77,6 +101,18 @@ pub enum SegmentKind {
         blocks: u16,
         src_lba: Lba,
         dst_lba: Lba,
+    },
+    /// 0Ah (SPC-4 6.4.6.12), 32 bytes: `byte_count` bytes from byte
+    /// `src_offset` of block `src_lba` to byte `dst_offset` of block
+    /// `dst_lba`. Both LBAs are 64 bits, both offsets 16.
+    BlockOffsetToBlockOffset {
+        src: CscdIndex,
+        dst: CscdIndex,
+        byte_count: u32,
+        src_lba: Lba,
+        dst_lba: Lba,
+        src_offset: u16,
+        dst_offset: u16,
     },
     /// 03h (SPC-4 6.4.6.5), 20 bytes: `byte_count` bytes from one stream
     /// device to another, each side with its own transfer length (24 bits).
@@ -172,6 +208,9 @@ impl Segment {
             SegmentKind::StreamToBlock { .. } => SegmentType::STREAM_TO_BLOCK,
             SegmentKind::BlockToBlock { .. } => SegmentType::BLOCK_TO_BLOCK,
             SegmentKind::StreamToStream { .. } => SegmentType::STREAM_TO_STREAM,
+            SegmentKind::BlockOffsetToBlockOffset { .. } => {
+                SegmentType::BLOCK_OFFSET_TO_BLOCK_OFFSET
+            }
             SegmentKind::InlineToStream { .. } => SegmentType::INLINE_TO_STREAM,
             SegmentKind::StreamToDiscard { .. } => SegmentType::STREAM_TO_DISCARD,
             SegmentKind::WriteFilemarks { .. } => SegmentType::WRITE_FILEMARKS,
@@ -189,6 +228,7 @@ impl Segment {
         Some(match t {
             SegmentType::BLOCK_TO_STREAM | SegmentType::STREAM_TO_BLOCK => 24,
             SegmentType::BLOCK_TO_BLOCK => 28,
+            SegmentType::BLOCK_OFFSET_TO_BLOCK_OFFSET => 32,
             SegmentType::STREAM_TO_STREAM => 20,
             SegmentType::INLINE_TO_STREAM => 24,
             SegmentType::STREAM_TO_DISCARD => 16,
@@ -203,6 +243,7 @@ impl Segment {
             SegmentKind::BlockToStream { src, dst, .. }
             | SegmentKind::StreamToBlock { src, dst, .. }
             | SegmentKind::BlockToBlock { src, dst, .. }
+            | SegmentKind::BlockOffsetToBlockOffset { src, dst, .. }
             | SegmentKind::StreamToStream { src, dst, .. } => (Some(src), Some(dst)),
             SegmentKind::StreamToDiscard { src, .. } => (Some(src), None),
             SegmentKind::InlineToStream { dst, .. }
@@ -270,7 +311,9 @@ impl Segment {
                 }
                 Ok(())
             }
-            SegmentKind::BlockToBlock { .. } | SegmentKind::Locate { .. } => Ok(()),
+            SegmentKind::BlockToBlock { .. }
+            | SegmentKind::BlockOffsetToBlockOffset { .. }
+            | SegmentKind::Locate { .. } => Ok(()),
         }
     }
 
@@ -290,106 +333,7 @@ impl Segment {
         b[0] = self.segment_type().0;
         b[1] = (self.dc as u8) << 1 | self.cat as u8;
         put_be(&mut b[2..4], (n - 4) as u64);
-        let mut put = |range: std::ops::Range<usize>, v: u64| put_be(&mut b[range], v);
-        match self.kind {
-            // SPC-4 6.4.6.3, table 115.
-            SegmentKind::BlockToStream {
-                src,
-                dst,
-                stream_len,
-                blocks,
-                lba,
-            }
-            | SegmentKind::StreamToBlock {
-                src,
-                dst,
-                stream_len,
-                blocks,
-                lba,
-            } => {
-                put(4..6, src as u64);
-                put(6..8, dst as u64);
-                put(9..12, stream_len as u64);
-                put(14..16, blocks as u64);
-                put(16..24, lba.0);
-            }
-            // SPC-4 6.4.6.4, table 116.
-            SegmentKind::BlockToBlock {
-                src,
-                dst,
-                blocks,
-                src_lba,
-                dst_lba,
-            } => {
-                put(4..6, src as u64);
-                put(6..8, dst as u64);
-                put(10..12, blocks as u64);
-                put(12..20, src_lba.0);
-                put(20..28, dst_lba.0);
-            }
-            // SPC-4 6.4.6.5.
-            SegmentKind::StreamToStream {
-                src,
-                dst,
-                src_stream_len,
-                dst_stream_len,
-                byte_count,
-            } => {
-                put(4..6, src as u64);
-                put(6..8, dst as u64);
-                put(9..12, src_stream_len as u64);
-                put(13..16, dst_stream_len as u64);
-                put(16..20, byte_count as u64);
-            }
-            // SPC-4 6.4.6.6.
-            SegmentKind::InlineToStream {
-                dst,
-                stream_len,
-                inline_len,
-                inline_offset,
-            } => {
-                put(6..8, dst as u64);
-                put(9..12, stream_len as u64);
-                put(12..16, inline_len as u64);
-                put(16..24, inline_offset);
-            }
-            // SPC-4 6.4.6.8.
-            SegmentKind::StreamToDiscard {
-                src,
-                stream_len,
-                byte_count,
-            } => {
-                put(4..6, src as u64);
-                put(9..12, stream_len as u64);
-                put(12..16, byte_count as u64);
-            }
-            // SPC-4 6.4.6.15.
-            SegmentKind::WriteFilemarks {
-                dst,
-                wsmk,
-                immed,
-                count,
-            } => {
-                put(6..8, dst as u64);
-                put(8..9, ((wsmk as u8) << 1 | immed as u8) as u64);
-                put(9..12, count as u64);
-            }
-            // SPC-4 6.4.6.16.
-            SegmentKind::Space { dst, code, count } => {
-                put(6..8, dst as u64);
-                put(8..9, (code & 7) as u64);
-                put(9..12, count as u32 as u64);
-            }
-            // SPC-4 6.4.6.17.
-            SegmentKind::Locate { dst, object_id } => {
-                put(6..8, dst as u64);
-                put(8..12, object_id as u64);
-            }
-            SegmentKind::Other { ref body, .. } => {
-                let len = n - 4;
-                b[4..].copy_from_slice(&body[..len]);
-            }
-        }
+        emit_fields(&self.kind, b);
     }
 
     pub fn to_vec(&self) -> Vec<u8> {
@@ -400,24 +344,21 @@ impl Segment {
 
     /// Decode one segment descriptor from the front of `buf`; returns it and
     /// its length (DESCRIPTOR LENGTH + 4). A known type with another
-    /// DESCRIPTOR LENGTH is invalid (LIO answers 26/00 to that); an unknown
-    /// type is kept raw.
+    /// DESCRIPTOR LENGTH is invalid at byte 2 (LIO answers 26/00 to that);
+    /// an unknown type is kept raw.
     pub fn parse(buf: &[u8]) -> Result<(Segment, usize), ParseError> {
         need(WHAT, buf, 4)?;
         let t = SegmentType(buf[0]);
         let n = 4 + be_uint(&buf[2..4]) as usize;
         need(WHAT, buf, n)?;
         let b = &buf[..n];
-        let cat = b[1] & 0x01 != 0;
-        let dc = b[1] & 0x02 != 0;
-        let u = |r: std::ops::Range<usize>| be_uint(&b[r]);
         let kind = match Self::known_len(t) {
             None => SegmentKind::Other {
                 descriptor_type: t,
                 body: b[4..].to_vec(),
             },
             Some(want) if want != n => {
-                return Err(ParseError::invalid(
+                return Err(ParseError::invalid_at(
                     WHAT,
                     format!(
                         "type {:#04x} has DESCRIPTOR LENGTH {}, expected {}",
@@ -425,75 +366,234 @@ impl Segment {
                         n - 4,
                         want - 4
                     ),
+                    2,
+                    None,
                 ))
             }
-            Some(_) => match t {
-                SegmentType::BLOCK_TO_STREAM | SegmentType::STREAM_TO_BLOCK => {
-                    let (src, dst) = (u(4..6) as u16, u(6..8) as u16);
-                    let stream_len = u(9..12) as u32;
-                    let (blocks, lba) = (u(14..16) as u16, Lba(u(16..24)));
-                    if t == SegmentType::BLOCK_TO_STREAM {
-                        SegmentKind::BlockToStream {
-                            src,
-                            dst,
-                            stream_len,
-                            blocks,
-                            lba,
-                        }
-                    } else {
-                        SegmentKind::StreamToBlock {
-                            src,
-                            dst,
-                            stream_len,
-                            blocks,
-                            lba,
-                        }
-                    }
-                }
-                SegmentType::BLOCK_TO_BLOCK => SegmentKind::BlockToBlock {
-                    src: u(4..6) as u16,
-                    dst: u(6..8) as u16,
-                    blocks: u(10..12) as u16,
-                    src_lba: Lba(u(12..20)),
-                    dst_lba: Lba(u(20..28)),
-                },
-                SegmentType::STREAM_TO_STREAM => SegmentKind::StreamToStream {
-                    src: u(4..6) as u16,
-                    dst: u(6..8) as u16,
-                    src_stream_len: u(9..12) as u32,
-                    dst_stream_len: u(13..16) as u32,
-                    byte_count: u(16..20) as u32,
-                },
-                SegmentType::INLINE_TO_STREAM => SegmentKind::InlineToStream {
-                    dst: u(6..8) as u16,
-                    stream_len: u(9..12) as u32,
-                    inline_len: u(12..16) as u32,
-                    inline_offset: u(16..24),
-                },
-                SegmentType::STREAM_TO_DISCARD => SegmentKind::StreamToDiscard {
-                    src: u(4..6) as u16,
-                    stream_len: u(9..12) as u32,
-                    byte_count: u(12..16) as u32,
-                },
-                SegmentType::WRITE_FILEMARKS => SegmentKind::WriteFilemarks {
-                    dst: u(6..8) as u16,
-                    wsmk: b[8] & 0x02 != 0,
-                    immed: b[8] & 0x01 != 0,
-                    count: u(9..12) as u32,
-                },
-                SegmentType::SPACE => SegmentKind::Space {
-                    dst: u(6..8) as u16,
-                    code: b[8] & 0x07,
-                    // Sign-extend the 24-bit COUNT.
-                    count: ((u(9..12) as u32) << 8) as i32 >> 8,
-                },
-                _ => SegmentKind::Locate {
-                    dst: u(6..8) as u16,
-                    object_id: u(8..12) as u32,
-                },
-            },
+            Some(_) => decode_known(t, b),
         };
+        let (cat, dc) = (b[1] & 0x01 != 0, b[1] & 0x02 != 0);
         Ok((Segment { cat, dc, kind }, n))
+    }
+}
+
+/// The fields after the 4-byte header of [`Segment::emit`].
+fn emit_fields(kind: &SegmentKind, b: &mut [u8]) {
+    let mut put = |range: std::ops::Range<usize>, v: u64| put_be(&mut b[range], v);
+    match *kind {
+        // SPC-4 6.4.6.3, table 115.
+        SegmentKind::BlockToStream {
+            src,
+            dst,
+            stream_len,
+            blocks,
+            lba,
+        }
+        | SegmentKind::StreamToBlock {
+            src,
+            dst,
+            stream_len,
+            blocks,
+            lba,
+        } => {
+            put(4..6, src as u64);
+            put(6..8, dst as u64);
+            put(9..12, stream_len as u64);
+            put(14..16, blocks as u64);
+            put(16..24, lba.0);
+        }
+        // SPC-4 6.4.6.4, table 116.
+        SegmentKind::BlockToBlock {
+            src,
+            dst,
+            blocks,
+            src_lba,
+            dst_lba,
+        } => {
+            put(4..6, src as u64);
+            put(6..8, dst as u64);
+            put(10..12, blocks as u64);
+            put(12..20, src_lba.0);
+            put(20..28, dst_lba.0);
+        }
+        // SPC-4 6.4.6.12.
+        SegmentKind::BlockOffsetToBlockOffset {
+            src,
+            dst,
+            byte_count,
+            src_lba,
+            dst_lba,
+            src_offset,
+            dst_offset,
+        } => {
+            put(4..6, src as u64);
+            put(6..8, dst as u64);
+            put(8..12, byte_count as u64);
+            put(12..20, src_lba.0);
+            put(20..28, dst_lba.0);
+            put(28..30, src_offset as u64);
+            put(30..32, dst_offset as u64);
+        }
+        _ => emit_stream_fields(kind, b),
+    }
+}
+
+/// The stream-only and tape-positioning types of [`emit_fields`].
+fn emit_stream_fields(kind: &SegmentKind, b: &mut [u8]) {
+    let n = b.len();
+    let mut put = |range: std::ops::Range<usize>, v: u64| put_be(&mut b[range], v);
+    match *kind {
+        // SPC-4 6.4.6.5.
+        SegmentKind::StreamToStream {
+            src,
+            dst,
+            src_stream_len,
+            dst_stream_len,
+            byte_count,
+        } => {
+            put(4..6, src as u64);
+            put(6..8, dst as u64);
+            put(9..12, src_stream_len as u64);
+            put(13..16, dst_stream_len as u64);
+            put(16..20, byte_count as u64);
+        }
+        // SPC-4 6.4.6.6.
+        SegmentKind::InlineToStream {
+            dst,
+            stream_len,
+            inline_len,
+            inline_offset,
+        } => {
+            put(6..8, dst as u64);
+            put(9..12, stream_len as u64);
+            put(12..16, inline_len as u64);
+            put(16..24, inline_offset);
+        }
+        // SPC-4 6.4.6.8.
+        SegmentKind::StreamToDiscard {
+            src,
+            stream_len,
+            byte_count,
+        } => {
+            put(4..6, src as u64);
+            put(9..12, stream_len as u64);
+            put(12..16, byte_count as u64);
+        }
+        // SPC-4 6.4.6.15.
+        SegmentKind::WriteFilemarks {
+            dst,
+            wsmk,
+            immed,
+            count,
+        } => {
+            put(6..8, dst as u64);
+            put(8..9, ((wsmk as u8) << 1 | immed as u8) as u64);
+            put(9..12, count as u64);
+        }
+        // SPC-4 6.4.6.16.
+        SegmentKind::Space { dst, code, count } => {
+            put(6..8, dst as u64);
+            put(8..9, (code & 7) as u64);
+            put(9..12, count as u32 as u64);
+        }
+        // SPC-4 6.4.6.17.
+        SegmentKind::Locate { dst, object_id } => {
+            put(6..8, dst as u64);
+            put(8..12, object_id as u64);
+        }
+        SegmentKind::Other { ref body, .. } => {
+            let len = n - 4;
+            b[4..].copy_from_slice(&body[..len]);
+        }
+        _ => {}
+    }
+}
+
+/// The body of a segment of a type [`Segment::known_len`] knows, whose
+/// length `b` has been checked to be.
+fn decode_known(t: SegmentType, b: &[u8]) -> SegmentKind {
+    let u = |r: std::ops::Range<usize>| be_uint(&b[r]);
+    let (src, dst) = (u(4..6) as u16, u(6..8) as u16);
+    match t {
+        SegmentType::BLOCK_TO_STREAM | SegmentType::STREAM_TO_BLOCK => {
+            let stream_len = u(9..12) as u32;
+            let (blocks, lba) = (u(14..16) as u16, Lba(u(16..24)));
+            if t == SegmentType::BLOCK_TO_STREAM {
+                SegmentKind::BlockToStream {
+                    src,
+                    dst,
+                    stream_len,
+                    blocks,
+                    lba,
+                }
+            } else {
+                SegmentKind::StreamToBlock {
+                    src,
+                    dst,
+                    stream_len,
+                    blocks,
+                    lba,
+                }
+            }
+        }
+        SegmentType::BLOCK_TO_BLOCK => SegmentKind::BlockToBlock {
+            src,
+            dst,
+            blocks: u(10..12) as u16,
+            src_lba: Lba(u(12..20)),
+            dst_lba: Lba(u(20..28)),
+        },
+        SegmentType::BLOCK_OFFSET_TO_BLOCK_OFFSET => SegmentKind::BlockOffsetToBlockOffset {
+            src,
+            dst,
+            byte_count: u(8..12) as u32,
+            src_lba: Lba(u(12..20)),
+            dst_lba: Lba(u(20..28)),
+            src_offset: u(28..30) as u16,
+            dst_offset: u(30..32) as u16,
+        },
+        _ => decode_stream_ops(t, b, src, dst),
+    }
+}
+
+/// The stream-only and tape-positioning types of [`decode_known`].
+fn decode_stream_ops(t: SegmentType, b: &[u8], src: u16, dst: u16) -> SegmentKind {
+    let u = |r: std::ops::Range<usize>| be_uint(&b[r]);
+    match t {
+        SegmentType::STREAM_TO_STREAM => SegmentKind::StreamToStream {
+            src,
+            dst,
+            src_stream_len: u(9..12) as u32,
+            dst_stream_len: u(13..16) as u32,
+            byte_count: u(16..20) as u32,
+        },
+        SegmentType::INLINE_TO_STREAM => SegmentKind::InlineToStream {
+            dst,
+            stream_len: u(9..12) as u32,
+            inline_len: u(12..16) as u32,
+            inline_offset: u(16..24),
+        },
+        SegmentType::STREAM_TO_DISCARD => SegmentKind::StreamToDiscard {
+            src,
+            stream_len: u(9..12) as u32,
+            byte_count: u(12..16) as u32,
+        },
+        SegmentType::WRITE_FILEMARKS => SegmentKind::WriteFilemarks {
+            dst,
+            wsmk: b[8] & 0x02 != 0,
+            immed: b[8] & 0x01 != 0,
+            count: u(9..12) as u32,
+        },
+        SegmentType::SPACE => SegmentKind::Space {
+            dst,
+            code: b[8] & 0x07,
+            // Sign-extend the 24-bit COUNT.
+            count: ((u(9..12) as u32) << 8) as i32 >> 8,
+        },
+        _ => SegmentKind::Locate {
+            dst,
+            object_id: u(8..12) as u32,
+        },
     }
 }
 
@@ -533,6 +633,39 @@ pub(crate) mod tests {
             Segment::parse(&raw),
             Err(ParseError::Invalid { .. })
         ));
+    }
+
+    /// 0Ah with a source LBA above 2^32: all 64 bits of both LBAs and
+    /// both 16-bit offsets come back.
+    #[test]
+    fn block_offset_golden() {
+        let mut raw = vec![
+            0x0a, 0x01, 0x00, 0x1c, 0x00, 0x02, 0x00, 0x03, 0x00, 0x00, 0x02, 0xbc,
+        ];
+        raw.extend_from_slice(&0x0000_0001_0000_0004u64.to_be_bytes());
+        raw.extend_from_slice(&0x0102_0304_0506_0708u64.to_be_bytes());
+        raw.extend_from_slice(&[0x01, 0xff, 0x00, 0x05]);
+        golden(
+            Segment {
+                cat: true,
+                dc: false,
+                kind: SegmentKind::BlockOffsetToBlockOffset {
+                    src: 2,
+                    dst: 3,
+                    byte_count: 700,
+                    src_lba: Lba(0x1_0000_0004),
+                    dst_lba: Lba(0x0102_0304_0506_0708),
+                    src_offset: 0x1ff,
+                    dst_offset: 5,
+                },
+            },
+            &raw,
+        );
+        // A 0Ah of 28 bytes is invalid at its DESCRIPTOR LENGTH.
+        let mut short = raw[..28].to_vec();
+        short[3] = 0x18;
+        let e = Segment::parse(&short).unwrap_err();
+        assert_eq!(e.at(), Some(crate::scsi::FieldAt { byte: 2, bit: None }));
     }
 
     fn golden(s: Segment, raw: &[u8]) {
@@ -841,6 +974,21 @@ pub(crate) mod tests {
                 .prop_map(|(dst, code, count)| SegmentKind::Space { dst, code, count }),
             (any::<u16>(), any::<u32>())
                 .prop_map(|(dst, object_id)| SegmentKind::Locate { dst, object_id }),
+            (
+                (any::<u16>(), any::<u16>(), any::<u32>()),
+                (any::<u64>(), any::<u64>(), any::<u16>(), any::<u16>())
+            )
+                .prop_map(|((src, dst, byte_count), (s, d, so, doff))| {
+                    SegmentKind::BlockOffsetToBlockOffset {
+                        src,
+                        dst,
+                        byte_count,
+                        src_lba: Lba(s),
+                        dst_lba: Lba(d),
+                        src_offset: so,
+                        dst_offset: doff,
+                    }
+                }),
             (0x13u8..0xff, prop::collection::vec(any::<u8>(), 0..40)).prop_map(|(t, body)| {
                 SegmentKind::Other {
                     descriptor_type: SegmentType(t),
