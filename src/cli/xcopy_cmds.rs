@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use super::output::Out;
 use super::{exit, open_transport, ConnArgs, UsageError};
 use crate::device::{DeviceError, Disk, Scsi};
-use crate::engine::xcopy::{
+use crate::engine::disk_copy::{
     aborted_segment, discover_limits, plan, run, verify_copy, Endpoint, EndpointError, Fallback,
     XCOPY_TIMEOUT,
 };
@@ -67,8 +67,8 @@ pub fn xcopy(conn: &ConnArgs, out: &Out, a: XcopyArgs<'_>) -> Result<u8> {
     if a.dry_run {
         #[derive(serde::Serialize)]
         struct Plan<'a> {
-            limits: &'a crate::engine::xcopy::Limits,
-            commands: &'a [crate::engine::xcopy::PlannedCommand],
+            limits: &'a crate::engine::disk_copy::Limits,
+            commands: &'a [crate::engine::disk_copy::PlannedCommand],
         }
         out.emit(
             &Plan {

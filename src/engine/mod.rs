@@ -3,8 +3,11 @@
 //! every set in the catalog.
 //!
 //! - [`host`]: host-driven (LAN-free) backup, disk LUN to SAN tape;
+//! - [`third_party`]: third-party-copy backup (`backup --mode xcopy`): a
+//!   copy manager moves the set from disk to tape with EXTENDED COPY;
 //! - [`serverless`]: snapshot-serverless backup: the storage snapshots the
 //!   production LUN, this host backs up the snapshot;
+//! - [`disk_copy`]: disk-to-disk EXTENDED COPY (the `xcopy` command);
 //! - [`restore`]: restore and verify of a set, shared by every mode;
 //! - [`volume`]: labels, the append point, and the tape scan that rebuilds
 //!   the catalog.
@@ -15,6 +18,7 @@ use crate::catalog::CatalogError;
 use crate::device::DeviceError;
 use crate::format::FormatError;
 
+pub mod disk_copy;
 pub mod drive_lock;
 pub mod guard;
 pub mod host;
@@ -22,9 +26,8 @@ pub mod interrupt;
 pub mod progress;
 pub mod restore;
 pub mod serverless;
-pub mod tpc;
+pub mod third_party;
 pub mod volume;
-pub mod xcopy;
 
 pub use progress::Progress;
 

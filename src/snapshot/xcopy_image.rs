@@ -1,6 +1,6 @@
 //! `xcopy-image` provider: the classic "image copy" of the production LUN,
 //! made by the storage itself. `create` sends EXTENDED COPY block->block
-//! commands (`engine::xcopy`, planner and driver, `Fallback::Never`: no
+//! commands (`engine::disk_copy`, planner and driver, `Fallback::Never`: no
 //! byte of the image crosses the backup server) that copy the whole source
 //! into a spare LUN of the same size. The engine quiesces the application
 //! before `create` and thaws it after, so the application is held for the
@@ -31,7 +31,7 @@ use super::lio::{check_name, normalize_designator, script_head, FIRST_LINK};
 use super::runner::{runner_from_options, sh_quote, CommandRunner};
 use super::{MappedLun, ProviderError, Snapshot, SnapshotJob, SnapshotProvider};
 use crate::device::{Disk, Scsi};
-use crate::engine::xcopy::{discover_limits, plan, run, Endpoint, Fallback};
+use crate::engine::disk_copy::{discover_limits, plan, run, Endpoint, Fallback};
 use crate::transport::iscsi::{IscsiOptions, IscsiTransport};
 use crate::transport::sgio::SgTransport;
 use crate::transport::url::DeviceUrl;

@@ -21,7 +21,7 @@ use std::time::Instant;
 use uuid::Uuid;
 
 use super::host::source_identity;
-use super::xcopy::{aborted_segment, XCOPY_TIMEOUT};
+use super::disk_copy::{aborted_segment, XCOPY_TIMEOUT};
 use super::{now, EngineError, Progress, SetSummary};
 use crate::catalog::{Catalog, SetInfo, SetOutcome, SetState};
 use crate::device::{DeviceError, Disk, Scsi, Tape};
@@ -70,7 +70,7 @@ pub struct TpcSummary {
 /// The copy manager's limits that shape the lists, checked for what a
 /// disk→tape copy needs.
 fn stream_limits<C: Transport>(cm: &mut Scsi<C>) -> Result<OperatingParameters, EngineError> {
-    let p = super::xcopy::operating_parameters(cm).map_err(|e| match e {
+    let p = super::disk_copy::operating_parameters(cm).map_err(|e| match e {
         DeviceError::Parse { .. } => EngineError::from(e),
         e => EngineError::Refused(format!(
             "{}: no operating parameters (RECEIVE COPY RESULTS 03h: {e}); a third-party-copy backup needs a copy manager that reports block→stream support",
