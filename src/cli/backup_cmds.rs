@@ -17,7 +17,7 @@ use crate::engine::host::{backup, BackupOptions, BackupSummary};
 use crate::engine::interrupt::{install_handlers, StopFlag};
 use crate::engine::restore::{restore, verify, ReadSummary, RestoreOptions};
 use crate::engine::volume::{read_label, rebuild, write_label, LabelState};
-use crate::engine::{Progress, SetSummary};
+use crate::engine::{EngineError, Progress, Refusal, SetSummary};
 use crate::format::Mode;
 use crate::transport::url::DeviceUrl;
 use crate::transport::Transport;
@@ -534,28 +534,24 @@ pub fn tape_label<T: Transport>(
     let catalog = open_catalog(cat)?;
     if !force {
         if let Some(v) = catalog.volumes()?.iter().find(|v| v.name == name) {
-            return Err(crate::engine::EngineError::Refused(format!(
-                "the catalog already has a volume named {name} ({}); pick another name, or --force to reuse it",
-                v.id
-            ))
+            return Err(EngineError::from(Refusal::VolumeNameTaken {
+                name: name.to_string(),
+                id: v.id,
+            })
             .into());
         }
     }
     match read_label(tape)? {
         LabelState::Blank => {}
         LabelState::Ours(l) if !force => {
-            return Err(crate::engine::EngineError::Refused(format!(
-                "the tape already has the sanmover label {} ({}); --force writes a new label and loses every set on it",
-                l.name, l.uuid
-            ))
+            return Err(EngineError::from(Refusal::AlreadyLabelled {
+                name: l.name,
+                id: l.uuid,
+            })
             .into())
         }
         other @ (LabelState::Foreign(_) | LabelState::LeadingFilemark) if !force => {
-            return Err(crate::engine::EngineError::Refused(format!(
-                "the tape holds {}; --force overwrites it",
-                other.describe()
-            ))
-            .into())
+            return Err(EngineError::from(Refusal::NotBlank { found: other }).into())
         }
         _ => {}
     }

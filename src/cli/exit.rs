@@ -217,7 +217,7 @@ pub fn for_engine(e: &EngineError) -> u8 {
     match e {
         EngineError::Device(d) | EngineError::Aborted { source: d, .. } => for_device(d),
         EngineError::Catalog(c) => for_catalog(c),
-        EngineError::Refused(_) => REFUSED,
+        EngineError::Refused(_) | EngineError::CopyManager(_) | EngineError::Snapshot(_) => REFUSED,
         EngineError::Corrupt { .. } | EngineError::Format { .. } => CORRUPT,
         EngineError::TapeFull { .. } => VOLUME_OVERFLOW,
         EngineError::Stopped(_) => SESSION_LOST,

@@ -193,7 +193,7 @@ fn clean_one(row: &SnapshotJobRow) -> Result<String, String> {
             .map_err(|e| format!("looking for what an interrupted create made: {e}"))?;
         return Ok(format!("no snapshot was recorded; {found}"));
     };
-    serverless::release(provider.as_mut(), &job, Some(&snap))?;
+    serverless::release(provider.as_mut(), &job, Some(&snap)).map_err(|e| e.to_string())?;
     Ok(format!("snapshot {} unmapped and deleted", snap.handle))
 }
 
@@ -243,10 +243,10 @@ pub fn cleanup(out: &Out, cat: &Path) -> Result<u8> {
         t
     });
     if failed > 0 {
-        return Err(crate::engine::EngineError::Refused(format!(
-            "{failed} snapshot job(s) could not be released; see above"
-        ))
-        .into());
+        return Err(
+            crate::engine::EngineError::from(crate::engine::Refusal::Unreleased { count: failed })
+                .into(),
+        );
     }
     Ok(exit::OK)
 }

@@ -13,9 +13,9 @@ use super::output::Out;
 use super::xcopy_cmds::fallback_policy;
 use super::{exit, open_transport, ConnArgs};
 use crate::device::Scsi;
+use crate::engine::disk_copy::Fallback;
 use crate::engine::host::BackupSummary;
 use crate::engine::third_party::{backup, TpcOptions, TpcSummary};
-use crate::engine::disk_copy::Fallback;
 use crate::engine::EngineError;
 use crate::format::Mode;
 

@@ -7,9 +7,9 @@ use anyhow::{Context, Result};
 use super::output::Out;
 use super::{exit, open_transport, ConnArgs, UsageError};
 use crate::device::{DeviceError, Disk, Scsi};
+use crate::engine::copy_manager::{aborted_segment, XCOPY_TIMEOUT};
 use crate::engine::disk_copy::{
-    aborted_segment, discover_limits, plan, run, verify_copy, Endpoint, EndpointError, Fallback,
-    XCOPY_TIMEOUT,
+    discover_limits, plan, run, verify_copy, Endpoint, EndpointError, Fallback,
 };
 use crate::scsi::xcopy::{
     CopyStatus, ExtendedCopy, FailedSegmentDetails, OperatingParameters, RcrAction,

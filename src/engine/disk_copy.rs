@@ -6,20 +6,17 @@
 //! defaults), a driver sends them, and a fallback policy copies through the
 //! host what the copy manager refuses.
 
+use super::copy_manager::{
+    aborted_segment, copy_failed, encode, extended_copy, operating_parameters, CopyError,
+};
+use super::EngineError;
 use crate::device::{DeviceError, Disk, Scsi};
 use crate::scsi::spc::{Designator, VpdPage};
 use crate::scsi::xcopy::{
-    CopyAborted, Cscd, DeviceParams, OperatingParameters, ReceiveCopyResults, Segment,
-    ThirdPartyCopyVpd, XcopyParams,
+    Cscd, DeviceParams, OperatingParameters, Segment, ThirdPartyCopyVpd, XcopyParams,
 };
-use crate::scsi::{BlockSize, CdbCodec, DeviceType, Lba, Wire};
-use crate::transport::{Request, Transport};
-
-use super::EngineError;
-use std::time::Duration;
-
-/// SPC-4 6.4: a copy may run long; the driver gives each command this long.
-pub const XCOPY_TIMEOUT: Duration = Duration::from_secs(600);
+use crate::scsi::{BlockSize, DeviceType, Lba};
+use crate::transport::Transport;
 
 /// What one EXTENDED COPY may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -68,15 +65,6 @@ impl Limits {
             source: "RECEIVE COPY RESULTS (operating parameters)",
         }
     }
-}
-
-/// RECEIVE COPY RESULTS, operating parameters (SPC-4 6.18.4).
-pub fn operating_parameters<T: Transport>(
-    cm: &mut Scsi<T>,
-) -> Result<OperatingParameters, DeviceError> {
-    let rcr = ReceiveCopyResults::operating_parameters();
-    let buf = cm.data_in(rcr.to_cdb(), rcr.alloc_len as usize)?;
-    OperatingParameters::parse(&buf).map_err(|e| cm.perr("RECEIVE COPY RESULTS", e))
 }
 
 /// Ask the copy manager for its limits; fall back to
@@ -167,10 +155,11 @@ pub fn plan(
     limits: &Limits,
 ) -> Result<Vec<PlannedCommand>, EngineError> {
     if src.block_size != dst.block_size {
-        return Err(EngineError::Refused(format!(
-            "source blocks are {} bytes, destination blocks {}: a block-to-block copy needs them equal",
-            src.block_size.0, dst.block_size.0
-        )));
+        return Err(CopyError::BlockSizes {
+            src: src.block_size,
+            dst: dst.block_size,
+        }
+        .into());
     }
     let bs = src.block_size.0 as u64;
     let cscds = vec![
@@ -179,23 +168,29 @@ pub fn plan(
             DeviceType::DISK,
             DeviceParams::block(src.block_size.0),
         )
-        .map_err(|e| EngineError::Refused(format!("source designator: {e}")))?,
+        .map_err(|source| CopyError::Cscd {
+            what: "source designator",
+            source,
+        })?,
         Cscd::identification(
             &dst.designator,
             DeviceType::DISK,
             DeviceParams::block(dst.block_size.0),
         )
-        .map_err(|e| EngineError::Refused(format!("destination designator: {e}")))?,
+        .map_err(|source| CopyError::Cscd {
+            what: "destination designator",
+            source,
+        })?,
     ];
     let mut per_segment = 65535u64;
     if limits.max_segment_len > 0 {
         per_segment = per_segment.min(limits.max_segment_len as u64 / bs);
     }
     if per_segment == 0 {
-        return Err(EngineError::Refused(format!(
-            "the copy manager's maximum segment length ({} bytes) is less than one block",
-            limits.max_segment_len
-        )));
+        return Err(CopyError::SegmentUnderBlock {
+            max: limits.max_segment_len,
+        }
+        .into());
     }
     let cscd_len: usize = cscds.iter().map(|c| c.buffer_len()).sum();
     let seg_len = 28usize; // a 02h segment descriptor (SPC-4 6.4.6.5)
@@ -219,9 +214,10 @@ pub fn plan(
             done += n;
         }
         let params = XcopyParams::new(cscds.clone(), segments);
-        params
-            .check()
-            .map_err(|e| EngineError::Refused(format!("planned parameter list: {e}")))?;
+        params.check().map_err(|source| CopyError::ParameterList {
+            what: "planned parameter list",
+            source,
+        })?;
         out.push(PlannedCommand {
             src_lba: src_lba + start,
             dst_lba: dst_lba + start,
@@ -231,19 +227,6 @@ pub fn plan(
         });
     }
     Ok(out)
-}
-
-/// "segment N" of a COPY ABORTED, from the sense (SPC-4 6.4.3.3), or
-/// `None` for any other failure.
-pub fn aborted_segment(e: &DeviceError) -> Option<String> {
-    let DeviceError::Check { raw_sense, .. } = e else {
-        return None;
-    };
-    let a = CopyAborted::from_sense_bytes(raw_sense)?;
-    Some(a.segment.map_or_else(
-        || "an unreported segment (maybe 0)".to_string(),
-        |n| format!("segment {n}"),
-    ))
 }
 
 /// How to treat what the copy manager refuses (after NetBackup and VMware).
@@ -293,13 +276,9 @@ pub fn run<C: Transport, S: Transport, D: Transport>(
     for c in plan {
         let bytes = c.blocks * bs.0 as u64;
         if fallback != Fallback::Always {
-            let list = c
-                .params
-                .encode()
-                .map_err(|e| EngineError::Refused(format!("parameter list: {e}")))?;
+            let list = encode(&c.params)?;
             r.bytes_through_initiator += list.len() as u64;
-            let req = Request::data_out(c.params.cdb().to_cdb(), list).with_timeout(XCOPY_TIMEOUT);
-            match cm.run(req) {
+            match extended_copy(cm, &c.params, list) {
                 Ok(_) => {
                     r.xcopy_commands += 1;
                     r.blocks += c.blocks;
@@ -318,13 +297,10 @@ pub fn run<C: Transport, S: Transport, D: Transport>(
                     r.fallbacks.push(why);
                 }
                 Err(e) => {
-                    return Err(match aborted_segment(&e) {
-                        Some(at) => EngineError::Aborted {
-                            at: format!("{at} of the command for LBA {}", c.src_lba),
-                            source: e,
-                        },
-                        None => e.into(),
-                    })
+                    return Err(copy_failed(
+                        e,
+                        format_args!("the command for LBA {}", c.src_lba),
+                    ))
                 }
             }
         }
@@ -383,12 +359,12 @@ pub fn verify_copy<S: Transport, D: Transport>(
         let a = src.read(Lba(src_lba + off), n as u32, bs)?;
         let b = dst.read(Lba(dst_lba + off), n as u32, bs)?;
         if a != b {
-            return Err(EngineError::Refused(format!(
-                "verify: destination differs from source in blocks {}..{} (source LBA {})",
-                dst_lba + off,
-                dst_lba + off + n,
-                src_lba + off
-            )));
+            return Err(CopyError::Differs {
+                dst_lba: dst_lba + off,
+                dst_end: dst_lba + off + n,
+                src_lba: src_lba + off,
+            }
+            .into());
         }
         compared += a.len() as u64;
     }

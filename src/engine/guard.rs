@@ -45,7 +45,7 @@ impl PositionGuard {
         &self,
         tape: &mut Tape<T>,
         written: u64,
-        next: &str,
+        next: &'static str,
     ) -> Result<(), EngineError> {
         let Some(start) = self.start else {
             return Ok(());
@@ -59,7 +59,7 @@ impl PositionGuard {
         Err(EngineError::TapeMoved {
             expected,
             found: found.ok().flatten(),
-            next: next.to_string(),
+            next,
         })
     }
 }

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::guard::{refuse_live_writer, PositionGuard};
 use super::interrupt::StopFlag;
 use super::volume::{find_append_point, require_label};
-use super::{now, EngineError, Progress, SetSummary};
+use super::{now, EngineError, Progress, Refusal, SetSummary};
 use crate::catalog::{Catalog, SetInfo, SetOutcome, SetState, VolumeRow};
 use crate::device::tape::Reservation;
 use crate::device::{Disk, Tape};
@@ -23,7 +23,7 @@ use crate::format::{
     SourceIdentity, StopReason, StoredDesignator,
 };
 use crate::scsi::spc::{UnitSerialNumber, VpdPage};
-use crate::scsi::{BlockSize, Lba};
+use crate::scsi::{BlockCount, BlockSize, Lba};
 use crate::transport::Transport;
 
 /// What the user asked for.
@@ -140,27 +140,28 @@ pub fn backup_from<S: Transport + Send, T: Transport>(
     let lba = opts.lba.unwrap_or(0);
     let blocks = match opts.blocks {
         Some(n) => n,
-        None => cap.blocks.0.checked_sub(lba).ok_or_else(|| {
-            EngineError::Refused(format!(
-                "--lba {lba} is past the end of the source ({} blocks)",
-                cap.blocks.0
-            ))
+        None => cap.blocks.0.checked_sub(lba).ok_or(Refusal::LbaPastEnd {
+            lba: Lba(lba),
+            capacity: cap.blocks,
         })?,
     };
     if lba.checked_add(blocks).is_none_or(|end| end > cap.blocks.0) {
-        return Err(EngineError::Refused(format!(
-            "range {lba}+{blocks} is past the end of the source ({} blocks of {} bytes)",
-            cap.blocks.0, bs.0
-        )));
+        return Err(Refusal::RangePastEnd {
+            lba: Lba(lba),
+            blocks: BlockCount(blocks),
+            capacity: cap.blocks,
+            block_size: bs,
+        }
+        .into());
     }
     let per_record = (opts.tape_block.saturating_sub(RecordHeader::LEN)) / bs.0 as usize;
     if per_record == 0 || opts.tape_block > super::volume::MAX_RECORD {
-        return Err(EngineError::Refused(format!(
-            "tape block size {} cannot hold a record header and one {}-byte source block (max {})",
-            opts.tape_block,
-            bs.0,
-            super::volume::MAX_RECORD
-        )));
+        return Err(Refusal::TapeBlock {
+            tape_block: opts.tape_block,
+            block_size: bs,
+            max: super::volume::MAX_RECORD,
+        }
+        .into());
     }
     let (identity, snapshot) = match production {
         Some(p) => {

@@ -15,13 +15,13 @@ use uuid::Uuid;
 use super::volume::{
     designator_text, read_header, require_label, scan_records, scan_set, SetEnd, SetScan,
 };
-use super::{EngineError, Progress};
+use super::{EngineError, Progress, Refusal};
 use crate::catalog::SetRow;
 use crate::device::disk::Next;
 use crate::device::{Disk, Tape};
 use crate::format::{hex, SetHeader};
 use crate::scsi::spc::Association;
-use crate::scsi::{BlockSize, Lba};
+use crate::scsi::{BlockCount, BlockSize, Lba};
 use crate::transport::Transport;
 
 /// What `restore` and `verify` print.
@@ -45,15 +45,15 @@ pub struct ReadSummary {
 fn position<T: Transport>(tape: &mut Tape<T>, set: &SetRow) -> Result<(), EngineError> {
     let label = require_label(tape)?;
     if label.uuid != set.info.volume {
-        return Err(EngineError::Refused(format!(
-            "{}: this tape is volume {} ({}); set {} is on volume {} ({})",
-            tape.scsi.name(),
-            label.name,
-            label.uuid,
-            set.info.id,
-            set.volume_name,
-            set.info.volume
-        )));
+        return Err(Refusal::WrongVolume {
+            device: tape.scsi.name().to_string(),
+            name: label.name,
+            id: label.uuid,
+            set: set.info.id,
+            set_volume_name: set.volume_name.clone(),
+            set_volume: set.info.volume,
+        }
+        .into());
     }
     tape.seek_file(set.info.file_number)?;
     Ok(())
@@ -201,25 +201,22 @@ fn refuse_own_source<D: Transport>(
     if !same || allowed {
         return Ok(());
     }
-    let last = target_lba + header.blocks.saturating_sub(1);
-    Err(EngineError::Refused(format!(
-        "{}: the restore target is set {}'s own source LU ({}); restoring would overwrite LBA {target_lba}..={last} ({} blocks of {} bytes) with the data of the set; give --force to overwrite the source",
-        target.scsi.name(),
-        header.set_id,
-        designator_text(&header.source),
-        header.blocks,
-        header.block_size
-    )))
+    Err(Refusal::OwnSource {
+        device: target.scsi.name().to_string(),
+        set: header.set_id,
+        designator: designator_text(&header.source),
+        from: Lba(target_lba),
+        blocks: BlockCount(header.blocks),
+        block_size: BlockSize(header.block_size),
+    }
+    .into())
 }
 
 /// The set header at the tape's position, which must be `set`'s.
 fn set_header<T: Transport>(tape: &mut Tape<T>, set: &SetRow) -> Result<SetHeader, EngineError> {
-    let header = read_header(tape)?.ok_or_else(|| {
-        EngineError::Refused(format!(
-            "{}: no backup set at tape file {}",
-            tape.scsi.name(),
-            set.info.file_number
-        ))
+    let header = read_header(tape)?.ok_or_else(|| Refusal::NoSet {
+        device: tape.scsi.name().to_string(),
+        file: Some(set.info.file_number),
     })?;
     if header.set_id != set.info.id {
         return Err(EngineError::Corrupt {
@@ -250,23 +247,24 @@ pub fn restore<T: Transport + Send, D: Transport + Send>(
     let target_lba = opts.target_lba.unwrap_or(set.info.lba);
     let cap = target.capacity()?;
     if cap.block_size.0 != set.info.block_size {
-        return Err(EngineError::Refused(format!(
-            "{}: target block size is {} bytes, the set was taken with {}",
-            target.scsi.name(),
-            cap.block_size.0,
-            set.info.block_size
-        )));
+        return Err(Refusal::TargetBlockSize {
+            device: target.scsi.name().to_string(),
+            target: cap.block_size,
+            set: BlockSize(set.info.block_size),
+        }
+        .into());
     }
     if target_lba
         .checked_add(set.info.blocks)
         .is_none_or(|end| end > cap.blocks.0)
     {
-        return Err(EngineError::Refused(format!(
-            "{}: the target holds {} blocks; the set needs {} from LBA {target_lba}",
-            target.scsi.name(),
-            cap.blocks.0,
-            set.info.blocks
-        )));
+        return Err(Refusal::TargetTooSmall {
+            device: target.scsi.name().to_string(),
+            capacity: cap.blocks,
+            blocks: BlockCount(set.info.blocks),
+            from: Lba(target_lba),
+        }
+        .into());
     }
     position(tape, set)?;
     let header = set_header(tape, set)?;

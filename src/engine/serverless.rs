@@ -32,7 +32,7 @@ use crate::catalog::{Catalog, SnapshotState};
 use crate::device::{Disk, Scsi, Tape};
 use crate::scsi::spc::Lun;
 use crate::scsi::Opcode;
-use crate::snapshot::{MappedLun, Snapshot, SnapshotJob, SnapshotProvider};
+use crate::snapshot::{MappedLun, ProviderError, Snapshot, SnapshotJob, SnapshotProvider};
 use crate::transport::url::IscsiUrl;
 use crate::transport::{Request, Response, Transport, TransportError};
 
@@ -218,7 +218,7 @@ fn test_hook_at(point: &str) {
 /// Run a quiesce or thaw hook with `sh -c`. Its stderr goes to ours (the
 /// user sees what the application said); its stdout is logged, never
 /// printed, so `--json` output stays one document.
-fn run_hook(what: &str, cmd: &str, job: &SnapshotJob) -> Result<(), EngineError> {
+fn run_hook(what: &'static str, cmd: &str, job: &SnapshotJob) -> Result<(), EngineError> {
     let out = Command::new("sh")
         .arg("-c")
         .arg(cmd)
@@ -227,16 +227,22 @@ fn run_hook(what: &str, cmd: &str, job: &SnapshotJob) -> Result<(), EngineError>
         .stdin(std::process::Stdio::null())
         .stderr(std::process::Stdio::inherit())
         .output()
-        .map_err(|e| EngineError::Refused(format!("{what} hook {cmd:?}: {e}")))?;
+        .map_err(|source| SnapshotError::HookStart {
+            what,
+            cmd: cmd.to_string(),
+            source,
+        })?;
     let said = String::from_utf8_lossy(&out.stdout);
     if !said.trim().is_empty() {
         log::info!("{what} hook: {}", said.trim());
     }
     if !out.status.success() {
-        return Err(EngineError::Refused(format!(
-            "{what} hook {cmd:?} failed ({})",
-            out.status
-        )));
+        return Err(SnapshotError::HookFailed {
+            what,
+            cmd: cmd.to_string(),
+            status: out.status,
+        }
+        .into());
     }
     Ok(())
 }
@@ -254,27 +260,91 @@ fn snapshot_of(s: &Arc<Mutex<SessionStats>>) -> SessionStats {
     s.lock().unwrap_or_else(|p| p.into_inner()).clone()
 }
 
-/// Unmap and delete whatever exists; a description of the outcome.
+/// Unmap and delete whatever exists.
 pub fn release(
     provider: &mut dyn SnapshotProvider,
     job: &SnapshotJob,
     snap: Option<&Snapshot>,
-) -> Result<(), String> {
+) -> Result<(), ReleaseError> {
     let Some(snap) = snap else {
         return Ok(());
     };
-    let mut errs = Vec::new();
-    if let Err(e) = provider.unmap(job, snap) {
-        errs.push(e.to_string());
-    }
-    if let Err(e) = provider.delete(job, snap) {
-        errs.push(e.to_string());
-    }
+    let errs: Vec<ProviderError> = [provider.unmap(job, snap), provider.delete(job, snap)]
+        .into_iter()
+        .filter_map(Result::err)
+        .collect();
     if errs.is_empty() {
         Ok(())
     } else {
-        Err(errs.join("; "))
+        Err(ReleaseError(errs))
     }
+}
+
+/// What unmap and delete said when releasing a snapshot failed.
+#[derive(Debug)]
+pub struct ReleaseError(pub Vec<ProviderError>);
+
+impl std::fmt::Display for ReleaseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let texts: Vec<String> = self.0.iter().map(|e| e.to_string()).collect();
+        f.write_str(&texts.join("; "))
+    }
+}
+
+impl std::error::Error for ReleaseError {}
+
+/// A serverless step's check or hook that failed: the snapshot is not
+/// safe to back up, or the application hooks did not run.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("{what} hook {cmd:?}: {source}")]
+    HookStart {
+        what: &'static str,
+        cmd: String,
+        source: std::io::Error,
+    },
+    #[error("{what} hook {cmd:?} failed ({status})")]
+    HookFailed {
+        what: &'static str,
+        cmd: String,
+        status: std::process::ExitStatus,
+    },
+    #[error("masking check: our initiator {ours} does not see LUN {lun} of {url} in REPORT LUNS")]
+    NotVisible { ours: String, url: String, lun: u16 },
+    #[error("masking check: cannot tell whether {other} is kept out of {url}: {source}")]
+    MaskUnknown {
+        other: String,
+        url: String,
+        source: TransportError,
+    },
+    #[error("masking check failed: initiator {other} logs in to {url} and sees LUN {lun}; the snapshot is not masked to {ours} alone")]
+    NotMasked {
+        other: String,
+        url: String,
+        lun: u16,
+        ours: String,
+    },
+    #[error("masking check: REPORT LUNS as {other} on {url}: {source}")]
+    MaskReportLuns {
+        other: String,
+        url: String,
+        source: crate::device::DeviceError,
+    },
+    #[error("provider mapped an unusable URL: {0}")]
+    MappedUrl(crate::transport::url::UrlError),
+    #[error("identity check: {url} shows designator {shown}, the provider promised {promised}")]
+    NotPromised {
+        url: String,
+        shown: String,
+        promised: String,
+    },
+    #[error("identity check: {url} shows the production LUN's own designator {shown}; refusing to back up what may be the live LUN")]
+    IsProduction { url: String, shown: String },
+    /// A job, snapshot or mapping could not be stored as JSON.
+    #[error("{0}")]
+    Json(serde_json::Error),
+    #[error("release: {0}")]
+    Release(ReleaseError),
 }
 
 /// Check the export's masking: `ours` sees `lun` in REPORT LUNS on the
@@ -291,16 +361,22 @@ fn masking_check<T: Transport>(
     let want = Lun::from_index(lun);
     let seen = mine.report_luns()?;
     if !seen.luns.contains(&want) {
-        return Err(EngineError::Refused(format!(
-            "masking check: our initiator {ours} does not see LUN {lun} of {url} in REPORT LUNS"
-        )));
+        return Err(SnapshotError::NotVisible {
+            ours: ours.to_string(),
+            url: url.to_string(),
+            lun,
+        }
+        .into());
     }
     let refused_by = match connector.open(url, other) {
         Err(TransportError::Login { .. }) => "login".to_string(),
-        Err(e) => {
-            return Err(EngineError::Refused(format!(
-                "masking check: cannot tell whether {other} is kept out of {url}: {e}"
-            )))
+        Err(source) => {
+            return Err(SnapshotError::MaskUnknown {
+                other: other.to_string(),
+                url: url.to_string(),
+                source,
+            }
+            .into())
         }
         Ok(t) => {
             let st = stats("maskcheck", url, other);
@@ -309,9 +385,13 @@ fn masking_check<T: Transport>(
             let mut s = Scsi::new(Counted::new(t, st, Some(vec![Opcode::REPORT_LUNS.0])));
             match s.report_luns() {
                 Ok(l) if l.luns.contains(&want) => {
-                    return Err(EngineError::Refused(format!(
-                        "masking check failed: initiator {other} logs in to {url} and sees LUN {lun}; the snapshot is not masked to {ours} alone"
-                    )))
+                    return Err(SnapshotError::NotMasked {
+                        other: other.to_string(),
+                        url: url.to_string(),
+                        lun,
+                        ours: ours.to_string(),
+                    }
+                    .into())
                 }
                 Ok(_) => "report-luns".to_string(),
                 // SPC-4 6.33: a LU the nexus may not reach answers ILLEGAL
@@ -325,10 +405,13 @@ fn masking_check<T: Transport>(
                 {
                     "report-luns (logical unit not supported)".to_string()
                 }
-                Err(e) => {
-                    return Err(EngineError::Refused(format!(
-                        "masking check: REPORT LUNS as {other} on {url}: {e}"
-                    )))
+                Err(source) => {
+                    return Err(SnapshotError::MaskReportLuns {
+                        other: other.to_string(),
+                        url: url.to_string(),
+                        source,
+                    }
+                    .into())
                 }
             }
         }
@@ -378,7 +461,7 @@ pub fn backup<T: Transport>(
         initiator: opts.initiator.clone(),
         options,
     };
-    let job_json = serde_json::to_value(&job).map_err(|e| EngineError::Refused(e.to_string()))?;
+    let job_json = serde_json::to_value(&job).map_err(SnapshotError::Json)?;
     catalog.begin_snapshot_job(job.job_id, &opts.spec, &job.source_url, &job_json)?;
     test_hook(SnapshotState::Pending);
 
@@ -413,8 +496,8 @@ pub fn backup<T: Transport>(
                 )?;
                 return Err(EngineError::Serverless {
                     job: job.job_id,
-                    state: SnapshotState::BackedUp.to_string(),
-                    cause: Box::new(EngineError::Refused(format!("release: {e}"))),
+                    state: SnapshotState::BackedUp,
+                    cause: Box::new(SnapshotError::Release(e).into()),
                     release: "the set is on tape but the snapshot is still there; run `sanmover snapshots cleanup`".into(),
                 });
             }
@@ -439,7 +522,7 @@ pub fn backup<T: Transport>(
             }
             Err(EngineError::Serverless {
                 job: job.job_id,
-                state: state.to_string(),
+                state,
                 cause: Box::new(e),
                 release: release_text,
             })
@@ -488,15 +571,14 @@ fn run_steps<P: Transport, T: Transport>(
     let snap = created?;
     test_hook_at("CREATING");
     *snap_out = Some(snap.clone());
-    let snap_json = serde_json::to_value(&snap).map_err(|e| EngineError::Refused(e.to_string()))?;
+    let snap_json = serde_json::to_value(&snap).map_err(SnapshotError::Json)?;
     catalog.snapshot_created(job.job_id, &snap_json, Some(quiesce_seconds))?;
     *state = SnapshotState::Created;
     test_hook(SnapshotState::Created);
 
     // 2. Export to our initiator only.
     let mapped = provider.map(job, &snap)?;
-    let mapped_json =
-        serde_json::to_value(&mapped).map_err(|e| EngineError::Refused(e.to_string()))?;
+    let mapped_json = serde_json::to_value(&mapped).map_err(SnapshotError::Json)?;
     catalog.snapshot_mapped(job.job_id, &mapped_json)?;
     *state = SnapshotState::Mapped;
     test_hook(SnapshotState::Mapped);
@@ -510,8 +592,7 @@ fn run_steps<P: Transport, T: Transport>(
     }
 
     // 3. Log in, masking and identity checks before reading a byte.
-    let url = IscsiUrl::parse(&mapped.url)
-        .map_err(|e| EngineError::Refused(format!("provider mapped an unusable URL: {e}")))?;
+    let url = IscsiUrl::parse(&mapped.url).map_err(SnapshotError::MappedUrl)?;
     let snap_stats = stats("snapshot", &mapped.url, &opts.initiator);
     sessions.push(snap_stats.clone());
     let t = connector
@@ -539,17 +620,20 @@ fn run_steps<P: Transport, T: Transport>(
         .unwrap_or_default();
     if let Some(promised) = &mapped.designator {
         if !promised.eq_ignore_ascii_case(&shown) {
-            return Err(EngineError::Refused(format!(
-                "identity check: {} shows designator {shown}, the provider promised {promised}",
-                mapped.url
-            )));
+            return Err(SnapshotError::NotPromised {
+                url: mapped.url,
+                shown,
+                promised: promised.clone(),
+            }
+            .into());
         }
     }
     if job.source_designator.as_deref() == Some(shown.as_str()) {
-        return Err(EngineError::Refused(format!(
-            "identity check: {} shows the production LUN's own designator {shown}; refusing to back up what may be the live LUN",
-            mapped.url
-        )));
+        return Err(SnapshotError::IsProduction {
+            url: mapped.url,
+            shown,
+        }
+        .into());
     }
 
     // 4. Back up the snapshot, recorded as the production LUN's set.

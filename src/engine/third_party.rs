@@ -20,23 +20,24 @@ use std::time::Instant;
 
 use uuid::Uuid;
 
+use super::copy_manager::{
+    copy_failed, encode, extended_copy, lu_designator, operating_parameters, CopyError,
+};
 use super::host::source_identity;
-use super::disk_copy::{aborted_segment, XCOPY_TIMEOUT};
-use super::{now, EngineError, Progress, SetSummary};
+use super::{now, EngineError, Progress, Refusal, SetSummary};
 use crate::catalog::{Catalog, SetInfo, SetOutcome, SetState};
 use crate::device::{DeviceError, Disk, Scsi, Tape};
 use crate::format::{
     encode_deferred_record_header, hex, CrcChainDigest, CrcIndex, Mode, RecordHeader, SetHeader,
     SetTrailer, StopReason,
 };
-use crate::scsi::spc::DeviceIdentification;
 use crate::scsi::ssc::SpaceCode;
 use crate::scsi::xcopy::{
     list_id_usage, Cscd, CscdType, DeviceParams, OperatingParameters, RcrAction,
     ReceiveCopyResults, ReceiveData, Segment, SegmentKind, SegmentType, XcopyParams,
 };
 use crate::scsi::{CdbCodec, DeviceType, Lba, Wire};
-use crate::transport::{Request, Transport};
+use crate::transport::Transport;
 
 /// What the user asked for.
 #[derive(Debug, Clone)]
@@ -70,12 +71,13 @@ pub struct TpcSummary {
 /// The copy manager's limits that shape the lists, checked for what a
 /// disk→tape copy needs.
 fn stream_limits<C: Transport>(cm: &mut Scsi<C>) -> Result<OperatingParameters, EngineError> {
-    let p = super::disk_copy::operating_parameters(cm).map_err(|e| match e {
+    let p = operating_parameters(cm).map_err(|e| match e {
         DeviceError::Parse { .. } => EngineError::from(e),
-        e => EngineError::Refused(format!(
-            "{}: no operating parameters (RECEIVE COPY RESULTS 03h: {e}); a third-party-copy backup needs a copy manager that reports block→stream support",
-            cm.name()
-        )),
+        source => CopyError::NoOperatingParameters {
+            device: cm.name().to_string(),
+            source,
+        }
+        .into(),
     })?;
     let needed = [
         SegmentType::BLOCK_TO_STREAM,
@@ -83,26 +85,18 @@ fn stream_limits<C: Transport>(cm: &mut Scsi<C>) -> Result<OperatingParameters, 
         SegmentType::WRITE_FILEMARKS,
         SegmentType::SPACE,
     ];
-    let missing: Vec<String> = needed
-        .iter()
-        .filter(|t| !p.supports_segment(**t))
-        .map(|t| t.to_string())
+    let missing: Vec<SegmentType> = needed
+        .into_iter()
+        .filter(|t| !p.supports_segment(*t))
         .collect();
-    if !missing.is_empty() || !p.supports_cscd(CscdType::IDENTIFICATION) {
-        return Err(EngineError::Refused(format!(
-            "{}: the copy manager cannot write a set to tape (missing segment types: {}{})",
-            cm.name(),
-            if missing.is_empty() {
-                "none".to_string()
-            } else {
-                missing.join(", ")
-            },
-            if p.supports_cscd(CscdType::IDENTIFICATION) {
-                ""
-            } else {
-                "; no E4h identification CSCDs"
-            }
-        )));
+    let identification_cscd = p.supports_cscd(CscdType::IDENTIFICATION);
+    if !missing.is_empty() || !identification_cscd {
+        return Err(CopyError::CannotWriteTape {
+            device: cm.name().to_string(),
+            missing,
+            identification_cscd,
+        }
+        .into());
     }
     Ok(p)
 }
@@ -172,17 +166,21 @@ fn plan_data(
     let by_held = (p.held_data_limit as usize / 4).saturating_sub(1);
     let per_command = by_segments.min(by_list).min(by_inline).min(by_held);
     if per_command == 0 {
-        return Err(EngineError::Refused(format!(
-            "the copy manager's limits leave no room for one record per command (segments {}, descriptor list {} bytes, inline data {} bytes, held data {} bytes)",
-            p.max_segment_count, p.max_descriptor_list_len, p.max_inline_data_len, p.held_data_limit
-        )));
+        return Err(CopyError::NoRoomForRecord {
+            segments: p.max_segment_count,
+            descriptor_list: p.max_descriptor_list_len,
+            inline_data: p.max_inline_data_len,
+            held_data: p.held_data_limit,
+        }
+        .into());
     }
     let payload = l.per_record * l.bs as u64;
     if p.max_segment_len != 0 && payload > p.max_segment_len as u64 {
-        return Err(EngineError::Refused(format!(
-            "a record of {payload} bytes exceeds the copy manager's maximum segment length ({} bytes); use a smaller --block-size",
-            p.max_segment_len
-        )));
+        return Err(CopyError::RecordOverSegment {
+            payload,
+            max: p.max_segment_len,
+        }
+        .into());
     }
     let total = l.records();
     let mut out = Vec::new();
@@ -223,9 +221,10 @@ fn plan_data(
             payload_bytes += bytes;
             seq += 1;
         }
-        params
-            .check()
-            .map_err(|e| EngineError::Refused(format!("planned parameter list: {e}")))?;
+        params.check().map_err(|source| CopyError::ParameterList {
+            what: "planned parameter list",
+            source,
+        })?;
         out.push(Command {
             params,
             blocks_written,
@@ -256,7 +255,7 @@ fn closing_command(
             crcs: chunk.to_vec(),
         }
         .encode()
-        .ok_or_else(|| EngineError::Refused("CRC index record too large".into()))?;
+        .ok_or(CopyError::CrcIndexTooLarge)?;
         let s = inline(idx.len() as u32, &idx, &mut params, false);
         params.segments.push(s);
     }
@@ -264,9 +263,10 @@ fn closing_command(
     let s = inline(t.len() as u32, &t, &mut params, false);
     params.segments.push(s);
     params.segments.push(filemark());
-    params
-        .check()
-        .map_err(|e| EngineError::Refused(format!("closing parameter list: {e}")))?;
+    params.check().map_err(|source| CopyError::ParameterList {
+        what: "closing parameter list",
+        source,
+    })?;
     Ok(params)
 }
 
@@ -304,20 +304,9 @@ fn send<C: Transport>(
     what: &str,
     sent: &mut u64,
 ) -> Result<(), EngineError> {
-    let list = params
-        .encode()
-        .map_err(|e| EngineError::Refused(format!("parameter list: {e}")))?;
+    let list = encode(params)?;
     *sent += list.len() as u64;
-    let req = Request::data_out(params.cdb().to_cdb(), list).with_timeout(XCOPY_TIMEOUT);
-    cm.run(req)
-        .map(|_| ())
-        .map_err(|e| match aborted_segment(&e) {
-            Some(at) => EngineError::Aborted {
-                at: format!("{at} of {what}"),
-                source: e,
-            },
-            None => e.into(),
-        })
+    extended_copy(cm, params, list).map_err(|e| copy_failed(e, what))
 }
 
 /// The CRC32Cs the copy manager held for list `list_id` (API: the held
@@ -337,12 +326,13 @@ fn held_crcs<C: Transport>(
     *got += buf.len() as u64;
     let d = ReceiveData::parse(&buf).map_err(|e| cm.perr("RECEIVE COPY RESULTS data", e))?;
     if d.available_data as usize != 4 * expect || d.data.len() != 4 * expect {
-        return Err(EngineError::Refused(format!(
-            "{}: the copy manager returned {} bytes of block CRCs for list {list_id}, expected {} (one per tape block written)",
-            cm.name(),
-            d.available_data,
-            4 * expect
-        )));
+        return Err(CopyError::HeldCrcs {
+            device: cm.name().to_string(),
+            list_id,
+            got: d.available_data,
+            expected: 4 * expect,
+        }
+        .into());
     }
     d.crcs()
         .map_err(|e| cm.perr("RECEIVE COPY RESULTS data", e).into())
@@ -376,17 +366,6 @@ fn next_file<T: Transport>(
     }
 }
 
-fn block_designator(
-    di: &DeviceIdentification,
-    name: &str,
-) -> Result<crate::scsi::spc::Designator, EngineError> {
-    di.best_lu_designator().cloned().ok_or_else(|| {
-        EngineError::Refused(format!(
-            "{name}: no logical-unit designator in VPD 0x83 that a copy manager could resolve"
-        ))
-    })
-}
-
 /// Back up `source` to `tape` through the copy manager `cm`.
 ///
 /// `source` and `tape` are used for identity only (INQUIRY, VPD 0x83, READ
@@ -407,27 +386,34 @@ pub fn backup<C: Transport, S: Transport, T: Transport>(
         Some(n) => n,
         None => cap.blocks.0.saturating_sub(lba),
     };
-    if blocks == 0 || lba.checked_add(blocks).is_none_or(|end| end > cap.blocks.0) {
-        return Err(EngineError::Refused(format!(
-            "range {lba}+{blocks} is empty or past the end of the source ({} blocks of {bs} bytes)",
-            cap.blocks.0
-        )));
+    if lba.checked_add(blocks).is_none_or(|end| end > cap.blocks.0) {
+        return Err(Refusal::RangePastEnd {
+            lba: Lba(lba),
+            blocks: crate::scsi::BlockCount(blocks),
+            capacity: cap.blocks,
+            block_size: cap.block_size,
+        }
+        .into());
+    }
+    if blocks == 0 {
+        return Err(Refusal::EmptyRange { lba: Lba(lba) }.into());
     }
     let per_record = ((opts.tape_block.saturating_sub(RecordHeader::LEN)) / bs as usize)
         .min(u16::MAX as usize) as u64;
     if per_record == 0 || opts.tape_block > super::volume::MAX_RECORD {
-        return Err(EngineError::Refused(format!(
-            "tape block size {} cannot hold a record header and one {bs}-byte source block (max {})",
-            opts.tape_block,
-            super::volume::MAX_RECORD
-        )));
+        return Err(Refusal::TapeBlock {
+            tape_block: opts.tape_block,
+            block_size: cap.block_size,
+            max: super::volume::MAX_RECORD,
+        }
+        .into());
     }
-    let volume = catalog.volume_in_device(&opts.tape_url)?.ok_or_else(|| {
-        EngineError::Refused(format!(
-            "{}: the catalog does not know which volume is in this drive; label it ('sanmover tape DEV label NAME') or run 'sanmover catalog rebuild --tape DEV' first (a third-party-copy backup does not read the tape itself)",
-            opts.tape_url
-        ))
-    })?;
+    let volume =
+        catalog
+            .volume_in_device(&opts.tape_url)?
+            .ok_or_else(|| Refusal::VolumeUnknown {
+                device: opts.tape_url.clone(),
+            })?;
     super::guard::refuse_live_writer(catalog, volume, &opts.tape_url)?;
     let identity = source_identity(source, &opts.source_url)?;
     let designator = super::volume::designator_text(&identity);
@@ -435,13 +421,16 @@ pub fn backup<C: Transport, S: Transport, T: Transport>(
     let tape_di = tape.scsi.device_identification()?;
     let cscds = vec![
         Cscd::identification(
-            &block_designator(&src_di, &opts.source_url)?,
+            &lu_designator(&src_di, &opts.source_url)?,
             DeviceType::DISK,
             DeviceParams::block(bs),
         )
-        .map_err(|e| EngineError::Refused(format!("source CSCD: {e}")))?,
+        .map_err(|source| CopyError::Cscd {
+            what: "source CSCD",
+            source,
+        })?,
         Cscd::identification(
-            &block_designator(&tape_di, &opts.tape_url)?,
+            &lu_designator(&tape_di, &opts.tape_url)?,
             DeviceType::TAPE,
             DeviceParams::Stream {
                 pad: false,
@@ -449,7 +438,10 @@ pub fn backup<C: Transport, S: Transport, T: Transport>(
                 stream_block_len: 0,
             },
         )
-        .map_err(|e| EngineError::Refused(format!("tape CSCD: {e}")))?,
+        .map_err(|source| CopyError::Cscd {
+            what: "tape CSCD",
+            source,
+        })?,
     ];
     let file = next_file(catalog, volume, tape)?;
     let set_id = Uuid::new_v4();
@@ -620,7 +612,7 @@ fn close_failed_file<C: Transport>(
     cause: &EngineError,
     sent: &mut u64,
 ) {
-    if matches!(cause, EngineError::Refused(_)) {
+    if matches!(cause, EngineError::CopyManager(_)) {
         return;
     }
     let mut params = XcopyParams::new(cscds.to_vec(), Vec::new());
@@ -631,16 +623,6 @@ fn close_failed_file<C: Transport>(
             "{}: could not close the failed set's tape file ({e}); the next backup checks the end of the tape",
             cm.name()
         );
-    }
-}
-
-/// Convert a device error to what a fallback policy looks at: did the copy
-/// manager refuse or abort (a SCSI answer), rather than the link failing?
-pub fn copy_manager_said_no(e: &EngineError) -> bool {
-    match e {
-        EngineError::Aborted { .. } | EngineError::Refused(_) => true,
-        EngineError::Device(d) => matches!(d, DeviceError::Check { .. }),
-        _ => false,
     }
 }
 
@@ -779,7 +761,7 @@ mod tests {
         };
         assert!(matches!(
             plan_data(&l, &cscds(), b"H", &params(2)),
-            Err(EngineError::Refused(_))
+            Err(EngineError::CopyManager(CopyError::NoRoomForRecord { .. }))
         ));
         let mut p = params(100);
         p.max_segment_len = 1024;

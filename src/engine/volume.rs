@@ -6,7 +6,7 @@ use std::sync::mpsc;
 
 use uuid::Uuid;
 
-use super::{now, EngineError, Progress};
+use super::{now, EngineError, Progress, Refusal};
 use crate::catalog::{SetInfo, SetOutcome, SetRow, SetState, VolumeRow};
 use crate::device::tape::ReadOutcome;
 use crate::device::{DeviceError, Tape};
@@ -83,15 +83,15 @@ pub fn read_label<T: Transport>(tape: &mut Tape<T>) -> Result<LabelState, Engine
 pub fn require_label<T: Transport>(tape: &mut Tape<T>) -> Result<VolumeLabel, EngineError> {
     match read_label(tape)? {
         LabelState::Ours(l) => Ok(l),
-        LabelState::Blank => Err(EngineError::Refused(format!(
-            "{}: the tape has no label; write one with 'sanmover tape DEV label NAME'",
-            tape.scsi.name()
-        ))),
-        other => Err(EngineError::Refused(format!(
-            "{}: the tape {}; refusing to touch it (label it with --force to reuse the tape)",
-            tape.scsi.name(),
-            other.describe()
-        ))),
+        LabelState::Blank => Err(Refusal::NoLabel {
+            device: tape.scsi.name().to_string(),
+        }
+        .into()),
+        found => Err(Refusal::NotOurs {
+            device: tape.scsi.name().to_string(),
+            found,
+        }
+        .into()),
     }
 }
 
@@ -101,8 +101,11 @@ pub fn write_label<T: Transport>(
     tape: &mut Tape<T>,
     name: &str,
 ) -> Result<VolumeLabel, EngineError> {
-    let label = VolumeLabel::new(name, Uuid::new_v4(), now())
-        .map_err(|e| EngineError::Refused(format!("volume name {name:?}: {e}")))?;
+    let label =
+        VolumeLabel::new(name, Uuid::new_v4(), now()).map_err(|source| Refusal::VolumeName {
+            name: name.to_string(),
+            source,
+        })?;
     let bytes = label.encode();
     tape.rewind()?;
     tape.write_block(bytes)?;
@@ -130,10 +133,10 @@ pub fn find_append_point<T: Transport>(tape: &mut Tape<T>) -> Result<u32, Engine
         }
     }
     if files == 0 {
-        return Err(EngineError::Refused(format!(
-            "{}: the label has no filemark after it; the tape is damaged",
-            tape.scsi.name()
-        )));
+        return Err(Refusal::NoFilemarkAfterLabel {
+            device: tape.scsi.name().to_string(),
+        }
+        .into());
     }
     // Is there anything after the last filemark? (SPACE to EOD on tgt does
     // not say how far it went, so look.)
@@ -224,10 +227,11 @@ pub fn scan_set<T: Transport + Send>(
     sink: impl FnMut(u64, Payload) -> Result<Returned, EngineError>,
 ) -> Result<SetScan, EngineError> {
     let Some(header) = read_header(tape)? else {
-        return Err(EngineError::Refused(format!(
-            "{}: no backup set at this tape file",
-            tape.scsi.name()
-        )));
+        return Err(Refusal::NoSet {
+            device: tape.scsi.name().to_string(),
+            file: None,
+        }
+        .into());
     };
     if let Some(want) = expect {
         if header.set_id != want {

@@ -181,18 +181,38 @@ fn libiscsi_log_level() -> c_int {
 /// An owned `iscsi_context`; destroyed on drop.
 struct Context(NonNull<sys::iscsi_context>);
 
+/// Why no iSCSI context could be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum ContextError {
+    #[error("initiator name {0:?} contains NUL")]
+    Nul(String),
+    #[error("empty initiator name")]
+    EmptyInitiator,
+    #[error("cannot create an iSCSI context (out of memory?)")]
+    NoContext,
+}
+
+impl ContextError {
+    /// As the connect error of `portal` it stops.
+    fn at(self, portal: &str) -> TransportError {
+        TransportError::Connect {
+            portal: portal.to_string(),
+            reason: self.to_string(),
+        }
+    }
+}
+
 impl Context {
-    fn new(initiator: &str) -> Result<Context, String> {
-        let name = CString::new(initiator)
-            .map_err(|_| format!("initiator name {initiator:?} contains NUL"))?;
+    fn new(initiator: &str) -> Result<Context, ContextError> {
+        let name = CString::new(initiator).map_err(|_| ContextError::Nul(initiator.to_string()))?;
         if initiator.is_empty() {
-            return Err("empty initiator name".into());
+            return Err(ContextError::EmptyInitiator);
         }
         // SAFETY: `name` is NUL-terminated and outlives the call.
         let raw = unsafe { sys::iscsi_create_context(name.as_ptr()) };
         let ctx = NonNull::new(raw)
             .map(Context)
-            .ok_or_else(|| "cannot create an iSCSI context (out of memory?)".to_string())?;
+            .ok_or(ContextError::NoContext)?;
         // SAFETY: a fresh context owned by this thread; `forward_log` is a
         // static function that stays valid for the program's lifetime.
         unsafe {
@@ -519,10 +539,7 @@ impl IscsiTransport {
             target: url.target.clone(),
             reason,
         };
-        let ctx = Context::new(&opts.initiator).map_err(|reason| TransportError::Connect {
-            portal: portal.clone(),
-            reason,
-        })?;
+        let ctx = Context::new(&opts.initiator).map_err(|e| e.at(&portal))?;
         // On any error below, `ctx` drops and the context is destroyed: a
         // context that failed to connect is not reusable (reference 1.4).
         // SAFETY: live context, this thread; enum values from the header.
@@ -915,10 +932,7 @@ pub fn discover(
     opts: &IscsiOptions,
 ) -> Result<Vec<DiscoveredTarget>, TransportError> {
     let addr = portal.portal();
-    let ctx = Context::new(&opts.initiator).map_err(|reason| TransportError::Connect {
-        portal: addr.clone(),
-        reason,
-    })?;
+    let ctx = Context::new(&opts.initiator).map_err(|e| e.at(&addr))?;
     // SAFETY: live context, this thread.
     unsafe {
         sys::iscsi_set_session_type(ctx.ptr(), sys::ISCSI_SESSION_DISCOVERY);
@@ -1017,8 +1031,11 @@ mod tests {
 
     #[test]
     fn context_error_text_and_bad_names() {
-        assert!(Context::new("").is_err());
-        assert!(Context::new("iqn.x\0y").is_err());
+        assert_eq!(Context::new("").err(), Some(ContextError::EmptyInitiator));
+        assert!(matches!(
+            Context::new("iqn.x\0y"),
+            Err(ContextError::Nul(_))
+        ));
         let ctx = Context::new(DEFAULT_INITIATOR).unwrap();
         assert!(!ctx.logged_in());
         assert!(ctx
