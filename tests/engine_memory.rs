@@ -7,9 +7,9 @@ use sanmover::device::{Disk, Tape};
 use sanmover::engine::host::{backup, BackupOptions};
 use sanmover::engine::progress::NoProgress;
 use sanmover::engine::restore::{restore, verify, RestoreOptions};
+use sanmover::engine::set_writer::SetRequest;
 use sanmover::engine::volume::write_label;
 use sanmover::engine::EngineError;
-use sanmover::format::Mode;
 use sanmover::transport::memory::{MemDisk, MemTape, MemoryTransport, TapeObject};
 
 type MemDiskT = MemoryTransport<MemDisk>;
@@ -36,16 +36,15 @@ fn tape(capacity: u64, early_warning: u64) -> Tape<MemTapeT> {
 
 fn opts() -> BackupOptions {
     BackupOptions {
-        lba: None,
-        blocks: None,
-        label: String::new(),
-        tape_block: 64 * 1024,
+        set: SetRequest {
+            tape_block: 64 * 1024,
+            source_url: "mem://disk".into(),
+            tape_url: "mem://tape".into(),
+            stop: Default::default(),
+            ..Default::default()
+        },
         queue_depth: 4,
-        mode: Mode::HOST,
-        source_url: "mem://disk".into(),
-        tape_url: "mem://tape".into(),
         reservation_key: 1,
-        stop: Default::default(),
     }
 }
 

@@ -10,9 +10,11 @@ use sanmover::engine::host::{backup, BackupOptions};
 use sanmover::engine::interrupt::StopFlag;
 use sanmover::engine::progress::NoProgress;
 use sanmover::engine::restore::{restore, verify, RestoreOptions};
+use sanmover::engine::set_writer::SetRequest;
 use sanmover::engine::volume::{rebuild, write_label};
 use sanmover::engine::EngineError;
-use sanmover::format::{classify, BlockKind, Mode, SetTrailer, StopReason};
+use sanmover::format::{classify, BlockKind, SetTrailer, StopReason};
+use sanmover::scsi::{BlockCount, Lba};
 use sanmover::transport::memory::{
     Completion, LogicalUnit, MemDisk, MemTape, MemoryTransport, TapeObject,
 };
@@ -87,16 +89,15 @@ fn objects(t: &mut Tape<MeddledT>) -> Vec<TapeObject> {
 
 fn opts() -> BackupOptions {
     BackupOptions {
-        lba: None,
-        blocks: None,
-        label: String::new(),
-        tape_block: 64 * 1024,
+        set: SetRequest {
+            tape_block: 64 * 1024,
+            source_url: "mem://disk".into(),
+            tape_url: "mem://tape".into(),
+            stop: StopFlag::never(),
+            ..Default::default()
+        },
         queue_depth: 4,
-        mode: Mode::HOST,
-        source_url: "mem://disk".into(),
-        tape_url: "mem://tape".into(),
         reservation_key: 1,
-        stop: StopFlag::never(),
     }
 }
 
@@ -180,10 +181,8 @@ fn an_interrupted_backup_is_closed_recorded_and_the_next_one_appends_after_it() 
     let flag = StopFlag::new_owned();
     arm(&mut t, None, Some((4, flag)));
     let mut src = disk("SRC", 8192);
-    let o = BackupOptions {
-        stop: flag,
-        ..opts()
-    };
+    let mut o = opts();
+    o.set.stop = flag;
     let e = backup(&mut src, &mut t, &cat, &o, &NoProgress).unwrap_err();
     let EngineError::Interrupted {
         set,
@@ -235,11 +234,9 @@ fn a_partial_range_restores_to_its_own_lba_and_not_over_its_source_unless_allowe
     let (_d, cat) = catalog();
     let mut t = tape();
     let mut src = disk("SRC", 4096);
-    let o = BackupOptions {
-        lba: Some(1000),
-        blocks: Some(8),
-        ..opts()
-    };
+    let mut o = opts();
+    o.set.lba = Some(Lba(1000));
+    o.set.blocks = Some(BlockCount(8));
     let s = backup(&mut src, &mut t, &cat, &o, &NoProgress).unwrap();
     let row = cat.set(&s.set.set_id.to_string()).unwrap();
     let original = src.scsi.transport().lu.data().to_vec();

@@ -13,9 +13,9 @@ use sanmover::engine::host::BackupOptions;
 use sanmover::engine::progress::NoProgress;
 use sanmover::engine::restore::{restore, RestoreOptions};
 use sanmover::engine::serverless::{backup, Connector, Counted, ServerlessOptions, SessionStats};
+use sanmover::engine::set_writer::SetRequest;
 use sanmover::engine::volume::write_label;
 use sanmover::engine::EngineError;
-use sanmover::format::Mode;
 use sanmover::scsi::{BlockSize, Lba};
 use sanmover::snapshot::{MappedLun, ProviderError, Snapshot, SnapshotJob, SnapshotProvider};
 use sanmover::transport::memory::{MemDisk, MemTape, MemoryTransport};
@@ -181,16 +181,15 @@ fn opts() -> ServerlessOptions {
         quiesce: None,
         thaw: None,
         backup: BackupOptions {
-            lba: None,
-            blocks: None,
-            label: String::new(),
-            tape_block: 64 * 1024,
+            set: SetRequest {
+                tape_block: 64 * 1024,
+                source_url: PROD.into(),
+                tape_url: "mem://tape".into(),
+                stop: Default::default(),
+                ..Default::default()
+            },
             queue_depth: 4,
-            mode: Mode::SERVERLESS,
-            source_url: PROD.into(),
-            tape_url: "mem://tape".into(),
             reservation_key: 1,
-            stop: Default::default(),
         },
     }
 }

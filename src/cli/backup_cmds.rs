@@ -16,9 +16,11 @@ use crate::engine::guard::refuse_live_writer;
 use crate::engine::host::{backup, BackupOptions, BackupSummary};
 use crate::engine::interrupt::{install_handlers, StopFlag};
 use crate::engine::restore::{restore, verify, ReadSummary, RestoreOptions};
+use crate::engine::set_writer::SetRequest;
 use crate::engine::volume::{read_label, rebuild, write_label, LabelState};
 use crate::engine::{EngineError, Progress, Refusal, SetSummary};
 use crate::format::Mode;
+use crate::scsi::{BlockCount, Lba};
 use crate::transport::url::DeviceUrl;
 use crate::transport::Transport;
 
@@ -194,6 +196,21 @@ pub struct BackupArgs<'a> {
     pub wait: bool,
 }
 
+impl BackupArgs<'_> {
+    /// The set every mode writes, as the engines take it.
+    pub fn set_request(&self) -> Result<SetRequest> {
+        Ok(SetRequest {
+            lba: self.lba.map(Lba),
+            blocks: self.blocks.map(BlockCount),
+            label: self.label.to_string(),
+            tape_block: self.block_size,
+            source_url: redacted(self.source),
+            tape_url: redacted(self.tape),
+            stop: stop_on_signals()?,
+        })
+    }
+}
+
 pub fn run_backup(conn: &ConnArgs, out: &Out, cat: &Path, a: BackupArgs<'_>) -> Result<u8> {
     if a.mode == Mode::SERVERLESS {
         return super::snapshot_cmds::run_serverless(conn, out, cat, a);
@@ -233,20 +250,13 @@ pub fn host_backup(
     let mut tape = open_tape(conn, a.tape)?;
     let _lock = lock_tape(cat, &mut tape, a.tape, "backup", a.wait)?;
     let opts = BackupOptions {
-        lba: a.lba,
-        blocks: a.blocks,
-        label: a.label.to_string(),
-        tape_block: a.block_size,
+        set: a.set_request()?,
         queue_depth: a.queue_depth,
-        mode: Mode::HOST,
-        source_url: redacted(a.source),
-        tape_url: redacted(a.tape),
         reservation_key: reservation_key(conn),
-        stop: stop_on_signals()?,
     };
     let bar = Bar::new(out);
     let s = backup(&mut source, &mut tape, &catalog, &opts, &bar)?;
-    catalog.set_volume_device(s.set.volume, &opts.tape_url)?;
+    catalog.set_volume_device(s.set.volume, &opts.set.tape_url)?;
     Ok(s)
 }
 

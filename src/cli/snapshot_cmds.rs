@@ -7,15 +7,13 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::backup_cmds::{
-    backup_text, lock_tape, open_catalog, open_tape, redacted, reservation_key, stop_on_signals,
-    BackupArgs, Bar,
+    backup_text, lock_tape, open_catalog, open_tape, reservation_key, BackupArgs, Bar,
 };
 use super::output::Out;
 use super::{exit, ConnArgs};
 use crate::catalog::{SnapshotJobRow, SnapshotState};
 use crate::engine::host::BackupOptions;
 use crate::engine::serverless::{self, Connector, ServerlessOptions, ServerlessSummary};
-use crate::format::Mode;
 use crate::snapshot::{provider_from_spec, Snapshot, SnapshotJob};
 use crate::transport::iscsi::IscsiTransport;
 use crate::transport::url::IscsiUrl;
@@ -64,16 +62,9 @@ pub fn run_serverless(conn: &ConnArgs, out: &Out, cat: &Path, a: BackupArgs<'_>)
         quiesce: a.quiesce.map(str::to_string),
         thaw: a.thaw.map(str::to_string),
         backup: BackupOptions {
-            lba: a.lba,
-            blocks: a.blocks,
-            label: a.label.to_string(),
-            tape_block: a.block_size,
+            set: a.set_request()?,
             queue_depth: a.queue_depth,
-            mode: Mode::SERVERLESS,
-            source_url: redacted(a.source),
-            tape_url: redacted(a.tape),
             reservation_key: reservation_key(conn),
-            stop: stop_on_signals()?,
         },
     };
     let bar = Bar::new(out);
@@ -85,7 +76,7 @@ pub fn run_serverless(conn: &ConnArgs, out: &Out, cat: &Path, a: BackupArgs<'_>)
         &opts,
         &bar,
     )?;
-    catalog.set_volume_device(s.backup.set.volume, &opts.backup.tape_url)?;
+    catalog.set_volume_device(s.backup.set.volume, &opts.backup.set.tape_url)?;
     out.emit(&s, || serverless_text(&s));
     Ok(exit::OK)
 }

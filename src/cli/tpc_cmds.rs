@@ -7,7 +7,7 @@ use anyhow::Result;
 
 use super::backup_cmds::{
     backup_text, hold_drive, host_backup, open_catalog, open_disk, open_tape, redacted, set_lines,
-    stop_on_signals, BackupArgs, Bar,
+    BackupArgs, Bar,
 };
 use super::output::Out;
 use super::xcopy_cmds::fallback_policy;
@@ -15,7 +15,7 @@ use super::{exit, open_transport, ConnArgs};
 use crate::device::Scsi;
 use crate::engine::disk_copy::Fallback;
 use crate::engine::host::BackupSummary;
-use crate::engine::third_party::{backup, TpcOptions, TpcSummary};
+use crate::engine::third_party::{backup, ThirdPartyOptions, ThirdPartySummary};
 use crate::engine::EngineError;
 use crate::format::Mode;
 
@@ -85,7 +85,12 @@ pub fn run(conn: &ConnArgs, out: &Out, cat: &Path, a: BackupArgs<'_>) -> Result<
     Ok(exit::OK)
 }
 
-fn third_party(conn: &ConnArgs, out: &Out, cat: &Path, a: &BackupArgs<'_>) -> Result<TpcSummary> {
+fn third_party(
+    conn: &ConnArgs,
+    out: &Out,
+    cat: &Path,
+    a: &BackupArgs<'_>,
+) -> Result<ThirdPartySummary> {
     let cm_url = a
         .copy_manager
         .ok_or_else(|| super::UsageError("--mode xcopy needs --copy-manager DEV".into()))?;
@@ -93,15 +98,9 @@ fn third_party(conn: &ConnArgs, out: &Out, cat: &Path, a: &BackupArgs<'_>) -> Re
     let mut cm = Scsi::new(open_transport(conn, cm_url)?);
     let mut source = open_disk(conn, a.source, "source")?;
     let mut tape = open_tape(conn, a.tape)?;
-    let opts = TpcOptions {
-        lba: a.lba,
-        blocks: a.blocks,
-        label: a.label.to_string(),
-        tape_block: a.block_size,
-        source_url: redacted(a.source),
-        tape_url: redacted(a.tape),
+    let opts = ThirdPartyOptions {
+        set: a.set_request()?,
         copy_manager_url: redacted(cm_url),
-        stop: stop_on_signals()?,
     };
     let bar = Bar::new(out);
     Ok(backup(
@@ -114,7 +113,7 @@ fn third_party(conn: &ConnArgs, out: &Out, cat: &Path, a: &BackupArgs<'_>) -> Re
     )?)
 }
 
-fn tpc_text(t: &TpcSummary) -> String {
+fn tpc_text(t: &ThirdPartySummary) -> String {
     let s = &t.set;
     format!(
         "backup complete (third-party copy by {}): set {}\n  volume {}, tape file {}\n{}  {} EXTENDED COPY commands; through this host: {} bytes of parameter lists and results, {} bytes of data\n  digest of record CRCs {}\n",

@@ -22,6 +22,7 @@ pub mod interrupt;
 pub mod progress;
 pub mod restore;
 pub mod serverless;
+pub mod set_writer;
 pub mod third_party;
 pub mod volume;
 

@@ -26,7 +26,8 @@ use std::time::Instant;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::host::{backup_from, source_identity, BackupOptions, BackupSummary};
+use super::host::{backup_from, BackupOptions, BackupSummary};
+use super::set_writer::source_identity;
 use super::{EngineError, Progress};
 use crate::catalog::{Catalog, SnapshotState};
 use crate::device::{Disk, Scsi, Tape};
@@ -61,8 +62,8 @@ pub struct ServerlessOptions {
     /// Shell command that thaws it; run at once after create, also when
     /// create fails.
     pub thaw: Option<String>,
-    /// The host engine's options; `source_url` is the production LUN
-    /// without secrets, `mode` SERVERLESS.
+    /// The host engine's options; `set.source_url` is the production LUN
+    /// without secrets.
     pub backup: BackupOptions,
 }
 
@@ -437,17 +438,17 @@ pub fn backup<T: Transport>(
     let mut sessions: Vec<Arc<Mutex<SessionStats>>> = Vec::new();
 
     // The production LUN: identity and, later, SYNCHRONIZE CACHE only.
-    let prod_stats = stats("production", &opts.backup.source_url, &opts.initiator);
+    let prod_stats = stats("production", &opts.backup.set.source_url, &opts.initiator);
     sessions.push(prod_stats.clone());
     let prod_t = connector
         .open(&opts.source, &opts.initiator)
-        .map_err(|e| transport_err(&opts.backup.source_url, e))?;
+        .map_err(|e| transport_err(&opts.backup.set.source_url, e))?;
     let mut prod = Disk::open(Counted::new(
         prod_t,
         prod_stats.clone(),
         Some(PRODUCTION_OPCODES.to_vec()),
     ))?;
-    let prod_identity = source_identity(&mut prod, &opts.backup.source_url)?;
+    let prod_identity = source_identity(&mut prod, &opts.backup.set.source_url)?;
     let source_designator = prod
         .scsi
         .device_identification()?
@@ -456,7 +457,7 @@ pub fn backup<T: Transport>(
 
     let job = SnapshotJob {
         job_id: Uuid::new_v4(),
-        source_url: opts.backup.source_url.clone(),
+        source_url: opts.backup.set.source_url.clone(),
         source_designator: source_designator.clone(),
         initiator: opts.initiator.clone(),
         options,
@@ -637,14 +638,12 @@ fn run_steps<P: Transport, T: Transport>(
     }
 
     // 4. Back up the snapshot, recorded as the production LUN's set.
-    let mut bopts = opts.backup.clone();
-    bopts.mode = crate::format::Mode::SERVERLESS;
     let summary = backup_from(
         &mut disk,
         Some(prod_identity),
         tape,
         catalog,
-        &bopts,
+        &opts.backup,
         progress,
     )?;
     catalog.snapshot_backed_up(job.job_id, summary.set.set_id)?;

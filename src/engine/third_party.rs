@@ -16,48 +16,43 @@
 //! exactly the record's CRC; they go into the CRC index, and the trailer's
 //! digest covers them in order (FORMAT.md "Third-party-copy sets").
 
-use std::time::Instant;
-
 use uuid::Uuid;
 
 use super::copy_manager::{
     copy_failed, encode, extended_copy, lu_designator, operating_parameters, CopyError,
 };
-use super::host::source_identity;
+use super::guard::refuse_live_writer;
+use super::interrupt::StopFlag;
+use super::set_writer::{
+    Extent, Moved, Mover, Placement, SetRequest, SetWriter, SourceSurvey, Tally,
+};
 use super::{now, EngineError, Progress, Refusal, SetSummary};
-use crate::catalog::{Catalog, SetInfo, SetOutcome, SetState};
+use crate::catalog::{Catalog, SetState};
 use crate::device::{DeviceError, Disk, Scsi, Tape};
 use crate::format::{
-    encode_deferred_record_header, hex, CrcChainDigest, CrcIndex, Mode, RecordHeader, SetHeader,
-    SetTrailer, StopReason,
+    encode_deferred_record_header, CrcChainDigest, CrcIndex, Mode, RecordHeader, SetHeader,
+    SetTrailer,
 };
 use crate::scsi::ssc::SpaceCode;
 use crate::scsi::xcopy::{
     list_id_usage, Cscd, CscdType, DeviceParams, OperatingParameters, RcrAction,
     ReceiveCopyResults, ReceiveData, Segment, SegmentKind, SegmentType, XcopyParams,
 };
-use crate::scsi::{CdbCodec, DeviceType, Lba, Wire};
+use crate::scsi::{BlockSize, CdbCodec, DeviceType, Lba, Wire};
 use crate::transport::Transport;
 
 /// What the user asked for.
 #[derive(Debug, Clone)]
-pub struct TpcOptions {
-    pub lba: Option<u64>,
-    pub blocks: Option<u64>,
-    pub label: String,
-    /// Tape block size in bytes (record header included).
-    pub tape_block: usize,
-    pub source_url: String,
-    pub tape_url: String,
+pub struct ThirdPartyOptions {
+    /// The set. Its stop flag is read between EXTENDED COPY commands.
+    pub set: SetRequest,
+    /// The copy manager's address, without secrets, for the summary.
     pub copy_manager_url: String,
-    /// Raised by SIGINT/SIGTERM: stop between EXTENDED COPY commands and
-    /// close the set as interrupted.
-    pub stop: super::interrupt::StopFlag,
 }
 
 /// What `backup --mode xcopy --json` prints.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct TpcSummary {
+pub struct ThirdPartySummary {
     #[serde(flatten)]
     pub set: SetSummary,
     pub copy_manager: String,
@@ -66,6 +61,46 @@ pub struct TpcSummary {
     pub bytes_through_initiator: u64,
     /// Backup data that crossed this host: 0 by construction.
     pub data_bytes_through_initiator: u64,
+}
+
+/// Back up `source` to `tape` through the copy manager `cm`.
+///
+/// `source` and `tape` are used for identity only (INQUIRY, VPD 0x83, READ
+/// CAPACITY) and, after a failed set, to find the end of the tape.
+pub fn backup<C: Transport, S: Transport, T: Transport>(
+    cm: &mut Scsi<C>,
+    source: &mut Disk<S>,
+    tape: &mut Tape<T>,
+    catalog: &Catalog,
+    opts: &ThirdPartyOptions,
+    progress: &dyn Progress,
+) -> Result<ThirdPartySummary, EngineError> {
+    let limits = stream_limits(cm)?;
+    let survey = SourceSurvey::read(source, &opts.set.source_url, None)?;
+    // An 00h segment carries at most 65535 blocks (SPC-4 6.4.6.6).
+    let writer = SetWriter::new(&opts.set, survey, u64::from(u16::MAX))?;
+    let extent = *writer.extent();
+    if extent.blocks.0 == 0 {
+        return Err(Refusal::EmptyRange { lba: extent.lba }.into());
+    }
+    let cscds = cscds(source, tape, extent.block_size, &opts.set)?;
+    let mut mover = ThirdPartyMover {
+        cm,
+        tape,
+        limits,
+        cscds,
+        plan: Vec::new(),
+        sent: 0,
+        received: 0,
+    };
+    let (set, _) = writer.run(&mut mover, catalog, progress)?;
+    Ok(ThirdPartySummary {
+        set,
+        copy_manager: opts.copy_manager_url.clone(),
+        xcopy_commands: mover.plan.len() + 1,
+        bytes_through_initiator: mover.sent + mover.received,
+        data_bytes_through_initiator: 0,
+    })
 }
 
 /// The copy manager's limits that shape the lists, checked for what a
@@ -101,6 +136,170 @@ fn stream_limits<C: Transport>(cm: &mut Scsi<C>) -> Result<OperatingParameters, 
     Ok(p)
 }
 
+/// The two CSCDs every list names: the disk (index [`SRC`]) and the tape
+/// (index [`TAPE`]), by their VPD 0x83 designators.
+fn cscds<S: Transport, T: Transport>(
+    source: &mut Disk<S>,
+    tape: &mut Tape<T>,
+    bs: BlockSize,
+    req: &SetRequest,
+) -> Result<Vec<Cscd>, EngineError> {
+    let src_di = source.scsi.device_identification()?;
+    let tape_di = tape.scsi.device_identification()?;
+    let cscd = |what, d, t, p| {
+        Cscd::identification(d, t, p).map_err(|source| CopyError::Cscd { what, source })
+    };
+    let stream = DeviceParams::Stream {
+        pad: false,
+        fixed: false,
+        stream_block_len: 0,
+    };
+    Ok(vec![
+        cscd(
+            "source CSCD",
+            &lu_designator(&src_di, &req.source_url)?,
+            DeviceType::DISK,
+            DeviceParams::block(bs.0),
+        )?,
+        cscd(
+            "tape CSCD",
+            &lu_designator(&tape_di, &req.tape_url)?,
+            DeviceType::TAPE,
+            stream,
+        )?,
+    ])
+}
+
+/// The third-party-copy mover: plans the lists from the set header and
+/// the copy manager's limits, sends them, and collects the CRCs the copy
+/// manager held.
+struct ThirdPartyMover<'a, C: Transport, T: Transport> {
+    cm: &'a mut Scsi<C>,
+    tape: &'a mut Tape<T>,
+    limits: OperatingParameters,
+    cscds: Vec<Cscd>,
+    plan: Vec<Command>,
+    /// Parameter-list bytes sent.
+    sent: u64,
+    /// Result bytes read.
+    received: u64,
+}
+
+impl<C: Transport, T: Transport> Mover for ThirdPartyMover<'_, C, T> {
+    fn mode(&self) -> Mode {
+        Mode::XCOPY
+    }
+
+    fn max_per_record(&self) -> u64 {
+        u64::from(u16::MAX)
+    }
+
+    /// The catalog says which volume the drive holds (this host does not
+    /// read the tape) and where its next file is.
+    fn place(&mut self, catalog: &Catalog, tape_url: &str) -> Result<Placement, EngineError> {
+        let volume = catalog
+            .volume_in_device(tape_url)?
+            .ok_or_else(|| Refusal::VolumeUnknown {
+                device: tape_url.to_string(),
+            })?;
+        refuse_live_writer(catalog, volume, tape_url)?;
+        let file = next_file(catalog, volume, self.tape)?;
+        Ok(Placement {
+            volume,
+            volume_name: None,
+            file,
+        })
+    }
+
+    fn prepare(&mut self, header: &SetHeader, extent: &Extent) -> Result<(), EngineError> {
+        let bytes = header
+            .encode()
+            .map_err(|e| EngineError::format("set header", e))?;
+        self.plan = plan_data(header.set_id, extent, &self.cscds, &bytes, &self.limits)?;
+        Ok(())
+    }
+
+    fn write(
+        &mut self,
+        header: &SetHeader,
+        extent: &Extent,
+        stop: StopFlag,
+        progress: &dyn Progress,
+    ) -> Result<Moved, EngineError> {
+        progress.start(extent.bytes(), "backup (xcopy)");
+        let run = self.run_plan(header.set_id, stop, progress);
+        progress.finish();
+        run
+    }
+
+    /// Ask the copy manager to close the set's file (SPACE to end of
+    /// data, one filemark). Not after a list this host could not plan or
+    /// read back: nothing of it went to tape.
+    fn close_failed(&mut self, cause: &EngineError) {
+        if matches!(cause, EngineError::CopyManager(_)) {
+            return;
+        }
+        let mut params = XcopyParams::new(self.cscds.clone(), Vec::new());
+        params.segments.push(space_to_eod());
+        params.segments.push(filemark());
+        if let Err(e) = send(
+            self.cm,
+            &params,
+            "closing the failed set's file",
+            &mut self.sent,
+        ) {
+            log::warn!(
+                "{}: could not close the failed set's tape file ({e}); the next backup checks the end of the tape",
+                self.cm.name()
+            );
+        }
+    }
+}
+
+impl<C: Transport, T: Transport> ThirdPartyMover<'_, C, T> {
+    /// Send the planned commands, collecting the record CRCs; between
+    /// commands (once the first has put the header on tape) a raised
+    /// `stop` ends the data. Then the closing command: CRC index, trailer,
+    /// filemark.
+    fn run_plan(
+        &mut self,
+        set: Uuid,
+        stop: StopFlag,
+        progress: &dyn Progress,
+    ) -> Result<Moved, EngineError> {
+        let mut tally = Tally::new(set);
+        let mut crcs: Vec<u32> = Vec::new();
+        let total = self.plan.len() + 1;
+        for (i, c) in self.plan.iter().enumerate() {
+            if i > 0 && tally.stop_at(false, stop.raised()) {
+                break;
+            }
+            let what = format!(
+                "command {} of {total} (records {}..{})",
+                i + 1,
+                c.records.start,
+                c.records.end
+            );
+            send(self.cm, &c.params, &what, &mut self.sent)?;
+            let got = held_crcs(self.cm, c, &mut self.received)?;
+            // The first command's first block is the set header's.
+            let records = if i == 0 { &got[1..] } else { &got[..] };
+            tally.wrote(records.len() as u64, c.payload_bytes);
+            crcs.extend_from_slice(records);
+            progress.advance(c.payload_bytes);
+        }
+        let mut chain = CrcChainDigest::new();
+        crcs.iter().for_each(|c| chain.update(*c));
+        let digest = chain.finish();
+        let trailer = tally.trailer(digest, true, now());
+        let list_id = (self.plan.len() % 256) as u8;
+        let close = closing_command(&self.cscds, &crcs, &trailer, list_id)?;
+        let what = "the closing command (CRC index, trailer, filemark)";
+        send(self.cm, &close, what, &mut self.sent)?;
+        Ok(tally.moved(digest))
+    }
+}
+
 /// One command of the plan: its parameter list and the stream blocks
 /// (tape blocks) it writes.
 struct Command {
@@ -108,27 +307,6 @@ struct Command {
     blocks_written: usize,
     records: std::ops::Range<u64>,
     payload_bytes: u64,
-}
-
-/// Per-record geometry.
-struct Layout {
-    set: Uuid,
-    lba: u64,
-    blocks: u64,
-    per_record: u64,
-    bs: u32,
-}
-
-impl Layout {
-    fn records(&self) -> u64 {
-        self.blocks.div_ceil(self.per_record)
-    }
-
-    /// (lba, blocks) of record `seq`.
-    fn extent(&self, seq: u64) -> (u64, u64) {
-        let first = seq * self.per_record;
-        (self.lba + first, (self.blocks - first).min(self.per_record))
-    }
 }
 
 const SRC: u16 = 0;
@@ -149,19 +327,20 @@ fn inline(stream_len: u32, data: &[u8], params: &mut XcopyParams, cat: bool) -> 
     }
 }
 
-/// Split the data records into commands within the copy manager's limits.
-fn plan_data(
-    l: &Layout,
+/// How many records one command can carry within the copy manager's
+/// limits, and that one record fits a segment.
+fn records_per_command(
+    extent: &Extent,
     cscds: &[Cscd],
-    header: &[u8],
+    header_len: usize,
     p: &OperatingParameters,
-) -> Result<Vec<Command>, EngineError> {
+) -> Result<u64, CopyError> {
     let cscd_len: usize = cscds.iter().map(|c| c.buffer_len()).sum();
     // Each record: a 24-byte 04h and a 24-byte 00h (SPC-4 6.4.6.3, 6.4.6.6),
     // 48 bytes of inline data and 4 bytes of held CRC.
     let by_segments = (p.max_segment_count as usize).saturating_sub(2) / 2;
     let by_list = (p.max_descriptor_list_len as usize).saturating_sub(cscd_len + 12 + 24) / 48;
-    let by_inline = (p.max_inline_data_len as usize).saturating_sub(header.len())
+    let by_inline = (p.max_inline_data_len as usize).saturating_sub(header_len)
         / RecordHeader::LEN.next_multiple_of(4);
     let by_held = (p.held_data_limit as usize / 4).saturating_sub(1);
     let per_command = by_segments.min(by_list).min(by_inline).min(by_held);
@@ -171,18 +350,29 @@ fn plan_data(
             descriptor_list: p.max_descriptor_list_len,
             inline_data: p.max_inline_data_len,
             held_data: p.held_data_limit,
-        }
-        .into());
+        });
     }
-    let payload = l.per_record * l.bs as u64;
-    if p.max_segment_len != 0 && payload > p.max_segment_len as u64 {
+    let payload = u64::from(extent.payload_size());
+    if p.max_segment_len != 0 && payload > u64::from(p.max_segment_len) {
         return Err(CopyError::RecordOverSegment {
             payload,
             max: p.max_segment_len,
-        }
-        .into());
+        });
     }
-    let total = l.records();
+    Ok(per_command as u64)
+}
+
+/// Split the data records into commands within the copy manager's limits:
+/// the first starts with a SPACE to end of data and the set header.
+fn plan_data(
+    set: Uuid,
+    extent: &Extent,
+    cscds: &[Cscd],
+    header: &[u8],
+    p: &OperatingParameters,
+) -> Result<Vec<Command>, CopyError> {
+    let per_command = records_per_command(extent, cscds, header.len(), p)?;
+    let total = extent.blocks.0.div_ceil(extent.per_record);
     let mut out = Vec::new();
     let mut seq = 0u64;
     loop {
@@ -197,30 +387,13 @@ fn plan_data(
             params.segments.push(s);
             blocks_written += 1;
         }
-        let start = seq;
+        let records = seq..(seq + per_command).min(total);
         let mut payload_bytes = 0;
-        while seq < total && seq - start < per_command as u64 {
-            let (lba, n) = l.extent(seq);
-            let bytes = n * l.bs as u64;
-            let stream_len = (RecordHeader::LEN as u64 + bytes) as u32;
-            let h = encode_deferred_record_header(l.set, seq, bytes as u32);
-            let s = inline(stream_len, &h, &mut params, true);
-            params.segments.push(s);
-            params.segments.push(Segment {
-                cat: false,
-                dc: false,
-                kind: SegmentKind::BlockToStream {
-                    src: SRC,
-                    dst: TAPE,
-                    stream_len,
-                    blocks: n as u16,
-                    lba: Lba(lba),
-                },
-            });
+        for seq in records.clone() {
+            payload_bytes += push_record(&mut params, set, extent, seq);
             blocks_written += 1;
-            payload_bytes += bytes;
-            seq += 1;
         }
+        seq = records.end;
         params.check().map_err(|source| CopyError::ParameterList {
             what: "planned parameter list",
             source,
@@ -228,7 +401,7 @@ fn plan_data(
         out.push(Command {
             params,
             blocks_written,
-            records: start..seq,
+            records,
             payload_bytes,
         });
         if seq >= total {
@@ -237,20 +410,44 @@ fn plan_data(
     }
 }
 
+/// Record `seq`: its header as inline data with CAT=1, then its payload as
+/// a block→stream segment of the same stream length, so the two form one
+/// tape block. The payload bytes.
+fn push_record(params: &mut XcopyParams, set: Uuid, extent: &Extent, seq: u64) -> u64 {
+    let first = seq * extent.per_record;
+    let n = (extent.blocks.0 - first).min(extent.per_record);
+    let bytes = n * u64::from(extent.block_size.0);
+    let stream_len = (RecordHeader::LEN as u64 + bytes) as u32;
+    let h = encode_deferred_record_header(set, seq, bytes as u32);
+    let s = inline(stream_len, &h, params, true);
+    params.segments.push(s);
+    params.segments.push(Segment {
+        cat: false,
+        dc: false,
+        kind: SegmentKind::BlockToStream {
+            src: SRC,
+            dst: TAPE,
+            stream_len,
+            blocks: n as u16,
+            lba: Lba(extent.lba.0 + first),
+        },
+    });
+    bytes
+}
+
 /// The closing command: CRC index records, the trailer, one filemark.
 fn closing_command(
     cscds: &[Cscd],
-    set: Uuid,
     crcs: &[u32],
     trailer: &SetTrailer,
     list_id: u8,
-) -> Result<XcopyParams, EngineError> {
+) -> Result<XcopyParams, CopyError> {
     let mut params = XcopyParams::new(cscds.to_vec(), Vec::new());
     params.list_id_usage = list_id_usage::HOLD;
     params.list_id = list_id;
     for (i, chunk) in crcs.chunks(CrcIndex::MAX_ENTRIES).enumerate() {
         let idx = CrcIndex {
-            set_id: set,
+            set_id: trailer.set_id,
             first_seq: (i * CrcIndex::MAX_ENTRIES) as u64,
             crcs: chunk.to_vec(),
         }
@@ -309,14 +506,14 @@ fn send<C: Transport>(
     extended_copy(cm, params, list).map_err(|e| copy_failed(e, what))
 }
 
-/// The CRC32Cs the copy manager held for list `list_id` (API: the held
-/// data of a list with LIST ID USAGE 00b, 4 bytes per block written).
+/// The CRC32Cs the copy manager held for command `c`'s list (API: the
+/// held data of a list with LIST ID USAGE 00b, 4 bytes per block written).
 fn held_crcs<C: Transport>(
     cm: &mut Scsi<C>,
-    list_id: u8,
-    expect: usize,
+    c: &Command,
     got: &mut u64,
 ) -> Result<Vec<u32>, EngineError> {
+    let (list_id, expect) = (c.params.list_id, c.blocks_written);
     let rcr = ReceiveCopyResults {
         action: RcrAction::RECEIVE_DATA,
         list_id,
@@ -366,266 +563,6 @@ fn next_file<T: Transport>(
     }
 }
 
-/// Back up `source` to `tape` through the copy manager `cm`.
-///
-/// `source` and `tape` are used for identity only (INQUIRY, VPD 0x83, READ
-/// CAPACITY) and, after a failed set, to find the end of the tape.
-pub fn backup<C: Transport, S: Transport, T: Transport>(
-    cm: &mut Scsi<C>,
-    source: &mut Disk<S>,
-    tape: &mut Tape<T>,
-    catalog: &Catalog,
-    opts: &TpcOptions,
-    progress: &dyn Progress,
-) -> Result<TpcSummary, EngineError> {
-    let limits = stream_limits(cm)?;
-    let cap = source.capacity()?;
-    let bs = cap.block_size.0;
-    let lba = opts.lba.unwrap_or(0);
-    let blocks = match opts.blocks {
-        Some(n) => n,
-        None => cap.blocks.0.saturating_sub(lba),
-    };
-    if lba.checked_add(blocks).is_none_or(|end| end > cap.blocks.0) {
-        return Err(Refusal::RangePastEnd {
-            lba: Lba(lba),
-            blocks: crate::scsi::BlockCount(blocks),
-            capacity: cap.blocks,
-            block_size: cap.block_size,
-        }
-        .into());
-    }
-    if blocks == 0 {
-        return Err(Refusal::EmptyRange { lba: Lba(lba) }.into());
-    }
-    let per_record = ((opts.tape_block.saturating_sub(RecordHeader::LEN)) / bs as usize)
-        .min(u16::MAX as usize) as u64;
-    if per_record == 0 || opts.tape_block > super::volume::MAX_RECORD {
-        return Err(Refusal::TapeBlock {
-            tape_block: opts.tape_block,
-            block_size: cap.block_size,
-            max: super::volume::MAX_RECORD,
-        }
-        .into());
-    }
-    let volume =
-        catalog
-            .volume_in_device(&opts.tape_url)?
-            .ok_or_else(|| Refusal::VolumeUnknown {
-                device: opts.tape_url.clone(),
-            })?;
-    super::guard::refuse_live_writer(catalog, volume, &opts.tape_url)?;
-    let identity = source_identity(source, &opts.source_url)?;
-    let designator = super::volume::designator_text(&identity);
-    let src_di = source.scsi.device_identification()?;
-    let tape_di = tape.scsi.device_identification()?;
-    let cscds = vec![
-        Cscd::identification(
-            &lu_designator(&src_di, &opts.source_url)?,
-            DeviceType::DISK,
-            DeviceParams::block(bs),
-        )
-        .map_err(|source| CopyError::Cscd {
-            what: "source CSCD",
-            source,
-        })?,
-        Cscd::identification(
-            &lu_designator(&tape_di, &opts.tape_url)?,
-            DeviceType::TAPE,
-            DeviceParams::Stream {
-                pad: false,
-                fixed: false,
-                stream_block_len: 0,
-            },
-        )
-        .map_err(|source| CopyError::Cscd {
-            what: "tape CSCD",
-            source,
-        })?,
-    ];
-    let file = next_file(catalog, volume, tape)?;
-    let set_id = Uuid::new_v4();
-    let started = now();
-    let header = SetHeader {
-        set_id,
-        volume_id: volume,
-        mode: Mode::XCOPY,
-        source: identity,
-        lba,
-        blocks,
-        block_size: bs,
-        payload_size: (per_record * bs as u64) as u32,
-        created: started,
-        label: opts.label.clone(),
-        snapshot: None,
-    };
-    let header_bytes = header
-        .encode()
-        .map_err(|e| EngineError::format("set header", e))?;
-    let layout = Layout {
-        set: set_id,
-        lba,
-        blocks,
-        per_record,
-        bs,
-    };
-    let plan = plan_data(&layout, &cscds, &header_bytes, &limits)?;
-    catalog.begin_set(&SetInfo {
-        id: set_id,
-        volume,
-        file_number: file,
-        mode: Mode::XCOPY.to_string(),
-        label: opts.label.clone(),
-        source_url: opts.source_url.clone(),
-        source_designator: designator,
-        lba,
-        blocks,
-        block_size: bs,
-        payload_size: header.payload_size,
-        started: started as i64,
-    })?;
-    let t0 = Instant::now();
-    let mut sent = 0u64;
-    let mut received = 0u64;
-    let mut crcs: Vec<u32> = Vec::with_capacity(layout.records() as usize);
-    let mut bytes = 0u64;
-    progress.start(blocks * bs as u64, "backup (xcopy)");
-    let mut interrupted = None;
-    let run = (|| -> Result<SetTrailer, EngineError> {
-        for (i, c) in plan.iter().enumerate() {
-            // Between commands, once the first has put the header on tape.
-            if i > 0 && interrupted.is_none() {
-                interrupted = opts.stop.raised();
-            }
-            if interrupted.is_some() {
-                break;
-            }
-            let what = format!(
-                "command {} of {} (records {}..{})",
-                i + 1,
-                plan.len() + 1,
-                c.records.start,
-                c.records.end
-            );
-            send(cm, &c.params, &what, &mut sent)?;
-            let mut got = held_crcs(cm, c.params.list_id, c.blocks_written, &mut received)?;
-            if i == 0 {
-                got.remove(0); // the set header's block
-            }
-            crcs.extend(got);
-            bytes += c.payload_bytes;
-            progress.advance(c.payload_bytes);
-        }
-        let mut chain = CrcChainDigest::new();
-        crcs.iter().for_each(|c| chain.update(*c));
-        let trailer = SetTrailer {
-            set_id,
-            records: crcs.len() as u64,
-            bytes,
-            sha256: chain.finish(),
-            complete: interrupted.is_none(),
-            stop: match interrupted {
-                Some(_) => StopReason::INTERRUPTED,
-                None => StopReason::NOT_GIVEN,
-            },
-            ended: now(),
-            crc_digest: true,
-        };
-        let close = closing_command(&cscds, set_id, &crcs, &trailer, (plan.len() % 256) as u8)?;
-        send(
-            cm,
-            &close,
-            "the closing command (CRC index, trailer, filemark)",
-            &mut sent,
-        )?;
-        Ok(trailer)
-    })();
-    progress.finish();
-    let seconds = t0.elapsed().as_secs_f64();
-    if let Err(e) = &run {
-        close_failed_file(cm, &cscds, e, &mut sent);
-    }
-    let outcome = match &run {
-        Ok(t) => SetOutcome {
-            state: match interrupted {
-                Some(_) => SetState::Interrupted,
-                None => SetState::Complete,
-            },
-            records: t.records,
-            bytes: t.bytes,
-            sha256: Some(hex(&t.sha256)),
-            ended: now() as i64,
-            seconds,
-            error: interrupted.map(|sig| {
-                format!("interrupted by {sig}; closed with a trailer marked incomplete")
-            }),
-        },
-        Err(e) => SetOutcome {
-            state: SetState::Failed,
-            records: 0,
-            bytes: 0,
-            sha256: None,
-            ended: now() as i64,
-            seconds,
-            error: Some(e.to_string()),
-        },
-    };
-    catalog.finish_set(set_id, &outcome)?;
-    let trailer = run?;
-    if let Some(signal) = interrupted {
-        return Err(EngineError::Interrupted {
-            set: set_id,
-            bytes: trailer.bytes,
-            signal,
-            trailer: true,
-        });
-    }
-    Ok(TpcSummary {
-        set: SetSummary {
-            set_id,
-            volume,
-            tape_file: file,
-            mode: Mode::XCOPY.to_string(),
-            state: SetState::Complete,
-            lba,
-            blocks,
-            block_size: bs,
-            records: trailer.records,
-            bytes: trailer.bytes,
-            seconds,
-            mbps: super::mbps(trailer.bytes, seconds),
-            sha256: hex(&trailer.sha256),
-        },
-        copy_manager: opts.copy_manager_url.clone(),
-        xcopy_commands: plan.len() + 1,
-        bytes_through_initiator: sent + received,
-        data_bytes_through_initiator: 0,
-    })
-}
-
-/// After a failed command, ask the copy manager to close the set's file
-/// (SPACE to end of data, one filemark) so the tape stays well-formed; the
-/// set has no trailer and reads as failed. Only logged when it fails too.
-fn close_failed_file<C: Transport>(
-    cm: &mut Scsi<C>,
-    cscds: &[Cscd],
-    cause: &EngineError,
-    sent: &mut u64,
-) {
-    if matches!(cause, EngineError::CopyManager(_)) {
-        return;
-    }
-    let mut params = XcopyParams::new(cscds.to_vec(), Vec::new());
-    params.segments.push(space_to_eod());
-    params.segments.push(filemark());
-    if let Err(e) = send(cm, &params, "closing the failed set's file", sent) {
-        log::warn!(
-            "{}: could not close the failed set's tape file ({e}); the next backup checks the end of the tape",
-            cm.name()
-        );
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -655,6 +592,15 @@ mod tests {
         ]
     }
 
+    fn extent(lba: u64, blocks: u64, per_record: u64) -> Extent {
+        Extent {
+            lba: Lba(lba),
+            blocks: crate::scsi::BlockCount(blocks),
+            block_size: BlockSize(512),
+            per_record,
+        }
+    }
+
     fn params(segments: u16) -> OperatingParameters {
         OperatingParameters {
             available_data: 0,
@@ -677,15 +623,10 @@ mod tests {
 
     #[test]
     fn plan_pairs_inline_headers_with_block_to_stream_payloads() {
-        let l = Layout {
-            set: Uuid::from_bytes([7; 16]),
-            lba: 10,
-            blocks: 1000,
-            per_record: 256,
-            bs: 512,
-        };
+        let l = extent(10, 1000, 256);
         // 2 + 2 per record segments: 3 records per command.
-        let plan = plan_data(&l, &cscds(), b"HEADER", &params(8)).unwrap();
+        let set = Uuid::from_bytes([7; 16]);
+        let plan = plan_data(set, &l, &cscds(), b"HEADER", &params(8)).unwrap();
         assert_eq!(plan.len(), 2);
         let first = &plan[0];
         assert_eq!(first.records, 0..3);
@@ -752,20 +693,20 @@ mod tests {
 
     #[test]
     fn limits_that_fit_no_record_are_refused() {
-        let l = Layout {
-            set: Uuid::nil(),
-            lba: 0,
-            blocks: 10,
-            per_record: 4,
-            bs: 512,
-        };
+        let l = extent(0, 10, 4);
         assert!(matches!(
-            plan_data(&l, &cscds(), b"H", &params(2)),
-            Err(EngineError::CopyManager(CopyError::NoRoomForRecord { .. }))
+            plan_data(Uuid::nil(), &l, &cscds(), b"H", &params(2)),
+            Err(CopyError::NoRoomForRecord { .. })
         ));
         let mut p = params(100);
         p.max_segment_len = 1024;
-        assert!(plan_data(&l, &cscds(), b"H", &p).is_err());
+        assert!(matches!(
+            plan_data(Uuid::nil(), &l, &cscds(), b"H", &p),
+            Err(CopyError::RecordOverSegment {
+                payload: 2048,
+                max: 1024
+            })
+        ));
     }
 
     #[test]
@@ -781,7 +722,7 @@ mod tests {
             ended: 1,
             crc_digest: true,
         };
-        let p = closing_command(&cscds(), set, &[1, 2], &t, 9).unwrap();
+        let p = closing_command(&cscds(), &[1, 2], &t, 9).unwrap();
         assert_eq!(p.segments.len(), 3);
         assert_eq!(p.list_id, 9);
         let idx = CrcIndex::decode(&p.inline_data).unwrap();
