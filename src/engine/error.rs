@@ -24,14 +24,14 @@ pub enum EngineError {
     /// The request itself is refused: wrong tape, target too small, no
     /// label. Nothing was written.
     #[error(transparent)]
-    Refused(#[from] Refusal),
+    Refused(Box<Refusal>),
     /// The copy manager cannot do what a plan needs, or answered what
     /// the plan did not ask for.
     #[error(transparent)]
-    CopyManager(#[from] CopyError),
+    CopyManager(Box<CopyError>),
     /// A serverless step's check or hook failed.
     #[error(transparent)]
-    Snapshot(#[from] SnapshotError),
+    Snapshot(Box<SnapshotError>),
     /// The backup set on tape fails a check.
     #[error("set {set}: {}{reason}", .seq.map(|s| format!("record {s}: ")).unwrap_or_default())]
     Corrupt {
@@ -90,6 +90,26 @@ pub enum EngineError {
         cause: Box<EngineError>,
         release: String,
     },
+}
+
+// Boxed: the refusals are cold and would double the size of every
+// `Result` the engines return.
+impl From<Refusal> for EngineError {
+    fn from(r: Refusal) -> Self {
+        EngineError::Refused(Box::new(r))
+    }
+}
+
+impl From<CopyError> for EngineError {
+    fn from(e: CopyError) -> Self {
+        EngineError::CopyManager(Box::new(e))
+    }
+}
+
+impl From<SnapshotError> for EngineError {
+    fn from(e: SnapshotError) -> Self {
+        EngineError::Snapshot(Box::new(e))
+    }
 }
 
 impl EngineError {

@@ -302,14 +302,14 @@ pub fn restore<T: Transport + Send, D: Transport + Send>(
         let scan = scan_records(tape, header, |_seq, p| {
             let n = p.bytes().len() as u64;
             tx.send(p.into_parts())
-                .map_err(|_| EngineError::Stopped("the disk writer stopped".into()))?;
+                .map_err(|_| EngineError::Stopped("the disk writer stopped"))?;
             progress.advance(n);
             Ok(spare_rx.try_recv().ok())
         });
         drop(tx);
         let written = writer
             .join()
-            .unwrap_or_else(|_| Err(EngineError::Stopped("the disk writer panicked".into())));
+            .unwrap_or_else(|_| Err(EngineError::Stopped("the disk writer panicked")));
         match (scan, written) {
             (Err(EngineError::Stopped(_)), Err(w)) => Err(w),
             (Err(e), _) => Err(e),

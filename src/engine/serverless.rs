@@ -329,7 +329,7 @@ pub enum SnapshotError {
     MaskReportLuns {
         other: String,
         url: String,
-        source: crate::device::DeviceError,
+        source: Box<crate::device::DeviceError>,
     },
     #[error("provider mapped an unusable URL: {0}")]
     MappedUrl(crate::transport::url::UrlError),
@@ -348,81 +348,118 @@ pub enum SnapshotError {
     Release(ReleaseError),
 }
 
-/// Check the export's masking: `ours` sees `lun` in REPORT LUNS on the
-/// session `mine`, and `other` is refused at login or does not see it.
-fn masking_check<T: Transport>(
-    connector: &dyn Connector,
-    mine: &mut Scsi<T>,
-    url: &str,
+/// The snapshot's export, checked before a byte is read: `ours` sees
+/// `lun` of `url` in REPORT LUNS on the session `mine`, and `other` is
+/// refused at login or does not see it.
+struct Masking<'a> {
+    url: &'a str,
     lun: u16,
-    ours: &str,
-    other: &str,
-    sessions: &mut Vec<Arc<Mutex<SessionStats>>>,
-) -> Result<MaskingCheck, EngineError> {
-    let want = Lun::from_index(lun);
-    let seen = mine.report_luns()?;
-    if !seen.luns.contains(&want) {
-        return Err(SnapshotError::NotVisible {
-            ours: ours.to_string(),
-            url: url.to_string(),
-            lun,
-        }
-        .into());
-    }
-    let refused_by = match connector.open(url, other) {
-        Err(TransportError::Login { .. }) => "login".to_string(),
-        Err(source) => {
-            return Err(SnapshotError::MaskUnknown {
-                other: other.to_string(),
-                url: url.to_string(),
-                source,
-            }
-            .into())
-        }
-        Ok(t) => {
-            let st = stats("maskcheck", url, other);
-            sessions.push(st.clone());
-            // Only REPORT LUNS: the check reads no data.
-            let mut s = Scsi::new(Counted::new(t, st, Some(vec![Opcode::REPORT_LUNS.0])));
-            match s.report_luns() {
-                Ok(l) if l.luns.contains(&want) => {
-                    return Err(SnapshotError::NotMasked {
-                        other: other.to_string(),
-                        url: url.to_string(),
-                        lun,
-                        ours: ours.to_string(),
-                    }
-                    .into())
-                }
-                Ok(_) => "report-luns".to_string(),
-                // SPC-4 6.33: a LU the nexus may not reach answers ILLEGAL
-                // REQUEST, LOGICAL UNIT NOT SUPPORTED (LIO, when the LUN is
-                // not in that initiator's ACL): refused too.
-                Err(e)
-                    if e.sense().is_some_and(|s| {
-                        s.key == crate::scsi::sense::SenseKey::ILLEGAL_REQUEST
-                            && s.asc == crate::scsi::sense::Asc::LUN_NOT_SUPPORTED
-                    }) =>
-                {
-                    "report-luns (logical unit not supported)".to_string()
-                }
-                Err(source) => {
-                    return Err(SnapshotError::MaskReportLuns {
-                        other: other.to_string(),
-                        url: url.to_string(),
-                        source,
-                    }
-                    .into())
-                }
-            }
-        }
-    };
-    Ok(MaskingCheck {
-        allowed_initiator: ours.to_string(),
-        refused_initiator: other.to_string(),
-        refused_by,
-    })
+    ours: &'a str,
+    other: &'a str,
 }
+
+impl Masking<'_> {
+    fn check<T: Transport>(
+        &self,
+        connector: &dyn Connector,
+        mine: &mut Scsi<T>,
+        sessions: &mut Vec<Arc<Mutex<SessionStats>>>,
+    ) -> Result<MaskingCheck, EngineError> {
+        let seen = mine.report_luns()?;
+        if !seen.luns.contains(&Lun::from_index(self.lun)) {
+            return Err(SnapshotError::NotVisible {
+                ours: self.ours.to_string(),
+                url: self.url.to_string(),
+                lun: self.lun,
+            }
+            .into());
+        }
+        let refused_by = match connector.open(self.url, self.other) {
+            Err(TransportError::Login { .. }) => "login".to_string(),
+            Err(source) => {
+                return Err(SnapshotError::MaskUnknown {
+                    other: self.other.to_string(),
+                    url: self.url.to_string(),
+                    source,
+                }
+                .into())
+            }
+            Ok(t) => {
+                let st = stats("maskcheck", self.url, self.other);
+                sessions.push(st.clone());
+                // Only REPORT LUNS: the check reads no data.
+                let mut s = Scsi::new(Counted::new(t, st, Some(vec![Opcode::REPORT_LUNS.0])));
+                self.other_sees(&mut s)?
+            }
+        };
+        Ok(MaskingCheck {
+            allowed_initiator: self.ours.to_string(),
+            refused_initiator: self.other.to_string(),
+            refused_by,
+        })
+    }
+
+    /// REPORT LUNS as the other initiator, which must not list the LUN;
+    /// how it was kept out.
+    fn other_sees<T: Transport>(&self, s: &mut Scsi<T>) -> Result<String, EngineError> {
+        match s.report_luns() {
+            Ok(l) if l.luns.contains(&Lun::from_index(self.lun)) => Err(SnapshotError::NotMasked {
+                other: self.other.to_string(),
+                url: self.url.to_string(),
+                lun: self.lun,
+                ours: self.ours.to_string(),
+            }
+            .into()),
+            Ok(_) => Ok("report-luns".to_string()),
+            // SPC-4 6.33: a LU the nexus may not reach answers ILLEGAL
+            // REQUEST, LOGICAL UNIT NOT SUPPORTED (LIO, when the LUN is not
+            // in that initiator's ACL): refused too.
+            Err(e)
+                if e.sense().is_some_and(|s| {
+                    s.key == crate::scsi::sense::SenseKey::ILLEGAL_REQUEST
+                        && s.asc == crate::scsi::sense::Asc::LUN_NOT_SUPPORTED
+                }) =>
+            {
+                Ok("report-luns (logical unit not supported)".to_string())
+            }
+            Err(source) => Err(SnapshotError::MaskReportLuns {
+                other: self.other.to_string(),
+                url: self.url.to_string(),
+                source: Box::new(source),
+            }
+            .into()),
+        }
+    }
+}
+
+/// The identity check after login: the snapshot shows the designator the
+/// provider promised, and not the production LUN's own.
+fn check_identity(
+    mapped: &MappedLun,
+    shown: &str,
+    production: Option<&str>,
+) -> Result<(), SnapshotError> {
+    if let Some(promised) = &mapped.designator {
+        if !promised.eq_ignore_ascii_case(shown) {
+            return Err(SnapshotError::NotPromised {
+                url: mapped.url.clone(),
+                shown: shown.to_string(),
+                promised: promised.clone(),
+            });
+        }
+    }
+    if production == Some(shown) {
+        return Err(SnapshotError::IsProduction {
+            url: mapped.url.clone(),
+            shown: shown.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// A session to the production LUN that carries identity and SYNCHRONIZE
+/// CACHE only.
+type Production = Disk<Counted<Box<dyn Transport + Send>>>;
 
 /// Run a serverless backup. The tape is opened by the caller (so a bad
 /// tape is refused before any snapshot exists).
@@ -435,234 +472,261 @@ pub fn backup<T: Transport>(
     progress: &dyn Progress,
 ) -> Result<ServerlessSummary, EngineError> {
     let (_, options) = crate::snapshot::parse_spec(&opts.spec)?;
-    let mut sessions: Vec<Arc<Mutex<SessionStats>>> = Vec::new();
-
-    // The production LUN: identity and, later, SYNCHRONIZE CACHE only.
-    let prod_stats = stats("production", &opts.backup.set.source_url, &opts.initiator);
-    sessions.push(prod_stats.clone());
-    let prod_t = connector
-        .open(&opts.source, &opts.initiator)
-        .map_err(|e| transport_err(&opts.backup.set.source_url, e))?;
-    let mut prod = Disk::open(Counted::new(
-        prod_t,
-        prod_stats.clone(),
-        Some(PRODUCTION_OPCODES.to_vec()),
-    ))?;
-    let prod_identity = source_identity(&mut prod, &opts.backup.set.source_url)?;
+    let mut sessions = Vec::new();
+    let (mut prod, prod_identity) = open_production(connector, opts, &mut sessions)?;
     let source_designator = prod
         .scsi
         .device_identification()?
         .best_lu_designator()
         .map(|d| hex::encode(&d.value));
-
     let job = SnapshotJob {
         job_id: Uuid::new_v4(),
         source_url: opts.backup.set.source_url.clone(),
-        source_designator: source_designator.clone(),
+        source_designator,
         initiator: opts.initiator.clone(),
         options,
     };
     let job_json = serde_json::to_value(&job).map_err(SnapshotError::Json)?;
     catalog.begin_snapshot_job(job.job_id, &opts.spec, &job.source_url, &job_json)?;
     test_hook(SnapshotState::Pending);
-
-    let mut snap: Option<Snapshot> = None;
-    let mut state = SnapshotState::Pending;
-    let mut warnings = Vec::new();
-    let result = run_steps(
+    let mut job = Job {
         connector,
         provider,
-        tape,
         catalog,
         opts,
-        progress,
-        &job,
-        &mut prod,
-        prod_identity,
-        &mut snap,
-        &mut state,
-        &mut sessions,
-        &mut warnings,
-    );
+        job,
+        snap: None,
+        state: SnapshotState::Pending,
+        sessions,
+        warnings: Vec::new(),
+    };
+    let result = job.steps(&mut prod, prod_identity, tape, progress);
     drop(prod);
-    match result {
-        Ok(mut s) => {
-            // Release after a good backup: failures here leave the job
+    job.finish(result)
+}
+
+/// Log in to the production LUN behind the guard and read its identity.
+fn open_production(
+    connector: &dyn Connector,
+    opts: &ServerlessOptions,
+    sessions: &mut Vec<Arc<Mutex<SessionStats>>>,
+) -> Result<(Production, crate::format::SourceIdentity), EngineError> {
+    let url = &opts.backup.set.source_url;
+    let st = stats("production", url, &opts.initiator);
+    sessions.push(st.clone());
+    let t = connector
+        .open(&opts.source, &opts.initiator)
+        .map_err(|e| transport_err(url, e))?;
+    let mut prod = Disk::open(Counted::new(t, st, Some(PRODUCTION_OPCODES.to_vec())))?;
+    let identity = source_identity(&mut prod, url)?;
+    Ok((prod, identity))
+}
+
+/// One serverless backup's snapshot job as it goes through its states,
+/// each committed to the catalog before the next step.
+struct Job<'a> {
+    connector: &'a dyn Connector,
+    provider: &'a mut dyn SnapshotProvider,
+    catalog: &'a Catalog,
+    opts: &'a ServerlessOptions,
+    job: SnapshotJob,
+    /// What create made: released at the end, whatever happened.
+    snap: Option<Snapshot>,
+    /// The last state committed.
+    state: SnapshotState,
+    sessions: Vec<Arc<Mutex<SessionStats>>>,
+    /// Things the user should look at (thaw failed, export not read-only).
+    warnings: Vec<String>,
+}
+
+impl Job<'_> {
+    /// `state` was just committed to the catalog.
+    fn committed(&mut self, state: SnapshotState) {
+        self.state = state;
+        test_hook(state);
+    }
+
+    fn warn(&mut self, w: String) {
+        log::warn!("{w}");
+        self.warnings.push(w);
+    }
+
+    /// Snapshot, export, check, back up: the steps between PENDING and
+    /// BACKED_UP.
+    fn steps<P: Transport, T: Transport>(
+        &mut self,
+        prod: &mut Disk<P>,
+        prod_identity: crate::format::SourceIdentity,
+        tape: &mut Tape<T>,
+        progress: &dyn Progress,
+    ) -> Result<ServerlessSummary, EngineError> {
+        let (snap, quiesce_seconds) = self.create(prod)?;
+        let mapped = self.map(&snap)?;
+        let (mut disk, masking, shown) = self.open_snapshot(&mapped)?;
+        // Back up the snapshot, recorded as the production LUN's set.
+        let summary = backup_from(
+            &mut disk,
+            Some(prod_identity),
+            tape,
+            self.catalog,
+            &self.opts.backup,
+            progress,
+        )?;
+        self.catalog
+            .snapshot_backed_up(self.job.job_id, summary.set.set_id)?;
+        self.state = SnapshotState::BackedUp;
+        drop(disk);
+        test_hook(SnapshotState::BackedUp);
+        Ok(ServerlessSummary {
+            job_id: self.job.job_id,
+            provider: self.provider.name().to_string(),
+            state: SnapshotState::BackedUp,
+            snapshot: snap,
+            mapped,
+            quiesce_seconds,
+            masking,
+            snapshot_designator: shown,
+            source_designator: self.job.source_designator.clone(),
+            backup: summary,
+            sessions: Vec::new(),
+            warnings: Vec::new(),
+        })
+    }
+
+    /// Step 1: freeze, flush, snapshot, thaw at once; CREATED. How long
+    /// the application was frozen.
+    fn create<P: Transport>(&mut self, prod: &mut Disk<P>) -> Result<(Snapshot, f64), EngineError> {
+        let t0 = Instant::now();
+        let quiesced = match &self.opts.quiesce {
+            Some(q) => run_hook("quiesce", q, &self.job),
+            None => Ok(()),
+        };
+        // Thaw follows whatever happened here, also a quiesce hook that
+        // failed half-way.
+        let created = quiesced.and_then(|()| {
+            prod.synchronize_cache()
+                .map_err(EngineError::from)
+                .and_then(|()| self.provider.create(&self.job).map_err(EngineError::from))
+        });
+        if let Some(t) = &self.opts.thaw {
+            if let Err(e) = run_hook("thaw", t, &self.job) {
+                // The snapshot is consistent either way; the application
+                // needs attention.
+                self.warn(e.to_string());
+            }
+        }
+        let quiesce_seconds = t0.elapsed().as_secs_f64();
+        let snap = created?;
+        test_hook_at("CREATING");
+        self.snap = Some(snap.clone());
+        let snap_json = serde_json::to_value(&snap).map_err(SnapshotError::Json)?;
+        self.catalog
+            .snapshot_created(self.job.job_id, &snap_json, Some(quiesce_seconds))?;
+        self.committed(SnapshotState::Created);
+        Ok((snap, quiesce_seconds))
+    }
+
+    /// Step 2: export to our initiator only; MAPPED.
+    fn map(&mut self, snap: &Snapshot) -> Result<MappedLun, EngineError> {
+        let mapped = self.provider.map(&self.job, snap)?;
+        let mapped_json = serde_json::to_value(&mapped).map_err(SnapshotError::Json)?;
+        self.catalog
+            .snapshot_mapped(self.job.job_id, &mapped_json)?;
+        self.committed(SnapshotState::Mapped);
+        if !mapped.read_only {
+            self.warn(format!(
+                "the snapshot LUN {} is not write-protected at the target",
+                mapped.url
+            ));
+        }
+        Ok(mapped)
+    }
+
+    /// Step 3: log in, then the masking and identity checks before
+    /// reading a byte. The session, the masking check, the designator
+    /// shown.
+    #[allow(clippy::type_complexity)]
+    fn open_snapshot(
+        &mut self,
+        mapped: &MappedLun,
+    ) -> Result<(Production, MaskingCheck, String), EngineError> {
+        let opts = self.opts;
+        let url = IscsiUrl::parse(&mapped.url).map_err(SnapshotError::MappedUrl)?;
+        let st = stats("snapshot", &mapped.url, &opts.initiator);
+        self.sessions.push(st.clone());
+        let t = self
+            .connector
+            .open(&mapped.url, &opts.initiator)
+            .map_err(|e| transport_err(&mapped.url, e))?;
+        let mut disk = Disk::open(Counted::new(t, st, None))?;
+        let other = opts
+            .maskcheck_initiator
+            .clone()
+            .unwrap_or_else(|| format!("{}-maskcheck", opts.initiator));
+        let masking = Masking {
+            url: &mapped.url,
+            lun: url.lun,
+            ours: &opts.initiator,
+            other: &other,
+        }
+        .check(self.connector, &mut disk.scsi, &mut self.sessions)?;
+        let shown = disk
+            .scsi
+            .device_identification()?
+            .best_lu_designator()
+            .map(|d| hex::encode(&d.value))
+            .unwrap_or_default();
+        check_identity(mapped, &shown, self.job.source_designator.as_deref())?;
+        Ok((disk, masking, shown))
+    }
+
+    /// Release the snapshot and record the job's end: RELEASED after a
+    /// good backup, FAILED with the reason otherwise.
+    fn finish(
+        self,
+        result: Result<ServerlessSummary, EngineError>,
+    ) -> Result<ServerlessSummary, EngineError> {
+        let released = release(self.provider, &self.job, self.snap.as_ref());
+        let id = self.job.job_id;
+        let e = match (result, released) {
+            (Ok(mut s), Ok(())) => {
+                self.catalog.snapshot_released(id)?;
+                s.state = SnapshotState::Released;
+                s.sessions = self.sessions.iter().map(snapshot_of).collect();
+                s.warnings = self.warnings;
+                return Ok(s);
+            }
+            // Release failed after a good backup: the job stays
             // BACKED_UP (cleanup retries), and the set is still good.
-            if let Err(e) = release(provider, &job, snap.as_ref()) {
-                catalog.snapshot_failed(
-                    job.job_id,
-                    &format!("release after backup failed: {e}"),
-                    false,
-                )?;
+            (Ok(_), Err(r)) => {
+                let why = format!("release after backup failed: {r}");
+                self.catalog.snapshot_failed(id, &why, false)?;
                 return Err(EngineError::Serverless {
-                    job: job.job_id,
+                    job: id,
                     state: SnapshotState::BackedUp,
-                    cause: Box::new(SnapshotError::Release(e).into()),
+                    cause: Box::new(SnapshotError::Release(r).into()),
                     release: "the set is on tape but the snapshot is still there; run `sanmover snapshots cleanup`".into(),
                 });
             }
-            catalog.snapshot_released(job.job_id)?;
-            s.state = SnapshotState::Released;
-            s.sessions = sessions.iter().map(snapshot_of).collect();
-            s.warnings = warnings;
-            Ok(s)
-        }
-        Err(e) => {
-            let released = release(provider, &job, snap.as_ref());
-            let release_text = match &released {
-                Ok(()) if snap.is_some() => "snapshot released".to_string(),
-                Ok(()) => "no snapshot was made".to_string(),
-                Err(r) => format!(
-                    "releasing the snapshot failed too ({r}); run `sanmover snapshots cleanup`"
-                ),
-            };
-            let reason = format!("{e} (in state {state})");
-            if let Err(ce) = catalog.snapshot_failed(job.job_id, &reason, released.is_ok()) {
-                log::error!("recording snapshot job {} as FAILED: {ce}", job.job_id);
+            (Err(e), released) => (e, released),
+        };
+        let (cause, released) = e;
+        let release_text = match &released {
+            Ok(()) if self.snap.is_some() => "snapshot released".to_string(),
+            Ok(()) => "no snapshot was made".to_string(),
+            Err(r) => {
+                format!("releasing the snapshot failed too ({r}); run `sanmover snapshots cleanup`")
             }
-            Err(EngineError::Serverless {
-                job: job.job_id,
-                state,
-                cause: Box::new(e),
-                release: release_text,
-            })
+        };
+        let reason = format!("{cause} (in state {})", self.state);
+        if let Err(ce) = self.catalog.snapshot_failed(id, &reason, released.is_ok()) {
+            log::error!("recording snapshot job {id} as FAILED: {ce}");
         }
+        Err(EngineError::Serverless {
+            job: id,
+            state: self.state,
+            cause: Box::new(cause),
+            release: release_text,
+        })
     }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn run_steps<P: Transport, T: Transport>(
-    connector: &dyn Connector,
-    provider: &mut dyn SnapshotProvider,
-    tape: &mut Tape<T>,
-    catalog: &Catalog,
-    opts: &ServerlessOptions,
-    progress: &dyn Progress,
-    job: &SnapshotJob,
-    prod: &mut Disk<P>,
-    prod_identity: crate::format::SourceIdentity,
-    snap_out: &mut Option<Snapshot>,
-    state: &mut SnapshotState,
-    sessions: &mut Vec<Arc<Mutex<SessionStats>>>,
-    warnings: &mut Vec<String>,
-) -> Result<ServerlessSummary, EngineError> {
-    // 1. Freeze, flush, snapshot, thaw at once.
-    let t0 = Instant::now();
-    let quiesced = match &opts.quiesce {
-        Some(q) => run_hook("quiesce", q, job),
-        None => Ok(()),
-    };
-    // Thaw follows whatever happened here, also a quiesce hook that failed
-    // half-way.
-    let created = quiesced.and_then(|()| {
-        prod.synchronize_cache()
-            .map_err(EngineError::from)
-            .and_then(|()| provider.create(job).map_err(EngineError::from))
-    });
-    if let Some(t) = &opts.thaw {
-        if let Err(e) = run_hook("thaw", t, job) {
-            // The snapshot is consistent either way; the application
-            // needs attention.
-            log::warn!("{e}");
-            warnings.push(e.to_string());
-        }
-    }
-    let quiesce_seconds = t0.elapsed().as_secs_f64();
-    let snap = created?;
-    test_hook_at("CREATING");
-    *snap_out = Some(snap.clone());
-    let snap_json = serde_json::to_value(&snap).map_err(SnapshotError::Json)?;
-    catalog.snapshot_created(job.job_id, &snap_json, Some(quiesce_seconds))?;
-    *state = SnapshotState::Created;
-    test_hook(SnapshotState::Created);
-
-    // 2. Export to our initiator only.
-    let mapped = provider.map(job, &snap)?;
-    let mapped_json = serde_json::to_value(&mapped).map_err(SnapshotError::Json)?;
-    catalog.snapshot_mapped(job.job_id, &mapped_json)?;
-    *state = SnapshotState::Mapped;
-    test_hook(SnapshotState::Mapped);
-    if !mapped.read_only {
-        let w = format!(
-            "the snapshot LUN {} is not write-protected at the target",
-            mapped.url
-        );
-        log::warn!("{w}");
-        warnings.push(w);
-    }
-
-    // 3. Log in, masking and identity checks before reading a byte.
-    let url = IscsiUrl::parse(&mapped.url).map_err(SnapshotError::MappedUrl)?;
-    let snap_stats = stats("snapshot", &mapped.url, &opts.initiator);
-    sessions.push(snap_stats.clone());
-    let t = connector
-        .open(&mapped.url, &opts.initiator)
-        .map_err(|e| transport_err(&mapped.url, e))?;
-    let mut disk = Disk::open(Counted::new(t, snap_stats, None))?;
-    let other = opts
-        .maskcheck_initiator
-        .clone()
-        .unwrap_or_else(|| format!("{}-maskcheck", opts.initiator));
-    let masking = masking_check(
-        connector,
-        &mut disk.scsi,
-        &mapped.url,
-        url.lun,
-        &opts.initiator,
-        &other,
-        sessions,
-    )?;
-    let shown = disk
-        .scsi
-        .device_identification()?
-        .best_lu_designator()
-        .map(|d| hex::encode(&d.value))
-        .unwrap_or_default();
-    if let Some(promised) = &mapped.designator {
-        if !promised.eq_ignore_ascii_case(&shown) {
-            return Err(SnapshotError::NotPromised {
-                url: mapped.url,
-                shown,
-                promised: promised.clone(),
-            }
-            .into());
-        }
-    }
-    if job.source_designator.as_deref() == Some(shown.as_str()) {
-        return Err(SnapshotError::IsProduction {
-            url: mapped.url,
-            shown,
-        }
-        .into());
-    }
-
-    // 4. Back up the snapshot, recorded as the production LUN's set.
-    let summary = backup_from(
-        &mut disk,
-        Some(prod_identity),
-        tape,
-        catalog,
-        &opts.backup,
-        progress,
-    )?;
-    catalog.snapshot_backed_up(job.job_id, summary.set.set_id)?;
-    *state = SnapshotState::BackedUp;
-    drop(disk);
-    test_hook(SnapshotState::BackedUp);
-
-    Ok(ServerlessSummary {
-        job_id: job.job_id,
-        provider: provider.name().to_string(),
-        state: SnapshotState::BackedUp,
-        snapshot: snap,
-        mapped,
-        quiesce_seconds,
-        masking,
-        snapshot_designator: shown,
-        source_designator: job.source_designator.clone(),
-        backup: summary,
-        sessions: Vec::new(),
-        warnings: Vec::new(),
-    })
 }

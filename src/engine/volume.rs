@@ -377,7 +377,7 @@ pub fn scan_records<T: Transport + Send>(
         drop(rx);
         let read = reader
             .join()
-            .unwrap_or_else(|_| Err(EngineError::Stopped("the tape reader panicked".into())));
+            .unwrap_or_else(|_| Err(EngineError::Stopped("the tape reader panicked")));
         match (checked, read) {
             (Err(e), _) => Err(e),
             (Ok(_), Err(e)) => Err(e),
