@@ -14,10 +14,9 @@ use sanmover::engine::set_writer::SetRequest;
 use sanmover::engine::volume::{rebuild, write_label};
 use sanmover::engine::EngineError;
 use sanmover::format::{classify, BlockKind, SetTrailer, StopReason};
+use sanmover::lu::{Completion, LogicalUnit, MemDisk, MemTape, TapeObject};
 use sanmover::scsi::{BlockCount, Lba};
-use sanmover::transport::memory::{
-    Completion, LogicalUnit, MemDisk, MemTape, MemoryTransport, TapeObject,
-};
+use sanmover::transport::memory::MemoryTransport;
 
 type MemDiskT = MemoryTransport<MemDisk>;
 
