@@ -15,7 +15,7 @@ use sanmover::engine::restore::restore;
 use sanmover::engine::serverless::{backup, Connector, Counted, ServerlessOptions, SessionStats};
 use sanmover::engine::volume::write_label;
 use sanmover::engine::EngineError;
-use sanmover::format::Mode;
+use sanmover::format::{DigestAlgorithm, Mode};
 use sanmover::scsi::{BlockSize, Lba};
 use sanmover::snapshot::{MappedLun, ProviderError, Snapshot, SnapshotJob, SnapshotProvider};
 use sanmover::transport::memory::{MemDisk, MemTape, MemoryTransport};
@@ -190,6 +190,7 @@ fn opts() -> ServerlessOptions {
             source_url: PROD.into(),
             tape_url: "mem://tape".into(),
             reservation_key: 1,
+            digest: DigestAlgorithm::Blake3,
         },
     }
 }

@@ -144,7 +144,8 @@ fn two_sets_back_up_verify_restore_rebuild_and_survive_corruption() {
             "payload_size",
             "records",
             "bytes",
-            "sha256",
+            "digest",
+            "digest_algorithm",
             "started",
             "extents",
         ] {

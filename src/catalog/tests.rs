@@ -35,6 +35,7 @@ fn new_set(id: Uuid, vol: Uuid, file_number: u32, started: i64) -> SetInfo {
         block_size: 512,
         payload_size: 262_144,
         started,
+        digest_algorithm: "blake3".into(),
     }
 }
 
@@ -43,7 +44,7 @@ fn outcome(state: SetState) -> SetOutcome {
         state,
         records: 9,
         bytes: 2_097_152,
-        sha256: Some("ab".repeat(32)),
+        digest: Some("ab".repeat(32)),
         ended: 1_700_000_100,
         seconds: 12.5,
         error: None,
@@ -66,12 +67,13 @@ fn scanned(vol: &VolumeRow, file_number: u32, state: SetState) -> SetRow {
             block_size: 4096,
             payload_size: 65_536,
             started: 1_700_000_000 + i64::from(file_number),
+            digest_algorithm: "sha256".into(),
         },
         outcome: SetOutcome {
             state,
             records: 7,
             bytes: 409_600,
-            sha256: Some("cd".repeat(32)),
+            digest: Some("cd".repeat(32)),
             ended: 1_700_000_050,
             seconds: 3.25,
             error: None,
@@ -179,6 +181,43 @@ fn open_creates_schema_and_reopens() {
 }
 
 #[test]
+fn a_version_3_catalog_keeps_its_sha256_sets() {
+    // A catalog written before the digest algorithm was recorded: its sets
+    // are SHA-256 sets, and their digests stay where they were.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("catalog.db");
+    let (set, vol) = (Uuid::new_v4(), Uuid::new_v4());
+    {
+        let conn = Connection::open(&path).unwrap();
+        for sql in &schema::MIGRATIONS[..3] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.execute_batch("PRAGMA user_version = 3").unwrap();
+        conn.execute(
+            "INSERT INTO volumes (id, name, created) VALUES (?1, 'OLD01', 1)",
+            params![vol.hyphenated().to_string()],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO sets (id, volume, state, file_number, mode, label, source_url, \
+             source_designator, lba, blocks, block_size, payload_size, records, bytes, \
+             sha256, started) VALUES (?1, ?2, 'complete', 1, 'host', '', 'u', 'd', 0, 8, \
+             512, 4096, 1, 4096, ?3, 1)",
+            params![
+                set.hyphenated().to_string(),
+                vol.hyphenated().to_string(),
+                "ef".repeat(32)
+            ],
+        )
+        .unwrap();
+    }
+    let cat = Catalog::open(&path).unwrap();
+    let row = cat.set(&set.to_string()).unwrap();
+    assert_eq!(row.info.digest_algorithm, "sha256");
+    assert_eq!(row.outcome.digest, Some("ef".repeat(32)));
+}
+
+#[test]
 fn newer_schema_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("catalog.db");
@@ -269,7 +308,7 @@ fn begin_finish_lifecycle() {
     assert_eq!(row.outcome.state, SetState::Complete);
     assert_eq!(row.outcome.records, done.records);
     assert_eq!(row.outcome.bytes, done.bytes);
-    assert_eq!(row.outcome.sha256, done.sha256);
+    assert_eq!(row.outcome.digest, done.digest);
     assert_eq!(row.outcome.ended, done.ended);
     assert_eq!(row.outcome.seconds, done.seconds);
     assert_eq!(row.outcome.error, None);
@@ -302,7 +341,7 @@ fn begin_finish_lifecycle() {
         .unwrap();
     let failed = SetOutcome {
         error: Some("MEDIUM ERROR at block 7".into()),
-        sha256: None,
+        digest: None,
         ..outcome(SetState::Failed)
     };
     cat.finish_set(id2, &failed).unwrap();
@@ -312,7 +351,7 @@ fn begin_finish_lifecycle() {
         row.outcome.error.as_deref(),
         Some("MEDIUM ERROR at block 7")
     );
-    assert_eq!(row.outcome.sha256, None);
+    assert_eq!(row.outcome.digest, None);
 
     let all = cat.sets().unwrap();
     assert_eq!(
@@ -495,7 +534,7 @@ fn replace_volume_sets_touches_only_that_volume() {
     };
     let s1 = scanned(&v1_scanned, 1, SetState::Complete);
     let mut s2 = scanned(&v1_scanned, 2, SetState::Incomplete);
-    s2.outcome.sha256 = None;
+    s2.outcome.digest = None;
     cat.replace_volume_sets(&v1_scanned, &[s1.clone(), s2.clone()])
         .unwrap();
 

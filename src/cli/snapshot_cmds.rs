@@ -71,6 +71,7 @@ pub fn run_serverless(conn: &ConnArgs, out: &Out, cat: &Path, a: BackupArgs<'_>)
             source_url: redacted(a.source),
             tape_url: redacted(a.tape),
             reservation_key: reservation_key(conn),
+            digest: a.digest,
         },
     };
     let bar = Bar::new(out);

@@ -90,6 +90,7 @@ fn third_party(conn: &ConnArgs, out: &Out, cat: &Path, a: &BackupArgs<'_>) -> Re
         source_url: redacted(a.source),
         tape_url: redacted(a.tape),
         copy_manager_url: redacted(cm_url),
+        digest: a.digest,
     };
     let bar = Bar::new(out);
     Ok(backup(
@@ -105,7 +106,7 @@ fn third_party(conn: &ConnArgs, out: &Out, cat: &Path, a: &BackupArgs<'_>) -> Re
 fn tpc_text(t: &TpcSummary) -> String {
     let s = &t.set;
     format!(
-        "backup complete (third-party copy by {}): set {}\n  volume {}, tape file {}\n{}  {} EXTENDED COPY commands; through this host: {} bytes of parameter lists and results, {} bytes of data\n  digest of record CRCs {}\n",
+        "backup complete (third-party copy by {}): set {}\n  volume {}, tape file {}\n{}  {} EXTENDED COPY commands; through this host: {} bytes of parameter lists and results, {} bytes of data\n  {} digest of the record CRCs {}\n",
         t.copy_manager,
         s.set_id,
         s.volume,
@@ -114,6 +115,7 @@ fn tpc_text(t: &TpcSummary) -> String {
         t.xcopy_commands,
         t.bytes_through_initiator,
         t.data_bytes_through_initiator,
-        s.sha256
+        s.digest_algorithm,
+        s.digest
     )
 }

@@ -17,8 +17,8 @@ use crate::catalog::{Catalog, SetInfo, SetOutcome, SetState, VolumeRow};
 use crate::device::tape::Reservation;
 use crate::device::{Disk, Tape};
 use crate::format::{
-    encode_record_header, hex, Mode, RecordHeader, SetDigest, SetHeader, SetTrailer,
-    SourceIdentity, StoredDesignator,
+    encode_record_header, hex, DigestAlgorithm, Mode, RecordHeader, SetDigest, SetHeader,
+    SetTrailer, SourceIdentity, StoredDesignator,
 };
 use crate::scsi::spc::{UnitSerialNumber, VpdPage};
 use crate::scsi::{BlockSize, Lba};
@@ -41,6 +41,8 @@ pub struct BackupOptions {
     pub tape_url: String,
     /// Persistent reservation key for the drive.
     pub reservation_key: u64,
+    /// The set digest's algorithm (set header).
+    pub digest: DigestAlgorithm,
 }
 
 impl BackupOptions {
@@ -191,6 +193,7 @@ pub fn backup_from<S: Transport + Send, T: Transport>(
             created: started,
             label: opts.label.clone(),
             snapshot: snapshot.clone(),
+            digest: opts.digest,
         };
         catalog.begin_set(&SetInfo {
             id: set_id,
@@ -205,6 +208,7 @@ pub fn backup_from<S: Transport + Send, T: Transport>(
             block_size: bs.0,
             payload_size: header.payload_size,
             started: started as i64,
+            digest_algorithm: opts.digest.to_string(),
         })?;
         let t0 = Instant::now();
         let streamed = write_set(source, tape, &header, per_record as u32, opts, progress);
@@ -218,12 +222,12 @@ pub fn backup_from<S: Transport + Send, T: Transport>(
             }
         }
         let (state, records, bytes, sha, err) = match &streamed {
-            Ok(s) if s.complete => (SetState::Complete, s.records, s.bytes, Some(s.sha256), None),
+            Ok(s) if s.complete => (SetState::Complete, s.records, s.bytes, Some(s.digest), None),
             Ok(s) => (
                 SetState::Incomplete,
                 s.records,
                 s.bytes,
-                Some(s.sha256),
+                Some(s.digest),
                 Some("end of medium reached; set incomplete".to_string()),
             ),
             Err(e) => (SetState::Failed, 0, 0, None, Some(e.to_string())),
@@ -234,7 +238,7 @@ pub fn backup_from<S: Transport + Send, T: Transport>(
                 state,
                 records,
                 bytes,
-                sha256: sha.map(|s| hex(&s)),
+                digest: sha.map(|s| hex(&s)),
                 ended: now() as i64,
                 seconds,
                 error: err,
@@ -261,7 +265,8 @@ pub fn backup_from<S: Transport + Send, T: Transport>(
                 bytes,
                 seconds,
                 mbps: super::mbps(bytes, seconds),
-                sha256: hex(&s.sha256),
+                digest_algorithm: opts.digest,
+                digest: hex(&s.digest),
             },
             volume_name: label.name,
             reservation,
@@ -274,7 +279,7 @@ pub fn backup_from<S: Transport + Send, T: Transport>(
 struct Streamed {
     records: u64,
     bytes: u64,
-    sha256: [u8; 32],
+    digest: [u8; 32],
     /// False when the tape reached early warning and the set was closed
     /// early.
     complete: bool,
@@ -305,14 +310,14 @@ fn write_set<S: Transport + Send, T: Transport>(
     // keeps the digest of exactly what reached the tape.
     let (tx, rx) = mpsc::sync_channel::<(Vec<u8>, SetDigest, u64)>(depth);
     let (spare_tx, spare_rx) = mpsc::channel::<Vec<u8>>();
-    let mut digest = SetDigest::new();
+    let mut digest = SetDigest::new(header.digest);
     let mut records = 0u64;
     let mut bytes = 0u64;
     let mut early_warning = false;
 
     let outcome = std::thread::scope(|s| {
         let reader = s.spawn(move || {
-            let mut running = SetDigest::new();
+            let mut running = SetDigest::new(header.digest);
             let mut seq = 0u64;
             // Each chunk is read in behind room for its record header, which
             // is then framed in place: the payload is never copied.
@@ -364,12 +369,12 @@ fn write_set<S: Transport + Send, T: Transport>(
     });
     progress.finish();
     outcome?;
-    let sha256 = digest.finish();
+    let digest = digest.finish();
     let trailer = SetTrailer {
         set_id: set,
         records,
         bytes,
-        sha256,
+        digest,
         complete: !early_warning,
         ended: now(),
         crc_digest: false,
@@ -379,7 +384,7 @@ fn write_set<S: Transport + Send, T: Transport>(
     Ok(Streamed {
         records,
         bytes,
-        sha256,
+        digest,
         complete: !early_warning,
     })
 }

@@ -3,7 +3,7 @@
 //! Both position the tape with REWIND + SPACE filemarks forward (tgt's
 //! backward SPACE is off by one), check the label is the set's volume,
 //! then read the set file checking every record's CRC, set id and
-//! sequence, the trailer's counts and the SHA-256 of the data against the
+//! sequence, the trailer's counts and the set digest against the
 //! trailer and the catalog.
 
 use std::ops::Range;
@@ -31,7 +31,9 @@ pub struct ReadSummary {
     pub seconds: f64,
     #[serde(rename = "MBps")]
     pub mbps: f64,
-    pub sha256: String,
+    /// The set's digest algorithm, from its set header.
+    pub digest_algorithm: crate::format::DigestAlgorithm,
+    pub digest: String,
     /// Restore only: where the data went.
     pub target_lba: Option<u64>,
     /// Verify with --compare-source: bytes compared with the source LUN.
@@ -78,11 +80,18 @@ fn finish_checks(set: &SetRow, scan: &SetScan) -> Result<(), EngineError> {
         }
         SetEnd::Trailer(_) => {}
     }
-    if let Some(want) = &set.outcome.sha256 {
-        let got = hex(&scan.sha256);
+    let algorithm = scan.header.digest;
+    if set.info.digest_algorithm != algorithm.name() {
+        return Err(corrupt(format!(
+            "the set header on tape names a {algorithm} digest, the catalog recorded {}",
+            set.info.digest_algorithm
+        )));
+    }
+    if let Some(want) = &set.outcome.digest {
+        let got = hex(&scan.digest);
         if &got != want {
             return Err(corrupt(format!(
-                "SHA-256 of the data on tape is {got}, the catalog recorded {want}"
+                "{algorithm} digest on tape is {got}, the catalog recorded {want}"
             )));
         }
     }
@@ -104,7 +113,8 @@ fn summary(set: &SetRow, scan: &SetScan, t0: Instant) -> ReadSummary {
         bytes: scan.bytes,
         seconds,
         mbps: super::mbps(scan.bytes, seconds),
-        sha256: hex(&scan.sha256),
+        digest_algorithm: scan.header.digest,
+        digest: hex(&scan.digest),
         target_lba: None,
         compared_with_source: None,
     }

@@ -49,6 +49,9 @@ pub struct TpcOptions {
     pub source_url: String,
     pub tape_url: String,
     pub copy_manager_url: String,
+    /// The set digest's algorithm, here over the record CRCs (FORMAT.md
+    /// "Third-party-copy sets").
+    pub digest: crate::format::DigestAlgorithm,
 }
 
 /// What `backup --mode xcopy --json` prints.
@@ -460,6 +463,7 @@ pub fn backup<C: Transport, S: Transport, T: Transport>(
         created: started,
         label: opts.label.clone(),
         snapshot: None,
+        digest: opts.digest,
     };
     let header_bytes = header
         .encode()
@@ -485,6 +489,7 @@ pub fn backup<C: Transport, S: Transport, T: Transport>(
         block_size: bs,
         payload_size: header.payload_size,
         started: started as i64,
+        digest_algorithm: opts.digest.to_string(),
     })?;
     let t0 = Instant::now();
     let mut sent = 0u64;
@@ -510,13 +515,13 @@ pub fn backup<C: Transport, S: Transport, T: Transport>(
             bytes += c.payload_bytes;
             progress.advance(c.payload_bytes);
         }
-        let mut chain = CrcChainDigest::new();
+        let mut chain = CrcChainDigest::new(header.digest);
         crcs.iter().for_each(|c| chain.update(*c));
         let trailer = SetTrailer {
             set_id,
             records: crcs.len() as u64,
             bytes,
-            sha256: chain.finish(),
+            digest: chain.finish(),
             complete: true,
             ended: now(),
             crc_digest: true,
@@ -540,7 +545,7 @@ pub fn backup<C: Transport, S: Transport, T: Transport>(
             state: SetState::Complete,
             records: t.records,
             bytes: t.bytes,
-            sha256: Some(hex(&t.sha256)),
+            digest: Some(hex(&t.digest)),
             ended: now() as i64,
             seconds,
             error: None,
@@ -549,7 +554,7 @@ pub fn backup<C: Transport, S: Transport, T: Transport>(
             state: SetState::Failed,
             records: 0,
             bytes: 0,
-            sha256: None,
+            digest: None,
             ended: now() as i64,
             seconds,
             error: Some(e.to_string()),
@@ -571,7 +576,8 @@ pub fn backup<C: Transport, S: Transport, T: Transport>(
             bytes: trailer.bytes,
             seconds,
             mbps: super::mbps(trailer.bytes, seconds),
-            sha256: hex(&trailer.sha256),
+            digest_algorithm: header.digest,
+            digest: hex(&trailer.digest),
         },
         copy_manager: opts.copy_manager_url.clone(),
         xcopy_commands: plan.len() + 1,
@@ -762,7 +768,7 @@ mod tests {
             set_id: set,
             records: 2,
             bytes: 10,
-            sha256: [0; 32],
+            digest: [0; 32],
             complete: true,
             ended: 1,
             crc_digest: true,

@@ -175,9 +175,10 @@ pub struct SetScan {
     pub header: SetHeader,
     pub records: u64,
     pub bytes: u64,
-    /// The set's digest as its trailer defines it: of the payload, or of
-    /// the record CRCs for a third-party-copy set.
-    pub sha256: [u8; 32],
+    /// The set's digest as its trailer defines it (by the header's
+    /// algorithm): of the payload, or of the record CRCs for a
+    /// third-party-copy set.
+    pub digest: [u8; 32],
     pub end: SetEnd,
 }
 
@@ -237,8 +238,8 @@ pub fn scan_records<T: Transport + Send>(
     mut sink: impl FnMut(u64, Payload) -> Result<Returned, EngineError>,
 ) -> Result<SetScan, EngineError> {
     let set = header.set_id;
-    let mut digest = SetDigest::new();
-    let mut chain = CrcChainDigest::new();
+    let mut digest = SetDigest::new(header.digest);
+    let mut chain = CrcChainDigest::new(header.digest);
     // CRCs of deferred records not yet matched by an index: 4 bytes each.
     let mut unmatched: Vec<(u64, u32)> = Vec::new();
     let mut records = 0u64;
@@ -303,10 +304,13 @@ pub fn scan_records<T: Transport + Send>(
                                 ),
                             });
                         }
-                        digest.update(payload);
                         chain.update(h.crc);
                         if h.crc_deferred {
+                            // A CRC-digest set: its trailer digests the
+                            // CRCs, so the payload digest would be wasted.
                             unmatched.push((h.seq, h.crc));
+                        } else {
+                            digest.update(payload);
                         }
                         let len = payload.len();
                         let span = RecordHeader::LEN..RecordHeader::LEN + len;
@@ -359,7 +363,8 @@ pub fn scan_records<T: Transport + Send>(
         }
     });
     let end = outcome?;
-    let sha256 = match &end {
+    let algorithm = header.digest;
+    let digest = match &end {
         SetEnd::Trailer(t) if t.crc_digest => chain.finish(),
         _ => digest.finish(),
     };
@@ -371,11 +376,12 @@ pub fn scan_records<T: Transport + Send>(
                 "trailer says {} records / {} bytes, the tape holds {records} / {bytes}",
                 t.records, t.bytes
             ))
-        } else if t.sha256 != sha256 {
+        } else if t.digest != digest {
             Some(format!(
-                "SHA-256 of the data is {}, the trailer says {}",
-                crate::format::hex(&sha256),
-                crate::format::hex(&t.sha256)
+                "{algorithm} digest of the {} is {}, the trailer says {}",
+                if t.crc_digest { "record CRCs" } else { "data" },
+                crate::format::hex(&digest),
+                crate::format::hex(&t.digest)
             ))
         } else {
             None
@@ -392,7 +398,7 @@ pub fn scan_records<T: Transport + Send>(
         header,
         records,
         bytes,
-        sha256,
+        digest,
         end,
     })
 }
@@ -520,12 +526,13 @@ pub fn rebuild<T: Transport + Send>(
                 block_size: h.block_size,
                 payload_size: h.payload_size,
                 started: h.created as i64,
+                digest_algorithm: h.digest.to_string(),
             },
             outcome: SetOutcome {
                 state: SetState::Failed,
                 records: 0,
                 bytes: 0,
-                sha256: None,
+                digest: None,
                 ended: 0,
                 seconds: 0.0,
                 error: None,
@@ -544,7 +551,7 @@ pub fn rebuild<T: Transport + Send>(
                         } else {
                             SetState::Incomplete
                         };
-                        row.outcome.sha256 = Some(hex(&s.sha256));
+                        row.outcome.digest = Some(hex(&s.digest));
                         row.outcome.ended = t.ended as i64;
                         row.outcome.seconds = t.ended.saturating_sub(h.created) as f64;
                     }
