@@ -199,5 +199,39 @@ fn each_digest_algorithm_is_recorded_computed_and_checked() {
             "{msg}"
         );
         assert!(msg.contains("the trailer says"), "{msg}");
+        let mut dst = disk("DST", 2048);
+        let e = restore(&mut t, &row, &mut dst, 0, 4, &NoProgress).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains(&format!("{alg} digest of the data is")),
+            "{e}"
+        );
     }
+}
+
+#[test]
+fn restore_names_a_damaged_record_and_writes_only_what_came_before() {
+    let (_d, cat) = catalog();
+    let mut src = disk("SRC", 2048);
+    let mut t = tape(1 << 30, 0);
+    let s = backup(&mut src, &mut t, &cat, &opts(), &NoProgress).unwrap();
+    let row = cat.set(&s.set.set_id.to_string()).unwrap();
+    // Record 5 (object 8) loses a bit; its CRC no longer matches.
+    block(&mut t, 8)[700] ^= 0x01;
+    let mut dst = disk("DST", 2048);
+    dst.scsi.transport().lu.data_mut().fill(0);
+    let e = restore(&mut t, &row, &mut dst, 0, 4, &NoProgress).unwrap_err();
+    assert!(
+        matches!(e, EngineError::Corrupt { seq: Some(5), .. }),
+        "{e}"
+    );
+    assert!(e.to_string().contains("CRC32C mismatch"), "{e}");
+    // Records 0..5 were written before the check failed; nothing after.
+    let per = 64 * 1024 - 512; // payload of a 64 KiB block, whole sectors
+    let (d, s) = (
+        dst.scsi.transport().lu.data(),
+        src.scsi.transport().lu.data(),
+    );
+    assert!(d[..5 * per] == s[..5 * per]);
+    assert!(d[5 * per..].iter().all(|&b| b == 0));
 }
