@@ -68,10 +68,6 @@ SANMOVER=$BIN/sanmover
 RAW_TAPE=$BIN/examples/raw_tape
 RAW_DISK=$BIN/examples/raw_disk
 
-# The per-byte work of a backup on this CPU, one thread, before the rigs
-# start: the set digest (both algorithms) and the record CRC.
-"$BIN/examples/digest_speed" "$MB"
-
 STATE=$(mktemp -d "${TMPDIR:-/tmp}/sanmover-bench.XXXXXX")
 # Two targets, as on a SAN: a disk array (this rig) and a tape library (a
 # second tgtd in TSTATE). One tgtd serving both would handle the disk and
@@ -95,6 +91,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 trap 'echo "bench: failed (line $LINENO)" >&2; exit 2' ERR
+
+# The per-byte work of a backup on this CPU, one thread, before the rigs
+# start: the set digest (both algorithms) and the record CRC.
+"$BIN/examples/digest_speed" "$MB" | tee "$STATE/digest_speed.txt"
 
 bash test-rig/tgt/up.sh >/dev/null
 SANMOVER_RIG_STATE=$TSTATE bash test-rig/tgt/up.sh >/dev/null

@@ -34,6 +34,20 @@ def rss_kb(state, name):
         return int(f.read().split()[0])
 
 
+def digest_speed(state):
+    """s/GiB per algorithm from `digest_speed NAME = X MB/s (Y s/GiB)`."""
+    out = {}
+    try:
+        with open(f"{state}/digest_speed.txt") as f:
+            for line in f:
+                w = line.split()
+                if len(w) >= 6 and w[0] == "digest_speed":
+                    out[w[1]] = float(w[5].lstrip("("))
+    except OSError:
+        pass
+    return out
+
+
 def pipeline_mbps(state, a, b):
     """Two peers run at once: bytes over the time from the first start to
     the last end (each peer reports its own seconds and end time)."""
@@ -139,6 +153,20 @@ def main():
 
     print()
     print("for information (medians; alone peers each had both cores):")
+    # What the integrity work costs by itself (digest_speed, one thread):
+    # the peers do none of it, so peers + this is the lowest CPU a checked
+    # backup, restore or verify can have on this machine.
+    speed = digest_speed(state)
+    alg = load(state, "backup.r1").get("digest_algorithm", "sha256")
+    if alg in speed and "crc32c" in speed:
+        work = speed[alg] + speed["crc32c"]
+        for what, peer_label in [("backup", "backup pipeline peers together (sum)"),
+                                 ("restore", "restore pipeline peers together (sum)"),
+                                 ("verify", "peer tape read alone (raw_tape read)")]:
+            peer = c[peer_label]
+            print(f"{what}_cpu_floor = {peer:.2f} + {alg} {speed[alg]:.2f} + crc32c "
+                  f"{speed['crc32c']:.2f} = {peer + work:.2f} s/GiB = "
+                  f"{(peer + work) / peer if peer else 0:.2f}x")
     for name, got, p1, p2 in [("backup_ratio", mbps["backup"], "disk_read", "tape_write"),
                               ("restore_ratio", mbps["restore"], "tape_read", "disk_write")]:
         peak = min(mbps[p1], mbps[p2])
