@@ -308,7 +308,7 @@ fn write_set<S: Transport + Send, T: Transport>(
     // thread does nothing but WRITE(6): the tape is the slow side. Each
     // record travels with the digest state after it, so an early stop
     // keeps the digest of exactly what reached the tape.
-    let (tx, rx) = mpsc::sync_channel::<(Vec<u8>, SetDigest, u64)>(depth);
+    let (tx, rx) = super::handoff::handoff::<(Vec<u8>, SetDigest, u64)>(depth);
     let (spare_tx, spare_rx) = mpsc::channel::<Vec<u8>>();
     let mut digest = SetDigest::new(header.digest);
     let mut records = 0u64;
@@ -342,7 +342,7 @@ fn write_set<S: Transport + Send, T: Transport>(
             )
         });
         let written: Result<(), EngineError> = (|| {
-            for (rec, state, n) in rx.iter() {
+            for (rec, state, n) in &rx {
                 let (w, back) = tape.write_block_buf(rec)?;
                 let _ = spare_tx.send(back);
                 digest = state;

@@ -15,6 +15,7 @@ use crate::catalog::CatalogError;
 use crate::device::DeviceError;
 use crate::format::FormatError;
 
+pub mod handoff;
 pub mod host;
 pub mod progress;
 pub mod restore;

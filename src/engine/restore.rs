@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use uuid::Uuid;
 
+use super::handoff::{handoff, Receiver, TryRecv};
 use super::volume::{
     open_set, read_blocks, require_label, scan_set, Checked, SetChecker, SetEnd, SetScan,
 };
@@ -244,12 +245,12 @@ fn write_checked<T: Transport + Send, D: Transport>(
     // reader. Checking here rather than in a third thread saves a hand-off
     // per record, and the payload is still in this core's cache when the
     // WRITE sends it.
-    let (tx, rx) = mpsc::sync_channel::<(ReadOutcome, Vec<u8>)>(depth);
+    let (tx, rx) = handoff::<(ReadOutcome, Vec<u8>)>(depth);
     let (spare_tx, spare_rx) = mpsc::channel::<Vec<u8>>();
     let (id, read_len) = (checker.set_id(), checker.read_len());
     let (mut end, mut failed) = (None, None);
     std::thread::scope(|s| {
-        let reader = s.spawn(move || read_blocks(tape, id, read_len, &tx, &spare_rx));
+        let reader = s.spawn(move || read_blocks(tape, id, read_len, tx, &spare_rx));
         let written = target.write_pipelined::<EngineError>(
             lba,
             bs,
@@ -297,14 +298,15 @@ fn write_checked<T: Transport + Send, D: Transport>(
 /// The next block from the tape reader, waiting for it when `block`; else
 /// what the disk writer does instead: wait on its own commands, or end.
 fn next_block(
-    rx: &mpsc::Receiver<(ReadOutcome, Vec<u8>)>,
+    rx: &Receiver<(ReadOutcome, Vec<u8>)>,
     block: bool,
 ) -> Result<(ReadOutcome, Vec<u8>), Next> {
     if block {
-        return rx.recv().map_err(|_| Next::End);
+        return rx.recv().ok_or(Next::End);
     }
-    rx.try_recv().map_err(|e| match e {
-        mpsc::TryRecvError::Empty => Next::Wait,
-        mpsc::TryRecvError::Disconnected => Next::End,
-    })
+    match rx.try_recv() {
+        TryRecv::Item(m) => Ok(m),
+        TryRecv::Empty => Err(Next::Wait),
+        TryRecv::Closed => Err(Next::End),
+    }
 }

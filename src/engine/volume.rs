@@ -6,6 +6,7 @@ use std::sync::mpsc;
 
 use uuid::Uuid;
 
+use super::handoff::{handoff, Sender};
 use super::{now, EngineError, Progress};
 use crate::catalog::{SetInfo, SetOutcome, SetRow, SetState, VolumeRow};
 use crate::device::tape::ReadOutcome;
@@ -251,13 +252,13 @@ pub fn scan_records<T: Transport + Send>(
     // A reader thread keeps the drive busy (one READ(6) at a time, the only
     // way a tape reads) while this thread checks CRCs, digests and hands
     // payloads on.
-    let (tx, rx) = mpsc::sync_channel::<(ReadOutcome, Vec<u8>)>(4);
+    let (tx, rx) = handoff::<(ReadOutcome, Vec<u8>)>(4);
     let (spare_tx, spare_rx) = mpsc::channel::<Vec<u8>>();
     let (set, read_len) = (checker.header.set_id, checker.read_len());
     let outcome = std::thread::scope(|s| {
-        let reader = s.spawn(move || read_blocks(tape, set, read_len, &tx, &spare_rx));
+        let reader = s.spawn(move || read_blocks(tape, set, read_len, tx, &spare_rx));
         let checked = (|| -> Result<SetEnd, EngineError> {
-            for (o, buf) in rx.iter() {
+            for (o, buf) in &rx {
                 match checker.block(o, buf)? {
                     Checked::Payload(seq, p) => {
                         if let Some(back) = sink(seq, p)? {
@@ -293,7 +294,7 @@ pub fn read_blocks<T: Transport>(
     tape: &mut Tape<T>,
     set: Uuid,
     read_len: usize,
-    tx: &mpsc::SyncSender<(ReadOutcome, Vec<u8>)>,
+    tx: Sender<(ReadOutcome, Vec<u8>)>,
     spare: &mpsc::Receiver<Vec<u8>>,
 ) -> Result<(), EngineError> {
     let mut data_blocks = 0u64;

@@ -1,0 +1,223 @@
+//! The bounded queue between the two threads of a data path (disk reader
+//! and tape writer, tape reader and checker or disk writer).
+//!
+//! Like `std::sync::mpsc::sync_channel`, but a side that had to wait is
+//! woken once the queue is half full (or half empty) again, not for every
+//! item: in a pipeline one side is the slower, and the faster one would
+//! otherwise sleep and be woken once per record, each time a futex call
+//! and a context switch on both threads. Order is kept, nothing is
+//! dropped, and closing either end wakes the other.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+struct State<T> {
+    queue: VecDeque<T>,
+    sender_gone: bool,
+    receiver_gone: bool,
+    sender_waits: bool,
+    receiver_waits: bool,
+}
+
+struct Shared<T> {
+    state: Mutex<State<T>>,
+    items: Condvar,
+    room: Condvar,
+    cap: usize,
+    /// How far the queue moves before a waiting side is woken.
+    batch: usize,
+}
+
+impl<T> Shared<T> {
+    /// The state, even if the other thread panicked holding the lock (the
+    /// queue itself is always consistent: every change is one call).
+    fn lock(&self) -> MutexGuard<'_, State<T>> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The producing end.
+pub struct Sender<T>(Arc<Shared<T>>);
+
+/// The consuming end.
+pub struct Receiver<T>(Arc<Shared<T>>);
+
+/// What [`Receiver::try_recv`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TryRecv<T> {
+    Item(T),
+    /// Nothing yet; the sender is still there.
+    Empty,
+    /// Nothing, and the sender is gone.
+    Closed,
+}
+
+/// A queue of at most `cap` items (at least 1).
+pub fn handoff<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
+    let cap = cap.max(1);
+    let shared = Arc::new(Shared {
+        state: Mutex::new(State {
+            queue: VecDeque::with_capacity(cap),
+            sender_gone: false,
+            receiver_gone: false,
+            sender_waits: false,
+            receiver_waits: false,
+        }),
+        items: Condvar::new(),
+        room: Condvar::new(),
+        cap,
+        batch: (cap / 2).max(1),
+    });
+    (Sender(shared.clone()), Receiver(shared))
+}
+
+impl<T> Sender<T> {
+    /// Queue `item`, waiting while the queue is full. `Err(item)` when the
+    /// receiver is gone.
+    pub fn send(&self, item: T) -> Result<(), T> {
+        let sh = &*self.0;
+        let mut st = sh.lock();
+        while st.queue.len() >= sh.cap && !st.receiver_gone {
+            st.sender_waits = true;
+            st = sh.room.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+        st.sender_waits = false;
+        if st.receiver_gone {
+            return Err(item);
+        }
+        st.queue.push_back(item);
+        if st.receiver_waits && st.queue.len() >= sh.batch {
+            sh.items.notify_one();
+        }
+        Ok(())
+    }
+}
+
+impl<T> Receiver<T> {
+    /// The next item, waiting for it; `None` once the sender is gone and
+    /// the queue is empty.
+    pub fn recv(&self) -> Option<T> {
+        let sh = &*self.0;
+        let mut st = sh.lock();
+        while st.queue.is_empty() && !st.sender_gone {
+            st.receiver_waits = true;
+            st = sh.items.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+        st.receiver_waits = false;
+        let item = st.queue.pop_front();
+        self.made_room(&st);
+        item
+    }
+
+    /// The next item if one is queued.
+    pub fn try_recv(&self) -> TryRecv<T> {
+        let mut st = self.0.lock();
+        match st.queue.pop_front() {
+            Some(item) => {
+                self.made_room(&st);
+                TryRecv::Item(item)
+            }
+            None if st.sender_gone => TryRecv::Closed,
+            None => TryRecv::Empty,
+        }
+    }
+
+    fn made_room(&self, st: &State<T>) {
+        let sh = &*self.0;
+        if st.sender_waits && st.queue.len() + sh.batch <= sh.cap {
+            sh.room.notify_one();
+        }
+    }
+}
+
+impl<T> Iterator for &Receiver<T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        self.recv()
+    }
+}
+
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
+        self.0.lock().sender_gone = true;
+        self.0.items.notify_all();
+    }
+}
+
+impl<T> Drop for Receiver<T> {
+    fn drop(&mut self) {
+        self.0.lock().receiver_gone = true;
+        self.0.room.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn items_arrive_in_order_and_the_end_is_seen() {
+        for cap in [1, 2, 3, 8] {
+            let (tx, rx) = handoff::<u32>(cap);
+            let got = std::thread::scope(|s| {
+                s.spawn(move || {
+                    for i in 0..1000 {
+                        tx.send(i).unwrap();
+                    }
+                });
+                (&rx).collect::<Vec<_>>()
+            });
+            assert_eq!(got, (0..1000).collect::<Vec<_>>(), "cap {cap}");
+        }
+    }
+
+    #[test]
+    fn a_slow_consumer_and_try_recv_see_every_item() {
+        let (tx, rx) = handoff::<u32>(4);
+        let mut got = Vec::new();
+        std::thread::scope(|s| {
+            s.spawn(move || (0..200).for_each(|i| tx.send(i).unwrap()));
+            loop {
+                match rx.try_recv() {
+                    TryRecv::Item(i) => got.push(i),
+                    TryRecv::Empty => std::thread::yield_now(),
+                    TryRecv::Closed => break,
+                }
+            }
+        });
+        assert_eq!(got, (0..200).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_dropped_receiver_frees_a_waiting_sender() {
+        let (tx, rx) = handoff::<u32>(2);
+        std::thread::scope(|s| {
+            let t = s.spawn(move || {
+                let mut sent = 0;
+                while tx.send(sent).is_ok() {
+                    sent += 1;
+                }
+                sent
+            });
+            assert_eq!(rx.recv(), Some(0));
+            drop(rx);
+            // It sent what fitted, then saw the receiver gone.
+            assert!(t.join().unwrap() >= 2);
+        });
+    }
+
+    #[test]
+    fn a_dropped_sender_wakes_a_waiting_receiver() {
+        let (tx, rx) = handoff::<u32>(8);
+        std::thread::scope(|s| {
+            let r = s.spawn(move || (rx.recv(), rx.recv()));
+            // One item, below the batch: the end must still wake the receiver.
+            tx.send(7).unwrap();
+            drop(tx);
+            assert_eq!(r.join().unwrap(), (Some(7), None));
+        });
+        let (tx, rx) = handoff::<u32>(2);
+        drop(tx);
+        assert_eq!(rx.try_recv(), TryRecv::Closed);
+    }
+}
