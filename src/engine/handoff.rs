@@ -1,12 +1,15 @@
 //! The bounded queue between the two threads of a data path (disk reader
 //! and tape writer, tape reader and checker or disk writer).
 //!
-//! Like `std::sync::mpsc::sync_channel`, but a side that had to wait is
-//! woken once the queue is half full (or half empty) again, not for every
-//! item: in a pipeline one side is the slower, and the faster one would
-//! otherwise sleep and be woken once per record, each time a futex call
-//! and a context switch on both threads. Order is kept, nothing is
-//! dropped, and closing either end wakes the other.
+//! Like `std::sync::mpsc::sync_channel`, but the end that does not drive
+//! the tape, when it had to wait, is woken once the queue is half full (or
+//! half empty) again, not for every item: in a pipeline one side is the
+//! slower, and the faster one would otherwise sleep and be woken once per
+//! record, each time a futex call and a context switch on both threads.
+//! The end that drives the tape ([`Eager`]) is woken for every item: a
+//! tape moves one command at a time, and must not idle while a batch
+//! fills. Order is kept, nothing is dropped, and closing either end wakes
+//! the other.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -24,8 +27,10 @@ struct Shared<T> {
     items: Condvar,
     room: Condvar,
     cap: usize,
-    /// How far the queue moves before a waiting side is woken.
-    batch: usize,
+    /// Items queued before a waiting receiver is woken.
+    wake_receiver: usize,
+    /// Free places before a waiting sender is woken.
+    wake_sender: usize,
 }
 
 impl<T> Shared<T> {
@@ -52,9 +57,17 @@ pub enum TryRecv<T> {
     Closed,
 }
 
+/// Which end is woken for every item: the one that drives a tape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Eager {
+    Sender,
+    Receiver,
+}
+
 /// A queue of at most `cap` items (at least 1).
-pub fn handoff<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
+pub fn handoff<T>(cap: usize, eager: Eager) -> (Sender<T>, Receiver<T>) {
     let cap = cap.max(1);
+    let batch = (cap / 2).max(1);
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
             queue: VecDeque::with_capacity(cap),
@@ -66,7 +79,8 @@ pub fn handoff<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
         items: Condvar::new(),
         room: Condvar::new(),
         cap,
-        batch: (cap / 2).max(1),
+        wake_receiver: if eager == Eager::Receiver { 1 } else { batch },
+        wake_sender: if eager == Eager::Sender { 1 } else { batch },
     });
     (Sender(shared.clone()), Receiver(shared))
 }
@@ -86,7 +100,7 @@ impl<T> Sender<T> {
             return Err(item);
         }
         st.queue.push_back(item);
-        if st.receiver_waits && st.queue.len() >= sh.batch {
+        if st.receiver_waits && st.queue.len() >= sh.wake_receiver {
             sh.items.notify_one();
         }
         Ok(())
@@ -124,7 +138,7 @@ impl<T> Receiver<T> {
 
     fn made_room(&self, st: &State<T>) {
         let sh = &*self.0;
-        if st.sender_waits && st.queue.len() + sh.batch <= sh.cap {
+        if st.sender_waits && st.queue.len() + sh.wake_sender <= sh.cap {
             sh.room.notify_one();
         }
     }
@@ -157,8 +171,11 @@ mod tests {
 
     #[test]
     fn items_arrive_in_order_and_the_end_is_seen() {
-        for cap in [1, 2, 3, 8] {
-            let (tx, rx) = handoff::<u32>(cap);
+        for (cap, eager) in [1, 2, 3, 8]
+            .into_iter()
+            .flat_map(|c| [(c, Eager::Sender), (c, Eager::Receiver)])
+        {
+            let (tx, rx) = handoff::<u32>(cap, eager);
             let got = std::thread::scope(|s| {
                 s.spawn(move || {
                     for i in 0..1000 {
@@ -167,13 +184,13 @@ mod tests {
                 });
                 (&rx).collect::<Vec<_>>()
             });
-            assert_eq!(got, (0..1000).collect::<Vec<_>>(), "cap {cap}");
+            assert_eq!(got, (0..1000).collect::<Vec<_>>(), "{cap} {eager:?}");
         }
     }
 
     #[test]
     fn a_slow_consumer_and_try_recv_see_every_item() {
-        let (tx, rx) = handoff::<u32>(4);
+        let (tx, rx) = handoff::<u32>(4, Eager::Sender);
         let mut got = Vec::new();
         std::thread::scope(|s| {
             s.spawn(move || (0..200).for_each(|i| tx.send(i).unwrap()));
@@ -190,7 +207,7 @@ mod tests {
 
     #[test]
     fn a_dropped_receiver_frees_a_waiting_sender() {
-        let (tx, rx) = handoff::<u32>(2);
+        let (tx, rx) = handoff::<u32>(2, Eager::Receiver);
         std::thread::scope(|s| {
             let t = s.spawn(move || {
                 let mut sent = 0;
@@ -208,7 +225,7 @@ mod tests {
 
     #[test]
     fn a_dropped_sender_wakes_a_waiting_receiver() {
-        let (tx, rx) = handoff::<u32>(8);
+        let (tx, rx) = handoff::<u32>(8, Eager::Sender);
         std::thread::scope(|s| {
             let r = s.spawn(move || (rx.recv(), rx.recv()));
             // One item, below the batch: the end must still wake the receiver.
@@ -216,7 +233,7 @@ mod tests {
             drop(tx);
             assert_eq!(r.join().unwrap(), (Some(7), None));
         });
-        let (tx, rx) = handoff::<u32>(2);
+        let (tx, rx) = handoff::<u32>(2, Eager::Sender);
         drop(tx);
         assert_eq!(rx.try_recv(), TryRecv::Closed);
     }

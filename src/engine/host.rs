@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use uuid::Uuid;
 
+use super::handoff::{handoff, Eager};
 use super::volume::{find_append_point, require_label};
 use super::{now, EngineError, Progress, SetSummary};
 use crate::catalog::{Catalog, SetInfo, SetOutcome, SetState, VolumeRow};
@@ -308,7 +309,7 @@ fn write_set<S: Transport + Send, T: Transport>(
     // thread does nothing but WRITE(6): the tape is the slow side. Each
     // record travels with the digest state after it, so an early stop
     // keeps the digest of exactly what reached the tape.
-    let (tx, rx) = super::handoff::handoff::<(Vec<u8>, SetDigest, u64)>(depth);
+    let (tx, rx) = handoff::<(Vec<u8>, SetDigest, u64)>(depth, Eager::Receiver);
     let (spare_tx, spare_rx) = mpsc::channel::<Vec<u8>>();
     let mut digest = SetDigest::new(header.digest);
     let mut records = 0u64;

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use uuid::Uuid;
 
-use super::handoff::{handoff, Receiver, TryRecv};
+use super::handoff::{handoff, Eager, Receiver, TryRecv};
 use super::volume::{
     open_set, read_blocks, require_label, scan_set, Checked, SetChecker, SetEnd, SetScan,
 };
@@ -245,7 +245,7 @@ fn write_checked<T: Transport + Send, D: Transport>(
     // reader. Checking here rather than in a third thread saves a hand-off
     // per record, and the payload is still in this core's cache when the
     // WRITE sends it.
-    let (tx, rx) = handoff::<(ReadOutcome, Vec<u8>)>(depth);
+    let (tx, rx) = handoff::<(ReadOutcome, Vec<u8>)>(depth, Eager::Sender);
     let (spare_tx, spare_rx) = mpsc::channel::<Vec<u8>>();
     let (id, read_len) = (checker.set_id(), checker.read_len());
     let (mut end, mut failed) = (None, None);

@@ -6,7 +6,7 @@ use std::sync::mpsc;
 
 use uuid::Uuid;
 
-use super::handoff::{handoff, Sender};
+use super::handoff::{handoff, Eager, Sender};
 use super::{now, EngineError, Progress};
 use crate::catalog::{SetInfo, SetOutcome, SetRow, SetState, VolumeRow};
 use crate::device::tape::ReadOutcome;
@@ -252,7 +252,7 @@ pub fn scan_records<T: Transport + Send>(
     // A reader thread keeps the drive busy (one READ(6) at a time, the only
     // way a tape reads) while this thread checks CRCs, digests and hands
     // payloads on.
-    let (tx, rx) = handoff::<(ReadOutcome, Vec<u8>)>(4);
+    let (tx, rx) = handoff::<(ReadOutcome, Vec<u8>)>(4, Eager::Sender);
     let (spare_tx, spare_rx) = mpsc::channel::<Vec<u8>>();
     let (set, read_len) = (checker.header.set_id, checker.read_len());
     let outcome = std::thread::scope(|s| {
