@@ -235,3 +235,20 @@ fn restore_names_a_damaged_record_and_writes_only_what_came_before() {
     assert!(d[..5 * per] == s[..5 * per]);
     assert!(d[5 * per..].iter().all(|&b| b == 0));
 }
+
+#[test]
+fn a_catalog_that_names_another_digest_than_the_tape_is_refused() {
+    let (_d, cat) = catalog();
+    let mut src = disk("SRC", 1024);
+    let mut t = tape(1 << 30, 0);
+    let s = backup(&mut src, &mut t, &cat, &opts(), &NoProgress).unwrap();
+    let mut row = cat.set(&s.set.set_id.to_string()).unwrap();
+    assert_eq!(row.info.digest_algorithm, "blake3");
+    row.info.digest_algorithm = "sha256".into();
+    let e = verify::<_, MemDiskT>(&mut t, &row, None, &NoProgress).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("names a blake3 digest, the catalog recorded sha256"),
+        "{e}"
+    );
+}
