@@ -598,58 +598,69 @@ pub fn rebuild<T: Transport + Send>(
             Ok(Some(p.into_block()))
         });
         progress.finish();
-        let mut row = SetRow {
-            info: SetInfo {
-                id: h.set_id,
-                volume: label.uuid,
-                file_number: file,
-                mode: h.mode.to_string(),
-                label: h.label.clone(),
-                source_url: h.source.url.clone(),
-                source_designator: designator_text(&h.source),
-                lba: h.lba,
-                blocks: h.blocks,
-                block_size: h.block_size,
-                payload_size: h.payload_size,
-                started: h.created as i64,
-                digest_algorithm: h.digest.to_string(),
-            },
-            outcome: SetOutcome {
-                state: SetState::Failed,
-                records: 0,
-                bytes: 0,
-                digest: None,
-                ended: 0,
-                seconds: 0.0,
-                error: None,
-            },
-            volume_name: label.name.clone(),
-            extents: vec![(h.lba, h.blocks)],
-        };
-        match scan {
-            Ok(s) => {
-                row.outcome.records = s.records;
-                row.outcome.bytes = s.bytes;
-                match s.end {
-                    SetEnd::Trailer(t) => {
-                        row.outcome.state = if t.complete {
-                            SetState::Complete
-                        } else {
-                            SetState::Incomplete
-                        };
-                        row.outcome.digest = Some(hex(&s.digest));
-                        row.outcome.ended = t.ended as i64;
-                        row.outcome.seconds = t.ended.saturating_sub(h.created) as f64;
-                    }
-                    SetEnd::Truncated => {
-                        row.outcome.error = Some("no trailer: the backup was interrupted".into());
-                    }
-                }
-            }
-            Err(e @ EngineError::Corrupt { .. }) => row.outcome.error = Some(e.to_string()),
-            Err(e) => return Err(e),
-        }
-        sets.push(row);
+        sets.push(rebuilt_row(&label, file, &h, scan)?);
     }
     Ok((volume, sets))
+}
+
+/// The catalog row of the set in tape `file` with header `h`, from how its
+/// scan went: a set that failed a check is a failed row with the reason.
+fn rebuilt_row(
+    label: &VolumeLabel,
+    file: u32,
+    h: &SetHeader,
+    scan: Result<SetScan, EngineError>,
+) -> Result<SetRow, EngineError> {
+    let mut row = SetRow {
+        info: SetInfo {
+            id: h.set_id,
+            volume: label.uuid,
+            file_number: file,
+            mode: h.mode.to_string(),
+            label: h.label.clone(),
+            source_url: h.source.url.clone(),
+            source_designator: designator_text(&h.source),
+            lba: h.lba,
+            blocks: h.blocks,
+            block_size: h.block_size,
+            payload_size: h.payload_size,
+            started: h.created as i64,
+            digest_algorithm: h.digest.to_string(),
+        },
+        outcome: SetOutcome {
+            state: SetState::Failed,
+            records: 0,
+            bytes: 0,
+            digest: None,
+            ended: 0,
+            seconds: 0.0,
+            error: None,
+        },
+        volume_name: label.name.clone(),
+        extents: vec![(h.lba, h.blocks)],
+    };
+    match scan {
+        Ok(s) => {
+            row.outcome.records = s.records;
+            row.outcome.bytes = s.bytes;
+            match s.end {
+                SetEnd::Trailer(t) => {
+                    row.outcome.state = if t.complete {
+                        SetState::Complete
+                    } else {
+                        SetState::Incomplete
+                    };
+                    row.outcome.digest = Some(hex(&s.digest));
+                    row.outcome.ended = t.ended as i64;
+                    row.outcome.seconds = t.ended.saturating_sub(h.created) as f64;
+                }
+                SetEnd::Truncated => {
+                    row.outcome.error = Some("no trailer: the backup was interrupted".into());
+                }
+            }
+        }
+        Err(e @ EngineError::Corrupt { .. }) => row.outcome.error = Some(e.to_string()),
+        Err(e) => return Err(e),
+    }
+    Ok(row)
 }
