@@ -13,6 +13,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 struct State<T> {
     queue: VecDeque<T>,
@@ -20,6 +21,10 @@ struct State<T> {
     receiver_gone: bool,
     sender_waits: bool,
     receiver_waits: bool,
+    /// How often and how long each end waited (logged at debug level when
+    /// the queue goes: where a pipeline's time went).
+    sender_waited: (u64, Duration),
+    receiver_waited: (u64, Duration),
 }
 
 struct Shared<T> {
@@ -75,6 +80,8 @@ pub fn handoff<T>(cap: usize, eager: Eager) -> (Sender<T>, Receiver<T>) {
             receiver_gone: false,
             sender_waits: false,
             receiver_waits: false,
+            sender_waited: (0, Duration::ZERO),
+            receiver_waited: (0, Duration::ZERO),
         }),
         items: Condvar::new(),
         room: Condvar::new(),
@@ -91,11 +98,16 @@ impl<T> Sender<T> {
     pub fn send(&self, item: T) -> Result<(), T> {
         let sh = &*self.0;
         let mut st = sh.lock();
-        while st.queue.len() >= sh.cap && !st.receiver_gone {
-            st.sender_waits = true;
-            st = sh.room.wait(st).unwrap_or_else(|e| e.into_inner());
+        if st.queue.len() >= sh.cap && !st.receiver_gone {
+            let t0 = Instant::now();
+            while st.queue.len() >= sh.cap && !st.receiver_gone {
+                st.sender_waits = true;
+                st = sh.room.wait(st).unwrap_or_else(|e| e.into_inner());
+            }
+            st.sender_waits = false;
+            st.sender_waited.0 += 1;
+            st.sender_waited.1 += t0.elapsed();
         }
-        st.sender_waits = false;
         if st.receiver_gone {
             return Err(item);
         }
@@ -113,11 +125,16 @@ impl<T> Receiver<T> {
     pub fn recv(&self) -> Option<T> {
         let sh = &*self.0;
         let mut st = sh.lock();
-        while st.queue.is_empty() && !st.sender_gone {
-            st.receiver_waits = true;
-            st = sh.items.wait(st).unwrap_or_else(|e| e.into_inner());
+        if st.queue.is_empty() && !st.sender_gone {
+            let t0 = Instant::now();
+            while st.queue.is_empty() && !st.sender_gone {
+                st.receiver_waits = true;
+                st = sh.items.wait(st).unwrap_or_else(|e| e.into_inner());
+            }
+            st.receiver_waits = false;
+            st.receiver_waited.0 += 1;
+            st.receiver_waited.1 += t0.elapsed();
         }
-        st.receiver_waits = false;
         let item = st.queue.pop_front();
         self.made_room(&st);
         item
@@ -160,8 +177,19 @@ impl<T> Drop for Sender<T> {
 
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
-        self.0.lock().receiver_gone = true;
+        let mut st = self.0.lock();
+        st.receiver_gone = true;
+        let (s, r) = (st.sender_waited, st.receiver_waited);
+        drop(st);
         self.0.room.notify_all();
+        log::debug!(
+            "hand-off queue of {}: the sender waited {} times for {:.3} s, the receiver {} times for {:.3} s",
+            self.0.cap,
+            s.0,
+            s.1.as_secs_f64(),
+            r.0,
+            r.1.as_secs_f64()
+        );
     }
 }
 
