@@ -18,7 +18,7 @@ use crate::engine::interrupt::{install_handlers, StopFlag};
 use crate::engine::restore::{restore, verify, ReadSummary, RestoreOptions};
 use crate::engine::volume::{read_label, rebuild, write_label, LabelState};
 use crate::engine::{Progress, SetSummary};
-use crate::format::Mode;
+use crate::format::{DigestAlgorithm, Mode};
 use crate::transport::url::DeviceUrl;
 use crate::transport::Transport;
 
@@ -192,6 +192,7 @@ pub struct BackupArgs<'a> {
     pub maskcheck_initiator: Option<&'a str>,
     /// Wait for the drive when another process has it.
     pub wait: bool,
+    pub digest: DigestAlgorithm,
 }
 
 pub fn run_backup(conn: &ConnArgs, out: &Out, cat: &Path, a: BackupArgs<'_>) -> Result<u8> {
@@ -243,6 +244,7 @@ pub fn host_backup(
         tape_url: redacted(a.tape),
         reservation_key: reservation_key(conn),
         stop: stop_on_signals()?,
+        digest: a.digest,
     };
     let bar = Bar::new(out);
     let s = backup(&mut source, &mut tape, &catalog, &opts, &bar)?;
@@ -263,13 +265,14 @@ pub(super) fn reservation_key(conn: &ConnArgs) -> u64 {
 pub(super) fn backup_text(b: &BackupSummary) -> String {
     let s = &b.set;
     format!(
-        "backup complete: set {}\n  volume {} ({}), tape file {}\n{}  sha256 {}\n",
+        "backup complete: set {}\n  volume {} ({}), tape file {}\n{}  {} {}\n",
         s.set_id,
         b.volume_name,
         s.volume,
         s.tape_file,
         set_lines(s),
-        s.sha256
+        s.digest_algorithm,
+        s.digest
     )
 }
 
@@ -325,14 +328,15 @@ pub fn run_restore(conn: &ConnArgs, out: &Out, cat: &Path, a: RestoreArgs<'_>) -
     let lba = s.target_lba.unwrap_or_default();
     out.emit(&s, || {
         format!(
-            "restore complete: set {} to {} from LBA {lba}\n  {} bytes in {} records, {:.2} s, {:.1} MB/s\n  every record CRC and the set digest checked: {}\n",
+            "restore complete: set {} to {} from LBA {lba}\n  {} bytes in {} records, {:.2} s, {:.1} MB/s\n  every record CRC and the set digest checked: {} {}\n",
             s.set_id,
             redacted(a.target),
             s.bytes,
             s.records,
             s.seconds,
             s.mbps,
-            s.sha256
+            s.digest_algorithm,
+            s.digest
         )
     });
     Ok(exit::OK)
@@ -363,8 +367,8 @@ pub fn run_verify(conn: &ConnArgs, out: &Out, cat: &Path, a: VerifyArgs<'_>) -> 
     let s: ReadSummary = verify(&mut t, &row, source.as_mut(), &Bar::new(out))?;
     out.emit(&s, || {
         let mut t = format!(
-            "verify passed: set {} ({} records, {} bytes, {:.1} MB/s)\n  sha256 {}\n",
-            s.set_id, s.records, s.bytes, s.mbps, s.sha256
+            "verify passed: set {} ({} records, {} bytes, {:.1} MB/s)\n  {} {}\n",
+            s.set_id, s.records, s.bytes, s.mbps, s.digest_algorithm, s.digest
         );
         if let Some(n) = s.compared_with_source {
             let _ = writeln!(t, "  {n} bytes identical to the source LUN");

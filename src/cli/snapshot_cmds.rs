@@ -74,6 +74,7 @@ pub fn run_serverless(conn: &ConnArgs, out: &Out, cat: &Path, a: BackupArgs<'_>)
             tape_url: redacted(a.tape),
             reservation_key: reservation_key(conn),
             stop: stop_on_signals()?,
+            digest: a.digest,
         },
     };
     let bar = Bar::new(out);
