@@ -141,8 +141,16 @@ CREATE INDEX sets_by_started ON sets(started);
 CREATE INDEX sets_by_state ON sets(state);
 ";
 
+/// Version 5: a set's digest may be SHA-256 or BLAKE3 (FORMAT.md, set
+/// header digest field), so `sha256` becomes `digest` and the algorithm is
+/// kept beside it. Every set recorded before was SHA-256.
+const V5: &str = "
+ALTER TABLE sets RENAME COLUMN sha256 TO digest;
+ALTER TABLE sets ADD COLUMN digest_algorithm TEXT NOT NULL DEFAULT 'sha256';
+";
+
 /// `MIGRATIONS[i]` upgrades schema version `i` to `i + 1`.
-pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// The schema version this build writes and understands.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

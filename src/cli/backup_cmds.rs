@@ -19,7 +19,7 @@ use crate::engine::restore::{restore, verify, ReadSummary, RestoreOptions};
 use crate::engine::set_writer::SetRequest;
 use crate::engine::volume::{read_label, rebuild, write_label, LabelState};
 use crate::engine::{EngineError, Progress, Refusal, SetSummary};
-use crate::format::Mode;
+use crate::format::{DigestAlgorithm, Mode};
 use crate::scsi::{BlockCount, Lba};
 use crate::transport::url::DeviceUrl;
 use crate::transport::Transport;
@@ -194,6 +194,7 @@ pub struct BackupArgs<'a> {
     pub maskcheck_initiator: Option<&'a str>,
     /// Wait for the drive when another process has it.
     pub wait: bool,
+    pub digest: DigestAlgorithm,
 }
 
 impl BackupArgs<'_> {
@@ -207,6 +208,7 @@ impl BackupArgs<'_> {
             source_url: redacted(self.source),
             tape_url: redacted(self.tape),
             stop: stop_on_signals()?,
+            digest: self.digest,
         })
     }
 }
@@ -273,13 +275,14 @@ pub(super) fn reservation_key(conn: &ConnArgs) -> u64 {
 pub(super) fn backup_text(b: &BackupSummary) -> String {
     let s = &b.set;
     format!(
-        "backup complete: set {}\n  volume {} ({}), tape file {}\n{}  sha256 {}\n",
+        "backup complete: set {}\n  volume {} ({}), tape file {}\n{}  {} {}\n",
         s.set_id,
         b.volume_name,
         s.volume,
         s.tape_file,
         set_lines(s),
-        s.sha256
+        s.digest_algorithm,
+        s.digest
     )
 }
 
@@ -335,14 +338,15 @@ pub fn run_restore(conn: &ConnArgs, out: &Out, cat: &Path, a: RestoreArgs<'_>) -
     let lba = s.target_lba.unwrap_or_default();
     out.emit(&s, || {
         format!(
-            "restore complete: set {} to {} from LBA {lba}\n  {} bytes in {} records, {:.2} s, {:.1} MB/s\n  every record CRC and the set digest checked: {}\n",
+            "restore complete: set {} to {} from LBA {lba}\n  {} bytes in {} records, {:.2} s, {:.1} MB/s\n  every record CRC and the set digest checked: {} {}\n",
             s.set_id,
             redacted(a.target),
             s.bytes,
             s.records,
             s.seconds,
             s.mbps,
-            s.sha256
+            s.digest_algorithm,
+            s.digest
         )
     });
     Ok(exit::OK)
@@ -373,8 +377,8 @@ pub fn run_verify(conn: &ConnArgs, out: &Out, cat: &Path, a: VerifyArgs<'_>) -> 
     let s: ReadSummary = verify(&mut t, &row, source.as_mut(), &Bar::new(out))?;
     out.emit(&s, || {
         let mut t = format!(
-            "verify passed: set {} ({} records, {} bytes, {:.1} MB/s)\n  sha256 {}\n",
-            s.set_id, s.records, s.bytes, s.mbps, s.sha256
+            "verify passed: set {} ({} records, {} bytes, {:.1} MB/s)\n  {} {}\n",
+            s.set_id, s.records, s.bytes, s.mbps, s.digest_algorithm, s.digest
         );
         if let Some(n) = s.compared_with_source {
             let _ = writeln!(t, "  {n} bytes identical to the source LUN");

@@ -116,7 +116,7 @@ fn third_party(
 fn tpc_text(t: &ThirdPartySummary) -> String {
     let s = &t.set;
     format!(
-        "backup complete (third-party copy by {}): set {}\n  volume {}, tape file {}\n{}  {} EXTENDED COPY commands; through this host: {} bytes of parameter lists and results, {} bytes of data\n  digest of record CRCs {}\n",
+        "backup complete (third-party copy by {}): set {}\n  volume {}, tape file {}\n{}  {} EXTENDED COPY commands; through this host: {} bytes of parameter lists and results, {} bytes of data\n  {} digest of the record CRCs {}\n",
         t.copy_manager,
         s.set_id,
         s.volume,
@@ -125,6 +125,7 @@ fn tpc_text(t: &ThirdPartySummary) -> String {
         t.xcopy_commands,
         t.bytes_through_initiator,
         t.data_bytes_through_initiator,
-        s.sha256
+        s.digest_algorithm,
+        s.digest
     )
 }

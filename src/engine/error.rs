@@ -149,8 +149,8 @@ pub enum Refusal {
     #[error("{device}: the label has no filemark after it; the tape is damaged")]
     NoFilemarkAfterLabel { device: String },
     /// The tape file holds no set header.
-    #[error("{device}: no backup set at {}", .file.map_or("this tape file".to_string(), |f| format!("tape file {f}")))]
-    NoSet { device: String, file: Option<u32> },
+    #[error("{device}: no backup set at this tape file")]
+    NoSet { device: String },
     #[error("{device}: this tape is volume {name} ({id}); set {set} is on volume {set_volume_name} ({set_volume})")]
     WrongVolume {
         device: String,

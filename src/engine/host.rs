@@ -8,9 +8,8 @@
 
 use std::sync::mpsc;
 
-use uuid::Uuid;
-
 use super::guard::{refuse_live_writer, PositionGuard};
+use super::handoff::{self, handoff, Eager};
 use super::interrupt::StopFlag;
 use super::set_writer::{
     Extent, Moved, Mover, Placement, SetRequest, SetWriter, SourceSurvey, Tally,
@@ -169,7 +168,7 @@ impl<S: Transport + Send, T: Transport> Mover for HostMover<'_, S, T> {
         let guard = PositionGuard::start(self.tape);
         self.tape.write_block(hdr)?;
         progress.start(extent.bytes(), "backup");
-        let streamed = self.stream(header.set_id, extent, stop, progress);
+        let streamed = self.stream(header, extent, stop, progress);
         progress.finish();
         let (tally, digest) = streamed?;
         let trailer = tally.trailer(digest, false, now());
@@ -201,18 +200,19 @@ impl<S: Transport + Send, T: Transport> HostMover<'_, S, T> {
     /// reached the tape.
     fn stream(
         &mut self,
-        set: Uuid,
+        header: &SetHeader,
         extent: &Extent,
         stop: StopFlag,
         progress: &dyn Progress,
     ) -> Result<(Tally, [u8; 32]), EngineError> {
         let depth = self.queue_depth;
-        let (tx, rx) = mpsc::sync_channel::<Framed>(depth);
+        let (tx, rx) = handoff::<Framed>(depth, Eager::Receiver);
         let (spare_tx, spare_rx) = mpsc::channel::<Vec<u8>>();
         let (source, tape) = (&mut *self.source, &mut *self.tape);
-        let mut tally = Tally::new(set);
+        let mut tally = Tally::new(header.set_id);
         std::thread::scope(|s| {
-            let reader = s.spawn(move || frame_records(source, set, extent, depth, tx, spare_rx));
+            let reader =
+                s.spawn(move || frame_records(source, header, extent, depth, tx, spare_rx));
             // Returning drops the receiver, which stops a reader still
             // sending.
             let written = write_records(tape, rx, &spare_tx, &mut tally, stop, progress);
@@ -225,7 +225,11 @@ impl<S: Transport + Send, T: Transport> HostMover<'_, S, T> {
                 (Ok(d), r) => r.map(|()| d),
             }
         })
-        .map(|digest| (tally, digest))
+        .map(|last| {
+            // No record at all: the digest of nothing.
+            let digest = last.unwrap_or_else(|| SetDigest::new(header.digest));
+            (tally, digest.finish())
+        })
     }
 }
 
@@ -237,13 +241,13 @@ impl<S: Transport + Send, T: Transport> HostMover<'_, S, T> {
 /// the tape.
 fn frame_records<S: Transport>(
     source: &mut Disk<S>,
-    set: Uuid,
+    header: &SetHeader,
     extent: &Extent,
     depth: usize,
-    tx: mpsc::SyncSender<Framed>,
+    tx: handoff::Sender<Framed>,
     spare: mpsc::Receiver<Vec<u8>>,
 ) -> Result<(), EngineError> {
-    let mut running = SetDigest::new();
+    let (set, mut running) = (header.set_id, SetDigest::new(header.digest));
     let mut seq = 0u64;
     source.read_pipelined::<EngineError>(
         extent.lba,
@@ -267,26 +271,26 @@ fn frame_records<S: Transport>(
 }
 
 /// The tape thread: one WRITE(6) a record, then, with the record on tape,
-/// ask the tally whether to stop (early warning, a signal). The digest of
-/// what reached the tape.
+/// ask the tally whether to stop (early warning, a signal). The digest
+/// state after the last record that reached the tape.
 fn write_records<T: Transport>(
     tape: &mut Tape<T>,
-    rx: mpsc::Receiver<Framed>,
+    rx: handoff::Receiver<Framed>,
     spare: &mpsc::Sender<Vec<u8>>,
     tally: &mut Tally,
     stop: StopFlag,
     progress: &dyn Progress,
-) -> Result<[u8; 32], EngineError> {
-    let mut digest = SetDigest::new();
-    for (rec, state, n) in rx.iter() {
+) -> Result<Option<SetDigest>, EngineError> {
+    let mut digest = None;
+    for (rec, state, n) in &rx {
         let (w, back) = tape.write_block_buf(rec)?;
         let _ = spare.send(back);
-        digest = state;
+        digest = Some(state);
         tally.wrote(1, n);
         progress.advance(n);
         if tally.stop_at(w.early_warning, stop.raised()) {
             break;
         }
     }
-    Ok(digest.finish())
+    Ok(digest)
 }

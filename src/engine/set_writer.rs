@@ -25,7 +25,8 @@ use crate::catalog::{Catalog, SetInfo, SetOutcome, SetState};
 use crate::device::disk::Capacity;
 use crate::device::Disk;
 use crate::format::{
-    hex, Mode, RecordHeader, SetHeader, SetTrailer, SourceIdentity, StopReason, StoredDesignator,
+    hex, DigestAlgorithm, Mode, RecordHeader, SetHeader, SetTrailer, SourceIdentity, StopReason,
+    StoredDesignator,
 };
 use crate::scsi::spc::{UnitSerialNumber, VpdPage};
 use crate::scsi::{BlockCount, BlockSize, Lba};
@@ -50,6 +51,9 @@ pub struct SetRequest {
     /// Raised by SIGINT/SIGTERM: the mover stops at its next safe point
     /// and the set is closed as interrupted.
     pub stop: StopFlag,
+    /// The set digest's algorithm (set header): over the data, or over
+    /// the record CRCs of a third-party-copy set.
+    pub digest: DigestAlgorithm,
 }
 
 /// The source as read before anything is written: its size, and the
@@ -262,7 +266,7 @@ impl Tally {
             set_id: self.set,
             records: self.records,
             bytes: self.bytes,
-            sha256: digest,
+            digest,
             complete: self.stopped.is_none(),
             stop: self.stopped.map_or(StopReason::NOT_GIVEN, Stopped::reason),
             ended,
@@ -363,6 +367,7 @@ impl SetPlan {
             created: started,
             label: req.label.clone(),
             snapshot: source.snapshot,
+            digest: req.digest,
         };
         SetPlan {
             header,
@@ -393,6 +398,7 @@ impl SetPlan {
             block_size: h.block_size,
             payload_size: h.payload_size,
             started: h.created as i64,
+            digest_algorithm: h.digest.to_string(),
         }
     }
 
@@ -424,7 +430,7 @@ impl SetPlan {
             state,
             records: done.map_or(0, |m| m.records),
             bytes: done.map_or(0, |m| m.bytes),
-            sha256: done.map(|m| hex(&m.digest)),
+            digest: done.map(|m| hex(&m.digest)),
             ended: ended as i64,
             seconds,
             error,
@@ -466,7 +472,8 @@ impl SetPlan {
             bytes: m.bytes,
             seconds,
             mbps: super::mbps(m.bytes, seconds),
-            sha256: hex(&m.digest),
+            digest_algorithm: h.digest,
+            digest: hex(&m.digest),
         }
     }
 }
@@ -675,7 +682,7 @@ mod tests {
             (done.state, done.records, done.ended),
             (SetState::Complete, 2, 7)
         );
-        assert_eq!(done.sha256.as_deref(), Some(&*"ab".repeat(32)));
+        assert_eq!(done.digest.as_deref(), Some(&*"ab".repeat(32)));
         assert!(p.stopped_early(&m(None)).is_ok());
         let eom = m(Some(Stopped::EndOfMedium));
         assert_eq!(p.outcome(&Ok(eom), 1.0, 7).state, SetState::Incomplete);
@@ -695,7 +702,7 @@ mod tests {
         ));
         let failed = p.outcome(&Err(EngineError::Stopped("x")), 1.0, 7);
         assert_eq!((failed.state, failed.records), (SetState::Failed, 0));
-        assert_eq!(failed.sha256, None);
+        assert_eq!(failed.digest, None);
         assert_eq!(failed.error.as_deref(), Some("stopped: x"));
         let s = p.summary(&m(None), 2.0);
         assert_eq!((s.tape_file, s.records, s.bytes), (3, 2, 1024));

@@ -227,7 +227,7 @@ impl<C: Transport, T: Transport> Mover for ThirdPartyMover<'_, C, T> {
         progress: &dyn Progress,
     ) -> Result<Moved, EngineError> {
         progress.start(extent.bytes(), "backup (xcopy)");
-        let run = self.run_plan(header.set_id, stop, progress);
+        let run = self.run_plan(header, stop, progress);
         progress.finish();
         run
     }
@@ -263,11 +263,11 @@ impl<C: Transport, T: Transport> ThirdPartyMover<'_, C, T> {
     /// filemark.
     fn run_plan(
         &mut self,
-        set: Uuid,
+        header: &SetHeader,
         stop: StopFlag,
         progress: &dyn Progress,
     ) -> Result<Moved, EngineError> {
-        let mut tally = Tally::new(set);
+        let (mut tally, algorithm) = (Tally::new(header.set_id), header.digest);
         let mut crcs: Vec<u32> = Vec::new();
         let total = self.plan.len() + 1;
         for (i, c) in self.plan.iter().enumerate() {
@@ -288,7 +288,7 @@ impl<C: Transport, T: Transport> ThirdPartyMover<'_, C, T> {
             crcs.extend_from_slice(records);
             progress.advance(c.payload_bytes);
         }
-        let mut chain = CrcChainDigest::new();
+        let mut chain = CrcChainDigest::new(algorithm);
         crcs.iter().for_each(|c| chain.update(*c));
         let digest = chain.finish();
         let trailer = tally.trailer(digest, true, now());
@@ -716,7 +716,7 @@ mod tests {
             set_id: set,
             records: 2,
             bytes: 10,
-            sha256: [0; 32],
+            digest: [0; 32],
             complete: true,
             stop: crate::format::StopReason::NOT_GIVEN,
             ended: 1,
