@@ -146,8 +146,8 @@ pub struct Chunk {
 }
 
 /// Split `blocks` from `lba` into chunks of at most `per_chunk` blocks.
-pub fn chunks(lba: Lba, blocks: u64, per_chunk: u32) -> impl Iterator<Item = Chunk> {
-    let per = per_chunk.max(1) as u64;
+pub fn chunks(lba: Lba, blocks: BlockCount, per_chunk: u32) -> impl Iterator<Item = Chunk> {
+    let (blocks, per) = (blocks.0, per_chunk.max(1) as u64);
     let n = blocks.div_ceil(per);
     (0..n).map(move |seq| {
         let start = seq * per;
@@ -160,31 +160,14 @@ pub fn chunks(lba: Lba, blocks: u64, per_chunk: u32) -> impl Iterator<Item = Chu
 }
 
 impl<T: Transport> Disk<T> {
-    /// Read `blocks` blocks from `lba` with up to `depth` READ(16)s in
-    /// flight on this one session, `per_chunk` blocks each, and hand each
-    /// chunk's data to `sink` in LBA order. `sink` may return a spent
-    /// buffer for reuse. Memory: at most `depth` chunks in flight plus the
-    /// ones waiting for an earlier chunk. Each chunk's data lands at
-    /// `buf[headroom..]` (see [`Disk::read_chunks_pipelined`]).
-    #[allow(clippy::too_many_arguments)]
-    pub fn read_pipelined<E: From<DeviceError>>(
-        &mut self,
-        lba: Lba,
-        blocks: u64,
-        bs: BlockSize,
-        per_chunk: u32,
-        depth: usize,
-        headroom: usize,
-        sink: impl FnMut(Chunk, Vec<u8>) -> Result<Option<Vec<u8>>, E>,
-    ) -> Result<(), E> {
-        let chunks = chunks(lba, blocks, per_chunk);
-        self.read_chunks_pipelined(chunks, bs, depth, |_| headroom, sink)
-    }
-
-    /// [`Disk::read_pipelined`] over any chunk list: several ranges read as
-    /// one stream, so the pipeline does not drain between them (the copy
-    /// manager reads the ranges of consecutive segments this way). The
-    /// chunks' `seq` must count 0, 1, 2, ... in the order `sink` wants them.
+    /// Read the chunks `todo` (a range cut by [`chunks`], or several ranges
+    /// read as one stream, so the pipeline does not drain between them, as
+    /// the copy manager reads the ranges of consecutive segments) with up
+    /// to `depth` READ(16)s in flight on this one session, and hand each
+    /// chunk's data to `sink` in order. `sink` may return a spent buffer
+    /// for reuse. Memory: at most `depth` chunks in flight plus the ones
+    /// waiting for an earlier chunk. The chunks' `seq` must count 0, 1, 2,
+    /// ... in the order `sink` wants them.
     ///
     /// Each chunk's data lands at `buf[headroom(&chunk)..]`: the bytes
     /// before it are left for the caller to frame a header in place, so a
@@ -425,7 +408,7 @@ mod tests {
 
     #[test]
     fn chunks_cover_the_range_exactly() {
-        let c: Vec<Chunk> = chunks(Lba(10), 25, 10).collect();
+        let c: Vec<Chunk> = chunks(Lba(10), BlockCount(25), 10).collect();
         assert_eq!(c.len(), 3);
         assert_eq!(
             c[0],
@@ -443,7 +426,7 @@ mod tests {
                 blocks: 5
             }
         );
-        assert_eq!(chunks(Lba(0), 0, 8).count(), 0);
+        assert_eq!(chunks(Lba(0), BlockCount(0), 8).count(), 0);
     }
 
     /// Completes whatever is in flight newest first, as a target may
@@ -492,7 +475,7 @@ mod tests {
         // Chunks of 10 blocks from LBA 40: 40, 50, ... 90 fit, 100 does not.
         let mut seen = Vec::new();
         let r = disk.read_chunks_pipelined::<DeviceError>(
-            chunks(Lba(40), 80, 10),
+            chunks(Lba(40), BlockCount(80), 10),
             BlockSize(512),
             8,
             |_| 0,
@@ -526,7 +509,7 @@ mod tests {
         let want = disk.read(Lba(0), 64, BlockSize(512)).unwrap();
         let mut got = Vec::new();
         disk.read_chunks_pipelined::<DeviceError>(
-            chunks(Lba(0), 64, 5),
+            chunks(Lba(0), BlockCount(64), 5),
             BlockSize(512),
             4,
             |c| if c.seq % 2 == 0 { 48 } else { 0 },

@@ -18,6 +18,7 @@ use super::volume::{find_append_point, require_label};
 use super::{now, EngineError, Progress, SetSummary};
 use crate::catalog::{Catalog, VolumeRow};
 use crate::device::tape::Reservation;
+use crate::device::disk::chunks;
 use crate::device::{Disk, Tape};
 use crate::format::{
     encode_record_header, Mode, RecordHeader, SetDigest, SetHeader, SourceIdentity,
@@ -249,13 +250,12 @@ fn frame_records<S: Transport>(
 ) -> Result<(), EngineError> {
     let (set, mut running) = (header.set_id, SetDigest::new(header.digest));
     let mut seq = 0u64;
-    source.read_pipelined::<EngineError>(
-        extent.lba,
-        extent.blocks.0,
+    let records = chunks(extent.lba, extent.blocks, extent.per_record as u32);
+    source.read_chunks_pipelined::<EngineError>(
+        records,
         extent.block_size,
-        extent.per_record as u32,
         depth,
-        RecordHeader::LEN,
+        |_| RecordHeader::LEN,
         |_chunk, mut rec| {
             let payload = &rec[RecordHeader::LEN..];
             running.update(payload);
