@@ -18,7 +18,9 @@ use sanmover::engine::volume::write_label;
 use sanmover::engine::EngineError;
 use sanmover::lu::{MemDisk, MemTape};
 use sanmover::scsi::{BlockSize, Lba};
-use sanmover::snapshot::{MappedLun, ProviderError, Snapshot, SnapshotJob, SnapshotProvider};
+use sanmover::snapshot::{
+    Failure, MappedLun, ProviderError, Snapshot, SnapshotJob, SnapshotProvider,
+};
 use sanmover::transport::memory::MemoryTransport;
 use sanmover::transport::{Transport, TransportError};
 
@@ -52,7 +54,7 @@ struct FakeProvider(Shared);
 fn refused(op: &'static str) -> ProviderError {
     ProviderError::Failed {
         op,
-        reason: format!("{op} refused by the fake array"),
+        source: Failure::Refused(format!("{op} refused by the fake array")),
     }
 }
 

@@ -9,13 +9,13 @@ use super::{exit, open_transport, ConnArgs, UsageError};
 use crate::device::{DeviceError, Disk, Scsi};
 use crate::engine::copy_manager::{aborted_segment, XCOPY_TIMEOUT};
 use crate::engine::disk_copy::{
-    discover_limits, plan, run, verify_copy, Endpoint, EndpointError, Fallback,
+    discover_limits, plan, run, verify_copy, CopyRange, Endpoint, EndpointError, Fallback,
 };
 use crate::scsi::xcopy::{
     CopyStatus, ExtendedCopy, FailedSegmentDetails, OperatingParameters, RcrAction,
     ReceiveCopyResults, XcopyParams,
 };
-use crate::scsi::{CdbCodec, Wire};
+use crate::scsi::{BlockCount, CdbCodec, Lba, Wire};
 use crate::transport::{Request, Transport};
 
 pub struct XcopyArgs<'a> {
@@ -32,7 +32,7 @@ pub struct XcopyArgs<'a> {
 }
 
 fn endpoint<T: Transport>(d: &mut Disk<T>) -> Result<(Endpoint, u64)> {
-    Endpoint::of(d).map_err(|e| match e {
+    Endpoint::of(d).map(|(e, n)| (e, n.0)).map_err(|e| match e {
         EndpointError::Device(e) => e.into(),
         e @ EndpointError::NoDesignator => UsageError(format!("{}: {e}", d.scsi.name())).into(),
     })
@@ -63,7 +63,12 @@ pub fn xcopy(conn: &ConnArgs, out: &Out, a: XcopyArgs<'_>) -> Result<u8> {
         .into());
     }
     let limits = discover_limits(&mut cm)?;
-    let p = plan(&s_ep, &d_ep, a.src_lba, a.dst_lba, blocks, &limits)?;
+    let range = CopyRange {
+        src_lba: Lba(a.src_lba),
+        dst_lba: Lba(a.dst_lba),
+        blocks: BlockCount(blocks),
+    };
+    let p = plan(&s_ep, &d_ep, range, &limits)?;
     if a.dry_run {
         #[derive(serde::Serialize)]
         struct Plan<'a> {
@@ -88,7 +93,7 @@ pub fn xcopy(conn: &ConnArgs, out: &Out, a: XcopyArgs<'_>) -> Result<u8> {
                     let _ = writeln!(
                         t,
                         "  {i:>4}: {} segments, {} blocks, source LBA {} -> destination LBA {}",
-                        c.segments, c.blocks, c.src_lba, c.dst_lba
+                        c.segments, c.range.blocks, c.range.src_lba, c.range.dst_lba
                     );
                 }
                 t
@@ -100,9 +105,7 @@ pub fn xcopy(conn: &ConnArgs, out: &Out, a: XcopyArgs<'_>) -> Result<u8> {
     let mut report = run(&mut cm, &mut src, &mut dst, bs, &p, fallback)?;
     report.limits = Some(limits);
     let samples = if a.full_verify { 0 } else { 16 };
-    report.verified_bytes = verify_copy(
-        &mut src, &mut dst, bs, a.src_lba, a.dst_lba, blocks, samples,
-    )?;
+    report.verified_bytes = verify_copy(&mut src, &mut dst, bs, range, samples)?;
     out.emit(&report, || {
         let mut t = format!(
             "copied {} bytes in {} commands: {} by EXTENDED COPY, {} through this host\n  bytes through this initiator: {} ({} of them data)\n  verified {} bytes\n",

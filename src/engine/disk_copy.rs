@@ -15,7 +15,7 @@ use crate::scsi::spc::{Designator, VpdPage};
 use crate::scsi::xcopy::{
     Cscd, DeviceParams, OperatingParameters, Segment, ThirdPartyCopyVpd, XcopyParams,
 };
-use crate::scsi::{BlockSize, DeviceType, Lba};
+use crate::scsi::{BlockCount, BlockSize, DeviceType, Lba};
 use crate::transport::Transport;
 
 /// What one EXTENDED COPY may hold.
@@ -116,7 +116,7 @@ pub enum EndpointError {
 impl Endpoint {
     /// `d` as one end of a copy (its best LU designator and block size),
     /// and its block count.
-    pub fn of<T: Transport>(d: &mut Disk<T>) -> Result<(Endpoint, u64), EndpointError> {
+    pub fn of<T: Transport>(d: &mut Disk<T>) -> Result<(Endpoint, BlockCount), EndpointError> {
         let cap = d.capacity()?;
         let di = d.scsi.device_identification()?;
         let designator = di
@@ -127,91 +127,84 @@ impl Endpoint {
             designator,
             block_size: cap.block_size,
         };
-        Ok((ep, cap.blocks.0))
+        Ok((ep, cap.blocks))
+    }
+}
+
+/// The blocks a copy moves: `blocks` from `src_lba` on the source to
+/// `dst_lba` on the destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct CopyRange {
+    pub src_lba: Lba,
+    pub dst_lba: Lba,
+    pub blocks: BlockCount,
+}
+
+impl CopyRange {
+    /// All `blocks` of a disk onto another, LBA 0 to LBA 0.
+    pub fn whole(blocks: BlockCount) -> CopyRange {
+        CopyRange {
+            src_lba: Lba(0),
+            dst_lba: Lba(0),
+            blocks,
+        }
+    }
+
+    /// `n` blocks from `off` blocks into this range.
+    fn part(&self, off: u64, n: u64) -> CopyRange {
+        CopyRange {
+            src_lba: Lba(self.src_lba.0 + off),
+            dst_lba: Lba(self.dst_lba.0 + off),
+            blocks: BlockCount(n),
+        }
+    }
+
+    /// The range in pieces of 1 MiB (the last may be shorter): what this
+    /// host reads at a time when it copies or compares.
+    fn pieces(self, bs: BlockSize) -> impl Iterator<Item = CopyRange> {
+        let per = ((1u64 << 20) / u64::from(bs.0)).max(1);
+        let total = self.blocks.0;
+        (0..total.div_ceil(per)).map(move |i| self.part(i * per, (total - i * per).min(per)))
     }
 }
 
 /// One EXTENDED COPY of the plan and the range it covers.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PlannedCommand {
-    pub src_lba: u64,
-    pub dst_lba: u64,
-    pub blocks: u64,
+    #[serde(flatten)]
+    pub range: CopyRange,
     pub segments: usize,
     #[serde(skip)]
     pub params: XcopyParams,
 }
 
-/// Split a copy of `blocks` blocks into EXTENDED COPY commands that fit
-/// `limits`: at most 65535 blocks and `max_segment_len` bytes per 02h
-/// segment (SPC-4 6.4.6.5), as many segments per command as the copy
-/// manager and the descriptor list length allow.
+/// Split a copy of `range` into EXTENDED COPY commands that fit `limits`:
+/// at most 65535 blocks and `max_segment_len` bytes per 02h segment
+/// (SPC-4 6.4.6.5), as many segments per command as the copy manager and
+/// the descriptor list length allow.
 pub fn plan(
     src: &Endpoint,
     dst: &Endpoint,
-    src_lba: u64,
-    dst_lba: u64,
-    blocks: u64,
+    range: CopyRange,
     limits: &Limits,
 ) -> Result<Vec<PlannedCommand>, EngineError> {
-    if src.block_size != dst.block_size {
-        return Err(CopyError::BlockSizes {
-            src: src.block_size,
-            dst: dst.block_size,
-        }
-        .into());
-    }
-    let bs = src.block_size.0 as u64;
-    let cscds = vec![
-        Cscd::identification(
-            &src.designator,
-            DeviceType::DISK,
-            DeviceParams::block(src.block_size.0),
-        )
-        .map_err(|source| CopyError::Cscd {
-            what: "source designator",
-            source,
-        })?,
-        Cscd::identification(
-            &dst.designator,
-            DeviceType::DISK,
-            DeviceParams::block(dst.block_size.0),
-        )
-        .map_err(|source| CopyError::Cscd {
-            what: "destination designator",
-            source,
-        })?,
-    ];
-    let mut per_segment = 65535u64;
-    if limits.max_segment_len > 0 {
-        per_segment = per_segment.min(limits.max_segment_len as u64 / bs);
-    }
-    if per_segment == 0 {
-        return Err(CopyError::SegmentUnderBlock {
-            max: limits.max_segment_len,
-        }
-        .into());
-    }
+    let cscds = cscd_pair(src, dst)?;
+    let per_segment = blocks_per_segment(src.block_size, limits)?;
     let cscd_len: usize = cscds.iter().map(|c| c.buffer_len()).sum();
     let seg_len = 28usize; // a 02h segment descriptor (SPC-4 6.4.6.5)
     let by_list = (limits.max_descriptor_list_len as usize).saturating_sub(cscd_len) / seg_len;
     let per_command = (limits.max_segments as usize).min(by_list).max(1);
-
+    let blocks = range.blocks.0;
     let mut out = Vec::new();
     let mut done = 0u64;
     while done < blocks {
-        let mut segments = Vec::new();
         let start = done;
+        let mut segments = Vec::new();
         while segments.len() < per_command && done < blocks {
-            let n = (blocks - done).min(per_segment);
-            segments.push(Segment::block_to_block(
-                0,
-                1,
-                n as u16,
-                Lba(src_lba + done),
-                Lba(dst_lba + done),
-            ));
-            done += n;
+            let part = range.part(done, (blocks - done).min(per_segment));
+            let n = part.blocks.0 as u16;
+            segments.push(Segment::block_to_block(0, 1, n, part.src_lba, part.dst_lba));
+            done += part.blocks.0;
         }
         let params = XcopyParams::new(cscds.clone(), segments);
         params.check().map_err(|source| CopyError::ParameterList {
@@ -219,14 +212,46 @@ pub fn plan(
             source,
         })?;
         out.push(PlannedCommand {
-            src_lba: src_lba + start,
-            dst_lba: dst_lba + start,
-            blocks: done - start,
+            range: range.part(start, done - start),
             segments: params.segments.len(),
             params,
         });
     }
     Ok(out)
+}
+
+/// The two ends as identification CSCDs (E4h), source first.
+fn cscd_pair(src: &Endpoint, dst: &Endpoint) -> Result<Vec<Cscd>, CopyError> {
+    if src.block_size != dst.block_size {
+        return Err(CopyError::BlockSizes {
+            src: src.block_size,
+            dst: dst.block_size,
+        });
+    }
+    let cscd = |e: &Endpoint, what| {
+        let p = DeviceParams::block(e.block_size.0);
+        Cscd::identification(&e.designator, DeviceType::DISK, p)
+            .map_err(|source| CopyError::Cscd { what, source })
+    };
+    Ok(vec![
+        cscd(src, "source designator")?,
+        cscd(dst, "destination designator")?,
+    ])
+}
+
+/// Blocks one 02h segment may carry: 65535 (a 16-bit count), fewer when
+/// the copy manager's maximum segment length says so.
+fn blocks_per_segment(bs: BlockSize, limits: &Limits) -> Result<u64, CopyError> {
+    let mut per_segment = 65535u64;
+    if limits.max_segment_len > 0 {
+        per_segment = per_segment.min(u64::from(limits.max_segment_len) / u64::from(bs.0));
+    }
+    if per_segment == 0 {
+        return Err(CopyError::SegmentUnderBlock {
+            max: limits.max_segment_len,
+        });
+    }
+    Ok(per_segment)
 }
 
 /// How to treat what the copy manager refuses (after NetBackup and VMware).
@@ -274,14 +299,15 @@ pub fn run<C: Transport, S: Transport, D: Transport>(
         ..Default::default()
     };
     for c in plan {
-        let bytes = c.blocks * bs.0 as u64;
+        let (range, blocks) = (c.range, c.range.blocks.0);
+        let bytes = blocks * u64::from(bs.0);
         if fallback != Fallback::Always {
             let list = encode(&c.params)?;
             r.bytes_through_initiator += list.len() as u64;
             match extended_copy(cm, &c.params, list) {
                 Ok(_) => {
                     r.xcopy_commands += 1;
-                    r.blocks += c.blocks;
+                    r.blocks += blocks;
                     r.bytes += bytes;
                     continue;
                 }
@@ -290,8 +316,8 @@ pub fn run<C: Transport, S: Transport, D: Transport>(
                         .map(|s| format!(" at {s}"))
                         .unwrap_or_default();
                     let why = format!(
-                        "EXTENDED COPY of {} blocks at LBA {} refused{at} ({e}); copied through the host",
-                        c.blocks, c.src_lba
+                        "EXTENDED COPY of {blocks} blocks at LBA {} refused{at} ({e}); copied through the host",
+                        range.src_lba
                     );
                     log::warn!("{why}");
                     r.fallbacks.push(why);
@@ -299,14 +325,14 @@ pub fn run<C: Transport, S: Transport, D: Transport>(
                 Err(e) => {
                     return Err(copy_failed(
                         e,
-                        format_args!("the command for LBA {}", c.src_lba),
+                        format_args!("the command for LBA {}", range.src_lba),
                     ))
                 }
             }
         }
-        host_copy(src, dst, bs, c.src_lba, c.dst_lba, c.blocks)?;
+        host_copy(src, dst, bs, range)?;
         r.host_commands += 1;
-        r.blocks += c.blocks;
+        r.blocks += blocks;
         r.bytes += bytes;
         r.bytes_through_initiator += 2 * bytes;
         r.data_bytes_through_initiator += 2 * bytes;
@@ -319,50 +345,41 @@ fn host_copy<S: Transport, D: Transport>(
     src: &mut Disk<S>,
     dst: &mut Disk<D>,
     bs: BlockSize,
-    src_lba: u64,
-    dst_lba: u64,
-    blocks: u64,
+    range: CopyRange,
 ) -> Result<(), EngineError> {
-    let per = ((1u64 << 20) / bs.0 as u64).max(1);
-    let mut done = 0;
-    while done < blocks {
-        let n = (blocks - done).min(per);
-        let data = src.read(Lba(src_lba + done), n as u32, bs)?;
-        dst.write(Lba(dst_lba + done), bs, data)?;
-        done += n;
+    for p in range.pieces(bs) {
+        let data = src.read(p.src_lba, p.blocks.0 as u32, bs)?;
+        dst.write(p.dst_lba, bs, data)?;
     }
     Ok(())
 }
 
-/// Compare `samples` evenly spread extents of `extent` blocks (every
-/// extent when `samples` is 0) between source and destination.
+/// Compare `samples` evenly spread 1 MiB pieces of `range` (every piece
+/// when `samples` is 0) between source and destination; the bytes
+/// compared.
 pub fn verify_copy<S: Transport, D: Transport>(
     src: &mut Disk<S>,
     dst: &mut Disk<D>,
     bs: BlockSize,
-    src_lba: u64,
-    dst_lba: u64,
-    blocks: u64,
+    range: CopyRange,
     samples: u64,
 ) -> Result<u64, EngineError> {
-    let extent = ((1u64 << 20) / bs.0 as u64).max(1);
-    let total = blocks.div_ceil(extent);
+    let pieces: Vec<CopyRange> = range.pieces(bs).collect();
+    let total = pieces.len() as u64;
     let picks: Vec<u64> = if samples == 0 || samples >= total {
         (0..total).collect()
     } else {
         (0..samples).map(|i| i * total / samples).collect()
     };
     let mut compared = 0;
-    for i in picks {
-        let off = i * extent;
-        let n = (blocks - off).min(extent);
-        let a = src.read(Lba(src_lba + off), n as u32, bs)?;
-        let b = dst.read(Lba(dst_lba + off), n as u32, bs)?;
+    for p in picks.into_iter().map(|i| pieces[i as usize]) {
+        let a = src.read(p.src_lba, p.blocks.0 as u32, bs)?;
+        let b = dst.read(p.dst_lba, p.blocks.0 as u32, bs)?;
         if a != b {
             return Err(CopyError::Differs {
-                dst_lba: dst_lba + off,
-                dst_end: dst_lba + off + n,
-                src_lba: src_lba + off,
+                dst_lba: p.dst_lba.0,
+                dst_end: p.dst_lba.0 + p.blocks.0,
+                src_lba: p.src_lba.0,
             }
             .into());
         }
@@ -375,6 +392,14 @@ pub fn verify_copy<S: Transport, D: Transport>(
 mod tests {
     use super::*;
     use crate::scsi::spc::{Association, CodeSet, DesignatorType};
+
+    fn range(src: u64, dst: u64, blocks: u64) -> CopyRange {
+        CopyRange {
+            src_lba: Lba(src),
+            dst_lba: Lba(dst),
+            blocks: BlockCount(blocks),
+        }
+    }
 
     fn naa(last: u8) -> Endpoint {
         let mut v = vec![0x60, 0x01, 0x40, 0x5a];
@@ -403,11 +428,14 @@ mod tests {
             source: "test",
         };
         // 64 MiB of 512-byte blocks: 131072 blocks, 65535 per segment.
-        let p = plan(&naa(1), &naa(2), 0, 0, 131072, &lio).unwrap();
+        let p = plan(&naa(1), &naa(2), range(0, 0, 131072), &lio).unwrap();
         assert_eq!(p.len(), 3);
-        assert_eq!(p.iter().map(|c| c.blocks).sum::<u64>(), 131072);
+        assert_eq!(p.iter().map(|c| c.range.blocks.0).sum::<u64>(), 131072);
         assert!(p.iter().all(|c| c.segments == 1));
-        assert_eq!((p[1].src_lba, p[2].blocks), (65535, 2));
+        assert_eq!(
+            (p[1].range.src_lba, p[2].range.blocks),
+            (Lba(65535), BlockCount(2))
+        );
     }
 
     #[test]
@@ -419,12 +447,12 @@ mod tests {
             max_segment_len: 1 << 20, // 2048 blocks
             source: "test",
         };
-        let p = plan(&naa(1), &naa(2), 100, 5000, 10_000, &big).unwrap();
+        let p = plan(&naa(1), &naa(2), range(100, 5000, 10_000), &big).unwrap();
         assert_eq!(p.len(), 1);
         assert_eq!(p[0].segments, 5);
         let bytes = p[0].params.encode().unwrap();
         assert_eq!(bytes[0x0], 0); // list id
-        assert_eq!(p[0].dst_lba, 5000);
+        assert_eq!(p[0].range.dst_lba, Lba(5000));
     }
 
     #[test]
@@ -440,9 +468,22 @@ mod tests {
     }
 
     #[test]
+    fn pieces_of_a_range_are_a_mebibyte_each_and_cover_it() {
+        let r = range(10, 20, 2048 * 2 + 5);
+        let p: Vec<CopyRange> = r.pieces(BlockSize(512)).collect();
+        assert_eq!(p.len(), 3);
+        assert_eq!(p[1], range(10 + 2048, 20 + 2048, 2048));
+        assert_eq!(p[2], range(10 + 4096, 20 + 4096, 5));
+        assert_eq!(range(0, 0, 0).pieces(BlockSize(512)).count(), 0);
+    }
+
+    #[test]
     fn mismatched_block_sizes_are_refused() {
         let mut d = naa(2);
         d.block_size = BlockSize(4096);
-        assert!(plan(&naa(1), &d, 0, 0, 8, &Limits::CONSERVATIVE).is_err());
+        assert!(matches!(
+            plan(&naa(1), &d, range(0, 0, 8), &Limits::CONSERVATIVE),
+            Err(EngineError::CopyManager(e)) if matches!(*e, CopyError::BlockSizes { .. })
+        ));
     }
 }

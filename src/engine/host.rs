@@ -17,8 +17,8 @@ use super::set_writer::{
 use super::volume::{find_append_point, require_label};
 use super::{now, EngineError, Progress, SetSummary};
 use crate::catalog::{Catalog, VolumeRow};
-use crate::device::tape::Reservation;
 use crate::device::disk::chunks;
+use crate::device::tape::Reservation;
 use crate::device::{Disk, Tape};
 use crate::format::{
     encode_record_header, Mode, RecordHeader, SetDigest, SetHeader, SourceIdentity,

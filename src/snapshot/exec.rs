@@ -24,20 +24,13 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use super::{MappedLun, ProviderError, Snapshot, SnapshotJob, SnapshotProvider};
+use super::{failed, Failure, MappedLun, ProviderError, Snapshot, SnapshotJob, SnapshotProvider};
 
 /// Snapshots made by an external script.
 #[derive(Debug, Clone)]
 pub struct ExecProvider {
     script: PathBuf,
     timeout: Duration,
-}
-
-fn failed(op: &'static str, reason: impl Into<String>) -> ProviderError {
-    ProviderError::Failed {
-        op,
-        reason: reason.into(),
-    }
 }
 
 impl ExecProvider {
@@ -75,7 +68,10 @@ impl ExecProvider {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| failed(op, format!("running {}: {e}", self.script.display())))?;
+            .map_err(|source| {
+                let program = self.script.display().to_string();
+                failed(op, Failure::Spawn { program, source })
+            })?;
         // Readers on their own threads: a chatty script never blocks on a
         // full pipe while we wait for it.
         let mut out = child.stdout.take().expect("piped stdout");
@@ -103,15 +99,17 @@ impl ExecProvider {
                     let _ = child.wait();
                     return Err(failed(
                         op,
-                        format!(
-                            "{} {op} did not finish within {:?}; killed",
-                            self.script.display(),
-                            self.timeout
-                        ),
+                        Failure::TimedOut {
+                            command: format!("{} {op}", self.script.display()),
+                            after: self.timeout,
+                        },
                     ));
                 }
                 Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-                Err(e) => return Err(failed(op, format!("waiting for the script: {e}"))),
+                Err(source) => {
+                    let program = self.script.display().to_string();
+                    return Err(failed(op, Failure::Spawn { program, source }));
+                }
             }
         };
         let stdout = out_t.join().unwrap_or_default();
@@ -123,10 +121,10 @@ impl ExecProvider {
             let reason = said.unwrap_or_else(|| stderr.trim().to_string());
             return Err(failed(
                 op,
-                format!(
-                    "{} {op} exited with {status}: {reason}",
-                    self.script.display()
-                ),
+                Failure::Exited {
+                    command: format!("{} {op}", self.script.display()),
+                    said: format!("exited with {status}: {reason}"),
+                },
             ));
         }
         Ok(stdout)
@@ -136,7 +134,9 @@ impl ExecProvider {
         serde_json::from_str(stdout.trim()).map_err(|e| {
             failed(
                 op,
-                format!("the script's answer is not the expected JSON ({e}): {stdout:?}"),
+                Failure::Answer(format!(
+                    "the script's answer is not the expected JSON ({e}): {stdout:?}"
+                )),
             )
         })
     }

@@ -31,7 +31,7 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use super::runner::{runner_from_options, sh_quote, CommandRunner};
-use super::{MappedLun, ProviderError, Snapshot, SnapshotJob, SnapshotProvider};
+use super::{failed, Failure, MappedLun, ProviderError, Snapshot, SnapshotJob, SnapshotProvider};
 use crate::transport::url::{DeviceUrl, IscsiUrl};
 
 /// LIO's default IEEE company id (`wwn/company_id`), the OUI in its NAAs.
@@ -74,6 +74,12 @@ pub fn lio_naa(serial: &str, company_id: u32) -> [u8; 16] {
 /// digits give it an NAA of its own.
 pub fn snapshot_serial(job: &SnapshotJob) -> String {
     job.job_id.hyphenated().to_string()
+}
+
+/// The job's source is not an address this provider can use.
+fn bad_source(op: &'static str, job: &SnapshotJob, reason: String) -> ProviderError {
+    let url = job.source_url.clone();
+    failed(op, Failure::Source { url, reason })
 }
 
 /// The backstore name of a job's snapshot.
@@ -294,26 +300,18 @@ impl LioProvider {
 
     fn run(&mut self, op: &'static str, script: &str) -> Result<String, ProviderError> {
         log::debug!("lio {op} via {}:\n{script}", self.runner.describe());
-        self.runner.run(script).map_err(|e| ProviderError::Failed {
-            op,
-            reason: e.to_string(),
-        })
+        self.runner.run(script).map_err(|e| failed(op, e))
     }
 
     fn source_url(job: &SnapshotJob, op: &'static str) -> Result<IscsiUrl, ProviderError> {
         match DeviceUrl::parse(&job.source_url) {
             Ok(DeviceUrl::Iscsi(u)) => Ok(u),
-            Ok(_) => Err(ProviderError::Failed {
+            Ok(_) => Err(bad_source(
                 op,
-                reason: format!(
-                    "{}: the lio provider needs an iscsi:// source",
-                    job.source_url
-                ),
-            }),
-            Err(e) => Err(ProviderError::Failed {
-                op,
-                reason: format!("{}: {e}", job.source_url),
-            }),
+                job,
+                "the lio provider needs an iscsi:// source".into(),
+            )),
+            Err(e) => Err(bad_source(op, job, e.to_string())),
         }
     }
 
@@ -415,13 +413,12 @@ echo created
         k: &str,
         op: &'static str,
     ) -> Result<&'a str, ProviderError> {
-        snap.info
-            .get(k)
-            .and_then(|v| v.as_str())
-            .ok_or_else(|| ProviderError::Failed {
+        snap.info.get(k).and_then(|v| v.as_str()).ok_or_else(|| {
+            failed(
                 op,
-                reason: format!("snapshot record has no {k}: {}", snap.info),
-            })
+                Failure::Missing(format!("snapshot record has no {k}: {}", snap.info)),
+            )
+        })
     }
 
     /// The script that exports the snapshot to the backup server only.
@@ -530,13 +527,13 @@ echo "lun=$m"
             && snap.handle[3..].bytes().all(|b| b.is_ascii_hexdigit())
             && file.rsplit('/').next() == Some(&format!("{}.img", snap.handle));
         if file == source_file || !own_name {
-            return Err(ProviderError::Failed {
-                op: "delete",
-                reason: format!(
+            return Err(failed(
+                "delete",
+                Failure::Refused(format!(
                     "refusing to delete {file} (backstore {}): not a snapshot this provider made",
                     snap.handle
-                ),
-            });
+                )),
+            ));
         }
         let mut s = self.unmap_script(snap, "delete")?;
         s.push_str(&format!(
@@ -566,19 +563,19 @@ echo "lun=$m"
         let target = self.target(job, op)?;
         let probe = self.probe_script(job)?;
         let out = self.run(op, &probe)?;
-        let src = SourceInfo::parse(&out).map_err(|reason| ProviderError::Failed { op, reason })?;
+        let src = SourceInfo::parse(&out).map_err(|reason| failed(op, Failure::Answer(reason)))?;
         // The backstore found must be the LUN the engine identified: a
         // snapshot of the wrong LUN would be a silent disaster.
         if let Some(want) = &job.source_designator {
             let want = normalize_designator(want);
             if want != src.naa_hex() {
-                return Err(ProviderError::Failed {
+                return Err(failed(
                     op,
-                    reason: format!(
+                    Failure::Refused(format!(
                         "backstore {}/{} (serial {}, NAA {}) is not the source LUN (designator {want}); name it with source=HBA/NAME",
                         src.hba, src.name, src.serial, src.naa_hex()
-                    ),
-                });
+                    )),
+                ));
             }
         }
         let dir = match &self.cfg.dir {
@@ -648,9 +645,11 @@ impl SnapshotProvider for LioProvider {
             .filter_map(|l| l.trim().strip_prefix("lun="))
             .next_back()
             .and_then(|n| n.parse().ok())
-            .ok_or_else(|| ProviderError::Failed {
-                op: "map",
-                reason: format!("no LUN number in the answer: {out}"),
+            .ok_or_else(|| {
+                failed(
+                    "map",
+                    Failure::Answer(format!("no LUN number in the answer: {out}")),
+                )
             })?;
         let target = Self::snap_field(snap, "target", "map")?;
         let src = Self::source_url(job, "map")?;
@@ -679,15 +678,15 @@ impl SnapshotProvider for LioProvider {
 
     fn delete(&mut self, job: &SnapshotJob, snap: &Snapshot) -> Result<(), ProviderError> {
         if snap.handle != snapshot_name(job) {
-            return Err(ProviderError::Failed {
-                op: "delete",
-                reason: format!(
+            return Err(failed(
+                "delete",
+                Failure::Refused(format!(
                     "refusing to delete backstore {}: job {} names its snapshot {}",
                     snap.handle,
                     job.job_id,
                     snapshot_name(job)
-                ),
-            });
+                )),
+            ));
         }
         let script = self.delete_script(snap)?;
         self.run("delete", &script).map(|_| ())

@@ -56,17 +56,76 @@ pub struct MappedLun {
 /// A provider operation failed, or the spec could not be understood.
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
-    /// An operation failed; `op` is create/map/unmap/delete.
-    #[error("{op}: {reason}")]
+    /// An operation failed; `op` is create/map/unmap/delete/discard.
+    #[error("{op}: {source}")]
     Failed {
         /// The operation.
         op: &'static str,
         /// What went wrong.
-        reason: String,
+        source: Failure,
     },
     /// `--snapshot` could not be parsed or names no provider.
     #[error("bad provider spec: {0}")]
     Spec(String),
+}
+
+/// `op` failed with `source`.
+pub(crate) fn failed(op: &'static str, source: impl Into<Failure>) -> ProviderError {
+    ProviderError::Failed {
+        op,
+        source: source.into(),
+    }
+}
+
+/// Why a provider operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// The provider's settings name no way to reach the storage.
+    #[error("{0}")]
+    Config(String),
+    /// The job's source address is not one this provider can use.
+    #[error("source {url}: {reason}")]
+    Source { url: String, reason: String },
+    /// A program the provider runs (tgtadm, cp, the exec script) could not
+    /// be started or waited for.
+    #[error("running {program}: {source}")]
+    Spawn {
+        program: String,
+        source: std::io::Error,
+    },
+    /// The program ran and failed: the command line, what it said.
+    #[error("{command}: {said}")]
+    Exited { command: String, said: String },
+    /// The program did not finish in time and was killed.
+    #[error("{command} did not finish within {after:?}; killed")]
+    TimedOut {
+        command: String,
+        after: std::time::Duration,
+    },
+    /// A script on the storage host failed (through a runner).
+    #[error(transparent)]
+    Runner(#[from] runner::RunnerError),
+    /// An answer (of a script, of the storage) could not be understood.
+    #[error("{0}")]
+    Answer(String),
+    /// The storage lacks what the job or the snapshot record names.
+    #[error("{0}")]
+    Missing(String),
+    /// The provider will not do it: not an object it made, or not the LUN
+    /// the engine identified.
+    #[error("{0}")]
+    Refused(String),
+    /// A local file could not be handled.
+    #[error("{what} {}: {source}", .path.display())]
+    File {
+        what: &'static str,
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    /// Talking to a LUN failed (the image copy's source, spare and copy
+    /// manager); `detail` is the error with its causes.
+    #[error("{what}: {detail}")]
+    Device { what: String, detail: String },
 }
 
 /// Four idempotent operations (calling one twice, or on something already

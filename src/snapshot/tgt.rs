@@ -25,7 +25,7 @@ use std::process::Command;
 
 use serde_json::json;
 
-use super::{MappedLun, ProviderError, Snapshot, SnapshotJob, SnapshotProvider};
+use super::{failed, Failure, MappedLun, ProviderError, Snapshot, SnapshotJob, SnapshotProvider};
 use crate::transport::url::IscsiUrl;
 
 /// Snapshots of LUNs served by a user-space tgtd.
@@ -120,11 +120,18 @@ pub fn parse_show(text: &str) -> Vec<ShownTarget> {
     out
 }
 
-fn failed(op: &'static str, reason: impl Into<String>) -> ProviderError {
-    ProviderError::Failed {
-        op,
-        reason: reason.into(),
-    }
+fn missing(op: &'static str, what: String) -> ProviderError {
+    failed(op, Failure::Missing(what))
+}
+
+fn file_failed(
+    op: &'static str,
+    what: &'static str,
+    path: &std::path::Path,
+    source: std::io::Error,
+) -> ProviderError {
+    let path = path.to_path_buf();
+    failed(op, Failure::File { what, path, source })
 }
 
 /// KEY from a rig.env-style file.
@@ -218,10 +225,10 @@ impl TgtProvider {
         if let Some(env) = &self.env {
             return Err(failed(
                 op,
-                format!(
+                Failure::Config(format!(
                     "env={}: no SANMOVER_RIG_TGT_CONTROL there (is the rig up?)",
                     env.display()
-                ),
+                )),
             ));
         }
         std::env::var_os("SANMOVER_RIG_ENV")
@@ -229,7 +236,7 @@ impl TgtProvider {
             .ok_or_else(|| {
                 failed(
                     op,
-                    "no tgtd control port: give tgt:control=N or tgt:env=RIG.ENV, or set SANMOVER_RIG_ENV",
+                    Failure::Config("no tgtd control port: give tgt:control=N or tgt:env=RIG.ENV, or set SANMOVER_RIG_ENV".into()),
                 )
             })
     }
@@ -245,18 +252,50 @@ impl TgtProvider {
             .arg(control.to_string())
             .args(args)
             .output()
-            .map_err(|e| failed(op, format!("running {}: {e}", self.tgtadm)))?;
+            .map_err(|source| {
+                let program = self.tgtadm.clone();
+                failed(op, Failure::Spawn { program, source })
+            })?;
         if !out.status.success() {
             return Err(failed(
                 op,
-                format!(
-                    "tgtadm -C {control} {}: {}",
-                    args.join(" "),
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ),
+                Failure::Exited {
+                    command: format!("tgtadm -C {control} {}", args.join(" ")),
+                    said: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+                },
             ));
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// `tgtadm --lld iscsi --op VERB --mode MODE --tid TID REST...`
+    fn on_target(
+        &self,
+        op: &'static str,
+        control: u16,
+        (verb, mode): (&str, &str),
+        tid: u32,
+        rest: &[&str],
+    ) -> Result<String, ProviderError> {
+        let tid = tid.to_string();
+        let mut args = vec![
+            "--lld", "iscsi", "--op", verb, "--mode", mode, "--tid", &tid,
+        ];
+        args.extend_from_slice(rest);
+        self.tgtadm(op, control, &args)
+    }
+
+    /// Target `tid` as tgtd shows it now.
+    fn shown_target(
+        &self,
+        op: &'static str,
+        control: u16,
+        tid: u32,
+    ) -> Result<ShownTarget, ProviderError> {
+        self.show(op, control)?
+            .into_iter()
+            .find(|t| t.tid == tid)
+            .ok_or_else(|| missing(op, format!("target {tid} vanished")))
     }
 
     fn show(&self, op: &'static str, control: u16) -> Result<Vec<ShownTarget>, ProviderError> {
@@ -283,24 +322,19 @@ impl TgtProvider {
                 Some(t) => t,
                 None => targets.iter().map(|t| t.tid).max().unwrap_or(0) + 1,
             };
-            let tid_s = tid.to_string();
-            match self.tgtadm(
-                OP,
-                control,
-                &[
-                    "--lld", "iscsi", "--op", "new", "--mode", "target", "--tid", &tid_s, "-T", iqn,
-                ],
-            ) {
+            match self.on_target(OP, control, ("new", "target"), tid, &["-T", iqn]) {
                 Ok(_) => return Ok(tid),
                 Err(e) => last = Some(e),
             }
         }
-        Err(last.unwrap_or_else(|| failed(OP, "no target id")))
+        Err(last.unwrap_or_else(|| failed(OP, Failure::Missing("no target id".into()))))
     }
 
     fn source(op: &'static str, job: &SnapshotJob) -> Result<IscsiUrl, ProviderError> {
-        IscsiUrl::parse(&job.source_url)
-            .map_err(|e| failed(op, format!("source {}: {e}", job.source_url)))
+        IscsiUrl::parse(&job.source_url).map_err(|e| {
+            let (url, reason) = (job.source_url.clone(), e.to_string());
+            failed(op, Failure::Source { url, reason })
+        })
     }
 
     fn snap_path(snap: &Snapshot) -> Option<PathBuf> {
@@ -323,14 +357,14 @@ impl TgtProvider {
         let t = targets
             .iter()
             .find(|t| t.name == src.target)
-            .ok_or_else(|| failed(op, format!("tgtd {control} has no target {}", src.target)))?;
+            .ok_or_else(|| missing(op, format!("tgtd {control} has no target {}", src.target)))?;
         let lu = t
             .luns
             .iter()
             .find(|l| l.lun == u32::from(src.lun))
-            .ok_or_else(|| failed(op, format!("target {} has no LUN {}", src.target, src.lun)))?;
+            .ok_or_else(|| missing(op, format!("target {} has no LUN {}", src.target, src.lun)))?;
         let source_path = PathBuf::from(lu.path.as_deref().ok_or_else(|| {
-            failed(
+            missing(
                 op,
                 format!("LUN {} of {} has no backing file", src.lun, src.target),
             )
@@ -375,21 +409,28 @@ impl SnapshotProvider for TgtProvider {
             .arg(&source_path)
             .arg(&part)
             .output()
-            .map_err(|e| failed(OP, format!("running cp: {e}")))?;
+            .map_err(|source| {
+                let program = "cp".to_string();
+                failed(OP, Failure::Spawn { program, source })
+            })?;
         if !out.status.success() {
             let _ = std::fs::remove_file(&part);
             return Err(failed(
                 OP,
-                format!(
-                    "cp --reflink=always {} {}: {} (the snapshot needs a reflink filesystem such as XFS with reflink=1, source and snapshot on the same one)",
-                    source_path.display(),
-                    part.display(),
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ),
+                Failure::Exited {
+                    command: format!(
+                        "cp --reflink=always {} {}",
+                        source_path.display(),
+                        part.display()
+                    ),
+                    said: format!(
+                        "{} (the snapshot needs a reflink filesystem such as XFS with reflink=1, source and snapshot on the same one)",
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    ),
+                },
             ));
         }
-        std::fs::rename(&part, &path)
-            .map_err(|e| failed(OP, format!("rename {}: {e}", part.display())))?;
+        std::fs::rename(&part, &path).map_err(|source| file_failed(OP, "rename", &part, source))?;
         Ok(snap)
     }
 
@@ -398,7 +439,7 @@ impl SnapshotProvider for TgtProvider {
         let mut found = Vec::new();
         if part.exists() {
             std::fs::remove_file(&part)
-                .map_err(|e| failed("discard", format!("remove {}: {e}", part.display())))?;
+                .map_err(|source| file_failed("discard", "remove", &part, source))?;
             found.push(format!("partial copy {} removed", part.display()));
         }
         if path.exists() {
@@ -417,89 +458,39 @@ impl SnapshotProvider for TgtProvider {
         const OP: &str = "map";
         let control = self.control(OP, Some(snap))?;
         let src = Self::source(OP, job)?;
-        let path = Self::snap_path(snap).ok_or_else(|| failed(OP, "snapshot has no path"))?;
+        let path =
+            Self::snap_path(snap).ok_or_else(|| missing(OP, "snapshot has no path".into()))?;
         let iqn = export_iqn(&src, job);
         let (scsi_id, naa) = export_identity(job);
         let tid = self.export_target(control, &iqn)?;
-        let tid_s = tid.to_string();
-        let shown = self.show(OP, control)?;
-        let t = shown
-            .iter()
-            .find(|t| t.tid == tid)
-            .ok_or_else(|| failed(OP, format!("target {tid} vanished")))?;
+        let t = self.shown_target(OP, control, tid)?;
         if !t.luns.iter().any(|l| l.lun == 1) {
             let p = path.display().to_string();
-            self.tgtadm(
-                OP,
-                control,
-                &[
-                    "--lld",
-                    "iscsi",
-                    "--op",
-                    "new",
-                    "--mode",
-                    "logicalunit",
-                    "--tid",
-                    &tid_s,
-                    "--lun",
-                    "1",
-                    "-b",
-                    &p,
-                ],
-            )?;
+            let lun = ["--lun", "1", "-b", &p];
+            self.on_target(OP, control, ("new", "logicalunit"), tid, &lun)?;
         }
         // Read-only and the identity before any initiator may log in.
         let params = format!(
             "readonly=1,vendor_id=IET,product_id=SNAPSHOT,product_rev=0001,scsi_sn=SNAP-{},scsi_id={scsi_id}",
             &scsi_id[1..13]
         );
-        self.tgtadm(
-            OP,
-            control,
-            &[
-                "--lld",
-                "iscsi",
-                "--op",
-                "update",
-                "--mode",
-                "logicalunit",
-                "--tid",
-                &tid_s,
-                "--lun",
-                "1",
-                "--params",
-                &params,
-            ],
-        )?;
+        let update = ["--lun", "1", "--params", &params];
+        self.on_target(OP, control, ("update", "logicalunit"), tid, &update)?;
         let who = if self.acl_all { "ALL" } else { &job.initiator };
         if !t.acl.iter().any(|a| a == who) {
-            self.tgtadm(
-                OP,
-                control,
-                &[
-                    "--lld",
-                    "iscsi",
-                    "--op",
-                    "bind",
-                    "--mode",
-                    "target",
-                    "--tid",
-                    &tid_s,
-                    if self.acl_all {
-                        "-I"
-                    } else {
-                        "--initiator-name"
-                    },
-                    who,
-                ],
-            )?;
+            let flag = if self.acl_all {
+                "-I"
+            } else {
+                "--initiator-name"
+            };
+            self.on_target(OP, control, ("bind", "target"), tid, &[flag, who])?;
         }
-        let shown = self.show(OP, control)?;
-        let lu = shown
-            .iter()
-            .find(|t| t.tid == tid)
-            .and_then(|t| t.luns.iter().find(|l| l.lun == 1))
-            .ok_or_else(|| failed(OP, format!("LUN 1 of target {tid} vanished")))?;
+        let lu = self
+            .shown_target(OP, control, tid)?
+            .luns
+            .into_iter()
+            .find(|l| l.lun == 1)
+            .ok_or_else(|| missing(OP, format!("LUN 1 of target {tid} vanished")))?;
         let portal = self.portal.clone().unwrap_or_else(|| src.portal());
         Ok(MappedLun {
             url: format!("iscsi://{portal}/{iqn}/1"),
@@ -515,21 +506,7 @@ impl SnapshotProvider for TgtProvider {
         let iqn = export_iqn(&src, job);
         let targets = self.show(OP, control)?;
         if let Some(t) = targets.iter().find(|t| t.name == iqn) {
-            self.tgtadm(
-                OP,
-                control,
-                &[
-                    "--lld",
-                    "iscsi",
-                    "--op",
-                    "delete",
-                    "--force",
-                    "--mode",
-                    "target",
-                    "--tid",
-                    &t.tid.to_string(),
-                ],
-            )?;
+            self.on_target(OP, control, ("delete", "target"), t.tid, &["--force"])?;
         }
         Ok(())
     }
@@ -548,7 +525,7 @@ impl SnapshotProvider for TgtProvider {
             match std::fs::remove_file(&p) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(failed(OP, format!("removing {}: {e}", p.display()))),
+                Err(source) => return Err(file_failed(OP, "removing", &p, source)),
             }
         }
         Ok(())
@@ -563,7 +540,7 @@ fn check_own_file(job: &SnapshotJob, snap: &Snapshot, path: &Path) -> Result<(),
     let refuse = |why: &str| {
         Err(failed(
             "delete",
-            format!("refusing to delete {}: {why}", path.display()),
+            Failure::Refused(format!("refusing to delete {}: {why}", path.display())),
         ))
     };
     if path.file_name().and_then(|n| n.to_str()) != Some(own.as_str()) {

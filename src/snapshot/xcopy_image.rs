@@ -29,9 +29,12 @@ use serde_json::json;
 
 use super::lio::{check_name, normalize_designator, script_head, FIRST_LINK};
 use super::runner::{runner_from_options, sh_quote, CommandRunner};
-use super::{MappedLun, ProviderError, Snapshot, SnapshotJob, SnapshotProvider};
+use super::{failed, Failure, MappedLun, ProviderError, Snapshot, SnapshotJob, SnapshotProvider};
 use crate::device::{Disk, Scsi};
-use crate::engine::disk_copy::{discover_limits, plan, run, Endpoint, Fallback};
+use crate::engine::disk_copy::{
+    discover_limits, plan, run, CopyRange, CopyReport, Endpoint, Fallback,
+};
+use crate::scsi::BlockCount;
 use crate::transport::iscsi::{IscsiOptions, IscsiTransport};
 use crate::transport::sgio::SgTransport;
 use crate::transport::url::DeviceUrl;
@@ -62,11 +65,11 @@ impl std::fmt::Debug for XcopyImageProvider {
     }
 }
 
-fn failed(op: &'static str, reason: impl Into<String>) -> ProviderError {
-    ProviderError::Failed {
-        op,
-        reason: reason.into(),
-    }
+/// `op` failed talking to a LUN: `what` it was doing, and `e` with its
+/// causes.
+fn device(op: &'static str, what: impl Into<String>, e: &dyn std::error::Error) -> ProviderError {
+    let (what, detail) = (what.into(), chain(e));
+    failed(op, Failure::Device { what, detail })
 }
 
 /// An error with its causes, "a: b: c".
@@ -88,27 +91,75 @@ type Dev = Box<dyn Transport + Send>;
 
 /// Open an iSCSI URL (under `initiator`) or a local SG device.
 fn open(url: &str, initiator: &str, op: &'static str) -> Result<Dev, ProviderError> {
-    match DeviceUrl::parse(url).map_err(|e| failed(op, format!("{url}: {e}")))? {
+    match DeviceUrl::parse(url).map_err(|e| device(op, url, &e))? {
         DeviceUrl::Iscsi(u) => {
             let opts = IscsiOptions {
                 initiator: initiator.to_string(),
                 ..IscsiOptions::default()
             };
             let t = IscsiTransport::connect(&u.password_from_env(), &opts)
-                .map_err(|e| failed(op, format!("opening {url} as {initiator}: {}", chain(&e))))?;
+                .map_err(|e| device(op, format!("opening {url} as {initiator}"), &e))?;
             Ok(Box::new(t))
         }
         DeviceUrl::Path(p) => {
             let t = SgTransport::open(&p)
-                .map_err(|e| failed(op, format!("opening {}: {}", p.display(), chain(&e))))?;
+                .map_err(|e| device(op, format!("opening {}", p.display()), &e))?;
             Ok(Box::new(t))
         }
     }
 }
 
-/// Block size, block count and best LU designator of a disk.
-fn endpoint(d: &mut Disk<Dev>, what: &str) -> Result<(Endpoint, u64), ProviderError> {
-    Endpoint::of(d).map_err(|e| failed("create", format!("{what}: {}", chain(&e))))
+/// A disk of the image copy: its session, its identity as one end of a
+/// copy, its size.
+struct End {
+    disk: Disk<Dev>,
+    ep: Endpoint,
+    blocks: BlockCount,
+    /// Hex of its designator.
+    hex: String,
+}
+
+impl End {
+    /// Open `url` as `initiator`; `what` names it in errors.
+    fn open(url: &str, initiator: &str, what: &str) -> Result<End, ProviderError> {
+        let mut disk =
+            Disk::open(open(url, initiator, "create")?).map_err(|e| device("create", what, &e))?;
+        let (ep, blocks) = Endpoint::of(&mut disk).map_err(|e| device("create", what, &e))?;
+        let hex = hex::encode(&ep.designator.value);
+        Ok(End {
+            disk,
+            ep,
+            blocks,
+            hex,
+        })
+    }
+}
+
+/// The refusals before an image copy: the source is the LUN the engine
+/// identified, the spare is another LUN, of the same size.
+fn check_ends(job: &SnapshotJob, spare: &str, src: &End, dst: &End) -> Result<(), ProviderError> {
+    let refused = |why: String| failed("create", Failure::Refused(why));
+    if let Some(want) = &job.source_designator {
+        if normalize_designator(want) != src.hex {
+            return Err(refused(format!(
+                "{} shows designator {}, not the source's {want}",
+                job.source_url, src.hex
+            )));
+        }
+    }
+    if src.hex == dst.hex {
+        return Err(refused(format!(
+            "the spare {spare} has the source's designator {}: it is the same LUN (or LIO serials that differ too late)",
+            src.hex
+        )));
+    }
+    if src.blocks != dst.blocks || src.ep.block_size != dst.ep.block_size {
+        return Err(refused(format!(
+            "the spare has {} blocks of {} bytes, the source {} of {}: an image copy needs a spare of the same size",
+            dst.blocks, dst.ep.block_size, src.blocks, src.ep.block_size
+        )));
+    }
+    Ok(())
 }
 
 impl XcopyImageProvider {
@@ -208,11 +259,24 @@ echo "tpg_lun=$n write_protect=$WP"
         };
         let script = self.mask_script(job, tpg, wp)?;
         let m = self.mask.as_mut().expect("checked above");
-        m.runner
-            .run(&script)
-            .map_err(|e| failed(op, e.to_string()))?;
+        m.runner.run(&script).map_err(|e| failed(op, e))?;
         Ok(true)
     }
+}
+
+/// The whole source into the spare by EXTENDED COPY, within the copy
+/// manager's limits; no fallback through this host.
+fn image_copy(
+    cm: &mut Scsi<Dev>,
+    src: &mut End,
+    dst: &mut End,
+) -> Result<CopyReport, ProviderError> {
+    let limits = discover_limits(cm).map_err(|e| device("create", "copy manager limits", &e))?;
+    let p = plan(&src.ep, &dst.ep, CopyRange::whole(src.blocks), &limits)
+        .map_err(|e| device("create", "planning the image copy", &e))?;
+    let bs = src.ep.block_size;
+    run(cm, &mut src.disk, &mut dst.disk, bs, &p, Fallback::Never)
+        .map_err(|e| device("create", "EXTENDED COPY into the spare", &e))
 }
 
 impl SnapshotProvider for XcopyImageProvider {
@@ -229,60 +293,12 @@ impl SnapshotProvider for XcopyImageProvider {
             .copy_manager_initiator
             .clone()
             .unwrap_or(ini.to_string());
-        let mut src = Disk::open(open(&job.source_url, ini, "create")?)
-            .map_err(|e| failed("create", format!("source: {}", chain(&e))))?;
-        let mut dst = Disk::open(open(&self.spare, ini, "create")?)
-            .map_err(|e| failed("create", format!("spare: {}", chain(&e))))?;
+        let mut src = End::open(&job.source_url, ini, "source")?;
+        let mut dst = End::open(&self.spare, ini, "spare")?;
         let mut cm = Scsi::new(open(&cm_url, &cm_ini, "create")?);
-        let (s_ep, s_blocks) = endpoint(&mut src, "source")?;
-        let (d_ep, d_blocks) = endpoint(&mut dst, "spare")?;
-        let s_hex = hex::encode(&s_ep.designator.value);
-        let d_hex = hex::encode(&d_ep.designator.value);
-        if let Some(want) = &job.source_designator {
-            if normalize_designator(want) != s_hex {
-                return Err(failed(
-                    "create",
-                    format!(
-                        "{} shows designator {s_hex}, not the source's {want}",
-                        job.source_url
-                    ),
-                ));
-            }
-        }
-        if s_hex == d_hex {
-            return Err(failed(
-                "create",
-                format!("the spare {} has the source's designator {s_hex}: it is the same LUN (or LIO serials that differ too late)", self.spare),
-            ));
-        }
-        if s_blocks != d_blocks || s_ep.block_size != d_ep.block_size {
-            return Err(failed(
-                "create",
-                format!(
-                    "the spare has {d_blocks} blocks of {} bytes, the source {s_blocks} of {}: an image copy needs a spare of the same size",
-                    d_ep.block_size.0, s_ep.block_size.0
-                ),
-            ));
-        }
-        let limits = discover_limits(&mut cm)
-            .map_err(|e| failed("create", format!("copy manager limits: {}", chain(&e))))?;
-        let p =
-            plan(&s_ep, &d_ep, 0, 0, s_blocks, &limits).map_err(|e| failed("create", chain(&e)))?;
+        check_ends(job, &self.spare, &src, &dst)?;
         let t0 = Instant::now();
-        let report = run(
-            &mut cm,
-            &mut src,
-            &mut dst,
-            s_ep.block_size,
-            &p,
-            Fallback::Never,
-        )
-        .map_err(|e| {
-            failed(
-                "create",
-                format!("EXTENDED COPY into the spare: {}", chain(&e)),
-            )
-        })?;
+        let report = image_copy(&mut cm, &mut src, &mut dst)?;
         let seconds = t0.elapsed().as_secs_f64();
         log::info!(
             "xcopy-image: {} bytes copied by the storage in {} commands, {seconds:.2} s",
@@ -293,12 +309,12 @@ impl SnapshotProvider for XcopyImageProvider {
             handle: self.spare.clone(),
             info: json!({
                 "spare": self.spare,
-                "spare_designator": d_hex,
-                "source_designator": s_hex,
+                "spare_designator": dst.hex,
+                "source_designator": src.hex,
                 "copy_manager": cm_url,
                 "copy_manager_initiator": cm_ini,
-                "blocks": s_blocks,
-                "block_size": s_ep.block_size.0,
+                "blocks": src.blocks,
+                "block_size": src.ep.block_size.0,
                 "bytes": report.bytes,
                 "xcopy_commands": report.xcopy_commands,
                 "bytes_through_initiator": report.bytes_through_initiator,
