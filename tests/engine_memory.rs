@@ -9,8 +9,8 @@ use sanmover::engine::progress::NoProgress;
 use sanmover::engine::restore::{restore, verify, RestoreOptions};
 use sanmover::engine::set_writer::SetRequest;
 use sanmover::engine::volume::write_label;
-use sanmover::engine::EngineError;
-use sanmover::format::{decode_record, encode_record, DigestAlgorithm, SetHeader};
+use sanmover::engine::{Corruption, EngineError};
+use sanmover::format::{decode_record, encode_record, DigestAlgorithm, FormatError, SetHeader};
 use sanmover::lu::{MemDisk, MemTape, TapeObject};
 use sanmover::transport::memory::MemoryTransport;
 use sha2::Digest as _;
@@ -257,6 +257,53 @@ fn a_catalog_that_names_another_digest_than_the_tape_is_refused() {
     assert!(
         e.to_string()
             .contains("names a blake3 digest, the catalog recorded sha256"),
+        "{e}"
+    );
+}
+
+#[test]
+fn records_out_of_place_fail_format_s_own_checks_with_typed_reasons() {
+    let (_d, cat) = catalog();
+    let mut src = disk("SRC", 2048);
+    let mut t = tape(1 << 30, 0);
+    let first = backup(&mut src, &mut t, &cat, &opts(), &NoProgress).unwrap();
+    let second = backup(&mut src, &mut t, &cat, &opts(), &NoProgress).unwrap();
+    let row = cat.set(&first.set.set_id.to_string()).unwrap();
+    // Records 3 and 4 of the first set (objects 6 and 7) change places.
+    t.scsi.transport().lu.objects_mut().swap(6, 7);
+    let e = verify::<_, MemDiskT>(&mut t, &row, None, &NoProgress).unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            EngineError::Corrupt {
+                seq: Some(3),
+                reason: Corruption::Record(FormatError::OutOfSequence {
+                    expected: 3,
+                    found: 4
+                }),
+                ..
+            }
+        ),
+        "{e}"
+    );
+    // Record 2 of the second set stands in for record 2 of the first.
+    // Objects: label, filemark, then per set its header, records, trailer
+    // and filemark.
+    let second_header = 2 + 1 + row.outcome.records as usize + 2;
+    let objs = t.scsi.transport().lu.objects_mut();
+    let theirs = objs[second_header + 1 + 2].clone();
+    objs[2 + 1 + 2] = theirs;
+    let e = verify::<_, MemDiskT>(&mut t, &row, None, &NoProgress).unwrap_err();
+    let want = (first.set.set_id, second.set.set_id);
+    assert!(
+        matches!(
+            &e,
+            EngineError::Corrupt {
+                seq: Some(2),
+                reason: Corruption::Record(FormatError::WrongSet { expected, found }),
+                ..
+            } if (*expected, *found) == want
+        ),
         "{e}"
     );
 }

@@ -30,7 +30,7 @@ fuzz_target!(|data: &[u8]| {
         let (h2, p2) = decode_record(&out).expect("own record");
         assert_eq!((h2.set_id, h2.seq, h2.payload_len), (h.set_id, h.seq, h.payload_len));
         assert_eq!(p2, payload);
-        assert_eq!(check_record(data, h.set_id, h.seq).expect("same record"), payload);
+        assert_eq!(check_record(data, h.set_id, h.seq).expect("same record").1, payload);
     }
     let _ = check_record(data, Uuid::nil(), 0);
 });

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::volume::LabelState;
 use crate::catalog::CatalogError;
 use crate::device::DeviceError;
-use crate::format::FormatError;
+use crate::format::{BlockKind, DigestAlgorithm, FormatError, StopReason};
 use crate::scsi::{BlockCount, BlockSize, Lba};
 
 pub use super::copy_manager::CopyError;
@@ -32,12 +32,12 @@ pub enum EngineError {
     /// A serverless step's check or hook failed.
     #[error(transparent)]
     Snapshot(Box<SnapshotError>),
-    /// The backup set on tape fails a check.
+    /// The backup set on tape fails a check; `seq` names the record.
     #[error("set {set}: {}{reason}", .seq.map(|s| format!("record {s}: ")).unwrap_or_default())]
     Corrupt {
         set: Uuid,
         seq: Option<u64>,
-        reason: String,
+        reason: Corruption,
     },
     /// The tape reached its end: the set was closed as incomplete.
     #[error("tape full: set {set} stopped after {bytes} bytes at end of medium and is marked incomplete; continue on another tape")]
@@ -194,4 +194,87 @@ pub enum Refusal {
     NotBlank { found: LabelState },
     #[error("{count} snapshot job(s) could not be released; see above")]
     Unreleased { count: usize },
+}
+
+/// Why a set on tape fails a check (FORMAT.md): a block that is not what
+/// the format says, or a set that disagrees with its trailer, the catalog
+/// or the source.
+#[derive(Debug, thiserror::Error)]
+pub enum Corruption {
+    /// A data record fails `format`'s checks: magic, version, flags,
+    /// length, CRC32C, set id, sequence.
+    #[error("{0}")]
+    Record(FormatError),
+    /// The drive returned something that is no tape block.
+    #[error("{0}")]
+    Unreadable(Box<DeviceError>),
+    #[error("expected a data record or the trailer, found {0:?}")]
+    Unexpected(BlockKind),
+    #[error("CRC index: {0}")]
+    CrcIndex(FormatError),
+    #[error("CRC index of set {0} inside this set")]
+    IndexOfOtherSet(Uuid),
+    #[error("CRC index for records {first}..{end} does not follow the records read")]
+    IndexOutOfPlace { first: u64, end: u64 },
+    /// A record with a deferred CRC whose bytes give another CRC than its
+    /// CRC index.
+    #[error(
+        "data record: CRC32C mismatch, CRC index says {expected:#010x}, bytes give {found:#010x}"
+    )]
+    IndexedCrc { expected: u32, found: u32 },
+    #[error("the record's CRC is in no CRC index")]
+    NotIndexed,
+    #[error("trailer: {0}")]
+    Trailer(FormatError),
+    #[error("trailer belongs to set {0}")]
+    TrailerOfOtherSet(Uuid),
+    #[error("trailer says {trailer_records} records / {trailer_bytes} bytes, the tape holds {records} / {bytes}")]
+    TrailerCounts {
+        trailer_records: u64,
+        trailer_bytes: u64,
+        records: u64,
+        bytes: u64,
+    },
+    #[error("{algorithm} digest of the {} is {found}, the trailer says {trailer}", if *.of_crcs { "record CRCs" } else { "data" })]
+    TrailerDigest {
+        algorithm: DigestAlgorithm,
+        of_crcs: bool,
+        found: String,
+        trailer: String,
+    },
+    #[error("the tape file holds set {0} instead; the catalog and the tape disagree")]
+    OtherSet(Uuid),
+    #[error(
+        "the set ends after {records} records without a trailer: it was interrupted or damaged"
+    )]
+    NoTrailer { records: u64 },
+    #[error(
+        "the trailer marks the set incomplete ({stop}): it holds {bytes} of the planned bytes"
+    )]
+    Incomplete { stop: StopReason, bytes: u64 },
+    #[error("the set header on tape names a {tape} digest, the catalog recorded {catalog}")]
+    CatalogAlgorithm {
+        tape: DigestAlgorithm,
+        catalog: String,
+    },
+    #[error("{algorithm} digest on tape is {tape}, the catalog recorded {catalog}")]
+    CatalogDigest {
+        algorithm: DigestAlgorithm,
+        tape: String,
+        catalog: String,
+    },
+    #[error("the catalog recorded {catalog_records} records / {catalog_bytes} bytes, the tape holds {records} / {bytes}")]
+    CatalogCounts {
+        catalog_records: u64,
+        catalog_bytes: u64,
+        records: u64,
+        bytes: u64,
+    },
+    #[error("differs from the source at byte {byte} (LBA {lba})")]
+    DiffersFromSource { byte: u64, lba: Lba },
+    #[error("{restored} blocks restored, the set holds {holds}")]
+    ShortRestore {
+        restored: BlockCount,
+        holds: BlockCount,
+    },
 }

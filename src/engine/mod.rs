@@ -27,7 +27,7 @@ pub mod set_writer;
 pub mod third_party;
 pub mod volume;
 
-pub use error::{EngineError, Refusal};
+pub use error::{Corruption, EngineError, Refusal};
 pub use progress::Progress;
 
 /// What every backup mode reports about the set it wrote (`--json`).

@@ -16,7 +16,7 @@ use super::volume::{
     designator_text, open_set, read_blocks, require_label, scan_set, Checked, SetChecker, SetEnd,
     SetScan,
 };
-use super::{EngineError, Progress, Refusal};
+use super::{Corruption, EngineError, Progress, Refusal};
 use crate::catalog::SetRow;
 use crate::device::disk::Next;
 use crate::device::tape::ReadOutcome;
@@ -66,46 +66,46 @@ fn position<T: Transport>(tape: &mut Tape<T>, set: &SetRow) -> Result<(), Engine
 /// The checks every read of a set ends with: a trailer, and the digest the
 /// catalog recorded.
 fn finish_checks(set: &SetRow, scan: &SetScan) -> Result<(), EngineError> {
-    let corrupt = |reason: String| EngineError::Corrupt {
+    let corrupt = |reason| EngineError::Corrupt {
         set: set.info.id,
         seq: None,
         reason,
     };
     match &scan.end {
         SetEnd::Truncated => {
-            return Err(corrupt(format!(
-                "the set ends after {} records without a trailer: it was interrupted or damaged",
-                scan.records
-            )))
+            let records = scan.records;
+            return Err(corrupt(Corruption::NoTrailer { records }));
         }
         SetEnd::Trailer(t) if !t.complete => {
-            return Err(corrupt(format!(
-                "the trailer marks the set incomplete ({}): it holds {} of the planned bytes",
-                t.stop, t.bytes
-            )))
+            let (stop, bytes) = (t.stop, t.bytes);
+            return Err(corrupt(Corruption::Incomplete { stop, bytes }));
         }
         SetEnd::Trailer(_) => {}
     }
     let algorithm = scan.header.digest;
     if set.info.digest_algorithm != algorithm.name() {
-        return Err(corrupt(format!(
-            "the set header on tape names a {algorithm} digest, the catalog recorded {}",
-            set.info.digest_algorithm
-        )));
+        return Err(corrupt(Corruption::CatalogAlgorithm {
+            tape: algorithm,
+            catalog: set.info.digest_algorithm.clone(),
+        }));
     }
     if let Some(want) = &set.outcome.digest {
         let got = hex(&scan.digest);
         if &got != want {
-            return Err(corrupt(format!(
-                "{algorithm} digest on tape is {got}, the catalog recorded {want}"
-            )));
+            return Err(corrupt(Corruption::CatalogDigest {
+                algorithm,
+                tape: got,
+                catalog: want.clone(),
+            }));
         }
     }
     if set.outcome.records != scan.records || set.outcome.bytes != scan.bytes {
-        return Err(corrupt(format!(
-            "the catalog recorded {} records / {} bytes, the tape holds {} / {}",
-            set.outcome.records, set.outcome.bytes, scan.records, scan.bytes
-        )));
+        return Err(corrupt(Corruption::CatalogCounts {
+            catalog_records: set.outcome.records,
+            catalog_bytes: set.outcome.bytes,
+            records: scan.records,
+            bytes: scan.bytes,
+        }));
     }
     Ok(())
 }
@@ -149,11 +149,10 @@ pub fn verify<T: Transport + Send, S: Transport>(
                 return Err(EngineError::Corrupt {
                     set: set.info.id,
                     seq: Some(seq),
-                    reason: format!(
-                        "differs from the source at byte {} (LBA {})",
-                        compared + off as u64,
-                        lba + off as u64 / bs.0 as u64
-                    ),
+                    reason: Corruption::DiffersFromSource {
+                        byte: compared + off as u64,
+                        lba: Lba(lba + off as u64 / bs.0 as u64),
+                    },
                 });
             }
             lba += blocks as u64;
@@ -285,10 +284,10 @@ pub fn restore<T: Transport + Send, D: Transport + Send>(
         return Err(EngineError::Corrupt {
             set: set.info.id,
             seq: None,
-            reason: format!(
-                "{blocks} blocks restored, the set holds {}",
-                set.info.blocks
-            ),
+            reason: Corruption::ShortRestore {
+                restored: BlockCount(blocks),
+                holds: BlockCount(set.info.blocks),
+            },
         });
     }
     let mut s = summary(set, &scan, t0);

@@ -7,12 +7,12 @@ use std::sync::mpsc;
 use uuid::Uuid;
 
 use super::handoff::{handoff, Eager, Sender};
-use super::{now, EngineError, Progress, Refusal};
+use super::{now, Corruption, EngineError, Progress, Refusal};
 use crate::catalog::{SetInfo, SetOutcome, SetRow, SetState, VolumeRow};
 use crate::device::tape::ReadOutcome;
 use crate::device::{DeviceError, Tape};
 use crate::format::{
-    classify, decode_record, hex, BlockKind, CrcChainDigest, CrcIndex, RecordHeader, SetDigest,
+    check_record, classify, hex, BlockKind, CrcChainDigest, CrcIndex, RecordHeader, SetDigest,
     SetHeader, SetTrailer, SourceIdentity, StopReason, VolumeLabel,
 };
 use crate::scsi::spc::{Association, CodeSet, Designator, DesignatorType, DeviceIdentification};
@@ -249,10 +249,7 @@ pub fn open_set<T: Transport>(
             return Err(EngineError::Corrupt {
                 set: want,
                 seq: None,
-                reason: format!(
-                    "the tape file holds set {} instead; the catalog and the tape disagree",
-                    header.set_id
-                ),
+                reason: Corruption::OtherSet(header.set_id),
             });
         }
     }
@@ -329,7 +326,7 @@ pub fn read_blocks<T: Transport>(
             DeviceError::Protocol { .. } => EngineError::Corrupt {
                 set,
                 seq: Some(data_blocks),
-                reason: e.to_string(),
+                reason: Corruption::Unreadable(Box::new(e)),
             },
             _ => e.into(),
         })?;
@@ -398,7 +395,7 @@ impl SetChecker {
             .clamp(64 * 1024, MAX_TAPE_BLOCK)
     }
 
-    fn corrupt(&self, seq: Option<u64>, reason: String) -> EngineError {
+    fn corrupt(&self, seq: Option<u64>, reason: Corruption) -> EngineError {
         EngineError::Corrupt {
             set: self.header.set_id,
             seq,
@@ -430,32 +427,22 @@ impl SetChecker {
             }
             BlockKind::Trailer => {
                 let t = SetTrailer::decode(block)
-                    .map_err(|e| self.corrupt(None, format!("trailer: {e}")))?;
+                    .map_err(|e| self.corrupt(None, Corruption::Trailer(e)))?;
                 if let Some(&(seq, _)) = self.unmatched.first() {
-                    return Err(
-                        self.corrupt(Some(seq), "the record's CRC is in no CRC index".into())
-                    );
+                    return Err(self.corrupt(Some(seq), Corruption::NotIndexed));
                 }
                 Ok(Checked::End(SetEnd::Trailer(t)))
             }
-            other => Err(self.corrupt(
-                Some(self.records),
-                format!("expected a data record or the trailer, found {other:?}"),
-            )),
+            other => Err(self.corrupt(Some(self.records), Corruption::Unexpected(other))),
         }
     }
 
-    /// Check one data record and digest it; its payload length.
+    /// Check one data record (`format`'s checks: CRC, set id, sequence)
+    /// and digest it; its payload length.
     fn record(&mut self, block: &[u8]) -> Result<usize, EngineError> {
-        let set = self.header.set_id;
-        let (h, payload) =
-            decode_record(block).map_err(|e| self.corrupt(Some(self.records), e.to_string()))?;
-        if h.set_id != set || h.seq != self.records {
-            return Err(self.corrupt(
-                Some(self.records),
-                format!("found record {} of set {} out of place", h.seq, h.set_id),
-            ));
-        }
+        let seq = self.records;
+        let (h, payload) = check_record(block, self.header.set_id, seq)
+            .map_err(|e| self.corrupt(Some(seq), Corruption::Record(e)))?;
         self.chain.update(h.crc);
         if h.crc_deferred {
             // A CRC-digest set: its trailer digests the CRCs, so the
@@ -480,19 +467,21 @@ impl SetChecker {
         };
         if let SetEnd::Trailer(t) = &end {
             let mismatch = if t.set_id != self.header.set_id {
-                Some(format!("trailer belongs to set {}", t.set_id))
+                Some(Corruption::TrailerOfOtherSet(t.set_id))
             } else if t.records != records || t.bytes != bytes {
-                Some(format!(
-                    "trailer says {} records / {} bytes, the tape holds {records} / {bytes}",
-                    t.records, t.bytes
-                ))
+                Some(Corruption::TrailerCounts {
+                    trailer_records: t.records,
+                    trailer_bytes: t.bytes,
+                    records,
+                    bytes,
+                })
             } else if t.digest != digest {
-                Some(format!(
-                    "{algorithm} digest of the {} is {}, the trailer says {}",
-                    if t.crc_digest { "record CRCs" } else { "data" },
-                    hex(&digest),
-                    hex(&t.digest)
-                ))
+                Some(Corruption::TrailerDigest {
+                    algorithm,
+                    of_crcs: t.crc_digest,
+                    found: hex(&digest),
+                    trailer: hex(&t.digest),
+                })
             } else {
                 None
             };
@@ -520,39 +509,25 @@ fn match_index(
     block: &[u8],
     unmatched: &mut Vec<(u64, u32)>,
 ) -> Result<(), EngineError> {
-    let idx = CrcIndex::decode(block).map_err(|e| EngineError::Corrupt {
-        set,
-        seq: None,
-        reason: format!("CRC index: {e}"),
-    })?;
+    let corrupt = |seq, reason| EngineError::Corrupt { set, seq, reason };
+    let idx = CrcIndex::decode(block).map_err(|e| corrupt(None, Corruption::CrcIndex(e)))?;
     if idx.set_id != set {
-        return Err(EngineError::Corrupt {
-            set,
-            seq: None,
-            reason: format!("CRC index of set {} inside this set", idx.set_id),
-        });
+        return Err(corrupt(None, Corruption::IndexOfOtherSet(idx.set_id)));
     }
     let first = unmatched.first().map(|&(s, _)| s);
     if idx.crcs.len() > unmatched.len() || first.is_some_and(|f| f != idx.first_seq) {
-        return Err(EngineError::Corrupt {
-            set,
-            seq: Some(idx.first_seq),
-            reason: format!(
-                "CRC index for records {}..{} does not follow the records read",
-                idx.first_seq,
-                idx.first_seq + idx.crcs.len() as u64
-            ),
-        });
+        let (first, end) = (idx.first_seq, idx.first_seq + idx.crcs.len() as u64);
+        return Err(corrupt(
+            Some(first),
+            Corruption::IndexOutOfPlace { first, end },
+        ));
     }
     for (&(seq, found), &expected) in unmatched.iter().zip(&idx.crcs) {
         if found != expected {
-            return Err(EngineError::Corrupt {
-                set,
-                seq: Some(seq),
-                reason: format!(
-                    "data record: CRC32C mismatch, CRC index says {expected:#010x}, bytes give {found:#010x}"
-                ),
-            });
+            return Err(corrupt(
+                Some(seq),
+                Corruption::IndexedCrc { expected, found },
+            ));
         }
     }
     unmatched.drain(..idx.crcs.len());

@@ -187,12 +187,12 @@ pub fn decode_record(block: &[u8]) -> Result<(RecordHeader, &[u8]), FormatError>
 }
 
 /// [`decode_record`], then check it is record `expected_seq` of set
-/// `expected_set`; returns the payload.
+/// `expected_set`; returns the header and the payload.
 pub fn check_record(
     block: &[u8],
     expected_set: Uuid,
     expected_seq: u64,
-) -> Result<&[u8], FormatError> {
+) -> Result<(RecordHeader, &[u8]), FormatError> {
     let (h, payload) = decode_record(block)?;
     if h.set_id != expected_set {
         return Err(FormatError::WrongSet {
@@ -206,5 +206,5 @@ pub fn check_record(
             found: h.seq,
         });
     }
-    Ok(payload)
+    Ok((h, payload))
 }

@@ -202,7 +202,7 @@ fn record_golden() {
         }
     );
     assert_eq!(payload, b"hello");
-    assert_eq!(check_record(&bytes, S, 5).unwrap(), b"hello");
+    assert_eq!(check_record(&bytes, S, 5).unwrap().1, b"hello");
 }
 
 #[test]
@@ -216,7 +216,7 @@ fn record_header_in_place_matches_encode_record() {
     let mut out = Vec::new();
     encode_record(S, 9, &payload, &mut out);
     assert_eq!(buf, out);
-    assert_eq!(check_record(&buf, S, 9).unwrap(), &payload[..]);
+    assert_eq!(check_record(&buf, S, 9).unwrap().1, &payload[..]);
 }
 
 #[test]
@@ -541,7 +541,7 @@ fn padding_after_a_record_is_ignored() {
         match classify(&b) {
             BlockKind::VolumeLabel => assert_eq!(VolumeLabel::decode(&b).unwrap(), label()),
             BlockKind::SetHeader => assert_eq!(SetHeader::decode(&b).unwrap(), header()),
-            BlockKind::Data => assert_eq!(check_record(&b, S, 5).unwrap(), b"hello"),
+            BlockKind::Data => assert_eq!(check_record(&b, S, 5).unwrap().1, b"hello"),
             BlockKind::Trailer => assert_eq!(SetTrailer::decode(&b).unwrap(), trailer()),
             BlockKind::Foreign | BlockKind::CrcIndex => panic!("{hex}"),
         }
@@ -858,7 +858,7 @@ proptest! {
         let (hdr, p) = decode_record(&out).unwrap();
         prop_assert_eq!((hdr.set_id, hdr.seq, hdr.payload_len as usize), (set_id, seq, payload.len()));
         prop_assert_eq!(p, &payload[..]);
-        prop_assert_eq!(check_record(&out, set_id, seq).unwrap(), &payload[..]);
+        prop_assert_eq!(check_record(&out, set_id, seq).unwrap().1, &payload[..]);
     }
 }
 
