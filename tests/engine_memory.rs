@@ -12,6 +12,7 @@ use sanmover::engine::volume::write_label;
 use sanmover::engine::{Corruption, EngineError};
 use sanmover::format::{decode_record, encode_record, DigestAlgorithm, FormatError, SetHeader};
 use sanmover::lu::{MemDisk, MemTape, TapeObject};
+use sanmover::scsi::Lba;
 use sanmover::transport::memory::MemoryTransport;
 use sha2::Digest as _;
 
@@ -148,7 +149,7 @@ fn restore_refuses_a_target_too_small_or_with_another_block_size() {
 /// Restore options: to `lba`, 4 writes in flight.
 fn at(lba: u64) -> RestoreOptions {
     RestoreOptions {
-        target_lba: Some(lba),
+        target_lba: Some(Lba(lba)),
         queue_depth: 4,
         overwrite_source: false,
     }

@@ -249,7 +249,7 @@ fn a_partial_range_restores_to_its_own_lba_and_not_over_its_source_unless_allowe
         ..Default::default()
     };
     let r = restore(&mut t, &row, &mut dst, &default, &NoProgress).unwrap();
-    assert_eq!(r.target_lba, Some(1000));
+    assert_eq!(r.target_lba, Some(Lba(1000)));
     let got = dst.scsi.transport().lu.data().to_vec();
     assert_eq!(&got[range.clone()], &original[range.clone()]);
     assert!(got[..range.start].iter().all(|&b| b == 0x5a));

@@ -319,7 +319,7 @@ fn the_production_guard_refuses_reads_and_writes() {
 /// Restore options: to `lba`, 4 writes in flight.
 fn at(lba: u64) -> RestoreOptions {
     RestoreOptions {
-        target_lba: Some(lba),
+        target_lba: Some(Lba(lba)),
         queue_depth: 4,
         overwrite_source: false,
     }

@@ -21,6 +21,8 @@ use rusqlite::{
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::scsi::{BlockCount, BlockSize, Lba};
+
 mod devices;
 mod diff;
 mod schema;
@@ -140,9 +142,9 @@ pub struct SetInfo {
     pub label: String,
     pub source_url: String,
     pub source_designator: String,
-    pub lba: u64,
-    pub blocks: u64,
-    pub block_size: u32,
+    pub lba: Lba,
+    pub blocks: BlockCount,
+    pub block_size: BlockSize,
     pub payload_size: u32,
     /// Unix seconds.
     pub started: i64,
@@ -165,6 +167,9 @@ pub struct SetOutcome {
     pub error: Option<String>,
 }
 
+/// A disk extent a set covers: its first block and its length.
+pub type Extent = (Lba, BlockCount);
+
 /// One backup set as the catalog knows it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SetRow {
@@ -175,7 +180,7 @@ pub struct SetRow {
     /// Name of the volume, from the volumes table.
     pub volume_name: String,
     /// Disk extents `(lba, blocks)` the set covers, in order.
-    pub extents: Vec<(u64, u64)>,
+    pub extents: Vec<Extent>,
 }
 
 /// An open catalog database.
@@ -346,9 +351,9 @@ fn set_from_row(row: &Row<'_>) -> rusqlite::Result<SetRow> {
             label: row.get(4)?,
             source_url: row.get(5)?,
             source_designator: row.get(6)?,
-            lba: row.get(7)?,
-            blocks: row.get(8)?,
-            block_size: row.get(9)?,
+            lba: Lba(row.get(7)?),
+            blocks: BlockCount(row.get(8)?),
+            block_size: BlockSize(row.get(9)?),
             payload_size: row.get(10)?,
             started: row.get(11)?,
             digest_algorithm: row.get(20)?,
@@ -374,7 +379,7 @@ fn insert_set(
     tx: &Connection,
     set: &SetInfo,
     owner: Option<&str>,
-    extents: Option<&[(u64, u64)]>,
+    extents: Option<&[Extent]>,
 ) -> Result<(), CatalogError> {
     let id = uuid_text(set.id);
     tx.execute(
@@ -390,9 +395,9 @@ fn insert_set(
             set.label,
             set.source_url,
             set.source_designator,
-            set.lba,
-            set.blocks,
-            set.block_size,
+            set.lba.0,
+            set.blocks.0,
+            set.block_size.0,
             set.payload_size,
             set.started,
             owner.map(|_| std::process::id()),
@@ -404,7 +409,7 @@ fn insert_set(
     for (seq, (lba, blocks)) in extents.unwrap_or(&whole).iter().enumerate() {
         tx.execute(
             "INSERT INTO set_extents (set_id, seq, lba, blocks) VALUES (?1, ?2, ?3, ?4)",
-            params![id, seq as i64, lba, blocks],
+            params![id, seq as i64, lba.0, blocks.0],
         )?;
     }
     Ok(())
@@ -660,10 +665,10 @@ impl Catalog {
         Ok(())
     }
 
-    fn extents(conn: &Connection, id: &str) -> Result<Vec<(u64, u64)>, CatalogError> {
+    fn extents(conn: &Connection, id: &str) -> Result<Vec<Extent>, CatalogError> {
         let mut st = conn
             .prepare_cached("SELECT lba, blocks FROM set_extents WHERE set_id = ?1 ORDER BY seq")?;
-        let rows = st.query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let rows = st.query_map([id], |r| Ok((Lba(r.get(0)?), BlockCount(r.get(1)?))))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -688,7 +693,7 @@ impl Catalog {
              WHERE {filter} ORDER BY e.set_id, e.seq"
         );
         let mut est = conn.prepare(&esql)?;
-        let mut by_set: HashMap<String, Vec<(u64, u64)>> = HashMap::new();
+        let mut by_set: HashMap<String, Vec<Extent>> = HashMap::new();
         let erows = est.query_map(args, |r| {
             Ok((
                 r.get::<_, String>(0)?,
@@ -698,7 +703,10 @@ impl Catalog {
         })?;
         for e in erows {
             let (id, lba, blocks) = e?;
-            by_set.entry(id).or_default().push((lba, blocks));
+            by_set
+                .entry(id)
+                .or_default()
+                .push((Lba(lba), BlockCount(blocks)));
         }
         for s in &mut sets {
             s.extents = by_set.remove(&uuid_text(s.info.id)).unwrap_or_default();

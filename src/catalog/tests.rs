@@ -6,6 +6,11 @@ use uuid::Uuid;
 
 use super::*;
 
+/// An extent of `blocks` blocks from `lba`.
+fn e(lba: u64, blocks: u64) -> Extent {
+    (Lba(lba), BlockCount(blocks))
+}
+
 fn temp_catalog() -> (tempfile::TempDir, Catalog) {
     let dir = tempfile::tempdir().expect("tempdir");
     let cat = Catalog::open(&dir.path().join("catalog.db")).expect("open");
@@ -30,9 +35,9 @@ fn new_set(id: Uuid, vol: Uuid, file_number: u32, started: i64) -> SetInfo {
         label: format!("set {file_number}"),
         source_url: "iscsi://127.0.0.1:3260/iqn.2024-01.test:disk/1".into(),
         source_designator: "naa.6001405abcdef".into(),
-        lba: 2048,
-        blocks: 4096,
-        block_size: 512,
+        lba: Lba(2048),
+        blocks: BlockCount(4096),
+        block_size: BlockSize(512),
         payload_size: 262_144,
         started,
         digest_algorithm: "blake3".into(),
@@ -62,9 +67,9 @@ fn scanned(vol: &VolumeRow, file_number: u32, state: SetState) -> SetRow {
             label: String::new(),
             source_url: "iscsi://127.0.0.1/iqn.x/0".into(),
             source_designator: "naa.60014".into(),
-            lba: 0,
-            blocks: 100,
-            block_size: 4096,
+            lba: Lba(0),
+            blocks: BlockCount(100),
+            block_size: BlockSize(4096),
             payload_size: 65_536,
             started: 1_700_000_000 + i64::from(file_number),
             digest_algorithm: "sha256".into(),
@@ -79,7 +84,7 @@ fn scanned(vol: &VolumeRow, file_number: u32, state: SetState) -> SetRow {
             error: None,
         },
         volume_name: vol.name.clone(),
-        extents: vec![(0, 60), (80, 40)],
+        extents: vec![e(0, 60), e(80, 40)],
     }
 }
 
@@ -270,7 +275,7 @@ fn begin_finish_lifecycle() {
     let row = cat.set(&id.to_string()).unwrap();
     assert_eq!(row.outcome.state, SetState::Running);
     assert_eq!(row.volume_name, "TAPE01");
-    assert_eq!(row.extents, vec![(2048, 4096)]);
+    assert_eq!(row.extents, vec![e(2048, 4096)]);
     assert_eq!(
         (row.outcome.ended, row.outcome.seconds, row.outcome.records),
         (0, 0.0, 0)
@@ -282,7 +287,7 @@ fn begin_finish_lifecycle() {
             row.info.block_size,
             row.info.payload_size
         ),
-        (2048, 4096, 512, 262_144)
+        (Lba(2048), BlockCount(4096), BlockSize(512), 262_144)
     );
     let (pid, host): (i64, String) = cat
         .conn
@@ -419,7 +424,7 @@ fn reap_stale_fails_dead_and_keeps_live() {
     assert_eq!(reaped[0].outcome.state, SetState::Failed);
     let msg = format!("the process that ran it (pid {gone}) exited before finishing");
     assert_eq!(reaped[0].outcome.error.as_deref(), Some(msg.as_str()));
-    assert_eq!(reaped[0].extents, vec![(2048, 4096)]);
+    assert_eq!(reaped[0].extents, vec![e(2048, 4096)]);
 
     let state = |id: Uuid| cat.set(&id.to_string()).unwrap().outcome.state;
     assert_eq!(state(dead), SetState::Failed);
@@ -549,7 +554,7 @@ fn replace_volume_sets_touches_only_that_volume() {
     assert_eq!(other.len(), 1);
     assert_eq!(other[0].info.id, keep2);
     assert_eq!(other[0].outcome.state, SetState::Complete);
-    assert_eq!(other[0].extents, vec![(2048, 4096)]);
+    assert_eq!(other[0].extents, vec![e(2048, 4096)]);
     let stray: i64 = cat
         .conn
         .query_row("SELECT count(*) FROM set_extents", [], |r| r.get(0))
@@ -609,7 +614,7 @@ fn extents_round_trip() {
     let (_d, cat) = temp_catalog();
     let vol = volume("TAPE01");
     let mut s = scanned(&vol, 1, SetState::Complete);
-    s.extents = vec![(u64::from(u32::MAX) + 5, 3), (0, 1), (1 << 40, 1 << 20)];
+    s.extents = vec![e(u64::from(u32::MAX) + 5, 3), e(0, 1), e(1 << 40, 1 << 20)];
     let mut none = scanned(&vol, 2, SetState::Failed);
     none.extents.clear();
     none.outcome.error = Some("cut short".into());
@@ -725,7 +730,7 @@ fn v3_catalog_migrates_to_v4_keeping_sets_and_extents() {
     let old = cat.set(&id.to_string()).unwrap();
     assert_eq!(old.outcome.state, SetState::Complete);
     assert_eq!((old.outcome.records, old.outcome.bytes), (2, 5120));
-    assert_eq!(old.extents, vec![(5, 5), (10, 5)]);
+    assert_eq!(old.extents, vec![e(5, 5), e(10, 5)]);
     // The new state is accepted, an unknown one still is not.
     let new = Uuid::new_v4();
     cat.begin_set(&new_set(new, vol.id, 2, 8)).unwrap();

@@ -330,7 +330,7 @@ pub fn run_restore(conn: &ConnArgs, out: &Out, cat: &Path, a: RestoreArgs<'_>) -
     let _lock = lock_tape(cat, &mut t, &tape_dev, "restore", a.wait)?;
     refuse_live_writer(&catalog, row.info.volume, &row.volume_name)?;
     let opts = RestoreOptions {
-        target_lba: a.lba,
+        target_lba: a.lba.map(Lba),
         queue_depth: a.queue_depth,
         overwrite_source: a.force,
     };

@@ -40,7 +40,7 @@ pub struct ReadSummary {
     pub digest_algorithm: crate::format::DigestAlgorithm,
     pub digest: String,
     /// Restore only: where the data went.
-    pub target_lba: Option<u64>,
+    pub target_lba: Option<Lba>,
     /// Verify with --compare-source: bytes compared with the source LUN.
     pub compared_with_source: Option<u64>,
 }
@@ -137,25 +137,25 @@ pub fn verify<T: Transport + Send, S: Transport>(
     position(tape, set)?;
     progress.start(set.outcome.bytes, "verify");
     let t0 = Instant::now();
-    let bs = BlockSize(set.info.block_size);
+    let bs = set.info.block_size;
     let mut lba = set.info.lba;
     let mut compared = 0u64;
     let scan = scan_set(tape, Some(set.info.id), |seq, p| {
         let payload = p.bytes();
         if let Some(disk) = source.as_deref_mut() {
             let blocks = (payload.len() / bs.0 as usize) as u32;
-            let data = disk.read(Lba(lba), blocks, bs)?;
+            let data = disk.read(lba, blocks, bs)?;
             if let Some(off) = data.iter().zip(payload).position(|(a, b)| a != b) {
                 return Err(EngineError::Corrupt {
                     set: set.info.id,
                     seq: Some(seq),
                     reason: Corruption::DiffersFromSource {
                         byte: compared + off as u64,
-                        lba: Lba(lba + off as u64 / bs.0 as u64),
+                        lba: Lba(lba.0 + off as u64 / u64::from(bs.0)),
                     },
                 });
             }
-            lba += blocks as u64;
+            lba = Lba(lba.0 + u64::from(blocks));
             compared += payload.len() as u64;
         }
         progress.advance(payload.len() as u64);
@@ -174,7 +174,7 @@ pub fn verify<T: Transport + Send, S: Transport>(
 pub struct RestoreOptions {
     /// First LBA on the target [default: the set's own first LBA, so a
     /// partial-range set goes back where it came from].
-    pub target_lba: Option<u64>,
+    pub target_lba: Option<Lba>,
     /// WRITE(16)s kept in flight.
     pub queue_depth: usize,
     /// Allow the target to be the set's own source LU (its VPD 0x83
@@ -187,7 +187,7 @@ pub struct RestoreOptions {
 fn refuse_own_source<D: Transport>(
     header: &SetHeader,
     target: &mut Disk<D>,
-    target_lba: u64,
+    target_lba: Lba,
     allowed: bool,
 ) -> Result<(), EngineError> {
     let di = match target.scsi.device_identification() {
@@ -218,7 +218,7 @@ fn refuse_own_source<D: Transport>(
         device: target.scsi.name().to_string(),
         set: header.set_id,
         designator: designator_text(&header.source),
-        from: Lba(target_lba),
+        from: target_lba,
         blocks: BlockCount(header.blocks),
         block_size: BlockSize(header.block_size),
     }
@@ -240,23 +240,23 @@ pub fn restore<T: Transport + Send, D: Transport + Send>(
 ) -> Result<ReadSummary, EngineError> {
     let target_lba = opts.target_lba.unwrap_or(set.info.lba);
     let cap = target.capacity()?;
-    if cap.block_size.0 != set.info.block_size {
+    if cap.block_size != set.info.block_size {
         return Err(Refusal::TargetBlockSize {
             device: target.scsi.name().to_string(),
             target: cap.block_size,
-            set: BlockSize(set.info.block_size),
+            set: set.info.block_size,
         }
         .into());
     }
     if target_lba
         .checked_add(set.info.blocks)
-        .is_none_or(|end| end > cap.blocks.0)
+        .is_none_or(|end| end.0 > cap.blocks.0)
     {
         return Err(Refusal::TargetTooSmall {
             device: target.scsi.name().to_string(),
             capacity: cap.blocks,
-            blocks: BlockCount(set.info.blocks),
-            from: Lba(target_lba),
+            blocks: set.info.blocks,
+            from: target_lba,
         }
         .into());
     }
@@ -266,7 +266,7 @@ pub fn restore<T: Transport + Send, D: Transport + Send>(
     let mut checker = SetChecker::new(header);
     progress.start(set.outcome.bytes, "restore");
     let t0 = Instant::now();
-    let place = (Lba(target_lba), BlockSize(set.info.block_size));
+    let place = (target_lba, set.info.block_size);
     let result = write_checked(
         tape,
         target,
@@ -280,13 +280,13 @@ pub fn restore<T: Transport + Send, D: Transport + Send>(
     // No trailer seen: the reader met a filemark or end of data first.
     let scan = checker.finish(end.unwrap_or(SetEnd::Truncated))?;
     finish_checks(set, &scan)?;
-    if blocks != set.info.blocks {
+    if blocks != set.info.blocks.0 {
         return Err(EngineError::Corrupt {
             set: set.info.id,
             seq: None,
             reason: Corruption::ShortRestore {
                 restored: BlockCount(blocks),
-                holds: BlockCount(set.info.blocks),
+                holds: set.info.blocks,
             },
         });
     }

@@ -339,8 +339,6 @@ pub struct SetPlan {
     pub header: SetHeader,
     pub extent: Extent,
     pub place: Placement,
-    source_url: String,
-    designator: String,
 }
 
 impl SetPlan {
@@ -354,7 +352,6 @@ impl SetPlan {
         place: Placement,
         (set_id, started): (Uuid, u64),
     ) -> SetPlan {
-        let designator = super::volume::designator_text(&source.identity);
         let header = SetHeader {
             set_id,
             volume_id: place.volume,
@@ -373,8 +370,6 @@ impl SetPlan {
             header,
             extent,
             place,
-            source_url: req.source_url.clone(),
-            designator,
         }
     }
 
@@ -384,22 +379,7 @@ impl SetPlan {
 
     /// What the catalog records before the set is written.
     pub fn info(&self) -> SetInfo {
-        let h = &self.header;
-        SetInfo {
-            id: h.set_id,
-            volume: self.place.volume,
-            file_number: self.place.file,
-            mode: h.mode.to_string(),
-            label: h.label.clone(),
-            source_url: self.source_url.clone(),
-            source_designator: self.designator.clone(),
-            lba: h.lba,
-            blocks: h.blocks,
-            block_size: h.block_size,
-            payload_size: h.payload_size,
-            started: h.created as i64,
-            digest_algorithm: h.digest.to_string(),
-        }
+        super::volume::set_info(&self.header, self.place.file)
     }
 
     /// What the catalog records for the run, ended at `ended`.
@@ -465,9 +445,9 @@ impl SetPlan {
             tape_file: self.place.file,
             mode: h.mode.to_string(),
             state: SetState::Complete,
-            lba: h.lba,
-            blocks: h.blocks,
-            block_size: h.block_size,
+            lba: self.extent.lba,
+            blocks: self.extent.blocks,
+            block_size: self.extent.block_size,
             records: m.records,
             bytes: m.bytes,
             seconds,
@@ -662,7 +642,10 @@ mod tests {
         );
         assert_eq!(p.header.volume_id, Uuid::from_bytes([1; 16]));
         let info = p.info();
-        assert_eq!((info.file_number, info.lba, info.blocks), (3, 10, 20));
+        assert_eq!(
+            (info.file_number, info.lba, info.blocks),
+            (3, Lba(10), BlockCount(20))
+        );
         assert_eq!(info.mode, "host");
         assert_eq!(info.payload_size, p.header.payload_size);
         assert_eq!(info.started, 5);

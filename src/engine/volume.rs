@@ -16,7 +16,7 @@ use crate::format::{
     SetHeader, SetTrailer, SourceIdentity, StopReason, VolumeLabel,
 };
 use crate::scsi::spc::{Association, CodeSet, Designator, DesignatorType, DeviceIdentification};
-use crate::scsi::DeviceType;
+use crate::scsi::{BlockCount, BlockSize, DeviceType, Lba};
 use crate::transport::Transport;
 
 /// A read buffer large enough for any block sanmover writes, so tgt never
@@ -558,6 +558,26 @@ pub fn designator_text(source: &SourceIdentity) -> String {
         .unwrap_or_default()
 }
 
+/// What the catalog records of the set with header `h` in tape `file`:
+/// the same whether the set is being written or found by a rebuild.
+pub fn set_info(h: &SetHeader, file: u32) -> SetInfo {
+    SetInfo {
+        id: h.set_id,
+        volume: h.volume_id,
+        file_number: file,
+        mode: h.mode.to_string(),
+        label: h.label.clone(),
+        source_url: h.source.url.clone(),
+        source_designator: designator_text(&h.source),
+        lba: Lba(h.lba),
+        blocks: BlockCount(h.blocks),
+        block_size: BlockSize(h.block_size),
+        payload_size: h.payload_size,
+        started: h.created as i64,
+        digest_algorithm: h.digest.to_string(),
+    }
+}
+
 /// What a scan of a whole tape found.
 #[derive(Debug, Clone)]
 pub struct Rebuilt {
@@ -629,21 +649,7 @@ fn rebuilt_row(
     scan: Result<SetScan, EngineError>,
 ) -> Result<SetRow, EngineError> {
     let mut row = SetRow {
-        info: SetInfo {
-            id: h.set_id,
-            volume: label.uuid,
-            file_number: file,
-            mode: h.mode.to_string(),
-            label: h.label.clone(),
-            source_url: h.source.url.clone(),
-            source_designator: designator_text(&h.source),
-            lba: h.lba,
-            blocks: h.blocks,
-            block_size: h.block_size,
-            payload_size: h.payload_size,
-            started: h.created as i64,
-            digest_algorithm: h.digest.to_string(),
-        },
+        info: set_info(h, file),
         outcome: SetOutcome {
             state: SetState::Failed,
             records: 0,
@@ -654,7 +660,7 @@ fn rebuilt_row(
             error: None,
         },
         volume_name: label.name.clone(),
-        extents: vec![(h.lba, h.blocks)],
+        extents: vec![(Lba(h.lba), BlockCount(h.blocks))],
     };
     match scan {
         Ok(s) => {
