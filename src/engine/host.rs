@@ -12,7 +12,7 @@ use super::guard::{refuse_live_writer, PositionGuard};
 use super::handoff::{self, handoff, Eager};
 use super::interrupt::StopFlag;
 use super::set_writer::{
-    Extent, Moved, Mover, Placement, SetRequest, SetWriter, SourceSurvey, Tally,
+    Moved, Mover, Placement, SetPlan, SetRequest, SetWriter, SourceSurvey, Tally,
 };
 use super::volume::{find_append_point, require_label};
 use super::{now, EngineError, Progress, SetSummary};
@@ -20,9 +20,7 @@ use crate::catalog::{Catalog, VolumeRow};
 use crate::device::disk::chunks;
 use crate::device::tape::Reservation;
 use crate::device::{Disk, Tape};
-use crate::format::{
-    encode_record_header, Mode, RecordHeader, SetDigest, SetHeader, SourceIdentity,
-};
+use crate::format::{encode_record_header, Mode, RecordHeader, SetDigest, SourceIdentity};
 use crate::transport::Transport;
 
 /// What the user asked for.
@@ -158,18 +156,14 @@ impl<S: Transport + Send, T: Transport> Mover for HostMover<'_, S, T> {
     /// confirmation: tgt makes data durable there and nowhere else.
     fn write(
         &mut self,
-        header: &SetHeader,
-        extent: &Extent,
+        set: &SetPlan,
         stop: StopFlag,
         progress: &dyn Progress,
     ) -> Result<Moved, EngineError> {
-        let hdr = header
-            .encode()
-            .map_err(|e| EngineError::format("set header", e))?;
         let guard = PositionGuard::start(self.tape);
-        self.tape.write_block(hdr)?;
-        progress.start(extent.bytes(), "backup");
-        let streamed = self.stream(header, extent, stop, progress);
+        self.tape.write_block(set.header_bytes.clone())?;
+        progress.start(set.extent.bytes(), "backup");
+        let streamed = self.stream(set, stop, progress);
         progress.finish();
         let (tally, digest) = streamed?;
         let trailer = tally.trailer(digest, false, now());
@@ -201,19 +195,18 @@ impl<S: Transport + Send, T: Transport> HostMover<'_, S, T> {
     /// reached the tape.
     fn stream(
         &mut self,
-        header: &SetHeader,
-        extent: &Extent,
+        set: &SetPlan,
         stop: StopFlag,
         progress: &dyn Progress,
     ) -> Result<(Tally, [u8; 32]), EngineError> {
+        let header = &set.header;
         let depth = self.queue_depth;
         let (tx, rx) = handoff::<Framed>(depth, Eager::Receiver);
         let (spare_tx, spare_rx) = mpsc::channel::<Vec<u8>>();
         let (source, tape) = (&mut *self.source, &mut *self.tape);
         let mut tally = Tally::new(header.set_id);
         std::thread::scope(|s| {
-            let reader =
-                s.spawn(move || frame_records(source, header, extent, depth, tx, spare_rx));
+            let reader = s.spawn(move || frame_records(source, set, depth, tx, spare_rx));
             // Returning drops the receiver, which stops a reader still
             // sending.
             let written = write_records(tape, rx, &spare_tx, &mut tally, stop, progress);
@@ -242,13 +235,13 @@ impl<S: Transport + Send, T: Transport> HostMover<'_, S, T> {
 /// the tape.
 fn frame_records<S: Transport>(
     source: &mut Disk<S>,
-    header: &SetHeader,
-    extent: &Extent,
+    set: &SetPlan,
     depth: usize,
     tx: handoff::Sender<Framed>,
     spare: mpsc::Receiver<Vec<u8>>,
 ) -> Result<(), EngineError> {
-    let (set, mut running) = (header.set_id, SetDigest::new(header.digest));
+    let (extent, id) = (&set.extent, set.header.set_id);
+    let mut running = SetDigest::new(set.header.digest);
     let mut seq = 0u64;
     let records = chunks(extent.lba, extent.blocks, extent.per_record as u32);
     source.read_chunks_pipelined::<EngineError>(
@@ -260,7 +253,7 @@ fn frame_records<S: Transport>(
             let payload = &rec[RecordHeader::LEN..];
             running.update(payload);
             let n = payload.len() as u64;
-            let h = encode_record_header(set, seq, payload);
+            let h = encode_record_header(id, seq, payload);
             rec[..RecordHeader::LEN].copy_from_slice(&h);
             seq += 1;
             tx.send((rec, running.clone(), n))

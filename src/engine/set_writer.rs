@@ -311,9 +311,9 @@ pub trait Mover {
     /// by another process, and finds the set's tape file.
     fn place(&mut self, catalog: &Catalog, tape_url: &str) -> Result<Placement, EngineError>;
 
-    /// Plans made with the header in hand, before the set is opened in the
-    /// catalog: a refusal here leaves no trace.
-    fn prepare(&mut self, _header: &SetHeader, _extent: &Extent) -> Result<(), EngineError> {
+    /// Plans made with the set's header in hand, before the set is opened
+    /// in the catalog: a refusal here leaves no trace.
+    fn prepare(&mut self, _set: &SetPlan) -> Result<(), EngineError> {
         Ok(())
     }
 
@@ -321,10 +321,9 @@ pub trait Mover {
     /// Between records it asks `stop`, and stops at early warning.
     fn write(
         &mut self,
-        header: &SetHeader,
-        extent: &Extent,
+        set: &SetPlan,
         stop: StopFlag,
-        progress: &dyn Progress,
+        p: &dyn Progress,
     ) -> Result<Moved, EngineError>;
 
     /// After `write` failed with `cause`: close the set's tape file where
@@ -333,17 +332,20 @@ pub trait Mover {
     fn close_failed(&mut self, cause: &EngineError);
 }
 
-/// A set planned: its header and its catalog row. No I/O.
+/// A set planned: its header (and its bytes) and its catalog row. No I/O.
 #[derive(Debug, Clone)]
 pub struct SetPlan {
     pub header: SetHeader,
+    /// The set header as it goes to tape (FORMAT.md "Set header").
+    pub header_bytes: Vec<u8>,
     pub extent: Extent,
     pub place: Placement,
 }
 
 impl SetPlan {
     /// The header of a new set `set_id` of `source` at `place`, written
-    /// at `started` (Unix seconds).
+    /// at `started` (Unix seconds). Refused when the header cannot be
+    /// encoded (a label or identity too long for it).
     pub fn new(
         req: &SetRequest,
         mode: Mode,
@@ -351,7 +353,7 @@ impl SetPlan {
         extent: Extent,
         place: Placement,
         (set_id, started): (Uuid, u64),
-    ) -> SetPlan {
+    ) -> Result<SetPlan, EngineError> {
         let header = SetHeader {
             set_id,
             volume_id: place.volume,
@@ -366,11 +368,15 @@ impl SetPlan {
             snapshot: source.snapshot,
             digest: req.digest,
         };
-        SetPlan {
+        let header_bytes = header
+            .encode()
+            .map_err(|e| EngineError::format("set header", e))?;
+        Ok(SetPlan {
             header,
+            header_bytes,
             extent,
             place,
-        }
+        })
     }
 
     pub fn set_id(&self) -> Uuid {
@@ -507,11 +513,11 @@ impl SetWriter {
     ) -> Result<(SetSummary, Placement), EngineError> {
         let place = mover.place(catalog, &self.req.tape_url)?;
         let id = (Uuid::new_v4(), now());
-        let plan = SetPlan::new(&self.req, mover.mode(), self.source, self.extent, place, id);
-        mover.prepare(&plan.header, &plan.extent)?;
+        let plan = SetPlan::new(&self.req, mover.mode(), self.source, self.extent, place, id)?;
+        mover.prepare(&plan)?;
         catalog.begin_set(&plan.info())?;
         let t0 = Instant::now();
-        let run = mover.write(&plan.header, &plan.extent, self.req.stop, progress);
+        let run = mover.write(&plan, self.req.stop, progress);
         let seconds = t0.elapsed().as_secs_f64();
         if let Err(e) = &run {
             mover.close_failed(e);
@@ -631,6 +637,7 @@ mod tests {
             place,
             (Uuid::from_bytes([2; 16]), 5),
         )
+        .unwrap()
     }
 
     #[test]

@@ -24,7 +24,7 @@ use super::copy_manager::{
 use super::guard::refuse_live_writer;
 use super::interrupt::StopFlag;
 use super::set_writer::{
-    Extent, Moved, Mover, Placement, SetRequest, SetWriter, SourceSurvey, Tally,
+    Extent, Moved, Mover, Placement, SetPlan, SetRequest, SetWriter, SourceSurvey, Tally,
 };
 use super::{now, EngineError, Progress, Refusal, SetSummary};
 use crate::catalog::{Catalog, SetState};
@@ -211,23 +211,19 @@ impl<C: Transport, T: Transport> Mover for ThirdPartyMover<'_, C, T> {
         })
     }
 
-    fn prepare(&mut self, header: &SetHeader, extent: &Extent) -> Result<(), EngineError> {
-        let bytes = header
-            .encode()
-            .map_err(|e| EngineError::format("set header", e))?;
-        self.plan = plan_data(header.set_id, extent, &self.cscds, &bytes, &self.limits)?;
+    fn prepare(&mut self, set: &SetPlan) -> Result<(), EngineError> {
+        self.plan = plan_data(set, &self.cscds, &self.limits)?;
         Ok(())
     }
 
     fn write(
         &mut self,
-        header: &SetHeader,
-        extent: &Extent,
+        set: &SetPlan,
         stop: StopFlag,
         progress: &dyn Progress,
     ) -> Result<Moved, EngineError> {
-        progress.start(extent.bytes(), "backup (xcopy)");
-        let run = self.run_plan(header, stop, progress);
+        progress.start(set.extent.bytes(), "backup (xcopy)");
+        let run = self.run_plan(&set.header, stop, progress);
         progress.finish();
         run
     }
@@ -365,12 +361,11 @@ fn records_per_command(
 /// Split the data records into commands within the copy manager's limits:
 /// the first starts with a SPACE to end of data and the set header.
 fn plan_data(
-    set: Uuid,
-    extent: &Extent,
+    plan: &SetPlan,
     cscds: &[Cscd],
-    header: &[u8],
     p: &OperatingParameters,
 ) -> Result<Vec<Command>, CopyError> {
+    let (set, extent, header) = (plan.header.set_id, &plan.extent, &plan.header_bytes[..]);
     let per_command = records_per_command(extent, cscds, header.len(), p)?;
     let total = extent.blocks.0.div_ceil(extent.per_record);
     let mut out = Vec::new();
@@ -601,6 +596,34 @@ mod tests {
         }
     }
 
+    /// A set whose header encodes as `header_bytes` (only its id, the
+    /// extent and those bytes matter to the planner).
+    fn set_plan(set: Uuid, extent: Extent, header_bytes: &[u8]) -> SetPlan {
+        SetPlan {
+            header: SetHeader {
+                set_id: set,
+                volume_id: Uuid::nil(),
+                mode: Mode::XCOPY,
+                source: Default::default(),
+                lba: extent.lba.0,
+                blocks: extent.blocks.0,
+                block_size: extent.block_size.0,
+                payload_size: extent.payload_size(),
+                created: 0,
+                label: String::new(),
+                snapshot: None,
+                digest: Default::default(),
+            },
+            header_bytes: header_bytes.to_vec(),
+            extent,
+            place: Placement {
+                volume: Uuid::nil(),
+                volume_name: None,
+                file: 1,
+            },
+        }
+    }
+
     fn params(segments: u16) -> OperatingParameters {
         OperatingParameters {
             available_data: 0,
@@ -626,7 +649,7 @@ mod tests {
         let l = extent(10, 1000, 256);
         // 2 + 2 per record segments: 3 records per command.
         let set = Uuid::from_bytes([7; 16]);
-        let plan = plan_data(set, &l, &cscds(), b"HEADER", &params(8)).unwrap();
+        let plan = plan_data(&set_plan(set, l, b"HEADER"), &cscds(), &params(8)).unwrap();
         assert_eq!(plan.len(), 2);
         let first = &plan[0];
         assert_eq!(first.records, 0..3);
@@ -695,13 +718,13 @@ mod tests {
     fn limits_that_fit_no_record_are_refused() {
         let l = extent(0, 10, 4);
         assert!(matches!(
-            plan_data(Uuid::nil(), &l, &cscds(), b"H", &params(2)),
+            plan_data(&set_plan(Uuid::nil(), l, b"H"), &cscds(), &params(2)),
             Err(CopyError::NoRoomForRecord { .. })
         ));
         let mut p = params(100);
         p.max_segment_len = 1024;
         assert!(matches!(
-            plan_data(Uuid::nil(), &l, &cscds(), b"H", &p),
+            plan_data(&set_plan(Uuid::nil(), l, b"H"), &cscds(), &p),
             Err(CopyError::RecordOverSegment {
                 payload: 2048,
                 max: 1024
