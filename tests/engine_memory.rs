@@ -308,3 +308,28 @@ fn records_out_of_place_fail_format_s_own_checks_with_typed_reasons() {
         "{e}"
     );
 }
+
+#[test]
+fn a_set_header_that_cannot_be_encoded_is_refused_before_the_catalog_or_the_tape() {
+    let (_d, cat) = catalog();
+    let mut src = disk("SRC", 256);
+    let mut t = tape(1 << 30, 0);
+    let before = t.scsi.transport().lu.objects().to_vec();
+    let mut o = opts();
+    // A framed record holds at most 64 KiB (FORMAT.md "Common frame").
+    o.set.label = "x".repeat(70_000);
+    let e = backup(&mut src, &mut t, &cat, &o, &NoProgress).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            EngineError::Format {
+                what: "set header",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    // No set was opened, and nothing was written (no empty file).
+    assert!(cat.sets().unwrap().is_empty());
+    assert!(t.scsi.transport().lu.objects() == &before[..]);
+}
