@@ -180,7 +180,7 @@ pub struct PlannedCommand {
 
 /// Split a copy of `range` into EXTENDED COPY commands that fit `limits`:
 /// at most 65535 blocks and `max_segment_len` bytes per 02h segment
-/// (SPC-4 6.4.6.5), as many segments per command as the copy manager and
+/// (SPC-4 6.4.6.4), as many segments per command as the copy manager and
 /// the descriptor list length allow.
 pub fn plan(
     src: &Endpoint,
@@ -191,7 +191,7 @@ pub fn plan(
     let cscds = cscd_pair(src, dst)?;
     let per_segment = blocks_per_segment(src.block_size, limits)?;
     let cscd_len: usize = cscds.iter().map(|c| c.buffer_len()).sum();
-    let seg_len = 28usize; // a 02h segment descriptor (SPC-4 6.4.6.5)
+    let seg_len = 28usize; // a 02h segment descriptor (SPC-4 6.4.6.4)
     let by_list = (limits.max_descriptor_list_len as usize).saturating_sub(cscd_len) / seg_len;
     let per_command = (limits.max_segments as usize).min(by_list).max(1);
     let blocks = range.blocks.0;

@@ -92,7 +92,7 @@ pub fn backup_from<S: Transport + Send, T: Transport>(
         Some(_) => Mode::SERVERLESS,
         None => Mode::HOST,
     };
-    let writer = SetWriter::new(&opts.set, survey, u64::from(u32::MAX))?;
+    let writer = SetWriter::new(&opts.set, survey, MAX_PER_RECORD)?;
     let reservation = reserve(tape, opts.reservation_key)?;
     let mut mover = HostMover {
         source,
@@ -109,6 +109,10 @@ pub fn backup_from<S: Transport + Send, T: Transport>(
         reservation,
     })
 }
+
+/// A record is one READ(16), whose transfer length is 32 bits (SBC-4
+/// 5.13).
+const MAX_PER_RECORD: u64 = u32::MAX as u64;
 
 /// The host-driven mover: a reader thread keeps `queue_depth` READ(16)s in
 /// flight on the source and frames each record in place; this thread
@@ -127,10 +131,6 @@ type Framed = (Vec<u8>, SetDigest, u64);
 impl<S: Transport + Send, T: Transport> Mover for HostMover<'_, S, T> {
     fn mode(&self) -> Mode {
         self.mode
-    }
-
-    fn max_per_record(&self) -> u64 {
-        u64::from(u32::MAX)
     }
 
     /// The label says which volume this is; the append point is found on

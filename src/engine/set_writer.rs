@@ -304,9 +304,6 @@ pub trait Mover {
     /// The mode the set header records.
     fn mode(&self) -> Mode;
 
-    /// The most source blocks one record can carry.
-    fn max_per_record(&self) -> u64;
-
     /// Where the set goes: checks the volume is ours and not being written
     /// by another process, and finds the set's tape file.
     fn place(&mut self, catalog: &Catalog, tape_url: &str) -> Result<Placement, EngineError>;

@@ -77,8 +77,7 @@ pub fn backup<C: Transport, S: Transport, T: Transport>(
 ) -> Result<ThirdPartySummary, EngineError> {
     let limits = stream_limits(cm)?;
     let survey = SourceSurvey::read(source, &opts.set.source_url, None)?;
-    // An 00h segment carries at most 65535 blocks (SPC-4 6.4.6.6).
-    let writer = SetWriter::new(&opts.set, survey, u64::from(u16::MAX))?;
+    let writer = SetWriter::new(&opts.set, survey, MAX_PER_RECORD)?;
     let extent = *writer.extent();
     if extent.blocks.0 == 0 {
         return Err(Refusal::EmptyRange { lba: extent.lba }.into());
@@ -188,10 +187,6 @@ struct ThirdPartyMover<'a, C: Transport, T: Transport> {
 impl<C: Transport, T: Transport> Mover for ThirdPartyMover<'_, C, T> {
     fn mode(&self) -> Mode {
         Mode::XCOPY
-    }
-
-    fn max_per_record(&self) -> u64 {
-        u64::from(u16::MAX)
     }
 
     /// The catalog says which volume the drive holds (this host does not
@@ -307,6 +302,10 @@ struct Command {
 
 const SRC: u16 = 0;
 const TAPE: u16 = 1;
+
+/// A record's payload is one 00h segment, whose block count is 16 bits
+/// (SPC-4 6.4.6.3).
+const MAX_PER_RECORD: u64 = u16::MAX as u64;
 
 fn inline(stream_len: u32, data: &[u8], params: &mut XcopyParams, cat: bool) -> Segment {
     let offset = params.inline_data.len() as u64;
