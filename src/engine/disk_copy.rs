@@ -453,6 +453,12 @@ mod tests {
         let bytes = p[0].params.encode().unwrap();
         assert_eq!(bytes[0x0], 0); // list id
         assert_eq!(p[0].range.dst_lba, Lba(5000));
+        // `xcopy --dry-run --json` shows each command as before the range
+        // became a type: plain numbers, in this order.
+        assert_eq!(
+            serde_json::to_string(&p[0]).unwrap(),
+            r#"{"src_lba":100,"dst_lba":5000,"blocks":10000,"segments":5}"#
+        );
     }
 
     #[test]
