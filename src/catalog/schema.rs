@@ -141,8 +141,17 @@ CREATE INDEX sets_by_started ON sets(started);
 CREATE INDEX sets_by_state ON sets(state);
 ";
 
+/// Version 5: retention. `expired` is when `catalog expire` marked the set
+/// expired (unix seconds), NULL while it is kept. The tape is not touched:
+/// an expired set still restores and verifies; it no longer counts as a
+/// kept copy of its source, and a volume whose sets are all expired may be
+/// relabelled.
+const V5: &str = "
+ALTER TABLE sets ADD COLUMN expired INTEGER;
+";
+
 /// `MIGRATIONS[i]` upgrades schema version `i` to `i + 1`.
-pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// The schema version this build writes and understands.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -78,6 +78,7 @@ fn scanned(vol: &VolumeRow, file_number: u32, state: SetState) -> SetRow {
         },
         volume_name: vol.name.clone(),
         extents: vec![(0, 60), (80, 40)],
+        expired: None,
     }
 }
 

@@ -567,6 +567,7 @@ pub fn rebuild<T: Transport + Send>(
             },
             volume_name: label.name.clone(),
             extents: vec![(h.lba, h.blocks)],
+            expired: None,
         };
         match scan {
             Ok(s) => {
