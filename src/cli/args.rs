@@ -67,15 +67,16 @@ pub struct Cli {
 #[derive(Debug, Clone, Args)]
 pub struct ConnArgs {
     /// The iSCSI initiator name (IQN) this tool logs in with. Targets with
-    /// ACLs only let known names in [default:
+    /// ACLs only let known names in [default: $SANMOVER_INITIATOR, else
     /// iqn.2024-01.org.sanmover:initiator].
-    #[arg(long, global = true, env = "SANMOVER_INITIATOR", value_name = "IQN",
-          help_heading = GLOBAL)]
+    // The environment is read by `Sessions`, not by clap: clap would list
+    // an option taken from the environment in usage lines as if required.
+    #[arg(long, global = true, value_name = "IQN", help_heading = GLOBAL)]
     pub initiator: Option<String>,
-    /// The catalog database [default: $XDG_DATA_HOME/sanmover/catalog.db,
-    /// or ~/.local/share/sanmover/catalog.db].
-    #[arg(long, global = true, env = "SANMOVER_CATALOG", value_name = "PATH",
-          help_heading = GLOBAL)]
+    /// The catalog database [default: $SANMOVER_CATALOG, else
+    /// $XDG_DATA_HOME/sanmover/catalog.db, else
+    /// ~/.local/share/sanmover/catalog.db].
+    #[arg(long, global = true, value_name = "PATH", help_heading = GLOBAL)]
     pub catalog: Option<PathBuf>,
     /// Seconds a login may take, and the TCP user timeout of every session
     /// (a session with no answer for that long is dropped).

@@ -402,3 +402,137 @@ fn refuse_rebuild(out: &Out, report: &mut RebuildReport<'_>) -> u8 {
     eprintln!("sanmover: {msg}");
     exit::REFUSED
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{SetInfo, SetOutcome};
+
+    fn row(label: &str, volume: &str, source: &str, state: SetState) -> SetRow {
+        SetRow {
+            info: SetInfo {
+                id: uuid::Uuid::new_v4(),
+                volume: uuid::Uuid::nil(),
+                file_number: 12,
+                mode: "serverless".into(),
+                label: label.into(),
+                source_url: source.into(),
+                source_designator: "naa.6001405abcdef".into(),
+                lba: 0,
+                blocks: 2048,
+                block_size: 512,
+                payload_size: 261_632,
+                started: 1_767_608_521,
+            },
+            outcome: SetOutcome {
+                state,
+                records: 4,
+                bytes: 1 << 20,
+                sha256: Some("ab".repeat(32)),
+                ended: 1_767_608_530,
+                seconds: 9.0,
+                error: None,
+            },
+            volume_name: volume.into(),
+            extents: vec![(0, 2048)],
+            expired: None,
+        }
+    }
+
+    #[test]
+    fn list_fits_100_columns_with_a_date_a_label_and_a_short_source() {
+        let long = "x".repeat(64);
+        let sets = [
+            row(
+                "nightly",
+                "VOL001",
+                "iscsi://127.0.0.1:47825/iqn.2026-11.org.sanmover.rig:disk/1",
+                SetState::Complete,
+            ),
+            row(
+                &long,
+                &long,
+                &format!("iscsi://h/{long}:{long}/9"),
+                SetState::Interrupted,
+            ),
+            row("", "V", "/dev/sdb", SetState::Failed),
+        ];
+        let t = list_text(&sets);
+        for line in t.lines() {
+            assert!(
+                line.chars().count() <= LIST_WIDTH,
+                "{} columns: {line}",
+                line.len()
+            );
+        }
+        let first = t.lines().nth(1).unwrap();
+        assert!(first.contains("2026-01-05T10:22Z"), "{first}");
+        assert!(first.contains("VOL001:12"), "{first}");
+        assert!(first.contains("nightly"), "{first}");
+        assert!(first.ends_with("  disk/1"), "{first}");
+        assert!(first.contains("1.0 MiB"), "{first}");
+        assert!(t.lines().nth(2).unwrap().contains('…'));
+        assert!(t.lines().nth(3).unwrap().ends_with("/dev/sdb"));
+        let mut expired = sets[0].clone();
+        expired.expired = Some(1);
+        assert!(list_text(&[expired])
+            .lines()
+            .nth(1)
+            .unwrap()
+            .contains("expired"));
+    }
+
+    #[test]
+    fn show_is_text_with_iso_8601_dates() {
+        let mut r = row("weekly", "VOL001", "/dev/sdb", SetState::Complete);
+        r.expired = Some(1_767_700_000);
+        r.extents = vec![(0, 1024), (4096, 1024)];
+        let t = show_text(&r);
+        assert!(t.starts_with(&format!("set {}\n", r.info.id)), "{t}");
+        assert!(t.contains("started      2026-01-05T10:22:01Z"), "{t}");
+        assert!(
+            t.contains("ended        2026-01-05T10:22:10Z (9.00 s)"),
+            "{t}"
+        );
+        assert!(t.contains("expired      2026-01-06T11:46:40Z"), "{t}");
+        assert!(t.contains("extents      0+1024, 4096+1024"), "{t}");
+        assert!(t.contains("label        weekly"), "{t}");
+        assert!(!t.contains('{'), "not JSON: {t}");
+    }
+
+    #[test]
+    fn volumes_count_kept_sets_and_say_when_a_volume_is_reusable() {
+        let vol = VolumeRow {
+            id: uuid::Uuid::nil(),
+            name: "VOL001".into(),
+            created: 1_767_608_000,
+            last_file: Some(3),
+        };
+        let mut a = row("", "VOL001", "/dev/sdb", SetState::Complete);
+        let b = row("", "VOL001", "/dev/sdb", SetState::Complete);
+        let c = row("", "VOL001", "/dev/sdb", SetState::Failed);
+        let r = volume_report(vol.clone(), None, &[a.clone(), b.clone(), c.clone()]);
+        assert_eq!(
+            (r.sets, r.kept, r.expired, r.kept_bytes),
+            (3, 2, 0, 2 << 20)
+        );
+        assert!(!r.reusable);
+        a.expired = Some(5);
+        let mut b2 = b.clone();
+        b2.expired = Some(6);
+        let r = volume_report(
+            vol.clone(),
+            Some("iscsi://h/iqn.x:tape/1".into()),
+            &[a, b2, c],
+        );
+        assert_eq!((r.kept, r.expired), (0, 2));
+        assert!(r.reusable);
+        let t = volumes_text(&[r]);
+        assert!(
+            t.lines().nth(1).unwrap().ends_with("tape/1  (reusable)"),
+            "{t}"
+        );
+        let running = row("", "VOL001", "/dev/sdb", SetState::Running);
+        assert!(!volume_report(vol, None, &[running]).reusable);
+    }
+}

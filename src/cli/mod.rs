@@ -327,6 +327,16 @@ mod tests {
             }
             let usage = cmd.render_usage().to_string();
             assert!(!usage.contains("--catalog"), "{name}: {usage}");
+            // Global options are never filled in by clap from the
+            // environment: clap would show them in error usage lines as if
+            // they were required.
+            for a in cmd.get_arguments().filter(|a| a.is_global_set()) {
+                assert!(
+                    a.get_env().is_none(),
+                    "{name}: {} from the environment",
+                    a.get_id()
+                );
+            }
         }
     }
 }

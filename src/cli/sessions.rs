@@ -13,7 +13,7 @@ use crate::catalog::Catalog;
 use crate::device::{Disk, Scsi, Tape};
 use crate::engine::drive_lock::{lock_drive, DriveKey, DriveLock};
 use crate::engine::interrupt::{install_handlers, StopFlag};
-use crate::transport::iscsi::IscsiOptions;
+use crate::transport::iscsi::{initiator_from_env, IscsiOptions};
 use crate::transport::url::DeviceUrl;
 use crate::transport::{open_device, Connector, Transport};
 
@@ -30,11 +30,14 @@ pub struct Sessions {
 
 impl Sessions {
     pub fn new(conn: &ConnArgs) -> Self {
-        let mut iscsi = IscsiOptions::default();
-        if let Some(i) = &conn.initiator {
-            iscsi.initiator = i.clone();
-        }
-        iscsi.timeout = Duration::from_secs(conn.cmd_timeout);
+        let iscsi = IscsiOptions {
+            initiator: match &conn.initiator {
+                Some(i) => i.clone(),
+                None => initiator_from_env(),
+            },
+            timeout: Duration::from_secs(conn.cmd_timeout),
+            ..IscsiOptions::default()
+        };
         Sessions {
             iscsi,
             catalog: conn.catalog.clone().unwrap_or_else(Catalog::default_path),

@@ -29,6 +29,17 @@ impl fmt::Display for ByteSize {
     }
 }
 
+impl ByteSize {
+    /// The size as `--block-size` takes it: `1M`, `64K` or bytes.
+    pub fn arg(self) -> String {
+        match self.0 {
+            n if n >= MIB && n % MIB == 0 => format!("{}M", n / MIB),
+            n if n >= KIB && n % KIB == 0 => format!("{}K", n / KIB),
+            n => n.to_string(),
+        }
+    }
+}
+
 /// `--block-size`: a number of bytes, or with one of sg_dd's suffixes:
 /// k, K or KiB (1024), KB (1000), m, M or MiB (1048576), MB (1000000).
 pub fn parse_byte_size(s: &str) -> Result<ByteSize, String> {
@@ -101,7 +112,7 @@ pub fn judge_block_size(
                 "--block-size {size} ({} bytes) is larger than the drive takes: READ BLOCK LIMITS allows at most {} ({max} bytes); give --block-size {} or less",
                 size.0,
                 ByteSize(max),
-                ByteSize(max)
+                ByteSize(max).arg()
             ));
         }
         if size.0 < min {
@@ -205,6 +216,9 @@ mod tests {
         let e = judge_block_size(ByteSize(2 << 20), Some(&limits(1 << 20)), Some(512)).unwrap_err();
         assert!(e.contains("at most 1 MiB (1048576 bytes)"), "{e}");
         assert!(e.contains("--block-size 2 MiB (2097152 bytes)"), "{e}");
+        assert!(e.ends_with("give --block-size 1M or less"), "{e}");
+        assert_eq!(ByteSize(65_536).arg(), "64K");
+        assert_eq!(ByteSize(100_000).arg(), "100000");
         assert!(judge_block_size(ByteSize(1 << 20), Some(&limits(1 << 20)), Some(512)).is_ok());
         // No maximum given, or no answer: not refused.
         assert!(judge_block_size(ByteSize(2 << 20), Some(&limits(0)), None).is_ok());
