@@ -14,8 +14,8 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
+use sanmover::lu::MemDisk;
 use sanmover::target::{Server, SharedLu, TargetConfig, TargetDef};
-use sanmover::transport::memory::MemDisk;
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();

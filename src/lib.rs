@@ -12,6 +12,7 @@ pub mod cli;
 pub mod device;
 pub mod engine;
 pub mod format;
+pub mod lu;
 pub mod router;
 pub mod scsi;
 pub mod snapshot;

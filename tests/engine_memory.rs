@@ -10,7 +10,8 @@ use sanmover::engine::restore::{restore, verify, RestoreOptions};
 use sanmover::engine::volume::write_label;
 use sanmover::engine::EngineError;
 use sanmover::format::Mode;
-use sanmover::transport::memory::{MemDisk, MemTape, MemoryTransport, TapeObject};
+use sanmover::lu::{MemDisk, MemTape, TapeObject};
+use sanmover::transport::memory::MemoryTransport;
 
 type MemDiskT = MemoryTransport<MemDisk>;
 type MemTapeT = MemoryTransport<MemTape>;

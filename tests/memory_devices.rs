@@ -4,9 +4,10 @@
 
 use sanmover::device::tape::{ReadOutcome, TrackedPosition};
 use sanmover::device::{DeviceError, Disk, Tape};
+use sanmover::lu::{MemDisk, MemTape, TapeObject};
 use sanmover::scsi::ssc::ReadPositionForm;
 use sanmover::scsi::{BlockSize, Lba};
-use sanmover::transport::memory::{MemDisk, MemTape, MemoryTransport, TapeObject};
+use sanmover::transport::memory::MemoryTransport;
 use sanmover::transport::{Request, Transport, TransportError};
 
 fn tape(capacity: u64) -> Tape<MemoryTransport<MemTape>> {

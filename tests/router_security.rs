@@ -8,6 +8,7 @@
 use std::sync::{Arc, Mutex};
 
 use sanmover::device::{DeviceError, Disk, Scsi};
+use sanmover::lu::{Completion, LogicalUnit, MemDisk};
 use sanmover::router::{
     Backends, CopyAcl, CopyManager, CopyManagerConfig, CopyRights, LuEntry, Role, RuleEntry,
 };
@@ -17,7 +18,7 @@ use sanmover::scsi::xcopy::{Cscd, DeviceParams, Segment, XcopyParams};
 use sanmover::scsi::{CdbCodec, DeviceType, Lba, Wire};
 use sanmover::target::{Server, ServerHandle, SharedLu, TargetConfig, TargetDef};
 use sanmover::transport::iscsi::{IscsiOptions, IscsiTransport};
-use sanmover::transport::memory::{Completion, LogicalUnit, MemDisk, MemoryTransport};
+use sanmover::transport::memory::MemoryTransport;
 use sanmover::transport::url::IscsiUrl;
 use sanmover::transport::Request;
 

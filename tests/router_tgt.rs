@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use sanmover::device::tape::ReadOutcome;
 use sanmover::device::{Disk, Tape};
+use sanmover::lu::{LogicalUnit, Nexus};
 use sanmover::router::{
     Backends, CopyAcl, CopyManager, CopyManagerConfig, CopyRights, LuEntry, Role, RuleEntry,
 };
@@ -20,7 +21,6 @@ use sanmover::scsi::xcopy::{
 };
 use sanmover::scsi::{BlockSize, CdbCodec, DeviceType, Lba, Status, Wire};
 use sanmover::transport::iscsi::{IscsiOptions, IscsiTransport};
-use sanmover::transport::memory::{LogicalUnit, Nexus};
 use sanmover::transport::url::IscsiUrl;
 
 const INITIATOR: &str = "iqn.2024-01.org.sanmover:router-test";
@@ -181,7 +181,7 @@ fn backup_list(cscds: &[Cscd], records: u64, per: u16, first: u64) -> XcopyParam
     p
 }
 
-fn send(cm: &mut CopyManager, p: &XcopyParams) -> sanmover::transport::memory::Completion {
+fn send(cm: &mut CopyManager, p: &XcopyParams) -> sanmover::lu::Completion {
     let list = p.encode().unwrap();
     cm.execute_for(&nexus(), p.cdb().to_cdb().as_bytes(), &list, &mut [])
 }

@@ -13,9 +13,8 @@ use sanmover::engine::restore::{restore, verify, RestoreOptions};
 use sanmover::engine::volume::{rebuild, write_label};
 use sanmover::engine::EngineError;
 use sanmover::format::{classify, BlockKind, Mode, SetTrailer, StopReason};
-use sanmover::transport::memory::{
-    Completion, LogicalUnit, MemDisk, MemTape, MemoryTransport, TapeObject,
-};
+use sanmover::lu::{Completion, LogicalUnit, MemDisk, MemTape, TapeObject};
+use sanmover::transport::memory::MemoryTransport;
 
 type MemDiskT = MemoryTransport<MemDisk>;
 

@@ -16,9 +16,10 @@ use sanmover::engine::serverless::{backup, Connector, Counted, ServerlessOptions
 use sanmover::engine::volume::write_label;
 use sanmover::engine::EngineError;
 use sanmover::format::Mode;
+use sanmover::lu::{MemDisk, MemTape};
 use sanmover::scsi::{BlockSize, Lba};
 use sanmover::snapshot::{MappedLun, ProviderError, Snapshot, SnapshotJob, SnapshotProvider};
-use sanmover::transport::memory::{MemDisk, MemTape, MemoryTransport};
+use sanmover::transport::memory::MemoryTransport;
 use sanmover::transport::{Transport, TransportError};
 
 const PROD: &str = "iscsi://127.0.0.1:3260/iqn.fake:prod/0";

@@ -9,13 +9,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sanmover::device::Disk;
+use sanmover::lu::MemDisk;
 use sanmover::scsi::sbc::{Read16, Write16};
 use sanmover::scsi::sense::{Asc, Sense, SenseKey};
 use sanmover::scsi::spc::{Inquiry, ReportLuns};
 use sanmover::scsi::{BlockSize, Cdb, CdbCodec, Lba, Status};
 use sanmover::target::{Chap, Server, ServerHandle, SharedLu, TargetConfig, TargetDef};
 use sanmover::transport::iscsi::{discover, IscsiOptions, IscsiTransport};
-use sanmover::transport::memory::MemDisk;
 use sanmover::transport::url::{IscsiUrl, PortalUrl};
 use sanmover::transport::{Request, Response, Transport, TransportError};
 
@@ -968,16 +968,16 @@ struct Watch {
     lost: Arc<Mutex<Vec<String>>>,
 }
 
-impl sanmover::transport::memory::LogicalUnit for Watch {
+impl sanmover::lu::LogicalUnit for Watch {
     fn execute(
         &mut self,
         cdb: &[u8],
         data_out: &[u8],
         data_in: &mut [u8],
-    ) -> sanmover::transport::memory::Completion {
+    ) -> sanmover::lu::Completion {
         self.disk.execute(cdb, data_out, data_in)
     }
-    fn nexus_lost(&mut self, nexus: &sanmover::transport::memory::Nexus) {
+    fn nexus_lost(&mut self, nexus: &sanmover::lu::Nexus) {
         self.lost.lock().unwrap().push(nexus.initiator.clone());
     }
 }

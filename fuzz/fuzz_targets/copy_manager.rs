@@ -8,7 +8,7 @@ use libfuzzer_sys::fuzz_target;
 use sanmover::router::{
     Backends, CopyAcl, CopyManager, CopyManagerConfig, CopyRights, LuEntry, Role, RuleEntry,
 };
-use sanmover::transport::memory::LogicalUnit;
+use sanmover::lu::LogicalUnit;
 
 fuzz_target!(|data: &[u8]| {
     let rule = RuleEntry {

@@ -482,7 +482,8 @@ mod tests {
 
     #[test]
     fn a_refused_read_still_delivers_every_earlier_chunk_in_order() {
-        use crate::transport::memory::{MemDisk, MemoryTransport};
+        use crate::lu::MemDisk;
+        use crate::transport::memory::MemoryTransport;
         let t = Reversing {
             inner: MemoryTransport::new("d", MemDisk::new("D1", 100, 512)),
             done: Vec::new(),
@@ -509,9 +510,9 @@ mod tests {
         assert_eq!(seen, vec![0, 1, 2, 3, 4, 5]);
     }
 
-    fn patterned_disk(
-    ) -> Disk<crate::transport::memory::MemoryTransport<crate::transport::memory::MemDisk>> {
-        use crate::transport::memory::{MemDisk, MemoryTransport};
+    fn patterned_disk() -> Disk<crate::transport::memory::MemoryTransport<crate::lu::MemDisk>> {
+        use crate::lu::MemDisk;
+        use crate::transport::memory::MemoryTransport;
         let mut lu = MemDisk::new("D1", 64, 512);
         for (i, b) in lu.data_mut().iter_mut().enumerate() {
             *b = (i * 7 % 251) as u8;

@@ -252,8 +252,10 @@ fn refuse_own_source<D: Transport>(
             return Ok(());
         }
     };
+    // Only designators that name one LU count: LIO gives every LU the
+    // same LU group designator.
     let same = di.designators.iter().any(|d| {
-        d.association == Association::LU
+        d.names_lu()
             && header.source.designators.iter().any(|s| {
                 s.association == Association::LU.0
                     && s.designator_type == d.designator_type.0

@@ -154,7 +154,7 @@ impl CopyAcl {
 
 fn matches_lu(m: &LuMatch, lu: LuIdentity<'_>) -> bool {
     match m {
-        LuMatch::Designator(v) => lu.designators.iter().any(|d| &d.value == v),
+        LuMatch::Designator(v) => lu.designators.iter().any(|d| d.names_lu() && &d.value == v),
         LuMatch::TargetLun { target, lun } => lu
             .target_lun
             .is_some_and(|(t, l)| lun.is_none_or(|n| n == l) && t.eq_ignore_ascii_case(target)),

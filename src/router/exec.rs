@@ -17,10 +17,10 @@ use std::thread::JoinHandle;
 use crate::device::disk::Chunk;
 use crate::device::tape::ReadOutcome;
 use crate::device::{DeviceError, Tape};
+use crate::lu::MemDisk;
 use crate::scsi::sense::{Asc, Sense, SenseKey};
 use crate::scsi::xcopy::{list_id_usage, CopyEnd};
 use crate::scsi::{BlockSize, Lba};
-use crate::transport::memory::MemDisk;
 
 use super::backends::{Backends, BoxT, Unit};
 use super::plan::{End, Op, Plan, Target};

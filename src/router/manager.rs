@@ -5,6 +5,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
+use crate::lu::{reply, Completion, Identity, LogicalUnit, MemDisk, Nexus};
 use crate::scsi::sense::Asc;
 use crate::scsi::spc::Designator;
 use crate::scsi::spc::{
@@ -17,7 +18,6 @@ use crate::scsi::xcopy::{
     TransferCountUnits,
 };
 use crate::scsi::{CdbCodec, DeviceType, Opcode, Status, Wire};
-use crate::transport::memory::{reply, Completion, Identity, LogicalUnit, MemDisk, Nexus};
 
 use super::acl::{escaped, LuIdentity, Use};
 use super::backends::{Backends, Unit};

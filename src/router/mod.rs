@@ -55,7 +55,9 @@ use crate::transport::url::UrlError;
 use crate::transport::TransportError;
 
 #[cfg(doc)]
-use crate::transport::{memory::LogicalUnit, Transport};
+use crate::lu::LogicalUnit;
+#[cfg(doc)]
+use crate::transport::Transport;
 
 mod acl;
 mod backends;

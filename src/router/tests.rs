@@ -3,6 +3,8 @@
 use std::sync::{Arc, Mutex};
 
 use super::*;
+use crate::lu::Identity;
+use crate::lu::{Completion, LogicalUnit, MemDisk, MemTape, Nexus, TapeObject};
 use crate::scsi::sense::{Asc, Sense, SenseKey, SenseKeySpecific};
 use crate::scsi::spc::{Designator, DesignatorType, DeviceIdentification, SupportedVpdPages};
 use crate::scsi::ssc::{Rewind, Write6};
@@ -12,9 +14,7 @@ use crate::scsi::xcopy::{
     SegmentKind, ThirdPartyCopyVpd, XcopyParams,
 };
 use crate::scsi::{CdbCodec, DeviceType, Lba, Status, Wire};
-use crate::transport::memory::{
-    Completion, Identity, LogicalUnit, MemDisk, MemTape, MemoryTransport, Nexus, TapeObject,
-};
+use crate::transport::memory::MemoryTransport;
 
 /// A unit the test keeps a handle on while the router owns its transport.
 #[derive(Clone)]

@@ -19,7 +19,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use crate::transport::memory::LogicalUnit;
+use crate::lu::LogicalUnit;
 
 pub mod login;
 pub mod pdu;

@@ -21,10 +21,10 @@ use super::pdu::{
 use super::server::Shared;
 use super::text::{encode_pairs, parse_pairs, SessionParams, SessionType, MAX_TEXT_LEN};
 use super::SharedLu;
+use crate::lu::{Completion, Nexus};
 use crate::scsi::sense::{Asc, Sense, SenseKey};
 use crate::scsi::spc::{Lun, LunList, ReportLuns};
 use crate::scsi::{CdbCodec, Status, Wire};
-use crate::transport::memory::{Completion, Nexus};
 
 /// Largest Expected Data Transfer Length served; beyond it the command
 /// ends in CHECK CONDITION and nothing is allocated.

@@ -204,6 +204,23 @@ pub struct Designator {
 }
 
 impl Designator {
+    /// Whether this designator names one logical unit (SPC-4 7.8.6.1):
+    /// LU association and a naming type. Port numbers, target port and LU
+    /// group numbers (LIO gives every LU group 0) and vendor-specific
+    /// values are shared by many LUs, so they never identify one.
+    pub fn names_lu(&self) -> bool {
+        self.association == Association::LU
+            && matches!(
+                self.designator_type,
+                DesignatorType::T10_VENDOR_ID
+                    | DesignatorType::EUI64
+                    | DesignatorType::NAA
+                    | DesignatorType::MD5_LU
+                    | DesignatorType::SCSI_NAME
+                    | DesignatorType::UUID
+            )
+    }
+
     pub const HEADER_LEN: usize = 4;
 
     /// A binary, LU-associated designator, the usual shape for NAA and EUI-64.
@@ -734,6 +751,19 @@ mod tests {
             ..Designator::lu_binary(DesignatorType::NAA, b"ACME".to_vec())
         };
         assert_eq!(t10_short.to_string(), "ACME:");
+    }
+
+    #[test]
+    fn only_naming_designators_name_an_lu() {
+        let naa = Designator::lu_binary(DesignatorType::NAA, vec![0x60; 16]);
+        let group = Designator::lu_binary(DesignatorType::LU_GROUP, vec![0; 4]);
+        let vendor = Designator::lu_binary(DesignatorType::VENDOR_SPECIFIC, b"x".to_vec());
+        let port_naa = Designator {
+            association: Association::TARGET_PORT,
+            ..naa.clone()
+        };
+        assert!(naa.names_lu());
+        assert!(!group.names_lu() && !vendor.names_lu() && !port_naa.names_lu());
     }
 
     #[test]
