@@ -943,3 +943,20 @@ Examples:
         force: bool,
     },
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backup_modes_are_named_as_the_set_header_names_them() {
+        for m in BackupMode::value_variants() {
+            let name = m
+                .to_possible_value()
+                .expect("a name")
+                .get_name()
+                .to_string();
+            assert_eq!(m.format_mode().to_string(), name);
+        }
+    }
+}

@@ -341,19 +341,19 @@ fn status_text(out: &StatusOut) -> String {
         }
         None => s.push_str("Position: READ POSITION not answered\n"),
     }
-    match (&out.volume, out.volume_from) {
-        (Some(v), Some("tape")) => {
-            let _ = writeln!(s, "Volume: {v}");
-        }
-        (Some(v), _) => {
-            let _ = writeln!(
-                s,
-                "Volume: {v}, last seen in this drive (catalog; the label is read only at a trusted beginning of tape)"
-            );
-        }
-        (None, _) => s.push_str(
-            "Volume: unknown (not at a trusted beginning of tape, and not in the catalog)\n",
-        ),
-    }
+    s.push_str(&volume_line(out));
     s
+}
+
+/// The status's volume line: read from the tape, or the catalog's.
+fn volume_line(out: &StatusOut) -> String {
+    match (&out.volume, out.volume_from) {
+        (Some(v), Some("tape")) => format!("Volume: {v}\n"),
+        (Some(v), _) => format!(
+            "Volume: {v}, last seen in this drive (catalog; the label is read only at a trusted beginning of tape)\n"
+        ),
+        (None, _) => {
+            "Volume: unknown (not at a trusted beginning of tape, and not in the catalog)\n".into()
+        }
+    }
 }
