@@ -9,9 +9,10 @@ use sanmover::engine::progress::NoProgress;
 use sanmover::engine::restore::{restore, verify, RestoreOptions};
 use sanmover::engine::volume::write_label;
 use sanmover::engine::EngineError;
-use sanmover::format::Mode;
+use sanmover::format::{decode_record, encode_record, DigestAlgorithm, Mode, SetHeader};
 use sanmover::lu::{MemDisk, MemTape, TapeObject};
 use sanmover::transport::memory::MemoryTransport;
+use sha2::Digest as _;
 
 type MemDiskT = MemoryTransport<MemDisk>;
 type MemTapeT = MemoryTransport<MemTape>;
@@ -47,6 +48,7 @@ fn opts() -> BackupOptions {
         tape_url: "mem://tape".into(),
         reservation_key: 1,
         stop: Default::default(),
+        digest: DigestAlgorithm::FOR_NEW_SETS,
     }
 }
 
@@ -151,4 +153,113 @@ fn at(lba: u64) -> RestoreOptions {
         queue_depth: 4,
         overwrite_source: false,
     }
+}
+
+/// Block `at` of the memory tape: 0 the label, 1 its filemark, 2 the first
+/// set's header, 3 its record 0, ...
+fn block(t: &mut Tape<MemTapeT>, at: usize) -> &mut Vec<u8> {
+    match &mut t.scsi.transport().lu.objects_mut()[at] {
+        TapeObject::Block(b) => b,
+        TapeObject::Filemark => panic!("object {at} is a filemark"),
+    }
+}
+
+#[test]
+fn each_digest_algorithm_is_recorded_computed_and_checked() {
+    for alg in [DigestAlgorithm::Sha256, DigestAlgorithm::Blake3] {
+        let (_d, cat) = catalog();
+        let mut src = disk("SRC", 2048);
+        let mut t = tape(1 << 30, 0);
+        let o = BackupOptions {
+            digest: alg,
+            ..opts()
+        };
+        let s = backup(&mut src, &mut t, &cat, &o, &NoProgress).unwrap();
+        // The digest is of the source bytes, by the chosen algorithm.
+        let data = src.scsi.transport().lu.data().to_vec();
+        let want = match alg {
+            DigestAlgorithm::Sha256 => hex::encode(sha2::Sha256::digest(&data)),
+            DigestAlgorithm::Blake3 => blake3::hash(&data).to_hex().to_string(),
+        };
+        assert_eq!(s.set.digest_algorithm, alg);
+        assert_eq!(s.set.digest, want, "{alg}");
+        // The set header on tape names it, and so does the catalog.
+        assert_eq!(SetHeader::decode(block(&mut t, 2)).unwrap().digest, alg);
+        let row = cat.set(&s.set.set_id.to_string()).unwrap();
+        assert_eq!(row.info.digest_algorithm, alg.name());
+        assert_eq!(row.outcome.digest.as_deref(), Some(want.as_str()));
+        let v = verify::<_, MemDiskT>(&mut t, &row, None, &NoProgress).unwrap();
+        assert_eq!(
+            (v.digest_algorithm, v.digest.as_str()),
+            (alg, want.as_str())
+        );
+
+        // A payload changed and its record CRC made to match: only the set
+        // digest can tell, and it does, naming the algorithm.
+        let rec = block(&mut t, 4);
+        let (h, payload) = decode_record(rec).unwrap();
+        let mut payload = payload.to_vec();
+        payload[100] ^= 0x40;
+        let mut forged = Vec::new();
+        encode_record(h.set_id, h.seq, &payload, &mut forged);
+        *rec = forged;
+        let e = verify::<_, MemDiskT>(&mut t, &row, None, &NoProgress).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains(&format!("{alg} digest of the data is")),
+            "{msg}"
+        );
+        assert!(msg.contains("the trailer says"), "{msg}");
+        let mut dst = disk("DST", 2048);
+        let e = restore(&mut t, &row, &mut dst, &at(0), &NoProgress).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains(&format!("{alg} digest of the data is")),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn restore_names_a_damaged_record_and_writes_only_what_came_before() {
+    let (_d, cat) = catalog();
+    let mut src = disk("SRC", 2048);
+    let mut t = tape(1 << 30, 0);
+    let s = backup(&mut src, &mut t, &cat, &opts(), &NoProgress).unwrap();
+    let row = cat.set(&s.set.set_id.to_string()).unwrap();
+    // Record 5 (object 8) loses a bit; its CRC no longer matches.
+    block(&mut t, 8)[700] ^= 0x01;
+    let mut dst = disk("DST", 2048);
+    dst.scsi.transport().lu.data_mut().fill(0);
+    let e = restore(&mut t, &row, &mut dst, &at(0), &NoProgress).unwrap_err();
+    assert!(
+        matches!(e, EngineError::Corrupt { seq: Some(5), .. }),
+        "{e}"
+    );
+    assert!(e.to_string().contains("CRC32C mismatch"), "{e}");
+    // Records 0..5 were written before the check failed; nothing after.
+    let per = 64 * 1024 - 512; // payload of a 64 KiB block, whole sectors
+    let (d, s) = (
+        dst.scsi.transport().lu.data(),
+        src.scsi.transport().lu.data(),
+    );
+    assert!(d[..5 * per] == s[..5 * per]);
+    assert!(d[5 * per..].iter().all(|&b| b == 0));
+}
+
+#[test]
+fn a_catalog_that_names_another_digest_than_the_tape_is_refused() {
+    let (_d, cat) = catalog();
+    let mut src = disk("SRC", 1024);
+    let mut t = tape(1 << 30, 0);
+    let s = backup(&mut src, &mut t, &cat, &opts(), &NoProgress).unwrap();
+    let mut row = cat.set(&s.set.set_id.to_string()).unwrap();
+    assert_eq!(row.info.digest_algorithm, "blake3");
+    row.info.digest_algorithm = "sha256".into();
+    let e = verify::<_, MemDiskT>(&mut t, &row, None, &NoProgress).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("names a blake3 digest, the catalog recorded sha256"),
+        "{e}"
+    );
 }

@@ -140,7 +140,15 @@ fn backup_through_the_router_restores_byte_for_byte_with_no_data_through_the_ser
             .cloned()
             .unwrap_or_default()
     };
-    for k in ["state", "records", "bytes", "sha256", "mode", "file_number"] {
+    for k in [
+        "state",
+        "records",
+        "bytes",
+        "digest",
+        "digest_algorithm",
+        "mode",
+        "file_number",
+    ] {
         assert_eq!(pick(&live)[k], pick(&rebuilt)[k], "field {k}");
     }
 }

@@ -96,6 +96,7 @@ fn opts() -> BackupOptions {
         tape_url: "mem://tape".into(),
         reservation_key: 1,
         stop: StopFlag::never(),
+        digest: sanmover::format::DigestAlgorithm::FOR_NEW_SETS,
     }
 }
 
@@ -226,7 +227,7 @@ fn an_interrupted_backup_is_closed_recorded_and_the_next_one_appends_after_it() 
     let again = scanned.sets.iter().find(|s| s.info.id == set).unwrap();
     assert_eq!(again.outcome.state, SetState::Interrupted);
     assert_eq!(again.outcome.bytes, bytes);
-    assert_eq!(again.outcome.sha256, row.outcome.sha256);
+    assert_eq!(again.outcome.digest, row.outcome.digest);
 }
 
 #[test]

@@ -15,7 +15,7 @@ use sanmover::engine::restore::{restore, RestoreOptions};
 use sanmover::engine::serverless::{backup, Connector, Counted, ServerlessOptions, SessionStats};
 use sanmover::engine::volume::write_label;
 use sanmover::engine::EngineError;
-use sanmover::format::Mode;
+use sanmover::format::{DigestAlgorithm, Mode};
 use sanmover::lu::{MemDisk, MemTape};
 use sanmover::scsi::{BlockSize, Lba};
 use sanmover::snapshot::{MappedLun, ProviderError, Snapshot, SnapshotJob, SnapshotProvider};
@@ -192,6 +192,7 @@ fn opts() -> ServerlessOptions {
             tape_url: "mem://tape".into(),
             reservation_key: 1,
             stop: Default::default(),
+            digest: DigestAlgorithm::Blake3,
         },
     }
 }

@@ -85,7 +85,14 @@ fn two_sets_back_up_verify_restore_rebuild_and_survive_corruption() {
     let a = env.backup(&env.disk(), &["--blocks", "16384", "--label", "first"]);
     let b = env.backup(
         &env.disk2(),
-        &["--block-size", "65536", "--queue-depth", "4"],
+        &[
+            "--block-size",
+            "65536",
+            "--queue-depth",
+            "4",
+            "--digest",
+            "sha256",
+        ],
     );
     assert_eq!(a["tape_file"], 1, "{a}");
     assert_eq!(b["tape_file"], 2, "{b}");
@@ -94,6 +101,21 @@ fn two_sets_back_up_verify_restore_rebuild_and_survive_corruption() {
     assert_eq!(a["state"], "complete");
     let set_a = a["set_id"].as_str().unwrap().to_string();
     let set_b = b["set_id"].as_str().unwrap().to_string();
+    // BLAKE3 unless told otherwise; each digest is of the source bytes.
+    let src_a = std::fs::read(env.file("SANMOVER_RIG_DISK_FILE")).unwrap();
+    let src_b = std::fs::read(env.file("SANMOVER_RIG_DISK2_FILE")).unwrap();
+    assert_eq!(a["digest_algorithm"], "blake3", "{a}");
+    assert_eq!(
+        a["digest"],
+        blake3::hash(&src_a[..8 * MIB]).to_hex().as_str(),
+        "{a}"
+    );
+    assert_eq!(b["digest_algorithm"], "sha256", "{b}");
+    assert_eq!(
+        b["digest"],
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&src_b[..16 * MIB])),
+        "{b}"
+    );
 
     // verify passes; --compare-source reads the source back too.
     let v = env
@@ -101,7 +123,12 @@ fn two_sets_back_up_verify_restore_rebuild_and_survive_corruption() {
         .ok()
         .json();
     assert_eq!(v["compared_with_source"], 8 * MIB as u64, "{v}");
-    env.run(&["verify", &set_b[..8]]).ok();
+    let vb = env.run(&["--json", "verify", &set_b[..8]]).ok().json();
+    assert_eq!(
+        (&vb["digest_algorithm"], &vb["digest"]),
+        (&b["digest_algorithm"], &b["digest"]),
+        "{vb}"
+    );
 
     // Restore each to a fresh LUN: byte for byte equal.
     let (lun3, f3) = env.rig.add_lun(3, 8);
@@ -144,7 +171,8 @@ fn two_sets_back_up_verify_restore_rebuild_and_survive_corruption() {
             "payload_size",
             "records",
             "bytes",
-            "sha256",
+            "digest",
+            "digest_algorithm",
             "started",
             "extents",
         ] {

@@ -59,16 +59,22 @@ pub fn describe(r: &Response) -> String {
 }
 
 /// Print the JSON line (MBps = 10^6 bytes per second, as sanmover does)
-/// or the error, and the exit code.
+/// or the error, and the exit code. `ended` (Unix seconds) lets the bench
+/// time two peers run together: from the first start to the last end.
 pub fn report(tool: &str, run: Res<Measured>) -> ExitCode {
     match run {
         Ok((op, bytes, seconds)) => {
+            let ended = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
             let mbps = if seconds > 0.0 {
                 bytes as f64 / seconds / 1e6
             } else {
                 0.0
             };
-            println!(r#"{{"op":"{op}","bytes":{bytes},"seconds":{seconds:.3},"MBps":{mbps:.1}}}"#);
+            println!(
+                r#"{{"op":"{op}","bytes":{bytes},"seconds":{seconds:.3},"MBps":{mbps:.1},"ended":{ended:.3}}}"#
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {

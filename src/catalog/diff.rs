@@ -143,8 +143,8 @@ fn changes(known: &SetRow, found: &SetRow) -> Vec<FieldChange> {
             known.outcome.bytes.to_string(),
             found.outcome.bytes.to_string(),
         );
-        let sha = |s: &SetRow| s.outcome.sha256.clone().unwrap_or_else(|| "none".into());
-        cmp("sha256", sha(known), sha(found));
+        let sha = |s: &SetRow| s.outcome.digest.clone().unwrap_or_else(|| "none".into());
+        cmp("digest", sha(known), sha(found));
     }
     cmp(
         "range",

@@ -151,6 +151,8 @@ pub struct SetInfo {
     pub payload_size: u32,
     /// Unix seconds.
     pub started: i64,
+    /// The set's digest algorithm (`sha256`, `blake3`).
+    pub digest_algorithm: String,
 }
 
 /// How a set ended, for `finish_set` (state `running`, zero counts and no
@@ -160,8 +162,8 @@ pub struct SetOutcome {
     pub state: SetState,
     pub records: u64,
     pub bytes: u64,
-    /// Lowercase hex SHA-256 of the payload, when the host saw the data.
-    pub sha256: Option<String>,
+    /// Lowercase hex of the set's digest (its trailer's), once it ended.
+    pub digest: Option<String>,
     /// Unix seconds.
     pub ended: i64,
     pub seconds: f64,
@@ -180,7 +182,7 @@ pub struct SetRow {
     /// Disk extents `(lba, blocks)` the set covers, in order.
     pub extents: Vec<(u64, u64)>,
     /// When `catalog expire` marked the set expired (unix seconds); absent
-    /// while it is kept (schema V5).
+    /// while it is kept (schema V6).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expired: Option<i64>,
 }
@@ -341,7 +343,8 @@ fn uuid_text(id: Uuid) -> String {
 /// Columns read by `set_from_row`, with `s` = sets and `v` = volumes.
 const SET_COLUMNS: &str = "s.id, s.volume, s.file_number, s.mode, s.label, s.source_url, \
      s.source_designator, s.lba, s.blocks, s.block_size, s.payload_size, s.started, s.state, \
-     s.records, s.bytes, s.sha256, s.ended, s.seconds, s.error, v.name, s.expired";
+     s.records, s.bytes, s.digest, s.ended, s.seconds, s.error, v.name, s.digest_algorithm, \
+     s.expired";
 
 fn set_from_row(row: &Row<'_>) -> rusqlite::Result<SetRow> {
     Ok(SetRow {
@@ -358,19 +361,20 @@ fn set_from_row(row: &Row<'_>) -> rusqlite::Result<SetRow> {
             block_size: row.get(9)?,
             payload_size: row.get(10)?,
             started: row.get(11)?,
+            digest_algorithm: row.get(20)?,
         },
         outcome: SetOutcome {
             state: state_col(row, 12)?,
             records: row.get(13)?,
             bytes: row.get(14)?,
-            sha256: row.get(15)?,
+            digest: row.get(15)?,
             ended: row.get(16)?,
             seconds: row.get(17)?,
             error: row.get(18)?,
         },
         volume_name: row.get(19)?,
         extents: Vec::new(),
-        expired: row.get(20)?,
+        expired: row.get(21)?,
     })
 }
 
@@ -386,8 +390,9 @@ fn insert_set(
     let id = uuid_text(set.id);
     tx.execute(
         "INSERT INTO sets (id, volume, state, file_number, mode, label, source_url, \
-         source_designator, lba, blocks, block_size, payload_size, started, pid, host) \
-         VALUES (?1, ?2, 'running', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+         source_designator, lba, blocks, block_size, payload_size, started, pid, host, \
+         digest_algorithm) \
+         VALUES (?1, ?2, 'running', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
         params![
             id,
             uuid_text(set.volume),
@@ -403,6 +408,7 @@ fn insert_set(
             set.started,
             owner.map(|_| std::process::id()),
             owner,
+            set.digest_algorithm,
         ],
     )?;
     let whole = [(set.lba, set.blocks)];
@@ -418,14 +424,14 @@ fn insert_set(
 /// Record how set `id` ended.
 fn write_outcome(tx: &Connection, id: &str, outcome: &SetOutcome) -> Result<(), CatalogError> {
     tx.execute(
-        "UPDATE sets SET state = ?2, records = ?3, bytes = ?4, sha256 = ?5, ended = ?6, \
+        "UPDATE sets SET state = ?2, records = ?3, bytes = ?4, digest = ?5, ended = ?6, \
          seconds = ?7, error = ?8 WHERE id = ?1",
         params![
             id,
             outcome.state.as_str(),
             outcome.records,
             outcome.bytes,
-            outcome.sha256,
+            outcome.digest,
             outcome.ended,
             outcome.seconds,
             outcome.error,

@@ -1,6 +1,6 @@
 //! Retention: expiring a set and forgetting it. Neither touches the tape.
 //!
-//! An expired set (schema V5) is still on its tape and still restores and
+//! An expired set (schema V6) is still on its tape and still restores and
 //! verifies; it no longer counts as a kept copy of its source, and a volume
 //! whose sets are all expired (or failed) may be relabelled. Forgetting a
 //! set removes its row and extents; the tape still holds the set, and

@@ -35,6 +35,7 @@ fn new_set(id: Uuid, vol: Uuid, file_number: u32, started: i64) -> SetInfo {
         block_size: 512,
         payload_size: 262_144,
         started,
+        digest_algorithm: "blake3".into(),
     }
 }
 
@@ -43,7 +44,7 @@ fn outcome(state: SetState) -> SetOutcome {
         state,
         records: 9,
         bytes: 2_097_152,
-        sha256: Some("ab".repeat(32)),
+        digest: Some("ab".repeat(32)),
         ended: 1_700_000_100,
         seconds: 12.5,
         error: None,
@@ -66,12 +67,13 @@ fn scanned(vol: &VolumeRow, file_number: u32, state: SetState) -> SetRow {
             block_size: 4096,
             payload_size: 65_536,
             started: 1_700_000_000 + i64::from(file_number),
+            digest_algorithm: "sha256".into(),
         },
         outcome: SetOutcome {
             state,
             records: 7,
             bytes: 409_600,
-            sha256: Some("cd".repeat(32)),
+            digest: Some("cd".repeat(32)),
             ended: 1_700_000_050,
             seconds: 3.25,
             error: None,
@@ -180,6 +182,43 @@ fn open_creates_schema_and_reopens() {
 }
 
 #[test]
+fn a_version_3_catalog_keeps_its_sha256_sets() {
+    // A catalog written before the digest algorithm was recorded: its sets
+    // are SHA-256 sets, and their digests stay where they were.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("catalog.db");
+    let (set, vol) = (Uuid::new_v4(), Uuid::new_v4());
+    {
+        let conn = Connection::open(&path).unwrap();
+        for sql in &schema::MIGRATIONS[..3] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.execute_batch("PRAGMA user_version = 3").unwrap();
+        conn.execute(
+            "INSERT INTO volumes (id, name, created) VALUES (?1, 'OLD01', 1)",
+            params![vol.hyphenated().to_string()],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO sets (id, volume, state, file_number, mode, label, source_url, \
+             source_designator, lba, blocks, block_size, payload_size, records, bytes, \
+             sha256, started) VALUES (?1, ?2, 'complete', 1, 'host', '', 'u', 'd', 0, 8, \
+             512, 4096, 1, 4096, ?3, 1)",
+            params![
+                set.hyphenated().to_string(),
+                vol.hyphenated().to_string(),
+                "ef".repeat(32)
+            ],
+        )
+        .unwrap();
+    }
+    let cat = Catalog::open(&path).unwrap();
+    let row = cat.set(&set.to_string()).unwrap();
+    assert_eq!(row.info.digest_algorithm, "sha256");
+    assert_eq!(row.outcome.digest, Some("ef".repeat(32)));
+}
+
+#[test]
 fn newer_schema_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("catalog.db");
@@ -270,7 +309,7 @@ fn begin_finish_lifecycle() {
     assert_eq!(row.outcome.state, SetState::Complete);
     assert_eq!(row.outcome.records, done.records);
     assert_eq!(row.outcome.bytes, done.bytes);
-    assert_eq!(row.outcome.sha256, done.sha256);
+    assert_eq!(row.outcome.digest, done.digest);
     assert_eq!(row.outcome.ended, done.ended);
     assert_eq!(row.outcome.seconds, done.seconds);
     assert_eq!(row.outcome.error, None);
@@ -303,7 +342,7 @@ fn begin_finish_lifecycle() {
         .unwrap();
     let failed = SetOutcome {
         error: Some("MEDIUM ERROR at block 7".into()),
-        sha256: None,
+        digest: None,
         ..outcome(SetState::Failed)
     };
     cat.finish_set(id2, &failed).unwrap();
@@ -313,7 +352,7 @@ fn begin_finish_lifecycle() {
         row.outcome.error.as_deref(),
         Some("MEDIUM ERROR at block 7")
     );
-    assert_eq!(row.outcome.sha256, None);
+    assert_eq!(row.outcome.digest, None);
 
     let all = cat.sets().unwrap();
     assert_eq!(
@@ -496,7 +535,7 @@ fn replace_volume_sets_touches_only_that_volume() {
     };
     let s1 = scanned(&v1_scanned, 1, SetState::Complete);
     let mut s2 = scanned(&v1_scanned, 2, SetState::Incomplete);
-    s2.outcome.sha256 = None;
+    s2.outcome.digest = None;
     cat.replace_volume_sets(&v1_scanned, &[s1.clone(), s2.clone()])
         .unwrap();
 
@@ -767,7 +806,7 @@ fn rebuild_diff_names_dropped_changed_added_and_kept_sets() {
     // d gone, and a set the catalog never heard of.
     let mut b_bad = b.clone();
     b_bad.outcome.state = SetState::Failed;
-    b_bad.outcome.sha256 = None;
+    b_bad.outcome.digest = None;
     let e = scanned(&vol, 5, SetState::Interrupted);
     let known = [a.clone(), b.clone(), c.clone(), d.clone()];
     let diff = diff_volume(&known, &[a.clone(), b_bad, e.clone()], &[3]);
@@ -777,7 +816,7 @@ fn rebuild_diff_names_dropped_changed_added_and_kept_sets() {
     assert_eq!(diff.added, vec![SetBrief::from(&e)]);
     assert_eq!(diff.changed.len(), 1);
     let fields: Vec<&str> = diff.changed[0].fields.iter().map(|f| f.field).collect();
-    assert_eq!(fields, vec!["state", "sha256"]);
+    assert_eq!(fields, vec!["state", "digest"]);
     let text = diff.text();
     assert!(text.contains("would be deleted"), "{text}");
     assert!(
@@ -793,7 +832,7 @@ fn rebuild_diff_names_dropped_changed_added_and_kept_sets() {
     let mut reaped = scanned(&vol, 6, SetState::Failed);
     reaped.outcome.records = 0;
     reaped.outcome.bytes = 0;
-    reaped.outcome.sha256 = None;
+    reaped.outcome.digest = None;
     let mut on_tape = reaped.clone();
     on_tape.outcome.state = SetState::Interrupted;
     on_tape.outcome.records = 9;
@@ -920,7 +959,7 @@ fn rebuild_keeps_the_expiry_of_sets_it_finds_again() {
 }
 
 #[test]
-fn v4_catalog_migrates_to_v5_with_no_set_expired() {
+fn v4_catalog_migrates_to_the_latest_with_no_set_expired() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("v4.db");
     let vol = volume("OLD001");
@@ -950,7 +989,7 @@ fn v4_catalog_migrates_to_v5_with_no_set_expired() {
         .conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 5);
+    assert_eq!(version, SCHEMA_VERSION);
     let old = cat.set(&id.to_string()).unwrap();
     assert_eq!(old.outcome.state, SetState::Interrupted);
     assert_eq!((old.outcome.records, old.outcome.bytes), (2, 5120));

@@ -47,19 +47,21 @@ pub fn backup_options(s: &Sessions, a: &BackupArgs, mode: Mode) -> Result<Backup
         tape_url: redacted(&a.tape),
         reservation_key: s.reservation_key(),
         stop: stop_on_signals()?,
+        digest: a.digest,
     })
 }
 
 pub fn backup_text(b: &BackupSummary) -> String {
     let s = &b.set;
     format!(
-        "backup complete: set {}\n  volume {} ({}), tape file {}\n{}  sha256 {}\n",
+        "backup complete: set {}\n  volume {} ({}), tape file {}\n{}  {} {}\n",
         s.set_id,
         b.volume_name,
         s.volume,
         s.tape_file,
         set_lines(s),
-        s.sha256
+        s.digest_algorithm,
+        s.digest
     )
 }
 

@@ -92,6 +92,7 @@ fn third_party(s: &Sessions, out: &Out, a: &BackupArgs) -> Result<TpcSummary> {
         tape_url: redacted(&a.tape),
         copy_manager_url: redacted(cm_url),
         stop: stop_on_signals()?,
+        digest: a.digest,
     };
     let bar = Bar::new(out);
     Ok(backup(
@@ -107,7 +108,7 @@ fn third_party(s: &Sessions, out: &Out, a: &BackupArgs) -> Result<TpcSummary> {
 fn tpc_text(t: &TpcSummary) -> String {
     let s = &t.set;
     format!(
-        "backup complete (third-party copy by {}): set {}\n  volume {}, tape file {}\n{}  {} EXTENDED COPY commands; through this host: {} bytes of parameter lists and results, {} bytes of data\n  digest of record CRCs {}\n",
+        "backup complete (third-party copy by {}): set {}\n  volume {}, tape file {}\n{}  {} EXTENDED COPY commands; through this host: {} bytes of parameter lists and results, {} bytes of data\n  {} digest of the record CRCs {}\n",
         t.copy_manager,
         s.set_id,
         s.volume,
@@ -116,6 +117,7 @@ fn tpc_text(t: &TpcSummary) -> String {
         t.xcopy_commands,
         t.bytes_through_initiator,
         t.data_bytes_through_initiator,
-        s.sha256
+        s.digest_algorithm,
+        s.digest
     )
 }

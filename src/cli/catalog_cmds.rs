@@ -120,7 +120,12 @@ pub fn show_text(s: &SetRow) -> String {
         o.bytes,
         human_size(o.bytes)
     );
-    let _ = writeln!(t, "  sha256       {}", o.sha256.as_deref().unwrap_or("-"));
+    let _ = writeln!(
+        t,
+        "  digest       {} {}",
+        i.digest_algorithm,
+        o.digest.as_deref().unwrap_or("-")
+    );
     let _ = writeln!(t, "  started      {}", iso8601(i.started));
     if o.ended != 0 {
         let _ = writeln!(
@@ -423,12 +428,13 @@ mod tests {
                 block_size: 512,
                 payload_size: 261_632,
                 started: 1_767_608_521,
+                digest_algorithm: "blake3".into(),
             },
             outcome: SetOutcome {
                 state,
                 records: 4,
                 bytes: 1 << 20,
-                sha256: Some("ab".repeat(32)),
+                digest: Some("ab".repeat(32)),
                 ended: 1_767_608_530,
                 seconds: 9.0,
                 error: None,

@@ -59,14 +59,15 @@ pub fn run_restore(s: &Sessions, out: &Out, a: &RestoreArgs) -> Result<u8> {
     let lba = sum.target_lba.unwrap_or_default();
     out.emit(&sum, || {
         format!(
-            "restore complete: set {} to {} from LBA {lba}\n  {} bytes in {} records, {:.2} s, {:.1} MB/s\n  every record CRC and the set digest checked: {}\n",
+            "restore complete: set {} to {} from LBA {lba}\n  {} bytes in {} records, {:.2} s, {:.1} MB/s\n  every record CRC and the set digest checked: {} {}\n",
             sum.set_id,
             redacted(&a.target),
             sum.bytes,
             sum.records,
             sum.seconds,
             sum.mbps,
-            sum.sha256
+            sum.digest_algorithm,
+            sum.digest
         )
     });
     Ok(exit::OK)
@@ -102,8 +103,8 @@ pub fn run_verify(s: &Sessions, out: &Out, a: &VerifyArgs) -> Result<u8> {
     let sum = verify_against(&mut t, &row, compare, &Bar::new(out))?;
     out.emit(&sum, || {
         let mut t = format!(
-            "verify passed: set {} ({} records, {} bytes, {:.1} MB/s)\n  sha256 {}\n",
-            sum.set_id, sum.records, sum.bytes, sum.mbps, sum.sha256
+            "verify passed: set {} ({} records, {} bytes, {:.1} MB/s)\n  {} {}\n",
+            sum.set_id, sum.records, sum.bytes, sum.mbps, sum.digest_algorithm, sum.digest
         );
         if let Some(n) = sum.compared_with_source {
             let _ = writeln!(t, "  {n} bytes identical to the source LUN");

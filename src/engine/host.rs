@@ -12,6 +12,7 @@ use std::time::Instant;
 use uuid::Uuid;
 
 use super::guard::{refuse_live_writer, PositionGuard};
+use super::handoff::{handoff, Eager};
 use super::interrupt::StopFlag;
 use super::volume::{find_append_point, require_label};
 use super::{now, EngineError, Progress, SetSummary};
@@ -19,8 +20,8 @@ use crate::catalog::{Catalog, SetInfo, SetOutcome, SetState, VolumeRow};
 use crate::device::tape::Reservation;
 use crate::device::{Disk, Tape};
 use crate::format::{
-    encode_record_header, hex, Mode, RecordHeader, SetDigest, SetHeader, SetTrailer,
-    SourceIdentity, StopReason, StoredDesignator,
+    encode_record_header, hex, DigestAlgorithm, Mode, RecordHeader, SetDigest, SetHeader,
+    SetTrailer, SourceIdentity, StopReason, StoredDesignator,
 };
 use crate::scsi::spc::{UnitSerialNumber, VpdPage};
 use crate::scsi::{BlockSize, Lba};
@@ -46,6 +47,8 @@ pub struct BackupOptions {
     /// Raised by SIGINT/SIGTERM: stop after the record in hand and close
     /// the set as interrupted.
     pub stop: StopFlag,
+    /// The set digest's algorithm (set header).
+    pub digest: DigestAlgorithm,
 }
 
 impl BackupOptions {
@@ -197,6 +200,7 @@ pub fn backup_from<S: Transport + Send, T: Transport>(
             created: started,
             label: opts.label.clone(),
             snapshot: snapshot.clone(),
+            digest: opts.digest,
         };
         catalog.begin_set(&SetInfo {
             id: set_id,
@@ -211,6 +215,7 @@ pub fn backup_from<S: Transport + Send, T: Transport>(
             block_size: bs.0,
             payload_size: header.payload_size,
             started: started as i64,
+            digest_algorithm: opts.digest.to_string(),
         })?;
         let t0 = Instant::now();
         let streamed = write_set(source, tape, &header, per_record as u32, opts, progress);
@@ -242,7 +247,8 @@ pub fn backup_from<S: Transport + Send, T: Transport>(
                 bytes,
                 seconds,
                 mbps: super::mbps(bytes, seconds),
-                sha256: hex(&s.sha256),
+                digest_algorithm: opts.digest,
+                digest: hex(&s.digest),
             },
             volume_name: label.name,
             reservation,
@@ -255,7 +261,7 @@ pub fn backup_from<S: Transport + Send, T: Transport>(
 struct Streamed {
     records: u64,
     bytes: u64,
-    sha256: [u8; 32],
+    digest: [u8; 32],
     /// Why the set was closed before the whole range was copied.
     stopped: Option<Stopped>,
 }
@@ -301,7 +307,7 @@ fn set_outcome(streamed: &Result<Streamed, EngineError>, seconds: f64) -> SetOut
         state,
         records: done.map_or(0, |s| s.records),
         bytes: done.map_or(0, |s| s.bytes),
-        sha256: done.map(|s| hex(&s.sha256)),
+        digest: done.map(|s| hex(&s.digest)),
         ended: now() as i64,
         seconds,
         error,
@@ -350,16 +356,16 @@ fn write_set<S: Transport + Send, T: Transport>(
     // thread does nothing but WRITE(6): the tape is the slow side. Each
     // record travels with the digest state after it, so an early stop
     // keeps the digest of exactly what reached the tape.
-    let (tx, rx) = mpsc::sync_channel::<(Vec<u8>, SetDigest, u64)>(depth);
+    let (tx, rx) = handoff::<(Vec<u8>, SetDigest, u64)>(depth, Eager::Receiver);
     let (spare_tx, spare_rx) = mpsc::channel::<Vec<u8>>();
-    let mut digest = SetDigest::new();
+    let mut digest = SetDigest::new(header.digest);
     let mut records = 0u64;
     let mut bytes = 0u64;
     let mut stopped = None;
 
     let outcome = std::thread::scope(|s| {
         let reader = s.spawn(move || {
-            let mut running = SetDigest::new();
+            let mut running = SetDigest::new(header.digest);
             let mut seq = 0u64;
             // Each chunk is read in behind room for its record header, which
             // is then framed in place: the payload is never copied.
@@ -384,7 +390,7 @@ fn write_set<S: Transport + Send, T: Transport>(
             )
         });
         let written: Result<(), EngineError> = (|| {
-            for (rec, state, n) in rx.iter() {
+            for (rec, state, n) in &rx {
                 let (w, back) = tape.write_block_buf(rec)?;
                 let _ = spare_tx.send(back);
                 digest = state;
@@ -416,12 +422,12 @@ fn write_set<S: Transport + Send, T: Transport>(
     });
     progress.finish();
     outcome?;
-    let sha256 = digest.finish();
+    let digest = digest.finish();
     let trailer = SetTrailer {
         set_id: set,
         records,
         bytes,
-        sha256,
+        digest,
         complete: stopped.is_none(),
         stop: stopped.map_or(StopReason::NOT_GIVEN, Stopped::reason),
         ended: now(),
@@ -435,7 +441,7 @@ fn write_set<S: Transport + Send, T: Transport>(
     Ok(Streamed {
         records,
         bytes,
-        sha256,
+        digest,
         stopped,
     })
 }

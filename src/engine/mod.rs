@@ -17,6 +17,7 @@ use crate::format::FormatError;
 
 pub mod drive_lock;
 pub mod guard;
+pub mod handoff;
 pub mod host;
 pub mod interrupt;
 pub mod progress;
@@ -124,8 +125,10 @@ pub struct SetSummary {
     pub seconds: f64,
     #[serde(rename = "MBps")]
     pub mbps: f64,
+    /// The set's digest algorithm (set header, FORMAT.md).
+    pub digest_algorithm: crate::format::DigestAlgorithm,
     /// The set's digest (FORMAT.md: of the data, or of the record CRCs).
-    pub sha256: String,
+    pub digest: String,
 }
 
 /// Throughput in MB/s (10^6 bytes a second); 0 for no time at all.

@@ -3,21 +3,23 @@
 //! Both position the tape with REWIND + SPACE filemarks forward (tgt's
 //! backward SPACE is off by one), check the label is the set's volume,
 //! then read the set file checking every record's CRC, set id and
-//! sequence, the trailer's counts and the SHA-256 of the data against the
+//! sequence, the trailer's counts and the set digest against the
 //! trailer and the catalog.
 
-use std::ops::Range;
 use std::sync::mpsc;
 use std::time::Instant;
 
 use uuid::Uuid;
 
+use super::handoff::{handoff, Eager, Receiver, TryRecv};
 use super::volume::{
-    designator_text, read_header, require_label, scan_records, scan_set, SetEnd, SetScan,
+    designator_text, open_set, read_blocks, require_label, scan_set, Checked, SetChecker, SetEnd,
+    SetScan,
 };
 use super::{EngineError, Progress};
 use crate::catalog::SetRow;
 use crate::device::disk::Next;
+use crate::device::tape::ReadOutcome;
 use crate::device::{Disk, Tape};
 use crate::format::{hex, SetHeader};
 use crate::scsi::spc::Association;
@@ -34,7 +36,9 @@ pub struct ReadSummary {
     pub seconds: f64,
     #[serde(rename = "MBps")]
     pub mbps: f64,
-    pub sha256: String,
+    /// The set's digest algorithm, from its set header.
+    pub digest_algorithm: crate::format::DigestAlgorithm,
+    pub digest: String,
     /// Restore only: where the data went.
     pub target_lba: Option<u64>,
     /// Verify with --compare-source: bytes compared with the source LUN.
@@ -86,11 +90,18 @@ fn finish_checks(set: &SetRow, scan: &SetScan) -> Result<(), EngineError> {
         }
         SetEnd::Trailer(_) => {}
     }
-    if let Some(want) = &set.outcome.sha256 {
-        let got = hex(&scan.sha256);
+    let algorithm = scan.header.digest;
+    if set.info.digest_algorithm != algorithm.name() {
+        return Err(corrupt(format!(
+            "the set header on tape names a {algorithm} digest, the catalog recorded {}",
+            set.info.digest_algorithm
+        )));
+    }
+    if let Some(want) = &set.outcome.digest {
+        let got = hex(&scan.digest);
         if &got != want {
             return Err(corrupt(format!(
-                "SHA-256 of the data on tape is {got}, the catalog recorded {want}"
+                "{algorithm} digest on tape is {got}, the catalog recorded {want}"
             )));
         }
     }
@@ -112,7 +123,8 @@ fn summary(set: &SetRow, scan: &SetScan, t0: Instant) -> ReadSummary {
         bytes: scan.bytes,
         seconds,
         mbps: super::mbps(scan.bytes, seconds),
-        sha256: hex(&scan.sha256),
+        digest_algorithm: scan.header.digest,
+        digest: hex(&scan.digest),
         target_lba: None,
         compared_with_source: None,
         compared_with_target: None,
@@ -307,28 +319,6 @@ fn check_target<D: Transport>(
     Ok(())
 }
 
-/// The set header at the tape's position, which must be `set`'s.
-fn set_header<T: Transport>(tape: &mut Tape<T>, set: &SetRow) -> Result<SetHeader, EngineError> {
-    let header = read_header(tape)?.ok_or_else(|| {
-        EngineError::Refused(format!(
-            "{}: no backup set at tape file {}",
-            tape.scsi.name(),
-            set.info.file_number
-        ))
-    })?;
-    if header.set_id != set.info.id {
-        return Err(EngineError::Corrupt {
-            set: set.info.id,
-            seq: None,
-            reason: format!(
-                "the tape file holds set {} instead; the catalog and the tape disagree",
-                header.set_id
-            ),
-        });
-    }
-    Ok(header)
-}
-
 /// Restore `set` to `target`, WRITE(16)s pipelined with the tape reads: at
 /// the set's own LBA unless `opts` moves it, and never over the set's own
 /// source LU unless `opts` allows it (checked against the set header
@@ -345,58 +335,24 @@ pub fn restore<T: Transport + Send, D: Transport + Send>(
     let target_lba = opts.target_lba.unwrap_or(set.info.lba);
     check_target(target, set, target_lba)?;
     position(tape, set)?;
-    let header = set_header(tape, set)?;
+    let header = open_set(tape, Some(set.info.id))?;
     refuse_own_source(&header, target, target_lba, opts.overwrite_source)?;
+    let mut checker = SetChecker::new(header);
     progress.start(set.outcome.bytes, "restore");
     let t0 = Instant::now();
-    let depth = opts.queue_depth.max(1);
-    let bs = BlockSize(set.info.block_size);
-    // Payloads go to the writer in the tape blocks they arrived in, and
-    // the blocks come back to the tape reader once written.
-    let (tx, rx) = mpsc::sync_channel::<(Vec<u8>, Range<usize>)>(depth);
-    let (spare_tx, spare_rx) = mpsc::channel::<Vec<u8>>();
-    let result = std::thread::scope(|s| {
-        let writer = s.spawn(move || {
-            target.write_pipelined::<EngineError>(
-                Lba(target_lba),
-                bs,
-                depth,
-                |block| {
-                    Ok(if block {
-                        rx.recv().map_or(Next::End, |(b, span)| Next::Span(b, span))
-                    } else {
-                        match rx.try_recv() {
-                            Ok((b, span)) => Next::Span(b, span),
-                            Err(mpsc::TryRecvError::Empty) => Next::Wait,
-                            Err(mpsc::TryRecvError::Disconnected) => Next::End,
-                        }
-                    })
-                },
-                |buf| {
-                    let _ = spare_tx.send(buf);
-                },
-            )
-        });
-        let scan = scan_records(tape, header, |_seq, p| {
-            let n = p.bytes().len() as u64;
-            tx.send(p.into_parts())
-                .map_err(|_| EngineError::Stopped("the disk writer stopped".into()))?;
-            progress.advance(n);
-            Ok(spare_rx.try_recv().ok())
-        });
-        drop(tx);
-        let written = writer
-            .join()
-            .unwrap_or_else(|_| Err(EngineError::Stopped("the disk writer panicked".into())));
-        match (scan, written) {
-            (Err(EngineError::Stopped(_)), Err(w)) => Err(w),
-            (Err(e), _) => Err(e),
-            (Ok(_), Err(w)) => Err(w),
-            (Ok(scan), Ok(blocks)) => Ok((scan, blocks)),
-        }
-    });
+    let place = (Lba(target_lba), BlockSize(set.info.block_size));
+    let result = write_checked(
+        tape,
+        target,
+        &mut checker,
+        place,
+        opts.queue_depth,
+        progress,
+    );
     progress.finish();
-    let (scan, blocks) = result?;
+    let (blocks, end) = result?;
+    // No trailer seen: the reader met a filemark or end of data first.
+    let scan = checker.finish(end.unwrap_or(SetEnd::Truncated))?;
     finish_checks(set, &scan)?;
     if blocks != set.info.blocks {
         return Err(EngineError::Corrupt {
@@ -411,4 +367,90 @@ pub fn restore<T: Transport + Send, D: Transport + Send>(
     let mut s = summary(set, &scan, t0);
     s.target_lba = Some(target_lba);
     Ok(s)
+}
+
+/// The restore's data path: read the set's blocks after its header, check
+/// each with `checker` and write the payloads from `place` (LBA, block
+/// size). Returns the blocks written and how the set's file ended (`None`:
+/// the reader stopped before any end).
+fn write_checked<T: Transport + Send, D: Transport>(
+    tape: &mut Tape<T>,
+    target: &mut Disk<D>,
+    checker: &mut SetChecker,
+    place: (Lba, BlockSize),
+    queue_depth: usize,
+    progress: &dyn Progress,
+) -> Result<(u64, Option<SetEnd>), EngineError> {
+    let depth = queue_depth.max(1);
+    let (lba, bs) = place;
+    // Two threads: a tape reader (one READ(6) at a time) and this one,
+    // which checks each block and writes its payload with WRITE(16)s in
+    // flight, straight out of the tape block, which then goes back to the
+    // reader. Checking here rather than in a third thread saves a hand-off
+    // per record, and the payload is still in this core's cache when the
+    // WRITE sends it.
+    let (tx, rx) = handoff::<(ReadOutcome, Vec<u8>)>(depth, Eager::Sender);
+    let (spare_tx, spare_rx) = mpsc::channel::<Vec<u8>>();
+    let (id, read_len) = (checker.set_id(), checker.read_len());
+    let (mut end, mut failed) = (None, None);
+    std::thread::scope(|s| {
+        let reader = s.spawn(move || read_blocks(tape, id, read_len, tx, &spare_rx));
+        let written = target.write_pipelined::<EngineError>(
+            lba,
+            bs,
+            depth,
+            |block| loop {
+                let (o, buf) = match next_block(&rx, block) {
+                    Ok(m) => m,
+                    Err(next) => return Ok(next),
+                };
+                // A failed check ends the writes (those in flight finish),
+                // then is the restore's error.
+                let checked = checker.block(o, buf).map_err(|e| failed = Some(e));
+                match checked {
+                    Err(()) => return Ok(Next::End),
+                    Ok(Checked::Payload(_, p)) => {
+                        progress.advance(p.bytes().len() as u64);
+                        let (b, span) = p.into_parts();
+                        return Ok(Next::Span(b, span));
+                    }
+                    Ok(Checked::Consumed(b)) => {
+                        let _ = spare_tx.send(b);
+                    }
+                    Ok(Checked::End(e)) => {
+                        end = Some(e);
+                        return Ok(Next::End);
+                    }
+                }
+            },
+            |buf| {
+                let _ = spare_tx.send(buf);
+            },
+        );
+        // Dropping the receiver stops a reader still sending.
+        drop(rx);
+        let read = reader
+            .join()
+            .unwrap_or_else(|_| Err(EngineError::Stopped("the tape reader panicked".into())));
+        match (failed.take(), written, read) {
+            (Some(e), _, _) | (None, Err(e), _) | (None, Ok(_), Err(e)) => Err(e),
+            (None, Ok(blocks), Ok(())) => Ok((blocks, end)),
+        }
+    })
+}
+
+/// The next block from the tape reader, waiting for it when `block`; else
+/// what the disk writer does instead: wait on its own commands, or end.
+fn next_block(
+    rx: &Receiver<(ReadOutcome, Vec<u8>)>,
+    block: bool,
+) -> Result<(ReadOutcome, Vec<u8>), Next> {
+    if block {
+        return rx.recv().ok_or(Next::End);
+    }
+    match rx.try_recv() {
+        TryRecv::Item(m) => Ok(m),
+        TryRecv::Empty => Err(Next::Wait),
+        TryRecv::Closed => Err(Next::End),
+    }
 }

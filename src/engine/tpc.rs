@@ -52,6 +52,9 @@ pub struct TpcOptions {
     /// Raised by SIGINT/SIGTERM: stop between EXTENDED COPY commands and
     /// close the set as interrupted.
     pub stop: super::interrupt::StopFlag,
+    /// The set digest's algorithm, here over the record CRCs (FORMAT.md
+    /// "Third-party-copy sets").
+    pub digest: crate::format::DigestAlgorithm,
 }
 
 /// What `backup --mode xcopy --json` prints.
@@ -466,6 +469,7 @@ pub fn backup<C: Transport, S: Transport, T: Transport>(
         created: started,
         label: opts.label.clone(),
         snapshot: None,
+        digest: opts.digest,
     };
     let header_bytes = header
         .encode()
@@ -491,6 +495,7 @@ pub fn backup<C: Transport, S: Transport, T: Transport>(
         block_size: bs,
         payload_size: header.payload_size,
         started: started as i64,
+        digest_algorithm: opts.digest.to_string(),
     })?;
     let t0 = Instant::now();
     let mut sent = 0u64;
@@ -524,13 +529,13 @@ pub fn backup<C: Transport, S: Transport, T: Transport>(
             bytes += c.payload_bytes;
             progress.advance(c.payload_bytes);
         }
-        let mut chain = CrcChainDigest::new();
+        let mut chain = CrcChainDigest::new(header.digest);
         crcs.iter().for_each(|c| chain.update(*c));
         let trailer = SetTrailer {
             set_id,
             records: crcs.len() as u64,
             bytes,
-            sha256: chain.finish(),
+            digest: chain.finish(),
             complete: interrupted.is_none(),
             stop: match interrupted {
                 Some(_) => StopReason::INTERRUPTED,
@@ -561,7 +566,7 @@ pub fn backup<C: Transport, S: Transport, T: Transport>(
             },
             records: t.records,
             bytes: t.bytes,
-            sha256: Some(hex(&t.sha256)),
+            digest: Some(hex(&t.digest)),
             ended: now() as i64,
             seconds,
             error: interrupted.map(|sig| {
@@ -572,7 +577,7 @@ pub fn backup<C: Transport, S: Transport, T: Transport>(
             state: SetState::Failed,
             records: 0,
             bytes: 0,
-            sha256: None,
+            digest: None,
             ended: now() as i64,
             seconds,
             error: Some(e.to_string()),
@@ -602,7 +607,8 @@ pub fn backup<C: Transport, S: Transport, T: Transport>(
             bytes: trailer.bytes,
             seconds,
             mbps: super::mbps(trailer.bytes, seconds),
-            sha256: hex(&trailer.sha256),
+            digest_algorithm: header.digest,
+            digest: hex(&trailer.digest),
         },
         copy_manager: opts.copy_manager_url.clone(),
         xcopy_commands: plan.len() + 1,
@@ -793,7 +799,7 @@ mod tests {
             set_id: set,
             records: 2,
             bytes: 10,
-            sha256: [0; 32],
+            digest: [0; 32],
             complete: true,
             stop: crate::format::StopReason::NOT_GIVEN,
             ended: 1,

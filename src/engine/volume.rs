@@ -6,6 +6,7 @@ use std::sync::mpsc;
 
 use uuid::Uuid;
 
+use super::handoff::{handoff, Eager, Sender};
 use super::{now, EngineError, Progress};
 use crate::catalog::{SetInfo, SetOutcome, SetRow, SetState, VolumeRow};
 use crate::device::tape::ReadOutcome;
@@ -197,9 +198,10 @@ pub struct SetScan {
     pub header: SetHeader,
     pub records: u64,
     pub bytes: u64,
-    /// The set's digest as its trailer defines it: of the payload, or of
-    /// the record CRCs for a third-party-copy set.
-    pub sha256: [u8; 32],
+    /// The set's digest as its trailer defines it (by the header's
+    /// algorithm): of the payload, or of the record CRCs for a
+    /// third-party-copy set.
+    pub digest: [u8; 32],
     pub end: SetEnd,
 }
 
@@ -223,6 +225,16 @@ pub fn scan_set<T: Transport + Send>(
     expect: Option<Uuid>,
     sink: impl FnMut(u64, Payload) -> Result<Returned, EngineError>,
 ) -> Result<SetScan, EngineError> {
+    let header = open_set(tape, expect)?;
+    scan_records(tape, header, sink)
+}
+
+/// Read the set header the tape is positioned at; with `expect`, it must
+/// name that set.
+pub fn open_set<T: Transport>(
+    tape: &mut Tape<T>,
+    expect: Option<Uuid>,
+) -> Result<SetHeader, EngineError> {
     let Some(header) = read_header(tape)? else {
         return Err(EngineError::Refused(format!(
             "{}: no backup set at this tape file",
@@ -241,7 +253,7 @@ pub fn scan_set<T: Transport + Send>(
             });
         }
     }
-    scan_records(tape, header, sink)
+    Ok(header)
 }
 
 /// Read the records after `header`: check every record's CRC, set id and
@@ -258,114 +270,28 @@ pub fn scan_records<T: Transport + Send>(
     header: SetHeader,
     mut sink: impl FnMut(u64, Payload) -> Result<Returned, EngineError>,
 ) -> Result<SetScan, EngineError> {
-    let set = header.set_id;
-    let mut digest = SetDigest::new();
-    let mut chain = CrcChainDigest::new();
-    // CRCs of deferred records not yet matched by an index: 4 bytes each.
-    let mut unmatched: Vec<(u64, u32)> = Vec::new();
-    let mut records = 0u64;
-    let mut bytes = 0u64;
-    // At least twice the largest record: tgt 1.0.85 sends stale bytes for a
-    // block shorter than the request but longer than half of it
-    // (fixed in tgt 1.0.94), and the trailer is shorter than a record.
-    let read_len =
-        (2 * (header.payload_size as usize + RecordHeader::LEN)).clamp(64 * 1024, MAX_TAPE_BLOCK);
+    let mut checker = SetChecker::new(header);
     // A reader thread keeps the drive busy (one READ(6) at a time, the only
     // way a tape reads) while this thread checks CRCs, digests and hands
-    // payloads on. It stops after the trailer, a filemark or end of data.
-    let (tx, rx) = mpsc::sync_channel::<(ReadOutcome, Vec<u8>)>(4);
+    // payloads on.
+    let (tx, rx) = handoff::<(ReadOutcome, Vec<u8>)>(4, Eager::Sender);
     let (spare_tx, spare_rx) = mpsc::channel::<Vec<u8>>();
+    let (set, read_len) = (checker.header.set_id, checker.read_len());
     let outcome = std::thread::scope(|s| {
-        let reader = s.spawn(move || -> Result<(), EngineError> {
-            let mut data_blocks = 0u64;
-            loop {
-                let buf = spare_rx.try_recv().unwrap_or_else(|_| vec![0; read_len]);
-                let (o, b) = tape.read_block(buf).map_err(|e| match &e {
-                    DeviceError::Protocol { .. } => EngineError::Corrupt {
-                        set,
-                        seq: Some(data_blocks),
-                        reason: e.to_string(),
-                    },
-                    _ => e.into(),
-                })?;
-                let last = match o {
-                    ReadOutcome::Block(n) => {
-                        !matches!(classify(&b[..n]), BlockKind::Data | BlockKind::CrcIndex)
-                    }
-                    _ => true,
-                };
-                data_blocks += 1;
-                if tx.send((o, b)).is_err() || last {
-                    return Ok(());
-                }
-            }
-        });
+        let reader = s.spawn(move || read_blocks(tape, set, read_len, tx, &spare_rx));
         let checked = (|| -> Result<SetEnd, EngineError> {
-            for (o, buf) in rx.iter() {
-                let n = match o {
-                    ReadOutcome::Block(n) => n,
-                    ReadOutcome::Filemark | ReadOutcome::EndOfData => return Ok(SetEnd::Truncated),
-                };
-                let block = &buf[..n];
-                match classify(block) {
-                    BlockKind::Data => {
-                        let (h, payload) =
-                            decode_record(block).map_err(|e| EngineError::Corrupt {
-                                set,
-                                seq: Some(records),
-                                reason: e.to_string(),
-                            })?;
-                        if h.set_id != set || h.seq != records {
-                            return Err(EngineError::Corrupt {
-                                set,
-                                seq: Some(records),
-                                reason: format!(
-                                    "found record {} of set {} out of place",
-                                    h.seq, h.set_id
-                                ),
-                            });
-                        }
-                        digest.update(payload);
-                        chain.update(h.crc);
-                        if h.crc_deferred {
-                            unmatched.push((h.seq, h.crc));
-                        }
-                        let len = payload.len();
-                        let span = RecordHeader::LEN..RecordHeader::LEN + len;
-                        records += 1;
-                        bytes += len as u64;
-                        if let Some(back) = sink(records - 1, Payload { block: buf, span })? {
+            for (o, buf) in &rx {
+                match checker.block(o, buf)? {
+                    Checked::Payload(seq, p) => {
+                        if let Some(back) = sink(seq, p)? {
                             let _ = spare_tx.send(back);
                         }
-                        continue;
                     }
-                    BlockKind::CrcIndex => match_index(set, block, &mut unmatched)?,
-                    BlockKind::Trailer => {
-                        let t = SetTrailer::decode(block).map_err(|e| EngineError::Corrupt {
-                            set,
-                            seq: None,
-                            reason: format!("trailer: {e}"),
-                        })?;
-                        if let Some(&(seq, _)) = unmatched.first() {
-                            return Err(EngineError::Corrupt {
-                                set,
-                                seq: Some(seq),
-                                reason: "the record's CRC is in no CRC index".into(),
-                            });
-                        }
-                        return Ok(SetEnd::Trailer(t));
+                    Checked::Consumed(back) => {
+                        let _ = spare_tx.send(back);
                     }
-                    other => {
-                        return Err(EngineError::Corrupt {
-                            set,
-                            seq: Some(records),
-                            reason: format!(
-                                "expected a data record or the trailer, found {other:?}"
-                            ),
-                        })
-                    }
+                    Checked::End(end) => return Ok(end),
                 }
-                let _ = spare_tx.send(buf);
             }
             // The reader stopped early: its own error says why.
             Ok(SetEnd::Truncated)
@@ -380,43 +306,209 @@ pub fn scan_records<T: Transport + Send>(
             (Ok(end), Ok(())) => Ok(end),
         }
     });
-    let end = outcome?;
-    let sha256 = match &end {
-        SetEnd::Trailer(t) if t.crc_digest => chain.finish(),
-        _ => digest.finish(),
-    };
-    if let SetEnd::Trailer(t) = &end {
-        let mismatch = if t.set_id != set {
-            Some(format!("trailer belongs to set {}", t.set_id))
-        } else if t.records != records || t.bytes != bytes {
-            Some(format!(
-                "trailer says {} records / {} bytes, the tape holds {records} / {bytes}",
-                t.records, t.bytes
-            ))
-        } else if t.sha256 != sha256 {
-            Some(format!(
-                "SHA-256 of the data is {}, the trailer says {}",
-                crate::format::hex(&sha256),
-                crate::format::hex(&t.sha256)
-            ))
-        } else {
-            None
-        };
-        if let Some(reason) = mismatch {
-            return Err(EngineError::Corrupt {
+    checker.finish(outcome?)
+}
+
+/// The tape side of a set scan: READ(6) one block after another into
+/// recycled buffers and send each on, until the trailer, a filemark, end
+/// of data, or a receiver that hung up.
+pub fn read_blocks<T: Transport>(
+    tape: &mut Tape<T>,
+    set: Uuid,
+    read_len: usize,
+    tx: Sender<(ReadOutcome, Vec<u8>)>,
+    spare: &mpsc::Receiver<Vec<u8>>,
+) -> Result<(), EngineError> {
+    let mut data_blocks = 0u64;
+    loop {
+        let buf = spare.try_recv().unwrap_or_else(|_| vec![0; read_len]);
+        let (o, b) = tape.read_block(buf).map_err(|e| match &e {
+            DeviceError::Protocol { .. } => EngineError::Corrupt {
                 set,
-                seq: None,
-                reason,
-            });
+                seq: Some(data_blocks),
+                reason: e.to_string(),
+            },
+            _ => e.into(),
+        })?;
+        let last = match o {
+            ReadOutcome::Block(n) => {
+                !matches!(classify(&b[..n]), BlockKind::Data | BlockKind::CrcIndex)
+            }
+            _ => true,
+        };
+        data_blocks += 1;
+        if tx.send((o, b)).is_err() || last {
+            return Ok(());
         }
     }
-    Ok(SetScan {
-        header,
-        records,
-        bytes,
-        sha256,
-        end,
-    })
+}
+
+/// What one block of a set's tape file was, once checked.
+#[derive(Debug)]
+pub enum Checked {
+    /// Data record `seq`, checked (a deferred CRC: when its index comes).
+    Payload(u64, Payload),
+    /// A CRC index, matched; its block, for reuse.
+    Consumed(Vec<u8>),
+    /// The trailer (the set is finished: see [`SetChecker::finish`]), or a
+    /// filemark or end of data before it.
+    End(SetEnd),
+}
+
+/// The checks of one set's blocks after its header, in tape order: every
+/// record's CRC, set id and sequence, the CRC indexes, the digest. Runs in
+/// whichever thread consumes the blocks (a restore checks in its disk
+/// writer, so a record crosses threads once).
+#[derive(Debug)]
+pub struct SetChecker {
+    header: SetHeader,
+    digest: SetDigest,
+    chain: CrcChainDigest,
+    /// CRCs of deferred records not yet matched by an index: 4 bytes each.
+    unmatched: Vec<(u64, u32)>,
+    records: u64,
+    bytes: u64,
+}
+
+impl SetChecker {
+    pub fn new(header: SetHeader) -> Self {
+        SetChecker {
+            digest: SetDigest::new(header.digest),
+            chain: CrcChainDigest::new(header.digest),
+            header,
+            unmatched: Vec::new(),
+            records: 0,
+            bytes: 0,
+        }
+    }
+
+    pub fn set_id(&self) -> Uuid {
+        self.header.set_id
+    }
+
+    /// The READ(6) length for this set's blocks: at least twice the
+    /// largest record, as tgt 1.0.85 sends stale bytes for a block shorter
+    /// than the request but longer than half of it (fixed in
+    /// tgt 1.0.94), and the trailer is shorter than a record.
+    pub fn read_len(&self) -> usize {
+        (2 * (self.header.payload_size as usize + RecordHeader::LEN))
+            .clamp(64 * 1024, MAX_TAPE_BLOCK)
+    }
+
+    fn corrupt(&self, seq: Option<u64>, reason: String) -> EngineError {
+        EngineError::Corrupt {
+            set: self.header.set_id,
+            seq,
+            reason,
+        }
+    }
+
+    /// Check the next block read.
+    pub fn block(&mut self, o: ReadOutcome, buf: Vec<u8>) -> Result<Checked, EngineError> {
+        let n = match o {
+            ReadOutcome::Block(n) => n,
+            ReadOutcome::Filemark | ReadOutcome::EndOfData => {
+                return Ok(Checked::End(SetEnd::Truncated))
+            }
+        };
+        let block = &buf[..n];
+        match classify(block) {
+            BlockKind::Data => {
+                let len = self.record(block)?;
+                let span = RecordHeader::LEN..RecordHeader::LEN + len;
+                Ok(Checked::Payload(
+                    self.records - 1,
+                    Payload { block: buf, span },
+                ))
+            }
+            BlockKind::CrcIndex => {
+                match_index(self.header.set_id, block, &mut self.unmatched)?;
+                Ok(Checked::Consumed(buf))
+            }
+            BlockKind::Trailer => {
+                let t = SetTrailer::decode(block)
+                    .map_err(|e| self.corrupt(None, format!("trailer: {e}")))?;
+                if let Some(&(seq, _)) = self.unmatched.first() {
+                    return Err(
+                        self.corrupt(Some(seq), "the record's CRC is in no CRC index".into())
+                    );
+                }
+                Ok(Checked::End(SetEnd::Trailer(t)))
+            }
+            other => Err(self.corrupt(
+                Some(self.records),
+                format!("expected a data record or the trailer, found {other:?}"),
+            )),
+        }
+    }
+
+    /// Check one data record and digest it; its payload length.
+    fn record(&mut self, block: &[u8]) -> Result<usize, EngineError> {
+        let set = self.header.set_id;
+        let (h, payload) =
+            decode_record(block).map_err(|e| self.corrupt(Some(self.records), e.to_string()))?;
+        if h.set_id != set || h.seq != self.records {
+            return Err(self.corrupt(
+                Some(self.records),
+                format!("found record {} of set {} out of place", h.seq, h.set_id),
+            ));
+        }
+        self.chain.update(h.crc);
+        if h.crc_deferred {
+            // A CRC-digest set: its trailer digests the CRCs, so the
+            // payload digest would be wasted.
+            self.unmatched.push((h.seq, h.crc));
+        } else {
+            self.digest.update(payload);
+        }
+        self.records += 1;
+        self.bytes += payload.len() as u64;
+        Ok(payload.len())
+    }
+
+    /// The set as read, after its trailer's counts and digest were checked
+    /// against what the records gave.
+    pub fn finish(self, end: SetEnd) -> Result<SetScan, EngineError> {
+        let (records, bytes) = (self.records, self.bytes);
+        let algorithm = self.header.digest;
+        let digest = match &end {
+            SetEnd::Trailer(t) if t.crc_digest => self.chain.finish(),
+            _ => self.digest.finish(),
+        };
+        if let SetEnd::Trailer(t) = &end {
+            let mismatch = if t.set_id != self.header.set_id {
+                Some(format!("trailer belongs to set {}", t.set_id))
+            } else if t.records != records || t.bytes != bytes {
+                Some(format!(
+                    "trailer says {} records / {} bytes, the tape holds {records} / {bytes}",
+                    t.records, t.bytes
+                ))
+            } else if t.digest != digest {
+                Some(format!(
+                    "{algorithm} digest of the {} is {}, the trailer says {}",
+                    if t.crc_digest { "record CRCs" } else { "data" },
+                    hex(&digest),
+                    hex(&t.digest)
+                ))
+            } else {
+                None
+            };
+            if let Some(reason) = mismatch {
+                return Err(EngineError::Corrupt {
+                    set: self.header.set_id,
+                    seq: None,
+                    reason,
+                });
+            }
+        }
+        Ok(SetScan {
+            header: self.header,
+            records,
+            bytes,
+            digest,
+            end,
+        })
+    }
 }
 
 /// Check the deferred CRCs an index names against what the records gave.
@@ -541,65 +633,77 @@ pub fn rebuild<T: Transport + Send>(
             Ok(Some(p.into_block()))
         });
         progress.finish();
-        let mut row = SetRow {
-            info: SetInfo {
-                id: h.set_id,
-                volume: label.uuid,
-                file_number: file,
-                mode: h.mode.to_string(),
-                label: h.label.clone(),
-                source_url: h.source.url.clone(),
-                source_designator: designator_text(&h.source),
-                lba: h.lba,
-                blocks: h.blocks,
-                block_size: h.block_size,
-                payload_size: h.payload_size,
-                started: h.created as i64,
-            },
-            outcome: SetOutcome {
-                state: SetState::Failed,
-                records: 0,
-                bytes: 0,
-                sha256: None,
-                ended: 0,
-                seconds: 0.0,
-                error: None,
-            },
-            volume_name: label.name.clone(),
-            extents: vec![(h.lba, h.blocks)],
-            expired: None,
-        };
-        match scan {
-            Ok(s) => {
-                row.outcome.records = s.records;
-                row.outcome.bytes = s.bytes;
-                match s.end {
-                    SetEnd::Trailer(t) => {
-                        row.outcome.state = match (t.complete, t.stop) {
-                            (true, _) => SetState::Complete,
-                            (false, StopReason::INTERRUPTED) => SetState::Interrupted,
-                            (false, _) => SetState::Incomplete,
-                        };
-                        if !t.complete {
-                            row.outcome.error = Some(format!("set incomplete: {}", t.stop));
-                        }
-                        row.outcome.sha256 = Some(hex(&s.sha256));
-                        row.outcome.ended = t.ended as i64;
-                        row.outcome.seconds = t.ended.saturating_sub(h.created) as f64;
-                    }
-                    SetEnd::Truncated => {
-                        row.outcome.error = Some("no trailer: the backup was interrupted".into());
-                    }
-                }
-            }
-            Err(e @ EngineError::Corrupt { .. }) => row.outcome.error = Some(e.to_string()),
-            Err(e) => return Err(e),
-        }
-        sets.push(row);
+        sets.push(rebuilt_row(&label, file, &h, scan)?);
     }
     Ok(Rebuilt {
         volume,
         sets,
         unreadable,
     })
+}
+
+/// The catalog row of the set in tape `file` with header `h`, from how its
+/// scan went: a set that failed a check is a failed row with the reason.
+fn rebuilt_row(
+    label: &VolumeLabel,
+    file: u32,
+    h: &SetHeader,
+    scan: Result<SetScan, EngineError>,
+) -> Result<SetRow, EngineError> {
+    let mut row = SetRow {
+        info: SetInfo {
+            id: h.set_id,
+            volume: label.uuid,
+            file_number: file,
+            mode: h.mode.to_string(),
+            label: h.label.clone(),
+            source_url: h.source.url.clone(),
+            source_designator: designator_text(&h.source),
+            lba: h.lba,
+            blocks: h.blocks,
+            block_size: h.block_size,
+            payload_size: h.payload_size,
+            started: h.created as i64,
+            digest_algorithm: h.digest.to_string(),
+        },
+        outcome: SetOutcome {
+            state: SetState::Failed,
+            records: 0,
+            bytes: 0,
+            digest: None,
+            ended: 0,
+            seconds: 0.0,
+            error: None,
+        },
+        volume_name: label.name.clone(),
+        extents: vec![(h.lba, h.blocks)],
+        expired: None,
+    };
+    match scan {
+        Ok(s) => {
+            row.outcome.records = s.records;
+            row.outcome.bytes = s.bytes;
+            match s.end {
+                SetEnd::Trailer(t) => {
+                    row.outcome.state = match (t.complete, t.stop) {
+                        (true, _) => SetState::Complete,
+                        (false, StopReason::INTERRUPTED) => SetState::Interrupted,
+                        (false, _) => SetState::Incomplete,
+                    };
+                    if !t.complete {
+                        row.outcome.error = Some(format!("set incomplete: {}", t.stop));
+                    }
+                    row.outcome.digest = Some(hex(&s.digest));
+                    row.outcome.ended = t.ended as i64;
+                    row.outcome.seconds = t.ended.saturating_sub(h.created) as f64;
+                }
+                SetEnd::Truncated => {
+                    row.outcome.error = Some("no trailer: the backup was interrupted".into());
+                }
+            }
+        }
+        Err(e @ EngineError::Corrupt { .. }) => row.outcome.error = Some(e.to_string()),
+        Err(e) => return Err(e),
+    }
+    Ok(row)
 }

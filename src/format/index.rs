@@ -3,9 +3,8 @@
 //! written after the data and before the trailer.
 
 use super::codec::{Reader, Writer, CRC_LEN, MAX_FRAMED_LEN, PRELUDE_LEN};
-use super::FormatError;
+use super::{DigestAlgorithm, FormatError, SetDigest};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 const WHAT: &str = "CRC index";
@@ -65,22 +64,22 @@ impl CrcIndex {
     }
 }
 
-/// The digest a third-party-copy set's trailer holds: SHA-256 over the
-/// records' CRC32Cs, each big-endian, in sequence order.
-#[derive(Clone, Default)]
-pub struct CrcChainDigest(Sha256);
+/// The digest a third-party-copy set's trailer holds: the set's digest
+/// algorithm over the records' CRC32Cs, each big-endian, in sequence order.
+#[derive(Clone)]
+pub struct CrcChainDigest(SetDigest);
 
 impl CrcChainDigest {
-    pub fn new() -> Self {
-        CrcChainDigest(Sha256::new())
+    pub fn new(algorithm: DigestAlgorithm) -> Self {
+        CrcChainDigest(SetDigest::new(algorithm))
     }
 
     pub fn update(&mut self, crc: u32) {
-        self.0.update(crc.to_be_bytes());
+        self.0.update(&crc.to_be_bytes());
     }
 
     pub fn finish(self) -> [u8; 32] {
-        self.0.finalize().into()
+        self.0.finish()
     }
 }
 
@@ -153,11 +152,17 @@ mod tests {
     }
 
     #[test]
-    fn chain_digest_is_sha256_of_big_endian_crcs() {
-        let mut d = CrcChainDigest::new();
+    fn chain_digest_is_the_set_digest_of_big_endian_crcs() {
+        use sha2::{Digest, Sha256};
+        let mut d = CrcChainDigest::new(DigestAlgorithm::Sha256);
         d.update(0x0102_0304);
         d.update(0x0506_0708);
         let want: [u8; 32] = Sha256::digest([1, 2, 3, 4, 5, 6, 7, 8]).into();
+        assert_eq!(d.finish(), want);
+        let mut d = CrcChainDigest::new(DigestAlgorithm::Blake3);
+        d.update(0x0102_0304);
+        d.update(0x0506_0708);
+        let want: [u8; 32] = blake3::hash(&[1, 2, 3, 4, 5, 6, 7, 8]).into();
         assert_eq!(d.finish(), want);
     }
 

@@ -11,11 +11,13 @@
 #![deny(unsafe_code)]
 
 mod codec;
+mod digest;
 mod index;
 mod label;
 mod record;
 mod set;
 
+pub use digest::{DigestAlgorithm, SetDigest};
 pub use index::{CrcChainDigest, CrcIndex};
 pub use label::VolumeLabel;
 pub use record::{
@@ -25,7 +27,6 @@ pub use record::{
 pub use set::{SetHeader, SetTrailer, SourceIdentity, StopReason, StoredDesignator};
 
 use crate::scsi::open_code;
-use sha2::{Digest, Sha256};
 use std::fmt;
 use uuid::Uuid;
 
@@ -104,32 +105,7 @@ pub fn classify(block: &[u8]) -> BlockKind {
     }
 }
 
-/// SHA-256 of a set's payload stream (the source bytes in order, without
-/// record headers), stored in the trailer.
-#[derive(Clone, Default)]
-pub struct SetDigest(Sha256);
-
-impl SetDigest {
-    pub fn new() -> Self {
-        SetDigest(Sha256::new())
-    }
-
-    pub fn update(&mut self, data: &[u8]) {
-        self.0.update(data);
-    }
-
-    pub fn finish(self) -> [u8; 32] {
-        self.0.finalize().into()
-    }
-}
-
-impl fmt::Debug for SetDigest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SetDigest(..)")
-    }
-}
-
-/// Lower-case hex of a SHA-256 (64 characters).
+/// Lower-case hex of a set digest (64 characters).
 pub fn hex(digest: &[u8; 32]) -> String {
     ::hex::encode(digest)
 }

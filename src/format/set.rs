@@ -2,7 +2,7 @@
 //! tape file (FORMAT.md "Set header", "Set trailer").
 
 use super::codec::{Reader, Writer, CRC_LEN, MAX_FRAMED_LEN};
-use super::{FormatError, Mode};
+use super::{DigestAlgorithm, FormatError, Mode};
 use crate::scsi::spc::Designator;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -125,6 +125,15 @@ pub struct SetHeader {
     pub label: String,
     /// The snapshot LU actually read (serverless mode).
     pub snapshot: Option<SourceIdentity>,
+    /// The algorithm of the trailer's digest. Encoded only when it is not
+    /// SHA-256 (frame flag DIGEST_FIELD), so a SHA-256 header keeps the
+    /// bytes older readers know.
+    #[serde(default = "absent_digest")]
+    pub digest: DigestAlgorithm,
+}
+
+fn absent_digest() -> DigestAlgorithm {
+    DigestAlgorithm::ABSENT
 }
 
 const HEADER: &str = "set header";
@@ -136,11 +145,19 @@ impl SetHeader {
     const FIXED: usize = 88;
     /// Fixed part, empty label, empty source, CRC.
     const MIN_LEN: usize = Self::FIXED + 2 + 2 + 4 * 2 + CRC_LEN;
+    /// Frame flags bit 0: a digest algorithm byte follows the last field.
+    /// A flag, not only an appended field: an older reader must refuse the
+    /// set rather than check its digest as SHA-256 and call it corrupt.
+    pub const FLAG_DIGEST_FIELD: u16 = 0x0001;
 
     /// Encoded bytes; `Invalid` if they would exceed 64 KiB (the header has
     /// to fit one small tape block and EXTENDED COPY inline data).
     pub fn encode(&self) -> Result<Vec<u8>, FormatError> {
         let mut w = Writer::new(&Self::MAGIC, 512);
+        let digest_field = self.digest != DigestAlgorithm::ABSENT;
+        if digest_field {
+            w.flags(Self::FLAG_DIGEST_FIELD);
+        }
         w.uuid(&self.set_id);
         w.uuid(&self.volume_id);
         w.u8(self.mode.0);
@@ -158,6 +175,9 @@ impl SetHeader {
         if let Some(s) = &self.snapshot {
             s.write(&mut w);
         }
+        if digest_field {
+            w.u8(self.digest.code());
+        }
         let len = w.total_len();
         w.finish().ok_or_else(|| FormatError::Invalid {
             what: HEADER,
@@ -170,7 +190,13 @@ impl SetHeader {
 
     /// Decode a header from the front of `buf`; bytes after it are ignored.
     pub fn decode(buf: &[u8]) -> Result<Self, FormatError> {
-        let mut r = Reader::open(buf, &Self::MAGIC, HEADER, Self::MIN_LEN)?;
+        let (mut r, flags) = Reader::open_flagged(
+            buf,
+            &Self::MAGIC,
+            HEADER,
+            Self::MIN_LEN,
+            Self::FLAG_DIGEST_FIELD,
+        )?;
         let set_id = r.uuid()?;
         let volume_id = r.uuid()?;
         let mode = Mode(r.u8()?);
@@ -189,6 +215,16 @@ impl SetHeader {
         } else {
             None
         };
+        let digest = if flags & Self::FLAG_DIGEST_FIELD != 0 {
+            let code = r.u8()?;
+            DigestAlgorithm::from_code(code).ok_or_else(|| {
+                r.invalid(format!(
+                    "digest algorithm {code} is not known (written by a newer sanmover?)"
+                ))
+            })?
+        } else {
+            DigestAlgorithm::ABSENT
+        };
         Ok(SetHeader {
             set_id,
             volume_id,
@@ -201,6 +237,7 @@ impl SetHeader {
             created,
             label,
             snapshot,
+            digest,
         })
     }
 }
@@ -214,11 +251,12 @@ pub struct SetTrailer {
     pub records: u64,
     /// Payload bytes written (sum of payload lengths).
     pub bytes: u64,
-    /// SHA-256 of the payload stream ([`super::SetDigest`]), or with
-    /// `crc_digest` of the records' CRCs ([`super::CrcChainDigest`]).
+    /// The set's digest, by the set header's algorithm: of the payload
+    /// stream ([`super::SetDigest`]), or with `crc_digest` of the records'
+    /// CRCs ([`super::CrcChainDigest`]).
     #[serde(with = "hex_bytes32")]
-    pub sha256: [u8; 32],
-    /// Frame flag bit 0: `sha256` covers the records' CRC32Cs, in order,
+    pub digest: [u8; 32],
+    /// Frame flag bit 0: `digest` covers the records' CRC32Cs, in order,
     /// not the payload: a copy manager moved the data and no writer saw it
     /// (FORMAT.md "Third-party-copy sets").
     pub crc_digest: bool,
@@ -289,7 +327,7 @@ impl SetTrailer {
         w.uuid(&self.set_id);
         w.u64(self.records);
         w.u64(self.bytes);
-        w.bytes(&self.sha256);
+        w.bytes(&self.digest);
         w.u8(self.complete as u8);
         w.u8(self.stop.0);
         w.bytes(&[0; 6]);
@@ -306,7 +344,7 @@ impl SetTrailer {
         let set_id = r.uuid()?;
         let records = r.u64()?;
         let bytes = r.u64()?;
-        let sha256 = r.array()?;
+        let digest = r.array()?;
         let complete = r.bool("complete")?;
         let stop = StopReason(r.u8()?);
         r.skip(6)?;
@@ -315,7 +353,7 @@ impl SetTrailer {
             set_id,
             records,
             bytes,
-            sha256,
+            digest,
             complete,
             stop,
             ended,

@@ -62,6 +62,11 @@ impl MemTape {
         &self.objects
     }
 
+    /// The medium itself, for tests that damage it.
+    pub fn objects_mut(&mut self) -> &mut [TapeObject] {
+        &mut self.objects
+    }
+
     fn used(&self) -> u64 {
         self.objects
             .iter()

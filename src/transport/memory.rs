@@ -8,7 +8,9 @@ use super::{Direction, Request, Residual, Response, Transport, TransportError};
 
 // The LU contract and the in-memory units moved to `crate::lu`; these
 // re-exports keep older paths working.
-pub use crate::lu::{Completion, LogicalUnit, MemDisk, MemTape, Nexus, TapeObject};
+pub use crate::lu::{
+    Background, Completion, LogicalUnit, MemDisk, MemTape, Nexus, TapeObject, TaskStop,
+};
 
 /// A [`Transport`] over any [`LogicalUnit`], with fault injection. Runs each
 /// command at submit time; completions come back in submission order.
