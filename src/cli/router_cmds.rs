@@ -4,7 +4,6 @@
 //! between them (disk to tape included).
 
 use std::io::Write as _;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -13,7 +12,9 @@ use std::collections::BTreeMap;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
-use super::{exit, ConnArgs};
+use super::args::RouterArgs;
+use super::exit;
+use super::sessions::Sessions;
 use crate::router::{
     Backends, CopyAcl, CopyManager, CopyManagerConfig, CopyRights, RouterLimits, RuleEntry,
 };
@@ -48,17 +49,6 @@ pub struct RouterFile {
     pub initiator_groups: BTreeMap<String, Vec<String>>,
     #[serde(default)]
     pub limits: LimitsFile,
-}
-
-/// Flags that turn off a safety of the router.
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct SafetyArgs {
-    /// Allow copies without an ACL and listening on a non-loopback address
-    /// without CHAP and an allow-list; prints a warning on every start.
-    /// With it and no [[copy_rights]] in --config, every initiator that
-    /// reaches the router may copy from and onto every backend LU.
-    #[arg(long)]
-    pub insecure: bool,
 }
 
 /// `[limits]`: what the copy manager advertises and enforces.
@@ -177,24 +167,14 @@ fn read_chap(path: &Path) -> Result<Chap> {
     })
 }
 
-pub struct RouterArgs<'a> {
-    pub listen: SocketAddr,
-    pub backends: &'a [String],
-    pub allow: &'a [String],
-    pub chap_file: Option<&'a Path>,
-    pub config: Option<&'a Path>,
-    pub target_name: Option<&'a str>,
-    pub insecure: bool,
-}
-
-pub fn run(conn: &ConnArgs, a: RouterArgs<'_>) -> Result<u8> {
-    let file: RouterFile = match a.config {
+pub fn run(s: &Sessions, a: &RouterArgs) -> Result<u8> {
+    let file: RouterFile = match &a.config {
         Some(p) => read_toml(p, "router config")?,
         None => RouterFile::default(),
     };
     let name = a
         .target_name
-        .map(str::to_string)
+        .clone()
         .or(file.target_name.clone())
         .unwrap_or_else(|| DEFAULT_TARGET_NAME.to_string());
     let defaults = CopyManagerConfig::default();
@@ -204,43 +184,13 @@ pub fn run(conn: &ConnArgs, a: RouterArgs<'_>) -> Result<u8> {
         own_blocks: file.own_blocks.unwrap_or(defaults.own_blocks),
         rights: copy_rights(&file, a.insecure)?,
     };
-    let mut urls = file.backends.clone();
-    urls.extend(a.backends.iter().cloned());
     let mut allow = file.allow.clone();
     allow.extend(a.allow.iter().cloned());
-    let chap = match a
-        .chap_file
-        .map(Path::to_path_buf)
-        .or(file.chap_file.clone())
-    {
+    let chap = match a.chap_file.clone().or(file.chap_file.clone()) {
         Some(p) => Some(read_chap(&p)?),
         None => None,
     };
-
-    let initiator = conn.iscsi_options().initiator;
-    let mut backends = Backends::new();
-    if let Some(p) = &file.backend_secret_file {
-        backends.set_secret(read_backend_secret(p)?);
-    }
-    backends
-        .discover(&urls, &initiator)
-        .context("discovering the backend LUs")?;
-    for b in backends.list() {
-        log::info!(
-            "backend {}: {} {}",
-            b.name,
-            b.device_type,
-            b.designators
-                .first()
-                .map(|d| d.to_string())
-                .unwrap_or_default()
-        );
-    }
-    eprintln!(
-        "sanmover router: {} backend LU(s) from {} target(s)",
-        backends.len(),
-        urls.len()
-    );
+    let backends = backends(s, a, &file)?;
     let cm: SharedLu = Arc::new(Mutex::new(CopyManager::new(cfg, backends)));
     let server = Server::bind(TargetConfig {
         listen: a.listen,
@@ -262,6 +212,37 @@ pub fn run(conn: &ConnArgs, a: RouterArgs<'_>) -> Result<u8> {
     out.flush()?;
     server.run().context("serving")?;
     Ok(exit::OK)
+}
+
+/// Log in to every backend target of the command line and the config file
+/// and index their LUs.
+fn backends(s: &Sessions, a: &RouterArgs, file: &RouterFile) -> Result<Backends> {
+    let mut urls = file.backends.clone();
+    urls.extend(a.backends.iter().cloned());
+    let mut backends = Backends::new();
+    if let Some(p) = &file.backend_secret_file {
+        backends.set_secret(read_backend_secret(p)?);
+    }
+    backends
+        .discover(&urls, s.initiator())
+        .context("discovering the backend LUs")?;
+    for b in backends.list() {
+        log::info!(
+            "backend {}: {} {}",
+            b.name,
+            b.device_type,
+            b.designators
+                .first()
+                .map(|d| d.to_string())
+                .unwrap_or_default()
+        );
+    }
+    eprintln!(
+        "sanmover router: {} backend LU(s) from {} target(s)",
+        backends.len(),
+        urls.len()
+    );
+    Ok(backends)
 }
 
 #[cfg(test)]

@@ -270,8 +270,10 @@ pub enum Corruption {
         records: u64,
         bytes: u64,
     },
-    #[error("differs from the source at byte {byte} (LBA {lba})")]
-    DiffersFromSource { byte: u64, lba: Lba },
+    /// A verify found the set's data differ from a disk (`with`: the
+    /// source, or a target named).
+    #[error("differs from {with} at byte {byte} (LBA {lba})")]
+    Differs { with: String, byte: u64, lba: Lba },
     #[error("{restored} blocks restored, the set holds {holds}")]
     ShortRestore {
         restored: BlockCount,

@@ -43,6 +43,10 @@ pub struct ReadSummary {
     pub target_lba: Option<Lba>,
     /// Verify with --compare-source: bytes compared with the source LUN.
     pub compared_with_source: Option<u64>,
+    /// Verify with --compare-target: bytes compared with the target disk
+    /// (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compared_with_target: Option<u64>,
 }
 
 /// Put the tape at the start of `set`'s file after checking the label.
@@ -123,6 +127,7 @@ fn summary(set: &SetRow, scan: &SetScan, t0: Instant) -> ReadSummary {
         digest: hex(&scan.digest),
         target_lba: None,
         compared_with_source: None,
+        compared_with_target: None,
     }
 }
 
@@ -131,42 +136,101 @@ fn summary(set: &SetRow, scan: &SetScan, t0: Instant) -> ReadSummary {
 pub fn verify<T: Transport + Send, S: Transport>(
     tape: &mut Tape<T>,
     set: &SetRow,
-    mut source: Option<&mut Disk<S>>,
+    source: Option<&mut Disk<S>>,
     progress: &dyn Progress,
 ) -> Result<ReadSummary, EngineError> {
+    let compare = source.map(|disk| Compare {
+        disk,
+        lba: set.info.lba,
+        with: CompareWith::Source,
+    });
+    verify_against(tape, set, compare, progress)
+}
+
+/// What a verify compares the set's data with, besides its own checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompareWith {
+    /// The LU the set was taken from, as it is now.
+    Source,
+    /// Another disk, e.g. a restored copy: proves a restore without the
+    /// original.
+    Target,
+}
+
+/// A disk to compare a set with, from `lba` on (the set's first block
+/// there).
+pub struct Compare<'a, S: Transport> {
+    pub disk: &'a mut Disk<S>,
+    pub lba: Lba,
+    pub with: CompareWith,
+}
+
+/// [`verify`], comparing every byte of the set with `compare` when given.
+/// A target must hold the whole set in the set's block size (checked
+/// before the tape moves); the first difference is a
+/// [`EngineError::Corrupt`] naming the byte and the LBA.
+pub fn verify_against<T: Transport + Send, S: Transport>(
+    tape: &mut Tape<T>,
+    set: &SetRow,
+    mut compare: Option<Compare<'_, S>>,
+    progress: &dyn Progress,
+) -> Result<ReadSummary, EngineError> {
+    if let Some(c) = compare.as_mut().filter(|c| c.with == CompareWith::Target) {
+        check_target(c.disk, set, c.lba)?;
+    }
     position(tape, set)?;
     progress.start(set.outcome.bytes, "verify");
     let t0 = Instant::now();
     let bs = set.info.block_size;
-    let mut lba = set.info.lba;
     let mut compared = 0u64;
     let scan = scan_set(tape, Some(set.info.id), |seq, p| {
-        let payload = p.bytes();
-        if let Some(disk) = source.as_deref_mut() {
-            let blocks = (payload.len() / bs.0 as usize) as u32;
-            let data = disk.read(lba, blocks, bs)?;
-            if let Some(off) = data.iter().zip(payload).position(|(a, b)| a != b) {
-                return Err(EngineError::Corrupt {
-                    set: set.info.id,
-                    seq: Some(seq),
-                    reason: Corruption::DiffersFromSource {
-                        byte: compared + off as u64,
-                        lba: Lba(lba.0 + off as u64 / u64::from(bs.0)),
-                    },
-                });
-            }
-            lba = Lba(lba.0 + u64::from(blocks));
-            compared += payload.len() as u64;
+        if let Some(c) = compare.as_mut() {
+            compare_payload(c, (set.info.id, seq), bs, compared, p.bytes())?;
+            compared += p.bytes().len() as u64;
         }
-        progress.advance(payload.len() as u64);
+        progress.advance(p.bytes().len() as u64);
         Ok(Some(p.into_block()))
     });
     progress.finish();
     let scan = scan?;
     finish_checks(set, &scan)?;
     let mut s = summary(set, &scan, t0);
-    s.compared_with_source = source.is_some().then_some(compared);
+    match compare.map(|c| c.with) {
+        Some(CompareWith::Source) => s.compared_with_source = Some(compared),
+        Some(CompareWith::Target) => s.compared_with_target = Some(compared),
+        None => {}
+    }
     Ok(s)
+}
+
+/// Read the blocks under record `at` (set id, sequence) from the compared
+/// disk, check them against `payload`, and advance past them.
+fn compare_payload<S: Transport>(
+    c: &mut Compare<'_, S>,
+    at: (Uuid, u64),
+    bs: BlockSize,
+    compared: u64,
+    payload: &[u8],
+) -> Result<(), EngineError> {
+    let blocks = (payload.len() / bs.0 as usize) as u32;
+    let data = c.disk.read(c.lba, blocks, bs)?;
+    if let Some(off) = data.iter().zip(payload).position(|(a, b)| a != b) {
+        let with = match c.with {
+            CompareWith::Source => "the source".to_string(),
+            CompareWith::Target => format!("the target {}", c.disk.scsi.name()),
+        };
+        return Err(EngineError::Corrupt {
+            set: at.0,
+            seq: Some(at.1),
+            reason: Corruption::Differs {
+                with,
+                byte: compared + off as u64,
+                lba: Lba(c.lba.0 + off as u64 / u64::from(bs.0)),
+            },
+        });
+    }
+    c.lba = Lba(c.lba.0 + u64::from(blocks));
+    Ok(())
 }
 
 /// Where and how a restore writes.
@@ -225,6 +289,37 @@ fn refuse_own_source<D: Transport>(
     .into())
 }
 
+/// A disk that receives (or is compared with) `set` from `lba` on must
+/// have the set's block size and hold all of it.
+fn check_target<D: Transport>(
+    target: &mut Disk<D>,
+    set: &SetRow,
+    lba: Lba,
+) -> Result<(), EngineError> {
+    let cap = target.capacity()?;
+    if cap.block_size != set.info.block_size {
+        return Err(Refusal::TargetBlockSize {
+            device: target.scsi.name().to_string(),
+            target: cap.block_size,
+            set: set.info.block_size,
+        }
+        .into());
+    }
+    if lba
+        .checked_add(set.info.blocks)
+        .is_none_or(|end| end.0 > cap.blocks.0)
+    {
+        return Err(Refusal::TargetTooSmall {
+            device: target.scsi.name().to_string(),
+            capacity: cap.blocks,
+            blocks: set.info.blocks,
+            from: lba,
+        }
+        .into());
+    }
+    Ok(())
+}
+
 /// Restore `set` to `target`, WRITE(16)s pipelined with the tape reads: at
 /// the set's own LBA unless `opts` moves it, and never over the set's own
 /// source LU unless `opts` allows it (checked against the set header
@@ -239,27 +334,7 @@ pub fn restore<T: Transport + Send, D: Transport + Send>(
     progress: &dyn Progress,
 ) -> Result<ReadSummary, EngineError> {
     let target_lba = opts.target_lba.unwrap_or(set.info.lba);
-    let cap = target.capacity()?;
-    if cap.block_size != set.info.block_size {
-        return Err(Refusal::TargetBlockSize {
-            device: target.scsi.name().to_string(),
-            target: cap.block_size,
-            set: set.info.block_size,
-        }
-        .into());
-    }
-    if target_lba
-        .checked_add(set.info.blocks)
-        .is_none_or(|end| end.0 > cap.blocks.0)
-    {
-        return Err(Refusal::TargetTooSmall {
-            device: target.scsi.name().to_string(),
-            capacity: cap.blocks,
-            blocks: set.info.blocks,
-            from: target_lba,
-        }
-        .into());
-    }
+    check_target(target, set, target_lba)?;
     position(tape, set)?;
     let header = open_set(tape, Some(set.info.id))?;
     refuse_own_source(&header, target, target_lba, opts.overwrite_source)?;

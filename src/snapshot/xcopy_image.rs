@@ -23,6 +23,7 @@
 //!   masked to the backup server, and is reported writable.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::json;
@@ -35,10 +36,9 @@ use crate::engine::disk_copy::{
     discover_limits, plan, run, CopyRange, CopyReport, Endpoint, Fallback,
 };
 use crate::scsi::BlockCount;
-use crate::transport::iscsi::{IscsiOptions, IscsiTransport};
-use crate::transport::sgio::SgTransport;
+use crate::transport::iscsi::IscsiOptions;
 use crate::transport::url::DeviceUrl;
-use crate::transport::Transport;
+use crate::transport::{Connector, Transport};
 
 /// Masking of the spare on an LIO target, through a runner.
 struct LioMask {
@@ -52,6 +52,9 @@ pub struct XcopyImageProvider {
     copy_manager: Option<String>,
     copy_manager_initiator: Option<String>,
     mask: Option<LioMask>,
+    /// Opens the source, spare and copy manager sessions, with the
+    /// caller's session options (`--cmd-timeout` and the rest).
+    sessions: Arc<dyn Connector + Send + Sync>,
 }
 
 impl std::fmt::Debug for XcopyImageProvider {
@@ -90,23 +93,15 @@ fn chain(e: &dyn std::error::Error) -> String {
 type Dev = Box<dyn Transport + Send>;
 
 /// Open an iSCSI URL (under `initiator`) or a local SG device.
-fn open(url: &str, initiator: &str, op: &'static str) -> Result<Dev, ProviderError> {
-    match DeviceUrl::parse(url).map_err(|e| device(op, url, &e))? {
-        DeviceUrl::Iscsi(u) => {
-            let opts = IscsiOptions {
-                initiator: initiator.to_string(),
-                ..IscsiOptions::default()
-            };
-            let t = IscsiTransport::connect(&u.password_from_env(), &opts)
-                .map_err(|e| device(op, format!("opening {url} as {initiator}"), &e))?;
-            Ok(Box::new(t))
-        }
-        DeviceUrl::Path(p) => {
-            let t = SgTransport::open(&p)
-                .map_err(|e| device(op, format!("opening {}", p.display()), &e))?;
-            Ok(Box::new(t))
-        }
-    }
+fn open(
+    sessions: &dyn Connector,
+    url: &str,
+    initiator: &str,
+    op: &'static str,
+) -> Result<Dev, ProviderError> {
+    sessions
+        .open(url, initiator)
+        .map_err(|e| device(op, format!("opening {url} as {initiator}"), &e))
 }
 
 /// A disk of the image copy: its session, its identity as one end of a
@@ -120,10 +115,16 @@ struct End {
 }
 
 impl End {
-    /// Open `url` as `initiator`; `what` names it in errors.
-    fn open(url: &str, initiator: &str, what: &str) -> Result<End, ProviderError> {
-        let mut disk =
-            Disk::open(open(url, initiator, "create")?).map_err(|e| device("create", what, &e))?;
+    /// Open `url` as `initiator` through `sessions`; `what` names it in
+    /// errors.
+    fn open(
+        sessions: &dyn Connector,
+        url: &str,
+        initiator: &str,
+        what: &str,
+    ) -> Result<End, ProviderError> {
+        let dev = open(sessions, url, initiator, "create")?;
+        let mut disk = Disk::open(dev).map_err(|e| device("create", what, &e))?;
         let (ep, blocks) = Endpoint::of(&mut disk).map_err(|e| device("create", what, &e))?;
         let hex = hex::encode(&ep.designator.value);
         Ok(End {
@@ -163,8 +164,17 @@ fn check_ends(job: &SnapshotJob, spare: &str, src: &End, dst: &End) -> Result<()
 }
 
 impl XcopyImageProvider {
-    /// Build from the spec options.
+    /// Build from the spec options, with default session options.
     pub fn new(o: &BTreeMap<String, String>) -> Result<Self, ProviderError> {
+        Self::with_sessions(o, Arc::new(IscsiOptions::default()))
+    }
+
+    /// Build from the spec options; `sessions` opens every session the
+    /// image copy needs.
+    pub fn with_sessions(
+        o: &BTreeMap<String, String>,
+        sessions: Arc<dyn Connector + Send + Sync>,
+    ) -> Result<Self, ProviderError> {
         let spare = o
             .get("spare")
             .filter(|s| !s.is_empty())
@@ -199,6 +209,7 @@ impl XcopyImageProvider {
             copy_manager: o.get("copy-manager").cloned(),
             copy_manager_initiator: o.get("copy-manager-initiator").cloned(),
             mask,
+            sessions,
         })
     }
 
@@ -293,9 +304,10 @@ impl SnapshotProvider for XcopyImageProvider {
             .copy_manager_initiator
             .clone()
             .unwrap_or(ini.to_string());
-        let mut src = End::open(&job.source_url, ini, "source")?;
-        let mut dst = End::open(&self.spare, ini, "spare")?;
-        let mut cm = Scsi::new(open(&cm_url, &cm_ini, "create")?);
+        let sessions = self.sessions.as_ref();
+        let mut src = End::open(sessions, &job.source_url, ini, "source")?;
+        let mut dst = End::open(sessions, &self.spare, ini, "spare")?;
+        let mut cm = Scsi::new(open(sessions, &cm_url, &cm_ini, "create")?);
         check_ends(job, &self.spare, &src, &dst)?;
         let t0 = Instant::now();
         let report = image_copy(&mut cm, &mut src, &mut dst)?;

@@ -1,23 +1,18 @@
-//! `backup --mode xcopy`: third-party copy through a copy manager, with
-//! the fallback policy of `xcopy`.
-
-use std::path::Path;
+//! `backup --mode xcopy`: third-party copy through a copy manager, with the
+//! `--fallback` policy (host-driven when the copy manager does not do it).
 
 use anyhow::Result;
 
-use super::backup_cmds::{
-    backup_text, hold_drive, host_backup, open_catalog, open_disk, open_tape, redacted, set_lines,
-    BackupArgs, Bar,
-};
+use super::args::{BackupArgs, FallbackPolicy};
+use super::backup_host::{self, backup_text, set_lines};
+use super::exit::{self, Refusal, UsageError};
 use super::output::Out;
-use super::xcopy_cmds::fallback_policy;
-use super::{exit, open_transport, ConnArgs};
-use crate::device::Scsi;
-use crate::engine::disk_copy::Fallback;
+use super::progress::Bar;
+use super::sessions::{redacted, Sessions};
+use super::sizes::check_tape_block;
 use crate::engine::host::BackupSummary;
 use crate::engine::third_party::{backup, ThirdPartyOptions, ThirdPartySummary};
 use crate::engine::EngineError;
-use crate::format::Mode;
 
 /// What `backup --mode xcopy` ended with when the copy manager did not do
 /// the job and this host did.
@@ -30,76 +25,66 @@ struct FallbackSummary {
     backup: BackupSummary,
 }
 
-pub fn run(conn: &ConnArgs, out: &Out, cat: &Path, a: BackupArgs<'_>) -> Result<u8> {
+pub fn run(s: &Sessions, out: &Out, a: &BackupArgs) -> Result<u8> {
     // The drive for the whole run: the copy manager's writes and, on a
     // fallback, this host's (which shares this lock).
-    let _lock = hold_drive(conn, cat, a.tape, "backup --mode xcopy", a.wait)?;
-    let policy = fallback_policy(a.fallback);
-    let reason = if policy == Fallback::Always {
-        "--fallback always".to_string()
-    } else {
-        match third_party(conn, out, cat, &a) {
-            Ok(s) => {
-                out.emit(&s, || tpc_text(&s));
+    let _lock = s.hold_drive(&a.tape, "backup --mode xcopy", a.wait)?;
+    let reason = match a.xcopy.fallback {
+        FallbackPolicy::Always => "--fallback always".to_string(),
+        policy => match third_party(s, out, a) {
+            Ok(sum) => {
+                out.emit(&sum, || tpc_text(&sum));
                 return Ok(exit::OK);
             }
-            // Stopped by the operator: no fallback.
-            Err(e)
-                if e.downcast_ref::<EngineError>()
-                    .is_some_and(|e| matches!(e, EngineError::Interrupted { .. })) =>
-            {
-                return Err(e)
-            }
-            Err(e) if policy == Fallback::Prefer => {
+            Err(e) if policy == FallbackPolicy::Never || !falls_back(&e) => return Err(e),
+            Err(e) => {
                 let why = format!("{e:#}");
                 eprintln!(
                     "sanmover: third-party copy failed: {why}\nsanmover: finishing the backup host-driven (--fallback prefer)"
                 );
                 why
             }
-            Err(e) => return Err(e),
-        }
-    };
-    let host = host_backup(
-        conn,
-        out,
-        cat,
-        &BackupArgs {
-            mode: Mode::HOST,
-            ..a
         },
-    )?;
-    let s = FallbackSummary {
+    };
+    let sum = FallbackSummary {
         mode: "host",
         fallback: true,
         reason,
-        backup: host,
+        backup: backup_host::backup(s, out, a)?,
     };
-    out.emit(&s, || {
+    out.emit(&sum, || {
         format!(
             "FALLBACK: the copy manager did not do this backup ({}); this host did:\n{}",
-            s.reason,
-            backup_text(&s.backup)
+            sum.reason,
+            backup_text(&sum.backup)
         )
     });
     Ok(exit::OK)
 }
 
-fn third_party(
-    conn: &ConnArgs,
-    out: &Out,
-    cat: &Path,
-    a: &BackupArgs<'_>,
-) -> Result<ThirdPartySummary> {
+/// Whether a failed third-party copy is worth doing host-driven: not when
+/// the operator stopped it, nor when the request itself was refused.
+fn falls_back(e: &anyhow::Error) -> bool {
+    let interrupted = e
+        .downcast_ref::<EngineError>()
+        .is_some_and(|e| matches!(e, EngineError::Interrupted { .. }));
+    !interrupted && e.downcast_ref::<Refusal>().is_none()
+}
+
+fn third_party(s: &Sessions, out: &Out, a: &BackupArgs) -> Result<ThirdPartySummary> {
     let cm_url = a
+        .xcopy
         .copy_manager
-        .ok_or_else(|| super::UsageError("--mode xcopy needs --copy-manager DEV".into()))?;
-    let catalog = open_catalog(cat)?;
-    let mut cm = Scsi::new(open_transport(conn, cm_url)?);
-    let mut source = open_disk(conn, a.source, "source")?;
-    let mut tape = open_tape(conn, a.tape)?;
+        .as_deref()
+        .ok_or_else(|| UsageError("--mode xcopy needs --copy-manager DEV".into()))?;
+    let catalog = s.catalog()?;
+    let mut cm = s.scsi(cm_url)?;
+    let mut source = s.disk(&a.source, "source")?;
+    let mut tape = s.tape(&a.tape)?;
+    let disk_block = source.capacity()?.block_size.0;
+    check_tape_block(&mut tape, a.block_size, Some(disk_block))?;
     let opts = ThirdPartyOptions {
-        set: a.set_request()?,
+        set: backup_host::set_request(a)?,
         copy_manager_url: redacted(cm_url),
     };
     let bar = Bar::new(out);
