@@ -1015,3 +1015,63 @@ fn the_end_of_a_session_tells_its_lus_the_nexus_is_gone() {
     assert_eq!(*lost.lock().unwrap(), vec![INITIATOR.to_string()]);
     server.shutdown();
 }
+
+/// A unit that panics on a vendor-specific opcode (C0h): a bug in an LU
+/// must cost its connection, never a connection slot.
+struct Panicky(MemDisk);
+
+/// The panic payload of [`Panicky`], so the test's hook stays quiet.
+struct Deliberate;
+
+impl sanmover::transport::memory::LogicalUnit for Panicky {
+    fn execute(
+        &mut self,
+        cdb: &[u8],
+        data_out: &[u8],
+        data_in: &mut [u8],
+    ) -> sanmover::transport::memory::Completion {
+        if cdb.first() == Some(&0xc0) {
+            std::panic::panic_any(Deliberate);
+        }
+        self.0.execute(cdb, data_out, data_in)
+    }
+}
+
+#[test]
+fn a_panic_in_a_connection_thread_does_not_leak_its_slot() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !info.payload().is::<Deliberate>() {
+            default(info);
+        }
+    }));
+    let lu: SharedLu = Arc::new(Mutex::new(Panicky(MemDisk::new("P0", 64, 512))));
+    let server = Server::bind(TargetConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        targets: vec![TargetDef {
+            name: IQN.into(),
+            luns: vec![(0, lu)],
+        }],
+        allow: Vec::new(),
+        chap: None,
+    })
+    .unwrap()
+    .spawn();
+    let addr = server.local_addr();
+    // More panics than the target has connection slots.
+    for _ in 0..300 {
+        let (mut r, lr, _) = raw::Raw::login(addr, &SMALL);
+        assert_eq!(lr.status_class, 0);
+        r.command(&[0xc0, 0, 0, 0, 0, 0], false, false, 0);
+        let mut b = [0u8; 64];
+        match r.s.read(&mut b) {
+            Ok(0) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            other => panic!("the connection outlived its thread: {other:?}"),
+        }
+    }
+    let mut t = connect(addr, 0, INITIATOR, None).expect("a slot is free");
+    let tur = Cdb::new(&[0, 0, 0, 0, 0, 0]).unwrap();
+    assert_eq!(t.execute(Request::none(tur)).unwrap().status, Status::GOOD);
+    server.shutdown();
+}
