@@ -39,12 +39,7 @@ fn main() -> ExitCode {
             (l, lu)
         })
         .collect();
-    let cfg = TargetConfig {
-        listen: addr,
-        targets: vec![TargetDef { name: iqn, luns }],
-        allow: Vec::new(),
-        chap: None,
-    };
+    let cfg = TargetConfig::new(addr, vec![TargetDef { name: iqn, luns }]);
     let server = match Server::bind(cfg) {
         Ok(s) => s,
         Err(e) => {

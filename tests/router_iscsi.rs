@@ -25,15 +25,13 @@ const IQN: &str = "iqn.2026-01.org.sanmover.test:router";
 
 fn serve(backends: Backends) -> ServerHandle {
     let cm = CopyManager::new(CopyManagerConfig::default(), backends);
-    let cfg = TargetConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        targets: vec![TargetDef {
+    let cfg = TargetConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        vec![TargetDef {
             name: IQN.into(),
             luns: vec![(0, Arc::new(Mutex::new(cm)) as SharedLu)],
         }],
-        allow: Vec::new(),
-        chap: None,
-    };
+    );
     Server::bind(cfg).expect("bind").spawn()
 }
 

@@ -13,7 +13,7 @@ use sanmover::scsi::sbc::{Read16, Write16};
 use sanmover::scsi::sense::{Asc, Sense, SenseKey};
 use sanmover::scsi::spc::{Inquiry, ReportLuns};
 use sanmover::scsi::{BlockSize, Cdb, CdbCodec, Lba, Status};
-use sanmover::target::{Chap, Server, ServerHandle, SharedLu, TargetConfig, TargetDef};
+use sanmover::target::{ChapConfig, Server, ServerHandle, SharedLu, TargetConfig, TargetDef};
 use sanmover::transport::iscsi::{discover, IscsiOptions, IscsiTransport};
 use sanmover::transport::memory::MemDisk;
 use sanmover::transport::url::{IscsiUrl, PortalUrl};
@@ -31,21 +31,18 @@ fn serve(
     let disks: Vec<Arc<Mutex<MemDisk>>> = (0..luns)
         .map(|i| Arc::new(Mutex::new(MemDisk::new(&format!("T{i}"), blocks, 512))))
         .collect();
+    let targets = vec![TargetDef {
+        name: IQN.into(),
+        luns: disks
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (i as u64, d.clone() as SharedLu))
+            .collect(),
+    }];
     let cfg = TargetConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        targets: vec![TargetDef {
-            name: IQN.into(),
-            luns: disks
-                .iter()
-                .enumerate()
-                .map(|(i, d)| (i as u64, d.clone() as SharedLu))
-                .collect(),
-        }],
         allow: allow.iter().map(|s| s.to_string()).collect(),
-        chap: chap.map(|(u, s)| Chap {
-            user: u.into(),
-            secret: s.into(),
-        }),
+        chap: chap.map(|(u, s)| ChapConfig::single(INITIATOR, u, s)),
+        ..TargetConfig::new("127.0.0.1:0".parse().unwrap(), targets)
     };
     let server = Server::bind(cfg).expect("bind 127.0.0.1:0");
     assert_eq!(server.local_addr().ip().to_string(), "127.0.0.1");
@@ -440,7 +437,12 @@ mod raw {
         pub itt: u32,
     }
 
-    pub const ISID: u64 = 0x80_1234_0001;
+    /// Each login a session of its own: a second login with the same
+    /// name and ISID would replace the first (RFC 7143 6.3.5).
+    fn next_isid() -> u64 {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        0x80_1234_0000 + NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
 
     impl Raw {
         /// Log in (operational stage only) with `keys` added to the names.
@@ -480,7 +482,7 @@ mod raw {
                 nsg: 3,
                 version_max: 0,
                 version_min: 0,
-                isid: ISID,
+                isid: next_isid(),
                 tsih: 0,
                 itt: 0,
                 cid: 0,
@@ -989,15 +991,13 @@ fn the_end_of_a_session_tells_its_lus_the_nexus_is_gone() {
         disk: MemDisk::new("W0", 64, 512),
         lost: lost.clone(),
     }));
-    let server = Server::bind(TargetConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        targets: vec![TargetDef {
+    let server = Server::bind(TargetConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        vec![TargetDef {
             name: IQN.into(),
             luns: vec![(0, lu)],
         }],
-        allow: Vec::new(),
-        chap: None,
-    })
+    ))
     .unwrap()
     .spawn();
     let mut t = connect(server.local_addr(), 0, INITIATOR, None).unwrap();
@@ -1046,15 +1046,13 @@ fn a_panic_in_a_connection_thread_does_not_leak_its_slot() {
         }
     }));
     let lu: SharedLu = Arc::new(Mutex::new(Panicky(MemDisk::new("P0", 64, 512))));
-    let server = Server::bind(TargetConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        targets: vec![TargetDef {
+    let server = Server::bind(TargetConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        vec![TargetDef {
             name: IQN.into(),
             luns: vec![(0, lu)],
         }],
-        allow: Vec::new(),
-        chap: None,
-    })
+    ))
     .unwrap()
     .spawn();
     let addr = server.local_addr();

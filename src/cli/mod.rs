@@ -364,6 +364,8 @@ pub enum Command {
         /// The router's iSCSI target name [default: iqn.2026-11.org.sanmover:router].
         #[arg(long, value_name = "IQN")]
         target_name: Option<String>,
+        #[command(flatten)]
+        flags: router_cmds::RouterFlags,
     },
     /// RECEIVE COPY RESULTS, decoded: operating parameters, the status of
     /// a held copy, or its failed segment details.
@@ -690,6 +692,7 @@ fn run(cli: &Cli) -> Result<u8> {
             chap_file,
             config,
             target_name,
+            flags,
         } => router_cmds::run(
             &cli.conn,
             router_cmds::RouterArgs {
@@ -699,6 +702,7 @@ fn run(cli: &Cli) -> Result<u8> {
                 chap_file: chap_file.as_deref(),
                 config: config.as_deref(),
                 target_name: target_name.as_deref(),
+                flags,
             },
         ),
         Command::CopyResults {

@@ -1,7 +1,16 @@
 //! The copy manager logical unit: command dispatch, its own small disk,
 //! and the results it holds per I_T nexus and list ID.
+//!
+//! Locking: the LU's own lock (the frontend's) is held only to dispatch a
+//! command. EXTENDED COPY runs as a background task ([`LogicalUnit::
+//! background`]) that holds the backends for its whole run (so copies run
+//! one at a time, as the operating parameters say) and the scratch disk
+//! only when it is a copy end; every other command (TEST UNIT READY,
+//! INQUIRY, RECEIVE COPY RESULTS) is answered meanwhile. A running copy
+//! stops at its next block boundary when its [`TaskStop`] is set or when
+//! it passes the per-command caps.
 
-use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::scsi::sense::Asc;
@@ -10,64 +19,76 @@ use crate::scsi::spc::{
     SupportedOpcodes, SupportedVpdPages, VpdPage,
 };
 use crate::scsi::xcopy::{
-    list_id_usage, CopyManagerStatus, CopyStatus, Cscd, ExtendedCopy, FailedSegmentDetails,
-    OperatingParameters, RcrAction, ReceiveCopyResults, ReceiveData, ThirdPartyCopyVpd,
-    TransferCountUnits,
+    CopyManagerStatus, CopyStatus, Cscd, ExtendedCopy, FailedSegmentDetails, OperatingParameters,
+    RcrAction, ReceiveCopyResults, ReceiveData, ThirdPartyCopyVpd, TransferCountUnits,
 };
 use crate::scsi::{CdbCodec, DeviceType, Opcode, Status, Wire};
-use crate::transport::memory::{reply, Completion, Identity, LogicalUnit, MemDisk, Nexus};
+use crate::target::text::escaped;
+use crate::transport::memory::{
+    reply, Background, Completion, Identity, LogicalUnit, MemDisk, Nexus, TaskStop,
+};
 
 use super::backends::{Backends, Unit};
-use super::exec::Exec;
+use super::exec::{Caps, Exec};
+use super::held::{Held, HeldResults};
 use super::plan::{self, End, PlanError, TargetInfo, SEGMENT_TYPES};
 use super::{CopyManagerConfig, RouterLimits};
 
 /// Block size of the router's own disk.
 const OWN_BLOCK: u32 = 512;
 
-/// What a list ID keeps after its copy (LIST ID USAGE 00b).
-#[derive(Debug, Clone, Default)]
-struct Held {
-    /// Position in `held_order`.
-    seq: u64,
-    failed: bool,
-    segments: usize,
-    bytes: u64,
-    crcs: Vec<u32>,
-    /// The COPY ABORTED sense the command ended with.
-    sense: Option<Vec<u8>>,
+/// The backends, and when they were last searched for new LUs. A copy
+/// holds them for its whole run.
+struct Copier {
+    backends: Backends,
+    last_refresh: Option<Instant>,
+}
+
+/// The copy manager's state, shared with the copies it runs in the
+/// background; each part has its own lock.
+struct Core {
+    cfg: CopyManagerConfig,
+    id: Identity,
+    own: Mutex<MemDisk>,
+    copier: Mutex<Copier>,
+    held: Mutex<HeldResults>,
 }
 
 /// The copy manager LU (see the module documentation of
 /// [`crate::router`]).
 pub struct CopyManager {
-    cfg: CopyManagerConfig,
-    id: Identity,
-    own: MemDisk,
-    backends: Backends,
-    held: HashMap<Nexus, HashMap<u8, Held>>,
-    /// Held lists, oldest first, with a sequence number so a replaced
-    /// list's old entry is recognised; bounds what is held when frontends
-    /// never report a lost nexus.
-    held_order: VecDeque<(u64, Nexus, u8)>,
-    held_seq: u64,
-    last_refresh: Option<Instant>,
+    core: Arc<Core>,
+}
+
+/// The backends of a copy manager, locked (no copy runs meanwhile).
+pub struct BackendsGuard<'a>(MutexGuard<'a, Copier>);
+
+impl std::ops::Deref for BackendsGuard<'_> {
+    type Target = Backends;
+    fn deref(&self) -> &Backends {
+        &self.0.backends
+    }
+}
+
+impl std::ops::DerefMut for BackendsGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Backends {
+        &mut self.0.backends
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// How often an unknown designator may send the router looking for new
 /// backend LUs.
 const REFRESH_INTERVAL: Duration = Duration::from_secs(5);
 
-/// At most this many lists are held over all nexuses, and at most
-/// [`MAX_HELD_BYTES`] of CRC32Cs; the oldest go first.
-const MAX_HELD_LISTS: usize = 1024;
-const MAX_HELD_BYTES: usize = 64 << 20;
-
 impl std::fmt::Debug for CopyManager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CopyManager")
-            .field("serial", &self.cfg.serial)
-            .field("backends", &self.backends)
+            .field("serial", &self.core.cfg.serial)
+            .field("backends", &lock(&self.core.copier).backends)
             .finish()
     }
 }
@@ -105,45 +126,67 @@ const COMMANDS: &[(Opcode, Option<u16>, u16)] = &[
 
 impl CopyManager {
     pub fn new(cfg: CopyManagerConfig, backends: Backends) -> CopyManager {
-        CopyManager {
+        let core = Core {
             id: Identity::new(DeviceType::DISK, "COPY MANAGER", &cfg.serial),
-            own: MemDisk::new(&cfg.serial, cfg.own_blocks, OWN_BLOCK),
+            own: Mutex::new(MemDisk::new(&cfg.serial, cfg.own_blocks, OWN_BLOCK)),
+            held: Mutex::new(HeldResults::new(cfg.held)),
             cfg,
-            backends,
-            held: HashMap::new(),
-            held_order: VecDeque::new(),
-            held_seq: 0,
-            last_refresh: None,
+            copier: Mutex::new(Copier {
+                backends,
+                last_refresh: None,
+            }),
+        };
+        CopyManager {
+            core: Arc::new(core),
         }
     }
 
     pub fn limits(&self) -> &RouterLimits {
-        &self.cfg.limits
+        &self.core.cfg.limits
     }
 
-    /// The backends, e.g. to [`Backends::rescan`] them between commands.
-    pub fn backends_mut(&mut self) -> &mut Backends {
-        &mut self.backends
+    /// The backends, e.g. to [`Backends::rescan`] them between commands
+    /// (waits for a running copy).
+    pub fn backends_mut(&mut self) -> BackendsGuard<'_> {
+        BackendsGuard(lock(&self.core.copier))
     }
 
-    pub fn backends(&self) -> &Backends {
-        &self.backends
+    pub fn backends(&self) -> BackendsGuard<'_> {
+        BackendsGuard(lock(&self.core.copier))
     }
 
     /// The router's own 16-byte NAA designator (VPD 83h).
     pub fn naa(&self) -> [u8; 16] {
-        self.id.naa
+        self.core.id.naa
     }
 
     /// The CRC32Cs held for `list_id` of `nexus` (tests, logs).
-    pub fn held_crcs(&self, nexus: &Nexus, list_id: u8) -> Option<&[u32]> {
-        self.held
-            .get(nexus)
-            .and_then(|m| m.get(&list_id))
-            .map(|h| h.crcs.as_slice())
+    pub fn held_crcs(&self, nexus: &Nexus, list_id: u8) -> Option<Vec<u32>> {
+        lock(&self.core.held)
+            .get(nexus, list_id)
+            .map(|h| h.crcs.clone())
     }
 
-    fn resolve(&self, d: &crate::scsi::spc::Designator) -> Option<TargetInfo> {
+    fn extended_copy(&mut self, nexus: &Nexus, cdb: &[u8], data_out: &[u8]) -> Completion {
+        match parameter_list(cdb, data_out) {
+            Ok(list) if list.is_empty() => Completion::good(0),
+            Ok(list) => self.core.copy(nexus, list, &TaskStop::default()),
+            Err(c) => c,
+        }
+    }
+}
+
+/// The parameter list of an EXTENDED COPY(LID1), or the answer it gets
+/// without one (SPC-4 6.4.1: a PARAMETER LIST LENGTH of 0 is not an
+/// error; LID4 and the ROD token actions are not carried out).
+fn parameter_list<'d>(cdb: &[u8], data_out: &'d [u8]) -> Result<&'d [u8], Completion> {
+    let x = ExtendedCopy::parse(cdb).map_err(|_| Completion::bad_field(1))?;
+    let n = (x.param_len as usize).min(data_out.len());
+    Ok(&data_out[..n])
+}
+
+impl Core {
+    fn resolve(&self, backends: &Backends, d: &crate::scsi::spc::Designator) -> Option<TargetInfo> {
         let own = self
             .id
             .designators()
@@ -158,8 +201,8 @@ impl CopyManager {
                 locate: None,
             });
         }
-        let i = self.backends.find(d)?;
-        let b = &self.backends.units[i];
+        let i = backends.find(d)?;
+        let b = &backends.units[i];
         Some(TargetInfo {
             end: End::Backend(i),
             device_type: b.info.device_type,
@@ -169,90 +212,89 @@ impl CopyManager {
         })
     }
 
-    fn extended_copy(&mut self, nexus: &Nexus, cdb: &[u8], data_out: &[u8]) -> Completion {
-        let x = match ExtendedCopy::parse(cdb) {
-            Ok(x) => x,
-            // LID4 and the ROD token actions are not carried out.
-            Err(_) => return Completion::bad_field(1),
-        };
-        // SPC-4 6.4.1: a PARAMETER LIST LENGTH of 0 is not an error.
-        if x.param_len == 0 {
-            return Completion::good(0);
-        }
-        let n = (x.param_len as usize).min(data_out.len());
-        self.refresh_for(&data_out[..n]);
-        let planned = plan::plan(&data_out[..n], &self.cfg.limits, |d| self.resolve(d));
-        let list_id = data_out.first().copied().unwrap_or(0);
-        let usage = data_out.get(1).map_or(0, |b| (b >> 3) & 3);
+    /// Plan and carry out one parameter list for `nexus`, holding the
+    /// backends throughout; `stop` ends it at the next block boundary.
+    fn copy(&self, nexus: &Nexus, list: &[u8], stop: &TaskStop) -> Completion {
+        let mut copier = lock(&self.copier);
+        self.refresh_for(&mut copier, list);
+        let planned = plan::plan(list, &self.cfg.limits, |d| {
+            self.resolve(&copier.backends, d)
+        });
+        let list_id = list.first().copied().unwrap_or(0);
+        let usage = list.get(1).map_or(0, |b| (b >> 3) & 3);
+        let who = escaped(&nexus.initiator);
         let plan = match planned {
             Ok(p) => p,
             Err(PlanError::Refuse(r)) => {
                 log::info!(
-                    "EXTENDED COPY list {list_id} from {}: refused: {}",
-                    nexus.initiator,
+                    "EXTENDED COPY list {list_id} from {who}: refused: {}",
                     r.asc
                 );
                 return Completion::check(r.sense());
             }
             Err(PlanError::Abort(a)) => {
                 log::warn!(
-                    "EXTENDED COPY list {list_id} from {}: segment {}: {}",
-                    nexus.initiator,
+                    "EXTENDED COPY list {list_id} from {who}: segment {}: {}",
                     a.segment,
                     a.reason
                 );
                 let sense = a.sense_bytes();
-                self.keep(
-                    nexus,
-                    list_id,
-                    usage,
-                    Held {
-                        failed: true,
-                        segments: a.segment,
-                        sense: Some(sense.clone()),
-                        ..Held::default()
-                    },
-                );
+                let h = Held {
+                    failed: true,
+                    segments: a.segment,
+                    sense: Some(sense.clone()),
+                    ..Held::default()
+                };
+                self.keep(nexus, list_id, usage, h);
                 return aborted(sense);
             }
         };
         log::info!(
-            "EXTENDED COPY list {} from {}: {} segment(s), {} inline byte(s)",
+            "EXTENDED COPY list {} from {who}: {} segment(s), {} inline byte(s)",
             plan.list_id,
-            nexus.initiator,
             plan.steps.len(),
             plan.inline.len()
         );
-        let (out, abort) = Exec::new(&mut self.own, &mut self.backends, &plan).run();
+        let caps = Caps {
+            max_bytes: self.cfg.caps.max_bytes,
+            deadline: self.cfg.caps.max_time.map(|t| Instant::now() + t),
+            stop: Some(stop),
+        };
+        // The scratch disk is locked only by a copy that uses it.
+        let uses_own = plan.targets.iter().flatten().any(|t| t.end == End::Own);
+        let mut unused = MemDisk::new("", 0, OWN_BLOCK);
+        let mut own_guard = uses_own.then(|| lock(&self.own));
+        let own = own_guard.as_deref_mut().unwrap_or(&mut unused);
+        let (out, abort) = Exec::new(own, &mut copier.backends, &plan)
+            .with_caps(caps)
+            .run();
+        drop(own_guard);
+        let stopped = stop.is_stopped();
         let sense = abort.as_ref().map(|a| a.sense_bytes());
-        if let Some(a) = &abort {
-            log::warn!(
-                "EXTENDED COPY list {}: aborted in segment {}: {}",
+        match &abort {
+            Some(a) => log::warn!(
+                "EXTENDED COPY list {} from {who}: {} in segment {}: {}",
                 plan.list_id,
+                if stopped { "stopped" } else { "aborted" },
                 a.segment,
                 a.reason
-            );
-        } else {
-            log::info!(
+            ),
+            None => log::info!(
                 "EXTENDED COPY list {}: {} bytes, {} stream block CRC(s) held",
                 plan.list_id,
                 out.bytes,
                 out.crcs.len()
-            );
+            ),
         }
-        self.keep(
-            nexus,
-            plan.list_id,
-            plan.usage,
-            Held {
-                seq: 0,
-                failed: abort.is_some(),
-                segments: out.segments_done,
-                bytes: out.bytes,
-                crcs: out.crcs,
-                sense: sense.clone(),
-            },
-        );
+        let h = Held {
+            failed: abort.is_some(),
+            aborted: stopped,
+            segments: out.segments_done,
+            bytes: out.bytes,
+            crcs: out.crcs,
+            sense: sense.clone().filter(|_| !stopped),
+        };
+        self.keep(nexus, plan.list_id, plan.usage, h);
         match sense {
             Some(s) => aborted(s),
             None => Completion::good(0),
@@ -261,7 +303,7 @@ impl CopyManager {
 
     /// When the list names a designator no backend has, look for new LUs
     /// behind the discovered targets first (at most every few seconds).
-    fn refresh_for(&mut self, list: &[u8]) {
+    fn refresh_for(&self, copier: &mut Copier, list: &[u8]) {
         let Some(tdll) = list
             .get(2..4)
             .map(|b| u16::from_be_bytes([b[0], b[1]]) as usize)
@@ -276,21 +318,21 @@ impl CopyManager {
                 break;
             };
             if let Some(d) = c.designator() {
-                unknown |= self.resolve(d).is_none();
+                unknown |= self.resolve(&copier.backends, d).is_none();
             }
             off += n;
         }
-        if !unknown || self.backends.is_empty() {
+        if !unknown || copier.backends.is_empty() {
             return;
         }
-        if self
+        if copier
             .last_refresh
             .is_some_and(|t| t.elapsed() < REFRESH_INTERVAL)
         {
             return;
         }
-        self.last_refresh = Some(Instant::now());
-        match self.backends.refresh() {
+        copier.last_refresh = Some(Instant::now());
+        match copier.backends.refresh() {
             Ok(0) => {}
             Ok(k) => log::info!("{k} new backend LU(s) found"),
             Err(e) => log::warn!("looking for new backend LUs: {e}"),
@@ -299,54 +341,19 @@ impl CopyManager {
 
     /// Hold the results of a list for RECEIVE COPY RESULTS when its LIST ID
     /// USAGE is 00b; otherwise forget any older results under that ID.
-    fn keep(&mut self, nexus: &Nexus, list_id: u8, usage: u8, mut h: Held) {
-        let m = self.held.entry(nexus.clone()).or_default();
-        if usage != list_id_usage::HOLD {
-            m.remove(&list_id);
-            return;
-        }
-        self.held_seq += 1;
-        h.seq = self.held_seq;
-        m.insert(list_id, h);
-        self.held_order
-            .push_back((self.held_seq, nexus.clone(), list_id));
-        if self.held_order.len() > 2 * MAX_HELD_LISTS {
-            // Drop the entries of lists replaced since.
-            let held = &self.held;
-            self.held_order.retain(|(seq, n, id)| {
-                held.get(n)
-                    .and_then(|m| m.get(id))
-                    .is_some_and(|h| h.seq == *seq)
-            });
-        }
-        // Evict the oldest lists beyond the bounds.
-        loop {
-            let lists: usize = self.held.values().map(|m| m.len()).sum();
-            let bytes: usize = self
-                .held
-                .values()
-                .flat_map(|m| m.values())
-                .map(|h| 4 * h.crcs.len())
-                .sum();
-            if lists <= MAX_HELD_LISTS && bytes <= MAX_HELD_BYTES {
-                break;
-            }
-            let Some((seq, n, id)) = self.held_order.pop_front() else {
-                break;
-            };
-            if let Some(m) = self.held.get_mut(&n) {
-                if m.get(&id).is_some_and(|h| h.seq == seq) {
-                    m.remove(&id);
-                }
-                if m.is_empty() {
-                    self.held.remove(&n);
-                }
-            }
+    fn keep(&self, nexus: &Nexus, list_id: u8, usage: u8, h: Held) {
+        if !lock(&self.held).keep(nexus, list_id, usage, h) {
+            log::warn!(
+                "EXTENDED COPY list {list_id} from {}: results not held (held-results bounds)",
+                escaped(&nexus.initiator)
+            );
         }
     }
+}
 
+impl CopyManager {
     fn operating_parameters(&self) -> OperatingParameters {
-        let l = &self.cfg.limits;
+        let l = &self.core.cfg.limits;
         let mut implemented = SEGMENT_TYPES.to_vec();
         implemented.push(0xe4);
         OperatingParameters {
@@ -374,7 +381,8 @@ impl CopyManager {
         let Ok(r) = ReceiveCopyResults::parse(cdb) else {
             return Completion::bad_field(0);
         };
-        let held = || self.held.get(nexus).and_then(|m| m.get(&r.list_id));
+        let held_results = lock(&self.core.held);
+        let held = || held_results.get(nexus, r.list_id);
         let bytes = match r.action {
             RcrAction::OPERATING_PARAMETERS => self.operating_parameters().to_vec(),
             RcrAction::COPY_STATUS
@@ -404,6 +412,10 @@ impl CopyManager {
                     RcrAction::RECEIVE_DATA => ReceiveData::from_crcs(&h.crcs).to_vec(),
                     _ => match &h.sense {
                         Some(s) => FailedSegmentDetails::new(Status::CHECK_CONDITION, s.clone()),
+                        // Stopped by a TMF: no status was sent for it.
+                        None if h.aborted => {
+                            FailedSegmentDetails::new(Status::TASK_ABORTED, Vec::new())
+                        }
                         None => FailedSegmentDetails::none(),
                     }
                     .to_vec(),
@@ -424,7 +436,7 @@ impl CopyManager {
             if q.page_code != 0 {
                 return Completion::bad_field(2);
             }
-            let mut std = self.id.standard();
+            let mut std = self.core.id.standard();
             std.three_pc = true;
             // SPC-4, SBC-2 (SBC-2, not 3: the block limits page is the
             // short SBC-2 one), iSCSI.
@@ -435,7 +447,7 @@ impl CopyManager {
             // The own disk's pages, with 8Fh added in order.
             VpdPage::SUPPORTED_PAGES => {
                 let mut buf = [0u8; 255];
-                let c = self.own.execute(cdb, &[], &mut buf);
+                let c = lock(&self.core.own).execute(cdb, &[], &mut buf);
                 let mut pages = SupportedVpdPages::parse(&buf[..c.data_in_len])
                     .map(|p| p.pages)
                     .unwrap_or_default();
@@ -451,13 +463,13 @@ impl CopyManager {
             VpdPage(0x8f) => reply(out, &self.third_party_copy_page()),
             // Serial, identification and the block device pages: the own
             // disk has the same serial, so the same designators.
-            _ => self.own.execute(cdb, &[], out),
+            _ => lock(&self.core.own).execute(cdb, &[], out),
         }
     }
 
     /// VPD 8Fh with the same limits as RECEIVE COPY RESULTS 03h.
     fn third_party_copy_page(&self) -> Vec<u8> {
-        let l = &self.cfg.limits;
+        let l = &self.core.cfg.limits;
         let v = ThirdPartyCopyVpd {
             max_cscd_count: Some(l.max_cscds),
             max_segment_count: Some(l.max_segments),
@@ -596,13 +608,30 @@ impl LogicalUnit for CopyManager {
             Opcode::MAINTENANCE_IN if cdb.get(1).map(|b| b & 0x1f) == Some(0x0c) => {
                 self.report_supported_opcodes(cdb, data_in)
             }
-            _ => self.own.execute(cdb, data_out, data_in),
+            // Answered without the scratch disk, which a copy may hold.
+            Opcode::TEST_UNIT_READY => Completion::good(0),
+            _ => lock(&self.core.own).execute(cdb, data_out, data_in),
         }
     }
 
+    /// EXTENDED COPY runs in the background, outside the LU lock, and
+    /// can be stopped; everything else is answered at once.
+    fn background(&mut self, nexus: &Nexus, cdb: &[u8], data_out: &[u8]) -> Option<Background> {
+        if cdb.first() != Some(&Opcode::EXTENDED_COPY.0) {
+            return None;
+        }
+        let list = parameter_list(cdb, data_out).ok()?;
+        if list.is_empty() {
+            return None;
+        }
+        let (core, nexus, list) = (self.core.clone(), nexus.clone(), list.to_vec());
+        Some(Box::new(move |stop: &TaskStop| {
+            core.copy(&nexus, &list, stop)
+        }))
+    }
+
     fn nexus_lost(&mut self, nexus: &Nexus) {
-        self.held.remove(nexus);
-        self.held_order.retain(|(_, n, _)| n != nexus);
+        lock(&self.core.held).nexus_lost(nexus);
     }
 }
 

@@ -59,6 +59,7 @@ use crate::transport::{memory::LogicalUnit, Transport};
 
 mod backends;
 mod exec;
+mod held;
 mod manager;
 mod plan;
 mod sense;
@@ -67,7 +68,8 @@ mod sense;
 mod tests;
 
 pub use backends::{BackendInfo, Backends};
-pub use manager::CopyManager;
+pub use held::HeldQuota;
+pub use manager::{BackendsGuard, CopyManager};
 
 /// The limits the copy manager advertises in RECEIVE COPY RESULTS 03h and
 /// VPD page 8Fh, and enforces on EXTENDED COPY.
@@ -103,6 +105,17 @@ impl Default for RouterLimits {
     }
 }
 
+/// Per-command caps of EXTENDED COPY: a copy that passes one stops at the
+/// next block boundary with COPY ABORTED (INSUFFICIENT RESOURCES for bytes,
+/// COMMAND TIMEOUT DURING PROCESSING for time), the segment named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CopyCaps {
+    /// Bytes one command may write.
+    pub max_bytes: Option<u64>,
+    /// Time one command may run.
+    pub max_time: Option<std::time::Duration>,
+}
+
 /// How the copy manager LU presents itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CopyManagerConfig {
@@ -112,6 +125,9 @@ pub struct CopyManagerConfig {
     pub limits: RouterLimits,
     /// Size of its own in-memory disk, in 512-byte blocks.
     pub own_blocks: u64,
+    pub caps: CopyCaps,
+    /// Bounds of the results held for RECEIVE COPY RESULTS.
+    pub held: HeldQuota,
 }
 
 impl Default for CopyManagerConfig {
@@ -122,6 +138,8 @@ impl Default for CopyManagerConfig {
             // 64 MiB: libiscsi's ExtendedCopy.Large wants twice the
             // maximum segment length.
             own_blocks: 131_072,
+            caps: CopyCaps::default(),
+            held: HeldQuota::default(),
         }
     }
 }

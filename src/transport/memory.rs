@@ -93,6 +93,27 @@ pub struct Nexus {
     pub target: String,
 }
 
+/// Set by a frontend to stop a command a unit runs in the background
+/// (ABORT TASK, LOGICAL UNIT RESET, the end of the session); the unit
+/// looks at it between blocks.
+#[derive(Debug, Clone, Default)]
+pub struct TaskStop(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl TaskStop {
+    pub fn stop(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// A command a unit carries out without its lock held, on a thread of the
+/// frontend, so a long one stalls no other initiator and can be stopped:
+/// it returns the command's status and sense (no Data-In).
+pub type Background = Box<dyn FnOnce(&TaskStop) -> Completion + Send>;
+
 /// A target-side logical unit: bytes in, status, sense and bytes out.
 pub trait LogicalUnit {
     fn execute(&mut self, cdb: &[u8], data_out: &[u8], data_in: &mut [u8]) -> Completion;
@@ -108,6 +129,14 @@ pub trait LogicalUnit {
     ) -> Completion {
         let _ = nexus;
         self.execute(cdb, data_out, data_in)
+    }
+
+    /// The command as a [`Background`] task, for a unit that runs it
+    /// outside its lock (a long copy); None (the default) has the frontend
+    /// call [`LogicalUnit::execute_for`] instead.
+    fn background(&mut self, nexus: &Nexus, cdb: &[u8], data_out: &[u8]) -> Option<Background> {
+        let _ = (nexus, cdb, data_out);
+        None
     }
 
     /// The I_T nexus is gone (logout, connection lost): a unit drops what

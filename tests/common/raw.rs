@@ -25,7 +25,10 @@ pub fn connect_from(from: Ipv4Addr, to: SocketAddr) -> io::Result<TcpStream> {
         SockFlag::SOCK_CLOEXEC,
         None,
     )?;
-    bind(fd.as_raw_fd(), &SockaddrIn::from(SocketAddrV4::new(from, 0)))?;
+    bind(
+        fd.as_raw_fd(),
+        &SockaddrIn::from(SocketAddrV4::new(from, 0)),
+    )?;
     connect(fd.as_raw_fd(), &SockaddrIn::from(to))?;
     Ok(TcpStream::from(fd))
 }
@@ -112,7 +115,8 @@ impl Raw {
             tsih: 0,
             pending: Vec::new(),
         };
-        let mut names: Vec<(String, String)> = vec![("InitiatorName".into(), spec.initiator.clone())];
+        let mut names: Vec<(String, String)> =
+            vec![("InitiatorName".into(), spec.initiator.clone())];
         match &spec.target {
             Some(t) => {
                 names.push(("TargetName".into(), t.clone()));
@@ -156,7 +160,8 @@ impl Raw {
             cmd_sn: self.cmd_sn,
             exp_stat_sn: 0,
         });
-        self.try_send(h, &encode_pairs(kv)).map_err(|_| Refused::Closed)?;
+        self.try_send(h, &encode_pairs(kv))
+            .map_err(|_| Refused::Closed)?;
         let p = self.recv().ok_or(Refused::Closed)?;
         let Header::LoginResponse(lr) = p.header else {
             panic!("not a login response: {:?}", p.header)
