@@ -116,6 +116,8 @@ const COMMANDS: &[(Opcode, Option<u16>, u16)] = &[
     (Opcode::MODE_SENSE_6, None, 6),
     (Opcode::PERSISTENT_RESERVE_IN, Some(0x00), 10),
     (Opcode::PERSISTENT_RESERVE_IN, Some(0x01), 10),
+    (Opcode::PERSISTENT_RESERVE_IN, Some(0x02), 10),
+    (Opcode::PERSISTENT_RESERVE_IN, Some(0x03), 10),
     (Opcode(0xa8), None, 12), // READ(12)
     (Opcode(0xaa), None, 12), // WRITE(12)
     (Opcode(0x2e), None, 10), // WRITE AND VERIFY(10)
@@ -549,12 +551,20 @@ impl CopyManager {
 }
 
 /// A CDB USAGE DATA mask (SPC-4 6.35.3): the opcode, the service action
-/// bits where there is one, every other bit as possibly used.
+/// bits where there is one, every other bit as possibly used, except byte
+/// 1 of the disk READ/WRITE commands: no RDPROTECT/WRPROTECT (no
+/// protection information), DPO and FUA (SBC-3 5.11-5.43), and BYTCHK for
+/// WRITE AND VERIFY (which has no FUA).
 fn usage_mask(op: Opcode, sa: Option<u16>, len: u16) -> Vec<u8> {
     let mut m = vec![0xff; len as usize];
     m[0] = op.0;
     if let Some(sa) = sa {
         m[1] = (sa as u8 & 0x1f) | 0xe0;
+    }
+    match op.0 {
+        0x28 | 0xa8 | 0x88 | 0x2a | 0xaa | 0x8a => m[1] = 0x18,
+        0x2e | 0xae | 0x8e => m[1] = 0x16,
+        _ => {}
     }
     let last = m.len() - 1;
     m[last] = 0x07;

@@ -440,8 +440,32 @@ impl MemDisk {
     }
 }
 
+/// READ, WRITE and WRITE AND VERIFY (10/12/16): byte 1 holds RDPROTECT or
+/// WRPROTECT in bits 7..5 (SBC-3 5.11-5.16, 5.31-5.43).
+fn has_protect_field(op: u8) -> bool {
+    matches!(
+        op,
+        0x28 | 0xa8 | 0x88 | 0x2a | 0xaa | 0x8a | 0x2e | 0xae | 0x8e
+    )
+}
+
 impl LogicalUnit for MemDisk {
     fn execute(&mut self, cdb: &[u8], data_out: &[u8], data_in: &mut [u8]) -> Completion {
+        // SBC-3 4.22.1: no protection information here (PROTECT=0), so a
+        // non-zero RDPROTECT/WRPROTECT is INVALID FIELD IN CDB. DPO and FUA
+        // are honoured trivially (memory is the medium; DPOFUA=1 below).
+        if cdb.len() >= 10 && has_protect_field(cdb[0]) && cdb[1] & 0xe0 != 0 {
+            return Completion::check(
+                Sense::new(SenseKey::ILLEGAL_REQUEST, Asc::INVALID_FIELD_IN_CDB).with_sks(
+                    SenseKeySpecific::FieldPointer {
+                        cd: true,
+                        bpv: true,
+                        bit: 7,
+                        field: 1,
+                    },
+                ),
+            );
+        }
         // SPC-4 6.6: INQUIRY, EVPD set, a disk-only page.
         if cdb.len() >= 6 && cdb[0] == Opcode::INQUIRY.0 && cdb[1] & 0x01 != 0 {
             if let Some(p) = self.disk_vpd(cdb[2]) {
@@ -466,7 +490,12 @@ impl LogicalUnit for MemDisk {
             Opcode(0x2e) | Opcode(0xae) | Opcode(0x8e) => self.write_verify(cdb, data_out),
             // PERSISTENT RESERVE IN (SPC-4 6.15): no keys, no reservation.
             Opcode::PERSISTENT_RESERVE_IN if cdb.len() >= 10 => match cdb[1] & 0x1f {
-                0x00 | 0x01 => reply(data_in, &[0u8; 8]),
+                // READ KEYS, READ RESERVATION, READ FULL STATUS: PRGENERATION
+                // 0 and nothing listed (6.15.2, 6.15.3, 6.15.5).
+                0x00 | 0x01 | 0x03 => reply(data_in, &[0u8; 8]),
+                // REPORT CAPABILITIES (6.15.4): LENGTH 8, no capability,
+                // TYPE MASK not valid.
+                0x02 => reply(data_in, &[0, 8, 0, 0, 0, 0, 0, 0]),
                 _ => Completion::bad_field(1),
             },
             // MODE SENSE(6) (SPC-4 6.11): the Control mode page only
@@ -475,8 +504,13 @@ impl LogicalUnit for MemDisk {
                 0x0a | 0x3f => {
                     let mut p = vec![0u8; 4 + 12];
                     p[0] = (p.len() - 1) as u8;
+                    // SBC-3 6.4.1: DPOFUA, DPO and FUA are supported.
+                    p[2] = 0x10;
                     p[4] = 0x0a;
                     p[5] = 0x0a;
+                    // TAS (SPC-4 7.5.8): commands aborted by another I_T
+                    // nexus end with TASK ABORTED status.
+                    p[9] = 0x40;
                     reply(data_in, &p)
                 }
                 _ => Completion::bad_field(2),
@@ -1024,6 +1058,37 @@ mod tests {
         assert_eq!(Sense::parse(&c.sense).unwrap().asc, Asc::LBA_OUT_OF_RANGE);
     }
 
+    /// No protection information: RDPROTECT/WRPROTECT refused; DPO and
+    /// FUA taken, as MODE SENSE's DPOFUA says; PR IN's four actions.
+    #[test]
+    fn protect_fields_dpo_fua_and_pr_in_actions() {
+        let mut d = MemDisk::new("D", 64, 512);
+        for op in [0x28u8, 0x2a, 0x2e] {
+            let mut cdb = [op, 0x20, 0, 0, 0, 1, 0, 0, 1, 0];
+            let (c, _) = run(&mut d, &cdb, &[0; 512], 512);
+            let s = Sense::parse(&c.sense).unwrap();
+            assert_eq!(
+                (s.key, s.asc),
+                (SenseKey::ILLEGAL_REQUEST, Asc::INVALID_FIELD_IN_CDB)
+            );
+            cdb[1] = 0x10; // DPO
+            assert_eq!(
+                run(&mut d, &cdb, &[0; 512], 512).0.status,
+                Status::GOOD,
+                "{op:x}"
+            );
+        }
+        let (_, ms) = run(&mut d, &[0x1a, 0, 0x0a, 0, 255, 0], &[], 255);
+        assert_eq!(ms[2] & 0x10, 0x10, "DPOFUA");
+        assert_eq!(ms[4 + 5] & 0x40, 0x40, "TAS");
+        for sa in 0..4u8 {
+            let cdb = [0x5e, sa, 0, 0, 0, 0, 0, 0, 8, 0];
+            assert_eq!(run(&mut d, &cdb, &[], 8).0.status, Status::GOOD, "SA {sa}");
+        }
+        let cdb = [0x5e, 4, 0, 0, 0, 0, 0, 0, 8, 0];
+        assert_eq!(run(&mut d, &cdb, &[], 8).0.status, Status::CHECK_CONDITION);
+    }
+
     #[test]
     fn disk_vpd_pages_mode_sense_and_pr_in() {
         let mut d = MemDisk::new("D", 64, 512);
@@ -1039,7 +1104,7 @@ mod tests {
         let (_, bdc) = run(&mut d, &[0x12, 1, 0xb1, 0, 255, 0], &[], 255);
         assert_eq!((bdc.len(), &bdc[..6]), (64, &[0, 0xb1, 0, 0x3c, 0, 1][..]));
         let (_, ms) = run(&mut d, &[0x1a, 0, 0x3f, 0, 255, 0], &[], 255);
-        assert_eq!(&ms[..6], &[15, 0, 0, 0, 0x0a, 0x0a]);
+        assert_eq!(&ms[..6], &[15, 0, 0x10, 0, 0x0a, 0x0a]);
         assert_eq!(ms.len(), 16);
         let (c, _) = run(&mut d, &[0x1a, 0, 0x08, 0, 255, 0], &[], 255);
         assert_eq!(c.status, Status::CHECK_CONDITION);
