@@ -579,13 +579,15 @@ struct LongCopy {
 /// A router in front of the rig's disk, and a raw session on it that has
 /// just sent an EXTENDED COPY of 64 x 32 MiB within that disk (list 3,
 /// held), which takes seconds.
-fn long_copy() -> LongCopy {
+fn long_copy(extra: &[&str]) -> LongCopy {
     let rig = PrivateRig::start();
     let portal = rig.get("SANMOVER_RIG_PORTAL").to_string();
     let backend = format!("iscsi://{portal}/{}", rig.get("SANMOVER_RIG_DISK_IQN"));
     // No copy-rights ACL here (--insecure): these tests are about the
     // copy's thread, not its rights.
-    let router = Router::start(&[&backend], &["--insecure"]);
+    let mut args = vec!["--insecure"];
+    args.extend_from_slice(extra);
+    let router = Router::start(&[&backend], &args);
     let disk = disk_cscd(rig.get("SANMOVER_RIG_DISK"));
     let segments = 64;
     let segs = (0..segments)
@@ -653,14 +655,14 @@ fn abort_it(c: &mut LongCopy) {
 /// last one.
 #[test]
 fn test_unit_ready_answers_within_100_ms_during_a_long_copy() {
-    let mut c = long_copy();
+    let mut c = long_copy(&[]);
     let mut t = connect(&c.router.url(), OTHER);
     std::thread::sleep(Duration::from_millis(300));
     let tur = sanmover::scsi::Cdb::new(&TUR).unwrap();
     let mut took = Vec::new();
     for _ in 0..10 {
         let begun = Instant::now();
-        let r = t.execute(Request::none(tur.clone())).unwrap();
+        let r = t.execute(Request::none(tur)).unwrap();
         took.push(begun.elapsed());
         assert_eq!(r.status, Status::GOOD);
         std::thread::sleep(Duration::from_millis(50));
@@ -682,7 +684,7 @@ fn test_unit_ready_answers_within_100_ms_during_a_long_copy() {
 /// ABORT TASK stops a running copy at the next block boundary.
 #[test]
 fn abort_task_stops_a_running_copy() {
-    let mut c = long_copy();
+    let mut c = long_copy(&[]);
     std::thread::sleep(Duration::from_millis(500));
     assert!(!answered(&mut c.copier), "the copy ended too soon");
     abort_it(&mut c);
@@ -694,7 +696,7 @@ fn abort_task_stops_a_running_copy() {
 /// ABORTED status for its initiator (TAS=1).
 #[test]
 fn lun_reset_from_another_initiator_ends_a_copy_with_task_aborted() {
-    let mut c = long_copy();
+    let mut c = long_copy(&[]);
     std::thread::sleep(Duration::from_millis(500));
     assert!(!answered(&mut c.copier), "the copy ended too soon");
     let mut other = Raw::login(
@@ -711,4 +713,152 @@ fn lun_reset_from_another_initiator_ends_a_copy_with_task_aborted() {
     let itt = c.itt;
     let r = c.copier.wait(itt).expect("a status for the copy");
     assert_eq!(r.status, Status::TASK_ABORTED.0);
+}
+
+/// A router config file in `dir`.
+fn config(dir: &Path, toml: &str) -> String {
+    let p = dir.join("router.toml");
+    std::fs::write(&p, toml).unwrap();
+    p.to_str().unwrap().to_string()
+}
+
+/// After the idle timeout the router pings (NOP-In); a session that
+/// answers stays, one that stays silent is closed after twice the
+/// timeout.
+#[test]
+fn idle_sessions_are_pinged_and_silent_ones_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "[connections]\nidle_timeout_secs = 1\n");
+    let router = Router::start(&[], &["--config", &cfg]);
+    let addr = router.socket_addr();
+    let mut silent = Raw::login(addr, &LoginSpec::normal(OTHER, &router.iqn, 1)).unwrap();
+    let mut polite = Raw::login(addr, &LoginSpec::normal(OTHER, &router.iqn, 2)).unwrap();
+    // The polite one answers every ping for 4 s.
+    polite
+        .s
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let (mut pings, end) = (0, Instant::now() + Duration::from_secs(4));
+    while Instant::now() < end {
+        if let Some(p) = polite.recv() {
+            if let Header::NopIn(n) = p.header {
+                assert_eq!(n.itt, sanmover::target::pdu::RESERVED_TAG);
+                pings += 1;
+                let h = Header::NopOut(sanmover::target::pdu::NopOut {
+                    immediate: true,
+                    lun: 0,
+                    itt: sanmover::target::pdu::RESERVED_TAG,
+                    ttt: n.ttt,
+                    cmd_sn: polite.cmd_sn,
+                    exp_stat_sn: 0,
+                });
+                polite.send(h, &[]);
+            }
+        }
+    }
+    assert!(pings >= 2, "{pings} pings in 4 s with a 1 s idle timeout");
+    polite
+        .s
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    assert_eq!(
+        polite.run(&TUR, 0, &[]).status,
+        0,
+        "the answering session lives"
+    );
+    assert!(
+        silent.closed_within(Duration::from_secs(5)),
+        "the silent session lives"
+    );
+}
+
+/// A client that never reads is closed at the send timeout, and what it
+/// held is given back.
+#[test]
+fn a_client_that_never_reads_is_closed_at_the_send_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "[connections]\nsend_timeout_secs = 2\n");
+    let router = Router::start_global(&["-v"], &[], &["--config", &cfg]);
+    let spec = LoginSpec::normal(OTHER, &router.iqn, 1).key("MaxRecvDataSegmentLength", "262144");
+    let mut c = Raw::login(router.socket_addr(), &spec).unwrap();
+    c.s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut read64 = [0u8; 16];
+    read64[0] = 0x88;
+    read64[10..14].copy_from_slice(&131_072u32.to_be_bytes());
+    for _ in 0..4 {
+        c.command(&read64, true, 64 << 20, &[]);
+    }
+    let begun = Instant::now();
+    wait_for("the close", Duration::from_secs(60), || {
+        router.log_text().contains("closed:")
+    });
+    eprintln!("closed after {:?}", begun.elapsed());
+    let log = router.log_text();
+    assert!(
+        log.contains("timed out") || log.contains("Resource temporarily unavailable"),
+        "{log}"
+    );
+}
+
+/// CHAP from the router's CHAP file: each initiator with its own secret,
+/// mutual CHAP with the router's, and discovery sessions guarded too.
+#[test]
+fn chap_file_secrets_per_initiator_mutual_and_for_discovery() {
+    let dir = tempfile::tempdir().unwrap();
+    let chap = dir.path().join("chap.toml");
+    std::fs::write(
+        &chap,
+        format!(
+            "discovery = true\n\
+             [[initiator]]\nname = \"{BACKUP}\"\nuser = \"backup\"\nsecret = \"backup-secret-123\"\n\
+             [[initiator]]\nname = \"{OTHER}\"\nsecret = \"other-secret-4567\"\n\
+             [target]\nuser = \"router\"\nsecret = \"router-secret-890\"\n"
+        ),
+    )
+    .unwrap();
+    set_mode(&chap, 0o600);
+    let router = Router::start(&[], &["--chap-file", chap.to_str().unwrap()]);
+    let addr = router.socket_addr();
+    let iqn = router.iqn.clone();
+    let ok = LoginSpec::normal(BACKUP, &iqn, 1).chap("backup", "backup-secret-123");
+    assert!(Raw::login(addr, &ok).is_ok());
+    // The other initiator's name defaults its CHAP name; its secret is not
+    // the backup server's.
+    let mut r = Raw::login(
+        addr,
+        &LoginSpec::normal(OTHER, &iqn, 2).chap(OTHER, "other-secret-4567"),
+    )
+    .expect("OTHER with its own secret");
+    assert_eq!(r.run(&TUR, 0, &[]).status, 0);
+    let stolen = LoginSpec::normal(OTHER, &iqn, 3).chap("backup", "backup-secret-123");
+    assert_eq!(Raw::login(addr, &stolen).err(), Some(Refused::Status(2, 1)));
+    // Mutual: the router proves it knows its own secret.
+    let mut m = LoginSpec::normal(BACKUP, &iqn, 4).chap("backup", "backup-secret-123");
+    m.mutual = Some(vec![0x42; 16]);
+    let r = Raw::login(addr, &m).unwrap();
+    let want = sanmover::target::login::chap_response(77, b"router-secret-890", &[0x42; 16]);
+    assert_eq!(r.key("CHAP_N").as_deref(), Some("router"));
+    assert_eq!(r.key("CHAP_R"), Some(format!("0x{}", hex::encode(want))));
+    // Discovery needs CHAP as well.
+    let disc = LoginSpec {
+        target: None,
+        ..LoginSpec::normal(BACKUP, &iqn, 5)
+    };
+    assert_eq!(Raw::login(addr, &disc).err(), Some(Refused::Status(2, 1)));
+    assert!(Raw::login(addr, &disc.chap("backup", "backup-secret-123")).is_ok());
+}
+
+/// `[limits] max_copy_seconds` caps a copy's time: COPY ABORTED, COMMAND
+/// TIMEOUT DURING PROCESSING, at a block boundary.
+#[test]
+fn a_copy_past_the_configured_time_cap_is_copy_aborted() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "[limits]\nmax_copy_seconds = 1\n");
+    let mut c = long_copy(&["--config", &cfg]);
+    let itt = c.itt;
+    let r = c.copier.wait(itt).expect("the copy's status");
+    assert_eq!(r.status, Status::CHECK_CONDITION.0);
+    assert_eq!(key_asc(&r.sense), (0x0a, 0x2e, 0x02));
+    let st = copy_status(&mut c.copier, 3);
+    assert!((st.segments_processed as usize) < c.segments, "{st:?}");
 }

@@ -1073,3 +1073,60 @@ fn a_panic_in_a_connection_thread_does_not_leak_its_slot() {
     assert_eq!(t.execute(Request::none(tur)).unwrap().status, Status::GOOD);
     server.shutdown();
 }
+
+/// One connection's share of the memory budget: a write larger than the
+/// share gets BUSY (nothing is allocated for it); a read four times the
+/// share goes through, produced and sent in chunks.
+#[test]
+fn a_connection_stays_within_its_memory_share() {
+    let disk = Arc::new(Mutex::new(MemDisk::new("M0", 32768, 512)));
+    let mut cfg = TargetConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        vec![TargetDef {
+            name: IQN.into(),
+            luns: vec![(0, disk.clone() as SharedLu)],
+        }],
+    );
+    cfg.limits.memory_per_connection = 3 << 20;
+    let h = Server::bind(cfg).unwrap().spawn();
+    let mut t = connect(h.local_addr(), 0, INITIATOR, None).unwrap();
+    let write = |lba: u64, data: Vec<u8>| {
+        let w = Write16 {
+            lba: Lba(lba),
+            blocks: (data.len() / 512) as u32,
+            dpo: false,
+            fua: false,
+        }
+        .to_cdb();
+        Request::data_out(w, data)
+    };
+    let r = t.execute(write(0, vec![1; 4 << 20])).unwrap();
+    assert_eq!(r.status, Status::BUSY, "a 4 MiB write beyond a 3 MiB share");
+    let data = pattern(8 << 20, 11);
+    for k in 0..4 {
+        let part = data[k * (2 << 20)..(k + 1) * (2 << 20)].to_vec();
+        let r = t.execute(write((k as u64) * 4096, part)).unwrap();
+        assert_eq!(r.status, Status::GOOD);
+    }
+    let rd = Read16 {
+        lba: Lba(0),
+        blocks: 16384,
+        dpo: false,
+        fua: false,
+    }
+    .to_cdb();
+    let r = t.execute(Request::data_in(rd, 8 << 20)).unwrap();
+    assert_eq!(r.status, Status::GOOD);
+    assert!(r.buf == data, "8 MiB read back in chunks differs");
+    // A READ past the end fails before any data is sent.
+    let past = Read16 {
+        lba: Lba(32768 - 4096),
+        blocks: 8192,
+        dpo: false,
+        fua: false,
+    }
+    .to_cdb();
+    let r = t.execute(Request::data_in(past, 4 << 20)).unwrap();
+    assert_eq!(sense_of(&r).asc, Asc::LBA_OUT_OF_RANGE);
+    h.shutdown();
+}

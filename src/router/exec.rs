@@ -151,7 +151,7 @@ impl<'a> Exec<'a> {
                 "stopped by a task management function",
             ));
         }
-        if let Some(m) = self.caps.max_bytes.filter(|m| self.out.bytes > *m) {
+        if let Some(m) = self.caps.max_bytes.filter(|m| self.out.bytes >= *m) {
             let why = format!("past the {m} bytes one command may copy");
             return Err(Abort::new(i, Asc::INSUFFICIENT_RESOURCES, why));
         }

@@ -31,7 +31,7 @@ use crate::transport::memory::{
 use super::backends::{Backends, Unit};
 use super::exec::{Caps, Exec};
 use super::held::{Held, HeldResults};
-use super::plan::{self, End, PlanError, TargetInfo, SEGMENT_TYPES};
+use super::plan::{self, End, Plan, PlanError, TargetInfo, SEGMENT_TYPES};
 use super::{CopyManagerConfig, RouterLimits};
 
 /// Block size of the router's own disk.
@@ -171,7 +171,7 @@ impl CopyManager {
 
     fn extended_copy(&mut self, nexus: &Nexus, cdb: &[u8], data_out: &[u8]) -> Completion {
         match parameter_list(cdb, data_out) {
-            Ok(list) if list.is_empty() => Completion::good(0),
+            Ok([]) => Completion::good(0),
             Ok(list) => self.core.copy(nexus, list, &TaskStop::default()),
             Err(c) => c,
         }
@@ -219,20 +219,29 @@ impl Core {
     fn copy(&self, nexus: &Nexus, list: &[u8], stop: &TaskStop) -> Completion {
         let mut copier = lock(&self.copier);
         self.refresh_for(&mut copier, list);
+        match self.plan_for(&copier, nexus, list) {
+            Ok(plan) => self.run_plan(&mut copier, nexus, &plan, stop),
+            Err(c) => c,
+        }
+    }
+
+    /// The checked plan of `list`, or the answer that refuses it (a fault
+    /// found while planning is held as a failed copy, SPC-4 6.4.3).
+    fn plan_for(&self, copier: &Copier, nexus: &Nexus, list: &[u8]) -> Result<Plan, Completion> {
         let planned = plan::plan(list, &self.cfg.limits, |d| {
             self.resolve(&copier.backends, d)
         });
         let list_id = list.first().copied().unwrap_or(0);
         let usage = list.get(1).map_or(0, |b| (b >> 3) & 3);
         let who = escaped(&nexus.initiator);
-        let plan = match planned {
-            Ok(p) => p,
+        match planned {
+            Ok(p) => Ok(p),
             Err(PlanError::Refuse(r)) => {
                 log::info!(
                     "EXTENDED COPY list {list_id} from {who}: refused: {}",
                     r.asc
                 );
-                return Completion::check(r.sense());
+                Err(Completion::check(r.sense()))
             }
             Err(PlanError::Abort(a)) => {
                 log::warn!(
@@ -248,9 +257,20 @@ impl Core {
                     ..Held::default()
                 };
                 self.keep(nexus, list_id, usage, h);
-                return aborted(sense);
+                Err(aborted(sense))
             }
-        };
+        }
+    }
+
+    /// Carry out a plan within the caps and hold its results.
+    fn run_plan(
+        &self,
+        copier: &mut Copier,
+        nexus: &Nexus,
+        plan: &Plan,
+        stop: &TaskStop,
+    ) -> Completion {
+        let who = escaped(&nexus.initiator);
         log::info!(
             "EXTENDED COPY list {} from {who}: {} segment(s), {} inline byte(s)",
             plan.list_id,
@@ -267,7 +287,7 @@ impl Core {
         let mut unused = MemDisk::new("", 0, OWN_BLOCK);
         let mut own_guard = uses_own.then(|| lock(&self.own));
         let own = own_guard.as_deref_mut().unwrap_or(&mut unused);
-        let (out, abort) = Exec::new(own, &mut copier.backends, &plan)
+        let (out, abort) = Exec::new(own, &mut copier.backends, plan)
             .with_caps(caps)
             .run();
         drop(own_guard);

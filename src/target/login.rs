@@ -209,14 +209,7 @@ impl Login {
             // that skips the security stage.
             return refuse(status::AUTHENTICATION_FAILED, "CHAP required");
         }
-        for (k, v) in &pairs {
-            if is_login_key(k) {
-                continue;
-            }
-            if let Some(a) = self.neg.answer(k, v).reply() {
-                out.push((k.clone(), a));
-            }
-        }
+        self.negotiate(&pairs, &mut out);
         let security_done = match chap {
             Some(_) => self.auth == Auth::Authenticated,
             None => matches!(self.auth, Auth::Start | Auth::Unauthenticated),
@@ -238,6 +231,18 @@ impl Login {
             self.stage = Some(req.nsg);
         }
         Ok((out, transit, req.nsg, outcome))
+    }
+
+    /// Answer the operational keys (RFC 7143 13).
+    fn negotiate(&mut self, pairs: &[(String, String)], out: &mut Vec<(String, String)>) {
+        for (k, v) in pairs {
+            if is_login_key(k) {
+                continue;
+            }
+            if let Some(a) = self.neg.answer(k, v).reply() {
+                out.push((k.clone(), a));
+            }
+        }
     }
 
     /// The checks of the login stages and versions (RFC 7143 6.3, 11.12).

@@ -558,18 +558,7 @@ impl<'a> Connection<'a> {
                 _ => out.push((k.clone(), "NotUnderstood".into())),
             }
         }
-        let mut bytes = encode_pairs(&out);
-        // One response PDU: a list beyond the initiator's segment size is
-        // cut at a pair boundary (we serve a handful of targets).
-        let max = self.params.initiator_mrdsl as usize;
-        if bytes.len() > max {
-            let cut = bytes[..max]
-                .iter()
-                .rposition(|&b| b == 0)
-                .map_or(0, |i| i + 1);
-            bytes.truncate(cut);
-            log::warn!("iSCSI text response cut to {cut} bytes");
-        }
+        let bytes = cut_text(encode_pairs(&out), self.params.initiator_mrdsl as usize);
         let resp = Header::TextResponse(TextResponse {
             final_bit: true,
             cont: false,
@@ -603,6 +592,20 @@ impl<'a> Connection<'a> {
         }
         out
     }
+}
+
+/// One response PDU: a text beyond the initiator's segment size is cut at
+/// a pair boundary (we serve a handful of targets).
+fn cut_text(mut bytes: Vec<u8>, max: usize) -> Vec<u8> {
+    if bytes.len() > max {
+        let cut = bytes[..max]
+            .iter()
+            .rposition(|&b| b == 0)
+            .map_or(0, |i| i + 1);
+        bytes.truncate(cut);
+        log::warn!("iSCSI text response cut to {cut} bytes");
+    }
+    bytes
 }
 
 impl Drop for Connection<'_> {

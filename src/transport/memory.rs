@@ -440,31 +440,34 @@ impl MemDisk {
     }
 }
 
-/// READ, WRITE and WRITE AND VERIFY (10/12/16): byte 1 holds RDPROTECT or
-/// WRPROTECT in bits 7..5 (SBC-3 5.11-5.16, 5.31-5.43).
-fn has_protect_field(op: u8) -> bool {
-    matches!(
+/// SBC-3 4.22.1: no protection information here (PROTECT=0), so a
+/// non-zero RDPROTECT or WRPROTECT (byte 1, bits 7..5, of READ, WRITE and
+/// WRITE AND VERIFY 10/12/16) is INVALID FIELD IN CDB. DPO and FUA are
+/// honoured trivially (memory is the medium; MODE SENSE says DPOFUA=1).
+fn protect_refusal(cdb: &[u8]) -> Option<Completion> {
+    let op = *cdb.first()?;
+    let has_field = matches!(
         op,
         0x28 | 0xa8 | 0x88 | 0x2a | 0xaa | 0x8a | 0x2e | 0xae | 0x8e
-    )
+    );
+    if !has_field || cdb.len() < 10 || cdb[1] & 0xe0 == 0 {
+        return None;
+    }
+    let sks = SenseKeySpecific::FieldPointer {
+        cd: true,
+        bpv: true,
+        bit: 7,
+        field: 1,
+    };
+    Some(Completion::check(
+        Sense::new(SenseKey::ILLEGAL_REQUEST, Asc::INVALID_FIELD_IN_CDB).with_sks(sks),
+    ))
 }
 
 impl LogicalUnit for MemDisk {
     fn execute(&mut self, cdb: &[u8], data_out: &[u8], data_in: &mut [u8]) -> Completion {
-        // SBC-3 4.22.1: no protection information here (PROTECT=0), so a
-        // non-zero RDPROTECT/WRPROTECT is INVALID FIELD IN CDB. DPO and FUA
-        // are honoured trivially (memory is the medium; DPOFUA=1 below).
-        if cdb.len() >= 10 && has_protect_field(cdb[0]) && cdb[1] & 0xe0 != 0 {
-            return Completion::check(
-                Sense::new(SenseKey::ILLEGAL_REQUEST, Asc::INVALID_FIELD_IN_CDB).with_sks(
-                    SenseKeySpecific::FieldPointer {
-                        cd: true,
-                        bpv: true,
-                        bit: 7,
-                        field: 1,
-                    },
-                ),
-            );
+        if let Some(c) = protect_refusal(cdb) {
+            return c;
         }
         // SPC-4 6.6: INQUIRY, EVPD set, a disk-only page.
         if cdb.len() >= 6 && cdb[0] == Opcode::INQUIRY.0 && cdb[1] & 0x01 != 0 {
