@@ -49,6 +49,9 @@ impl Connection<'_> {
         residual: Option<(bool, u32)>,
         job: Background,
     ) -> io::Result<()> {
+        if self.running.contains_key(&itt) {
+            return Err(super::session::protocol("ITT already in use"));
+        }
         if self.running.len() >= MAX_BACKGROUND {
             return self.respond_status(itt, Status::TASK_SET_FULL);
         }
