@@ -317,10 +317,23 @@ fn a_flood_of_idle_connections_does_not_lock_out_the_backup_server() {
         format!("iscsi://{portal}/{}", rig.get("SANMOVER_RIG_DISK_IQN")),
         format!("iscsi://{portal}/{}", rig.get("SANMOVER_RIG_TAPE_IQN")),
     ];
-    // No copy-rights ACL here (--insecure): this test is about connections.
+    // The backup server's copy rights as a user writes them: exactly the
+    // LUs of its job, the disk as a source and the tape as a destination.
+    let dir = tempfile::tempdir().unwrap();
+    let iqn = |u: &str| u.split('/').nth(3).unwrap().to_string();
+    let cfg = config(
+        dir.path(),
+        &format!(
+            "[[copy_rights]]\ninitiators = [\"{BACKUP}\"]\nlus = [\n  \
+             {{ target = \"{}\", role = \"source\" }},\n  \
+             {{ target = \"{}\", role = \"destination\" }},\n]\n",
+            iqn(&backends[0]),
+            iqn(&backends[1])
+        ),
+    );
     let router = Router::start(
         &[&backends[0], &backends[1]],
-        &["--allow", BACKUP, "--allow", OTHER, "--insecure"],
+        &["--allow", BACKUP, "--allow", OTHER, "--config", &cfg],
     );
     let addr = router.socket_addr();
 

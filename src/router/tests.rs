@@ -1502,3 +1502,29 @@ fn a_stopped_background_copy_ends_and_says_so() {
     let job = r.cm.background(&n, cdb.as_bytes(), &p.to_vec()).unwrap();
     assert_eq!(job(&Default::default()).status, Status::GOOD);
 }
+
+/// A background copy (outside the LU lock) into the scratch disk writes
+/// its own nexus's disk only: the copier reads the data back, another
+/// nexus reads zeros, and the copier's data goes with its nexus.
+#[test]
+fn a_background_copy_into_the_scratch_disk_stays_in_its_nexus() {
+    let mut r = rig();
+    let p = b2b_list(vec![disk_cscd("D1"), own_cscd(&r.cm)], 8, 0, 0);
+    let cdb = p.cdb().to_cdb();
+    let job =
+        r.cm.background(&nexus(1), cdb.as_bytes(), &p.to_vec())
+            .expect("a background copy");
+    let c = job(&Default::default());
+    assert_eq!(c.status, Status::GOOD, "{:?}", Sense::parse(&c.sense));
+    let src = r.disk.0.lock().unwrap().data()[..8 * 512].to_vec();
+    assert!(read_own(&mut r.cm, &nexus(1), 0, 8) == src);
+    assert!(
+        read_own(&mut r.cm, &nexus(2), 0, 8).iter().all(|&b| b == 0),
+        "scratch data leaked"
+    );
+    r.cm.nexus_lost(&nexus(1));
+    assert!(
+        read_own(&mut r.cm, &nexus(1), 0, 8).iter().all(|&b| b == 0),
+        "scratch data outlived its nexus"
+    );
+}

@@ -361,9 +361,11 @@ pub struct Router {
 impl Router {
     /// Start `sanmover router --listen 127.0.0.1:0` with these backends and
     /// extra arguments; waits for its "listening on" line. Unless `extra`
-    /// brings its own `--config`, the router gets one as a user would write
-    /// it: copy rights for this host's initiator name (what the CLI logs
-    /// in with) on every LUN of each backend target, both ways.
+    /// brings its own `--config`, or `--insecure` (a test about something
+    /// else than copy rights, run without any), the router gets one as a
+    /// user would write it: copy rights for this host's initiator name
+    /// (what the CLI logs in with) on every LUN of each backend target,
+    /// both ways.
     pub fn start(backends: &[&str], extra: &[&str]) -> Router {
         Self::start_global(&[], backends, extra)
     }
@@ -376,7 +378,8 @@ impl Router {
         let mut c = Command::new(env!("CARGO_BIN_EXE_sanmover"));
         c.args(global);
         c.args(["router", "--listen", "127.0.0.1:0"]);
-        if !extra.contains(&"--config") && !backends.is_empty() {
+        let own_rights = extra.contains(&"--config") || extra.contains(&"--insecure");
+        if !own_rights && !backends.is_empty() {
             let cfg = dir.path().join("router.toml");
             std::fs::write(&cfg, copy_rights_toml(backends)).expect("router config");
             c.arg("--config").arg(&cfg);
