@@ -746,10 +746,14 @@ impl Connection<'_> {
             if seq.offset >= total {
                 break;
             }
-            let data = match (k + 1 == n, self.read_chunk(lun, cdb, &r, chunk(k))) {
-                (true, _) => last.take().expect("read first"),
-                (false, Ok(b)) => b,
-                (false, Err(c)) => {
+            let read = if k + 1 == n {
+                Ok(last.take().expect("the last chunk is read first"))
+            } else {
+                self.read_chunk(lun, cdb, &r, chunk(k))
+            };
+            let data = match read {
+                Ok(b) => b,
+                Err(c) => {
                     failed = Some(c);
                     break;
                 }
