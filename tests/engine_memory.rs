@@ -6,7 +6,9 @@ use sanmover::catalog::{Catalog, SetState};
 use sanmover::device::{Disk, Tape};
 use sanmover::engine::host::{backup, BackupOptions};
 use sanmover::engine::progress::NoProgress;
-use sanmover::engine::restore::{restore, verify, RestoreOptions};
+use sanmover::engine::restore::{
+    restore, verify, verify_against, Compare, CompareWith, RestoreOptions,
+};
 use sanmover::engine::volume::write_label;
 use sanmover::engine::EngineError;
 use sanmover::format::{decode_record, encode_record, DigestAlgorithm, Mode, SetHeader};
@@ -262,4 +264,46 @@ fn a_catalog_that_names_another_digest_than_the_tape_is_refused() {
             .contains("names a blake3 digest, the catalog recorded sha256"),
         "{e}"
     );
+}
+
+#[test]
+fn verify_against_a_target_finds_a_restored_copy_equal_and_a_changed_one_not() {
+    let (_d, cat) = catalog();
+    let mut src = disk("SRC", 4096);
+    let mut t = tape(1 << 30, 0);
+    let o = BackupOptions {
+        lba: Some(1000),
+        blocks: Some(512),
+        ..opts()
+    };
+    let s = backup(&mut src, &mut t, &cat, &o, &NoProgress).unwrap();
+    let row = cat.set(&s.set.set_id.to_string()).unwrap();
+    let mut dst = disk("DST", 2048);
+    dst.scsi.transport().lu.data_mut().fill(0);
+    restore(&mut t, &row, &mut dst, &at(100), &NoProgress).unwrap();
+    fn target(disk: &mut Disk<MemDiskT>, lba: u64) -> Compare<'_, MemDiskT> {
+        Compare {
+            disk,
+            lba,
+            with: CompareWith::Target,
+        }
+    }
+    let v = verify_against(&mut t, &row, Some(target(&mut dst, 100)), &NoProgress).unwrap();
+    assert_eq!(v.compared_with_target, Some(512 * 512));
+    assert_eq!(v.compared_with_source, None);
+    // At the set's own LBA the target holds zeros: the first block differs.
+    let e = verify_against(&mut t, &row, Some(target(&mut dst, 1000)), &NoProgress).unwrap_err();
+    assert!(e.to_string().contains("(LBA 1000)"), "{e}");
+    // One byte changed in the copy, 300 blocks in: named there.
+    dst.scsi.transport().lu.data_mut()[(400 * 512 + 9) as usize] ^= 1;
+    let e = verify_against(&mut t, &row, Some(target(&mut dst, 100)), &NoProgress).unwrap_err();
+    assert!(matches!(e, EngineError::Corrupt { .. }), "{e}");
+    assert!(
+        e.to_string()
+            .contains(&format!("at byte {} (LBA 400)", 300 * 512 + 9)),
+        "{e}"
+    );
+    // A target too small for the set there is refused before the tape moves.
+    let e = verify_against(&mut t, &row, Some(target(&mut dst, 1800)), &NoProgress).unwrap_err();
+    assert!(matches!(e, EngineError::Refused(_)), "{e}");
 }

@@ -401,3 +401,279 @@ fn tape_like_mt_and_label_states() {
         dup.stderr
     );
 }
+
+/// Flip one byte of a backing file at `offset`.
+fn flip_byte(path: &Path, offset: u64) {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    let mut b = [0u8; 1];
+    f.seek(SeekFrom::Start(offset)).unwrap();
+    f.read_exact(&mut b).unwrap();
+    b[0] ^= 0x01;
+    f.seek(SeekFrom::Start(offset)).unwrap();
+    f.write_all(&b).unwrap();
+    f.sync_all().unwrap();
+}
+
+#[test]
+fn verify_compare_target_proves_a_restore_without_the_original() {
+    let env = Env::new();
+    fill_random(&env.file("SANMOVER_RIG_DISK_FILE"), 8 * MIB, 21);
+    let tape = env.tape();
+    env.run(&["tape", &tape, "label", "CMP001"]).ok();
+    // A partial range: LBA 1000, 2048 blocks (1 MiB).
+    let set = env.backup(&env.disk(), &["--lba", "1000", "--blocks", "2048"]);
+    let id = set["set_id"].as_str().unwrap().to_string();
+    let (lun3, f3) = env.rig.add_lun(3, 4);
+    let (lun4, _) = env.rig.add_lun(4, 4);
+    env.run(&["restore", &id, "--target", &lun3]).ok();
+    env.run(&["restore", &id, "--target", &lun4, "--lba", "0"])
+        .ok();
+    // The original is gone: the source now holds other data.
+    fill_random(&env.file("SANMOVER_RIG_DISK_FILE"), 8 * MIB, 22);
+    let src = env.run(&["verify", &id, "--compare-source"]);
+    assert_eq!(src.code, 37, "the source changed: {}", src.stderr);
+
+    // The restored copies are proven against the set alone.
+    let v = env
+        .run(&["--json", "verify", &id, "--compare-target", &lun3])
+        .ok()
+        .json();
+    assert_eq!(v["compared_with_target"], MIB as u64, "{v}");
+    assert_eq!(v["compared_with_source"], serde_json::Value::Null, "{v}");
+    let text = env
+        .run(&["verify", &id, "--compare-target", &lun4, "--lba", "0"])
+        .ok();
+    assert!(
+        text.stdout.contains("1048576 bytes identical to") && text.stdout.contains("from LBA 0"),
+        "{}",
+        text.stdout
+    );
+    // At the wrong LBA it differs, and says where.
+    let wrong = env.run(&["verify", &id, "--compare-target", &lun4]);
+    assert_eq!(wrong.code, 37, "{}", wrong.stderr);
+    assert!(
+        wrong.stderr.contains("differs from the target"),
+        "{}",
+        wrong.stderr
+    );
+    assert!(wrong.stderr.contains("(LBA 1000)"), "{}", wrong.stderr);
+
+    // One flipped bit in the restored copy, LBA 1500 byte 7: found there.
+    flip_byte(&f3, 1500 * 512 + 7);
+    let bad = env.run(&["verify", &id, "--compare-target", &lun3]);
+    assert_eq!(bad.code, 37, "{}", bad.stderr);
+    assert!(
+        bad.stderr
+            .contains(&format!("at byte {} (LBA 1500)", 500 * 512 + 7)),
+        "{}",
+        bad.stderr
+    );
+    // A target that cannot hold the set there is refused before reading.
+    let small = env.run(&["verify", &id, "--compare-target", &lun4, "--lba", "7000"]);
+    assert_eq!(small.code, 45, "{}", small.stderr);
+    assert!(
+        small.stderr.contains("the set needs 2048 from LBA 7000"),
+        "{}",
+        small.stderr
+    );
+    // --lba needs --compare-target.
+    assert_eq!(env.run(&["verify", &id, "--lba", "0"]).code, 1);
+}
+
+#[test]
+fn block_sizes_are_checked_against_the_drive() {
+    let env = Env::new();
+    let tape = env.tape();
+    env.run(&["tape", &tape, "label", "BLK001"]).ok();
+    // tgt's READ BLOCK LIMITS: 1 MiB at most.
+    let limits = env.run(&["--json", "tape", &tape, "limits"]).ok().json();
+    assert_eq!(limits["max_block_length"], 1 << 20, "{limits}");
+    let big = env.run(&[
+        "backup",
+        "--source",
+        &env.disk2(),
+        "--tape",
+        &tape,
+        "--block-size",
+        "2M",
+    ]);
+    assert_eq!(big.code, 45, "{}", big.stderr);
+    assert!(
+        big.stderr.contains("--block-size 2 MiB (2097152 bytes) is larger than the drive takes: READ BLOCK LIMITS allows at most 1 MiB (1048576 bytes); give --block-size 1M or less"),
+        "{}",
+        big.stderr
+    );
+    let sets = env.run(&["--json", "catalog", "list"]).ok().json();
+    assert_eq!(sets.as_array().unwrap().len(), 0, "nothing written: {sets}");
+    // 1M is the drive's maximum: taken, one record per MiB.
+    let one = env.backup(&env.disk2(), &["--block-size", "1M", "--blocks", "8192"]);
+    assert_eq!(one["records"], 5, "{one}");
+    assert_eq!(one["tape_file"], 1, "{one}");
+    // Small and odd sizes work, with a warning that says what to expect.
+    let small = env
+        .run(&[
+            "backup",
+            "--source",
+            &env.disk2(),
+            "--tape",
+            &tape,
+            "--block-size",
+            "32K",
+            "--blocks",
+            "512",
+        ])
+        .ok();
+    assert!(
+        small.stderr.contains("--block-size 32 KiB is below 64 KiB"),
+        "{}",
+        small.stderr
+    );
+    assert!(small.stderr.contains("MB/s"), "{}", small.stderr);
+    let odd = env
+        .run(&[
+            "backup",
+            "--source",
+            &env.disk2(),
+            "--tape",
+            &tape,
+            "--block-size",
+            "100000",
+            "--blocks",
+            "512",
+        ])
+        .ok();
+    assert!(
+        odd.stderr.contains("not a multiple of the source's 512-byte blocks: each tape block carries 99840 bytes of data (195 blocks) in 99888 bytes"),
+        "{}",
+        odd.stderr
+    );
+    let quiet = env
+        .run(&[
+            "backup",
+            "--source",
+            &env.disk2(),
+            "--tape",
+            &tape,
+            "--block-size",
+            "256KiB",
+            "--blocks",
+            "512",
+        ])
+        .ok();
+    assert!(!quiet.stderr.contains("--block-size"), "{}", quiet.stderr);
+    for s in env
+        .run(&["--json", "catalog", "list"])
+        .ok()
+        .json()
+        .as_array()
+        .unwrap()
+    {
+        env.run(&["verify", s["id"].as_str().unwrap()]).ok();
+    }
+}
+
+#[test]
+fn catalog_lists_shows_expires_and_forgets_without_touching_the_tape() {
+    let env = Env::new();
+    let tape = env.tape();
+    env.run(&["tape", &tape, "label", "CAT001"]).ok();
+    let a = env.backup(&env.disk2(), &["--blocks", "2048", "--label", "first"]);
+    let b = env.backup(&env.disk2(), &["--blocks", "1024", "--label", "second"]);
+    let (ida, idb) = (a["set_id"].as_str().unwrap(), b["set_id"].as_str().unwrap());
+    let list_json_before = env.run(&["--json", "catalog", "list"]).ok().json();
+
+    // list: text, at most 100 columns, a date, a label and a short source.
+    let list = env.run(&["catalog", "list"]).ok().stdout;
+    for line in list.lines() {
+        assert!(line.chars().count() <= 100, "{line}");
+    }
+    let row_a = list.lines().find(|l| l.starts_with(&ida[..8])).unwrap();
+    assert!(
+        row_a.contains("first") && row_a.contains("CAT001:1"),
+        "{row_a}"
+    );
+    assert!(row_a.ends_with("disk/2"), "{row_a}");
+    let date = row_a.split_whitespace().nth(1).unwrap();
+    assert!(
+        date.len() == 17 && date.as_bytes()[10] == b'T' && date.ends_with('Z'),
+        "{date}"
+    );
+
+    // show: text with ISO 8601 dates; --json is the catalog row.
+    let show = env.run(&["catalog", "show", &ida[..8]]).ok().stdout;
+    assert!(show.starts_with(&format!("set {ida}\n")), "{show}");
+    assert!(show.contains("label        first"), "{show}");
+    assert!(
+        show.contains(&format!("started      {}", &date[..16])),
+        "{show}"
+    );
+    let shown = env.run(&["--json", "catalog", "show", ida]).ok().json();
+    assert_eq!(shown, list_json_before[0], "show --json is the list's row");
+
+    // expire: kept on tape, still verifies, no longer counted as kept.
+    let e = env.run(&["--json", "catalog", "expire", ida]).ok().json();
+    assert_eq!(e["already"], false, "{e}");
+    let again = env.run(&["--json", "catalog", "expire", ida]).ok().json();
+    assert_eq!(
+        (again["already"].clone(), again["expired"].clone()),
+        (true.into(), e["expired"].clone())
+    );
+    let v = env.run(&["verify", ida]).ok();
+    assert!(v.stderr.contains("expired on"), "{}", v.stderr);
+    let vols = env.run(&["--json", "catalog", "volumes"]).ok().json();
+    assert_eq!(vols[0]["name"], "CAT001", "{vols}");
+    assert_eq!(
+        (
+            vols[0]["sets"].clone(),
+            vols[0]["kept"].clone(),
+            vols[0]["expired"].clone()
+        ),
+        (2.into(), 1.into(), 1.into()),
+        "{vols}"
+    );
+    assert_eq!(vols[0]["reusable"], false, "{vols}");
+    assert!(env
+        .run(&["catalog", "list"])
+        .ok()
+        .stdout
+        .lines()
+        .any(|l| l.starts_with(&ida[..8]) && l.contains("expired")));
+    let listed = env.run(&["--json", "catalog", "list"]).ok().json();
+    assert!(
+        listed[1].get("expired").is_none(),
+        "only the expired set has the key: {listed}"
+    );
+
+    // forget: refused without --force, then the row is gone; the tape
+    // still has the set, and a rebuild finds it (keeping the expiry of
+    // the other).
+    let no = env.run(&["catalog", "forget", idb]);
+    assert_eq!(no.code, 45, "{}", no.stderr);
+    assert!(no.stderr.contains("--force"), "{}", no.stderr);
+    assert_eq!(
+        env.run(&["--json", "catalog", "list"])
+            .ok()
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    env.run(&["catalog", "forget", idb, "--force"]).ok();
+    assert_eq!(env.run(&["catalog", "show", idb]).code, 46);
+    let rebuilt = env
+        .run(&["--json", "catalog", "rebuild", "--tape", &tape])
+        .ok()
+        .json();
+    assert_eq!(rebuilt["applied"], true, "{rebuilt}");
+    assert_eq!(rebuilt["diff"]["added"][0]["id"], idb, "{rebuilt}");
+    let after = env.run(&["--json", "catalog", "list"]).ok().json();
+    assert_eq!(after[0]["expired"], e["expired"], "{after}");
+    assert!(after[1].get("expired").is_none(), "{after}");
+    env.run(&["verify", idb]).ok();
+}

@@ -349,3 +349,122 @@ fn json_holds_for_argument_errors() {
         "{v}"
     );
 }
+
+#[test]
+fn raw_send_reports_the_residual_without_verbose() {
+    let r = rig();
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("one-block.bin");
+    std::fs::write(&f, [0x5au8; 512]).unwrap();
+    // WRITE(10) of 0 blocks with 512 bytes offered: nothing is written,
+    // and the target takes none of the data.
+    let args = |json: bool| {
+        let mut a = vec!["raw", "--send", f.to_str().unwrap(), r.disk2()];
+        a.extend(["2a", "00", "00", "00", "00", "10", "00", "00", "00", "00"]);
+        if json {
+            a.insert(0, "--json");
+        }
+        sanmover(a).ok()
+    };
+    let text = args(false).stdout;
+    assert!(text.contains("Sent 512 bytes of data"), "{text}");
+    assert!(
+        text.contains(
+            "Residual: underflow of 512 bytes (the command took fewer bytes than were sent)"
+        ),
+        "{text}"
+    );
+    let v = args(true).json();
+    assert_eq!(v["data_out_len"], 512, "{v}");
+    assert_eq!(v["residual"]["kind"], "underflow", "{v}");
+    assert_eq!(v["residual"]["bytes"], 512, "{v}");
+    // No residual, no key: the JSON of a plain command is as before.
+    let tur = sanmover(["--json", "raw", r.disk(), "00 00 00 00 00 00"])
+        .ok()
+        .json();
+    assert!(
+        tur.get("residual").is_none() && tur.get("data_out_len").is_none(),
+        "{tur}"
+    );
+}
+
+#[test]
+fn zero_blocks_and_bad_sizes_are_refused_before_any_io() {
+    let r = rig();
+    let dir = tempfile::tempdir().unwrap();
+    let cat = dir.path().join("c.db");
+    let c = cat.to_str().unwrap();
+    let base = [
+        "--catalog",
+        c,
+        "backup",
+        "--source",
+        r.disk(),
+        "--tape",
+        r.tape(),
+    ];
+    for (extra, needle) in [
+        (["--blocks", "0"], "0 blocks copies nothing"),
+        (["--block-size", "12X"], "is not a size"),
+        (["--block-size", "0"], "holds nothing"),
+    ] {
+        let mut a = base.to_vec();
+        a.extend(extra);
+        let out = sanmover(a);
+        assert_eq!(out.code, 1, "{extra:?}: {}", out.stderr);
+        assert!(out.stderr.contains(needle), "{extra:?}: {}", out.stderr);
+    }
+    assert!(!cat.exists(), "nothing was opened");
+}
+
+#[test]
+fn usage_lines_never_show_global_options_taken_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sanmover"))
+        .args(["verify", "--lba", "3"])
+        .env("SANMOVER_CATALOG", dir.path().join("c.db"))
+        .env("SANMOVER_INITIATOR", "iqn.2024-01.ex:backup1")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let usage = err.lines().find(|l| l.starts_with("Usage:")).unwrap();
+    assert_eq!(
+        usage,
+        "Usage: sanmover verify --compare-target <DEV> --lba <A> <SET>"
+    );
+}
+
+#[test]
+fn every_command_has_help_with_examples() {
+    let top = sanmover(["--help"]).ok().stdout;
+    let commands: Vec<String> = top
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .filter_map(|l| l.strip_prefix("  ").filter(|r| !r.starts_with(' ')))
+        .filter_map(|r| r.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .map(str::to_string)
+        .collect();
+    assert!(commands.len() >= 14, "{commands:?}");
+    for c in commands {
+        let h = sanmover(["help", &c]).ok().stdout;
+        let ex = h
+            .split("\nExamples:\n")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{c}: {h}"));
+        assert!(
+            ex.lines().filter(|l| l.starts_with("  sanmover ")).count() >= 2,
+            "{c}: {h}"
+        );
+        let global = h
+            .find("\nGlobal options:\n")
+            .unwrap_or_else(|| panic!("{c}: {h}"));
+        if let Some(own) = h.find("\nOptions:\n") {
+            assert!(own < global, "{c}: {h}");
+        }
+        assert!(!h.contains("later releases"), "{c}");
+    }
+}

@@ -23,6 +23,7 @@ use uuid::Uuid;
 
 mod devices;
 mod diff;
+mod retention;
 mod schema;
 mod snapshots;
 #[cfg(test)]
@@ -57,6 +58,10 @@ pub enum CatalogError {
     /// Not a set UUID nor a prefix of one.
     #[error("{0}")]
     BadSetId(String),
+    /// The change is refused as asked (a running set cannot be expired or
+    /// forgotten); nothing changed.
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// Where a backup set stands.
@@ -176,6 +181,10 @@ pub struct SetRow {
     pub volume_name: String,
     /// Disk extents `(lba, blocks)` the set covers, in order.
     pub extents: Vec<(u64, u64)>,
+    /// When `catalog expire` marked the set expired (unix seconds); absent
+    /// while it is kept (schema V6).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expired: Option<i64>,
 }
 
 /// An open catalog database.
@@ -334,7 +343,8 @@ fn uuid_text(id: Uuid) -> String {
 /// Columns read by `set_from_row`, with `s` = sets and `v` = volumes.
 const SET_COLUMNS: &str = "s.id, s.volume, s.file_number, s.mode, s.label, s.source_url, \
      s.source_designator, s.lba, s.blocks, s.block_size, s.payload_size, s.started, s.state, \
-     s.records, s.bytes, s.digest, s.ended, s.seconds, s.error, v.name, s.digest_algorithm";
+     s.records, s.bytes, s.digest, s.ended, s.seconds, s.error, v.name, s.digest_algorithm, \
+     s.expired";
 
 fn set_from_row(row: &Row<'_>) -> rusqlite::Result<SetRow> {
     Ok(SetRow {
@@ -364,6 +374,7 @@ fn set_from_row(row: &Row<'_>) -> rusqlite::Result<SetRow> {
         },
         volume_name: row.get(19)?,
         extents: Vec::new(),
+        expired: row.get(21)?,
     })
 }
 
@@ -833,6 +844,9 @@ impl Catalog {
             )));
         }
         Self::upsert_volume_in(&tx, vol)?;
+        // The tape does not know about retention: a set found again keeps
+        // the expiry the catalog had for it.
+        let expired = retention::expiries(&tx, &vol_id)?;
         let scanned: std::collections::HashSet<String> =
             sets.iter().map(|s| uuid_text(s.info.id)).collect();
         let doomed: Vec<String> = {
@@ -863,6 +877,9 @@ impl Catalog {
             }
             insert_set(&tx, &s.info, None, Some(&s.extents))?;
             write_outcome(&tx, &id, &s.outcome)?;
+            if let Some(at) = s.expired.or(expired.get(&id).copied()) {
+                retention::mark_expired(&tx, &id, at)?;
+            }
         }
         tx.commit()?;
         Ok(())

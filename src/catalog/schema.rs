@@ -149,8 +149,17 @@ ALTER TABLE sets RENAME COLUMN sha256 TO digest;
 ALTER TABLE sets ADD COLUMN digest_algorithm TEXT NOT NULL DEFAULT 'sha256';
 ";
 
+/// Version 6: retention. `expired` is when `catalog expire` marked the set
+/// expired (unix seconds), NULL while it is kept. The tape is not touched:
+/// an expired set still restores and verifies; it no longer counts as a
+/// kept copy of its source, and a volume whose sets are all expired may be
+/// relabelled.
+const V6: &str = "
+ALTER TABLE sets ADD COLUMN expired INTEGER;
+";
+
 /// `MIGRATIONS[i]` upgrades schema version `i` to `i + 1`.
-pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
+pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
 
 /// The schema version this build writes and understands.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

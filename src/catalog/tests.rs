@@ -80,6 +80,7 @@ fn scanned(vol: &VolumeRow, file_number: u32, state: SetState) -> SetRow {
         },
         volume_name: vol.name.clone(),
         extents: vec![(0, 60), (80, 40)],
+        expired: None,
     }
 }
 
@@ -866,4 +867,132 @@ fn catalog_and_wal_files_are_private() {
     std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
     let _cat = Catalog::open(&db).unwrap();
     assert_eq!(mode("").unwrap(), 0o600);
+}
+
+#[test]
+fn expire_marks_once_and_refuses_running_sets() {
+    let (_d, cat) = temp_catalog();
+    let vol = volume("TAPE01");
+    cat.upsert_volume(&vol).unwrap();
+    let id = Uuid::new_v4();
+    cat.begin_set(&new_set(id, vol.id, 1, 1)).unwrap();
+    // Still being written: refused, nothing recorded.
+    assert!(matches!(
+        cat.expire_set(id, 100),
+        Err(CatalogError::Refused(_))
+    ));
+    assert_eq!(cat.set(&id.to_string()).unwrap().expired, None);
+    cat.finish_set(id, &outcome(SetState::Complete)).unwrap();
+    assert_eq!(cat.expire_set(id, 100).unwrap(), 100);
+    // A second expire keeps the first date.
+    assert_eq!(cat.expire_set(id, 200).unwrap(), 100);
+    let row = cat.set(&id.to_string()).unwrap();
+    assert_eq!(row.expired, Some(100));
+    assert_eq!(row.outcome.state, SetState::Complete, "the state is kept");
+    // JSON has the key only for expired sets.
+    assert_eq!(serde_json::to_value(&row).unwrap()["expired"], 100);
+    let other = Uuid::new_v4();
+    cat.begin_set(&new_set(other, vol.id, 2, 2)).unwrap();
+    let v = serde_json::to_value(cat.set(&other.to_string()).unwrap()).unwrap();
+    assert!(v.get("expired").is_none(), "{v}");
+    assert!(matches!(
+        cat.expire_set(Uuid::new_v4(), 1),
+        Err(CatalogError::NotFound(_))
+    ));
+}
+
+#[test]
+fn forget_removes_the_set_and_its_extents_only() {
+    let (_d, cat) = temp_catalog();
+    let vol = volume("TAPE01");
+    cat.upsert_volume(&vol).unwrap();
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    cat.begin_set(&new_set(a, vol.id, 1, 1)).unwrap();
+    cat.begin_set(&new_set(b, vol.id, 2, 2)).unwrap();
+    assert!(matches!(cat.forget_set(a), Err(CatalogError::Refused(_))));
+    cat.finish_set(a, &outcome(SetState::Complete)).unwrap();
+    cat.forget_set(a).unwrap();
+    assert!(matches!(
+        cat.set(&a.to_string()),
+        Err(CatalogError::NotFound(_))
+    ));
+    let left: i64 = cat
+        .conn
+        .query_row(
+            "SELECT count(*) FROM set_extents WHERE set_id = ?1",
+            [a.to_string()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(left, 0);
+    assert_eq!(cat.sets().unwrap().len(), 1);
+    assert_eq!(cat.volumes().unwrap().len(), 1, "the volume stays");
+    assert!(matches!(cat.forget_set(a), Err(CatalogError::NotFound(_))));
+}
+
+#[test]
+fn rebuild_keeps_the_expiry_of_sets_it_finds_again() {
+    let (_d, cat) = temp_catalog();
+    let vol = volume("TAPE01");
+    let (kept, gone) = (
+        scanned(&vol, 1, SetState::Complete),
+        scanned(&vol, 2, SetState::Complete),
+    );
+    cat.replace_volume_sets(&vol, &[kept.clone(), gone.clone()])
+        .unwrap();
+    cat.expire_set(kept.info.id, 500).unwrap();
+    cat.expire_set(gone.info.id, 600).unwrap();
+    // The tape shows the first set again (without any expiry: the tape
+    // does not know), and not the second.
+    cat.replace_volume_sets(&vol, std::slice::from_ref(&kept))
+        .unwrap();
+    assert_eq!(
+        cat.set(&kept.info.id.to_string()).unwrap().expired,
+        Some(500)
+    );
+    assert_eq!(cat.sets().unwrap().len(), 1);
+    // Forgotten, then rebuilt: back without an expiry.
+    cat.forget_set(kept.info.id).unwrap();
+    cat.replace_volume_sets(&vol, std::slice::from_ref(&kept))
+        .unwrap();
+    assert_eq!(cat.set(&kept.info.id.to_string()).unwrap().expired, None);
+}
+
+#[test]
+fn v4_catalog_migrates_to_the_latest_with_no_set_expired() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v4.db");
+    let vol = volume("OLD001");
+    let id = Uuid::new_v4();
+    {
+        let conn = Connection::open(&path).unwrap();
+        for sql in &schema::MIGRATIONS[..4] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.execute_batch("PRAGMA user_version = 4").unwrap();
+        conn.execute(
+            "INSERT INTO volumes (id, name, created) VALUES (?1, ?2, 1)",
+            params![vol.id.to_string(), vol.name],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO sets (id, volume, state, file_number, mode, label, source_url, \
+             source_designator, lba, blocks, block_size, payload_size, records, bytes, \
+             started) VALUES (?1, ?2, 'interrupted', 1, 'host', 'old', 'u', 'd', 5, 10, 512, \
+             4096, 2, 5120, 7)",
+            params![id.to_string(), vol.id.to_string()],
+        )
+        .unwrap();
+    }
+    let cat = Catalog::open(&path).unwrap();
+    let version: u32 = cat
+        .conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    let old = cat.set(&id.to_string()).unwrap();
+    assert_eq!(old.outcome.state, SetState::Interrupted);
+    assert_eq!((old.outcome.records, old.outcome.bytes), (2, 5120));
+    assert_eq!(old.expired, None);
+    assert_eq!(cat.expire_set(id, 9).unwrap(), 9);
 }

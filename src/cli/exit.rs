@@ -10,6 +10,18 @@ use crate::scsi::Status;
 use crate::transport::url::UrlError;
 use crate::transport::TransportError;
 
+/// A command-line mistake found after clap (bad hex, bad page name, an
+/// option of another mode): exit status 1.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// A request the CLI refuses before anything is written (a block size the
+/// drive cannot take, `catalog forget` without `--force`): exit status 45.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Refusal(pub String);
+
 /// One row of the exit-code table.
 pub struct ExitCode {
     pub code: u8,
@@ -119,7 +131,7 @@ pub const TABLE: &[ExitCode] = &[
     row(BAD_RESPONSE, "the device's response could not be decoded"),
     row(
         REFUSED,
-        "refused before writing: no or foreign label, wrong volume, target too small, own source",
+        "refused before writing: no or foreign label, wrong volume, target too small, own source, a block size the drive cannot take, a running set, catalog forget without --force",
     ),
     row(NOT_FOUND, "unknown, ambiguous or malformed set id"),
     row(
@@ -209,6 +221,7 @@ pub fn for_catalog(e: &CatalogError) -> u8 {
             NOT_FOUND
         }
         CatalogError::Io { .. } => FILE_ERROR,
+        CatalogError::Refused(_) => REFUSED,
         _ => OTHER,
     }
 }
@@ -253,8 +266,11 @@ pub fn for_error(e: &anyhow::Error) -> u8 {
         {
             return DRIVE_BUSY;
         }
-        if cause.downcast_ref::<super::UsageError>().is_some() {
+        if cause.downcast_ref::<UsageError>().is_some() {
             return SYNTAX;
+        }
+        if cause.downcast_ref::<Refusal>().is_some() {
+            return REFUSED;
         }
         if cause.downcast_ref::<std::io::Error>().is_some() {
             return FILE_ERROR;

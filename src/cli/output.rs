@@ -25,6 +25,22 @@ impl Out {
     }
 }
 
+/// Sizes as storage people write them: binary units, one decimal.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
 /// Classic hex dump: offset, 16 bytes, ASCII.
 pub fn hexdump(data: &[u8]) -> String {
     let mut s = String::new();

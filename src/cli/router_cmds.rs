@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,7 +12,9 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
-use super::{exit, ConnArgs, UsageError};
+use super::args::RouterArgs;
+use super::exit::{self, UsageError};
+use super::sessions::Sessions;
 use crate::router::{
     Backends, CopyAcl, CopyCaps, CopyManager, CopyManagerConfig, CopyRights, HeldQuota,
     RouterLimits, RuleEntry,
@@ -25,19 +26,6 @@ use crate::target::{
 
 /// The router's target name unless the config names another.
 pub const DEFAULT_TARGET_NAME: &str = "iqn.2026-11.org.sanmover:router";
-
-/// Flags that turn off a safety of the router.
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct SafetyArgs {
-    /// Turn off two safeties, with a warning on every start: allow
-    /// listening on a non-loopback address without CHAP and an allow-list
-    /// (without it the router refuses to start there; loopback needs
-    /// neither), and, when --config has no [[copy_rights]], let every
-    /// initiator that reaches the router copy from and onto every backend
-    /// LU (without it such copies are refused).
-    #[arg(long)]
-    pub insecure: bool,
-}
 
 /// `--config FILE` (TOML). Every key is optional; the command line adds
 /// backends and allowed initiators to the file's.
@@ -301,38 +289,25 @@ fn read_chap(path: &Path) -> Result<ChapConfig> {
     Ok(c)
 }
 
-pub struct RouterArgs<'a> {
-    pub listen: SocketAddr,
-    pub backends: &'a [String],
-    pub allow: &'a [String],
-    pub chap_file: Option<&'a Path>,
-    pub config: Option<&'a Path>,
-    pub target_name: Option<&'a str>,
-    pub safety: &'a SafetyArgs,
-}
-
-pub fn run(conn: &ConnArgs, a: RouterArgs<'_>) -> Result<u8> {
-    let file: RouterFile = match a.config {
+pub fn run(s: &Sessions, a: &RouterArgs) -> Result<u8> {
+    let file: RouterFile = match &a.config {
         Some(p) => read_toml(p, "router config")?,
         None => RouterFile::default(),
     };
     let name = a
         .target_name
-        .map(str::to_string)
+        .clone()
         .or(file.target_name.clone())
         .unwrap_or_else(|| DEFAULT_TARGET_NAME.to_string());
     let mut allow = file.allow.clone();
     allow.extend(a.allow.iter().cloned());
-    let chap_path = a
-        .chap_file
-        .map(Path::to_path_buf)
-        .or(file.chap_file.clone());
+    let chap_path = a.chap_file.clone().or(file.chap_file.clone());
     let chap = chap_path.as_deref().map(read_chap).transpose()?;
     let mut target = TargetConfig {
         allow,
         chap,
         limits: file.connections.apply(ConnLimits::default()),
-        insecure: a.safety.insecure,
+        insecure: a.insecure,
         ..TargetConfig::new(a.listen, Vec::new())
     };
     // Refused before any backend is contacted; a listener off loopback
@@ -341,8 +316,8 @@ pub fn run(conn: &ConnArgs, a: RouterArgs<'_>) -> Result<u8> {
         BindError::Insecure(..) => anyhow::Error::new(UsageError(e.to_string())),
         e => anyhow::Error::new(e).context(format!("listening on {}", a.listen)),
     })?;
-    let cfg = manager_config(&file, a.safety.insecure)?;
-    if a.safety.insecure {
+    let cfg = manager_config(&file, a.insecure)?;
+    if a.insecure {
         eprintln!(
             "sanmover router: warning: --insecure: a non-loopback listener needs neither CHAP \
              nor an allow-list{}",
@@ -353,9 +328,7 @@ pub fn run(conn: &ConnArgs, a: RouterArgs<'_>) -> Result<u8> {
             }
         );
     }
-    let mut urls = file.backends.clone();
-    urls.extend(a.backends.iter().cloned());
-    let backends = discover(&file, &urls, &conn.iscsi_options().initiator)?;
+    let backends = backends(s, a, &file)?;
     let cm: SharedLu = Arc::new(Mutex::new(CopyManager::new(cfg, backends)));
     target.targets = vec![TargetDef {
         name: name.clone(),
@@ -386,13 +359,17 @@ fn manager_config(file: &RouterFile, insecure: bool) -> Result<CopyManagerConfig
     })
 }
 
-fn discover(file: &RouterFile, urls: &[String], initiator: &str) -> Result<Backends> {
+/// Log in to every backend target of the command line and the config file
+/// and index their LUs.
+fn backends(s: &Sessions, a: &RouterArgs, file: &RouterFile) -> Result<Backends> {
+    let mut urls = file.backends.clone();
+    urls.extend(a.backends.iter().cloned());
     let mut backends = Backends::new();
     if let Some(p) = &file.backend_secret_file {
         backends.set_secret(read_backend_secret(p)?);
     }
     backends
-        .discover(urls, initiator)
+        .discover(&urls, s.initiator())
         .context("discovering the backend LUs")?;
     for b in backends.list() {
         log::info!(

@@ -7,9 +7,11 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use super::exit;
-use super::output::{hexdump, Out};
-use super::{open_transport, parse_hex_args, ConnArgs, UsageError};
+use super::args::{InquiryArgs, RawArgs, SenseArgs};
+use super::exit::{self, UsageError};
+use super::output::{hexdump, human_size, Out};
+use super::parse_hex_args;
+use super::sessions::Sessions;
 use crate::device::disk::{read_capacity, Capacity};
 use crate::device::Scsi;
 use crate::scsi::sense::Sense;
@@ -20,7 +22,7 @@ use crate::scsi::spc::{
 use crate::scsi::{Cdb, DeviceType};
 use crate::transport::iscsi::{discover, DiscoveredTarget, IscsiOptions, IscsiTransport};
 use crate::transport::url::{IscsiUrl, PortalUrl};
-use crate::transport::Request;
+use crate::transport::{Request, Residual};
 
 /// `--vpd` value: a number or a short name, as sg_vpd takes them.
 pub fn parse_vpd_page(s: &str) -> Result<VpdPage, UsageError> {
@@ -46,9 +48,9 @@ pub fn parse_vpd_page(s: &str) -> Result<VpdPage, UsageError> {
     })
 }
 
-pub fn inquiry(conn: &ConnArgs, out: &Out, dev: &str, vpd: Option<&str>) -> Result<u8> {
-    let page = vpd.map(parse_vpd_page).transpose()?;
-    let mut scsi = Scsi::new(open_transport(conn, dev)?);
+pub fn inquiry(s: &Sessions, out: &Out, a: &InquiryArgs) -> Result<u8> {
+    let page = a.vpd.as_deref().map(parse_vpd_page).transpose()?;
+    let mut scsi = s.scsi(&a.dev)?;
     match page {
         None => {
             let inq = scsi.inquiry()?;
@@ -225,14 +227,14 @@ struct TargetInfo {
     luns: Vec<LunInfo>,
 }
 
-pub fn luns(conn: &ConnArgs, out: &Out, portal: &str) -> Result<u8> {
+pub fn luns(s: &Sessions, out: &Out, portal: &str) -> Result<u8> {
     let portal = PortalUrl::parse(portal)?;
-    let opts = conn.iscsi_options();
+    let opts = s.iscsi();
     let targets =
-        discover(&portal, &opts).with_context(|| format!("discovery at {}", portal.portal()))?;
+        discover(&portal, opts).with_context(|| format!("discovery at {}", portal.portal()))?;
     let all = targets
         .iter()
-        .map(|t| target_info(&portal.portal(), t, &opts))
+        .map(|t| target_info(&portal.portal(), t, opts))
         .collect::<Result<Vec<_>>>()?;
     out.emit(&all, || luns_text(&all));
     Ok(exit::OK)
@@ -318,22 +320,6 @@ fn luns_text(all: &[TargetInfo]) -> String {
     s
 }
 
-/// Sizes as storage people write them: binary units, one decimal.
-fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = bytes as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
-
 fn strip_tpgt(p: &str) -> String {
     p.rsplit_once(',').map_or(p, |(a, _)| a).to_string()
 }
@@ -385,8 +371,8 @@ fn lun_info(portal: &str, target: &str, lun: u16, opts: &IscsiOptions) -> LunInf
     info
 }
 
-pub fn readcap(conn: &ConnArgs, out: &Out, dev: &str) -> Result<u8> {
-    let mut scsi = Scsi::new(open_transport(conn, dev)?);
+pub fn readcap(s: &Sessions, out: &Out, dev: &str) -> Result<u8> {
+    let mut scsi = s.scsi(dev)?;
     // A tape or changer gets "is a tape device", not READ CAPACITY's
     // INVALID COMMAND OPERATION CODE.
     scsi.expect_type(DeviceType::DISK)?;
@@ -420,48 +406,78 @@ pub fn readcap(conn: &ConnArgs, out: &Out, dev: &str) -> Result<u8> {
     Ok(exit::OK)
 }
 
-pub struct RawArgs<'a> {
-    pub cdb: &'a [String],
-    pub alloc: Option<usize>,
-    pub save: Option<&'a Path>,
-    pub send: Option<&'a Path>,
-    pub timeout: Duration,
-}
-
-pub fn raw(conn: &ConnArgs, out: &Out, dev: &str, a: RawArgs<'_>) -> Result<u8> {
-    let bytes = parse_hex_args(a.cdb)?;
+/// The request `raw` sends: the CDB, and data-in room or data-out bytes.
+fn raw_request(a: &RawArgs) -> Result<(Cdb, Request)> {
+    let bytes = parse_hex_args(&a.cdb)?;
     let cdb = Cdb::new(&bytes).map_err(|e| UsageError(e.to_string()))?;
-    let req = match (a.alloc, a.send) {
+    let req = match (a.data_in, &a.send) {
         (Some(n), _) => Request::data_in(cdb, n),
         (None, Some(f)) => {
             let data = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
             Request::data_out(cdb, data)
         }
         (None, None) => Request::none(cdb),
+    };
+    Ok((cdb, req.with_timeout(Duration::from_secs(a.timeout))))
+}
+
+/// A residual the transport reported (SAM-5 5.4.2): data the command did
+/// not take (data-out) or did not return (data-in).
+#[derive(Serialize)]
+struct ResidualOut {
+    /// "underflow": fewer bytes moved than offered; "overflow": the
+    /// command wanted more than was offered.
+    kind: &'static str,
+    bytes: u64,
+}
+
+impl ResidualOut {
+    fn of(r: Residual) -> Option<ResidualOut> {
+        match r {
+            Residual::None => None,
+            Residual::Underflow(n) => Some(ResidualOut {
+                kind: "underflow",
+                bytes: n,
+            }),
+            Residual::Overflow(n) => Some(ResidualOut {
+                kind: "overflow",
+                bytes: n,
+            }),
+        }
     }
-    .with_timeout(a.timeout);
-    let mut scsi = Scsi::new(open_transport(conn, dev)?);
+}
+
+#[derive(Serialize)]
+struct RawOut<'a> {
+    cdb: String,
+    status: u8,
+    status_name: String,
+    sense_hex: String,
+    sense: Option<&'a Sense>,
+    data_in_len: usize,
+    data_in_hex: Option<String>,
+    /// With --send: the bytes offered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data_out_len: Option<usize>,
+    /// Only when the transport reported one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    residual: Option<ResidualOut>,
+    exit_code: u8,
+}
+
+pub fn raw(s: &Sessions, out: &Out, a: &RawArgs) -> Result<u8> {
+    let (cdb, req) = raw_request(a)?;
+    let data_out_len = a.send.is_some().then_some(req.buf.len());
+    let mut scsi = s.scsi(&a.dev)?;
     let resp = scsi.run_any(req)?;
     let sense = Sense::parse(&resp.sense).ok();
     let code = exit::for_status(resp.status, sense.as_ref());
-    let data_in = if a.alloc.is_some() {
-        &resp.buf[..resp.transferred()]
-    } else {
-        &[][..]
+    let data_in = match a.data_in {
+        Some(_) => &resp.buf[..resp.transferred()],
+        None => &[][..],
     };
-    if let Some(path) = a.save {
+    if let Some(path) = &a.save {
         std::fs::write(path, data_in).with_context(|| format!("writing {}", path.display()))?;
-    }
-    #[derive(Serialize)]
-    struct RawOut<'a> {
-        cdb: String,
-        status: u8,
-        status_name: String,
-        sense_hex: String,
-        sense: Option<&'a Sense>,
-        data_in_len: usize,
-        data_in_hex: Option<String>,
-        exit_code: u8,
     }
     let r = RawOut {
         cdb: cdb.to_string(),
@@ -470,37 +486,58 @@ pub fn raw(conn: &ConnArgs, out: &Out, dev: &str, a: RawArgs<'_>) -> Result<u8> 
         sense_hex: hex::encode(&resp.sense),
         sense: sense.as_ref(),
         data_in_len: data_in.len(),
-        data_in_hex: (a.alloc.is_some() && a.save.is_none()).then(|| hex::encode(data_in)),
+        data_in_hex: (a.data_in.is_some() && a.save.is_none()).then(|| hex::encode(data_in)),
+        data_out_len,
+        residual: ResidualOut::of(resp.residual),
         exit_code: code,
     };
-    out.emit(&r, || {
-        let mut s = format!("    cdb: {cdb}\nSCSI Status: {}\n", resp.status);
-        if !resp.sense.is_empty() {
-            let _ = writeln!(s, "Sense: {}", hex::encode(&resp.sense));
-            match &sense {
-                Some(se) => s.push_str(&sense_text(se)),
-                None => s.push_str("  (sense bytes could not be decoded)\n"),
-            }
-        }
-        if a.alloc.is_some() {
-            match a.save {
-                Some(p) => {
-                    let _ = writeln!(
-                        s,
-                        "Received {} bytes of data, saved to {}",
-                        data_in.len(),
-                        p.display()
-                    );
-                }
-                None => {
-                    let _ = writeln!(s, "Received {} bytes of data:", data_in.len());
-                    s.push_str(&hexdump(data_in));
-                }
-            }
-        }
-        s
-    });
+    out.emit(&r, || raw_text(a, &r, data_in));
     Ok(code)
+}
+
+fn raw_text(a: &RawArgs, r: &RawOut<'_>, data_in: &[u8]) -> String {
+    let mut s = format!("    cdb: {}\nSCSI Status: {}\n", r.cdb, r.status_name);
+    if !r.sense_hex.is_empty() {
+        let _ = writeln!(s, "Sense: {}", r.sense_hex);
+        match r.sense {
+            Some(se) => s.push_str(&sense_text(se)),
+            None => s.push_str("  (sense bytes could not be decoded)\n"),
+        }
+    }
+    if let Some(n) = r.data_out_len {
+        let _ = writeln!(s, "Sent {n} bytes of data");
+    }
+    if let Some(res) = &r.residual {
+        let _ = writeln!(
+            s,
+            "Residual: {} of {} bytes ({})",
+            res.kind,
+            res.bytes,
+            match (res.kind, r.data_out_len.is_some()) {
+                ("underflow", true) => "the command took fewer bytes than were sent",
+                ("underflow", false) => "the device returned fewer bytes than asked for",
+                (_, true) => "the command wanted more bytes than were sent",
+                (_, false) => "the device had more bytes than were asked for",
+            }
+        );
+    }
+    if a.data_in.is_some() {
+        match &a.save {
+            Some(p) => {
+                let _ = writeln!(
+                    s,
+                    "Received {} bytes of data, saved to {}",
+                    data_in.len(),
+                    p.display()
+                );
+            }
+            None => {
+                let _ = writeln!(s, "Received {} bytes of data:", data_in.len());
+                s.push_str(&hexdump(data_in));
+            }
+        }
+    }
+    s
 }
 
 /// Multi-line decode, like sg_decode_sense.
@@ -557,23 +594,19 @@ pub fn sense_text(s: &Sense) -> String {
 }
 
 /// Where `sense` reads its bytes from.
-pub enum SenseInput {
+enum SenseInput {
     Words(Vec<String>),
     HexFile(std::path::PathBuf),
     BinaryFile(std::path::PathBuf),
 }
 
 impl SenseInput {
-    pub fn new(
-        hex: &[String],
-        file: &Option<std::path::PathBuf>,
-        binary: &Option<std::path::PathBuf>,
-    ) -> Self {
-        match (file, binary) {
+    pub fn new(a: &SenseArgs) -> Self {
+        match (&a.file, &a.binary) {
             (Some(f), _) => SenseInput::HexFile(f.clone()),
             (None, Some(b)) => SenseInput::BinaryFile(b.clone()),
-            _ if hex == ["-"] => SenseInput::HexFile("-".into()),
-            _ => SenseInput::Words(hex.to_vec()),
+            _ if a.hex == ["-"] => SenseInput::HexFile("-".into()),
+            _ => SenseInput::Words(a.hex.clone()),
         }
     }
 
@@ -608,8 +641,8 @@ fn read_input(f: &Path) -> Result<Vec<u8>> {
     Ok(buf)
 }
 
-pub fn sense(out: &Out, input: &SenseInput) -> Result<u8> {
-    let bytes = input.bytes()?;
+pub fn sense(out: &Out, a: &SenseArgs) -> Result<u8> {
+    let bytes = SenseInput::new(a).bytes()?;
     let s = Sense::parse(&bytes).map_err(|e| UsageError(format!("not sense data: {e}")))?;
     out.emit(&s, || format!("{s}\n{}", sense_text(&s)));
     Ok(exit::OK)

@@ -1,17 +1,19 @@
-//! `sanmover tape DEV OP`: mt-like control.
+//! `sanmover tape DEV OP`: mt-like control, and `label`.
 
 use std::fmt::Write as _;
 
 use anyhow::Result;
 use serde::Serialize;
 
-use super::backup_cmds::redacted;
+use super::args::{TapeArgs, TapeOp};
+use super::exit::{self, UsageError};
 use super::output::Out;
-use super::{exit, open_transport, ConnArgs, TapeOp, UsageError};
-use crate::catalog::Catalog;
+use super::sessions::{redacted, Dyn, Sessions};
+use crate::catalog::VolumeRow;
 use crate::device::tape::{TapeStatus, TrackedPosition};
 use crate::device::Tape;
-use crate::engine::volume::read_label;
+use crate::engine::volume::{read_label, write_label, LabelState};
+use crate::engine::EngineError;
 use crate::scsi::ssc::{Position, ReadPositionForm};
 
 #[derive(Serialize)]
@@ -35,27 +37,25 @@ fn moves_tape(op: &TapeOp) -> bool {
     !matches!(op, TapeOp::Status | TapeOp::Tell | TapeOp::Limits)
 }
 
-pub fn tape(conn: &ConnArgs, out: &Out, dev: Option<&str>, op: TapeOp, wait: bool) -> Result<u8> {
-    let dev =
-        dev.ok_or_else(|| UsageError("no tape device: give DEV, or set TAPE as for mt".into()))?;
-    if let TapeOp::Erase { force: false } = op {
+pub fn run(s: &Sessions, out: &Out, a: &TapeArgs) -> Result<u8> {
+    let dev = a
+        .dev
+        .as_deref()
+        .ok_or_else(|| UsageError("no tape device: give DEV, or set TAPE as for mt".into()))?;
+    if let TapeOp::Erase { force: false } = a.op {
         return Err(UsageError(
             "erase destroys everything after the current position; add --force".into(),
         )
         .into());
     }
-    let mut tape = Tape::open(open_transport(conn, dev)?)?;
-    let _lock = if moves_tape(&op) {
-        let cat = conn.catalog_path();
-        Some(super::backup_cmds::lock_tape(
-            &cat, &mut tape, dev, "tape", wait,
-        )?)
-    } else {
-        None
+    let mut tape = s.tape(dev)?;
+    let _lock = match moves_tape(&a.op) {
+        true => Some(s.lock_tape(&mut tape, dev, "tape", a.wait)?),
+        false => None,
     };
-    let (name, count): (&'static str, Option<u32>) = match op {
-        TapeOp::Status => return status(conn, out, &mut tape, dev),
-        TapeOp::Tell => return tell(&mut tape, out),
+    match &a.op {
+        TapeOp::Status => status(s, out, &mut tape, dev),
+        TapeOp::Tell => tell(&mut tape, out),
         TapeOp::Limits => {
             let l = tape.block_limits()?;
             out.emit(&l, || {
@@ -64,31 +64,52 @@ pub fn tape(conn: &ConnArgs, out: &Out, dev: Option<&str>, op: TapeOp, wait: boo
                     l.min_block_length, l.max_block_length, l.granularity
                 )
             });
-            return Ok(exit::OK);
+            Ok(exit::OK)
         }
+        TapeOp::Label { name, force } => label(s, out, &mut tape, dev, name, *force),
+        op => {
+            let (name, count) = motion(&mut tape, op)?;
+            let r = OpResult {
+                op: name,
+                count,
+                position: tape.position(),
+            };
+            out.emit(&r, || match count {
+                Some(n) => format!("{name} {n}: done\n"),
+                None => format!("{name}: done\n"),
+            });
+            Ok(exit::OK)
+        }
+    }
+}
+
+/// Carry out an operation that moves or writes the tape; its name and
+/// count for the report.
+fn motion(tape: &mut Tape<Dyn>, op: &TapeOp) -> Result<(&'static str, Option<u32>)> {
+    Ok(match *op {
         TapeOp::Rewind => {
             tape.rewind()?;
             ("rewind", None)
         }
-        TapeOp::Weof { n } => {
-            tape.write_filemarks(n)?;
-            ("weof", Some(n))
+        TapeOp::Weof(c) => {
+            tape.write_filemarks(c.n)?;
+            ("weof", Some(c.n))
         }
-        TapeOp::Fsf { n } => {
-            tape.space_filemarks(count_i32(n)?)?;
-            ("fsf", Some(n))
+        TapeOp::Fsf(c) => {
+            tape.space_filemarks(count_i32(c.n)?)?;
+            ("fsf", Some(c.n))
         }
-        TapeOp::Bsf { n } => {
-            tape.space_filemarks(-count_i32(n)?)?;
-            ("bsf", Some(n))
+        TapeOp::Bsf(c) => {
+            tape.space_filemarks(-count_i32(c.n)?)?;
+            ("bsf", Some(c.n))
         }
-        TapeOp::Fsr { n } => {
-            tape.space_blocks(count_i32(n)?)?;
-            ("fsr", Some(n))
+        TapeOp::Fsr(c) => {
+            tape.space_blocks(count_i32(c.n)?)?;
+            ("fsr", Some(c.n))
         }
-        TapeOp::Bsr { n } => {
-            tape.space_blocks(-count_i32(n)?)?;
-            ("bsr", Some(n))
+        TapeOp::Bsr(c) => {
+            tape.space_blocks(-count_i32(c.n)?)?;
+            ("bsr", Some(c.n))
         }
         TapeOp::Eod => {
             tape.space_to_eod()?;
@@ -110,36 +131,67 @@ pub fn tape(conn: &ConnArgs, out: &Out, dev: Option<&str>, op: TapeOp, wait: boo
             tape.erase()?;
             ("erase", None)
         }
-        TapeOp::Label { name, force } => {
-            return super::backup_cmds::tape_label(
-                out,
-                &conn.catalog_path(),
-                &mut tape,
-                dev,
-                &name,
-                force,
-            );
-        }
         TapeOp::Setblk { n } => {
             tape.set_block_length(n)?;
             ("setblk", Some(n))
         }
-    };
-    let r = OpResult {
-        op: name,
-        count,
-        position: tape.position(),
-    };
-    out.emit(&r, || match count {
-        Some(n) => format!("{name} {n}: done\n"),
-        None => format!("{name}: done\n"),
-    });
+        TapeOp::Status | TapeOp::Tell | TapeOp::Limits | TapeOp::Label { .. } => {
+            unreachable!("handled by run")
+        }
+    })
+}
+
+/// `tape DEV label NAME [--force]`.
+fn label(
+    s: &Sessions,
+    out: &Out,
+    tape: &mut Tape<Dyn>,
+    dev: &str,
+    name: &str,
+    force: bool,
+) -> Result<u8> {
+    let catalog = s.catalog()?;
+    if !force {
+        if let Some(v) = catalog.volumes()?.iter().find(|v| v.name == name) {
+            return Err(EngineError::Refused(format!(
+                "the catalog already has a volume named {name} ({}); pick another name, or --force to reuse it",
+                v.id
+            ))
+            .into());
+        }
+    }
+    let state = read_label(tape)?;
+    if !force {
+        refuse_written(state)?;
+    }
+    let l = write_label(tape, name)?;
+    catalog.upsert_volume(&VolumeRow {
+        id: l.uuid,
+        name: l.name.clone(),
+        created: l.created as i64,
+        last_file: None,
+    })?;
+    catalog.set_volume_device(l.uuid, &redacted(dev))?;
+    out.emit(&l, || format!("labelled volume {} ({})\n", l.name, l.uuid));
     Ok(exit::OK)
 }
 
-type DynTape = Tape<Box<dyn crate::transport::Transport + Send>>;
+/// A tape with a label or data is not labelled without --force.
+fn refuse_written(state: LabelState) -> Result<(), EngineError> {
+    match state {
+        LabelState::Blank => Ok(()),
+        LabelState::Ours(l) => Err(EngineError::Refused(format!(
+            "the tape already has the sanmover label {} ({}); --force writes a new label and loses every set on it",
+            l.name, l.uuid
+        ))),
+        other => Err(EngineError::Refused(format!(
+            "the tape holds {}; --force overwrites it",
+            other.describe()
+        ))),
+    }
+}
 
-fn tell(tape: &mut DynTape, out: &Out) -> Result<u8> {
+fn tell(tape: &mut Tape<Dyn>, out: &Out) -> Result<u8> {
     let pos = tape.device_position()?;
     #[derive(Serialize)]
     struct Tell<'a> {
@@ -176,7 +228,7 @@ struct StatusOut {
     volume_from: Option<&'static str>,
 }
 
-fn status(conn: &ConnArgs, out: &Out, tape: &mut DynTape, dev: &str) -> Result<u8> {
+fn status(s: &Sessions, out: &Out, tape: &mut Tape<Dyn>, dev: &str) -> Result<u8> {
     let drive = tape.status();
     // Reading the label moves the tape: only where the drive says, and can
     // be trusted to say, that it is at the beginning (reading then
@@ -187,7 +239,7 @@ fn status(conn: &ConnArgs, out: &Out, tape: &mut DynTape, dev: &str) -> Result<u
         tape.rewind()?;
         (Some(state.describe()), Some("tape"))
     } else {
-        match catalog_volume(conn, dev) {
+        match catalog_volume(s, dev) {
             Some(v) => (Some(v), Some("catalog")),
             None => (None, None),
         }
@@ -202,13 +254,9 @@ fn status(conn: &ConnArgs, out: &Out, tape: &mut DynTape, dev: &str) -> Result<u
 }
 
 /// The volume the catalog last saw in `dev`, if the catalog can say.
-fn catalog_volume(conn: &ConnArgs, dev: &str) -> Option<String> {
-    let path = conn.catalog_path();
+fn catalog_volume(s: &Sessions, dev: &str) -> Option<String> {
     // A status never creates a catalog.
-    if !path.exists() {
-        return None;
-    }
-    let cat = Catalog::open(&path).ok()?;
+    let cat = s.existing_catalog()?;
     let id = cat.volume_in_device(&redacted(dev)).ok()??;
     let v = cat.volume(id).ok()??;
     Some(format!("{} ({})", v.name, v.id))
@@ -293,19 +341,19 @@ fn status_text(out: &StatusOut) -> String {
         }
         None => s.push_str("Position: READ POSITION not answered\n"),
     }
-    match (&out.volume, out.volume_from) {
-        (Some(v), Some("tape")) => {
-            let _ = writeln!(s, "Volume: {v}");
-        }
-        (Some(v), _) => {
-            let _ = writeln!(
-                s,
-                "Volume: {v}, last seen in this drive (catalog; the label is read only at a trusted beginning of tape)"
-            );
-        }
-        (None, _) => s.push_str(
-            "Volume: unknown (not at a trusted beginning of tape, and not in the catalog)\n",
-        ),
-    }
+    s.push_str(&volume_line(out));
     s
+}
+
+/// The status's volume line: read from the tape, or the catalog's.
+fn volume_line(out: &StatusOut) -> String {
+    match (&out.volume, out.volume_from) {
+        (Some(v), Some("tape")) => format!("Volume: {v}\n"),
+        (Some(v), _) => format!(
+            "Volume: {v}, last seen in this drive (catalog; the label is read only at a trusted beginning of tape)\n"
+        ),
+        (None, _) => {
+            "Volume: unknown (not at a trusted beginning of tape, and not in the catalog)\n".into()
+        }
+    }
 }

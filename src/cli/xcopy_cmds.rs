@@ -4,12 +4,14 @@ use std::fmt::Write as _;
 
 use anyhow::{Context, Result};
 
+use super::args::{CopyResultsArgs, VerifyExtent, XcopyArgs};
+use super::exit::{self, UsageError};
 use super::output::Out;
-use super::{exit, open_transport, ConnArgs, UsageError};
+use super::sessions::{Dyn, Sessions};
 use crate::device::{DeviceError, Disk, Scsi};
 use crate::engine::xcopy::{
-    aborted_segment, discover_limits, plan, run, verify_copy, Endpoint, EndpointError, Fallback,
-    XCOPY_TIMEOUT,
+    aborted_segment, discover_limits, plan, run, verify_copy, Endpoint, EndpointError, Limits,
+    PlannedCommand, XCOPY_TIMEOUT,
 };
 use crate::scsi::xcopy::{
     CopyStatus, ExtendedCopy, FailedSegmentDetails, OperatingParameters, RcrAction,
@@ -18,19 +20,6 @@ use crate::scsi::xcopy::{
 use crate::scsi::{CdbCodec, Wire};
 use crate::transport::{Request, Transport};
 
-pub struct XcopyArgs<'a> {
-    pub copy_manager: &'a str,
-    pub copy_manager_initiator: Option<&'a str>,
-    pub src: &'a str,
-    pub dst: &'a str,
-    pub src_lba: u64,
-    pub blocks: Option<u64>,
-    pub dst_lba: u64,
-    pub dry_run: bool,
-    pub fallback: &'a str,
-    pub full_verify: bool,
-}
-
 fn endpoint<T: Transport>(d: &mut Disk<T>) -> Result<(Endpoint, u64)> {
     Endpoint::of(d).map_err(|e| match e {
         EndpointError::Device(e) => e.into(),
@@ -38,20 +27,21 @@ fn endpoint<T: Transport>(d: &mut Disk<T>) -> Result<(Endpoint, u64)> {
     })
 }
 
-/// The `--fallback` value as a policy (clap allows only these three).
-pub fn fallback_policy(s: &str) -> Fallback {
-    match s {
-        "never" => Fallback::Never,
-        "always" => Fallback::Always,
-        _ => Fallback::Prefer,
+/// `xcopy`: with --params, send a hand-made list; else plan and copy.
+pub fn run_xcopy(s: &Sessions, out: &Out, a: &XcopyArgs) -> Result<u8> {
+    match (&a.params, &a.src, &a.dst) {
+        (Some(file), _, _) => send_params(s, out, a, file),
+        (None, Some(src), Some(dst)) => copy(s, out, a, (src, dst)),
+        _ => Err(UsageError("--src and --dst are needed without --params".into()).into()),
     }
 }
 
-pub fn xcopy(conn: &ConnArgs, out: &Out, a: XcopyArgs<'_>) -> Result<u8> {
-    let fallback = fallback_policy(a.fallback);
-    let mut src = Disk::open(open_transport(conn, a.src)?).context("source")?;
-    let mut dst = Disk::open(open_transport(conn, a.dst)?).context("destination")?;
-    let mut cm = open_copy_manager(conn, a.copy_manager, a.copy_manager_initiator)?;
+/// Plan the copy of `ends` (source, destination) within the copy
+/// manager's limits, run it (or print the plan) and verify it.
+fn copy(s: &Sessions, out: &Out, a: &XcopyArgs, ends: (&str, &str)) -> Result<u8> {
+    let mut src = s.disk(ends.0, "source")?;
+    let mut dst = s.disk(ends.1, "destination")?;
+    let mut cm = open_copy_manager(s, a)?;
     let (s_ep, s_blocks) = endpoint(&mut src)?;
     let (d_ep, d_blocks) = endpoint(&mut dst)?;
     let blocks = a.blocks.unwrap_or(s_blocks.saturating_sub(a.src_lba));
@@ -65,41 +55,16 @@ pub fn xcopy(conn: &ConnArgs, out: &Out, a: XcopyArgs<'_>) -> Result<u8> {
     let limits = discover_limits(&mut cm)?;
     let p = plan(&s_ep, &d_ep, a.src_lba, a.dst_lba, blocks, &limits)?;
     if a.dry_run {
-        #[derive(serde::Serialize)]
-        struct Plan<'a> {
-            limits: &'a crate::engine::xcopy::Limits,
-            commands: &'a [crate::engine::xcopy::PlannedCommand],
-        }
-        out.emit(
-            &Plan {
-                limits: &limits,
-                commands: &p,
-            },
-            || {
-                let mut t = format!(
-                    "plan: {} EXTENDED COPY commands for {blocks} blocks (limits from {}: {} CSCDs, {} segments, {} bytes per segment)\n",
-                    p.len(),
-                    limits.source,
-                    limits.max_cscds,
-                    limits.max_segments,
-                    limits.max_segment_len
-                );
-                for (i, c) in p.iter().enumerate() {
-                    let _ = writeln!(
-                        t,
-                        "  {i:>4}: {} segments, {} blocks, source LBA {} -> destination LBA {}",
-                        c.segments, c.blocks, c.src_lba, c.dst_lba
-                    );
-                }
-                t
-            },
-        );
+        print_plan(out, &limits, &p, blocks);
         return Ok(exit::OK);
     }
     let bs = s_ep.block_size;
-    let mut report = run(&mut cm, &mut src, &mut dst, bs, &p, fallback)?;
+    let mut report = run(&mut cm, &mut src, &mut dst, bs, &p, a.fallback.into())?;
     report.limits = Some(limits);
-    let samples = if a.full_verify { 0 } else { 16 };
+    let samples = match a.verify {
+        VerifyExtent::Full => 0,
+        VerifyExtent::Sample => 16,
+    };
     report.verified_bytes = verify_copy(
         &mut src, &mut dst, bs, a.src_lba, a.dst_lba, blocks, samples,
     )?;
@@ -122,34 +87,53 @@ pub fn xcopy(conn: &ConnArgs, out: &Out, a: XcopyArgs<'_>) -> Result<u8> {
     Ok(exit::OK)
 }
 
+/// `xcopy --dry-run`: the plan, sending nothing.
+fn print_plan(out: &Out, limits: &Limits, p: &[PlannedCommand], blocks: u64) {
+    #[derive(serde::Serialize)]
+    struct Plan<'a> {
+        limits: &'a Limits,
+        commands: &'a [PlannedCommand],
+    }
+    out.emit(
+        &Plan {
+            limits,
+            commands: p,
+        },
+        || {
+            let mut t = format!(
+                "plan: {} EXTENDED COPY commands for {blocks} blocks (limits from {}: {} CSCDs, {} segments, {} bytes per segment)\n",
+                p.len(),
+                limits.source,
+                limits.max_cscds,
+                limits.max_segments,
+                limits.max_segment_len
+            );
+            for (i, c) in p.iter().enumerate() {
+                let _ = writeln!(
+                    t,
+                    "  {i:>4}: {} segments, {} blocks, source LBA {} -> destination LBA {}",
+                    c.segments, c.blocks, c.src_lba, c.dst_lba
+                );
+            }
+            t
+        },
+    );
+}
+
 /// The copy manager's session, under its own initiator name if given.
-fn open_copy_manager(
-    conn: &ConnArgs,
-    dev: &str,
-    initiator: Option<&str>,
-) -> Result<Scsi<Box<dyn Transport + Send>>> {
-    let cm_conn = ConnArgs {
-        initiator: initiator
-            .map(str::to_string)
-            .or_else(|| conn.initiator.clone()),
-        ..conn.clone()
-    };
-    Ok(Scsi::new(open_transport(&cm_conn, dev)?))
+fn open_copy_manager(s: &Sessions, a: &XcopyArgs) -> Result<Scsi<Dyn>> {
+    Ok(Scsi::new(s.transport_as(
+        &a.copy_manager,
+        a.copy_manager_initiator.as_deref(),
+    )?))
 }
 
 /// `xcopy --params FILE`: a hand-made parameter list, decoded first.
-pub fn send_params(
-    conn: &ConnArgs,
-    out: &Out,
-    copy_manager: &str,
-    initiator: Option<&str>,
-    file: &std::path::Path,
-    raw: bool,
-) -> Result<u8> {
+fn send_params(s: &Sessions, out: &Out, a: &XcopyArgs, file: &std::path::Path) -> Result<u8> {
     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     let decoded = match XcopyParams::parse(&bytes).and_then(|p| p.check().map(|()| p)) {
         Ok(p) => Some(p),
-        Err(e) if raw => {
+        Err(e) if a.raw => {
             log::warn!(
                 "{}: does not decode ({e}); sending it anyway (--raw)",
                 file.display()
@@ -167,7 +151,7 @@ pub fn send_params(
     if bytes.len() > u32::MAX as usize {
         return Err(UsageError("parameter list longer than 4 GiB".into()).into());
     }
-    let mut cm = open_copy_manager(conn, copy_manager, initiator)?;
+    let mut cm = open_copy_manager(s, a)?;
     let cdb = ExtendedCopy {
         param_len: bytes.len() as u32,
     }
@@ -207,55 +191,61 @@ fn describe_abort(e: DeviceError) -> anyhow::Error {
     }
 }
 
-pub fn copy_results(
-    conn: &ConnArgs,
-    out: &Out,
-    dev: &str,
-    status: Option<u8>,
-    failed: Option<u8>,
-) -> Result<u8> {
-    let mut cm = Scsi::new(open_transport(conn, dev)?);
-    if let Some(list_id) = status {
-        let rcr = ReceiveCopyResults {
-            action: RcrAction::COPY_STATUS,
-            list_id,
-            alloc_len: 1024,
-        };
-        let buf = cm.data_in(rcr.to_cdb(), rcr.alloc_len as usize)?;
-        let s = CopyStatus::parse(&buf).map_err(|e| cm.perr("RECEIVE COPY RESULTS", e))?;
-        out.emit(&s, || {
-            format!(
-                "Copy status of list {list_id}: {:?}, {} segments processed, transferred {}\n",
-                s.status,
-                s.segments_processed,
-                s.transfer_bytes()
-                    .map_or("an unknown amount".to_string(), |b| format!("{b} bytes"))
-            )
-        });
-        return Ok(exit::OK);
+/// `copy-results`: operating parameters, a copy's status, or its failed
+/// segment details.
+pub fn copy_results(s: &Sessions, out: &Out, a: &CopyResultsArgs) -> Result<u8> {
+    let mut cm = s.scsi(&a.dev)?;
+    match (a.status, a.failed) {
+        (Some(list_id), _) => copy_status(&mut cm, out, list_id)?,
+        (None, Some(list_id)) => failed_segment(&mut cm, out, list_id)?,
+        (None, None) => operating_parameters(&mut cm, out)?,
     }
-    if let Some(list_id) = failed {
-        let rcr = ReceiveCopyResults {
-            action: RcrAction::FAILED_SEGMENT_DETAILS,
-            list_id,
-            alloc_len: 1024,
-        };
-        let buf = cm.data_in(rcr.to_cdb(), rcr.alloc_len as usize)?;
-        let f =
-            FailedSegmentDetails::parse(&buf).map_err(|e| cm.perr("RECEIVE COPY RESULTS", e))?;
-        out.emit(&f, || match &f.failed {
-            None => format!("List {list_id}: no failed segment details held\n"),
-            Some(d) => format!(
-                "List {list_id}: EXTENDED COPY ended {}; sense {}\n{}",
-                d.status,
-                hex::encode(&d.sense),
-                crate::scsi::sense::Sense::parse(&d.sense)
-                    .map(|s| super::scsi_cmds::sense_text(&s))
-                    .unwrap_or_default()
-            ),
-        });
-        return Ok(exit::OK);
-    }
+    Ok(exit::OK)
+}
+
+/// RECEIVE COPY RESULTS with `action` for list `list_id`.
+fn receive(cm: &mut Scsi<Dyn>, action: RcrAction, list_id: u8) -> Result<Vec<u8>> {
+    let rcr = ReceiveCopyResults {
+        action,
+        list_id,
+        alloc_len: 1024,
+    };
+    Ok(cm.data_in(rcr.to_cdb(), rcr.alloc_len as usize)?)
+}
+
+fn copy_status(cm: &mut Scsi<Dyn>, out: &Out, list_id: u8) -> Result<()> {
+    let buf = receive(cm, RcrAction::COPY_STATUS, list_id)?;
+    let s = CopyStatus::parse(&buf).map_err(|e| cm.perr("RECEIVE COPY RESULTS", e))?;
+    out.emit(&s, || {
+        format!(
+            "Copy status of list {list_id}: {:?}, {} segments processed, transferred {}\n",
+            s.status,
+            s.segments_processed,
+            s.transfer_bytes()
+                .map_or("an unknown amount".to_string(), |b| format!("{b} bytes"))
+        )
+    });
+    Ok(())
+}
+
+fn failed_segment(cm: &mut Scsi<Dyn>, out: &Out, list_id: u8) -> Result<()> {
+    let buf = receive(cm, RcrAction::FAILED_SEGMENT_DETAILS, list_id)?;
+    let f = FailedSegmentDetails::parse(&buf).map_err(|e| cm.perr("RECEIVE COPY RESULTS", e))?;
+    out.emit(&f, || match &f.failed {
+        None => format!("List {list_id}: no failed segment details held\n"),
+        Some(d) => format!(
+            "List {list_id}: EXTENDED COPY ended {}; sense {}\n{}",
+            d.status,
+            hex::encode(&d.sense),
+            crate::scsi::sense::Sense::parse(&d.sense)
+                .map(|s| super::scsi_cmds::sense_text(&s))
+                .unwrap_or_default()
+        ),
+    });
+    Ok(())
+}
+
+fn operating_parameters(cm: &mut Scsi<Dyn>, out: &Out) -> Result<()> {
     let rcr = ReceiveCopyResults::operating_parameters();
     let buf = cm.data_in(rcr.to_cdb(), rcr.alloc_len as usize)?;
     let p = OperatingParameters::parse(&buf).map_err(|e| cm.perr("RECEIVE COPY RESULTS", e))?;
@@ -274,5 +264,5 @@ pub fn copy_results(
                 .join(" ")
         )
     });
-    Ok(exit::OK)
+    Ok(())
 }

@@ -43,6 +43,10 @@ pub struct ReadSummary {
     pub target_lba: Option<u64>,
     /// Verify with --compare-source: bytes compared with the source LUN.
     pub compared_with_source: Option<u64>,
+    /// Verify with --compare-target: bytes compared with the target disk
+    /// (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compared_with_target: Option<u64>,
 }
 
 /// Put the tape at the start of `set`'s file after checking the label.
@@ -123,6 +127,7 @@ fn summary(set: &SetRow, scan: &SetScan, t0: Instant) -> ReadSummary {
         digest: hex(&scan.digest),
         target_lba: None,
         compared_with_source: None,
+        compared_with_target: None,
     }
 }
 
@@ -131,43 +136,101 @@ fn summary(set: &SetRow, scan: &SetScan, t0: Instant) -> ReadSummary {
 pub fn verify<T: Transport + Send, S: Transport>(
     tape: &mut Tape<T>,
     set: &SetRow,
-    mut source: Option<&mut Disk<S>>,
+    source: Option<&mut Disk<S>>,
     progress: &dyn Progress,
 ) -> Result<ReadSummary, EngineError> {
+    let compare = source.map(|disk| Compare {
+        disk,
+        lba: set.info.lba,
+        with: CompareWith::Source,
+    });
+    verify_against(tape, set, compare, progress)
+}
+
+/// What a verify compares the set's data with, besides its own checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompareWith {
+    /// The LU the set was taken from, as it is now.
+    Source,
+    /// Another disk, e.g. a restored copy: proves a restore without the
+    /// original.
+    Target,
+}
+
+/// A disk to compare a set with, from `lba` on (the set's first block
+/// there).
+pub struct Compare<'a, S: Transport> {
+    pub disk: &'a mut Disk<S>,
+    pub lba: u64,
+    pub with: CompareWith,
+}
+
+/// [`verify`], comparing every byte of the set with `compare` when given.
+/// A target must hold the whole set in the set's block size (checked
+/// before the tape moves); the first difference is a
+/// [`EngineError::Corrupt`] naming the byte and the LBA.
+pub fn verify_against<T: Transport + Send, S: Transport>(
+    tape: &mut Tape<T>,
+    set: &SetRow,
+    mut compare: Option<Compare<'_, S>>,
+    progress: &dyn Progress,
+) -> Result<ReadSummary, EngineError> {
+    if let Some(c) = compare.as_mut().filter(|c| c.with == CompareWith::Target) {
+        check_target(c.disk, set, c.lba)?;
+    }
     position(tape, set)?;
     progress.start(set.outcome.bytes, "verify");
     let t0 = Instant::now();
     let bs = BlockSize(set.info.block_size);
-    let mut lba = set.info.lba;
     let mut compared = 0u64;
     let scan = scan_set(tape, Some(set.info.id), |seq, p| {
-        let payload = p.bytes();
-        if let Some(disk) = source.as_deref_mut() {
-            let blocks = (payload.len() / bs.0 as usize) as u32;
-            let data = disk.read(Lba(lba), blocks, bs)?;
-            if let Some(off) = data.iter().zip(payload).position(|(a, b)| a != b) {
-                return Err(EngineError::Corrupt {
-                    set: set.info.id,
-                    seq: Some(seq),
-                    reason: format!(
-                        "differs from the source at byte {} (LBA {})",
-                        compared + off as u64,
-                        lba + off as u64 / bs.0 as u64
-                    ),
-                });
-            }
-            lba += blocks as u64;
-            compared += payload.len() as u64;
+        if let Some(c) = compare.as_mut() {
+            compare_payload(c, (set.info.id, seq), bs, compared, p.bytes())?;
+            compared += p.bytes().len() as u64;
         }
-        progress.advance(payload.len() as u64);
+        progress.advance(p.bytes().len() as u64);
         Ok(Some(p.into_block()))
     });
     progress.finish();
     let scan = scan?;
     finish_checks(set, &scan)?;
     let mut s = summary(set, &scan, t0);
-    s.compared_with_source = source.is_some().then_some(compared);
+    match compare.map(|c| c.with) {
+        Some(CompareWith::Source) => s.compared_with_source = Some(compared),
+        Some(CompareWith::Target) => s.compared_with_target = Some(compared),
+        None => {}
+    }
     Ok(s)
+}
+
+/// Read the blocks under record `at` (set id, sequence) from the compared
+/// disk, check them against `payload`, and advance past them.
+fn compare_payload<S: Transport>(
+    c: &mut Compare<'_, S>,
+    at: (Uuid, u64),
+    bs: BlockSize,
+    compared: u64,
+    payload: &[u8],
+) -> Result<(), EngineError> {
+    let blocks = (payload.len() / bs.0 as usize) as u32;
+    let data = c.disk.read(Lba(c.lba), blocks, bs)?;
+    if let Some(off) = data.iter().zip(payload).position(|(a, b)| a != b) {
+        let what = match c.with {
+            CompareWith::Source => "the source".to_string(),
+            CompareWith::Target => format!("the target {}", c.disk.scsi.name()),
+        };
+        return Err(EngineError::Corrupt {
+            set: at.0,
+            seq: Some(at.1),
+            reason: format!(
+                "differs from {what} at byte {} (LBA {})",
+                compared + off as u64,
+                c.lba + off as u64 / bs.0 as u64
+            ),
+        });
+    }
+    c.lba += blocks as u64;
+    Ok(())
 }
 
 /// Where and how a restore writes.
@@ -226,6 +289,36 @@ fn refuse_own_source<D: Transport>(
     )))
 }
 
+/// A disk that receives (or is compared with) `set` from `lba` on must
+/// have the set's block size and hold all of it.
+fn check_target<D: Transport>(
+    target: &mut Disk<D>,
+    set: &SetRow,
+    lba: u64,
+) -> Result<(), EngineError> {
+    let cap = target.capacity()?;
+    if cap.block_size.0 != set.info.block_size {
+        return Err(EngineError::Refused(format!(
+            "{}: target block size is {} bytes, the set was taken with {}",
+            target.scsi.name(),
+            cap.block_size.0,
+            set.info.block_size
+        )));
+    }
+    if lba
+        .checked_add(set.info.blocks)
+        .is_none_or(|end| end > cap.blocks.0)
+    {
+        return Err(EngineError::Refused(format!(
+            "{}: the target holds {} blocks; the set needs {} from LBA {lba}",
+            target.scsi.name(),
+            cap.blocks.0,
+            set.info.blocks
+        )));
+    }
+    Ok(())
+}
+
 /// Restore `set` to `target`, WRITE(16)s pipelined with the tape reads: at
 /// the set's own LBA unless `opts` moves it, and never over the set's own
 /// source LU unless `opts` allows it (checked against the set header
@@ -240,26 +333,7 @@ pub fn restore<T: Transport + Send, D: Transport + Send>(
     progress: &dyn Progress,
 ) -> Result<ReadSummary, EngineError> {
     let target_lba = opts.target_lba.unwrap_or(set.info.lba);
-    let cap = target.capacity()?;
-    if cap.block_size.0 != set.info.block_size {
-        return Err(EngineError::Refused(format!(
-            "{}: target block size is {} bytes, the set was taken with {}",
-            target.scsi.name(),
-            cap.block_size.0,
-            set.info.block_size
-        )));
-    }
-    if target_lba
-        .checked_add(set.info.blocks)
-        .is_none_or(|end| end > cap.blocks.0)
-    {
-        return Err(EngineError::Refused(format!(
-            "{}: the target holds {} blocks; the set needs {} from LBA {target_lba}",
-            target.scsi.name(),
-            cap.blocks.0,
-            set.info.blocks
-        )));
-    }
+    check_target(target, set, target_lba)?;
     position(tape, set)?;
     let header = open_set(tape, Some(set.info.id))?;
     refuse_own_source(&header, target, target_lba, opts.overwrite_source)?;

@@ -36,13 +36,8 @@ use crate::snapshot::{MappedLun, Snapshot, SnapshotJob, SnapshotProvider};
 use crate::transport::url::IscsiUrl;
 use crate::transport::{Request, Response, Transport, TransportError};
 
-/// Opens sessions under a given initiator name (the CLI's iSCSI options).
-pub trait Connector {
-    /// A session to `url` as `initiator`. A target that refuses the name
-    /// answers [`TransportError::Login`].
-    fn open(&self, url: &str, initiator: &str)
-        -> Result<Box<dyn Transport + Send>, TransportError>;
-}
+/// Opens the sessions of a serverless backup (now in `transport`).
+pub use crate::transport::Connector;
 
 /// What the user asked for.
 #[derive(Debug, Clone)]

@@ -677,6 +677,7 @@ fn rebuilt_row(
         },
         volume_name: label.name.clone(),
         extents: vec![(h.lba, h.blocks)],
+        expired: None,
     };
     match scan {
         Ok(s) => {

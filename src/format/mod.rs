@@ -81,15 +81,6 @@ open_code! {
     }
 }
 
-impl Mode {
-    /// The mode with this name (`host`, `serverless`, `xcopy`).
-    pub fn from_name(name: &str) -> Option<Mode> {
-        [Mode::HOST, Mode::SERVERLESS, Mode::XCOPY]
-            .into_iter()
-            .find(|m| m.name() == Some(name))
-    }
-}
-
 /// What a tape block is, judged by its magic alone (catalog rebuild scans).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum BlockKind {

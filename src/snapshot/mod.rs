@@ -7,8 +7,12 @@
 //! `snapshots cleanup` can replay unmap/delete after a crash.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+
+use crate::transport::iscsi::IscsiOptions;
+use crate::transport::Connector;
 
 pub mod exec;
 pub mod lio;
@@ -133,12 +137,24 @@ pub fn parse_spec(spec: &str) -> Result<(String, BTreeMap<String, String>), Prov
 /// the colon). The options are also what the engine copies into
 /// `SnapshotJob::options`; providers read their settings from the job.
 pub fn provider_from_spec(spec: &str) -> Result<Box<dyn SnapshotProvider>, ProviderError> {
+    provider_with_sessions(spec, Arc::new(IscsiOptions::default()))
+}
+
+/// [`provider_from_spec`], with `sessions` opening whatever sessions the
+/// provider needs itself (`xcopy-image` opens the source, the spare and
+/// the copy manager), so they get the caller's session options.
+pub fn provider_with_sessions(
+    spec: &str,
+    sessions: Arc<dyn Connector + Send + Sync>,
+) -> Result<Box<dyn SnapshotProvider>, ProviderError> {
     let (name, options) = parse_spec(spec)?;
     match name.as_str() {
         "tgt" => Ok(Box::new(tgt::TgtProvider::new(&options)?)),
         "exec" => Ok(Box::new(exec::ExecProvider::new(&options)?)),
         "lio" => Ok(Box::new(lio::LioProvider::new(&options)?)),
-        "xcopy-image" => Ok(Box::new(xcopy_image::XcopyImageProvider::new(&options)?)),
+        "xcopy-image" => Ok(Box::new(xcopy_image::XcopyImageProvider::with_sessions(
+            &options, sessions,
+        )?)),
         other => Err(ProviderError::Spec(format!(
             "unknown provider {other:?} (tgt, lio, xcopy-image, exec:SCRIPT)"
         ))),

@@ -23,6 +23,7 @@
 //!   masked to the backup server, and is reported writable.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::json;
@@ -32,10 +33,9 @@ use super::runner::{runner_from_options, sh_quote, CommandRunner};
 use super::{MappedLun, ProviderError, Snapshot, SnapshotJob, SnapshotProvider};
 use crate::device::{Disk, Scsi};
 use crate::engine::xcopy::{discover_limits, plan, run, Endpoint, Fallback};
-use crate::transport::iscsi::{IscsiOptions, IscsiTransport};
-use crate::transport::sgio::SgTransport;
+use crate::transport::iscsi::IscsiOptions;
 use crate::transport::url::DeviceUrl;
-use crate::transport::Transport;
+use crate::transport::{Connector, Transport};
 
 /// Masking of the spare on an LIO target, through a runner.
 struct LioMask {
@@ -49,6 +49,9 @@ pub struct XcopyImageProvider {
     copy_manager: Option<String>,
     copy_manager_initiator: Option<String>,
     mask: Option<LioMask>,
+    /// Opens the source, spare and copy manager sessions, with the
+    /// caller's session options (`--cmd-timeout` and the rest).
+    sessions: Arc<dyn Connector + Send + Sync>,
 }
 
 impl std::fmt::Debug for XcopyImageProvider {
@@ -87,23 +90,15 @@ fn chain(e: &dyn std::error::Error) -> String {
 type Dev = Box<dyn Transport + Send>;
 
 /// Open an iSCSI URL (under `initiator`) or a local SG device.
-fn open(url: &str, initiator: &str, op: &'static str) -> Result<Dev, ProviderError> {
-    match DeviceUrl::parse(url).map_err(|e| failed(op, format!("{url}: {e}")))? {
-        DeviceUrl::Iscsi(u) => {
-            let opts = IscsiOptions {
-                initiator: initiator.to_string(),
-                ..IscsiOptions::default()
-            };
-            let t = IscsiTransport::connect(&u.password_from_env(), &opts)
-                .map_err(|e| failed(op, format!("opening {url} as {initiator}: {}", chain(&e))))?;
-            Ok(Box::new(t))
-        }
-        DeviceUrl::Path(p) => {
-            let t = SgTransport::open(&p)
-                .map_err(|e| failed(op, format!("opening {}: {}", p.display(), chain(&e))))?;
-            Ok(Box::new(t))
-        }
-    }
+fn open(
+    sessions: &dyn Connector,
+    url: &str,
+    initiator: &str,
+    op: &'static str,
+) -> Result<Dev, ProviderError> {
+    sessions
+        .open(url, initiator)
+        .map_err(|e| failed(op, format!("opening {url} as {initiator}: {}", chain(&e))))
 }
 
 /// Block size, block count and best LU designator of a disk.
@@ -112,8 +107,17 @@ fn endpoint(d: &mut Disk<Dev>, what: &str) -> Result<(Endpoint, u64), ProviderEr
 }
 
 impl XcopyImageProvider {
-    /// Build from the spec options.
+    /// Build from the spec options, with default session options.
     pub fn new(o: &BTreeMap<String, String>) -> Result<Self, ProviderError> {
+        Self::with_sessions(o, Arc::new(IscsiOptions::default()))
+    }
+
+    /// Build from the spec options; `sessions` opens every session the
+    /// image copy needs.
+    pub fn with_sessions(
+        o: &BTreeMap<String, String>,
+        sessions: Arc<dyn Connector + Send + Sync>,
+    ) -> Result<Self, ProviderError> {
         let spare = o
             .get("spare")
             .filter(|s| !s.is_empty())
@@ -148,6 +152,7 @@ impl XcopyImageProvider {
             copy_manager: o.get("copy-manager").cloned(),
             copy_manager_initiator: o.get("copy-manager-initiator").cloned(),
             mask,
+            sessions,
         })
     }
 
@@ -213,29 +218,14 @@ echo "tpg_lun=$n write_protect=$WP"
             .map_err(|e| failed(op, e.to_string()))?;
         Ok(true)
     }
-}
-
-impl SnapshotProvider for XcopyImageProvider {
-    fn name(&self) -> &'static str {
-        "xcopy-image"
-    }
-
-    fn create(&mut self, job: &SnapshotJob) -> Result<Snapshot, ProviderError> {
-        // Writable for the copy; also checks the masking before any copying.
-        self.set_write_protect(job, false, "create")?;
-        let ini = job.initiator.as_str();
-        let cm_url = self.copy_manager.clone().unwrap_or(job.source_url.clone());
-        let cm_ini = self
-            .copy_manager_initiator
-            .clone()
-            .unwrap_or(ini.to_string());
-        let mut src = Disk::open(open(&job.source_url, ini, "create")?)
-            .map_err(|e| failed("create", format!("source: {}", chain(&e))))?;
-        let mut dst = Disk::open(open(&self.spare, ini, "create")?)
-            .map_err(|e| failed("create", format!("spare: {}", chain(&e))))?;
-        let mut cm = Scsi::new(open(&cm_url, &cm_ini, "create")?);
-        let (s_ep, s_blocks) = endpoint(&mut src, "source")?;
-        let (d_ep, d_blocks) = endpoint(&mut dst, "spare")?;
+    /// The source must be the job's LU, and the spare another LU of the
+    /// same size: the designators (hex) of both.
+    fn check_spare(
+        &self,
+        job: &SnapshotJob,
+        (s_ep, s_blocks): (&Endpoint, u64),
+        (d_ep, d_blocks): (&Endpoint, u64),
+    ) -> Result<(String, String), ProviderError> {
         let s_hex = hex::encode(&s_ep.designator.value);
         let d_hex = hex::encode(&d_ep.designator.value);
         if let Some(want) = &job.source_designator {
@@ -252,7 +242,10 @@ impl SnapshotProvider for XcopyImageProvider {
         if s_hex == d_hex {
             return Err(failed(
                 "create",
-                format!("the spare {} has the source's designator {s_hex}: it is the same LUN (or LIO serials that differ too late)", self.spare),
+                format!(
+                    "the spare {} has the source's designator {s_hex}: it is the same LUN (or LIO serials that differ too late)",
+                    self.spare
+                ),
             ));
         }
         if s_blocks != d_blocks || s_ep.block_size != d_ep.block_size {
@@ -264,6 +257,33 @@ impl SnapshotProvider for XcopyImageProvider {
                 ),
             ));
         }
+        Ok((s_hex, d_hex))
+    }
+}
+
+impl SnapshotProvider for XcopyImageProvider {
+    fn name(&self) -> &'static str {
+        "xcopy-image"
+    }
+
+    fn create(&mut self, job: &SnapshotJob) -> Result<Snapshot, ProviderError> {
+        // Writable for the copy; also checks the masking before any copying.
+        self.set_write_protect(job, false, "create")?;
+        let ini = job.initiator.as_str();
+        let cm_url = self.copy_manager.clone().unwrap_or(job.source_url.clone());
+        let cm_ini = self
+            .copy_manager_initiator
+            .clone()
+            .unwrap_or(ini.to_string());
+        let sessions = self.sessions.as_ref();
+        let mut src = Disk::open(open(sessions, &job.source_url, ini, "create")?)
+            .map_err(|e| failed("create", format!("source: {}", chain(&e))))?;
+        let mut dst = Disk::open(open(sessions, &self.spare, ini, "create")?)
+            .map_err(|e| failed("create", format!("spare: {}", chain(&e))))?;
+        let mut cm = Scsi::new(open(sessions, &cm_url, &cm_ini, "create")?);
+        let (s_ep, s_blocks) = endpoint(&mut src, "source")?;
+        let (d_ep, d_blocks) = endpoint(&mut dst, "spare")?;
+        let (s_hex, d_hex) = self.check_spare(job, (&s_ep, s_blocks), (&d_ep, d_blocks))?;
         let limits = discover_limits(&mut cm)
             .map_err(|e| failed("create", format!("copy manager limits: {}", chain(&e))))?;
         let p =

@@ -12,11 +12,14 @@ use std::time::Duration;
 
 use crate::scsi::{Cdb, Status};
 
+mod connect;
 pub mod iscsi;
 pub mod memory;
 pub mod retry;
 pub mod sgio;
 pub mod url;
+
+pub use connect::{open_device, Connector};
 
 /// Which way data moves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,120 +1,20 @@
-//! `backup --mode serverless`, `snapshots list`, `snapshots cleanup`.
+//! `snapshots list` and `snapshots cleanup`: the snapshot jobs of
+//! serverless backups.
 
 use std::fmt::Write as _;
-use std::path::Path;
 
 use anyhow::Result;
 use serde::Serialize;
 
-use super::backup_cmds::{
-    backup_text, lock_tape, open_catalog, open_tape, redacted, reservation_key, stop_on_signals,
-    BackupArgs, Bar,
-};
+use super::exit;
 use super::output::Out;
-use super::{exit, ConnArgs};
+use super::sessions::Sessions;
 use crate::catalog::{SnapshotJobRow, SnapshotState};
-use crate::engine::host::BackupOptions;
-use crate::engine::serverless::{self, Connector, ServerlessOptions, ServerlessSummary};
-use crate::format::Mode;
-use crate::snapshot::{provider_from_spec, Snapshot, SnapshotJob};
-use crate::transport::iscsi::IscsiTransport;
-use crate::transport::url::IscsiUrl;
-use crate::transport::{Transport, TransportError};
+use crate::engine::serverless;
+use crate::snapshot::{provider_with_sessions, Snapshot, SnapshotJob};
 
-/// Sessions under any initiator name, with the CLI's other iSCSI options.
-struct IscsiConnector<'a> {
-    conn: &'a ConnArgs,
-}
-
-impl Connector for IscsiConnector<'_> {
-    fn open(
-        &self,
-        url: &str,
-        initiator: &str,
-    ) -> Result<Box<dyn Transport + Send>, TransportError> {
-        let u = IscsiUrl::parse(url)?;
-        let mut o = self.conn.iscsi_options();
-        o.initiator = initiator.to_string();
-        Ok(Box::new(IscsiTransport::connect(&u, &o)?))
-    }
-}
-
-pub fn run_serverless(conn: &ConnArgs, out: &Out, cat: &Path, a: BackupArgs<'_>) -> Result<u8> {
-    let spec = a.snapshot.ok_or_else(|| {
-        super::UsageError("--mode serverless needs --snapshot PROVIDER[:OPTIONS]".into())
-    })?;
-    if !a.source.starts_with("iscsi://") {
-        return Err(super::UsageError(
-            "--mode serverless needs an iscsi:// source (the snapshot is named after its target)"
-                .into(),
-        )
-        .into());
-    }
-    let mut provider = provider_from_spec(spec)?;
-    let catalog = open_catalog(cat)?;
-    // The tape first: a bad tape is refused before any snapshot exists.
-    let mut tape = open_tape(conn, a.tape)?;
-    let _lock = lock_tape(cat, &mut tape, a.tape, "backup --mode serverless", a.wait)?;
-    let initiator = conn.iscsi_options().initiator;
-    let opts = ServerlessOptions {
-        spec: spec.to_string(),
-        source: a.source.to_string(),
-        initiator,
-        maskcheck_initiator: a.maskcheck_initiator.map(str::to_string),
-        quiesce: a.quiesce.map(str::to_string),
-        thaw: a.thaw.map(str::to_string),
-        backup: BackupOptions {
-            lba: a.lba,
-            blocks: a.blocks,
-            label: a.label.to_string(),
-            tape_block: a.block_size,
-            queue_depth: a.queue_depth,
-            mode: Mode::SERVERLESS,
-            source_url: redacted(a.source),
-            tape_url: redacted(a.tape),
-            reservation_key: reservation_key(conn),
-            stop: stop_on_signals()?,
-            digest: a.digest,
-        },
-    };
-    let bar = Bar::new(out);
-    let s = serverless::backup(
-        &IscsiConnector { conn },
-        provider.as_mut(),
-        &mut tape,
-        &catalog,
-        &opts,
-        &bar,
-    )?;
-    catalog.set_volume_device(s.backup.set.volume, &opts.backup.tape_url)?;
-    out.emit(&s, || serverless_text(&s));
-    Ok(exit::OK)
-}
-
-fn serverless_text(s: &ServerlessSummary) -> String {
-    let mut t = format!(
-        "serverless backup through provider {} (snapshot job {}, {})\n  snapshot {} exported as {}{}\n  application quiesced {:.3} s\n  masking: {} sees it, {} refused at {}\n  identity: {}\n",
-        s.provider,
-        s.job_id,
-        s.state,
-        s.snapshot.handle,
-        s.mapped.url,
-        if s.mapped.read_only { " (read-only)" } else { "" },
-        s.quiesce_seconds,
-        s.masking.allowed_initiator,
-        s.masking.refused_initiator,
-        s.masking.refused_by,
-        s.snapshot_designator,
-    );
-    t.push_str(&backup_text(&s.backup));
-    for w in &s.warnings {
-        let _ = writeln!(t, "  warning: {w}");
-    }
-    t
-}
-
-pub fn list(out: &Out, cat: &Path) -> Result<u8> {
-    let catalog = open_catalog(cat)?;
+pub fn list(s: &Sessions, out: &Out) -> Result<u8> {
+    let catalog = s.catalog()?;
     #[derive(Serialize)]
     struct Listed {
         #[serde(flatten)]
@@ -174,7 +74,7 @@ struct Cleaned {
     ok: bool,
 }
 
-fn clean_one(row: &SnapshotJobRow) -> Result<String, String> {
+fn clean_one(s: &Sessions, row: &SnapshotJobRow) -> Result<String, String> {
     let job: SnapshotJob = serde_json::from_value(row.job.clone())
         .map_err(|e| format!("the stored job does not decode: {e}"))?;
     let snap: Option<Snapshot> = match &row.snapshot {
@@ -184,8 +84,8 @@ fn clean_one(row: &SnapshotJobRow) -> Result<String, String> {
         ),
         None => None,
     };
-    let mut provider =
-        provider_from_spec(&row.provider).map_err(|e| format!("provider {}: {e}", row.provider))?;
+    let mut provider = provider_with_sessions(&row.provider, s.connector())
+        .map_err(|e| format!("provider {}: {e}", row.provider))?;
     let Some(snap) = snap else {
         // Stopped before create answered, or inside it: what it may have
         // made is found by the names it derives from the job id.
@@ -198,14 +98,14 @@ fn clean_one(row: &SnapshotJobRow) -> Result<String, String> {
     Ok(format!("snapshot {} unmapped and deleted", snap.handle))
 }
 
-pub fn cleanup(out: &Out, cat: &Path) -> Result<u8> {
-    let catalog = open_catalog(cat)?;
+pub fn cleanup(s: &Sessions, out: &Out) -> Result<u8> {
+    let catalog = s.catalog()?;
     let mut done = Vec::new();
     for row in catalog.snapshot_jobs()? {
         if row.released || row.in_progress(catalog.host()) {
             continue;
         }
-        let outcome = clean_one(&row);
+        let outcome = clean_one(s, &row);
         let ok = outcome.is_ok();
         let text = match &outcome {
             Ok(t) => {

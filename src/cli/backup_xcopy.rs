@@ -1,0 +1,123 @@
+//! `backup --mode xcopy`: third-party copy through a copy manager, with the
+//! `--fallback` policy (host-driven when the copy manager does not do it).
+
+use anyhow::Result;
+
+use super::args::{BackupArgs, FallbackPolicy};
+use super::backup_host::{self, backup_text, set_lines};
+use super::exit::{self, Refusal, UsageError};
+use super::output::Out;
+use super::progress::Bar;
+use super::sessions::{redacted, stop_on_signals, Sessions};
+use super::sizes::check_tape_block;
+use crate::engine::host::BackupSummary;
+use crate::engine::tpc::{backup, TpcOptions, TpcSummary};
+use crate::engine::EngineError;
+
+/// What `backup --mode xcopy` ended with when the copy manager did not do
+/// the job and this host did.
+#[derive(Debug, serde::Serialize)]
+struct FallbackSummary {
+    mode: &'static str,
+    fallback: bool,
+    /// Why the third-party copy was not used or did not finish.
+    reason: String,
+    backup: BackupSummary,
+}
+
+pub fn run(s: &Sessions, out: &Out, a: &BackupArgs) -> Result<u8> {
+    // The drive for the whole run: the copy manager's writes and, on a
+    // fallback, this host's (which shares this lock).
+    let _lock = s.hold_drive(&a.tape, "backup --mode xcopy", a.wait)?;
+    let reason = match a.xcopy.fallback {
+        FallbackPolicy::Always => "--fallback always".to_string(),
+        policy => match third_party(s, out, a) {
+            Ok(sum) => {
+                out.emit(&sum, || tpc_text(&sum));
+                return Ok(exit::OK);
+            }
+            Err(e) if policy == FallbackPolicy::Never || !falls_back(&e) => return Err(e),
+            Err(e) => {
+                let why = format!("{e:#}");
+                eprintln!(
+                    "sanmover: third-party copy failed: {why}\nsanmover: finishing the backup host-driven (--fallback prefer)"
+                );
+                why
+            }
+        },
+    };
+    let sum = FallbackSummary {
+        mode: "host",
+        fallback: true,
+        reason,
+        backup: backup_host::backup(s, out, a)?,
+    };
+    out.emit(&sum, || {
+        format!(
+            "FALLBACK: the copy manager did not do this backup ({}); this host did:\n{}",
+            sum.reason,
+            backup_text(&sum.backup)
+        )
+    });
+    Ok(exit::OK)
+}
+
+/// Whether a failed third-party copy is worth doing host-driven: not when
+/// the operator stopped it, nor when the request itself was refused.
+fn falls_back(e: &anyhow::Error) -> bool {
+    let interrupted = e
+        .downcast_ref::<EngineError>()
+        .is_some_and(|e| matches!(e, EngineError::Interrupted { .. }));
+    !interrupted && e.downcast_ref::<Refusal>().is_none()
+}
+
+fn third_party(s: &Sessions, out: &Out, a: &BackupArgs) -> Result<TpcSummary> {
+    let cm_url = a
+        .xcopy
+        .copy_manager
+        .as_deref()
+        .ok_or_else(|| UsageError("--mode xcopy needs --copy-manager DEV".into()))?;
+    let catalog = s.catalog()?;
+    let mut cm = s.scsi(cm_url)?;
+    let mut source = s.disk(&a.source, "source")?;
+    let mut tape = s.tape(&a.tape)?;
+    let disk_block = source.capacity()?.block_size.0;
+    check_tape_block(&mut tape, a.block_size, Some(disk_block))?;
+    let opts = TpcOptions {
+        lba: a.lba,
+        blocks: a.blocks,
+        label: a.label.clone(),
+        tape_block: usize::try_from(a.block_size.0)?,
+        source_url: redacted(&a.source),
+        tape_url: redacted(&a.tape),
+        copy_manager_url: redacted(cm_url),
+        stop: stop_on_signals()?,
+        digest: a.digest,
+    };
+    let bar = Bar::new(out);
+    Ok(backup(
+        &mut cm,
+        &mut source,
+        &mut tape,
+        &catalog,
+        &opts,
+        &bar,
+    )?)
+}
+
+fn tpc_text(t: &TpcSummary) -> String {
+    let s = &t.set;
+    format!(
+        "backup complete (third-party copy by {}): set {}\n  volume {}, tape file {}\n{}  {} EXTENDED COPY commands; through this host: {} bytes of parameter lists and results, {} bytes of data\n  {} digest of the record CRCs {}\n",
+        t.copy_manager,
+        s.set_id,
+        s.volume,
+        s.tape_file,
+        set_lines(s),
+        t.xcopy_commands,
+        t.bytes_through_initiator,
+        t.data_bytes_through_initiator,
+        s.digest_algorithm,
+        s.digest
+    )
+}
