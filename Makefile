@@ -87,12 +87,14 @@ lint:
 # fuzz/corpus/<target> and crashes land in fuzz/artifacts/<target> (both
 # git-ignored); a crash makes `cargo fuzz run` and so this target fail.
 # FUZZ_ARGS passes cargo-fuzz options, e.g. FUZZ_ARGS='--sanitizer none'.
+# FUZZ_TARGETS picks targets (default: all), e.g. FUZZ_TARGETS='iscsi_pdu copy_manager'.
 FUZZ_SECONDS ?= 60
 FUZZ_ARGS ?=
+FUZZ_TARGETS ?=
 
 fuzz:
 	@$(CARGO) fuzz --version >/dev/null 2>&1 || $(CARGO) install --locked cargo-fuzz
-	@targets=$$($(CARGO) fuzz list); \
+	@targets="$(FUZZ_TARGETS)"; [ -n "$$targets" ] || targets=$$($(CARGO) fuzz list); \
 	[ -n "$$targets" ] || { echo "fuzz: no fuzz targets" >&2; exit 1; }; \
 	for t in $$targets; do \
 	  echo "fuzz: $$t for $(FUZZ_SECONDS)s"; \

@@ -7,8 +7,10 @@
 //!
 //! LUNS disks of BLOCKS 512-byte blocks at LUN 0..LUNS of target IQN
 //! (default iqn.2026-01.org.sanmover:memdisk), listening on ADDR (such as
-//! 127.0.0.1:0). Prints `listening on HOST:PORT` once bound, then serves
-//! until killed. `RUST_LOG=debug` for the protocol log.
+//! 127.0.0.1:0; an address other than loopback is refused, as this example
+//! configures neither CHAP nor an allow-list). Prints `listening on
+//! HOST:PORT` once bound, then serves until killed. `RUST_LOG=debug` for
+//! the protocol log.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -39,12 +41,7 @@ fn main() -> ExitCode {
             (l, lu)
         })
         .collect();
-    let cfg = TargetConfig {
-        listen: addr,
-        targets: vec![TargetDef { name: iqn, luns }],
-        allow: Vec::new(),
-        chap: None,
-    };
+    let cfg = TargetConfig::new(addr, vec![TargetDef { name: iqn, luns }]);
     let server = match Server::bind(cfg) {
         Ok(s) => s,
         Err(e) => {

@@ -51,15 +51,13 @@ fn serve(backends: Backends, targets: &[&str]) -> ServerHandle {
         ..CopyManagerConfig::default()
     };
     let cm = CopyManager::new(cfg, backends);
-    let cfg = TargetConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        targets: vec![TargetDef {
+    let cfg = TargetConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        vec![TargetDef {
             name: IQN.into(),
             luns: vec![(0, Arc::new(Mutex::new(cm)) as SharedLu)],
         }],
-        allow: Vec::new(),
-        chap: None,
-    };
+    );
     Server::bind(cfg).expect("bind").spawn()
 }
 

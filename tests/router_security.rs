@@ -72,15 +72,13 @@ fn serve() -> Router {
         ..CopyManagerConfig::default()
     };
     let cm = CopyManager::new(cfg, b);
-    let h = Server::bind(TargetConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        targets: vec![TargetDef {
+    let h = Server::bind(TargetConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        vec![TargetDef {
             name: IQN.into(),
             luns: vec![(0, Arc::new(Mutex::new(cm)) as SharedLu)],
         }],
-        allow: Vec::new(),
-        chap: None,
-    })
+    ))
     .expect("bind")
     .spawn();
     Router { h, backend, prod }

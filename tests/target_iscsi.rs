@@ -14,7 +14,7 @@ use sanmover::scsi::sbc::{Read16, Write16};
 use sanmover::scsi::sense::{Asc, Sense, SenseKey};
 use sanmover::scsi::spc::{Inquiry, ReportLuns};
 use sanmover::scsi::{BlockSize, Cdb, CdbCodec, Lba, Status};
-use sanmover::target::{Chap, Server, ServerHandle, SharedLu, TargetConfig, TargetDef};
+use sanmover::target::{ChapConfig, Server, ServerHandle, SharedLu, TargetConfig, TargetDef};
 use sanmover::transport::iscsi::{discover, IscsiOptions, IscsiTransport};
 use sanmover::transport::url::{IscsiUrl, PortalUrl};
 use sanmover::transport::{Request, Response, Transport, TransportError};
@@ -31,21 +31,18 @@ fn serve(
     let disks: Vec<Arc<Mutex<MemDisk>>> = (0..luns)
         .map(|i| Arc::new(Mutex::new(MemDisk::new(&format!("T{i}"), blocks, 512))))
         .collect();
+    let targets = vec![TargetDef {
+        name: IQN.into(),
+        luns: disks
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (i as u64, d.clone() as SharedLu))
+            .collect(),
+    }];
     let cfg = TargetConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        targets: vec![TargetDef {
-            name: IQN.into(),
-            luns: disks
-                .iter()
-                .enumerate()
-                .map(|(i, d)| (i as u64, d.clone() as SharedLu))
-                .collect(),
-        }],
         allow: allow.iter().map(|s| s.to_string()).collect(),
-        chap: chap.map(|(u, s)| Chap {
-            user: u.into(),
-            secret: s.into(),
-        }),
+        chap: chap.map(|(u, s)| ChapConfig::single(INITIATOR, u, s)),
+        ..TargetConfig::new("127.0.0.1:0".parse().unwrap(), targets)
     };
     let server = Server::bind(cfg).expect("bind 127.0.0.1:0");
     assert_eq!(server.local_addr().ip().to_string(), "127.0.0.1");
@@ -440,7 +437,12 @@ mod raw {
         pub itt: u32,
     }
 
-    pub const ISID: u64 = 0x80_1234_0001;
+    /// Each login a session of its own: a second login with the same
+    /// name and ISID would replace the first (RFC 7143 6.3.5).
+    fn next_isid() -> u64 {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        0x80_1234_0000 + NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
 
     impl Raw {
         /// Log in (operational stage only) with `keys` added to the names.
@@ -480,7 +482,7 @@ mod raw {
                 nsg: 3,
                 version_max: 0,
                 version_min: 0,
-                isid: ISID,
+                isid: next_isid(),
                 tsih: 0,
                 itt: 0,
                 cid: 0,
@@ -989,15 +991,13 @@ fn the_end_of_a_session_tells_its_lus_the_nexus_is_gone() {
         disk: MemDisk::new("W0", 64, 512),
         lost: lost.clone(),
     }));
-    let server = Server::bind(TargetConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        targets: vec![TargetDef {
+    let server = Server::bind(TargetConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        vec![TargetDef {
             name: IQN.into(),
             luns: vec![(0, lu)],
         }],
-        allow: Vec::new(),
-        chap: None,
-    })
+    ))
     .unwrap()
     .spawn();
     let mut t = connect(server.local_addr(), 0, INITIATOR, None).unwrap();
@@ -1014,4 +1014,122 @@ fn the_end_of_a_session_tells_its_lus_the_nexus_is_gone() {
     }
     assert_eq!(*lost.lock().unwrap(), vec![INITIATOR.to_string()]);
     server.shutdown();
+}
+
+/// A unit that panics on a vendor-specific opcode (C0h): a bug in an LU
+/// must cost its connection, never a connection slot.
+struct Panicky(MemDisk);
+
+/// The panic payload of [`Panicky`], so the test's hook stays quiet.
+struct Deliberate;
+
+impl sanmover::lu::LogicalUnit for Panicky {
+    fn execute(
+        &mut self,
+        cdb: &[u8],
+        data_out: &[u8],
+        data_in: &mut [u8],
+    ) -> sanmover::lu::Completion {
+        if cdb.first() == Some(&0xc0) {
+            std::panic::panic_any(Deliberate);
+        }
+        self.0.execute(cdb, data_out, data_in)
+    }
+}
+
+#[test]
+fn a_panic_in_a_connection_thread_does_not_leak_its_slot() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !info.payload().is::<Deliberate>() {
+            default(info);
+        }
+    }));
+    let lu: SharedLu = Arc::new(Mutex::new(Panicky(MemDisk::new("P0", 64, 512))));
+    let server = Server::bind(TargetConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        vec![TargetDef {
+            name: IQN.into(),
+            luns: vec![(0, lu)],
+        }],
+    ))
+    .unwrap()
+    .spawn();
+    let addr = server.local_addr();
+    // More panics than the target has connection slots.
+    for _ in 0..300 {
+        let (mut r, lr, _) = raw::Raw::login(addr, &SMALL);
+        assert_eq!(lr.status_class, 0);
+        r.command(&[0xc0, 0, 0, 0, 0, 0], false, false, 0);
+        let mut b = [0u8; 64];
+        match r.s.read(&mut b) {
+            Ok(0) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            other => panic!("the connection outlived its thread: {other:?}"),
+        }
+    }
+    let mut t = connect(addr, 0, INITIATOR, None).expect("a slot is free");
+    let tur = Cdb::new(&[0, 0, 0, 0, 0, 0]).unwrap();
+    assert_eq!(t.execute(Request::none(tur)).unwrap().status, Status::GOOD);
+    server.shutdown();
+}
+
+/// One connection's share of the memory budget: a write larger than the
+/// share gets BUSY (nothing is allocated for it); a read four times the
+/// share goes through, produced and sent in chunks.
+#[test]
+fn a_connection_stays_within_its_memory_share() {
+    let disk = Arc::new(Mutex::new(MemDisk::new("M0", 32768, 512)));
+    let mut cfg = TargetConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        vec![TargetDef {
+            name: IQN.into(),
+            luns: vec![(0, disk.clone() as SharedLu)],
+        }],
+    );
+    cfg.limits.memory_per_connection = 3 << 20;
+    let h = Server::bind(cfg).unwrap().spawn();
+    let mut t = connect(h.local_addr(), 0, INITIATOR, None).unwrap();
+    let write = |lba: u64, data: Vec<u8>| {
+        let w = Write16 {
+            lba: Lba(lba),
+            blocks: (data.len() / 512) as u32,
+            dpo: false,
+            fua: false,
+        }
+        .to_cdb();
+        Request::data_out(w, data)
+    };
+    let r = t.execute(write(0, vec![1; 4 << 20])).unwrap();
+    assert_eq!(r.status, Status::BUSY, "a 4 MiB write beyond a 3 MiB share");
+    let data = pattern(8 << 20, 11);
+    for k in 0..4 {
+        let part = data[k * (2 << 20)..(k + 1) * (2 << 20)].to_vec();
+        let r = t.execute(write((k as u64) * 4096, part)).unwrap();
+        assert_eq!(r.status, Status::GOOD);
+    }
+    let rd = Read16 {
+        lba: Lba(0),
+        blocks: 16384,
+        dpo: false,
+        fua: false,
+    }
+    .to_cdb();
+    // Again and again: each read gives back every chunk it took.
+    for _ in 0..4 {
+        let r = t.execute(Request::data_in(rd, 8 << 20)).unwrap();
+        assert_eq!(r.status, Status::GOOD);
+        assert!(r.buf == data, "8 MiB read back in chunks differs");
+    }
+    // A READ past the end fails before any data is sent.
+    let past = Read16 {
+        lba: Lba(32768 - 4096),
+        blocks: 8192,
+        dpo: false,
+        fua: false,
+    }
+    .to_cdb();
+    let r = t.execute(Request::data_in(past, 4 << 20)).unwrap();
+    assert_eq!(sense_of(&r).asc, Asc::LBA_OUT_OF_RANGE);
+    h.shutdown();
 }

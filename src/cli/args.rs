@@ -297,9 +297,16 @@ Examples:
     ///
     /// It listens only on --listen (port 0: a free port), prints one line
     /// 'sanmover router: listening on ADDR, target IQN, copy manager LUN 0'
-    /// on stdout when ready, and logs to stderr (-v for more). Logins can
-    /// be limited to --allow initiator names and required to pass CHAP
-    /// (--chap-file, TOML with user and secret). It runs until killed.
+    /// on stdout when ready, and logs to stderr (-v for more). It runs
+    /// until killed.
+    ///
+    /// Logins can be limited to --allow initiator names and required to
+    /// pass CHAP (--chap-file, TOML: one [[initiator]] table per initiator
+    /// with name, user (default: the name) and secret of 12 bytes or more;
+    /// an optional [target] table with user and secret for mutual CHAP;
+    /// discovery = true to require CHAP of discovery sessions too). A
+    /// listen address other than loopback needs both CHAP and an
+    /// allow-list, unless --insecure.
     ///
     /// Copy rights: a copy may name a backend LU only where a
     /// [[copy_rights]] rule of --config grants it to the initiator, as a
@@ -312,12 +319,18 @@ Examples:
     /// session reads only what it wrote or copied there itself.
     ///
     /// --config FILE (TOML) may set target_name, serial, own_blocks,
-    /// backends, allow, chap_file, backend_secret_file, [[copy_rights]]
+    /// backends, allow, chap_file, backend_secret_file; [[copy_rights]]
     /// rules (initiators = [NAME or @GROUP], lus = [{ designator = HEX |
-    /// target = IQN, lun = N, role = source|destination|both }]), an
-    /// [initiator_groups] table (GROUP = [NAME, ...]) and a [limits] table:
+    /// target = IQN, lun = N, role = source|destination|both }]) and an
+    /// [initiator_groups] table (GROUP = [NAME, ...]); a [limits] table:
     /// max_cscds, max_segments, max_descriptor_list, max_segment_bytes,
-    /// max_inline, held_data_limit, max_stream_transfer.
+    /// max_inline, held_data_limit, max_stream_transfer (advertised and
+    /// enforced), max_copy_bytes and max_copy_seconds (per command), and
+    /// held_lists_per_nexus, held_bytes_per_nexus (results held for
+    /// RECEIVE COPY RESULTS); and a [connections] table: max_connections,
+    /// max_per_source, reserved (slots logins in progress cannot take),
+    /// login_timeout_secs, idle_timeout_secs, send_timeout_secs,
+    /// memory_budget_mib, memory_per_connection_mib.
     #[command(after_help = "\
 Examples:
   sanmover router --listen 127.0.0.1:3261 \\
@@ -755,7 +768,7 @@ pub struct RouterArgs {
     /// Initiator name allowed to log in (repeatable) [default: any].
     #[arg(long = "allow", value_name = "IQN")]
     pub allow: Vec<String>,
-    /// Require CHAP with the user and secret in this TOML file.
+    /// Require CHAP with the per-initiator secrets in this TOML file.
     #[arg(long, value_name = "FILE")]
     pub chap_file: Option<PathBuf>,
     /// Router configuration (TOML).
@@ -764,10 +777,12 @@ pub struct RouterArgs {
     /// The router's iSCSI target name [default: iqn.2026-11.org.sanmover:router].
     #[arg(long, value_name = "IQN")]
     pub target_name: Option<String>,
-    /// Allow copies without an ACL and listening on a non-loopback address
-    /// without CHAP and an allow-list; prints a warning on every start.
-    /// With it and no [[copy_rights]] in --config, every initiator that
-    /// reaches the router may copy from and onto every backend LU.
+    /// Turn off two safeties, with a warning on every start: allow
+    /// listening on a non-loopback address without CHAP and an allow-list
+    /// (without it the router refuses to start there; loopback needs
+    /// neither), and, when --config has no [[copy_rights]], let every
+    /// initiator that reaches the router copy from and onto every backend
+    /// LU (without it such copies are refused).
     #[arg(long)]
     pub insecure: bool,
 }

@@ -3,23 +3,26 @@
 //! CSCD designators to the LUs of the backend targets and moves the data
 //! between them (disk to tape included).
 
+use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-
-use std::collections::BTreeMap;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
 use super::args::RouterArgs;
-use super::exit;
+use super::exit::{self, UsageError};
 use super::sessions::Sessions;
 use crate::router::{
-    Backends, CopyAcl, CopyManager, CopyManagerConfig, CopyRights, RouterLimits, RuleEntry,
+    Backends, CopyAcl, CopyCaps, CopyManager, CopyManagerConfig, CopyRights, HeldQuota,
+    RouterLimits, RuleEntry,
 };
-use crate::target::{Chap, Server, SharedLu, TargetConfig, TargetDef};
-use crate::transport::url::Secret;
+use crate::target::{
+    BindError, ChapConfig, ConnLimits, Credentials, InitiatorSecret, Secret, Server, SharedLu,
+    TargetConfig, TargetDef,
+};
 
 /// The router's target name unless the config names another.
 pub const DEFAULT_TARGET_NAME: &str = "iqn.2026-11.org.sanmover:router";
@@ -49,6 +52,8 @@ pub struct RouterFile {
     pub initiator_groups: BTreeMap<String, Vec<String>>,
     #[serde(default)]
     pub limits: LimitsFile,
+    #[serde(default)]
+    pub connections: ConnectionsFile,
 }
 
 /// `[limits]`: what the copy manager advertises and enforces.
@@ -62,6 +67,12 @@ pub struct LimitsFile {
     pub max_inline: Option<u32>,
     pub held_data_limit: Option<u32>,
     pub max_stream_transfer: Option<u32>,
+    /// Per-command caps of EXTENDED COPY.
+    pub max_copy_bytes: Option<u64>,
+    pub max_copy_seconds: Option<u64>,
+    /// Held results per I_T nexus.
+    pub held_lists_per_nexus: Option<usize>,
+    pub held_bytes_per_nexus: Option<usize>,
 }
 
 impl LimitsFile {
@@ -80,12 +91,80 @@ impl LimitsFile {
         );
         l
     }
+
+    fn caps(&self) -> CopyCaps {
+        CopyCaps {
+            max_bytes: self.max_copy_bytes,
+            max_time: self.max_copy_seconds.map(Duration::from_secs),
+        }
+    }
+
+    fn held(&self) -> HeldQuota {
+        let mut q = HeldQuota::default();
+        if let Some(v) = self.held_lists_per_nexus {
+            q.lists_per_nexus = v;
+        }
+        if let Some(v) = self.held_bytes_per_nexus {
+            q.bytes_per_nexus = v;
+        }
+        q
+    }
 }
 
-/// `--chap-file FILE` (TOML): `user = "…"`, `secret = "…"`.
+/// `[connections]`: what the iSCSI target lets its peers take.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionsFile {
+    pub max_connections: Option<usize>,
+    pub max_per_source: Option<usize>,
+    pub reserved: Option<usize>,
+    pub login_timeout_secs: Option<u64>,
+    pub idle_timeout_secs: Option<u64>,
+    pub send_timeout_secs: Option<u64>,
+    pub memory_budget_mib: Option<usize>,
+    pub memory_per_connection_mib: Option<usize>,
+}
+
+impl ConnectionsFile {
+    fn apply(&self, mut l: ConnLimits) -> ConnLimits {
+        let secs = |v: Option<u64>, d: Duration| v.map_or(d, |s| Duration::from_secs(s.max(1)));
+        let mib = |v: Option<usize>, d: usize| v.map_or(d, |m| m.max(1) << 20);
+        l.max_connections = self.max_connections.unwrap_or(l.max_connections);
+        l.max_per_source = self.max_per_source.unwrap_or(l.max_per_source);
+        l.reserved = self.reserved.unwrap_or(l.reserved);
+        l.login_timeout = secs(self.login_timeout_secs, l.login_timeout);
+        l.idle_timeout = secs(self.idle_timeout_secs, l.idle_timeout);
+        l.send_timeout = secs(self.send_timeout_secs, l.send_timeout);
+        l.memory_budget = mib(self.memory_budget_mib, l.memory_budget);
+        l.memory_per_connection = mib(self.memory_per_connection_mib, l.memory_per_connection);
+        l
+    }
+}
+
+/// `--chap-file FILE` (TOML): one secret per initiator, optionally the
+/// target's own for mutual CHAP, and whether discovery needs CHAP too.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ChapFile {
+    #[serde(default)]
+    discovery: bool,
+    #[serde(default)]
+    initiator: Vec<ChapInitiator>,
+    target: Option<ChapUser>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChapInitiator {
+    name: String,
+    /// CHAP_N it answers with [default: its initiator name].
+    user: Option<String>,
+    secret: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChapUser {
     user: String,
     secret: String,
 }
@@ -94,6 +173,40 @@ fn read_toml<T: for<'de> Deserialize<'de>>(path: &Path, what: &str) -> Result<T>
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading {what} {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("{what} {}", path.display()))
+}
+
+/// A TOML file holding secrets: a syntax or type error names the line and
+/// column and what was wrong, never the text there (toml's own message
+/// quotes the line, and serde's quotes string values).
+fn read_secret_toml<T: for<'de> Deserialize<'de>>(path: &Path, what: &str) -> Result<T> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading {what} {}", path.display()))?;
+    toml::from_str(&text).map_err(|e| {
+        let at = e.span().map_or(String::new(), |s| {
+            let before = &text[..s.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!(" at line {line}, column {col}")
+        });
+        anyhow::anyhow!(
+            "{what} {}{at}: {} (the text there is not shown: it may hold a secret)",
+            path.display(),
+            scrub_quoted(e.message())
+        )
+    })
+}
+
+/// `"…"` in place of every double-quoted part of a message.
+fn scrub_quoted(msg: &str) -> String {
+    let mut out = String::new();
+    for (k, part) in msg.split('"').enumerate() {
+        if k % 2 == 0 {
+            out.push_str(part);
+        } else {
+            out.push_str("\"…\"");
+        }
+    }
+    out.replace('\n', " ")
 }
 
 /// Warn when a file holding a secret is readable by others.
@@ -115,7 +228,7 @@ fn check_private(path: &Path, what: &str) -> Result<()> {
 
 /// The backend CHAP secret: the file's first line. The error never quotes
 /// the file's content.
-fn read_backend_secret(path: &Path) -> Result<Secret> {
+fn read_backend_secret(path: &Path) -> Result<crate::transport::url::Secret> {
     check_private(path, "backend secret file")?;
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading backend secret file {}", path.display()))?;
@@ -126,7 +239,7 @@ fn read_backend_secret(path: &Path) -> Result<Secret> {
             path.display()
         );
     }
-    Ok(Secret::new(line))
+    Ok(crate::transport::url::Secret::new(line))
 }
 
 /// The copy rights the config and `--insecure` give.
@@ -136,7 +249,6 @@ fn copy_rights(file: &RouterFile, insecure: bool) -> Result<CopyRights> {
             log::warn!(
                 "--insecure and no [[copy_rights]]: every initiator may copy from and onto every backend LU"
             );
-            eprintln!("sanmover router: WARNING: --insecure: copies are not access-controlled");
             return Ok(CopyRights::Insecure);
         }
         log::warn!("no [[copy_rights]] in the config: copies naming a backend LU are refused");
@@ -150,21 +262,31 @@ fn copy_rights(file: &RouterFile, insecure: bool) -> Result<CopyRights> {
     Ok(CopyRights::Acl(acl))
 }
 
-fn read_chap(path: &Path) -> Result<Chap> {
+fn read_chap(path: &Path) -> Result<ChapConfig> {
     check_private(path, "CHAP file")?;
-    let c: ChapFile = read_toml(path, "CHAP file")?;
-    // RFC 7143 12.1.3: secrets of at least 12 bytes are recommended;
-    // refuse ones that are certainly wrong.
-    if c.user.is_empty() || c.secret.is_empty() {
-        bail!(
-            "CHAP file {}: user and secret must not be empty",
-            path.display()
-        );
-    }
-    Ok(Chap {
-        user: c.user,
-        secret: c.secret,
-    })
+    let f: ChapFile = read_secret_toml(path, "CHAP file")?;
+    let initiators = f
+        .initiator
+        .into_iter()
+        .map(|i| InitiatorSecret {
+            credentials: Credentials {
+                user: i.user.unwrap_or_else(|| i.name.clone()),
+                secret: Secret::new(i.secret),
+            },
+            initiator: i.name,
+        })
+        .collect();
+    let c = ChapConfig {
+        initiators,
+        target: f.target.map(|t| Credentials {
+            user: t.user,
+            secret: Secret::new(t.secret),
+        }),
+        discovery: f.discovery,
+    };
+    c.validate()
+        .with_context(|| format!("CHAP file {}", path.display()))?;
+    Ok(c)
 }
 
 pub fn run(s: &Sessions, a: &RouterArgs) -> Result<u8> {
@@ -177,31 +299,42 @@ pub fn run(s: &Sessions, a: &RouterArgs) -> Result<u8> {
         .clone()
         .or(file.target_name.clone())
         .unwrap_or_else(|| DEFAULT_TARGET_NAME.to_string());
-    let defaults = CopyManagerConfig::default();
-    let cfg = CopyManagerConfig {
-        serial: file.serial.clone().unwrap_or(defaults.serial),
-        limits: file.limits.apply(defaults.limits),
-        own_blocks: file.own_blocks.unwrap_or(defaults.own_blocks),
-        rights: copy_rights(&file, a.insecure)?,
-    };
     let mut allow = file.allow.clone();
     allow.extend(a.allow.iter().cloned());
-    let chap = match a.chap_file.clone().or(file.chap_file.clone()) {
-        Some(p) => Some(read_chap(&p)?),
-        None => None,
-    };
-    let backends = backends(s, a, &file)?;
-    let cm: SharedLu = Arc::new(Mutex::new(CopyManager::new(cfg, backends)));
-    let server = Server::bind(TargetConfig {
-        listen: a.listen,
-        targets: vec![TargetDef {
-            name: name.clone(),
-            luns: vec![(0, cm)],
-        }],
+    let chap_path = a.chap_file.clone().or(file.chap_file.clone());
+    let chap = chap_path.as_deref().map(read_chap).transpose()?;
+    let mut target = TargetConfig {
         allow,
         chap,
-    })
-    .with_context(|| format!("listening on {}", a.listen))?;
+        limits: file.connections.apply(ConnLimits::default()),
+        insecure: a.insecure,
+        ..TargetConfig::new(a.listen, Vec::new())
+    };
+    // Refused before any backend is contacted; a listener off loopback
+    // without CHAP and an allow-list is a command-line matter (exit 1).
+    target.check().map_err(|e| match e {
+        BindError::Insecure(..) => anyhow::Error::new(UsageError(e.to_string())),
+        e => anyhow::Error::new(e).context(format!("listening on {}", a.listen)),
+    })?;
+    let cfg = manager_config(&file, a.insecure)?;
+    if a.insecure {
+        eprintln!(
+            "sanmover router: warning: --insecure: a non-loopback listener needs neither CHAP \
+             nor an allow-list{}",
+            if cfg.rights == CopyRights::Insecure {
+                ", and copies are not access-controlled (no [[copy_rights]])"
+            } else {
+                ""
+            }
+        );
+    }
+    let backends = backends(s, a, &file)?;
+    let cm: SharedLu = Arc::new(Mutex::new(CopyManager::new(cfg, backends)));
+    target.targets = vec![TargetDef {
+        name: name.clone(),
+        luns: vec![(0, cm)],
+    }];
+    let server = Server::bind(target).with_context(|| format!("listening on {}", a.listen))?;
     // The first stdout line is the contract for scripts (test-rig/router).
     let mut out = std::io::stdout();
     writeln!(
@@ -212,6 +345,18 @@ pub fn run(s: &Sessions, a: &RouterArgs) -> Result<u8> {
     out.flush()?;
     server.run().context("serving")?;
     Ok(exit::OK)
+}
+
+fn manager_config(file: &RouterFile, insecure: bool) -> Result<CopyManagerConfig> {
+    let defaults = CopyManagerConfig::default();
+    Ok(CopyManagerConfig {
+        serial: file.serial.clone().unwrap_or(defaults.serial),
+        limits: file.limits.apply(defaults.limits),
+        own_blocks: file.own_blocks.unwrap_or(defaults.own_blocks),
+        rights: copy_rights(file, insecure)?,
+        caps: file.limits.caps(),
+        held: file.limits.held(),
+    })
 }
 
 /// Log in to every backend target of the command line and the config file
@@ -275,6 +420,25 @@ mod tests {
         let bad: RouterFile =
             toml::from_str("[[copy_rights]]\ninitiators = [\"@g\"]\nlus = []\n").unwrap();
         assert!(copy_rights(&bad, false).is_err());
+    }
+
+    /// Both halves of the config in one file: copy rights next to the
+    /// per-command caps, held-results quotas and connection limits.
+    #[test]
+    fn config_file_takes_copy_rights_caps_and_connections_together() {
+        let f: RouterFile = toml::from_str(concat!(
+            "[[copy_rights]]\ninitiators = [\"@backup\"]\n",
+            "lus = [{ target = \"iqn.x:t\", role = \"source\" }]\n",
+            "[initiator_groups]\nbackup = [\"iqn.a:b\"]\n",
+            "[limits]\nmax_copy_bytes = 4096\nheld_lists_per_nexus = 3\n",
+            "[connections]\nmax_per_source = 2\n",
+        ))
+        .unwrap();
+        let cfg = manager_config(&f, false).unwrap();
+        assert!(matches!(cfg.rights, CopyRights::Acl(_)));
+        assert_eq!(cfg.caps.max_bytes, Some(4096));
+        assert_eq!(cfg.held.lists_per_nexus, 3);
+        assert_eq!(f.connections.max_per_source, Some(2));
     }
 
     #[test]

@@ -250,11 +250,9 @@ impl CopyRights {
     }
 }
 
-/// A name from the network, safe to log: control characters and quotes
-/// escaped.
-pub fn escaped(name: &str) -> String {
-    name.escape_debug().to_string()
-}
+/// A name from the network, safe to log (the target's one escaping:
+/// control characters escaped, length bounded).
+pub use crate::target::text::escaped;
 
 #[cfg(test)]
 mod tests {

@@ -13,11 +13,12 @@
 use std::collections::HashMap;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use crate::device::disk::Chunk;
 use crate::device::tape::ReadOutcome;
 use crate::device::{DeviceError, Tape};
-use crate::lu::MemDisk;
+use crate::lu::{MemDisk, TaskStop};
 use crate::scsi::sense::{Asc, Sense, SenseKey};
 use crate::scsi::xcopy::{list_id_usage, CopyEnd};
 use crate::scsi::{BlockSize, Lba};
@@ -90,7 +91,21 @@ struct Prefetch {
     handle: JoinHandle<Unit>,
 }
 
+/// When a copy must stop: a task management function (`stop`), and the
+/// per-command caps. Checked at every block boundary.
+#[derive(Default)]
+pub(crate) struct Caps<'a> {
+    pub max_bytes: Option<u64>,
+    pub deadline: Option<Instant>,
+    pub stop: Option<&'a TaskStop>,
+}
+
+/// COMMAND TIMEOUT DURING PROCESSING (SPC-5 Annex D): a copy past its time
+/// cap.
+const COMMAND_TIMEOUT: Asc = Asc::new(0x2e, 0x02);
+
 pub(crate) struct Exec<'a> {
+    caps: Caps<'a>,
     own: &'a mut MemDisk,
     backends: &'a mut Backends,
     plan: &'a Plan,
@@ -109,6 +124,7 @@ pub(crate) struct Exec<'a> {
 impl<'a> Exec<'a> {
     pub fn new(own: &'a mut MemDisk, backends: &'a mut Backends, plan: &'a Plan) -> Self {
         Exec {
+            caps: Caps::default(),
             own,
             backends,
             plan,
@@ -119,6 +135,31 @@ impl<'a> Exec<'a> {
             prefetch: None,
             spare_blocks: Vec::new(),
         }
+    }
+
+    pub fn with_caps(mut self, caps: Caps<'a>) -> Self {
+        self.caps = caps;
+        self
+    }
+
+    /// Go on only if the copy was not stopped and is within its caps.
+    fn check(&self, i: usize) -> Result<(), Abort> {
+        if self.caps.stop.is_some_and(|s| s.is_stopped()) {
+            return Err(Abort::new(
+                i,
+                Asc::NO_ADDITIONAL,
+                "stopped by a task management function",
+            ));
+        }
+        if let Some(m) = self.caps.max_bytes.filter(|m| self.out.bytes >= *m) {
+            let why = format!("past the {m} bytes one command may copy");
+            return Err(Abort::new(i, Asc::INSUFFICIENT_RESOURCES, why));
+        }
+        if self.caps.deadline.is_some_and(|d| Instant::now() >= d) {
+            let why = "past the time one command may run";
+            return Err(Abort::new(i, COMMAND_TIMEOUT, why));
+        }
+        Ok(())
     }
 
     /// Run every step; on failure, what was done and why it stopped.
@@ -133,6 +174,7 @@ impl<'a> Exec<'a> {
             if self.prefetch.as_ref().is_some_and(|p| i > p.last_step) {
                 self.stop_prefetch();
             }
+            self.check(i)?;
             self.step(i)?;
             self.out.segments_done = i + 1;
         }
@@ -200,6 +242,7 @@ impl<'a> Exec<'a> {
                 let end = self.target(src).end;
                 let mut left = bytes;
                 while left > 0 {
+                    self.check(i)?;
                     let n = self.read_stream_block(i, end, stream_len)?.len() as u64;
                     left = left.saturating_sub(n);
                 }
@@ -261,9 +304,12 @@ impl<'a> Exec<'a> {
                         let mut res = Ok(());
                         let mut off = r.start;
                         while off < r.end && res.is_ok() {
+                            res = self.check(i);
                             let n = (r.end - off).min(CHUNK);
                             let piece = self.own.data()[off..off + n].to_vec();
-                            res = self.stream_feed(i, dend, stream_len, &mut w, &piece);
+                            res = res.and_then(|_| {
+                                self.stream_feed(i, dend, stream_len, &mut w, &piece)
+                            });
                             off += n;
                         }
                         res
@@ -295,6 +341,7 @@ impl<'a> Exec<'a> {
         };
         let mut got = 0u64;
         while got < bytes {
+            self.check(i)?;
             let msg = self.prefetch.as_ref().map(|p| p.rx.recv());
             match msg {
                 Some(Ok(Msg::Data(j, data))) if j == i => {
@@ -602,6 +649,7 @@ impl<'a> Exec<'a> {
         block: Vec<u8>,
         known: Option<u32>,
     ) -> Result<Vec<u8>, Abort> {
+        self.check(i)?;
         let crc = self
             .hold
             .then(|| known.unwrap_or_else(|| crc32c::crc32c(&block)));
@@ -684,6 +732,7 @@ impl<'a> Exec<'a> {
         let mut at = lba.saturating_mul(d.block_size as u64);
         let mut left = bytes;
         while left > 0 {
+            self.check(i)?;
             while (pending.len() as u64) < left.min(CHUNK as u64) {
                 let blk = self.read_stream_block(i, send, stream_len)?;
                 if blk.is_empty() {
@@ -725,12 +774,27 @@ impl<'a> Exec<'a> {
                 Abort::new(i, Asc::NO_ADDITIONAL, "destination range outside the LU")
                     .with_embedded(CopyEnd::Destination, sense)
             })?;
-            self.own.data_mut().copy_within(r, w.start);
-            self.out.bytes += bytes;
+            // In chunks, back to front when the destination is after an
+            // overlapping source (memmove order).
+            let len = r.len();
+            let backward = w.start > r.start;
+            let mut done = 0usize;
+            while done < len {
+                self.check(i)?;
+                let n = (len - done).min(CHUNK);
+                let at = if backward { len - done - n } else { done };
+                let from = r.start + at;
+                self.own
+                    .data_mut()
+                    .copy_within(from..from + n, w.start + at);
+                self.out.bytes += n as u64;
+                done += n;
+            }
             return Ok(());
         }
         let mut done = 0u64;
         while done < bytes {
+            self.check(i)?;
             let n = (bytes - done).min(CHUNK as u64) as usize;
             let data = self.read_bytes(i, s, src_byte.saturating_add(done), n)?;
             self.write_bytes(i, d, dst_byte.saturating_add(done), &data)?;

@@ -1,80 +1,123 @@
 //! The copy manager logical unit: command dispatch, its small scratch
 //! disk (one per I_T nexus), the copy rights, and the results it holds per
 //! I_T nexus and list ID.
+//!
+//! Locking: the LU's own lock (the frontend's) is held only to dispatch a
+//! command. EXTENDED COPY runs as a background task ([`LogicalUnit::
+//! background`]) that holds the backends for its whole run (so copies run
+//! one at a time, as the operating parameters say) and its own nexus's
+//! scratch disk only when that is a copy end; every other command (TEST
+//! UNIT READY, INQUIRY, RECEIVE COPY RESULTS, another nexus's READ/WRITE)
+//! is answered meanwhile. A running copy
+//! stops at its next block boundary when its [`TaskStop`] is set or when
+//! it passes the per-command caps.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::lu::{reply, Completion, Identity, LogicalUnit, MemDisk, Nexus};
+use crate::lu::{reply, Background, Completion, Identity, LogicalUnit, MemDisk, Nexus, TaskStop};
 use crate::scsi::sense::Asc;
-use crate::scsi::spc::Designator;
 use crate::scsi::spc::{
-    reporting_options, support, CommandDescriptor, Inquiry, OneCommand, ReportSupportedOpcodes,
-    SupportedOpcodes, SupportedVpdPages, VpdPage,
+    reporting_options, support, CommandDescriptor, Designator, Inquiry, OneCommand,
+    ReportSupportedOpcodes, SupportedOpcodes, SupportedVpdPages, VpdPage,
 };
 use crate::scsi::xcopy::{
-    list_id_usage, CopyManagerStatus, CopyStatus, ExtendedCopy, FailedSegmentDetails,
-    OperatingParameters, RcrAction, ReceiveCopyResults, ReceiveData, ThirdPartyCopyVpd,
-    TransferCountUnits,
+    CopyManagerStatus, CopyStatus, ExtendedCopy, FailedSegmentDetails, OperatingParameters,
+    RcrAction, ReceiveCopyResults, ReceiveData, ThirdPartyCopyVpd, TransferCountUnits,
 };
 use crate::scsi::{CdbCodec, DeviceType, Opcode, Status, Wire};
 
 use super::acl::{escaped, LuIdentity, Use};
 use super::backends::{Backends, Unit};
-use super::exec::Exec;
+use super::exec::{Caps, Exec, Outcome};
+use super::held::{Held, HeldResults};
 use super::plan::{self, End, Plan, PlanError, TargetInfo, SEGMENT_TYPES};
+use super::sense::Abort;
 use super::{CopyManagerConfig, RouterLimits};
 
 /// Block size of the router's own disk.
 const OWN_BLOCK: u32 = 512;
 
-/// What a list ID keeps after its copy (LIST ID USAGE 00b).
-#[derive(Debug, Clone, Default)]
-struct Held {
-    /// Position in `held_order`.
-    seq: u64,
-    failed: bool,
-    segments: usize,
-    bytes: u64,
-    crcs: Vec<u32>,
-    /// The COPY ABORTED sense the command ended with.
-    sense: Option<Vec<u8>>,
+/// The backends, and when they were last searched for new LUs. A copy
+/// holds them for its whole run.
+struct Copier {
+    backends: Backends,
+    last_refresh: Option<Instant>,
+}
+
+impl Copier {
+    fn refresh_due(&self) -> bool {
+        !self.backends.is_empty()
+            && self
+                .last_refresh
+                .is_none_or(|t| t.elapsed() >= REFRESH_INTERVAL)
+    }
+
+    /// Look for LUs added behind the discovered targets since.
+    fn refresh(&mut self) {
+        self.last_refresh = Some(Instant::now());
+        match self.backends.refresh() {
+            Ok(0) => {}
+            Ok(k) => log::info!("{k} new backend LU(s) found"),
+            Err(e) => log::warn!("looking for new backend LUs: {e}"),
+        }
+    }
+}
+
+/// One nexus's scratch disk, locked on its own so that a copy into it
+/// holds no other nexus's.
+type Scratch = Arc<Mutex<MemDisk>>;
+
+/// The copy manager's state, shared with the copies it runs in the
+/// background; each part has its own lock.
+struct Core {
+    cfg: CopyManagerConfig,
+    id: Identity,
+    /// Answers the identification VPD pages (no blocks of its own).
+    ident: Mutex<MemDisk>,
+    /// The scratch disk of each I_T nexus: what one nexus copies there no
+    /// other can read. Dropped with the nexus.
+    scratch: Mutex<HashMap<Nexus, Scratch>>,
+    copier: Mutex<Copier>,
+    held: Mutex<HeldResults>,
 }
 
 /// The copy manager LU (see the module documentation of
 /// [`crate::router`]).
 pub struct CopyManager {
-    cfg: CopyManagerConfig,
-    id: Identity,
-    /// Answers the identification VPD pages (no blocks of its own).
-    ident: MemDisk,
-    /// The scratch disk of each I_T nexus: what one nexus copies there no
-    /// other can read. Dropped with the nexus.
-    scratch: HashMap<Nexus, MemDisk>,
-    backends: Backends,
-    held: HashMap<Nexus, HashMap<u8, Held>>,
-    /// Held lists, oldest first, with a sequence number so a replaced
-    /// list's old entry is recognised; bounds what is held when frontends
-    /// never report a lost nexus.
-    held_order: VecDeque<(u64, Nexus, u8)>,
-    held_seq: u64,
-    last_refresh: Option<Instant>,
+    core: Arc<Core>,
+}
+
+/// The backends of a copy manager, locked (no copy runs meanwhile).
+pub struct BackendsGuard<'a>(MutexGuard<'a, Copier>);
+
+impl std::ops::Deref for BackendsGuard<'_> {
+    type Target = Backends;
+    fn deref(&self) -> &Backends {
+        &self.0.backends
+    }
+}
+
+impl std::ops::DerefMut for BackendsGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Backends {
+        &mut self.0.backends
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// How often an unknown designator may send the router looking for new
 /// backend LUs.
 const REFRESH_INTERVAL: Duration = Duration::from_secs(5);
 
-/// At most this many lists are held over all nexuses, and at most
-/// [`MAX_HELD_BYTES`] of CRC32Cs; the oldest go first.
-const MAX_HELD_LISTS: usize = 1024;
-const MAX_HELD_BYTES: usize = 64 << 20;
-
 impl std::fmt::Debug for CopyManager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CopyManager")
-            .field("serial", &self.cfg.serial)
-            .field("backends", &self.backends)
+            .field("serial", &self.core.cfg.serial)
+            .field("backends", &lock(&self.core.copier).backends)
             .finish()
     }
 }
@@ -102,6 +145,8 @@ const COMMANDS: &[(Opcode, Option<u16>, u16)] = &[
     (Opcode::MODE_SENSE_6, None, 6),
     (Opcode::PERSISTENT_RESERVE_IN, Some(0x00), 10),
     (Opcode::PERSISTENT_RESERVE_IN, Some(0x01), 10),
+    (Opcode::PERSISTENT_RESERVE_IN, Some(0x02), 10),
+    (Opcode::PERSISTENT_RESERVE_IN, Some(0x03), 10),
     (Opcode(0xa8), None, 12), // READ(12)
     (Opcode(0xaa), None, 12), // WRITE(12)
     (Opcode(0x2e), None, 10), // WRITE AND VERIFY(10)
@@ -112,48 +157,71 @@ const COMMANDS: &[(Opcode, Option<u16>, u16)] = &[
 
 impl CopyManager {
     pub fn new(cfg: CopyManagerConfig, backends: Backends) -> CopyManager {
-        CopyManager {
+        let core = Core {
             id: Identity::new(DeviceType::DISK, "COPY MANAGER", &cfg.serial),
-            ident: MemDisk::new(&cfg.serial, 0, OWN_BLOCK),
-            scratch: HashMap::new(),
+            ident: Mutex::new(MemDisk::new(&cfg.serial, 0, OWN_BLOCK)),
+            scratch: Mutex::new(HashMap::new()),
+            held: Mutex::new(HeldResults::new(cfg.held)),
             cfg,
-            backends,
-            held: HashMap::new(),
-            held_order: VecDeque::new(),
-            held_seq: 0,
-            last_refresh: None,
+            copier: Mutex::new(Copier {
+                backends,
+                last_refresh: None,
+            }),
+        };
+        CopyManager {
+            core: Arc::new(core),
         }
     }
 
     pub fn limits(&self) -> &RouterLimits {
-        &self.cfg.limits
+        &self.core.cfg.limits
     }
 
-    /// The backends, e.g. to [`Backends::rescan`] them between commands.
-    pub fn backends_mut(&mut self) -> &mut Backends {
-        &mut self.backends
+    /// The backends, e.g. to [`Backends::rescan`] them between commands
+    /// (waits for a running copy).
+    pub fn backends_mut(&mut self) -> BackendsGuard<'_> {
+        BackendsGuard(lock(&self.core.copier))
     }
 
-    pub fn backends(&self) -> &Backends {
-        &self.backends
+    pub fn backends(&self) -> BackendsGuard<'_> {
+        BackendsGuard(lock(&self.core.copier))
     }
 
     /// The router's own 16-byte NAA designator (VPD 83h).
     pub fn naa(&self) -> [u8; 16] {
-        self.id.naa
+        self.core.id.naa
     }
 
     /// The CRC32Cs held for `list_id` of `nexus` (tests, logs).
-    pub fn held_crcs(&self, nexus: &Nexus, list_id: u8) -> Option<&[u32]> {
-        self.held
-            .get(nexus)
-            .and_then(|m| m.get(&list_id))
-            .map(|h| h.crcs.as_slice())
+    pub fn held_crcs(&self, nexus: &Nexus, list_id: u8) -> Option<Vec<u32>> {
+        lock(&self.core.held)
+            .get(nexus, list_id)
+            .map(|h| h.crcs.clone())
     }
 
+    fn extended_copy(&mut self, nexus: &Nexus, cdb: &[u8], data_out: &[u8]) -> Completion {
+        match parameter_list(cdb, data_out) {
+            Ok([]) => Completion::good(0),
+            Ok(list) => self.core.copy(nexus, list, &TaskStop::default()),
+            Err(c) => c,
+        }
+    }
+}
+
+/// The parameter list of an EXTENDED COPY(LID1), or the answer it gets
+/// without one (SPC-4 6.4.1: a PARAMETER LIST LENGTH of 0 is not an
+/// error; LID4 and the ROD token actions are not carried out).
+fn parameter_list<'d>(cdb: &[u8], data_out: &'d [u8]) -> Result<&'d [u8], Completion> {
+    let x = ExtendedCopy::parse(cdb)
+        .map_err(|e| Completion::bad_field(e.at().map_or(1, |f| f.byte as u16)))?;
+    let n = (x.param_len as usize).min(data_out.len());
+    Ok(&data_out[..n])
+}
+
+impl Core {
     /// The LU a designator names, whoever asks: the router's own scratch
     /// disk or a backend.
-    fn lookup(&self, d: &Designator) -> Option<TargetInfo> {
+    fn resolve(&self, backends: &Backends, d: &Designator) -> Option<TargetInfo> {
         let own = self
             .id
             .designators()
@@ -169,8 +237,8 @@ impl CopyManager {
                 locate: None,
             });
         }
-        let i = self.backends.find(d)?;
-        let b = &self.backends.units[i];
+        let i = backends.find(d)?;
+        let b = &backends.units[i];
         Some(TargetInfo {
             end: End::Backend(i),
             device_type: b.info.device_type,
@@ -183,11 +251,11 @@ impl CopyManager {
 
     /// Whether `nexus` may use `end` as `u`. The scratch disk is the
     /// nexus's own; a backend LU needs the copy rights.
-    fn may_use(&self, nexus: &Nexus, end: End, u: Use) -> bool {
+    fn may_use(&self, backends: &Backends, nexus: &Nexus, end: End, u: Use) -> bool {
         let End::Backend(i) = end else {
             return true;
         };
-        let b = &self.backends.units[i];
+        let b = &backends.units[i];
         let lu = LuIdentity {
             designators: &b.info.designators,
             target_lun: b.target_lun(),
@@ -195,33 +263,41 @@ impl CopyManager {
         self.cfg.rights.allows(&nexus.initiator, lu, u)
     }
 
-    /// Plan `list` for `nexus`. An LU outside its rights resolves to
-    /// nothing, exactly like an LU nobody has (resolve, then check, one
-    /// answer). Also returns whether any designator went unresolved, and
-    /// which were refused by the rights (for the log).
-    fn plan_for(&self, nexus: &Nexus, list: &[u8]) -> (Result<Plan, PlanError>, bool, Vec<String>) {
-        let mut missed = false;
-        let mut refused = Vec::new();
-        let planned = plan::plan(list, &self.cfg.limits, |d, u| {
-            let found = self.lookup(d);
-            let ok = found.filter(|t| self.may_use(nexus, t.end, u));
-            if found.is_some() && ok.is_none() {
-                refused.push(format!("{d} as {u:?}"));
-            }
-            missed |= ok.is_none();
-            ok
-        });
-        (planned, missed, refused)
+    /// The scratch disk of `nexus`, made on its first use. The zeroed
+    /// allocation is lazy, so a nexus that never writes costs no memory.
+    fn scratch_of(&self, nexus: &Nexus) -> Scratch {
+        lock(&self.scratch)
+            .entry(nexus.clone())
+            .or_insert_with(|| {
+                let d = MemDisk::new(&self.cfg.serial, self.cfg.own_blocks, OWN_BLOCK);
+                Arc::new(Mutex::new(d))
+            })
+            .clone()
+    }
+
+    /// Plan and carry out one parameter list for `nexus`, holding the
+    /// backends throughout; `stop` ends it at the next block boundary.
+    fn copy(&self, nexus: &Nexus, list: &[u8], stop: &TaskStop) -> Completion {
+        let mut copier = lock(&self.copier);
+        match self.plan_checked(&mut copier, nexus, list) {
+            Ok(plan) => self.run_plan(&mut copier, nexus, &plan, stop),
+            Err(e) => self.refuse(nexus, list, e),
+        }
     }
 
     /// Plan, and when a designator went unresolved look for new backend
     /// LUs (at most every few seconds) and plan again. Unknown and refused
     /// designators take this same path.
-    fn plan_checked(&mut self, nexus: &Nexus, list: &[u8]) -> Result<Plan, PlanError> {
-        let (mut planned, missed, mut refused) = self.plan_for(nexus, list);
-        if missed && self.refresh_due() {
-            self.refresh();
-            (planned, _, refused) = self.plan_for(nexus, list);
+    fn plan_checked(
+        &self,
+        copier: &mut Copier,
+        nexus: &Nexus,
+        list: &[u8],
+    ) -> Result<Plan, PlanError> {
+        let (mut planned, missed, mut refused) = self.plan_for(copier, nexus, list);
+        if missed && copier.refresh_due() {
+            copier.refresh();
+            (planned, _, refused) = self.plan_for(copier, nexus, list);
         }
         for r in refused {
             log::warn!(
@@ -232,35 +308,34 @@ impl CopyManager {
         planned
     }
 
-    fn extended_copy(&mut self, nexus: &Nexus, cdb: &[u8], data_out: &[u8]) -> Completion {
-        let x = match ExtendedCopy::parse(cdb) {
-            Ok(x) => x,
-            // LID4 and the ROD token actions are not carried out.
-            Err(e) => return Completion::bad_field(e.at().map_or(1, |f| f.byte as u16)),
-        };
-        // SPC-4 6.4.1: a PARAMETER LIST LENGTH of 0 is not an error.
-        if x.param_len == 0 {
-            return Completion::good(0);
-        }
-        let n = (x.param_len as usize).min(data_out.len());
-        let list = &data_out[..n];
-        let plan = match self.plan_checked(nexus, list) {
-            Ok(p) => p,
-            Err(e) => return self.refuse(nexus, list, e),
-        };
-        log::info!(
-            "EXTENDED COPY list {} from {}: {} segment(s), {} inline byte(s)",
-            plan.list_id,
-            escaped(&nexus.initiator),
-            plan.steps.len(),
-            plan.inline.len()
-        );
-        self.run_plan(nexus, &plan)
+    /// Plan `list` for `nexus`. An LU outside its rights resolves to
+    /// nothing, exactly like an LU nobody has (resolve, then check, one
+    /// answer). Also returns whether any designator went unresolved, and
+    /// which were refused by the rights (for the log).
+    fn plan_for(
+        &self,
+        copier: &Copier,
+        nexus: &Nexus,
+        list: &[u8],
+    ) -> (Result<Plan, PlanError>, bool, Vec<String>) {
+        let mut missed = false;
+        let mut refused = Vec::new();
+        let planned = plan::plan(list, &self.cfg.limits, |d, u| {
+            let found = self.resolve(&copier.backends, d);
+            let ok = found.filter(|t| self.may_use(&copier.backends, nexus, t.end, u));
+            if found.is_some() && ok.is_none() {
+                refused.push(format!("{d} as {u:?}"));
+            }
+            missed |= ok.is_none();
+            ok
+        });
+        (planned, missed, refused)
     }
 
     /// The answer to a list that was not carried out; a COPY ABORTED one
-    /// is held like a failed copy.
-    fn refuse(&mut self, nexus: &Nexus, list: &[u8], e: PlanError) -> Completion {
+    /// (a fault found while planning, SPC-4 6.4.3) is held like a failed
+    /// copy.
+    fn refuse(&self, nexus: &Nexus, list: &[u8], e: PlanError) -> Completion {
         let list_id = list.first().copied().unwrap_or(0);
         let usage = list.get(1).map_or(0, |b| (b >> 3) & 3);
         let who = escaped(&nexus.initiator);
@@ -279,26 +354,67 @@ impl CopyManager {
                     a.reason
                 );
                 let sense = a.sense_bytes();
-                let held = Held {
+                let h = Held {
                     failed: true,
                     segments: a.segment,
                     sense: Some(sense.clone()),
                     ..Held::default()
                 };
-                self.keep(nexus, list_id, usage, held);
+                self.keep(nexus, list_id, usage, h);
                 aborted(sense)
             }
         }
     }
 
-    fn run_plan(&mut self, nexus: &Nexus, plan: &Plan) -> Completion {
-        let own = scratch_of(&mut self.scratch, &self.cfg, nexus);
-        let (out, abort) = Exec::new(own, &mut self.backends, plan).run();
+    /// Carry out a plan within the caps and hold its results.
+    fn run_plan(
+        &self,
+        copier: &mut Copier,
+        nexus: &Nexus,
+        plan: &Plan,
+        stop: &TaskStop,
+    ) -> Completion {
+        let who = escaped(&nexus.initiator);
+        log::info!(
+            "EXTENDED COPY list {} from {who}: {} segment(s), {} inline byte(s)",
+            plan.list_id,
+            plan.steps.len(),
+            plan.inline.len()
+        );
+        let caps = Caps {
+            max_bytes: self.cfg.caps.max_bytes,
+            deadline: self.cfg.caps.max_time.map(|t| Instant::now() + t),
+            stop: Some(stop),
+        };
+        // Only this nexus's scratch disk, and only when the plan uses it.
+        let uses_own = plan.targets.iter().flatten().any(|t| t.end == End::Own);
+        let scratch = uses_own.then(|| self.scratch_of(nexus));
+        let mut unused = MemDisk::new("", 0, OWN_BLOCK);
+        let mut own_guard = scratch.as_deref().map(lock);
+        let own = own_guard.as_deref_mut().unwrap_or(&mut unused);
+        let (out, abort) = Exec::new(own, &mut copier.backends, plan)
+            .with_caps(caps)
+            .run();
+        drop(own_guard);
+        self.finish(nexus, plan, stop, out, abort)
+    }
+    /// Log how a copy ended, hold its results, and answer it.
+    fn finish(
+        &self,
+        nexus: &Nexus,
+        plan: &Plan,
+        stop: &TaskStop,
+        out: Outcome,
+        abort: Option<Abort>,
+    ) -> Completion {
+        let stopped = stop.is_stopped();
         let sense = abort.as_ref().map(|a| a.sense_bytes());
         match &abort {
             Some(a) => log::warn!(
-                "EXTENDED COPY list {}: aborted in segment {}: {}",
+                "EXTENDED COPY list {} from {}: {} in segment {}: {}",
                 plan.list_id,
+                escaped(&nexus.initiator),
+                if stopped { "stopped" } else { "aborted" },
                 a.segment,
                 a.reason
             ),
@@ -309,88 +425,36 @@ impl CopyManager {
                 out.crcs.len()
             ),
         }
-        let held = Held {
-            seq: 0,
+        let h = Held {
             failed: abort.is_some(),
+            aborted: stopped,
             segments: out.segments_done,
             bytes: out.bytes,
             crcs: out.crcs,
-            sense: sense.clone(),
+            sense: sense.clone().filter(|_| !stopped),
         };
-        self.keep(nexus, plan.list_id, plan.usage, held);
+        self.keep(nexus, plan.list_id, plan.usage, h);
         match sense {
             Some(s) => aborted(s),
             None => Completion::good(0),
         }
     }
 
-    fn refresh_due(&self) -> bool {
-        !self.backends.is_empty()
-            && self
-                .last_refresh
-                .is_none_or(|t| t.elapsed() >= REFRESH_INTERVAL)
-    }
-
-    /// Look for LUs added behind the discovered targets since.
-    fn refresh(&mut self) {
-        self.last_refresh = Some(Instant::now());
-        match self.backends.refresh() {
-            Ok(0) => {}
-            Ok(k) => log::info!("{k} new backend LU(s) found"),
-            Err(e) => log::warn!("looking for new backend LUs: {e}"),
-        }
-    }
-
     /// Hold the results of a list for RECEIVE COPY RESULTS when its LIST ID
     /// USAGE is 00b; otherwise forget any older results under that ID.
-    fn keep(&mut self, nexus: &Nexus, list_id: u8, usage: u8, mut h: Held) {
-        let m = self.held.entry(nexus.clone()).or_default();
-        if usage != list_id_usage::HOLD {
-            m.remove(&list_id);
-            return;
-        }
-        self.held_seq += 1;
-        h.seq = self.held_seq;
-        m.insert(list_id, h);
-        self.held_order
-            .push_back((self.held_seq, nexus.clone(), list_id));
-        if self.held_order.len() > 2 * MAX_HELD_LISTS {
-            // Drop the entries of lists replaced since.
-            let held = &self.held;
-            self.held_order.retain(|(seq, n, id)| {
-                held.get(n)
-                    .and_then(|m| m.get(id))
-                    .is_some_and(|h| h.seq == *seq)
-            });
-        }
-        // Evict the oldest lists beyond the bounds.
-        loop {
-            let lists: usize = self.held.values().map(|m| m.len()).sum();
-            let bytes: usize = self
-                .held
-                .values()
-                .flat_map(|m| m.values())
-                .map(|h| 4 * h.crcs.len())
-                .sum();
-            if lists <= MAX_HELD_LISTS && bytes <= MAX_HELD_BYTES {
-                break;
-            }
-            let Some((seq, n, id)) = self.held_order.pop_front() else {
-                break;
-            };
-            if let Some(m) = self.held.get_mut(&n) {
-                if m.get(&id).is_some_and(|h| h.seq == seq) {
-                    m.remove(&id);
-                }
-                if m.is_empty() {
-                    self.held.remove(&n);
-                }
-            }
+    fn keep(&self, nexus: &Nexus, list_id: u8, usage: u8, h: Held) {
+        if !lock(&self.held).keep(nexus, list_id, usage, h) {
+            log::warn!(
+                "EXTENDED COPY list {list_id} from {}: results not held (held-results bounds)",
+                escaped(&nexus.initiator)
+            );
         }
     }
+}
 
+impl CopyManager {
     fn operating_parameters(&self) -> OperatingParameters {
-        let l = &self.cfg.limits;
+        let l = &self.core.cfg.limits;
         let mut implemented = SEGMENT_TYPES.to_vec();
         implemented.push(0xe4);
         OperatingParameters {
@@ -418,7 +482,8 @@ impl CopyManager {
         let Ok(r) = ReceiveCopyResults::parse(cdb) else {
             return Completion::bad_field(0);
         };
-        let held = || self.held.get(nexus).and_then(|m| m.get(&r.list_id));
+        let held_results = lock(&self.core.held);
+        let held = || held_results.get(nexus, r.list_id);
         let bytes = match r.action {
             RcrAction::OPERATING_PARAMETERS => self.operating_parameters().to_vec(),
             RcrAction::COPY_STATUS
@@ -448,6 +513,10 @@ impl CopyManager {
                     RcrAction::RECEIVE_DATA => ReceiveData::from_crcs(&h.crcs).to_vec(),
                     _ => match &h.sense {
                         Some(s) => FailedSegmentDetails::new(Status::CHECK_CONDITION, s.clone()),
+                        // Stopped by a TMF: no status was sent for it.
+                        None if h.aborted => {
+                            FailedSegmentDetails::new(Status::TASK_ABORTED, Vec::new())
+                        }
                         None => FailedSegmentDetails::none(),
                     }
                     .to_vec(),
@@ -468,7 +537,7 @@ impl CopyManager {
             if q.page_code != 0 {
                 return Completion::bad_field(2);
             }
-            let mut std = self.id.standard();
+            let mut std = self.core.id.standard();
             std.three_pc = true;
             // SPC-4, SBC-2 (SBC-2, not 3: the block limits page is the
             // short SBC-2 one), iSCSI.
@@ -479,7 +548,7 @@ impl CopyManager {
             // The own disk's pages, with 8Fh added in order.
             VpdPage::SUPPORTED_PAGES => {
                 let mut buf = [0u8; 255];
-                let c = self.ident.execute(cdb, &[], &mut buf);
+                let c = lock(&self.core.ident).execute(cdb, &[], &mut buf);
                 let mut pages = SupportedVpdPages::parse(&buf[..c.data_in_len])
                     .map(|p| p.pages)
                     .unwrap_or_default();
@@ -493,15 +562,15 @@ impl CopyManager {
                 reply(out, &list.to_vec())
             }
             VpdPage(0x8f) => reply(out, &self.third_party_copy_page()),
-            // Serial, identification and the block device pages: the own
-            // disk has the same serial, so the same designators.
-            _ => self.ident.execute(cdb, &[], out),
+            // Serial, identification and the block device pages: the
+            // scratch disks have the same serial, so the same designators.
+            _ => lock(&self.core.ident).execute(cdb, &[], out),
         }
     }
 
     /// VPD 8Fh with the same limits as RECEIVE COPY RESULTS 03h.
     fn third_party_copy_page(&self) -> Vec<u8> {
-        let l = &self.cfg.limits;
+        let l = &self.core.cfg.limits;
         let v = ThirdPartyCopyVpd {
             max_cscd_count: Some(l.max_cscds),
             max_segment_count: Some(l.max_segments),
@@ -581,12 +650,20 @@ impl CopyManager {
 }
 
 /// A CDB USAGE DATA mask (SPC-4 6.35.3): the opcode, the service action
-/// bits where there is one, every other bit as possibly used.
+/// bits where there is one, every other bit as possibly used, except byte
+/// 1 of the disk READ/WRITE commands: no RDPROTECT/WRPROTECT (no
+/// protection information), DPO and FUA (SBC-3 5.11-5.43), and BYTCHK for
+/// WRITE AND VERIFY (which has no FUA).
 fn usage_mask(op: Opcode, sa: Option<u16>, len: u16) -> Vec<u8> {
     let mut m = vec![0xff; len as usize];
     m[0] = op.0;
     if let Some(sa) = sa {
         m[1] = (sa as u8 & 0x1f) | 0xe0;
+    }
+    match op.0 {
+        0x28 | 0xa8 | 0x88 | 0x2a | 0xaa | 0x8a => m[1] = 0x18,
+        0x2e | 0xae | 0x8e => m[1] = 0x16,
+        _ => {}
     }
     let last = m.len() - 1;
     m[last] = 0x07;
@@ -608,18 +685,6 @@ fn transfer_count(bytes: u64) -> (TransferCountUnits, u32) {
 fn clip(data_in: &mut [u8], alloc: usize) -> &mut [u8] {
     let n = data_in.len().min(alloc);
     &mut data_in[..n]
-}
-
-/// The scratch disk of `nexus`, made on its first use. The zeroed
-/// allocation is lazy, so a nexus that never writes costs no memory.
-fn scratch_of<'a>(
-    scratch: &'a mut HashMap<Nexus, MemDisk>,
-    cfg: &CopyManagerConfig,
-    nexus: &Nexus,
-) -> &'a mut MemDisk {
-    scratch
-        .entry(nexus.clone())
-        .or_insert_with(|| MemDisk::new(&cfg.serial, cfg.own_blocks, OWN_BLOCK))
 }
 
 fn aborted(sense: Vec<u8>) -> Completion {
@@ -652,14 +717,34 @@ impl LogicalUnit for CopyManager {
             Opcode::MAINTENANCE_IN if cdb.get(1).map(|b| b & 0x1f) == Some(0x0c) => {
                 self.report_supported_opcodes(cdb, data_in)
             }
-            _ => scratch_of(&mut self.scratch, &self.cfg, nexus).execute(cdb, data_out, data_in),
+            // Answered without the scratch disk, which a copy may hold.
+            Opcode::TEST_UNIT_READY => Completion::good(0),
+            // The nexus's own scratch disk (a copy of this nexus into it
+            // may hold it; no other nexus's copy does).
+            _ => lock(&self.core.scratch_of(nexus)).execute(cdb, data_out, data_in),
         }
     }
 
+    /// EXTENDED COPY runs in the background, outside the LU lock, and
+    /// can be stopped; everything else is answered at once.
+    fn background(&mut self, nexus: &Nexus, cdb: &[u8], data_out: &[u8]) -> Option<Background> {
+        if cdb.first() != Some(&Opcode::EXTENDED_COPY.0) {
+            return None;
+        }
+        let list = parameter_list(cdb, data_out).ok()?;
+        if list.is_empty() {
+            return None;
+        }
+        let (core, nexus, list) = (self.core.clone(), nexus.clone(), list.to_vec());
+        Some(Box::new(move |stop: &TaskStop| {
+            core.copy(&nexus, &list, stop)
+        }))
+    }
+
+    /// The nexus's scratch disk goes with its held results.
     fn nexus_lost(&mut self, nexus: &Nexus) {
-        self.scratch.remove(nexus);
-        self.held.remove(nexus);
-        self.held_order.retain(|(_, n, _)| n != nexus);
+        lock(&self.core.scratch).remove(nexus);
+        lock(&self.core.held).nexus_lost(nexus);
     }
 }
 

@@ -62,6 +62,7 @@ use crate::transport::Transport;
 mod acl;
 mod backends;
 mod exec;
+mod held;
 mod manager;
 mod plan;
 mod sense;
@@ -71,7 +72,8 @@ mod tests;
 
 pub use acl::{escaped, AclError, CopyAcl, CopyRights, LuEntry, Role, RuleEntry};
 pub use backends::{BackendInfo, Backends};
-pub use manager::CopyManager;
+pub use held::HeldQuota;
+pub use manager::{BackendsGuard, CopyManager};
 
 /// The limits the copy manager advertises in RECEIVE COPY RESULTS 03h and
 /// VPD page 8Fh, and enforces on EXTENDED COPY.
@@ -107,6 +109,17 @@ impl Default for RouterLimits {
     }
 }
 
+/// Per-command caps of EXTENDED COPY: a copy that passes one stops at the
+/// next block boundary with COPY ABORTED (INSUFFICIENT RESOURCES for bytes,
+/// COMMAND TIMEOUT DURING PROCESSING for time), the segment named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CopyCaps {
+    /// Bytes one command may write.
+    pub max_bytes: Option<u64>,
+    /// Time one command may run.
+    pub max_time: Option<std::time::Duration>,
+}
+
 /// How the copy manager LU presents itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CopyManagerConfig {
@@ -119,6 +132,9 @@ pub struct CopyManagerConfig {
     pub own_blocks: u64,
     /// Which initiator may name which backend LU in a copy.
     pub rights: CopyRights,
+    pub caps: CopyCaps,
+    /// Bounds of the results held for RECEIVE COPY RESULTS.
+    pub held: HeldQuota,
 }
 
 impl Default for CopyManagerConfig {
@@ -130,6 +146,8 @@ impl Default for CopyManagerConfig {
             // maximum segment length.
             own_blocks: 131_072,
             rights: CopyRights::Closed,
+            caps: CopyCaps::default(),
+            held: HeldQuota::default(),
         }
     }
 }

@@ -1399,3 +1399,132 @@ fn no_acl_refuses_backend_lus() {
     );
     assert_eq!(c.status, Status::GOOD);
 }
+
+/// A rig whose copy manager has per-command caps.
+fn capped(caps: CopyCaps) -> Rig {
+    let mut r = rig();
+    let b = std::mem::take(&mut *r.cm.backends_mut());
+    r.cm = CopyManager::new(
+        CopyManagerConfig {
+            serial: "CM1".into(),
+            own_blocks: 2048,
+            rights: host_rights(),
+            caps,
+            ..CopyManagerConfig::default()
+        },
+        b,
+    );
+    r
+}
+
+/// 02h within disk D1: all 4096 blocks (2 MiB) to itself, results held
+/// under list 4.
+fn whole_disk_copy() -> XcopyParams {
+    let mut p = list(list_id_usage::HOLD, 4, Vec::new(), Vec::new());
+    p.cscds = vec![disk_cscd("D1")];
+    p.segments = vec![Segment::block_to_block(0, 0, 4096, Lba(0), Lba(0))];
+    p
+}
+
+/// A copy past the bytes one command may move stops at the next block
+/// boundary: COPY ABORTED, INSUFFICIENT RESOURCES, its segment named.
+#[test]
+fn a_copy_past_its_byte_cap_is_copy_aborted() {
+    let mut r = capped(CopyCaps {
+        max_bytes: Some(512 << 10),
+        max_time: None,
+    });
+    let c = xcopy(&mut r.cm, &nexus(1), &whole_disk_copy());
+    assert_eq!(sense(&c).asc, Asc::INSUFFICIENT_RESOURCES);
+    assert_eq!(
+        aborted(&c).segment.unwrap_or(0),
+        0,
+        "segment 0 (fixed sense: 0 reads as absent)"
+    );
+    let (_, s) = rcr(&mut r.cm, &nexus(1), RcrAction::COPY_STATUS, 4);
+    let st = CopyStatus::parse(&s).unwrap();
+    assert_eq!(st.status, CopyManagerStatus::COMPLETED_ERRORS);
+    assert_eq!(st.transfer_count, 1 << 20, "one chunk, then the check");
+    // Within the cap, the same copy runs.
+    let mut r = capped(CopyCaps {
+        max_bytes: Some(2 << 20),
+        max_time: None,
+    });
+    assert_eq!(
+        xcopy(&mut r.cm, &nexus(1), &whole_disk_copy()).status,
+        Status::GOOD
+    );
+}
+
+/// A copy past the time one command may run: COPY ABORTED, COMMAND
+/// TIMEOUT DURING PROCESSING.
+#[test]
+fn a_copy_past_its_time_cap_is_copy_aborted() {
+    let mut r = capped(CopyCaps {
+        max_bytes: None,
+        max_time: Some(std::time::Duration::ZERO),
+    });
+    let c = xcopy(&mut r.cm, &nexus(1), &whole_disk_copy());
+    assert_eq!(sense(&c).asc, Asc::new(0x2e, 0x02));
+    assert_eq!(
+        aborted(&c).segment.unwrap_or(0),
+        0,
+        "segment 0 (fixed sense: 0 reads as absent)"
+    );
+}
+
+/// EXTENDED COPY is a background task (other commands are not); a stopped
+/// one ends at its first block boundary and its held status says it was
+/// aborted by a task management function.
+#[test]
+fn a_stopped_background_copy_ends_and_says_so() {
+    let mut r = rig();
+    let n = nexus(1);
+    let p = whole_disk_copy();
+    let cdb = p.cdb().to_cdb();
+    assert!(r.cm.background(&n, &[0, 0, 0, 0, 0, 0], &[]).is_none());
+    let job =
+        r.cm.background(&n, cdb.as_bytes(), &p.to_vec())
+            .expect("a background copy");
+    let stop = crate::lu::TaskStop::default();
+    stop.stop();
+    assert_eq!(job(&stop).status, Status::CHECK_CONDITION);
+    let (_, s) = rcr(&mut r.cm, &n, RcrAction::COPY_STATUS, 4);
+    let st = CopyStatus::parse(&s).unwrap();
+    assert_eq!(
+        (st.status, st.transfer_count),
+        (CopyManagerStatus::COMPLETED_ERRORS, 0)
+    );
+    let (_, f) = rcr(&mut r.cm, &n, RcrAction::FAILED_SEGMENT_DETAILS, 4);
+    let d = FailedSegmentDetails::parse(&f).unwrap();
+    assert_eq!(d.failed.unwrap().status, Status::TASK_ABORTED);
+    // Not stopped, it runs to the end.
+    let job = r.cm.background(&n, cdb.as_bytes(), &p.to_vec()).unwrap();
+    assert_eq!(job(&Default::default()).status, Status::GOOD);
+}
+
+/// A background copy (outside the LU lock) into the scratch disk writes
+/// its own nexus's disk only: the copier reads the data back, another
+/// nexus reads zeros, and the copier's data goes with its nexus.
+#[test]
+fn a_background_copy_into_the_scratch_disk_stays_in_its_nexus() {
+    let mut r = rig();
+    let p = b2b_list(vec![disk_cscd("D1"), own_cscd(&r.cm)], 8, 0, 0);
+    let cdb = p.cdb().to_cdb();
+    let job =
+        r.cm.background(&nexus(1), cdb.as_bytes(), &p.to_vec())
+            .expect("a background copy");
+    let c = job(&Default::default());
+    assert_eq!(c.status, Status::GOOD, "{:?}", Sense::parse(&c.sense));
+    let src = r.disk.0.lock().unwrap().data()[..8 * 512].to_vec();
+    assert!(read_own(&mut r.cm, &nexus(1), 0, 8) == src);
+    assert!(
+        read_own(&mut r.cm, &nexus(2), 0, 8).iter().all(|&b| b == 0),
+        "scratch data leaked"
+    );
+    r.cm.nexus_lost(&nexus(1));
+    assert!(
+        read_own(&mut r.cm, &nexus(1), 0, 8).iter().all(|&b| b == 0),
+        "scratch data outlived its nexus"
+    );
+}

@@ -2,13 +2,14 @@
 //! operational stage, transit to full feature. No I/O: each Login Request
 //! goes in, the Login Response comes out, so every refusal is unit-tested.
 
-use md5::{Digest, Md5};
-
+use super::chap::{self, ChapConfig, Credentials};
 use super::pdu::{Header, LoginRequest, LoginResponse, Pdu};
 use super::text::{
-    encode_pairs, is_login_key, parse_pairs, Negotiation, SessionType, TargetLimits, MAX_TEXT_LEN,
+    check_name, encode_pairs, escaped, is_login_key, parse_number, parse_pairs, Negotiation,
+    SessionType, TargetLimits, MAX_TEXT_LEN,
 };
-use super::Chap;
+
+pub use super::chap::chap_response;
 
 /// Login status (class << 8 | detail), RFC 7143 11.13.5.
 pub mod status {
@@ -21,6 +22,9 @@ pub mod status {
     pub const MISSING_PARAMETER: u16 = 0x0207;
     pub const SESSION_DOES_NOT_EXIST: u16 = 0x020a;
     pub const INVALID_DURING_LOGIN: u16 = 0x020b;
+    pub const TARGET_ERROR: u16 = 0x0300;
+    pub const SERVICE_UNAVAILABLE: u16 = 0x0301;
+    pub const OUT_OF_RESOURCES: u16 = 0x0302;
 }
 
 /// Stage numbers (RFC 7143 11.12.3).
@@ -38,8 +42,9 @@ pub struct LoginConfig {
     pub targets: Vec<String>,
     /// Initiator names allowed; empty = everyone.
     pub allow: Vec<String>,
-    /// CHAP the initiator must pass (normal sessions only).
-    pub chap: Option<Chap>,
+    /// CHAP the initiator must pass (normal sessions; discovery ones too
+    /// when it says so).
+    pub chap: Option<ChapConfig>,
     pub limits: TargetLimits,
 }
 
@@ -172,6 +177,77 @@ impl Login {
         data: &[u8],
     ) -> Result<(Vec<(String, String)>, bool, u8, LoginOutcome), (u16, String)> {
         let refuse = |st: u16, why: &str| Err((st, why.to_string()));
+        self.check_stage(req)?;
+        if self.pending_text.len() + data.len() > MAX_TEXT_LEN {
+            return refuse(status::INITIATOR_ERROR, "login text too long");
+        }
+        self.pending_text.extend_from_slice(data);
+        if req.cont {
+            // 6.3: ask for the rest with an empty response.
+            return Ok((Vec::new(), false, 0, LoginOutcome::Continue));
+        }
+        let text = std::mem::take(&mut self.pending_text);
+        let pairs = match parse_pairs(&text) {
+            Ok(p) => p,
+            Err(e) => return Err((status::INITIATOR_ERROR, format!("bad login text: {e}"))),
+        };
+        self.identify(cfg, &pairs)?;
+        let normal = self.session_type == SessionType::Normal;
+        // CHAP guards normal sessions, and discovery ones when configured.
+        let chap = cfg.chap.as_ref().filter(|c| normal || c.discovery);
+
+        let mut out: Vec<(String, String)> = Vec::new();
+        if normal && !self.sent_tpgt {
+            // 13.9: the first response of a normal session names the portal group.
+            out.push(("TargetPortalGroupTag".into(), "1".into()));
+            self.sent_tpgt = true;
+        }
+        if req.csg == SECURITY {
+            self.security(chap, &pairs, &mut out)?;
+        } else if chap.is_some() && self.auth != Auth::Authenticated {
+            // 6.3.2: a target that needs authentication refuses a login
+            // that skips the security stage.
+            return refuse(status::AUTHENTICATION_FAILED, "CHAP required");
+        }
+        self.negotiate(&pairs, &mut out);
+        let security_done = match chap {
+            Some(_) => self.auth == Auth::Authenticated,
+            None => matches!(self.auth, Auth::Start | Auth::Unauthenticated),
+        };
+        let transit = req.transit && (req.csg == OPERATIONAL || security_done);
+        let mut outcome = LoginOutcome::Continue;
+        if transit && req.nsg == FULL_FEATURE {
+            if !self.neg.declared_mrdsl {
+                // 13.12: declare how much we accept in one segment.
+                out.push((
+                    "MaxRecvDataSegmentLength".into(),
+                    self.neg.params.target_mrdsl.to_string(),
+                ));
+                self.neg.declared_mrdsl = true;
+            }
+            outcome = LoginOutcome::FullFeature;
+        }
+        if transit {
+            self.stage = Some(req.nsg);
+        }
+        Ok((out, transit, req.nsg, outcome))
+    }
+
+    /// Answer the operational keys (RFC 7143 13).
+    fn negotiate(&mut self, pairs: &[(String, String)], out: &mut Vec<(String, String)>) {
+        for (k, v) in pairs {
+            if is_login_key(k) {
+                continue;
+            }
+            if let Some(a) = self.neg.answer(k, v).reply() {
+                out.push((k.clone(), a));
+            }
+        }
+    }
+
+    /// The checks of the login stages and versions (RFC 7143 6.3, 11.12).
+    fn check_stage(&mut self, req: &LoginRequest) -> Result<(), (u16, String)> {
+        let refuse = |st: u16, why: &str| Err((st, why.to_string()));
         if !self.started {
             self.started = true;
             self.isid = req.isid;
@@ -205,54 +281,17 @@ impl Login {
         {
             return refuse(status::INVALID_DURING_LOGIN, "invalid next stage");
         }
-        if self.pending_text.len() + data.len() > MAX_TEXT_LEN {
-            return refuse(status::INITIATOR_ERROR, "login text too long");
-        }
-        self.pending_text.extend_from_slice(data);
-        if req.cont {
-            // 6.3: ask for the rest with an empty response.
-            return Ok((Vec::new(), false, 0, LoginOutcome::Continue));
-        }
-        let text = std::mem::take(&mut self.pending_text);
-        let pairs = match parse_pairs(&text) {
-            Ok(p) => p,
-            Err(e) => return Err((status::INITIATOR_ERROR, format!("bad login text: {e}"))),
-        };
-        let value = |k: &str| {
-            pairs
-                .iter()
-                .find(|(key, _)| key == k)
-                .map(|(_, v)| v.as_str())
-        };
+        Ok(())
+    }
 
-        // Names and session type: on the first PDU (6.3.1), repeated later
-        // only with the same value.
-        for (key, slot) in [("InitiatorName", 0), ("TargetName", 1)] {
-            if let Some(v) = value(key) {
-                let cur = if slot == 0 {
-                    &mut self.initiator
-                } else {
-                    &mut self.target
-                };
-                match cur {
-                    Some(c) if c != v => {
-                        return Err((
-                            status::INITIATOR_ERROR,
-                            format!("{key} changed during login"),
-                        ))
-                    }
-                    _ => *cur = Some(v.to_string()),
-                }
-            }
-        }
-        if let Some(v) = value("SessionType") {
-            self.session_type = match v {
-                "Normal" => SessionType::Normal,
-                "Discovery" => SessionType::Discovery,
-                _ => return refuse(status::INITIATOR_ERROR, "unknown SessionType"),
-            };
-            self.neg.set_session_type(self.session_type);
-        }
+    /// Names, target and allow-list: who is logging in, and to what.
+    fn identify(
+        &mut self,
+        cfg: &LoginConfig,
+        pairs: &[(String, String)],
+    ) -> Result<(), (u16, String)> {
+        let refuse = |st: u16, why: &str| Err((st, why.to_string()));
+        self.names(pairs)?;
         let Some(initiator) = self.initiator.clone() else {
             return refuse(status::MISSING_PARAMETER, "InitiatorName missing");
         };
@@ -262,66 +301,62 @@ impl Login {
                 return refuse(status::MISSING_PARAMETER, "TargetName missing");
             };
             if !cfg.targets.iter().any(|t| t == target) {
-                return Err((status::NOT_FOUND, format!("no target named {target}")));
+                return Err((
+                    status::NOT_FOUND,
+                    format!("no target named {}", escaped(target)),
+                ));
             }
         }
         if !cfg.allow.is_empty() && !cfg.allow.contains(&initiator) {
             return Err((
                 status::AUTHORIZATION_FAILED,
-                format!("initiator {initiator} is not on the allow list"),
+                format!("initiator {} is not on the allow list", escaped(&initiator)),
             ));
         }
-        // CHAP guards normal sessions; discovery answers names only.
-        let chap = if normal { cfg.chap.as_ref() } else { None };
+        Ok(())
+    }
 
-        let mut out: Vec<(String, String)> = Vec::new();
-        if normal && !self.sent_tpgt {
-            // 13.9: the first response of a normal session names the portal group.
-            out.push(("TargetPortalGroupTag".into(), "1".into()));
-            self.sent_tpgt = true;
-        }
-        if req.csg == SECURITY {
-            self.security(chap, &pairs, &mut out)?;
-        } else if chap.is_some() && self.auth != Auth::Authenticated {
-            // 6.3.2: a target that needs authentication refuses a login
-            // that skips the security stage.
-            return refuse(status::AUTHENTICATION_FAILED, "CHAP required");
-        }
-        for (k, v) in &pairs {
-            if is_login_key(k) {
-                continue;
-            }
-            if let Some(a) = self.neg.answer(k, v).reply() {
-                out.push((k.clone(), a));
-            }
-        }
-        let security_done = match chap {
-            Some(_) => self.auth == Auth::Authenticated,
-            None => matches!(self.auth, Auth::Start | Auth::Unauthenticated),
-        };
-        let transit = req.transit && (req.csg == OPERATIONAL || security_done);
-        let mut outcome = LoginOutcome::Continue;
-        if transit && req.nsg == FULL_FEATURE {
-            if !self.neg.declared_mrdsl {
-                // 13.12: declare how much we accept in one segment.
-                out.push((
-                    "MaxRecvDataSegmentLength".into(),
-                    self.neg.params.target_mrdsl.to_string(),
+    /// InitiatorName, TargetName and SessionType: on the first PDU
+    /// (6.3.1), repeated later only with the same value. Names are
+    /// checked before anything else looks at them.
+    fn names(&mut self, pairs: &[(String, String)]) -> Result<(), (u16, String)> {
+        for (key, v) in pairs {
+            let slot = match key.as_str() {
+                "InitiatorName" => &mut self.initiator,
+                "TargetName" => &mut self.target,
+                _ => continue,
+            };
+            if let Err(e) = check_name(v) {
+                return Err((
+                    status::INITIATOR_ERROR,
+                    format!("{key} {}: {e}", escaped(v)),
                 ));
-                self.neg.declared_mrdsl = true;
             }
-            outcome = LoginOutcome::FullFeature;
+            match slot {
+                Some(c) if c != v => {
+                    return Err((
+                        status::INITIATOR_ERROR,
+                        format!("{key} changed during login"),
+                    ))
+                }
+                _ => *slot = Some(v.clone()),
+            }
         }
-        if transit {
-            self.stage = Some(req.nsg);
+        if let Some((_, v)) = pairs.iter().find(|(k, _)| k == "SessionType") {
+            self.session_type = match v.as_str() {
+                "Normal" => SessionType::Normal,
+                "Discovery" => SessionType::Discovery,
+                _ => return Err((status::INITIATOR_ERROR, "unknown SessionType".to_string())),
+            };
+            self.neg.set_session_type(self.session_type);
         }
-        Ok((out, transit, req.nsg, outcome))
+        Ok(())
     }
 
     /// The security stage keys (RFC 7143 12.1): AuthMethod, CHAP.
     fn security(
         &mut self,
-        chap: Option<&Chap>,
+        chap: Option<&ChapConfig>,
         pairs: &[(String, String)],
         out: &mut Vec<(String, String)>,
     ) -> Result<(), (u16, String)> {
@@ -354,63 +389,109 @@ impl Login {
             }
         }
         if let Some(algs) = value("CHAP_A") {
-            if self.auth != Auth::ChapChosen {
-                return fail("CHAP_A out of order");
-            }
-            // 12.1.3: 5 = MD5, the only algorithm here.
-            if !algs.split(',').any(|a| a == "5") {
-                out.push(("CHAP_A".into(), "Reject".into()));
-                return fail("no CHAP algorithm in common (MD5 only)");
-            }
-            let random = uuid::Uuid::new_v4().into_bytes();
-            let id = uuid::Uuid::new_v4().into_bytes()[0];
-            out.push(("CHAP_A".into(), "5".into()));
-            out.push(("CHAP_I".into(), id.to_string()));
-            out.push(("CHAP_C".into(), format!("0x{}", hex::encode(random))));
-            self.auth = Auth::Challenged {
-                id,
-                challenge: random,
-            };
+            self.send_challenge(algs, out)?;
         }
         let (n, r) = (value("CHAP_N"), value("CHAP_R"));
         if n.is_some() || r.is_some() {
-            let Auth::Challenged { id, challenge } = self.auth.clone() else {
-                return fail("CHAP response out of order");
-            };
             let (Some(n), Some(r), Some(chap)) = (n, r, chap) else {
                 return fail("CHAP_N or CHAP_R missing");
             };
-            if value("CHAP_I").is_some() || value("CHAP_C").is_some() {
-                return fail("mutual CHAP requested; no target secret configured");
-            }
-            let expected = chap_response(id, chap.secret.as_bytes(), &challenge);
-            let got = decode_binary(r);
-            if n != chap.user || got.as_deref() != Some(&expected[..]) {
-                return fail("CHAP name or response wrong");
+            self.check_response(chap, n, r)?;
+            if let Some(c) = value("CHAP_C") {
+                self.answer_mutual(chap, value("CHAP_I"), c, out)?;
             }
             self.auth = Auth::Authenticated;
         }
         Ok(())
     }
-}
 
-/// MD5(identifier || secret || challenge): RFC 1994 4.1, RFC 7143 12.1.3.
-pub fn chap_response(id: u8, secret: &[u8], challenge: &[u8]) -> [u8; 16] {
-    let mut h = Md5::new();
-    h.update([id]);
-    h.update(secret);
-    h.update(challenge);
-    h.finalize().into()
-}
-
-/// A binary value in hex (`0x...`, RFC 7143 6.1); base64 (`0b`) is not
-/// accepted here. At most 1 KiB.
-fn decode_binary(v: &str) -> Option<Vec<u8>> {
-    let h = v.strip_prefix("0x").or_else(|| v.strip_prefix("0X"))?;
-    if h.len() > 2048 {
-        return None;
+    /// CHAP_A: pick MD5 and send an identifier and a challenge from the
+    /// OS random source (12.1.3).
+    fn send_challenge(
+        &mut self,
+        algs: &str,
+        out: &mut Vec<(String, String)>,
+    ) -> Result<(), (u16, String)> {
+        let fail = |why: &str| Err((status::AUTHENTICATION_FAILED, why.to_string()));
+        if self.auth != Auth::ChapChosen {
+            return fail("CHAP_A out of order");
+        }
+        // 12.1.3: 5 = MD5, the only algorithm here.
+        if !algs.split(',').any(|a| a == "5") {
+            out.push(("CHAP_A".into(), "Reject".into()));
+            return fail("no CHAP algorithm in common (MD5 only)");
+        }
+        let (id, challenge) = chap::challenge()
+            .map_err(|e| (status::TARGET_ERROR, format!("no random challenge: {e}")))?;
+        out.push(("CHAP_A".into(), "5".into()));
+        out.push(("CHAP_I".into(), id.to_string()));
+        out.push(("CHAP_C".into(), format!("0x{}", hex::encode(challenge))));
+        self.auth = Auth::Challenged { id, challenge };
+        Ok(())
     }
-    hex::decode(h).ok()
+
+    /// CHAP_N and CHAP_R against the initiator's own secret, in constant
+    /// time.
+    fn check_response(&self, chap: &ChapConfig, n: &str, r: &str) -> Result<(), (u16, String)> {
+        let fail = |why: String| Err((status::AUTHENTICATION_FAILED, why));
+        let Auth::Challenged { id, challenge } = &self.auth else {
+            return fail("CHAP response out of order".into());
+        };
+        let initiator = self.initiator.as_deref().unwrap_or_default();
+        let Some(creds) = chap.for_initiator(initiator) else {
+            return fail(format!("no CHAP secret for {}", escaped(initiator)));
+        };
+        let got = chap::decode_binary(r).unwrap_or_default();
+        if !chap::verify(creds, n, *id, challenge, &got) {
+            return fail("CHAP name or response wrong".into());
+        }
+        Ok(())
+    }
+
+    /// Mutual CHAP (12.1.3): answer the initiator's challenge with the
+    /// target's secret. A challenge equal to ours is refused (a
+    /// reflection attack would have us compute the initiator's answer).
+    fn answer_mutual(
+        &self,
+        chap: &ChapConfig,
+        i: Option<&str>,
+        c: &str,
+        out: &mut Vec<(String, String)>,
+    ) -> Result<(), (u16, String)> {
+        let fail = |why: &str| Err((status::AUTHENTICATION_FAILED, why.to_string()));
+        let Some(target) = &chap.target else {
+            return fail("mutual CHAP requested; no target secret configured");
+        };
+        let id = i.and_then(parse_number).filter(|n| *n <= 255);
+        let challenge = chap::decode_binary(c).filter(|c| !c.is_empty());
+        let (Some(id), Some(challenge)) = (id, challenge) else {
+            return fail("mutual CHAP: bad CHAP_I or CHAP_C");
+        };
+        if let Auth::Challenged {
+            challenge: ours, ..
+        } = &self.auth
+        {
+            if challenge[..] == ours[..] {
+                return fail("mutual CHAP: the initiator sent our own challenge back");
+            }
+        }
+        let answer = chap::answer(target, id as u8, &challenge);
+        push_credentials(out, target, &answer);
+        Ok(())
+    }
+}
+
+fn push_credentials(out: &mut Vec<(String, String)>, c: &Credentials, response: &[u8]) {
+    out.push(("CHAP_N".into(), c.user.clone()));
+    out.push(("CHAP_R".into(), format!("0x{}", hex::encode(response))));
+}
+
+impl Login {
+    /// A refusal for `req` where [`Login::step`] would have completed the
+    /// login (the frontend could not admit the session after all).
+    pub fn refusal(&mut self, req: &LoginRequest, st: u16) -> Pdu {
+        self.response(req, false, 0, st, Vec::new())
+    }
 }
 
 #[cfg(test)]
@@ -421,10 +502,7 @@ mod tests {
         LoginConfig {
             targets: vec!["iqn.2026-01.test:t".into()],
             allow: allow.iter().map(|s| s.to_string()).collect(),
-            chap: chap.map(|(u, s)| Chap {
-                user: u.into(),
-                secret: s.into(),
-            }),
+            chap: chap.map(|(u, s)| ChapConfig::single("iqn.2026-01.test:i", u, s)),
             limits: TargetLimits::default(),
         }
     }
@@ -570,7 +648,7 @@ mod tests {
             let (_, kv) = resp(&p);
             assert_eq!(get(&kv, "CHAP_A"), Some("5"));
             let id: u8 = get(&kv, "CHAP_I").unwrap().parse().unwrap();
-            let challenge = decode_binary(get(&kv, "CHAP_C").unwrap()).unwrap();
+            let challenge = chap::decode_binary(get(&kv, "CHAP_C").unwrap()).unwrap();
             assert_eq!(challenge.len(), 16);
 
             let r = chap_response(id, secret.as_bytes(), &challenge);
@@ -594,18 +672,149 @@ mod tests {
         }
     }
 
-    #[test]
-    fn chap_golden_md5() {
-        // RFC 1994 response over id 1, "secret", challenge 00..0f (value
-        // from Python's hashlib).
-        let challenge: Vec<u8> = (0..16).collect();
-        assert_eq!(
-            hex::encode(chap_response(1, b"secret", &challenge)),
-            "740e86463bda3a4d7017d6e0fba0699d"
+    /// The CHAP exchange of `initiator` with `user`/`secret`, optionally
+    /// asking for mutual CHAP with `mutual` as its challenge; the outcome
+    /// of the third step and the keys the target answered there.
+    fn chap_login(
+        c: &LoginConfig,
+        names: &[(&str, &str)],
+        user: &str,
+        secret: &str,
+        mutual: Option<&[u8]>,
+    ) -> (LoginOutcome, Vec<(String, String)>) {
+        let mut l = Login::new(TargetLimits::default(), 3);
+        let mut kv = names.to_vec();
+        kv.push(("AuthMethod", "CHAP,None"));
+        let (_, out) = l.step(c, &req(true, 0, 1), &text(&kv));
+        if out != LoginOutcome::Continue {
+            return (out, Vec::new());
+        }
+        let (p, _) = l.step(c, &req(false, 0, 1), &text(&[("CHAP_A", "5")]));
+        let (_, kv) = resp(&p);
+        let id: u8 = get(&kv, "CHAP_I").unwrap().parse().unwrap();
+        let challenge = chap::decode_binary(get(&kv, "CHAP_C").unwrap()).unwrap();
+        let r = format!(
+            "0x{}",
+            hex::encode(chap_response(id, secret.as_bytes(), &challenge))
         );
-        assert_eq!(decode_binary("0x0aFF"), Some(vec![0x0a, 0xff]));
-        assert_eq!(decode_binary("0b AAA="), None);
-        assert_eq!(decode_binary("zz"), None);
+        let ch = mutual.map(|m| format!("0x{}", hex::encode(m)));
+        let mut kv = vec![("CHAP_N", user), ("CHAP_R", r.as_str())];
+        if let Some(ch) = &ch {
+            kv.extend([("CHAP_I", "9"), ("CHAP_C", ch.as_str())]);
+        }
+        let (p, out) = l.step(c, &req(true, 0, 1), &text(&kv));
+        (out, resp(&p).1)
+    }
+
+    fn two_initiators() -> LoginConfig {
+        let mut c = cfg(&[], None);
+        let mut chap = ChapConfig::single("iqn.2026-01.test:i", "alice", "alice-secret-16b");
+        chap.initiators
+            .extend(ChapConfig::single("iqn.2026-01.test:j", "bob", "bob-secret-16byt").initiators);
+        c.chap = Some(chap);
+        c
+    }
+
+    /// Each initiator answers with its own secret; another's secret (or
+    /// name) does not open its door.
+    #[test]
+    fn chap_secrets_are_per_initiator() {
+        let c = two_initiators();
+        let j = [
+            ("InitiatorName", "iqn.2026-01.test:j"),
+            ("TargetName", "iqn.2026-01.test:t"),
+        ];
+        let ok = LoginOutcome::Continue;
+        assert_eq!(
+            chap_login(&c, &NAMES, "alice", "alice-secret-16b", None).0,
+            ok
+        );
+        assert_eq!(chap_login(&c, &j, "bob", "bob-secret-16byt", None).0, ok);
+        for (names, user, secret) in [
+            (&j[..], "alice", "alice-secret-16b"),
+            (&j[..], "bob", "alice-secret-16b"),
+            (&NAMES[..], "bob", "bob-secret-16byt"),
+        ] {
+            let (out, _) = chap_login(&c, names, user, secret, None);
+            assert!(
+                matches!(out, LoginOutcome::Refused { status: 0x0201, .. }),
+                "{out:?}"
+            );
+        }
+        // An initiator with no secret at all.
+        let k = [
+            ("InitiatorName", "iqn.2026-01.test:k"),
+            ("TargetName", "iqn.2026-01.test:t"),
+        ];
+        let (out, _) = chap_login(&c, &k, "alice", "alice-secret-16b", None);
+        assert!(matches!(out, LoginOutcome::Refused { status: 0x0201, .. }));
+    }
+
+    /// Mutual CHAP: the target answers the initiator's challenge with its
+    /// own secret; without one configured, or with our own challenge sent
+    /// back, the login fails.
+    #[test]
+    fn mutual_chap() {
+        let mut c = two_initiators();
+        let (out, _) = chap_login(&c, &NAMES, "alice", "alice-secret-16b", Some(&[5; 16]));
+        assert!(
+            matches!(out, LoginOutcome::Refused { .. }),
+            "no target secret"
+        );
+        c.chap.as_mut().unwrap().target = Some(Credentials {
+            user: "router".into(),
+            secret: chap::Secret::new("target-secret-16"),
+        });
+        let (out, kv) = chap_login(&c, &NAMES, "alice", "alice-secret-16b", Some(&[5; 16]));
+        assert_eq!(out, LoginOutcome::Continue);
+        assert_eq!(get(&kv, "CHAP_N"), Some("router"));
+        let want = chap_response(9, b"target-secret-16", &[5; 16]);
+        assert_eq!(
+            get(&kv, "CHAP_R"),
+            Some(format!("0x{}", hex::encode(want)).as_str())
+        );
+        // Without mutual CHAP the target sends no credentials.
+        let (_, kv) = chap_login(&c, &NAMES, "alice", "alice-secret-16b", None);
+        assert_eq!(get(&kv, "CHAP_R"), None);
+    }
+
+    /// With `discovery` set, a discovery session needs CHAP as well.
+    #[test]
+    fn chap_for_discovery_sessions() {
+        let mut c = two_initiators();
+        let disc = [
+            ("InitiatorName", "iqn.2026-01.test:i"),
+            ("SessionType", "Discovery"),
+        ];
+        let mut l = Login::new(TargetLimits::default(), 1);
+        let (_, out) = l.step(&c, &req(true, 1, 3), &text(&disc));
+        assert_eq!(out, LoginOutcome::FullFeature, "off by default");
+        c.chap.as_mut().unwrap().discovery = true;
+        let mut l = Login::new(TargetLimits::default(), 1);
+        let (_, out) = l.step(&c, &req(true, 1, 3), &text(&disc));
+        assert!(matches!(out, LoginOutcome::Refused { status: 0x0201, .. }));
+        let (out, _) = chap_login(&c, &disc, "alice", "alice-secret-16b", None);
+        assert_eq!(out, LoginOutcome::Continue);
+    }
+
+    /// Names over 223 bytes or with control characters are refused, and
+    /// the reason shows them escaped.
+    #[test]
+    fn bad_names_are_refused() {
+        let long = format!("iqn.2026-01.test:{}", "x".repeat(220));
+        for name in [long.as_str(), "iqn.2026-01.test:a\nb"] {
+            let mut l = Login::new(TargetLimits::default(), 1);
+            let kv = [
+                ("InitiatorName", name),
+                ("TargetName", "iqn.2026-01.test:t"),
+            ];
+            let (_, out) = l.step(&cfg(&[], None), &req(true, 1, 3), &text(&kv));
+            let LoginOutcome::Refused { status, reason } = out else {
+                panic!("{name:?} accepted")
+            };
+            assert_eq!(status, status::INITIATOR_ERROR);
+            assert!(!reason.contains('\n'), "{reason}");
+        }
     }
 
     #[test]

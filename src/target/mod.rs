@@ -11,23 +11,38 @@
 //!
 //! Supported: SendTargets discovery; immediate data, unsolicited Data-Out
 //! and R2T-solicited Data-Out; Data-In with status phase collapse;
-//! residuals; the CmdSN window; NOP; logout; ABORT TASK, ABORT TASK SET,
-//! CLEAR TASK SET, LOGICAL UNIT RESET, TARGET WARM/COLD RESET. Not
-//! supported: digests (negotiated to None), ERL > 0, several connections
-//! per session, bidirectional commands, CDBs longer than 16 bytes, CHAP
-//! for discovery sessions and mutual CHAP.
+//! residuals; the CmdSN window; NOP (answers and keepalive pings); logout;
+//! session reinstatement; ABORT TASK, ABORT TASK SET, CLEAR TASK SET,
+//! LOGICAL UNIT RESET, TARGET WARM/COLD RESET, also of commands a unit
+//! runs in the background (long copies); CHAP per initiator, mutual and
+//! for discovery. Not supported: digests (negotiated to None), ERL > 0,
+//! several connections per session, bidirectional commands, CDBs longer
+//! than 16 bytes.
+//!
+//! Resources are bounded ([`ConnLimits`]): connections in all and per
+//! source address, slots a login in progress cannot take, a deadline for
+//! the whole login, idle and send timeouts, one memory budget for Data-In
+//! (produced and sent in chunks) and solicited Data-Out, and a drop guard
+//! that frees a connection's slot however its thread ends.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use crate::lu::LogicalUnit;
 
+mod budget;
+pub mod chap;
+mod command;
 pub mod login;
 pub mod pdu;
 pub mod server;
 pub mod session;
+mod slots;
+mod tasks;
 pub mod text;
 
-pub use server::{Server, ServerHandle};
+pub use chap::{ChapConfig, Credentials, InitiatorSecret, Secret};
+pub use server::{BindError, Server, ServerHandle};
 
 /// A logical unit shared by every session that reaches it.
 pub type SharedLu = Arc<Mutex<dyn LogicalUnit + Send>>;
@@ -52,20 +67,44 @@ impl std::fmt::Debug for TargetDef {
     }
 }
 
-/// CHAP credentials the target checks (it authenticates the initiator,
-/// MD5, RFC 7143 12.1.3).
-#[derive(Clone, PartialEq, Eq)]
-pub struct Chap {
-    pub user: String,
-    pub secret: String,
+/// How much the target lets its peers take (issue-level defaults for a
+/// router in front of a SAN; tests lower them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnLimits {
+    /// Connections served at once (each has its own thread).
+    pub max_connections: usize,
+    /// Connections from one source address at once.
+    pub max_per_source: usize,
+    /// Slots a connection that has not finished its login can never
+    /// take: a flood of idle sockets leaves them to initiators that log
+    /// in (the allow-listed ones when there is an allow-list).
+    pub reserved: usize,
+    /// Time for the whole login, from accept to full feature phase.
+    pub login_timeout: Duration,
+    /// After this long without a PDU (and no command of ours running) the
+    /// target sends a NOP-In ping; without any PDU for as long again, it
+    /// closes the connection.
+    pub idle_timeout: Duration,
+    /// A send that makes no progress for this long closes the connection.
+    pub send_timeout: Duration,
+    /// Bytes of Data-In and solicited Data-Out buffers, all connections.
+    pub memory_budget: usize,
+    /// The most of [`ConnLimits::memory_budget`] one connection holds.
+    pub memory_per_connection: usize,
 }
 
-impl std::fmt::Debug for Chap {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Chap")
-            .field("user", &self.user)
-            .field("secret", &"***")
-            .finish()
+impl Default for ConnLimits {
+    fn default() -> Self {
+        ConnLimits {
+            max_connections: 256,
+            max_per_source: 16,
+            reserved: 32,
+            login_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(30),
+            memory_budget: 256 << 20,
+            memory_per_connection: 64 << 20,
+        }
     }
 }
 
@@ -77,6 +116,25 @@ pub struct TargetConfig {
     pub targets: Vec<TargetDef>,
     /// Initiator IQNs allowed to log in; empty = everyone.
     pub allow: Vec<String>,
-    /// CHAP required of normal sessions when set.
-    pub chap: Option<Chap>,
+    /// CHAP required of normal sessions (and discovery ones, if it says
+    /// so) when set.
+    pub chap: Option<ChapConfig>,
+    pub limits: ConnLimits,
+    /// Serve on an address other than loopback without CHAP and an
+    /// allow-list (the operator asked for it; a warning is logged).
+    pub insecure: bool,
+}
+
+impl TargetConfig {
+    /// Open to every initiator on `listen`, default limits.
+    pub fn new(listen: std::net::SocketAddr, targets: Vec<TargetDef>) -> TargetConfig {
+        TargetConfig {
+            listen,
+            targets,
+            allow: Vec::new(),
+            chap: None,
+            limits: ConnLimits::default(),
+            insecure: false,
+        }
+    }
 }

@@ -37,6 +37,54 @@ pub enum TextError {
     Repeated(String),
 }
 
+/// Longest iSCSI name (RFC 7143 4.2.7.1: 223 bytes, UTF-8).
+pub const MAX_NAME_LEN: usize = 223;
+
+/// Why an iSCSI name from the network is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    #[error("name of {0} bytes (at most {MAX_NAME_LEN})")]
+    TooLong(usize),
+    #[error("empty name")]
+    Empty,
+    #[error("control character in the name")]
+    Control,
+}
+
+/// Check an initiator or target name: at most [`MAX_NAME_LEN`] bytes and
+/// no control characters (RFC 3722 6 prohibits them in iSCSI names).
+pub fn check_name(name: &str) -> Result<(), NameError> {
+    if name.is_empty() {
+        return Err(NameError::Empty);
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(NameError::TooLong(name.len()));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(NameError::Control);
+    }
+    Ok(())
+}
+
+/// A string from the network made safe for a log line: printable ASCII
+/// as is, everything else escaped (`\n`, `\u{1b}`), cut after
+/// [`MAX_NAME_LEN`] characters so one name cannot flood the log.
+pub fn escaped(s: &str) -> String {
+    let mut out = String::new();
+    for (k, c) in s.chars().enumerate() {
+        if k == MAX_NAME_LEN {
+            out.push_str("...");
+            break;
+        }
+        if c.is_ascii_graphic() || c == ' ' {
+            out.push(c);
+        } else {
+            out.extend(c.escape_default());
+        }
+    }
+    out
+}
+
 /// Split a text into its pairs: `key=value` items, each ended by NUL
 /// (empty items, such as padding, are skipped).
 pub fn parse_pairs(data: &[u8]) -> Result<Vec<(String, String)>, TextError> {
@@ -377,6 +425,20 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    #[test]
+    fn names_are_checked_and_escaped() {
+        assert_eq!(check_name("iqn.2026-01.org.x:y"), Ok(()));
+        assert_eq!(check_name(""), Err(NameError::Empty));
+        assert_eq!(check_name(&"a".repeat(223)), Ok(()));
+        assert_eq!(check_name(&"a".repeat(224)), Err(NameError::TooLong(224)));
+        assert_eq!(check_name("iqn.x\nFORGED"), Err(NameError::Control));
+        assert_eq!(check_name("iqn.x\u{85}"), Err(NameError::Control));
+        assert_eq!(escaped("iqn.x:y z"), "iqn.x:y z");
+        assert_eq!(escaped("a\nb\x1b[2J"), "a\\nb\\u{1b}[2J");
+        assert_eq!(escaped("\u{202e}"), "\\u{202e}");
+        assert_eq!(escaped(&"b".repeat(300)).len(), 226);
+    }
 
     fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
         v.iter()

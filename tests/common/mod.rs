@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod raw;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -359,16 +361,25 @@ pub struct Router {
 impl Router {
     /// Start `sanmover router --listen 127.0.0.1:0` with these backends and
     /// extra arguments; waits for its "listening on" line. Unless `extra`
-    /// brings its own `--config`, the router gets one as a user would write
-    /// it: copy rights for this host's initiator name (what the CLI logs
-    /// in with) on every LUN of each backend target, both ways.
+    /// brings its own `--config`, or `--insecure` (a test about something
+    /// else than copy rights, run without any), the router gets one as a
+    /// user would write it: copy rights for this host's initiator name
+    /// (what the CLI logs in with) on every LUN of each backend target,
+    /// both ways.
     pub fn start(backends: &[&str], extra: &[&str]) -> Router {
+        Self::start_global(&[], backends, extra)
+    }
+
+    /// [`Router::start`] with global options (`-v`) before `router`.
+    pub fn start_global(global: &[&str], backends: &[&str], extra: &[&str]) -> Router {
         use std::io::BufRead;
         let dir = tempfile::tempdir().expect("router dir");
         let log = dir.path().join("router.log");
         let mut c = Command::new(env!("CARGO_BIN_EXE_sanmover"));
+        c.args(global);
         c.args(["router", "--listen", "127.0.0.1:0"]);
-        if !extra.contains(&"--config") && !backends.is_empty() {
+        let own_rights = extra.contains(&"--config") || extra.contains(&"--insecure");
+        if !own_rights && !backends.is_empty() {
             let cfg = dir.path().join("router.toml");
             std::fs::write(&cfg, copy_rights_toml(backends)).expect("router config");
             c.arg("--config").arg(&cfg);
@@ -428,6 +439,23 @@ impl Router {
 
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The socket address it listens on.
+    pub fn socket_addr(&self) -> std::net::SocketAddr {
+        self.addr.parse().expect("router address")
+    }
+
+    /// Its resident memory (VmRSS), bytes.
+    pub fn rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .expect("VmRSS");
+        kb * 1024
     }
 
     /// Whether it is still running.
