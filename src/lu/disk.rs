@@ -186,8 +186,25 @@ impl LogicalUnit for MemDisk {
             return c;
         }
         let op = Opcode(cdb[0]);
+        if let Some(c) = self.data_command(op, cdb, data_out, data_in) {
+            return c;
+        }
+        self.info_command(op, cdb, data_in)
+            .unwrap_or_else(|| Completion::illegal(Asc::INVALID_OPCODE))
+    }
+}
+
+impl MemDisk {
+    /// READ, WRITE, WRITE AND VERIFY and SYNCHRONIZE CACHE (SBC-3 5).
+    fn data_command(
+        &mut self,
+        op: Opcode,
+        cdb: &[u8],
+        data_out: &[u8],
+        data_in: &mut [u8],
+    ) -> Option<Completion> {
         let bad = |_| Completion::bad_field(0);
-        match op {
+        Some(match op {
             // READ(12), WRITE(12) (SBC-3 5.14, 5.36).
             Opcode(0xa8) | Opcode(0xaa) if cdb.len() >= 12 => {
                 let (lba, n) = (cdb_field(cdb, 2..6), cdb_field(cdb, 6..10));
@@ -198,6 +215,37 @@ impl LogicalUnit for MemDisk {
                 }
             }
             Opcode(0x2e) | Opcode(0xae) | Opcode(0x8e) => self.write_verify(cdb, data_out),
+            Opcode::READ_10 => match Read10::parse(cdb) {
+                Ok(c) => self.read(c.lba.0, c.blocks as u64, data_in),
+                Err(e) => bad(e),
+            },
+            Opcode::READ_16 => match Read16::parse(cdb) {
+                Ok(c) => self.read(c.lba.0, c.blocks as u64, data_in),
+                Err(e) => bad(e),
+            },
+            Opcode::WRITE_10 => match Write10::parse(cdb) {
+                Ok(c) => self.write(c.lba.0, c.blocks as u64, data_out),
+                Err(e) => bad(e),
+            },
+            Opcode::WRITE_16 => match Write16::parse(cdb) {
+                Ok(c) => self.write(c.lba.0, c.blocks as u64, data_out),
+                Err(e) => bad(e),
+            },
+            Opcode::SYNCHRONIZE_CACHE_10 => match SynchronizeCache10::parse(cdb) {
+                Ok(_) => Completion::good(0),
+                Err(e) => bad(e),
+            },
+            Opcode::SYNCHRONIZE_CACHE_16 => match SynchronizeCache16::parse(cdb) {
+                Ok(_) => Completion::good(0),
+                Err(e) => bad(e),
+            },
+            _ => return None,
+        })
+    }
+
+    /// PERSISTENT RESERVE IN, MODE SENSE(6) and READ CAPACITY.
+    fn info_command(&mut self, op: Opcode, cdb: &[u8], data_in: &mut [u8]) -> Option<Completion> {
+        Some(match op {
             // PERSISTENT RESERVE IN (SPC-4 6.15): no keys, no reservation.
             Opcode::PERSISTENT_RESERVE_IN if cdb.len() >= 10 => match cdb[1] & 0x1f {
                 // READ KEYS, READ RESERVATION, READ FULL STATUS: PRGENERATION
@@ -251,32 +299,8 @@ impl LogicalUnit for MemDisk {
                 }
                 .to_vec(),
             ),
-            Opcode::READ_10 => match Read10::parse(cdb) {
-                Ok(c) => self.read(c.lba.0, c.blocks as u64, data_in),
-                Err(e) => bad(e),
-            },
-            Opcode::READ_16 => match Read16::parse(cdb) {
-                Ok(c) => self.read(c.lba.0, c.blocks as u64, data_in),
-                Err(e) => bad(e),
-            },
-            Opcode::WRITE_10 => match Write10::parse(cdb) {
-                Ok(c) => self.write(c.lba.0, c.blocks as u64, data_out),
-                Err(e) => bad(e),
-            },
-            Opcode::WRITE_16 => match Write16::parse(cdb) {
-                Ok(c) => self.write(c.lba.0, c.blocks as u64, data_out),
-                Err(e) => bad(e),
-            },
-            Opcode::SYNCHRONIZE_CACHE_10 => match SynchronizeCache10::parse(cdb) {
-                Ok(_) => Completion::good(0),
-                Err(e) => bad(e),
-            },
-            Opcode::SYNCHRONIZE_CACHE_16 => match SynchronizeCache16::parse(cdb) {
-                Ok(_) => Completion::good(0),
-                Err(e) => bad(e),
-            },
-            _ => Completion::illegal(Asc::INVALID_OPCODE),
-        }
+            _ => return None,
+        })
     }
 }
 

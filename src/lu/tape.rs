@@ -287,6 +287,51 @@ impl MemTape {
     }
 }
 
+impl MemTape {
+    /// WRITE FILEMARKS(6) (SSC-4 7.12): everything after the position goes.
+    fn write_filemarks(&mut self, cdb: &[u8]) -> Completion {
+        let Ok(w) = WriteFilemarks6::parse(cdb) else {
+            return Completion::bad_field(1);
+        };
+        self.objects.truncate(self.pos);
+        for _ in 0..w.count {
+            self.objects.push(TapeObject::Filemark);
+        }
+        self.pos = self.objects.len();
+        Completion::good(0)
+    }
+
+    /// READ POSITION (SSC-4 7.7), short and long forms, true values.
+    fn read_position(&self, cdb: &[u8], data_in: &mut [u8]) -> Completion {
+        match ReadPosition::parse(cdb) {
+            Ok(rp) if rp.form == ReadPositionForm::SHORT || rp.form == ReadPositionForm::LONG => {
+                let p = Position {
+                    form: rp.form,
+                    ..self.position()
+                };
+                reply(data_in, &p.emit())
+            }
+            _ => Completion::bad_field(1),
+        }
+    }
+
+    /// MODE SELECT(6) (SPC-4 6.9): only the block descriptor's length.
+    fn mode_select(&mut self, cdb: &[u8], data_out: &[u8]) -> Completion {
+        if ModeSelect6::parse(cdb).is_err() {
+            return Completion::bad_field(1);
+        }
+        match ModeParameters::parse6(data_out) {
+            Ok(mp) => {
+                if let Some(bd) = mp.block_descriptors.first() {
+                    self.block_length = bd.block_length;
+                }
+                Completion::good(0)
+            }
+            Err(_) => Completion::illegal(Asc::INVALID_FIELD_IN_PARAMETER_LIST),
+        }
+    }
+}
+
 impl LogicalUnit for MemTape {
     fn execute(&mut self, cdb: &[u8], data_out: &[u8], data_in: &mut [u8]) -> Completion {
         if let Some(c) = self.id.common(cdb, data_in) {
@@ -300,17 +345,7 @@ impl LogicalUnit for MemTape {
             }
             Opcode::READ_6 => self.read6(cdb, data_in),
             Opcode::WRITE_6 => self.write6(cdb, data_out),
-            Opcode::WRITE_FILEMARKS_6 => match WriteFilemarks6::parse(cdb) {
-                Err(_) => Completion::bad_field(1),
-                Ok(w) => {
-                    self.objects.truncate(self.pos);
-                    for _ in 0..w.count {
-                        self.objects.push(TapeObject::Filemark);
-                    }
-                    self.pos = self.objects.len();
-                    Completion::good(0)
-                }
-            },
+            Opcode::WRITE_FILEMARKS_6 => self.write_filemarks(cdb),
             Opcode::SPACE_6 => match Space6::parse(cdb) {
                 Ok(sp) => self.space(sp),
                 Err(_) => Completion::bad_field(1),
@@ -323,18 +358,7 @@ impl LogicalUnit for MemTape {
                 Ok(_) => Completion::check(Self::eod_sense()),
                 Err(_) => Completion::bad_field(1),
             },
-            Opcode::READ_POSITION => match ReadPosition::parse(cdb) {
-                Ok(rp)
-                    if rp.form == ReadPositionForm::SHORT || rp.form == ReadPositionForm::LONG =>
-                {
-                    let p = Position {
-                        form: rp.form,
-                        ..self.position()
-                    };
-                    reply(data_in, &p.emit())
-                }
-                _ => Completion::bad_field(1),
-            },
+            Opcode::READ_POSITION => self.read_position(cdb, data_in),
             Opcode::READ_BLOCK_LIMITS => reply(
                 data_in,
                 &BlockLimits {
@@ -348,18 +372,7 @@ impl LogicalUnit for MemTape {
                 Ok(_) => reply(data_in, &self.mode_parameters().emit6()),
                 Err(_) => Completion::bad_field(2),
             },
-            Opcode::MODE_SELECT_6 => match ModeSelect6::parse(cdb) {
-                Err(_) => Completion::bad_field(1),
-                Ok(_) => match ModeParameters::parse6(data_out) {
-                    Ok(mp) => {
-                        if let Some(bd) = mp.block_descriptors.first() {
-                            self.block_length = bd.block_length;
-                        }
-                        Completion::good(0)
-                    }
-                    Err(_) => Completion::illegal(Asc::INVALID_FIELD_IN_PARAMETER_LIST),
-                },
-            },
+            Opcode::MODE_SELECT_6 => self.mode_select(cdb, data_out),
             Opcode::LOAD_UNLOAD => {
                 self.pos = 0;
                 Completion::good(0)

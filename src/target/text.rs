@@ -311,8 +311,6 @@ impl Negotiation {
             return Answer::Silent;
         }
         let discovery = self.session_type == SessionType::Discovery;
-        let p = &mut self.params;
-        let num = |lo: u64, hi: u64| parse_number(value).filter(|n| (lo..=hi).contains(n));
         match key {
             // 13.1: we only do None; CRC32C is refused politely by
             // choosing None when offered, Reject otherwise.
@@ -323,6 +321,19 @@ impl Negotiation {
                     Answer::Reject
                 }
             }
+            _ => match self.answer_data_flow(key, value, discovery) {
+                Some(a) => a,
+                None => self.answer_session(key, value),
+            },
+        }
+    }
+
+    /// The keys that size and order the data phase (13.10-13.14,
+    /// 13.17-13.19); None for any other key.
+    fn answer_data_flow(&mut self, key: &str, value: &str, discovery: bool) -> Option<Answer> {
+        let p = &mut self.params;
+        let num = |lo: u64, hi: u64| parse_number(value).filter(|n| (lo..=hi).contains(n));
+        Some(match key {
             // 13.12: declarative; the initiator's value bounds what we send.
             "MaxRecvDataSegmentLength" => match num(512, (1 << 24) - 1) {
                 Some(n) => {
@@ -384,6 +395,16 @@ impl Negotiation {
                 Some(_) => Answer::Value("Yes".into()),
                 None => Answer::Reject,
             },
+            _ => return None,
+        })
+    }
+
+    /// Session-wide keys (13.2, 13.15, 13.16, 13.20), the removed markers
+    /// and keys an initiator must not send.
+    fn answer_session(&mut self, key: &str, value: &str) -> Answer {
+        let p = &mut self.params;
+        let num = |lo: u64, hi: u64| parse_number(value).filter(|n| (lo..=hi).contains(n));
+        match key {
             // 13.20: minimum; we do level 0 only.
             "ErrorRecoveryLevel" => match num(0, 2) {
                 Some(_) => Answer::Value("0".into()),
