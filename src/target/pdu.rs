@@ -470,7 +470,26 @@ impl Header {
         let op = IscsiOpcode(b[0] & 0x3f);
         let imm = b[0] & IMMEDIATE_BIT != 0;
         let f = b[1] & F_BIT != 0;
-        Ok(match op {
+        for group in [
+            Self::parse_control,
+            Self::parse_login_text,
+            Self::parse_data,
+        ] {
+            if let Some(h) = group(op, b, imm, f)? {
+                return Ok(h);
+            }
+        }
+        Err(PduError::UnknownOpcode(op))
+    }
+
+    /// NOP, SCSI Command and Response, task management (RFC 7143 11.2-11.6, 11.18, 11.19).
+    fn parse_control(
+        op: IscsiOpcode,
+        b: &[u8; BHS_LEN],
+        imm: bool,
+        f: bool,
+    ) -> Result<Option<Header>, PduError> {
+        Ok(Some(match op {
             IscsiOpcode::NOP_OUT => Header::NopOut(NopOut {
                 immediate: imm,
                 lun: u64_at(b, 8),
@@ -540,6 +559,18 @@ impl Header {
                 exp_cmd_sn: u32_at(b, 28),
                 max_cmd_sn: u32_at(b, 32),
             }),
+            _ => return Ok(None),
+        }))
+    }
+
+    /// Login and Text requests and responses (RFC 7143 11.10-11.13).
+    fn parse_login_text(
+        op: IscsiOpcode,
+        b: &[u8; BHS_LEN],
+        imm: bool,
+        f: bool,
+    ) -> Result<Option<Header>, PduError> {
+        Ok(Some(match op {
             IscsiOpcode::LOGIN_REQUEST => {
                 let (transit, cont, csg, nsg) = login_flags(b[1])?;
                 Header::LoginRequest(LoginRequest {
@@ -609,6 +640,18 @@ impl Header {
                     max_cmd_sn: u32_at(b, 32),
                 })
             }
+            _ => return Ok(None),
+        }))
+    }
+
+    /// Data-Out and Data-In, Logout, R2T and Reject (RFC 7143 11.7, 11.8, 11.14, 11.15, 11.17).
+    fn parse_data(
+        op: IscsiOpcode,
+        b: &[u8; BHS_LEN],
+        imm: bool,
+        f: bool,
+    ) -> Result<Option<Header>, PduError> {
+        Ok(Some(match op {
             IscsiOpcode::DATA_OUT => Header::DataOut(DataOut {
                 final_bit: f,
                 lun: u64_at(b, 8),
@@ -679,8 +722,8 @@ impl Header {
                 max_cmd_sn: u32_at(b, 32),
                 data_sn: u32_at(b, 36),
             }),
-            other => return Err(PduError::UnknownOpcode(other)),
-        })
+            _ => return Ok(None),
+        }))
     }
 
     /// Encode into a BHS with the given AHS and data segment lengths.
