@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use crate::device::disk::Chunk;
 use crate::device::tape::ReadOutcome;
-use crate::device::{DeviceError, Tape};
+use crate::device::{DeviceError, Disk, Tape};
 use crate::lu::{MemDisk, TaskStop};
 use crate::scsi::sense::{Asc, Sense, SenseKey};
 use crate::scsi::xcopy::{list_id_usage, CopyEnd};
@@ -402,6 +402,27 @@ impl<'a> Exec<'a> {
     /// Lend backend `b`'s session to a reader for step `i` and the later
     /// 00h steps that read it, up to the first step that writes a disk.
     fn start_prefetch(&mut self, i: usize, b: usize, bs: u32) -> Result<(), Abort> {
+        let jobs = self.prefetch_jobs(i, b, bs);
+        let last_step = jobs.last().map_or(i, |j| j.step);
+        let hold = self.hold;
+        let disk = self.lend_disk(i, b)?;
+        let (tx, rx) = mpsc::sync_channel::<Msg>(DEPTH);
+        let (spare, spare_rx) = mpsc::channel::<Vec<u8>>();
+        let reader = Reader { jobs, bs, hold };
+        let handle = std::thread::spawn(move || reader.run(disk, tx, spare_rx));
+        self.prefetch = Some(Prefetch {
+            backend: b,
+            last_step,
+            rx,
+            spare,
+            handle,
+        });
+        Ok(())
+    }
+
+    /// The 00h steps from `i` on that read backend `b`, up to the first
+    /// step that writes a disk.
+    fn prefetch_jobs(&self, i: usize, b: usize, bs: u32) -> Vec<Job> {
         let before = self.residual_before();
         let mut jobs: Vec<Job> = Vec::new();
         for (j, st) in self.plan.steps.iter().enumerate().skip(i) {
@@ -425,13 +446,16 @@ impl<'a> Exec<'a> {
                 _ => {}
             }
         }
-        let last_step = jobs.last().map_or(i, |j| j.step);
-        let hold = self.hold;
+        jobs
+    }
+
+    /// Take backend `b`'s disk session out of the backends for a reader.
+    fn lend_disk(&mut self, i: usize, b: usize) -> Result<Disk<BoxT>, Abort> {
         self.backends
             .ensure_open(b)
             .map_err(|e| Abort::new(i, Asc::COPY_TARGET_DEVICE_NOT_REACHABLE, e.to_string()))?;
         let unit = self.backends.units[b].unit.take();
-        let Some(Unit::Disk(mut disk)) = unit else {
+        let Some(Unit::Disk(disk)) = unit else {
             self.backends.units[b].unit = unit;
             return Err(Abort::new(
                 i,
@@ -439,78 +463,7 @@ impl<'a> Exec<'a> {
                 "source is not an open disk",
             ));
         };
-        let (tx, rx) = mpsc::sync_channel::<Msg>(DEPTH);
-        let (spare, spare_rx) = mpsc::channel::<Vec<u8>>();
-        let handle = std::thread::spawn(move || {
-            let per = (CHUNK / bs as usize).max(1) as u64;
-            let mut owner = Vec::new();
-            let mut chunks = Vec::new();
-            for (k, job) in jobs.iter().enumerate() {
-                // A framed step is read as one chunk (it is at most one
-                // stream transfer, so bounded by the limits).
-                let per = if job.frame.is_some() { job.blocks } else { per };
-                let mut done = 0u64;
-                while done < job.blocks {
-                    let n = per.min(job.blocks - done);
-                    chunks.push(Chunk {
-                        seq: owner.len() as u64,
-                        lba: Lba(job.lba.saturating_add(done)),
-                        blocks: n as u32,
-                    });
-                    owner.push(k);
-                    done += n;
-                }
-            }
-            let r = disk.read_chunks_pipelined::<PfErr>(
-                chunks.into_iter(),
-                BlockSize(bs),
-                DEPTH,
-                // A framed step's data is read in behind its headroom, so
-                // the tape block is built without copying the payload.
-                |c| jobs[owner[c.seq as usize]].frame.unwrap_or(0),
-                |c, data| {
-                    let job = &jobs[owner[c.seq as usize]];
-                    let msg = match job.frame {
-                        None => Msg::Data(job.step, data),
-                        Some(headroom) => {
-                            let crc = if hold {
-                                crc32c::crc32c(&data[headroom..])
-                            } else {
-                                0
-                            };
-                            Msg::Block {
-                                step: job.step,
-                                block: data,
-                                headroom,
-                                crc,
-                            }
-                        }
-                    };
-                    tx.send(msg).map_err(|_| PfErr::Stopped)?;
-                    Ok(spare_rx.try_recv().ok())
-                },
-            );
-            if let Err(PfErr::Dev(e)) = r {
-                let _ = tx.send(Msg::Failed(e));
-            }
-            // Commands still in flight (the consumer stopped early) are
-            // collected so the session is clean for the next copy.
-            let t = disk.scsi.transport();
-            while t.in_flight() > 0 {
-                if t.complete().is_err() {
-                    break;
-                }
-            }
-            Unit::Disk(disk)
-        });
-        self.prefetch = Some(Prefetch {
-            backend: b,
-            last_step,
-            rx,
-            spare,
-            handle,
-        });
-        Ok(())
+        Ok(disk)
     }
 
     /// Take the session back from the reader (it stops at its next send).
@@ -925,6 +878,85 @@ impl<'a> Exec<'a> {
             }
             _ => Abort::new(i, THIRD_PARTY_DEVICE_FAILURE, e.to_string()),
         }
+    }
+}
+
+/// The prefetch thread's work: read the jobs' chunks pipelined, frame the
+/// framed steps and send each chunk on; the disk goes back when done.
+struct Reader {
+    jobs: Vec<Job>,
+    bs: u32,
+    hold: bool,
+}
+
+impl Reader {
+    fn run(
+        self,
+        mut disk: Disk<BoxT>,
+        tx: mpsc::SyncSender<Msg>,
+        spare_rx: mpsc::Receiver<Vec<u8>>,
+    ) -> Unit {
+        let (jobs, bs, hold) = (self.jobs, self.bs, self.hold);
+        let per = (CHUNK / bs as usize).max(1) as u64;
+        let mut owner = Vec::new();
+        let mut chunks = Vec::new();
+        for (k, job) in jobs.iter().enumerate() {
+            // A framed step is read as one chunk (it is at most one
+            // stream transfer, so bounded by the limits).
+            let per = if job.frame.is_some() { job.blocks } else { per };
+            let mut done = 0u64;
+            while done < job.blocks {
+                let n = per.min(job.blocks - done);
+                chunks.push(Chunk {
+                    seq: owner.len() as u64,
+                    lba: Lba(job.lba.saturating_add(done)),
+                    blocks: n as u32,
+                });
+                owner.push(k);
+                done += n;
+            }
+        }
+        let r = disk.read_chunks_pipelined::<PfErr>(
+            chunks.into_iter(),
+            BlockSize(bs),
+            DEPTH,
+            // A framed step's data is read in behind its headroom, so
+            // the tape block is built without copying the payload.
+            |c| jobs[owner[c.seq as usize]].frame.unwrap_or(0),
+            |c, data| {
+                let job = &jobs[owner[c.seq as usize]];
+                let msg = match job.frame {
+                    None => Msg::Data(job.step, data),
+                    Some(headroom) => {
+                        let crc = if hold {
+                            crc32c::crc32c(&data[headroom..])
+                        } else {
+                            0
+                        };
+                        Msg::Block {
+                            step: job.step,
+                            block: data,
+                            headroom,
+                            crc,
+                        }
+                    }
+                };
+                tx.send(msg).map_err(|_| PfErr::Stopped)?;
+                Ok(spare_rx.try_recv().ok())
+            },
+        );
+        if let Err(PfErr::Dev(e)) = r {
+            let _ = tx.send(Msg::Failed(e));
+        }
+        // Commands still in flight (the consumer stopped early) are
+        // collected so the session is clean for the next copy.
+        let t = disk.scsi.transport();
+        while t.in_flight() > 0 {
+            if t.complete().is_err() {
+                break;
+            }
+        }
+        Unit::Disk(disk)
     }
 }
 
