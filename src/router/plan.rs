@@ -425,7 +425,8 @@ impl<F: FnMut(&Designator, Use) -> Option<TargetInfo>> Planner<'_, F> {
                 blocks,
                 lba,
             } => (false, src, dst, stream_len, blocks, lba),
-            _ => unreachable!("block_stream is called for 00h and 01h only"),
+            // Only 00h and 01h come here; answer, never panic, if not.
+            _ => return Err(param(Asc::INVALID_FIELD_IN_PARAMETER_LIST, soff)),
         };
         let (src_role, dst_role) = match to_stream {
             true => (Role::Block, Role::Stream),
@@ -477,7 +478,8 @@ impl<F: FnMut(&Designator, Use) -> Option<TargetInfo>> Planner<'_, F> {
         let (src, dst) = match seg.kind {
             SegmentKind::BlockToBlock { src, dst, .. }
             | SegmentKind::BlockOffsetToBlockOffset { src, dst, .. } => (src, dst),
-            _ => unreachable!("block_block is called for 02h and 0Ah only"),
+            // Only 02h and 0Ah come here; answer, never panic, if not.
+            _ => return Err(param(Asc::INVALID_FIELD_IN_PARAMETER_LIST, soff)),
         };
         let (s, st) = self.target(
             i,
@@ -570,21 +572,14 @@ impl<F: FnMut(&Designator, Use) -> Option<TargetInfo>> Planner<'_, F> {
                     bytes,
                 )
             }
-            _ => unreachable!(),
+            // Only 02h and 0Ah come here; answer, never panic, if not.
+            _ => return Err(param(Asc::INVALID_FIELD_IN_PARAMETER_LIST, soff)),
         })
     }
 
     /// 04h, 06h, 10h, 11h and 12h: tape only.
     fn stream_op(&mut self, i: usize, kind: &SegmentKind) -> Result<Op, PlanError> {
         let soff = self.layout.segments[i];
-        let dst_want = |dst| {
-            want(
-                dst,
-                seg_field::DESTINATION_CSCD,
-                Role::Stream,
-                Use::Destination,
-            )
-        };
         Ok(match *kind {
             SegmentKind::InlineToStream {
                 dst,
@@ -592,7 +587,7 @@ impl<F: FnMut(&Designator, Use) -> Option<TargetInfo>> Planner<'_, F> {
                 inline_len: n,
                 inline_offset,
             } => {
-                let (d, _) = self.target(i, dst_want(dst))?;
+                let (d, _) = self.target(i, stream_destination(dst))?;
                 let stream_len = self.stream_len(soff, stream_len)?;
                 let end = inline_offset.checked_add(n as u64);
                 if end.is_none_or(|e| e > self.inline_len as u64) {
@@ -629,14 +624,6 @@ impl<F: FnMut(&Designator, Use) -> Option<TargetInfo>> Planner<'_, F> {
     /// 10h, 11h and 12h: filemarks and positioning.
     fn tape_motion(&mut self, i: usize, kind: &SegmentKind) -> Result<Op, PlanError> {
         let soff = self.layout.segments[i];
-        let dst_want = |dst| {
-            want(
-                dst,
-                seg_field::DESTINATION_CSCD,
-                Role::Stream,
-                Use::Destination,
-            )
-        };
         Ok(match *kind {
             SegmentKind::WriteFilemarks {
                 dst, wsmk, count, ..
@@ -648,7 +635,7 @@ impl<F: FnMut(&Designator, Use) -> Option<TargetInfo>> Planner<'_, F> {
                     );
                     return Err(r.at_bit(1).into());
                 }
-                let (d, _) = self.target(i, dst_want(dst))?;
+                let (d, _) = self.target(i, stream_destination(dst))?;
                 Op::Filemarks { dst: d, count }
             }
             SegmentKind::Space { dst, code, count } => {
@@ -659,7 +646,7 @@ impl<F: FnMut(&Designator, Use) -> Option<TargetInfo>> Planner<'_, F> {
                         soff + seg_field::BYTE_8,
                     ));
                 }
-                let (d, _) = self.target(i, dst_want(dst))?;
+                let (d, _) = self.target(i, stream_destination(dst))?;
                 Op::Space {
                     dst: d,
                     code,
@@ -667,7 +654,7 @@ impl<F: FnMut(&Designator, Use) -> Option<TargetInfo>> Planner<'_, F> {
                 }
             }
             SegmentKind::Locate { dst, object_id } => {
-                let (d, t) = self.target(i, dst_want(dst))?;
+                let (d, t) = self.target(i, stream_destination(dst))?;
                 if t.locate == Some(false) {
                     return Err(param(Asc::UNSUPPORTED_SEGMENT_DESCRIPTOR_TYPE, soff));
                 }
@@ -680,6 +667,16 @@ impl<F: FnMut(&Designator, Use) -> Option<TargetInfo>> Planner<'_, F> {
             _ => return Err(param(Asc::UNSUPPORTED_SEGMENT_DESCRIPTOR_TYPE, soff)),
         })
     }
+}
+
+/// A segment's DESTINATION CSCD, which must be a stream device.
+fn stream_destination(dst: u16) -> Want {
+    want(
+        dst,
+        seg_field::DESTINATION_CSCD,
+        Role::Stream,
+        Use::Destination,
+    )
 }
 
 fn want(idx: u16, field: usize, role: Role, usage: Use) -> Want {
