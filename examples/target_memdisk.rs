@@ -16,8 +16,8 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
+use sanmover::frontend::{Server, SharedLu, TargetConfig, TargetDef};
 use sanmover::lu::MemDisk;
-use sanmover::target::{Server, SharedLu, TargetConfig, TargetDef};
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use sanmover::device::tape::ReadOutcome;
 use sanmover::device::{Disk, Scsi, Tape};
+use sanmover::frontend::{Server, ServerHandle, SharedLu, TargetConfig, TargetDef};
 use sanmover::router::{
     Backends, CopyAcl, CopyManager, CopyManagerConfig, CopyRights, LuEntry, Role, RuleEntry,
 };
@@ -18,7 +19,6 @@ use sanmover::scsi::xcopy::{
     Segment, SegmentKind, XcopyParams,
 };
 use sanmover::scsi::{CdbCodec, DeviceType, Lba, Wire};
-use sanmover::target::{Server, ServerHandle, SharedLu, TargetConfig, TargetDef};
 use sanmover::transport::iscsi::{IscsiOptions, IscsiTransport};
 use sanmover::transport::url::IscsiUrl;
 use sanmover::transport::Request;

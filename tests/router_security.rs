@@ -8,6 +8,7 @@
 use std::sync::{Arc, Mutex};
 
 use sanmover::device::{DeviceError, Disk, Scsi};
+use sanmover::frontend::{Server, ServerHandle, SharedLu, TargetConfig, TargetDef};
 use sanmover::lu::{Completion, LogicalUnit, MemDisk};
 use sanmover::router::{
     Backends, CopyAcl, CopyManager, CopyManagerConfig, CopyRights, LuEntry, Role, RuleEntry,
@@ -16,7 +17,6 @@ use sanmover::scsi::sense::{Asc, Sense};
 use sanmover::scsi::spc::Designator;
 use sanmover::scsi::xcopy::{Cscd, DeviceParams, Segment, XcopyParams};
 use sanmover::scsi::{CdbCodec, DeviceType, Lba, Wire};
-use sanmover::target::{Server, ServerHandle, SharedLu, TargetConfig, TargetDef};
 use sanmover::transport::iscsi::{IscsiOptions, IscsiTransport};
 use sanmover::transport::memory::MemoryTransport;
 use sanmover::transport::url::IscsiUrl;

@@ -9,12 +9,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sanmover::device::Disk;
+use sanmover::frontend::{ChapConfig, Server, ServerHandle, SharedLu, TargetConfig, TargetDef};
 use sanmover::lu::MemDisk;
 use sanmover::scsi::sbc::{Read16, Write16};
 use sanmover::scsi::sense::{Asc, Sense, SenseKey};
 use sanmover::scsi::spc::{Inquiry, ReportLuns};
 use sanmover::scsi::{BlockSize, Cdb, CdbCodec, Lba, Status};
-use sanmover::target::{ChapConfig, Server, ServerHandle, SharedLu, TargetConfig, TargetDef};
 use sanmover::transport::iscsi::{discover, IscsiOptions, IscsiTransport};
 use sanmover::transport::url::{IscsiUrl, PortalUrl};
 use sanmover::transport::{Request, Response, Transport, TransportError};
@@ -428,8 +428,8 @@ mod raw {
     //! the window, malformed PDUs.
 
     use super::*;
-    use sanmover::target::pdu::*;
-    use sanmover::target::text::{encode_pairs, parse_pairs};
+    use sanmover::frontend::pdu::*;
+    use sanmover::frontend::text::{encode_pairs, parse_pairs};
 
     pub struct Raw {
         pub s: TcpStream,
@@ -624,7 +624,7 @@ const SMALL: [(&str, &str); 7] = [
 /// logout, PDU by PDU.
 #[test]
 fn raw_protocol_walk_through() {
-    use sanmover::target::pdu::*;
+    use sanmover::frontend::pdu::*;
     let (h, disks) = serve(1, 256, &[], None);
     let (mut r, lr, kv) = raw::Raw::login(h.local_addr(), &SMALL);
     assert_eq!((lr.status_class, lr.status_detail), (0, 0));
@@ -776,7 +776,7 @@ fn raw_protocol_walk_through() {
         panic!("{:?}", p.header)
     };
     assert_eq!((tr.itt, tr.stat_sn, tr.final_bit), (itt, stat_sn, true));
-    let kv = sanmover::target::text::parse_pairs(&p.data).unwrap();
+    let kv = sanmover::frontend::text::parse_pairs(&p.data).unwrap();
     assert_eq!(get(&kv, "TargetName"), Some(IQN));
     assert_eq!(
         get(&kv, "TargetAddress"),
@@ -806,7 +806,7 @@ fn raw_protocol_walk_through() {
 /// Malformed PDUs end their own connection only.
 #[test]
 fn malformed_pdus_close_only_their_connection() {
-    use sanmover::target::pdu::*;
+    use sanmover::frontend::pdu::*;
     let (h, _) = serve(1, 64, &[], None);
     let addr = h.local_addr();
     let (mut good, _, _) = raw::Raw::login(addr, &SMALL);
@@ -871,7 +871,7 @@ fn malformed_pdus_close_only_their_connection() {
 /// without losing its place in the CmdSN sequence.
 #[test]
 fn discovery_session_refuses_scsi_commands() {
-    use sanmover::target::pdu::*;
+    use sanmover::frontend::pdu::*;
     let (h, _) = serve(1, 64, &[], None);
     let (mut r, lr, kv) = raw::Raw::login_with(
         h.local_addr(),
@@ -902,7 +902,7 @@ fn discovery_session_refuses_scsi_commands() {
     });
     r.send(th, b"SendTargets=All\0");
     let p = r.recv().expect("Text Response");
-    let kv = sanmover::target::text::parse_pairs(&p.data).unwrap();
+    let kv = sanmover::frontend::text::parse_pairs(&p.data).unwrap();
     assert_eq!(get(&kv, "TargetName"), Some(IQN));
     h.shutdown();
 }

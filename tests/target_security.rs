@@ -16,13 +16,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sanmover::device::Disk;
+use sanmover::frontend::pdu::{Header, TmfFunction, TmfResponse};
 use sanmover::scsi::spc::Designator;
 use sanmover::scsi::xcopy::{
     list_id_usage, CopyManagerStatus, CopyStatus, Cscd, DeviceParams, RcrAction,
     ReceiveCopyResults, Segment, XcopyParams,
 };
 use sanmover::scsi::{CdbCodec, DeviceType, Lba, Status, Wire};
-use sanmover::target::pdu::{Header, TmfFunction, TmfResponse};
 use sanmover::transport::iscsi::{IscsiOptions, IscsiTransport};
 use sanmover::transport::url::IscsiUrl;
 use sanmover::transport::{Request, Transport};
@@ -422,8 +422,8 @@ fn a_trickling_login_is_closed_at_the_login_deadline() {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let data = sanmover::target::text::encode_pairs(&kv);
-        let h = Header::LoginRequest(sanmover::target::pdu::LoginRequest {
+        let data = sanmover::frontend::text::encode_pairs(&kv);
+        let h = Header::LoginRequest(sanmover::frontend::pdu::LoginRequest {
             transit: true,
             cont: false,
             csg: 1,
@@ -437,7 +437,7 @@ fn a_trickling_login_is_closed_at_the_login_deadline() {
             cmd_sn: 0,
             exp_stat_sn: 0,
         });
-        sanmover::target::pdu::Pdu::new(h, data).emit()
+        sanmover::frontend::pdu::Pdu::new(h, data).emit()
     };
     let begun = Instant::now();
     let mut closed = false;
@@ -755,12 +755,12 @@ fn idle_sessions_are_pinged_and_silent_ones_closed() {
     while Instant::now() < end {
         if let Some(p) = polite.recv() {
             if let Header::NopIn(n) = p.header {
-                assert_eq!(n.itt, sanmover::target::pdu::RESERVED_TAG);
+                assert_eq!(n.itt, sanmover::frontend::pdu::RESERVED_TAG);
                 pings += 1;
-                let h = Header::NopOut(sanmover::target::pdu::NopOut {
+                let h = Header::NopOut(sanmover::frontend::pdu::NopOut {
                     immediate: true,
                     lun: 0,
-                    itt: sanmover::target::pdu::RESERVED_TAG,
+                    itt: sanmover::frontend::pdu::RESERVED_TAG,
                     ttt: n.ttt,
                     cmd_sn: polite.cmd_sn,
                     exp_stat_sn: 0,
@@ -849,7 +849,7 @@ fn chap_file_secrets_per_initiator_mutual_and_for_discovery() {
     let mut m = LoginSpec::normal(BACKUP, &iqn, 4).chap("backup", "backup-secret-123");
     m.mutual = Some(vec![0x42; 16]);
     let r = Raw::login(addr, &m).unwrap();
-    let want = sanmover::target::login::chap_response(77, b"router-secret-890", &[0x42; 16]);
+    let want = sanmover::frontend::login::chap_response(77, b"router-secret-890", &[0x42; 16]);
     assert_eq!(r.key("CHAP_N").as_deref(), Some("router"));
     assert_eq!(r.key("CHAP_R"), Some(format!("0x{}", hex::encode(want))));
     // Discovery needs CHAP as well.

@@ -6,10 +6,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sanmover::target::chap::{ChapConfig, Credentials, Secret};
-use sanmover::target::login::{Login, LoginConfig};
-use sanmover::target::pdu::{Header, Pdu, BHS_LEN};
-use sanmover::target::text::{self, TargetLimits};
+use sanmover::frontend::chap::{ChapConfig, Credentials, Secret};
+use sanmover::frontend::login::{Login, LoginConfig};
+use sanmover::frontend::pdu::{Header, Pdu, BHS_LEN};
+use sanmover::frontend::text::{self, TargetLimits};
 
 fn login_config() -> LoginConfig {
     let mut chap = ChapConfig::single("iqn.2026-01.fuzz:i", "user", "fuzz-secret-0123");

@@ -15,13 +15,13 @@ use serde::Deserialize;
 use super::args::RouterArgs;
 use super::exit::{self, UsageError};
 use super::sessions::Sessions;
+use crate::frontend::{
+    BindError, ChapConfig, ConnLimits, Credentials, InitiatorSecret, Secret, Server, SharedLu,
+    TargetConfig, TargetDef,
+};
 use crate::router::{
     Backends, CopyAcl, CopyCaps, CopyManager, CopyManagerConfig, CopyRights, HeldQuota,
     RouterLimits, RuleEntry,
-};
-use crate::target::{
-    BindError, ChapConfig, ConnLimits, Credentials, InitiatorSecret, Secret, Server, SharedLu,
-    TargetConfig, TargetDef,
 };
 
 /// The router's target name unless the config names another.

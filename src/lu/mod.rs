@@ -1,7 +1,7 @@
 //! Target-side logical units: the contract every unit keeps
 //! ([`LogicalUnit`]: CDB and data in, status, sense and data out, per I_T
 //! [`Nexus`]), and the units themselves. Frontends (our iSCSI target in
-//! `crate::target`) only move bytes to and from a unit; the router's copy
+//! `crate::frontend`) only move bytes to and from a unit; the router's copy
 //! manager is one unit among them, and the in-memory disk and tape serve
 //! the router (its scratch disk) and every engine test (through
 //! `transport::memory::MemoryTransport`).

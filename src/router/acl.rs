@@ -252,7 +252,7 @@ impl CopyRights {
 
 /// A name from the network, safe to log (the target's one escaping:
 /// control characters escaped, length bounded).
-pub use crate::target::text::escaped;
+pub use crate::frontend::text::escaped;
 
 #[cfg(test)]
 mod tests {

@@ -7,9 +7,9 @@ use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
 use std::time::Duration;
 
-use sanmover::target::login::chap_response;
-use sanmover::target::pdu::*;
-use sanmover::target::text::{encode_pairs, parse_pairs};
+use sanmover::frontend::login::chap_response;
+use sanmover::frontend::pdu::*;
+use sanmover::frontend::text::{encode_pairs, parse_pairs};
 
 /// A TCP connection to `to` from the local address `from` (any address of
 /// 127/8 works on Linux loopback, so one host can be many sources).
