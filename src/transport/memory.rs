@@ -6,11 +6,7 @@ use std::collections::VecDeque;
 
 use super::{Direction, Request, Residual, Response, Transport, TransportError};
 
-// The LU contract and the in-memory units moved to `crate::lu`; these
-// re-exports keep older paths working.
-pub use crate::lu::{
-    Background, Completion, LogicalUnit, MemDisk, MemTape, Nexus, TapeObject, TaskStop,
-};
+use crate::lu::LogicalUnit;
 
 /// A [`Transport`] over any [`LogicalUnit`], with fault injection. Runs each
 /// command at submit time; completions come back in submission order.
