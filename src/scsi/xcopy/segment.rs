@@ -175,12 +175,40 @@ pub struct Segment {
     pub kind: SegmentKind,
 }
 
+bitflags::bitflags! {
+    /// Byte 1 of every segment descriptor (SPC-4 6.4.6.1).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct SegmentFlags: u8 {
+        /// Residual data is kept for the next segment (CAT).
+        const CAT = 0x01;
+        /// The 02h block count is in destination blocks (DC).
+        const DC = 0x02;
+    }
+}
+
+bitflags::bitflags! {
+    /// Byte 8 of a 10h WRITE FILEMARKS segment (SPC-4 6.4.6.15).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct FilemarkFlags: u8 {
+        const IMMED = 0x01;
+        const WSMK = 0x02;
+    }
+}
+
 const WHAT: &str = "segment descriptor";
 
 /// Largest value of a 24-bit transfer length.
 const MAX_24: u32 = 0x00ff_ffff;
 
 impl Segment {
+    /// CAT and DC as byte 1 holds them.
+    pub fn flags(&self) -> SegmentFlags {
+        let mut f = SegmentFlags::empty();
+        f.set(SegmentFlags::CAT, self.cat);
+        f.set(SegmentFlags::DC, self.dc);
+        f
+    }
+
     /// A plain 02h block to block segment, CAT and DC off.
     pub fn block_to_block(
         src: CscdIndex,
@@ -331,7 +359,7 @@ impl Segment {
         let b = &mut buf[..n];
         b.fill(0);
         b[0] = self.segment_type().0;
-        b[1] = (self.dc as u8) << 1 | self.cat as u8;
+        b[1] = self.flags().bits();
         put_be(&mut b[2..4], (n - 4) as u64);
         emit_fields(&self.kind, b);
     }
@@ -372,7 +400,8 @@ impl Segment {
             }
             Some(_) => decode_known(t, b),
         };
-        let (cat, dc) = (b[1] & 0x01 != 0, b[1] & 0x02 != 0);
+        let f = SegmentFlags::from_bits_truncate(b[1]);
+        let (cat, dc) = (f.contains(SegmentFlags::CAT), f.contains(SegmentFlags::DC));
         Ok((Segment { cat, dc, kind }, n))
     }
 }
@@ -487,7 +516,10 @@ fn emit_stream_fields(kind: &SegmentKind, b: &mut [u8]) {
             count,
         } => {
             put(6..8, dst as u64);
-            put(8..9, ((wsmk as u8) << 1 | immed as u8) as u64);
+            let mut f = FilemarkFlags::empty();
+            f.set(FilemarkFlags::WSMK, wsmk);
+            f.set(FilemarkFlags::IMMED, immed);
+            put(8..9, f.bits() as u64);
             put(9..12, count as u64);
         }
         // SPC-4 6.4.6.16.
@@ -580,8 +612,8 @@ fn decode_stream_ops(t: SegmentType, b: &[u8], src: u16, dst: u16) -> SegmentKin
         },
         SegmentType::WRITE_FILEMARKS => SegmentKind::WriteFilemarks {
             dst,
-            wsmk: b[8] & 0x02 != 0,
-            immed: b[8] & 0x01 != 0,
+            wsmk: FilemarkFlags::from_bits_truncate(b[8]).contains(FilemarkFlags::WSMK),
+            immed: FilemarkFlags::from_bits_truncate(b[8]).contains(FilemarkFlags::IMMED),
             count: u(9..12) as u32,
         },
         SegmentType::SPACE => SegmentKind::Space {
