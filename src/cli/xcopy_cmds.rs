@@ -46,7 +46,8 @@ fn copy(s: &Sessions, out: &Out, a: &XcopyArgs, ends: (&str, &str)) -> Result<u8
     let (s_ep, s_blocks) = endpoint(&mut src)?;
     let (d_ep, d_blocks) = endpoint(&mut dst)?;
     let blocks = a.blocks.unwrap_or(s_blocks.saturating_sub(a.src_lba));
-    if a.src_lba + blocks > s_blocks || a.dst_lba + blocks > d_blocks {
+    let fits = |lba: u64, have: u64| lba.checked_add(blocks).is_some_and(|end| end <= have);
+    if !fits(a.src_lba, s_blocks) || !fits(a.dst_lba, d_blocks) {
         return Err(UsageError(format!(
             "the range does not fit: source has {s_blocks} blocks, destination {d_blocks}, copy {blocks} from LBA {} to LBA {}",
             a.src_lba, a.dst_lba
