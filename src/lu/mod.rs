@@ -18,7 +18,11 @@ use disk::{BLOCK_CHARACTERISTICS_VPD, BLOCK_LIMITS_VPD};
 mod tape;
 
 pub use disk::MemDisk;
-pub use tape::{MemTape, TapeObject};
+pub use tape::{
+    Cartridge, DriveError, ImageDrive, ImageMedium, Medium, MediumError, MediumLabel, MemTape,
+    MemoryMedium, ObjectKind, SharedDrive, TapeDrive, TapeObject, DENSITY_CODE, IMAGE_HEADER_LEN,
+    RECORD_HEADER_LEN,
+};
 
 /// The outcome of one command at a logical unit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,6 +138,11 @@ pub trait LogicalUnit {
     fn nexus_lost(&mut self, nexus: &Nexus) {
         let _ = nexus;
     }
+
+    /// A logical unit reset (SAM-5 6.3.3) from the frontend's task
+    /// management: a unit with Unit Attentions reports 29/00 to every
+    /// nexus afterwards. The default keeps nothing.
+    fn reset(&mut self) {}
 }
 
 /// Copy a response into the data-in buffer, cut to the allocation.
@@ -272,6 +281,10 @@ impl Identity {
                             VpdPage(BLOCK_LIMITS_VPD),
                             VpdPage(BLOCK_CHARACTERISTICS_VPD),
                         ]);
+                    }
+                    if dt == DeviceType::TAPE {
+                        // The tape drive answers this itself (SSC-4 8.4.2).
+                        p.push(VpdPage::SEQUENTIAL_ACCESS_CAPABILITIES);
                     }
                     p
                 },
