@@ -349,3 +349,9 @@ impl Medium for ImageMedium {
         self.capacity
     }
 }
+
+/// The image header bytes, for tests that damage one.
+#[cfg(test)]
+pub(super) fn tests_header(capacity: u64) -> [u8; IMAGE_HEADER_LEN as usize] {
+    image_header(capacity)
+}
