@@ -16,6 +16,7 @@ use crate::scsi::{CdbCodec, DeviceType, Opcode, Status, Wire};
 mod disk;
 use disk::{BLOCK_CHARACTERISTICS_VPD, BLOCK_LIMITS_VPD};
 mod tape;
+pub use tape::exercise as tape_exercise;
 
 pub use disk::MemDisk;
 pub use tape::{

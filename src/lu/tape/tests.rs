@@ -1256,3 +1256,45 @@ fn image_damage_is_a_medium_error_never_a_panic() {
         .unwrap_err();
     assert!(e.to_string().contains("CRC"), "{e}");
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Random CDB sequences: no panic, the image and memory drives answer
+    /// alike, and the image reopens holding what was written.
+    #[test]
+    fn random_cdb_sequences_keep_the_image_consistent(
+        input in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600)
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let r = super::exercise::exercise(dir.path(), &input);
+        proptest::prop_assert!(r.is_ok(), "{:?}", r);
+    }
+}
+
+#[test]
+fn exercise_writes_and_power_cycles() {
+    // Each command: table index, five CDB bytes, data seed, allocation,
+    // power-cycle flag (FFh).
+    let tur = [17, 0, 0, 0, 0, 0, 0, 0, 0];
+    let w = |n: u8| [1, 0, 0, 0, n, 0, 7, 0, 0];
+    let fm_then_cycle = [3, 0, 0, 0, 1, 0, 0, 0, 0xff];
+    let space_eod = [5, 3, 0, 0, 0, 0, 0, 0, 0];
+    let mut input = Vec::new();
+    // After the power cycle the drive is at BOP: append at end of data.
+    for part in [tur, w(200), w(200), fm_then_cycle, tur, space_eod, w(50)] {
+        input.extend(part);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    super::exercise::exercise(dir.path(), &input).unwrap();
+    let objs = super::exercise::image_objects(&dir.path().join("exercise.img")).unwrap();
+    let lens: Vec<usize> = objs
+        .iter()
+        .map(|o| match o {
+            TapeObject::Block(b) => b.len(),
+            TapeObject::Filemark => 0,
+        })
+        .collect();
+    assert_eq!(lens, [200, 200, 0, 50]);
+    assert_eq!(objs[2], TapeObject::Filemark);
+}
