@@ -1323,3 +1323,30 @@ fn exercise_writes_and_power_cycles() {
     assert_eq!(lens, [200, 200, 0, 50]);
     assert_eq!(objs[2], TapeObject::Filemark);
 }
+
+#[test]
+fn request_sense_says_why_the_drive_is_not_ready() {
+    let mut d = ImageDrive::new("E");
+    let rs = [0x03, 0, 0, 0, 18, 0];
+    let sense_of = |d: &mut ImageDrive| {
+        let (c, b) = run(d, &rs, &[], 18);
+        good(&c);
+        let s = Sense::parse(&b).unwrap();
+        (s.key, s.asc)
+    };
+    assert_eq!(
+        sense_of(&mut d),
+        (SenseKey::UNIT_ATTENTION, Asc::POWER_ON_RESET)
+    );
+    assert_eq!(
+        sense_of(&mut d),
+        (SenseKey::NOT_READY, Asc::MEDIUM_NOT_PRESENT)
+    );
+    // A nexus that went away starts afresh when it comes back.
+    d.nexus_lost(&Nexus::default());
+    assert_eq!(sense_of(&mut d).1, Asc::POWER_ON_RESET);
+    // A short allocation cuts the sense.
+    let (c, b) = run(&mut d, &[0x03, 0, 0, 0, 8, 0], &[], 18);
+    good(&c);
+    assert_eq!(b.len(), 8);
+}
