@@ -8,7 +8,10 @@
 //! finds, maps and polls the devices; [`Device`] ties one ring to one unit.
 
 pub mod ring;
+mod serve;
 pub mod uio;
+
+pub use serve::Handler;
 
 use crate::frontend::SharedLu;
 use crate::lu::{Completion, Nexus};
@@ -53,6 +56,14 @@ impl<M: RingMem> Device<M> {
             mailbox,
             lu,
         })
+    }
+
+    pub fn mem(&self) -> &M {
+        &self.mem
+    }
+
+    pub fn mem_mut(&mut self) -> &mut M {
+        &mut self.mem
     }
 
     /// Complete every entry from the tail up to the head, in order, and

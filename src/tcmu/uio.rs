@@ -107,18 +107,11 @@ impl Mapped {
         })
     }
 
-    /// Wait up to `timeout_ms` for the kernel's notice; true when one came
-    /// (and was consumed).
-    pub fn wait(&mut self, timeout_ms: u16) -> io::Result<bool> {
-        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-        let mut fds = [PollFd::new(self.file.as_fd(), PollFlags::POLLIN)];
-        let n = poll(&mut fds, PollTimeout::from(timeout_ms)).map_err(io::Error::from)?;
-        if n == 0 {
-            return Ok(false);
-        }
+    /// Take the kernel's pending notice (the UIO event count) after a
+    /// poll said there is one.
+    pub fn consume_notice(&mut self) {
         let mut count = [0u8; 4];
-        self.file.read_exact(&mut count)?;
-        Ok(true)
+        let _ = self.file.read(&mut count);
     }
 
     /// Tell the kernel to look at the tail (tcmu_irqcontrol).
