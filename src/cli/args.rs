@@ -786,7 +786,12 @@ pub struct TcmuArgs {
     #[arg(long, default_value = "sanmover", value_name = "NAME")]
     pub subtype: String,
     /// Where the UIO devices are listed.
-    #[arg(long, default_value = "/sys/class/uio", value_name = "DIR", hide = true)]
+    #[arg(
+        long,
+        default_value = "/sys/class/uio",
+        value_name = "DIR",
+        hide = true
+    )]
     pub sysfs: PathBuf,
 }
 

@@ -36,10 +36,7 @@ pub fn run(a: &TcmuArgs) -> Result<u8> {
 fn units(a: &TcmuArgs) -> HashMap<String, SharedLu> {
     (0..a.drives)
         .map(|i| {
-            let lu: SharedLu = Arc::new(Mutex::new(MemTape::new(
-                &format!("TCMU{i:04}"),
-                64 << 20,
-            )));
+            let lu: SharedLu = Arc::new(Mutex::new(MemTape::new(&format!("TCMU{i:04}"), 64 << 20)));
             (format!("drive{i}"), lu)
         })
         .collect()

@@ -112,10 +112,9 @@ impl<M: RingMem> Device<M> {
     /// direction: the buffers go in as Data-Out and come back as Data-In,
     /// and only what the unit produced is copied back.
     fn serve(&mut self, cmd: &Command) -> Response {
-        let (Some(cdb), Some(data_out)) = (
-            ring::read_cdb(&self.mem, cmd),
-            ring::gather(&self.mem, cmd),
-        ) else {
+        let (Some(cdb), Some(data_out)) =
+            (ring::read_cdb(&self.mem, cmd), ring::gather(&self.mem, cmd))
+        else {
             return response(
                 &Completion::check(Sense::new(
                     SenseKey::ILLEGAL_REQUEST,

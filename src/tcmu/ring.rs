@@ -49,7 +49,7 @@ const RSP_END: usize = E_SENSE + SENSE_BUFFERSIZE;
 /// The kernel's mapping changes under us, so there are no borrowed
 /// slices, only copies.
 pub trait RingMem {
-    fn len(&self) -> usize;
+    fn map_len(&self) -> usize;
     /// Copy `out.len()` bytes from `off`; false when out of bounds.
     fn read(&self, off: usize, out: &mut [u8]) -> bool;
     /// Copy `data` to `off`; false when out of bounds.
@@ -98,7 +98,7 @@ impl Mailbox {
         let short = RingError::RingOutside {
             off: 0,
             size: 0,
-            map: mem.len(),
+            map: mem.map_len(),
         };
         let version = get_u16(mem, MB_VERSION).ok_or(short.clone())?;
         if version != MAILBOX_VERSION {
@@ -108,11 +108,11 @@ impl Mailbox {
         let cmdr_off = get_u32(mem, MB_CMDR_OFF).ok_or(short.clone())?;
         let cmdr_size = get_u32(mem, MB_CMDR_SIZE).ok_or(short)?;
         let end = cmdr_off as u64 + cmdr_size as u64;
-        if cmdr_off < (MB_CMD_TAIL + 4) as u32 || cmdr_size == 0 || end > mem.len() as u64 {
+        if cmdr_off < (MB_CMD_TAIL + 4) as u32 || cmdr_size == 0 || end > mem.map_len() as u64 {
             return Err(RingError::RingOutside {
                 off: cmdr_off,
                 size: cmdr_size,
-                map: mem.len(),
+                map: mem.map_len(),
             });
         }
         Ok(Mailbox {
@@ -140,10 +140,14 @@ impl Mailbox {
 pub enum Entry {
     /// Padding to the end of the ring, or a task management notice
     /// (`attrib/tmr_notification`): the tail just moves past it.
-    Skip { len: u32 },
+    Skip {
+        len: u32,
+    },
     /// An operation this handler does not know: flagged UNKNOWN_OP, the
     /// kernel completes it with CHECK CONDITION.
-    Unknown { len: u32 },
+    Unknown {
+        len: u32,
+    },
     Command(Command),
 }
 
@@ -200,7 +204,10 @@ fn read_command(mem: &dyn RingMem, mb: &Mailbox, at: u32, len: u32) -> Result<Co
         let at_iov = base + E_IOV + 16 * i;
         let off = get_u64(mem, at_iov).ok_or(bad("iovec outside the ring"))?;
         let l = get_u64(mem, at_iov + 8).ok_or(bad("iovec outside the ring"))?;
-        if off.checked_add(l).is_none_or(|end| end > mem.len() as u64) {
+        if off
+            .checked_add(l)
+            .is_none_or(|end| end > mem.map_len() as u64)
+        {
             return Err(bad("data buffer outside the mapping"));
         }
         iovs.push((off, l));
@@ -283,8 +290,8 @@ pub fn scatter(mem: &dyn RingMem, cmd: &Command, data: &[u8]) {
 }
 
 impl<T: RingMem + ?Sized> RingMem for &T {
-    fn len(&self) -> usize {
-        (**self).len()
+    fn map_len(&self) -> usize {
+        (**self).map_len()
     }
 
     fn read(&self, off: usize, out: &mut [u8]) -> bool {

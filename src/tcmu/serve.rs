@@ -31,7 +31,7 @@ impl Handler {
     /// left alone (LIO then fails its commands at `cmd_time_out`).
     pub fn run(&self, stop: impl Fn() -> bool) -> io::Result<()> {
         let mut served: Vec<Served> = Vec::new();
-        let mut refused: Vec<String> = Vec::new();
+        let mut refused: Vec<UioDevice> = Vec::new();
         let mut last_scan = Instant::now() - Duration::from_secs(2);
         while !stop() {
             if last_scan.elapsed() >= Duration::from_secs(1) {
@@ -42,15 +42,24 @@ impl Handler {
                 std::thread::sleep(Duration::from_millis(100));
                 continue;
             }
-            wait_any(&mut served)?;
-            served.retain_mut(|s| serve_one(s));
+            let gone = wait_any(&mut served)?;
+            let mut i = 0;
+            served.retain_mut(|s| {
+                i += 1;
+                !gone[i - 1] && serve_one(s)
+            });
         }
         Ok(())
     }
 
-    fn adopt(&self, served: &mut Vec<Served>, refused: &mut Vec<String>) {
-        for dev in uio::scan(&self.sysfs, &self.subtype) {
-            if served.iter().any(|s| s.dev.uio == dev.uio) || refused.contains(&dev.uio) {
+    fn adopt(&self, served: &mut Vec<Served>, refused: &mut Vec<UioDevice>) {
+        let now = uio::scan(&self.sysfs, &self.subtype);
+        // A backstore removed (and maybe another made under the same uioN)
+        // since the last scan: let go of its old mapping.
+        served.retain(|s| now.contains(&s.dev));
+        refused.retain(|r| now.contains(r));
+        for dev in now {
+            if served.iter().any(|s| s.dev == dev) || refused.contains(&dev) {
                 continue;
             }
             let Some(lu) = self.units.get(&dev.config) else {
@@ -61,7 +70,7 @@ impl Handler {
                     dev.config,
                     self.names()
                 );
-                refused.push(dev.uio.clone());
+                refused.push(dev.clone());
                 continue;
             };
             match open(&dev, lu.clone()) {
@@ -71,7 +80,7 @@ impl Handler {
                 }
                 Err(e) => {
                     log::error!("tcmu: cannot open {}: {e}", dev.uio);
-                    refused.push(dev.uio.clone());
+                    refused.push(dev);
                 }
             }
         }
@@ -89,30 +98,34 @@ fn open(dev: &UioDevice, lu: SharedLu) -> io::Result<Device<Mapped>> {
     Device::open(&dev.name, mem, lu).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
-/// Wait (up to 200 ms) until a ring has news, consuming the notices.
-fn wait_any(served: &mut [Served]) -> io::Result<()> {
+/// Wait (up to 200 ms) until a ring has news, consuming the notices;
+/// which devices went away (POLLERR, POLLHUP: the backstore was removed).
+fn wait_any(served: &mut [Served]) -> io::Result<Vec<bool>> {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    use std::os::fd::BorrowedFd;
-    let ready: Vec<bool> = {
+    let revents: Vec<PollFlags> = {
         let mut fds: Vec<PollFd> = served
             .iter()
-            // SAFETY: the fds belong to `served`, which outlives `fds`.
-            .map(|s| PollFd::new(unsafe { BorrowedFd::borrow_raw(s.ring.mem().raw_fd()) }, PollFlags::POLLIN))
+            .map(|s| PollFd::new(s.ring.mem().fd(), PollFlags::POLLIN))
             .collect();
         match poll(&mut fds, PollTimeout::from(200u16)) {
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => return Err(e.into()),
         }
         fds.iter()
-            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+            .map(|f| f.revents().unwrap_or(PollFlags::empty()))
             .collect()
     };
-    for (s, r) in served.iter_mut().zip(ready) {
-        if r {
-            s.ring.mem_mut().consume_notice();
+    let dead = PollFlags::POLLERR | PollFlags::POLLHUP | PollFlags::POLLNVAL;
+    let mut gone = Vec::with_capacity(served.len());
+    for (s, r) in served.iter_mut().zip(revents) {
+        let lost = r.intersects(dead)
+            || (r.contains(PollFlags::POLLIN) && s.ring.mem_mut().consume_notice().is_err());
+        if lost {
+            log::info!("tcmu: {} ({}) went away", s.dev.uio, s.dev.name);
         }
+        gone.push(lost);
     }
-    Ok(())
+    Ok(gone)
 }
 
 /// One pass over a ring; false drops the device (it went away or its

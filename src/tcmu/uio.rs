@@ -7,7 +7,7 @@
 use super::ring::RingMem;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
 
@@ -83,7 +83,10 @@ unsafe impl Send for Mapped {}
 
 impl Mapped {
     pub fn open(dev: &Path, len: usize) -> io::Result<Mapped> {
-        let file = std::fs::OpenOptions::new().read(true).write(true).open(dev)?;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(dev)?;
         let size = std::num::NonZeroUsize::new(len)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "empty UIO map"))?;
         use nix::sys::mman::{mmap, MapFlags, ProtFlags};
@@ -109,9 +112,13 @@ impl Mapped {
 
     /// Take the kernel's pending notice (the UIO event count) after a
     /// poll said there is one.
-    pub fn consume_notice(&mut self) {
+    pub fn consume_notice(&mut self) -> io::Result<()> {
         let mut count = [0u8; 4];
-        let _ = self.file.read(&mut count);
+        match self.file.read(&mut count) {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Tell the kernel to look at the tail (tcmu_irqcontrol).
@@ -119,13 +126,13 @@ impl Mapped {
         self.file.write_all(&1u32.to_ne_bytes())
     }
 
-    pub fn raw_fd(&self) -> i32 {
-        self.file.as_raw_fd()
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.file.as_fd()
     }
 }
 
 impl RingMem for Mapped {
-    fn len(&self) -> usize {
+    fn map_len(&self) -> usize {
         self.len
     }
 

@@ -5,7 +5,7 @@ use std::cell::RefCell;
 pub(crate) struct VecMem(pub(crate) RefCell<Vec<u8>>);
 
 impl RingMem for VecMem {
-    fn len(&self) -> usize {
+    fn map_len(&self) -> usize {
         self.0.borrow().len()
     }
 
@@ -48,7 +48,10 @@ pub(crate) const CMDR_OFF: u32 = 128;
 
 impl FakeKernel {
     pub(crate) fn new(ring: u32, data: usize) -> FakeKernel {
-        let mem = VecMem(RefCell::new(vec![0u8; CMDR_OFF as usize + ring as usize + data]));
+        let mem = VecMem(RefCell::new(vec![
+            0u8;
+            CMDR_OFF as usize + ring as usize + data
+        ]));
         mem.write(0, &MAILBOX_VERSION.to_ne_bytes());
         mem.write(2, &CAP_READ_LEN.to_ne_bytes());
         mem.write(4, &CMDR_OFF.to_ne_bytes());
@@ -160,7 +163,10 @@ fn mailbox_is_checked() {
     assert_eq!(Mailbox::read(&k.mem), Err(RingError::Version(1)));
     let k = FakeKernel::new(4096, 0);
     k.put_u32(8, 1 << 20);
-    assert!(matches!(Mailbox::read(&k.mem), Err(RingError::RingOutside { .. })));
+    assert!(matches!(
+        Mailbox::read(&k.mem),
+        Err(RingError::RingOutside { .. })
+    ));
 }
 
 #[test]
