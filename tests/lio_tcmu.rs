@@ -5,9 +5,11 @@
 //! sanmover (busybox `mt` and `dd` over st) read what sanmover wrote.
 
 mod common;
-use common::{lio, lio_add_lun, lio_ctl, sm};
+use common::{
+    lio_add_lun, lio_ctl, lio_initiator as initiator, lio_other as other, sm, tcmu_guest as guest,
+    tcmu_tape as tcmu_lun,
+};
 
-use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use md5::{Digest, Md5};
@@ -19,46 +21,6 @@ use sanmover::scsi::{BlockSize, CdbCodec, Lba, Status, Wire};
 use sanmover::transport::iscsi::{IscsiOptions, IscsiTransport};
 use sanmover::transport::url::IscsiUrl;
 use sanmover::transport::{Request, Transport, TransportError};
-
-/// Drives the guest's handler serves (one per test that needs its own).
-const DRIVES: u32 = 6;
-
-/// The handler runs once per test binary; tests take drives of their own
-/// and run one at a time (the guest has one CPU).
-fn guest() -> MutexGuard<'static, ()> {
-    static STARTED: OnceLock<()> = OnceLock::new();
-    static ONE: Mutex<()> = Mutex::new(());
-    let g = ONE.lock().unwrap_or_else(|p| p.into_inner());
-    STARTED.get_or_init(|| {
-        lio_ctl(&format!("rig tcmu-stop; rig tcmu-start {DRIVES}"));
-    });
-    g
-}
-
-fn initiator() -> &'static str {
-    lio().get("SANMOVER_LIO_INITIATOR")
-}
-
-fn other() -> &'static str {
-    lio().get("SANMOVER_LIO_OTHER_INITIATOR")
-}
-
-/// A `user:` backstore NAME for the handler's UNIT, exported to both rig
-/// initiators; its URL.
-fn tcmu_lun(name: &str, unit: &str, timeout: Option<u32>) -> String {
-    let env = timeout.map_or(String::new(), |t| format!("RIG_TCMU_TIMEOUT={t} "));
-    let out = lio_ctl(&format!(
-        "rig lun-del {name} >/dev/null 2>&1; {env}rig tcmu-add {name} {unit} {} {}",
-        initiator(),
-        other()
-    ));
-    let lun = out.trim().lines().last().unwrap().trim().to_string();
-    format!(
-        "iscsi://{}/{}/{lun}",
-        lio().get("SANMOVER_LIO_PORTAL"),
-        lio().get("SANMOVER_LIO_IQN")
-    )
-}
 
 fn connect(url: &str, who: &str) -> IscsiTransport {
     let u = IscsiUrl::parse(url).unwrap();
@@ -313,7 +275,7 @@ fn a_killed_handler_fails_commands_in_time_and_a_new_one_serves_again() {
         took < Duration::from_secs(60),
         "no hang past cmd_time_out: {took:?}"
     );
-    lio_ctl(&format!("rig tcmu-start {DRIVES}"));
+    lio_ctl(&format!("rig tcmu-start {}", common::TCMU_DRIVES));
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut t = connect(&tape, initiator());
     loop {
@@ -329,4 +291,76 @@ fn a_killed_handler_fails_commands_in_time_and_a_new_one_serves_again() {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
+}
+
+/// Third-party copy onto a LIO tape: `sanmover router` (the copy manager,
+/// on the host) reads a LIO disk LUN and writes the TCMU tape, both behind
+/// LIO's ACLs; the host-driven restore equals the source.
+#[test]
+fn the_router_writes_a_tcmu_tape_by_extended_copy() {
+    let _g = guest();
+    let tape = tcmu_lun("tcmutape6", "drive6", None);
+    let src = lio_add_lun("tcmu6src", 4, &[initiator()]);
+    let data: Vec<u8> = (0..2048 * 512).map(|i| (i * 13 % 241) as u8).collect();
+    let mut d = Disk::open(connect(&src, initiator())).unwrap();
+    d.write(Lba(0), BlockSize(512), data.clone()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("router.toml");
+    let target = src.rsplit_once('/').unwrap().0.to_string();
+    let iqn = target.split('/').nth(3).unwrap();
+    std::fs::write(
+        &cfg,
+        format!(
+            "[[copy_rights]]\ninitiators = [\"{}\"]\nlus = [{{ target = \"{iqn}\", role = \"both\" }}]\n",
+            initiator()
+        ),
+    )
+    .unwrap();
+    let cfg = cfg.to_str().unwrap().to_string();
+    let router = common::Router::start_global(
+        &["--initiator", initiator()],
+        &[&target],
+        &["--config", &cfg],
+    );
+    let cat = dir.path().join("c.db");
+    let i = ["--initiator", initiator()];
+    sm(&cat, &[&i[..], &["tape", &tape, "label", "TCMUX"]].concat()).ok();
+    let cm = router.url();
+    let args = [
+        "backup",
+        "--mode",
+        "xcopy",
+        "--source",
+        &src,
+        "--blocks",
+        "2048",
+        "--tape",
+        &tape,
+        "--copy-manager",
+        &cm,
+        "--fallback",
+        "never",
+    ];
+    sm(&cat, &[&i[..], &args[..]].concat()).ok();
+    let set = sm(&cat, &["--json", "catalog", "list"]).ok().json()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let dst = lio_add_lun("tcmu6dst", 4, &[initiator()]);
+    sm(
+        &cat,
+        &[
+            &i[..],
+            &[
+                "restore", &set, "--target", &dst, "--lba", "0", "--tape", &tape,
+            ],
+        ]
+        .concat(),
+    )
+    .ok();
+    let back = Disk::open(connect(&dst, initiator()))
+        .unwrap()
+        .read(Lba(0), 2048, BlockSize(512))
+        .unwrap();
+    assert!(back == data, "the restore differs from the source");
 }
