@@ -364,3 +364,32 @@ fn the_router_writes_a_tcmu_tape_by_extended_copy() {
         .unwrap();
     assert!(back == data, "the restore differs from the source");
 }
+
+/// A command larger than the backstore's data area (1 MiB here) is
+/// refused, not hung, and the device goes on serving.
+#[test]
+fn a_command_larger_than_the_data_area_is_refused_cleanly() {
+    let _g = guest();
+    let tape = common::tcmu_tape_with("tcmutape7", "drive7", "RIG_TCMU_DATA_MB=1 ");
+    let mut t = connect(&tape, initiator());
+    let _ = rewind(&mut t);
+    let t0 = Instant::now();
+    let cdb = Write6 {
+        fixed: false,
+        length: 2 << 20,
+    }
+    .to_cdb();
+    let big = t.execute(Request::data_out(cdb, vec![1u8; 2 << 20]));
+    assert!(
+        !matches!(big, Ok(ref r) if r.status == Status::GOOD),
+        "a 2 MiB write through a 1 MiB data area: {big:?}"
+    );
+    assert!(
+        t0.elapsed() < Duration::from_secs(20),
+        "refused in time, not at a timeout"
+    );
+    let mut t = connect(&tape, initiator());
+    let _ = rewind(&mut t);
+    assert_eq!(rewind(&mut t), Status::GOOD, "the device still serves");
+    assert_eq!(write6(&mut t), Status::GOOD);
+}

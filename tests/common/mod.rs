@@ -331,6 +331,11 @@ pub fn lio_other() -> &'static str {
 /// initiators; its URL.
 pub fn tcmu_tape(name: &str, unit: &str, timeout: Option<u32>) -> String {
     let env = timeout.map_or(String::new(), |t| format!("RIG_TCMU_TIMEOUT={t} "));
+    tcmu_tape_with(name, unit, &env)
+}
+
+/// [`tcmu_tape`] with `env` (`RIG_TCMU_…=V `) before `rig tcmu-add`.
+pub fn tcmu_tape_with(name: &str, unit: &str, env: &str) -> String {
     let out = lio_ctl(&format!(
         "rig lun-del {name} >/dev/null 2>&1; {env}rig tcmu-add {name} {unit} {} {}",
         lio_initiator(),
