@@ -164,12 +164,12 @@ impl<T: Transport> Changer<T> {
                 Ok(buf) => {
                     let full = ElementStatusData::report_len(&buf)
                         .map_err(|e| self.scsi.perr("READ ELEMENT STATUS", e))?;
-                    if full > buf.len() && res.alloc_len < ReadElementStatus::MAX_ALLOC {
+                    if full > res.alloc_len as usize && res.alloc_len < ReadElementStatus::MAX_ALLOC
+                    {
                         res.alloc_len = full.min(ReadElementStatus::MAX_ALLOC as usize) as u32;
                         continue;
                     }
-                    return ElementStatusData::parse(&buf)
-                        .map_err(|e| self.scsi.perr("READ ELEMENT STATUS", e));
+                    return self.parse_status(buf, full);
                 }
                 Err(e) if invalid_field(&e) && (res.dvcid || res.curdata) => {
                     (res.dvcid, res.curdata) = (false, false);
@@ -178,6 +178,38 @@ impl<T: Transport> Changer<T> {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Decode a report. tgt sends BYTE COUNT OF REPORT AVAILABLE bytes in
+    /// all, 8 fewer than the report has (its transfer length leaves out
+    /// the header): the last 8 bytes of the last descriptor never arrive.
+    /// They are reserved or zero in every descriptor tgt builds except a
+    /// data transfer element's identifier, which is then dropped, never
+    /// guessed.
+    fn parse_status(
+        &self,
+        mut buf: Vec<u8>,
+        full: usize,
+    ) -> Result<ElementStatusData, DeviceError> {
+        let cut = full.saturating_sub(buf.len());
+        if cut == ElementStatusData::HEADER_LEN {
+            buf.resize(full, 0);
+        }
+        let mut data =
+            ElementStatusData::parse(&buf).map_err(|e| self.scsi.perr("READ ELEMENT STATUS", e))?;
+        if cut == ElementStatusData::HEADER_LEN {
+            let last = data.pages.last_mut().and_then(|p| p.descriptors.last_mut());
+            if let Some(d) = last.filter(|d| d.device_id.is_some()) {
+                log::warn!(
+                    "{}: the changer sent its element status 8 bytes short (a tgt bug); \
+                     the identifier of element {} arrived cut and is ignored",
+                    self.scsi.name(),
+                    d.address
+                );
+                d.device_id = None;
+            }
+        }
+        Ok(data)
     }
 
     /// Every element type the layout has, in one [`Inventory`].

@@ -14,6 +14,8 @@ struct FakeLibrary {
     id: Identity,
     layout: ElementAddressAssignment,
     elements: Vec<(ElementType, ElementDescriptor)>,
+    /// Send 8 bytes less than the report, as tgt does.
+    tgt_short: bool,
 }
 
 fn t10(serial: &str) -> Designator {
@@ -64,6 +66,7 @@ impl FakeLibrary {
             id: Identity::new(DeviceType::MEDIUM_CHANGER, "MEMCHANGER", "LIB0"),
             layout,
             elements,
+            tgt_short: false,
         };
         for (i, label) in ["TAPE01", "TAPE02", "TAPE03"].iter().enumerate() {
             let d = lib.at_mut(ElementAddress(0x400 + i as u16)).unwrap();
@@ -113,8 +116,12 @@ impl FakeLibrary {
                 descriptors,
             }],
         };
+        let mut bytes = data.to_vec();
+        if self.tgt_short {
+            bytes.truncate(bytes.len() - 8);
+        }
         let n = (r.alloc_len as usize).min(data_in.len());
-        reply(&mut data_in[..n], &data.to_vec())
+        reply(&mut data_in[..n], &bytes)
     }
 
     fn move_medium(&mut self, cdb: &[u8]) -> Completion {
@@ -303,4 +310,18 @@ fn ambiguous_matches_are_errors() {
         map_drives(&drives, &[drive_lu("DRV-A")]),
         Err(MappingError::LuMatchesTwo { .. })
     ));
+}
+
+#[test]
+fn tgts_short_report_loses_only_the_last_identifier() {
+    let mut lib = FakeLibrary::new();
+    lib.tgt_short = true;
+    let mut c = Changer::open(MemoryTransport::new("changer", lib)).unwrap();
+    let inv = c.inventory().unwrap();
+    assert_eq!(inv.storage.len(), 4);
+    assert_eq!(inv.slot(3).unwrap().primary_tag.unwrap().label(), "TAPE03");
+    assert!(inv.drive(0).unwrap().device_id.is_some());
+    assert!(inv.drive(1).unwrap().device_id.is_none());
+    let m = map_drives(&inv.drives, &[drive_lu("DRV-A"), drive_lu("DRV-B")]).unwrap();
+    assert_eq!((m[0].lu, m[1].lu), (Some(1), None));
 }

@@ -95,8 +95,9 @@ impl ReadElementStatus {
     /// The most the 24-bit ALLOCATION LENGTH holds.
     pub const MAX_ALLOC: u32 = 0xff_ffff;
 
-    /// Every element of `element_type` from address 0, with volume tags
-    /// and device identifiers, from current data.
+    /// Every element of `element_type` from address 0, with volume tags,
+    /// from current data; with device identifiers when data transfer
+    /// elements are asked for (only they have one).
     pub fn all_of(element_type: ElementType, alloc_len: u32) -> Self {
         ReadElementStatus {
             voltag: true,
@@ -104,7 +105,7 @@ impl ReadElementStatus {
             start: ElementAddress(0),
             count: u16::MAX,
             curdata: true,
-            dvcid: true,
+            dvcid: matches!(element_type, ElementType::DATA_TRANSFER | ElementType::ALL),
             alloc_len,
         }
     }
