@@ -34,6 +34,7 @@ mod sessions;
 mod sizes;
 mod snapshots_cmds;
 mod tape_cmds;
+mod tcmu_cmds;
 mod time;
 mod xcopy_cmds;
 
@@ -123,6 +124,7 @@ fn run(cli: &Cli) -> Result<u8> {
         Command::Catalog { op } => catalog(&s, &out, op),
         Command::Xcopy(a) => xcopy_cmds::run_xcopy(&s, &out, a),
         Command::Router(a) => router_cmds::run(&s, a),
+        Command::Tcmu(a) => tcmu_cmds::run(a),
         Command::CopyResults(a) => xcopy_cmds::copy_results(&s, &out, a),
         Command::Snapshots { op } => match op {
             SnapshotsOp::List => snapshots_cmds::list(&s, &out),
