@@ -17,6 +17,7 @@ use std::fmt;
 pub mod asc;
 pub mod sbc;
 pub mod sense;
+pub mod smc;
 pub mod spc;
 pub mod ssc;
 pub mod xcopy;
@@ -288,6 +289,8 @@ open_code! {
         REWIND = 0x01 => "REWIND",
         REQUEST_SENSE = 0x03 => "REQUEST SENSE",
         READ_BLOCK_LIMITS = 0x05 => "READ BLOCK LIMITS",
+        /// SMC-3 6.3 (a disk's 07h is REASSIGN BLOCKS).
+        INITIALIZE_ELEMENT_STATUS = 0x07 => "INITIALIZE ELEMENT STATUS",
         READ_6 = 0x08 => "READ(6)",
         WRITE_6 = 0x0a => "WRITE(6)",
         WRITE_FILEMARKS_6 = 0x10 => "WRITE FILEMARKS(6)",
@@ -307,6 +310,8 @@ open_code! {
         READ_POSITION = 0x34 => "READ POSITION",
         REPORT_DENSITY_SUPPORT = 0x44 => "REPORT DENSITY SUPPORT",
         SYNCHRONIZE_CACHE_10 = 0x35 => "SYNCHRONIZE CACHE(10)",
+        /// SMC-3 6.4 (a disk's 37h is READ DEFECT DATA(10)).
+        INITIALIZE_ELEMENT_STATUS_WITH_RANGE = 0x37 => "INITIALIZE ELEMENT STATUS WITH RANGE",
         MODE_SELECT_10 = 0x55 => "MODE SELECT(10)",
         MODE_SENSE_10 = 0x5a => "MODE SENSE(10)",
         PERSISTENT_RESERVE_IN = 0x5e => "PERSISTENT RESERVE IN",
@@ -321,6 +326,9 @@ open_code! {
         SERVICE_ACTION_IN_16 = 0x9e => "SERVICE ACTION IN(16)",
         REPORT_LUNS = 0xa0 => "REPORT LUNS",
         MAINTENANCE_IN = 0xa3 => "MAINTENANCE IN",
+        MOVE_MEDIUM = 0xa5 => "MOVE MEDIUM",
+        EXCHANGE_MEDIUM = 0xa6 => "EXCHANGE MEDIUM",
+        READ_ELEMENT_STATUS = 0xb8 => "READ ELEMENT STATUS",
     }
 }
 
