@@ -18,3 +18,4 @@ pub mod router;
 pub mod scsi;
 pub mod snapshot;
 pub mod transport;
+pub mod validate;

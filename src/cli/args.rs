@@ -59,8 +59,27 @@ pub struct Cli {
     pub json: bool,
     #[command(flatten)]
     pub conn: ConnArgs,
+    /// Record every SCSI command this run sends, on every session, to FILE
+    /// as JSON Lines (docs/trace-format.md): CDB, data, status, sense,
+    /// timing and I_T nexus. Read it with 'sanmover trace show FILE'.
+    #[arg(long, global = true, value_name = "FILE", help_heading = GLOBAL)]
+    pub trace: Option<PathBuf>,
+    /// What --trace keeps of the data: the bytes themselves (full, which
+    /// 'replay' needs) or only their length and SHA-256 (digest).
+    #[arg(long = "trace-data", global = true, value_enum, default_value = "full",
+          value_name = "MODE", help_heading = GLOBAL)]
+    pub trace_data: TraceData,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// What a trace keeps of data-out and data-in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TraceData {
+    /// The bytes, in hex.
+    Full,
+    /// Their length and SHA-256 only.
+    Digest,
 }
 
 /// How sessions are opened, and where the catalog is.
@@ -371,6 +390,120 @@ Examples:
   sanmover tape iscsi://lib/iqn.2024-01.ex:tape/1 label VOL001
   TAPE=/dev/nst0 sanmover tape fsf 2")]
     Tape(TapeArgs),
+    /// Check what a disk, tape drive, copy manager or iSCSI session really
+    /// does against SBC-4, SSC-4, SPC-4 and RFC 7143: named checks, each
+    /// citing its section, with the command sent, the answer expected and
+    /// the answer observed.
+    ///
+    /// Suites are picked by each device's type and the VPD pages it
+    /// reports: disk (type 00h), tape (01h), copy (3PC bit or VPD 8Fh),
+    /// iscsi (iscsi:// addresses); --suite runs only the ones named.
+    /// Verdicts: pass, fail, not-supported (the device lacks what the
+    /// check needs; the reason is given) and skipped (not run: a check
+    /// that writes without --dataloss). Only pass counts as passed.
+    ///
+    /// Nothing is written without --dataloss, and then only to the LUs
+    /// named: a disk's last block (written back with its own contents) and
+    /// the copy suite's 8 blocks at the end of the LU; a tape is written
+    /// from BOT, and a cartridge carrying a sanmover volume label is
+    /// refused (exit 45) before anything is written to any device.
+    ///
+    /// --matrix prints the capability matrix instead: checks as rows,
+    /// devices as columns (Markdown, or JSON with --format json, or JUnit).
+    /// Exit status: 0 when no check failed, 38 when at least one did.
+    #[command(after_help = "\
+Examples:
+  sanmover validate iscsi://san/iqn.2024-01.ex:disk/1
+  sanmover validate --dataloss --format junit --out tape.xml \\
+      iscsi://lib/iqn.2024-01.ex:tape/1
+  sanmover validate --matrix --suite disk iscsi://san/iqn.2024-01.ex:disk/1 \\
+      iscsi://san2/iqn.2024-01.ex:disk/1")]
+    Validate(ValidateArgs),
+    /// Read a trace written with --trace.
+    #[command(after_help = "\
+Examples:
+  sanmover trace show backup.trace
+  sanmover --json trace show backup.trace")]
+    Trace {
+        #[command(subcommand)]
+        op: TraceOp,
+    },
+    /// Send the commands of a trace (written with --trace) to other
+    /// devices, in order, and report where their answers differ.
+    ///
+    /// Each I_T nexus of the trace, in the order it first appears, is
+    /// mapped to the next DEV. Before any command of the trace is sent,
+    /// every DEV's device type (INQUIRY) must equal the type the trace
+    /// recorded for its nexus. A difference is a different status, sense
+    /// (key, ASC/ASCQ, filemark, EOM, ILI, INFORMATION) or data-in length;
+    /// with --compare-data the data-in bytes too. The first difference is
+    /// shown with both answers decoded. Exit status 36 when an answer
+    /// differs, 39 for a trace that is truncated, garbage or newer than
+    /// this sanmover, 43 for a device of the wrong type.
+    #[command(after_help = "\
+Examples:
+  sanmover replay backup.trace iscsi://lab/iqn.2024-01.ex:disk/3 \\
+      iscsi://lab/iqn.2024-01.ex:tape/1
+  sanmover --json replay --compare-data bug.trace /dev/nst0")]
+    Replay(ReplayArgs),
+}
+
+/// What `trace` does.
+#[derive(Debug, Subcommand)]
+pub enum TraceOp {
+    /// Decode every command of a trace like a protocol analyser: the CDB's
+    /// fields, status, decoded sense, data lengths, timing and nexus.
+    #[command(after_help = "\
+Examples:
+  sanmover trace show backup.trace
+  sanmover --json trace show backup.trace")]
+    Show {
+        /// The trace file.
+        file: PathBuf,
+    },
+}
+
+/// Report formats of `validate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Json,
+    Junit,
+    Markdown,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Device addresses (iscsi://... or /dev/...).
+    #[arg(required = true, num_args = 1..)]
+    pub devs: Vec<String>,
+    /// Run only this suite (repeatable): disk, tape, copy, iscsi.
+    #[arg(long = "suite", value_name = "NAME")]
+    pub suites: Vec<String>,
+    /// Allow the checks that write (to the devices named only).
+    #[arg(long)]
+    pub dataloss: bool,
+    /// Report format [default: text, json with --json].
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<ReportFormat>,
+    /// Write the report to FILE instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// The capability matrix: checks as rows, devices as columns.
+    #[arg(long)]
+    pub matrix: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The trace file (written with --trace --trace-data full).
+    pub file: PathBuf,
+    /// Device addresses, one per I_T nexus of the trace, in order.
+    #[arg(required = true, num_args = 1..)]
+    pub devs: Vec<String>,
+    /// Compare the data-in bytes too, not only their length.
+    #[arg(long)]
+    pub compare_data: bool,
 }
 
 #[derive(Debug, Args)]

@@ -13,10 +13,12 @@ use std::io::Write as _;
 use anyhow::Result;
 use clap::Parser;
 
-use args::{BackupArgs, BackupMode, CatalogOp, Cli, Command, SnapshotsOp};
+use args::{BackupArgs, BackupMode, CatalogOp, Cli, Command, SnapshotsOp, TraceData, TraceOp};
 use exit::UsageError;
 use output::Out;
 use sessions::Sessions;
+
+use crate::transport::trace::{DataMode, TraceSink};
 
 pub mod args;
 mod backup_host;
@@ -34,6 +36,7 @@ mod sizes;
 mod snapshots_cmds;
 mod tape_cmds;
 mod time;
+mod validate_cmds;
 mod xcopy_cmds;
 
 /// Parse arguments, run, and return the process exit code.
@@ -107,7 +110,17 @@ fn init_logging(verbose: u8) {
 
 fn run(cli: &Cli) -> Result<u8> {
     let out = Out { json: cli.json };
-    let s = Sessions::new(&cli.conn);
+    let trace = match &cli.trace {
+        Some(path) => {
+            let mode = match cli.trace_data {
+                TraceData::Full => DataMode::Full,
+                TraceData::Digest => DataMode::Digest,
+            };
+            Some(TraceSink::create(path, mode)?)
+        }
+        None => None,
+    };
+    let s = Sessions::new(&cli.conn).with_trace(trace);
     match &cli.command {
         Command::Inquiry(a) => scsi_cmds::inquiry(&s, &out, a),
         Command::Luns(a) => scsi_cmds::luns(&s, &out, &a.portal),
@@ -126,6 +139,11 @@ fn run(cli: &Cli) -> Result<u8> {
             SnapshotsOp::List => snapshots_cmds::list(&s, &out),
             SnapshotsOp::Cleanup => snapshots_cmds::cleanup(&s, &out),
         },
+        Command::Validate(a) => validate_cmds::run_validate(&s, &out, a),
+        Command::Trace {
+            op: TraceOp::Show { file },
+        } => validate_cmds::trace_show(&out, file),
+        Command::Replay(a) => validate_cmds::run_replay(&s, &out, a),
     }
 }
 

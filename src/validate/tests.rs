@@ -1,0 +1,1 @@
+//! Unit tests of the validate suites against the in-memory disk and tape.
