@@ -160,7 +160,7 @@ fn replay_error(e: ReplayError) -> anyhow::Error {
 
 fn replay_text(r: &ReplayReport) -> String {
     let mut s = format!(
-        "{} commands replayed, {} skipped (no status when recorded), {} answers differ\n",
+        "{} commands replayed, {} not sent (no status or UNIT ATTENTION when recorded), {} answers differ\n",
         r.commands, r.skipped, r.differences
     );
     if let Some(d) = &r.first {

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::device::{DeviceError, Scsi};
 use crate::scsi::describe::describe_cdb;
-use crate::scsi::sense::Sense;
+use crate::scsi::sense::{Sense, SenseKey};
 use crate::scsi::{Cdb, DeviceType, Opcode, Status};
 use crate::transport::trace::{Nexus, Record};
 use crate::transport::{Request, Residual, Transport};
@@ -65,7 +65,8 @@ pub struct Difference {
 #[derive(Clone, Debug, Serialize)]
 pub struct ReplayReport {
     pub commands: usize,
-    /// Records skipped: the transport had failed on them when recorded.
+    /// Records not sent: the transport had failed on them when recorded,
+    /// or they were answered UNIT ATTENTION (and retried).
     pub skipped: usize,
     pub differences: usize,
     pub first: Option<Difference>,
@@ -222,7 +223,11 @@ pub fn replay<T: Transport>(
         first: None,
     };
     for r in records {
-        if r.error.is_some() || r.status.is_none() {
+        // A recorded UNIT ATTENTION is session state (the retry that
+        // followed is recorded too); the replay's own are retried by the
+        // device layer.
+        let ua = Sense::parse(&r.sense_bytes()).is_ok_and(|s| s.key == SenseKey::UNIT_ATTENTION);
+        if r.error.is_some() || r.status.is_none() || ua {
             rep.skipped += 1;
             continue;
         }
