@@ -115,7 +115,7 @@ pub static SUITE: Suite = Suite {
             spec: Spec {
                 id: "disk.vpd.block-limits",
                 cites: "SBC-4 6.6.4 Block Limits",
-                expected: "page B0h of length 3Ch whose OPTIMAL TRANSFER LENGTH is at most MAXIMUM TRANSFER LENGTH (where both are set)",
+                expected: "page B0h of length 3Ch (0Ch in the SBC-2 form) whose OPTIMAL TRANSFER LENGTH is at most MAXIMUM TRANSFER LENGTH (where both are set)",
                 writes: false,
             },
             run: vpd_block_limits,
@@ -335,11 +335,9 @@ fn vpd_block_limits(t: &mut Target) -> Result<Finding, DeviceError> {
         "page length {len:#x}, max transfer {}, optimal transfer {}",
         bl.max_transfer_length, bl.optimal_transfer_length
     );
-    Ok(Finding::judge(
-        len == BlockLimitsVpd::PAGE_LEN && order,
-        what,
-        obs,
-    ))
+    // SBC-2 defined the page with PAGE LENGTH 0Ch; SBC-3 and SBC-4 with 3Ch.
+    let len_ok = len == BlockLimitsVpd::PAGE_LEN || len == 0x0c;
+    Ok(Finding::judge(len_ok && order, what, obs))
 }
 
 fn vpd_block_characteristics(t: &mut Target) -> Result<Finding, DeviceError> {

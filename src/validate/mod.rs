@@ -213,8 +213,13 @@ pub struct Exchange {
 /// answer.
 pub fn exchange<T: Transport>(scsi: &mut Scsi<T>, req: Request) -> Result<Exchange, DeviceError> {
     let resp = scsi.run_any(req)?;
-    let n = resp.transferred().min(resp.span.len());
-    let data = resp.buf[resp.span.start..resp.span.start + n].to_vec();
+    let data = match resp.dir {
+        crate::transport::Direction::In => {
+            let n = resp.transferred().min(resp.span.len());
+            resp.buf[resp.span.start..resp.span.start + n].to_vec()
+        }
+        _ => Vec::new(),
+    };
     Ok(Exchange {
         cdb: resp.cdb,
         status: resp.status,
@@ -276,10 +281,16 @@ pub fn sent(cdb: &Cdb) -> String {
     format!("{} [{cdb}]", cdb.opcode())
 }
 
+/// What runs one check.
+pub type CheckFn = fn(&mut Target) -> Result<Finding, DeviceError>;
+
+/// What prepares a suite's writing checks (lays out a tape).
+pub type PrepareFn = fn(&mut Target) -> Result<(), DeviceError>;
+
 /// A check: its spec and the function that runs it.
 pub struct CheckDef {
     pub spec: Spec,
-    pub run: fn(&mut Target) -> Result<Finding, DeviceError>,
+    pub run: CheckFn,
 }
 
 /// A suite: a name, whether it applies to a device, and its checks in order.
@@ -289,7 +300,7 @@ pub struct Suite {
     pub checks: &'static [CheckDef],
     /// Runs before the checks that write (lays out the tape the checks
     /// read); its error fails those checks.
-    pub prepare: Option<fn(&mut Target) -> Result<(), DeviceError>>,
+    pub prepare: Option<PrepareFn>,
 }
 
 /// Every suite, in the order they run.

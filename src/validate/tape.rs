@@ -574,6 +574,10 @@ fn fixed_roundtrip(t: &mut Target) -> Result<Finding, DeviceError> {
     tape.rewind()?;
     let data: Vec<u8> = (0..4).flat_map(|i| pattern(10 + i, 512)).collect();
     let w = t.send(Request::data_out(Write6::fixed(4).to_cdb(), data.clone()))?;
+    if w.refused() {
+        tape.set_block_length(0)?;
+        return Ok(Finding::unsupported(sent(&w.cdb), w.summary(), "the drive takes a 512-byte block length in MODE SELECT but refuses WRITE(6) with FIXED=1"));
+    }
     let fm = run(t, WriteFilemarks6::new(1).to_cdb())?;
     rewind(t)?;
     let cdb = Read6::fixed(4).to_cdb();
