@@ -210,6 +210,13 @@ pub fn matrix_markdown(r: &RunReport) -> String {
         s.push('\n');
     }
     s.push_str("\nDevices:\n\n");
+    devices_list(r, &mut s);
+    s.push_str("\n## Quirks found\n\nEvery check that failed, with what the device answered.\n\n");
+    quirks(r, &mut s);
+    s
+}
+
+fn devices_list(r: &RunReport, s: &mut String) {
     for (i, d) in r.devices.iter().enumerate() {
         let _ = writeln!(
             s,
@@ -222,5 +229,26 @@ pub fn matrix_markdown(r: &RunReport) -> String {
             d.device_type
         );
     }
-    s
+}
+
+fn quirks(r: &RunReport, s: &mut String) {
+    for d in &r.devices {
+        let failed: Vec<&CheckResult> = d
+            .checks
+            .iter()
+            .filter(|c| c.verdict == Verdict::Fail)
+            .collect();
+        if failed.is_empty() {
+            continue;
+        }
+        let _ = writeln!(s, "### {} {} ({})\n", d.vendor, d.product, d.device_type);
+        for c in failed {
+            let _ = writeln!(
+                s,
+                "- `{}` ({}): expected {}; observed {}",
+                c.id, c.cites, c.expected, c.observed
+            );
+        }
+        s.push('\n');
+    }
 }

@@ -12,7 +12,7 @@ use crate::device::{DeviceError, Scsi, Tape};
 use crate::scsi::sense::{Asc, SenseKey};
 use crate::scsi::spc::{ModeParameters, ModeSense6, TestUnitReady};
 use crate::scsi::ssc::{
-    BlockLimits, Locate10, Position, Read6, ReadBlockLimits, ReadPosition, ReadPositionForm,
+    BlockLimits, Erase, Locate10, Position, Read6, ReadBlockLimits, ReadPosition, ReadPositionForm,
     Rewind, Space6, SpaceCode, Write6, WriteFilemarks6,
 };
 use crate::scsi::{Cdb, CdbCodec, DeviceType, Status, Wire};
@@ -74,11 +74,15 @@ pub static SUITE: Suite = Suite {
         check!("tape.space.reverse-filemark", "SSC-4 6.6 SPACE (6), code 1, negative count", "after reading E, SPACE -1 filemark ends on the BOP side of the filemark before D: READ returns that filemark, then D", true, space_reverse_filemark),
         check!("tape.space.eod", "SSC-4 6.6 SPACE (6), code 3; 4.2.13", "SPACE to end of data GOOD, then READ: BLANK CHECK, END-OF-DATA DETECTED (08/00/05)", true, space_eod),
         check!("tape.read.eod", "SSC-4 6.4 READ (6), 4.2.13", "reading past the last filemark: BLANK CHECK, END-OF-DATA DETECTED (08/00/05)", true, read_eod),
+        check!("tape.space.into-eod", "SSC-4 6.6 SPACE (6); 4.2.13", "from BOT, SPACE 5 filemarks (there are 2): CHECK CONDITION, BLANK CHECK, END-OF-DATA DETECTED (08/00/05)", true, space_into_eod),
+        check!("tape.read.filemark-residual", "SAM-5 5.4.2, RFC 7143 11.4.5.2", "a READ(6) of 8192 bytes that meets a filemark moves no data: residual underflow 8192", true, filemark_residual),
+        check!("tape.read.eod-residual", "SAM-5 5.4.2, RFC 7143 11.4.5.2", "a READ(6) of 8192 bytes at end of data moves no data: residual underflow 8192", true, eod_residual),
         check!("tape.read-position.after-reads", "SSC-4 7.6 READ POSITION (short form)", "after reading A and B from BOT: first block 2", true, position_after_reads),
         check!("tape.locate", "SSC-4 7.3 LOCATE (10)", "LOCATE to object 5 then READ returns block E", true, locate),
         check!("tape.reservation.two-initiators", "SPC-4 5.13 PERSISTENT RESERVE (or SPC-2 RESERVE(6))", "with the drive reserved (Write Exclusive) by one initiator, WRITE FILEMARKS from a second initiator: RESERVATION CONFLICT", true, reservation),
         check!("tape.early-warning", "SSC-4 4.2.5 early warning, 6.8 WRITE (6)", "writing toward the end of a small medium: NO SENSE with EOM (early warning), later VOLUME OVERFLOW", true, early_warning),
         check!("tape.write.fixed-roundtrip", "SSC-4 8.3.3 MODE SELECT block length, 6.8 WRITE (6) FIXED=1, 6.4 READ (6) FIXED=1", "with a 512-byte block length: 4 fixed blocks written read back as written (the block length is set back to variable afterwards)", true, fixed_roundtrip),
+        check!("tape.erase", "SSC-4 6.2 ERASE (6)", "at BOT, ERASE(6) LONG=0 GOOD; then READ: BLANK CHECK, END-OF-DATA DETECTED (08/00/05)", true, erase),
     ],
 };
 
@@ -230,12 +234,14 @@ fn read_position(t: &mut Target) -> Result<(Exchange, Option<Position>), DeviceE
 
 fn position_text(x: &Exchange, p: &Option<Position>) -> String {
     match p {
-        Some(p) => format!(
-            "{}; BOP {}, first block {:?}",
-            x.summary(),
-            p.bop,
-            p.first_block
-        ),
+        Some(p) => match p.first_block {
+            Some(b) => format!("{}; BOP {}, first block {b}", x.summary(), p.bop),
+            None => format!(
+                "{}; BOP {}, block position unknown (BPU)",
+                x.summary(),
+                p.bop
+            ),
+        },
         None => x.summary(),
     }
 }
@@ -495,6 +501,72 @@ fn read_eod(t: &mut Target) -> Result<Finding, DeviceError> {
         eod(&x),
         format!("REWIND; SPACE 2 filemarks; {}", sent(&x.cdb)),
         x.summary(),
+    ))
+}
+
+fn space_into_eod(t: &mut Target) -> Result<Finding, DeviceError> {
+    rewind(t)?;
+    let x = space(t, SpaceCode::FILEMARKS, 5)?;
+    let f = Finding::judge(eod(&x), format!("REWIND; {}", sent(&x.cdb)), x.summary());
+    Ok(f.fail_because("end of data met by SPACE is not BLANK CHECK 00/05; treat 00/05 with any key as end of data"))
+}
+
+const NO_DATA_MOVED: &str = "the transport's residual says data moved where none did; take lengths from the sense INFORMATION";
+
+/// A READ of 8192 bytes that moves no data, judged on its residual.
+fn residual_at(
+    t: &mut Target,
+    filemarks: i32,
+    blocks: i32,
+    what: &str,
+) -> Result<Finding, DeviceError> {
+    rewind(t)?;
+    space(t, SpaceCode::FILEMARKS, filemarks)?;
+    if blocks > 0 {
+        space(t, SpaceCode::BLOCKS, blocks)?;
+    }
+    let x = read(t, 8192, false)?;
+    let ok = x.residual == Residual::Underflow(8192);
+    let f = Finding::judge(
+        ok,
+        format!(
+            "REWIND; SPACE {filemarks} filemarks, {blocks} blocks; {} ({what})",
+            sent(&x.cdb)
+        ),
+        x.summary(),
+    );
+    Ok(f.fail_because(NO_DATA_MOVED))
+}
+
+fn filemark_residual(t: &mut Target) -> Result<Finding, DeviceError> {
+    residual_at(t, 1, 2, "meets the filemark after E")
+}
+
+fn eod_residual(t: &mut Target) -> Result<Finding, DeviceError> {
+    residual_at(t, 2, 0, "at end of data")
+}
+
+fn erase(t: &mut Target) -> Result<Finding, DeviceError> {
+    rewind(t)?;
+    let cdb = Erase {
+        immed: false,
+        long: false,
+    }
+    .to_cdb();
+    let x = run(t, cdb)?;
+    if x.invalid_opcode() {
+        return Ok(Finding::unsupported(
+            sent(&cdb),
+            x.summary(),
+            "no ERASE(6): the drive answers INVALID COMMAND OPERATION CODE",
+        ));
+    }
+    rewind(t)?;
+    let r = read(t, 8192, true)?;
+    Ok(Finding::judge(
+        x.good() && eod(&r),
+        format!("REWIND; {}; REWIND; READ(6)", sent(&cdb)),
+        format!("ERASE: {}; READ: {}", x.summary(), r.summary()),
     ))
 }
 
