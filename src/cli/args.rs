@@ -483,7 +483,8 @@ pub struct ValidateArgs {
     /// Allow the checks that write (to the devices named only).
     #[arg(long)]
     pub dataloss: bool,
-    /// Report format [default: text, json with --json].
+    /// Report format [default: text, or json when the global JSON output
+    /// option is given].
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub format: Option<ReportFormat>,
     /// Write the report to FILE instead of standard output.
