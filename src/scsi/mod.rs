@@ -18,6 +18,7 @@ pub mod asc;
 pub mod describe;
 pub mod sbc;
 pub mod sense;
+pub mod smc;
 pub mod spc;
 pub mod ssc;
 pub mod xcopy;
@@ -277,6 +278,8 @@ open_code! {
         REWIND = 0x01 => "REWIND",
         REQUEST_SENSE = 0x03 => "REQUEST SENSE",
         READ_BLOCK_LIMITS = 0x05 => "READ BLOCK LIMITS",
+        /// SMC-3 6.3 (a disk's 07h is REASSIGN BLOCKS).
+        INITIALIZE_ELEMENT_STATUS = 0x07 => "INITIALIZE ELEMENT STATUS",
         READ_6 = 0x08 => "READ(6)",
         WRITE_6 = 0x0a => "WRITE(6)",
         WRITE_FILEMARKS_6 = 0x10 => "WRITE FILEMARKS(6)",
@@ -288,12 +291,15 @@ open_code! {
         ERASE_6 = 0x19 => "ERASE(6)",
         MODE_SENSE_6 = 0x1a => "MODE SENSE(6)",
         LOAD_UNLOAD = 0x1b => "LOAD UNLOAD",
+        PREVENT_ALLOW_MEDIUM_REMOVAL = 0x1e => "PREVENT ALLOW MEDIUM REMOVAL",
         READ_CAPACITY_10 = 0x25 => "READ CAPACITY(10)",
         READ_10 = 0x28 => "READ(10)",
         WRITE_10 = 0x2a => "WRITE(10)",
         LOCATE_10 = 0x2b => "LOCATE(10)",
         READ_POSITION = 0x34 => "READ POSITION",
         SYNCHRONIZE_CACHE_10 = 0x35 => "SYNCHRONIZE CACHE(10)",
+        /// SMC-3 6.4 (a disk's 37h is READ DEFECT DATA(10)).
+        INITIALIZE_ELEMENT_STATUS_WITH_RANGE = 0x37 => "INITIALIZE ELEMENT STATUS WITH RANGE",
         MODE_SELECT_10 = 0x55 => "MODE SELECT(10)",
         MODE_SENSE_10 = 0x5a => "MODE SENSE(10)",
         PERSISTENT_RESERVE_IN = 0x5e => "PERSISTENT RESERVE IN",
@@ -307,6 +313,9 @@ open_code! {
         SERVICE_ACTION_IN_16 = 0x9e => "SERVICE ACTION IN(16)",
         REPORT_LUNS = 0xa0 => "REPORT LUNS",
         MAINTENANCE_IN = 0xa3 => "MAINTENANCE IN",
+        MOVE_MEDIUM = 0xa5 => "MOVE MEDIUM",
+        EXCHANGE_MEDIUM = 0xa6 => "EXCHANGE MEDIUM",
+        READ_ELEMENT_STATUS = 0xb8 => "READ ELEMENT STATUS",
     }
 }
 
