@@ -215,6 +215,32 @@ fn junit_report_has_the_structure_ci_reads() {
 }
 
 #[test]
+fn tgt_library_verdicts_are_the_committed_ones() {
+    let r = rig();
+    let (changer, d0, d1) = (
+        r.get("SANMOVER_RIG_CHANGER"),
+        r.get("SANMOVER_RIG_LIB_DRIVE0"),
+        r.get("SANMOVER_RIG_LIB_DRIVE1"),
+    );
+    let before = sanmover(["--json", "changer", changer, "status"])
+        .ok()
+        .json();
+    let run = sanmover(["--json", "validate", "--dataloss", changer, d0, d1]);
+    assert_eq!(run.code, 38, "{}{}", run.stdout, run.stderr);
+    let rep = run.json();
+    assert_same(
+        &verdicts(&rep, &["changer", "drive0", "drive1"]),
+        &expected("validate-changer.json"),
+        &rep,
+    );
+    // Every cartridge is back where it was.
+    let after = sanmover(["--json", "changer", changer, "status"])
+        .ok()
+        .json();
+    assert_eq!(before, after);
+}
+
+#[test]
 fn router_verdicts_are_the_committed_ones() {
     let r = rig();
     let backend = format!("iscsi://{}/{}", r.portal(), r.get("SANMOVER_RIG_DISK_IQN"));

@@ -412,17 +412,20 @@ Examples:
     /// the answer observed.
     ///
     /// Suites are picked by each device's type and the VPD pages it
-    /// reports: disk (type 00h), tape (01h), copy (3PC bit or VPD 8Fh),
-    /// iscsi (iscsi:// addresses); --suite runs only the ones named.
+    /// reports: disk (type 00h), tape (01h), changer (08h), copy (3PC bit
+    /// or VPD 8Fh), iscsi (iscsi:// addresses); --suite runs only the ones
+    /// named. A changer's drive LUs named in the same run let the changer
+    /// suite check the drive's Unit Attention after a load.
     /// Verdicts: pass, fail, not-supported (the device lacks what the
     /// check needs; the reason is given) and skipped (not run: a check
     /// that writes without --dataloss). Only pass counts as passed.
     ///
     /// Nothing is written without --dataloss, and then only to the LUs
     /// named: a disk's last block (written back with its own contents) and
-    /// the copy suite's 8 blocks at the end of the LU; a tape is written
-    /// from BOT, and a cartridge carrying a sanmover volume label is
-    /// refused (exit 45) before anything is written to any device.
+    /// the copy suite's 8 blocks at the end of the LU; a changer's
+    /// cartridges are moved and put back; a tape is written from BOT, and
+    /// a cartridge carrying a sanmover volume label is refused (exit 45)
+    /// before anything is written to any device.
     ///
     /// --matrix prints the capability matrix instead: checks as rows,
     /// devices as columns (Markdown, or JSON with --format json, or JUnit).
@@ -493,7 +496,7 @@ pub struct ValidateArgs {
     /// Device addresses (iscsi://... or /dev/...).
     #[arg(required = true, num_args = 1..)]
     pub devs: Vec<String>,
-    /// Run only this suite (repeatable): disk, tape, copy, iscsi.
+    /// Run only this suite (repeatable): disk, tape, changer, copy, iscsi.
     #[arg(long = "suite", value_name = "NAME")]
     pub suites: Vec<String>,
     /// Allow the checks that write (to the devices named only).

@@ -42,6 +42,7 @@ pub static SUITE: Suite = Suite {
     name: "copy",
     applies: |t| t.inquiry.three_pc || t.vpd_pages.contains(&VpdPage::THIRD_PARTY_COPY),
     prepare: None,
+    unready: None,
     checks: &[
         check!("copy.rcr.operating-parameters", "SPC-4 6.18.4 RECEIVE COPY RESULTS, OPERATING PARAMETERS", "GOOD and parameter data of at least 44 bytes listing the implemented descriptor types", false, op_params),
         check!("copy.vpd8f.matches-operating-parameters", "SPC-4 7.8.17 Third-party Copy VPD page, 6.18.4", "the CSCD and segment counts, descriptor list length and inline data length of VPD 8Fh equal the operating parameters", false, vpd8f),

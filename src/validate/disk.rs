@@ -20,6 +20,7 @@ pub static SUITE: Suite = Suite {
     name: "disk",
     applies: |t| t.inquiry.device_type == DeviceType::DISK,
     prepare: None,
+    unready: None,
     checks: &[
         CheckDef {
             spec: Spec {

@@ -28,6 +28,7 @@ pub static SUITE: Suite = Suite {
     name: "iscsi",
     applies: |t| t.open_url.starts_with("iscsi://"),
     prepare: None,
+    unready: None,
     checks: &[
         check!("iscsi.residual.underflow", "RFC 7143 11.4.5.2 (U bit, Residual Count); SAM-5 5.4.2", "standard INQUIRY with ALLOCATION LENGTH 255: GOOD, residual underflow of 255 minus the bytes sent", underflow),
         check!("iscsi.residual.overflow", "RFC 7143 11.4.5.2 (O bit, Residual Count)", "READ(16) of 2 blocks with an expected transfer length of 1 block: GOOD, residual overflow of one block", overflow),

@@ -17,6 +17,7 @@ use crate::scsi::spc::{Designator, StandardInquiry, VpdPage};
 use crate::scsi::{Cdb, Status};
 use crate::transport::{Connector, Request, Residual, Transport, TransportError};
 
+mod changer;
 mod copy;
 mod disk;
 mod iscsi;
@@ -301,15 +302,24 @@ pub struct Suite {
     /// Runs before the checks that write (lays out the tape the checks
     /// read); its error fails those checks.
     pub prepare: Option<PrepareFn>,
+    /// Why none of the suite's checks can run on this device (a drive with
+    /// no cartridge), if so: every check is then not supported.
+    pub unready: Option<fn(&mut Target) -> Option<String>>,
 }
 
 /// Every suite, in the order they run.
 pub fn suites() -> Vec<&'static Suite> {
-    vec![&disk::SUITE, &tape::SUITE, &copy::SUITE, &iscsi::SUITE]
+    vec![
+        &disk::SUITE,
+        &tape::SUITE,
+        &changer::SUITE,
+        &copy::SUITE,
+        &iscsi::SUITE,
+    ]
 }
 
 /// The names `--suite` takes.
-pub const SUITE_NAMES: &[&str] = &["disk", "tape", "copy", "iscsi"];
+pub const SUITE_NAMES: &[&str] = &["disk", "tape", "changer", "copy", "iscsi"];
 
 /// Every check id of every suite (for documentation and tests).
 pub fn all_checks() -> Vec<(&'static str, Spec)> {

@@ -39,7 +39,7 @@ pub enum ValidateError {
     LabelledTape { device: String, found: String },
     #[error("{0}")]
     Engine(#[from] EngineError),
-    #[error("unknown suite {0:?} (suites: disk, tape, copy, iscsi)")]
+    #[error("unknown suite {0:?} (suites: disk, tape, changer, copy, iscsi)")]
     UnknownSuite(String),
 }
 
@@ -143,13 +143,21 @@ fn refuse_labelled_tape(t: &mut Target) -> Result<(), ValidateError> {
             source,
         })?;
     let mut tape = Tape::open(s)?;
-    match read_label(&mut tape)? {
-        found @ LabelState::Ours(_) => Err(ValidateError::LabelledTape {
+    match read_label(&mut tape) {
+        Ok(found @ LabelState::Ours(_)) => Err(ValidateError::LabelledTape {
             device: t.url.clone(),
             found: found.describe(),
         }),
-        _ => Ok(()),
+        Ok(_) => Ok(()),
+        // No cartridge (a library drive): nothing on it to lose.
+        Err(EngineError::Device(e)) if no_medium(&e) => Ok(()),
+        Err(e) => Err(e.into()),
     }
+}
+
+fn no_medium(e: &DeviceError) -> bool {
+    e.sense()
+        .is_some_and(|s| s.key == crate::scsi::sense::SenseKey::NOT_READY)
 }
 
 fn run_target(t: &mut Target, opts: &Options) -> DeviceReport {
@@ -175,6 +183,16 @@ fn run_target(t: &mut Target, opts: &Options) -> DeviceReport {
 }
 
 fn run_suite(t: &mut Target, suite: &Suite, out: &mut Vec<CheckResult>) {
+    if let Some(why) = suite.unready.and_then(|f| f(t)) {
+        for def in suite.checks {
+            out.push(result(
+                suite.name,
+                def,
+                Finding::unsupported("", "", why.clone()),
+            ));
+        }
+        return;
+    }
     let mut prepared: Option<Result<(), String>> = None;
     for def in suite.checks {
         let finding = if def.spec.writes && !t.dataloss {

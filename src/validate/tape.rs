@@ -56,6 +56,7 @@ pub static SUITE: Suite = Suite {
     name: "tape",
     applies: |t| t.inquiry.device_type == DeviceType::TAPE,
     prepare: Some(write_layout),
+    unready: Some(no_cartridge),
     checks: &[
         check!("tape.tur", "SPC-4 6.37 TEST UNIT READY", "GOOD", false, tur),
         check!("tape.block-limits", "SSC-4 7.2 READ BLOCK LIMITS", "GOOD; MINIMUM BLOCK LENGTH <= MAXIMUM BLOCK LENGTH", false, block_limits),
@@ -85,6 +86,19 @@ pub static SUITE: Suite = Suite {
         check!("tape.erase", "SSC-4 6.2 ERASE (6)", "at BOT, ERASE(6) LONG=0 GOOD; then READ: BLANK CHECK, END-OF-DATA DETECTED (08/00/05)", true, erase),
     ],
 };
+
+/// A drive without a cartridge (a library's empty drive) has nothing to
+/// check (SPC-4 6.37: NOT READY, MEDIUM NOT PRESENT 02/3A/xx).
+fn no_cartridge(t: &mut Target) -> Option<String> {
+    let x = t.send(Request::none(TestUnitReady.to_cdb())).ok()?;
+    let s = x.sense.as_ref()?;
+    (s.key == SenseKey::NOT_READY && s.asc.0 >> 8 == 0x3a).then(|| {
+        format!(
+            "no cartridge in the drive: TEST UNIT READY answered {}",
+            x.summary()
+        )
+    })
+}
 
 /// A tape session of its own (the device layer's verbs) on the LU.
 fn tape_session(t: &Target) -> Result<Tape<super::Dyn>, DeviceError> {
