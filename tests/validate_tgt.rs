@@ -243,12 +243,17 @@ fn tgt_library_verdicts_are_the_committed_ones() {
 #[test]
 fn router_verdicts_are_the_committed_ones() {
     let r = rig();
-    let backend = format!("iscsi://{}/{}", r.portal(), r.get("SANMOVER_RIG_DISK_IQN"));
-    let router = Router::start(&[&backend], &[]);
-    let run = sanmover(["--json", "validate", "--dataloss", &router.url()]);
+    let _g = tape_lock();
+    reset_tape();
+    let disks = format!("iscsi://{}/{}", r.portal(), r.get("SANMOVER_RIG_DISK_IQN"));
+    let tapes = format!("iscsi://{}/{}", r.portal(), r.get("SANMOVER_RIG_TAPE_IQN"));
+    let router = Router::start(&[&disks, &tapes], &[]);
+    // The tape is named too: the copy suite runs the stream segments
+    // through the router to it and reads them back.
+    let run = sanmover(["--json", "validate", "--dataloss", &router.url(), r.tape()]);
     let rep = run.json();
     assert_same(
-        &verdicts(&rep, &["router"]),
+        &verdicts(&rep, &["router", "tape"]),
         &expected("validate-router.json"),
         &rep,
     );

@@ -356,7 +356,7 @@ fn exchange_medium(t: &mut Target) -> Result<Finding, DeviceError> {
 /// The empty drive element whose identifier names one of the run's tape
 /// LUs, with a session to that LU.
 fn mapped_drive(t: &Target, inv: &Inventory) -> Option<(ElementAddress, Scsi<super::Dyn>)> {
-    for (url, _) in &t.others {
+    for url in t.others.iter().map(|p| &p.url) {
         let Ok(s) = t.open(url, &t.initiator) else {
             continue;
         };

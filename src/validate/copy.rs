@@ -51,6 +51,11 @@ pub static SUITE: Suite = Suite {
         check!("copy.rcr.receive-data", "SPC-4 6.18.3 RECEIVE COPY RESULTS, RECEIVE DATA", "for the list just run: GOOD with an AVAILABLE DATA field", true, receive_data),
         check!("copy.rcr.failed-segments", "SPC-4 6.18.5 RECEIVE COPY RESULTS, FAILED SEGMENT DETAILS", "for the list just run: GOOD, no failed segment (COPY COMMAND STATUS GOOD or no details)", true, failed_segments),
         check!("copy.segment.unclaimed-refused", "SPC-4 6.4.3.5, 6.4.6.1", "a segment type the operating parameters do not list: ILLEGAL REQUEST, UNSUPPORTED SEGMENT DESCRIPTOR TYPE CODE (05/26/09)", false, unclaimed_refused),
+        check!("copy.segment.04-10-inline-and-filemark", "SPC-4 6.4.6.6 inline data to stream (04h), 6.4.6.15 write filemarks (10h)", "GOOD; the tape then holds the inline bytes as one block and a filemark", true, super::copy_stream::inline_and_filemark),
+        check!("copy.segment.00-block-to-stream", "SPC-4 6.4.6.3 block to stream (00h)", "GOOD; the tape's first block equals the LU's first 8 blocks", true, super::copy_stream::block_to_stream),
+        check!("copy.segment.01-stream-to-block", "SPC-4 6.4.6.3 stream to block (01h)", "GOOD; the LU's blocks then hold the tape block's bytes", true, super::copy_stream::stream_to_block),
+        check!("copy.segment.06-11-discard-and-space", "SPC-4 6.4.6.8 stream to discard (06h), 6.4.6.16 space (11h)", "GOOD; block 0 read and dropped, block 1 spaced over: the next READ returns block 2", true, super::copy_stream::discard_and_space),
+        check!("copy.segment.12-locate", "SPC-4 6.4.6.17 locate (12h)", "GOOD; the next READ returns object 2", true, super::copy_stream::locate),
         check!("copy.access.unknown-lu", "SPC-4 6.4.5.6 identification descriptor, 6.4.3", "a copy naming a designator no LU in the initiator's view has: COPY ABORTED, COPY TARGET DEVICE NOT REACHABLE (0D/0D/02), nothing copied", false, unknown_lu),
         check!("copy.aborted.contents", "SPC-4 6.4.3.3 (COPY ABORTED sense)", "that COPY ABORTED names segment 0 in COMMAND-SPECIFIC INFORMATION", false, aborted_contents),
     ],
@@ -139,7 +144,7 @@ fn vpd8f(t: &mut Target) -> Result<Finding, DeviceError> {
 
 /// This LU as a CSCD, with its capacity.
 fn own_cscd(t: &mut Target) -> Result<Option<(Cscd, Capacity)>, DeviceError> {
-    let Some(d) = t.designators.first().cloned() else {
+    let Some(d) = super::best_designator(&t.designators).cloned() else {
         return Ok(None);
     };
     let cap = crate::device::disk::read_capacity(&mut t.scsi)?;

@@ -413,9 +413,12 @@ fn designator_unique(t: &mut Target) -> Result<Finding, DeviceError> {
         ));
     }
     let mut others = sibling_designators(t)?;
-    for (u, ds) in &t.others {
-        if !others.iter().any(|(o, _)| o == u) {
-            others.push((u.clone(), ds.iter().map(|d| d.to_string()).collect()));
+    for p in &t.others {
+        if !others.iter().any(|(o, _)| *o == p.url) {
+            others.push((
+                p.url.clone(),
+                p.designators.iter().map(|d| d.to_string()).collect(),
+            ));
         }
     }
     let shared: Vec<String> = others

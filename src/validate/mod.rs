@@ -14,11 +14,12 @@ use serde::{Deserialize, Serialize};
 use crate::device::{DeviceError, Scsi};
 use crate::scsi::sense::{Asc, Sense, SenseKey};
 use crate::scsi::spc::{Designator, StandardInquiry, VpdPage};
-use crate::scsi::{Cdb, Status};
+use crate::scsi::{Cdb, DeviceType, Status};
 use crate::transport::{Connector, Request, Residual, Transport, TransportError};
 
 mod changer;
 mod copy;
+mod copy_stream;
 mod disk;
 mod iscsi;
 pub mod replay;
@@ -183,8 +184,26 @@ pub struct Target<'a> {
     /// Opens more sessions (a second initiator, sibling LUNs).
     pub connector: &'a dyn Connector,
     pub initiator: String,
-    /// The LU designators of the other devices of this run, by address.
-    pub others: Vec<(String, Vec<Designator>)>,
+    /// The other devices of this run.
+    pub others: Vec<Peer>,
+}
+
+/// Another device of the same run, as the checks may use it.
+#[derive(Clone, Debug)]
+pub struct Peer {
+    /// The address, without secrets.
+    pub url: String,
+    pub device_type: DeviceType,
+    /// Its LU designators (VPD page 83h).
+    pub designators: Vec<Designator>,
+}
+
+/// The designator a copy manager is best given for an LU: a binary NAA,
+/// else the first that names the LU.
+pub fn best_designator(ds: &[Designator]) -> Option<&Designator> {
+    ds.iter()
+        .find(|d| d.designator_type == crate::scsi::spc::DesignatorType::NAA)
+        .or(ds.first())
 }
 
 impl Target<'_> {

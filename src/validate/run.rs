@@ -11,8 +11,8 @@ use crate::transport::url::DeviceUrl;
 use crate::transport::{Connector, TransportError};
 
 use super::{
-    suites, CheckDef, CheckResult, DeviceReport, Dyn, Finding, RunReport, Suite, Target, Verdict,
-    REPORT_VERSION,
+    suites, CheckDef, CheckResult, DeviceReport, Dyn, Finding, Peer, RunReport, Suite, Target,
+    Verdict, REPORT_VERSION,
 };
 
 /// What to run.
@@ -65,13 +65,17 @@ pub fn validate(
             refuse_labelled_tape(t)?;
         }
     }
-    let ids: Vec<_> = targets
+    let peers: Vec<Peer> = targets
         .iter()
-        .map(|t| (t.url.clone(), t.designators.clone()))
+        .map(|t| Peer {
+            url: t.url.clone(),
+            device_type: t.inquiry.device_type,
+            designators: t.designators.clone(),
+        })
         .collect();
     let mut reports = Vec::new();
     for mut t in targets {
-        t.others = ids.iter().filter(|(u, _)| *u != t.url).cloned().collect();
+        t.others = peers.iter().filter(|p| p.url != t.url).cloned().collect();
         reports.push(run_target(&mut t, opts));
     }
     Ok(RunReport {
