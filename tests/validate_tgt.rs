@@ -250,12 +250,39 @@ fn router_verdicts_are_the_committed_ones() {
     let router = Router::start(&[&disks, &tapes], &[]);
     // The tape is named too: the copy suite runs the stream segments
     // through the router to it and reads them back.
-    let run = sanmover(["--json", "validate", "--dataloss", &router.url(), r.tape()]);
+    // The tgt disk is the source a second initiator name, with no copy
+    // rights, tries to copy from.
+    let run = sanmover([
+        "--json",
+        "validate",
+        "--dataloss",
+        &router.url(),
+        r.tape(),
+        r.disk(),
+    ]);
     let rep = run.json();
     assert_same(
-        &verdicts(&rep, &["router", "tape"]),
+        &verdicts(&rep, &["router", "tape", "disk"]),
         &expected("validate-router.json"),
         &rep,
+    );
+    drop(router);
+    // Without copy rights (--insecure) anyone may copy: the check fails.
+    let open = Router::start(&[&disks], &["--insecure"]);
+    let rep = sanmover([
+        "--json",
+        "validate",
+        "--dataloss",
+        "--suite",
+        "copy",
+        &open.url(),
+        r.disk(),
+    ])
+    .json();
+    let v = verdicts(&rep, &["router", "disk"]);
+    assert_eq!(
+        v["router"]["copy.access.other-initiator"], "fail",
+        "{rep:#}"
     );
 }
 

@@ -57,6 +57,7 @@ pub static SUITE: Suite = Suite {
         check!("copy.segment.06-11-discard-and-space", "SPC-4 6.4.6.8 stream to discard (06h), 6.4.6.16 space (11h)", "GOOD; block 0 read and dropped, block 1 spaced over: the next READ returns block 2", true, super::copy_stream::discard_and_space),
         check!("copy.segment.12-locate", "SPC-4 6.4.6.17 locate (12h)", "GOOD; the next READ returns object 2", true, super::copy_stream::locate),
         check!("copy.access.unknown-lu", "SPC-4 6.4.5.6 identification descriptor, 6.4.3", "a copy naming a designator no LU in the initiator's view has: COPY ABORTED, COPY TARGET DEVICE NOT REACHABLE (0D/0D/02), nothing copied", false, unknown_lu),
+        check!("copy.access.other-initiator", "SPC-4 6.4.5.6 identification CSCD descriptor (the class of CVE-2020-28374)", "a second initiator name with no rights of its own copies from another LU of this run into this LU: its login or the copy is refused (COPY ABORTED 0D/02), and nothing is copied", true, other_initiator),
         check!("copy.aborted.contents", "SPC-4 6.4.3.3 (COPY ABORTED sense)", "that COPY ABORTED names segment 0 in COMMAND-SPECIFIC INFORMATION", false, aborted_contents),
     ],
 };
@@ -404,4 +405,74 @@ fn aborted_contents(t: &mut Target) -> Result<Finding, DeviceError> {
     // Fixed format cannot tell segment 0 from "not reported" (None).
     let ok = a.is_some_and(|a| a.segment.unwrap_or(0) == 0);
     Ok(Finding::judge(ok, what, obs))
+}
+
+/// A second initiator name with no rights of its own names an LU of this
+/// run as the source of a copy into this LU.
+fn other_initiator(t: &mut Target) -> Result<Finding, DeviceError> {
+    let other = format!("{}-validate2", t.initiator);
+    let session = match t.open(&t.open_url, &other) {
+        Ok(s) => s,
+        Err(e) => {
+            let f = Finding::judge(true, format!("login as {other}"), format!("refused: {e}"));
+            return Ok(f);
+        }
+    };
+    let Some(peer) = t
+        .others
+        .iter()
+        .find(|p| crate::scsi::xcopy::is_block_type(p.device_type) && !p.designators.is_empty())
+        .cloned()
+    else {
+        return Ok(Finding::unsupported(format!("login as {other}: admitted"), "", "needs another disk LU named in the same run, as the source the second initiator may not read"));
+    };
+    let Some((dst, cap)) = own_cscd(t)? else {
+        return Ok(Finding::unsupported(
+            "",
+            "no LU designator",
+            "the LU cannot be named in a CSCD",
+        ));
+    };
+    let Some(src_id) = super::best_designator(&peer.designators).cloned() else {
+        return Ok(Finding::unsupported(
+            "",
+            "",
+            "the other LU has no designator",
+        ));
+    };
+    let Ok(src) = Cscd::identification(
+        &src_id,
+        peer.device_type,
+        DeviceParams::block(cap.block_size.0),
+    ) else {
+        return Ok(Finding::unsupported(
+            "",
+            "",
+            "the other LU's designator does not fit a CSCD",
+        ));
+    };
+    let last = cap.blocks.0.saturating_sub(1);
+    let params = XcopyParams::new(
+        vec![src, dst],
+        vec![Segment::block_to_block(0, 1, 1, Lba(0), Lba(last))],
+    );
+    let list = params.encode().map_err(|e| DeviceError::Protocol {
+        device: t.url.clone(),
+        message: e.to_string(),
+    })?;
+    let mut second = crate::device::Scsi::new(session);
+    let x = super::exchange(&mut second, Request::data_out(params.cdb().to_cdb(), list))?;
+    let ok = x.is(
+        SenseKey::COPY_ABORTED,
+        Asc::COPY_TARGET_DEVICE_NOT_REACHABLE,
+    );
+    let what = format!(
+        "as {other}: {} (02h: 1 block from LBA 0 of {} to LBA {last} of this LU)",
+        sent(&x.cdb),
+        peer.url
+    );
+    let f = Finding::judge(ok, what, x.summary());
+    Ok(f.fail_because(
+        "an initiator with no rights of its own had a copy carried out between LUs of the SAN",
+    ))
 }
