@@ -18,85 +18,98 @@ pub fn describe_cdb(bytes: &[u8]) -> String {
 }
 
 fn fields(cdb: &Cdb) -> Option<String> {
+    block_fields(cdb)
+        .or_else(|| stream_fields(cdb))
+        .or_else(|| other_fields(cdb))
+}
+
+fn mode(fixed: bool) -> &'static str {
+    if fixed {
+        "fixed"
+    } else {
+        "variable"
+    }
+}
+
+/// SBC-4 commands.
+fn block_fields(cdb: &Cdb) -> Option<String> {
     let b = cdb.as_bytes();
     let rw = |name: &str, lba: u64, n: u64| format!("{name} LBA {lba}, {n} blocks");
-    Some(match cdb.opcode() {
+    match cdb.opcode() {
         Opcode::READ_16 => Read16::parse(b)
-            .map(|c| rw("READ(16)", c.lba.0, c.blocks as u64))
-            .ok()?,
+            .ok()
+            .map(|c| rw("READ(16)", c.lba.0, c.blocks as u64)),
         Opcode::WRITE_16 => Write16::parse(b)
-            .map(|c| rw("WRITE(16)", c.lba.0, c.blocks as u64))
-            .ok()?,
+            .ok()
+            .map(|c| rw("WRITE(16)", c.lba.0, c.blocks as u64)),
         Opcode::READ_10 => Read10::parse(b)
-            .map(|c| rw("READ(10)", c.lba.0, c.blocks as u64))
-            .ok()?,
+            .ok()
+            .map(|c| rw("READ(10)", c.lba.0, c.blocks as u64)),
         Opcode::WRITE_10 => Write10::parse(b)
-            .map(|c| rw("WRITE(10)", c.lba.0, c.blocks as u64))
-            .ok()?,
+            .ok()
+            .map(|c| rw("WRITE(10)", c.lba.0, c.blocks as u64)),
         Opcode::READ_CAPACITY_10 => ReadCapacity10::parse(b)
-            .map(|_| "READ CAPACITY(10)".to_string())
-            .ok()?,
-        Opcode::INQUIRY => Inquiry::parse(b)
-            .map(|c| match c.evpd {
-                true => format!(
-                    "INQUIRY VPD page {:02X}h, allocation {}",
-                    c.page_code, c.alloc_len
-                ),
-                false => format!("INQUIRY standard, allocation {}", c.alloc_len),
-            })
-            .ok()?,
-        Opcode::MODE_SENSE_6 => ModeSense6::parse(b)
-            .map(|c| {
-                format!(
-                    "MODE SENSE(6) page {:02X}h, allocation {}",
-                    c.page_code, c.alloc_len
-                )
-            })
-            .ok()?,
-        Opcode::REPORT_LUNS => ReportLuns::parse(b)
-            .map(|c| format!("REPORT LUNS, allocation {}", c.alloc_len))
-            .ok()?,
-        Opcode::READ_6 => Read6::parse(b)
-            .map(|c| {
-                format!(
-                    "READ(6) {} {}{}",
-                    if c.fixed { "fixed" } else { "variable" },
-                    c.length,
-                    if c.sili { ", SILI" } else { "" }
-                )
-            })
-            .ok()?,
+            .ok()
+            .map(|_| "READ CAPACITY(10)".into()),
+        _ => None,
+    }
+}
+
+/// SSC-4 commands.
+fn stream_fields(cdb: &Cdb) -> Option<String> {
+    let b = cdb.as_bytes();
+    match cdb.opcode() {
+        Opcode::READ_6 => Read6::parse(b).ok().map(|c| {
+            let sili = if c.sili { ", SILI" } else { "" };
+            format!("READ(6) {} {}{sili}", mode(c.fixed), c.length)
+        }),
         Opcode::WRITE_6 => Write6::parse(b)
-            .map(|c| {
-                format!(
-                    "WRITE(6) {} {}",
-                    if c.fixed { "fixed" } else { "variable" },
-                    c.length
-                )
-            })
-            .ok()?,
+            .ok()
+            .map(|c| format!("WRITE(6) {} {}", mode(c.fixed), c.length)),
         Opcode::WRITE_FILEMARKS_6 => WriteFilemarks6::parse(b)
-            .map(|c| format!("WRITE FILEMARKS(6) {}", c.count))
-            .ok()?,
+            .ok()
+            .map(|c| format!("WRITE FILEMARKS(6) {}", c.count)),
         Opcode::SPACE_6 => Space6::parse(b)
-            .map(|c| format!("SPACE(6) {} {}", c.count, c.code))
-            .ok()?,
+            .ok()
+            .map(|c| format!("SPACE(6) {} {}", c.count, c.code)),
         Opcode::LOCATE_10 => Locate10::parse(b)
-            .map(|c| format!("LOCATE(10) block {}", c.block))
-            .ok()?,
+            .ok()
+            .map(|c| format!("LOCATE(10) block {}", c.block)),
+        _ => None,
+    }
+}
+
+/// SPC-4 commands.
+fn other_fields(cdb: &Cdb) -> Option<String> {
+    let b = cdb.as_bytes();
+    match cdb.opcode() {
+        Opcode::INQUIRY => Inquiry::parse(b).ok().map(|c| match c.evpd {
+            true => format!(
+                "INQUIRY VPD page {:02X}h, allocation {}",
+                c.page_code, c.alloc_len
+            ),
+            false => format!("INQUIRY standard, allocation {}", c.alloc_len),
+        }),
+        Opcode::MODE_SENSE_6 => ModeSense6::parse(b).ok().map(|c| {
+            format!(
+                "MODE SENSE(6) page {:02X}h, allocation {}",
+                c.page_code, c.alloc_len
+            )
+        }),
+        Opcode::REPORT_LUNS => ReportLuns::parse(b)
+            .ok()
+            .map(|c| format!("REPORT LUNS, allocation {}", c.alloc_len)),
         Opcode::EXTENDED_COPY => ExtendedCopy::parse(b)
-            .map(|c| format!("EXTENDED COPY(LID1), parameter list {} bytes", c.param_len))
-            .ok()?,
-        Opcode::RECEIVE_COPY_RESULTS => ReceiveCopyResults::parse(b)
-            .map(|c| {
-                format!(
-                    "RECEIVE COPY RESULTS {}, list ID {:#04x}",
-                    c.action, c.list_id
-                )
-            })
-            .ok()?,
-        _ => return None,
-    })
+            .ok()
+            .map(|c| format!("EXTENDED COPY(LID1), parameter list {} bytes", c.param_len)),
+        Opcode::RECEIVE_COPY_RESULTS => ReceiveCopyResults::parse(b).ok().map(|c| {
+            format!(
+                "RECEIVE COPY RESULTS {}, list ID {:#04x}",
+                c.action, c.list_id
+            )
+        }),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

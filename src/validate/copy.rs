@@ -426,36 +426,10 @@ fn other_initiator(t: &mut Target) -> Result<Finding, DeviceError> {
     else {
         return Ok(Finding::unsupported(format!("login as {other}: admitted"), "", "needs another disk LU named in the same run, as the source the second initiator may not read"));
     };
-    let Some((dst, cap)) = own_cscd(t)? else {
-        return Ok(Finding::unsupported(
-            "",
-            "no LU designator",
-            "the LU cannot be named in a CSCD",
-        ));
+    let (params, last) = match copy_from_peer(t, &peer)? {
+        Ok(p) => p,
+        Err(f) => return Ok(f),
     };
-    let Some(src_id) = super::best_designator(&peer.designators).cloned() else {
-        return Ok(Finding::unsupported(
-            "",
-            "",
-            "the other LU has no designator",
-        ));
-    };
-    let Ok(src) = Cscd::identification(
-        &src_id,
-        peer.device_type,
-        DeviceParams::block(cap.block_size.0),
-    ) else {
-        return Ok(Finding::unsupported(
-            "",
-            "",
-            "the other LU's designator does not fit a CSCD",
-        ));
-    };
-    let last = cap.blocks.0.saturating_sub(1);
-    let params = XcopyParams::new(
-        vec![src, dst],
-        vec![Segment::block_to_block(0, 1, 1, Lba(0), Lba(last))],
-    );
     let list = params.encode().map_err(|e| DeviceError::Protocol {
         device: t.url.clone(),
         message: e.to_string(),
@@ -475,4 +449,26 @@ fn other_initiator(t: &mut Target) -> Result<Finding, DeviceError> {
     Ok(f.fail_because(
         "an initiator with no rights of its own had a copy carried out between LUs of the SAN",
     ))
+}
+
+/// A one-block 02h copy from LBA 0 of `peer` to this LU's last block, and
+/// that LBA; or why it cannot be named.
+fn copy_from_peer(
+    t: &mut Target,
+    peer: &super::Peer,
+) -> Result<Result<(XcopyParams, u64), Finding>, DeviceError> {
+    let not = |why: &str| Ok(Err(Finding::unsupported("", "", why)));
+    let Some((dst, cap)) = own_cscd(t)? else {
+        return not("the LU cannot be named in a CSCD");
+    };
+    let Some(src_id) = super::best_designator(&peer.designators).cloned() else {
+        return not("the other LU has no designator");
+    };
+    let block = DeviceParams::block(cap.block_size.0);
+    let Ok(src) = Cscd::identification(&src_id, peer.device_type, block) else {
+        return not("the other LU's designator does not fit a CSCD");
+    };
+    let last = cap.blocks.0.saturating_sub(1);
+    let segment = Segment::block_to_block(0, 1, 1, Lba(0), Lba(last));
+    Ok(Ok((XcopyParams::new(vec![src, dst], vec![segment]), last)))
 }
