@@ -347,3 +347,41 @@ fn traces_are_written_shown_and_damage_is_refused() {
     let j = other.json();
     assert_eq!(j["first"]["what"], "data-in bytes", "{j}");
 }
+
+#[test]
+fn tgt_tape_ignores_its_size_so_early_warning_is_never_reached() {
+    let r = rig();
+    let _g = tape_lock();
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("test-rig/tgt/reset-tape.sh");
+    let small = std::process::Command::new("bash")
+        .arg(&script)
+        .arg("1")
+        .output()
+        .unwrap();
+    assert!(
+        small.status.success(),
+        "{}",
+        String::from_utf8_lossy(&small.stderr)
+    );
+    let rep = sanmover([
+        "--json",
+        "validate",
+        "--dataloss",
+        "--suite",
+        "tape",
+        r.tape(),
+    ])
+    .json();
+    reset_tape();
+    let c = rep["devices"][0]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "tape.early-warning")
+        .unwrap()
+        .clone();
+    // A 1 MB tgtimg cartridge takes 16 MiB without early warning or
+    // VOLUME OVERFLOW.
+    assert_eq!(c["verdict"], "not-supported", "{c}");
+    assert_eq!(c["observed"], "16 MiB written, no end of medium", "{c}");
+}

@@ -141,6 +141,7 @@ fn memtape_passes_the_tape_suite_where_it_implements_the_command() {
         "tape.read-position.after-reads",
         "tape.read.overlength",
         "tape.read.eod",
+        "tape.early-warning",
     ] {
         assert_eq!(verdict(d, id), Verdict::Pass, "{id}");
     }
