@@ -646,7 +646,16 @@ const EW_BLOCK: usize = 64 << 10;
 
 /// Write 64 KiB blocks from BOT until VOLUME OVERFLOW or `EW_CAP`; the
 /// bytes written when early warning and overflow were first reported.
-fn write_to_end(t: &mut Target) -> Result<(Option<usize>, Option<(usize, String)>), DeviceError> {
+/// Where the medium ended, as `write_to_end` saw it.
+struct EndOfMedium {
+    /// Bytes written when early warning was first reported.
+    warned: Option<usize>,
+    /// Bytes written when writing stopped, and the answer that stopped it;
+    /// None when the cap was reached first.
+    end: Option<(usize, String)>,
+}
+
+fn write_to_end(t: &mut Target) -> Result<EndOfMedium, DeviceError> {
     rewind(t)?;
     let (mut written, mut warned) = (0usize, None);
     while written < EW_CAP {
@@ -657,16 +666,24 @@ fn write_to_end(t: &mut Target) -> Result<(Option<usize>, Option<(usize, String)
         match &x.sense {
             None if x.good() => {}
             Some(s) if s.key == SenseKey::VOLUME_OVERFLOW => {
-                return Ok((warned, Some((written, x.summary()))))
+                return Ok(EndOfMedium {
+                    warned,
+                    end: Some((written, x.summary())),
+                })
             }
             Some(s) if s.eom && s.key == SenseKey::NO_SENSE => {
                 warned.get_or_insert(written);
             }
-            _ => return Ok((warned, Some((written, x.summary())))),
+            _ => {
+                return Ok(EndOfMedium {
+                    warned,
+                    end: Some((written, x.summary())),
+                })
+            }
         }
         written += EW_BLOCK;
     }
-    Ok((warned, None))
+    Ok(EndOfMedium { warned, end: None })
 }
 
 fn early_warning(t: &mut Target) -> Result<Finding, DeviceError> {
@@ -675,7 +692,7 @@ fn early_warning(t: &mut Target) -> Result<Finding, DeviceError> {
         EW_BLOCK >> 10,
         EW_CAP >> 20
     );
-    let (warned, end) = write_to_end(t)?;
+    let EndOfMedium { warned, end } = write_to_end(t)?;
     rewind(t)?;
     let Some((at, answer)) = end else {
         return Ok(Finding::unsupported(what, format!("{} MiB written, no end of medium", EW_CAP >> 20), "the medium holds more than the check writes; validate a small cartridge to see early warning and VOLUME OVERFLOW (tgt: test-rig/tgt/reset-tape.sh 1)"));
