@@ -1020,6 +1020,13 @@ mod tests {
         }
     }
 
+    proptest! {
+        #[test]
+        fn block_device_characteristics_never_panics(b in proptest::collection::vec(any::<u8>(), 0..80)) {
+            let _ = BlockDeviceCharacteristicsVpd::parse(&b);
+        }
+    }
+
     #[test]
     fn block_device_characteristics_golden() {
         // A non-rotating disk, form factor 2.5" (SBC-4 6.6.2).
