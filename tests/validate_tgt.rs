@@ -247,7 +247,13 @@ fn router_verdicts_are_the_committed_ones() {
     reset_tape();
     let disks = format!("iscsi://{}/{}", r.portal(), r.get("SANMOVER_RIG_DISK_IQN"));
     let tapes = format!("iscsi://{}/{}", r.portal(), r.get("SANMOVER_RIG_TAPE_IQN"));
-    let router = Router::start(&[&disks, &tapes], &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("router.trace");
+    let router = Router::start_global(
+        &["--trace", trace.to_str().unwrap()],
+        &[&disks, &tapes],
+        &[],
+    );
     // The tape is named too: the copy suite runs the stream segments
     // through the router to it and reads them back.
     // The tgt disk is the source a second initiator name, with no copy
@@ -267,6 +273,17 @@ fn router_verdicts_are_the_committed_ones() {
         &rep,
     );
     drop(router);
+    // --trace on the router records what it sent its backends.
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let to_tape = text
+        .lines()
+        .skip(1)
+        .filter(|l| l.contains(r.tape()))
+        .count();
+    assert!(
+        to_tape > 5,
+        "the router's tape commands are in its trace:\n{text}"
+    );
     // Without copy rights (--insecure) anyone may copy: the check fails.
     let open = Router::start(&[&disks], &["--insecure"]);
     let rep = sanmover([

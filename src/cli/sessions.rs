@@ -64,6 +64,21 @@ impl Sessions {
         self
     }
 
+    /// `t` recorded under `--trace` (for sessions opened outside
+    /// [`Sessions::transport`], like discovery's).
+    pub fn traced(&self, t: Dyn) -> Dyn {
+        match &self.trace {
+            Some(sink) => Box::new(Traced::new(t, sink.clone(), &self.iscsi.initiator)),
+            None => t,
+        }
+    }
+
+    /// The `--trace` sink, for sessions opened elsewhere (the router's
+    /// backends).
+    pub fn trace_sink(&self) -> Option<Arc<TraceSink>> {
+        self.trace.clone()
+    }
+
     /// The connector every session of this run is opened with: the
     /// session options, traced under `--trace`.
     pub fn session_connector(&self) -> Box<dyn Connector + Send + Sync> {
