@@ -15,9 +15,11 @@ use crate::scsi::{CdbCodec, DeviceType, Opcode, Status, Wire};
 
 mod disk;
 use disk::{BLOCK_CHARACTERISTICS_VPD, BLOCK_LIMITS_VPD};
+mod reservations;
 mod tape;
 
 pub use disk::MemDisk;
+pub use reservations::Reserved;
 pub use tape::{MemTape, TapeObject};
 
 /// The outcome of one command at a logical unit.
@@ -134,6 +136,49 @@ pub trait LogicalUnit {
     fn nexus_lost(&mut self, nexus: &Nexus) {
         let _ = nexus;
     }
+
+    /// A command the frontend sends on its own behalf (learning a unit's
+    /// type and block size), not the initiator's: a layer such as
+    /// [`Reserved`] lets it through without reporting or clearing a Unit
+    /// Attention and without a reservation check.
+    fn probe(&mut self, nexus: &Nexus, cdb: &[u8], data_in: &mut [u8]) -> Completion {
+        self.execute_for(nexus, cdb, &[], data_in)
+    }
+}
+
+/// A unit behind a mutex is a unit (the frontend's shared units, and a
+/// layer such as [`Reserved`] over one).
+impl<L: LogicalUnit + ?Sized> LogicalUnit for std::sync::Arc<std::sync::Mutex<L>> {
+    fn execute(&mut self, cdb: &[u8], data_out: &[u8], data_in: &mut [u8]) -> Completion {
+        lock_unit(self).execute(cdb, data_out, data_in)
+    }
+
+    fn execute_for(
+        &mut self,
+        nexus: &Nexus,
+        cdb: &[u8],
+        data_out: &[u8],
+        data_in: &mut [u8],
+    ) -> Completion {
+        lock_unit(self).execute_for(nexus, cdb, data_out, data_in)
+    }
+
+    fn background(&mut self, nexus: &Nexus, cdb: &[u8], data_out: &[u8]) -> Option<Background> {
+        lock_unit(self).background(nexus, cdb, data_out)
+    }
+
+    fn nexus_lost(&mut self, nexus: &Nexus) {
+        lock_unit(self).nexus_lost(nexus)
+    }
+
+    fn probe(&mut self, nexus: &Nexus, cdb: &[u8], data_in: &mut [u8]) -> Completion {
+        lock_unit(self).probe(nexus, cdb, data_in)
+    }
+}
+
+/// A panic in one command leaves the unit usable for the next.
+fn lock_unit<L: ?Sized>(m: &std::sync::Mutex<L>) -> std::sync::MutexGuard<'_, L> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Copy a response into the data-in buffer, cut to the allocation.
