@@ -16,9 +16,11 @@ use crate::transport::retry::RetryPolicy;
 use crate::transport::{Request, Response, Transport, TransportError};
 
 pub mod disk;
+pub mod pr;
 pub mod tape;
 
 pub use disk::Disk;
+pub use pr::PrOut;
 pub use tape::Tape;
 
 /// A failed SCSI exchange, with everything a storage engineer needs to see.
