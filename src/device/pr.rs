@@ -155,7 +155,8 @@ mod tests {
         ))));
         let mut a = Scsi::new(MemoryTransport::new("pr", lu.clone()));
         a.pr_out(PrOut::register(0xa1)).unwrap();
-        a.pr_out(PrOut::reserve(0xa1, PrType::WRITE_EXCLUSIVE)).unwrap();
+        a.pr_out(PrOut::reserve(0xa1, PrType::WRITE_EXCLUSIVE))
+            .unwrap();
         let keys = a.pr_keys().unwrap();
         assert_eq!((keys.generation, keys.keys), (1, vec![0xa1]));
         let r = a.pr_reservation().unwrap().reservation.unwrap();
@@ -165,7 +166,8 @@ mod tests {
         // RESERVE(6) conflicts with a registration (CRH 0).
         let e = a.reserve6().unwrap_err();
         assert_eq!(e.status(), Some(Status::RESERVATION_CONFLICT));
-        a.pr_out(PrOut::release(0xa1, PrType::WRITE_EXCLUSIVE)).unwrap();
+        a.pr_out(PrOut::release(0xa1, PrType::WRITE_EXCLUSIVE))
+            .unwrap();
         a.pr_out(PrOut::clear(0xa1)).unwrap();
         assert!(a.pr_reservation().unwrap().reservation.is_none());
         a.reserve6().unwrap();

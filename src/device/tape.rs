@@ -9,9 +9,7 @@
 //! - EOD is BLANK CHECK on READ but NO SENSE 00/05 on SPACE: both mean EOD.
 
 use crate::scsi::sense::{Sense, SenseKey};
-use crate::scsi::spc::{
-    ModeParameters, ModeSelect6, ModeSense6, PrType, StandardInquiry,
-};
+use crate::scsi::spc::{ModeParameters, ModeSelect6, ModeSense6, PrType, StandardInquiry};
 use crate::scsi::ssc::{
     BlockLimits, Erase, LoadUnload, Locate10, Position, Read6, ReadBlockLimits, ReadPosition,
     ReadPositionForm, Rewind, Space6, SpaceCode, Write6, WriteFilemarks6,
