@@ -137,6 +137,12 @@ pub trait LogicalUnit {
         let _ = nexus;
     }
 
+    /// A LOGICAL UNIT RESET or a target reset reached this unit (SAM-5
+    /// 6.3.2, 7.7): a unit drops what a reset clears (RESERVE(6)
+    /// reservations, SPC-2 5.5.1). The frontend calls this after stopping
+    /// the unit's tasks; the default keeps everything.
+    fn reset(&mut self) {}
+
     /// A command the frontend sends on its own behalf (learning a unit's
     /// type and block size), not the initiator's: a layer such as
     /// [`Reserved`] lets it through without reporting or clearing a Unit
@@ -169,6 +175,10 @@ impl<L: LogicalUnit + ?Sized> LogicalUnit for std::sync::Arc<std::sync::Mutex<L>
 
     fn nexus_lost(&mut self, nexus: &Nexus) {
         lock_unit(self).nexus_lost(nexus)
+    }
+
+    fn reset(&mut self) {
+        lock_unit(self).reset()
     }
 
     fn probe(&mut self, nexus: &Nexus, cdb: &[u8], data_in: &mut [u8]) -> Completion {

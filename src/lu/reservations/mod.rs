@@ -396,6 +396,13 @@ impl<L: LogicalUnit> LogicalUnit for Reserved<L> {
         self.inner.nexus_lost(nexus)
     }
 
+    /// A reset ends a RESERVE(6) reservation, not a persistent one
+    /// (SPC-2 5.5.1; SPC-4 5.13.1).
+    fn reset(&mut self) {
+        self.state.legacy = None;
+        self.inner.reset()
+    }
+
     fn probe(&mut self, nexus: &Nexus, cdb: &[u8], data_in: &mut [u8]) -> Completion {
         self.inner.probe(nexus, cdb, data_in)
     }
