@@ -36,7 +36,13 @@ fn tape(addr: SocketAddr, initiator: &str) -> Tape<IscsiTransport> {
         timeout: Duration::from_secs(10),
         ..Default::default()
     };
-    Tape::open(IscsiTransport::connect(&url, &opts).expect("login")).expect("a tape")
+    let mut t = Tape::open(IscsiTransport::connect(&url, &opts).expect("login")).expect("a tape");
+    // Takes the drive's power-on Unit Attention (the device layer
+    // retries); under another's RESERVE(6) it ends RESERVATION CONFLICT.
+    if let Err(e) = t.scsi.test_unit_ready() {
+        assert_eq!(e.status(), Some(Status::RESERVATION_CONFLICT), "{e}");
+    }
+    t
 }
 
 /// One command straight on the transport: no retry of a Unit Attention.

@@ -194,7 +194,9 @@ impl<T: Transport> Tape<T> {
     }
 
     /// WRITE FILEMARKS(6). `count` 0 only flushes the drive buffer (tgt
-    /// fsyncs here and nowhere else).
+    /// fsyncs here and nowhere else). Past early warning a drive writes
+    /// the filemarks and says so with NO SENSE and EOM (SSC-4 4.2.5), as
+    /// for a block: that is success.
     pub fn write_filemarks(&mut self, count: u32) -> Result<(), DeviceError> {
         let cdb = WriteFilemarks6 {
             immed: false,
@@ -202,7 +204,11 @@ impl<T: Transport> Tape<T> {
             count,
         }
         .to_cdb();
-        self.run_long(cdb)?;
+        let resp = self.run_any(Request::none(cdb).with_timeout(LONG_TIMEOUT))?;
+        if classify_write(resp.status, &resp.sense).is_none() {
+            let e = self.scsi.check_error(&resp);
+            return self.lost_position(Err(e));
+        }
         if count > 0 {
             self.pos = TrackedPosition {
                 file: self.pos.file.map(|f| f + count as u64),

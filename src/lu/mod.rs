@@ -20,7 +20,11 @@ mod tape;
 
 pub use disk::MemDisk;
 pub use reservations::Reserved;
-pub use tape::{MemTape, TapeObject};
+pub use tape::{
+    Cartridge, DriveError, ImageDrive, ImageMedium, Medium, MediumError, MediumLabel, MemTape,
+    MemoryMedium, ObjectKind, SharedDrive, TapeDrive, TapeObject, DENSITY_CODE, IMAGE_HEADER_LEN,
+    RECORD_HEADER_LEN,
+};
 
 /// The outcome of one command at a logical unit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,9 +142,10 @@ pub trait LogicalUnit {
     }
 
     /// A LOGICAL UNIT RESET or a target reset reached this unit (SAM-5
-    /// 6.3.2, 7.7): a unit drops what a reset clears (RESERVE(6)
-    /// reservations, SPC-2 5.5.1). The frontend calls this after stopping
-    /// the unit's tasks; the default keeps everything.
+    /// 6.3.3, 7.7): a unit drops what a reset clears (RESERVE(6)
+    /// reservations, SPC-2 5.5.1) and a unit with Unit Attentions reports
+    /// 29/00 to every nexus afterwards. The frontend calls this after
+    /// stopping the unit's tasks; the default keeps everything.
     fn reset(&mut self) {}
 
     /// A command the frontend sends on its own behalf (learning a unit's
@@ -327,6 +332,10 @@ impl Identity {
                             VpdPage(BLOCK_LIMITS_VPD),
                             VpdPage(BLOCK_CHARACTERISTICS_VPD),
                         ]);
+                    }
+                    if dt == DeviceType::TAPE {
+                        // The tape drive answers this itself (SSC-4 8.4.2).
+                        p.push(VpdPage::SEQUENTIAL_ACCESS_CAPABILITIES);
                     }
                     p
                 },

@@ -250,6 +250,10 @@ fn conflict_table_for_every_type() {
 fn write_exclusive_on_a_tape() {
     let mut lu = Reserved::new(MemTape::new("PRTAPE", 1 << 20));
     let (a, b) = (nx("a"), nx("b"));
+    // The drive's own power-on attention, once per nexus.
+    for n in [&a, &b] {
+        run(&mut lu, n, &[0, 0, 0, 0, 0, 0], &[], 0);
+    }
     pr_out(
         &mut lu,
         &a,
