@@ -15,10 +15,12 @@ use crate::scsi::{Cdb, CdbCodec, DeviceType, ParseError, Status, Wire};
 use crate::transport::retry::RetryPolicy;
 use crate::transport::{Request, Response, Transport, TransportError};
 
+pub mod changer;
 pub mod disk;
 pub mod pr;
 pub mod tape;
 
+pub use changer::Changer;
 pub use disk::Disk;
 pub use pr::PrOut;
 pub use tape::Tape;
