@@ -322,7 +322,6 @@ open_code! {
         MAINTENANCE_IN = 0xa3 => "MAINTENANCE IN",
         READ_12 = 0xa8 => "READ(12)",
         VERIFY_12 = 0xaf => "VERIFY(12)",
-        READ_ELEMENT_STATUS = 0xb8 => "READ ELEMENT STATUS",
     }
 }
 

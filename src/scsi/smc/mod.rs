@@ -27,7 +27,6 @@ pub use status::*;
 /// READ DEFECT DATA(10): the device type decides.
 impl Opcode {
     pub const INITIALIZE_ELEMENT_STATUS: Opcode = Opcode(0x07);
-    pub const PREVENT_ALLOW_MEDIUM_REMOVAL: Opcode = Opcode(0x1e);
     pub const POSITION_TO_ELEMENT: Opcode = Opcode(0x2b);
     pub const INITIALIZE_ELEMENT_STATUS_WITH_RANGE: Opcode = Opcode(0x37);
     pub const MOVE_MEDIUM: Opcode = Opcode(0xa5);
