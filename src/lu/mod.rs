@@ -13,11 +13,13 @@ use crate::scsi::spc::{
 };
 use crate::scsi::{CdbCodec, DeviceType, Opcode, Status, Wire};
 
+pub mod changer;
 mod disk;
 use disk::{BLOCK_CHARACTERISTICS_VPD, BLOCK_LIMITS_VPD};
 mod reservations;
 mod tape;
 
+pub use changer::ChangerLu;
 pub use disk::MemDisk;
 pub use reservations::Reserved;
 pub use tape::{
