@@ -338,6 +338,39 @@ Examples:
   sanmover router --listen 10.0.0.9:3260 --config router.toml \\
       --allow iqn.2024-01.ex:backup1 --chap-file chap.toml")]
     Router(RouterArgs),
+    /// Serve a virtual tape library on our own iSCSI target: a media
+    /// changer (SMC-3) at LUN 0 and --drives tape drives (SSC-4) at LUNs 1
+    /// to N, over cartridge image files in --media DIR.
+    ///
+    /// On the first start in an empty (or new) DIR it creates --slots
+    /// blank cartridges of --capacity bytes, barcodes VTL001L8, VTL002L8,
+    /// ..., one per slot, as DIR/BARCODE.img, and the inventory
+    /// DIR/inventory.json; the drives and the one import/export element
+    /// start empty. Later starts reload the inventory (and refuse a DIR
+    /// made with another --drives or --slots): cartridges left in drives
+    /// are loaded again. The inventory is replaced atomically after every
+    /// move, and a cartridge image cut short by a crash mid-write is cut
+    /// back to its last whole record when loaded.
+    ///
+    /// Element addresses: the picker 1, the import/export element 16,
+    /// drive n (from 0) 256+n at LUN n+1, slot m (from 0) 1024+m. MOVE
+    /// MEDIUM into a drive loads that cartridge into the drive's LU; out
+    /// of a drive unloads it (refused with MEDIUM REMOVAL PREVENTED while
+    /// the drive's PREVENT ALLOW MEDIUM REMOVAL is in force).
+    ///
+    /// Every LU takes PERSISTENT RESERVE and RESERVE(6) per I_T nexus, as
+    /// every LU of our target does (registrations last until the process
+    /// ends). Access control is the router's: --allow, --chap-file (TOML,
+    /// see `sanmover router --help`), and a listen address other than
+    /// loopback needs both unless --insecure. The first stdout line says
+    /// where it listens (a JSON object with --json); it runs until killed.
+    #[command(after_help = "\
+Examples:
+  sanmover vtl --listen 127.0.0.1:3262 --media /srv/vtl --drives 2 --slots 10
+  sanmover vtl --listen 10.0.0.9:3260 --media /srv/vtl --drives 4 --slots 40 \\
+      --capacity 10G --allow iqn.2024-01.ex:backup1 --chap-file chap.toml
+  sanmover changer iscsi://127.0.0.1:3262/iqn.2026-12.org.sanmover:vtl/0 status")]
+    Vtl(VtlArgs),
     /// RECEIVE COPY RESULTS, decoded: operating parameters (the default),
     /// the status of a held copy, or its failed segment details.
     #[command(after_help = "\
@@ -785,6 +818,55 @@ pub struct RouterArgs {
     /// LU (without it such copies are refused).
     #[arg(long)]
     pub insecure: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VtlArgs {
+    /// Address to listen on (ADDR:PORT), and only there.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: std::net::SocketAddr,
+    /// The media directory: cartridge images and the inventory.
+    #[arg(long, value_name = "DIR")]
+    pub media: PathBuf,
+    /// Tape drives (LUNs 1 to N), 1 to 64.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub drives: u16,
+    /// Storage slots, each with a cartridge on the first start, 1 to 4096.
+    #[arg(long, value_name = "M", value_parser = clap::value_parser!(u16).range(1..=4096))]
+    pub slots: u16,
+    /// Capacity of each new cartridge: bytes, or with K, KiB, KB, M, MiB,
+    /// MB, G, GiB or GB.
+    #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = parse_capacity)]
+    pub capacity: u64,
+    /// Initiator name allowed to log in (repeatable) [default: any].
+    #[arg(long = "allow", value_name = "IQN")]
+    pub allow: Vec<String>,
+    /// Require CHAP with the per-initiator secrets in this TOML file.
+    #[arg(long, value_name = "FILE")]
+    pub chap_file: Option<PathBuf>,
+    /// The library's iSCSI target name [default: iqn.2026-12.org.sanmover:vtl].
+    #[arg(long, value_name = "IQN")]
+    pub target_name: Option<String>,
+    /// Allow listening on a non-loopback address without CHAP and an
+    /// allow-list (a warning is printed on every start).
+    #[arg(long)]
+    pub insecure: bool,
+}
+
+/// `--capacity`: the block-size suffixes plus G, GiB (2^30) and GB (10^9).
+fn parse_capacity(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let giga = [("GiB", 1u64 << 30), ("GB", 1_000_000_000), ("G", 1 << 30)];
+    for (suffix, unit) in giga {
+        if let Some(n) = t.strip_suffix(suffix) {
+            let n: u64 = n.parse().map_err(|_| format!("'{s}' is not a size"))?;
+            return n
+                .checked_mul(unit)
+                .filter(|b| *b > 0)
+                .ok_or_else(|| format!("'{s}' is not a usable capacity"));
+        }
+    }
+    super::sizes::parse_byte_size(t).map(|b| b.0)
 }
 
 #[derive(Debug, Args)]

@@ -34,6 +34,7 @@ mod sizes;
 mod snapshots_cmds;
 mod tape_cmds;
 mod time;
+mod vtl_cmds;
 mod xcopy_cmds;
 
 /// Parse arguments, run, and return the process exit code.
@@ -121,6 +122,7 @@ fn run(cli: &Cli) -> Result<u8> {
         Command::Catalog { op } => catalog(&s, &out, op),
         Command::Xcopy(a) => xcopy_cmds::run_xcopy(&s, &out, a),
         Command::Router(a) => router_cmds::run(&s, a),
+        Command::Vtl(a) => vtl_cmds::run(&out, a),
         Command::CopyResults(a) => xcopy_cmds::copy_results(&s, &out, a),
         Command::Snapshots { op } => match op {
             SnapshotsOp::List => snapshots_cmds::list(&s, &out),
