@@ -277,6 +277,8 @@ open_code! {
         REWIND = 0x01 => "REWIND",
         REQUEST_SENSE = 0x03 => "REQUEST SENSE",
         READ_BLOCK_LIMITS = 0x05 => "READ BLOCK LIMITS",
+        /// SMC-3 6.3 (a disk's 07h is REASSIGN BLOCKS).
+        INITIALIZE_ELEMENT_STATUS = 0x07 => "INITIALIZE ELEMENT STATUS",
         READ_6 = 0x08 => "READ(6)",
         WRITE_6 = 0x0a => "WRITE(6)",
         READ_REVERSE_6 = 0x0f => "READ REVERSE(6)",
@@ -302,6 +304,8 @@ open_code! {
         READ_BUFFER_10 = 0x3c => "READ BUFFER(10)",
         REPORT_DENSITY_SUPPORT = 0x44 => "REPORT DENSITY SUPPORT",
         LOG_SENSE = 0x4d => "LOG SENSE",
+        /// SMC-3 6.4 (a disk's 37h is READ DEFECT DATA(10)).
+        INITIALIZE_ELEMENT_STATUS_WITH_RANGE = 0x37 => "INITIALIZE ELEMENT STATUS WITH RANGE",
         MODE_SELECT_10 = 0x55 => "MODE SELECT(10)",
         RESERVE_10 = 0x56 => "RESERVE(10)",
         RELEASE_10 = 0x57 => "RELEASE(10)",
@@ -322,6 +326,9 @@ open_code! {
         MAINTENANCE_IN = 0xa3 => "MAINTENANCE IN",
         READ_12 = 0xa8 => "READ(12)",
         VERIFY_12 = 0xaf => "VERIFY(12)",
+        MOVE_MEDIUM = 0xa5 => "MOVE MEDIUM",
+        EXCHANGE_MEDIUM = 0xa6 => "EXCHANGE MEDIUM",
+        READ_ELEMENT_STATUS = 0xb8 => "READ ELEMENT STATUS",
     }
 }
 
