@@ -18,6 +18,7 @@ mod disk;
 use disk::{BLOCK_CHARACTERISTICS_VPD, BLOCK_LIMITS_VPD};
 mod reservations;
 mod tape;
+pub use tape::exercise as tape_exercise;
 
 pub use changer::ChangerLu;
 pub use disk::MemDisk;

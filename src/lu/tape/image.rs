@@ -331,9 +331,20 @@ impl Medium for ImageMedium {
         self.append(KIND_BLOCK, data)
     }
 
+    /// All the records in one write: a torn one is cut on open like any.
     fn append_filemarks(&mut self, count: u32) -> Result<(), MediumError> {
+        if !self.writable {
+            return Err(self.io(std::io::ErrorKind::PermissionDenied.into()));
+        }
+        let first = self.count();
+        let recs: Vec<u8> = (0..count as u64)
+            .flat_map(|i| record_header(KIND_FILEMARK, first + i, &[]))
+            .collect();
+        self.file
+            .write_all_at(&recs, self.end)
+            .map_err(|e| self.io(e))?;
         for _ in 0..count {
-            self.append(KIND_FILEMARK, &[])?;
+            self.push(ObjectKind::Filemark);
         }
         Ok(())
     }
@@ -348,4 +359,10 @@ impl Medium for ImageMedium {
     fn capacity(&self) -> u64 {
         self.capacity
     }
+}
+
+/// The image header bytes, for tests that damage one.
+#[cfg(test)]
+pub(super) fn tests_header(capacity: u64) -> [u8; IMAGE_HEADER_LEN as usize] {
+    image_header(capacity)
 }

@@ -22,6 +22,7 @@ use crate::scsi::{CdbCodec, DeviceType, Opcode, Wire};
 use super::{reply, Completion, Identity, LogicalUnit, Nexus};
 
 pub(crate) mod attention;
+pub mod exercise;
 mod image;
 mod medium;
 mod mode;

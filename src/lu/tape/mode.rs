@@ -176,7 +176,12 @@ impl<M: Medium> TapeDrive<M> {
     }
 
     /// The pages asked for, in PC's flavour; `None` for an unknown page.
+    /// Page 0 asks for none: the header and block descriptor only (what
+    /// `mt` and the device layer ask for).
     fn pages(&self, page: u8, subpage: u8, changeable: bool) -> Option<Vec<u8>> {
+        if page == 0 && subpage == 0 {
+            return Some(Vec::new());
+        }
         let s = &self.settings;
         let comp = if changeable {
             DataCompressionPage {

@@ -12,26 +12,39 @@ use crate::scsi::{CdbCodec, Opcode};
 use super::{Medium, ObjectKind, TapeDrive};
 use crate::lu::{reply, Completion};
 
+/// INFORMATION = `v` when the fixed-format field holds it; else VALID
+/// stays 0 (SPC-4 4.5.3: too large a value is not reported).
+fn info(s: Sense, v: u64) -> Sense {
+    if v <= u32::MAX as u64 {
+        s.with_information(v)
+    } else {
+        s
+    }
+}
+
 /// BLANK CHECK, END-OF-DATA DETECTED (SSC-4 4.2.4): reading or spacing
 /// into end of data.
 fn eod(residue: u64) -> Completion {
-    Completion::check(Sense::new(SenseKey::BLANK_CHECK, Asc::END_OF_DATA).with_information(residue))
+    Completion::check(info(
+        Sense::new(SenseKey::BLANK_CHECK, Asc::END_OF_DATA),
+        residue,
+    ))
 }
 
 fn filemark(residue: u64) -> Sense {
-    Sense::new(SenseKey::NO_SENSE, Asc::FILEMARK_DETECTED)
-        .with_filemark()
-        .with_information(residue)
+    info(
+        Sense::new(SenseKey::NO_SENSE, Asc::FILEMARK_DETECTED).with_filemark(),
+        residue,
+    )
 }
 
 /// NO SENSE, EOM, BEGINNING-OF-PARTITION/MEDIUM DETECTED: spacing back
 /// into BOP (SSC-4 4.2.6).
 fn bop(residue: u64) -> Completion {
-    Completion::check(
-        Sense::new(SenseKey::NO_SENSE, Asc::BEGINNING_OF_PARTITION)
-            .with_eom()
-            .with_information(residue),
-    )
+    Completion::check(info(
+        Sense::new(SenseKey::NO_SENSE, Asc::BEGINNING_OF_PARTITION).with_eom(),
+        residue,
+    ))
 }
 
 fn medium_error(asc: Asc) -> Completion {
