@@ -369,7 +369,8 @@ Examples:
   sanmover vtl --listen 127.0.0.1:3262 --media /srv/vtl --drives 2 --slots 10
   sanmover vtl --listen 10.0.0.9:3260 --media /srv/vtl --drives 4 --slots 40 \\
       --capacity 10G --allow iqn.2024-01.ex:backup1 --chap-file chap.toml
-  sanmover changer iscsi://127.0.0.1:3262/iqn.2026-12.org.sanmover:vtl/0 status")]
+  sanmover --json vtl --listen 127.0.0.1:0 --media ./vtl --drives 1 \\
+      --slots 4 --capacity 64M")]
     Vtl(VtlArgs),
     /// RECEIVE COPY RESULTS, decoded: operating parameters (the default),
     /// the status of a held copy, or its failed segment details.
