@@ -132,8 +132,7 @@ fn unit_attention_per_nexus_power_on_reset_and_medium_change() {
         ..Default::default()
     };
     let tur = [0u8; 6];
-    let mut ex =
-        |d: &mut ImageDrive, n: &Nexus, cdb: &[u8]| d.execute_for(n, cdb, &[], &mut [0u8; 64]);
+    let ex = |d: &mut ImageDrive, n: &Nexus, cdb: &[u8]| d.execute_for(n, cdb, &[], &mut [0u8; 64]);
     // INQUIRY neither reports nor clears it.
     good(&ex(&mut d, &a, &[0x12, 0, 0, 0, 36, 0]));
     assert_eq!(
