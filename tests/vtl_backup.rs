@@ -58,6 +58,29 @@ impl Env {
     }
 }
 
+/// The state of each set of a `--json` set list.
+fn states(sets: &serde_json::Value) -> Vec<String> {
+    let list = sets.as_array().expect("a list of sets");
+    list.iter()
+        .map(|s| s["state"].as_str().unwrap().to_string())
+        .collect()
+}
+
+impl Env {
+    /// A backup in small records, so that a kill lands mid-set.
+    fn spawn_backup(&self, source: &str) -> std::process::Child {
+        std::process::Command::new(env!("CARGO_BIN_EXE_sanmover"))
+            .arg("--catalog")
+            .arg(&self.catalog)
+            .args(["backup", "--source", source, "--tape", &self.tape()])
+            .args(["--block-size", "32768", "--queue-depth", "2"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+}
+
 fn same_prefix(a: &Path, b: &Path, len: usize) -> bool {
     let x = std::fs::read(a).unwrap();
     let y = std::fs::read(b).unwrap();
@@ -98,15 +121,7 @@ fn a_library_killed_mid_backup_restarts_consistent() {
     fill_random(&big_file, 256 * MIB, 4);
     let image = env.image();
     let before = std::fs::metadata(&image).unwrap().len();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_sanmover"))
-        .arg("--catalog")
-        .arg(&env.catalog)
-        .args(["backup", "--source", &big, "--tape", &env.tape()])
-        .args(["--block-size", "32768", "--queue-depth", "2"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = env.spawn_backup(&big);
     let t0 = std::time::Instant::now();
     while std::fs::metadata(&image).unwrap().len() < before + 8 * MIB as u64 {
         assert!(t0.elapsed().as_secs() < 60, "the backup never got going");
@@ -121,13 +136,7 @@ fn a_library_killed_mid_backup_restarts_consistent() {
         "the kill came too late to be mid-backup"
     );
     let sets = env.run(&["--json", "catalog", "list"]).ok().json();
-    let states: Vec<&str> = sets
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["state"].as_str().unwrap())
-        .collect();
-    assert_eq!(states, vec!["complete", "failed"], "{sets}\n{stderr}");
+    assert_eq!(states(&sets), ["complete", "failed"], "{sets}\n{stderr}");
 
     // The restarted library loads the cartridge again (its torn tail cut
     // back to the last whole record); the earlier set restores intact.
@@ -150,11 +159,6 @@ fn a_library_killed_mid_backup_restarts_consistent() {
     let rebuilt = sm(&fresh, &["--json", "catalog", "rebuild", "--tape", &tape])
         .ok()
         .json();
-    let states: Vec<&str> = rebuilt["sets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["state"].as_str().unwrap())
-        .collect();
-    assert_eq!(states, vec!["complete", "failed", "complete"], "{rebuilt}");
+    let want = ["complete", "failed", "complete"];
+    assert_eq!(states(&rebuilt["sets"]), want, "{rebuilt}");
 }

@@ -710,7 +710,18 @@ fn reserve6_from_two_nexuses() {
     // Released by the holder's nexus going away (SPC-2 5.5.1).
     lu.nexus_lost(&a);
     assert_eq!(write_status(&mut lu, &b), GOOD);
-    // RESERVE(10) likewise; a third-party one is refused.
+}
+
+fn legacy(lu: &mut Reserved<MemDisk>, n: &Nexus, c: &crate::scsi::Cdb) -> Status {
+    run(lu, n, c.as_bytes(), &[], 0).0.status
+}
+
+#[test]
+fn reserve10_third_party_and_registrations() {
+    let (mut lu, a, b) = (disk(), nx("a"), nx("b"));
+    let r = legacy;
+    let (reserve, release) = (Reserve6.to_cdb(), Release6.to_cdb());
+    // RESERVE(10) as RESERVE(6); a third-party one is refused.
     let r10 = Reserve10::default().to_cdb();
     assert_eq!(r(&mut lu, &b, &r10), GOOD);
     assert_eq!(r(&mut lu, &a, &r10), CONFLICT);
