@@ -208,3 +208,47 @@ fn reservations_from_two_initiators_on_a_vtl_drive() {
     b.rewind().unwrap();
     b.scsi.pr_out(PrOut::clear(0xb1)).unwrap();
 }
+
+/// `sanmover pr` from two initiator names against a VTL drive.
+#[test]
+fn the_pr_command_from_two_initiators() {
+    let dir = tempfile::tempdir().unwrap();
+    let v = Vtl::start(&dir.path().join("media"), 1, 1, "64M");
+    sanmover(["changer", &v.url(0), "load", "1", "0"]).ok();
+    let url = v.url(1);
+    let pr = |who: &str, args: &[&str]| {
+        let name = format!("iqn.2026-12.org.sanmover.test:{who}");
+        let mut all = vec!["--json", "--initiator", &name, "pr", &url];
+        all.extend_from_slice(args);
+        sanmover(all)
+    };
+    pr("a", &["reserve", "--key", "0xa1", "--type", "we"]).ok();
+    let r = pr("b", &["reservation"]).ok().json();
+    assert_eq!(r["reservation"]["key"], 0xa1, "{r}");
+    assert_eq!(r["reservation"]["pr_type"], 1, "{r}");
+    // Each command is a nexus of its own: another one cannot take the
+    // reservation another holds, even under the same initiator name.
+    let refused = pr("a", &["reserve", "--key", "0xa2", "--type", "ea"]);
+    assert_eq!(refused.code, 24, "RESERVATION CONFLICT: {}", refused.stderr);
+    let preempt = [
+        "preempt", "--key", "0xb1", "--victim", "0xa1", "--type", "ea", "--abort",
+    ];
+    pr("b", &preempt).ok();
+    let keys = pr("a", &["keys"]).ok().json();
+    assert_eq!(keys["keys"], serde_json::json!([0xa2, 0xb1]), "{keys}");
+    let full = pr("a", &["status"]).ok().json();
+    let d = &full["descriptors"][1];
+    assert_eq!(
+        (d["holder"].as_bool(), d["key"].as_u64()),
+        (Some(true), Some(0xb1)),
+        "{full}"
+    );
+    let caps = pr("a", &["capabilities"]).ok().json();
+    assert_eq!(caps["types"].as_array().unwrap().len(), 6, "{caps}");
+    pr("b", &["clear", "--key", "0xb2"]).ok();
+    assert_eq!(
+        pr("a", &["keys"]).ok().json()["keys"],
+        serde_json::json!([])
+    );
+    pr("a", &["reserve6"]).ok();
+}

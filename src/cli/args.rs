@@ -338,6 +338,30 @@ Examples:
   sanmover router --listen 10.0.0.9:3260 --config router.toml \\
       --allow iqn.2024-01.ex:backup1 --chap-file chap.toml")]
     Router(RouterArgs),
+    /// Reservations of any LU, like sg_persist: PERSISTENT RESERVE IN
+    /// (keys, reservation, capabilities, full status) and OUT (reserve,
+    /// clear, preempt), and a RESERVE/RELEASE(6) probe. Keys are hex with
+    /// 0x or decimal. A refusal of the device exits with its category (24
+    /// for RESERVATION CONFLICT, 5 for ILLEGAL REQUEST) and the decoded
+    /// sense.
+    ///
+    /// Reservations belong to an I_T nexus: the initiator name
+    /// (--initiator) and the ISID of the session, which libiscsi picks
+    /// anew for every session. So each `sanmover pr` is a nexus of its
+    /// own: reserve, clear and preempt first register --key for it
+    /// (REGISTER AND IGNORE EXISTING KEY) and leave the registration and
+    /// the reservation in place when the command ends (SPC-4 keeps them
+    /// across nexus loss); a later command takes them over with preempt or
+    /// ends them with clear. The process that writes to a drive (a backup)
+    /// reserves it itself.
+    #[command(after_help = "\
+Examples:
+  sanmover pr iscsi://127.0.0.1:3262/iqn.2026-12.org.sanmover:vtl/1 keys
+  sanmover pr /dev/sg3 reserve --key 0xabc --type we
+  sanmover --json pr /dev/sg3 status
+  sanmover pr /dev/sg3 preempt --key 0xdef --victim 0xabc --type ea --abort
+  sanmover pr /dev/sg3 clear --key 0xdef")]
+    Pr(PrArgs),
     /// Serve a virtual tape library on our own iSCSI target: a media
     /// changer (SMC-3) at LUN 0 and --drives tape drives (SSC-4) at LUNs 1
     /// to N, over cartridge image files in --media DIR.
@@ -835,6 +859,120 @@ pub struct RouterArgs {
     /// LU (without it such copies are refused).
     #[arg(long)]
     pub insecure: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PrArgs {
+    /// The LU (any device type).
+    pub dev: String,
+    #[command(subcommand)]
+    pub op: PrOp,
+}
+
+/// A persistent reservation type (SPC-4 6.15.3.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PrTypeArg {
+    /// Write Exclusive (1h): others may read.
+    We,
+    /// Exclusive Access (3h).
+    Ea,
+    /// Write Exclusive - Registrants Only (5h).
+    WeRo,
+    /// Exclusive Access - Registrants Only (6h).
+    EaRo,
+    /// Write Exclusive - All Registrants (7h).
+    WeAr,
+    /// Exclusive Access - All Registrants (8h).
+    EaAr,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PrOp {
+    /// READ KEYS: the generation and every registered key.
+    #[command(after_help = "\
+Examples:
+  sanmover pr /dev/sg3 keys
+  sanmover --json pr iscsi://127.0.0.1:3262/iqn.2026-12.org.sanmover:vtl/1 \\
+      keys")]
+    Keys,
+    /// READ RESERVATION: the holder's key and the type, if any.
+    #[command(after_help = "\
+Examples:
+  sanmover pr /dev/sg3 reservation
+  sanmover --json pr /dev/sg3 reservation")]
+    Reservation,
+    /// REPORT CAPABILITIES: the types the LU supports and its options.
+    #[command(after_help = "\
+Examples:
+  sanmover pr /dev/sg3 capabilities
+  sanmover --json pr /dev/sg3 capabilities")]
+    Capabilities,
+    /// READ FULL STATUS: every registration with its initiator.
+    #[command(after_help = "\
+Examples:
+  sanmover pr /dev/sg3 status
+  sanmover --json pr /dev/sg3 status")]
+    Status,
+    /// Register --key and RESERVE with it.
+    #[command(after_help = "\
+Examples:
+  sanmover pr /dev/sg3 reserve --key 0xabc --type we
+  sanmover --initiator iqn.2024-01.ex:h1 pr /dev/sg3 reserve --key 7 --type ea")]
+    Reserve {
+        /// This command's reservation key.
+        #[arg(long, value_parser = parse_key)]
+        key: u64,
+        /// The reservation type.
+        #[arg(long = "type", value_enum)]
+        pr_type: PrTypeArg,
+    },
+    /// Register --key and CLEAR every registration and the reservation.
+    #[command(after_help = "\
+Examples:
+  sanmover pr /dev/sg3 clear --key 0xdef
+  sanmover --json pr /dev/sg3 clear --key 12")]
+    Clear {
+        /// This command's reservation key.
+        #[arg(long, value_parser = parse_key)]
+        key: u64,
+    },
+    /// Register --key and PREEMPT the registrations under --victim
+    /// (taking the reservation as --type if the victim holds it); --abort
+    /// makes it PREEMPT AND ABORT (the victim's running commands end).
+    #[command(after_help = "\
+Examples:
+  sanmover pr /dev/sg3 preempt --key 0xdef --victim 0xabc --type we
+  sanmover pr /dev/sg3 preempt --key 0xdef --victim 0xabc --type ea --abort")]
+    Preempt {
+        /// This command's reservation key.
+        #[arg(long, value_parser = parse_key)]
+        key: u64,
+        /// The key whose registrations (and reservation) are taken.
+        #[arg(long, value_parser = parse_key)]
+        victim: u64,
+        /// The type of the reservation taken over.
+        #[arg(long = "type", value_enum)]
+        pr_type: PrTypeArg,
+        /// PREEMPT AND ABORT: also end the victim's commands.
+        #[arg(long)]
+        abort: bool,
+    },
+    /// RESERVE(6), then RELEASE(6): whether the LU takes the older
+    /// reservation at all.
+    #[command(after_help = "\
+Examples:
+  sanmover pr /dev/sg3 reserve6
+  sanmover --json pr /dev/sg3 reserve6")]
+    Reserve6,
+}
+
+/// A reservation key: hex with 0x, or decimal.
+fn parse_key(s: &str) -> Result<u64, String> {
+    let r = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(h) => u64::from_str_radix(h, 16),
+        None => s.parse(),
+    };
+    r.map_err(|_| format!("'{s}' is not a key: give 0xHEX or a decimal number of 64 bits"))
 }
 
 #[derive(Debug, Args)]

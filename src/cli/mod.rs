@@ -26,6 +26,7 @@ mod catalog_cmds;
 mod changer_cmds;
 pub mod exit;
 mod output;
+mod pr_cmds;
 mod progress;
 mod restore_cmds;
 mod router_cmds;
@@ -125,6 +126,7 @@ fn run(cli: &Cli) -> Result<u8> {
         Command::Xcopy(a) => xcopy_cmds::run_xcopy(&s, &out, a),
         Command::Router(a) => router_cmds::run(&s, a),
         Command::Vtl(a) => vtl_cmds::run(&out, a),
+        Command::Pr(a) => pr_cmds::run(&s, &out, a),
         Command::CopyResults(a) => xcopy_cmds::copy_results(&s, &out, a),
         Command::Snapshots { op } => match op {
             SnapshotsOp::List => snapshots_cmds::list(&s, &out),
