@@ -17,4 +17,5 @@ pub mod lu;
 pub mod router;
 pub mod scsi;
 pub mod snapshot;
+pub mod tcmu;
 pub mod transport;

@@ -35,6 +35,7 @@ mod sessions;
 mod sizes;
 mod snapshots_cmds;
 mod tape_cmds;
+mod tcmu_cmds;
 mod time;
 mod vtl_cmds;
 mod xcopy_cmds;
@@ -127,6 +128,7 @@ fn run(cli: &Cli) -> Result<u8> {
         Command::Router(a) => router_cmds::run(&s, a),
         Command::Vtl(a) => vtl_cmds::run(&out, a),
         Command::Pr(a) => pr_cmds::run(&s, &out, a),
+        Command::Tcmu(a) => tcmu_cmds::run(a),
         Command::CopyResults(a) => xcopy_cmds::copy_results(&s, &out, a),
         Command::Snapshots { op } => match op {
             SnapshotsOp::List => snapshots_cmds::list(&s, &out),
