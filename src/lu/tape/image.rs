@@ -241,11 +241,15 @@ impl ImageMedium {
         if !self.writable {
             return Err(self.io(std::io::Error::from(std::io::ErrorKind::PermissionDenied)));
         }
-        let mut rec = Vec::with_capacity(RECORD_HEADER_LEN + payload.len());
-        rec.extend_from_slice(&record_header(kind, self.count(), payload));
-        rec.extend_from_slice(payload);
+        // Header and payload in two writes, no copy: a record torn between
+        // them fails its payload CRC and is cut on open.
+        let h = record_header(kind, self.count(), payload);
         self.file
-            .write_all_at(&rec, self.end)
+            .write_all_at(&h, self.end)
+            .and_then(|_| {
+                self.file
+                    .write_all_at(payload, self.end + RECORD_HEADER_LEN as u64)
+            })
             .map_err(|e| self.io(e))?;
         self.push(if kind == KIND_BLOCK {
             ObjectKind::Block(payload.len() as u32)
@@ -285,16 +289,27 @@ impl Medium for ImageMedium {
         let want = parse_record_header(&h, n)
             .ok_or_else(|| self.corrupt(e.offset, "record header changed since open"))?
             .1;
-        let mut data = vec![0u8; len as usize];
-        self.file
-            .read_exact_at(&mut data, e.offset + RECORD_HEADER_LEN as u64)
-            .map_err(|x| self.io(x))?;
-        if crc(&data) != want {
+        // Straight into the caller's buffer when the block fits (the
+        // usual read); a longer block goes through a scratch buffer, since
+        // its CRC covers all of it.
+        let len = len as usize;
+        let at = e.offset + RECORD_HEADER_LEN as u64;
+        let mut scratch = Vec::new();
+        let data = if buf.len() >= len {
+            &mut buf[..len]
+        } else {
+            scratch.resize(len, 0);
+            &mut scratch[..]
+        };
+        self.file.read_exact_at(data, at).map_err(|x| self.io(x))?;
+        if crc(data) != want {
             return Err(self.corrupt(e.offset, "block CRC mismatch"));
         }
-        let k = data.len().min(buf.len());
-        buf[..k].copy_from_slice(&data[..k]);
-        Ok(data.len())
+        if !scratch.is_empty() {
+            let k = buf.len();
+            buf.copy_from_slice(&scratch[..k]);
+        }
+        Ok(len)
     }
 
     fn bytes_before(&self, n: u64) -> u64 {

@@ -237,10 +237,19 @@ impl<M: Medium> TapeDrive<M> {
     /// A medium that is loaded and ready, or the NOT READY sense saying
     /// why not (SSC-4 4.2.1: 3A/00 with no medium, 04/02 when unloaded).
     fn loaded(&mut self) -> Result<&mut Loaded<M>, Completion> {
-        match (&mut self.slot, self.ready) {
-            (Some(l), true) => Ok(l),
-            (Some(_), false) => Err(not_ready(Asc::NOT_READY_INITIALIZING_COMMAND_REQUIRED)),
-            (None, _) => Err(not_ready(Asc::MEDIUM_NOT_PRESENT)),
+        if let Some(asc) = self.not_ready_reason() {
+            return Err(not_ready(asc));
+        }
+        self.slot
+            .as_mut()
+            .ok_or_else(|| not_ready(Asc::MEDIUM_NOT_PRESENT))
+    }
+
+    fn not_ready_reason(&self) -> Option<Asc> {
+        match (&self.slot, self.ready) {
+            (Some(_), true) => None,
+            (Some(_), false) => Some(Asc::NOT_READY_INITIALIZING_COMMAND_REQUIRED),
+            (None, _) => Some(Asc::MEDIUM_NOT_PRESENT),
         }
     }
 
@@ -359,14 +368,10 @@ impl<M: Medium> TapeDrive<M> {
             Ok(r) if !r.desc => r,
             _ => return Completion::bad_field(1),
         };
-        let sense = if let Some(asc) = self.attention.take(nexus) {
-            Sense::new(SenseKey::UNIT_ATTENTION, asc)
-        } else {
-            match self.loaded() {
-                Err(c) => crate::scsi::sense::Sense::parse(&c.sense)
-                    .unwrap_or_else(|_| Sense::new(SenseKey::NOT_READY, Asc::MEDIUM_NOT_PRESENT)),
-                Ok(_) => Sense::new(SenseKey::NO_SENSE, Asc::NO_ADDITIONAL),
-            }
+        let sense = match (self.attention.take(nexus), self.not_ready_reason()) {
+            (Some(asc), _) => Sense::new(SenseKey::UNIT_ATTENTION, asc),
+            (None, Some(asc)) => Sense::new(SenseKey::NOT_READY, asc),
+            (None, None) => Sense::new(SenseKey::NO_SENSE, Asc::NO_ADDITIONAL),
         };
         let n = (r.alloc_len as usize).min(data_in.len());
         reply(&mut data_in[..n], &sense.to_fixed())

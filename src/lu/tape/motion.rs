@@ -294,37 +294,41 @@ impl<M: Medium> TapeDrive<M> {
             return medium_error(Asc::WRITE_ERROR);
         }
         let start = self.zone(self.bytes_at(pos));
-        for (i, block) in data_out
-            .chunks(size as usize)
-            .take(count as usize)
-            .enumerate()
-        {
-            let used = self.bytes_at(self.pos);
+        let blocks = data_out.chunks(size as usize).take(count as usize);
+        if let Err(c) = self.append_blocks(blocks, count, w.fixed) {
+            return c;
+        }
+        self.warn(start)
+    }
+
+    /// Append the blocks one by one; the first that does not fit before
+    /// the physical end stops it with VOLUME OVERFLOW, EOM and the residue
+    /// (blocks in fixed mode, the block's bytes in variable mode).
+    fn append_blocks<'a>(
+        &mut self,
+        blocks: impl Iterator<Item = &'a [u8]>,
+        count: u32,
+        fixed: bool,
+    ) -> Result<(), Completion> {
+        for (i, block) in blocks.enumerate() {
+            let size = block.len() as u64;
             let cap = self.medium_ref().map_or(0, |m| m.capacity());
-            if used + size as u64 > cap {
-                let residue = if w.fixed {
-                    (count as usize - i) as u64
-                } else {
-                    size as u64
-                };
-                return Completion::check(
+            if self.bytes_at(self.pos) + size > cap {
+                let residue = if fixed { count as u64 - i as u64 } else { size };
+                return Err(Completion::check(
                     Sense::new(SenseKey::VOLUME_OVERFLOW, Asc::END_OF_PARTITION_MEDIUM)
                         .with_eom()
                         .with_information(residue),
-                );
+                ));
             }
-            if self
-                .medium_mut()
-                .map(|m| m.append_block(block))
-                .transpose()
-                .is_err()
-            {
-                return medium_error(Asc::WRITE_ERROR);
+            match self.medium_mut().map(|m| m.append_block(block)) {
+                Some(Ok(())) => {}
+                _ => return Err(medium_error(Asc::WRITE_ERROR)),
             }
             self.pos += 1;
-            self.bytes_written += size as u64;
+            self.bytes_written += size;
         }
-        self.warn(start)
+        Ok(())
     }
 
     fn bytes_at(&self, n: u64) -> u64 {

@@ -117,20 +117,20 @@ fn next_block<L: LogicalUnit>(lu: &mut L) -> String {
     }
 }
 
+fn nexus(initiator: &str) -> Nexus {
+    Nexus {
+        initiator: initiator.into(),
+        ..Default::default()
+    }
+}
+
 #[test]
-fn unit_attention_per_nexus_power_on_reset_and_medium_change() {
+fn unit_attention_per_nexus_power_on_and_medium_change() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("a.img");
     ImageDrive::create_blank(&path, 1 << 20).unwrap();
     let mut d = ImageDrive::new("D1");
-    let a = Nexus {
-        initiator: "a".into(),
-        ..Default::default()
-    };
-    let b = Nexus {
-        initiator: "b".into(),
-        ..Default::default()
-    };
+    let (a, b) = (nexus("a"), nexus("b"));
     let tur = [0u8; 6];
     let ex = |d: &mut ImageDrive, n: &Nexus, cdb: &[u8]| d.execute_for(n, cdb, &[], &mut [0u8; 64]);
     // INQUIRY neither reports nor clears it.
@@ -166,6 +166,17 @@ fn unit_attention_per_nexus_power_on_reset_and_medium_change() {
         (SenseKey::UNIT_ATTENTION, Asc::POWER_ON_RESET)
     );
     good(&ex(&mut d, &b, &tur));
+}
+
+#[test]
+fn mode_parameters_changed_for_the_others_and_reset_for_all() {
+    let mut d = MemTape::new("T", 1 << 20);
+    let (a, b) = (nexus("a"), nexus("b"));
+    let tur = [0u8; 6];
+    let ex = |d: &mut MemTape, n: &Nexus, cdb: &[u8]| d.execute_for(n, cdb, &[], &mut [0u8; 64]);
+    for n in [&a, &b] {
+        assert_eq!(key_asc(&ex(&mut d, n, &tur)).1, Asc::POWER_ON_RESET);
+    }
     // MODE SELECT from a: b sees MODE PARAMETERS CHANGED, a does not.
     let list = ModeParameters {
         medium_type: 0,
@@ -584,7 +595,7 @@ fn space_filemarks_forward_and_backward_exact() {
 }
 
 #[test]
-fn locate_ten_and_sixteen() {
+fn locate10_to_an_object_and_past_end_of_data() {
     let mut t = layout();
     good(&cmd(
         &mut t,
@@ -627,6 +638,11 @@ fn locate_ten_and_sixteen() {
         key_asc(&c),
         (SenseKey::ILLEGAL_REQUEST, Asc::INVALID_FIELD_IN_CDB)
     );
+}
+
+#[test]
+fn locate16_to_an_object_a_file_and_end_of_data() {
+    let mut t = layout();
     let file = |n| Locate16 {
         dest_type: Locate16::DEST_FILE,
         logical_id: n,
@@ -963,17 +979,20 @@ fn erase_and_overwrite_cut_the_medium_at_the_position() {
     assert_eq!(pos(&mut t), 1);
 }
 
-#[test]
-fn mode_sense_pages_and_mode_select_checks() {
-    let mut t = mem(5_000_000);
-    let ms = |pc, page, sub| ModeSense10 {
+fn ms(pc: u8, page_code: u8, subpage_code: u8) -> ModeSense10 {
+    ModeSense10 {
         llbaa: false,
         dbd: false,
         pc,
-        page_code: page,
-        subpage_code: sub,
+        page_code,
+        subpage_code,
         alloc_len: 512,
-    };
+    }
+}
+
+#[test]
+fn mode_sense_pages_current_changeable_and_saved() {
+    let mut t = mem(5_000_000);
     let (c, d) = run(&mut t, ms(0, 0x3f, 0xff).to_cdb().as_bytes(), &[], 512);
     good(&c);
     let mp = ModeParameters::parse10(&d).unwrap();
@@ -1009,23 +1028,30 @@ fn mode_sense_pages_and_mode_select_checks() {
         key_asc(&c),
         (SenseKey::ILLEGAL_REQUEST, Asc::INVALID_FIELD_IN_CDB)
     );
-    // MODE SELECT(10): compression on.
-    let select = |t: &mut MemTape, pages: Vec<u8>| {
-        let list = ModeParameters {
-            medium_type: 0,
-            device_specific: 0,
-            block_descriptors: vec![],
-            pages,
-        }
-        .emit10_select();
-        let sel = ModeSelect10 {
-            pf: true,
-            sp: false,
-            param_len: list.len() as u16,
-        };
-        run(t, sel.to_cdb().as_bytes(), &list, 0).0
+}
+
+/// MODE SELECT(10) of `pages` and no block descriptor.
+fn select10(t: &mut MemTape, pages: Vec<u8>) -> Completion {
+    let list = ModeParameters {
+        medium_type: 0,
+        device_specific: 0,
+        block_descriptors: vec![],
+        pages,
+    }
+    .emit10_select();
+    let sel = ModeSelect10 {
+        pf: true,
+        sp: false,
+        param_len: list.len() as u16,
     };
-    good(&select(
+    run(t, sel.to_cdb().as_bytes(), &list, 0).0
+}
+
+#[test]
+fn mode_select_sets_compression_and_refuses_what_cannot_change() {
+    let mut t = mem(5_000_000);
+    // MODE SELECT(10): compression on.
+    good(&select10(
         &mut t,
         DataCompressionPage {
             dce: true,
@@ -1050,8 +1076,8 @@ fn mode_sense_pages_and_mode_select_checks() {
         SenseKey::ILLEGAL_REQUEST,
         Asc::INVALID_FIELD_IN_PARAMETER_LIST,
     );
-    assert_eq!(key_asc(&select(&mut t, worm)), bad);
-    assert_eq!(key_asc(&select(&mut t, vec![0x02, 0x02, 0, 0])), bad);
+    assert_eq!(key_asc(&select10(&mut t, worm)), bad);
+    assert_eq!(key_asc(&select10(&mut t, vec![0x02, 0x02, 0, 0])), bad);
     assert_eq!(
         key_asc(&set_block_length(&mut t, MemTape::MAX_BLOCK + 1)),
         bad
@@ -1296,4 +1322,31 @@ fn exercise_writes_and_power_cycles() {
         .collect();
     assert_eq!(lens, [200, 200, 0, 50]);
     assert_eq!(objs[2], TapeObject::Filemark);
+}
+
+#[test]
+fn request_sense_says_why_the_drive_is_not_ready() {
+    let mut d = ImageDrive::new("E");
+    let rs = [0x03, 0, 0, 0, 18, 0];
+    let sense_of = |d: &mut ImageDrive| {
+        let (c, b) = run(d, &rs, &[], 18);
+        good(&c);
+        let s = Sense::parse(&b).unwrap();
+        (s.key, s.asc)
+    };
+    assert_eq!(
+        sense_of(&mut d),
+        (SenseKey::UNIT_ATTENTION, Asc::POWER_ON_RESET)
+    );
+    assert_eq!(
+        sense_of(&mut d),
+        (SenseKey::NOT_READY, Asc::MEDIUM_NOT_PRESENT)
+    );
+    // A nexus that went away starts afresh when it comes back.
+    d.nexus_lost(&Nexus::default());
+    assert_eq!(sense_of(&mut d).1, Asc::POWER_ON_RESET);
+    // A short allocation cuts the sense.
+    let (c, b) = run(&mut d, &[0x03, 0, 0, 0, 8, 0], &[], 18);
+    good(&c);
+    assert_eq!(b.len(), 8);
 }
