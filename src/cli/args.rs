@@ -406,13 +406,15 @@ Examples:
     /// ACLs, tcm_loop for the kernel's st and ch drivers) and emulates
     /// PERSISTENT RESERVE and RESERVE/RELEASE itself. Stops on SIGINT or
     /// SIGTERM.
+    ///
+    /// A backstore for drive0, in configfs (C is
+    /// /sys/kernel/config/target/core/user_0/drive0): mkdir C; echo
+    /// dev_config=sanmover/drive0 > C/control; echo dev_size=1048576 >
+    /// C/control; echo 1 > C/enable.
     #[command(after_help = "\
 Examples:
   sanmover tcmu --media /var/lib/sanmover/vtl --drives 2
-  mkdir /sys/kernel/config/target/core/user_0/drive0
-  echo dev_config=sanmover/drive0 > /sys/kernel/config/target/core/user_0/drive0/control
-  echo dev_size=1048576 > /sys/kernel/config/target/core/user_0/drive0/control
-  echo 1 > /sys/kernel/config/target/core/user_0/drive0/enable")]
+  sanmover -v tcmu --media /var/lib/sanmover/vtl --drives 1")]
     Tcmu(TcmuArgs),
     /// RECEIVE COPY RESULTS, decoded: operating parameters (the default),
     /// the status of a held copy, or its failed segment details.
