@@ -17,5 +17,6 @@ pub mod lu;
 pub mod router;
 pub mod scsi;
 pub mod snapshot;
+pub mod tcmu;
 pub mod transport;
 pub mod validate;

@@ -357,6 +357,84 @@ Examples:
   sanmover router --listen 10.0.0.9:3260 --config router.toml \\
       --allow iqn.2024-01.ex:backup1 --chap-file chap.toml")]
     Router(RouterArgs),
+    /// Reservations of any LU, like sg_persist: PERSISTENT RESERVE IN
+    /// (keys, reservation, capabilities, full status) and OUT (reserve,
+    /// clear, preempt), and a RESERVE/RELEASE(6) probe. Keys are hex with
+    /// 0x or decimal. A refusal of the device exits with its category (24
+    /// for RESERVATION CONFLICT, 5 for ILLEGAL REQUEST) and the decoded
+    /// sense.
+    ///
+    /// Reservations belong to an I_T nexus: the initiator name
+    /// (--initiator) and the ISID of the session, which libiscsi picks
+    /// anew for every session. So each `sanmover pr` is a nexus of its
+    /// own: reserve, clear and preempt first register --key for it
+    /// (REGISTER AND IGNORE EXISTING KEY) and leave the registration and
+    /// the reservation in place when the command ends (SPC-4 keeps them
+    /// across nexus loss); a later command takes them over with preempt or
+    /// ends them with clear. The process that writes to a drive (a backup)
+    /// reserves it itself.
+    #[command(after_help = "\
+Examples:
+  sanmover pr iscsi://127.0.0.1:3262/iqn.2026-12.org.sanmover:vtl/1 keys
+  sanmover pr /dev/sg3 reserve --key 0xabc --type we
+  sanmover --json pr /dev/sg3 status
+  sanmover pr /dev/sg3 preempt --key 0xdef --victim 0xabc --type ea --abort
+  sanmover pr /dev/sg3 clear --key 0xdef")]
+    Pr(PrArgs),
+    /// Serve a virtual tape library on our own iSCSI target: a media
+    /// changer (SMC-3) at LUN 0 and --drives tape drives (SSC-4) at LUNs 1
+    /// to N, over cartridge image files in --media DIR.
+    ///
+    /// On the first start in an empty (or new) DIR it creates --slots
+    /// blank cartridges of --capacity bytes, barcodes VTL001L8, VTL002L8,
+    /// ..., one per slot, as DIR/BARCODE.img, and the inventory
+    /// DIR/inventory.json; the drives and the one import/export element
+    /// start empty. Later starts reload the inventory (and refuse a DIR
+    /// made with another --drives or --slots): cartridges left in drives
+    /// are loaded again. The inventory is replaced atomically after every
+    /// move, and a cartridge image cut short by a crash mid-write is cut
+    /// back to its last whole record when loaded.
+    ///
+    /// Element addresses: the picker 1, the import/export element 16,
+    /// drive n (from 0) 256+n at LUN n+1, slot m (from 0) 1024+m. MOVE
+    /// MEDIUM into a drive loads that cartridge into the drive's LU; out
+    /// of a drive unloads it (refused with MEDIUM REMOVAL PREVENTED while
+    /// the drive's PREVENT ALLOW MEDIUM REMOVAL is in force).
+    ///
+    /// Every LU takes PERSISTENT RESERVE and RESERVE(6) per I_T nexus, as
+    /// every LU of our target does (registrations last until the process
+    /// ends). Access control is the router's: --allow, --chap-file (TOML,
+    /// see `sanmover router --help`), and a listen address other than
+    /// loopback needs both unless --insecure. The first stdout line says
+    /// where it listens (a JSON object with --json); it runs until killed.
+    #[command(after_help = "\
+Examples:
+  sanmover vtl --listen 127.0.0.1:3262 --media /srv/vtl --drives 2 --slots 10
+  sanmover vtl --listen 10.0.0.9:3260 --media /srv/vtl --drives 4 --slots 40 \\
+      --capacity 10G --allow iqn.2024-01.ex:backup1 --chap-file chap.toml
+  sanmover --json vtl --listen 127.0.0.1:0 --media ./vtl --drives 1 \\
+      --slots 4 --capacity 64M")]
+    Vtl(VtlArgs),
+    /// Serve tape drives (and the changer) to Linux LIO as TCMU `user:`
+    /// backstores, through the kernel's UIO command ring.
+    ///
+    /// Runs on the machine with LIO (root; modules uio and
+    /// target_core_user). Make a backstore with dev_config
+    /// `SUBTYPE/UNIT` (UNIT: drive0, drive1, ..., changer) and this
+    /// handler serves it; LIO exports it over any fabric (iSCSI with its
+    /// ACLs, tcm_loop for the kernel's st and ch drivers) and emulates
+    /// PERSISTENT RESERVE and RESERVE/RELEASE itself. Stops on SIGINT or
+    /// SIGTERM.
+    ///
+    /// A backstore for drive0, in configfs (C is
+    /// /sys/kernel/config/target/core/user_0/drive0): mkdir C; echo
+    /// dev_config=sanmover/drive0 > C/control; echo dev_size=1048576 >
+    /// C/control; echo 1 > C/enable.
+    #[command(after_help = "\
+Examples:
+  sanmover tcmu --media /var/lib/sanmover/vtl --drives 2
+  sanmover -v tcmu --media /var/lib/sanmover/vtl --drives 1")]
+    Tcmu(TcmuArgs),
     /// RECEIVE COPY RESULTS, decoded: operating parameters (the default),
     /// the status of a held copy, or its failed segment details.
     #[command(after_help = "\
@@ -910,6 +988,27 @@ pub struct XcopyArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct TcmuArgs {
+    /// Directory of the library: its inventory and cartridge images.
+    #[arg(long, value_name = "DIR")]
+    pub media: PathBuf,
+    /// Tape drives to serve (units drive0 .. driveN-1).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub drives: u32,
+    /// The subtype (handler name) in dev_config this handler answers to.
+    #[arg(long, default_value = "sanmover", value_name = "NAME")]
+    pub subtype: String,
+    /// Where the UIO devices are listed.
+    #[arg(
+        long,
+        default_value = "/sys/class/uio",
+        value_name = "DIR",
+        hide = true
+    )]
+    pub sysfs: PathBuf,
+}
+
+#[derive(Debug, Args)]
 pub struct RouterArgs {
     /// Address to listen on (ADDR:PORT), and only there.
     #[arg(long, value_name = "ADDR:PORT")]
@@ -938,6 +1037,169 @@ pub struct RouterArgs {
     /// LU (without it such copies are refused).
     #[arg(long)]
     pub insecure: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PrArgs {
+    /// The LU (any device type).
+    pub dev: String,
+    #[command(subcommand)]
+    pub op: PrOp,
+}
+
+/// A persistent reservation type (SPC-4 6.15.3.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PrTypeArg {
+    /// Write Exclusive (1h): others may read.
+    We,
+    /// Exclusive Access (3h).
+    Ea,
+    /// Write Exclusive - Registrants Only (5h).
+    WeRo,
+    /// Exclusive Access - Registrants Only (6h).
+    EaRo,
+    /// Write Exclusive - All Registrants (7h).
+    WeAr,
+    /// Exclusive Access - All Registrants (8h).
+    EaAr,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PrOp {
+    /// READ KEYS: the generation and every registered key.
+    #[command(after_help = "\
+Examples:
+  sanmover pr /dev/sg3 keys
+  sanmover --json pr iscsi://127.0.0.1:3262/iqn.2026-12.org.sanmover:vtl/1 \\
+      keys")]
+    Keys,
+    /// READ RESERVATION: the holder's key and the type, if any.
+    #[command(after_help = "\
+Examples:
+  sanmover pr /dev/sg3 reservation
+  sanmover --json pr /dev/sg3 reservation")]
+    Reservation,
+    /// REPORT CAPABILITIES: the types the LU supports and its options.
+    #[command(after_help = "\
+Examples:
+  sanmover pr /dev/sg3 capabilities
+  sanmover --json pr /dev/sg3 capabilities")]
+    Capabilities,
+    /// READ FULL STATUS: every registration with its initiator.
+    #[command(after_help = "\
+Examples:
+  sanmover pr /dev/sg3 status
+  sanmover --json pr /dev/sg3 status")]
+    Status,
+    /// Register --key and RESERVE with it.
+    #[command(after_help = "\
+Examples:
+  sanmover pr /dev/sg3 reserve --key 0xabc --type we
+  sanmover --initiator iqn.2024-01.ex:h1 pr /dev/sg3 reserve --key 7 --type ea")]
+    Reserve {
+        /// This command's reservation key.
+        #[arg(long, value_parser = parse_key)]
+        key: u64,
+        /// The reservation type.
+        #[arg(long = "type", value_enum)]
+        pr_type: PrTypeArg,
+    },
+    /// Register --key and CLEAR every registration and the reservation.
+    #[command(after_help = "\
+Examples:
+  sanmover pr /dev/sg3 clear --key 0xdef
+  sanmover --json pr /dev/sg3 clear --key 12")]
+    Clear {
+        /// This command's reservation key.
+        #[arg(long, value_parser = parse_key)]
+        key: u64,
+    },
+    /// Register --key and PREEMPT the registrations under --victim
+    /// (taking the reservation as --type if the victim holds it); --abort
+    /// makes it PREEMPT AND ABORT (the victim's running commands end).
+    #[command(after_help = "\
+Examples:
+  sanmover pr /dev/sg3 preempt --key 0xdef --victim 0xabc --type we
+  sanmover pr /dev/sg3 preempt --key 0xdef --victim 0xabc --type ea --abort")]
+    Preempt {
+        /// This command's reservation key.
+        #[arg(long, value_parser = parse_key)]
+        key: u64,
+        /// The key whose registrations (and reservation) are taken.
+        #[arg(long, value_parser = parse_key)]
+        victim: u64,
+        /// The type of the reservation taken over.
+        #[arg(long = "type", value_enum)]
+        pr_type: PrTypeArg,
+        /// PREEMPT AND ABORT: also end the victim's commands.
+        #[arg(long)]
+        abort: bool,
+    },
+    /// RESERVE(6), then RELEASE(6): whether the LU takes the older
+    /// reservation at all.
+    #[command(after_help = "\
+Examples:
+  sanmover pr /dev/sg3 reserve6
+  sanmover --json pr /dev/sg3 reserve6")]
+    Reserve6,
+}
+
+/// A reservation key: hex with 0x, or decimal.
+fn parse_key(s: &str) -> Result<u64, String> {
+    let r = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(h) => u64::from_str_radix(h, 16),
+        None => s.parse(),
+    };
+    r.map_err(|_| format!("'{s}' is not a key: give 0xHEX or a decimal number of 64 bits"))
+}
+
+#[derive(Debug, Args)]
+pub struct VtlArgs {
+    /// Address to listen on (ADDR:PORT), and only there.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: std::net::SocketAddr,
+    /// The media directory: cartridge images and the inventory.
+    #[arg(long, value_name = "DIR")]
+    pub media: PathBuf,
+    /// Tape drives (LUNs 1 to N), 1 to 64.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub drives: u16,
+    /// Storage slots, each with a cartridge on the first start, 1 to 4096.
+    #[arg(long, value_name = "M", value_parser = clap::value_parser!(u16).range(1..=4096))]
+    pub slots: u16,
+    /// Capacity of each new cartridge: bytes, or with K, KiB, KB, M, MiB,
+    /// MB, G, GiB or GB.
+    #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = parse_capacity)]
+    pub capacity: u64,
+    /// Initiator name allowed to log in (repeatable) [default: any].
+    #[arg(long = "allow", value_name = "IQN")]
+    pub allow: Vec<String>,
+    /// Require CHAP with the per-initiator secrets in this TOML file.
+    #[arg(long, value_name = "FILE")]
+    pub chap_file: Option<PathBuf>,
+    /// The library's iSCSI target name [default: iqn.2026-12.org.sanmover:vtl].
+    #[arg(long, value_name = "IQN")]
+    pub target_name: Option<String>,
+    /// Allow listening on a non-loopback address without CHAP and an
+    /// allow-list (a warning is printed on every start).
+    #[arg(long)]
+    pub insecure: bool,
+}
+
+/// `--capacity`: the block-size suffixes plus G, GiB (2^30) and GB (10^9).
+fn parse_capacity(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let giga = [("GiB", 1u64 << 30), ("GB", 1_000_000_000), ("G", 1 << 30)];
+    for (suffix, unit) in giga {
+        if let Some(n) = t.strip_suffix(suffix) {
+            let n: u64 = n.parse().map_err(|_| format!("'{s}' is not a size"))?;
+            return n
+                .checked_mul(unit)
+                .filter(|b| *b > 0)
+                .ok_or_else(|| format!("'{s}' is not a usable capacity"));
+        }
+    }
+    super::sizes::parse_byte_size(t).map(|b| b.0)
 }
 
 #[derive(Debug, Args)]

@@ -28,6 +28,7 @@ mod catalog_cmds;
 mod changer_cmds;
 pub mod exit;
 mod output;
+mod pr_cmds;
 mod progress;
 mod restore_cmds;
 mod router_cmds;
@@ -36,8 +37,10 @@ mod sessions;
 mod sizes;
 mod snapshots_cmds;
 mod tape_cmds;
+mod tcmu_cmds;
 mod time;
 mod validate_cmds;
+mod vtl_cmds;
 mod xcopy_cmds;
 
 /// Parse arguments, run, and return the process exit code.
@@ -136,6 +139,9 @@ fn run(cli: &Cli) -> Result<u8> {
         Command::Catalog { op } => catalog(&s, &out, op),
         Command::Xcopy(a) => xcopy_cmds::run_xcopy(&s, &out, a),
         Command::Router(a) => router_cmds::run(&s, a),
+        Command::Vtl(a) => vtl_cmds::run(&out, a),
+        Command::Pr(a) => pr_cmds::run(&s, &out, a),
+        Command::Tcmu(a) => tcmu_cmds::run(a),
         Command::CopyResults(a) => xcopy_cmds::copy_results(&s, &out, a),
         Command::Snapshots { op } => match op {
             SnapshotsOp::List => snapshots_cmds::list(&s, &out),

@@ -105,14 +105,9 @@ fn be(cdb: &[u8], r: Range<usize>) -> u64 {
     cdb[r].iter().fold(0u64, |a, &b| (a << 8) | b as u64)
 }
 
-/// The real CDB length from the group code (SPC-4 4.2.5.1).
+/// The real CDB length of a 16-byte CDB slot.
 pub(crate) fn cdb_len(cdb: &[u8; 16]) -> usize {
-    match cdb[0] >> 5 {
-        0 => 6,
-        1 | 2 => 10,
-        5 => 12,
-        _ => 16,
-    }
+    crate::scsi::cdb_len(cdb[0])
 }
 
 /// (overflow, underflow, residual) of a command that produced `produced`
@@ -496,16 +491,11 @@ impl Connection<'_> {
         };
         let mut guard = lock(lu);
         let mut inq = [0u8; 36];
-        let c = guard.execute_for(&self.nexus, &[0x12, 0, 0, 0, 36, 0], &[], &mut inq);
+        let c = guard.probe(&self.nexus, &[0x12, 0, 0, 0, 36, 0], &mut inq);
         if c.status == Status::GOOD && c.data_in_len >= 1 && inq[0] == 0x00 {
             g.disk = true;
             let mut cap = [0u8; 8];
-            let c = guard.execute_for(
-                &self.nexus,
-                &[0x25, 0, 0, 0, 0, 0, 0, 0, 0, 0],
-                &[],
-                &mut cap,
-            );
+            let c = guard.probe(&self.nexus, &[0x25, 0, 0, 0, 0, 0, 0, 0, 0, 0], &mut cap);
             if c.status == Status::GOOD && c.data_in_len >= 8 {
                 let bs = u32::from_be_bytes([cap[4], cap[5], cap[6], cap[7]]);
                 g.block_size = (bs > 0).then_some(bs);

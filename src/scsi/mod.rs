@@ -104,6 +104,18 @@ impl ParseError {
     }
 }
 
+/// The length of a CDB from its operation code's group code (SPC-4
+/// 4.2.5.1); 16 for the variable-length and vendor groups, which are
+/// read from a 16-byte slot.
+pub fn cdb_len(opcode: u8) -> usize {
+    match opcode >> 5 {
+        0 => 6,
+        1 | 2 => 10,
+        5 => 12,
+        _ => 16,
+    }
+}
+
 /// Fail with [`ParseError::Truncated`] unless `buf` holds `need` bytes.
 pub fn need(what: &'static str, buf: &[u8], need: usize) -> Result<(), ParseError> {
     if buf.len() < need {
@@ -282,37 +294,51 @@ open_code! {
         INITIALIZE_ELEMENT_STATUS = 0x07 => "INITIALIZE ELEMENT STATUS",
         READ_6 = 0x08 => "READ(6)",
         WRITE_6 = 0x0a => "WRITE(6)",
+        READ_REVERSE_6 = 0x0f => "READ REVERSE(6)",
         WRITE_FILEMARKS_6 = 0x10 => "WRITE FILEMARKS(6)",
         SPACE_6 = 0x11 => "SPACE(6)",
         INQUIRY = 0x12 => "INQUIRY",
+        VERIFY_6 = 0x13 => "VERIFY(6)",
         MODE_SELECT_6 = 0x15 => "MODE SELECT(6)",
         RESERVE_6 = 0x16 => "RESERVE(6)",
         RELEASE_6 = 0x17 => "RELEASE(6)",
         ERASE_6 = 0x19 => "ERASE(6)",
         MODE_SENSE_6 = 0x1a => "MODE SENSE(6)",
         LOAD_UNLOAD = 0x1b => "LOAD UNLOAD",
+        RECEIVE_DIAGNOSTIC_RESULTS = 0x1c => "RECEIVE DIAGNOSTIC RESULTS",
         PREVENT_ALLOW_MEDIUM_REMOVAL = 0x1e => "PREVENT ALLOW MEDIUM REMOVAL",
         READ_CAPACITY_10 = 0x25 => "READ CAPACITY(10)",
         READ_10 = 0x28 => "READ(10)",
         WRITE_10 = 0x2a => "WRITE(10)",
         LOCATE_10 = 0x2b => "LOCATE(10)",
+        VERIFY_10 = 0x2f => "VERIFY(10)",
         READ_POSITION = 0x34 => "READ POSITION",
         SYNCHRONIZE_CACHE_10 = 0x35 => "SYNCHRONIZE CACHE(10)",
+        READ_BUFFER_10 = 0x3c => "READ BUFFER(10)",
+        REPORT_DENSITY_SUPPORT = 0x44 => "REPORT DENSITY SUPPORT",
+        LOG_SENSE = 0x4d => "LOG SENSE",
         /// SMC-3 6.4 (a disk's 37h is READ DEFECT DATA(10)).
         INITIALIZE_ELEMENT_STATUS_WITH_RANGE = 0x37 => "INITIALIZE ELEMENT STATUS WITH RANGE",
         MODE_SELECT_10 = 0x55 => "MODE SELECT(10)",
+        RESERVE_10 = 0x56 => "RESERVE(10)",
+        RELEASE_10 = 0x57 => "RELEASE(10)",
         MODE_SENSE_10 = 0x5a => "MODE SENSE(10)",
         PERSISTENT_RESERVE_IN = 0x5e => "PERSISTENT RESERVE IN",
         PERSISTENT_RESERVE_OUT = 0x5f => "PERSISTENT RESERVE OUT",
+        WRITE_FILEMARKS_16 = 0x80 => "WRITE FILEMARKS(16)",
         EXTENDED_COPY = 0x83 => "EXTENDED COPY",
         RECEIVE_COPY_RESULTS = 0x84 => "RECEIVE COPY RESULTS",
         READ_16 = 0x88 => "READ(16)",
+        READ_ATTRIBUTE = 0x8c => "READ ATTRIBUTE",
         WRITE_16 = 0x8a => "WRITE(16)",
+        VERIFY_16 = 0x8f => "VERIFY(16)",
         SYNCHRONIZE_CACHE_16 = 0x91 => "SYNCHRONIZE CACHE(16)",
         LOCATE_16 = 0x92 => "LOCATE(16)",
         SERVICE_ACTION_IN_16 = 0x9e => "SERVICE ACTION IN(16)",
         REPORT_LUNS = 0xa0 => "REPORT LUNS",
         MAINTENANCE_IN = 0xa3 => "MAINTENANCE IN",
+        READ_12 = 0xa8 => "READ(12)",
+        VERIFY_12 = 0xaf => "VERIFY(12)",
         MOVE_MEDIUM = 0xa5 => "MOVE MEDIUM",
         EXCHANGE_MEDIUM = 0xa6 => "EXCHANGE MEDIUM",
         READ_ELEMENT_STATUS = 0xb8 => "READ ELEMENT STATUS",
