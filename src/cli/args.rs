@@ -532,8 +532,9 @@ Examples:
     /// mapped to the next DEV. Before any command of the trace is sent,
     /// every DEV's device type (INQUIRY) must equal the type the trace
     /// recorded for its nexus. A difference is a different status, sense
-    /// (key, ASC/ASCQ, filemark, EOM, ILI, INFORMATION) or data-in length;
-    /// with --compare-data the data-in bytes too. The first difference is
+    /// (key, ASC/ASCQ, filemark, EOM, ILI, INFORMATION) or data-in length
+    /// (for INQUIRY, which describes the device itself, only with
+    /// --compare-data); with --compare-data the data-in bytes too. The first difference is
     /// shown with both answers decoded. Exit status 36 when an answer
     /// differs, 39 for a trace that is truncated, garbage or newer than
     /// this sanmover, 43 for a device of the wrong type.

@@ -42,7 +42,7 @@ pub static SUITE: Suite = Suite {
         check!("changer.voltag", "SMC-3 6.11.4 volume tag information (PVOLTAG)", "every full storage element reports a primary volume tag", false, voltag),
         check!("changer.dvcid", "SMC-3 6.11.5 data transfer element descriptor (DVCID)", "at least one data transfer element reports a device identifier, and each reported one is a well-formed designation descriptor", false, dvcid),
         check!("changer.move.refused-full-destination", "SMC-3 6.6 MOVE MEDIUM", "a move to a full storage element: ILLEGAL REQUEST, MEDIUM DESTINATION ELEMENT FULL (05/3B/0D)", true, refused_full),
-        check!("changer.move.refused-empty-source", "SMC-3 6.6 MOVE MEDIUM", "a move from an empty storage element: ILLEGAL REQUEST, MEDIUM SOURCE ELEMENT EMPTY (05/3B/0E)", true, refused_empty),
+        check!("changer.move.refused-empty-source", "SMC-3 6.6 MOVE MEDIUM", "a move from an empty storage element to another empty element: ILLEGAL REQUEST, MEDIUM SOURCE ELEMENT EMPTY (05/3B/0E)", true, refused_empty),
         check!("changer.move.slot-drive-slot", "SMC-3 6.6 MOVE MEDIUM, 6.11.5 (SVALID, SOURCE STORAGE ELEMENT ADDRESS)", "slot to an empty drive: GOOD, the drive full with the slot as its source and the slot empty; back again: as before", true, move_round_trip),
         check!("changer.exchange", "SMC-3 6.2 EXCHANGE MEDIUM", "two full slots swapped: GOOD and their volume tags exchanged; swapped back", true, exchange_medium),
         check!("changer.unit-attention.after-load", "SMC-3 5.3, SPC-4 6.37: a drive whose medium changed", "after MOVE MEDIUM into a drive, that drive's LU answers its next command UNIT ATTENTION, NOT READY TO READY CHANGE, MEDIUM MAY HAVE CHANGED (06/28/00)", true, unit_attention),
@@ -238,14 +238,28 @@ fn refused_full(t: &mut Target) -> Result<Finding, DeviceError> {
 
 fn refused_empty(t: &mut Target) -> Result<Finding, DeviceError> {
     let (mut c, inv) = inventory(t)?;
-    let (Some(a), Some(b)) = (
-        slot(&inv, false, &[]),
-        slot(&inv, false, &[]).and_then(|a| slot(&inv, false, &[a])),
-    ) else {
+    let Some(a) = slot(&inv, false, &[]) else {
         return Ok(Finding::unsupported(
             "",
-            "fewer than two empty storage elements",
-            "needs two empty storage slots",
+            "no empty storage element",
+            "needs an empty storage slot",
+        ));
+    };
+    // Any other empty element will do as the destination.
+    let others = inv
+        .storage
+        .iter()
+        .chain(&inv.import_export)
+        .chain(&inv.drives);
+    let Some(b) = others
+        .filter(|d| !d.is_full() && d.address != a)
+        .map(|d| d.address)
+        .next()
+    else {
+        return Ok(Finding::unsupported(
+            "",
+            "one empty element only",
+            "needs a second empty element",
         ));
     };
     let x = try_move(&mut c, a, b)?;
