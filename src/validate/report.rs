@@ -191,8 +191,16 @@ pub fn matrix_json(r: &RunReport) -> String {
 pub fn matrix_markdown(r: &RunReport) -> String {
     let m = matrix(r);
     let mut s = String::from("| check |");
-    for d in &r.devices {
-        let _ = write!(s, " {} {} |", md_escape(&d.vendor), md_escape(&d.product));
+    // Numbered as in the device list below: two drives of one model
+    // would otherwise look alike.
+    for (i, d) in r.devices.iter().enumerate() {
+        let _ = write!(
+            s,
+            " {}. {} {} |",
+            i + 1,
+            md_escape(&d.vendor),
+            md_escape(&d.product)
+        );
     }
     s.push_str("\n|---|");
     s.push_str(&"---|".repeat(r.devices.len()));
