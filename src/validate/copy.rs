@@ -50,7 +50,7 @@ pub static SUITE: Suite = Suite {
         check!("copy.rcr.copy-status", "SPC-4 6.18.2 RECEIVE COPY RESULTS, COPY STATUS", "for the list just run: GOOD, COPY MANAGER STATUS completed, good (01h)", true, copy_status),
         check!("copy.rcr.receive-data", "SPC-4 6.18.3 RECEIVE COPY RESULTS, RECEIVE DATA", "for the list just run: GOOD with an AVAILABLE DATA field", true, receive_data),
         check!("copy.rcr.failed-segments", "SPC-4 6.18.5 RECEIVE COPY RESULTS, FAILED SEGMENT DETAILS", "for the list just run: GOOD, no failed segment (COPY COMMAND STATUS GOOD or no details)", true, failed_segments),
-        check!("copy.segment.unclaimed-refused", "SPC-4 6.4.3.5, 6.4.6.1", "a segment type the operating parameters do not list: ILLEGAL REQUEST, UNSUPPORTED SEGMENT DESCRIPTOR TYPE CODE (05/26/09)", false, unclaimed_refused),
+        check!("copy.segment.unclaimed-refused", "SPC-4 6.4.3.5, 6.4.6.1", "a segment type the operating parameters do not list: ILLEGAL REQUEST, UNSUPPORTED SEGMENT DESCRIPTOR TYPE CODE (05/26/09)", true, unclaimed_refused),
         check!("copy.segment.04-10-inline-and-filemark", "SPC-4 6.4.6.6 inline data to stream (04h), 6.4.6.15 write filemarks (10h)", "GOOD; the tape then holds the inline bytes as one block and a filemark", true, super::copy_stream::inline_and_filemark),
         check!("copy.segment.00-block-to-stream", "SPC-4 6.4.6.3 block to stream (00h)", "GOOD; the tape's first block equals the LU's first 8 blocks", true, super::copy_stream::block_to_stream),
         check!("copy.segment.01-stream-to-block", "SPC-4 6.4.6.3 stream to block (01h)", "GOOD; the LU's blocks then hold the tape block's bytes", true, super::copy_stream::stream_to_block),
