@@ -499,9 +499,10 @@ Examples:
     /// that writes without --dataloss). Only pass counts as passed.
     ///
     /// Nothing is written without --dataloss, and then only to the LUs
-    /// named: a disk's last block (written back with its own contents) and
-    /// the copy suite's 8 blocks at the end of the LU; a changer's
-    /// cartridges are moved and put back; a tape is written from BOT, and
+    /// named: a disk's last block (written back with its own contents);
+    /// the copy suite's blocks in the last 16 of a copy manager's LU and
+    /// the tape named with it; a changer's cartridges are moved and put
+    /// back; a tape is written from BOT, and
     /// a cartridge carrying a sanmover volume label is refused (exit 45)
     /// before anything is written to any device.
     ///
