@@ -313,6 +313,10 @@ impl<T: Transport> Transport for Traced<T> {
         self.inner.queue_depth()
     }
 
+    fn max_transfer(&self) -> Option<usize> {
+        self.inner.max_transfer()
+    }
+
     fn in_flight(&self) -> usize {
         self.inner.in_flight()
     }
