@@ -19,3 +19,4 @@ pub mod scsi;
 pub mod snapshot;
 pub mod tcmu;
 pub mod transport;
+pub mod validate;

@@ -21,7 +21,7 @@ use crate::scsi::{CdbCodec, DeviceType, Opcode, Wire};
 
 use super::{reply, Completion, Identity, LogicalUnit, Nexus};
 
-mod attention;
+pub(crate) mod attention;
 pub mod exercise;
 mod image;
 mod medium;
