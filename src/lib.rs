@@ -16,5 +16,6 @@ pub mod frontend;
 pub mod lu;
 pub mod router;
 pub mod scsi;
+pub mod server;
 pub mod snapshot;
 pub mod transport;

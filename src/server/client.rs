@@ -1,0 +1,216 @@
+//! The host's side of the control protocol (`ureq`, blocking, with
+//! timeouts): request a drive and wait in the queue, heartbeat, report,
+//! release; and the operator's `status` and `drives release`.
+
+use std::io::Read as _;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::http::{HeartbeatBody, ReleaseBody, ReportBody, RequestBody};
+use super::service::{Grant, Status};
+use super::state::{Denied, LeaseId, Ticket, TicketView};
+use super::tls::{client_config, TlsError};
+use crate::catalog::{SetInfo, SetOutcome};
+
+/// Why a call to the server failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("the server refused the credential (401): unknown host or wrong secret")]
+    Unauthorized,
+    #[error("the server answered {status}: {message}")]
+    Http {
+        status: u16,
+        kind: String,
+        message: String,
+    },
+    #[error("cannot reach the server: {0}")]
+    Transport(String),
+    #[error("the server's answer is not what was expected: {0}")]
+    Answer(String),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("the request was denied: {0}")]
+    Denied(Denied),
+    #[error("a credential is NAME:SECRET")]
+    BadToken,
+}
+
+/// The largest answer read (a status of a big library is some 100 KiB).
+const MAX_ANSWER: u64 = 16 << 20;
+
+/// A connection to `sanmover server`.
+#[derive(Clone)]
+pub struct Client {
+    agent: ureq::Agent,
+    base: String,
+    auth: String,
+    pub host: String,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Client({}, host {})", self.base, self.host)
+    }
+}
+
+impl Client {
+    /// `url` is `http://ADDR:PORT` or `https://…` (then `ca` names the CA
+    /// to trust); `token` is `NAME:SECRET`.
+    pub fn new(url: &str, token: &str, ca: Option<&Path>) -> Result<Client, ClientError> {
+        let (host, _) = token.split_once(':').ok_or(ClientError::BadToken)?;
+        let mut b = ureq::AgentBuilder::new()
+            .timeout_connect(Duration::from_secs(5))
+            .timeout(Duration::from_secs(30));
+        if let Some(ca) = ca {
+            b = b.tls_config(client_config(ca)?);
+        }
+        Ok(Client {
+            agent: b.build(),
+            base: url.trim_end_matches('/').to_string(),
+            auth: format!("Bearer {token}"),
+            host: host.to_string(),
+        })
+    }
+
+    fn call<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<T, ClientError> {
+        let req = self
+            .agent
+            .request(method, &format!("{}{path}", self.base))
+            .set("Authorization", &self.auth);
+        let r = match body {
+            Some(b) => req
+                .set("Content-Type", "application/json")
+                .send_string(&b.to_string()),
+            None => req.call(),
+        };
+        match r {
+            Ok(resp) => serde_json::from_reader(resp.into_reader().take(MAX_ANSWER))
+                .map_err(|e| ClientError::Answer(e.to_string())),
+            Err(ureq::Error::Status(401, _)) => Err(ClientError::Unauthorized),
+            Err(ureq::Error::Status(status, resp)) => {
+                let v: Value = serde_json::from_reader(resp.into_reader().take(MAX_ANSWER))
+                    .unwrap_or_default();
+                Err(ClientError::Http {
+                    status,
+                    kind: v["kind"].as_str().unwrap_or("").to_string(),
+                    message: v["error"].as_str().unwrap_or("").to_string(),
+                })
+            }
+            Err(e) => Err(ClientError::Transport(e.to_string())),
+        }
+    }
+
+    fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<T, ClientError> {
+        let v = serde_json::to_value(body).map_err(|e| ClientError::Answer(e.to_string()))?;
+        self.call("POST", path, Some(v))
+    }
+
+    /// Queue a request; the ticket and where it stands.
+    pub fn request(&self, body: &RequestBody) -> Result<(Ticket, TicketView), ClientError> {
+        let v: Value = self.post("/v1/requests", body)?;
+        let t = v["ticket"]
+            .as_u64()
+            .ok_or_else(|| ClientError::Answer("no ticket".into()))?;
+        let view = serde_json::from_value(v["view"].clone())
+            .map_err(|e| ClientError::Answer(e.to_string()))?;
+        Ok((t, view))
+    }
+
+    /// Wait in the queue until the drive is ready, telling `waiting` the
+    /// position whenever it changes. A ticket the server no longer knows
+    /// (it restarted) is requested again.
+    pub fn acquire(
+        &self,
+        body: &RequestBody,
+        mut waiting: impl FnMut(usize),
+    ) -> Result<Grant, ClientError> {
+        let (mut ticket, mut view) = self.request(body)?;
+        let mut last = 0;
+        let started = Instant::now();
+        loop {
+            match view {
+                TicketView::Granted { lease } => return self.grant(lease),
+                TicketView::Denied { reason } => return Err(ClientError::Denied(reason)),
+                TicketView::Waiting { position } if position != last => {
+                    last = position;
+                    waiting(position);
+                }
+                _ => {}
+            }
+            view = match self.call::<TicketView>("GET", &format!("/v1/requests/{ticket}"), None) {
+                Err(ClientError::Http { status: 404, .. }) if started.elapsed().as_secs() > 0 => {
+                    let (t, v) = self.request(body)?;
+                    ticket = t;
+                    v
+                }
+                r => r?,
+            };
+        }
+    }
+
+    pub fn grant(&self, lease: LeaseId) -> Result<Grant, ClientError> {
+        self.call("GET", &format!("/v1/leases/{lease}"), None)
+    }
+
+    /// Renew the lease; returns when it now expires (unix seconds).
+    pub fn heartbeat(&self, lease: LeaseId, set: Option<SetInfo>) -> Result<u64, ClientError> {
+        let v: Value = self.post(
+            &format!("/v1/leases/{lease}/heartbeat"),
+            &HeartbeatBody { set },
+        )?;
+        v["expires"]
+            .as_u64()
+            .ok_or_else(|| ClientError::Answer("no expiry".into()))
+    }
+
+    pub fn report(
+        &self,
+        lease: LeaseId,
+        set: SetInfo,
+        outcome: SetOutcome,
+    ) -> Result<(), ClientError> {
+        let _: Value = self.post(
+            &format!("/v1/leases/{lease}/report"),
+            &ReportBody { set, outcome },
+        )?;
+        Ok(())
+    }
+
+    pub fn release(&self, lease: LeaseId, full: bool) -> Result<(), ClientError> {
+        let _: Value = self.post(
+            &format!("/v1/leases/{lease}/release"),
+            &ReleaseBody { full },
+        )?;
+        Ok(())
+    }
+
+    pub fn status(&self) -> Result<Status, ClientError> {
+        self.call("GET", "/v1/status", None)
+    }
+
+    pub fn events(&self) -> Result<Vec<super::events::Event>, ClientError> {
+        self.call("GET", "/v1/events", None)
+    }
+
+    /// An operator releases fenced drive `drive`.
+    pub fn release_drive(&self, drive: usize) -> Result<(), ClientError> {
+        let _: Value = self.post(
+            &format!("/v1/drives/{drive}/release"),
+            &serde_json::json!({"force": true}),
+        )?;
+        Ok(())
+    }
+}
