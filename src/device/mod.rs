@@ -15,9 +15,11 @@ use crate::scsi::{Cdb, CdbCodec, DeviceType, ParseError, Status, Wire};
 use crate::transport::retry::RetryPolicy;
 use crate::transport::{Request, Response, Transport, TransportError};
 
+pub mod changer;
 pub mod disk;
 pub mod tape;
 
+pub use changer::Changer;
 pub use disk::Disk;
 pub use tape::Tape;
 

@@ -45,6 +45,8 @@ impl Asc {
     pub const MISCOMPARE_DURING_VERIFY: Asc = Asc(0x1D00);
     pub const INVALID_OPCODE: Asc = Asc(0x2000);
     pub const LBA_OUT_OF_RANGE: Asc = Asc(0x2100);
+    /// SMC-3: an element address the changer does not have.
+    pub const INVALID_ELEMENT_ADDRESS: Asc = Asc(0x2101);
     pub const INVALID_FIELD_IN_CDB: Asc = Asc(0x2400);
     pub const LUN_NOT_SUPPORTED: Asc = Asc(0x2500);
     pub const INVALID_FIELD_IN_PARAMETER_LIST: Asc = Asc(0x2600);
@@ -76,11 +78,22 @@ impl Asc {
     pub const SAVING_PARAMETERS_NOT_SUPPORTED: Asc = Asc(0x3900);
     pub const MEDIUM_NOT_PRESENT: Asc = Asc(0x3A00);
     pub const SEQUENTIAL_POSITIONING_ERROR: Asc = Asc(0x3B00);
+    /// SMC-3: a MOVE MEDIUM or EXCHANGE MEDIUM to an element that holds media.
+    pub const MEDIUM_DESTINATION_ELEMENT_FULL: Asc = Asc(0x3B0D);
+    /// SMC-3: a MOVE MEDIUM or EXCHANGE MEDIUM from an empty element.
+    pub const MEDIUM_SOURCE_ELEMENT_EMPTY: Asc = Asc(0x3B0E);
+    pub const MEDIUM_MAGAZINE_NOT_ACCESSIBLE: Asc = Asc(0x3B11);
+    pub const MEDIUM_MAGAZINE_REMOVED: Asc = Asc(0x3B12);
+    pub const MEDIUM_MAGAZINE_INSERTED: Asc = Asc(0x3B13);
+    pub const MECHANICAL_POSITIONING_OR_CHANGER_ERROR: Asc = Asc(0x3B16);
+    pub const ELEMENT_DISABLED: Asc = Asc(0x3B18);
+    pub const ELEMENT_ENABLED: Asc = Asc(0x3B19);
     pub const REPORTED_LUNS_DATA_HAS_CHANGED: Asc = Asc(0x3F0E);
     pub const INQUIRY_DATA_HAS_CHANGED: Asc = Asc(0x3F03);
     pub const INTERNAL_TARGET_FAILURE: Asc = Asc(0x4400);
     pub const WRITE_APPEND_ERROR: Asc = Asc(0x5000);
     pub const MEDIUM_REMOVAL_PREVENTED: Asc = Asc(0x5302);
+    pub const MEDIUM_REMOVAL_PREVENTED_BY_DATA_TRANSFER_ELEMENT: Asc = Asc(0x5303);
     pub const INSUFFICIENT_RESOURCES: Asc = Asc(0x5503);
 
     /// From the two sense bytes.
@@ -1371,6 +1384,39 @@ mod tests {
         );
         assert!(!Asc::new(0x5D, 0xFF).is_vendor_specific());
         assert!(!Asc::new(0x20, 0x00).is_vendor_specific());
+    }
+
+    #[test]
+    fn changer_codes_are_named() {
+        for (c, n) in [
+            (
+                Asc::MEDIUM_DESTINATION_ELEMENT_FULL,
+                "MEDIUM DESTINATION ELEMENT FULL",
+            ),
+            (
+                Asc::MEDIUM_SOURCE_ELEMENT_EMPTY,
+                "MEDIUM SOURCE ELEMENT EMPTY",
+            ),
+            (Asc::INVALID_ELEMENT_ADDRESS, "INVALID ELEMENT ADDRESS"),
+            (Asc::MEDIUM_MAGAZINE_REMOVED, "MEDIUM MAGAZINE REMOVED"),
+            (
+                Asc::MECHANICAL_POSITIONING_OR_CHANGER_ERROR,
+                "MECHANICAL POSITIONING OR CHANGER ERROR",
+            ),
+            (Asc::ELEMENT_DISABLED, "ELEMENT DISABLED"),
+            (
+                Asc::MEDIUM_REMOVAL_PREVENTED_BY_DATA_TRANSFER_ELEMENT,
+                "MEDIUM REMOVAL PREVENTED BY DATA TRANSFER ELEMENT",
+            ),
+        ] {
+            assert_eq!(c.name().as_deref(), Some(n));
+        }
+        // Libraries report their own faults as 3B/80..FF (ADIC, IBM, HP).
+        assert!(Asc::new(0x3B, 0x90).is_vendor_specific());
+        assert_eq!(
+            Asc::new(0x3B, 0x90).name().as_deref(),
+            Some("VENDOR SPECIFIC QUALIFICATION OF STANDARD ASC")
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@ use std::fmt;
 pub mod asc;
 pub mod sbc;
 pub mod sense;
+pub mod smc;
 pub mod spc;
 pub mod ssc;
 pub mod xcopy;

@@ -435,6 +435,45 @@ impl ModeParameters {
     }
 }
 
+/// A mode page with a decoded form, in the page_0 format (SPC-4 7.5.7:
+/// a 2-byte header, PAGE CODE and PAGE LENGTH). The command sets that
+/// define pages (SMC-3 7.3, SSC-4 8.3) implement it; the list around them
+/// stays [`ModeParameters`].
+pub trait ModePageCodec: Sized {
+    /// PAGE CODE, 6 bits.
+    const PAGE_CODE: u8;
+    /// The page's name, for errors.
+    const NAME: &'static str;
+
+    /// Decode the page parameters after the header ([`ModePage::data`]).
+    fn parse_data(data: &[u8]) -> Result<Self, ParseError>;
+
+    /// The page parameters after the header.
+    fn data(&self) -> Vec<u8>;
+
+    /// The whole page with its header (PS clear), ready to append to
+    /// [`ModeParameters::pages`].
+    fn to_page(&self) -> Vec<u8> {
+        let d = self.data();
+        let mut v = Vec::with_capacity(2 + d.len());
+        v.push(Self::PAGE_CODE & 0x3f);
+        v.push(d.len().min(255) as u8);
+        v.extend_from_slice(&d[..d.len().min(255)]);
+        v
+    }
+
+    /// Find this page in a mode parameter list and decode it.
+    fn from_params(params: &ModeParameters) -> Result<Self, ParseError> {
+        let page = params.page(Self::PAGE_CODE, 0).ok_or_else(|| {
+            ParseError::invalid(
+                Self::NAME,
+                format!("page {:02X}h is not in the mode data", Self::PAGE_CODE),
+            )
+        })?;
+        Self::parse_data(page.data)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
