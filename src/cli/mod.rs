@@ -29,6 +29,7 @@ mod progress;
 mod restore_cmds;
 mod router_cmds;
 mod scsi_cmds;
+mod server_cmds;
 mod sessions;
 mod sizes;
 mod snapshots_cmds;
@@ -116,11 +117,15 @@ fn run(cli: &Cli) -> Result<u8> {
         Command::Sense(a) => scsi_cmds::sense(&out, a),
         Command::Tape(a) => tape_cmds::run(&s, &out, a),
         Command::Backup(a) => backup(&s, &out, a),
+        Command::Restore(a) if a.remote.server.is_some() => {
+            server_cmds::restore_remote(&s, &out, a)
+        }
         Command::Restore(a) => restore_cmds::run_restore(&s, &out, a),
         Command::Verify(a) => restore_cmds::run_verify(&s, &out, a),
         Command::Catalog { op } => catalog(&s, &out, op),
         Command::Xcopy(a) => xcopy_cmds::run_xcopy(&s, &out, a),
         Command::Router(a) => router_cmds::run(&s, a),
+        Command::Server(a) => server_cmds::run(&s, &out, a),
         Command::CopyResults(a) => xcopy_cmds::copy_results(&s, &out, a),
         Command::Snapshots { op } => match op {
             SnapshotsOp::List => snapshots_cmds::list(&s, &out),
@@ -136,6 +141,9 @@ fn backup(s: &Sessions, out: &Out, a: &BackupArgs) -> Result<u8> {
     }
     if a.xcopy.copy_manager.is_some() && a.mode != BackupMode::Xcopy {
         return Err(UsageError("--copy-manager needs --mode xcopy".into()).into());
+    }
+    if a.remote.server.is_some() {
+        return server_cmds::backup_remote(s, out, a);
     }
     match a.mode {
         BackupMode::Host => backup_host::run(s, out, a),

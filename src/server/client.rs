@@ -214,3 +214,114 @@ impl Client {
         Ok(())
     }
 }
+
+/// Where the heartbeat thread looks for the set this host writes: the
+/// running set on `volume` in the host's own catalog at `catalog`.
+#[derive(Debug, Clone)]
+pub struct SetWatch {
+    pub catalog: std::path::PathBuf,
+    pub volume: uuid::Uuid,
+    /// Only sets begun at or after this time (unix seconds).
+    pub since: i64,
+}
+
+/// Renews a lease on a thread until dropped or [`Heartbeat::finish`]ed.
+/// The first beat after the set writer opened the set carries the set, so
+/// the server can mark it failed if this host dies. When the server says
+/// the lease is gone (it expired and the drive was fenced), `stop` is
+/// raised and the set closes as interrupted: this host writes no further.
+pub struct Heartbeat {
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    set: std::sync::Arc<std::sync::Mutex<Option<SetInfo>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Heartbeat {
+    pub fn start(
+        client: Client,
+        lease: LeaseId,
+        period: Duration,
+        watch: Option<SetWatch>,
+        stop: crate::engine::interrupt::StopFlag,
+    ) -> Heartbeat {
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let set = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let (d, s) = (done.clone(), set.clone());
+        let thread = std::thread::spawn(move || beat(&client, lease, period, watch, stop, &d, &s));
+        Heartbeat {
+            done,
+            set,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stop beating; the set seen, if any.
+    pub fn finish(mut self) -> Option<SetInfo> {
+        self.stop_thread();
+        self.set.lock().ok().and_then(|s| s.clone())
+    }
+
+    fn stop_thread(&mut self) {
+        self.done.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.stop_thread();
+    }
+}
+
+/// The set running on the watched volume, if the set writer opened it.
+fn running_set(w: &SetWatch) -> Option<SetInfo> {
+    let c = crate::catalog::Catalog::open(&w.catalog).ok()?;
+    let rows = c.sets_on_volume(w.volume).ok()?;
+    rows.into_iter()
+        .filter(|r| r.outcome.state == crate::catalog::SetState::Running)
+        .filter(|r| r.info.started >= w.since)
+        .max_by_key(|r| r.info.started)
+        .map(|r| r.info)
+}
+
+fn beat(
+    client: &Client,
+    lease: LeaseId,
+    period: Duration,
+    watch: Option<SetWatch>,
+    stop: crate::engine::interrupt::StopFlag,
+    done: &std::sync::atomic::AtomicBool,
+    seen: &std::sync::Mutex<Option<SetInfo>>,
+) {
+    let tick = Duration::from_millis(100);
+    let mut last = Instant::now() - period;
+    while !done.load(std::sync::atomic::Ordering::SeqCst) {
+        let mut set = seen.lock().ok().and_then(|s| s.clone());
+        if set.is_none() {
+            set = watch.as_ref().and_then(running_set);
+            if let (Some(s), Ok(mut g)) = (&set, seen.lock()) {
+                *g = Some(s.clone());
+                last = Instant::now() - period;
+            }
+        }
+        if last.elapsed() >= period {
+            last = Instant::now();
+            match client.heartbeat(lease, set) {
+                Ok(_) => {}
+                Err(ClientError::Http {
+                    status: 409 | 404,
+                    message,
+                    ..
+                }) => {
+                    log::error!("lease {lease} lost ({message}); stopping the set");
+                    stop.raise(nix::sys::signal::Signal::SIGTERM);
+                    return;
+                }
+                Err(e) => log::warn!("heartbeat of lease {lease}: {e}; trying again"),
+            }
+        }
+        std::thread::sleep(tick);
+    }
+}

@@ -17,6 +17,7 @@ pub mod client;
 pub mod events;
 pub mod http;
 pub mod library;
+pub mod scsi_library;
 pub mod service;
 pub mod state;
 #[cfg(test)]
