@@ -448,3 +448,221 @@ fn service_refuses_a_foreign_scratch_and_a_refused_move() {
         .iter()
         .any(|c| c.barcode == "A" && c.pool == Pool::Retired));
 }
+
+mod http {
+    use super::*;
+    use crate::server::auth::Hosts;
+    use crate::server::client::{Client, ClientError};
+    use crate::server::http::{serve, HttpConfig, HttpError, RequestBody, Running, MAX_BODY};
+
+    const HOSTS: &str = r#"
+[[host]]
+name = "h1"
+secret = "secret-of-host-one"
+[[host]]
+name = "op"
+secret = "secret-of-the-operator"
+operator = true
+"#;
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        svc: Arc<Service>,
+        http: Option<Running>,
+        robot: Option<std::thread::JoinHandle<()>>,
+    }
+
+    impl Drop for Fixture {
+        fn drop(&mut self) {
+            if let Some(h) = self.http.take() {
+                h.stop();
+            }
+            self.svc.shutdown();
+            if let Some(r) = self.robot.take() {
+                let _ = r.join();
+            }
+        }
+    }
+
+    fn fixture(tls: Option<Arc<rustls::ServerConfig>>) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let lib = MemLibrary::new(2, &["A", "B"]);
+        let svc = service(dir.path(), &lib, POLICY);
+        let robot = svc.spawn_robot(Duration::from_millis(20));
+        let http = serve(
+            svc.clone(),
+            HttpConfig {
+                listen: "127.0.0.1:0".parse().unwrap(),
+                hosts: Hosts::parse(HOSTS).unwrap(),
+                tls,
+            },
+        )
+        .unwrap();
+        Fixture {
+            _dir: dir,
+            svc,
+            http: Some(http),
+            robot: Some(robot),
+        }
+    }
+
+    fn url(f: &Fixture, scheme: &str) -> String {
+        format!("{scheme}://{}", f.http.as_ref().unwrap().addr)
+    }
+
+    #[test]
+    fn unknown_host_and_wrong_secret_get_401_and_nothing_else() {
+        let f = fixture(None);
+        let base = url(&f, "http");
+        for token in ["nobody:secret-of-host-one", "h1:wrong-secret-here!", "h1"] {
+            let r = ureq::get(&format!("{base}/v1/status"))
+                .set("Authorization", &format!("Bearer {token}"))
+                .call();
+            match r {
+                Err(ureq::Error::Status(401, resp)) => {
+                    assert_eq!(resp.into_string().unwrap(), "", "{token}")
+                }
+                other => panic!("{token}: {other:?}"),
+            }
+        }
+        let r = ureq::get(&format!("{base}/v1/status")).call();
+        assert!(matches!(r, Err(ureq::Error::Status(401, _))));
+        let c = Client::new(&base, "h1:not-the-secret-at-all", None).unwrap();
+        assert!(matches!(c.status(), Err(ClientError::Unauthorized)));
+    }
+
+    #[test]
+    fn a_lease_through_http_and_limits() {
+        let f = fixture(None);
+        let base = url(&f, "http");
+        let c = Client::new(&base, "h1:secret-of-host-one", None).unwrap();
+        let g = c
+            .acquire(&RequestBody::Backup { pool: "p".into() }, |_| {})
+            .unwrap();
+        assert!(g.volume.is_some());
+        assert!(g.drive_url.starts_with("mem://drive"));
+        c.heartbeat(g.lease.id, None).unwrap();
+        let st = c.status().unwrap();
+        assert_eq!(st.leases.len(), 1);
+        // Only an operator releases drives; an unfenced drive is refused.
+        assert!(matches!(
+            c.release_drive(0),
+            Err(ClientError::Http { status: 403, .. })
+        ));
+        let op = Client::new(&base, "op:secret-of-the-operator", None).unwrap();
+        assert!(matches!(
+            op.release_drive(0),
+            Err(ClientError::Http { status: 409, .. })
+        ));
+        // Another host cannot release h1's lease.
+        assert!(matches!(
+            op.release(g.lease.id, false),
+            Err(ClientError::Http { status: 409, .. })
+        ));
+        c.release(g.lease.id, false).unwrap();
+        // An empty pool is a clear refusal.
+        let e = Client::new(&base, "h1:secret-of-host-one", None).unwrap();
+        f.svc.status();
+        let big = "x".repeat(MAX_BODY + 1);
+        let r = ureq::post(&format!("{base}/v1/requests"))
+            .set("Authorization", "Bearer h1:secret-of-host-one")
+            .send_string(&big);
+        assert!(matches!(r, Err(ureq::Error::Status(413, _))), "{r:?}");
+        let r = ureq::post(&format!("{base}/v1/requests"))
+            .set("Authorization", "Bearer h1:secret-of-host-one")
+            .send_string("{not json");
+        assert!(matches!(r, Err(ureq::Error::Status(400, _))), "{r:?}");
+        assert!(matches!(
+            e.grant(9999),
+            Err(ClientError::Http { status: 404, .. })
+        ));
+        let ev = op.events().unwrap();
+        assert!(crate::server::events::overlaps(&ev).is_empty());
+    }
+
+    #[test]
+    fn empty_pool_is_refused_over_http() {
+        let f = fixture(None);
+        let base = url(&f, "http");
+        let c = Client::new(&base, "h1:secret-of-host-one", None).unwrap();
+        for p in ["a", "b"] {
+            let g = c
+                .acquire(&RequestBody::Backup { pool: p.into() }, |_| {})
+                .unwrap();
+            c.release(g.lease.id, false).unwrap();
+        }
+        // Both cartridges now belong to pools a and b: pool c has none.
+        match c.acquire(&RequestBody::Backup { pool: "c".into() }, |_| {}) {
+            Err(ClientError::Http {
+                status: 409,
+                kind,
+                message,
+            }) => {
+                assert_eq!(kind, "empty_pool");
+                assert!(message.contains("no cartridge left"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn refuses_beyond_loopback_without_tls() {
+        let dir = tempfile::tempdir().unwrap();
+        let svc = service(dir.path(), &MemLibrary::new(2, &["A"]), POLICY);
+        let r = serve(
+            svc,
+            HttpConfig {
+                listen: "0.0.0.0:0".parse().unwrap(),
+                hosts: Hosts::parse(HOSTS).unwrap(),
+                tls: None,
+            },
+        );
+        assert!(matches!(r, Err(HttpError::NeedsTls(_))));
+    }
+
+    /// A self-signed certificate for 127.0.0.1 made by the openssl tool.
+    fn self_signed(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        let st = std::process::Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+            ])
+            .args(["-nodes", "-days", "1", "-subj", "/CN=sanmover-test"])
+            .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+            // An end-entity certificate (webpki refuses a CA as one).
+            .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("this test needs the openssl command (Debian package openssl)");
+        assert!(st.success(), "openssl req failed");
+        (cert, key)
+    }
+
+    #[test]
+    fn tls_control_port() {
+        let certs = tempfile::tempdir().unwrap();
+        let (cert, key) = self_signed(certs.path());
+        let cfg = crate::server::tls::server_config(&cert, &key).unwrap();
+        let f = fixture(Some(cfg));
+        let https = url(&f, "https");
+        let c = Client::new(&https, "h1:secret-of-host-one", Some(&cert)).unwrap();
+        assert_eq!(c.status().unwrap().drives.len(), 2);
+        // Plain HTTP to the TLS port gets no answer.
+        let plain = Client::new(&url(&f, "http"), "h1:secret-of-host-one", None).unwrap();
+        assert!(plain.status().is_err());
+        // A client that does not trust the certificate refuses it.
+        let other = tempfile::tempdir().unwrap();
+        let (other_ca, _) = self_signed(other.path());
+        let c = Client::new(&https, "h1:secret-of-host-one", Some(&other_ca)).unwrap();
+        assert!(matches!(c.status(), Err(ClientError::Transport(_))));
+    }
+}
