@@ -410,6 +410,22 @@ Examples:
   sanmover server drives release 1 --force --server http://127.0.0.1:7450"
     )]
     Server(ServerArgs),
+    /// Media changer (tape library robot) control, like mtx: element
+    /// status, and moving cartridges between slots and drives.
+    ///
+    /// The verbs, their argument order and the numbering are mtx's: slots
+    /// count from 1 (storage elements, then import/export elements, in the
+    /// order the changer reports them), drives from 0. With --element,
+    /// every SLOT and DRIVE is a raw element address instead (mode page
+    /// 1Dh and `status --json` show them). Refusals of the changer (a full
+    /// destination, an empty source) are printed with the decoded sense
+    /// and exit with its category (5 for ILLEGAL REQUEST).
+    #[command(after_help = "\
+Examples:
+  sanmover changer iscsi://lib/iqn.2024-01.ex:library/1 status
+  sanmover changer iscsi://lib/iqn.2024-01.ex:library/1 load 3 0
+  CHANGER=iscsi://lib/iqn.2024-01.ex:library/1 sanmover changer unload")]
+    Changer(ChangerArgs),
 }
 
 /// `sanmover server`: serve, or talk to a server.
@@ -991,6 +1007,139 @@ Examples:
   sanmover snapshots cleanup
   sanmover --catalog /srv/sanmover/catalog.db snapshots cleanup")]
     Cleanup,
+}
+
+#[derive(Debug, Args)]
+pub struct ChangerArgs {
+    /// Device address of the changer LU; when left out, $CHANGER (as for
+    /// mtx).
+    #[arg(env = "CHANGER")]
+    pub dev: Option<String>,
+    /// Take every SLOT and DRIVE as a raw element address, not an mtx
+    /// number.
+    #[arg(long, global = true)]
+    pub element: bool,
+    /// A drive LU of this library (repeatable): `status` shows which data
+    /// transfer element it is, matched by the device identifier the
+    /// changer reports (DVCID) against the LU's VPD pages 83h and 80h,
+    /// never by order.
+    #[arg(long = "drive", value_name = "DEV", global = true)]
+    pub drives: Vec<String>,
+    #[command(subcommand)]
+    pub op: ChangerOp,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum ChangerOp {
+    /// Element status, as mtx prints it: each drive (full or empty, the
+    /// slot its cartridge came from, the volume tag), each slot, the
+    /// import/export slots; then each drive's device identifier and, with
+    /// --drive, the LU it is.
+    #[command(after_help = "\
+Examples:
+  sanmover changer iscsi://lib/iqn.2024-01.ex:library/1 status
+  sanmover --json changer iscsi://lib/iqn.2024-01.ex:library/1 status \\
+      --drive iscsi://lib/iqn.2024-01.ex:library/2")]
+    Status,
+    /// INITIALIZE ELEMENT STATUS: have the changer check every element
+    /// (a barcode scan on most libraries). Then `status` shows the result.
+    #[command(after_help = "\
+Examples:
+  sanmover changer iscsi://lib/iqn.2024-01.ex:library/1 inventory
+  CHANGER=iscsi://lib/iqn.2024-01.ex:library/1 sanmover changer inventory")]
+    Inventory,
+    /// Move the cartridge in SLOT into DRIVE (default 0).
+    #[command(after_help = "\
+Examples:
+  sanmover changer iscsi://lib/iqn.2024-01.ex:library/1 load 3
+  sanmover changer iscsi://lib/iqn.2024-01.ex:library/1 load 3 1
+  sanmover changer iscsi://lib/iqn.2024-01.ex:library/1 \\
+      load 1026 256 --element")]
+    Load {
+        /// The slot (from 1) the cartridge is in.
+        slot: u16,
+        /// The drive (from 0) to load.
+        drive: Option<u16>,
+    },
+    /// Move the cartridge in DRIVE (default 0) into SLOT; without SLOT,
+    /// back to the slot it came from (the changer's source address).
+    #[command(after_help = "\
+Examples:
+  sanmover changer iscsi://lib/iqn.2024-01.ex:library/1 unload
+  sanmover changer iscsi://lib/iqn.2024-01.ex:library/1 unload 3 1")]
+    Unload {
+        /// The slot (from 1) to put the cartridge in.
+        slot: Option<u16>,
+        /// The drive (from 0) to unload.
+        drive: Option<u16>,
+    },
+    /// Move the cartridge in slot FROM to the empty slot TO.
+    #[command(after_help = "\
+Examples:
+  sanmover changer iscsi://lib/iqn.2024-01.ex:library/1 transfer 1 9
+  sanmover changer iscsi://lib/iqn.2024-01.ex:library/1 transfer 11 10")]
+    Transfer {
+        /// The slot the cartridge is in.
+        from: u16,
+        /// The empty slot to move it to.
+        to: u16,
+    },
+    /// EXCHANGE MEDIUM: the cartridge in SLOT1 goes to SLOT2, and the one
+    /// from SLOT2 to SLOT3 (default SLOT1: the two swap). A changer
+    /// without EXCHANGE MEDIUM (tgt) gets the same result from MOVE
+    /// MEDIUM through an empty slot, and the output says so.
+    #[command(after_help = "\
+Examples:
+  sanmover changer iscsi://lib/iqn.2024-01.ex:library/1 exchange 1 2
+  sanmover changer iscsi://lib/iqn.2024-01.ex:library/1 exchange 1 2 9")]
+    Exchange {
+        /// The first cartridge's slot.
+        slot1: u16,
+        /// Where it goes; the cartridge there moves on.
+        slot2: u16,
+        /// Where the second cartridge goes (default SLOT1).
+        slot3: Option<u16>,
+    },
+    /// Load the first full slot into DRIVE (default 0), returning the
+    /// cartridge in it to its slot first.
+    #[command(after_help = "\
+Examples:
+  sanmover changer iscsi://lib/iqn.2024-01.ex:library/1 first
+  sanmover changer iscsi://lib/iqn.2024-01.ex:library/1 first 1")]
+    First {
+        /// The drive (from 0).
+        drive: Option<u16>,
+    },
+    /// Return the cartridge in DRIVE (default 0) to its slot and load the
+    /// next full slot after that one.
+    #[command(after_help = "\
+Examples:
+  sanmover changer iscsi://lib/iqn.2024-01.ex:library/1 next
+  sanmover changer iscsi://lib/iqn.2024-01.ex:library/1 next 1")]
+    Next {
+        /// The drive (from 0).
+        drive: Option<u16>,
+    },
+    /// Return the cartridge in DRIVE (default 0) to its slot and load the
+    /// full slot before that one.
+    #[command(after_help = "\
+Examples:
+  sanmover changer iscsi://lib/iqn.2024-01.ex:library/1 previous
+  sanmover changer iscsi://lib/iqn.2024-01.ex:library/1 previous 1")]
+    Previous {
+        /// The drive (from 0).
+        drive: Option<u16>,
+    },
+    /// Load the last full slot into DRIVE (default 0), returning the
+    /// cartridge in it to its slot first.
+    #[command(after_help = "\
+Examples:
+  sanmover changer iscsi://lib/iqn.2024-01.ex:library/1 last
+  sanmover changer iscsi://lib/iqn.2024-01.ex:library/1 last 1")]
+    Last {
+        /// The drive (from 0).
+        drive: Option<u16>,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -131,7 +131,7 @@ pub const TABLE: &[ExitCode] = &[
     row(BAD_RESPONSE, "the device's response could not be decoded"),
     row(
         REFUSED,
-        "refused before writing: no or foreign label, wrong volume, target too small, own source, a block size the drive cannot take, a running set, catalog forget without --force",
+        "refused before writing: no or foreign label, wrong volume, target too small, own source, a block size the drive cannot take, a running set, catalog forget without --force; a changer move with nowhere to go (unload without a known source slot, exchange without an empty slot) or drive LUs that match ambiguously",
     ),
     row(NOT_FOUND, "unknown, ambiguous or malformed set id"),
     row(

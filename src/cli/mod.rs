@@ -23,6 +23,7 @@ mod backup_host;
 mod backup_serverless;
 mod backup_xcopy;
 mod catalog_cmds;
+mod changer_cmds;
 pub mod exit;
 mod output;
 mod progress;
@@ -116,6 +117,7 @@ fn run(cli: &Cli) -> Result<u8> {
         Command::Raw(a) => scsi_cmds::raw(&s, &out, a),
         Command::Sense(a) => scsi_cmds::sense(&out, a),
         Command::Tape(a) => tape_cmds::run(&s, &out, a),
+        Command::Changer(a) => changer_cmds::run(&s, &out, a),
         Command::Backup(a) => backup(&s, &out, a),
         Command::Restore(a) if a.remote.server.is_some() => {
             server_cmds::restore_remote(&s, &out, a)

@@ -20,7 +20,7 @@ addrs=$(listen_addrs "$RIG_PID" | tr '\n' ' ')
 [[ $addrs == "$portal " ]] || bad "tgtd $RIG_PID listens on [$addrs], expected only $portal"
 
 listing=$(iscsi-ls -s "iscsi://$portal" 2>&1) || bad "iscsi-ls: $listing"
-for iqn in "$DISK_IQN" "$TAPE_IQN"; do
+for iqn in "$DISK_IQN" "$TAPE_IQN" "$LIB_IQN"; do
     [[ $listing == *"Target:$iqn Portal:$portal,1"* ]] || bad "discovery does not list $iqn at $portal"
 done
 
@@ -44,4 +44,7 @@ check_lun() {
 check_lun SANMOVER_RIG_DISK DIRECT_ACCESS SANMOVER_RIG_DISK_SERIAL
 check_lun SANMOVER_RIG_DISK2 DIRECT_ACCESS SANMOVER_RIG_DISK2_SERIAL
 check_lun SANMOVER_RIG_TAPE SEQUENTIAL_ACCESS SANMOVER_RIG_TAPE_SERIAL
+check_lun SANMOVER_RIG_CHANGER MEDIA_CHANGER SANMOVER_RIG_CHANGER_SERIAL
+check_lun SANMOVER_RIG_LIB_DRIVE0 SEQUENTIAL_ACCESS SANMOVER_RIG_LIB_DRIVE0_SERIAL
+check_lun SANMOVER_RIG_LIB_DRIVE1 SEQUENTIAL_ACCESS SANMOVER_RIG_LIB_DRIVE1_SERIAL
 exit "$fail"

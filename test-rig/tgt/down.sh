@@ -31,7 +31,8 @@ else
 fi
 
 rm -f "$ENV_FILE" "$ENV_FILE.tmp" "$PID_FILE" "$CONTROL_FILE" "$PORT_FILE" \
-    "$DISK1_FILE" "$DISK2_FILE" "$TAPE_FILE" "$STATE"/lun-*.img
+    "$DISK1_FILE" "$DISK2_FILE" "$TAPE_FILE" "$STATE"/lun-*.img "$LIB_CHANGER_FILE"
+rm -rf "$MEDIA_DIR"
 # Snapshots, extra LUNs and the filesystem itself go with the image.
 unmount_data
 if data_mounted; then

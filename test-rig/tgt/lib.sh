@@ -39,6 +39,34 @@ DISK2_SN=D2-SANMOVER-RIG
 TAPE_SN=T1-SANMOVER-RIG
 VENDOR=IET  # tgt's own vendor id: sanmover recognises tgt (and its quirks) by it
 
+# The tape library (tgt's SMC changer): one changer and two drives on
+# their own target. Element addresses: picker 1, import/export 32, drives
+# 256 and 257 (and 258, a spare: see add_library), slots 1024 on.
+LIB_IQN=$IQN_BASE:library
+LIB_TID=3
+LIB_CHANGER_LUN=1
+LIB_CHANGER_SN=SMLIB0
+# Drive element 256 (mtx drive 0) is LUN 3 and element 257 (drive 1) is
+# LUN 2: the order of the LUNs is not the order of the elements, so only
+# a mapping by identifier gets them right. tgt sends at most 10 serial
+# characters in the element's device identifier.
+LIB_DRIVE0_LUN=3
+LIB_DRIVE0_SN=SMDRVB
+LIB_DRIVE1_LUN=2
+LIB_DRIVE1_SN=SMDRVA
+LIB_PICKER=1
+LIB_IE=32
+LIB_DT_FIRST=256
+LIB_SLOT_FIRST=1024
+LIB_SLOTS=10
+# Cartridges LIB001..LIB008 in slots 1..8 (9 and 10 empty), LIB009 in the
+# import/export slot; each a tgtimg image of LIB_CART_MB in MEDIA_DIR.
+LIB_CARTS=8
+LIB_IE_BARCODE=LIB009
+LIB_CART_MB=${SANMOVER_RIG_CART_MB:-256}
+MEDIA_DIR=$STATE/media
+LIB_CHANGER_FILE=$STATE/changer.img
+
 PID_FILE=$STATE/tgtd.pid
 CONTROL_FILE=$STATE/control
 PORT_FILE=$STATE/port
@@ -175,6 +203,55 @@ add_tape_lun() {
         --device-type=tape --bstype=ssc -b "$TAPE_FILE"
     tadm "$n" --lld iscsi --op update --mode logicalunit --tid "$TAPE_TID" --lun "$TAPE_LUN" \
         --params "vendor_id=$VENDOR,product_id=VIRTUAL-TAPE,product_rev=0001,scsi_sn=$TAPE_SN,scsi_id=$TAPE_ID"
+}
+
+# lib_barcode N: the barcode of cartridge N (1-based).
+lib_barcode() {
+    printf 'LIB%03d' "$1"
+}
+
+# add_library N: the changer, its two drives and the cartridges, on target
+# LIB_TID of the tgtd on control port N. Fresh cartridge images every time.
+add_library() {
+    local n=$1 i b
+    L() { tadm "$n" --lld iscsi "$@"; }
+    C() { L --op update --mode logicalunit --tid "$LIB_TID" --lun "$LIB_CHANGER_LUN" --params "$1"; }
+    rm -rf "$MEDIA_DIR"
+    mkdir -p "$MEDIA_DIR"
+    for i in $(seq $((LIB_CARTS + 1))); do
+        b=$(lib_barcode "$i")
+        tgtimg --op=new --device-type=tape --barcode="$b" --size="$LIB_CART_MB" \
+            --type=data --file="$MEDIA_DIR/$b" >>"$LOG_FILE" 2>&1
+    done
+    truncate -s 1k "$LIB_CHANGER_FILE"
+    L --op new --mode target --tid "$LIB_TID" -T "$LIB_IQN"
+    L --op new --mode logicalunit --tid "$LIB_TID" --lun "$LIB_CHANGER_LUN" \
+        --device-type=changer -b "$LIB_CHANGER_FILE"
+    L --op update --mode logicalunit --tid "$LIB_TID" --lun "$LIB_CHANGER_LUN" \
+        --params "vendor_id=$VENDOR,product_id=VIRTUAL-CHANGER,product_rev=0001,scsi_sn=$LIB_CHANGER_SN"
+    # Empty drives: no -b (tgt refuses -b NONE); ssc so a moved-in
+    # cartridge image is served as a tape.
+    for d in "$LIB_DRIVE1_LUN:$LIB_DRIVE1_SN" "$LIB_DRIVE0_LUN:$LIB_DRIVE0_SN"; do
+        L --op new --mode logicalunit --tid "$LIB_TID" --lun "${d%%:*}" --device-type=tape --bstype=ssc
+        L --op update --mode logicalunit --tid "$LIB_TID" --lun "${d%%:*}" \
+            --params "vendor_id=$VENDOR,product_id=VIRTUAL-TAPE,product_rev=0001,scsi_sn=${d#*:}"
+    done
+    C "element_type=1,start_address=$LIB_PICKER,quantity=1"
+    C "element_type=2,start_address=$LIB_SLOT_FIRST,quantity=$LIB_SLOTS"
+    C "element_type=3,start_address=$LIB_IE,quantity=1"
+    # A third drive element with no LU behind it: tgt drops the last 8
+    # bytes of every READ ELEMENT STATUS, which cut the device identifier
+    # of the last drive element; the spare takes that place, so both real
+    # drives are identified (README.md, "Tape libraries").
+    C "element_type=4,start_address=$LIB_DT_FIRST,quantity=3"
+    C "element_type=4,address=$LIB_DT_FIRST,tid=$LIB_TID,lun=$LIB_DRIVE0_LUN"
+    C "element_type=4,address=$((LIB_DT_FIRST + 1)),tid=$LIB_TID,lun=$LIB_DRIVE1_LUN"
+    C "media_home=$MEDIA_DIR"
+    for i in $(seq "$LIB_CARTS"); do
+        C "element_type=2,address=$((LIB_SLOT_FIRST + i - 1)),barcode=$(lib_barcode "$i"),sides=1"
+    done
+    C "element_type=3,address=$LIB_IE,barcode=$LIB_IE_BARCODE,sides=1"
+    L --op bind --mode target --tid "$LIB_TID" -I ALL
 }
 
 # require_rig: load pid and control port of a running rig or fail.

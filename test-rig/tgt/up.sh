@@ -35,6 +35,9 @@ tgt rig up: tgtd pid $pid, portal 127.0.0.1:$port, control port $control
   disk  iscsi://127.0.0.1:$port/$DISK_IQN/1  (${DISK1_MB} MiB, $DISK1_FILE)
   disk2 iscsi://127.0.0.1:$port/$DISK_IQN/2  (${DISK2_MB} MiB, $DISK2_FILE)
   tape  iscsi://127.0.0.1:$port/$TAPE_IQN/1  ($TAPE_BARCODE, ${tape_mb} MB, $TAPE_FILE)
+  library changer iscsi://127.0.0.1:$port/$LIB_IQN/$LIB_CHANGER_LUN
+          drive 0 iscsi://127.0.0.1:$port/$LIB_IQN/$LIB_DRIVE0_LUN ($LIB_DRIVE0_SN), drive 1 iscsi://127.0.0.1:$port/$LIB_IQN/$LIB_DRIVE1_LUN ($LIB_DRIVE1_SN)
+          $LIB_SLOTS slots, $LIB_CARTS cartridges + $LIB_IE_BARCODE in import/export ($MEDIA_DIR)
   env   $ENV_FILE
   log   $LOG_FILE
   stop  $RIG_TGT_DIR/down.sh
@@ -60,6 +63,7 @@ if [[ -s $PID_FILE && -s $CONTROL_FILE ]]; then
             [[ $(env_value SANMOVER_RIG_TGTD_PID) == "$old_pid" ]] &&
             [[ $(env_value SANMOVER_RIG_PORTAL) == "127.0.0.1:$old_port" ]] &&
             [[ $targets == *"$DISK_IQN"* && $targets == *"$TAPE_IQN"* ]] &&
+            [[ $targets == *"$LIB_IQN"* && -n $(env_value SANMOVER_RIG_CHANGER) ]] &&
             [[ $targets == *"path: $DISK1_FILE"* && $targets == *"path: $DISK2_FILE"* ]] &&
             [[ $targets == *"path: $TAPE_FILE"* ]] &&
             data_mounted &&
@@ -91,7 +95,8 @@ cleanup_on_failure() {
         fi
         rm -f "$ENV_FILE" "$ENV_FILE.tmp" "$PID_FILE" "$CONTROL_FILE" "$PORT_FILE"
         if [[ -z ${KEEP_IMAGES:-} ]]; then
-            rm -f "$DISK1_FILE" "$DISK2_FILE" "$TAPE_FILE"
+            rm -f "$DISK1_FILE" "$DISK2_FILE" "$TAPE_FILE" "$LIB_CHANGER_FILE"
+            rm -rf "$MEDIA_DIR"
             unmount_data
         fi
     fi
@@ -184,6 +189,8 @@ T --op new --mode target --tid "$TAPE_TID" -T "$TAPE_IQN"
 add_tape_lun "$CONTROL"
 T --op bind --mode target --tid "$TAPE_TID" -I ALL
 
+add_library "$CONTROL"
+
 # --- rig.env: written last, atomically; its presence means "rig complete" ---
 tmp=$ENV_FILE.tmp
 {
@@ -215,6 +222,20 @@ tmp=$ENV_FILE.tmp
     echo "SANMOVER_RIG_LOG=$LOG_FILE"
     echo "SANMOVER_RIG_RESET_TAPE=$RIG_TGT_DIR/reset-tape.sh"
     echo "SANMOVER_RIG_LUN_TOOL=$RIG_TGT_DIR/lun.sh"
+    lib=iscsi://127.0.0.1:$PORT/$LIB_IQN
+    echo "SANMOVER_RIG_LIB_IQN=$LIB_IQN"
+    echo "SANMOVER_RIG_CHANGER=$lib/$LIB_CHANGER_LUN"
+    echo "SANMOVER_RIG_CHANGER_SERIAL=$LIB_CHANGER_SN"
+    echo "SANMOVER_RIG_LIB_DRIVE0=$lib/$LIB_DRIVE0_LUN"
+    echo "SANMOVER_RIG_LIB_DRIVE1=$lib/$LIB_DRIVE1_LUN"
+    echo "SANMOVER_RIG_LIB_DRIVE0_SERIAL=$LIB_DRIVE0_SN"
+    echo "SANMOVER_RIG_LIB_DRIVE1_SERIAL=$LIB_DRIVE1_SN"
+    echo "SANMOVER_RIG_LIB_SLOTS=$LIB_SLOTS"
+    echo "SANMOVER_RIG_LIB_BARCODES=$(for i in $(seq "$LIB_CARTS"); do printf '%s ' "$(lib_barcode "$i")"; done | sed 's/ $//; s/ /,/g')"
+    echo "SANMOVER_RIG_LIB_IE_BARCODE=$LIB_IE_BARCODE"
+    echo "SANMOVER_RIG_LIB_ELEMENTS=picker:$LIB_PICKER,slots:$LIB_SLOT_FIRST+$LIB_SLOTS,ie:$LIB_IE+1,drives:$LIB_DT_FIRST+3"
+    echo "SANMOVER_RIG_LIB_CART_MB=$LIB_CART_MB"
+    echo "SANMOVER_RIG_LIB_MEDIA_DIR=$MEDIA_DIR"
 } >"$tmp"
 mv "$tmp" "$ENV_FILE"
 

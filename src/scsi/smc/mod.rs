@@ -22,17 +22,10 @@ pub mod status;
 pub use pages::*;
 pub use status::*;
 
-/// SMC opcodes (SMC-3 6.1, table 6). POSITION TO ELEMENT shares 2Bh with
-/// LOCATE(10) and INITIALIZE ELEMENT STATUS WITH RANGE 37h with a disk's
-/// READ DEFECT DATA(10): the device type decides.
+/// POSITION TO ELEMENT shares 2Bh with LOCATE(10) (SMC-3 6.1, table 6):
+/// the device type decides. The other SMC opcodes are named with the rest.
 impl Opcode {
-    pub const INITIALIZE_ELEMENT_STATUS: Opcode = Opcode(0x07);
-    pub const PREVENT_ALLOW_MEDIUM_REMOVAL: Opcode = Opcode(0x1e);
     pub const POSITION_TO_ELEMENT: Opcode = Opcode(0x2b);
-    pub const INITIALIZE_ELEMENT_STATUS_WITH_RANGE: Opcode = Opcode(0x37);
-    pub const MOVE_MEDIUM: Opcode = Opcode(0xa5);
-    pub const EXCHANGE_MEDIUM: Opcode = Opcode(0xa6);
-    pub const READ_ELEMENT_STATUS: Opcode = Opcode(0xb8);
 }
 
 /// An element address (SMC-3 4.3): 16 bits, assigned by the changer,
