@@ -506,9 +506,15 @@ impl Cop {
         }
     }
 
+    /// Held by a drive that is not free, or promised to a lease whose
+    /// drive the robot has not loaded yet.
     fn in_use(&self, barcode: &str) -> bool {
         self.drive_holding(barcode)
             .is_some_and(|d| !self.drives[d].free())
+            || self.leases.values().any(|l| {
+                l.barcode == barcode
+                    && matches!(l.state, LeaseState::Preparing | LeaseState::Active)
+            })
     }
 
     fn plan_backup(&self, pool: &str) -> Option<(usize, String, Vec<Step>)> {
@@ -547,6 +553,9 @@ impl Cop {
 
     fn plan_restore(&self, barcode: &str) -> Option<(usize, String, Vec<Step>)> {
         let cart = self.cartridges.get(barcode)?;
+        if self.in_use(barcode) {
+            return None;
+        }
         let check = cart.volume.map(|volume| Step::CheckLabel { volume });
         if let Some(d) = self.drive_holding(barcode) {
             return self.drives[d]

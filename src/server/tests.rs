@@ -112,6 +112,16 @@ fn three_hosts_two_drives_fifo_with_positions() {
 }
 
 #[test]
+fn requests_before_the_robot_ran_get_different_cartridges() {
+    let mut c = cop(2, &["A", "B", "C"]);
+    let t1 = c.request("h1", backup("p"), 0).unwrap();
+    let t2 = c.request("h2", backup("p"), 0).unwrap();
+    robot_ok(&mut c, 1);
+    let (l1, l2) = (granted(&mut c, t1, "h1", 1), granted(&mut c, t2, "h2", 1));
+    assert_ne!(c.leases[&l1].barcode, c.leases[&l2].barcode);
+}
+
+#[test]
 fn empty_pool_and_bad_pool_are_refused_at_once() {
     let mut c = cop(1, &[]);
     assert_eq!(

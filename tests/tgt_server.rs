@@ -1,0 +1,539 @@
+//! `sanmover server` against the tgt library rig (a changer with two
+//! drives and eight barcoded cartridges): hosts back up and restore
+//! through the server, each a process of its own with its own initiator
+//! name, credential and catalog. Every test takes the library lock, starts
+//! from blank cartridges in their home slots and a fresh server catalog,
+//! and stops every process it started by pid, also when it fails.
+
+mod common;
+use common::{fill_random, rig, sanmover, sm, Run};
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use sanmover::catalog::{Catalog, SetState};
+use sanmover::device::{Changer, Tape};
+use sanmover::engine::volume::{read_label, LabelState};
+use sanmover::scsi::smc::ElementAddress;
+use sanmover::server::events::{overlaps, EventKind};
+use sanmover::transport::iscsi::{IscsiOptions, IscsiTransport};
+use sanmover::transport::url::IscsiUrl;
+
+const HOSTS: [&str; 3] = ["alpha", "bravo", "charlie"];
+
+fn secret(host: &str) -> String {
+    format!("{host}-secret-0123456789")
+}
+
+/// The library, held by one test at a time.
+fn library() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Every cartridge back in its home slot (LIB00N in slot N), then every
+/// slot cartridge a blank tape image again.
+fn blank_library() {
+    blank_home();
+    let media = Path::new(rig().get("SANMOVER_RIG_STATE_DIR")).join("media");
+    let mb = rig().get("SANMOVER_RIG_LIB_CART_MB");
+    for b in rig().get("SANMOVER_RIG_LIB_BARCODES").split(',') {
+        let f = media.join(b);
+        std::fs::remove_file(&f).unwrap();
+        let st = Command::new("tgtimg")
+            .args(["--op=new", "--device-type=tape", "--type=data"])
+            .arg(format!("--barcode={b}"))
+            .arg(format!("--size={mb}"))
+            .arg(format!("--file={}", f.display()))
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success(), "tgtimg {b}");
+    }
+}
+
+/// Extra disk LUNs on the rig, deleted on drop.
+struct Luns(Vec<u32>);
+
+impl Luns {
+    fn add(&mut self, lun: u32, mb: u32) -> (String, PathBuf) {
+        let tool = rig().get("SANMOVER_RIG_LUN_TOOL");
+        let _ = Command::new("bash")
+            .args([tool, "del", &lun.to_string()])
+            .output();
+        let out = Command::new("bash")
+            .args([tool, "add", &lun.to_string(), &mb.to_string()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.0.push(lun);
+        let url = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        let file = Path::new(rig().get("SANMOVER_RIG_STATE_DIR")).join(format!("lun-{lun}.img"));
+        (url, file)
+    }
+}
+
+impl Drop for Luns {
+    fn drop(&mut self) {
+        let tool = rig().get("SANMOVER_RIG_LUN_TOOL");
+        for l in &self.0 {
+            let _ = Command::new("bash")
+                .args([tool, "del", &l.to_string()])
+                .output();
+        }
+    }
+}
+
+/// A child process stopped by pid on drop.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `sanmover server` on a free loopback port.
+struct Server {
+    /// Stopped by pid when the server is dropped.
+    _proc: Proc,
+    url: String,
+    dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn start(extra: &[&str]) -> Server {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().unwrap();
+        let hosts = dir.path().join("hosts.toml");
+        let mut text = String::new();
+        for h in HOSTS {
+            text += &format!("[[host]]\nname = \"{h}\"\nsecret = \"{}\"\n", secret(h));
+        }
+        text += &format!(
+            "[[host]]\nname = \"op\"\nsecret = \"{}\"\noperator = true\n",
+            secret("op")
+        );
+        std::fs::write(&hosts, text).unwrap();
+        let mut c = Command::new(env!("CARGO_BIN_EXE_sanmover"));
+        c.arg("--catalog").arg(dir.path().join("server.db"));
+        c.args([
+            "--initiator",
+            "iqn.2026-11.org.sanmover.test:server",
+            "server",
+        ]);
+        c.args([
+            "--listen",
+            "127.0.0.1:0",
+            "--library",
+            rig().get("SANMOVER_RIG_CHANGER"),
+        ]);
+        for n in 0..2 {
+            c.args(["--drive", rig().get(&format!("SANMOVER_RIG_LIB_DRIVE{n}"))]);
+        }
+        c.arg("--hosts").arg(&hosts).args(extra);
+        c.stdout(Stdio::piped())
+            .stderr(std::fs::File::create(dir.path().join("server.log")).unwrap());
+        let mut child = c.spawn().unwrap();
+        let mut r = std::io::BufReader::new(child.stdout.take().unwrap());
+        let proc = Proc(child);
+        let mut line = String::new();
+        let _ = r.read_line(&mut line);
+        std::thread::spawn(move || std::io::copy(&mut r, &mut std::io::sink()));
+        let addr = line
+            .split_whitespace()
+            .nth(4)
+            .map(|w| w.trim_end_matches(','))
+            .unwrap_or_else(|| {
+                panic!(
+                    "server did not start: {line:?}\n{}",
+                    std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default()
+                )
+            })
+            .to_string();
+        Server {
+            _proc: proc,
+            url: format!("http://{addr}"),
+            dir,
+        }
+    }
+
+    fn catalog(&self) -> Catalog {
+        Catalog::open(&self.dir.path().join("server.db")).unwrap()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// A host's command line: its own initiator name, credential and
+    /// catalog.
+    fn host(&self, host: &str, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_sanmover"));
+        c.arg("--catalog")
+            .arg(self.dir.path().join(format!("{host}.db")))
+            .args([
+                "--initiator",
+                &format!("iqn.2026-11.org.sanmover.test:{host}"),
+            ])
+            .args(args)
+            .args(["--server", &self.url])
+            .env("SANMOVER_SERVER_TOKEN", format!("{host}:{}", secret(host)))
+            .env_remove("SANMOVER_INITIATOR");
+        c
+    }
+
+    fn run(&self, host: &str, args: &[&str]) -> Run {
+        let out = self.host(host, args).output().unwrap();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    fn status(&self) -> serde_json::Value {
+        self.run("op", &["--json", "server", "status"]).ok().json()
+    }
+}
+
+fn backup_json(s: &Server, host: &str, source: &str, pool: &str) -> serde_json::Value {
+    s.run(
+        host,
+        &[
+            "--json", "backup", "--mode", "host", "--source", source, "--pool", pool,
+        ],
+    )
+    .ok()
+    .json()
+}
+
+fn restore_ok(s: &Server, host: &str, set: &str, target: &str) {
+    s.run(host, &["restore", set, "--target", target]).ok();
+}
+
+fn same_bytes(a: &Path, b: &Path, len: usize) {
+    let (x, y) = (std::fs::read(a).unwrap(), std::fs::read(b).unwrap());
+    assert!(
+        x[..len] == y[..len],
+        "{} and {} differ",
+        a.display(),
+        b.display()
+    );
+}
+
+fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(t.elapsed() < limit, "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn three_hosts_share_two_drives() {
+    let _l = library();
+    blank_library();
+    let mut luns = Luns(Vec::new());
+    let mut sources = Vec::new();
+    for (i, _) in HOSTS.iter().enumerate() {
+        let (src, file) = luns.add(60 + i as u32, 8);
+        fill_random(&file, 8 << 20, 7 + i as u64);
+        let (dst, dst_file) = luns.add(70 + i as u32, 8);
+        sources.push((src, file, dst, dst_file));
+    }
+    let s = Server::start(&["--lease-secs", "5"]);
+    let children: Vec<Proc> = HOSTS
+        .iter()
+        .zip(&sources)
+        .map(|(h, (src, ..))| {
+            let mut c = s.host(
+                h,
+                &[
+                    "--json",
+                    "backup",
+                    "--mode",
+                    "host",
+                    "--source",
+                    src,
+                    "--block-size",
+                    "64K",
+                ],
+            );
+            Proc(
+                c.stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap(),
+            )
+        })
+        .collect();
+    let mut sets = Vec::new();
+    for (mut p, h) in children.into_iter().zip(HOSTS) {
+        use std::io::Read as _;
+        let (mut out, mut err) = (String::new(), String::new());
+        p.0.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+        p.0.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+        assert!(p.0.wait().unwrap().success(), "{h}: {err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        sets.push(v["set_id"].as_str().unwrap().to_string());
+    }
+    // Every set restores byte-identical, through the server.
+    for ((set, (_, file, dst, dst_file)), h) in sets.iter().zip(&sources).zip(HOSTS) {
+        restore_ok(&s, h, set, dst);
+        same_bytes(file, dst_file, 8 << 20);
+    }
+    // The server's own event log: no drive held by two hosts at once, and
+    // three hosts on two drives means one waited for another's release.
+    let cat = s.catalog();
+    let events = cat.server_events().unwrap();
+    assert!(overlaps(&events).is_empty(), "{events:#?}");
+    let granted: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind == EventKind::LeaseGranted)
+        .collect();
+    assert_eq!(granted.len(), 6, "3 backups and 3 restores");
+    // The catalog says which cartridge and tape file each set is on.
+    let carts = cat.server_cartridges().unwrap();
+    for set in &sets {
+        let row = cat.set(set).unwrap();
+        assert_eq!(row.outcome.state, SetState::Complete);
+        let cart = carts
+            .iter()
+            .find(|c| c.volume == Some(row.info.volume))
+            .unwrap();
+        assert!(cart.barcode.starts_with("LIB"), "{cart:?}");
+        assert!(row.info.file_number >= 1);
+    }
+    let st = s.status();
+    assert_eq!(st["drives"].as_array().unwrap().len(), 2);
+    assert!(st["queue"].as_array().unwrap().is_empty());
+    drop(s);
+}
+
+#[test]
+fn a_killed_host_fences_its_drive_until_an_operator_releases_it() {
+    let _l = library();
+    blank_library();
+    let mut luns = Luns(Vec::new());
+    let (big, _) = luns.add(80, 160);
+    let (small, small_file) = luns.add(81, 4);
+    fill_random(&small_file, 4 << 20, 99);
+    let (dst, dst_file) = luns.add(82, 4);
+    let s = Server::start(&["--lease-secs", "3"]);
+    // alpha writes a big set slowly, and is killed once the server knows
+    // the set.
+    let mut victim = Proc(
+        s.host(
+            "alpha",
+            &[
+                "backup",
+                "--mode",
+                "host",
+                "--source",
+                &big,
+                "--pool",
+                "kill",
+                "--block-size",
+                "16K",
+            ],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap(),
+    );
+    wait_for(
+        "alpha's set in a heartbeat",
+        Duration::from_secs(30),
+        || {
+            s.status()["leases"].as_array().is_some_and(|l| {
+                l.iter()
+                    .any(|l| l["host"] == "alpha" && !l["set"].is_null())
+            })
+        },
+    );
+    let st = s.status();
+    let lease = &st["leases"][0];
+    let (drive, failed_set) = (
+        lease["drive"].as_u64().unwrap() as usize,
+        lease["set"].as_str().unwrap().to_string(),
+    );
+    let pid = nix::unistd::Pid::from_raw(victim.0.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
+    let _ = victim.0.wait();
+    wait_for("the lease to expire", Duration::from_secs(20), || {
+        !s.status()["drives"][drive]["fenced"].is_null()
+    });
+    assert_eq!(
+        s.catalog().set(&failed_set).unwrap().outcome.state,
+        SetState::Failed
+    );
+    // Other work goes to the other drive; the fenced one is not given out.
+    let other = backup_json(&s, "bravo", &small, "other");
+    let st = s.status();
+    assert!(st["drives"][drive]["lease"].is_null());
+    assert!(!st["drives"][drive]["fenced"].is_null());
+    assert!(st["drives"][1 - drive]["holds"].is_string());
+    assert_ne!(
+        other["volume"],
+        s.catalog()
+            .set(&failed_set)
+            .unwrap()
+            .info
+            .volume
+            .to_string()
+    );
+    // Without --force, nothing; a non-operator host cannot release.
+    let r = s.run("op", &["server", "drives", "release", &drive.to_string()]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("--force"), "{}", r.stderr);
+    let r = s.run(
+        "bravo",
+        &["server", "drives", "release", &drive.to_string(), "--force"],
+    );
+    assert_ne!(r.code, 0, "{}", r.stdout);
+    s.run(
+        "op",
+        &["server", "drives", "release", &drive.to_string(), "--force"],
+    )
+    .ok();
+    // The next set of pool "kill" lands after the failed one and restores.
+    let next = backup_json(&s, "charlie", &small, "kill");
+    let failed = s.catalog().set(&failed_set).unwrap();
+    let row = s.catalog().set(next["set_id"].as_str().unwrap()).unwrap();
+    assert_eq!(row.info.volume, failed.info.volume);
+    assert!(
+        row.info.file_number > failed.info.file_number,
+        "{row:?} {failed:?}"
+    );
+    restore_ok(&s, "charlie", next["set_id"].as_str().unwrap(), &dst);
+    same_bytes(&small_file, &dst_file, 4 << 20);
+    let events = s.catalog().server_events().unwrap();
+    assert!(overlaps(&events).is_empty());
+    for k in [
+        EventKind::LeaseExpired,
+        EventKind::Fenced,
+        EventKind::Unfenced,
+    ] {
+        assert!(events.iter().any(|e| e.kind == k), "no {k:?}: {}", s.log());
+    }
+}
+
+#[test]
+fn bad_input_gets_clear_errors_and_loses_nothing() {
+    let _l = library();
+    blank_library();
+    let mut luns = Luns(Vec::new());
+    let (src, src_file) = luns.add(85, 4);
+    fill_random(&src_file, 4 << 20, 5);
+    let s = Server::start(&[]);
+    // An unknown host and a wrong secret: 401, said so, non-zero exit.
+    let mut c = s.host("mallory", &["server", "status"]);
+    let out = c
+        .env("SANMOVER_SERVER_TOKEN", "mallory:whatever-it-may-be")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
+    let mut c = s.host("alpha", &["backup", "--mode", "host", "--source", &src]);
+    let out = c
+        .env("SANMOVER_SERVER_TOKEN", "alpha:not-alphas-secret-at-all")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown host or wrong secret"));
+    // A cartridge with a label the catalog does not know (LIB001, the
+    // first scratch the server picks): refused and retired, not
+    // overwritten; the next request gets another cartridge.
+    let foreign = sanmover([
+        "changer",
+        rig().get("SANMOVER_RIG_CHANGER"),
+        "load",
+        "1",
+        "0",
+    ]);
+    foreign.ok();
+    let other = tempfile::tempdir().unwrap();
+    let other_cat = other.path().join("other.db");
+    let drive0 = rig().get("SANMOVER_RIG_LIB_DRIVE0");
+    sm(&other_cat, &["tape", drive0, "label", "THEIRS"]).ok();
+    sanmover([
+        "changer",
+        rig().get("SANMOVER_RIG_CHANGER"),
+        "unload",
+        "1",
+        "0",
+    ])
+    .ok();
+    drop(s);
+    let s = Server::start(&[]);
+    let r = s.run("alpha", &["backup", "--mode", "host", "--source", &src]);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains("LIB001") && r.stderr.contains("not blank"),
+        "{}",
+        r.stderr
+    );
+    let st = s.status();
+    let lib1 = st["cartridges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["barcode"] == "LIB001")
+        .unwrap()
+        .clone();
+    assert_eq!(lib1["pool"]["kind"], "retired", "{lib1}");
+    let ok = backup_json(&s, "alpha", &src, "default");
+    assert_ne!(ok["volume_name"], "THEIRS");
+    // LIB001 still has its own label.
+    let _ = s.run("op", &["server", "status"]);
+    drop(s);
+    blank_check_label("LIB001", "THEIRS");
+}
+
+/// Load `barcode` into drive 0, check its label name, unload it.
+fn blank_check_label(barcode: &str, name: &str) {
+    let n = barcode.trim_start_matches("LIB").trim_start_matches('0');
+    let ch = rig().get("SANMOVER_RIG_CHANGER");
+    blank_home();
+    sanmover(["changer", ch, "load", n, "0"]).ok();
+    let u = IscsiUrl::parse(rig().get("SANMOVER_RIG_LIB_DRIVE0")).unwrap();
+    let t = IscsiTransport::connect(&u, &IscsiOptions::default()).unwrap();
+    let state = read_label(&mut Tape::open(t).unwrap()).unwrap();
+    sanmover(["changer", ch, "unload", n, "0"]).ok();
+    assert!(
+        matches!(&state, LabelState::Ours(l) if l.name == name),
+        "{}",
+        state.describe()
+    );
+}
+
+/// Cartridges home, without blanking them.
+fn blank_home() {
+    let u = IscsiUrl::parse(rig().get("SANMOVER_RIG_CHANGER")).unwrap();
+    let mut ch =
+        Changer::open(IscsiTransport::connect(&u, &IscsiOptions::default()).unwrap()).unwrap();
+    let inv = ch.inventory().unwrap();
+    let first = inv.storage[0].address.0;
+    for d in inv.drives.iter().filter(|d| d.is_full()) {
+        let n: u16 = d
+            .primary_tag
+            .as_ref()
+            .unwrap()
+            .label()
+            .trim()
+            .trim_start_matches("LIB")
+            .parse()
+            .unwrap();
+        ch.move_medium(d.address, ElementAddress(first + n - 1))
+            .unwrap();
+    }
+}
