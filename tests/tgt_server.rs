@@ -110,8 +110,13 @@ struct Server {
 
 impl Server {
     fn start(extra: &[&str]) -> Server {
+        let mut args = vec!["--listen", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        Server::start_in(tempfile::tempdir().unwrap(), &args)
+    }
+
+    fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Server {
         use std::io::BufRead;
-        let dir = tempfile::tempdir().unwrap();
         let hosts = dir.path().join("hosts.toml");
         let mut text = String::new();
         for h in HOSTS {
@@ -129,18 +134,18 @@ impl Server {
             "iqn.2026-11.org.sanmover.test:server",
             "server",
         ]);
-        c.args([
-            "--listen",
-            "127.0.0.1:0",
-            "--library",
-            rig().get("SANMOVER_RIG_CHANGER"),
-        ]);
+        c.args(["--library", rig().get("SANMOVER_RIG_CHANGER")]);
         for n in 0..2 {
             c.args(["--drive", rig().get(&format!("SANMOVER_RIG_LIB_DRIVE{n}"))]);
         }
         c.arg("--hosts").arg(&hosts).args(extra);
-        c.stdout(Stdio::piped())
-            .stderr(std::fs::File::create(dir.path().join("server.log")).unwrap());
+        c.stdout(Stdio::piped()).stderr(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.path().join("server.log"))
+                .unwrap(),
+        );
         let mut child = c.spawn().unwrap();
         let mut r = std::io::BufReader::new(child.stdout.take().unwrap());
         let proc = Proc(child);
@@ -163,6 +168,16 @@ impl Server {
             url: format!("http://{addr}"),
             dir,
         }
+    }
+
+    /// SIGKILL the server and start a new one on `addr` with the same
+    /// catalog and hosts file.
+    fn restart_on(mut self, addr: &str) -> Server {
+        let _ = self._proc.0.kill();
+        let _ = self._proc.0.wait();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        drop(self);
+        Server::start_in(dir, &["--lease-secs", "20", "--listen", addr])
     }
 
     fn catalog(&self) -> Catalog {
@@ -425,6 +440,103 @@ fn a_killed_host_fences_its_drive_until_an_operator_releases_it() {
     ] {
         assert!(events.iter().any(|e| e.kind == k), "no {k:?}: {}", s.log());
     }
+}
+
+#[test]
+fn a_server_killed_mid_set_rebuilds_and_the_set_finishes() {
+    let _l = library();
+    blank_library();
+    let mut luns = Luns(Vec::new());
+    let (big, big_file) = luns.add(83, 96);
+    fill_random(&big_file, 96 << 20, 11);
+    let (dst, dst_file) = luns.add(84, 96);
+    let s = Server::start(&["--lease-secs", "20"]);
+    let addr = s.url.trim_start_matches("http://").to_string();
+    let mut host = s.host(
+        "alpha",
+        &[
+            "--json",
+            "backup",
+            "--mode",
+            "host",
+            "--source",
+            &big,
+            "--block-size",
+            "16K",
+        ],
+    );
+    let mut host = Proc(
+        host.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for(
+        "alpha's set in a heartbeat",
+        Duration::from_secs(30),
+        || {
+            s.status()["leases"]
+                .as_array()
+                .is_some_and(|l| l.iter().any(|l| !l["set"].is_null()))
+        },
+    );
+    // SIGKILL the server and start it again on the same port and catalog.
+    let dir = s.restart_on(&addr);
+    let s = dir;
+    use std::io::Read as _;
+    let (mut out, mut err) = (String::new(), String::new());
+    host.0
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    host.0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(
+        host.0.wait().unwrap().success(),
+        "{err}\nserver: {}",
+        s.log()
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let set = v["set_id"].as_str().unwrap();
+    let cat = s.catalog();
+    assert_eq!(cat.set(set).unwrap().outcome.state, SetState::Complete);
+    let events = cat.server_events().unwrap();
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.kind == EventKind::Started)
+            .count(),
+        2
+    );
+    // The lease outlived the server: released only after the restart.
+    let restarted = events
+        .iter()
+        .rposition(|e| e.kind == EventKind::Started)
+        .unwrap();
+    let released = events
+        .iter()
+        .position(|e| e.kind == EventKind::LeaseReleased)
+        .unwrap();
+    assert!(restarted < released, "{events:#?}");
+    assert!(overlaps(&events).is_empty());
+    // No cartridge lost track of: the one written is where the server says.
+    let st = s.status();
+    let held: Vec<_> = st["drives"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["holds"].as_str())
+        .collect();
+    assert_eq!(held.len(), 1, "{st}");
+    assert_eq!(st["cartridges"].as_array().unwrap().len(), 8);
+    restore_ok(&s, "alpha", set, &dst);
+    same_bytes(&big_file, &dst_file, 96 << 20);
 }
 
 #[test]
