@@ -17,7 +17,7 @@ use sanmover::catalog::{Catalog, SetState};
 use sanmover::device::{Changer, Tape};
 use sanmover::engine::volume::{read_label, LabelState};
 use sanmover::scsi::smc::ElementAddress;
-use sanmover::server::events::{overlaps, EventKind};
+use sanmover::server::events::{overlaps, Event, EventKind};
 use sanmover::transport::iscsi::{IscsiOptions, IscsiTransport};
 use sanmover::transport::url::IscsiUrl;
 
@@ -252,6 +252,53 @@ fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// A host's backup in the background, output piped.
+fn spawn_backup(s: &Server, host: &str, args: &[&str]) -> Proc {
+    let mut all = vec!["--json", "backup", "--mode", "host"];
+    all.extend_from_slice(args);
+    let mut c = s.host(host, &all);
+    Proc(
+        c.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// Wait for a background backup; it must succeed. Its JSON summary.
+fn finish(mut p: Proc, what: &str) -> serde_json::Value {
+    use std::io::Read as _;
+    let (mut out, mut err) = (String::new(), String::new());
+    p.0.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    p.0.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(p.0.wait().unwrap().success(), "{what}: {err}");
+    serde_json::from_str(&out).unwrap()
+}
+
+fn count(events: &[Event], kind: EventKind) -> usize {
+    events.iter().filter(|e| e.kind == kind).count()
+}
+
+/// Wait until the server knows the set a host writes (its heartbeat
+/// carried it); the drive and the set id.
+fn set_in_heartbeat(s: &Server) -> (usize, String) {
+    let mut found = None;
+    wait_for("a set in a heartbeat", Duration::from_secs(30), || {
+        let st = s.status();
+        let l = st["leases"]
+            .as_array()
+            .and_then(|l| l.iter().find(|l| !l["set"].is_null()).cloned());
+        found = l.map(|l| {
+            (
+                l["drive"].as_u64().unwrap() as usize,
+                l["set"].as_str().unwrap().to_string(),
+            )
+        });
+        found.is_some()
+    });
+    found.unwrap()
+}
+
 #[test]
 fn three_hosts_share_two_drives() {
     let _l = library();
@@ -268,53 +315,27 @@ fn three_hosts_share_two_drives() {
     let children: Vec<Proc> = HOSTS
         .iter()
         .zip(&sources)
-        .map(|(h, (src, ..))| {
-            let mut c = s.host(
-                h,
-                &[
-                    "--json",
-                    "backup",
-                    "--mode",
-                    "host",
-                    "--source",
-                    src,
-                    "--block-size",
-                    "64K",
-                ],
-            );
-            Proc(
-                c.stdout(Stdio::piped())
-                    .stderr(Stdio::piped())
-                    .spawn()
-                    .unwrap(),
-            )
-        })
+        .map(|(h, (src, ..))| spawn_backup(&s, h, &["--source", src, "--block-size", "64K"]))
         .collect();
-    let mut sets = Vec::new();
-    for (mut p, h) in children.into_iter().zip(HOSTS) {
-        use std::io::Read as _;
-        let (mut out, mut err) = (String::new(), String::new());
-        p.0.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-        p.0.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-        assert!(p.0.wait().unwrap().success(), "{h}: {err}");
-        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-        sets.push(v["set_id"].as_str().unwrap().to_string());
-    }
+    let sets: Vec<String> = children
+        .into_iter()
+        .zip(HOSTS)
+        .map(|(p, h)| finish(p, h)["set_id"].as_str().unwrap().to_string())
+        .collect();
     // Every set restores byte-identical, through the server.
     for ((set, (_, file, dst, dst_file)), h) in sets.iter().zip(&sources).zip(HOSTS) {
         restore_ok(&s, h, set, dst);
         same_bytes(file, dst_file, 8 << 20);
     }
-    // The server's own event log: no drive held by two hosts at once, and
-    // three hosts on two drives means one waited for another's release.
+    // The server's own event log: no drive held by two hosts at once.
     let cat = s.catalog();
     let events = cat.server_events().unwrap();
     assert!(overlaps(&events).is_empty(), "{events:#?}");
-    let granted: Vec<_> = events
-        .iter()
-        .filter(|e| e.kind == EventKind::LeaseGranted)
-        .collect();
-    assert_eq!(granted.len(), 6, "3 backups and 3 restores");
+    assert_eq!(
+        count(&events, EventKind::LeaseGranted),
+        6,
+        "3 backups and 3 restores"
+    );
     // The catalog says which cartridge and tape file each set is on.
     let carts = cat.server_cartridges().unwrap();
     for set in &sets {
@@ -330,7 +351,26 @@ fn three_hosts_share_two_drives() {
     let st = s.status();
     assert_eq!(st["drives"].as_array().unwrap().len(), 2);
     assert!(st["queue"].as_array().unwrap().is_empty());
-    drop(s);
+}
+
+/// While `drive` is fenced, other work goes to the other drive, and only
+/// an operator's `--force` releases it.
+fn fenced_until_released(s: &Server, drive: usize, failed_set: &str, small: &str) {
+    let other = backup_json(s, "bravo", small, "other");
+    let st = s.status();
+    assert!(st["drives"][drive]["lease"].is_null());
+    assert!(!st["drives"][drive]["fenced"].is_null());
+    assert!(st["drives"][1 - drive]["holds"].is_string());
+    let failed_volume = s.catalog().set(failed_set).unwrap().info.volume;
+    assert_ne!(other["volume"], failed_volume.to_string());
+    let d = drive.to_string();
+    let r = s.run("op", &["server", "drives", "release", &d]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("--force"), "{}", r.stderr);
+    let r = s.run("bravo", &["server", "drives", "release", &d, "--force"]);
+    assert_ne!(r.code, 0, "a host that is not an operator: {}", r.stdout);
+    s.run("op", &["server", "drives", "release", &d, "--force"])
+        .ok();
 }
 
 #[test]
@@ -345,91 +385,35 @@ fn a_killed_host_fences_its_drive_until_an_operator_releases_it() {
     let s = Server::start(&["--lease-secs", "3"]);
     // alpha writes a big set slowly, and is killed once the server knows
     // the set.
-    let mut victim = Proc(
-        s.host(
-            "alpha",
-            &[
-                "backup",
-                "--mode",
-                "host",
-                "--source",
-                &big,
-                "--pool",
-                "kill",
-                "--block-size",
-                "16K",
-            ],
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap(),
-    );
-    wait_for(
-        "alpha's set in a heartbeat",
-        Duration::from_secs(30),
-        || {
-            s.status()["leases"].as_array().is_some_and(|l| {
-                l.iter()
-                    .any(|l| l["host"] == "alpha" && !l["set"].is_null())
-            })
-        },
-    );
-    let st = s.status();
-    let lease = &st["leases"][0];
-    let (drive, failed_set) = (
-        lease["drive"].as_u64().unwrap() as usize,
-        lease["set"].as_str().unwrap().to_string(),
-    );
+    let args = [
+        "--source",
+        big.as_str(),
+        "--pool",
+        "kill",
+        "--block-size",
+        "16K",
+    ];
+    let mut victim = spawn_backup(&s, "alpha", &args);
+    let (drive, failed_set) = set_in_heartbeat(&s);
     let pid = nix::unistd::Pid::from_raw(victim.0.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
     let _ = victim.0.wait();
     wait_for("the lease to expire", Duration::from_secs(20), || {
         !s.status()["drives"][drive]["fenced"].is_null()
     });
-    assert_eq!(
-        s.catalog().set(&failed_set).unwrap().outcome.state,
-        SetState::Failed
-    );
-    // Other work goes to the other drive; the fenced one is not given out.
-    let other = backup_json(&s, "bravo", &small, "other");
-    let st = s.status();
-    assert!(st["drives"][drive]["lease"].is_null());
-    assert!(!st["drives"][drive]["fenced"].is_null());
-    assert!(st["drives"][1 - drive]["holds"].is_string());
-    assert_ne!(
-        other["volume"],
-        s.catalog()
-            .set(&failed_set)
-            .unwrap()
-            .info
-            .volume
-            .to_string()
-    );
-    // Without --force, nothing; a non-operator host cannot release.
-    let r = s.run("op", &["server", "drives", "release", &drive.to_string()]);
-    assert_ne!(r.code, 0);
-    assert!(r.stderr.contains("--force"), "{}", r.stderr);
-    let r = s.run(
-        "bravo",
-        &["server", "drives", "release", &drive.to_string(), "--force"],
-    );
-    assert_ne!(r.code, 0, "{}", r.stdout);
-    s.run(
-        "op",
-        &["server", "drives", "release", &drive.to_string(), "--force"],
-    )
-    .ok();
+    let failed = s.catalog().set(&failed_set).unwrap();
+    assert_eq!(failed.outcome.state, SetState::Failed);
+    fenced_until_released(&s, drive, &failed_set, &small);
     // The next set of pool "kill" lands after the failed one and restores.
     let next = backup_json(&s, "charlie", &small, "kill");
-    let failed = s.catalog().set(&failed_set).unwrap();
-    let row = s.catalog().set(next["set_id"].as_str().unwrap()).unwrap();
+    let next_id = next["set_id"].as_str().unwrap();
+    let row = s.catalog().set(next_id).unwrap();
     assert_eq!(row.info.volume, failed.info.volume);
     assert!(
         row.info.file_number > failed.info.file_number,
         "{row:?} {failed:?}"
     );
-    restore_ok(&s, "charlie", next["set_id"].as_str().unwrap(), &dst);
+    restore_ok(&s, "charlie", next_id, &dst);
     same_bytes(&small_file, &dst_file, 4 << 20);
     let events = s.catalog().server_events().unwrap();
     assert!(overlaps(&events).is_empty());
@@ -438,7 +422,7 @@ fn a_killed_host_fences_its_drive_until_an_operator_releases_it() {
         EventKind::Fenced,
         EventKind::Unfenced,
     ] {
-        assert!(events.iter().any(|e| e.kind == k), "no {k:?}: {}", s.log());
+        assert_eq!(count(&events, k), 1, "{k:?}: {}", s.log());
     }
 }
 
@@ -452,88 +436,31 @@ fn a_server_killed_mid_set_rebuilds_and_the_set_finishes() {
     let (dst, dst_file) = luns.add(84, 96);
     let s = Server::start(&["--lease-secs", "20"]);
     let addr = s.url.trim_start_matches("http://").to_string();
-    let mut host = s.host(
-        "alpha",
-        &[
-            "--json",
-            "backup",
-            "--mode",
-            "host",
-            "--source",
-            &big,
-            "--block-size",
-            "16K",
-        ],
-    );
-    let mut host = Proc(
-        host.stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for(
-        "alpha's set in a heartbeat",
-        Duration::from_secs(30),
-        || {
-            s.status()["leases"]
-                .as_array()
-                .is_some_and(|l| l.iter().any(|l| !l["set"].is_null()))
-        },
-    );
+    let host = spawn_backup(&s, "alpha", &["--source", &big, "--block-size", "16K"]);
+    set_in_heartbeat(&s);
     // SIGKILL the server and start it again on the same port and catalog.
-    let dir = s.restart_on(&addr);
-    let s = dir;
-    use std::io::Read as _;
-    let (mut out, mut err) = (String::new(), String::new());
-    host.0
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    host.0
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    assert!(
-        host.0.wait().unwrap().success(),
-        "{err}\nserver: {}",
-        s.log()
-    );
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let s = s.restart_on(&addr);
+    let v = finish(host, &format!("alpha (server log: {})", s.log()));
     let set = v["set_id"].as_str().unwrap();
     let cat = s.catalog();
     assert_eq!(cat.set(set).unwrap().outcome.state, SetState::Complete);
     let events = cat.server_events().unwrap();
-    assert_eq!(
-        events
-            .iter()
-            .filter(|e| e.kind == EventKind::Started)
-            .count(),
-        2
-    );
+    assert_eq!(count(&events, EventKind::Started), 2);
     // The lease outlived the server: released only after the restart.
-    let restarted = events
-        .iter()
-        .rposition(|e| e.kind == EventKind::Started)
-        .unwrap();
+    let restarted = events.iter().rposition(|e| e.kind == EventKind::Started);
     let released = events
         .iter()
-        .position(|e| e.kind == EventKind::LeaseReleased)
-        .unwrap();
+        .position(|e| e.kind == EventKind::LeaseReleased);
     assert!(restarted < released, "{events:#?}");
     assert!(overlaps(&events).is_empty());
     // No cartridge lost track of: the one written is where the server says.
     let st = s.status();
-    let held: Vec<_> = st["drives"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|d| d["holds"].as_str())
-        .collect();
-    assert_eq!(held.len(), 1, "{st}");
+    let drives = st["drives"].as_array().unwrap();
+    assert_eq!(
+        drives.iter().filter(|d| d["holds"].is_string()).count(),
+        1,
+        "{st}"
+    );
     assert_eq!(st["cartridges"].as_array().unwrap().len(), 8);
     restore_ok(&s, "alpha", set, &dst);
     same_bytes(&big_file, &dst_file, 96 << 20);

@@ -100,10 +100,10 @@ pub fn overlaps(events: &[Event]) -> Vec<Overlap> {
                 }
                 holder.insert(drive, lease);
             }
-            EventKind::LeaseReleased | EventKind::LeaseFailed | EventKind::Unfenced => {
-                if holder.get(&drive) == Some(&lease) {
-                    holder.remove(&drive);
-                }
+            EventKind::LeaseReleased | EventKind::LeaseFailed | EventKind::Unfenced
+                if holder.get(&drive) == Some(&lease) =>
+            {
+                holder.remove(&drive);
             }
             _ => {}
         }
