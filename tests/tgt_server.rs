@@ -365,10 +365,10 @@ fn fenced_until_released(s: &Server, drive: usize, failed_set: &str, small: &str
     assert_ne!(other["volume"], failed_volume.to_string());
     let d = drive.to_string();
     let r = s.run("op", &["server", "drives", "release", &d]);
-    assert_ne!(r.code, 0);
+    assert_eq!(r.code, 1, "a command-line matter");
     assert!(r.stderr.contains("--force"), "{}", r.stderr);
     let r = s.run("bravo", &["server", "drives", "release", &d, "--force"]);
-    assert_ne!(r.code, 0, "a host that is not an operator: {}", r.stdout);
+    assert_eq!(r.code, 35, "a host that is not an operator: {}", r.stderr);
     s.run("op", &["server", "drives", "release", &d, "--force"])
         .ok();
 }
@@ -480,14 +480,14 @@ fn bad_input_gets_clear_errors_and_loses_nothing() {
         .env("SANMOVER_SERVER_TOKEN", "mallory:whatever-it-may-be")
         .output()
         .unwrap();
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(35), "login refused");
     assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
     let mut c = s.host("alpha", &["backup", "--mode", "host", "--source", &src]);
     let out = c
         .env("SANMOVER_SERVER_TOKEN", "alpha:not-alphas-secret-at-all")
         .output()
         .unwrap();
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(35), "login refused");
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown host or wrong secret"));
     // A cartridge with a label the catalog does not know (LIB001, the
     // first scratch the server picks): refused and retired, not
@@ -515,7 +515,7 @@ fn bad_input_gets_clear_errors_and_loses_nothing() {
     drop(s);
     let s = Server::start(&[]);
     let r = s.run("alpha", &["backup", "--mode", "host", "--source", &src]);
-    assert_ne!(r.code, 0);
+    assert_eq!(r.code, 45, "refused before writing");
     assert!(
         r.stderr.contains("LIB001") && r.stderr.contains("not blank"),
         "{}",
