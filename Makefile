@@ -69,7 +69,9 @@ integration-test:
 
 # with-rig.sh brings the rig down whatever happens and exits with the
 # tests' status.
+# The LIO guest runs the built binary as its TCMU handler (test-rig/lio).
 test: unit-test
+	$(CARGO) build --bin sanmover
 	bash $(RIG)/with-rig.sh bash $(RIG)/with-lio.sh $(MAKE) --no-print-directory integration-test
 
 demo: deps build

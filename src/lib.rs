@@ -18,4 +18,5 @@ pub mod router;
 pub mod scsi;
 pub mod server;
 pub mod snapshot;
+pub mod tcmu;
 pub mod transport;

@@ -373,25 +373,53 @@ fn xcopy_image_provider_copy_by_lio() {
     assert!(e.to_string().contains("also mapped"), "{e}");
 }
 
-/// A private tgt rig for the tape, a catalog, and `sanmover` run as the
-/// backup server.
+/// The tape (on a private tgt rig, or a TCMU tape served by sanmover in
+/// the LIO guest), a catalog, and `sanmover` run as the backup server.
 struct Backup {
-    rig: common::PrivateRig,
+    _rig: Option<common::PrivateRig>,
+    _dir: tempfile::TempDir,
+    _guest: Option<std::sync::MutexGuard<'static, ()>>,
     catalog: std::path::PathBuf,
+    tape: String,
 }
 
 impl Backup {
     fn new() -> Backup {
         let rig = common::PrivateRig::start();
-        let catalog = rig.state.path().join("catalog.db");
-        let b = Backup { rig, catalog };
+        let tape = rig.get("SANMOVER_RIG_TAPE").to_string();
+        Backup::with(Some(rig), None, tape)
+    }
+
+    /// On the TCMU tape `unit` of the guest's handler (`sanmover tcmu`).
+    fn on_tcmu(name: &str, unit: &str) -> Backup {
+        let guard = common::tcmu_guest();
+        let tape = common::tcmu_tape(name, unit, None);
+        Backup::with(None, Some(guard), tape)
+    }
+
+    fn with(
+        rig: Option<common::PrivateRig>,
+        guest: Option<std::sync::MutexGuard<'static, ()>>,
+        tape: String,
+    ) -> Backup {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = dir.path().join("catalog.db");
+        let b = Backup {
+            _rig: rig,
+            _dir: dir,
+            _guest: guest,
+            catalog,
+            tape,
+        };
         b.run(&["tape", &b.tape(), "label", "SNAPLIO", "--force"])
             .ok();
         b
     }
+
     fn tape(&self) -> String {
-        self.rig.get("SANMOVER_RIG_TAPE").to_string()
+        self.tape.clone()
     }
+
     fn run(&self, args: &[&str]) -> common::Run {
         let mut all = vec!["--initiator", lio().get("SANMOVER_LIO_INITIATOR")];
         all.extend_from_slice(args);
@@ -437,14 +465,24 @@ fn no_data_commands(p: &serde_json::Value) {
 /// snapshot instant, not the later one.
 #[test]
 fn lio_serverless_backup_restore() {
-    let b = Backup::new();
-    let prod = GuestLun::add("slprod", 4, true);
+    serverless_backup_restore(Backup::new(), "slprod");
+}
+
+/// The same with the tape in LIO too: a TCMU tape served by `sanmover
+/// tcmu` in the guest.
+#[test]
+fn lio_serverless_backup_restore_on_a_tcmu_tape() {
+    serverless_backup_restore(Backup::on_tcmu("sltape", "drive5"), "slprodt");
+}
+
+fn serverless_backup_restore(b: Backup, name: &str) {
+    let prod = GuestLun::add(name, 4, true);
     prod.fill_random();
-    let at_snapshot = guest_sha("slprod");
+    let at_snapshot = guest_sha(name);
     let spec = format!("lio:runner=rig,rig-env={}", lio_env_path());
-    let thaw = guest_hook(
-        "dd if=/dev/urandom of=/snapfs/slprod.img bs=1M count=4 conv=notrunc 2>/dev/null; sync",
-    );
+    let thaw = guest_hook(&format!(
+        "dd if=/dev/urandom of=/snapfs/{name}.img bs=1M count=4 conv=notrunc 2>/dev/null; sync"
+    ));
     let tape = b.tape();
     let v = b
         .run(&[
@@ -465,7 +503,7 @@ fn lio_serverless_backup_restore() {
         ])
         .ok()
         .json();
-    let later = guest_sha("slprod");
+    let later = guest_sha(name);
     assert_ne!(later, at_snapshot, "the thaw hook did not write");
     assert_eq!(v["provider"], "lio", "{v}");
     assert_eq!(v["state"], "RELEASED", "{v}");
@@ -485,10 +523,11 @@ fn lio_serverless_backup_restore() {
     assert!(list.to_string().contains("RELEASED"), "{list}");
 
     // Restore to a fresh LUN; byte for byte the snapshot instant.
-    let fresh = GuestLun::add("slrestore", 4, false);
+    let restore_name = format!("{name}r");
+    let fresh = GuestLun::add(&restore_name, 4, false);
     b.run(&["restore", &set, "--target", &fresh.url, "--tape", &tape])
         .ok();
-    let restored = guest_sha("slrestore");
+    let restored = guest_sha(&restore_name);
     assert_eq!(restored, at_snapshot);
     assert_ne!(restored, later);
 }

@@ -338,6 +338,24 @@ Examples:
   sanmover router --listen 10.0.0.9:3260 --config router.toml \\
       --allow iqn.2024-01.ex:backup1 --chap-file chap.toml")]
     Router(RouterArgs),
+    /// Serve tape drives (and the changer) to Linux LIO as TCMU `user:`
+    /// backstores, through the kernel's UIO command ring.
+    ///
+    /// Runs on the machine with LIO (root; modules uio and
+    /// target_core_user). Make a backstore with dev_config
+    /// `SUBTYPE/UNIT` (UNIT: drive0, drive1, ..., changer) and this
+    /// handler serves it; LIO exports it over any fabric (iSCSI with its
+    /// ACLs, tcm_loop for the kernel's st and ch drivers) and emulates
+    /// PERSISTENT RESERVE and RESERVE/RELEASE itself. Stops on SIGINT or
+    /// SIGTERM.
+    #[command(after_help = "\
+Examples:
+  sanmover tcmu --media /var/lib/sanmover/vtl --drives 2
+  mkdir /sys/kernel/config/target/core/user_0/drive0
+  echo dev_config=sanmover/drive0 > /sys/kernel/config/target/core/user_0/drive0/control
+  echo dev_size=1048576 > /sys/kernel/config/target/core/user_0/drive0/control
+  echo 1 > /sys/kernel/config/target/core/user_0/drive0/enable")]
+    Tcmu(TcmuArgs),
     /// RECEIVE COPY RESULTS, decoded: operating parameters (the default),
     /// the status of a held copy, or its failed segment details.
     #[command(after_help = "\
@@ -941,6 +959,27 @@ pub struct XcopyArgs {
     /// How much of the copy is read back and compared.
     #[arg(long, value_enum, default_value_t = VerifyExtent::Sample)]
     pub verify: VerifyExtent,
+}
+
+#[derive(Debug, Args)]
+pub struct TcmuArgs {
+    /// Directory of the library: its inventory and cartridge images.
+    #[arg(long, value_name = "DIR")]
+    pub media: PathBuf,
+    /// Tape drives to serve (units drive0 .. driveN-1).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub drives: u32,
+    /// The subtype (handler name) in dev_config this handler answers to.
+    #[arg(long, default_value = "sanmover", value_name = "NAME")]
+    pub subtype: String,
+    /// Where the UIO devices are listed.
+    #[arg(
+        long,
+        default_value = "/sys/class/uio",
+        value_name = "DIR",
+        hide = true
+    )]
+    pub sysfs: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -35,6 +35,7 @@ mod sessions;
 mod sizes;
 mod snapshots_cmds;
 mod tape_cmds;
+mod tcmu_cmds;
 mod time;
 mod xcopy_cmds;
 
@@ -128,6 +129,7 @@ fn run(cli: &Cli) -> Result<u8> {
         Command::Xcopy(a) => xcopy_cmds::run_xcopy(&s, &out, a),
         Command::Router(a) => router_cmds::run(&s, a),
         Command::Server(a) => server_cmds::run(&s, &out, a),
+        Command::Tcmu(a) => tcmu_cmds::run(a),
         Command::CopyResults(a) => xcopy_cmds::copy_results(&s, &out, a),
         Command::Snapshots { op } => match op {
             SnapshotsOp::List => snapshots_cmds::list(&s, &out),

@@ -415,7 +415,13 @@ impl<T: Transport> Tape<T> {
     /// tgt drops a block longer than the buffer, and tgt 1.0.85 sends stale
     /// bytes when the block is shorter than the buffer but longer than half
     /// of it. Returns the outcome and the buffer.
-    pub fn read_block(&mut self, buf: Vec<u8>) -> Result<(ReadOutcome, Vec<u8>), DeviceError> {
+    pub fn read_block(&mut self, mut buf: Vec<u8>) -> Result<(ReadOutcome, Vec<u8>), DeviceError> {
+        // A path that cannot carry the whole buffer (SG_IO through a host
+        // adapter's segment limit) gets the most it can: a block larger
+        // than that then reads as an overlength block, not as EINVAL.
+        if let Some(max) = self.scsi.transport().max_transfer() {
+            buf.truncate(max.max(1));
+        }
         let requested = buf.len();
         if requested > MAX_TRANSFER_6 {
             return Err(DeviceError::Protocol {

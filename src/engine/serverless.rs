@@ -160,6 +160,9 @@ impl<T: Transport> Transport for Counted<T> {
         drop(st);
         self.inner.submit(req)
     }
+    fn max_transfer(&self) -> Option<usize> {
+        self.inner.max_transfer()
+    }
     fn complete(&mut self) -> Result<Response, TransportError> {
         let r = self.inner.complete()?;
         if r.dir == crate::transport::Direction::In {

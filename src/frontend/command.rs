@@ -105,14 +105,9 @@ fn be(cdb: &[u8], r: Range<usize>) -> u64 {
     cdb[r].iter().fold(0u64, |a, &b| (a << 8) | b as u64)
 }
 
-/// The real CDB length from the group code (SPC-4 4.2.5.1).
+/// The real CDB length of a 16-byte CDB slot.
 pub(crate) fn cdb_len(cdb: &[u8; 16]) -> usize {
-    match cdb[0] >> 5 {
-        0 => 6,
-        1 | 2 => 10,
-        5 => 12,
-        _ => 16,
-    }
+    crate::scsi::cdb_len(cdb[0])
 }
 
 /// (overflow, underflow, residual) of a command that produced `produced`

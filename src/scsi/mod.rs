@@ -103,6 +103,18 @@ impl ParseError {
     }
 }
 
+/// The length of a CDB from its operation code's group code (SPC-4
+/// 4.2.5.1); 16 for the variable-length and vendor groups, which are
+/// read from a 16-byte slot.
+pub fn cdb_len(opcode: u8) -> usize {
+    match opcode >> 5 {
+        0 => 6,
+        1 | 2 => 10,
+        5 => 12,
+        _ => 16,
+    }
+}
+
 /// Fail with [`ParseError::Truncated`] unless `buf` holds `need` bytes.
 pub fn need(what: &'static str, buf: &[u8], need: usize) -> Result<(), ParseError> {
     if buf.len() < need {

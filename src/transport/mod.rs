@@ -220,6 +220,12 @@ pub trait Transport {
     fn queue_depth(&self) -> usize {
         1
     }
+    /// The most data one command can carry on this path, when the path
+    /// has a limit below what the SCSI command allows (SG_IO through a
+    /// host adapter). Engines size their reads to it.
+    fn max_transfer(&self) -> Option<usize> {
+        None
+    }
     /// Commands submitted and not yet completed.
     fn in_flight(&self) -> usize;
     /// A short human name for logs and errors: the URL without secrets, or
@@ -244,6 +250,9 @@ impl<T: Transport + ?Sized> Transport for Box<T> {
     }
     fn queue_depth(&self) -> usize {
         (**self).queue_depth()
+    }
+    fn max_transfer(&self) -> Option<usize> {
+        (**self).max_transfer()
     }
     fn in_flight(&self) -> usize {
         (**self).in_flight()

@@ -394,6 +394,49 @@ fn not_scsi(path: &str, why: impl fmt::Display) -> TransportError {
 }
 
 /// A SCSI device reached through Linux SG_IO. Queue depth 1.
+/// The most one SG_IO command can carry through the SCSI host behind a
+/// device node: `max_sectors` × 512 and `sg_tablesize` - 1 pages (a buffer
+/// that does not start on a page boundary spans one page more), from sysfs
+/// (`/sys/dev/char/MAJ:MIN/device` up to its `hostN`). A larger request
+/// fails with EINVAL before it reaches the device (seen on tcm_loop, 256
+/// segments: 1 MiB failed). None when sysfs does not say.
+fn host_limit(meta: &std::fs::Metadata) -> Option<usize> {
+    use std::os::unix::fs::MetadataExt;
+    let rdev = meta.rdev();
+    let kind = if meta.file_type().is_block_device() {
+        "block"
+    } else {
+        "char"
+    };
+    let dev = format!(
+        "/sys/dev/{kind}/{}:{}",
+        libc::major(rdev),
+        libc::minor(rdev)
+    );
+    let real = std::fs::canonicalize(Path::new(&dev).join("device")).ok()?;
+    let host = real.ancestors().find(|a| {
+        a.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("host") && n[4..].parse::<u32>().is_ok())
+    })?;
+    let name = host.file_name()?.to_str()?;
+    let attr = |a: &str| -> Option<usize> {
+        let p = host.join("scsi_host").join(name).join(a);
+        std::fs::read_to_string(p).ok()?.trim().parse().ok()
+    };
+    // SAFETY: sysconf only reads a constant of the running system.
+    let page = match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
+        p if p > 0 => p as usize,
+        _ => 4096,
+    };
+    let by_sectors = attr("max_sectors").map(|s| s.saturating_mul(512));
+    let by_segments = attr("sg_tablesize").map(|s| s.saturating_sub(1).max(1).saturating_mul(page));
+    match (by_sectors, by_segments) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 #[derive(Debug)]
 pub struct SgTransport {
     file: File,
@@ -402,6 +445,8 @@ pub struct SgTransport {
     /// sg driver version from `SG_GET_VERSION_NUM`.
     version: c_int,
     pending: Option<Request>,
+    /// The most one command can move, from the SCSI host's limits.
+    max_transfer: Option<usize>,
 }
 
 impl SgTransport {
@@ -469,11 +514,14 @@ impl SgTransport {
                 ""
             }
         );
+        let max_transfer = host_limit(&meta);
+        log::debug!("{shown}: largest transfer {max_transfer:?} bytes");
         Ok(SgTransport {
             file,
             path: shown,
             version,
             pending: None,
+            max_transfer,
         })
     }
 
@@ -567,6 +615,10 @@ impl Transport for SgTransport {
                 self.path
             ))),
         }
+    }
+
+    fn max_transfer(&self) -> Option<usize> {
+        self.max_transfer
     }
 
     fn in_flight(&self) -> usize {

@@ -112,9 +112,28 @@ CONF
         [[ $seen == *" $m.ko "* || $seen == *" ${m//-/_}.ko "* ]] ||
             die "module $m not found in $KTREE (kernel $KVER)"
     done
+    lio_add_sanmover "$root"
     (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$out.tmp"
     mv "$out.tmp" "$out"
     rm -rf "$root"
+}
+
+# lio_add_sanmover ROOT: the sanmover binary (stripped) and the shared
+# libraries it needs, at their own paths, so the guest can run the TCMU
+# handler. $SANMOVER_BIN, else the checkout's target/debug/sanmover; without
+# one the rig comes up without TCMU and `rig tcmu-start` says why.
+lio_add_sanmover() {
+    local root=$1 bin lib
+    bin=${SANMOVER_BIN:-$LIO_DIR/../../target/debug/sanmover}
+    if [[ ! -x $bin ]]; then
+        log "no sanmover binary at $bin: the guest has no TCMU handler (cargo build first)"
+        return 0
+    fi
+    strip -o "$root/bin/sanmover" "$bin" || die "strip $bin failed"
+    while read -r lib; do
+        mkdir -p "$root$(dirname "$lib")"
+        cp -L "$lib" "$root$lib"
+    done < <(ldd "$bin" | grep -o '/[^ ]*' | sort -u)
 }
 
 if [[ ${BASH_SOURCE[0]} == "$0" ]]; then

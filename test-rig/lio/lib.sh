@@ -33,7 +33,7 @@ LIO_DEPS=(qemu-system-x86 busybox-static cpio kmod libiscsi-bin python3 xz-utils
 # every iSCSI login fails (crypto_alloc_ahash("crc32c") in the guest).
 LIO_MODULES=(crc32c_generic configfs scsi_common crct10dif_common crc-t10dif
     target_core_mod target_core_file iscsi_target_mod uio target_core_user e1000
-    virtio_pci virtio_blk xfs)
+    virtio_pci virtio_blk xfs sg st ch tcm_loop)
 
 QEMU_MEM_MB=640
 # tmpfs in the guest holding the fileio backing files.

@@ -301,6 +301,54 @@ pub fn lio_ctl(cmd: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+// --- TCMU tapes in the LIO guest -----------------------------------------
+
+/// Drives the LIO guest's TCMU handler serves (`sanmover tcmu`); each
+/// test takes units of its own.
+pub const TCMU_DRIVES: u32 = 8;
+
+/// The handler runs once per test binary; tests take drives of their own
+/// and run one at a time (the guest has one CPU).
+pub fn tcmu_guest() -> MutexGuard<'static, ()> {
+    static STARTED: OnceLock<()> = OnceLock::new();
+    static ONE: Mutex<()> = Mutex::new(());
+    let g = ONE.lock().unwrap_or_else(|p| p.into_inner());
+    STARTED.get_or_init(|| {
+        lio_ctl(&format!("rig tcmu-stop; rig tcmu-start {TCMU_DRIVES}"));
+    });
+    g
+}
+
+pub fn lio_initiator() -> &'static str {
+    lio().get("SANMOVER_LIO_INITIATOR")
+}
+
+pub fn lio_other() -> &'static str {
+    lio().get("SANMOVER_LIO_OTHER_INITIATOR")
+}
+
+/// A `user:` backstore NAME for the handler's UNIT, exported to both rig
+/// initiators; its URL.
+pub fn tcmu_tape(name: &str, unit: &str, timeout: Option<u32>) -> String {
+    let env = timeout.map_or(String::new(), |t| format!("RIG_TCMU_TIMEOUT={t} "));
+    tcmu_tape_with(name, unit, &env)
+}
+
+/// [`tcmu_tape`] with `env` (`RIG_TCMU_…=V `) before `rig tcmu-add`.
+pub fn tcmu_tape_with(name: &str, unit: &str, env: &str) -> String {
+    let out = lio_ctl(&format!(
+        "rig lun-del {name} >/dev/null 2>&1; {env}rig tcmu-add {name} {unit} {} {}",
+        lio_initiator(),
+        lio_other()
+    ));
+    let lun = out.trim().lines().last().unwrap().trim().to_string();
+    format!(
+        "iscsi://{}/{}/{lun}",
+        lio().get("SANMOVER_LIO_PORTAL"),
+        lio().get("SANMOVER_LIO_IQN")
+    )
+}
+
 /// Add a LUN of `mb` MiB in the guest, mapped for `initiators`; its URL.
 /// A LUN of that name left by an earlier run is removed first.
 pub fn lio_add_lun(name: &str, mb: u32, initiators: &[&str]) -> String {
