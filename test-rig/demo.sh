@@ -33,15 +33,28 @@ run tape "$SANMOVER_RIG_TAPE" rewind
 run tape "$SANMOVER_RIG_TAPE" fsf 1
 run tape "$SANMOVER_RIG_TAPE" eod
 run tape "$SANMOVER_RIG_TAPE" status
-# Host-driven backup on the rig: label the tape, back up 8 MiB of random
-# data from the first disk, verify it, restore it to the second disk and
-# compare. The demo keeps its own catalog in the rig's state dir.
+# The tape library: tgt's changer with two drives, ten slots and an
+# import/export slot (mtx's numbering: slots from 1, drives from 0).
+# --drive maps each drive element to its LU by the identifier the changer
+# reports (DVCID), not by order.
+run changer "$SANMOVER_RIG_CHANGER" status --drive "$SANMOVER_RIG_LIB_DRIVE0" \
+    --drive "$SANMOVER_RIG_LIB_DRIVE1"
+# A demo run that stopped half-way may have left a cartridge in drive 0.
+if [[ $("$SANMOVER" --json changer "$SANMOVER_RIG_CHANGER" status |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["drives"][0]["full"])') == True ]]; then
+    "$SANMOVER" changer "$SANMOVER_RIG_CHANGER" unload
+fi
+run changer "$SANMOVER_RIG_CHANGER" load 1 0
+run tape "$SANMOVER_RIG_LIB_DRIVE0" status
+
+# Host-driven backup onto the cartridge in drive 0: label it, back up 8 MiB
+# of random data from the first disk, verify it, restore it to the second
+# disk and compare. The demo keeps its own catalog in the rig's state dir.
 export SANMOVER_CATALOG=$SANMOVER_RIG_STATE_DIR/demo-catalog.db
 rm -f "$SANMOVER_CATALOG" "$SANMOVER_CATALOG"-*
-bash "$here/tgt/reset-tape.sh"
 head -c 8388608 /dev/urandom | dd of="$SANMOVER_RIG_DISK_FILE" conv=notrunc status=none
-run tape "$SANMOVER_RIG_TAPE" label DEMO01
-run backup --mode host --source "$SANMOVER_RIG_DISK" --blocks 16384 --tape "$SANMOVER_RIG_TAPE" --label demo
+run tape "$SANMOVER_RIG_LIB_DRIVE0" label LIB001 --force
+run backup --mode host --source "$SANMOVER_RIG_DISK" --blocks 16384 --tape "$SANMOVER_RIG_LIB_DRIVE0" --label demo
 set_id=$("$SANMOVER" --json catalog list | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["id"])')
 run verify "$set_id" --compare-source
 run restore "$set_id" --target "$SANMOVER_RIG_DISK2"
@@ -52,6 +65,13 @@ else
     echo "demo: the restore differs from the source" >&2
     exit 1
 fi
+# Back to its slot (the changer remembers where it came from).
+run changer "$SANMOVER_RIG_CHANGER" unload
+run changer "$SANMOVER_RIG_CHANGER" status
+
+# The other modes write the rig's hand-loaded tape.
+bash "$here/tgt/reset-tape.sh"
+run tape "$SANMOVER_RIG_TAPE" label DEMO01
 
 # Third-party copy: the data router (sanmover router, our own iSCSI target
 # with an EXTENDED COPY copy manager) moves the same 8 MiB from the disk to

@@ -10,7 +10,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use sanmover::device::changer::{map_drives, DriveIdentity, MatchedBy};
 use sanmover::device::{Changer, Scsi};
-use sanmover::scsi::smc::{ElementAddress, ElementType};
+use sanmover::scsi::smc::{ElementAddress, ElementType, TransportGeometryPage};
 use sanmover::transport::iscsi::{IscsiOptions, IscsiTransport};
 use sanmover::transport::url::IscsiUrl;
 
@@ -172,6 +172,11 @@ fn device_layer_maps_each_drive_element_to_its_lu() {
     let _l = library();
     let mut ch = Changer::open(connect(changer())).unwrap();
     assert_eq!(ch.layout.storage.count, 10);
+    let caps = ch.capabilities().unwrap();
+    assert!(caps.can_move(ElementType::STORAGE, ElementType::DATA_TRANSFER));
+    let geo: TransportGeometryPage = ch.mode_page().unwrap();
+    assert_eq!(geo.transports.len(), 1);
+    assert!(!geo.transports[0].rotate);
     let inv = ch.inventory().unwrap();
     let lus: Vec<DriveIdentity> = [1u16, 0]
         .iter()

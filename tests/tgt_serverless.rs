@@ -30,6 +30,9 @@ const BACKUP_INI: &str = "iqn.2026-11.org.sanmover:snaptest";
 const APP_INI: &str = "iqn.2026-11.org.sanmover:app";
 const BS: usize = 512;
 
+/// The rig's own targets: disk, tape and the tape library.
+const RIG_TARGETS: usize = 3;
+
 struct Env {
     rig: PrivateRig,
     catalog: PathBuf,
@@ -133,10 +136,10 @@ impl Env {
             .filter(|n| n != "disk1.img" && n != "disk2.img" && !n.starts_with("lun-"))
             .collect()
     }
-    /// Nothing of any snapshot left: two rig targets, no snapshot files.
+    /// Nothing of any snapshot left: the rig's targets, no snapshot files.
     fn assert_nothing_left(&self, what: &str) {
         let t = self.targets();
-        assert_eq!(t.len(), 2, "{what}: leftover targets: {t:?}");
+        assert_eq!(t.len(), RIG_TARGETS, "{what}: leftover targets: {t:?}");
         let f = self.snapshot_files();
         assert!(f.is_empty(), "{what}: leftover snapshot files: {f:?}");
     }
@@ -559,7 +562,7 @@ fn a_crash_in_every_state_is_cleaned_up() {
         if state == "MAPPED" || state == "BACKED_UP" {
             assert_eq!(
                 env.targets().len(),
-                3,
+                RIG_TARGETS + 1,
                 "{state}: the export is there before cleanup"
             );
         }
@@ -617,7 +620,7 @@ fn a_crash_in_every_state_is_cleaned_up() {
     );
     assert_eq!(r.code, -1, "{}", r.stderr);
     std::fs::remove_file(&copy).unwrap();
-    assert_eq!(env.targets().len(), 3);
+    assert_eq!(env.targets().len(), RIG_TARGETS + 1);
     let c = env
         .run(&["--json", "snapshots", "cleanup"], &[])
         .ok()
@@ -709,7 +712,7 @@ fn concurrent_tgt_snapshots_get_their_own_targets() {
             })
             .collect();
         let done: Vec<_> = hs.into_iter().map(|h| h.join().unwrap()).collect();
-        assert_eq!(env.targets().len(), 6, "{:?}", env.targets());
+        assert_eq!(env.targets().len(), RIG_TARGETS + 4, "{:?}", env.targets());
         let urls = done.iter().map(|(_, _, m, _)| m.url.clone()).collect();
         for (job, snap, _, mut p) in done {
             p.unmap(&job, &snap).unwrap();

@@ -38,36 +38,7 @@ pub fn run(s: &Sessions, out: &Out, a: &ChangerArgs) -> Result<u8> {
             );
             return Ok(exit::OK);
         }
-        ChangerOp::Load { slot, drive } => {
-            let from = lib.slot(*slot)?;
-            let to = lib.drive(drive.unwrap_or(0))?;
-            lib.do_move(from, to)?;
-        }
-        ChangerOp::Unload { slot, drive } => {
-            let from = lib.drive(drive.unwrap_or(0))?;
-            let to = match slot {
-                Some(n) => lib.slot(*n)?,
-                None => lib.home_of(from)?,
-            };
-            lib.do_move(from, to)?;
-        }
-        ChangerOp::Transfer { from, to } => {
-            let (from, to) = (lib.slot(*from)?, lib.slot(*to)?);
-            lib.do_move(from, to)?;
-        }
-        ChangerOp::Exchange {
-            slot1,
-            slot2,
-            slot3,
-        } => {
-            let (a1, a2) = (lib.slot(*slot1)?, lib.slot(*slot2)?);
-            let a3 = slot3.map(|n| lib.slot(n)).transpose()?.unwrap_or(a1);
-            lib.exchange(a1, a2, a3)?;
-        }
-        ChangerOp::First { drive } => lib.step(drive.unwrap_or(0), Step::First)?,
-        ChangerOp::Next { drive } => lib.step(drive.unwrap_or(0), Step::Next)?,
-        ChangerOp::Previous { drive } => lib.step(drive.unwrap_or(0), Step::Previous)?,
-        ChangerOp::Last { drive } => lib.step(drive.unwrap_or(0), Step::Last)?,
+        op => lib.carry_out(op)?,
     }
     let report = MovesReport {
         op: op_name(&a.op),
@@ -172,6 +143,42 @@ enum Step {
 }
 
 impl Library<'_> {
+    /// The verbs that move cartridges.
+    fn carry_out(&mut self, op: &ChangerOp) -> Result<()> {
+        match op {
+            ChangerOp::Load { slot, drive } => {
+                let (from, to) = (self.slot(*slot)?, self.drive(drive.unwrap_or(0))?);
+                self.do_move(from, to)
+            }
+            ChangerOp::Unload { slot, drive } => {
+                let from = self.drive(drive.unwrap_or(0))?;
+                let to = match slot {
+                    Some(n) => self.slot(*n)?,
+                    None => self.home_of(from)?,
+                };
+                self.do_move(from, to)
+            }
+            ChangerOp::Transfer { from, to } => {
+                let (from, to) = (self.slot(*from)?, self.slot(*to)?);
+                self.do_move(from, to)
+            }
+            ChangerOp::Exchange {
+                slot1,
+                slot2,
+                slot3,
+            } => {
+                let (a1, a2) = (self.slot(*slot1)?, self.slot(*slot2)?);
+                let a3 = slot3.map(|n| self.slot(n)).transpose()?.unwrap_or(a1);
+                self.exchange(a1, a2, a3)
+            }
+            ChangerOp::First { drive } => self.step(drive.unwrap_or(0), Step::First),
+            ChangerOp::Next { drive } => self.step(drive.unwrap_or(0), Step::Next),
+            ChangerOp::Previous { drive } => self.step(drive.unwrap_or(0), Step::Previous),
+            ChangerOp::Last { drive } => self.step(drive.unwrap_or(0), Step::Last),
+            ChangerOp::Status | ChangerOp::Inventory => Ok(()),
+        }
+    }
+
     fn place(&self, a: ElementAddress) -> Place {
         let (kind, number) = match self.inv.element(a).map(|e| e.0) {
             Some(ElementType::DATA_TRANSFER) => ("drive", self.inv.drive_number(a)),
@@ -550,68 +557,79 @@ fn status_text(r: &StatusReport) -> String {
         r.slots.len(),
         ie
     );
-    for d in &r.drives {
-        let _ = write!(t, "Data Transfer Element {}:", d.drive);
-        if !d.full {
-            t.push_str("Empty");
-        } else {
-            t.push_str("Full ");
-            if let Some(s) = d.source_slot {
-                let _ = write!(t, "(Storage Element {s} Loaded)");
-            } else {
-                t.push_str("(Unknown Storage Element Loaded)");
-            }
-            if let Some(v) = &d.volume_tag {
-                let _ = write!(t, ":VolumeTag = {v}");
-            }
-        }
-        if let Some(e) = &d.exception {
-            let _ = write!(t, " [exception: {e}]");
-        }
-        t.push('\n');
-    }
-    for s in &r.slots {
-        let kind = if s.import_export {
-            " IMPORT/EXPORT"
-        } else {
-            ""
-        };
-        let state = if s.full { "Full " } else { "Empty" };
-        let _ = write!(
-            t,
-            "      Storage Element {}{kind}:{state}",
-            s.slot.unwrap_or(0)
-        );
-        if let Some(v) = &s.volume_tag {
-            let _ = write!(t, ":VolumeTag={v}");
-        }
-        if let Some(v) = &s.alternate_tag {
-            let _ = write!(t, ":AlternateVolumeTag={v}");
-        }
-        if let Some(e) = &s.exception {
-            let _ = write!(t, " [exception: {e}]");
-        }
-        t.push('\n');
-    }
+    r.drives.iter().for_each(|d| drive_line(&mut t, d));
+    r.slots.iter().for_each(|s| slot_line(&mut t, s));
     t.push_str("Drive identifiers (DVCID):\n");
     for d in &r.drives {
-        let id = d.identifier.as_deref().unwrap_or("(none reported)");
-        let _ = write!(
-            t,
-            "  Data Transfer Element {} (element {}): {id}",
-            d.drive, d.element
-        );
-        match (&d.lu, d.matched_by) {
-            (Some(lu), Some(MatchedBy::DeviceIdentifier)) => {
-                let _ = write!(t, " = {lu} (device identifier)");
-            }
-            (Some(lu), _) => {
-                let _ = write!(t, " = {lu} (unit serial)");
-            }
-            (None, _) if !r.drive_lus.is_empty() => t.push_str(" = none of the --drive LUs"),
-            (None, _) => {}
-        }
-        t.push('\n');
+        identifier_line(&mut t, d, !r.drive_lus.is_empty());
     }
     t
+}
+
+/// `Data Transfer Element 0:Full (Storage Element 3 Loaded):VolumeTag = X`
+fn drive_line(t: &mut String, d: &DriveStatus) {
+    let _ = write!(t, "Data Transfer Element {}:", d.drive);
+    if !d.full {
+        t.push_str("Empty");
+    } else {
+        t.push_str("Full ");
+        match d.source_slot {
+            Some(s) => {
+                let _ = write!(t, "(Storage Element {s} Loaded)");
+            }
+            None => t.push_str("(Unknown Storage Element Loaded)"),
+        }
+        if let Some(v) = &d.volume_tag {
+            let _ = write!(t, ":VolumeTag = {v}");
+        }
+    }
+    if let Some(e) = &d.exception {
+        let _ = write!(t, " [exception: {e}]");
+    }
+    t.push('\n');
+}
+
+/// `      Storage Element 11 IMPORT/EXPORT:Full :VolumeTag=X`
+fn slot_line(t: &mut String, s: &SlotStatus) {
+    let kind = if s.import_export {
+        " IMPORT/EXPORT"
+    } else {
+        ""
+    };
+    let state = if s.full { "Full " } else { "Empty" };
+    let _ = write!(
+        t,
+        "      Storage Element {}{kind}:{state}",
+        s.slot.unwrap_or(0)
+    );
+    if let Some(v) = &s.volume_tag {
+        let _ = write!(t, ":VolumeTag={v}");
+    }
+    if let Some(v) = &s.alternate_tag {
+        let _ = write!(t, ":AlternateVolumeTag={v}");
+    }
+    if let Some(e) = &s.exception {
+        let _ = write!(t, " [exception: {e}]");
+    }
+    t.push('\n');
+}
+
+fn identifier_line(t: &mut String, d: &DriveStatus, lus_given: bool) {
+    let id = d.identifier.as_deref().unwrap_or("(none reported)");
+    let _ = write!(
+        t,
+        "  Data Transfer Element {} (element {}): {id}",
+        d.drive, d.element
+    );
+    match (&d.lu, d.matched_by) {
+        (Some(lu), Some(MatchedBy::DeviceIdentifier)) => {
+            let _ = write!(t, " = {lu} (device identifier)");
+        }
+        (Some(lu), _) => {
+            let _ = write!(t, " = {lu} (unit serial)");
+        }
+        (None, _) if lus_given => t.push_str(" = none of the --drive LUs"),
+        (None, _) => {}
+    }
+    t.push('\n');
 }

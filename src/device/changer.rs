@@ -126,8 +126,14 @@ impl<T: Transport> Changer<T> {
         })
     }
 
-    /// Mode page 1Fh: which moves and exchanges the changer allows.
+    /// Mode page 1Fh: which moves and exchanges the changer allows (tgt
+    /// claims EXCHANGE MEDIUM here and refuses the command).
     pub fn capabilities(&mut self) -> Result<DeviceCapabilities, DeviceError> {
+        mode_page(&mut self.scsi)
+    }
+
+    /// Any mode page with a decoded form (1Dh, 1Eh, 1Fh).
+    pub fn mode_page<P: ModePageCodec>(&mut self) -> Result<P, DeviceError> {
         mode_page(&mut self.scsi)
     }
 
