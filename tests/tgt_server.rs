@@ -467,6 +467,42 @@ fn a_server_killed_mid_set_rebuilds_and_the_set_finishes() {
 }
 
 #[test]
+fn an_idle_drive_is_unloaded_to_the_home_slot() {
+    let _l = library();
+    blank_library();
+    let mut luns = Luns(Vec::new());
+    let (src, src_file) = luns.add(86, 4);
+    fill_random(&src_file, 4 << 20, 3);
+    let s = Server::start(&["--idle-unload", "1"]);
+    let b = backup_json(&s, "alpha", &src, "default");
+    let barcode = s.status()["cartridges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["volume"] == b["volume"])
+        .map(|c| c["barcode"].as_str().unwrap().to_string())
+        .unwrap();
+    wait_for("the drive to be unloaded", Duration::from_secs(20), || {
+        s.status()["drives"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["holds"].is_null())
+    });
+    // The library agrees: the cartridge is in its home slot (LIB00N in N).
+    let u = IscsiUrl::parse(rig().get("SANMOVER_RIG_CHANGER")).unwrap();
+    let mut ch =
+        Changer::open(IscsiTransport::connect(&u, &IscsiOptions::default()).unwrap()).unwrap();
+    let inv = ch.inventory().unwrap();
+    let n: usize = barcode.trim_start_matches("LIB").parse().unwrap();
+    let slot = &inv.storage[n - 1];
+    assert!(slot.is_full());
+    assert_eq!(slot.primary_tag.as_ref().unwrap().label().trim(), barcode);
+    let events = s.catalog().server_events().unwrap();
+    assert_eq!(count(&events, EventKind::Unloaded), 1);
+}
+
+#[test]
 fn bad_input_gets_clear_errors_and_loses_nothing() {
     let _l = library();
     blank_library();

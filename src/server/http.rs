@@ -33,6 +33,9 @@ pub const MAX_CONNECTIONS: usize = 64;
 const IDLE: Duration = Duration::from_secs(15);
 /// No connection lives longer than this.
 const LIFETIME: Duration = Duration::from_secs(120);
+/// Bytes a client may send on one connection (many small requests on a
+/// kept-alive connection; one body is at most [`MAX_BODY`]).
+const MAX_INBOUND: u64 = 4 << 20;
 /// How long a poll of a queued request waits for a change.
 const LONG_POLL: Duration = Duration::from_secs(1);
 /// Threads answering requests.
@@ -201,10 +204,12 @@ fn relay_conn(
 }
 
 /// Copy bytes both ways until either side closes, the connection is idle
-/// for [`IDLE`] or older than [`LIFETIME`].
+/// for [`IDLE`], older than [`LIFETIME`], or its client sent more than
+/// [`MAX_INBOUND`] bytes.
 fn relay<A: Read + Write, B: Read + Write>(mut outer: A, mut inner: B) -> std::io::Result<()> {
     let start = Instant::now();
     let mut last = Instant::now();
+    let mut inbound = 0u64;
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         let mut moved = false;
@@ -219,6 +224,10 @@ fn relay<A: Read + Write, B: Read + Write>(mut outer: A, mut inner: B) -> std::i
                 Ok(n) => {
                     moved = true;
                     if dir == 0 {
+                        inbound += n as u64;
+                        if inbound > MAX_INBOUND {
+                            return Ok(());
+                        }
                         inner.write_all(&buf[..n])?;
                     } else {
                         outer.write_all(&buf[..n])?;

@@ -616,6 +616,37 @@ operator = true
     }
 
     #[test]
+    fn connections_past_the_cap_are_closed_and_service_resumes() {
+        use std::io::Read as _;
+        use std::net::TcpStream;
+        let f = fixture(None);
+        let addr = f.http.as_ref().unwrap().addr;
+        let idle: Vec<TcpStream> = (0..crate::server::http::MAX_CONNECTIONS)
+            .map(|_| TcpStream::connect(addr).unwrap())
+            .collect();
+        let mut extra = TcpStream::connect(addr).unwrap();
+        extra
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut b = [0u8; 1];
+        assert_eq!(extra.read(&mut b).unwrap_or(0), 0, "closed at accept");
+        drop(idle);
+        let c = Client::new(&url(&f, "http"), "h1:secret-of-host-one", None).unwrap();
+        let mut ok = false;
+        for _ in 0..50 {
+            if c.status().is_ok() {
+                ok = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(
+            ok,
+            "the server answers again once the idle connections are gone"
+        );
+    }
+
+    #[test]
     fn refuses_beyond_loopback_without_tls() {
         let dir = tempfile::tempdir().unwrap();
         let svc = service(dir.path(), &MemLibrary::new(2, &["A"]), POLICY);
