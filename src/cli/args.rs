@@ -348,13 +348,15 @@ Examples:
     /// ACLs, tcm_loop for the kernel's st and ch drivers) and emulates
     /// PERSISTENT RESERVE and RESERVE/RELEASE itself. Stops on SIGINT or
     /// SIGTERM.
+    ///
+    /// A backstore for drive0, in /sys/kernel/config/target/core: mkdir
+    /// user_0/drive0; echo dev_config=sanmover/drive0 >
+    /// user_0/drive0/control; echo dev_size=1048576 >
+    /// user_0/drive0/control; echo 1 > user_0/drive0/enable.
     #[command(after_help = "\
 Examples:
   sanmover tcmu --media /var/lib/sanmover/vtl --drives 2
-  mkdir /sys/kernel/config/target/core/user_0/drive0
-  echo dev_config=sanmover/drive0 > /sys/kernel/config/target/core/user_0/drive0/control
-  echo dev_size=1048576 > /sys/kernel/config/target/core/user_0/drive0/control
-  echo 1 > /sys/kernel/config/target/core/user_0/drive0/enable")]
+  sanmover tcmu --media /srv/tapes --drives 1 --subtype sanmover")]
     Tcmu(TcmuArgs),
     /// RECEIVE COPY RESULTS, decoded: operating parameters (the default),
     /// the status of a held copy, or its failed segment details.

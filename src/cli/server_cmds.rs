@@ -265,6 +265,11 @@ pub fn backup_remote(s: &Sessions, out: &Out, a: &BackupArgs) -> Result<u8> {
 
 /// `restore SET --server URL`: the server loads the set's cartridge.
 pub fn restore_remote(s: &Sessions, out: &Out, a: &RestoreArgs) -> Result<u8> {
+    if a.tape.is_some() {
+        bail!(UsageError(
+            "--tape and --server do not go together: the server picks the drive".into()
+        ));
+    }
     let cl = client(&a.remote)?;
     let mut disk = s.disk(&a.target, "restore target")?;
     let grant = cl.acquire(&RequestBody::Restore { set: a.set.clone() }, wait_note)?;
