@@ -39,6 +39,9 @@ pub enum ClientError {
     BadToken,
 }
 
+/// Seconds a report or release is tried again while the server is down.
+const END_RETRIES: u32 = 30;
+
 /// The largest answer read (a status of a big library is some 100 KiB).
 const MAX_ANSWER: u64 = 16 << 20;
 
@@ -62,7 +65,12 @@ impl Client {
     /// to trust); `token` is `NAME:SECRET`.
     pub fn new(url: &str, token: &str, ca: Option<&Path>) -> Result<Client, ClientError> {
         let (host, _) = token.split_once(':').ok_or(ClientError::BadToken)?;
+        // A connection per request: the server closes connections that
+        // are idle or old, and ureq does not retry a POST on a pooled
+        // connection that was closed under it. Control traffic is a few
+        // requests a minute.
         let mut b = ureq::AgentBuilder::new()
+            .max_idle_connections(0)
             .timeout_connect(Duration::from_secs(5))
             .timeout(Duration::from_secs(30));
         if let Some(ca) = ca {
@@ -176,25 +184,43 @@ impl Client {
             .ok_or_else(|| ClientError::Answer("no expiry".into()))
     }
 
+    /// POST what must reach the server at the end of a set, through a
+    /// server restart: tried again for up to [`END_RETRIES`] seconds while
+    /// the server cannot be reached. A 409 on a later try means an earlier
+    /// try arrived and only its answer was lost.
+    fn post_at_end(&self, path: &str, body: &impl Serialize) -> Result<(), ClientError> {
+        let mut attempt = 0;
+        loop {
+            match self.post::<Value>(path, body) {
+                Ok(_) => return Ok(()),
+                Err(ClientError::Http { status: 409, .. }) if attempt > 0 => return Ok(()),
+                Err(ClientError::Transport(e)) if attempt < END_RETRIES => {
+                    log::warn!("{path}: {e}; trying again");
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+                Err(e) => return Err(e),
+            }
+            attempt += 1;
+        }
+    }
+
     pub fn report(
         &self,
         lease: LeaseId,
         set: SetInfo,
         outcome: SetOutcome,
     ) -> Result<(), ClientError> {
-        let _: Value = self.post(
+        self.post_at_end(
             &format!("/v1/leases/{lease}/report"),
             &ReportBody { set, outcome },
-        )?;
-        Ok(())
+        )
     }
 
     pub fn release(&self, lease: LeaseId, full: bool) -> Result<(), ClientError> {
-        let _: Value = self.post(
+        self.post_at_end(
             &format!("/v1/leases/{lease}/release"),
             &ReleaseBody { full },
-        )?;
-        Ok(())
+        )
     }
 
     pub fn status(&self) -> Result<Status, ClientError> {
