@@ -349,14 +349,14 @@ Examples:
     /// PERSISTENT RESERVE and RESERVE/RELEASE itself. Stops on SIGINT or
     /// SIGTERM.
     ///
-    /// A backstore for drive0, in /sys/kernel/config/target/core: mkdir
-    /// user_0/drive0; echo dev_config=sanmover/drive0 >
-    /// user_0/drive0/control; echo dev_size=1048576 >
-    /// user_0/drive0/control; echo 1 > user_0/drive0/enable.
+    /// The backstore for unit drive0, in configfs: mkdir
+    /// /sys/kernel/config/target/core/user_0/drive0, then write
+    /// dev_config=sanmover/drive0 and dev_size=1048576 to its control
+    /// file, and 1 to its enable file.
     #[command(after_help = "\
 Examples:
   sanmover tcmu --media /var/lib/sanmover/vtl --drives 2
-  sanmover tcmu --media /srv/tapes --drives 1 --subtype sanmover")]
+  sanmover tcmu --media /srv/vtl --drives 1 --subtype sanmover")]
     Tcmu(TcmuArgs),
     /// RECEIVE COPY RESULTS, decoded: operating parameters (the default),
     /// the status of a held copy, or its failed segment details.
