@@ -86,6 +86,7 @@ impl Catalog {
                 pool: Pool::from_text(&pool).ok_or_else(|| bad("pool", &pool))?,
                 volume: opt_uuid(r, 3)?,
                 note: r.get(4)?,
+                missing: false,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

@@ -167,10 +167,15 @@ fn status_text(st: &Status) -> String {
     t += "cartridges:\n";
     for c in &st.cartridges {
         t += &format!(
-            "  {} (home {}): {}{}\n",
+            "  {} (home {}): {}{}{}\n",
             c.barcode,
             c.home,
             c.pool.text(),
+            if c.missing {
+                " MISSING from the library"
+            } else {
+                ""
+            },
             c.note
                 .as_deref()
                 .map_or(String::new(), |n| format!(" ({n})"))

@@ -616,8 +616,25 @@ fn merge_cartridges(
                 pool: Pool::Scratch,
                 volume: None,
                 note: None,
+                missing: false,
             },
         );
+    }
+    let seen: std::collections::BTreeSet<&str> = inv
+        .slots
+        .iter()
+        .filter_map(|s| s.barcode.as_deref())
+        .chain(inv.drives.iter().filter_map(|d| d.barcode.as_deref()))
+        .collect();
+    for c in carts.values_mut() {
+        c.missing = !seen.contains(c.barcode.as_str());
+        if c.missing {
+            log::warn!(
+                "cartridge {} ({}) is in the catalog but not in the library",
+                c.barcode,
+                c.pool.text()
+            );
+        }
     }
     Ok(carts)
 }

@@ -72,6 +72,10 @@ pub struct Cartridge {
     pub volume: Option<Uuid>,
     /// Why it was retired, or another note for the operator.
     pub note: Option<String>,
+    /// Not seen by READ ELEMENT STATUS at start: kept in the catalog (and
+    /// shown), never planned with.
+    #[serde(default)]
+    pub missing: bool,
 }
 
 /// Why a drive is kept from everyone.
@@ -385,13 +389,14 @@ impl Cop {
                 let usable = self
                     .cartridges
                     .values()
+                    .filter(|c| !c.missing)
                     .any(|c| c.pool == Pool::Scratch || c.pool == Pool::Open(pool.clone()));
                 if !usable {
                     return Err(Denied::EmptyPool(pool.clone()));
                 }
             }
             Want::Restore { barcode, .. } => {
-                if !self.cartridges.contains_key(barcode) {
+                if self.cartridges.get(barcode).is_none_or(|c| c.missing) {
                     return Err(Denied::UnknownCartridge(barcode.clone()));
                 }
                 if let Some(d) = self.drive_holding(barcode) {
@@ -532,7 +537,10 @@ impl Cop {
         }
         let pick = |p: &Pool| {
             self.cartridges.values().find(|c| {
-                &c.pool == p && !self.in_use(&c.barcode) && self.drive_holding(&c.barcode).is_none()
+                &c.pool == p
+                    && !c.missing
+                    && !self.in_use(&c.barcode)
+                    && self.drive_holding(&c.barcode).is_none()
             })
         };
         let cart = pick(&open).or_else(|| pick(&Pool::Scratch))?;

@@ -45,6 +45,7 @@ fn cop(drives: usize, barcodes: &[&str]) -> Cop {
                     pool: Pool::Scratch,
                     volume: None,
                     note: None,
+                    missing: false,
                 },
             )
         })
@@ -413,6 +414,42 @@ fn service_labels_scratch_and_survives_a_restart() {
     svc.heartbeat(l, "h1", None).unwrap();
     svc.release(l, "h1", false).unwrap();
     assert!(overlaps(&svc.events().unwrap()).is_empty());
+}
+
+#[test]
+fn a_cartridge_gone_from_the_library_is_kept_and_never_planned_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = MemLibrary::new(2, &["A", "B"]);
+    let svc = service(dir.path(), &lib, POLICY);
+    let t = svc.request("h1", backup("p")).unwrap();
+    let l = wait_granted(&svc, t, "h1");
+    svc.release(l, "h1", false).unwrap();
+    svc.shutdown();
+    drop(svc);
+    // Someone takes A out of the library while the server is down.
+    for b in lib.state.lock().unwrap().elements.values_mut() {
+        if b.as_deref() == Some("A") {
+            *b = None;
+        }
+    }
+    let svc = service(dir.path(), &lib, POLICY);
+    let st = svc.status();
+    let a = st.cartridges.iter().find(|c| c.barcode == "A").unwrap();
+    assert!(a.missing && a.pool == Pool::Open("p".into()), "{a:?}");
+    let t = svc.request("h1", backup("p")).unwrap();
+    let l = wait_granted(&svc, t, "h1");
+    assert_eq!(svc.grant(l, "h1").unwrap().lease.barcode, "B");
+    let want = Want::Restore {
+        barcode: "A".into(),
+        set: uuid::Uuid::new_v4(),
+        file: 1,
+    };
+    assert!(matches!(
+        svc.request("h2", want),
+        Err(super::service::ServiceError::Denied(
+            Denied::UnknownCartridge(_)
+        ))
+    ));
 }
 
 #[test]
