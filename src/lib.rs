@@ -20,3 +20,4 @@ pub mod server;
 pub mod snapshot;
 pub mod tcmu;
 pub mod transport;
+pub mod validate;

@@ -126,10 +126,12 @@ fn early_warning_then_volume_overflow() {
 
 #[test]
 fn a_target_that_dies_mid_copy_is_a_transport_error() {
-    let mut tr = MemoryTransport::new("dying", MemTape::new("T3", 1 << 20));
-    tr.die_after = Some(3);
-    let mut t = Tape::open(tr).unwrap(); // INQUIRY: 1 command
+    let tr = MemoryTransport::new("dying", MemTape::new("T3", 1 << 20));
+    let mut t = Tape::open(tr).unwrap();
+    // However many commands the drive's Unit Attention took, the target
+    // answers one more (the first write) and then dies.
     t.rewind().unwrap();
+    t.scsi.transport().die_after = Some(1);
     t.write_block(vec![1; 10]).unwrap();
     let e = t.write_block(vec![1; 10]).unwrap_err();
     assert!(matches!(

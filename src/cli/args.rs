@@ -59,8 +59,27 @@ pub struct Cli {
     pub json: bool,
     #[command(flatten)]
     pub conn: ConnArgs,
+    /// Record every SCSI command this run sends, on every session, to FILE
+    /// as JSON Lines (docs/trace-format.md): CDB, data, status, sense,
+    /// timing and I_T nexus. Read it with 'sanmover trace show FILE'.
+    #[arg(long, global = true, value_name = "FILE", help_heading = GLOBAL)]
+    pub trace: Option<PathBuf>,
+    /// What --trace keeps of the data: the bytes themselves (full, which
+    /// 'replay' needs) or only their length and SHA-256 (digest).
+    #[arg(long = "trace-data", global = true, value_enum, default_value = "full",
+          value_name = "MODE", help_heading = GLOBAL)]
+    pub trace_data: TraceData,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// What a trace keeps of data-out and data-in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TraceData {
+    /// The bytes, in hex.
+    Full,
+    /// Their length and SHA-256 only.
+    Digest,
 }
 
 /// How sessions are opened, and where the catalog is.
@@ -338,6 +357,64 @@ Examples:
   sanmover router --listen 10.0.0.9:3260 --config router.toml \\
       --allow iqn.2024-01.ex:backup1 --chap-file chap.toml")]
     Router(RouterArgs),
+    /// Reservations of any LU, like sg_persist: PERSISTENT RESERVE IN
+    /// (keys, reservation, capabilities, full status) and OUT (reserve,
+    /// clear, preempt), and a RESERVE/RELEASE(6) probe. Keys are hex with
+    /// 0x or decimal. A refusal of the device exits with its category (24
+    /// for RESERVATION CONFLICT, 5 for ILLEGAL REQUEST) and the decoded
+    /// sense.
+    ///
+    /// Reservations belong to an I_T nexus: the initiator name
+    /// (--initiator) and the ISID of the session, which libiscsi picks
+    /// anew for every session. So each `sanmover pr` is a nexus of its
+    /// own: reserve, clear and preempt first register --key for it
+    /// (REGISTER AND IGNORE EXISTING KEY) and leave the registration and
+    /// the reservation in place when the command ends (SPC-4 keeps them
+    /// across nexus loss); a later command takes them over with preempt or
+    /// ends them with clear. The process that writes to a drive (a backup)
+    /// reserves it itself.
+    #[command(after_help = "\
+Examples:
+  sanmover pr iscsi://127.0.0.1:3262/iqn.2026-12.org.sanmover:vtl/1 keys
+  sanmover pr /dev/sg3 reserve --key 0xabc --type we
+  sanmover --json pr /dev/sg3 status
+  sanmover pr /dev/sg3 preempt --key 0xdef --victim 0xabc --type ea --abort
+  sanmover pr /dev/sg3 clear --key 0xdef")]
+    Pr(PrArgs),
+    /// Serve a virtual tape library on our own iSCSI target: a media
+    /// changer (SMC-3) at LUN 0 and --drives tape drives (SSC-4) at LUNs 1
+    /// to N, over cartridge image files in --media DIR.
+    ///
+    /// On the first start in an empty (or new) DIR it creates --slots
+    /// blank cartridges of --capacity bytes, barcodes VTL001L8, VTL002L8,
+    /// ..., one per slot, as DIR/BARCODE.img, and the inventory
+    /// DIR/inventory.json; the drives and the one import/export element
+    /// start empty. Later starts reload the inventory (and refuse a DIR
+    /// made with another --drives or --slots): cartridges left in drives
+    /// are loaded again. The inventory is replaced atomically after every
+    /// move, and a cartridge image cut short by a crash mid-write is cut
+    /// back to its last whole record when loaded.
+    ///
+    /// Element addresses: the picker 1, the import/export element 16,
+    /// drive n (from 0) 256+n at LUN n+1, slot m (from 0) 1024+m. MOVE
+    /// MEDIUM into a drive loads that cartridge into the drive's LU; out
+    /// of a drive unloads it (refused with MEDIUM REMOVAL PREVENTED while
+    /// the drive's PREVENT ALLOW MEDIUM REMOVAL is in force).
+    ///
+    /// Every LU takes PERSISTENT RESERVE and RESERVE(6) per I_T nexus, as
+    /// every LU of our target does (registrations last until the process
+    /// ends). Access control is the router's: --allow, --chap-file (TOML,
+    /// see `sanmover router --help`), and a listen address other than
+    /// loopback needs both unless --insecure. The first stdout line says
+    /// where it listens (a JSON object with --json); it runs until killed.
+    #[command(after_help = "\
+Examples:
+  sanmover vtl --listen 127.0.0.1:3262 --media /srv/vtl --drives 2 --slots 10
+  sanmover vtl --listen 10.0.0.9:3260 --media /srv/vtl --drives 4 --slots 40 \\
+      --capacity 10G --allow iqn.2024-01.ex:backup1 --chap-file chap.toml
+  sanmover --json vtl --listen 127.0.0.1:0 --media ./vtl --drives 1 \\
+      --slots 4 --capacity 64M")]
+    Vtl(VtlArgs),
     /// Serve tape drives (and the changer) to Linux LIO as TCMU `user:`
     /// backstores, through the kernel's UIO command ring.
     ///
@@ -446,6 +523,126 @@ Examples:
   sanmover changer iscsi://lib/iqn.2024-01.ex:library/1 load 3 0
   CHANGER=iscsi://lib/iqn.2024-01.ex:library/1 sanmover changer unload")]
     Changer(ChangerArgs),
+    /// Check what a disk, tape drive, copy manager or iSCSI session really
+    /// does against SBC-4, SSC-4, SPC-4 and RFC 7143: named checks, each
+    /// citing its section, with the command sent, the answer expected and
+    /// the answer observed.
+    ///
+    /// Suites are picked by each device's type and the VPD pages it
+    /// reports: disk (type 00h), tape (01h), changer (08h), copy (3PC bit
+    /// or VPD 8Fh), iscsi (iscsi:// addresses); --suite runs only the ones
+    /// named. A changer's drive LUs named in the same run let the changer
+    /// suite check the drive's Unit Attention after a load.
+    /// Verdicts: pass, fail, not-supported (the device lacks what the
+    /// check needs; the reason is given) and skipped (not run: a check
+    /// that writes without --dataloss). Only pass counts as passed.
+    ///
+    /// Nothing is written without --dataloss, and then only to the LUs
+    /// named: a disk's last block (written back with its own contents);
+    /// the copy suite's blocks in the last 16 of a copy manager's LU and
+    /// the tape named with it; a changer's cartridges are moved and put
+    /// back; a tape is written from BOT, and
+    /// a cartridge carrying a sanmover volume label is refused (exit 45)
+    /// before anything is written to any device.
+    ///
+    /// --matrix prints the capability matrix instead: checks as rows,
+    /// devices as columns (Markdown, or JSON with --format json, or JUnit).
+    /// Exit status: 0 when no check failed, 38 when at least one did.
+    #[command(after_help = "\
+Examples:
+  sanmover validate iscsi://san/iqn.2024-01.ex:disk/1
+  sanmover validate --dataloss --format junit --out tape.xml \\
+      iscsi://lib/iqn.2024-01.ex:tape/1
+  sanmover validate --matrix --suite disk iscsi://san/iqn.2024-01.ex:disk/1 \\
+      iscsi://san2/iqn.2024-01.ex:disk/1")]
+    Validate(ValidateArgs),
+    /// Read a trace written with --trace.
+    #[command(after_help = "\
+Examples:
+  sanmover trace show backup.trace
+  sanmover --json trace show backup.trace")]
+    Trace {
+        #[command(subcommand)]
+        op: TraceOp,
+    },
+    /// Send the commands of a trace (written with --trace) to other
+    /// devices, in order, and report where their answers differ.
+    ///
+    /// Each I_T nexus of the trace, in the order it first appears, is
+    /// mapped to the next DEV. Before any command of the trace is sent,
+    /// every DEV's device type (INQUIRY) must equal the type the trace
+    /// recorded for its nexus. A difference is a different status, sense
+    /// (key, ASC/ASCQ, filemark, EOM, ILI, INFORMATION) or data-in length
+    /// (for INQUIRY, which describes the device itself, only with
+    /// --compare-data); with --compare-data the data-in bytes too. The first difference is
+    /// shown with both answers decoded. Exit status 36 when an answer
+    /// differs, 39 for a trace that is truncated, garbage or newer than
+    /// this sanmover, 43 for a device of the wrong type.
+    #[command(after_help = "\
+Examples:
+  sanmover replay backup.trace iscsi://lab/iqn.2024-01.ex:disk/3 \\
+      iscsi://lab/iqn.2024-01.ex:tape/1
+  sanmover --json replay --compare-data bug.trace /dev/nst0")]
+    Replay(ReplayArgs),
+}
+
+/// What `trace` does.
+#[derive(Debug, Subcommand)]
+pub enum TraceOp {
+    /// Decode every command of a trace like a protocol analyser: the CDB's
+    /// fields, status, decoded sense, data lengths, timing and nexus.
+    #[command(after_help = "\
+Examples:
+  sanmover trace show backup.trace
+  sanmover --json trace show backup.trace")]
+    Show {
+        /// The trace file.
+        file: PathBuf,
+    },
+}
+
+/// Report formats of `validate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Json,
+    Junit,
+    Markdown,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Device addresses (iscsi://... or /dev/...).
+    #[arg(required = true, num_args = 1..)]
+    pub devs: Vec<String>,
+    /// Run only this suite (repeatable): disk, tape, changer, copy, iscsi.
+    #[arg(long = "suite", value_name = "NAME")]
+    pub suites: Vec<String>,
+    /// Allow the checks that write (to the devices named only).
+    #[arg(long)]
+    pub dataloss: bool,
+    /// Report format [default: text, or json when the global JSON output
+    /// option is given].
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<ReportFormat>,
+    /// Write the report to FILE instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// The capability matrix: checks as rows, devices as columns.
+    #[arg(long)]
+    pub matrix: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The trace file (written with --trace --trace-data full).
+    pub file: PathBuf,
+    /// Device addresses, one per I_T nexus of the trace, in order.
+    #[arg(required = true, num_args = 1..)]
+    pub devs: Vec<String>,
+    /// Compare the data-in bytes too, not only their length.
+    #[arg(long)]
+    pub compare_data: bool,
 }
 
 /// `sanmover server`: serve, or talk to a server.
@@ -1013,6 +1210,169 @@ pub struct RouterArgs {
     /// LU (without it such copies are refused).
     #[arg(long)]
     pub insecure: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PrArgs {
+    /// The LU (any device type).
+    pub dev: String,
+    #[command(subcommand)]
+    pub op: PrOp,
+}
+
+/// A persistent reservation type (SPC-4 6.15.3.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PrTypeArg {
+    /// Write Exclusive (1h): others may read.
+    We,
+    /// Exclusive Access (3h).
+    Ea,
+    /// Write Exclusive - Registrants Only (5h).
+    WeRo,
+    /// Exclusive Access - Registrants Only (6h).
+    EaRo,
+    /// Write Exclusive - All Registrants (7h).
+    WeAr,
+    /// Exclusive Access - All Registrants (8h).
+    EaAr,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PrOp {
+    /// READ KEYS: the generation and every registered key.
+    #[command(after_help = "\
+Examples:
+  sanmover pr /dev/sg3 keys
+  sanmover --json pr iscsi://127.0.0.1:3262/iqn.2026-12.org.sanmover:vtl/1 \\
+      keys")]
+    Keys,
+    /// READ RESERVATION: the holder's key and the type, if any.
+    #[command(after_help = "\
+Examples:
+  sanmover pr /dev/sg3 reservation
+  sanmover --json pr /dev/sg3 reservation")]
+    Reservation,
+    /// REPORT CAPABILITIES: the types the LU supports and its options.
+    #[command(after_help = "\
+Examples:
+  sanmover pr /dev/sg3 capabilities
+  sanmover --json pr /dev/sg3 capabilities")]
+    Capabilities,
+    /// READ FULL STATUS: every registration with its initiator.
+    #[command(after_help = "\
+Examples:
+  sanmover pr /dev/sg3 status
+  sanmover --json pr /dev/sg3 status")]
+    Status,
+    /// Register --key and RESERVE with it.
+    #[command(after_help = "\
+Examples:
+  sanmover pr /dev/sg3 reserve --key 0xabc --type we
+  sanmover --initiator iqn.2024-01.ex:h1 pr /dev/sg3 reserve --key 7 --type ea")]
+    Reserve {
+        /// This command's reservation key.
+        #[arg(long, value_parser = parse_key)]
+        key: u64,
+        /// The reservation type.
+        #[arg(long = "type", value_enum)]
+        pr_type: PrTypeArg,
+    },
+    /// Register --key and CLEAR every registration and the reservation.
+    #[command(after_help = "\
+Examples:
+  sanmover pr /dev/sg3 clear --key 0xdef
+  sanmover --json pr /dev/sg3 clear --key 12")]
+    Clear {
+        /// This command's reservation key.
+        #[arg(long, value_parser = parse_key)]
+        key: u64,
+    },
+    /// Register --key and PREEMPT the registrations under --victim
+    /// (taking the reservation as --type if the victim holds it); --abort
+    /// makes it PREEMPT AND ABORT (the victim's running commands end).
+    #[command(after_help = "\
+Examples:
+  sanmover pr /dev/sg3 preempt --key 0xdef --victim 0xabc --type we
+  sanmover pr /dev/sg3 preempt --key 0xdef --victim 0xabc --type ea --abort")]
+    Preempt {
+        /// This command's reservation key.
+        #[arg(long, value_parser = parse_key)]
+        key: u64,
+        /// The key whose registrations (and reservation) are taken.
+        #[arg(long, value_parser = parse_key)]
+        victim: u64,
+        /// The type of the reservation taken over.
+        #[arg(long = "type", value_enum)]
+        pr_type: PrTypeArg,
+        /// PREEMPT AND ABORT: also end the victim's commands.
+        #[arg(long)]
+        abort: bool,
+    },
+    /// RESERVE(6), then RELEASE(6): whether the LU takes the older
+    /// reservation at all.
+    #[command(after_help = "\
+Examples:
+  sanmover pr /dev/sg3 reserve6
+  sanmover --json pr /dev/sg3 reserve6")]
+    Reserve6,
+}
+
+/// A reservation key: hex with 0x, or decimal.
+fn parse_key(s: &str) -> Result<u64, String> {
+    let r = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(h) => u64::from_str_radix(h, 16),
+        None => s.parse(),
+    };
+    r.map_err(|_| format!("'{s}' is not a key: give 0xHEX or a decimal number of 64 bits"))
+}
+
+#[derive(Debug, Args)]
+pub struct VtlArgs {
+    /// Address to listen on (ADDR:PORT), and only there.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: std::net::SocketAddr,
+    /// The media directory: cartridge images and the inventory.
+    #[arg(long, value_name = "DIR")]
+    pub media: PathBuf,
+    /// Tape drives (LUNs 1 to N), 1 to 64.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub drives: u16,
+    /// Storage slots, each with a cartridge on the first start, 1 to 4096.
+    #[arg(long, value_name = "M", value_parser = clap::value_parser!(u16).range(1..=4096))]
+    pub slots: u16,
+    /// Capacity of each new cartridge: bytes, or with K, KiB, KB, M, MiB,
+    /// MB, G, GiB or GB.
+    #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = parse_capacity)]
+    pub capacity: u64,
+    /// Initiator name allowed to log in (repeatable) [default: any].
+    #[arg(long = "allow", value_name = "IQN")]
+    pub allow: Vec<String>,
+    /// Require CHAP with the per-initiator secrets in this TOML file.
+    #[arg(long, value_name = "FILE")]
+    pub chap_file: Option<PathBuf>,
+    /// The library's iSCSI target name [default: iqn.2026-12.org.sanmover:vtl].
+    #[arg(long, value_name = "IQN")]
+    pub target_name: Option<String>,
+    /// Allow listening on a non-loopback address without CHAP and an
+    /// allow-list (a warning is printed on every start).
+    #[arg(long)]
+    pub insecure: bool,
+}
+
+/// `--capacity`: the block-size suffixes plus G, GiB (2^30) and GB (10^9).
+fn parse_capacity(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let giga = [("GiB", 1u64 << 30), ("GB", 1_000_000_000), ("G", 1 << 30)];
+    for (suffix, unit) in giga {
+        if let Some(n) = t.strip_suffix(suffix) {
+            let n: u64 = n.parse().map_err(|_| format!("'{s}' is not a size"))?;
+            return n
+                .checked_mul(unit)
+                .filter(|b| *b > 0)
+                .ok_or_else(|| format!("'{s}' is not a usable capacity"));
+        }
+    }
+    super::sizes::parse_byte_size(t).map(|b| b.0)
 }
 
 #[derive(Debug, Args)]

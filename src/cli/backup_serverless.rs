@@ -41,8 +41,9 @@ pub fn run(s: &Sessions, out: &Out, a: &BackupArgs) -> Result<u8> {
         thaw: a.serverless.thaw.clone(),
         backup: backup_options(s, a)?,
     };
+    let connector = s.session_connector();
     let sum = serverless::backup(
-        s.iscsi(),
+        connector.as_ref(),
         provider.as_mut(),
         &mut tape,
         &catalog,

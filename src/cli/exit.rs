@@ -58,7 +58,13 @@ pub const TIMEOUT: u8 = 33;
 // 47, 48 and 50-99 itself).
 pub const CONNECT: u8 = 34;
 pub const LOGIN: u8 = 35;
+/// `replay`: the device answered differently from the trace.
+pub const REPLAY_DIFFERS: u8 = 36;
 pub const CORRUPT: u8 = 37;
+/// `validate`: at least one check failed.
+pub const CHECKS_FAILED: u8 = 38;
+/// A trace file that is truncated, garbage or of a newer version.
+pub const BAD_TRACE: u8 = 39;
 pub const SESSION_LOST: u8 = 42;
 pub const WRONG_DEVICE_TYPE: u8 = 43;
 pub const BAD_RESPONSE: u8 = 44;
@@ -127,8 +133,17 @@ pub const TABLE: &[ExitCode] = &[
         "iSCSI login refused (unknown target, CHAP, ACL), or the backup server refused the credential",
     ),
     row(
+        REPLAY_DIFFERS,
+        "replay: the device answered differently from the trace",
+    ),
+    row(
         CORRUPT,
         "a backup set failed a check (CRC, sequence, digest, missing trailer)",
+    ),
+    row(CHECKS_FAILED, "validate: at least one check failed"),
+    row(
+        BAD_TRACE,
+        "a trace file that is truncated, garbage or of a newer version",
     ),
     row(SESSION_LOST, "session lost during a command"),
     row(
@@ -295,6 +310,12 @@ pub fn for_error(e: &anyhow::Error) -> u8 {
         }
         if cause.downcast_ref::<Refusal>().is_some() {
             return REFUSED;
+        }
+        if cause
+            .downcast_ref::<crate::transport::trace::TraceError>()
+            .is_some_and(|t| t.is_bad_file())
+        {
+            return BAD_TRACE;
         }
         if cause.downcast_ref::<std::io::Error>().is_some() {
             return FILE_ERROR;

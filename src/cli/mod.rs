@@ -13,10 +13,12 @@ use std::io::Write as _;
 use anyhow::Result;
 use clap::Parser;
 
-use args::{BackupArgs, BackupMode, CatalogOp, Cli, Command, SnapshotsOp};
+use args::{BackupArgs, BackupMode, CatalogOp, Cli, Command, SnapshotsOp, TraceData, TraceOp};
 use exit::UsageError;
 use output::Out;
 use sessions::Sessions;
+
+use crate::transport::trace::{DataMode, TraceSink};
 
 pub mod args;
 mod backup_host;
@@ -26,6 +28,7 @@ mod catalog_cmds;
 mod changer_cmds;
 pub mod exit;
 mod output;
+mod pr_cmds;
 mod progress;
 mod restore_cmds;
 mod router_cmds;
@@ -37,6 +40,8 @@ mod snapshots_cmds;
 mod tape_cmds;
 mod tcmu_cmds;
 mod time;
+mod validate_cmds;
+mod vtl_cmds;
 mod xcopy_cmds;
 
 /// Parse arguments, run, and return the process exit code.
@@ -110,7 +115,17 @@ fn init_logging(verbose: u8) {
 
 fn run(cli: &Cli) -> Result<u8> {
     let out = Out { json: cli.json };
-    let s = Sessions::new(&cli.conn);
+    let trace = match &cli.trace {
+        Some(path) => {
+            let mode = match cli.trace_data {
+                TraceData::Full => DataMode::Full,
+                TraceData::Digest => DataMode::Digest,
+            };
+            Some(TraceSink::create(path, mode)?)
+        }
+        None => None,
+    };
+    let s = Sessions::new(&cli.conn).with_trace(trace);
     match &cli.command {
         Command::Inquiry(a) => scsi_cmds::inquiry(&s, &out, a),
         Command::Luns(a) => scsi_cmds::luns(&s, &out, &a.portal),
@@ -129,12 +144,19 @@ fn run(cli: &Cli) -> Result<u8> {
         Command::Xcopy(a) => xcopy_cmds::run_xcopy(&s, &out, a),
         Command::Router(a) => router_cmds::run(&s, a),
         Command::Server(a) => server_cmds::run(&s, &out, a),
+        Command::Vtl(a) => vtl_cmds::run(&out, a),
+        Command::Pr(a) => pr_cmds::run(&s, &out, a),
         Command::Tcmu(a) => tcmu_cmds::run(a),
         Command::CopyResults(a) => xcopy_cmds::copy_results(&s, &out, a),
         Command::Snapshots { op } => match op {
             SnapshotsOp::List => snapshots_cmds::list(&s, &out),
             SnapshotsOp::Cleanup => snapshots_cmds::cleanup(&s, &out),
         },
+        Command::Validate(a) => validate_cmds::run_validate(&s, &out, a),
+        Command::Trace {
+            op: TraceOp::Show { file },
+        } => validate_cmds::trace_show(&out, file),
+        Command::Replay(a) => validate_cmds::run_replay(&s, &out, a),
     }
 }
 

@@ -289,6 +289,36 @@ fn read_chap(path: &Path) -> Result<ChapConfig> {
     Ok(c)
 }
 
+/// Who may log in to one of our targets, and where it listens: the
+/// access control `sanmover router` and `sanmover vtl` share.
+pub(super) struct Access {
+    pub listen: std::net::SocketAddr,
+    pub allow: Vec<String>,
+    pub chap_file: Option<PathBuf>,
+    pub insecure: bool,
+}
+
+impl Access {
+    /// The target configuration, checked: a listener off loopback without
+    /// CHAP and an allow-list (and without --insecure) is a command-line
+    /// matter (exit 1), refused before anything else is done.
+    pub fn target(&self, limits: ConnLimits) -> Result<TargetConfig> {
+        let chap = self.chap_file.as_deref().map(read_chap).transpose()?;
+        let target = TargetConfig {
+            allow: self.allow.clone(),
+            chap,
+            limits,
+            insecure: self.insecure,
+            ..TargetConfig::new(self.listen, Vec::new())
+        };
+        target.check().map_err(|e| match e {
+            BindError::Insecure(..) => anyhow::Error::new(UsageError(e.to_string())),
+            e => anyhow::Error::new(e).context(format!("listening on {}", self.listen)),
+        })?;
+        Ok(target)
+    }
+}
+
 pub fn run(s: &Sessions, a: &RouterArgs) -> Result<u8> {
     let file: RouterFile = match &a.config {
         Some(p) => read_toml(p, "router config")?,
@@ -301,21 +331,14 @@ pub fn run(s: &Sessions, a: &RouterArgs) -> Result<u8> {
         .unwrap_or_else(|| DEFAULT_TARGET_NAME.to_string());
     let mut allow = file.allow.clone();
     allow.extend(a.allow.iter().cloned());
-    let chap_path = a.chap_file.clone().or(file.chap_file.clone());
-    let chap = chap_path.as_deref().map(read_chap).transpose()?;
-    let mut target = TargetConfig {
+    let access = Access {
+        listen: a.listen,
         allow,
-        chap,
-        limits: file.connections.apply(ConnLimits::default()),
+        chap_file: a.chap_file.clone().or(file.chap_file.clone()),
         insecure: a.insecure,
-        ..TargetConfig::new(a.listen, Vec::new())
     };
-    // Refused before any backend is contacted; a listener off loopback
-    // without CHAP and an allow-list is a command-line matter (exit 1).
-    target.check().map_err(|e| match e {
-        BindError::Insecure(..) => anyhow::Error::new(UsageError(e.to_string())),
-        e => anyhow::Error::new(e).context(format!("listening on {}", a.listen)),
-    })?;
+    // Refused before any backend is contacted.
+    let mut target = access.target(file.connections.apply(ConnLimits::default()))?;
     let cfg = manager_config(&file, a.insecure)?;
     if a.insecure {
         eprintln!(
@@ -365,6 +388,7 @@ fn backends(s: &Sessions, a: &RouterArgs, file: &RouterFile) -> Result<Backends>
     let mut urls = file.backends.clone();
     urls.extend(a.backends.iter().cloned());
     let mut backends = Backends::new();
+    backends.set_trace(s.trace_sink());
     if let Some(p) = &file.backend_secret_file {
         backends.set_secret(read_backend_secret(p)?);
     }

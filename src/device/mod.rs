@@ -17,10 +17,12 @@ use crate::transport::{Request, Response, Transport, TransportError};
 
 pub mod changer;
 pub mod disk;
+pub mod pr;
 pub mod tape;
 
 pub use changer::Changer;
 pub use disk::Disk;
+pub use pr::PrOut;
 pub use tape::Tape;
 
 /// A failed SCSI exchange, with everything a storage engineer needs to see.

@@ -9,10 +9,7 @@
 //! - EOD is BLANK CHECK on READ but NO SENSE 00/05 on SPACE: both mean EOD.
 
 use crate::scsi::sense::{Sense, SenseKey};
-use crate::scsi::spc::{
-    ModeParameters, ModeSelect6, ModeSense6, PersistentReserveOut, PrOutAction, PrOutParameters,
-    PrType, Release6, Reserve6, StandardInquiry,
-};
+use crate::scsi::spc::{ModeParameters, ModeSelect6, ModeSense6, PrType, StandardInquiry};
 use crate::scsi::ssc::{
     BlockLimits, Erase, LoadUnload, Locate10, Position, Read6, ReadBlockLimits, ReadPosition,
     ReadPositionForm, Rewind, Space6, SpaceCode, Write6, WriteFilemarks6,
@@ -20,7 +17,7 @@ use crate::scsi::ssc::{
 use crate::scsi::{CdbCodec, DeviceType, Status, Wire};
 use crate::transport::{Request, Transport};
 
-use super::{DeviceError, Scsi};
+use super::{DeviceError, PrOut, Scsi};
 use std::time::Duration;
 
 /// The largest variable block READ(6)/WRITE(6) can carry: a 24-bit
@@ -197,7 +194,9 @@ impl<T: Transport> Tape<T> {
     }
 
     /// WRITE FILEMARKS(6). `count` 0 only flushes the drive buffer (tgt
-    /// fsyncs here and nowhere else).
+    /// fsyncs here and nowhere else). Past early warning a drive writes
+    /// the filemarks and says so with NO SENSE and EOM (SSC-4 4.2.5), as
+    /// for a block: that is success.
     pub fn write_filemarks(&mut self, count: u32) -> Result<(), DeviceError> {
         let cdb = WriteFilemarks6 {
             immed: false,
@@ -205,7 +204,11 @@ impl<T: Transport> Tape<T> {
             count,
         }
         .to_cdb();
-        self.run_long(cdb)?;
+        let resp = self.run_any(Request::none(cdb).with_timeout(LONG_TIMEOUT))?;
+        if classify_write(resp.status, &resp.sense).is_none() {
+            let e = self.scsi.check_error(&resp);
+            return self.lost_position(Err(e));
+        }
         if count > 0 {
             self.pos = TrackedPosition {
                 file: self.pos.file.map(|f| f + count as u64),
@@ -473,16 +476,17 @@ impl<T: Transport> Tape<T> {
     /// `key`, reserve Write Exclusive), else RESERVE(6). A drive that has
     /// neither (tgt) gives [`Reservation::None`]; the caller warns.
     pub fn reserve(&mut self, key: u64) -> Result<Reservation, DeviceError> {
-        match self.pr_out(PrOutAction::REGISTER_AND_IGNORE, PrType(0), 0, key) {
+        match self.scsi.pr_out(PrOut::register(key)) {
             Ok(()) => {
-                self.pr_out(PrOutAction::RESERVE, PrType::WRITE_EXCLUSIVE, key, 0)?;
+                self.scsi
+                    .pr_out(PrOut::reserve(key, PrType::WRITE_EXCLUSIVE))?;
                 return Ok(Reservation::Persistent { key });
             }
             Err(e) if !e.is_unsupported_command() => return Err(e),
             Err(_) => {}
         }
-        match self.scsi.run(Request::none(Reserve6.to_cdb())) {
-            Ok(_) => Ok(Reservation::Reserve6),
+        match self.scsi.reserve6() {
+            Ok(()) => Ok(Reservation::Reserve6),
             Err(e) if e.is_unsupported_command() => Ok(Reservation::None),
             Err(e) => Err(e),
         }
@@ -492,35 +496,13 @@ impl<T: Transport> Tape<T> {
     pub fn release(&mut self, r: Reservation) -> Result<(), DeviceError> {
         match r {
             Reservation::Persistent { key } => {
-                self.pr_out(PrOutAction::RELEASE, PrType::WRITE_EXCLUSIVE, key, 0)?;
-                self.pr_out(PrOutAction::REGISTER_AND_IGNORE, PrType(0), 0, 0)
+                self.scsi
+                    .pr_out(PrOut::release(key, PrType::WRITE_EXCLUSIVE))?;
+                self.scsi.pr_out(PrOut::register(0))
             }
-            Reservation::Reserve6 => self.scsi.run(Request::none(Release6.to_cdb())).map(|_| ()),
+            Reservation::Reserve6 => self.scsi.release6(),
             Reservation::None => Ok(()),
         }
-    }
-
-    fn pr_out(
-        &mut self,
-        action: PrOutAction,
-        pr_type: PrType,
-        key: u64,
-        service_action_key: u64,
-    ) -> Result<(), DeviceError> {
-        let params = PrOutParameters {
-            key,
-            service_action_key,
-            spec_i_pt: false,
-            all_tg_pt: false,
-            aptpl: false,
-        }
-        .to_vec();
-        let cdb = PersistentReserveOut {
-            param_len: params.len() as u32,
-            ..PersistentReserveOut::new(action, pr_type)
-        }
-        .to_cdb();
-        self.scsi.run(Request::data_out(cdb, params)).map(|_| ())
     }
 
     /// Everything `tape status` shows. Failing sub-queries leave `None`.

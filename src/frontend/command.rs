@@ -491,16 +491,11 @@ impl Connection<'_> {
         };
         let mut guard = lock(lu);
         let mut inq = [0u8; 36];
-        let c = guard.execute_for(&self.nexus, &[0x12, 0, 0, 0, 36, 0], &[], &mut inq);
+        let c = guard.probe(&self.nexus, &[0x12, 0, 0, 0, 36, 0], &mut inq);
         if c.status == Status::GOOD && c.data_in_len >= 1 && inq[0] == 0x00 {
             g.disk = true;
             let mut cap = [0u8; 8];
-            let c = guard.execute_for(
-                &self.nexus,
-                &[0x25, 0, 0, 0, 0, 0, 0, 0, 0, 0],
-                &[],
-                &mut cap,
-            );
+            let c = guard.probe(&self.nexus, &[0x25, 0, 0, 0, 0, 0, 0, 0, 0, 0], &mut cap);
             if c.status == Status::GOOD && c.data_in_len >= 8 {
                 let bs = u32::from_be_bytes([cap[4], cap[5], cap[6], cap[7]]);
                 g.block_size = (bs > 0).then_some(bs);

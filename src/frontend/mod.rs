@@ -28,7 +28,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::lu::LogicalUnit;
+use crate::lu::{LogicalUnit, Reserved};
 
 mod budget;
 pub mod chap;
@@ -65,6 +65,28 @@ impl std::fmt::Debug for TargetDef {
             )
             .finish()
     }
+}
+
+/// Every unit behind the reservation layer ([`Reserved`]), once per unit
+/// even when several targets or LUNs serve it: reservations are the
+/// unit's (SPC-4 5.13), kept per I_T nexus.
+pub(crate) fn behind_reservations(targets: Vec<TargetDef>) -> Vec<TargetDef> {
+    let mut seen: Vec<(SharedLu, SharedLu)> = Vec::new();
+    let mut wrap = |lu: SharedLu| -> SharedLu {
+        if let Some((_, w)) = seen.iter().find(|(orig, _)| Arc::ptr_eq(orig, &lu)) {
+            return w.clone();
+        }
+        let w: SharedLu = Arc::new(Mutex::new(Reserved::new(lu.clone())));
+        seen.push((lu, w.clone()));
+        w
+    };
+    targets
+        .into_iter()
+        .map(|t| TargetDef {
+            luns: t.luns.into_iter().map(|(n, lu)| (n, wrap(lu))).collect(),
+            name: t.name,
+        })
+        .collect()
 }
 
 /// How much the target lets its peers take (issue-level defaults for a

@@ -255,7 +255,7 @@ impl Server {
         Ok(Server {
             listener,
             shared: Arc::new(Shared {
-                targets: cfg.targets,
+                targets: super::behind_reservations(cfg.targets),
                 login,
                 budget: Budget::new(l.memory_budget, l.memory_per_connection),
                 slots: Mutex::new(Slots::new(&l)),

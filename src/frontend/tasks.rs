@@ -219,12 +219,16 @@ impl Connection<'_> {
                     self.abort_tasks(|c, e| {
                         (all || c == me) && e.target == target && e.lun == lun
                     })?;
+                    if h.function == TmfFunction::LOGICAL_UNIT_RESET {
+                        self.reset_units(Some(lun));
+                    }
                     TmfResponse::FUNCTION_COMPLETE
                 }
             }
             TmfFunction::TARGET_WARM_RESET | TmfFunction::TARGET_COLD_RESET => {
                 self.drop_writes(|_| true);
                 self.abort_tasks(|_, e| e.target == target)?;
+                self.reset_units(None);
                 TmfResponse::FUNCTION_COMPLETE
             }
             TmfFunction::TASK_REASSIGN => TmfResponse::REASSIGNMENT_NOT_SUPPORTED,
@@ -251,6 +255,20 @@ impl Connection<'_> {
             return Err(super::session::protocol("TARGET COLD RESET"));
         }
         Ok(())
+    }
+
+    /// Tell the unit at `lun` (every unit of the target when None) that
+    /// it was reset (SAM-5 6.3.2).
+    fn reset_units(&self, lun: Option<u64>) {
+        let Some(t) = self.target.and_then(|i| self.shared.targets.get(i)) else {
+            return;
+        };
+        let index = lun.and_then(|l| crate::scsi::spc::Lun(l).index().map(|i| i as u64));
+        for (l, lu) in &t.luns {
+            if lun.is_none() || index == Some(*l) {
+                lock(lu).reset();
+            }
+        }
     }
 
     /// ABORT TASK (11.5.1): a write waiting for data, or a background task

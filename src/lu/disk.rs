@@ -396,10 +396,10 @@ mod tests {
         assert_eq!(c.status, Status::CHECK_CONDITION);
         let (_, keys) = run(&mut d, &[0x5e, 0, 0, 0, 0, 0, 0, 0, 8, 0], &[], 8);
         assert_eq!(keys, vec![0; 8]);
-        // A tape lists no block pages.
+        // A tape lists no block pages, and its own B0h (SSC-4 8.4.2).
         let mut t = MemTape::new("T", 1 << 20);
         let mut buf = vec![0u8; 255];
         let c = t.execute(&[0x12, 1, 0x00, 0, 255, 0], &[], &mut buf);
-        assert_eq!(&buf[3..c.data_in_len], &[3, 0x00, 0x80, 0x83]);
+        assert_eq!(&buf[3..c.data_in_len], &[4, 0x00, 0x80, 0x83, 0xb0]);
     }
 }

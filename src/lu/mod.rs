@@ -13,12 +13,21 @@ use crate::scsi::spc::{
 };
 use crate::scsi::{CdbCodec, DeviceType, Opcode, Status, Wire};
 
+pub mod changer;
 mod disk;
 use disk::{BLOCK_CHARACTERISTICS_VPD, BLOCK_LIMITS_VPD};
+mod reservations;
 mod tape;
+pub use tape::exercise as tape_exercise;
 
+pub use changer::ChangerLu;
 pub use disk::MemDisk;
-pub use tape::{MemTape, TapeObject};
+pub use reservations::Reserved;
+pub use tape::{
+    Cartridge, DriveError, ImageDrive, ImageMedium, Medium, MediumError, MediumLabel, MemTape,
+    MemoryMedium, ObjectKind, SharedDrive, TapeDrive, TapeObject, DENSITY_CODE, IMAGE_HEADER_LEN,
+    RECORD_HEADER_LEN,
+};
 
 /// The outcome of one command at a logical unit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,6 +143,60 @@ pub trait LogicalUnit {
     fn nexus_lost(&mut self, nexus: &Nexus) {
         let _ = nexus;
     }
+
+    /// A LOGICAL UNIT RESET or a target reset reached this unit (SAM-5
+    /// 6.3.3, 7.7): a unit drops what a reset clears (RESERVE(6)
+    /// reservations, SPC-2 5.5.1) and a unit with Unit Attentions reports
+    /// 29/00 to every nexus afterwards. The frontend calls this after
+    /// stopping the unit's tasks; the default keeps everything.
+    fn reset(&mut self) {}
+
+    /// A command the frontend sends on its own behalf (learning a unit's
+    /// type and block size), not the initiator's: a layer such as
+    /// [`Reserved`] lets it through without reporting or clearing a Unit
+    /// Attention and without a reservation check.
+    fn probe(&mut self, nexus: &Nexus, cdb: &[u8], data_in: &mut [u8]) -> Completion {
+        self.execute_for(nexus, cdb, &[], data_in)
+    }
+}
+
+/// A unit behind a mutex is a unit (the frontend's shared units, and a
+/// layer such as [`Reserved`] over one).
+impl<L: LogicalUnit + ?Sized> LogicalUnit for std::sync::Arc<std::sync::Mutex<L>> {
+    fn execute(&mut self, cdb: &[u8], data_out: &[u8], data_in: &mut [u8]) -> Completion {
+        lock_unit(self).execute(cdb, data_out, data_in)
+    }
+
+    fn execute_for(
+        &mut self,
+        nexus: &Nexus,
+        cdb: &[u8],
+        data_out: &[u8],
+        data_in: &mut [u8],
+    ) -> Completion {
+        lock_unit(self).execute_for(nexus, cdb, data_out, data_in)
+    }
+
+    fn background(&mut self, nexus: &Nexus, cdb: &[u8], data_out: &[u8]) -> Option<Background> {
+        lock_unit(self).background(nexus, cdb, data_out)
+    }
+
+    fn nexus_lost(&mut self, nexus: &Nexus) {
+        lock_unit(self).nexus_lost(nexus)
+    }
+
+    fn reset(&mut self) {
+        lock_unit(self).reset()
+    }
+
+    fn probe(&mut self, nexus: &Nexus, cdb: &[u8], data_in: &mut [u8]) -> Completion {
+        lock_unit(self).probe(nexus, cdb, data_in)
+    }
+}
+
+/// A panic in one command leaves the unit usable for the next.
+fn lock_unit<L: ?Sized>(m: &std::sync::Mutex<L>) -> std::sync::MutexGuard<'_, L> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Copy a response into the data-in buffer, cut to the allocation.
@@ -272,6 +335,10 @@ impl Identity {
                             VpdPage(BLOCK_LIMITS_VPD),
                             VpdPage(BLOCK_CHARACTERISTICS_VPD),
                         ]);
+                    }
+                    if dt == DeviceType::TAPE {
+                        // The tape drive answers this itself (SSC-4 8.4.2).
+                        p.push(VpdPage::SEQUENTIAL_ACCESS_CAPABILITIES);
                     }
                     p
                 },

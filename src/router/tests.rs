@@ -514,8 +514,15 @@ fn block_to_block_backend_and_own() {
 #[test]
 fn tape_dies_mid_copy() {
     // Probe: INQUIRY, VPD 83, RSOC, INQUIRY, MODE SENSE = 5 commands; then
-    // three block writes succeed.
-    let mut r = rig_with(MemTape::new("T1", 64 << 20), Some(8));
+    // three block writes succeed. The drive's power-on Unit Attention is
+    // taken first (TEST UNIT READY), so no retry of it counts.
+    let mut t = MemTape::new("T1", 64 << 20);
+    let ua = t.execute(&[0, 0, 0, 0, 0, 0], &[], &mut []);
+    assert_eq!(
+        Sense::parse(&ua.sense).map(|s| (s.key, s.asc)),
+        Ok((SenseKey::UNIT_ATTENTION, Asc::POWER_ON_RESET))
+    );
+    let mut r = rig_with(t, Some(8));
     let n = nexus(1);
     let segs = (0..6).map(|k| b2s(false, 8, k * 8, 4096)).collect();
     let c = xcopy(&mut r.cm, &n, &list(list_id_usage::HOLD, 9, segs, vec![]));

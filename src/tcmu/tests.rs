@@ -31,6 +31,8 @@ fn inquiry_answers_a_tape_with_a_short_read_len() {
 fn blocks_go_through_the_ring_and_come_back() {
     let k = FakeKernel::new(4096, 8192);
     let block: Vec<u8> = (0..512u32).map(|i| (i * 7) as u8).collect();
+    // The drive's first command sees its power-on Unit Attention.
+    let (_, ua) = k.command(&[0x00, 0, 0, 0, 0, 0], 0, &[]);
     let (_, w) = k.command(&[0x0a, 0, 0, 0x02, 0x00, 0], 512, &block);
     let (_, f) = k.command(&[0x10, 0, 0, 0, 1, 0], 0, &[]);
     let (_, r) = k.command(&[0x01, 0, 0, 0, 0, 0], 0, &[]);
@@ -38,7 +40,9 @@ fn blocks_go_through_the_ring_and_come_back() {
     let (_, ili) = k.command(&[0x01, 0, 0, 0, 0, 0], 0, &[]);
     let (_, rd2) = k.command(&[0x08, 0x00, 0, 0x04, 0x00, 0], 1024, &[]);
     let mut d = device(&k);
-    assert_eq!(d.pass().unwrap().commands, 6);
+    assert_eq!(d.pass().unwrap().commands, 7);
+    assert_eq!(k.status(ua), 2);
+    assert_eq!((k.sense(ua)[2] & 0x0f, k.sense(ua)[12]), (0x06, 0x29));
     for at in [w, f, r, rd, ili] {
         assert_eq!(k.status(at), 0, "entry at {at}");
     }
@@ -56,9 +60,11 @@ fn blocks_go_through_the_ring_and_come_back() {
 #[test]
 fn an_unknown_opcode_is_a_check_condition_not_a_hang() {
     let k = FakeKernel::new(4096, 4096);
+    // REQUEST SENSE takes the drive's power-on Unit Attention first.
+    k.command(&[0x03, 0, 0, 0, 18, 0], 18, &[]);
     let (_, at) = k.command(&[0xd7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 0, &[]);
     let mut d = device(&k);
-    assert_eq!(d.pass().unwrap().commands, 1);
+    assert_eq!(d.pass().unwrap().commands, 2);
     assert_eq!(k.status(at), 2);
     assert_eq!(k.sense(at)[2] & 0x0f, 0x05, "ILLEGAL REQUEST");
 }

@@ -329,6 +329,316 @@ impl CdbCodec for Release6 {
     }
 }
 
+/// RESERVE(10) (SPC-2 7.22): the whole logical unit; third-party and
+/// long-ID reservations (byte 1) are not carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Reserve10 {
+    /// Byte 1: 3RDPTY (bit 4) and LONGID (bit 1); kept so a target can
+    /// refuse what it does not do.
+    pub flags: u8,
+}
+
+/// RELEASE(10) (SPC-2 7.18).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Release10 {
+    /// Byte 1, as for [`Reserve10`].
+    pub flags: u8,
+}
+
+impl Reserve10 {
+    /// 3RDPTY: reserve for another initiator (SPC-2 7.22.2).
+    pub const THIRD_PARTY: u8 = 0x10;
+}
+
+impl CdbCodec for Reserve10 {
+    fn to_cdb(&self) -> Cdb {
+        let mut c = Cdb::zeroed(Opcode::RESERVE_10, 10);
+        c.as_mut_bytes()[1] = self.flags;
+        c
+    }
+
+    fn parse(cdb: &[u8]) -> Result<Self, ParseError> {
+        check_cdb("RESERVE(10)", cdb, Opcode::RESERVE_10, 10)?;
+        Ok(Reserve10 { flags: cdb[1] })
+    }
+}
+
+impl CdbCodec for Release10 {
+    fn to_cdb(&self) -> Cdb {
+        let mut c = Cdb::zeroed(Opcode::RELEASE_10, 10);
+        c.as_mut_bytes()[1] = self.flags;
+        c
+    }
+
+    fn parse(cdb: &[u8]) -> Result<Self, ParseError> {
+        check_cdb("RELEASE(10)", cdb, Opcode::RELEASE_10, 10)?;
+        Ok(Release10 { flags: cdb[1] })
+    }
+}
+
+bitflags::bitflags! {
+    /// PERSISTENT RESERVATION TYPE MASK of REPORT CAPABILITIES (SPC-4
+    /// 6.15.4), bytes 4..6 read as one big-endian u16.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct PrTypeMask: u16 {
+        const WR_EX_AR = 0x8000;
+        const EX_AC_RO = 0x4000;
+        const WR_EX_RO = 0x2000;
+        const EX_AC = 0x0800;
+        const WR_EX = 0x0200;
+        const EX_AC_AR = 0x0001;
+    }
+}
+
+impl PrTypeMask {
+    /// The bit of a reservation type; empty for a type SPC-4 does not name.
+    pub fn of(t: PrType) -> PrTypeMask {
+        match t {
+            PrType::WRITE_EXCLUSIVE => PrTypeMask::WR_EX,
+            PrType::EXCLUSIVE_ACCESS => PrTypeMask::EX_AC,
+            PrType::WE_REGISTRANTS_ONLY => PrTypeMask::WR_EX_RO,
+            PrType::EA_REGISTRANTS_ONLY => PrTypeMask::EX_AC_RO,
+            PrType::WE_ALL_REGISTRANTS => PrTypeMask::WR_EX_AR,
+            PrType::EA_ALL_REGISTRANTS => PrTypeMask::EX_AC_AR,
+            _ => PrTypeMask::empty(),
+        }
+    }
+}
+
+bitflags::bitflags! {
+    /// Byte 2 of REPORT CAPABILITIES (SPC-4 6.15.4).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct PrCapFlags: u8 {
+        /// Replace Lost Reservation capable.
+        const RLR_C = 0x80;
+        /// Compatible Reservation Handling (SPC-4 5.13.3).
+        const CRH = 0x10;
+        /// Specify Initiator Ports capable.
+        const SIP_C = 0x08;
+        /// All Target Ports capable.
+        const ATP_C = 0x04;
+        /// Persist Through Power Loss capable.
+        const PTPL_C = 0x01;
+    }
+}
+
+/// REPORT CAPABILITIES parameter data (SPC-4 6.15.4), 8 bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrCapabilities {
+    pub flags: PrCapFlags,
+    /// TMV: the type mask is valid.
+    pub type_mask_valid: bool,
+    /// ALLOW COMMANDS (3 bits): 001b says TEST UNIT READY passes WE and
+    /// EA reservations.
+    pub allow_commands: u8,
+    /// PTPL_A: persist through power loss is on now.
+    pub ptpl_active: bool,
+    pub type_mask: PrTypeMask,
+}
+
+impl Wire for PrCapabilities {
+    fn parse(buf: &[u8]) -> Result<Self, ParseError> {
+        const W: &str = "REPORT CAPABILITIES data";
+        need(W, buf, 8)?;
+        let len = be_uint(&buf[0..2]);
+        if len < 8 {
+            return Err(ParseError::invalid_at(W, format!("length {len}"), 0, None));
+        }
+        Ok(PrCapabilities {
+            flags: PrCapFlags::from_bits_truncate(buf[2]),
+            type_mask_valid: buf[3] & 0x80 != 0,
+            allow_commands: (buf[3] >> 4) & 0x07,
+            ptpl_active: buf[3] & 0x01 != 0,
+            type_mask: PrTypeMask::from_bits_truncate(be_uint(&buf[4..6]) as u16),
+        })
+    }
+
+    fn buffer_len(&self) -> usize {
+        8
+    }
+
+    fn emit(&self, buf: &mut [u8]) {
+        let b = &mut buf[..8];
+        b.fill(0);
+        put_be(&mut b[0..2], 8);
+        b[2] = self.flags.bits();
+        b[3] = (self.type_mask_valid as u8) << 7
+            | (self.allow_commands & 0x07) << 4
+            | self.ptpl_active as u8;
+        put_be(&mut b[4..6], self.type_mask.bits() as u64);
+    }
+}
+
+/// An iSCSI TransportID (SPC-4 7.6.4.6): the initiator's iSCSI name, and
+/// with format 01b the ISID of its session ("NAME,i,0xISID").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IscsiTransportId {
+    pub name: String,
+    /// 48 bits; present in format 01b.
+    pub isid: Option<u64>,
+}
+
+/// PROTOCOL IDENTIFIER of iSCSI (SPC-4 7.6.1).
+pub const ISCSI_PROTOCOL_ID: u8 = 0x5;
+
+impl IscsiTransportId {
+    fn text(&self) -> String {
+        match self.isid {
+            Some(i) => format!("{},i,0x{:012x}", self.name, i & 0xffff_ffff_ffff),
+            None => self.name.clone(),
+        }
+    }
+}
+
+impl Wire for IscsiTransportId {
+    fn parse(buf: &[u8]) -> Result<Self, ParseError> {
+        const W: &str = "iSCSI TransportID";
+        need(W, buf, 4)?;
+        if buf[0] & 0x0f != ISCSI_PROTOCOL_ID {
+            let why = format!("protocol identifier {:#x}", buf[0] & 0x0f);
+            return Err(ParseError::invalid_at(W, why, 0, Some(0)));
+        }
+        let len = be_uint(&buf[2..4]) as usize;
+        need(W, buf, 4 + len)?;
+        let body = &buf[4..4 + len];
+        let end = body.iter().position(|&b| b == 0).unwrap_or(body.len());
+        let text = String::from_utf8_lossy(&body[..end]).into_owned();
+        if buf[0] >> 6 == 0 {
+            return Ok(IscsiTransportId {
+                name: text,
+                isid: None,
+            });
+        }
+        let bad = || ParseError::invalid_at(W, "no \",i,0x\" ISID", 4, None);
+        let (name, isid) = text.split_once(",i,0x").ok_or_else(bad)?;
+        let isid = u64::from_str_radix(isid, 16).map_err(|_| bad())?;
+        Ok(IscsiTransportId {
+            name: name.to_string(),
+            isid: Some(isid),
+        })
+    }
+
+    /// NUL-terminated, padded to a multiple of four, at least 20 bytes
+    /// in all (SPC-4 7.6.4.6).
+    fn buffer_len(&self) -> usize {
+        let body = (self.text().len() + 1).next_multiple_of(4);
+        4 + body.max(16)
+    }
+
+    fn emit(&self, buf: &mut [u8]) {
+        let n = self.buffer_len();
+        let b = &mut buf[..n];
+        b.fill(0);
+        let format = if self.isid.is_some() { 0x40 } else { 0 };
+        b[0] = format | ISCSI_PROTOCOL_ID;
+        put_be(&mut b[2..4], (n - 4) as u64);
+        let t = self.text();
+        b[4..4 + t.len()].copy_from_slice(t.as_bytes());
+    }
+}
+
+/// One registration in READ FULL STATUS (SPC-4 6.15.5).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PrStatusDescriptor {
+    pub key: u64,
+    pub all_tg_pt: bool,
+    /// R_HOLDER: this I_T nexus holds the reservation.
+    pub holder: bool,
+    pub scope: u8,
+    /// Meaningful when `holder`.
+    pub pr_type: PrType,
+    pub relative_target_port: u16,
+    /// The initiator's TransportID, raw ([`IscsiTransportId`] decodes
+    /// iSCSI's).
+    #[serde(serialize_with = "super::ser_hex")]
+    pub transport_id: Vec<u8>,
+}
+
+/// READ FULL STATUS parameter data (SPC-4 6.15.5).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PrFullStatus {
+    pub generation: u32,
+    pub descriptors: Vec<PrStatusDescriptor>,
+}
+
+impl PrStatusDescriptor {
+    fn parse_at(buf: &[u8]) -> Result<(Self, usize), ParseError> {
+        const W: &str = "READ FULL STATUS descriptor";
+        need(W, buf, 24)?;
+        let tid_len = be_uint(&buf[20..24]) as usize;
+        need(W, buf, 24 + tid_len)?;
+        let d = PrStatusDescriptor {
+            key: be_uint(&buf[0..8]),
+            all_tg_pt: buf[12] & 0x02 != 0,
+            holder: buf[12] & 0x01 != 0,
+            scope: buf[13] >> 4,
+            pr_type: PrType(buf[13] & 0x0f),
+            relative_target_port: be_uint(&buf[18..20]) as u16,
+            transport_id: buf[24..24 + tid_len].to_vec(),
+        };
+        Ok((d, 24 + tid_len))
+    }
+
+    fn emit_at(&self, b: &mut [u8]) -> usize {
+        let n = 24 + self.transport_id.len();
+        let b = &mut b[..n];
+        b.fill(0);
+        put_be(&mut b[0..8], self.key);
+        b[12] = (self.all_tg_pt as u8) << 1 | self.holder as u8;
+        b[13] = (self.scope & 0x0f) << 4 | (self.pr_type.0 & 0x0f);
+        put_be(&mut b[18..20], self.relative_target_port as u64);
+        put_be(&mut b[20..24], self.transport_id.len() as u64);
+        b[24..].copy_from_slice(&self.transport_id);
+        n
+    }
+}
+
+impl Wire for PrFullStatus {
+    /// Descriptors that the allocation cut off are left out; one that the
+    /// ADDITIONAL LENGTH holds but that overruns it is an error.
+    fn parse(buf: &[u8]) -> Result<Self, ParseError> {
+        need("READ FULL STATUS data", buf, 8)?;
+        let declared = 8usize.saturating_add(be_uint(&buf[4..8]) as usize);
+        let end = buf.len().min(declared);
+        let mut descriptors = Vec::new();
+        let mut at = 8;
+        while at < end {
+            match PrStatusDescriptor::parse_at(&buf[at..end]) {
+                Ok((d, n)) => {
+                    descriptors.push(d);
+                    at += n;
+                }
+                // Cut by the allocation length: keep what arrived whole.
+                Err(ParseError::Truncated { .. }) if end < declared => break,
+                Err(e) => return Err(e.shifted(at)),
+            }
+        }
+        Ok(PrFullStatus {
+            generation: be_uint(&buf[0..4]) as u32,
+            descriptors,
+        })
+    }
+
+    fn buffer_len(&self) -> usize {
+        8 + self
+            .descriptors
+            .iter()
+            .map(|d| 24 + d.transport_id.len())
+            .sum::<usize>()
+    }
+
+    fn emit(&self, buf: &mut [u8]) {
+        let n = self.buffer_len();
+        let b = &mut buf[..n];
+        put_be(&mut b[0..4], self.generation as u64);
+        put_be(&mut b[4..8], (n - 8) as u64);
+        let mut at = 8;
+        for d in &self.descriptors {
+            at += d.emit_at(&mut b[at..]);
+        }
+    }
+}
+
 impl fmt::Display for PrHolder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "key {:#018x}, {}", self.key, self.pr_type)
@@ -456,6 +766,105 @@ mod tests {
         assert!(Release6::parse(&[0x17, 0, 0, 0, 0]).is_err());
     }
 
+    #[test]
+    fn reserve_release_10_golden() {
+        let r = Reserve10::default();
+        assert_eq!(r.to_cdb().as_bytes(), &[0x56, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(Reserve10::parse(r.to_cdb().as_bytes()), Ok(r));
+        let t = Reserve10 {
+            flags: Reserve10::THIRD_PARTY,
+        };
+        assert_eq!(t.to_cdb().as_bytes()[1], 0x10);
+        let l = Release10::default();
+        assert_eq!(l.to_cdb().as_bytes(), &[0x57, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(Release10::parse(l.to_cdb().as_bytes()), Ok(l));
+        assert!(Release10::parse(&[0x57, 0, 0, 0, 0, 0, 0, 0, 0]).is_err());
+        assert!(Reserve10::parse(&[0x57, 0, 0, 0, 0, 0, 0, 0, 0, 0]).is_err());
+    }
+
+    #[test]
+    fn report_capabilities_golden() {
+        let bytes = [0, 8, 0x10, 0x91, 0xea, 0x01, 0, 0];
+        let c = PrCapabilities {
+            flags: PrCapFlags::CRH,
+            type_mask_valid: true,
+            allow_commands: 1,
+            ptpl_active: true,
+            type_mask: PrTypeMask::all(),
+        };
+        assert_eq!(c.to_vec(), bytes);
+        assert_eq!(PrCapabilities::parse(&bytes), Ok(c));
+        assert!(PrCapabilities::parse(&bytes[..7]).is_err());
+        assert!(PrCapabilities::parse(&[0, 7, 0, 0, 0, 0, 0, 0]).is_err());
+        assert_eq!(PrTypeMask::of(PrType::WRITE_EXCLUSIVE), PrTypeMask::WR_EX);
+        assert_eq!(PrTypeMask::of(PrType(2)), PrTypeMask::empty());
+    }
+
+    #[test]
+    fn iscsi_transport_id_golden() {
+        // Format 01b: "iqn.x,i,0x" + 12 hex digits, NUL, padded to 4.
+        let t = IscsiTransportId {
+            name: "iqn.x".into(),
+            isid: Some(0x2300_0000_0001),
+        };
+        let text = b"iqn.x,i,0x230000000001";
+        assert_eq!(t.buffer_len(), 4 + 24);
+        let v = t.to_vec();
+        assert_eq!(&v[..4], &[0x45, 0, 0, 24]);
+        assert_eq!(&v[4..4 + text.len()], text);
+        assert!(v[4 + text.len()..].iter().all(|&b| b == 0));
+        assert_eq!(IscsiTransportId::parse(&v), Ok(t));
+        // Format 00b, padded to the 20-byte minimum.
+        let n = IscsiTransportId {
+            name: "iqn.a".into(),
+            isid: None,
+        };
+        assert_eq!(n.to_vec()[..4], [0x05, 0, 0, 16]);
+        assert_eq!(n.buffer_len(), 20);
+        assert_eq!(IscsiTransportId::parse(&n.to_vec()), Ok(n));
+        assert!(IscsiTransportId::parse(&v[..20]).is_err());
+        let mut fc = v.clone();
+        fc[0] = 0x40;
+        assert!(IscsiTransportId::parse(&fc).is_err());
+    }
+
+    #[test]
+    fn full_status_golden() {
+        let tid = IscsiTransportId {
+            name: "iqn.a".into(),
+            isid: None,
+        }
+        .to_vec();
+        let s = PrFullStatus {
+            generation: 3,
+            descriptors: vec![PrStatusDescriptor {
+                key: 0xabcd,
+                all_tg_pt: false,
+                holder: true,
+                scope: LU_SCOPE,
+                pr_type: PrType::WRITE_EXCLUSIVE,
+                relative_target_port: 1,
+                transport_id: tid.clone(),
+            }],
+        };
+        let mut bytes = vec![0, 0, 0, 3, 0, 0, 0, 44];
+        bytes.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0xab, 0xcd, 0, 0, 0, 0]);
+        bytes.extend_from_slice(&[0x01, 0x01, 0, 0, 0, 0, 0, 1, 0, 0, 0, 20]);
+        bytes.extend_from_slice(&tid);
+        assert_eq!(s.to_vec(), bytes);
+        assert_eq!(PrFullStatus::parse(&bytes), Ok(s));
+        // Cut by the allocation: the descriptor is left out, no error.
+        assert_eq!(
+            PrFullStatus::parse(&bytes[..40]).unwrap().descriptors,
+            vec![]
+        );
+        // A descriptor overrunning the ADDITIONAL LENGTH is an error.
+        let mut bad = bytes.clone();
+        bad[7] = 40;
+        assert!(PrFullStatus::parse(&bad).is_err());
+        assert!(PrFullStatus::parse(&bytes[..7]).is_err());
+    }
+
     proptest! {
         #[test]
         fn pr_never_panics(b in proptest::collection::vec(any::<u8>(), 0..80)) {
@@ -466,6 +875,11 @@ mod tests {
             let _ = PrOutParameters::parse(&b);
             let _ = Reserve6::parse(&b);
             let _ = Release6::parse(&b);
+            let _ = Reserve10::parse(&b);
+            let _ = Release10::parse(&b);
+            let _ = PrCapabilities::parse(&b);
+            let _ = PrFullStatus::parse(&b);
+            let _ = IscsiTransportId::parse(&b);
         }
 
         #[test]

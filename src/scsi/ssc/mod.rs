@@ -1,6 +1,8 @@
 //! SSC-4 stream (tape) commands: READ(6)/WRITE(6), WRITE FILEMARKS(6),
 //! SPACE(6/16), REWIND, ERASE(6), LOAD UNLOAD, LOCATE(10/16), READ BLOCK
-//! LIMITS and READ POSITION with its short, long and extended data.
+//! LIMITS and READ POSITION with its short, long and extended data; in
+//! [`media`], WRITE FILEMARKS(16), PREVENT ALLOW MEDIUM REMOVAL and REPORT
+//! DENSITY SUPPORT; in [`pages`], the SSC mode pages.
 //!
 //! Bit positions are from SSC-4 (cross-read against mhvtl's `ssc.h` and the
 //! tape drive manuals); tgt's deviations are in README.md ("Tape targets").
@@ -8,6 +10,11 @@
 use super::sbc::check_cdb;
 use super::{be_uint, need, open_code, put_be, Cdb, CdbCodec, Opcode, ParseError, Wire};
 use std::fmt;
+
+pub mod media;
+pub mod pages;
+pub use media::*;
+pub use pages::*;
 
 const MASK_24: u32 = 0x00ff_ffff;
 
@@ -725,7 +732,7 @@ impl Position {
     /// Extended form length (SA 8); ADDITIONAL LENGTH is 1Ch.
     pub const EXTENDED_LEN: usize = 32;
 
-    fn blank(form: ReadPositionForm) -> Position {
+    pub fn blank(form: ReadPositionForm) -> Position {
         Position {
             form,
             bop: false,
