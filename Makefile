@@ -24,7 +24,7 @@ CARGO ?= cargo
 APT_GET ?= apt-get
 RIG := test-rig
 DEPS := libiscsi-dev libiscsi-bin tgt sg3-utils pkg-config gcc make python3 iproute2 procps time \
-	qemu-system-x86 busybox-static cpio kmod xfsprogs mount
+	qemu-system-x86 busybox-static cpio kmod xfsprogs mount openssl
 
 .DEFAULT_GOAL := build
 .PHONY: deps build test unit-test integration-test demo bench lint fuzz rig-up rig-down rig-check rig-lio-up rig-lio-down compatibility clean

@@ -468,6 +468,45 @@ Examples:
   sanmover tape iscsi://lib/iqn.2024-01.ex:tape/1 label VOL001
   TAPE=/dev/nst0 sanmover tape fsf 2")]
     Tape(TapeArgs),
+    /// The backup server of a shared tape library: it owns the library's
+    /// inventory, the cartridges' pools, the catalog and which host has
+    /// which drive; hosts move their data to tape themselves over their
+    /// own SAN path (`backup --server`, `restore --server`).
+    ///
+    /// Without a subcommand, serve: the control protocol is HTTP with
+    /// JSON under /v1/ on --listen. Every request carries a host's
+    /// credential from --hosts (a TOML file of [[host]] tables: name,
+    /// secret of at least 16 characters, operator = true for hosts that
+    /// may release fenced drives); an unknown host or a wrong secret gets
+    /// 401 and nothing else. Off loopback the server refuses to start
+    /// without --tls-cert and --tls-key.
+    ///
+    /// Requests for a drive wait in one FIFO queue (a waiting host is told
+    /// its position). The server picks a drive and a cartridge of the
+    /// pool (or labels a blank scratch cartridge; a cartridge that is not
+    /// blank or whose label is not the catalog's is retired, never
+    /// overwritten), loads it, checks the label and grants a lease that
+    /// the host renews by heartbeats. A lease not renewed for
+    /// --lease-secs expires: its set is marked failed and the drive is
+    /// fenced (tgt's drives have no PERSISTENT RESERVE to preempt with)
+    /// until an operator runs `server drives release DRIVE --force`. A
+    /// drive idle for --idle-unload seconds is unloaded to the
+    /// cartridge's home slot. The state lives in the catalog (SQLite,
+    /// WAL): after a restart, leases that were active go on if their
+    /// hosts heartbeat within --lease-secs, and expire otherwise.
+    #[command(
+        args_conflicts_with_subcommands = true,
+        after_help = "\
+Examples:
+  sanmover --catalog /var/lib/sanmover/server.db server \\
+      --listen 127.0.0.1:7450 --hosts hosts.toml \\
+      --library iscsi://lib/iqn.2024-01.ex:lib/0 \\
+      --drive iscsi://lib/iqn.2024-01.ex:lib/1 \\
+      --drive iscsi://lib/iqn.2024-01.ex:lib/2
+  sanmover server status --server http://127.0.0.1:7450
+  sanmover server drives release 1 --force --server http://127.0.0.1:7450"
+    )]
+    Server(ServerArgs),
     /// Media changer (tape library robot) control, like mtx: element
     /// status, and moving cartridges between slots and drives.
     ///
@@ -606,6 +645,111 @@ pub struct ReplayArgs {
     pub compare_data: bool,
 }
 
+/// `sanmover server`: serve, or talk to a server.
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    #[command(subcommand)]
+    pub op: Option<ServerOp>,
+    #[command(flatten)]
+    pub run: ServerRunArgs,
+}
+
+/// How `sanmover server` serves.
+#[derive(Debug, Args)]
+pub struct ServerRunArgs {
+    /// Address of the control port (ADDR:PORT; port 0 picks a free one,
+    /// printed on the first line of standard output).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// The library's media changer LU.
+    #[arg(long, value_name = "DEV")]
+    pub library: Option<String>,
+    /// A tape drive of the library (repeatable). Each is tied to its
+    /// data-transfer element by the element's device identifier or the
+    /// drive's unit serial, never by order; drives are numbered from 0 in
+    /// the order given.
+    #[arg(long = "drive", value_name = "DEV")]
+    pub drives: Vec<String>,
+    /// The hosts file: [[host]] name, secret, operator.
+    #[arg(long, value_name = "FILE")]
+    pub hosts: Option<PathBuf>,
+    /// TLS certificate chain (PEM); needed off loopback.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// A lease expires this long after its last heartbeat (hosts beat
+    /// three times a period).
+    #[arg(long, value_name = "N", default_value_t = 60)]
+    pub lease_secs: u64,
+    /// Unload a drive that held a cartridge with no lease this long.
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    pub idle_unload: u64,
+    /// A request waits in the queue at most this long.
+    #[arg(long, value_name = "SECS", default_value_t = 3600)]
+    pub queue_timeout: u64,
+}
+
+/// How a host or an operator reaches the server.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Backup server")]
+pub struct ServerClientArgs {
+    /// The backup server: http://ADDR:PORT, or https://… with --server-ca.
+    #[arg(long, value_name = "URL", env = "SANMOVER_SERVER")]
+    pub server: Option<String>,
+    /// A file whose first line is this host's credential NAME:SECRET
+    /// [default: $SANMOVER_SERVER_TOKEN].
+    #[arg(long, value_name = "FILE")]
+    pub server_token_file: Option<PathBuf>,
+    /// The CA certificate (PEM) an https server's certificate must chain to.
+    #[arg(long, value_name = "FILE")]
+    pub server_ca: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServerOp {
+    /// The drives (what each holds, who leases it, fences), the queue,
+    /// the leases and the cartridges' pools.
+    #[command(after_help = "\
+Examples:
+  sanmover server status --server http://127.0.0.1:7450
+  sanmover --json server status")]
+    Status(ServerClientArgs),
+    /// Drives: release a fenced drive.
+    #[command(after_help = "\
+Examples:
+  sanmover server drives release 1 --force
+  sanmover --json server drives release 0 --force --server https://srv:7450 \\
+      --server-ca ca.pem --server-token-file op.token")]
+    Drives {
+        #[command(subcommand)]
+        op: DrivesOp,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DrivesOp {
+    /// Give a fenced drive back to the pool of drives. A drive is fenced
+    /// when a lease on it expired: the host may still be writing, so only
+    /// an operator who knows it is gone may release it (--force). Needs an
+    /// operator host's credential.
+    #[command(after_help = "\
+Examples:
+  sanmover server drives release 1 --force
+  sanmover server drives release 0 --force --server http://127.0.0.1:7450 \\
+      --server-token-file op.token")]
+    Release {
+        /// The drive's number (see `server status`).
+        drive: usize,
+        /// Say that the host that held it is gone.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        client: ServerClientArgs,
+    },
+}
+
 #[derive(Debug, Args)]
 pub struct InquiryArgs {
     /// Device address (iscsi://... or /dev/...).
@@ -721,9 +865,14 @@ pub struct BackupArgs {
     /// Number of blocks, at least 1 [default: to the end of the LUN].
     #[arg(long, value_name = "N", value_parser = parse_blocks)]
     pub blocks: Option<u64>,
-    /// The tape drive.
-    #[arg(long, value_name = "DEV")]
-    pub tape: String,
+    /// The tape drive (not with --server, which assigns one).
+    #[arg(
+        long,
+        value_name = "DEV",
+        required_unless_present = "server",
+        conflicts_with = "server"
+    )]
+    pub tape: Option<String>,
     /// Free text kept with the set.
     #[arg(long, value_name = "TEXT", default_value = "")]
     pub label: String,
@@ -753,6 +902,24 @@ pub struct BackupArgs {
     pub xcopy: XcopyModeArgs,
     #[command(flatten)]
     pub serverless: ServerlessArgs,
+    #[command(flatten)]
+    pub remote: ServerClientArgs,
+    /// With --server: the media pool the set goes to (a cartridge of the
+    /// pool with room, else a blank scratch cartridge labelled for it).
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "default",
+        requires = "server"
+    )]
+    pub pool: String,
+}
+
+impl BackupArgs {
+    /// The tape drive of a backup without --server (clap requires one).
+    pub fn tape(&self) -> &str {
+        self.tape.as_deref().unwrap_or_default()
+    }
 }
 
 /// The options of `backup --mode xcopy`.
@@ -821,6 +988,10 @@ pub struct RestoreArgs {
     /// host has it, instead of failing with exit status 16.
     #[arg(long)]
     pub wait: bool,
+    /// Ask this backup server for the set: it loads the set's cartridge
+    /// in a free drive and says which drive and tape file to read.
+    #[command(flatten)]
+    pub remote: ServerClientArgs,
 }
 
 #[derive(Debug, Args)]

@@ -7,6 +7,7 @@ use crate::device::DeviceError;
 use crate::engine::EngineError;
 use crate::scsi::sense::{Asc, Sense, SenseKey};
 use crate::scsi::Status;
+use crate::server::client::ClientError;
 use crate::transport::url::UrlError;
 use crate::transport::TransportError;
 
@@ -123,8 +124,14 @@ pub const TABLE: &[ExitCode] = &[
     row(ACA_ACTIVE, "ACA ACTIVE"),
     row(TASK_ABORTED, "TASK ABORTED"),
     row(TIMEOUT, "the command timed out"),
-    row(CONNECT, "cannot reach the portal or open the device"),
-    row(LOGIN, "iSCSI login refused (unknown target, CHAP, ACL)"),
+    row(
+        CONNECT,
+        "cannot reach the portal, the backup server or open the device",
+    ),
+    row(
+        LOGIN,
+        "iSCSI login refused (unknown target, CHAP, ACL), or the backup server refused the credential",
+    ),
     row(
         REPLAY_DIFFERS,
         "replay: the device answered differently from the trace",
@@ -146,7 +153,7 @@ pub const TABLE: &[ExitCode] = &[
     row(BAD_RESPONSE, "the device's response could not be decoded"),
     row(
         REFUSED,
-        "refused before writing: no or foreign label, wrong volume, target too small, own source, a block size the drive cannot take, a running set, catalog forget without --force; a changer move with nowhere to go (unload without a known source slot, exchange without an empty slot) or drive LUs that match ambiguously",
+        "refused before writing: no or foreign label, wrong volume, target too small, own source, a block size the drive cannot take, a running set, catalog forget without --force; a changer move with nowhere to go (unload without a known source slot, exchange without an empty slot) or drive LUs that match ambiguously; a backup server's refusal (empty pool, foreign cartridge, queue timeout, a lease that is not yours)",
     ),
     row(NOT_FOUND, "unknown, ambiguous or malformed set id"),
     row(
@@ -258,6 +265,20 @@ pub fn for_engine(e: &EngineError) -> u8 {
 }
 
 /// The exit code for any error that reaches `main`.
+/// A backup server's answer.
+fn for_client(c: &ClientError) -> u8 {
+    match c {
+        ClientError::Unauthorized => LOGIN,
+        ClientError::Transport(_) | ClientError::Tls(_) => CONNECT,
+        ClientError::Denied(_) => REFUSED,
+        ClientError::Http { status: 404, .. } => NOT_FOUND,
+        ClientError::Http { status: 403, .. } => LOGIN,
+        ClientError::Http { status: 409, .. } => REFUSED,
+        ClientError::BadToken => SYNTAX,
+        ClientError::Http { .. } | ClientError::Answer(_) => OTHER,
+    }
+}
+
 pub fn for_error(e: &anyhow::Error) -> u8 {
     for cause in e.chain() {
         if let Some(d) = cause.downcast_ref::<DeviceError>() {
@@ -283,6 +304,9 @@ pub fn for_error(e: &anyhow::Error) -> u8 {
         }
         if cause.downcast_ref::<UsageError>().is_some() {
             return SYNTAX;
+        }
+        if let Some(c) = cause.downcast_ref::<ClientError>() {
+            return for_client(c);
         }
         if cause.downcast_ref::<Refusal>().is_some() {
             return REFUSED;

@@ -33,6 +33,7 @@ mod progress;
 mod restore_cmds;
 mod router_cmds;
 mod scsi_cmds;
+mod server_cmds;
 mod sessions;
 mod sizes;
 mod snapshots_cmds;
@@ -134,11 +135,15 @@ fn run(cli: &Cli) -> Result<u8> {
         Command::Tape(a) => tape_cmds::run(&s, &out, a),
         Command::Changer(a) => changer_cmds::run(&s, &out, a),
         Command::Backup(a) => backup(&s, &out, a),
+        Command::Restore(a) if a.remote.server.is_some() => {
+            server_cmds::restore_remote(&s, &out, a)
+        }
         Command::Restore(a) => restore_cmds::run_restore(&s, &out, a),
         Command::Verify(a) => restore_cmds::run_verify(&s, &out, a),
         Command::Catalog { op } => catalog(&s, &out, op),
         Command::Xcopy(a) => xcopy_cmds::run_xcopy(&s, &out, a),
         Command::Router(a) => router_cmds::run(&s, a),
+        Command::Server(a) => server_cmds::run(&s, &out, a),
         Command::Vtl(a) => vtl_cmds::run(&out, a),
         Command::Pr(a) => pr_cmds::run(&s, &out, a),
         Command::Tcmu(a) => tcmu_cmds::run(a),
@@ -162,6 +167,9 @@ fn backup(s: &Sessions, out: &Out, a: &BackupArgs) -> Result<u8> {
     }
     if a.xcopy.copy_manager.is_some() && a.mode != BackupMode::Xcopy {
         return Err(UsageError("--copy-manager needs --mode xcopy".into()).into());
+    }
+    if a.remote.server.is_some() {
+        return server_cmds::backup_remote(s, out, a);
     }
     match a.mode {
         BackupMode::Host => backup_host::run(s, out, a),

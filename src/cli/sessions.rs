@@ -159,6 +159,11 @@ impl Sessions {
         Ok(c)
     }
 
+    /// Where the catalog is.
+    pub fn catalog_path(&self) -> &Path {
+        &self.catalog
+    }
+
     /// The catalog if it exists, for commands that only look (a status
     /// never creates a catalog).
     pub fn existing_catalog(&self) -> Option<Catalog> {
