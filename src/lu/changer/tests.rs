@@ -373,6 +373,29 @@ fn mode_pages() {
     assert_eq!((c.status, data[0]), (Status::GOOD, 0x08));
 }
 
+#[test]
+fn request_sense_reports_the_power_on_attention() {
+    let mut l = lib(1, 1);
+    let other = Nexus {
+        initiator: "iqn.2026-12.test:other".into(),
+        ..Default::default()
+    };
+    let mut buf = [0u8; 18];
+    let c =
+        l.lu.execute_for(&other, &[0x12, 0, 0, 0, 18, 0], &[], &mut buf);
+    assert_eq!(c.status, Status::GOOD, "INQUIRY keeps the attention");
+    let c =
+        l.lu.execute_for(&other, &[0x03, 0, 0, 0, 18, 0], &[], &mut buf);
+    assert_eq!(c.status, Status::GOOD);
+    let s = Sense::parse(&buf[..c.data_in_len]).unwrap();
+    assert_eq!(
+        (s.key, s.asc),
+        (SenseKey::UNIT_ATTENTION, Asc::POWER_ON_RESET)
+    );
+    let c = l.lu.execute_for(&other, &[0, 0, 0, 0, 0, 0], &[], &mut []);
+    assert_eq!(c.status, Status::GOOD, "taken by REQUEST SENSE");
+}
+
 /// One command of a random sequence: mostly moves and exchanges between
 /// real elements, sometimes arbitrary bytes.
 fn command() -> impl Strategy<Value = Vec<u8>> {
