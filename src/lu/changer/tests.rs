@@ -91,6 +91,28 @@ fn first_start_creates_barcoded_cartridges() {
     // Another layout in the same directory is refused, not rewritten.
     let e = MediaDir::open_or_create(&l.path, 3, 4, CAPACITY).unwrap_err();
     assert!(matches!(e, StoreError::Layout { drives: 2, .. }), "{e}");
+    // A barcode in two elements, or without its image, is refused.
+    let mut inv = l.lu.inventory().clone();
+    inv.drives[0] = inv.slots[0].clone();
+    std::fs::write(
+        l.path.join("inventory.json"),
+        serde_json::to_vec(&inv).unwrap(),
+    )
+    .unwrap();
+    let e = MediaDir::open_or_create(&l.path, 2, 4, CAPACITY).unwrap_err();
+    assert!(
+        e.to_string().contains("VTL001L8 is in more than one"),
+        "{e}"
+    );
+    std::fs::remove_file(l.path.join("VTL004L8.img")).unwrap();
+    inv.drives[0] = None;
+    std::fs::write(
+        l.path.join("inventory.json"),
+        serde_json::to_vec(&inv).unwrap(),
+    )
+    .unwrap();
+    let e = MediaDir::open_or_create(&l.path, 2, 4, CAPACITY).unwrap_err();
+    assert!(e.to_string().contains("VTL004L8"), "{e}");
     std::fs::write(l.path.join("inventory.json"), b"{").unwrap();
     let e = MediaDir::open_or_create(&l.path, 2, 4, CAPACITY).unwrap_err();
     assert!(matches!(e, StoreError::Corrupt { .. }), "{e}");
