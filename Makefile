@@ -12,6 +12,8 @@
 #   make rig-up    start the tgt rig (test-rig/README.md); make rig-down stops it
 #   make rig-lio-up  start Linux LIO in a QEMU guest (test-rig/README.md);
 #                  make rig-lio-down stops it (not part of make test)
+#   make compatibility  regenerate docs/compatibility.md from one
+#                  validate --matrix run against tgt, the router and LIO
 #   make clean     stop the rig, cargo clean, remove rig state
 
 SHELL := /bin/bash
@@ -22,10 +24,10 @@ CARGO ?= cargo
 APT_GET ?= apt-get
 RIG := test-rig
 DEPS := libiscsi-dev libiscsi-bin tgt sg3-utils pkg-config gcc make python3 iproute2 procps time \
-	qemu-system-x86 busybox-static cpio kmod xfsprogs mount
+	qemu-system-x86 busybox-static cpio kmod xfsprogs mount openssl
 
 .DEFAULT_GOAL := build
-.PHONY: deps build test unit-test integration-test demo bench lint fuzz rig-up rig-down rig-check rig-lio-up rig-lio-down clean
+.PHONY: deps build test unit-test integration-test demo bench lint fuzz rig-up rig-down rig-check rig-lio-up rig-lio-down compatibility clean
 
 deps:
 	@missing=; \
@@ -119,6 +121,9 @@ rig-lio-up:
 
 rig-lio-down:
 	bash $(RIG)/lio/down.sh
+
+compatibility: build
+	bash $(RIG)/with-rig.sh bash $(RIG)/with-lio.sh bash $(RIG)/compatibility.sh
 
 clean: rig-down rig-lio-down
 	$(CARGO) clean

@@ -16,6 +16,8 @@ pub mod frontend;
 pub mod lu;
 pub mod router;
 pub mod scsi;
+pub mod server;
 pub mod snapshot;
 pub mod tcmu;
 pub mod transport;
+pub mod validate;

@@ -356,4 +356,13 @@ fn element_addresses_and_inventory() {
     // tgt 1.0.85 accepts INITIALIZE ELEMENT STATUS (and has nothing to scan).
     let j = changer_json(&["inventory"]);
     assert_eq!(j["done"], true);
+    // What tgt lacks is refused as a missing command, decoded.
+    let mut ch = Changer::open(connect(changer())).unwrap();
+    let e = ch.position_to(ElementAddress(1024)).unwrap_err();
+    assert!(e.is_unsupported_command(), "{e}");
+    let e = ch.prevent_removal(true).unwrap_err();
+    assert!(
+        e.to_string().contains("PREVENT ALLOW MEDIUM REMOVAL"),
+        "{e}"
+    );
 }

@@ -26,8 +26,10 @@ pub fn number(s: &str) -> Res<usize> {
 /// A session with `depth` commands in flight, its unit attention cleared.
 pub fn session(url: &str, depth: usize) -> Res<IscsiTransport> {
     let url = IscsiUrl::parse(url).map_err(|e| e.to_string())?;
+    // $SANMOVER_INITIATOR, as for sanmover itself (LIO's ACLs need it).
     let opts = IscsiOptions {
         queue_depth: depth,
+        initiator: sanmover::transport::iscsi::initiator_from_env(),
         ..IscsiOptions::default()
     };
     let mut t = IscsiTransport::connect(&url, &opts).map_err(|e| e.to_string())?;

@@ -27,6 +27,7 @@ mod devices;
 mod diff;
 mod retention;
 mod schema;
+mod server;
 mod snapshots;
 #[cfg(test)]
 mod tests;
@@ -138,7 +139,7 @@ pub struct VolumeRow {
 }
 
 /// What a set is: what `begin_set` records before it is written.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SetInfo {
     pub id: Uuid,
     pub volume: Uuid,
@@ -159,7 +160,7 @@ pub struct SetInfo {
 
 /// How a set ended, for `finish_set` (state `running`, zero counts and no
 /// digest until then).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SetOutcome {
     pub state: SetState,
     pub records: u64,
@@ -176,7 +177,7 @@ pub struct SetOutcome {
 pub type Extent = (Lba, BlockCount);
 
 /// One backup set as the catalog knows it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SetRow {
     #[serde(flatten)]
     pub info: SetInfo,

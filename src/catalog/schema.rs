@@ -158,8 +158,55 @@ const V6: &str = "
 ALTER TABLE sets ADD COLUMN expired INTEGER;
 ";
 
+/// Version 7: the backup server's state (`sanmover server`), so it
+/// survives a restart. `server_cartridges`: each barcoded cartridge's home
+/// slot, pool (`scratch`, `open:NAME`, `full:NAME`, `retired`) and volume.
+/// `server_leases`: every lease (its `want` as JSON), with the serial of
+/// its drive, so a restart maps it to the same drive however `--drive` is
+/// ordered. `server_fences`: drives kept from everyone after an expired
+/// lease, until an operator releases them. `server_events`: the event log.
+const V7: &str = "
+CREATE TABLE server_cartridges (
+    barcode TEXT PRIMARY KEY NOT NULL,
+    home    INTEGER NOT NULL,
+    pool    TEXT NOT NULL,
+    volume  TEXT,
+    note    TEXT
+);
+CREATE TABLE server_leases (
+    id           INTEGER PRIMARY KEY NOT NULL,
+    host         TEXT NOT NULL,
+    drive_serial TEXT NOT NULL,
+    barcode      TEXT NOT NULL,
+    want         TEXT NOT NULL,
+    state        TEXT NOT NULL
+                 CHECK (state IN ('preparing', 'active', 'released', 'expired', 'failed')),
+    granted      INTEGER NOT NULL,
+    expires      INTEGER NOT NULL,
+    set_id       TEXT,
+    error        TEXT
+);
+CREATE INDEX server_leases_by_state ON server_leases(state);
+CREATE TABLE server_fences (
+    drive_serial TEXT PRIMARY KEY NOT NULL,
+    lease        INTEGER NOT NULL,
+    host         TEXT NOT NULL,
+    since        INTEGER NOT NULL
+);
+CREATE TABLE server_events (
+    seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+    at      INTEGER NOT NULL,
+    kind    TEXT NOT NULL,
+    lease   INTEGER,
+    host    TEXT,
+    drive   INTEGER,
+    barcode TEXT,
+    detail  TEXT NOT NULL
+);
+";
+
 /// `MIGRATIONS[i]` upgrades schema version `i` to `i + 1`.
-pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
+pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
 
 /// The schema version this build writes and understands.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

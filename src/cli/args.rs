@@ -59,8 +59,27 @@ pub struct Cli {
     pub json: bool,
     #[command(flatten)]
     pub conn: ConnArgs,
+    /// Record every SCSI command this run sends, on every session, to FILE
+    /// as JSON Lines (docs/trace-format.md): CDB, data, status, sense,
+    /// timing and I_T nexus. Read it with 'sanmover trace show FILE'.
+    #[arg(long, global = true, value_name = "FILE", help_heading = GLOBAL)]
+    pub trace: Option<PathBuf>,
+    /// What --trace keeps of the data: the bytes themselves (full, which
+    /// 'replay' needs) or only their length and SHA-256 (digest).
+    #[arg(long = "trace-data", global = true, value_enum, default_value = "full",
+          value_name = "MODE", help_heading = GLOBAL)]
+    pub trace_data: TraceData,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// What a trace keeps of data-out and data-in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TraceData {
+    /// The bytes, in hex.
+    Full,
+    /// Their length and SHA-256 only.
+    Digest,
 }
 
 /// How sessions are opened, and where the catalog is.
@@ -407,14 +426,14 @@ Examples:
     /// PERSISTENT RESERVE and RESERVE/RELEASE itself. Stops on SIGINT or
     /// SIGTERM.
     ///
-    /// A backstore for drive0, in configfs (C is
-    /// /sys/kernel/config/target/core/user_0/drive0): mkdir C; echo
-    /// dev_config=sanmover/drive0 > C/control; echo dev_size=1048576 >
-    /// C/control; echo 1 > C/enable.
+    /// The backstore for unit drive0, in configfs: mkdir
+    /// /sys/kernel/config/target/core/user_0/drive0, then write
+    /// dev_config=sanmover/drive0 and dev_size=1048576 to its control
+    /// file, and 1 to its enable file.
     #[command(after_help = "\
 Examples:
   sanmover tcmu --media /var/lib/sanmover/vtl --drives 2
-  sanmover -v tcmu --media /var/lib/sanmover/vtl --drives 1")]
+  sanmover tcmu --media /srv/vtl --drives 1 --subtype sanmover")]
     Tcmu(TcmuArgs),
     /// RECEIVE COPY RESULTS, decoded: operating parameters (the default),
     /// the status of a held copy, or its failed segment details.
@@ -449,6 +468,45 @@ Examples:
   sanmover tape iscsi://lib/iqn.2024-01.ex:tape/1 label VOL001
   TAPE=/dev/nst0 sanmover tape fsf 2")]
     Tape(TapeArgs),
+    /// The backup server of a shared tape library: it owns the library's
+    /// inventory, the cartridges' pools, the catalog and which host has
+    /// which drive; hosts move their data to tape themselves over their
+    /// own SAN path (`backup --server`, `restore --server`).
+    ///
+    /// Without a subcommand, serve: the control protocol is HTTP with
+    /// JSON under /v1/ on --listen. Every request carries a host's
+    /// credential from --hosts (a TOML file of [[host]] tables: name,
+    /// secret of at least 16 characters, operator = true for hosts that
+    /// may release fenced drives); an unknown host or a wrong secret gets
+    /// 401 and nothing else. Off loopback the server refuses to start
+    /// without --tls-cert and --tls-key.
+    ///
+    /// Requests for a drive wait in one FIFO queue (a waiting host is told
+    /// its position). The server picks a drive and a cartridge of the
+    /// pool (or labels a blank scratch cartridge; a cartridge that is not
+    /// blank or whose label is not the catalog's is retired, never
+    /// overwritten), loads it, checks the label and grants a lease that
+    /// the host renews by heartbeats. A lease not renewed for
+    /// --lease-secs expires: its set is marked failed and the drive is
+    /// fenced (tgt's drives have no PERSISTENT RESERVE to preempt with)
+    /// until an operator runs `server drives release DRIVE --force`. A
+    /// drive idle for --idle-unload seconds is unloaded to the
+    /// cartridge's home slot. The state lives in the catalog (SQLite,
+    /// WAL): after a restart, leases that were active go on if their
+    /// hosts heartbeat within --lease-secs, and expire otherwise.
+    #[command(
+        args_conflicts_with_subcommands = true,
+        after_help = "\
+Examples:
+  sanmover --catalog /var/lib/sanmover/server.db server \\
+      --listen 127.0.0.1:7450 --hosts hosts.toml \\
+      --library iscsi://lib/iqn.2024-01.ex:lib/0 \\
+      --drive iscsi://lib/iqn.2024-01.ex:lib/1 \\
+      --drive iscsi://lib/iqn.2024-01.ex:lib/2
+  sanmover server status --server http://127.0.0.1:7450
+  sanmover server drives release 1 --force --server http://127.0.0.1:7450"
+    )]
+    Server(ServerArgs),
     /// Media changer (tape library robot) control, like mtx: element
     /// status, and moving cartridges between slots and drives.
     ///
@@ -465,6 +523,231 @@ Examples:
   sanmover changer iscsi://lib/iqn.2024-01.ex:library/1 load 3 0
   CHANGER=iscsi://lib/iqn.2024-01.ex:library/1 sanmover changer unload")]
     Changer(ChangerArgs),
+    /// Check what a disk, tape drive, copy manager or iSCSI session really
+    /// does against SBC-4, SSC-4, SPC-4 and RFC 7143: named checks, each
+    /// citing its section, with the command sent, the answer expected and
+    /// the answer observed.
+    ///
+    /// Suites are picked by each device's type and the VPD pages it
+    /// reports: disk (type 00h), tape (01h), changer (08h), copy (3PC bit
+    /// or VPD 8Fh), iscsi (iscsi:// addresses); --suite runs only the ones
+    /// named. A changer's drive LUs named in the same run let the changer
+    /// suite check the drive's Unit Attention after a load.
+    /// Verdicts: pass, fail, not-supported (the device lacks what the
+    /// check needs; the reason is given) and skipped (not run: a check
+    /// that writes without --dataloss). Only pass counts as passed.
+    ///
+    /// Nothing is written without --dataloss, and then only to the LUs
+    /// named: a disk's last block (written back with its own contents);
+    /// the copy suite's blocks in the last 16 of a copy manager's LU and
+    /// the tape named with it; a changer's cartridges are moved and put
+    /// back; a tape is written from BOT, and
+    /// a cartridge carrying a sanmover volume label is refused (exit 45)
+    /// before anything is written to any device.
+    ///
+    /// --matrix prints the capability matrix instead: checks as rows,
+    /// devices as columns (Markdown, or JSON with --format json, or JUnit).
+    /// Exit status: 0 when no check failed, 38 when at least one did.
+    #[command(after_help = "\
+Examples:
+  sanmover validate iscsi://san/iqn.2024-01.ex:disk/1
+  sanmover validate --dataloss --format junit --out tape.xml \\
+      iscsi://lib/iqn.2024-01.ex:tape/1
+  sanmover validate --matrix --suite disk iscsi://san/iqn.2024-01.ex:disk/1 \\
+      iscsi://san2/iqn.2024-01.ex:disk/1")]
+    Validate(ValidateArgs),
+    /// Read a trace written with --trace.
+    #[command(after_help = "\
+Examples:
+  sanmover trace show backup.trace
+  sanmover --json trace show backup.trace")]
+    Trace {
+        #[command(subcommand)]
+        op: TraceOp,
+    },
+    /// Send the commands of a trace (written with --trace) to other
+    /// devices, in order, and report where their answers differ.
+    ///
+    /// Each I_T nexus of the trace, in the order it first appears, is
+    /// mapped to the next DEV. Before any command of the trace is sent,
+    /// every DEV's device type (INQUIRY) must equal the type the trace
+    /// recorded for its nexus. A difference is a different status, sense
+    /// (key, ASC/ASCQ, filemark, EOM, ILI, INFORMATION) or data-in length
+    /// (for INQUIRY, which describes the device itself, only with
+    /// --compare-data); with --compare-data the data-in bytes too. The first difference is
+    /// shown with both answers decoded. Exit status 36 when an answer
+    /// differs, 39 for a trace that is truncated, garbage or newer than
+    /// this sanmover, 43 for a device of the wrong type.
+    #[command(after_help = "\
+Examples:
+  sanmover replay backup.trace iscsi://lab/iqn.2024-01.ex:disk/3 \\
+      iscsi://lab/iqn.2024-01.ex:tape/1
+  sanmover --json replay --compare-data bug.trace /dev/nst0")]
+    Replay(ReplayArgs),
+}
+
+/// What `trace` does.
+#[derive(Debug, Subcommand)]
+pub enum TraceOp {
+    /// Decode every command of a trace like a protocol analyser: the CDB's
+    /// fields, status, decoded sense, data lengths, timing and nexus.
+    #[command(after_help = "\
+Examples:
+  sanmover trace show backup.trace
+  sanmover --json trace show backup.trace")]
+    Show {
+        /// The trace file.
+        file: PathBuf,
+    },
+}
+
+/// Report formats of `validate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Json,
+    Junit,
+    Markdown,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Device addresses (iscsi://... or /dev/...).
+    #[arg(required = true, num_args = 1..)]
+    pub devs: Vec<String>,
+    /// Run only this suite (repeatable): disk, tape, changer, copy, iscsi.
+    #[arg(long = "suite", value_name = "NAME")]
+    pub suites: Vec<String>,
+    /// Allow the checks that write (to the devices named only).
+    #[arg(long)]
+    pub dataloss: bool,
+    /// Report format [default: text, or json when the global JSON output
+    /// option is given].
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<ReportFormat>,
+    /// Write the report to FILE instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// The capability matrix: checks as rows, devices as columns.
+    #[arg(long)]
+    pub matrix: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The trace file (written with --trace --trace-data full).
+    pub file: PathBuf,
+    /// Device addresses, one per I_T nexus of the trace, in order.
+    #[arg(required = true, num_args = 1..)]
+    pub devs: Vec<String>,
+    /// Compare the data-in bytes too, not only their length.
+    #[arg(long)]
+    pub compare_data: bool,
+}
+
+/// `sanmover server`: serve, or talk to a server.
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    #[command(subcommand)]
+    pub op: Option<ServerOp>,
+    #[command(flatten)]
+    pub run: ServerRunArgs,
+}
+
+/// How `sanmover server` serves.
+#[derive(Debug, Args)]
+pub struct ServerRunArgs {
+    /// Address of the control port (ADDR:PORT; port 0 picks a free one,
+    /// printed on the first line of standard output).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// The library's media changer LU.
+    #[arg(long, value_name = "DEV")]
+    pub library: Option<String>,
+    /// A tape drive of the library (repeatable). Each is tied to its
+    /// data-transfer element by the element's device identifier or the
+    /// drive's unit serial, never by order; drives are numbered from 0 in
+    /// the order given.
+    #[arg(long = "drive", value_name = "DEV")]
+    pub drives: Vec<String>,
+    /// The hosts file: [[host]] name, secret, operator.
+    #[arg(long, value_name = "FILE")]
+    pub hosts: Option<PathBuf>,
+    /// TLS certificate chain (PEM); needed off loopback.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// A lease expires this long after its last heartbeat (hosts beat
+    /// three times a period).
+    #[arg(long, value_name = "N", default_value_t = 60)]
+    pub lease_secs: u64,
+    /// Unload a drive that held a cartridge with no lease this long.
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    pub idle_unload: u64,
+    /// A request waits in the queue at most this long.
+    #[arg(long, value_name = "SECS", default_value_t = 3600)]
+    pub queue_timeout: u64,
+}
+
+/// How a host or an operator reaches the server.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Backup server")]
+pub struct ServerClientArgs {
+    /// The backup server: http://ADDR:PORT, or https://… with --server-ca.
+    #[arg(long, value_name = "URL", env = "SANMOVER_SERVER")]
+    pub server: Option<String>,
+    /// A file whose first line is this host's credential NAME:SECRET
+    /// [default: $SANMOVER_SERVER_TOKEN].
+    #[arg(long, value_name = "FILE")]
+    pub server_token_file: Option<PathBuf>,
+    /// The CA certificate (PEM) an https server's certificate must chain to.
+    #[arg(long, value_name = "FILE")]
+    pub server_ca: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServerOp {
+    /// The drives (what each holds, who leases it, fences), the queue,
+    /// the leases and the cartridges' pools.
+    #[command(after_help = "\
+Examples:
+  sanmover server status --server http://127.0.0.1:7450
+  sanmover --json server status")]
+    Status(ServerClientArgs),
+    /// Drives: release a fenced drive.
+    #[command(after_help = "\
+Examples:
+  sanmover server drives release 1 --force
+  sanmover --json server drives release 0 --force --server https://srv:7450 \\
+      --server-ca ca.pem --server-token-file op.token")]
+    Drives {
+        #[command(subcommand)]
+        op: DrivesOp,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DrivesOp {
+    /// Give a fenced drive back to the pool of drives. A drive is fenced
+    /// when a lease on it expired: the host may still be writing, so only
+    /// an operator who knows it is gone may release it (--force). Needs an
+    /// operator host's credential.
+    #[command(after_help = "\
+Examples:
+  sanmover server drives release 1 --force
+  sanmover server drives release 0 --force --server http://127.0.0.1:7450 \\
+      --server-token-file op.token")]
+    Release {
+        /// The drive's number (see `server status`).
+        drive: usize,
+        /// Say that the host that held it is gone.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        client: ServerClientArgs,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -582,9 +865,14 @@ pub struct BackupArgs {
     /// Number of blocks, at least 1 [default: to the end of the LUN].
     #[arg(long, value_name = "N", value_parser = parse_blocks)]
     pub blocks: Option<u64>,
-    /// The tape drive.
-    #[arg(long, value_name = "DEV")]
-    pub tape: String,
+    /// The tape drive (not with --server, which assigns one).
+    #[arg(
+        long,
+        value_name = "DEV",
+        required_unless_present = "server",
+        conflicts_with = "server"
+    )]
+    pub tape: Option<String>,
     /// Free text kept with the set.
     #[arg(long, value_name = "TEXT", default_value = "")]
     pub label: String,
@@ -614,6 +902,24 @@ pub struct BackupArgs {
     pub xcopy: XcopyModeArgs,
     #[command(flatten)]
     pub serverless: ServerlessArgs,
+    #[command(flatten)]
+    pub remote: ServerClientArgs,
+    /// With --server: the media pool the set goes to (a cartridge of the
+    /// pool with room, else a blank scratch cartridge labelled for it).
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "default",
+        requires = "server"
+    )]
+    pub pool: String,
+}
+
+impl BackupArgs {
+    /// The tape drive of a backup without --server (clap requires one).
+    pub fn tape(&self) -> &str {
+        self.tape.as_deref().unwrap_or_default()
+    }
 }
 
 /// The options of `backup --mode xcopy`.
@@ -682,6 +988,10 @@ pub struct RestoreArgs {
     /// host has it, instead of failing with exit status 16.
     #[arg(long)]
     pub wait: bool,
+    /// Ask this backup server for the set: it loads the set's cartridge
+    /// in a free drive and says which drive and tape file to read.
+    #[command(flatten)]
+    pub remote: ServerClientArgs,
 }
 
 #[derive(Debug, Args)]

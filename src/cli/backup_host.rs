@@ -24,8 +24,8 @@ pub fn run(s: &Sessions, out: &Out, a: &BackupArgs) -> Result<u8> {
 pub fn backup(s: &Sessions, out: &Out, a: &BackupArgs) -> Result<BackupSummary> {
     let catalog = s.catalog()?;
     let mut source = s.disk(&a.source, "source")?;
-    let mut tape = s.tape(&a.tape)?;
-    let _lock = s.lock_tape(&mut tape, &a.tape, "backup", a.wait)?;
+    let mut tape = s.tape(a.tape())?;
+    let _lock = s.lock_tape(&mut tape, a.tape(), "backup", a.wait)?;
     let disk_block = source.capacity()?.block_size.0;
     check_tape_block(&mut tape, a.block_size, Some(disk_block))?;
     let opts = backup_options(s, a)?;
@@ -53,7 +53,7 @@ pub fn set_request(a: &BackupArgs) -> Result<SetRequest> {
         label: a.label.clone(),
         tape_block: usize::try_from(a.block_size.0)?,
         source_url: redacted(&a.source),
-        tape_url: redacted(&a.tape),
+        tape_url: redacted(a.tape()),
         stop: stop_on_signals()?,
         digest: a.digest,
     })

@@ -29,8 +29,8 @@ pub fn run(s: &Sessions, out: &Out, a: &BackupArgs) -> Result<u8> {
     let mut provider = provider_with_sessions(spec, s.connector())?;
     let catalog = s.catalog()?;
     // The tape first: a bad tape is refused before any snapshot exists.
-    let mut tape = s.tape(&a.tape)?;
-    let _lock = s.lock_tape(&mut tape, &a.tape, "backup --mode serverless", a.wait)?;
+    let mut tape = s.tape(a.tape())?;
+    let _lock = s.lock_tape(&mut tape, a.tape(), "backup --mode serverless", a.wait)?;
     check_tape_block(&mut tape, a.block_size, None)?;
     let opts = ServerlessOptions {
         spec: spec.to_string(),
@@ -41,8 +41,9 @@ pub fn run(s: &Sessions, out: &Out, a: &BackupArgs) -> Result<u8> {
         thaw: a.serverless.thaw.clone(),
         backup: backup_options(s, a)?,
     };
+    let connector = s.session_connector();
     let sum = serverless::backup(
-        s.iscsi(),
+        connector.as_ref(),
         provider.as_mut(),
         &mut tape,
         &catalog,

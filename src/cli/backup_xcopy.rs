@@ -28,7 +28,7 @@ struct FallbackSummary {
 pub fn run(s: &Sessions, out: &Out, a: &BackupArgs) -> Result<u8> {
     // The drive for the whole run: the copy manager's writes and, on a
     // fallback, this host's (which shares this lock).
-    let _lock = s.hold_drive(&a.tape, "backup --mode xcopy", a.wait)?;
+    let _lock = s.hold_drive(a.tape(), "backup --mode xcopy", a.wait)?;
     let reason = match a.xcopy.fallback {
         FallbackPolicy::Always => "--fallback always".to_string(),
         policy => match third_party(s, out, a) {
@@ -80,7 +80,7 @@ fn third_party(s: &Sessions, out: &Out, a: &BackupArgs) -> Result<ThirdPartySumm
     let catalog = s.catalog()?;
     let mut cm = s.scsi(cm_url)?;
     let mut source = s.disk(&a.source, "source")?;
-    let mut tape = s.tape(&a.tape)?;
+    let mut tape = s.tape(a.tape())?;
     let disk_block = source.capacity()?.block_size.0;
     check_tape_block(&mut tape, a.block_size, Some(disk_block))?;
     let opts = ThirdPartyOptions {

@@ -7,6 +7,7 @@ use crate::device::DeviceError;
 use crate::engine::EngineError;
 use crate::scsi::sense::{Asc, Sense, SenseKey};
 use crate::scsi::Status;
+use crate::server::client::ClientError;
 use crate::transport::url::UrlError;
 use crate::transport::TransportError;
 
@@ -57,7 +58,13 @@ pub const TIMEOUT: u8 = 33;
 // 47, 48 and 50-99 itself).
 pub const CONNECT: u8 = 34;
 pub const LOGIN: u8 = 35;
+/// `replay`: the device answered differently from the trace.
+pub const REPLAY_DIFFERS: u8 = 36;
 pub const CORRUPT: u8 = 37;
+/// `validate`: at least one check failed.
+pub const CHECKS_FAILED: u8 = 38;
+/// A trace file that is truncated, garbage or of a newer version.
+pub const BAD_TRACE: u8 = 39;
 pub const SESSION_LOST: u8 = 42;
 pub const WRONG_DEVICE_TYPE: u8 = 43;
 pub const BAD_RESPONSE: u8 = 44;
@@ -117,11 +124,26 @@ pub const TABLE: &[ExitCode] = &[
     row(ACA_ACTIVE, "ACA ACTIVE"),
     row(TASK_ABORTED, "TASK ABORTED"),
     row(TIMEOUT, "the command timed out"),
-    row(CONNECT, "cannot reach the portal or open the device"),
-    row(LOGIN, "iSCSI login refused (unknown target, CHAP, ACL)"),
+    row(
+        CONNECT,
+        "cannot reach the portal, the backup server or open the device",
+    ),
+    row(
+        LOGIN,
+        "iSCSI login refused (unknown target, CHAP, ACL), or the backup server refused the credential",
+    ),
+    row(
+        REPLAY_DIFFERS,
+        "replay: the device answered differently from the trace",
+    ),
     row(
         CORRUPT,
         "a backup set failed a check (CRC, sequence, digest, missing trailer)",
+    ),
+    row(CHECKS_FAILED, "validate: at least one check failed"),
+    row(
+        BAD_TRACE,
+        "a trace file that is truncated, garbage or of a newer version",
     ),
     row(SESSION_LOST, "session lost during a command"),
     row(
@@ -131,7 +153,7 @@ pub const TABLE: &[ExitCode] = &[
     row(BAD_RESPONSE, "the device's response could not be decoded"),
     row(
         REFUSED,
-        "refused before writing: no or foreign label, wrong volume, target too small, own source, a block size the drive cannot take, a running set, catalog forget without --force; a changer move with nowhere to go (unload without a known source slot, exchange without an empty slot) or drive LUs that match ambiguously",
+        "refused before writing: no or foreign label, wrong volume, target too small, own source, a block size the drive cannot take, a running set, catalog forget without --force; a changer move with nowhere to go (unload without a known source slot, exchange without an empty slot) or drive LUs that match ambiguously; a backup server's refusal (empty pool, foreign cartridge, queue timeout, a lease that is not yours)",
     ),
     row(NOT_FOUND, "unknown, ambiguous or malformed set id"),
     row(
@@ -243,6 +265,20 @@ pub fn for_engine(e: &EngineError) -> u8 {
 }
 
 /// The exit code for any error that reaches `main`.
+/// A backup server's answer.
+fn for_client(c: &ClientError) -> u8 {
+    match c {
+        ClientError::Unauthorized => LOGIN,
+        ClientError::Transport(_) | ClientError::Tls(_) => CONNECT,
+        ClientError::Denied(_) => REFUSED,
+        ClientError::Http { status: 404, .. } => NOT_FOUND,
+        ClientError::Http { status: 403, .. } => LOGIN,
+        ClientError::Http { status: 409, .. } => REFUSED,
+        ClientError::BadToken => SYNTAX,
+        ClientError::Http { .. } | ClientError::Answer(_) => OTHER,
+    }
+}
+
 pub fn for_error(e: &anyhow::Error) -> u8 {
     for cause in e.chain() {
         if let Some(d) = cause.downcast_ref::<DeviceError>() {
@@ -269,8 +305,17 @@ pub fn for_error(e: &anyhow::Error) -> u8 {
         if cause.downcast_ref::<UsageError>().is_some() {
             return SYNTAX;
         }
+        if let Some(c) = cause.downcast_ref::<ClientError>() {
+            return for_client(c);
+        }
         if cause.downcast_ref::<Refusal>().is_some() {
             return REFUSED;
+        }
+        if cause
+            .downcast_ref::<crate::transport::trace::TraceError>()
+            .is_some_and(|t| t.is_bad_file())
+        {
+            return BAD_TRACE;
         }
         if cause.downcast_ref::<std::io::Error>().is_some() {
             return FILE_ERROR;

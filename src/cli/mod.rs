@@ -13,10 +13,12 @@ use std::io::Write as _;
 use anyhow::Result;
 use clap::Parser;
 
-use args::{BackupArgs, BackupMode, CatalogOp, Cli, Command, SnapshotsOp};
+use args::{BackupArgs, BackupMode, CatalogOp, Cli, Command, SnapshotsOp, TraceData, TraceOp};
 use exit::UsageError;
 use output::Out;
 use sessions::Sessions;
+
+use crate::transport::trace::{DataMode, TraceSink};
 
 pub mod args;
 mod backup_host;
@@ -31,12 +33,14 @@ mod progress;
 mod restore_cmds;
 mod router_cmds;
 mod scsi_cmds;
+mod server_cmds;
 mod sessions;
 mod sizes;
 mod snapshots_cmds;
 mod tape_cmds;
 mod tcmu_cmds;
 mod time;
+mod validate_cmds;
 mod vtl_cmds;
 mod xcopy_cmds;
 
@@ -111,7 +115,17 @@ fn init_logging(verbose: u8) {
 
 fn run(cli: &Cli) -> Result<u8> {
     let out = Out { json: cli.json };
-    let s = Sessions::new(&cli.conn);
+    let trace = match &cli.trace {
+        Some(path) => {
+            let mode = match cli.trace_data {
+                TraceData::Full => DataMode::Full,
+                TraceData::Digest => DataMode::Digest,
+            };
+            Some(TraceSink::create(path, mode)?)
+        }
+        None => None,
+    };
+    let s = Sessions::new(&cli.conn).with_trace(trace);
     match &cli.command {
         Command::Inquiry(a) => scsi_cmds::inquiry(&s, &out, a),
         Command::Luns(a) => scsi_cmds::luns(&s, &out, &a.portal),
@@ -121,11 +135,15 @@ fn run(cli: &Cli) -> Result<u8> {
         Command::Tape(a) => tape_cmds::run(&s, &out, a),
         Command::Changer(a) => changer_cmds::run(&s, &out, a),
         Command::Backup(a) => backup(&s, &out, a),
+        Command::Restore(a) if a.remote.server.is_some() => {
+            server_cmds::restore_remote(&s, &out, a)
+        }
         Command::Restore(a) => restore_cmds::run_restore(&s, &out, a),
         Command::Verify(a) => restore_cmds::run_verify(&s, &out, a),
         Command::Catalog { op } => catalog(&s, &out, op),
         Command::Xcopy(a) => xcopy_cmds::run_xcopy(&s, &out, a),
         Command::Router(a) => router_cmds::run(&s, a),
+        Command::Server(a) => server_cmds::run(&s, &out, a),
         Command::Vtl(a) => vtl_cmds::run(&out, a),
         Command::Pr(a) => pr_cmds::run(&s, &out, a),
         Command::Tcmu(a) => tcmu_cmds::run(a),
@@ -134,6 +152,11 @@ fn run(cli: &Cli) -> Result<u8> {
             SnapshotsOp::List => snapshots_cmds::list(&s, &out),
             SnapshotsOp::Cleanup => snapshots_cmds::cleanup(&s, &out),
         },
+        Command::Validate(a) => validate_cmds::run_validate(&s, &out, a),
+        Command::Trace {
+            op: TraceOp::Show { file },
+        } => validate_cmds::trace_show(&out, file),
+        Command::Replay(a) => validate_cmds::run_replay(&s, &out, a),
     }
 }
 
@@ -144,6 +167,9 @@ fn backup(s: &Sessions, out: &Out, a: &BackupArgs) -> Result<u8> {
     }
     if a.xcopy.copy_manager.is_some() && a.mode != BackupMode::Xcopy {
         return Err(UsageError("--copy-manager needs --mode xcopy".into()).into());
+    }
+    if a.remote.server.is_some() {
+        return server_cmds::backup_remote(s, out, a);
     }
     match a.mode {
         BackupMode::Host => backup_host::run(s, out, a),

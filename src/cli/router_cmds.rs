@@ -388,6 +388,7 @@ fn backends(s: &Sessions, a: &RouterArgs, file: &RouterFile) -> Result<Backends>
     let mut urls = file.backends.clone();
     urls.extend(a.backends.iter().cloned());
     let mut backends = Backends::new();
+    backends.set_trace(s.trace_sink());
     if let Some(p) = &file.backend_secret_file {
         backends.set_secret(read_backend_secret(p)?);
     }

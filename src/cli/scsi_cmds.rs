@@ -234,7 +234,7 @@ pub fn luns(s: &Sessions, out: &Out, portal: &str) -> Result<u8> {
         discover(&portal, opts).with_context(|| format!("discovery at {}", portal.portal()))?;
     let all = targets
         .iter()
-        .map(|t| target_info(&portal.portal(), t, opts))
+        .map(|t| target_info(&portal.portal(), t, s))
         .collect::<Result<Vec<_>>>()?;
     out.emit(&all, || luns_text(&all));
     Ok(exit::OK)
@@ -242,7 +242,8 @@ pub fn luns(s: &Sessions, out: &Out, portal: &str) -> Result<u8> {
 
 /// Log in to `t` through the first portal that takes it, then list its
 /// LUNs with INQUIRY (and READ CAPACITY for disks) on each.
-fn target_info(portal: &str, t: &DiscoveredTarget, opts: &IscsiOptions) -> Result<TargetInfo> {
+fn target_info(portal: &str, t: &DiscoveredTarget, s: &Sessions) -> Result<TargetInfo> {
+    let opts = s.iscsi();
     // The portal given first: discovery just answered there, and a target
     // behind NAT (LIO in QEMU) names its own unreachable address. The
     // portals discovery named are the alternates.
@@ -254,11 +255,11 @@ fn target_info(portal: &str, t: &DiscoveredTarget, opts: &IscsiOptions) -> Resul
         }
     }
     let (used, session) = login_any(&candidates, &t.name, opts)?;
-    let list = Scsi::new(session).report_luns()?;
+    let list = Scsi::new(s.traced(Box::new(session))).report_luns()?;
     let mut luns = Vec::new();
     for l in &list.luns {
         match l.index() {
-            Some(idx) => luns.push(lun_info(&used, &t.name, idx, opts)),
+            Some(idx) => luns.push(lun_info(&used, &t.name, idx, s)),
             None => log::warn!(
                 "{}: LUN {:#018x} uses an addressing method not shown",
                 t.name,
@@ -330,13 +331,11 @@ fn lun_url(portal: &str, target: &str, lun: u16) -> Result<IscsiUrl> {
     ))?)
 }
 
-fn lun_info(portal: &str, target: &str, lun: u16, opts: &IscsiOptions) -> LunInfo {
+fn lun_info(portal: &str, target: &str, lun: u16, s: &Sessions) -> LunInfo {
     let url = format!("iscsi://{portal}/{target}/{lun}");
     let r = (|| -> Result<(StandardInquiry, Option<Capacity>)> {
-        let mut scsi = Scsi::new(IscsiTransport::connect(
-            &lun_url(portal, target, lun)?,
-            opts,
-        )?);
+        let t = IscsiTransport::connect(&lun_url(portal, target, lun)?, s.iscsi())?;
+        let mut scsi = Scsi::new(s.traced(Box::new(t)));
         let inq = scsi.inquiry()?;
         let cap = match inq.device_type {
             DeviceType::DISK => read_capacity(&mut scsi).ok(),

@@ -14,6 +14,7 @@ use crate::device::{Disk, Scsi, Tape};
 use crate::engine::drive_lock::{lock_drive, DriveKey, DriveLock};
 use crate::engine::interrupt::{install_handlers, StopFlag};
 use crate::transport::iscsi::{initiator_from_env, IscsiOptions};
+use crate::transport::trace::{TraceSink, Traced, TracingConnector};
 use crate::transport::url::DeviceUrl;
 use crate::transport::{open_device, Connector, Transport};
 
@@ -22,10 +23,22 @@ pub type Dyn = Box<dyn Transport + Send>;
 
 /// Opens sessions, the catalog and drive locks with the command line's
 /// options.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Sessions {
     iscsi: IscsiOptions,
     catalog: PathBuf,
+    /// `--trace`: every session is recorded there.
+    trace: Option<Arc<TraceSink>>,
+}
+
+impl std::fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sessions")
+            .field("iscsi", &self.iscsi)
+            .field("catalog", &self.catalog)
+            .field("traced", &self.trace.is_some())
+            .finish()
+    }
 }
 
 impl Sessions {
@@ -41,6 +54,40 @@ impl Sessions {
         Sessions {
             iscsi,
             catalog: conn.catalog.clone().unwrap_or_else(Catalog::default_path),
+            trace: None,
+        }
+    }
+
+    /// Record every session's commands in `sink` from now on.
+    pub fn with_trace(mut self, sink: Option<Arc<TraceSink>>) -> Self {
+        self.trace = sink;
+        self
+    }
+
+    /// `t` recorded under `--trace` (for sessions opened outside
+    /// [`Sessions::transport`], like discovery's).
+    pub fn traced(&self, t: Dyn) -> Dyn {
+        match &self.trace {
+            Some(sink) => Box::new(Traced::new(t, sink.clone(), &self.iscsi.initiator)),
+            None => t,
+        }
+    }
+
+    /// The `--trace` sink, for sessions opened elsewhere (the router's
+    /// backends).
+    pub fn trace_sink(&self) -> Option<Arc<TraceSink>> {
+        self.trace.clone()
+    }
+
+    /// The connector every session of this run is opened with: the
+    /// session options, traced under `--trace`.
+    pub fn session_connector(&self) -> Box<dyn Connector + Send + Sync> {
+        match &self.trace {
+            Some(sink) => Box::new(TracingConnector {
+                inner: self.iscsi.clone(),
+                sink: sink.clone(),
+            }),
+            None => Box::new(self.iscsi.clone()),
         }
     }
 
@@ -57,7 +104,7 @@ impl Sessions {
     /// The same options as a [`Connector`] that others (a snapshot
     /// provider) open sessions with.
     pub fn connector(&self) -> Arc<dyn Connector + Send + Sync> {
-        Arc::new(self.iscsi.clone())
+        Arc::from(self.session_connector())
     }
 
     /// A session to `dev` (an `iscsi://` URL or a device path).
@@ -69,13 +116,17 @@ impl Sessions {
     pub fn transport_as(&self, dev: &str, initiator: Option<&str>) -> Result<Dyn> {
         let name = initiator.unwrap_or(&self.iscsi.initiator);
         // A malformed address is a command-line error, before any I/O.
-        match DeviceUrl::parse(dev)? {
+        let t: Dyn = match DeviceUrl::parse(dev)? {
             DeviceUrl::Iscsi(url) => {
                 let u = url.without_credentials();
-                Connector::open(&self.iscsi, dev, name).with_context(|| format!("opening {u}"))
+                Connector::open(&self.iscsi, dev, name).with_context(|| format!("opening {u}"))?
             }
-            DeviceUrl::Path(_) => Ok(open_device(dev, &self.iscsi)?),
-        }
+            DeviceUrl::Path(_) => open_device(dev, &self.iscsi)?,
+        };
+        Ok(match &self.trace {
+            Some(sink) => Box::new(Traced::new(t, sink.clone(), name)),
+            None => t,
+        })
     }
 
     /// A session to any LU, for commands that send their own CDBs.
@@ -106,6 +157,11 @@ impl Sessions {
             );
         }
         Ok(c)
+    }
+
+    /// Where the catalog is.
+    pub fn catalog_path(&self) -> &Path {
+        &self.catalog
     }
 
     /// The catalog if it exists, for commands that only look (a status

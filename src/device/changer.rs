@@ -18,8 +18,9 @@ use serde::Serialize;
 use crate::scsi::sense::{Asc, SenseKey};
 use crate::scsi::smc::{
     DeviceCapabilities, ElementAddress, ElementAddressAssignment, ElementDescriptor,
-    ElementStatusData, ElementType, ExchangeMedium, InitializeElementStatus, MoveMedium,
-    PreventAllowMediumRemoval, ReadElementStatus,
+    ElementStatusData, ElementType, ExchangeMedium, InitializeElementStatus,
+    InitializeElementStatusWithRange, MoveMedium, PositionToElement, PreventAllowMediumRemoval,
+    ReadElementStatus,
 };
 use crate::scsi::spc::{
     Designator, DesignatorType, ModePageCodec, ModeParameters, ModeSense6, StandardInquiry,
@@ -269,6 +270,34 @@ impl<T: Transport> Changer<T> {
     /// INITIALIZE ELEMENT STATUS: the changer checks every element.
     pub fn initialize_element_status(&mut self) -> Result<(), DeviceError> {
         self.run_long(InitializeElementStatus.to_cdb())
+    }
+
+    /// INITIALIZE ELEMENT STATUS WITH RANGE: check `count` elements from
+    /// `start` (`fast`: only whether they hold media).
+    pub fn initialize_range(
+        &mut self,
+        start: ElementAddress,
+        count: u16,
+        fast: bool,
+    ) -> Result<(), DeviceError> {
+        let cdb = InitializeElementStatusWithRange {
+            fast,
+            range: true,
+            start,
+            count,
+        }
+        .to_cdb();
+        self.run_long(cdb)
+    }
+
+    /// POSITION TO ELEMENT with the default transport.
+    pub fn position_to(&mut self, destination: ElementAddress) -> Result<(), DeviceError> {
+        let cdb = PositionToElement {
+            destination,
+            ..PositionToElement::default()
+        }
+        .to_cdb();
+        self.run_long(cdb)
     }
 
     /// PREVENT ALLOW MEDIUM REMOVAL.

@@ -11,8 +11,10 @@ use crate::scsi::spc::{
 };
 use crate::scsi::{CdbCodec, DeviceType, Opcode, Wire};
 use crate::transport::iscsi::{IscsiOptions, IscsiTransport};
+use crate::transport::trace::{TraceSink, Traced};
 use crate::transport::url::{redact, IscsiUrl, Secret};
 use crate::transport::Transport;
+use std::sync::Arc;
 
 use super::RouterError;
 
@@ -71,6 +73,8 @@ pub struct Backends {
     /// The CHAP secret for backend URLs that name a user but no password
     /// (from a file; `SANMOVER_CHAP_PASSWORD` is the other fallback).
     secret: Option<Secret>,
+    /// `--trace`: every backend session is recorded there.
+    trace: Option<Arc<TraceSink>>,
 }
 
 impl std::fmt::Debug for Backends {
@@ -90,6 +94,20 @@ impl Backends {
     /// password, so no secret needs to be on a command line.
     pub fn set_secret(&mut self, secret: Secret) {
         self.secret = Some(secret);
+    }
+
+    /// Record every command sent to the backends in `sink` (`--trace`).
+    pub fn set_trace(&mut self, sink: Option<Arc<TraceSink>>) {
+        self.trace = sink;
+    }
+
+    /// A session to one backend LU, traced under `--trace`.
+    fn open(&self, url: &IscsiUrl, initiator: &str) -> Result<BoxT, RouterError> {
+        let t = connect(url, initiator, self.secret.as_ref())?;
+        Ok(match &self.trace {
+            Some(sink) => Box::new(Traced::new(t, sink.clone(), initiator)),
+            None => Box::new(t),
+        })
     }
 
     /// Discover every LUN behind each URL and index it by designator. A URL
@@ -136,8 +154,8 @@ impl Backends {
                     let Ok(lun0) = IscsiUrl::parse(&whole) else {
                         return Err(first.into());
                     };
-                    let t = connect(&lun0, initiator, self.secret.as_ref())?;
-                    let mut scsi = Scsi::new(Box::new(t) as BoxT);
+                    let t = self.open(&lun0, initiator)?;
+                    let mut scsi = Scsi::new(t);
                     let luns = scsi.report_luns()?;
                     drop(scsi);
                     // A whole target: every disk and tape LUN it has; other
@@ -176,8 +194,8 @@ impl Backends {
         initiator: &str,
         copyable_only: bool,
     ) -> Result<(), RouterError> {
-        let t = connect(&url, initiator, self.secret.as_ref())?;
-        let (info, unit) = probe(Box::new(t))?;
+        let t = self.open(&url, initiator)?;
+        let (info, unit) = probe(t)?;
         if copyable_only && matches!(unit, Unit::Other(_)) {
             log::info!(
                 "{}: a {} LU, not a copy source or destination",
@@ -270,8 +288,9 @@ impl Backends {
             });
         };
         log::info!("backend {}: reconnecting", b.info.name);
-        let t = connect(&url, &b.initiator, self.secret.as_ref())?;
-        let (info, unit) = probe(Box::new(t))?;
+        let initiator = b.initiator.clone();
+        let t = self.open(&url, &initiator)?;
+        let (info, unit) = probe(t)?;
         let b = &mut self.units[i];
         b.info = info;
         b.unit = Some(unit);

@@ -15,6 +15,7 @@
 use std::fmt;
 
 pub mod asc;
+pub mod describe;
 pub mod sbc;
 pub mod sense;
 pub mod smc;

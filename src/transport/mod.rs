@@ -17,6 +17,7 @@ pub mod iscsi;
 pub mod memory;
 pub mod retry;
 pub mod sgio;
+pub mod trace;
 pub mod url;
 
 pub use connect::{open_device, Connector};

@@ -153,6 +153,41 @@ impl FakeLibrary {
     }
 }
 
+impl FakeLibrary {
+    /// SMC-3 6.2: source to first destination, first destination's medium
+    /// to second destination (which may be the source).
+    fn exchange_medium(&mut self, cdb: &[u8]) -> Completion {
+        let Ok(x) = ExchangeMedium::parse(cdb) else {
+            return Completion::bad_field(0);
+        };
+        let check = |asc| Completion::check(Sense::new(SenseKey::ILLEGAL_REQUEST, asc));
+        let find = |a: ElementAddress| self.elements.iter().position(|e| e.1.address == a);
+        let (Some(s), Some(d1), Some(d2)) = (
+            find(x.source),
+            find(x.first_destination),
+            find(x.second_destination),
+        ) else {
+            return check(Asc::INVALID_ELEMENT_ADDRESS);
+        };
+        if !self.elements[s].1.is_full() || !self.elements[d1].1.is_full() {
+            return check(Asc::MEDIUM_SOURCE_ELEMENT_EMPTY);
+        }
+        if d2 != s && self.elements[d2].1.is_full() {
+            return check(Asc::MEDIUM_DESTINATION_ELEMENT_FULL);
+        }
+        let t1 = self.elements[s].1.primary_tag.take();
+        let t2 = self.elements[d1].1.primary_tag.take();
+        self.elements[s].1.flags.remove(ElementFlags::FULL);
+        for (i, tag, from) in [(d2, t2, x.first_destination), (d1, t1, x.source)] {
+            let d = &mut self.elements[i].1;
+            d.flags |= ElementFlags::FULL;
+            d.primary_tag = tag;
+            d.source = Some(from);
+        }
+        Completion::good(0)
+    }
+}
+
 impl LogicalUnit for FakeLibrary {
     fn execute(&mut self, cdb: &[u8], _data_out: &[u8], data_in: &mut [u8]) -> Completion {
         if let Some(c) = self.id.common(cdb, data_in) {
@@ -175,6 +210,7 @@ impl LogicalUnit for FakeLibrary {
             }
             Opcode::READ_ELEMENT_STATUS => self.status(cdb, data_in),
             Opcode::MOVE_MEDIUM => self.move_medium(cdb),
+            Opcode::EXCHANGE_MEDIUM => self.exchange_medium(cdb),
             _ => Completion::illegal(Asc::INVALID_OPCODE),
         }
     }
@@ -245,15 +281,34 @@ fn moves_and_refusals_carry_the_decoded_sense() {
         .move_medium(ElementAddress(0x401), ElementAddress(0x403))
         .unwrap_err();
     assert_eq!(e.sense().unwrap().asc, Asc::MEDIUM_SOURCE_ELEMENT_EMPTY);
-    // The changer has no EXCHANGE MEDIUM: that is how it says so.
-    let e = c
-        .exchange_medium(
-            ElementAddress(0x400),
-            ElementAddress(0x403),
-            ElementAddress(0x400),
-        )
-        .unwrap_err();
+    // A changer without a command says so: INVALID COMMAND OPERATION CODE.
+    let e = c.position_to(ElementAddress(0x400)).unwrap_err();
     assert!(e.is_unsupported_command(), "{e}");
+}
+
+#[test]
+fn exchange_swaps_and_rotates() {
+    let mut c = open();
+    let tag = |c: &mut Changer<MemoryTransport<FakeLibrary>>, n| {
+        let inv = c.inventory().unwrap();
+        let t = inv.slot(n).and_then(|d| d.primary_tag);
+        t.filter(|t| !t.is_blank()).map(|t| t.label())
+    };
+    let (s1, s2, s4) = (
+        ElementAddress(0x400),
+        ElementAddress(0x401),
+        ElementAddress(0x403),
+    );
+    c.exchange_medium(s1, s2, s1).unwrap();
+    assert_eq!(tag(&mut c, 1).as_deref(), Some("TAPE02"));
+    assert_eq!(tag(&mut c, 2).as_deref(), Some("TAPE01"));
+    // 1 -> 2, 2 -> the empty slot 4.
+    c.exchange_medium(s1, s2, s4).unwrap();
+    assert_eq!(tag(&mut c, 1), None);
+    assert_eq!(tag(&mut c, 2).as_deref(), Some("TAPE02"));
+    assert_eq!(tag(&mut c, 4).as_deref(), Some("TAPE01"));
+    let e = c.exchange_medium(s1, s2, s4).unwrap_err();
+    assert_eq!(e.sense().unwrap().asc, Asc::MEDIUM_SOURCE_ELEMENT_EMPTY);
 }
 
 fn drive_lu(serial: &str) -> DriveIdentity {

@@ -523,6 +523,65 @@ impl Wire for BlockLimitsVpd {
     }
 }
 
+/// Block device characteristics, page 0xB1 (SBC-4 6.6.2): the medium
+/// rotation rate, product type and nominal form factor; the rest of the
+/// page is kept as reserved here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BlockDeviceCharacteristicsVpd {
+    pub device_type: DeviceType,
+    /// PAGE LENGTH as sent (SBC-4: 003Ch).
+    pub page_len: u16,
+    /// MEDIUM ROTATION RATE, bytes 4..6: 0 not reported, 1 non-rotating.
+    pub medium_rotation_rate: u16,
+    /// PRODUCT TYPE, byte 6.
+    pub product_type: u8,
+    /// NOMINAL FORM FACTOR, byte 7 bits 3..0.
+    pub nominal_form_factor: u8,
+}
+
+impl BlockDeviceCharacteristicsVpd {
+    /// PAGE LENGTH of the SBC-4 page.
+    pub const PAGE_LEN: usize = 0x3c;
+}
+
+impl Wire for BlockDeviceCharacteristicsVpd {
+    /// Fields the allocation length cut are 0.
+    fn parse(buf: &[u8]) -> Result<Self, ParseError> {
+        let (device_type, p, _) = vpd_header(
+            "block device characteristics VPD page",
+            buf,
+            VpdPage::BLOCK_DEVICE_CHARACTERISTICS,
+        )?;
+        let field =
+            |off: usize, n: usize| -> u64 { p.get(off - 4..off - 4 + n).map_or(0, be_uint) };
+        Ok(BlockDeviceCharacteristicsVpd {
+            device_type,
+            page_len: be_uint(&buf[2..4]) as u16,
+            medium_rotation_rate: field(4, 2) as u16,
+            product_type: field(6, 1) as u8,
+            nominal_form_factor: field(7, 1) as u8 & 0x0f,
+        })
+    }
+
+    fn buffer_len(&self) -> usize {
+        4 + Self::PAGE_LEN
+    }
+
+    fn emit(&self, buf: &mut [u8]) {
+        let b = &mut buf[..4 + Self::PAGE_LEN];
+        b.fill(0);
+        put_vpd_header(
+            b,
+            self.device_type,
+            VpdPage::BLOCK_DEVICE_CHARACTERISTICS,
+            Self::PAGE_LEN,
+        );
+        put_be(&mut b[4..6], self.medium_rotation_rate as u64);
+        b[6] = self.product_type;
+        b[7] = self.nominal_form_factor & 0x0f;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -959,5 +1018,35 @@ mod tests {
             };
             prop_assert_eq!(BlockLimitsVpd::parse(&l.to_vec()), Ok(l));
         }
+    }
+
+    proptest! {
+        #[test]
+        fn block_device_characteristics_never_panics(b in proptest::collection::vec(any::<u8>(), 0..80)) {
+            let _ = BlockDeviceCharacteristicsVpd::parse(&b);
+        }
+    }
+
+    #[test]
+    fn block_device_characteristics_golden() {
+        // A non-rotating disk, form factor 2.5" (SBC-4 6.6.2).
+        let mut bytes = vec![0u8; 64];
+        bytes[1] = 0xb1;
+        bytes[3] = 0x3c;
+        bytes[5] = 0x01;
+        bytes[7] = 0x03;
+        let p = BlockDeviceCharacteristicsVpd::parse(&bytes).unwrap();
+        assert_eq!(p.medium_rotation_rate, 1);
+        assert_eq!(p.nominal_form_factor, 3);
+        assert_eq!(p.page_len, 0x3c);
+        assert_eq!(p.to_vec(), bytes);
+        assert!(BlockDeviceCharacteristicsVpd::parse(&bytes[..3]).is_err());
+        let mut wrong = bytes.clone();
+        wrong[1] = 0xb0;
+        assert!(BlockDeviceCharacteristicsVpd::parse(&wrong).is_err());
+        // Cut by the allocation length: what is there is read.
+        let cut = BlockDeviceCharacteristicsVpd::parse(&bytes[..6]).unwrap();
+        assert_eq!(cut.medium_rotation_rate, 1);
+        assert_eq!(cut.nominal_form_factor, 0);
     }
 }
