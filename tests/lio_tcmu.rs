@@ -393,3 +393,39 @@ fn a_command_larger_than_the_data_area_is_refused_cleanly() {
     assert_eq!(rewind(&mut t), Status::GOOD, "the device still serves");
     assert_eq!(write6(&mut t), Status::GOOD);
 }
+
+/// The changer through TCMU: peripheral type 08h over iSCSI, and through
+/// tcm_loop the guest kernel's ch driver binds it (/dev/schN) while
+/// `sanmover changer` over SG_IO in the guest sees the library.
+#[test]
+fn the_tcmu_changer_is_a_changer_to_iscsi_and_to_the_kernel() {
+    let _g = guest();
+    let ch = common::tcmu_changer();
+    let inq = common::sanmover(["--json", "--initiator", initiator(), "inquiry", &ch]).ok();
+    assert_eq!(inq.json()["device_type"], 8, "{}", inq.stdout);
+    let status = common::sanmover([
+        "--json",
+        "--initiator",
+        initiator(),
+        "changer",
+        &ch,
+        "status",
+    ])
+    .ok();
+    assert!(
+        status.stdout.contains("VTL"),
+        "barcodes of the library: {}",
+        status.stdout
+    );
+    let lun = lio_ctl("rig loop-add tcmuchanger").trim().to_string();
+    let nodes = lio_ctl(&format!("rig loop-nodes {lun}"));
+    let sg = nodes.split_whitespace().nth(1).unwrap().to_string();
+    let out = lio_ctl(&format!(
+        "ls /dev | grep '^sch' ; sanmover changer /dev/{sg} status"
+    ));
+    assert!(
+        out.lines().next().is_some_and(|l| l.starts_with("sch")),
+        "no /dev/sch*: {out}"
+    );
+    assert!(out.contains("Storage Element 1"), "{out}");
+}

@@ -415,10 +415,12 @@ Examples:
   sanmover --json vtl --listen 127.0.0.1:0 --media ./vtl --drives 1 \\
       --slots 4 --capacity 64M")]
     Vtl(VtlArgs),
-    /// Serve tape drives (and the changer) to Linux LIO as TCMU `user:`
-    /// backstores, through the kernel's UIO command ring.
+    /// Serve a tape library (its changer and drives) to Linux LIO as TCMU
+    /// `user:` backstores, through the kernel's UIO command ring.
     ///
-    /// Runs on the machine with LIO (root; modules uio and
+    /// The library is the one `sanmover vtl` serves: cartridge images and
+    /// the inventory in --media, created on the first start. Runs on the
+    /// machine with LIO (root; modules uio and
     /// target_core_user). Make a backstore with dev_config
     /// `SUBTYPE/UNIT` (UNIT: drive0, drive1, ..., changer) and this
     /// handler serves it; LIO exports it over any fabric (iSCSI with its
@@ -432,8 +434,9 @@ Examples:
     /// file, and 1 to its enable file.
     #[command(after_help = "\
 Examples:
-  sanmover tcmu --media /var/lib/sanmover/vtl --drives 2
-  sanmover tcmu --media /srv/vtl --drives 1 --subtype sanmover")]
+  sanmover tcmu --media /var/lib/sanmover/vtl --drives 2 --slots 8
+  sanmover tcmu --media /srv/vtl --drives 1 --slots 4 --capacity 64M \\
+      --subtype sanmover")]
     Tcmu(TcmuArgs),
     /// RECEIVE COPY RESULTS, decoded: operating parameters (the default),
     /// the status of a held copy, or its failed segment details.
@@ -1162,12 +1165,8 @@ pub struct XcopyArgs {
 
 #[derive(Debug, Args)]
 pub struct TcmuArgs {
-    /// Directory of the library: its inventory and cartridge images.
-    #[arg(long, value_name = "DIR")]
-    pub media: PathBuf,
-    /// Tape drives to serve (units drive0 .. driveN-1).
-    #[arg(long, default_value_t = 1, value_name = "N")]
-    pub drives: u32,
+    #[command(flatten)]
+    pub library: LibraryArgs,
     /// The subtype (handler name) in dev_config this handler answers to.
     #[arg(long, default_value = "sanmover", value_name = "NAME")]
     pub subtype: String,
@@ -1326,15 +1325,15 @@ fn parse_key(s: &str) -> Result<u64, String> {
     r.map_err(|_| format!("'{s}' is not a key: give 0xHEX or a decimal number of 64 bits"))
 }
 
+/// The library both `vtl` and `tcmu` serve: a changer, its drives and the
+/// cartridge images of a media directory.
 #[derive(Debug, Args)]
-pub struct VtlArgs {
-    /// Address to listen on (ADDR:PORT), and only there.
-    #[arg(long, value_name = "ADDR:PORT")]
-    pub listen: std::net::SocketAddr,
+pub struct LibraryArgs {
     /// The media directory: cartridge images and the inventory.
     #[arg(long, value_name = "DIR")]
     pub media: PathBuf,
-    /// Tape drives (LUNs 1 to N), 1 to 64.
+    /// Tape drives, 1 to 64 (vtl: LUNs 1 to N; tcmu: units drive0 to
+    /// driveN-1).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub drives: u16,
     /// Storage slots, each with a cartridge on the first start, 1 to 4096.
@@ -1344,6 +1343,15 @@ pub struct VtlArgs {
     /// MB, G, GiB or GB.
     #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = parse_capacity)]
     pub capacity: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct VtlArgs {
+    /// Address to listen on (ADDR:PORT), and only there.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: std::net::SocketAddr,
+    #[command(flatten)]
+    pub library: LibraryArgs,
     /// Initiator name allowed to log in (repeatable) [default: any].
     #[arg(long = "allow", value_name = "IQN")]
     pub allow: Vec<String>,

@@ -1,31 +1,32 @@
-//! `sanmover tcmu`: the library's units served to LIO through TCMU.
+//! `sanmover tcmu`: a library's units (the changer and its drives, over the
+//! cartridge images of a media directory, as `sanmover vtl` has them)
+//! served to LIO through TCMU.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
 use super::args::TcmuArgs;
+use super::vtl_cmds::{open_library, Library};
 use crate::engine::interrupt;
 use crate::frontend::SharedLu;
-use crate::lu::MemTape;
+use crate::lu::ImageDrive;
 use crate::tcmu::Handler;
 
 pub fn run(a: &TcmuArgs) -> Result<u8> {
-    if a.drives == 0 || a.drives > 64 {
-        bail!("--drives {} is out of range (1 to 64)", a.drives);
-    }
-    std::fs::create_dir_all(&a.media)
-        .with_context(|| format!("cannot create --media {}", a.media.display()))?;
+    let lib = open_library(&a.library)?;
     let stop = interrupt::install_handlers().context("cannot install signal handlers")?;
     let handler = Handler {
         subtype: a.subtype.clone(),
         sysfs: a.sysfs.clone(),
-        units: units(a),
+        units: units(lib),
     };
     eprintln!(
-        "sanmover tcmu: serving {} drive(s) to backstores with dev_config={}/UNIT",
-        a.drives, a.subtype
+        "sanmover tcmu: serving the library of {} (changer, drive0..drive{}) to backstores with dev_config={}/UNIT",
+        a.library.media.display(),
+        a.library.drives.saturating_sub(1),
+        a.subtype
     );
     handler
         .run(|| stop.raised().is_some())
@@ -33,11 +34,14 @@ pub fn run(a: &TcmuArgs) -> Result<u8> {
     Ok(0)
 }
 
-fn units(a: &TcmuArgs) -> HashMap<String, SharedLu> {
-    (0..a.drives)
-        .map(|i| {
-            let lu: SharedLu = Arc::new(Mutex::new(MemTape::new(&format!("TCMU{i:04}"), 64 << 20)));
-            (format!("drive{i}"), lu)
-        })
-        .collect()
+/// The units by the name a backstore's dev_config gives them.
+fn units(lib: Library) -> HashMap<String, SharedLu> {
+    let mut units: HashMap<String, SharedLu> = lib
+        .drives
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (format!("drive{i}"), ImageDrive::as_lu(d)))
+        .collect();
+    units.insert("changer".into(), Arc::new(Mutex::new(lib.changer)));
+    units
 }

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use super::args::VtlArgs;
+use super::args::{LibraryArgs, VtlArgs};
 use super::exit::{self, UsageError};
 use super::output::Out;
 use super::router_cmds::Access;
@@ -54,6 +54,34 @@ fn drives(stem: &str, n: usize) -> Vec<SharedDrive> {
         .collect()
 }
 
+/// A library opened from its media directory: the changer unit and its
+/// drives, which `vtl` serves over iSCSI and `tcmu` to LIO.
+pub(super) struct Library {
+    pub(super) changer: ChangerLu,
+    pub(super) drives: Vec<SharedDrive>,
+    pub(super) cartridges: usize,
+}
+
+/// Open (or, on the first start, create) the library of `a.media`.
+pub(super) fn open_library(a: &LibraryArgs) -> Result<Library> {
+    let (n, m) = (a.drives as usize, a.slots as usize);
+    let (store, inv) =
+        MediaDir::open_or_create(&a.media, n, m, a.capacity).map_err(|e| match e {
+            e @ StoreError::Layout { .. } => anyhow::Error::new(UsageError(e.to_string())),
+            e => anyhow::Error::new(e).context(format!("media directory {}", a.media.display())),
+        })?;
+    let cartridges = inv.barcodes().len();
+    let stem = serial_stem(&a.media);
+    let drives = drives(&stem, n);
+    let changer = ChangerLu::new(&format!("{stem}C"), store, inv, drives.clone())
+        .with_context(|| format!("loading the drives from {}", a.media.display()))?;
+    Ok(Library {
+        changer,
+        drives,
+        cartridges,
+    })
+}
+
 pub fn run(out: &Out, a: &VtlArgs) -> Result<u8> {
     let name = a
         .target_name
@@ -71,17 +99,10 @@ pub fn run(out: &Out, a: &VtlArgs) -> Result<u8> {
             "sanmover vtl: warning: --insecure: a non-loopback listener needs neither CHAP nor an allow-list"
         );
     }
-    let (n, m) = (a.drives as usize, a.slots as usize);
-    let (store, inv) =
-        MediaDir::open_or_create(&a.media, n, m, a.capacity).map_err(|e| match e {
-            e @ StoreError::Layout { .. } => anyhow::Error::new(UsageError(e.to_string())),
-            e => anyhow::Error::new(e).context(format!("media directory {}", a.media.display())),
-        })?;
-    let cartridges = inv.barcodes().len();
-    let stem = serial_stem(&a.media);
-    let ds = drives(&stem, n);
-    let changer = ChangerLu::new(&format!("{stem}C"), store, inv, ds.clone())
-        .with_context(|| format!("loading the drives from {}", a.media.display()))?;
+    let lib = open_library(&a.library)?;
+    let (n, m, cartridges) = (lib.drives.len(), a.library.slots as usize, lib.cartridges);
+    let ds = lib.drives;
+    let changer = lib.changer;
     let mut luns: Vec<(u64, SharedLu)> = vec![(0, Arc::new(Mutex::new(changer)))];
     luns.extend(
         ds.iter()
@@ -98,7 +119,7 @@ pub fn run(out: &Out, a: &VtlArgs) -> Result<u8> {
         target: name,
         changer_lun: 0,
         drive_luns: (1..=n as u64).collect(),
-        media: a.media.clone(),
+        media: a.library.media.clone(),
         slots: m,
         cartridges,
     };

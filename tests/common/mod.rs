@@ -315,9 +315,25 @@ pub fn tcmu_guest() -> MutexGuard<'static, ()> {
     static ONE: Mutex<()> = Mutex::new(());
     let g = ONE.lock().unwrap_or_else(|p| p.into_inner());
     STARTED.get_or_init(|| {
-        lio_ctl(&format!("rig tcmu-stop; rig tcmu-start {TCMU_DRIVES}"));
+        lio_ctl(&format!(
+            "rig tcmu-stop; rig tcmu-start {TCMU_DRIVES} fresh; \
+             rig lun-del tcmuchanger >/dev/null 2>&1; rig tcmu-add tcmuchanger changer {} {}",
+            lio_initiator(),
+            lio_other()
+        ));
     });
     g
+}
+
+/// The URL of the library's changer, exported by [`tcmu_guest`].
+pub fn tcmu_changer() -> String {
+    let out = lio_ctl("for l in /sys/kernel/config/target/iscsi/*/tpgt_1/lun/lun_*; do [ -L $l/tcmuchanger ] && echo ${l##*lun_}; done; true");
+    format!(
+        "iscsi://{}/{}/{}",
+        lio().get("SANMOVER_LIO_PORTAL"),
+        lio().get("SANMOVER_LIO_IQN"),
+        out.trim()
+    )
 }
 
 pub fn lio_initiator() -> &'static str {
@@ -343,6 +359,29 @@ pub fn tcmu_tape_with(name: &str, unit: &str, env: &str) -> String {
         lio_other()
     ));
     let lun = out.trim().lines().last().unwrap().trim().to_string();
+    // driveN holds the cartridge of slot N+1 (loaded by the changer, as
+    // a library would; left there from an earlier test is fine).
+    if let Some(n) = unit
+        .strip_prefix("drive")
+        .and_then(|n| n.parse::<u32>().ok())
+    {
+        let ch = tcmu_changer();
+        let (slot, drive) = ((n + 1).to_string(), n.to_string());
+        let r = sanmover([
+            "--initiator",
+            lio_initiator(),
+            "changer",
+            &ch,
+            "load",
+            &slot,
+            &drive,
+        ]);
+        assert!(
+            r.code == 0 || r.stderr.contains("3B/0E") || r.stderr.contains("3B/0D"),
+            "loading slot {slot} into drive {drive}: {}",
+            r.stderr
+        );
+    }
     format!(
         "iscsi://{}/{}/{lun}",
         lio().get("SANMOVER_LIO_PORTAL"),
