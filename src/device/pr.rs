@@ -130,6 +130,50 @@ impl<T: Transport> Scsi<T> {
         self.pr_in(PrInAction::READ_FULL_STATUS, "READ FULL STATUS")
     }
 
+    /// Whether the device has PERSISTENT RESERVE: REPORT CAPABILITIES
+    /// answered, or refused with sense (ILLEGAL REQUEST: no PR). Errors
+    /// without sense (the transport) are passed on.
+    pub fn pr_supported(&mut self) -> Result<bool, DeviceError> {
+        match self.pr_capabilities() {
+            Ok(_) => Ok(true),
+            Err(e) if e.sense().is_some() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Register `key` on this I_T nexus and hold a WRITE EXCLUSIVE
+    /// reservation: reserved if none is held, taken over by PREEMPT
+    /// (SPC-4 5.13.11.4) if `takeover` (or `key` itself, from another
+    /// nexus) holds it. Anyone else's reservation is a RESERVATION
+    /// CONFLICT.
+    pub fn pr_claim(&mut self, key: u64, takeover: u64) -> Result<(), DeviceError> {
+        self.pr_out(PrOut::register(key))?;
+        match self.pr_reservation()?.reservation {
+            None => self.pr_out(PrOut::reserve(key, PrType::WRITE_EXCLUSIVE)),
+            Some(r) if r.key == key || r.key == takeover => self.pr_out(PrOut::preempt(
+                key,
+                r.key,
+                PrType::WRITE_EXCLUSIVE,
+                false,
+            )),
+            Some(_) => self.pr_out(PrOut::reserve(key, PrType::WRITE_EXCLUSIVE)),
+        }
+    }
+
+    /// Fence `victim`: register `key` and PREEMPT AND ABORT the victim's
+    /// registrations, taking a WRITE EXCLUSIVE reservation (SPC-4
+    /// 5.13.11.4.4: its tasks are aborted, its next command conflicts). A
+    /// victim that never registered is kept out by holding the
+    /// reservation.
+    pub fn pr_fence(&mut self, key: u64, victim: u64) -> Result<(), DeviceError> {
+        self.pr_out(PrOut::register(key))?;
+        if self.pr_keys()?.keys.contains(&victim) {
+            self.pr_out(PrOut::preempt(key, victim, PrType::WRITE_EXCLUSIVE, true))
+        } else {
+            self.pr_claim(key, key)
+        }
+    }
+
     /// RESERVE(6) (SPC-2 7.21).
     pub fn reserve6(&mut self) -> Result<(), DeviceError> {
         self.run(Request::none(Reserve6.to_cdb())).map(|_| ())
