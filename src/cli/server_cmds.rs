@@ -20,11 +20,10 @@ use super::progress::Bar;
 use super::sessions::{redacted, stop_on_signals, Sessions};
 use super::sizes::check_tape_block;
 use crate::catalog::SetState;
+use crate::device::Tape;
 use crate::engine::host::backup as host_backup;
 use crate::engine::restore::{restore, RestoreOptions};
-use crate::device::Tape;
 use crate::engine::EngineError;
-use crate::transport::Transport;
 use crate::scsi::Lba;
 use crate::server::auth::Hosts;
 use crate::server::client::{Client, Heartbeat, SetWatch};
@@ -33,6 +32,7 @@ use crate::server::scsi_library::ScsiLibrary;
 use crate::server::service::{Grant, Service, Status};
 use crate::server::state::Policy;
 use crate::server::tls::server_config;
+use crate::transport::Transport;
 
 pub fn run(s: &Sessions, out: &Out, a: &ServerArgs) -> Result<u8> {
     match &a.op {
@@ -241,6 +241,10 @@ pub fn backup_remote(s: &Sessions, out: &Out, a: &BackupArgs) -> Result<u8> {
     let lease = grant.lease.id;
     let mut opts = backup_options(s, a)?;
     opts.set.tape_url = grant.drive_url.clone();
+    if let Some(k) = grant.reservation {
+        opts.reservation_key = k.key;
+        opts.keep_reservation = true;
+    }
     let watch = grant.volume.map(|volume| SetWatch {
         catalog: s.catalog_path().to_path_buf(),
         volume,

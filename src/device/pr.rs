@@ -150,12 +150,9 @@ impl<T: Transport> Scsi<T> {
         self.pr_out(PrOut::register(key))?;
         match self.pr_reservation()?.reservation {
             None => self.pr_out(PrOut::reserve(key, PrType::WRITE_EXCLUSIVE)),
-            Some(r) if r.key == key || r.key == takeover => self.pr_out(PrOut::preempt(
-                key,
-                r.key,
-                PrType::WRITE_EXCLUSIVE,
-                false,
-            )),
+            Some(r) if r.key == key || r.key == takeover => {
+                self.pr_out(PrOut::preempt(key, r.key, PrType::WRITE_EXCLUSIVE, false))
+            }
             Some(_) => self.pr_out(PrOut::reserve(key, PrType::WRITE_EXCLUSIVE)),
         }
     }

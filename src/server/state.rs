@@ -639,7 +639,12 @@ impl Cop {
     fn apply_moves(&mut self, job: &Job, result: &JobResult, now: Now) {
         let d = job.drive;
         let before = self.drives[d].holds.clone();
+        let moves = job
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::Unload { .. } | Step::Load { .. }));
         let after = match result {
+            _ if !moves => before.clone(),
             JobResult::Failed { holds, .. } => holds.clone(),
             _ => job.steps.iter().fold(before.clone(), |h, s| match s {
                 Step::Unload { .. } => None,
