@@ -32,11 +32,25 @@ struct Ready {
     cartridges: usize,
 }
 
-/// The drive LUs, in element order; their serials (and so their VPD 83h
-/// designators) stay the same across restarts.
-fn drives(n: usize) -> Vec<SharedDrive> {
+/// A serial stem of this library: from its media directory, so two
+/// libraries on one host differ and one library keeps its serials (and so
+/// the VPD 83h designators the changer's DVCID reports) across restarts.
+fn serial_stem(media: &std::path::Path) -> String {
+    let path = std::fs::canonicalize(media).unwrap_or_else(|_| media.to_path_buf());
+    let h = path
+        .as_os_str()
+        .as_encoded_bytes()
+        .iter()
+        .fold(0x811c_9dc5u32, |h, &b| {
+            (h ^ b as u32).wrapping_mul(0x0100_0193)
+        });
+    format!("VTL{h:08X}")
+}
+
+/// The drive LUs, in element order.
+fn drives(stem: &str, n: usize) -> Vec<SharedDrive> {
     (0..n)
-        .map(|i| ImageDrive::new(&format!("VTLDRV{i:02}")).shared())
+        .map(|i| ImageDrive::new(&format!("{stem}D{i:02}")).shared())
         .collect()
 }
 
@@ -64,8 +78,9 @@ pub fn run(out: &Out, a: &VtlArgs) -> Result<u8> {
             e => anyhow::Error::new(e).context(format!("media directory {}", a.media.display())),
         })?;
     let cartridges = inv.barcodes().len();
-    let ds = drives(n);
-    let changer = ChangerLu::new("VTLCHG", store, inv, ds.clone())
+    let stem = serial_stem(&a.media);
+    let ds = drives(&stem, n);
+    let changer = ChangerLu::new(&format!("{stem}C"), store, inv, ds.clone())
         .with_context(|| format!("loading the drives from {}", a.media.display()))?;
     let mut luns: Vec<(u64, SharedLu)> = vec![(0, Arc::new(Mutex::new(changer)))];
     luns.extend(

@@ -378,14 +378,16 @@ impl LogicalUnit for ChangerLu {
             return Completion::illegal(Asc::INVALID_OPCODE);
         };
         let op = Opcode(op);
-        // SPC-4 5.14: INQUIRY, REPORT LUNS and REQUEST SENSE neither
-        // report nor clear a Unit Attention.
-        if !matches!(
-            op,
-            Opcode::INQUIRY | Opcode::REPORT_LUNS | Opcode::REQUEST_SENSE
-        ) {
+        // SPC-4 5.14: INQUIRY and REPORT LUNS neither report nor clear a
+        // Unit Attention; REQUEST SENSE returns it as its data (6.29).
+        if !matches!(op, Opcode::INQUIRY | Opcode::REPORT_LUNS) {
             if let Some(asc) = self.attention.take(nexus) {
-                return sense(SenseKey::UNIT_ATTENTION, asc);
+                let s = Sense::new(SenseKey::UNIT_ATTENTION, asc);
+                if op != Opcode::REQUEST_SENSE {
+                    return Completion::check(s);
+                }
+                let n = cdb.get(4).map_or(0, |&b| b as usize).min(data_in.len());
+                return reply(&mut data_in[..n], &s.to_fixed());
             }
         }
         match op {

@@ -114,8 +114,13 @@ impl MediaDir {
                 path: path.clone(),
                 source,
             })?;
-        let missing = inv.barcodes().into_iter().find(|b| !self.image(b).exists());
-        if let Some(b) = missing.or_else(|| (!inv.is_consistent()).then_some("?")) {
+        let codes = inv.barcodes();
+        let missing = codes.iter().find(|b| !self.image(b).exists());
+        let twice = codes
+            .iter()
+            .enumerate()
+            .find(|(i, b)| codes[..*i].contains(b));
+        if let Some(b) = missing.or(twice.map(|(_, b)| b)) {
             return Err(StoreError::Inconsistent {
                 path,
                 barcode: b.to_string(),

@@ -91,6 +91,28 @@ fn first_start_creates_barcoded_cartridges() {
     // Another layout in the same directory is refused, not rewritten.
     let e = MediaDir::open_or_create(&l.path, 3, 4, CAPACITY).unwrap_err();
     assert!(matches!(e, StoreError::Layout { drives: 2, .. }), "{e}");
+    // A barcode in two elements, or without its image, is refused.
+    let mut inv = l.lu.inventory().clone();
+    inv.drives[0] = inv.slots[0].clone();
+    std::fs::write(
+        l.path.join("inventory.json"),
+        serde_json::to_vec(&inv).unwrap(),
+    )
+    .unwrap();
+    let e = MediaDir::open_or_create(&l.path, 2, 4, CAPACITY).unwrap_err();
+    assert!(
+        e.to_string().contains("VTL001L8 is in more than one"),
+        "{e}"
+    );
+    std::fs::remove_file(l.path.join("VTL004L8.img")).unwrap();
+    inv.drives[0] = None;
+    std::fs::write(
+        l.path.join("inventory.json"),
+        serde_json::to_vec(&inv).unwrap(),
+    )
+    .unwrap();
+    let e = MediaDir::open_or_create(&l.path, 2, 4, CAPACITY).unwrap_err();
+    assert!(e.to_string().contains("VTL004L8"), "{e}");
     std::fs::write(l.path.join("inventory.json"), b"{").unwrap();
     let e = MediaDir::open_or_create(&l.path, 2, 4, CAPACITY).unwrap_err();
     assert!(matches!(e, StoreError::Corrupt { .. }), "{e}");
@@ -371,6 +393,29 @@ fn mode_pages() {
     );
     let (c, data) = run(&mut l.lu, &[0x12, 0, 0, 0, 36, 0], 36);
     assert_eq!((c.status, data[0]), (Status::GOOD, 0x08));
+}
+
+#[test]
+fn request_sense_reports_the_power_on_attention() {
+    let mut l = lib(1, 1);
+    let other = Nexus {
+        initiator: "iqn.2026-12.test:other".into(),
+        ..Default::default()
+    };
+    let mut buf = [0u8; 18];
+    let c =
+        l.lu.execute_for(&other, &[0x12, 0, 0, 0, 18, 0], &[], &mut buf);
+    assert_eq!(c.status, Status::GOOD, "INQUIRY keeps the attention");
+    let c =
+        l.lu.execute_for(&other, &[0x03, 0, 0, 0, 18, 0], &[], &mut buf);
+    assert_eq!(c.status, Status::GOOD);
+    let s = Sense::parse(&buf[..c.data_in_len]).unwrap();
+    assert_eq!(
+        (s.key, s.asc),
+        (SenseKey::UNIT_ATTENTION, Asc::POWER_ON_RESET)
+    );
+    let c = l.lu.execute_for(&other, &[0, 0, 0, 0, 0, 0], &[], &mut []);
+    assert_eq!(c.status, Status::GOOD, "taken by REQUEST SENSE");
 }
 
 /// One command of a random sequence: mostly moves and exchanges between

@@ -4,6 +4,7 @@
 //! UNLOAD (which needs a cartridge but not a threaded one).
 
 use crate::scsi::sense::{Asc, Sense, SenseKey};
+use crate::scsi::smc::PreventAllowMediumRemoval;
 use crate::scsi::spc::{
     page_control, BlockDescriptor, ModeParameters, ModeSelect10, ModeSelect6, ModeSense10,
     ModeSense6, ALL_PAGES,
@@ -11,8 +12,8 @@ use crate::scsi::spc::{
 use crate::scsi::ssc::{
     BlockLimits, DataCompressionPage, DensityDescriptor, DensitySupport,
     DeviceConfigurationExtension, DeviceConfigurationPage, LoadUnload, MediumConfigurationPage,
-    PreventAllowMediumRemoval, ReadBlockLimits, ReportDensitySupport, DATA_COMPRESSION_PAGE,
-    DEVICE_CONFIGURATION_EXTENSION, DEVICE_CONFIGURATION_PAGE, MEDIUM_CONFIGURATION_PAGE,
+    ReadBlockLimits, ReportDensitySupport, DATA_COMPRESSION_PAGE, DEVICE_CONFIGURATION_EXTENSION,
+    DEVICE_CONFIGURATION_PAGE, MEDIUM_CONFIGURATION_PAGE,
 };
 use crate::scsi::{CdbCodec, Opcode, Wire};
 
@@ -85,12 +86,13 @@ impl<M: Medium> TapeDrive<M> {
                 Err(_) => Completion::bad_field(0),
             },
             Opcode::REPORT_DENSITY_SUPPORT => self.report_density(cdb, data_in),
+            // SSC-4 7.5: PREVENT 10b and 11b are reserved (the codec refuses them).
             Opcode::PREVENT_ALLOW_MEDIUM_REMOVAL => match PreventAllowMediumRemoval::parse(cdb) {
-                Ok(p) if p.prevent <= 1 => {
-                    self.prevent = p.prevent == 1;
+                Ok(p) => {
+                    self.prevent = p.prevent;
                     Completion::good(0)
                 }
-                _ => Completion::bad_field(4),
+                Err(_) => Completion::bad_field(4),
             },
             Opcode::LOAD_UNLOAD => self.load_unload(nexus, cdb),
             _ => return None,

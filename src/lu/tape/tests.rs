@@ -4,15 +4,16 @@
 use super::*;
 use crate::lu::LogicalUnit;
 use crate::scsi::sense::{Asc, Sense, SenseKey};
+use crate::scsi::smc::PreventAllowMediumRemoval;
 use crate::scsi::spc::{
     ModeParameters, ModeSelect10, ModeSelect6, ModeSense10, ModeSense6, StandardInquiry,
     SupportedVpdPages, UnitSerialNumber,
 };
 use crate::scsi::ssc::{
     BlockLimits, DataCompressionPage, DensitySupport, DeviceConfigurationExtension, Erase,
-    LoadUnload, Locate10, Locate16, Position, PreventAllowMediumRemoval, Read6, ReadBlockLimits,
-    ReadPosition, ReadPositionForm, ReportDensitySupport, Rewind, Space16, Space6, SpaceCode,
-    Write6, WriteFilemarks16, WriteFilemarks6,
+    LoadUnload, Locate10, Locate16, Position, Read6, ReadBlockLimits, ReadPosition,
+    ReadPositionForm, ReportDensitySupport, Rewind, Space16, Space6, SpaceCode, Write6,
+    WriteFilemarks16, WriteFilemarks6,
 };
 use crate::scsi::{CdbCodec, DeviceType, Status, Wire};
 
@@ -894,7 +895,7 @@ fn load_unload_prevent_allow_and_not_ready() {
     let mut d = image_drive(&cartridge(&path, false));
     assert!(d.is_loaded() && d.is_ready());
     good(&write(&mut d, b"one"));
-    good(&cmd(&mut d, PreventAllowMediumRemoval { prevent: 1 }));
+    good(&cmd(&mut d, PreventAllowMediumRemoval { prevent: true }));
     assert!(d.removal_prevented());
     assert_eq!(
         key_asc(&cmd(&mut d, LoadUnload::unload())),
@@ -904,12 +905,12 @@ fn load_unload_prevent_allow_and_not_ready() {
         d.unload_cartridge(),
         Err(DriveError::RemovalPrevented { .. })
     ));
-    let c = cmd(&mut d, PreventAllowMediumRemoval { prevent: 2 });
+    let c = run(&mut d, &[0x1e, 0, 0, 0, 2, 0], &[], 0).0;
     assert_eq!(
         key_asc(&c),
         (SenseKey::ILLEGAL_REQUEST, Asc::INVALID_FIELD_IN_CDB)
     );
-    good(&cmd(&mut d, PreventAllowMediumRemoval { prevent: 0 }));
+    good(&cmd(&mut d, PreventAllowMediumRemoval { prevent: false }));
     good(&cmd(&mut d, LoadUnload::unload()));
     // Unloaded but in the drive: NOT READY, INITIALIZING COMMAND REQUIRED.
     let nr = (

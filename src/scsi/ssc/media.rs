@@ -1,6 +1,7 @@
-//! SSC-4 commands about the medium rather than motion: WRITE FILEMARKS(16),
-//! PREVENT ALLOW MEDIUM REMOVAL and REPORT DENSITY SUPPORT with its
-//! density support descriptors.
+//! SSC-4 commands about the medium rather than motion: WRITE FILEMARKS(16)
+//! and REPORT DENSITY SUPPORT with its density support descriptors. (PREVENT
+//! ALLOW MEDIUM REMOVAL, the same CDB for a drive and a changer, is
+//! `crate::scsi::smc::PreventAllowMediumRemoval`.)
 
 use super::super::sbc::check_cdb;
 use super::super::spc::{ascii_field, put_ascii};
@@ -39,34 +40,6 @@ impl CdbCodec for WriteFilemarks16 {
             partition: cdb[3],
             logical_id: be_uint(&cdb[4..12]),
             count: be_uint(&cdb[12..15]) as u32,
-        })
-    }
-}
-
-/// PREVENT ALLOW MEDIUM REMOVAL, opcode 1Eh (SSC-4 7.5, SMC-3 6.13): byte
-/// 4 bits 1..0 PREVENT. 0 allows removal; 1 prevents it; 2 and 3 are the
-/// changer's (prevent/allow for its data transfer elements).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct PreventAllowMediumRemoval {
-    pub prevent: u8,
-}
-
-impl CdbCodec for PreventAllowMediumRemoval {
-    fn to_cdb(&self) -> Cdb {
-        let mut c = Cdb::zeroed(Opcode::PREVENT_ALLOW_MEDIUM_REMOVAL, 6);
-        c.as_mut_bytes()[4] = self.prevent & 0x03;
-        c
-    }
-
-    fn parse(cdb: &[u8]) -> Result<Self, ParseError> {
-        check_cdb(
-            "PREVENT ALLOW MEDIUM REMOVAL",
-            cdb,
-            Opcode::PREVENT_ALLOW_MEDIUM_REMOVAL,
-            6,
-        )?;
-        Ok(PreventAllowMediumRemoval {
-            prevent: cdb[4] & 0x03,
         })
     }
 }
@@ -278,15 +251,6 @@ mod tests {
     }
 
     #[test]
-    fn prevent_allow_golden() {
-        golden(
-            PreventAllowMediumRemoval { prevent: 1 },
-            &[0x1e, 0, 0, 0, 1, 0],
-        );
-        golden(PreventAllowMediumRemoval::default(), &[0x1e, 0, 0, 0, 0, 0]);
-    }
-
-    #[test]
     fn report_density_support_golden() {
         golden(
             ReportDensitySupport {
@@ -355,7 +319,6 @@ mod tests {
         fn parsers_never_panic(buf in proptest::collection::vec(any::<u8>(), 0..120)) {
             let _ = SequentialAccessCapabilities::parse(&buf);
             let _ = WriteFilemarks16::parse(&buf);
-            let _ = PreventAllowMediumRemoval::parse(&buf);
             let _ = ReportDensitySupport::parse(&buf);
             let _ = DensityDescriptor::parse(&buf);
             let _ = DensitySupport::parse(&buf);

@@ -1,8 +1,8 @@
 //! SSC-4 stream (tape) commands: READ(6)/WRITE(6), WRITE FILEMARKS(6),
 //! SPACE(6/16), REWIND, ERASE(6), LOAD UNLOAD, LOCATE(10/16), READ BLOCK
 //! LIMITS and READ POSITION with its short, long and extended data; in
-//! [`media`], WRITE FILEMARKS(16), PREVENT ALLOW MEDIUM REMOVAL and REPORT
-//! DENSITY SUPPORT; in [`pages`], the SSC mode pages.
+//! [`media`], WRITE FILEMARKS(16) and REPORT DENSITY SUPPORT; in
+//! [`pages`], the SSC mode pages.
 //!
 //! Bit positions are from SSC-4 (cross-read against mhvtl's `ssc.h` and the
 //! tape drive manuals); tgt's deviations are in README.md ("Tape targets").
