@@ -7,9 +7,9 @@
 #                     Target >= 0.95 (coordination costs at most 5%).
 #   utilisation       share of drive time spent writing while the server's
 #                     queue is non-empty (a host waits), from the server's
-#                     event log: from the first grant to the last one, each
-#                     drive counts as writing between lease_active and
-#                     lease_released. Target >= 0.90. The log's clock has
+#                     event log: from the first grant until the last
+#                     waiter's lease is active, each drive counts as writing
+#                     between lease_active and lease_released. Target >= 0.90. The log's clock has
 #                     a resolution of one second, so give each set several
 #                     seconds (SANMOVER_BENCH_SERVER_MB) for a precise figure.
 #   peak RSS          of the server process (VmHWM), information.
@@ -18,7 +18,7 @@
 # Environment: SANMOVER_BENCH_SERVER_MB (per host, default 256),
 # SANMOVER_BENCH_BLOCK (tape block bytes, default 262144),
 # SANMOVER_BENCH_ROUNDS (default 3).
-set -euo pipefail
+set -Eeuo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
@@ -36,7 +36,8 @@ done
     exit 2
 }
 HOSTS=(alpha bravo charlie)
-CART_MB=$((3 * MB + 64))
+# Room for three sets (vtl sizes are decimal MB) and their headers.
+CART_MB=$((4 * MB + 64))
 
 "${CARGO:-cargo}" build --release --bins
 SM=$ROOT/target/release/sanmover
@@ -97,7 +98,7 @@ host() {
 
 # Three hosts at once through the server: MB/s, utilisation, peak RSS.
 server_round() {
-    local r=$1 dir=$STATE/server-$r i t0 t1 addr spid
+    local r=$1 dir=$STATE/run-server-$r i t0 t1 addr spid
     mkdir -p "$dir"
     start_vtl "$dir/media" 2 4
     for h in "${HOSTS[@]}"; do
@@ -128,15 +129,17 @@ server_round() {
         }
     done
     t1=$(now)
-    python3 -c 'import sys; print(3 * int(sys.argv[1]) * 1048576 / 1e6 / (float(sys.argv[3]) - float(sys.argv[2])))' \
+    python3 -c 'import sys; print("%.1f" % (3 * int(sys.argv[1]) * 1048576 / 1e6 / (float(sys.argv[3]) - float(sys.argv[2]))))' \
         "$MB" "$t0" "$t1" >"$STATE/server-$r"
     sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$spid/status" >"$STATE/rss-$r"
     python3 - "$dir/server.db" >"$STATE/util-$r" <<'EOF'
 import sqlite3, sys
 rows = sqlite3.connect(sys.argv[1]).execute(
     "SELECT at, kind, drive FROM server_events ORDER BY seq").fetchall()
-grants = [at for at, kind, _ in rows if kind == "lease_granted"]
-start, end = min(grants), max(grants)
+# The queue is non-empty from the first grant (all three asked at once)
+# until the last waiter's drive is ready for it (its lease_active).
+start = min(at for at, kind, _ in rows if kind == "lease_granted")
+end = max(at for at, kind, _ in rows if kind == "lease_active")
 busy, since = {}, {}
 for at, kind, drive in rows:
     if kind == "lease_active":
@@ -154,7 +157,7 @@ EOF
 
 # The same three backups one after another on one drive, no server.
 serial_round() {
-    local r=$1 dir=$STATE/serial-$r i t0 t1
+    local r=$1 dir=$STATE/run-serial-$r i t0 t1
     mkdir -p "$dir"
     start_vtl "$dir/media" 1 1
     "$SM" changer "$VTL/0" load 1 0 >/dev/null
@@ -165,7 +168,7 @@ serial_round() {
             --source "${SOURCES[$i]}" --tape "$VTL/1" --block-size "$BLOCK" >/dev/null
     done
     t1=$(now)
-    python3 -c 'import sys; print(3 * int(sys.argv[1]) * 1048576 / 1e6 / (float(sys.argv[3]) - float(sys.argv[2])))' \
+    python3 -c 'import sys; print("%.1f" % (3 * int(sys.argv[1]) * 1048576 / 1e6 / (float(sys.argv[3]) - float(sys.argv[2]))))' \
         "$MB" "$t0" "$t1" >"$STATE/serial-$r"
     stop_all
     rm -rf "$dir"
