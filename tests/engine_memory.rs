@@ -51,6 +51,7 @@ fn opts() -> BackupOptions {
         },
         queue_depth: 4,
         reservation_key: 1,
+        keep_reservation: false,
     }
 }
 

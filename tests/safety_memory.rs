@@ -97,6 +97,7 @@ fn opts() -> BackupOptions {
         },
         queue_depth: 4,
         reservation_key: 1,
+        keep_reservation: false,
     }
 }
 

@@ -193,6 +193,7 @@ fn opts() -> ServerlessOptions {
             },
             queue_depth: 4,
             reservation_key: 1,
+            keep_reservation: false,
         },
     }
 }

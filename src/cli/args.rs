@@ -491,8 +491,13 @@ Examples:
     /// overwritten), loads it, checks the label and grants a lease that
     /// the host renews by heartbeats. A lease not renewed for
     /// --lease-secs expires: its set is marked failed and the drive is
-    /// fenced (tgt's drives have no PERSISTENT RESERVE to preempt with)
-    /// until an operator runs `server drives release DRIVE --force`. A
+    /// fenced. On a drive with PERSISTENT RESERVE (found with REPORT
+    /// CAPABILITIES at start) the host holds a WRITE EXCLUSIVE reservation
+    /// under a key derived from its lease, and the server fences it with
+    /// PREEMPT AND ABORT (the host's next command gets RESERVATION
+    /// CONFLICT), then gives the drive to the next host. A drive without
+    /// it (tgt's) stays fenced until an operator runs `server drives
+    /// release DRIVE --force`. A
     /// drive idle for --idle-unload seconds is unloaded to the
     /// cartridge's home slot. The state lives in the catalog (SQLite,
     /// WAL): after a restart, leases that were active go on if their
@@ -734,9 +739,10 @@ Examples:
 #[derive(Debug, Subcommand)]
 pub enum DrivesOp {
     /// Give a fenced drive back to the pool of drives. A drive is fenced
-    /// when a lease on it expired: the host may still be writing, so only
-    /// an operator who knows it is gone may release it (--force). Needs an
-    /// operator host's credential.
+    /// when a lease on it expired and it has no PERSISTENT RESERVE to
+    /// preempt the host with (or the PREEMPT failed): the host may still
+    /// be writing, so only an operator who knows it is gone may release it
+    /// (--force). Needs an operator host's credential.
     #[command(after_help = "\
 Examples:
   sanmover server drives release 1 --force

@@ -41,6 +41,7 @@ pub fn backup_options(s: &Sessions, a: &BackupArgs) -> Result<BackupOptions> {
         set: set_request(a)?,
         queue_depth: a.queue_depth,
         reservation_key: s.reservation_key(),
+        keep_reservation: false,
     })
 }
 

@@ -20,6 +20,7 @@ use super::progress::Bar;
 use super::sessions::{redacted, stop_on_signals, Sessions};
 use super::sizes::check_tape_block;
 use crate::catalog::SetState;
+use crate::device::Tape;
 use crate::engine::host::backup as host_backup;
 use crate::engine::restore::{restore, RestoreOptions};
 use crate::engine::EngineError;
@@ -31,6 +32,7 @@ use crate::server::scsi_library::ScsiLibrary;
 use crate::server::service::{Grant, Service, Status};
 use crate::server::state::Policy;
 use crate::server::tls::server_config;
+use crate::transport::Transport;
 
 pub fn run(s: &Sessions, out: &Out, a: &ServerArgs) -> Result<u8> {
     match &a.op {
@@ -207,6 +209,20 @@ fn wait_note(pos: usize) {
     eprintln!("sanmover: waiting for a drive: position {pos} in the server's queue");
 }
 
+/// On a drive with PERSISTENT RESERVE: register the lease's key and hold
+/// a WRITE EXCLUSIVE reservation, so that once the server fences this
+/// host (PREEMPT AND ABORT) its next command is a RESERVATION CONFLICT.
+/// It is not given up at the end: the server takes it back when the lease
+/// is released, so the drive is never without a reservation.
+fn hold_drive<T: Transport>(tape: &mut Tape<T>, g: &Grant) -> Result<()> {
+    if let Some(k) = g.reservation {
+        tape.scsi
+            .pr_claim(k.key, k.server_key)
+            .with_context(|| format!("taking the reservation of drive {}", g.drive_url))?;
+    }
+    Ok(())
+}
+
 /// `backup --server URL --mode host`: a lease, the host engine on the
 /// granted drive, the set reported, the lease released.
 pub fn backup_remote(s: &Sessions, out: &Out, a: &BackupArgs) -> Result<u8> {
@@ -225,6 +241,10 @@ pub fn backup_remote(s: &Sessions, out: &Out, a: &BackupArgs) -> Result<u8> {
     let lease = grant.lease.id;
     let mut opts = backup_options(s, a)?;
     opts.set.tape_url = grant.drive_url.clone();
+    if let Some(k) = grant.reservation {
+        opts.reservation_key = k.key;
+        opts.keep_reservation = true;
+    }
     let watch = grant.volume.map(|volume| SetWatch {
         catalog: s.catalog_path().to_path_buf(),
         volume,
@@ -233,6 +253,7 @@ pub fn backup_remote(s: &Sessions, out: &Out, a: &BackupArgs) -> Result<u8> {
     let hb = Heartbeat::start(cl.clone(), lease, period(&grant), watch, opts.set.stop);
     let result = (|| -> Result<_> {
         let mut tape = s.tape(&grant.drive_url)?;
+        hold_drive(&mut tape, &grant)?;
         let disk_block = source.capacity()?.block_size.0;
         check_tape_block(&mut tape, a.block_size, Some(disk_block))?;
         Ok(host_backup(
@@ -255,7 +276,13 @@ pub fn backup_remote(s: &Sessions, out: &Out, a: &BackupArgs) -> Result<u8> {
         }
     }
     let full = matches!(&result, Err(e) if matches!(e.downcast_ref::<EngineError>(), Some(EngineError::TapeFull { .. })));
-    cl.release(lease, full)?;
+    // A set that failed (a fenced host's RESERVATION CONFLICT) is the
+    // error to show; its lease is then gone at the server too.
+    match (cl.release(lease, full), &result) {
+        (Err(e), Err(_)) => eprintln!("sanmover: releasing lease {lease}: {e}"),
+        (Err(e), Ok(_)) => return Err(e.into()),
+        (Ok(()), _) => {}
+    }
     let sum = result?;
     out.emit(&sum, || {
         format!(
@@ -292,6 +319,7 @@ pub fn restore_remote(s: &Sessions, out: &Out, a: &RestoreArgs) -> Result<u8> {
     let hb = Heartbeat::start(cl.clone(), lease, period(&grant), None, stop_on_signals()?);
     let result = (|| -> Result<_> {
         let mut tape = s.tape(&grant.drive_url)?;
+        hold_drive(&mut tape, &grant)?;
         let opts = RestoreOptions {
             target_lba: a.lba.map(Lba),
             queue_depth: a.queue_depth,

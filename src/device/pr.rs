@@ -130,6 +130,47 @@ impl<T: Transport> Scsi<T> {
         self.pr_in(PrInAction::READ_FULL_STATUS, "READ FULL STATUS")
     }
 
+    /// Whether the device has PERSISTENT RESERVE: REPORT CAPABILITIES
+    /// answered, or refused with sense (ILLEGAL REQUEST: no PR). Errors
+    /// without sense (the transport) are passed on.
+    pub fn pr_supported(&mut self) -> Result<bool, DeviceError> {
+        match self.pr_capabilities() {
+            Ok(_) => Ok(true),
+            Err(e) if e.sense().is_some() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Register `key` on this I_T nexus and hold a WRITE EXCLUSIVE
+    /// reservation: reserved if none is held, taken over by PREEMPT
+    /// (SPC-4 5.13.11.4) if `takeover` (or `key` itself, from another
+    /// nexus) holds it. Anyone else's reservation is a RESERVATION
+    /// CONFLICT.
+    pub fn pr_claim(&mut self, key: u64, takeover: u64) -> Result<(), DeviceError> {
+        self.pr_out(PrOut::register(key))?;
+        match self.pr_reservation()?.reservation {
+            None => self.pr_out(PrOut::reserve(key, PrType::WRITE_EXCLUSIVE)),
+            Some(r) if r.key == key || r.key == takeover => {
+                self.pr_out(PrOut::preempt(key, r.key, PrType::WRITE_EXCLUSIVE, false))
+            }
+            Some(_) => self.pr_out(PrOut::reserve(key, PrType::WRITE_EXCLUSIVE)),
+        }
+    }
+
+    /// Fence `victim`: register `key` and PREEMPT AND ABORT the victim's
+    /// registrations, taking a WRITE EXCLUSIVE reservation (SPC-4
+    /// 5.13.11.4.4: its tasks are aborted, its next command conflicts). A
+    /// victim that never registered is kept out by holding the
+    /// reservation.
+    pub fn pr_fence(&mut self, key: u64, victim: u64) -> Result<(), DeviceError> {
+        self.pr_out(PrOut::register(key))?;
+        if self.pr_keys()?.keys.contains(&victim) {
+            self.pr_out(PrOut::preempt(key, victim, PrType::WRITE_EXCLUSIVE, true))
+        } else {
+            self.pr_claim(key, key)
+        }
+    }
+
     /// RESERVE(6) (SPC-2 7.21).
     pub fn reserve6(&mut self) -> Result<(), DeviceError> {
         self.run(Request::none(Reserve6.to_cdb())).map(|_| ())
@@ -147,6 +188,7 @@ mod tests {
     use crate::lu::{MemDisk, Reserved};
     use crate::scsi::Status;
     use crate::transport::memory::MemoryTransport;
+    use std::sync::{Arc, Mutex};
 
     #[test]
     fn register_reserve_preempt_through_the_codec() {
@@ -172,5 +214,55 @@ mod tests {
         assert!(a.pr_reservation().unwrap().reservation.is_none());
         a.reserve6().unwrap();
         a.release6().unwrap();
+    }
+
+    /// One I_T nexus onto a shared unit.
+    struct From(Arc<Mutex<Reserved<MemDisk>>>, crate::lu::Nexus);
+
+    impl crate::lu::LogicalUnit for From {
+        fn execute(&mut self, cdb: &[u8], out: &[u8], data_in: &mut [u8]) -> crate::lu::Completion {
+            let mut lu = self.0.lock().unwrap();
+            lu.execute_for(&self.1, cdb, out, data_in)
+        }
+    }
+
+    fn nexus(lu: &Arc<Mutex<Reserved<MemDisk>>>, who: &str) -> Scsi<MemoryTransport<From>> {
+        let n = crate::lu::Nexus {
+            initiator: format!("iqn.2026-12.test:{who}"),
+            isid: 1,
+            target: "t".into(),
+        };
+        Scsi::new(MemoryTransport::new(who, From(lu.clone(), n)))
+    }
+
+    /// The backup server's fence: a host claims, the server preempts it
+    /// (PREEMPT AND ABORT) and holds the reservation, the next host takes
+    /// it over from the server's key, the fenced host conflicts.
+    #[test]
+    fn claim_fence_and_take_over() {
+        let lu = Arc::new(Mutex::new(Reserved::new(MemDisk::new("PRDEV", 16, 512))));
+        let (mut a, mut srv, mut b) = (nexus(&lu, "a"), nexus(&lu, "server"), nexus(&lu, "b"));
+        assert!(a.pr_supported().unwrap());
+        a.pr_claim(0xa1, 0x5e).unwrap();
+        // Someone else's reservation is not taken over.
+        let e = b.pr_claim(0xb1, 0x5e).unwrap_err();
+        assert_eq!(e.status(), Some(Status::RESERVATION_CONFLICT));
+        srv.pr_fence(0x5e, 0xa1).unwrap();
+        let r = srv.pr_reservation().unwrap().reservation.unwrap();
+        assert_eq!((r.key, r.pr_type), (0x5e, PrType::WRITE_EXCLUSIVE));
+        assert!(!srv.pr_keys().unwrap().keys.contains(&0xa1));
+        // The fenced host is no longer registered: its PR OUT conflicts.
+        let e = a
+            .pr_out(PrOut::reserve(0xa1, PrType::WRITE_EXCLUSIVE))
+            .unwrap_err();
+        assert_eq!(e.status(), Some(Status::RESERVATION_CONFLICT));
+        b.pr_claim(0xb1, 0x5e).unwrap();
+        let r = b.pr_reservation().unwrap().reservation.unwrap();
+        assert_eq!(r.key, 0xb1);
+        // A victim that never registered: the server just holds it.
+        srv.pr_fence(0x5e, 0xc1).unwrap_err();
+        b.pr_out(PrOut::clear(0xb1)).unwrap();
+        srv.pr_fence(0x5e, 0xc1).unwrap();
+        assert_eq!(srv.pr_reservation().unwrap().reservation.unwrap().key, 0x5e);
     }
 }

@@ -32,6 +32,9 @@ pub struct BackupOptions {
     pub queue_depth: usize,
     /// Persistent reservation key for the drive.
     pub reservation_key: u64,
+    /// Keep the reservation at the end: a backup server takes it back,
+    /// so the drive is never left unreserved for a host it fenced.
+    pub keep_reservation: bool,
 }
 
 /// What `backup --json` prints.
@@ -101,7 +104,9 @@ pub fn backup_from<S: Transport + Send, T: Transport>(
         mode,
     };
     let result = writer.run(&mut mover, catalog, progress);
-    release(mover.tape, reservation);
+    if !opts.keep_reservation {
+        release(mover.tape, reservation);
+    }
     let (set, place) = result?;
     Ok(BackupSummary {
         set,

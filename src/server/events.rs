@@ -36,6 +36,9 @@ pub enum EventKind {
     Fenced,
     /// An operator released a fenced drive.
     Unfenced,
+    /// The server preempted an expired host's reservation (PREEMPT AND
+    /// ABORT): the drive may be given out again.
+    Preempted,
     QueueTimeout,
     /// Robot work that belonged to no lease failed.
     RobotFailed,
@@ -81,7 +84,7 @@ pub struct Overlap {
 /// Replays the log and lists every grant of a drive that an earlier lease
 /// still held. A lease holds its drive from `lease_granted` until
 /// `lease_released` or `lease_failed`; an expired lease holds it (fenced)
-/// until `unfenced`. An empty answer is the proof the tests ask for.
+/// until `unfenced` or `preempted`. An empty answer is the proof the tests ask for.
 pub fn overlaps(events: &[Event]) -> Vec<Overlap> {
     let mut holder: BTreeMap<usize, LeaseId> = BTreeMap::new();
     let mut out = Vec::new();
@@ -100,7 +103,10 @@ pub fn overlaps(events: &[Event]) -> Vec<Overlap> {
                 }
                 holder.insert(drive, lease);
             }
-            EventKind::LeaseReleased | EventKind::LeaseFailed | EventKind::Unfenced
+            EventKind::LeaseReleased
+            | EventKind::LeaseFailed
+            | EventKind::Unfenced
+            | EventKind::Preempted
                 if holder.get(&drive) == Some(&lease) =>
             {
                 holder.remove(&drive);

@@ -58,6 +58,21 @@ pub trait Library: Send {
     fn read_label(&mut self, serial: &str) -> Result<LabelState, LibraryError>;
     /// Label the (blank) cartridge in the drive with `serial`.
     fn write_label(&mut self, serial: &str, name: &str) -> Result<VolumeLabel, LibraryError>;
+    /// Whether the drive with `serial` has PERSISTENT RESERVE.
+    fn has_reservations(&mut self, serial: &str) -> bool;
+    /// Fence the host registered under `victim` on the drive with
+    /// `serial` (PREEMPT AND ABORT); the server then holds the
+    /// reservation under [`SERVER_KEY`] until the next host takes it.
+    fn fence(&mut self, serial: &str, victim: u64) -> Result<(), LibraryError>;
+}
+
+/// The server's own PERSISTENT RESERVE key ("SMSERVER").
+pub const SERVER_KEY: u64 = u64::from_be_bytes(*b"SMSERVER");
+
+/// The key a host registers for lease `lease`: "SL" and the lease number,
+/// never 0 and never the server's.
+pub fn lease_key(lease: u64) -> u64 {
+    (u64::from(u16::from_be_bytes(*b"SL")) << 48) | (lease & 0xffff_ffff_ffff)
 }
 
 /// The state of an in-memory library, shared so a test can look inside.
@@ -72,6 +87,12 @@ pub struct MemState {
     /// Moves to refuse (a changer that refuses a move).
     pub refuse_moves_to: Vec<u16>,
     pub moves: u64,
+    /// Serials of the drives with PERSISTENT RESERVE.
+    pub reservations: Vec<String>,
+    /// The fences done: (serial, victim key).
+    pub fenced: Vec<(String, u64)>,
+    /// Fences to refuse (a drive whose PREEMPT fails).
+    pub refuse_fence: bool,
 }
 
 /// An in-memory library for unit tests: slots from address 1000, drives
@@ -177,5 +198,22 @@ impl Library for MemLibrary {
         })?;
         s.labels.insert(b, LabelState::Ours(label.clone()));
         Ok(label)
+    }
+
+    fn has_reservations(&mut self, serial: &str) -> bool {
+        let s = self.state.lock().expect("not poisoned");
+        s.reservations.iter().any(|x| x == serial)
+    }
+
+    fn fence(&mut self, serial: &str, victim: u64) -> Result<(), LibraryError> {
+        let mut s = self.state.lock().expect("not poisoned");
+        if s.refuse_fence {
+            return Err(LibraryError::Drive {
+                drive: serial.into(),
+                error: "PERSISTENT RESERVE OUT: ILLEGAL REQUEST".into(),
+            });
+        }
+        s.fenced.push((serial.to_string(), victim));
+        Ok(())
     }
 }

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use super::library::{DriveStatus, Inventory, Library, LibraryError, SlotStatus};
+use super::library::{DriveStatus, Inventory, Library, LibraryError, SlotStatus, SERVER_KEY};
 use super::service::DriveSpec;
 use crate::device::changer::{map_drives, DriveIdentity};
 use crate::device::{Changer, Scsi, Tape};
@@ -31,6 +31,8 @@ struct ScsiDrive {
     /// The address with any secret, for opening.
     url: String,
     identity: DriveIdentity,
+    /// PERSISTENT RESERVE IN REPORT CAPABILITIES answered.
+    reservations: bool,
 }
 
 impl ScsiDrive {
@@ -71,11 +73,13 @@ impl ScsiLibrary {
         let mut out = Vec::new();
         for url in drives {
             let t = connector.open(url, initiator).map_err(device_err)?;
-            let identity =
-                DriveIdentity::probe(&mut Scsi::new(t), &redact(url)).map_err(device_err)?;
+            let mut scsi = Scsi::new(t);
+            let identity = DriveIdentity::probe(&mut scsi, &redact(url)).map_err(device_err)?;
+            let reservations = scsi.pr_supported().map_err(device_err)?;
             out.push(ScsiDrive {
                 url: url.clone(),
                 identity,
+                reservations,
             });
         }
         Ok(ScsiLibrary {
@@ -97,6 +101,12 @@ impl ScsiLibrary {
             .collect()
     }
 
+    fn drive(&self, serial: &str) -> Option<&ScsiDrive> {
+        self.drives.iter().find(|d| d.key() == serial)
+    }
+
+    /// A session to the drive; on a drive with PERSISTENT RESERVE the
+    /// server holds the reservation for it (robot steps write labels).
     fn tape(&self, serial: &str) -> Result<Tape<Dyn>, LibraryError> {
         let d = self
             .drives
@@ -114,7 +124,13 @@ impl ScsiLibrary {
             .connector
             .open(&d.url, &self.initiator)
             .map_err(|e| drive_err(&e))?;
-        Tape::open(t).map_err(|e| drive_err(&e))
+        let mut tape = Tape::open(t).map_err(|e| drive_err(&e))?;
+        if d.reservations {
+            tape.scsi
+                .pr_claim(SERVER_KEY, SERVER_KEY)
+                .map_err(|e| drive_err(&e))?;
+        }
+        Ok(tape)
     }
 }
 
@@ -173,5 +189,27 @@ impl Library for ScsiLibrary {
             drive: serial.into(),
             error: e.to_string(),
         })
+    }
+
+    fn has_reservations(&mut self, serial: &str) -> bool {
+        self.drive(serial).is_some_and(|d| d.reservations)
+    }
+
+    fn fence(&mut self, serial: &str, victim: u64) -> Result<(), LibraryError> {
+        let d = self.drive(serial).ok_or_else(|| LibraryError::Drive {
+            drive: serial.into(),
+            error: "not a --drive of this server".into(),
+        })?;
+        let drive_err = |e: &dyn std::fmt::Display| LibraryError::Drive {
+            drive: d.identity.device.clone(),
+            error: e.to_string(),
+        };
+        let t = self
+            .connector
+            .open(&d.url, &self.initiator)
+            .map_err(|e| drive_err(&e))?;
+        Scsi::new(t)
+            .pr_fence(SERVER_KEY, victim)
+            .map_err(|e| drive_err(&e))
     }
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::events::{Event, EventKind};
-use super::library::{Inventory, Library, LibraryError};
+use super::library::{lease_key, Inventory, Library, LibraryError, SERVER_KEY};
 use super::state::{
     Cartridge, Cop, Drive, Job, JobResult, Lease, LeaseError, LeaseId, LeaseState, Now, Policy,
     Pool, Step, Ticket, TicketView, Want,
@@ -57,6 +57,18 @@ pub struct Grant {
     /// For a restore: the set as cataloged (its tape file and counts).
     pub set: Option<SetRow>,
     pub lease_secs: u64,
+    /// On a drive with PERSISTENT RESERVE: the keys the host uses.
+    #[serde(default)]
+    pub reservation: Option<GrantKeys>,
+}
+
+/// The host registers `key` and holds a WRITE EXCLUSIVE reservation while
+/// it uses the drive, taking it over (PREEMPT) from `server_key`, which
+/// the server holds after fencing an expired host or writing a label.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct GrantKeys {
+    pub key: u64,
+    pub server_key: u64,
 }
 
 /// What `server status` shows.
@@ -110,7 +122,10 @@ impl Service {
     ) -> Result<Arc<Service>, ServiceError> {
         let now = unix_now();
         let inv = library.inventory()?;
-        let drive_state = map_drives(&inv, drives, &catalog)?;
+        let mut drive_state = map_drives(&inv, drives, &catalog)?;
+        for d in &mut drive_state {
+            d.reservations = library.has_reservations(&d.serial);
+        }
         let carts = merge_cartridges(&catalog, &inv)?;
         let mut cop = Cop::new(policy, drive_state, carts, catalog.last_lease()?);
         let serials: Vec<String> = drives.iter().map(|d| d.serial.clone()).collect();
@@ -258,6 +273,10 @@ impl Service {
             volume: g.cop.cartridges.get(&l.barcode).and_then(|c| c.volume),
             set,
             lease_secs: g.cop.policy.lease_secs,
+            reservation: d.reservations.then(|| GrantKeys {
+                key: lease_key(l.id),
+                server_key: SERVER_KEY,
+            }),
         })
     }
 
@@ -481,6 +500,10 @@ fn run_step(
                 other.describe()
             )),
         },
+        Step::Fence { victim } => {
+            lib.fence(serial, *victim)?;
+            JobResult::Done
+        }
         // Only a blank tape (or one that starts with a filemark, holding
         // nothing) is labelled: never write over anything.
         Step::Label { name } => match lib.read_label(serial)? {
@@ -533,7 +556,7 @@ fn fail_expired_set(catalog: &Catalog, l: &Lease) -> Result<(), ServiceError> {
             ended: now as i64,
             seconds: now.saturating_sub(l.granted) as f64,
             error: Some(format!(
-                "lease {} expired: host {} stopped heartbeating; drive fenced",
+                "lease {} expired: host {} stopped heartbeating; drive fenced (by PREEMPT AND ABORT where it has PERSISTENT RESERVE)",
                 l.id, l.host
             )),
         },
@@ -569,6 +592,7 @@ fn map_drives(
                 fenced: fences.get(&spec.serial).cloned(),
                 idle_since: el.barcode.as_ref().map(|_| unix_now()),
                 busy: false,
+                reservations: false,
             })
         })
         .collect()

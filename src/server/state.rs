@@ -104,6 +104,10 @@ pub struct Drive {
     pub idle_since: Option<Now>,
     /// The robot is working on it.
     pub busy: bool,
+    /// It has PERSISTENT RESERVE: hosts hold a reservation while they
+    /// use it, and an expired lease is fenced by PREEMPT AND ABORT.
+    #[serde(default)]
+    pub reservations: bool,
 }
 
 impl Drive {
@@ -171,6 +175,9 @@ pub enum Step {
     CheckLabel { volume: Uuid },
     /// Write a label named `name` on a blank scratch cartridge.
     Label { name: String },
+    /// PREEMPT AND ABORT the registrations under `victim` (an expired
+    /// lease's key).
+    Fence { victim: u64 },
 }
 
 /// Robot work on one drive, for a lease or for the idle policy.
@@ -610,8 +617,10 @@ impl Cop {
         let d = job.drive;
         self.drives[d].busy = false;
         self.apply_moves(job, &result, now);
+        let fence = job.steps.iter().any(|s| matches!(s, Step::Fence { .. }));
         match job.lease {
             Some(id) => self.lease_prepared(id, result, now),
+            None if fence => self.fence_done(d, &result, now),
             None => {
                 if let JobResult::Failed { error, .. } = &result {
                     self.event(
@@ -630,7 +639,12 @@ impl Cop {
     fn apply_moves(&mut self, job: &Job, result: &JobResult, now: Now) {
         let d = job.drive;
         let before = self.drives[d].holds.clone();
+        let moves = job
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::Unload { .. } | Step::Load { .. }));
         let after = match result {
+            _ if !moves => before.clone(),
             JobResult::Failed { holds, .. } => holds.clone(),
             _ => job.steps.iter().fold(before.clone(), |h, s| match s {
                 Step::Unload { .. } => None,
@@ -749,6 +763,7 @@ impl Cop {
         self.drives[d].lease = None;
         self.drives[d].idle_since = Some(now);
         self.event(now, EventKind::LeaseReleased, Some(id), String::new());
+        self.reclaim(d, id);
         self.schedule(now);
         Ok(())
     }
@@ -773,8 +788,9 @@ impl Cop {
         out
     }
 
-    /// No PERSISTENT RESERVE on the drive: it stays fenced until an
-    /// operator releases it.
+    /// The drive is fenced. Without PERSISTENT RESERVE it stays so until
+    /// an operator releases it; with it, the robot preempts the host's
+    /// registration first and the drive is free once that is done.
     fn expire(&mut self, id: LeaseId, now: Now) -> Lease {
         let l = self.leases.get_mut(&id).expect("listed above");
         l.state = LeaseState::Expired;
@@ -786,14 +802,82 @@ impl Cop {
             host: lease.host.clone(),
             since: now,
         });
+        let preempt = d.reservations;
+        if preempt {
+            d.busy = true;
+            self.jobs.push_back(Job {
+                drive: lease.drive,
+                lease: None,
+                steps: vec![Step::Fence {
+                    victim: super::library::lease_key(id),
+                }],
+            });
+        }
         self.event(now, EventKind::LeaseExpired, Some(id), String::new());
+        let how = if preempt {
+            "; PREEMPT AND ABORT of its reservation key"
+        } else {
+            "; until an operator releases it"
+        };
         self.event(
             now,
             EventKind::Fenced,
             Some(id),
-            format!("drive {}", lease.drive),
+            format!("drive {}{how}", lease.drive),
         );
         lease
+    }
+
+    /// On a drive with PERSISTENT RESERVE the server takes the reservation
+    /// back from a host that released its lease, so that it is never
+    /// without one: a host fenced earlier is kept out between leases.
+    fn reclaim(&mut self, drive: usize, id: LeaseId) {
+        if self.drives[drive].reservations {
+            self.drives[drive].busy = true;
+            self.jobs.push_back(Job {
+                drive,
+                lease: None,
+                steps: vec![Step::Fence {
+                    victim: super::library::lease_key(id),
+                }],
+            });
+        }
+    }
+
+    /// A fence by PREEMPT AND ABORT finished: the drive may be given out
+    /// again. If it failed, the drive stays fenced for an operator.
+    fn fence_done(&mut self, drive: usize, result: &JobResult, now: Now) {
+        let d = &mut self.drives[drive];
+        let lease = d.fenced.as_ref().map(|f| f.lease);
+        let (kind, detail) = match (result, lease) {
+            (JobResult::Failed { error, .. }, Some(_)) => (
+                EventKind::RobotFailed,
+                format!("drive {drive}: PREEMPT AND ABORT failed, it stays fenced: {error}"),
+            ),
+            (JobResult::Failed { error, .. }, None) => (
+                EventKind::RobotFailed,
+                format!("drive {drive}: taking its reservation back failed: {error}"),
+            ),
+            (_, Some(_)) => {
+                d.fenced = None;
+                d.idle_since = d.holds.as_ref().map(|_| now);
+                (
+                    EventKind::Preempted,
+                    "the expired host's reservation was preempted (PREEMPT AND ABORT)".into(),
+                )
+            }
+            (_, None) => return,
+        };
+        let barcode = d.holds.clone();
+        self.events.push(Event {
+            at: now,
+            kind,
+            lease,
+            host: None,
+            drive: Some(drive),
+            barcode,
+            detail,
+        });
     }
 
     fn drop_waiters(&mut self, now: Now) {

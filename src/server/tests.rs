@@ -31,6 +31,7 @@ fn cop(drives: usize, barcodes: &[&str]) -> Cop {
             fenced: None,
             idle_since: None,
             busy: false,
+            reservations: false,
         })
         .collect();
     let carts: BTreeMap<String, Cartridge> = barcodes
@@ -179,6 +180,73 @@ fn expired_lease_fences_the_drive_until_an_operator_releases_it() {
     assert!(overlaps(&ev).is_empty());
     assert!(ev.iter().any(|e| e.kind == EventKind::Fenced));
     assert!(ev.iter().any(|e| e.kind == EventKind::Unfenced));
+}
+
+/// A drive with PERSISTENT RESERVE: the expired host is fenced by a
+/// PREEMPT AND ABORT job for its lease's key, after which the drive goes to
+/// the next host without an operator; a released lease's reservation is
+/// taken back by the same job.
+#[test]
+fn expired_lease_on_a_pr_drive_is_preempted_and_the_drive_reassigned() {
+    let mut c = cop(1, &["A", "B"]);
+    c.drives[0].reservations = true;
+    let t1 = c.request("h1", backup("p"), 0).unwrap();
+    robot_ok(&mut c, 0);
+    let l1 = granted(&mut c, t1, "h1", 0);
+    c.heartbeat(l1, "h1", Some(uuid::Uuid::new_v4()), 5)
+        .unwrap();
+    let t2 = c.request("h2", backup("p"), 6).unwrap();
+    assert_eq!(c.tick(15).len(), 1);
+    assert!(c.drives[0].fenced.is_some());
+    let job = c.next_job().expect("a fence job");
+    let victim = super::library::lease_key(l1);
+    assert_eq!(job.steps, vec![Step::Fence { victim }]);
+    c.poll(t2, "h2", 15).unwrap();
+    assert_eq!(
+        c.poll(t2, "h2", 15).unwrap(),
+        TicketView::Waiting { position: 1 }
+    );
+    c.job_done(&job, JobResult::Done, 16);
+    assert!(c.drives[0].fenced.is_none());
+    robot_ok(&mut c, 16);
+    let l2 = granted(&mut c, t2, "h2", 16);
+    assert_eq!(c.leases[&l2].barcode, c.leases[&l1].barcode);
+    assert_eq!(
+        c.drives[0].holds.as_deref(),
+        Some(c.leases[&l1].barcode.as_str())
+    );
+    c.release(l2, "h2", false, 20).unwrap();
+    let reclaim = c.next_job().expect("the reservation taken back");
+    let victim = super::library::lease_key(l2);
+    assert_eq!(reclaim.steps, vec![Step::Fence { victim }]);
+    c.job_done(&reclaim, JobResult::Done, 20);
+    let ev = c.drain_events();
+    assert!(overlaps(&ev).is_empty());
+    assert_eq!(
+        ev.iter().filter(|e| e.kind == EventKind::Preempted).count(),
+        1
+    );
+    assert!(!ev.iter().any(|e| e.kind == EventKind::Unfenced));
+}
+
+/// A PREEMPT AND ABORT that fails leaves the drive fenced for an operator.
+#[test]
+fn a_failed_preempt_keeps_the_drive_fenced() {
+    let mut c = cop(1, &["A"]);
+    c.drives[0].reservations = true;
+    let t1 = c.request("h1", backup("p"), 0).unwrap();
+    robot_ok(&mut c, 0);
+    let l1 = granted(&mut c, t1, "h1", 0);
+    c.tick(15);
+    let job = c.next_job().unwrap();
+    let failed = JobResult::Failed {
+        error: "RESERVATION CONFLICT".into(),
+        holds: None,
+    };
+    c.job_done(&job, failed, 16);
+    assert_eq!(c.drives[0].fenced.as_ref().map(|f| f.lease), Some(l1));
+    assert!(c.drives[0].holds.is_some(), "a fence moves no cartridge");
+    assert_eq!(c.operator_release(0, 17).unwrap().lease, l1);
 }
 
 #[test]
