@@ -83,6 +83,7 @@ demo: deps build
 bench: deps
 	s=0; bash $(RIG)/bench.sh || s=$$?; \
 	bash $(RIG)/bench_server.sh || { r=$$?; [ $$s -ne 0 ] || s=$$r; }; \
+	bash $(RIG)/bench_tape.sh || { r=$$?; [ $$s -ne 0 ] || s=$$r; }; \
 	exit $$s
 
 lint:
