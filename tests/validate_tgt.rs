@@ -360,7 +360,7 @@ fn traces_are_written_shown_and_damage_is_refused() {
         t.to_str().unwrap(),
         r.disk2(),
     ]);
-    assert_eq!(other.code, 36, "{}", other.stdout);
+    assert_eq!(other.code, 49, "{}", other.stdout);
     let j = other.json();
     assert_eq!(j["first"]["what"], "data-in bytes", "{j}");
 }

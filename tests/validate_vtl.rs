@@ -78,7 +78,7 @@ fn a_tgt_tape_trace_replayed_to_the_vtl_drive_shows_the_first_difference() {
     assert_eq!(seek.code, 9, "{}", seek.stderr);
     let (_lib, v) = library();
     let rep = sanmover(["--json", "replay", trace.to_str().unwrap(), &v.url(1)]);
-    assert_eq!(rep.code, 36, "{}{}", rep.stdout, rep.stderr);
+    assert_eq!(rep.code, 49, "{}{}", rep.stdout, rep.stderr);
     let j = rep.json();
     let first = &j["first"];
     assert_eq!(first["what"], "status", "{j:#}");

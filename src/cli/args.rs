@@ -583,7 +583,7 @@ Examples:
     /// (key, ASC/ASCQ, filemark, EOM, ILI, INFORMATION) or data-in length
     /// (for INQUIRY, which describes the device itself, only with
     /// --compare-data); with --compare-data the data-in bytes too. The first difference is
-    /// shown with both answers decoded. Exit status 36 when an answer
+    /// shown with both answers decoded. Exit status 49 when an answer
     /// differs, 39 for a trace that is truncated, garbage or newer than
     /// this sanmover, 43 for a device of the wrong type.
     #[command(after_help = "\

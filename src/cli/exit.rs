@@ -54,12 +54,12 @@ pub const TASK_SET_FULL: u8 = 27;
 pub const ACA_ACTIVE: u8 = 28;
 pub const TASK_ABORTED: u8 = 29;
 pub const TIMEOUT: u8 = 33;
-// Ours, in numbers sg3_utils leaves free (34-39, 42-46; it uses 40, 41,
-// 47, 48 and 50-99 itself).
+// Ours, in numbers sg3_utils leaves free (34, 35, 37-39, 42-46, 49; it uses
+// 36, 40, 41, 47, 48 and 50-99 itself).
 pub const CONNECT: u8 = 34;
 pub const LOGIN: u8 = 35;
 /// `replay`: the device answered differently from the trace.
-pub const REPLAY_DIFFERS: u8 = 36;
+pub const REPLAY_DIFFERS: u8 = 49;
 pub const CORRUPT: u8 = 37;
 /// `validate`: at least one check failed.
 pub const CHECKS_FAILED: u8 = 38;
@@ -133,10 +133,6 @@ pub const TABLE: &[ExitCode] = &[
         "iSCSI login refused (unknown target, CHAP, ACL), or the backup server refused the credential",
     ),
     row(
-        REPLAY_DIFFERS,
-        "replay: the device answered differently from the trace",
-    ),
-    row(
         CORRUPT,
         "a backup set failed a check (CRC, sequence, digest, missing trailer)",
     ),
@@ -156,6 +152,10 @@ pub const TABLE: &[ExitCode] = &[
         "refused before writing: no or foreign label, wrong volume, target too small, own source, a block size the drive cannot take, a running set, catalog forget without --force; a changer move with nowhere to go (unload without a known source slot, exchange without an empty slot) or drive LUs that match ambiguously; a backup server's refusal (empty pool, foreign cartridge, queue timeout, a lease that is not yours)",
     ),
     row(NOT_FOUND, "unknown, ambiguous or malformed set id"),
+    row(
+        REPLAY_DIFFERS,
+        "replay: the device answered differently from the trace",
+    ),
     row(
         OTHER_SENSE,
         "another sense key (vendor specific, EQUAL, reserved), or CHECK CONDITION without sense",
