@@ -27,10 +27,22 @@ fn secret(host: &str) -> String {
     format!("{host}-secret-0123456789")
 }
 
-/// The library, held by one test at a time.
-fn library() -> MutexGuard<'static, ()> {
+/// The library, held by one test at a time; blank again when the test
+/// ends (pass or fail), so the suites after this one (validate's library
+/// checks) find scratch cartridges.
+struct LibraryHeld(#[allow(dead_code)] MutexGuard<'static, ()>);
+
+impl Drop for LibraryHeld {
+    fn drop(&mut self) {
+        if std::panic::catch_unwind(blank_library).is_err() {
+            eprintln!("tgt_server: could not blank the library after the test");
+        }
+    }
+}
+
+fn library() -> LibraryHeld {
     static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+    LibraryHeld(LOCK.lock().unwrap_or_else(|p| p.into_inner()))
 }
 
 /// Every cartridge back in its home slot (LIB00N in slot N), then every
