@@ -42,12 +42,8 @@ impl Handler {
                 std::thread::sleep(Duration::from_millis(100));
                 continue;
             }
-            let gone = wait_any(&mut served)?;
-            let mut i = 0;
-            served.retain_mut(|s| {
-                i += 1;
-                !gone[i - 1] && serve_one(s)
-            });
+            let mut gone = wait_any(&mut served)?.into_iter();
+            served.retain_mut(|s| !gone.next().unwrap_or(false) && serve_one(s));
         }
         Ok(())
     }
