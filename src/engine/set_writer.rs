@@ -271,6 +271,7 @@ impl Tally {
             stop: self.stopped.map_or(StopReason::NOT_GIVEN, Stopped::reason),
             ended,
             crc_digest,
+            part: 1,
         }
     }
 

@@ -743,6 +743,7 @@ mod tests {
             stop: crate::format::StopReason::NOT_GIVEN,
             ended: 1,
             crc_digest: true,
+            part: 1,
         };
         let p = closing_command(&cscds(), &[1, 2], &t, 9).unwrap();
         assert_eq!(p.segments.len(), 3);

@@ -1,7 +1,7 @@
 //! The frame shared by label, set header and trailer (FORMAT.md "Common
 //! frame"): magic 8, version u16, flags u16, total length u32, body, CRC32C.
 
-use super::{FormatError, FORMAT_VERSION};
+use super::{FormatError, BASE_VERSION, FORMAT_VERSION};
 use uuid::Uuid;
 
 /// Magic, version, flags, length.
@@ -19,11 +19,17 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
+    /// A record of [`BASE_VERSION`] (a layout every version shares).
     pub fn new(magic: &[u8; 8], capacity: usize) -> Self {
+        Self::versioned(magic, capacity, BASE_VERSION)
+    }
+
+    /// A record of format `version`.
+    pub fn versioned(magic: &[u8; 8], capacity: usize, version: u16) -> Self {
         let mut buf = Vec::with_capacity(capacity);
         buf.extend_from_slice(magic);
-        buf.extend_from_slice(&FORMAT_VERSION.to_be_bytes());
-        buf.extend_from_slice(&0u16.to_be_bytes()); // flags: none defined in version 1
+        buf.extend_from_slice(&version.to_be_bytes());
+        buf.extend_from_slice(&0u16.to_be_bytes()); // flags, set by `flags`
         buf.extend_from_slice(&0u32.to_be_bytes()); // length, patched by finish
         Writer {
             buf,
@@ -106,6 +112,7 @@ pub(crate) struct Reader<'a> {
     rec: &'a [u8],
     pos: usize,
     what: &'static str,
+    version: u16,
 }
 
 /// First 8 bytes as an array (caller checked the length).
@@ -115,12 +122,13 @@ pub(crate) fn magic_of(buf: &[u8]) -> [u8; 8] {
     m
 }
 
-pub(crate) fn check_version(what: &'static str, buf: &[u8]) -> Result<(), FormatError> {
+/// The record's version, if this build reads it (1..=[`FORMAT_VERSION`]).
+pub(crate) fn check_version(what: &'static str, buf: &[u8]) -> Result<u16, FormatError> {
     let version = u16::from_be_bytes([buf[8], buf[9]]);
-    if version != FORMAT_VERSION {
+    if !(BASE_VERSION..=FORMAT_VERSION).contains(&version) {
         return Err(FormatError::UnsupportedVersion { what, version });
     }
-    Ok(())
+    Ok(version)
 }
 
 /// Refuse flags outside `known` (a newer writer's meaning we cannot honour).
@@ -205,6 +213,7 @@ impl<'a> Reader<'a> {
                 rec,
                 pos: PRELUDE_LEN,
                 what,
+                version: u16::from_be_bytes([buf[8], buf[9]]),
             },
             flags,
         ))
@@ -222,6 +231,11 @@ impl<'a> Reader<'a> {
                 self.rec.len()
             ))),
         }
+    }
+
+    /// The record's format version (checked by `open`).
+    pub fn version(&self) -> u16 {
+        self.version
     }
 
     pub fn invalid(&self, reason: String) -> FormatError {

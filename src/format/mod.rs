@@ -11,12 +11,14 @@
 #![deny(unsafe_code)]
 
 mod codec;
+mod continuation;
 mod digest;
 mod index;
 mod label;
 mod record;
 mod set;
 
+pub use continuation::Continuation;
 pub use digest::{DigestAlgorithm, SetDigest};
 pub use index::{CrcChainDigest, CrcIndex};
 pub use label::VolumeLabel;
@@ -30,8 +32,16 @@ use crate::scsi::open_code;
 use std::fmt;
 use uuid::Uuid;
 
-/// The format version this build writes and the only one it reads.
-pub const FORMAT_VERSION: u16 = 1;
+/// The newest format version this build writes; it reads every version
+/// from 1 to this one. Version 2 added multi-volume sets (FORMAT.md
+/// "Multi-volume sets").
+pub const FORMAT_VERSION: u16 = 2;
+
+/// The version records are written with when their layout is the same in
+/// every version (label, set header, data record, CRC index, the trailer
+/// of a single-volume set), so a set that fits one volume reads with any
+/// sanmover.
+pub const BASE_VERSION: u16 = 1;
 
 /// Why a block is not a valid record of the kind asked for.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -44,7 +54,7 @@ pub enum FormatError {
     },
     #[error("{what}: bad magic {}", fmt_magic(found))]
     BadMagic { what: &'static str, found: [u8; 8] },
-    #[error("{what}: format version {version} is not supported (this build reads version {FORMAT_VERSION})")]
+    #[error("{what}: format version {version} is not supported (this build reads versions 1 to {FORMAT_VERSION})")]
     UnsupportedVersion { what: &'static str, version: u16 },
     #[error("{what}: CRC32C mismatch, record says {expected:#010x}, bytes give {found:#010x}")]
     BadCrc {
@@ -89,6 +99,8 @@ pub enum BlockKind {
     Data,
     Trailer,
     CrcIndex,
+    /// The first block of a set's tape file on a continuation volume.
+    Continuation,
     /// Too short for a magic, or a magic that is not ours.
     Foreign,
 }
@@ -101,6 +113,7 @@ pub fn classify(block: &[u8]) -> BlockKind {
         Some(m) if m == RecordHeader::MAGIC => BlockKind::Data,
         Some(m) if m == SetTrailer::MAGIC => BlockKind::Trailer,
         Some(m) if m == CrcIndex::MAGIC => BlockKind::CrcIndex,
+        Some(m) if m == Continuation::MAGIC => BlockKind::Continuation,
         _ => BlockKind::Foreign,
     }
 }

@@ -42,7 +42,7 @@ impl RecordHeader {
     fn to_bytes(self) -> [u8; Self::LEN] {
         let mut h = [0u8; Self::LEN];
         h[..8].copy_from_slice(&Self::MAGIC);
-        h[8..10].copy_from_slice(&super::FORMAT_VERSION.to_be_bytes());
+        h[8..10].copy_from_slice(&super::BASE_VERSION.to_be_bytes());
         // reserved (44..48) stays zero.
         if self.crc_deferred {
             h[FLAGS..FLAGS + 2].copy_from_slice(&Self::FLAG_CRC_DEFERRED.to_be_bytes());

@@ -268,6 +268,15 @@ pub struct SetTrailer {
     pub stop: StopReason,
     /// Unix seconds when the set ended.
     pub ended: u64,
+    /// Which part of a multi-volume set this trailer closes, from 1.
+    /// Part 1 of a set that did not continue is written as version 1
+    /// (no field); any other part as version 2 with this field at 96.
+    #[serde(default = "first_part")]
+    pub part: u32,
+}
+
+fn first_part() -> u32 {
+    1
 }
 
 /// Why a set's run stopped before the planned range was copied: trailer
@@ -283,6 +292,9 @@ impl StopReason {
     pub const END_OF_MEDIUM: StopReason = StopReason(1);
     /// The operator stopped the backup (SIGINT or SIGTERM).
     pub const INTERRUPTED: StopReason = StopReason(2);
+    /// The volume is full and the set continues on the next one (format
+    /// version 2): the trailer closes one part of a multi-volume set.
+    pub const CONTINUES: StopReason = StopReason(3);
 }
 
 impl std::fmt::Display for StopReason {
@@ -291,6 +303,7 @@ impl std::fmt::Display for StopReason {
             StopReason::NOT_GIVEN => f.write_str("not given"),
             StopReason::END_OF_MEDIUM => f.write_str("end of medium"),
             StopReason::INTERRUPTED => f.write_str("interrupted"),
+            StopReason::CONTINUES => f.write_str("continues on the next volume"),
             StopReason(n) => write!(f, "stop reason {n}"),
         }
     }
@@ -315,12 +328,24 @@ impl SetTrailer {
     pub const MAGIC: [u8; 8] = *b"SANMEND1";
     /// Encoded length in format version 1.
     pub const LEN: usize = 100;
+    /// Encoded length in format version 2 (the part number added).
+    pub const LEN_V2: usize = 104;
     /// Frame flags bit 0: see [`SetTrailer::crc_digest`].
     pub const FLAG_CRC_DIGEST: u16 = 0x0001;
 
-    /// Encoded bytes ([`SetTrailer::LEN`] of them).
+    /// Whether this trailer belongs to a multi-volume set, and so needs
+    /// format version 2: an older reader must refuse it rather than take
+    /// a continued part for a whole (incomplete) set.
+    pub fn is_part(&self) -> bool {
+        self.part > 1 || self.stop == StopReason::CONTINUES
+    }
+
+    /// Encoded bytes ([`SetTrailer::LEN`] of them, or
+    /// [`SetTrailer::LEN_V2`] for a part of a multi-volume set).
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::new(&Self::MAGIC, Self::LEN);
+        let v2 = self.is_part();
+        let (version, len) = if v2 { (2, Self::LEN_V2) } else { (1, Self::LEN) };
+        let mut w = Writer::versioned(&Self::MAGIC, len, version);
         if self.crc_digest {
             w.flags(Self::FLAG_CRC_DIGEST);
         }
@@ -332,8 +357,11 @@ impl SetTrailer {
         w.u8(self.stop.0);
         w.bytes(&[0; 6]);
         w.u64(self.ended);
-        debug_assert_eq!(w.total_len(), Self::LEN);
-        // Fixed 100 bytes: cannot overflow.
+        if v2 {
+            w.u32(self.part);
+        }
+        debug_assert_eq!(w.total_len(), len);
+        // Fixed 100 or 104 bytes: cannot overflow.
         w.finish().unwrap_or_default()
     }
 
@@ -349,7 +377,16 @@ impl SetTrailer {
         let stop = StopReason(r.u8()?);
         r.skip(6)?;
         let ended = r.u64()?;
+        let part = if r.version() >= 2 {
+            match r.u32()? {
+                0 => return Err(r.invalid("part number 0 (parts count from 1)".into())),
+                p => p,
+            }
+        } else {
+            1
+        };
         Ok(SetTrailer {
+            part,
             set_id,
             records,
             bytes,

@@ -127,6 +127,7 @@ fn trailer() -> SetTrailer {
         stop: StopReason::NOT_GIVEN,
         ended: 0x6500_0002,
         crc_digest: false,
+        part: 1,
     }
 }
 
@@ -468,7 +469,7 @@ fn wrong_magic_is_bad_magic() {
 #[test]
 fn future_version_is_unsupported() {
     for (hex, decode) in ALL {
-        for version in [0u16, 2, 0xffff] {
+        for version in [0u16, 3, 0xffff] {
             let mut b = h(hex);
             b[8..10].copy_from_slice(&version.to_be_bytes());
             // Version is checked before anything version 2 may have moved.
@@ -481,13 +482,13 @@ fn future_version_is_unsupported() {
     }
     let e = VolumeLabel::decode(&{
         let mut b = h(LABEL_HEX);
-        b[9] = 2;
+        b[9] = 3;
         b
     })
     .unwrap_err();
     assert_eq!(
         e.to_string(),
-        "volume label: format version 2 is not supported (this build reads version 1)"
+        "volume label: format version 3 is not supported (this build reads versions 1 to 2)"
     );
 }
 
@@ -543,7 +544,7 @@ fn padding_after_a_record_is_ignored() {
             BlockKind::SetHeader => assert_eq!(SetHeader::decode(&b).unwrap(), header()),
             BlockKind::Data => assert_eq!(check_record(&b, S, 5).unwrap().1, b"hello"),
             BlockKind::Trailer => assert_eq!(SetTrailer::decode(&b).unwrap(), trailer()),
-            BlockKind::Foreign | BlockKind::CrcIndex => panic!("{hex}"),
+            BlockKind::Foreign | BlockKind::CrcIndex | BlockKind::Continuation => panic!("{hex}"),
         }
     }
 }
@@ -638,6 +639,8 @@ fn classify_by_magic() {
     assert_eq!(classify(&h(HEADER_HEX)), BlockKind::SetHeader);
     assert_eq!(classify(&h(RECORD_HEX)), BlockKind::Data);
     assert_eq!(classify(&h(TRAILER_HEX)), BlockKind::Trailer);
+    assert_eq!(classify(&h(TRAILER_V2_HEX)), BlockKind::Trailer);
+    assert_eq!(classify(&h(CONTINUATION_HEX)), BlockKind::Continuation);
     assert_eq!(classify(b"SANMDAT1"), BlockKind::Data);
     assert_eq!(classify(b"SANMDAT"), BlockKind::Foreign);
     assert_eq!(classify(b""), BlockKind::Foreign);
@@ -786,6 +789,7 @@ fn run_all(b: &[u8]) {
     let _ = decode_record(b);
     let _ = check_record(b, S, 0);
     let _ = SetTrailer::decode(b);
+    let _ = Continuation::decode(b);
 }
 
 proptest! {
@@ -797,12 +801,13 @@ proptest! {
     /// Random bytes rarely get past the magic: also damage valid records.
     #[test]
     fn decoders_never_panic_on_damaged_records(
-        which in 0usize..4,
+        which in 0usize..6,
         edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..6),
         cut in any::<prop::sample::Index>(),
         recrc in any::<bool>(),
     ) {
-        let mut b = h([LABEL_HEX, HEADER_HEX, RECORD_HEX, TRAILER_HEX][which]);
+        let mut b = h([LABEL_HEX, HEADER_HEX, RECORD_HEX, TRAILER_HEX, CONTINUATION_HEX,
+            TRAILER_V2_HEX][which]);
         for (i, v) in edits {
             let i = i.index(b.len());
             b[i] = v;
@@ -839,10 +844,11 @@ proptest! {
     ) {
         let t = SetTrailer {
             set_id, records, bytes, digest, complete, stop: StopReason(stop), ended,
-            crc_digest: false,
+            crc_digest: false, part: 1,
         };
         let b = t.encode();
-        prop_assert_eq!(b.len(), SetTrailer::LEN);
+        let len = if t.is_part() { SetTrailer::LEN_V2 } else { SetTrailer::LEN };
+        prop_assert_eq!(b.len(), len);
         prop_assert_eq!(SetTrailer::decode(&b).unwrap(), t);
     }
 
@@ -925,4 +931,171 @@ fn trailer_stop_reason_is_byte_81_and_zero_reads_as_not_given() {
     let old = SetTrailer::decode(&trailer().encode()).unwrap();
     assert_eq!(old.stop, StopReason::NOT_GIVEN);
     assert_eq!(StopReason(9).to_string(), "stop reason 9");
+}
+
+// ---- multi-volume sets (format version 2) ----
+
+const V2VOL: Uuid = Uuid::from_u128(0x11111111_2222_4333_8444_555555555555);
+
+/// Part 2 of the set above, on volume 11111111-…, resuming at record
+/// 0x80 (payload byte 0x1ffe800, source LBA 0x10004); part 1 is tape
+/// file 3 of TAPE01.
+const CONTINUATION_HEX: &str = "
+    53414e4d434f4e31 0002 0000 0000007c
+    5e7e0000000040008000000000000001
+    11111111222243338444555555555555
+    00000002 0003ffd0
+    0000000000000080
+    0000000001ffe800
+    0000000000010004
+    00112233445566778899aabbccddeeff
+    00000003 00000000
+    0000000065000002
+    0006 544150453031
+    aa84192a";
+
+fn continuation() -> Continuation {
+    Continuation {
+        set_id: S,
+        volume_id: V2VOL,
+        part: 2,
+        payload_size: 0x3ffd0,
+        first_seq: 0x80,
+        offset: 0x1ffe800,
+        lba: 0x10004,
+        prev_volume: U,
+        prev_file: 3,
+        created: 0x6500_0002,
+        prev_name: "TAPE01".into(),
+    }
+}
+
+/// The trailer that closes part 1 when the set continues: version 2,
+/// 0x80 records so far, complete 0, stop reason 3, part 1 (104 bytes).
+const TRAILER_V2_HEX: &str = "
+    53414e4d454e4431 0002 0000 00000068
+    5e7e0000000040008000000000000001
+    0000000000000080
+    0000000001ffe800
+    ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad
+    00 03 000000000000
+    0000000065000002
+    00000001
+    9a418598";
+
+fn continued_trailer() -> SetTrailer {
+    SetTrailer {
+        records: 0x80,
+        bytes: 0x1ffe800,
+        complete: false,
+        stop: StopReason::CONTINUES,
+        part: 1,
+        ..trailer()
+    }
+}
+
+#[test]
+fn continuation_golden() {
+    let c = continuation();
+    assert_eq!(c.encode(), h(CONTINUATION_HEX));
+    assert_eq!(Continuation::decode(&h(CONTINUATION_HEX)).unwrap(), c);
+    for n in 0..h(CONTINUATION_HEX).len() {
+        assert!(Continuation::decode(&h(CONTINUATION_HEX)[..n]).is_err(), "{n}");
+    }
+}
+
+#[test]
+fn continued_trailer_golden_is_version_2_with_the_part() {
+    let t = continued_trailer();
+    assert!(t.is_part());
+    assert_eq!(t.encode(), h(TRAILER_V2_HEX));
+    assert_eq!(SetTrailer::decode(&h(TRAILER_V2_HEX)).unwrap(), t);
+    // The last part's trailer: version 2 too, complete, its part number.
+    let last = SetTrailer {
+        records: 0x100,
+        bytes: 0x3ffd000,
+        ended: 0x6500_0003,
+        part: 2,
+        ..trailer()
+    };
+    let b = last.encode();
+    assert_eq!(&b[8..10], &[0, 2]);
+    assert_eq!(&b[96..100], &[0, 0, 0, 2]);
+    assert_eq!(SetTrailer::decode(&b).unwrap(), last);
+    assert_eq!(StopReason::CONTINUES.to_string(), "continues on the next volume");
+}
+
+#[test]
+fn single_volume_sets_keep_the_version_1_bytes() {
+    // What this build writes for a set that fits one volume is what
+    // version-1 readers read: the version-1 golden bytes, unchanged.
+    assert_eq!(trailer().encode(), h(TRAILER_HEX));
+    assert_eq!(label().encode(), h(LABEL_HEX));
+    assert_eq!(header().encode().unwrap(), h(HEADER_HEX));
+    let mut out = Vec::new();
+    encode_record(S, 5, b"hello", &mut out);
+    assert_eq!(out, h(RECORD_HEX));
+}
+
+#[test]
+fn version_2_damage_is_a_clear_error() {
+    // A version-1 continuation header does not exist.
+    let mut b = h(CONTINUATION_HEX);
+    b[9] = 1;
+    let n = b.len() - 4;
+    let crc = crc32c::crc32c(&b[..n]);
+    b[n..].copy_from_slice(&crc.to_be_bytes());
+    let e = Continuation::decode(&b).unwrap_err();
+    assert!(e.to_string().contains("new in version 2"), "{e}");
+    // Part 1 cannot be a continuation; part 0 is no part.
+    let bad_part = |at: usize, v: u8, d: Decode| {
+        let mut b = h(if at == 51 { CONTINUATION_HEX } else { TRAILER_V2_HEX });
+        b[at] = v;
+        let n = b.len() - 4;
+        let crc = crc32c::crc32c(&b[..n]);
+        b[n..].copy_from_slice(&crc.to_be_bytes());
+        d(&b)
+    };
+    let cont_d: Decode = |b| Continuation::decode(b).map(drop);
+    assert!(bad_part(51, 1, cont_d).unwrap_err().to_string().contains("part number 1"));
+    assert!(bad_part(99, 0, trailer_d).unwrap_err().to_string().contains("part number 0"));
+    // A version-2 trailer cut to the version-1 length.
+    let mut short = h(TRAILER_V2_HEX);
+    short.truncate(100);
+    short[15] = 100;
+    let crc = crc32c::crc32c(&short[..96]);
+    short[96..].copy_from_slice(&crc.to_be_bytes());
+    assert!(matches!(
+        SetTrailer::decode(&short),
+        Err(FormatError::Invalid { .. })
+    ));
+}
+
+proptest! {
+    #[test]
+    fn continuation_round_trips(
+        set_id in uuid_s(), volume_id in uuid_s(), part in 2u32.., payload_size in any::<u32>(),
+        first_seq in any::<u64>(), offset in any::<u64>(), lba in any::<u64>(),
+        prev_volume in uuid_s(), prev_file in any::<u32>(), created in any::<u64>(),
+        prev_name in "[a-zA-Z0-9]{0,64}",
+    ) {
+        let c = Continuation {
+            set_id, volume_id, part, payload_size, first_seq, offset, lba, prev_volume,
+            prev_file, created, prev_name,
+        };
+        prop_assert_eq!(classify(&c.encode()), BlockKind::Continuation);
+        prop_assert_eq!(Continuation::decode(&c.encode()).unwrap(), c);
+    }
+
+    #[test]
+    fn part_trailer_round_trips(part in 1u32.., records in any::<u64>(), continues in any::<bool>()) {
+        let t = SetTrailer {
+            part,
+            records,
+            complete: !continues,
+            stop: if continues { StopReason::CONTINUES } else { StopReason::NOT_GIVEN },
+            ..trailer()
+        };
+        prop_assert_eq!(SetTrailer::decode(&t.encode()).unwrap(), t);
+    }
 }
