@@ -25,6 +25,7 @@ use crate::scsi::{BlockCount, BlockSize, Lba};
 
 mod devices;
 mod diff;
+mod parts;
 mod retention;
 mod schema;
 mod server;
@@ -191,6 +192,37 @@ pub struct SetRow {
     /// while it is kept (schema V6).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expired: Option<i64>,
+    /// A multi-volume set's parts in order, the first included (schema
+    /// V8); empty for a set on one volume.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<SetPart>,
+}
+
+/// One part of a multi-volume set: which volume and tape file it is on,
+/// and which records it holds (FORMAT.md "Multi-volume sets").
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetPart {
+    /// From 1.
+    pub part: u32,
+    pub volume: Uuid,
+    /// The volume's label name (its cartridge).
+    pub volume_name: String,
+    pub file_number: u32,
+    /// Sequence number of the part's first record.
+    pub first_seq: u64,
+    /// Records and payload bytes in this part.
+    pub records: u64,
+    pub bytes: u64,
+}
+
+/// A part as a rebuild found it: where it is, and how its trailer ends
+/// it (`None`: it continues on the next volume). The last part's outcome
+/// becomes the set's once every part before it is in the catalog.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FoundPart {
+    pub set_id: Uuid,
+    pub part: SetPart,
+    pub outcome: Option<SetOutcome>,
 }
 
 /// An open catalog database.
@@ -381,6 +413,7 @@ fn set_from_row(row: &Row<'_>) -> rusqlite::Result<SetRow> {
         volume_name: row.get(19)?,
         extents: Vec::new(),
         expired: row.get(21)?,
+        parts: Vec::new(),
     })
 }
 
@@ -721,7 +754,9 @@ impl Catalog {
                 .push((Lba(lba), BlockCount(blocks)));
         }
         for s in &mut sets {
-            s.extents = by_set.remove(&uuid_text(s.info.id)).unwrap_or_default();
+            let id = uuid_text(s.info.id);
+            s.extents = by_set.remove(&id).unwrap_or_default();
+            s.parts = parts::of_set(conn, &id)?;
         }
         Ok(sets)
     }
@@ -735,6 +770,7 @@ impl Catalog {
             .optional()?
             .ok_or_else(|| CatalogError::NotFound(format!("no set {id} in the catalog")))?;
         row.extents = Self::extents(conn, id)?;
+        row.parts = parts::of_set(conn, id)?;
         Ok(row)
     }
 
@@ -820,6 +856,20 @@ impl Catalog {
         sets: &[SetRow],
         keep_files: &[u32],
     ) -> Result<(), CatalogError> {
+        self.replace_volume(vol, sets, keep_files, &[])
+    }
+
+    /// [`Catalog::replace_volume_sets_keeping`], also replacing the parts
+    /// of multi-volume sets on the volume with `found`; a set with a part
+    /// here is then settled from all its parts in the catalog (its last
+    /// part's trailer once every part has been rebuilt).
+    pub fn replace_volume(
+        &self,
+        vol: &VolumeRow,
+        sets: &[SetRow],
+        keep_files: &[u32],
+        found: &[FoundPart],
+    ) -> Result<(), CatalogError> {
         let vol_id = uuid_text(vol.id);
         for s in sets {
             if s.info.volume != vol.id {
@@ -890,6 +940,7 @@ impl Catalog {
                 retention::mark_expired(&tx, &id, at)?;
             }
         }
+        parts::replace_found(&tx, &vol_id, found)?;
         tx.commit()?;
         Ok(())
     }

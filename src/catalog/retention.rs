@@ -38,6 +38,7 @@ impl Catalog {
         let (state, _) = state_and_expiry(&tx, &idt)?;
         refuse_running(&idt, state, "forgotten")?;
         tx.execute("DELETE FROM set_extents WHERE set_id = ?1", [&idt])?;
+        tx.execute("DELETE FROM set_parts WHERE set_id = ?1", [&idt])?;
         tx.execute("DELETE FROM sets WHERE id = ?1", [&idt])?;
         tx.commit()?;
         Ok(())

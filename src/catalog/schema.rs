@@ -206,7 +206,31 @@ CREATE TABLE server_events (
 ";
 
 /// `MIGRATIONS[i]` upgrades schema version `i` to `i + 1`.
-pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
+/// Multi-volume sets (format version 2): where each part of a set is.
+/// No reference to `sets`: a rebuild may read a later part's cartridge
+/// before the first part's, and the parts are joined by set id.
+/// `ends`: `continues` (the part's trailer continues on the next
+/// volume), `last` (the set's outcome is in `sets`), or, for a last part
+/// found by a rebuild, the set state its trailer gives.
+const V8: &str = "
+CREATE TABLE set_parts (
+    set_id      TEXT NOT NULL,
+    part        INTEGER NOT NULL CHECK (part >= 1),
+    volume      TEXT NOT NULL REFERENCES volumes(id),
+    file_number INTEGER NOT NULL,
+    first_seq   INTEGER NOT NULL,
+    records     INTEGER NOT NULL,
+    bytes       INTEGER NOT NULL,
+    ends        TEXT NOT NULL,
+    digest      TEXT,
+    ended       INTEGER NOT NULL DEFAULT 0,
+    error       TEXT,
+    PRIMARY KEY (set_id, part)
+);
+CREATE INDEX set_parts_by_volume ON set_parts(volume, file_number);
+";
+
+pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
 
 /// The schema version this build writes and understands.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -39,6 +39,16 @@ pub enum EngineError {
         seq: Option<u64>,
         reason: Corruption,
     },
+    /// A multi-volume set needed its next volume and got none: part
+    /// `part - 1` was closed on tape with its continuation trailer and
+    /// the set is failed.
+    #[error("set {set}: volume {full} is full and no volume could be had for part {part}: {source}; the set is failed (what is on tape stays closed and readable)")]
+    NoNextVolume {
+        set: Uuid,
+        part: u32,
+        full: String,
+        source: Box<EngineError>,
+    },
     /// The tape reached its end: the set was closed as incomplete.
     #[error("tape full: set {set} stopped after {bytes} bytes at end of medium and is marked incomplete; continue on another tape")]
     TapeFull { set: Uuid, bytes: u64 },
@@ -160,6 +170,21 @@ pub enum Refusal {
         set_volume_name: String,
         set_volume: Uuid,
     },
+    #[error("{device}: the next volume for set {set} is {name} ({id}) again, the volume that is full")]
+    SameVolume {
+        device: String,
+        name: String,
+        id: Uuid,
+        set: Uuid,
+    },
+    #[error("set {set} continues on volume {volume_name} ({volume}), tape file {file} (part {part}); this restore has no way to load it: use --server, which loads each part's cartridge")]
+    PartNotLoaded {
+        set: Uuid,
+        part: u32,
+        volume_name: String,
+        volume: Uuid,
+        file: u32,
+    },
     #[error("{device}: the catalog does not know which volume is in this drive; label it ('sanmover tape DEV label NAME') or run 'sanmover catalog rebuild --tape DEV' first (a third-party-copy backup does not read the tape itself)")]
     VolumeUnknown { device: String },
     #[error("{device}: target block size is {target} bytes, the set was taken with {set}")]
@@ -274,6 +299,18 @@ pub enum Corruption {
     /// source, or a target named).
     #[error("differs from {with} at byte {byte} (LBA {lba})")]
     Differs { with: String, byte: u64, lba: Lba },
+    #[error("continuation header: {0}")]
+    Continuation(FormatError),
+    /// A part of a multi-volume set does not follow the one before it.
+    #[error("part {part}: {field} is {found}, expected {expected}")]
+    PartMismatch {
+        part: u32,
+        field: &'static str,
+        expected: u64,
+        found: u64,
+    },
+    #[error("part {part} continues on the next volume, but the catalog lists no part after it")]
+    PartMissing { part: u32 },
     #[error("{restored} blocks restored, the set holds {holds}")]
     ShortRestore {
         restored: BlockCount,

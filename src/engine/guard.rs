@@ -32,6 +32,11 @@ impl PositionGuard {
         PositionGuard { start }
     }
 
+    /// A guard that checks nothing (before the set's first block).
+    pub fn unset() -> PositionGuard {
+        PositionGuard { start: None }
+    }
+
     /// Whether this guard checks anything.
     pub fn active(&self) -> bool {
         self.start.is_some()

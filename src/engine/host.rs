@@ -8,19 +8,24 @@
 
 use std::sync::mpsc;
 
+use uuid::Uuid;
+
 use super::guard::{refuse_live_writer, PositionGuard};
 use super::handoff::{self, handoff, Eager};
 use super::interrupt::StopFlag;
 use super::set_writer::{
-    Moved, Mover, Placement, SetPlan, SetRequest, SetWriter, SourceSurvey, Tally,
+    volume_row, Moved, Mover, NextVolume, Placement, SetPlan, SetRequest, SetWriter, Spanned,
+    SourceSurvey, Tally,
 };
 use super::volume::{find_append_point, require_label};
-use super::{now, EngineError, Progress, SetSummary};
-use crate::catalog::{Catalog, VolumeRow};
+use super::{now, EngineError, Progress, Refusal, SetSummary};
+use crate::catalog::{Catalog, SetPart, VolumeRow};
 use crate::device::disk::chunks;
 use crate::device::tape::Reservation;
 use crate::device::{Disk, Tape};
-use crate::format::{encode_record_header, Mode, RecordHeader, SetDigest, SourceIdentity};
+use crate::format::{
+    encode_record_header, Continuation, Mode, RecordHeader, SetDigest, SourceIdentity, VolumeLabel,
+};
 use crate::transport::Transport;
 
 /// What the user asked for.
@@ -90,6 +95,20 @@ pub fn backup_from<S: Transport + Send, T: Transport>(
     opts: &BackupOptions,
     progress: &dyn Progress,
 ) -> Result<BackupSummary, EngineError> {
+    backup_spanning(source, production, (tape, None), catalog, opts, progress)
+}
+
+/// [`backup_from`] with a source of next volumes: a set that meets the
+/// end of its volume continues on the volume `next` puts in the drive
+/// (FORMAT.md "Multi-volume sets"); without one it is closed incomplete.
+pub fn backup_spanning<'a, S: Transport + Send, T: Transport>(
+    source: &'a mut Disk<S>,
+    production: Option<SourceIdentity>,
+    (tape, next): (&'a mut Tape<T>, Option<&'a mut dyn NextVolume<T>>),
+    catalog: &Catalog,
+    opts: &BackupOptions,
+    progress: &dyn Progress,
+) -> Result<BackupSummary, EngineError> {
     let survey = SourceSurvey::read(source, &opts.set.source_url, production)?;
     let mode = match survey.snapshot {
         Some(_) => Mode::SERVERLESS,
@@ -99,13 +118,13 @@ pub fn backup_from<S: Transport + Send, T: Transport>(
     let reservation = reserve(tape, opts.reservation_key)?;
     let mut mover = HostMover {
         source,
-        tape,
+        drive: Drive::new(tape, next),
         queue_depth: opts.queue_depth.max(1),
         mode,
     };
     let result = writer.run(&mut mover, catalog, progress);
     if !opts.keep_reservation {
-        release(mover.tape, reservation);
+        release(mover.drive.tape, reservation);
     }
     let (set, place) = result?;
     Ok(BackupSummary {
@@ -124,9 +143,26 @@ const MAX_PER_RECORD: u64 = u32::MAX as u64;
 /// writes one tape block per record.
 struct HostMover<'a, S: Transport, T: Transport> {
     source: &'a mut Disk<S>,
-    tape: &'a mut Tape<T>,
+    drive: Drive<'a, T>,
     queue_depth: usize,
     mode: Mode,
+}
+
+/// The tape side of a set, which may go on to further volumes: the drive,
+/// what gives the next volume, the volume and tape file being written and
+/// the parts closed so far.
+struct Drive<'a, T: Transport> {
+    tape: &'a mut Tape<T>,
+    next: Option<&'a mut dyn NextVolume<T>>,
+    /// The volume in the drive (read by `place`, then by each switch).
+    label: Option<VolumeLabel>,
+    /// The current part's tape file.
+    file: u32,
+    guard: PositionGuard,
+    spanned: Spanned,
+    /// The current part's file is closed (trailer and filemark written):
+    /// nothing more may be written there, not even after a failure.
+    closed: bool,
 }
 
 /// A framed record on its way to the tape: the block, the set digest
@@ -141,7 +177,8 @@ impl<S: Transport + Send, T: Transport> Mover for HostMover<'_, S, T> {
     /// The label says which volume this is; the append point is found on
     /// the tape itself.
     fn place(&mut self, catalog: &Catalog, _tape_url: &str) -> Result<Placement, EngineError> {
-        let label = require_label(self.tape)?;
+        let tape = &mut *self.drive.tape;
+        let label = require_label(tape)?;
         refuse_live_writer(catalog, label.uuid, &label.name)?;
         catalog.upsert_volume(&VolumeRow {
             id: label.uuid,
@@ -149,7 +186,9 @@ impl<S: Transport + Send, T: Transport> Mover for HostMover<'_, S, T> {
             created: label.created as i64,
             last_file: None,
         })?;
-        let file = find_append_point(self.tape)?;
+        let file = find_append_point(tape)?;
+        self.drive.file = file;
+        self.drive.label = Some(label.clone());
         Ok(Placement {
             volume: label.uuid,
             volume_name: Some(label.name),
@@ -165,32 +204,155 @@ impl<S: Transport + Send, T: Transport> Mover for HostMover<'_, S, T> {
         stop: StopFlag,
         progress: &dyn Progress,
     ) -> Result<Moved, EngineError> {
-        let guard = PositionGuard::start(self.tape);
-        self.tape.write_block(set.header_bytes.clone())?;
+        self.drive.guard = PositionGuard::start(self.drive.tape);
+        self.drive.tape.write_block(set.header_bytes.clone())?;
         progress.start(set.extent.bytes(), "backup");
         let streamed = self.stream(set, stop, progress);
         progress.finish();
         let (tally, digest) = streamed?;
         let trailer = tally.trailer(digest, false, now());
-        // Header + records: the trailer goes right after them, or nowhere.
-        guard.check(self.tape, 1 + tally.records, "the trailer")?;
-        self.tape.write_block(trailer.encode())?;
-        guard.check(self.tape, 2 + tally.records, "the filemark")?;
-        self.tape.write_filemarks(1)?;
-        Ok(tally.moved(digest))
+        self.drive.close_part(&tally, trailer.encode())?;
+        let spanned = self.drive.spanned(&tally);
+        Ok(tally.moved(digest, spanned))
     }
 
     fn close_failed(&mut self, _cause: &EngineError) {
         // A tape failure forgets the position: only after a source failure
-        // is the tape known to be fine, and the file is closed.
-        if self.tape.position().block.is_some() {
-            if let Err(e) = self.tape.write_filemarks(1) {
-                log::warn!(
-                    "{}: closing the failed set's file: {e}",
-                    self.tape.scsi.name()
-                );
+        // is the tape known to be fine, and the file is closed. A part
+        // already closed (the next volume could not be had) stays as is.
+        let tape = &mut *self.drive.tape;
+        if !self.drive.closed && tape.position().block.is_some() {
+            if let Err(e) = tape.write_filemarks(1) {
+                log::warn!("{}: closing the failed set's file: {e}", tape.scsi.name());
             }
         }
+    }
+}
+
+impl<'a, T: Transport> Drive<'a, T> {
+    fn new(tape: &'a mut Tape<T>, next: Option<&'a mut dyn NextVolume<T>>) -> Self {
+        Drive {
+            tape,
+            next,
+            label: None,
+            file: 0,
+            guard: PositionGuard::unset(),
+            spanned: Spanned::default(),
+            closed: false,
+        }
+    }
+
+    /// Write `trailer` and the filemark after the current part's records:
+    /// right after them, or nowhere (the guard checks the position).
+    fn close_part(&mut self, tally: &Tally, trailer: Vec<u8>) -> Result<(), EngineError> {
+        let written = 1 + tally.part_records();
+        self.guard.check(self.tape, written, "the trailer")?;
+        self.tape.write_block(trailer)?;
+        self.guard.check(self.tape, written + 1, "the filemark")?;
+        self.tape.write_filemarks(1)?;
+        self.closed = true;
+        Ok(())
+    }
+
+    /// Whether a set at early warning can go on to another volume: there
+    /// is a source of volumes and records are left to write.
+    fn can_continue(&self, tally: &Tally, planned: u64) -> bool {
+        self.next.is_some() && tally.records < planned
+    }
+
+    /// The current part, as the catalog lists it.
+    fn part(&self, tally: &Tally) -> SetPart {
+        let label = self.label.as_ref();
+        SetPart {
+            part: tally.part,
+            volume: label.map_or(Uuid::nil(), |l| l.uuid),
+            volume_name: label.map(|l| l.name.clone()).unwrap_or_default(),
+            file_number: self.file,
+            first_seq: tally.part_start,
+            records: tally.part_records(),
+            bytes: tally.bytes - tally.part_offset,
+        }
+    }
+
+    /// Where the set went, the last part included; empty on one volume.
+    fn spanned(&mut self, tally: &Tally) -> Spanned {
+        let mut s = std::mem::take(&mut self.spanned);
+        if !s.parts.is_empty() {
+            s.parts.push(self.part(tally));
+        }
+        s
+    }
+
+    /// At early warning: close this part with a continuation trailer (the
+    /// digest `so_far`), have the next volume put in the drive, check its
+    /// label, and open the next part with a continuation header at its
+    /// append point (FORMAT.md "Multi-volume sets").
+    fn continue_on_next(
+        &mut self,
+        set: &SetPlan,
+        tally: &mut Tally,
+        so_far: &SetDigest,
+    ) -> Result<(), EngineError> {
+        let trailer = tally.continued_trailer(so_far.clone().finish(), now());
+        self.close_part(tally, trailer.encode())?;
+        let full = self.label.clone().ok_or(EngineError::Stopped("no volume label read"))?;
+        let part = tally.part + 1;
+        let (label, file) =
+            self.load_next(set.set_id(), part, &full)
+                .map_err(|e| EngineError::NoNextVolume {
+                    set: set.set_id(),
+                    part,
+                    full: full.name.clone(),
+                    source: Box::new(e),
+                })?;
+        self.spanned.parts.push(self.part(tally));
+        self.spanned.volumes.push(volume_row(&label));
+        tally.next_part();
+        self.guard = PositionGuard::start(self.tape);
+        let header = Continuation {
+            set_id: set.set_id(),
+            volume_id: label.uuid,
+            part,
+            payload_size: set.header.payload_size,
+            first_seq: tally.part_start,
+            offset: tally.part_offset,
+            lba: set.extent.lba.0 + tally.part_offset / u64::from(set.extent.block_size.0),
+            prev_volume: full.uuid,
+            prev_file: self.file,
+            created: now(),
+            prev_name: full.name.clone(),
+        };
+        self.closed = false;
+        (self.label, self.file) = (Some(label), file);
+        self.tape.write_block(header.encode())?;
+        Ok(())
+    }
+
+    /// Ask for the next volume and check what came: a sanmover volume
+    /// other than `full`; its label and the tape file the part goes in.
+    fn load_next(
+        &mut self,
+        set: Uuid,
+        part: u32,
+        full: &VolumeLabel,
+    ) -> Result<(VolumeLabel, u32), EngineError> {
+        let next = self
+            .next
+            .as_mut()
+            .ok_or(EngineError::Stopped("no source of next volumes"))?;
+        next.next_volume(self.tape, set, part, full)?;
+        let label = require_label(self.tape)?;
+        if label.uuid == full.uuid {
+            return Err(Refusal::SameVolume {
+                device: self.tape.scsi.name().to_string(),
+                name: label.name,
+                id: label.uuid,
+                set,
+            }
+            .into());
+        }
+        let file = find_append_point(self.tape)?;
+        Ok((label, file))
     }
 }
 
@@ -208,13 +370,18 @@ impl<S: Transport + Send, T: Transport> HostMover<'_, S, T> {
         let depth = self.queue_depth;
         let (tx, rx) = handoff::<Framed>(depth, Eager::Receiver);
         let (spare_tx, spare_rx) = mpsc::channel::<Vec<u8>>();
-        let (source, tape) = (&mut *self.source, &mut *self.tape);
+        let (source, drive) = (&mut *self.source, &mut self.drive);
         let mut tally = Tally::new(header.set_id);
         std::thread::scope(|s| {
             let reader = s.spawn(move || frame_records(source, set, depth, tx, spare_rx));
             // Returning drops the receiver, which stops a reader still
             // sending.
-            let written = write_records(tape, rx, &spare_tx, &mut tally, stop, progress);
+            let mut side = TapeSide {
+                drive,
+                tally: &mut tally,
+                set,
+            };
+            let written = write_records(&mut side, rx, &spare_tx, stop, progress);
             let read = reader
                 .join()
                 .unwrap_or_else(|_| Err(EngineError::Stopped("the disk reader panicked")));
@@ -268,25 +435,45 @@ fn frame_records<S: Transport>(
     )
 }
 
+/// What the tape thread writes with: the drive, the tally, the set.
+struct TapeSide<'s, 'a, T: Transport> {
+    drive: &'s mut Drive<'a, T>,
+    tally: &'s mut Tally,
+    set: &'s SetPlan,
+}
+
 /// The tape thread: one WRITE(6) a record, then, with the record on tape,
-/// ask the tally whether to stop (early warning, a signal). The digest
-/// state after the last record that reached the tape.
+/// at early warning go on to the next volume when there is a source of
+/// them, else ask the tally whether to stop (early warning, a signal).
+/// The digest state after the last record that reached the tape.
+///
+/// Early warning is the drive's EOM on a WRITE that wrote its block (SSC-4
+/// 4.2.5): at the early-warning point, or, on a drive without one (tgt),
+/// at the capacity itself, past which tgt keeps writing. Only a trailer
+/// and a filemark follow it on that volume.
 fn write_records<T: Transport>(
-    tape: &mut Tape<T>,
+    side: &mut TapeSide<'_, '_, T>,
     rx: handoff::Receiver<Framed>,
     spare: &mpsc::Sender<Vec<u8>>,
-    tally: &mut Tally,
     stop: StopFlag,
     progress: &dyn Progress,
 ) -> Result<Option<SetDigest>, EngineError> {
     let mut digest = None;
+    let planned = side.set.extent.records();
     for (rec, state, n) in &rx {
-        let (w, back) = tape.write_block_buf(rec)?;
+        let (w, back) = side.drive.tape.write_block_buf(rec)?;
         let _ = spare.send(back);
-        digest = Some(state);
-        tally.wrote(1, n);
+        side.tally.wrote(1, n);
         progress.advance(n);
-        if tally.stop_at(w.early_warning, stop.raised()) {
+        let signal = stop.raised();
+        let mut early_warning = w.early_warning;
+        if early_warning && signal.is_none() && side.drive.can_continue(side.tally, planned) {
+            side.drive
+                .continue_on_next(side.set, side.tally, &state)?;
+            early_warning = false;
+        }
+        digest = Some(state);
+        if side.tally.stop_at(early_warning, signal) {
             break;
         }
     }

@@ -50,6 +50,10 @@ pub struct SetSummary {
     pub digest_algorithm: crate::format::DigestAlgorithm,
     /// The set's digest (FORMAT.md: of the data, or of the record CRCs).
     pub digest: String,
+    /// A multi-volume set's parts (volume, tape file, first record), the
+    /// first included; absent for a set on one volume.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<crate::catalog::SetPart>,
 }
 
 /// Throughput in MB/s (10^6 bytes a second); 0 for no time at all.

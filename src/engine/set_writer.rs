@@ -23,10 +23,11 @@ use super::interrupt::StopFlag;
 use super::{now, EngineError, Progress, Refusal, SetSummary};
 use crate::catalog::{Catalog, SetInfo, SetOutcome, SetState};
 use crate::device::disk::Capacity;
-use crate::device::Disk;
+use crate::catalog::{SetPart, VolumeRow};
+use crate::device::{Disk, Tape};
 use crate::format::{
     hex, DigestAlgorithm, Mode, RecordHeader, SetHeader, SetTrailer, SourceIdentity, StopReason,
-    StoredDesignator,
+    StoredDesignator, VolumeLabel,
 };
 use crate::scsi::spc::{UnitSerialNumber, VpdPage};
 use crate::scsi::{BlockCount, BlockSize, Lba};
@@ -194,6 +195,11 @@ impl Extent {
         (self.per_record * u64::from(self.block_size.0)) as u32
     }
 
+    /// Data records of the whole range.
+    pub fn records(&self) -> u64 {
+        self.blocks.0.div_ceil(self.per_record)
+    }
+
     /// Bytes of the whole range.
     pub fn bytes(&self) -> u64 {
         self.blocks.0 * u64::from(self.block_size.0)
@@ -225,9 +231,16 @@ impl Stopped {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tally {
     pub set: Uuid,
+    /// Records and payload bytes of the whole set so far (every part).
     pub records: u64,
     pub bytes: u64,
     pub stopped: Option<Stopped>,
+    /// The part being written, from 1 (FORMAT.md "Multi-volume sets").
+    pub part: u32,
+    /// `records` when this part began: its first record's sequence.
+    pub part_start: u64,
+    /// `bytes` when this part began.
+    pub part_offset: u64,
 }
 
 impl Tally {
@@ -237,7 +250,32 @@ impl Tally {
             records: 0,
             bytes: 0,
             stopped: None,
+            part: 1,
+            part_start: 0,
+            part_offset: 0,
         }
+    }
+
+    /// Records on this part's volume so far.
+    pub fn part_records(&self) -> u64 {
+        self.records - self.part_start
+    }
+
+    /// The trailer that closes this part when the set continues on the
+    /// next volume: counts and `digest` of everything so far.
+    pub fn continued_trailer(&self, digest: [u8; 32], ended: u64) -> SetTrailer {
+        SetTrailer {
+            complete: false,
+            stop: StopReason::CONTINUES,
+            ..self.trailer(digest, false, ended)
+        }
+    }
+
+    /// The next part begins with the next record.
+    pub fn next_part(&mut self) {
+        self.part += 1;
+        self.part_start = self.records;
+        self.part_offset = self.bytes;
     }
 
     /// `records` records holding `bytes` of payload are on tape.
@@ -271,24 +309,63 @@ impl Tally {
             stop: self.stopped.map_or(StopReason::NOT_GIVEN, Stopped::reason),
             ended,
             crc_digest,
-            part: 1,
+            part: self.part,
         }
     }
 
-    /// What the mover reports once the trailer and filemark are written.
-    pub fn moved(self, digest: [u8; 32]) -> Moved {
+    /// What the mover reports once the trailer and filemark are written;
+    /// `spanned`: where a multi-volume set went.
+    pub fn moved(self, digest: [u8; 32], spanned: Spanned) -> Moved {
         Moved {
             records: self.records,
             bytes: self.bytes,
             digest,
             stopped: self.stopped,
+            parts: spanned.parts,
+            volumes: spanned.volumes,
         }
+    }
+}
+
+/// Where a multi-volume set went: its parts, the first included, and the
+/// volumes they are on. Empty for a set on one volume.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Spanned {
+    pub parts: Vec<SetPart>,
+    pub volumes: Vec<VolumeRow>,
+}
+
+/// What asks for the next volume when a set reaches the end of its
+/// volume (FORMAT.md "Multi-volume sets"): the backup server, and later a
+/// local changer or an operator. Without one a set that meets the end of
+/// its volume is closed incomplete.
+pub trait NextVolume<T: Transport> {
+    /// `full`, in the drive `tape` addresses, is full, and part
+    /// `part - 1` of `set` is closed on it with its trailer and filemark.
+    /// Put the volume part `part` goes on in that drive. The engine then
+    /// reads its label (a foreign or blank one is refused) and appends.
+    fn next_volume(
+        &mut self,
+        tape: &mut Tape<T>,
+        set: Uuid,
+        part: u32,
+        full: &VolumeLabel,
+    ) -> Result<(), EngineError>;
+}
+
+/// The catalog row of a volume read from its label.
+pub fn volume_row(label: &VolumeLabel) -> VolumeRow {
+    VolumeRow {
+        id: label.uuid,
+        name: label.name.clone(),
+        created: label.created as i64,
+        last_file: None,
     }
 }
 
 /// What a mover put on tape: the set's file closed by its trailer and a
 /// filemark.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Moved {
     pub records: u64,
     pub bytes: u64,
@@ -296,6 +373,11 @@ pub struct Moved {
     pub digest: [u8; 32],
     /// Why the set was closed early (trailer marked incomplete).
     pub stopped: Option<Stopped>,
+    /// A multi-volume set's parts, the first included; empty for a set on
+    /// one volume.
+    pub parts: Vec<SetPart>,
+    /// The volumes of `parts` after the first, as their labels say.
+    pub volumes: Vec<VolumeRow>,
 }
 
 /// How a mode puts a set's tape file on tape. The [`SetWriter`] calls
@@ -458,6 +540,7 @@ impl SetPlan {
             mbps: super::mbps(m.bytes, seconds),
             digest_algorithm: h.digest,
             digest: hex(&m.digest),
+            parts: m.parts.clone(),
         }
     }
 }
@@ -519,6 +602,9 @@ impl SetWriter {
         let seconds = t0.elapsed().as_secs_f64();
         if let Err(e) = &run {
             mover.close_failed(e);
+        }
+        if let Ok(m) = &run {
+            catalog.record_parts(plan.set_id(), &m.parts, &m.volumes)?;
         }
         catalog.finish_set(plan.set_id(), &plan.outcome(&run, seconds, now()))?;
         let moved = run?;
@@ -664,6 +750,8 @@ mod tests {
             bytes: 1024,
             digest: [0xab; 32],
             stopped,
+            parts: Vec::new(),
+            volumes: Vec::new(),
         };
         let done = p.outcome(&Ok(m(None)), 1.0, 7);
         assert_eq!(
@@ -673,13 +761,19 @@ mod tests {
         assert_eq!(done.digest.as_deref(), Some(&*"ab".repeat(32)));
         assert!(p.stopped_early(&m(None)).is_ok());
         let eom = m(Some(Stopped::EndOfMedium));
-        assert_eq!(p.outcome(&Ok(eom), 1.0, 7).state, SetState::Incomplete);
+        assert_eq!(
+            p.outcome(&Ok(eom.clone()), 1.0, 7).state,
+            SetState::Incomplete
+        );
         assert!(matches!(
             p.stopped_early(&eom),
             Err(EngineError::TapeFull { bytes: 1024, .. })
         ));
         let int = m(Some(Stopped::Signal(Signal::SIGTERM)));
-        assert_eq!(p.outcome(&Ok(int), 1.0, 7).state, SetState::Interrupted);
+        assert_eq!(
+            p.outcome(&Ok(int.clone()), 1.0, 7).state,
+            SetState::Interrupted
+        );
         assert!(matches!(
             p.stopped_early(&int),
             Err(EngineError::Interrupted {

@@ -287,7 +287,7 @@ impl<C: Transport, T: Transport> ThirdPartyMover<'_, C, T> {
         let close = closing_command(&self.cscds, &crcs, &trailer, list_id)?;
         let what = "the closing command (CRC index, trailer, filemark)";
         send(self.cm, &close, what, &mut self.sent)?;
-        Ok(tally.moved(digest))
+        Ok(tally.moved(digest, Default::default()))
     }
 }
 

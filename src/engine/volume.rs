@@ -661,6 +661,7 @@ fn rebuilt_row(
         },
         volume_name: label.name.clone(),
         extents: vec![(Lba(h.lba), BlockCount(h.blocks))],
+        parts: Vec::new(),
         expired: None,
     };
     match scan {
