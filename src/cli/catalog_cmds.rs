@@ -12,8 +12,8 @@ use super::output::{human_size, Out};
 use super::progress::Bar;
 use super::sessions::{redacted, Sessions};
 use super::time::{iso8601, iso8601_minutes};
-use crate::catalog::{diff_volume, SetRow, SetState, VolumeDiff, VolumeRow};
-use crate::engine::volume::rebuild;
+use crate::catalog::{diff_volume, Catalog, CatalogError, SetRow, SetState, VolumeDiff, VolumeRow};
+use crate::engine::volume::{rebuild, Rebuilt};
 
 /// `catalog list` keeps to this many columns.
 pub const LIST_WIDTH: usize = 100;
@@ -300,6 +300,29 @@ pub fn forget(s: &Sessions, out: &Out, set: &str, force: bool) -> Result<u8> {
     Ok(exit::OK)
 }
 
+/// A set whose first part is on this tape and continues on another
+/// volume reads as incomplete from this tape alone. When the catalog
+/// already lists the set's parts (it wrote them, or rebuilt the other
+/// cartridges), the set keeps the outcome the catalog has, so the rebuild
+/// changes nothing there; the parts are joined by set id either way.
+fn adopt_joined(catalog: &Catalog, r: &mut Rebuilt) -> Result<()> {
+    for row in &mut r.sets {
+        let first = r
+            .parts
+            .iter()
+            .any(|p| p.set_id == row.info.id && p.part.part == 1);
+        if !first {
+            continue;
+        }
+        match catalog.set(&row.info.id.to_string()) {
+            Ok(known) if known.parts.len() > 1 => row.outcome = known.outcome,
+            Ok(_) | Err(CatalogError::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
 /// What `catalog rebuild --json` prints, applied or not.
 #[derive(serde::Serialize)]
 struct RebuildReport<'a> {
@@ -310,6 +333,9 @@ struct RebuildReport<'a> {
     sets: &'a [SetRow],
     /// Tape files that could not be read as a set, and why.
     unreadable: Vec<UnreadableFile>,
+    /// Parts of multi-volume sets found on this tape.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    parts: Vec<PartFound>,
     /// The catalog's sets on this volume against the tape's.
     diff: &'a VolumeDiff,
     /// Only when refused: the error and exit status, as for any error.
@@ -317,6 +343,15 @@ struct RebuildReport<'a> {
     error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     exit_code: Option<u8>,
+}
+
+#[derive(serde::Serialize)]
+struct PartFound {
+    set_id: uuid::Uuid,
+    #[serde(flatten)]
+    part: crate::catalog::SetPart,
+    /// False when the part's trailer continues on the next volume.
+    last: bool,
 }
 
 #[derive(serde::Serialize)]
@@ -329,7 +364,8 @@ pub fn run_rebuild(s: &Sessions, out: &Out, a: &RebuildArgs) -> Result<u8> {
     let catalog = s.catalog()?;
     let mut t = s.tape(&a.tape)?;
     let _lock = s.lock_tape(&mut t, &a.tape, "catalog rebuild", a.wait)?;
-    let r = rebuild(&mut t, &Bar::new(out))?;
+    let mut r = rebuild(&mut t, &Bar::new(out))?;
+    adopt_joined(&catalog, &mut r)?;
     let (vol, sets) = (&r.volume, &r.sets);
     let keep: Vec<u32> = r.unreadable.iter().map(|(f, _)| *f).collect();
     let diff = diff_volume(&catalog.sets_on_volume(vol.id)?, sets, &keep);
@@ -346,6 +382,15 @@ pub fn run_rebuild(s: &Sessions, out: &Out, a: &RebuildArgs) -> Result<u8> {
                 reason: why.clone(),
             })
             .collect(),
+        parts: r
+            .parts
+            .iter()
+            .map(|p| PartFound {
+                set_id: p.set_id,
+                part: p.part.clone(),
+                last: p.outcome.is_some(),
+            })
+            .collect(),
         diff: &diff,
         error: None,
         exit_code: None,
@@ -353,7 +398,7 @@ pub fn run_rebuild(s: &Sessions, out: &Out, a: &RebuildArgs) -> Result<u8> {
     if diff.needs_force() && !a.force {
         return Ok(refuse_rebuild(out, &mut report));
     }
-    catalog.replace_volume_sets_keeping(vol, sets, &keep)?;
+    catalog.replace_volume(vol, sets, &keep, &r.parts)?;
     catalog.set_volume_device(vol.id, &redacted(&a.tape))?;
     report.applied = true;
     out.emit(&report, || rebuilt_text(&report));
@@ -370,6 +415,17 @@ fn rebuilt_text(r: &RebuildReport<'_>) -> String {
     if r.diff.needs_force() || !r.diff.kept_unreadable.is_empty() {
         t.push_str("changes (--force):\n");
         t.push_str(&r.diff.text());
+    }
+    for p in &r.parts {
+        let _ = writeln!(
+            t,
+            "  part {} of set {} in file {} ({} records, {})",
+            p.part.part,
+            p.set_id,
+            p.part.file_number,
+            p.part.records,
+            if p.last { "its last part" } else { "continues on the next volume" }
+        );
     }
     for s in r.sets {
         let _ = writeln!(

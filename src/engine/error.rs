@@ -309,6 +309,12 @@ pub enum Corruption {
         expected: u64,
         found: u64,
     },
+    #[error("part {part}: the previous part is on volume {found}, expected {expected}")]
+    PartVolume {
+        part: u32,
+        expected: uuid::Uuid,
+        found: uuid::Uuid,
+    },
     #[error("part {part} continues on the next volume, but the catalog lists no part after it")]
     PartMissing { part: u32 },
     #[error("{restored} blocks restored, the set holds {holds}")]

@@ -13,15 +13,15 @@ use uuid::Uuid;
 
 use super::handoff::{handoff, Eager, Receiver, TryRecv};
 use super::volume::{
-    designator_text, open_set, read_blocks, require_label, scan_set, Checked, SetChecker, SetEnd,
-    SetScan,
+    designator_text, open_set, read_blocks, read_first_block, require_label, scan_part, Checked,
+    FirstBlock, Payload, Returned, SetChecker, SetEnd, SetScan,
 };
 use super::{Corruption, EngineError, Progress, Refusal};
-use crate::catalog::SetRow;
+use crate::catalog::{SetPart, SetRow};
 use crate::device::disk::Next;
 use crate::device::tape::ReadOutcome;
 use crate::device::{Disk, Tape};
-use crate::format::{hex, SetHeader};
+use crate::format::{hex, SetHeader, SetTrailer, StopReason};
 use crate::scsi::spc::Association;
 use crate::scsi::{BlockCount, BlockSize, Lba};
 use crate::transport::Transport;
@@ -172,6 +172,31 @@ pub struct Compare<'a, S: Transport> {
 pub fn verify_against<T: Transport + Send, S: Transport>(
     tape: &mut Tape<T>,
     set: &SetRow,
+    compare: Option<Compare<'_, S>>,
+    progress: &dyn Progress,
+) -> Result<ReadSummary, EngineError> {
+    verify_spanning(tape, None, set, compare, progress)
+}
+
+/// What puts the cartridge of each later part of a multi-volume set in
+/// the drive a restore or verify reads: the backup server (`--server`).
+pub trait LoadPart<T: Transport> {
+    /// Put `part`'s volume in the drive `tape` addresses.
+    fn load_part(
+        &mut self,
+        tape: &mut Tape<T>,
+        set: &SetRow,
+        part: &SetPart,
+    ) -> Result<(), EngineError>;
+}
+
+/// [`verify_against`], following a multi-volume set onto the volume of
+/// each later part, which `loader` loads (without one, such a set is
+/// refused at its first part's end, naming the cartridge it needs).
+pub fn verify_spanning<T: Transport + Send, S: Transport>(
+    tape: &mut Tape<T>,
+    mut loader: Option<&mut dyn LoadPart<T>>,
+    set: &SetRow,
     mut compare: Option<Compare<'_, S>>,
     progress: &dyn Progress,
 ) -> Result<ReadSummary, EngineError> {
@@ -183,14 +208,25 @@ pub fn verify_against<T: Transport + Send, S: Transport>(
     let t0 = Instant::now();
     let bs = set.info.block_size;
     let mut compared = 0u64;
-    let scan = scan_set(tape, Some(set.info.id), |seq, p| {
+    let mut sink = |seq, p: Payload| -> Result<Returned, EngineError> {
         if let Some(c) = compare.as_mut() {
             compare_payload(c, (set.info.id, seq), bs, compared, p.bytes())?;
             compared += p.bytes().len() as u64;
         }
         progress.advance(p.bytes().len() as u64);
         Ok(Some(p.into_block()))
-    });
+    };
+    let scan = (|| {
+        let mut checker = SetChecker::new(open_set(tape, Some(set.info.id))?);
+        loop {
+            match scan_part(tape, &mut checker, &mut sink)? {
+                SetEnd::Trailer(t) if t.stop == StopReason::CONTINUES => {
+                    next_part(tape, &mut loader, set, &mut checker, &t)?
+                }
+                end => return checker.finish(end),
+            }
+        }
+    })();
     progress.finish();
     let scan = scan?;
     finish_checks(set, &scan)?;
@@ -231,6 +267,68 @@ fn compare_payload<S: Transport>(
     }
     c.lba = Lba(c.lba.0 + u64::from(blocks));
     Ok(())
+}
+
+/// After part trailer `t`, which continues on the next volume: check it,
+/// have `loader` put the next part's volume in the drive, check its label
+/// and position at the part's continuation header, and check that.
+fn next_part<T: Transport>(
+    tape: &mut Tape<T>,
+    loader: &mut Option<&mut dyn LoadPart<T>>,
+    set: &SetRow,
+    checker: &mut SetChecker,
+    t: &SetTrailer,
+) -> Result<(), EngineError> {
+    let corrupt = |reason| EngineError::Corrupt {
+        set: set.info.id,
+        seq: None,
+        reason,
+    };
+    checker.end_part(t)?;
+    let want = checker.part();
+    let part = set
+        .parts
+        .iter()
+        .find(|p| p.part == want)
+        .ok_or_else(|| corrupt(Corruption::PartMissing { part: t.part }))?;
+    let prev = set
+        .parts
+        .iter()
+        .find(|p| p.part == t.part)
+        .map_or((set.info.volume, set.info.file_number), |p| {
+            (p.volume, p.file_number)
+        });
+    let Some(l) = loader.as_mut() else {
+        return Err(Refusal::PartNotLoaded {
+            set: set.info.id,
+            part: part.part,
+            volume_name: part.volume_name.clone(),
+            volume: part.volume,
+            file: part.file_number,
+        }
+        .into());
+    };
+    l.load_part(tape, set, part)?;
+    let label = require_label(tape)?;
+    if label.uuid != part.volume {
+        return Err(Refusal::WrongVolume {
+            device: tape.scsi.name().to_string(),
+            name: label.name,
+            id: label.uuid,
+            set: set.info.id,
+            set_volume_name: part.volume_name.clone(),
+            set_volume: part.volume,
+        }
+        .into());
+    }
+    tape.seek_file(part.file_number)?;
+    match read_first_block(tape) {
+        Ok(Some(FirstBlock::Continuation(c))) => checker.begin_part(&c, prev),
+        Ok(Some(FirstBlock::Header(h))) => Err(corrupt(Corruption::OtherSet(h.set_id))),
+        Ok(None) => Err(corrupt(Corruption::PartMissing { part: t.part })),
+        Err(EngineError::Format { source, .. }) => Err(corrupt(Corruption::Continuation(source))),
+        Err(e) => Err(e),
+    }
 }
 
 /// Where and how a restore writes.
@@ -333,6 +431,19 @@ pub fn restore<T: Transport + Send, D: Transport + Send>(
     opts: &RestoreOptions,
     progress: &dyn Progress,
 ) -> Result<ReadSummary, EngineError> {
+    restore_spanning(tape, None, set, target, opts, progress)
+}
+
+/// [`restore`], following a multi-volume set onto the volume of each
+/// later part, which `loader` loads (see [`verify_spanning`]).
+pub fn restore_spanning<T: Transport + Send, D: Transport + Send>(
+    tape: &mut Tape<T>,
+    mut loader: Option<&mut dyn LoadPart<T>>,
+    set: &SetRow,
+    target: &mut Disk<D>,
+    opts: &RestoreOptions,
+    progress: &dyn Progress,
+) -> Result<ReadSummary, EngineError> {
     let target_lba = opts.target_lba.unwrap_or(set.info.lba);
     check_target(target, set, target_lba)?;
     position(tape, set)?;
@@ -341,15 +452,21 @@ pub fn restore<T: Transport + Send, D: Transport + Send>(
     let mut checker = SetChecker::new(header);
     progress.start(set.outcome.bytes, "restore");
     let t0 = Instant::now();
-    let place = (target_lba, set.info.block_size);
-    let result = write_checked(
-        tape,
-        target,
-        &mut checker,
-        place,
-        opts.queue_depth,
-        progress,
-    );
+    let (bs, depth) = (set.info.block_size, opts.queue_depth);
+    let result = (|| -> Result<(u64, Option<SetEnd>), EngineError> {
+        let mut blocks = 0u64;
+        loop {
+            let place = (Lba(target_lba.0 + blocks), bs);
+            let (n, end) = write_checked(tape, target, &mut checker, place, depth, progress)?;
+            blocks += n;
+            match end {
+                Some(SetEnd::Trailer(t)) if t.stop == StopReason::CONTINUES => {
+                    next_part(tape, &mut loader, set, &mut checker, &t)?
+                }
+                end => return Ok((blocks, end)),
+            }
+        }
+    })();
     progress.finish();
     let (blocks, end) = result?;
     // No trailer seen: the reader met a filemark or end of data first.

@@ -8,12 +8,12 @@ use uuid::Uuid;
 
 use super::handoff::{handoff, Eager, Sender};
 use super::{now, Corruption, EngineError, Progress, Refusal};
-use crate::catalog::{SetInfo, SetOutcome, SetRow, SetState, VolumeRow};
+use crate::catalog::{FoundPart, SetInfo, SetOutcome, SetPart, SetRow, SetState, VolumeRow};
 use crate::device::tape::ReadOutcome;
 use crate::device::{DeviceError, Tape};
 use crate::format::{
-    check_record, classify, hex, BlockKind, CrcChainDigest, CrcIndex, RecordHeader, SetDigest,
-    SetHeader, SetTrailer, SourceIdentity, StopReason, VolumeLabel,
+    check_record, classify, hex, BlockKind, Continuation, CrcChainDigest, CrcIndex, DigestAlgorithm,
+    Mode, RecordHeader, SetDigest, SetHeader, SetTrailer, SourceIdentity, StopReason, VolumeLabel,
 };
 use crate::scsi::spc::{Association, CodeSet, Designator, DesignatorType, DeviceIdentification};
 use crate::scsi::{BlockCount, BlockSize, DeviceType, Lba};
@@ -271,6 +271,18 @@ pub fn scan_records<T: Transport + Send>(
     mut sink: impl FnMut(u64, Payload) -> Result<Returned, EngineError>,
 ) -> Result<SetScan, EngineError> {
     let mut checker = SetChecker::new(header);
+    let end = scan_part(tape, &mut checker, &mut sink);
+    checker.finish(end?)
+}
+
+/// The records of one part (a whole set on one volume) with `checker`:
+/// see [`scan_records`]. How the part's file ended; a trailer that
+/// continues on the next volume is for the caller to follow.
+pub fn scan_part<T: Transport + Send>(
+    tape: &mut Tape<T>,
+    checker: &mut SetChecker,
+    sink: &mut impl FnMut(u64, Payload) -> Result<Returned, EngineError>,
+) -> Result<SetEnd, EngineError> {
     // A reader thread keeps the drive busy (one READ(6) at a time, the only
     // way a tape reads) while this thread checks CRCs, digests and hands
     // payloads on.
@@ -306,7 +318,7 @@ pub fn scan_records<T: Transport + Send>(
             (Ok(end), Ok(())) => Ok(end),
         }
     });
-    checker.finish(outcome?)
+    outcome
 }
 
 /// The tape side of a set scan: READ(6) one block after another into
@@ -368,6 +380,11 @@ pub struct SetChecker {
     unmatched: Vec<(u64, u32)>,
     records: u64,
     bytes: u64,
+    /// The part being read, from 1 (FORMAT.md "Multi-volume sets").
+    part: u32,
+    /// The scan began at the set's start, so the digest covers the whole
+    /// stream and is checked; false for a continuation part read alone.
+    whole: bool,
 }
 
 impl SetChecker {
@@ -379,6 +396,117 @@ impl SetChecker {
             unmatched: Vec::new(),
             records: 0,
             bytes: 0,
+            part: 1,
+            whole: true,
+        }
+    }
+
+    /// A checker for one continuation part read without the parts before
+    /// it (a catalog rebuild of its cartridge): records, CRCs, sequence
+    /// and counts are checked, the digest cannot be (it covers the parts
+    /// before too).
+    pub fn for_part(c: &Continuation) -> Self {
+        let header = SetHeader {
+            set_id: c.set_id,
+            volume_id: c.volume_id,
+            mode: Mode::HOST,
+            source: SourceIdentity::default(),
+            lba: c.lba,
+            blocks: 0,
+            block_size: 0,
+            payload_size: c.payload_size,
+            created: c.created,
+            label: String::new(),
+            snapshot: None,
+            digest: DigestAlgorithm::Sha256,
+        };
+        SetChecker {
+            records: c.first_seq,
+            bytes: c.offset,
+            part: c.part,
+            whole: false,
+            ..SetChecker::new(header)
+        }
+    }
+
+    /// The part being read.
+    pub fn part(&self) -> u32 {
+        self.part
+    }
+
+    /// After trailer `t` of the current part, which continues on the next
+    /// volume: it must close this part and match what was read so far
+    /// (counts, and the digest so far when the scan began at the start).
+    pub fn end_part(&mut self, t: &SetTrailer) -> Result<(), EngineError> {
+        let mismatch = |field, expected, found| {
+            Corruption::PartMismatch {
+                part: self.part,
+                field,
+                expected,
+                found,
+            }
+        };
+        let reason = if t.set_id != self.header.set_id {
+            Some(Corruption::TrailerOfOtherSet(t.set_id))
+        } else if t.part != self.part {
+            Some(mismatch("the trailer's part", self.part as u64, t.part as u64))
+        } else if t.records != self.records || t.bytes != self.bytes {
+            Some(Corruption::TrailerCounts {
+                trailer_records: t.records,
+                trailer_bytes: t.bytes,
+                records: self.records,
+                bytes: self.bytes,
+            })
+        } else if self.whole && !t.crc_digest && t.digest != self.digest.clone().finish() {
+            Some(Corruption::TrailerDigest {
+                algorithm: self.header.digest,
+                of_crcs: false,
+                found: hex(&self.digest.clone().finish()),
+                trailer: hex(&t.digest),
+            })
+        } else {
+            None
+        };
+        match reason {
+            Some(r) => Err(self.corrupt(None, r)),
+            None => {
+                self.part += 1;
+                Ok(())
+            }
+        }
+    }
+
+    /// The continuation header of the next part: it must name this set,
+    /// this part, resume where the last part ended, and point back at
+    /// `prev` (volume, tape file).
+    pub fn begin_part(&self, c: &Continuation, prev: (Uuid, u32)) -> Result<(), EngineError> {
+        let part = self.part;
+        let check = |field, expected: u64, found: u64| {
+            (expected != found).then_some(Corruption::PartMismatch {
+                part,
+                field,
+                expected,
+                found,
+            })
+        };
+        let reason = if c.set_id != self.header.set_id {
+            Some(Corruption::OtherSet(c.set_id))
+        } else {
+            check("part", part as u64, c.part as u64)
+                .or_else(|| check("first record", self.records, c.first_seq))
+                .or_else(|| check("offset", self.bytes, c.offset))
+                .or_else(|| check("previous tape file", prev.1 as u64, c.prev_file as u64))
+                .or_else(|| {
+                    (c.prev_volume != prev.0).then_some(Corruption::PartVolume {
+                        part,
+                        expected: prev.0,
+                        found: c.prev_volume,
+                    })
+                })
+        };
+        match reason {
+            Some(r) => Err(self.corrupt(None, r)),
+            None => Ok(()),
         }
     }
 
@@ -463,6 +591,8 @@ impl SetChecker {
         let algorithm = self.header.digest;
         let digest = match &end {
             SetEnd::Trailer(t) if t.crc_digest => self.chain.finish(),
+            // Part of the stream only: the trailer's is all there is.
+            SetEnd::Trailer(t) if !self.whole => t.digest,
             _ => self.digest.finish(),
         };
         if let SetEnd::Trailer(t) = &end {
@@ -587,57 +717,220 @@ pub struct Rebuilt {
     /// Tape files whose first block is not a readable set header, and why:
     /// what the catalog knows of them cannot be confirmed or replaced.
     pub unreadable: Vec<(u32, String)>,
+    /// Parts of multi-volume sets on this tape: the first part of a set
+    /// that continues on another volume, and every continuation part.
+    pub parts: Vec<FoundPart>,
+}
+
+/// The first block of a tape file, when it opens a set or a part of one.
+#[derive(Debug, Clone)]
+pub enum FirstBlock {
+    Header(SetHeader),
+    Continuation(Continuation),
+}
+
+/// Read the first block of the tape file the tape is positioned at: a set
+/// header or a continuation header. `None` at a filemark or end of data.
+pub fn read_first_block<T: Transport>(
+    tape: &mut Tape<T>,
+) -> Result<Option<FirstBlock>, EngineError> {
+    let (o, buf) = tape.read_block(vec![0; MAX_TAPE_BLOCK])?;
+    let ReadOutcome::Block(n) = o else {
+        return Ok(None);
+    };
+    let b = &buf[..n];
+    if classify(b) == BlockKind::Continuation {
+        return Continuation::decode(b)
+            .map(|c| Some(FirstBlock::Continuation(c)))
+            .map_err(|e| EngineError::format("continuation header", e));
+    }
+    SetHeader::decode(b)
+        .map(|h| Some(FirstBlock::Header(h)))
+        .map_err(|e| EngineError::format("set header", e))
 }
 
 /// Scan a whole tape from the start and describe every set on it, as the
 /// catalog would have recorded it. Each set is read in full and checked;
-/// a set that fails a check is listed as failed with the reason.
+/// a set that fails a check is listed as failed with the reason. A part
+/// of a multi-volume set is listed in `parts`; the catalog joins the
+/// parts of a set by its id.
 pub fn rebuild<T: Transport + Send>(
     tape: &mut Tape<T>,
     progress: &dyn Progress,
 ) -> Result<Rebuilt, EngineError> {
     let label = require_label(tape)?;
-    let volume = VolumeRow {
-        id: label.uuid,
-        name: label.name.clone(),
-        created: label.created as i64,
-        last_file: None,
+    let mut out = Rebuilt {
+        volume: volume_row_of(&label),
+        sets: Vec::new(),
+        unreadable: Vec::new(),
+        parts: Vec::new(),
     };
-    let mut sets = Vec::new();
-    let mut unreadable = Vec::new();
     for file in 1u32.. {
         match tape.seek_file(file) {
             Ok(()) => {}
             Err(e) if is_eod(&e) => break,
             Err(e) => return Err(e.into()),
         }
-        let header = match read_header(tape) {
-            Ok(Some(h)) => h,
+        let first = match read_first_block(tape) {
+            Ok(Some(f)) => f,
             Ok(None) => break,
             Err(EngineError::Format { source, .. }) => {
                 log::warn!(
                     "{}: tape file {file} is not a backup set ({source}); skipped",
                     tape.scsi.name()
                 );
-                unreadable.push((file, source.to_string()));
+                out.unreadable.push((file, source.to_string()));
                 continue;
             }
             Err(e) => return Err(e),
         };
-        progress.start(header.blocks * header.block_size as u64, "scan");
-        let h = header.clone();
-        let scan = scan_records(tape, header, |_, p| {
-            progress.advance(p.bytes().len() as u64);
-            Ok(Some(p.into_block()))
-        });
-        progress.finish();
-        sets.push(rebuilt_row(&label, file, &h, scan)?);
+        match first {
+            FirstBlock::Header(h) => rebuild_set(tape, &label, file, h, progress, &mut out)?,
+            FirstBlock::Continuation(c) => {
+                let part = rebuild_part(tape, &label, file, &c, progress)?;
+                out.parts.push(part);
+            }
+        }
     }
-    Ok(Rebuilt {
-        volume,
-        sets,
-        unreadable,
-    })
+    Ok(out)
+}
+
+fn volume_row_of(label: &VolumeLabel) -> VolumeRow {
+    VolumeRow {
+        id: label.uuid,
+        name: label.name.clone(),
+        created: label.created as i64,
+        last_file: None,
+    }
+}
+
+/// Scan the set that starts in tape `file` with header `h` into `out`:
+/// its row, and its first part when it continues on another volume.
+fn rebuild_set<T: Transport + Send>(
+    tape: &mut Tape<T>,
+    label: &VolumeLabel,
+    file: u32,
+    h: SetHeader,
+    progress: &dyn Progress,
+    out: &mut Rebuilt,
+) -> Result<(), EngineError> {
+    progress.start(h.blocks * h.block_size as u64, "scan");
+    let header = h.clone();
+    let scan = scan_records(tape, header, |_, p| {
+        progress.advance(p.bytes().len() as u64);
+        Ok(Some(p.into_block()))
+    });
+    progress.finish();
+    if let Ok(SetScan {
+        end: SetEnd::Trailer(t),
+        records,
+        bytes,
+        ..
+    }) = &scan
+    {
+        if t.stop == StopReason::CONTINUES {
+            let part = SetPart {
+                part: 1,
+                volume: label.uuid,
+                volume_name: label.name.clone(),
+                file_number: file,
+                first_seq: 0,
+                records: *records,
+                bytes: *bytes,
+            };
+            out.parts.push(FoundPart {
+                set_id: h.set_id,
+                part,
+                outcome: None,
+            });
+        }
+    }
+    out.sets.push(rebuilt_row(label, file, &h, scan)?);
+    Ok(())
+}
+
+/// Scan the continuation part in tape `file` (its header `c` read): what
+/// the catalog records of it. Its records are checked; the set's digest
+/// cannot be without the parts before (verify and restore check it).
+fn rebuild_part<T: Transport + Send>(
+    tape: &mut Tape<T>,
+    label: &VolumeLabel,
+    file: u32,
+    c: &Continuation,
+    progress: &dyn Progress,
+) -> Result<FoundPart, EngineError> {
+    let mut checker = SetChecker::for_part(c);
+    progress.start(0, "scan");
+    let end = scan_part(tape, &mut checker, &mut |_, p| {
+        progress.advance(p.bytes().len() as u64);
+        Ok(Some(p.into_block()))
+    });
+    progress.finish();
+    let scan = end.and_then(|e| checker.finish(e));
+    let (records, bytes) = match &scan {
+        Ok(s) => (s.records - c.first_seq, s.bytes - c.offset),
+        Err(_) => (0, 0),
+    };
+    let mut outcome = SetOutcome {
+        state: SetState::Failed,
+        records: 0,
+        bytes: 0,
+        digest: None,
+        ended: 0,
+        seconds: 0.0,
+        error: None,
+    };
+    match scan {
+        Ok(SetScan {
+            end: SetEnd::Trailer(t),
+            ..
+        }) => {
+            if t.stop == StopReason::CONTINUES {
+                return Ok(found(c, label, file, (records, bytes), None));
+            }
+            outcome.state = trailer_state(&t);
+            if !t.complete {
+                outcome.error = Some(format!("set incomplete: {}", t.stop));
+            }
+            outcome.digest = Some(hex(&t.digest));
+            outcome.ended = t.ended as i64;
+        }
+        Ok(_) => outcome.error = Some("no trailer: the backup was interrupted".into()),
+        Err(e @ EngineError::Corrupt { .. }) => outcome.error = Some(e.to_string()),
+        Err(e) => return Err(e),
+    }
+    Ok(found(c, label, file, (records, bytes), Some(outcome)))
+}
+
+fn found(
+    c: &Continuation,
+    label: &VolumeLabel,
+    file: u32,
+    (records, bytes): (u64, u64),
+    outcome: Option<SetOutcome>,
+) -> FoundPart {
+    FoundPart {
+        set_id: c.set_id,
+        part: SetPart {
+            part: c.part,
+            volume: label.uuid,
+            volume_name: label.name.clone(),
+            file_number: file,
+            first_seq: c.first_seq,
+            records,
+            bytes,
+        },
+        outcome,
+    }
+}
+
+/// The state a set's last trailer gives it.
+fn trailer_state(t: &SetTrailer) -> SetState {
+    match (t.complete, t.stop) {
+        (true, _) => SetState::Complete,
+        (false, StopReason::INTERRUPTED) => SetState::Interrupted,
+        (false, _) => SetState::Incomplete,
+    }
 }
 
 /// The catalog row of the set in tape `file` with header `h`, from how its
@@ -670,11 +963,7 @@ fn rebuilt_row(
             row.outcome.bytes = s.bytes;
             match s.end {
                 SetEnd::Trailer(t) => {
-                    row.outcome.state = match (t.complete, t.stop) {
-                        (true, _) => SetState::Complete,
-                        (false, StopReason::INTERRUPTED) => SetState::Interrupted,
-                        (false, _) => SetState::Incomplete,
-                    };
+                    row.outcome.state = trailer_state(&t);
                     if !t.complete {
                         row.outcome.error = Some(format!("set incomplete: {}", t.stop));
                     }
