@@ -261,6 +261,7 @@ pub fn for_engine(e: &EngineError) -> u8 {
         EngineError::Interrupted { signal, .. } => 128u8.saturating_add(*signal as u8),
         EngineError::TapeMoved { .. } => CORRUPT,
         EngineError::VolumeBusy { .. } => DRIVE_BUSY,
+        EngineError::Server(_) => REFUSED,
     }
 }
 

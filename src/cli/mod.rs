@@ -34,6 +34,7 @@ mod restore_cmds;
 mod router_cmds;
 mod scsi_cmds;
 mod server_cmds;
+mod server_span;
 mod sessions;
 mod sizes;
 mod snapshots_cmds;

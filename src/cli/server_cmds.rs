@@ -21,8 +21,10 @@ use super::sessions::{redacted, stop_on_signals, Sessions};
 use super::sizes::check_tape_block;
 use crate::catalog::SetState;
 use crate::device::Tape;
-use crate::engine::host::backup as host_backup;
-use crate::engine::restore::{restore, RestoreOptions};
+use super::server_span::{report_body, ServerVolumes};
+use crate::engine::host::backup_spanning;
+use crate::engine::restore::{restore_spanning, RestoreOptions};
+use crate::engine::set_writer::NextVolume;
 use crate::engine::EngineError;
 use crate::scsi::Lba;
 use crate::server::auth::Hosts;
@@ -251,14 +253,19 @@ pub fn backup_remote(s: &Sessions, out: &Out, a: &BackupArgs) -> Result<u8> {
         since: crate::engine::now() as i64,
     });
     let hb = Heartbeat::start(cl.clone(), lease, period(&grant), watch, opts.set.stop);
+    let mut next = ServerVolumes::new(&cl, &grant);
     let result = (|| -> Result<_> {
         let mut tape = s.tape(&grant.drive_url)?;
         hold_drive(&mut tape, &grant)?;
         let disk_block = source.capacity()?.block_size.0;
         check_tape_block(&mut tape, a.block_size, Some(disk_block))?;
-        Ok(host_backup(
+        // At the end of a cartridge the set goes on with the next one the
+        // server loads into this drive (a multi-volume set).
+        let spanning = Some(&mut next as &mut dyn NextVolume<_>);
+        Ok(backup_spanning(
             &mut source,
-            &mut tape,
+            None,
+            (&mut tape, spanning),
             &catalog,
             &opts,
             &Bar::new(out),
@@ -271,7 +278,7 @@ pub fn backup_remote(s: &Sessions, out: &Out, a: &BackupArgs) -> Result<u8> {
     };
     if let Some(id) = set_id {
         let row = catalog.set(&id.to_string())?;
-        if let Err(e) = cl.report(lease, row.info.clone(), row.outcome.clone()) {
+        if let Err(e) = cl.report_body(lease, &report_body(&catalog, &row)) {
             eprintln!("sanmover: reporting set {id} to the server failed: {e}");
         }
     }
@@ -289,7 +296,7 @@ pub fn backup_remote(s: &Sessions, out: &Out, a: &BackupArgs) -> Result<u8> {
             "{}  lease {lease} on drive {} (cartridge {})\n",
             backup_text(&sum),
             grant.drive_url,
-            grant.lease.barcode
+            next.cartridges.join(", then ")
         )
     });
     Ok(exit::OK)
@@ -317,6 +324,7 @@ pub fn restore_remote(s: &Sessions, out: &Out, a: &RestoreArgs) -> Result<u8> {
         );
     }
     let hb = Heartbeat::start(cl.clone(), lease, period(&grant), None, stop_on_signals()?);
+    let mut parts = ServerVolumes::new(&cl, &grant);
     let result = (|| -> Result<_> {
         let mut tape = s.tape(&grant.drive_url)?;
         hold_drive(&mut tape, &grant)?;
@@ -325,7 +333,16 @@ pub fn restore_remote(s: &Sessions, out: &Out, a: &RestoreArgs) -> Result<u8> {
             queue_depth: a.queue_depth,
             overwrite_source: a.force,
         };
-        Ok(restore(&mut tape, &row, &mut disk, &opts, &Bar::new(out))?)
+        // The server loads each later part's cartridge into this drive.
+        let loader = Some(&mut parts as &mut dyn crate::engine::restore::LoadPart<_>);
+        Ok(restore_spanning(
+            &mut tape,
+            loader,
+            &row,
+            &mut disk,
+            &opts,
+            &Bar::new(out),
+        )?)
     })();
     drop(hb);
     cl.release(lease, false)?;

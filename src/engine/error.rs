@@ -49,6 +49,10 @@ pub enum EngineError {
         full: String,
         source: Box<EngineError>,
     },
+    /// The backup server refused or failed what the engine asked of it
+    /// (a next volume, a set's next part).
+    #[error("backup server: {0}")]
+    Server(Box<dyn std::error::Error + Send + Sync + 'static>),
     /// The tape reached its end: the set was closed as incomplete.
     #[error("tape full: set {set} stopped after {bytes} bytes at end of medium and is marked incomplete; continue on another tape")]
     TapeFull { set: Uuid, bytes: u64 },

@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::http::{HeartbeatBody, ReleaseBody, ReportBody, RequestBody};
+use super::http::{HeartbeatBody, ReleaseBody, ContinueBody, ReportBody, RequestBody};
 use super::service::{Grant, Status};
 use super::state::{Denied, LeaseId, Ticket, TicketView};
 use super::tls::{client_config, TlsError};
@@ -90,9 +90,22 @@ impl Client {
         path: &str,
         body: Option<Value>,
     ) -> Result<T, ClientError> {
+        self.call_within(method, path, body, Duration::from_secs(30))
+    }
+
+    /// [`Client::call`] with its own timeout (a request the server answers
+    /// only once the robot is done).
+    fn call_within<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        timeout: Duration,
+    ) -> Result<T, ClientError> {
         let req = self
             .agent
             .request(method, &format!("{}{path}", self.base))
+            .timeout(timeout)
             .set("Authorization", &self.auth);
         let r = match body {
             Some(b) => req
@@ -210,10 +223,37 @@ impl Client {
         set: SetInfo,
         outcome: SetOutcome,
     ) -> Result<(), ClientError> {
-        self.post_at_end(
-            &format!("/v1/leases/{lease}/report"),
-            &ReportBody { set, outcome },
+        self.report_body(
+            lease,
+            &ReportBody {
+                set,
+                outcome,
+                parts: Vec::new(),
+                volumes: Vec::new(),
+            },
         )
+    }
+
+    /// Report a set with all of `body`, the parts of a multi-volume set
+    /// included.
+    pub fn report_body(&self, lease: LeaseId, body: &ReportBody) -> Result<(), ClientError> {
+        self.post_at_end(&format!("/v1/leases/{lease}/report"), body)
+    }
+
+    /// Have the server change the lease's cartridge (FORMAT.md
+    /// "Multi-volume sets"): for a backup, the full one for the next of
+    /// its pool; for a restore, the one holding `volume`. Returns once the
+    /// robot is done, with the grant as it now stands.
+    pub fn continue_lease(
+        &self,
+        lease: LeaseId,
+        volume: Option<uuid::Uuid>,
+    ) -> Result<Grant, ClientError> {
+        let body = serde_json::to_value(ContinueBody { volume })
+            .map_err(|e| ClientError::Answer(e.to_string()))?;
+        // The server waits for the robot up to SWAP_WAIT (600 s).
+        let path = format!("/v1/leases/{lease}/continue");
+        self.call_within("POST", &path, Some(body), Duration::from_secs(630))
     }
 
     pub fn release(&self, lease: LeaseId, full: bool) -> Result<(), ClientError> {

@@ -44,6 +44,9 @@ pub enum EventKind {
     RobotFailed,
     /// The server started (and rebuilt its state).
     Started,
+    /// A lease's cartridge was changed: a backup's was full and the next
+    /// one of its pool went in, or a restore needed a set's next part.
+    Continued,
 }
 
 impl EventKind {

@@ -22,8 +22,8 @@ use serde_json::{json, Value};
 
 use super::auth::Hosts;
 use super::service::{Service, ServiceError};
-use super::state::{Denied, LeaseError, Want};
-use crate::catalog::{CatalogError, SetInfo, SetOutcome};
+use super::state::{Denied, LeaseError, SwapError, SwapFor, Want};
+use crate::catalog::{CatalogError, SetInfo, SetOutcome, SetPart, VolumeRow};
 
 /// The largest request body accepted (a set report is a few KiB).
 pub const MAX_BODY: usize = 64 * 1024;
@@ -336,6 +336,8 @@ impl ApiError {
             ApiError::Service(ServiceError::Catalog(CatalogError::NotFound(_))) => 404,
             ApiError::Service(ServiceError::Lease(_) | ServiceError::Denied(_)) => 409,
             ApiError::Service(ServiceError::BadReport { .. }) => 409,
+            ApiError::Service(ServiceError::Swap(SwapError::Lease(LeaseError::Unknown(_)))) => 404,
+            ApiError::Service(ServiceError::Swap(_) | ServiceError::SwapFailed(_)) => 409,
             ApiError::Service(_) => 500,
         }
     }
@@ -344,6 +346,10 @@ impl ApiError {
     fn kind(&self) -> &'static str {
         match self {
             ApiError::Service(ServiceError::Denied(Denied::EmptyPool(_))) => "empty_pool",
+            ApiError::Service(ServiceError::Swap(SwapError::Denied(Denied::EmptyPool(_)))) => {
+                "empty_pool"
+            }
+            ApiError::Service(ServiceError::SwapFailed(_)) => "swap_failed",
             ApiError::Service(ServiceError::Denied(_)) => "denied",
             ApiError::Service(ServiceError::Lease(LeaseError::UnknownTicket(_))) => {
                 "unknown_ticket"
@@ -373,6 +379,22 @@ pub struct HeartbeatBody {
 pub struct ReportBody {
     pub set: SetInfo,
     pub outcome: SetOutcome,
+    /// A multi-volume set's parts, the first included (absent: one
+    /// volume).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<SetPart>,
+    /// The volumes of those parts, as their labels say.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<VolumeRow>,
+}
+
+/// What `POST /v1/leases/N/continue` takes: a restore names the volume
+/// of the set's next part; a backup sends nothing and gets the next
+/// cartridge of its pool.
+#[derive(Debug, Deserialize, serde::Serialize, Default)]
+pub struct ContinueBody {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume: Option<uuid::Uuid>,
 }
 
 /// What `POST /v1/leases/N/release` takes.
@@ -421,7 +443,18 @@ fn route(
         ("POST", ["v1", "leases", l, "report"]) => {
             let b: ReportBody = parse(body)?;
             svc.report(num(l)?, host, &b.set, &b.outcome)?;
+            if !b.parts.is_empty() {
+                svc.report_parts(num(l)?, host, b.set.id, (&b.parts, &b.volumes))?;
+            }
             json!({})
+        }
+        ("POST", ["v1", "leases", l, "continue"]) => {
+            let b: ContinueBody = parse(body)?;
+            let what = match b.volume {
+                Some(v) => SwapFor::Volume(v),
+                None => SwapFor::NextOfPool,
+            };
+            json!(svc.swap(num(l)?, host, what)?)
         }
         ("POST", ["v1", "leases", l, "release"]) => {
             let b: ReleaseBody = parse(body)?;

@@ -37,7 +37,13 @@ pub enum ServiceError {
     BadReport { lease: LeaseId, why: String },
     #[error("set {0} is not on a cartridge of this library")]
     SetNotInLibrary(Uuid),
+    #[error(transparent)]
+    Swap(#[from] super::state::SwapError),
+    #[error("changing the cartridge failed: {0}")]
+    SwapFailed(String),
 }
+
+mod span;
 
 /// A `--drive`: the address hosts use and its unit serial.
 #[derive(Debug, Clone)]
@@ -522,7 +528,8 @@ fn run_step(
 fn check_volume(g: &Inner, id: LeaseId, set: &SetInfo) -> Result<(), ServiceError> {
     let l = g.cop.leases.get(&id).ok_or(LeaseError::Unknown(id))?;
     let vol = g.cop.cartridges.get(&l.barcode).and_then(|c| c.volume);
-    if vol != Some(set.volume) {
+    // A multi-volume set began on a cartridge the lease held before.
+    if vol != Some(set.volume) && !Service::lease_held_volume(g, id, set.volume) {
         return Err(ServiceError::BadReport {
             lease: id,
             why: format!(

@@ -15,6 +15,9 @@ use uuid::Uuid;
 
 use super::events::{Event, EventKind};
 
+mod swap;
+pub use swap::{Swap, SwapError, SwapFor};
+
 /// Seconds since the epoch, passed in by the caller.
 pub type Now = u64;
 
@@ -302,6 +305,10 @@ pub struct Cop {
     next_lease: LeaseId,
     next_ticket: Ticket,
     events: Vec<Event>,
+    /// Cartridge changes under active leases (multi-volume sets).
+    swaps: BTreeMap<LeaseId, Swap>,
+    /// The cartridges a lease held before its current one.
+    held: BTreeMap<LeaseId, Vec<String>>,
 }
 
 impl Cop {
@@ -324,6 +331,8 @@ impl Cop {
             next_lease: last_lease + 1,
             next_ticket: 1,
             events: Vec::new(),
+            swaps: BTreeMap::new(),
+            held: BTreeMap::new(),
         }
     }
 
@@ -527,6 +536,10 @@ impl Cop {
                 l.barcode == barcode
                     && matches!(l.state, LeaseState::Preparing | LeaseState::Active)
             })
+            || self
+                .swaps
+                .values()
+                .any(|s| matches!(s, Swap::Pending { to } if to == barcode))
     }
 
     fn plan_backup(&self, pool: &str) -> Option<(usize, String, Vec<Step>)> {
@@ -616,7 +629,13 @@ impl Cop {
     pub fn job_done(&mut self, job: &Job, result: JobResult, now: Now) {
         let d = job.drive;
         self.drives[d].busy = false;
+        let swap = self.is_swap(job);
         self.apply_moves(job, &result, now);
+        if let (true, Some(id)) = (swap, job.lease) {
+            self.swap_done(id, result, now);
+            self.schedule(now);
+            return;
+        }
         let fence = job.steps.iter().any(|s| matches!(s, Step::Fence { .. }));
         match job.lease {
             Some(id) => self.lease_prepared(id, result, now),

@@ -1,0 +1,101 @@
+//! Multi-volume sets through the backup server: the host asks the server
+//! for the next cartridge when its set reaches the end of one
+//! (`backup --server`), and for each later part's cartridge when it reads
+//! such a set (`restore --server`). The server's robot changes the
+//! cartridge in the drive the host already leases.
+
+use uuid::Uuid;
+
+use crate::catalog::{Catalog, SetPart, SetRow};
+use crate::device::Tape;
+use crate::engine::restore::LoadPart;
+use crate::engine::set_writer::NextVolume;
+use crate::engine::EngineError;
+use crate::format::VolumeLabel;
+use crate::server::client::Client;
+use crate::server::http::ReportBody;
+use crate::server::service::Grant;
+use crate::transport::Transport;
+
+/// The server as the source of a lease's next volumes and parts.
+pub struct ServerVolumes<'a> {
+    pub client: &'a Client,
+    pub grant: &'a Grant,
+    /// The cartridges the drive held, in order (for the summary).
+    pub cartridges: Vec<String>,
+}
+
+impl<'a> ServerVolumes<'a> {
+    pub fn new(client: &'a Client, grant: &'a Grant) -> Self {
+        ServerVolumes {
+            client,
+            grant,
+            cartridges: vec![grant.lease.barcode.clone()],
+        }
+    }
+
+    /// Ask the server for another cartridge in the leased drive.
+    fn change(&mut self, volume: Option<Uuid>) -> Result<(), EngineError> {
+        let lease = self.grant.lease.id;
+        let g = self
+            .client
+            .continue_lease(lease, volume)
+            .map_err(|e| EngineError::Server(Box::new(e)))?;
+        if g.drive_serial != self.grant.drive_serial {
+            return Err(EngineError::Stopped(
+                "the server changed the cartridge in another drive than the leased one",
+            ));
+        }
+        self.cartridges.push(g.lease.barcode);
+        Ok(())
+    }
+}
+
+impl<T: Transport> NextVolume<T> for ServerVolumes<'_> {
+    fn next_volume(
+        &mut self,
+        _tape: &mut Tape<T>,
+        set: Uuid,
+        part: u32,
+        full: &VolumeLabel,
+    ) -> Result<(), EngineError> {
+        log::info!(
+            "set {set}: volume {} is full; asking the server for the cartridge of part {part}",
+            full.name
+        );
+        self.change(None)
+    }
+}
+
+impl<T: Transport> LoadPart<T> for ServerVolumes<'_> {
+    fn load_part(
+        &mut self,
+        _tape: &mut Tape<T>,
+        set: &SetRow,
+        part: &SetPart,
+    ) -> Result<(), EngineError> {
+        log::info!(
+            "set {}: part {} is on volume {}; asking the server to load it",
+            set.info.id,
+            part.part,
+            part.volume_name
+        );
+        self.change(Some(part.volume))
+    }
+}
+
+/// The report of set `row` for the server: the parts of a multi-volume
+/// set, and their volumes from the host's catalog, included.
+pub fn report_body(catalog: &Catalog, row: &SetRow) -> ReportBody {
+    let volumes = row
+        .parts
+        .iter()
+        .filter_map(|p| catalog.volume(p.volume).ok().flatten())
+        .collect();
+    ReportBody {
+        set: row.info.clone(),
+        outcome: row.outcome.clone(),
+        parts: row.parts.clone(),
+        volumes,
+    }
+}
