@@ -50,6 +50,18 @@ impl Cop {
             (SwapFor::Volume(v), Want::Restore { .. }) => self.holding_volume(*v)?,
             _ => return Err(SwapError::Kind),
         };
+        // A cartridge left idle in another drive goes home first (the
+        // robot does its jobs in order).
+        if let Some(z) = self.drive_holding(&to).filter(|&z| z != drive) {
+            let steps = self.unload_steps(z);
+            self.drives[z].busy = true;
+            self.drives[z].idle_since = None;
+            self.jobs.push_back(Job {
+                drive: z,
+                lease: None,
+                steps,
+            });
+        }
         if let (SwapFor::NextOfPool, Want::Backup { pool }) = (&what, &want) {
             if let Some(c) = self.cartridges.get_mut(&old) {
                 c.pool = Pool::Full(pool.clone());
@@ -112,7 +124,9 @@ impl Cop {
             .values()
             .find(|c| c.volume == Some(volume) && !c.missing)
             .ok_or(SwapError::NoVolume(volume))?;
-        if self.in_use(&c.barcode) || self.drive_holding(&c.barcode).is_some() {
+        // In use: leased, or in a drive that is not free (an idle drive's
+        // cartridge is taken out of it).
+        if self.in_use(&c.barcode) {
             return Err(SwapError::Busy(c.barcode.clone()));
         }
         Ok((c.barcode.clone(), Step::CheckLabel { volume }))
