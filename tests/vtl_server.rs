@@ -284,3 +284,44 @@ fn a_partitioned_host_is_fenced_by_preempt_and_abort() {
     assert!(granted_to_bravo, "{events:#?}");
     assert!(!events.iter().any(|e| e.kind == EventKind::Unfenced));
 }
+
+/// Spanning on `sanmover vtl --capacity 6M` (early warning 1/20 of the
+/// capacity before the end): an 8 MB set spans two cartridges through the
+/// server. The drives have PERSISTENT RESERVE: the host gives up its
+/// reservation while the server's robot checks and labels the next
+/// cartridge, and takes it over again. The restore through the server
+/// loads each part's cartridge in turn and is byte-identical.
+#[test]
+fn a_set_larger_than_a_cartridge_spans_two_on_drives_with_reservations() {
+    let rig = PrivateRig::start();
+    let (src, src_file) = rig.add_lun(20, 8);
+    fill_random(&src_file, 8 << 20, 9);
+    let (dst, dst_file) = rig.add_lun(21, 8);
+    let vtl = Vtl::start(&rig.state.path().join("media"), 2, 4, "6M");
+    let s = Server::start(&vtl, "5");
+    let r = s.run(
+        "alpha",
+        &[
+            "--json", "backup", "--mode", "host", "--source", &src, "--pool", "p",
+            "--block-size", "64K",
+        ],
+    );
+    let sum = r.ok().json();
+    let set = sum["set_id"].as_str().unwrap();
+    let parts = sum["parts"].as_array().expect("a multi-volume set lists its parts");
+    assert_eq!(parts.len(), 2, "{sum:#}");
+    s.run("bravo", &["restore", set, "--target", &dst]).ok();
+    same_bytes(&src_file, &dst_file, 8 << 20);
+    let cat = s.catalog();
+    let row = cat.set(set).unwrap();
+    assert_eq!(row.outcome.state, SetState::Complete);
+    assert_eq!(row.parts.len(), 2);
+    assert_ne!(row.parts[0].volume, row.parts[1].volume);
+    let events = cat.server_events().unwrap();
+    assert_eq!(
+        events.iter().filter(|e| e.kind == EventKind::Continued).count(),
+        2,
+        "one for the backup, one for the restore: {events:#?}"
+    );
+    assert!(overlaps(&events).is_empty(), "{events:#?}");
+}

@@ -7,11 +7,12 @@
 use uuid::Uuid;
 
 use crate::catalog::{Catalog, SetPart, SetRow};
-use crate::device::Tape;
+use crate::device::{PrOut, Tape};
 use crate::engine::restore::LoadPart;
 use crate::engine::set_writer::NextVolume;
 use crate::engine::EngineError;
 use crate::format::VolumeLabel;
+use crate::scsi::spc::PrType;
 use crate::server::client::Client;
 use crate::server::http::ReportBody;
 use crate::server::service::Grant;
@@ -34,13 +35,27 @@ impl<'a> ServerVolumes<'a> {
         }
     }
 
-    /// Ask the server for another cartridge in the leased drive.
-    fn change(&mut self, volume: Option<Uuid>) -> Result<(), EngineError> {
+    /// Ask the server for another cartridge in the leased drive. On a
+    /// drive with PERSISTENT RESERVE the host gives up its reservation
+    /// meanwhile (the server's robot session takes it to check or write
+    /// the label) and takes it over again afterwards.
+    fn change<T: Transport>(
+        &mut self,
+        tape: &mut Tape<T>,
+        volume: Option<Uuid>,
+    ) -> Result<(), EngineError> {
         let lease = self.grant.lease.id;
+        if let Some(k) = self.grant.reservation {
+            tape.scsi
+                .pr_out(PrOut::release(k.key, PrType::WRITE_EXCLUSIVE))?;
+        }
         let g = self
             .client
             .continue_lease(lease, volume)
             .map_err(|e| EngineError::Server(Box::new(e)))?;
+        if let Some(k) = self.grant.reservation {
+            tape.scsi.pr_claim(k.key, k.server_key)?;
+        }
         if g.drive_serial != self.grant.drive_serial {
             return Err(EngineError::Stopped(
                 "the server changed the cartridge in another drive than the leased one",
@@ -54,7 +69,7 @@ impl<'a> ServerVolumes<'a> {
 impl<T: Transport> NextVolume<T> for ServerVolumes<'_> {
     fn next_volume(
         &mut self,
-        _tape: &mut Tape<T>,
+        tape: &mut Tape<T>,
         set: Uuid,
         part: u32,
         full: &VolumeLabel,
@@ -63,14 +78,14 @@ impl<T: Transport> NextVolume<T> for ServerVolumes<'_> {
             "set {set}: volume {} is full; asking the server for the cartridge of part {part}",
             full.name
         );
-        self.change(None)
+        self.change(tape, None)
     }
 }
 
 impl<T: Transport> LoadPart<T> for ServerVolumes<'_> {
     fn load_part(
         &mut self,
-        _tape: &mut Tape<T>,
+        tape: &mut Tape<T>,
         set: &SetRow,
         part: &SetPart,
     ) -> Result<(), EngineError> {
@@ -80,7 +95,7 @@ impl<T: Transport> LoadPart<T> for ServerVolumes<'_> {
             part.part,
             part.volume_name
         );
-        self.change(Some(part.volume))
+        self.change(tape, Some(part.volume))
     }
 }
 
