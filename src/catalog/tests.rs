@@ -86,6 +86,7 @@ fn scanned(vol: &VolumeRow, file_number: u32, state: SetState) -> SetRow {
         volume_name: vol.name.clone(),
         extents: vec![e(0, 60), e(80, 40)],
         expired: None,
+        parts: Vec::new(),
     }
 }
 

@@ -499,6 +499,7 @@ mod tests {
             volume_name: volume.into(),
             extents: vec![(Lba(0), BlockCount(2048))],
             expired: None,
+            parts: Vec::new(),
         }
     }
 

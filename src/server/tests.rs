@@ -812,3 +812,114 @@ operator = true
         assert!(matches!(c.status(), Err(ClientError::Transport(_))));
     }
 }
+
+// ---- multi-volume sets: changing a lease's cartridge ----
+
+#[test]
+fn a_full_backup_cartridge_is_swapped_for_the_next_of_its_pool() {
+    let mut c = cop(2, &["A", "B", "C"]);
+    let t = c.request("h1", backup("p"), 0).unwrap();
+    robot_ok(&mut c, 1);
+    let l = granted(&mut c, t, "h1", 1);
+    let drive = c.leases[&l].drive;
+    assert_eq!(c.leases[&l].barcode, "A");
+    // Not someone else's lease, not a restore's kind of swap.
+    assert!(matches!(
+        c.swap(l, "h2", SwapFor::NextOfPool, 2),
+        Err(SwapError::Lease(LeaseError::NotYours(_)))
+    ));
+    assert_eq!(
+        c.swap(l, "h1", SwapFor::Volume(uuid::Uuid::nil()), 2),
+        Err(SwapError::Kind)
+    );
+    assert_eq!(c.swap(l, "h1", SwapFor::NextOfPool, 2).unwrap(), "B");
+    assert!(matches!(c.take_swap(l), Some(Swap::Pending { .. })));
+    // The lease stays active while the robot works: heartbeats go on.
+    c.heartbeat(l, "h1", None, 3).unwrap();
+    let j = c.next_job().unwrap();
+    assert_eq!(j.drive, drive);
+    assert!(matches!(&j.steps[..], [
+        Step::Unload { barcode: a, .. },
+        Step::Load { barcode: b, .. },
+        Step::Label { name }
+    ] if a == "A" && b == "B" && name == "p-B"));
+    let v = uuid::Uuid::new_v4();
+    c.job_done(&j, JobResult::Labelled(v), 4);
+    assert_eq!(c.take_swap(l), Some(Swap::Done { to: "B".into() }));
+    assert_eq!(c.take_swap(l), None, "seen once");
+    assert_eq!(c.leases[&l].barcode, "B");
+    assert_eq!(c.drives[drive].holds.as_deref(), Some("B"));
+    assert_eq!(c.cartridges["A"].pool, Pool::Full("p".into()));
+    assert_eq!(c.cartridges["B"].pool, Pool::Open("p".into()));
+    assert_eq!(c.cartridges["B"].volume, Some(v));
+    assert_eq!(c.held_before(l), ["A".to_string()]);
+    let events = c.drain_events();
+    assert_eq!(
+        events.iter().filter(|e| e.kind == EventKind::Continued).count(),
+        1
+    );
+    assert!(overlaps(&events).is_empty());
+}
+
+#[test]
+fn an_empty_pool_refuses_the_swap_and_a_foreign_cartridge_fails_it() {
+    let mut c = cop(1, &["A", "B"]);
+    let t = c.request("h1", backup("p"), 0).unwrap();
+    robot_ok(&mut c, 1);
+    let l = granted(&mut c, t, "h1", 1);
+    c.swap(l, "h1", SwapFor::NextOfPool, 2).unwrap();
+    let j = c.next_job().unwrap();
+    c.job_done(&j, JobResult::Foreign("a foreign label".into()), 3);
+    // The swap failed, the cartridge is retired, the lease is still the
+    // host's so it can report its set and release.
+    assert!(matches!(c.take_swap(l), Some(Swap::Failed(e)) if e.contains("foreign")));
+    assert_eq!(c.cartridges["B"].pool, Pool::Retired);
+    assert!(c.lease_active(l));
+    // Nothing left: refused, nothing changed.
+    assert_eq!(
+        c.swap(l, "h1", SwapFor::NextOfPool, 4),
+        Err(SwapError::Denied(Denied::EmptyPool("p".into())))
+    );
+    assert!(c.next_job().is_none());
+    c.release(l, "h1", true, 5).unwrap();
+}
+
+#[test]
+fn a_restore_swap_takes_the_part_out_of_an_idle_drive_first() {
+    let mut c = cop(2, &["A", "B"]);
+    let (va, vb) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    for (b, v) in [("A", va), ("B", vb)] {
+        let cart = c.cartridges.get_mut(b).unwrap();
+        cart.pool = Pool::Full("p".into());
+        cart.volume = Some(v);
+    }
+    // B sits idle in drive 1.
+    c.drives[1].holds = Some("B".into());
+    c.drives[1].idle_since = Some(0);
+    let restore = Want::Restore {
+        barcode: "A".into(),
+        set: uuid::Uuid::nil(),
+        file: 1,
+    };
+    let t = c.request("h1", restore, 0).unwrap();
+    robot_ok(&mut c, 1);
+    let l = granted(&mut c, t, "h1", 1);
+    assert_eq!(c.leases[&l].drive, 0);
+    assert_eq!(c.swap(l, "h1", SwapFor::Volume(vb), 2).unwrap(), "B");
+    let first = c.next_job().unwrap();
+    assert_eq!((first.drive, first.lease), (1, None));
+    c.job_done(&first, JobResult::Done, 3);
+    let swap = c.next_job().unwrap();
+    assert!(matches!(&swap.steps[..], [
+        Step::Unload { barcode: a, .. },
+        Step::Load { barcode: b, .. },
+        Step::CheckLabel { volume }
+    ] if a == "A" && b == "B" && *volume == vb));
+    c.job_done(&swap, JobResult::Done, 4);
+    assert_eq!(c.take_swap(l), Some(Swap::Done { to: "B".into() }));
+    assert_eq!(c.drives[0].holds.as_deref(), Some("B"));
+    assert_eq!(c.drives[1].holds, None);
+    // A restore's swap never marks anything full or labels.
+    assert_eq!(c.cartridges["A"].pool, Pool::Full("p".into()));
+    assert!(overlaps(&c.drain_events()).is_empty());
+}
