@@ -642,9 +642,9 @@ fn a_set_larger_than_a_cartridge_spans_two() {
     let _l = library();
     blank_library_of("2");
     let mut luns = Luns(Vec::new());
-    let (src, file) = luns.add(80, 3);
+    let (src, file) = luns.add(87, 3);
     fill_random(&file, 3 << 20, 41);
-    let (dst, dst_file) = luns.add(81, 3);
+    let (dst, dst_file) = luns.add(88, 3);
     let s = Server::start(&["--lease-secs", "5"]);
     let sum = s
         .run(

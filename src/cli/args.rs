@@ -497,7 +497,12 @@ Examples:
     /// PREEMPT AND ABORT (the host's next command gets RESERVATION
     /// CONFLICT), then gives the drive to the next host. A drive without
     /// it (tgt's) stays fenced until an operator runs `server drives
-    /// release DRIVE --force`. A
+    /// release DRIVE --force`. A set that reaches the end of its
+    /// cartridge continues on another: the host asks, the server marks the
+    /// cartridge full, unloads it to its home slot, loads the next one of
+    /// the pool (labelling a blank scratch one) into the same drive and
+    /// keeps the lease; a restore of such a set has each part's cartridge
+    /// loaded in turn (FORMAT.md "Multi-volume sets"). A
     /// drive idle for --idle-unload seconds is unloaded to the
     /// cartridge's home slot. The state lives in the catalog (SQLite,
     /// WAL): after a restart, leases that were active go on if their
@@ -914,7 +919,10 @@ pub struct BackupArgs {
     #[command(flatten)]
     pub remote: ServerClientArgs,
     /// With --server: the media pool the set goes to (a cartridge of the
-    /// pool with room, else a blank scratch cartridge labelled for it).
+    /// pool with room, else a blank scratch cartridge labelled for it). A
+    /// set that reaches the end of its cartridge continues on the next
+    /// one of the pool, which the server loads into the same drive; if
+    /// the pool has none left the set fails with exit status 13.
     #[arg(
         long,
         value_name = "NAME",
@@ -998,7 +1006,10 @@ pub struct RestoreArgs {
     #[arg(long)]
     pub wait: bool,
     /// Ask this backup server for the set: it loads the set's cartridge
-    /// in a free drive and says which drive and tape file to read.
+    /// in a free drive and says which drive and tape file to read, and
+    /// for a set that spans cartridges loads each later part's cartridge
+    /// into that drive in turn. Without --server such a set is refused at
+    /// the end of its first part, naming the cartridge it needs.
     #[command(flatten)]
     pub remote: ServerClientArgs,
 }
@@ -1085,6 +1096,13 @@ Examples:
     },
     /// Scan a tape from the start and replace its volume's entries with
     /// the sets found on it (each read and checked).
+    ///
+    /// A set that spans cartridges is rebuilt one cartridge at a time, in
+    /// any order: each part found is recorded, the parts are joined by the
+    /// set's id, and the set is complete again once every part's
+    /// cartridge was rebuilt (until then it is incomplete and its error
+    /// names the missing part). A part read alone has its records checked;
+    /// the digest of the whole set is checked by verify and restore.
     ///
     /// When that would delete sets the catalog knows (not on the tape) or
     /// change them (state, counts, digest, place), the difference is
