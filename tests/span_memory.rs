@@ -221,19 +221,10 @@ fn a_set_larger_than_a_cartridge_spans_two_and_restores_whole() {
     let row = cat.set(&s.set.set_id.to_string()).unwrap();
     assert_eq!(row.outcome.state, SetState::Complete);
     assert_eq!(row.parts.len(), 2);
-    assert_eq!(
-        (row.parts[0].volume, row.parts[0].file_number),
-        (v1, 1)
-    );
-    assert_eq!(
-        (row.parts[1].volume, row.parts[1].file_number),
-        (v2, 1)
-    );
+    assert_eq!((row.parts[0].volume, row.parts[0].file_number), (v1, 1));
+    assert_eq!((row.parts[1].volume, row.parts[1].file_number), (v2, 1));
     assert_eq!(row.parts[1].first_seq, row.parts[0].records);
-    assert_eq!(
-        row.parts[0].bytes + row.parts[1].bytes,
-        row.outcome.bytes
-    );
+    assert_eq!(row.parts[0].bytes + row.parts[1].bytes, row.outcome.bytes);
     assert_eq!(s.set.parts, row.parts);
 
     // On tape: part 2 opens with its continuation header and ends with a
@@ -259,7 +250,15 @@ fn a_set_larger_than_a_cartridge_spans_two_and_restores_whole() {
         queue_depth: 4,
         overwrite_source: false,
     };
-    restore_spanning(&mut t, Some(&mut loader), &row, &mut dst, &opts, &NoProgress).unwrap();
+    restore_spanning(
+        &mut t,
+        Some(&mut loader),
+        &row,
+        &mut dst,
+        &opts,
+        &NoProgress,
+    )
+    .unwrap();
     assert_eq!(loader.loads, 1);
     assert!(dst.scsi.transport().lu.data() == src.scsi.transport().lu.data());
 
@@ -310,7 +309,15 @@ fn a_set_larger_than_a_cartridge_spans_two_and_restores_whole() {
     // And the rebuilt catalog restores it.
     loader.in_drive = v1;
     dst.scsi.transport().lu.data_mut().fill(0);
-    restore_spanning(&mut t, Some(&mut loader), &rebuilt, &mut dst, &opts, &NoProgress).unwrap();
+    restore_spanning(
+        &mut t,
+        Some(&mut loader),
+        &rebuilt,
+        &mut dst,
+        &opts,
+        &NoProgress,
+    )
+    .unwrap();
     assert!(dst.scsi.transport().lu.data() == src.scsi.transport().lu.data());
 }
 
@@ -394,14 +401,21 @@ fn end_of_medium_without_early_warning_is_the_signal_as_on_tgt() {
     let mut l = MemTape::empty("X", "X");
     l.load_medium(m, Default::default()).unwrap();
     let objs = l.objects();
-    let part1: Vec<_> = objs.split(|o| *o == TapeObject::Filemark).nth(1).unwrap().to_vec();
+    let part1: Vec<_> = objs
+        .split(|o| *o == TapeObject::Filemark)
+        .nth(1)
+        .unwrap()
+        .to_vec();
     let TapeObject::Block(tb) = part1.last().unwrap() else {
         panic!()
     };
     let tr = SetTrailer::decode(tb).unwrap();
     assert_eq!((tr.stop, tr.part), (StopReason::CONTINUES, 1));
     assert_eq!(tr.records, row.parts[0].records);
-    assert_eq!(row.parts[0].records, 17, "16 records fit 1 MiB, the 17th crosses it");
+    assert_eq!(
+        row.parts[0].records, 17,
+        "16 records fit 1 MiB, the 17th crosses it"
+    );
 }
 
 /// The pool is empty when the set needs its next volume: the set fails
@@ -434,18 +448,30 @@ fn an_empty_pool_fails_the_set_cleanly() {
     )
     .unwrap_err();
     let text = e.to_string();
-    assert!(matches!(e, EngineError::NoNextVolume { part: 2, .. }), "{e}");
+    assert!(
+        matches!(e, EngineError::NoNextVolume { part: 2, .. }),
+        "{e}"
+    );
     assert!(text.contains("EMP001 is full"), "{text}");
     assert!(text.contains("no scratch cartridge"), "{text}");
     let sets = cat.sets().unwrap();
     assert_eq!(sets[0].outcome.state, SetState::Complete);
     assert_eq!(sets[1].outcome.state, SetState::Failed);
-    assert!(sets[1].outcome.error.as_deref().unwrap().contains("no scratch"));
+    assert!(sets[1]
+        .outcome
+        .error
+        .as_deref()
+        .unwrap()
+        .contains("no scratch"));
     // The tape: label, the first set, the failed set's part closed by its
     // trailer and one filemark (no empty file after it).
     let objs = t.scsi.transport().lu.lu.objects().to_vec();
     let files: Vec<_> = objs.split(|o| *o == TapeObject::Filemark).collect();
-    assert_eq!(files.len(), 4, "label, set, part, and nothing after the last filemark");
+    assert_eq!(
+        files.len(),
+        4,
+        "label, set, part, and nothing after the last filemark"
+    );
     assert!(files[3].is_empty());
     let TapeObject::Block(tb) = files[2].last().unwrap() else {
         panic!()
@@ -521,7 +547,8 @@ fn a_version_1_tape_still_restores() {
     assert_eq!(r.sets.len(), 1);
     assert!(r.parts.is_empty());
     let (_d, cat) = catalog();
-    cat.replace_volume(&r.volume, &r.sets, &[], &r.parts).unwrap();
+    cat.replace_volume(&r.volume, &r.sets, &[], &r.parts)
+        .unwrap();
     let row = cat.set("5e7e0000-0000-4000-8000-000000000002").unwrap();
     assert_eq!(row.outcome.state, SetState::Complete);
     assert_eq!(

@@ -650,14 +650,24 @@ fn a_set_larger_than_a_cartridge_spans_two() {
         .run(
             "alpha",
             &[
-                "--json", "backup", "--mode", "host", "--source", &src, "--pool", "span",
-                "--block-size", "64K",
+                "--json",
+                "backup",
+                "--mode",
+                "host",
+                "--source",
+                &src,
+                "--pool",
+                "span",
+                "--block-size",
+                "64K",
             ],
         )
         .ok()
         .json();
     let set = sum["set_id"].as_str().unwrap().to_string();
-    let parts = sum["parts"].as_array().expect("a multi-volume set lists its parts");
+    let parts = sum["parts"]
+        .as_array()
+        .expect("a multi-volume set lists its parts");
     assert_eq!(parts.len(), 2, "{sum:#}");
     restore_ok(&s, "bravo", &set, &dst);
     same_bytes(&file, &dst_file, 3 << 20);
@@ -701,7 +711,10 @@ fn a_set_larger_than_a_cartridge_spans_two() {
         // LIB00N lives in slot N.
         let slot = c.barcode.trim_start_matches("LIB").trim_start_matches('0');
         sanmover(["changer", ch, "load", slot, "0"]).ok();
-        let r = sm(&fresh_db, &["--json", "catalog", "rebuild", "--tape", drive0]);
+        let r = sm(
+            &fresh_db,
+            &["--json", "catalog", "rebuild", "--tape", drive0],
+        );
         sanmover(["changer", ch, "unload", slot, "0"]).ok();
         let r = r.ok().json();
         assert_eq!(r["parts"].as_array().map(Vec::len), Some(1), "{r:#}");
@@ -713,7 +726,15 @@ fn a_set_larger_than_a_cartridge_spans_two() {
         (rebuilt.outcome.records, rebuilt.outcome.bytes),
         (row.outcome.records, row.outcome.bytes)
     );
-    let where_: Vec<_> = rebuilt.parts.iter().map(|p| (p.part, p.volume, p.file_number)).collect();
-    let want: Vec<_> = row.parts.iter().map(|p| (p.part, p.volume, p.file_number)).collect();
+    let where_: Vec<_> = rebuilt
+        .parts
+        .iter()
+        .map(|p| (p.part, p.volume, p.file_number))
+        .collect();
+    let want: Vec<_> = row
+        .parts
+        .iter()
+        .map(|p| (p.part, p.volume, p.file_number))
+        .collect();
     assert_eq!(where_, want);
 }

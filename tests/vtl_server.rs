@@ -302,13 +302,23 @@ fn a_set_larger_than_a_cartridge_spans_two_on_drives_with_reservations() {
     let r = s.run(
         "alpha",
         &[
-            "--json", "backup", "--mode", "host", "--source", &src, "--pool", "p",
-            "--block-size", "64K",
+            "--json",
+            "backup",
+            "--mode",
+            "host",
+            "--source",
+            &src,
+            "--pool",
+            "p",
+            "--block-size",
+            "64K",
         ],
     );
     let sum = r.ok().json();
     let set = sum["set_id"].as_str().unwrap();
-    let parts = sum["parts"].as_array().expect("a multi-volume set lists its parts");
+    let parts = sum["parts"]
+        .as_array()
+        .expect("a multi-volume set lists its parts");
     assert_eq!(parts.len(), 2, "{sum:#}");
     s.run("bravo", &["restore", set, "--target", &dst]).ok();
     same_bytes(&src_file, &dst_file, 8 << 20);
@@ -319,7 +329,10 @@ fn a_set_larger_than_a_cartridge_spans_two_on_drives_with_reservations() {
     assert_ne!(row.parts[0].volume, row.parts[1].volume);
     let events = cat.server_events().unwrap();
     assert_eq!(
-        events.iter().filter(|e| e.kind == EventKind::Continued).count(),
+        events
+            .iter()
+            .filter(|e| e.kind == EventKind::Continued)
+            .count(),
         2,
         "one for the backup, one for the restore: {events:#?}"
     );

@@ -135,9 +135,7 @@ fn settle(tx: &Connection, id: &str) -> Result<(), CatalogError> {
         .enumerate()
         .find(|(i, p)| p.0 != *i as u32 + 1)
         .map(|(i, _)| i as u32 + 1);
-    let (records, bytes) = parts
-        .iter()
-        .fold((0, 0), |(r, b), p| (r + p.2, b + p.3));
+    let (records, bytes) = parts.iter().fold((0, 0), |(r, b), p| (r + p.2, b + p.3));
     let mut outcome = SetOutcome {
         state: SetState::Incomplete,
         records,
@@ -187,7 +185,11 @@ impl Catalog {
             Self::upsert_volume_in(&tx, v)?;
         }
         for (i, p) in parts.iter().enumerate() {
-            let ends = if i + 1 == parts.len() { LAST } else { CONTINUES };
+            let ends = if i + 1 == parts.len() {
+                LAST
+            } else {
+                CONTINUES
+            };
             insert(&tx, set, p, ends, None)?;
         }
         tx.commit()?;

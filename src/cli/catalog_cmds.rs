@@ -424,7 +424,11 @@ fn rebuilt_text(r: &RebuildReport<'_>) -> String {
             p.set_id,
             p.part.file_number,
             p.part.records,
-            if p.last { "its last part" } else { "continues on the next volume" }
+            if p.last {
+                "its last part"
+            } else {
+                "continues on the next volume"
+            }
         );
     }
     for s in r.sets {

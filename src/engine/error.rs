@@ -174,7 +174,9 @@ pub enum Refusal {
         set_volume_name: String,
         set_volume: Uuid,
     },
-    #[error("{device}: the next volume for set {set} is {name} ({id}) again, the volume that is full")]
+    #[error(
+        "{device}: the next volume for set {set} is {name} ({id}) again, the volume that is full"
+    )]
     SameVolume {
         device: String,
         name: String,

@@ -14,8 +14,8 @@ use super::guard::{refuse_live_writer, PositionGuard};
 use super::handoff::{self, handoff, Eager};
 use super::interrupt::StopFlag;
 use super::set_writer::{
-    volume_row, Moved, Mover, NextVolume, Placement, SetPlan, SetRequest, SetWriter, Spanned,
-    SourceSurvey, Tally,
+    volume_row, Moved, Mover, NextVolume, Placement, SetPlan, SetRequest, SetWriter, SourceSurvey,
+    Spanned, Tally,
 };
 use super::volume::{find_append_point, require_label};
 use super::{now, EngineError, Progress, Refusal, SetSummary};
@@ -295,7 +295,10 @@ impl<'a, T: Transport> Drive<'a, T> {
     ) -> Result<(), EngineError> {
         let trailer = tally.continued_trailer(so_far.clone().finish(), now());
         self.close_part(tally, trailer.encode())?;
-        let full = self.label.clone().ok_or(EngineError::Stopped("no volume label read"))?;
+        let full = self
+            .label
+            .clone()
+            .ok_or(EngineError::Stopped("no volume label read"))?;
         let part = tally.part + 1;
         let (label, file) =
             self.load_next(set.set_id(), part, &full)
@@ -468,8 +471,7 @@ fn write_records<T: Transport>(
         let signal = stop.raised();
         let mut early_warning = w.early_warning;
         if early_warning && signal.is_none() && side.drive.can_continue(side.tally, planned) {
-            side.drive
-                .continue_on_next(side.set, side.tally, &state)?;
+            side.drive.continue_on_next(side.set, side.tally, &state)?;
             early_warning = false;
         }
         digest = Some(state);

@@ -22,8 +22,8 @@ use uuid::Uuid;
 use super::interrupt::StopFlag;
 use super::{now, EngineError, Progress, Refusal, SetSummary};
 use crate::catalog::{Catalog, SetInfo, SetOutcome, SetState};
-use crate::device::disk::Capacity;
 use crate::catalog::{SetPart, VolumeRow};
+use crate::device::disk::Capacity;
 use crate::device::{Disk, Tape};
 use crate::format::{
     hex, DigestAlgorithm, Mode, RecordHeader, SetHeader, SetTrailer, SourceIdentity, StopReason,

@@ -12,8 +12,9 @@ use crate::catalog::{FoundPart, SetInfo, SetOutcome, SetPart, SetRow, SetState, 
 use crate::device::tape::ReadOutcome;
 use crate::device::{DeviceError, Tape};
 use crate::format::{
-    check_record, classify, hex, BlockKind, Continuation, CrcChainDigest, CrcIndex, DigestAlgorithm,
-    Mode, RecordHeader, SetDigest, SetHeader, SetTrailer, SourceIdentity, StopReason, VolumeLabel,
+    check_record, classify, hex, BlockKind, Continuation, CrcChainDigest, CrcIndex,
+    DigestAlgorithm, Mode, RecordHeader, SetDigest, SetHeader, SetTrailer, SourceIdentity,
+    StopReason, VolumeLabel,
 };
 use crate::scsi::spc::{Association, CodeSet, Designator, DesignatorType, DeviceIdentification};
 use crate::scsi::{BlockCount, BlockSize, DeviceType, Lba};
@@ -438,18 +439,20 @@ impl SetChecker {
     /// volume: it must close this part and match what was read so far
     /// (counts, and the digest so far when the scan began at the start).
     pub fn end_part(&mut self, t: &SetTrailer) -> Result<(), EngineError> {
-        let mismatch = |field, expected, found| {
-            Corruption::PartMismatch {
-                part: self.part,
-                field,
-                expected,
-                found,
-            }
+        let mismatch = |field, expected, found| Corruption::PartMismatch {
+            part: self.part,
+            field,
+            expected,
+            found,
         };
         let reason = if t.set_id != self.header.set_id {
             Some(Corruption::TrailerOfOtherSet(t.set_id))
         } else if t.part != self.part {
-            Some(mismatch("the trailer's part", self.part as u64, t.part as u64))
+            Some(mismatch(
+                "the trailer's part",
+                self.part as u64,
+                t.part as u64,
+            ))
         } else if t.records != self.records || t.bytes != self.bytes {
             Some(Corruption::TrailerCounts {
                 trailer_records: t.records,
@@ -725,7 +728,7 @@ pub struct Rebuilt {
 /// The first block of a tape file, when it opens a set or a part of one.
 #[derive(Debug, Clone)]
 pub enum FirstBlock {
-    Header(SetHeader),
+    Header(Box<SetHeader>),
     Continuation(Continuation),
 }
 
@@ -745,7 +748,7 @@ pub fn read_first_block<T: Transport>(
             .map_err(|e| EngineError::format("continuation header", e));
     }
     SetHeader::decode(b)
-        .map(|h| Some(FirstBlock::Header(h)))
+        .map(|h| Some(FirstBlock::Header(Box::new(h))))
         .map_err(|e| EngineError::format("set header", e))
 }
 
@@ -785,7 +788,7 @@ pub fn rebuild<T: Transport + Send>(
             Err(e) => return Err(e),
         };
         match first {
-            FirstBlock::Header(h) => rebuild_set(tape, &label, file, h, progress, &mut out)?,
+            FirstBlock::Header(h) => rebuild_set(tape, &label, file, *h, progress, &mut out)?,
             FirstBlock::Continuation(c) => {
                 let part = rebuild_part(tape, &label, file, &c, progress)?;
                 out.parts.push(part);

@@ -344,7 +344,11 @@ impl SetTrailer {
     /// [`SetTrailer::LEN_V2`] for a part of a multi-volume set).
     pub fn encode(&self) -> Vec<u8> {
         let v2 = self.is_part();
-        let (version, len) = if v2 { (2, Self::LEN_V2) } else { (1, Self::LEN) };
+        let (version, len) = if v2 {
+            (2, Self::LEN_V2)
+        } else {
+            (1, Self::LEN)
+        };
         let mut w = Writer::versioned(&Self::MAGIC, len, version);
         if self.crc_digest {
             w.flags(Self::FLAG_CRC_DIGEST);

@@ -1000,7 +1000,10 @@ fn continuation_golden() {
     assert_eq!(c.encode(), h(CONTINUATION_HEX));
     assert_eq!(Continuation::decode(&h(CONTINUATION_HEX)).unwrap(), c);
     for n in 0..h(CONTINUATION_HEX).len() {
-        assert!(Continuation::decode(&h(CONTINUATION_HEX)[..n]).is_err(), "{n}");
+        assert!(
+            Continuation::decode(&h(CONTINUATION_HEX)[..n]).is_err(),
+            "{n}"
+        );
     }
 }
 
@@ -1022,7 +1025,10 @@ fn continued_trailer_golden_is_version_2_with_the_part() {
     assert_eq!(&b[8..10], &[0, 2]);
     assert_eq!(&b[96..100], &[0, 0, 0, 2]);
     assert_eq!(SetTrailer::decode(&b).unwrap(), last);
-    assert_eq!(StopReason::CONTINUES.to_string(), "continues on the next volume");
+    assert_eq!(
+        StopReason::CONTINUES.to_string(),
+        "continues on the next volume"
+    );
 }
 
 #[test]
@@ -1049,7 +1055,11 @@ fn version_2_damage_is_a_clear_error() {
     assert!(e.to_string().contains("new in version 2"), "{e}");
     // Part 1 cannot be a continuation; part 0 is no part.
     let bad_part = |at: usize, v: u8, d: Decode| {
-        let mut b = h(if at == 51 { CONTINUATION_HEX } else { TRAILER_V2_HEX });
+        let mut b = h(if at == 51 {
+            CONTINUATION_HEX
+        } else {
+            TRAILER_V2_HEX
+        });
         b[at] = v;
         let n = b.len() - 4;
         let crc = crc32c::crc32c(&b[..n]);
@@ -1057,8 +1067,14 @@ fn version_2_damage_is_a_clear_error() {
         d(&b)
     };
     let cont_d: Decode = |b| Continuation::decode(b).map(drop);
-    assert!(bad_part(51, 1, cont_d).unwrap_err().to_string().contains("part number 1"));
-    assert!(bad_part(99, 0, trailer_d).unwrap_err().to_string().contains("part number 0"));
+    assert!(bad_part(51, 1, cont_d)
+        .unwrap_err()
+        .to_string()
+        .contains("part number 1"));
+    assert!(bad_part(99, 0, trailer_d)
+        .unwrap_err()
+        .to_string()
+        .contains("part number 0"));
     // A version-2 trailer cut to the version-1 length.
     let mut short = h(TRAILER_V2_HEX);
     short.truncate(100);

@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::http::{HeartbeatBody, ReleaseBody, ContinueBody, ReportBody, RequestBody};
+use super::http::{ContinueBody, HeartbeatBody, ReleaseBody, ReportBody, RequestBody};
 use super::service::{Grant, Status};
 use super::state::{Denied, LeaseId, Ticket, TicketView};
 use super::tls::{client_config, TlsError};

@@ -855,7 +855,10 @@ fn a_full_backup_cartridge_is_swapped_for_the_next_of_its_pool() {
     assert_eq!(c.held_before(l), ["A".to_string()]);
     let events = c.drain_events();
     assert_eq!(
-        events.iter().filter(|e| e.kind == EventKind::Continued).count(),
+        events
+            .iter()
+            .filter(|e| e.kind == EventKind::Continued)
+            .count(),
         1
     );
     assert!(overlaps(&events).is_empty());
