@@ -194,11 +194,21 @@ fn file_blocks(tape: &mut Tape<DriveT>, file: usize) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// A 3 MiB set spans 2 MiB cartridges (early warning 1/20 of the
-/// capacity before the end) and restores, verifies and rebuilds whole.
-#[test]
-fn a_set_larger_than_a_cartridge_spans_two_and_restores_whole() {
-    let (_d, cat) = catalog();
+/// A 3 MiB set written across two 2 MiB cartridges (early warning 1/20 of
+/// the capacity before the end), with SPN002 left in the drive.
+struct Spanned {
+    _dir: tempfile::TempDir,
+    cat: Catalog,
+    shelf: Shelf,
+    t: Tape<DriveT>,
+    src: Disk<MemDiskT>,
+    row: SetRow,
+    v1: Uuid,
+    v2: Uuid,
+}
+
+fn spanned() -> Spanned {
+    let (dir, cat) = catalog();
     let (first, v1) = cartridge(2 << 20, Some("SPN001"));
     let (second, v2) = cartridge(2 << 20, Some("SPN002"));
     let mut shelf = Shelf {
@@ -206,7 +216,7 @@ fn a_set_larger_than_a_cartridge_spans_two_and_restores_whole() {
         ..Default::default()
     };
     let mut t = drive(first, None);
-    let mut src = disk("SRC", 6144); // 3 MiB
+    let mut src = disk("SRC", 6144);
     let s = backup_spanning(
         &mut src,
         None,
@@ -219,86 +229,138 @@ fn a_set_larger_than_a_cartridge_spans_two_and_restores_whole() {
     assert_eq!(s.set.bytes, 6144 * 512);
     assert_eq!(shelf.asked, vec![(2, "SPN001".to_string())]);
     let row = cat.set(&s.set.set_id.to_string()).unwrap();
-    assert_eq!(row.outcome.state, SetState::Complete);
-    assert_eq!(row.parts.len(), 2);
-    assert_eq!((row.parts[0].volume, row.parts[0].file_number), (v1, 1));
-    assert_eq!((row.parts[1].volume, row.parts[1].file_number), (v2, 1));
-    assert_eq!(row.parts[1].first_seq, row.parts[0].records);
-    assert_eq!(row.parts[0].bytes + row.parts[1].bytes, row.outcome.bytes);
     assert_eq!(s.set.parts, row.parts);
+    Spanned {
+        _dir: dir,
+        cat,
+        shelf,
+        t,
+        src,
+        row,
+        v1,
+        v2,
+    }
+}
 
-    // On tape: part 2 opens with its continuation header and ends with a
-    // version-2 trailer; part 1 (on the shelf now) ends "continues".
-    let blocks = file_blocks(&mut t, 1);
-    assert_eq!(classify(&blocks[0]), BlockKind::Continuation);
-    let last = SetTrailer::decode(blocks.last().unwrap()).unwrap();
-    assert_eq!((last.part, last.complete), (2, true));
+impl Spanned {
+    /// Put volume `want` in the drive; the one there goes on the shelf.
+    fn put(&mut self, want: Uuid) {
+        let out = read_label_uuid(&mut self.t);
+        let i = self
+            .shelf
+            .by_volume
+            .iter()
+            .position(|(v, _)| *v == want)
+            .unwrap();
+        let next = self.shelf.by_volume.remove(i);
+        self.shelf.swap_in(&mut self.t, next, out);
+    }
+}
 
-    // Restore reads part 1 from SPN001, then has SPN002 loaded back.
-    let mut loader = Loader {
-        shelf: &mut shelf,
-        in_drive: v2,
+/// A loader from `shelf`, with the volume now in `t`'s drive.
+fn loader<'a>(shelf: &'a mut Shelf, t: &mut Tape<DriveT>) -> Loader<'a> {
+    Loader {
+        in_drive: read_label_uuid(t),
+        shelf,
         loads: 0,
-    };
-    let one = loader.shelf.by_volume.remove(0);
-    loader.shelf.swap_in(&mut t, one, v2);
-    loader.in_drive = v1;
-    let mut dst = disk("DST", 6144);
-    dst.scsi.transport().lu.data_mut().fill(0);
-    let opts = RestoreOptions {
+    }
+}
+
+fn read_label_uuid(t: &mut Tape<DriveT>) -> Uuid {
+    match sanmover::engine::volume::read_label(t).unwrap() {
+        sanmover::engine::volume::LabelState::Ours(l) => l.uuid,
+        other => panic!("{}", other.describe()),
+    }
+}
+
+fn restore_opts() -> RestoreOptions {
+    RestoreOptions {
         target_lba: Some(Lba(0)),
         queue_depth: 4,
         overwrite_source: false,
-    };
+    }
+}
+
+/// The set spans two cartridges, and a restore that is given the parts'
+/// cartridges in turn is byte-identical.
+#[test]
+fn a_set_larger_than_a_cartridge_spans_two_and_restores_whole() {
+    let mut sp = spanned();
+    let row = sp.row.clone();
+    assert_eq!(row.outcome.state, SetState::Complete);
+    assert_eq!(row.parts.len(), 2);
+    assert_eq!((row.parts[0].volume, row.parts[0].file_number), (sp.v1, 1));
+    assert_eq!((row.parts[1].volume, row.parts[1].file_number), (sp.v2, 1));
+    assert_eq!(row.parts[1].first_seq, row.parts[0].records);
+    assert_eq!(row.parts[0].bytes + row.parts[1].bytes, row.outcome.bytes);
+    // On tape: part 2 opens with its continuation header and ends with a
+    // version-2 trailer.
+    let blocks = file_blocks(&mut sp.t, 1);
+    assert_eq!(classify(&blocks[0]), BlockKind::Continuation);
+    let last = SetTrailer::decode(blocks.last().unwrap()).unwrap();
+    assert_eq!((last.part, last.complete), (2, true));
+    // Restore reads part 1 from SPN001, then has SPN002 loaded back.
+    sp.put(sp.v1);
+    let mut dst = disk("DST", 6144);
+    dst.scsi.transport().lu.data_mut().fill(0);
+    let mut loader = loader(&mut sp.shelf, &mut sp.t);
     restore_spanning(
-        &mut t,
+        &mut sp.t,
         Some(&mut loader),
         &row,
         &mut dst,
-        &opts,
+        &restore_opts(),
         &NoProgress,
     )
     .unwrap();
     assert_eq!(loader.loads, 1);
-    assert!(dst.scsi.transport().lu.data() == src.scsi.transport().lu.data());
+    assert!(dst.scsi.transport().lu.data() == sp.src.scsi.transport().lu.data());
+}
 
-    // Verify from part 1 again, against the source.
-    let one = loader.shelf.by_volume.remove(0);
-    loader.shelf.swap_in(&mut t, one, v2);
-    loader.in_drive = v1;
-    verify_spanning::<_, MemDiskT>(&mut t, Some(&mut loader), &row, None, &NoProgress).unwrap();
-    assert_eq!(loader.loads, 2);
-
-    // Without a loader, the restore names the cartridge it needs.
-    let one = loader.shelf.by_volume.remove(0);
-    loader.shelf.swap_in(&mut t, one, v2);
-    let e = restore_spanning(&mut t, None, &row, &mut dst, &opts, &NoProgress).unwrap_err();
+/// Verify follows the parts too; without a way to load the next part, a
+/// restore stops at the end of part 1 and names the cartridge it needs.
+#[test]
+fn verify_follows_the_parts_and_a_restore_without_a_loader_names_the_cartridge() {
+    let mut sp = spanned();
+    let row = sp.row.clone();
+    sp.put(sp.v1);
+    let mut loader = loader(&mut sp.shelf, &mut sp.t);
+    verify_spanning::<_, MemDiskT>(&mut sp.t, Some(&mut loader), &row, None, &NoProgress).unwrap();
+    assert_eq!(loader.loads, 1);
+    sp.put(sp.v1);
+    let mut dst = disk("DST", 6144);
+    let opts = restore_opts();
+    let e = restore_spanning(&mut sp.t, None, &row, &mut dst, &opts, &NoProgress).unwrap_err();
     assert!(e.to_string().contains("SPN002"), "{e}");
     assert!(matches!(
         &e,
         EngineError::Refused(r) if matches!(**r, Refusal::PartNotLoaded { part: 2, .. })
     ));
+}
 
-    // A new catalog rebuilt from the two cartridges, the second first:
-    // the parts are joined by set id and the set is whole again.
+/// A new catalog rebuilt from the two cartridges, the second first: the
+/// parts are joined by set id, the set is whole again and restores.
+#[test]
+fn catalog_rebuild_from_both_cartridges_joins_the_parts() {
+    let mut sp = spanned();
     let (_d2, fresh) = catalog();
-    let one = loader.shelf.by_volume.remove(0);
-    loader.shelf.swap_in(&mut t, one, v1); // SPN002 in the drive
-    let r2 = rebuild(&mut t, &NoProgress).unwrap();
+    let r2 = rebuild(&mut sp.t, &NoProgress).unwrap(); // SPN002
     assert!(r2.sets.is_empty());
     assert_eq!(r2.parts.len(), 1);
     fresh
         .replace_volume(&r2.volume, &r2.sets, &[], &r2.parts)
         .unwrap();
-    let two = loader.shelf.by_volume.remove(0);
-    loader.shelf.swap_in(&mut t, two, v2); // SPN001
-    let r1 = rebuild(&mut t, &NoProgress).unwrap();
+    let half = fresh.sets().unwrap();
+    assert!(half.is_empty(), "part 2 alone is no set row: {half:?}");
+    sp.put(sp.v1);
+    let r1 = rebuild(&mut sp.t, &NoProgress).unwrap();
     assert_eq!(r1.sets.len(), 1);
     assert_eq!(r1.sets[0].outcome.state, SetState::Incomplete);
     fresh
         .replace_volume(&r1.volume, &r1.sets, &[], &r1.parts)
         .unwrap();
-    let rebuilt = fresh.set(&s.set.set_id.to_string()).unwrap();
+    let row = sp.row.clone();
+    let rebuilt = fresh.set(&row.info.id.to_string()).unwrap();
     assert_eq!(rebuilt.outcome.state, SetState::Complete);
     assert_eq!(
         (rebuilt.outcome.records, rebuilt.outcome.bytes),
@@ -306,11 +368,11 @@ fn a_set_larger_than_a_cartridge_spans_two_and_restores_whole() {
     );
     assert_eq!(rebuilt.outcome.digest, row.outcome.digest);
     assert_eq!(rebuilt.parts, row.parts);
-    // And the rebuilt catalog restores it.
-    loader.in_drive = v1;
-    dst.scsi.transport().lu.data_mut().fill(0);
+    let mut dst = disk("DST", 6144);
+    let mut loader = loader(&mut sp.shelf, &mut sp.t);
+    let opts = restore_opts();
     restore_spanning(
-        &mut t,
+        &mut sp.t,
         Some(&mut loader),
         &rebuilt,
         &mut dst,
@@ -318,7 +380,27 @@ fn a_set_larger_than_a_cartridge_spans_two_and_restores_whole() {
         &NoProgress,
     )
     .unwrap();
-    assert!(dst.scsi.transport().lu.data() == src.scsi.transport().lu.data());
+    assert!(dst.scsi.transport().lu.data() == sp.src.scsi.transport().lu.data());
+    // The other catalog, which wrote the set, is unchanged by it all.
+    assert_eq!(sp.cat.set(&row.info.id.to_string()).unwrap(), row);
+}
+
+/// Rebuilding only the first cartridge leaves the set incomplete, and the
+/// error says which part is missing.
+#[test]
+fn a_rebuild_of_the_first_cartridge_alone_names_the_missing_part() {
+    let mut sp = spanned();
+    sp.put(sp.v1);
+    let (_d2, fresh) = catalog();
+    let r1 = rebuild(&mut sp.t, &NoProgress).unwrap();
+    fresh
+        .replace_volume(&r1.volume, &r1.sets, &[], &r1.parts)
+        .unwrap();
+    let row = fresh.set(&sp.row.info.id.to_string()).unwrap();
+    assert_eq!(row.outcome.state, SetState::Incomplete);
+    let err = row.outcome.error.unwrap();
+    assert!(err.contains("part 1 continues on the next volume"), "{err}");
+    assert_eq!(row.parts.len(), 1);
 }
 
 /// Early warning lands inside a record: the drive writes the record and

@@ -646,24 +646,8 @@ fn a_set_larger_than_a_cartridge_spans_two() {
     fill_random(&file, 3 << 20, 41);
     let (dst, dst_file) = luns.add(88, 3);
     let s = Server::start(&["--lease-secs", "5"]);
-    let sum = s
-        .run(
-            "alpha",
-            &[
-                "--json",
-                "backup",
-                "--mode",
-                "host",
-                "--source",
-                &src,
-                "--pool",
-                "span",
-                "--block-size",
-                "64K",
-            ],
-        )
-        .ok()
-        .json();
+    let args = ["--source", &src, "--pool", "span", "--block-size", "64K"];
+    let sum = finish(spawn_backup(&s, "alpha", &args), "alpha");
     let set = sum["set_id"].as_str().unwrap().to_string();
     let parts = sum["parts"]
         .as_array()
@@ -704,37 +688,29 @@ fn a_set_larger_than_a_cartridge_spans_two() {
     // catalog that knew nothing: the set is whole again.
     let fresh = tempfile::tempdir().unwrap();
     let fresh_db = fresh.path().join("fresh.db");
+    rebuild_from(&fresh_db, &[&c2.barcode, &c1.barcode]);
+    let rebuilt = Catalog::open(&fresh_db).unwrap().set(&set).unwrap();
+    assert_eq!(rebuilt.outcome.state, SetState::Complete);
+    assert_eq!(rebuilt.outcome.digest, row.outcome.digest);
+    let counts = |r: &sanmover::catalog::SetRow| (r.outcome.records, r.outcome.bytes);
+    assert_eq!(counts(&rebuilt), counts(&row));
+    assert_eq!(rebuilt.parts, row.parts);
+}
+
+/// `catalog rebuild` into `catalog` from each of `barcodes` in turn, each
+/// loaded into drive 0 with the changer (the server is stopped); each
+/// cartridge holds one part of a multi-volume set.
+fn rebuild_from(catalog: &Path, barcodes: &[&str]) {
     let ch = rig().get("SANMOVER_RIG_CHANGER");
     let drive0 = rig().get("SANMOVER_RIG_LIB_DRIVE0");
     blank_home();
-    for c in [&c2, &c1] {
+    for b in barcodes {
         // LIB00N lives in slot N.
-        let slot = c.barcode.trim_start_matches("LIB").trim_start_matches('0');
+        let slot = b.trim_start_matches("LIB").trim_start_matches('0');
         sanmover(["changer", ch, "load", slot, "0"]).ok();
-        let r = sm(
-            &fresh_db,
-            &["--json", "catalog", "rebuild", "--tape", drive0],
-        );
+        let r = sm(catalog, &["--json", "catalog", "rebuild", "--tape", drive0]);
         sanmover(["changer", ch, "unload", slot, "0"]).ok();
         let r = r.ok().json();
         assert_eq!(r["parts"].as_array().map(Vec::len), Some(1), "{r:#}");
     }
-    let rebuilt = Catalog::open(&fresh_db).unwrap().set(&set).unwrap();
-    assert_eq!(rebuilt.outcome.state, SetState::Complete);
-    assert_eq!(rebuilt.outcome.digest, row.outcome.digest);
-    assert_eq!(
-        (rebuilt.outcome.records, rebuilt.outcome.bytes),
-        (row.outcome.records, row.outcome.bytes)
-    );
-    let where_: Vec<_> = rebuilt
-        .parts
-        .iter()
-        .map(|p| (p.part, p.volume, p.file_number))
-        .collect();
-    let want: Vec<_> = row
-        .parts
-        .iter()
-        .map(|p| (p.part, p.volume, p.file_number))
-        .collect();
-    assert_eq!(where_, want);
 }

@@ -488,6 +488,28 @@ fn volume_from_row(row: &Row<'_>) -> rusqlite::Result<VolumeRow> {
     })
 }
 
+/// Sets found on volume `vol` by a rebuild: each must name that volume
+/// and have ended.
+fn check_rebuilt(vol: Uuid, sets: &[SetRow]) -> Result<(), CatalogError> {
+    for s in sets {
+        if s.info.volume != vol {
+            return Err(CatalogError::Invalid(format!(
+                "set {} belongs to volume {}, not {}",
+                s.info.id,
+                s.info.volume,
+                uuid_text(vol)
+            )));
+        }
+        if s.outcome.state == SetState::Running {
+            return Err(CatalogError::Invalid(format!(
+                "set {}: a rebuilt set cannot be running",
+                s.info.id
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// One line per candidate in an "ambiguous" message.
 fn describe(s: &SetRow) -> String {
     let label = if s.info.label.is_empty() {
@@ -871,20 +893,7 @@ impl Catalog {
         found: &[FoundPart],
     ) -> Result<(), CatalogError> {
         let vol_id = uuid_text(vol.id);
-        for s in sets {
-            if s.info.volume != vol.id {
-                return Err(CatalogError::Invalid(format!(
-                    "set {} belongs to volume {}, not {vol_id}",
-                    s.info.id, s.info.volume
-                )));
-            }
-            if s.outcome.state == SetState::Running {
-                return Err(CatalogError::Invalid(format!(
-                    "set {}: a rebuilt set cannot be running",
-                    s.info.id
-                )));
-            }
-        }
+        check_rebuilt(vol.id, sets)?;
         let tx = self.immediate()?;
         let running: Vec<String> = {
             let mut st = tx.prepare(

@@ -94,6 +94,26 @@ pub(super) fn replace_found(
 /// A rebuilt part row: how it ends, its counts, digest, end time, error.
 type PartRow = (u32, String, u64, u64, Option<String>, i64, Option<String>);
 
+/// The part rows of set `id`, in part order.
+fn part_rows(tx: &Connection, id: &str) -> Result<Vec<PartRow>, CatalogError> {
+    let mut st = tx.prepare(
+        "SELECT part, ends, records, bytes, digest, ended, error FROM set_parts \
+         WHERE set_id = ?1 ORDER BY part",
+    )?;
+    let rows = st.query_map([id], |r| {
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+            r.get(6)?,
+        ))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// Set `id`'s outcome from its parts, when the catalog has its first
 /// part's row: the last part's trailer once every part is there, else
 /// incomplete, naming the part that is missing.
@@ -106,24 +126,7 @@ fn settle(tx: &Connection, id: &str) -> Result<(), CatalogError> {
     if !known {
         return Ok(());
     }
-    let parts: Vec<PartRow> = {
-        let mut st = tx.prepare(
-            "SELECT part, ends, records, bytes, digest, ended, error FROM set_parts \
-             WHERE set_id = ?1 ORDER BY part",
-        )?;
-        let rows = st.query_map([id], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
-            ))
-        })?;
-        rows.collect::<Result<_, _>>()?
-    };
+    let parts = part_rows(tx, id)?;
     let Some(last) = parts.last() else {
         return Ok(());
     };

@@ -20,7 +20,7 @@ use super::progress::Bar;
 use super::server_span::{report_body, ServerVolumes};
 use super::sessions::{redacted, stop_on_signals, Sessions};
 use super::sizes::check_tape_block;
-use crate::catalog::SetState;
+use crate::catalog::{Catalog, SetState};
 use crate::device::Tape;
 use crate::engine::host::backup_spanning;
 use crate::engine::restore::{restore_spanning, RestoreOptions};
@@ -277,10 +277,7 @@ pub fn backup_remote(s: &Sessions, out: &Out, a: &BackupArgs) -> Result<u8> {
         Err(_) => seen.map(|s| s.id),
     };
     if let Some(id) = set_id {
-        let row = catalog.set(&id.to_string())?;
-        if let Err(e) = cl.report_body(lease, &report_body(&catalog, &row)) {
-            eprintln!("sanmover: reporting set {id} to the server failed: {e}");
-        }
+        report_set(&cl, lease, &catalog, id)?;
     }
     let full = matches!(&result, Err(e) if matches!(e.downcast_ref::<EngineError>(), Some(EngineError::TapeFull { .. })));
     // A set that failed (a fenced host's RESERVATION CONFLICT) is the
@@ -300,6 +297,17 @@ pub fn backup_remote(s: &Sessions, out: &Out, a: &BackupArgs) -> Result<u8> {
         )
     });
     Ok(exit::OK)
+}
+
+/// Report set `id` as this host's catalog has it (a multi-volume set's
+/// parts included); a failed report is said, not fatal: the set is on
+/// tape and in this host's catalog.
+fn report_set(cl: &Client, lease: u64, catalog: &Catalog, id: uuid::Uuid) -> Result<()> {
+    let row = catalog.set(&id.to_string())?;
+    if let Err(e) = cl.report_body(lease, &report_body(catalog, &row)) {
+        eprintln!("sanmover: reporting set {id} to the server failed: {e}");
+    }
+    Ok(())
 }
 
 /// `restore SET --server URL`: the server loads the set's cartridge.
