@@ -842,3 +842,38 @@ fn preempted_before_it_starts() {
     // The job sees its stop flag raised at once (else it would spin).
     assert_eq!(job(&TaskStop::default()).status, Status::TASK_ABORTED);
 }
+
+/// SAM-5 5.14: the unit's own Unit Attention is reported before a
+/// RESERVATION CONFLICT and before this layer answers a PR command, and
+/// each is reported once.
+#[test]
+fn the_units_attention_comes_before_a_conflict() {
+    let mut lu = Reserved::new(MemTape::new("PRTAPE", 1 << 20));
+    let (a, b) = (nx("a"), nx("b"));
+    run(&mut lu, &a, &[0, 0, 0, 0, 0, 0], &[], 0);
+    pr_out(&mut lu, &a, PrOutAction::REGISTER, PrType(0), 0, 0xa1);
+    let held = pr_out(
+        &mut lu,
+        &a,
+        PrOutAction::RESERVE,
+        PrType::EXCLUSIVE_ACCESS,
+        0xa1,
+        0,
+    );
+    assert_eq!(held.status, GOOD);
+    // b has not been heard from since power on: 29/00 first, then the
+    // conflict.
+    let write6 = [0x0a, 0, 0, 0x02, 0, 0];
+    let first = run(&mut lu, &b, &write6, &[8; 512], 0).0;
+    assert_eq!(first.status, Status::CHECK_CONDITION);
+    assert_eq!(
+        sense(&first),
+        (SenseKey::UNIT_ATTENTION, Asc::POWER_ON_RESET)
+    );
+    assert_eq!(run(&mut lu, &b, &write6, &[8; 512], 0).0.status, CONFLICT);
+    // A PR command from a nexus new to the unit sees the attention too.
+    let c = nx("c");
+    let (pr, _) = pr_in(&mut lu, &c, PrInAction::READ_KEYS);
+    assert_eq!(sense(&pr), (SenseKey::UNIT_ATTENTION, Asc::POWER_ON_RESET));
+    assert_eq!(keys(&mut lu, &c).keys, vec![0xa1]);
+}
