@@ -451,6 +451,44 @@ fn early_warning_in_the_middle_of_a_record_ends_the_part_after_it() {
     assert_eq!(row.outcome.bytes, 2048 * 512);
 }
 
+/// The set's last record is the one that reaches early warning: the set
+/// is complete on this volume (the trailer and filemark fit in the
+/// early-warning zone) and no next volume is asked for.
+#[test]
+fn early_warning_at_the_last_record_needs_no_next_volume() {
+    let (_d, cat) = catalog();
+    let (first, _) = cartridge(1 << 20, Some("LST001"));
+    let mut shelf = Shelf::default();
+    let mut t = drive(first, None);
+    // 16 records of 127 blocks: the 16th crosses early warning
+    // (1 MiB - 52428 bytes) and still ends before the capacity.
+    let mut src = disk("SRC", 16 * 127);
+    let s = backup_spanning(
+        &mut src,
+        None,
+        (&mut t, Some(&mut shelf as &mut dyn NextVolume<DriveT>)),
+        &cat,
+        &opts(),
+        &NoProgress,
+    )
+    .unwrap();
+    assert!(shelf.asked.is_empty());
+    let row = cat.set(&s.set.set_id.to_string()).unwrap();
+    assert_eq!(
+        (row.outcome.state, row.outcome.records),
+        (SetState::Complete, 16)
+    );
+    assert!(row.parts.is_empty());
+    let blocks = file_blocks(&mut t, 1);
+    let ew = (1u64 << 20) - (1 << 20) / 20;
+    let before: u64 = file_blocks(&mut t, 0)
+        .iter()
+        .map(|b| b.len() as u64)
+        .sum::<u64>()
+        + blocks[..16].iter().map(|b| b.len() as u64).sum::<u64>();
+    assert!(before < ew && before + 65072 > ew, "{before} {ew}");
+}
+
 /// tgt has no early warning: the WRITE that crosses the capacity answers
 /// NO SENSE + EOM 00/00 with the data written, and so does every WRITE
 /// after it. That EOM is the signal; the trailer and filemark follow.

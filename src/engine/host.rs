@@ -469,7 +469,9 @@ fn write_records<T: Transport>(
         side.tally.wrote(1, n);
         progress.advance(n);
         let signal = stop.raised();
-        let mut early_warning = w.early_warning;
+        // The last record past early warning: only the trailer and the
+        // filemark follow, which the early-warning zone has room for.
+        let mut early_warning = w.early_warning && side.tally.records < planned;
         if early_warning && signal.is_none() && side.drive.can_continue(side.tally, planned) {
             side.drive.continue_on_next(side.set, side.tally, &state)?;
             early_warning = false;
