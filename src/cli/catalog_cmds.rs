@@ -67,13 +67,23 @@ pub fn list_text(sets: &[SetRow]) -> String {
             iso8601_minutes(s.info.started),
             shown_state(s),
             human_size(s.outcome.bytes),
-            fit(&format!("{}:{}", s.volume_name, s.info.file_number), 14),
+            fit(&volume_file(s), 14),
             fit(&s.info.label, 14),
             short_source(&s.info.source_url)
         );
         let _ = writeln!(t, "{}", fit(&line, LIST_WIDTH));
     }
     t
+}
+
+/// Where a set starts, `VOLUME:FILE`, with `+N` for the N more volumes a
+/// multi-volume set goes on to.
+fn volume_file(s: &SetRow) -> String {
+    let more = match s.parts.len() {
+        0 | 1 => String::new(),
+        n => format!("+{}", n - 1),
+    };
+    format!("{}:{}{more}", s.volume_name, s.info.file_number)
 }
 
 pub fn list(s: &Sessions, out: &Out) -> Result<u8> {
@@ -112,6 +122,13 @@ pub fn show_text(s: &SetRow) -> String {
     if s.extents.len() > 1 {
         let e: Vec<String> = s.extents.iter().map(|(l, n)| format!("{l}+{n}")).collect();
         let _ = writeln!(t, "  extents      {}", e.join(", "));
+    }
+    for p in &s.parts {
+        let _ = writeln!(
+            t,
+            "  part {:<7} volume {} ({}), tape file {}: records {}.., {} bytes",
+            p.part, p.volume_name, p.volume, p.file_number, p.first_seq, p.bytes
+        );
     }
     let _ = writeln!(
         t,
@@ -566,6 +583,27 @@ mod tests {
         assert!(t.contains("extents      0+1024, 4096+1024"), "{t}");
         assert!(t.contains("label        weekly"), "{t}");
         assert!(!t.contains('{'), "not JSON: {t}");
+    }
+
+    #[test]
+    fn a_multi_volume_set_shows_its_parts() {
+        let mut r = row("big", "VOL001", "/dev/sdb", SetState::Complete);
+        let part = |part, name: &str, first_seq| crate::catalog::SetPart {
+            part,
+            volume: uuid::Uuid::from_u128(part as u128),
+            volume_name: name.into(),
+            file_number: 1,
+            first_seq,
+            records: 2,
+            bytes: 2 << 20,
+        };
+        r.parts = vec![part(1, "VOL001", 0), part(2, "VOL002", 2)];
+        let t = show_text(&r);
+        assert!(
+            t.contains("part 2       volume VOL002 (00000000-0000-0000-0000-000000000002), tape file 1: records 2.., 2097152 bytes"),
+            "{t}"
+        );
+        assert!(list_text(&[r]).contains("VOL001:1+1"));
     }
 
     #[test]
