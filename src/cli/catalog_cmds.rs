@@ -603,7 +603,7 @@ mod tests {
             t.contains("part 2       volume VOL002 (00000000-0000-0000-0000-000000000002), tape file 1: records 2.., 2097152 bytes"),
             "{t}"
         );
-        assert!(list_text(&[r]).contains("VOL001:1+1"));
+        assert!(list_text(&[r]).contains("VOL001:12+1"));
     }
 
     #[test]
