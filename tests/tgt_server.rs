@@ -655,6 +655,8 @@ fn a_set_larger_than_a_cartridge_spans_two() {
     assert_eq!(parts.len(), 2, "{sum:#}");
     restore_ok(&s, "bravo", &set, &dst);
     same_bytes(&file, &dst_file, 3 << 20);
+    let v = s.run("bravo", &["verify", &set]).ok();
+    assert!(v.stdout.starts_with("verify passed"), "{}", v.stdout);
 
     // The server's catalog: the parts, each on its own cartridge; the
     // first cartridge full, the second open; the change in the event log.
@@ -678,8 +680,8 @@ fn a_set_larger_than_a_cartridge_spans_two() {
     let events = cat.server_events().unwrap();
     assert_eq!(
         count(&events, EventKind::Continued),
-        2,
-        "one for the backup, one for the restore"
+        3,
+        "one each for the backup, the restore and the verify"
     );
     assert!(overlaps(&events).is_empty(), "{events:#?}");
     drop(s);

@@ -290,7 +290,8 @@ fn a_partitioned_host_is_fenced_by_preempt_and_abort() {
 /// server. The drives have PERSISTENT RESERVE: the host gives up its
 /// reservation while the server's robot checks and labels the next
 /// cartridge, and takes it over again. The restore through the server
-/// loads each part's cartridge in turn and is byte-identical.
+/// loads each part's cartridge in turn and is byte-identical, and so does
+/// a verify through the server, comparing with the restored copy.
 #[test]
 fn a_set_larger_than_a_cartridge_spans_two_on_drives_with_reservations() {
     let rig = PrivateRig::start();
@@ -322,6 +323,8 @@ fn a_set_larger_than_a_cartridge_spans_two_on_drives_with_reservations() {
     assert_eq!(parts.len(), 2, "{sum:#}");
     s.run("bravo", &["restore", set, "--target", &dst]).ok();
     same_bytes(&src_file, &dst_file, 8 << 20);
+    s.run("bravo", &["verify", set, "--compare-target", &dst])
+        .ok();
     let cat = s.catalog();
     let row = cat.set(set).unwrap();
     assert_eq!(row.outcome.state, SetState::Complete);
@@ -333,8 +336,8 @@ fn a_set_larger_than_a_cartridge_spans_two_on_drives_with_reservations() {
             .iter()
             .filter(|e| e.kind == EventKind::Continued)
             .count(),
-        2,
-        "one for the backup, one for the restore: {events:#?}"
+        3,
+        "one each for the backup, the restore and the verify: {events:#?}"
     );
     assert!(overlaps(&events).is_empty(), "{events:#?}");
 }

@@ -1036,6 +1036,12 @@ pub struct VerifyArgs {
     /// host has it, instead of failing with exit status 16.
     #[arg(long)]
     pub wait: bool,
+    /// Ask this backup server for the set (as for restore): it loads the
+    /// set's cartridge in a free drive, and each later part's cartridge
+    /// of a set that spans cartridges; the set is checked against the
+    /// server's catalog.
+    #[command(flatten)]
+    pub remote: ServerClientArgs,
 }
 
 #[derive(Debug, Subcommand)]

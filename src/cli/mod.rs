@@ -140,6 +140,7 @@ fn run(cli: &Cli) -> Result<u8> {
             server_cmds::restore_remote(&s, &out, a)
         }
         Command::Restore(a) => restore_cmds::run_restore(&s, &out, a),
+        Command::Verify(a) if a.remote.server.is_some() => server_cmds::verify_remote(&s, &out, a),
         Command::Verify(a) => restore_cmds::run_verify(&s, &out, a),
         Command::Catalog { op } => catalog(&s, &out, op),
         Command::Xcopy(a) => xcopy_cmds::run_xcopy(&s, &out, a),

@@ -13,7 +13,9 @@ use super::time::iso8601;
 use crate::catalog::{Catalog, SetRow};
 use crate::device::Disk;
 use crate::engine::guard::refuse_live_writer;
-use crate::engine::restore::{restore, verify_against, Compare, CompareWith, RestoreOptions};
+use crate::engine::restore::{
+    restore, verify_against, Compare, CompareWith, ReadSummary, RestoreOptions,
+};
 use crate::scsi::Lba;
 
 /// The tape to read a set from: `--tape`, else the device the catalog
@@ -76,11 +78,52 @@ pub fn run_restore(s: &Sessions, out: &Out, a: &RestoreArgs) -> Result<u8> {
 
 /// The disk `verify` compares with, if any: the set's source, or
 /// `--compare-target`.
-fn compared_disk(s: &Sessions, a: &VerifyArgs, row: &SetRow) -> Result<Option<Disk<Dyn>>> {
+pub(super) fn compared_disk(
+    s: &Sessions,
+    a: &VerifyArgs,
+    row: &SetRow,
+) -> Result<Option<Disk<Dyn>>> {
     Ok(match (&a.compare_target, a.compare_source) {
         (Some(dev), _) => Some(s.disk(dev, "compare target")?),
         (None, true) => Some(s.disk(&row.info.source_url, "source")?),
         (None, false) => None,
+    })
+}
+
+/// What `verify` prints when the set checked out.
+pub(super) fn verify_text(sum: &ReadSummary, a: &VerifyArgs, row: &SetRow) -> String {
+    let mut t = format!(
+        "verify passed: set {} ({} records, {} bytes, {:.1} MB/s)\n  {} {}\n",
+        sum.set_id, sum.records, sum.bytes, sum.mbps, sum.digest_algorithm, sum.digest
+    );
+    if let Some(n) = sum.compared_with_source {
+        let _ = writeln!(t, "  {n} bytes identical to the source LUN");
+    }
+    if let (Some(n), Some(dev)) = (sum.compared_with_target, &a.compare_target) {
+        let _ = writeln!(
+            t,
+            "  {n} bytes identical to {} from LBA {}",
+            redacted(dev),
+            a.lba.map_or(row.info.lba, Lba)
+        );
+    }
+    t
+}
+
+/// The disk a verify compares the set with (`--compare-source`,
+/// `--compare-target`), addressed as `Compare` wants it.
+pub(super) fn compare_with<'a>(
+    disk: Option<&'a mut Disk<Dyn>>,
+    a: &VerifyArgs,
+    row: &SetRow,
+) -> Option<Compare<'a, Dyn>> {
+    disk.map(|disk| Compare {
+        disk,
+        lba: a.lba.map_or(row.info.lba, Lba),
+        with: match a.compare_target {
+            Some(_) => CompareWith::Target,
+            None => CompareWith::Source,
+        },
     })
 }
 
@@ -93,32 +136,8 @@ pub fn run_verify(s: &Sessions, out: &Out, a: &VerifyArgs) -> Result<u8> {
     let _lock = s.lock_tape(&mut t, &tape_dev, "verify", a.wait)?;
     refuse_live_writer(&catalog, row.info.volume, &row.volume_name)?;
     let mut disk = compared_disk(s, a, &row)?;
-    let compare = disk.as_mut().map(|disk| Compare {
-        disk,
-        lba: a.lba.map_or(row.info.lba, Lba),
-        with: match a.compare_target {
-            Some(_) => CompareWith::Target,
-            None => CompareWith::Source,
-        },
-    });
+    let compare = compare_with(disk.as_mut(), a, &row);
     let sum = verify_against(&mut t, &row, compare, &Bar::new(out))?;
-    out.emit(&sum, || {
-        let mut t = format!(
-            "verify passed: set {} ({} records, {} bytes, {:.1} MB/s)\n  {} {}\n",
-            sum.set_id, sum.records, sum.bytes, sum.mbps, sum.digest_algorithm, sum.digest
-        );
-        if let Some(n) = sum.compared_with_source {
-            let _ = writeln!(t, "  {n} bytes identical to the source LUN");
-        }
-        if let (Some(n), Some(dev)) = (sum.compared_with_target, &a.compare_target) {
-            let _ = writeln!(
-                t,
-                "  {n} bytes identical to {} from LBA {}",
-                redacted(dev),
-                a.lba.map_or(row.info.lba, Lba)
-            );
-        }
-        t
-    });
+    out.emit(&sum, || verify_text(&sum, a, &row));
     Ok(exit::OK)
 }

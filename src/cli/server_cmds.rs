@@ -11,19 +11,20 @@ use anyhow::{bail, Context, Result};
 
 use super::args::{
     BackupArgs, BackupMode, DrivesOp, RestoreArgs, ServerArgs, ServerClientArgs, ServerOp,
-    ServerRunArgs,
+    ServerRunArgs, VerifyArgs,
 };
 use super::backup_host::{backup_options, backup_text};
 use super::exit::{self, UsageError};
 use super::output::Out;
 use super::progress::Bar;
+use super::restore_cmds::{compare_with, compared_disk, verify_text};
 use super::server_span::{report_body, ServerVolumes};
 use super::sessions::{redacted, stop_on_signals, Sessions};
 use super::sizes::check_tape_block;
 use crate::catalog::{Catalog, SetState};
 use crate::device::Tape;
 use crate::engine::host::backup_spanning;
-use crate::engine::restore::{restore_spanning, RestoreOptions};
+use crate::engine::restore::{restore_spanning, verify_spanning, RestoreOptions};
 use crate::engine::set_writer::NextVolume;
 use crate::engine::EngineError;
 use crate::scsi::Lba;
@@ -308,6 +309,44 @@ fn report_set(cl: &Client, lease: u64, catalog: &Catalog, id: uuid::Uuid) -> Res
         eprintln!("sanmover: reporting set {id} to the server failed: {e}");
     }
     Ok(())
+}
+
+/// `verify SET --server URL`: the server loads the set's cartridges, the
+/// host reads and checks the set against the server's catalog.
+pub fn verify_remote(s: &Sessions, out: &Out, a: &VerifyArgs) -> Result<u8> {
+    if a.tape.is_some() {
+        bail!(UsageError(
+            "--tape and --server do not go together: the server picks the drive".into()
+        ));
+    }
+    let cl = client(&a.remote)?;
+    let grant = cl.acquire(&RequestBody::Restore { set: a.set.clone() }, wait_note)?;
+    let lease = grant.lease.id;
+    let row = grant
+        .set
+        .clone()
+        .context("the server's grant names no set")?;
+    let hb = Heartbeat::start(cl.clone(), lease, period(&grant), None, stop_on_signals()?);
+    let mut parts = ServerVolumes::new(&cl, &grant);
+    let result = (|| -> Result<_> {
+        let mut disk = compared_disk(s, a, &row)?;
+        let mut tape = s.tape(&grant.drive_url)?;
+        hold_drive(&mut tape, &grant)?;
+        let compare = compare_with(disk.as_mut(), a, &row);
+        let loader = Some(&mut parts as &mut dyn crate::engine::restore::LoadPart<_>);
+        Ok(verify_spanning(
+            &mut tape,
+            loader,
+            &row,
+            compare,
+            &Bar::new(out),
+        )?)
+    })();
+    drop(hb);
+    cl.release(lease, false)?;
+    let sum = result?;
+    out.emit(&sum, || verify_text(&sum, a, &row));
+    Ok(exit::OK)
 }
 
 /// `restore SET --server URL`: the server loads the set's cartridge.
