@@ -1002,3 +1002,84 @@ fn v4_catalog_migrates_to_the_latest_with_no_set_expired() {
     assert_eq!(old.expired, None);
     assert_eq!(cat.expire_set(id, 9).unwrap(), 9);
 }
+
+// ---- multi-volume sets (schema V8) ----
+
+fn part(set: &SetRow, n: u32, vol: &VolumeRow, continues: bool) -> FoundPart {
+    FoundPart {
+        set_id: set.info.id,
+        part: SetPart {
+            part: n,
+            volume: vol.id,
+            volume_name: vol.name.clone(),
+            file_number: 1,
+            first_seq: u64::from(n - 1) * 7,
+            records: 7,
+            bytes: 409_600,
+        },
+        outcome: (!continues).then(|| outcome(SetState::Complete)),
+    }
+}
+
+#[test]
+fn parts_rebuilt_in_any_order_join_and_a_gap_names_the_missing_part() {
+    let (_d, cat) = temp_catalog();
+    let (v1, v2, v3) = (volume("V1"), volume("V2"), volume("V3"));
+    let mut first = scanned(&v1, 1, SetState::Incomplete);
+    first.outcome.error = Some("set incomplete: continues on the next volume".into());
+    let p1 = part(&first, 1, &v1, true);
+    let p2 = part(&first, 2, &v2, true);
+    let p3 = part(&first, 3, &v3, false);
+    // The last part first: no set row yet, nothing to settle.
+    cat.replace_volume(&v3, &[], &[], std::slice::from_ref(&p3))
+        .unwrap();
+    assert!(cat.sets().unwrap().is_empty());
+    cat.replace_volume(
+        &v1,
+        std::slice::from_ref(&first),
+        &[],
+        std::slice::from_ref(&p1),
+    )
+    .unwrap();
+    let row = cat.set(&first.info.id.to_string()).unwrap();
+    assert_eq!(row.outcome.state, SetState::Incomplete);
+    let err = row.outcome.error.unwrap();
+    assert!(err.contains("part 2 is not in the catalog"), "{err}");
+    // The middle part joins them: complete, counts of all three.
+    cat.replace_volume(&v2, &[], &[], std::slice::from_ref(&p2))
+        .unwrap();
+    let row = cat.set(&first.info.id.to_string()).unwrap();
+    assert_eq!(row.outcome.state, SetState::Complete);
+    assert_eq!((row.outcome.records, row.outcome.bytes), (21, 3 * 409_600));
+    assert_eq!(row.outcome.error, None);
+    let parts: Vec<(u32, Uuid)> = row.parts.iter().map(|p| (p.part, p.volume)).collect();
+    assert_eq!(parts, vec![(1, v1.id), (2, v2.id), (3, v3.id)]);
+    // Forgetting the set forgets its parts.
+    cat.forget_set(first.info.id).unwrap();
+    let n: i64 = cat
+        .conn
+        .query_row("SELECT count(*) FROM set_parts", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 0);
+}
+
+#[test]
+fn parts_written_by_a_backup_keep_the_outcome_the_writer_recorded() {
+    let (_d, cat) = temp_catalog();
+    let (v1, v2) = (volume("V1"), volume("V2"));
+    cat.upsert_volume(&v1).unwrap();
+    let id = Uuid::new_v4();
+    cat.begin_set(&new_set(id, v1.id, 1, 1_700_000_000))
+        .unwrap();
+    let row = cat.set(&id.to_string()).unwrap();
+    let parts = [part(&row, 1, &v1, true).part, part(&row, 2, &v2, true).part];
+    // The second volume is recorded with the parts (its label was read
+    // by the writer).
+    cat.record_parts(id, &parts, std::slice::from_ref(&v2))
+        .unwrap();
+    cat.finish_set(id, &outcome(SetState::Complete)).unwrap();
+    let row = cat.set(&id.to_string()).unwrap();
+    assert_eq!(row.parts, parts);
+    assert_eq!(row.outcome.state, SetState::Complete);
+    assert_eq!(cat.volume(v2.id).unwrap().unwrap().name, "V2");
+}
