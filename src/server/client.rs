@@ -45,6 +45,9 @@ const END_RETRIES: u32 = 30;
 /// The largest answer read (a status of a big library is some 100 KiB).
 const MAX_ANSWER: u64 = 16 << 20;
 
+/// How long a host waits for the server's robot to change its cartridge.
+pub const SWAP_LIMIT: Duration = Duration::from_secs(900);
+
 /// A connection to `sanmover server`.
 #[derive(Clone)]
 pub struct Client {
@@ -90,22 +93,9 @@ impl Client {
         path: &str,
         body: Option<Value>,
     ) -> Result<T, ClientError> {
-        self.call_within(method, path, body, Duration::from_secs(30))
-    }
-
-    /// [`Client::call`] with its own timeout (a request the server answers
-    /// only once the robot is done).
-    fn call_within<T: DeserializeOwned>(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<Value>,
-        timeout: Duration,
-    ) -> Result<T, ClientError> {
         let req = self
             .agent
             .request(method, &format!("{}{path}", self.base))
-            .timeout(timeout)
             .set("Authorization", &self.auth);
         let r = match body {
             Some(b) => req
@@ -243,17 +233,32 @@ impl Client {
     /// Have the server change the lease's cartridge (FORMAT.md
     /// "Multi-volume sets"): for a backup, the full one for the next of
     /// its pool; for a restore, the one holding `volume`. Returns once the
-    /// robot is done, with the grant as it now stands.
+    /// robot is done (asking again while it answers "pending", for at
+    /// most [`SWAP_LIMIT`]), with the grant as it now stands.
     pub fn continue_lease(
         &self,
         lease: LeaseId,
         volume: Option<uuid::Uuid>,
     ) -> Result<Grant, ClientError> {
-        let body = serde_json::to_value(ContinueBody { volume })
-            .map_err(|e| ClientError::Answer(e.to_string()))?;
-        // The server waits for the robot up to SWAP_WAIT (600 s).
         let path = format!("/v1/leases/{lease}/continue");
-        self.call_within("POST", &path, Some(body), Duration::from_secs(630))
+        let started = Instant::now();
+        let mut v: Value = self.post(&path, &ContinueBody { volume })?;
+        loop {
+            if v["status"] == "done" {
+                return serde_json::from_value(v["grant"].clone())
+                    .map_err(|e| ClientError::Answer(e.to_string()));
+            }
+            if v["status"] != "pending" {
+                return Err(ClientError::Answer(format!("continue: {v}")));
+            }
+            if started.elapsed() > SWAP_LIMIT {
+                return Err(ClientError::Answer(format!(
+                    "the server did not change the cartridge within {} s",
+                    SWAP_LIMIT.as_secs()
+                )));
+            }
+            v = self.call("GET", &path, None)?;
+        }
     }
 
     pub fn release(&self, lease: LeaseId, full: bool) -> Result<(), ClientError> {

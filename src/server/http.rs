@@ -21,7 +21,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::auth::Hosts;
-use super::service::{Service, ServiceError};
+use super::service::{Service, ServiceError, SWAP_POLL};
 use super::state::{Denied, LeaseError, SwapError, SwapFor, Want};
 use crate::catalog::{CatalogError, SetInfo, SetOutcome, SetPart, VolumeRow};
 
@@ -404,6 +404,15 @@ pub struct ReleaseBody {
     pub full: bool,
 }
 
+/// What `POST`/`GET /v1/leases/N/continue` answer: the grant once the
+/// robot changed the cartridge, else `pending` (ask again with GET).
+fn swapped(g: Option<super::service::Grant>) -> Value {
+    match g {
+        Some(grant) => json!({"status": "done", "grant": grant}),
+        None => json!({"status": "pending"}),
+    }
+}
+
 fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::Bad(e.to_string()))
 }
@@ -454,7 +463,10 @@ fn route(
                 Some(v) => SwapFor::Volume(v),
                 None => SwapFor::NextOfPool,
             };
-            json!(svc.swap(num(l)?, host, what)?)
+            swapped(svc.swap(num(l)?, host, what)?)
+        }
+        ("GET", ["v1", "leases", l, "continue"]) => {
+            swapped(svc.swap_wait(num(l)?, host, SWAP_POLL)?)
         }
         ("POST", ["v1", "leases", l, "release"]) => {
             let b: ReleaseBody = parse(body)?;

@@ -44,6 +44,7 @@ pub enum ServiceError {
 }
 
 mod span;
+pub use span::SWAP_POLL;
 
 /// A `--drive`: the address hosts use and its unit serial.
 #[derive(Debug, Clone)]

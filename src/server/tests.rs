@@ -926,3 +926,52 @@ fn a_restore_swap_takes_the_part_out_of_an_idle_drive_first() {
     assert_eq!(c.cartridges["A"].pool, Pool::Full("p".into()));
     assert!(overlaps(&c.drain_events()).is_empty());
 }
+
+#[test]
+fn service_swap_answers_pending_until_the_robot_is_done_then_the_new_grant() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = MemLibrary::new(2, &["A", "B", "C"]);
+    let svc = service(dir.path(), &lib, POLICY);
+    let t = svc.request("h1", backup("p")).unwrap();
+    let l = wait_granted(&svc, t, "h1");
+    let first = svc.grant(l, "h1").unwrap();
+    // Nothing under way yet.
+    assert!(matches!(
+        svc.swap_wait(l, "h1", Duration::ZERO),
+        Err(super::service::ServiceError::SwapFailed(_))
+    ));
+    // No robot runs here: the change stays pending.
+    let pending = {
+        let svc = svc.clone();
+        std::thread::spawn(move || svc.swap(l, "h1", SwapFor::NextOfPool))
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(matches!(
+        svc.swap_wait(l, "h2", Duration::ZERO),
+        Err(super::service::ServiceError::Lease(LeaseError::NotYours(_)))
+    ));
+    svc.robot_step(Duration::ZERO).unwrap();
+    let g = pending
+        .join()
+        .unwrap()
+        .unwrap()
+        .expect("done once the robot ran");
+    assert_eq!(g.lease.drive, first.lease.drive);
+    assert_ne!(g.lease.barcode, first.lease.barcode);
+    let vol = g.volume.expect("the scratch cartridge was labelled");
+    match &lib.state.lock().unwrap().labels[&g.lease.barcode] {
+        LabelState::Ours(label) => assert_eq!(label.uuid, vol),
+        other => panic!("{other:?}"),
+    }
+    let st = svc.status();
+    let full = st
+        .cartridges
+        .iter()
+        .find(|c| c.barcode == first.lease.barcode);
+    assert_eq!(full.unwrap().pool, Pool::Full("p".into()));
+    // A second change with the robot stopped: pending.
+    svc.begin_swap(l, "h1", SwapFor::NextOfPool).unwrap();
+    assert!(svc.swap_wait(l, "h1", Duration::ZERO).unwrap().is_none());
+    svc.robot_step(Duration::ZERO).unwrap();
+    assert!(svc.swap_wait(l, "h1", Duration::ZERO).unwrap().is_some());
+}

@@ -8,35 +8,67 @@ use super::{unix_now, Grant, Service, ServiceError};
 use crate::catalog::{SetPart, VolumeRow};
 use crate::server::state::{LeaseError, LeaseId, Swap, SwapFor};
 
-/// How long a host waits for the robot to change its cartridge.
-const SWAP_WAIT: Duration = Duration::from_secs(600);
+/// How long one request waits for the robot before it answers "pending"
+/// (the control port closes a connection idle for 15 s); the host then
+/// asks again.
+pub const SWAP_POLL: Duration = Duration::from_secs(10);
 
 impl Service {
-    /// Change lease `id`'s cartridge and wait until the robot has: the
-    /// grant as it now stands (its cartridge and volume). The lease stays
-    /// active meanwhile, so its host's heartbeats go on.
-    pub fn swap(&self, id: LeaseId, host: &str, what: SwapFor) -> Result<Grant, ServiceError> {
-        let deadline = Instant::now() + SWAP_WAIT;
+    /// Change lease `id`'s cartridge and wait up to [`SWAP_POLL`] for the
+    /// robot: the grant as it now stands (its cartridge and volume), or
+    /// `None` while the robot is still at it. The lease stays active
+    /// meanwhile, so its host's heartbeats go on.
+    pub fn swap(
+        &self,
+        id: LeaseId,
+        host: &str,
+        what: SwapFor,
+    ) -> Result<Option<Grant>, ServiceError> {
+        self.begin_swap(id, host, what)?;
+        self.swap_wait(id, host, SWAP_POLL)
+    }
+
+    /// Queue the robot job that changes lease `id`'s cartridge.
+    pub fn begin_swap(&self, id: LeaseId, host: &str, what: SwapFor) -> Result<(), ServiceError> {
         let mut g = self.lock();
         g.cop.swap(id, host, what, unix_now())?;
         self.commit(&mut g)?;
+        drop(g);
         self.changed.notify_all();
+        Ok(())
+    }
+
+    /// Wait up to `wait` for lease `id`'s cartridge change: the grant once
+    /// done, `None` while pending, the reason when it failed.
+    pub fn swap_wait(
+        &self,
+        id: LeaseId,
+        host: &str,
+        wait: Duration,
+    ) -> Result<Option<Grant>, ServiceError> {
+        let deadline = Instant::now() + wait;
+        let mut g = self.lock();
+        let l = g.cop.leases.get(&id).ok_or(LeaseError::Unknown(id))?;
+        if l.host != host {
+            return Err(LeaseError::NotYours(id).into());
+        }
         loop {
             match g.cop.take_swap(id) {
                 Some(Swap::Pending { .. }) => {}
                 Some(Swap::Done { .. }) => {
                     drop(g);
-                    return self.grant(id, host);
+                    return self.grant(id, host).map(Some);
                 }
                 Some(Swap::Failed(why)) => return Err(ServiceError::SwapFailed(why)),
-                None => return Err(LeaseError::Unknown(id).into()),
+                None => {
+                    return Err(ServiceError::SwapFailed(format!(
+                        "lease {id} has no cartridge change under way"
+                    )))
+                }
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(ServiceError::SwapFailed(format!(
-                    "the robot did not change the cartridge within {} s",
-                    SWAP_WAIT.as_secs()
-                )));
+                return Ok(None);
             }
             g = self
                 .changed
