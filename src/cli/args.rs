@@ -1025,6 +1025,11 @@ pub struct VerifyArgs {
     /// host has it, instead of failing with exit status 16.
     #[arg(long)]
     pub wait: bool,
+    /// Ask this backup server for the set: it loads the set's cartridge
+    /// in a free drive and says which drive and tape file to read; this
+    /// host reads and checks it.
+    #[command(flatten)]
+    pub remote: ServerClientArgs,
 }
 
 #[derive(Debug, Subcommand)]

@@ -607,6 +607,7 @@ operator = true
         let http = serve(
             svc.clone(),
             HttpConfig {
+                jobs: None,
                 listen: "127.0.0.1:0".parse().unwrap(),
                 hosts: Hosts::parse(HOSTS).unwrap(),
                 tls,
@@ -758,6 +759,7 @@ operator = true
         let r = serve(
             svc,
             HttpConfig {
+                jobs: None,
                 listen: "0.0.0.0:0".parse().unwrap(),
                 hosts: Hosts::parse(HOSTS).unwrap(),
                 tls: None,

@@ -1,0 +1,381 @@
+//! Jobs the server runs itself: a serverless backup is taken on the
+//! server, with a drive of the library leased to the server on behalf of
+//! the host that asked (the same queue, leases, heartbeats, event log and
+//! catalog as a host's own backup, through [`Local`]). The host submits
+//! the job (`POST /v1/jobs`), follows it (`GET /v1/jobs/N`, a long poll)
+//! and gets the cataloged set at the end.
+//!
+//! The engine itself is given by the embedder as a [`JobRunner`] (the
+//! CLI's, with its sessions and snapshot providers), so this module only
+//! keeps the jobs' table and their lifecycle.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::client::{Client, ClientError};
+use super::http::RequestBody;
+use super::lifecycle::{run_leased, Leased, Local};
+use super::service::{Grant, Service};
+use crate::catalog::{Catalog, SetRow};
+use crate::engine::interrupt::StopFlag;
+use crate::engine::Progress;
+use crate::format::DigestAlgorithm;
+
+/// A job's number, unique while the server runs.
+pub type JobId = u64;
+
+/// What `POST /v1/jobs` takes: a serverless backup of `source` through
+/// the snapshot provider `snapshot`, to a cartridge of `pool`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServerlessJob {
+    pub pool: String,
+    /// The production LUN (the server reaches it with its own initiator).
+    pub source: String,
+    /// `PROVIDER[:OPTIONS]`, interpreted on the server.
+    pub snapshot: String,
+    pub maskcheck_initiator: Option<String>,
+    pub lba: Option<u64>,
+    pub blocks: Option<u64>,
+    pub label: String,
+    /// Tape block size in bytes.
+    pub block_size: u64,
+    pub queue_depth: usize,
+    pub digest: DigestAlgorithm,
+}
+
+/// Where a job stands, as `GET /v1/jobs/N` answers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "lowercase")]
+pub enum JobView {
+    /// Waiting for a drive; 1 is next.
+    Queued { position: usize },
+    /// The engine runs on `drive` with `cartridge`.
+    Running {
+        lease: u64,
+        drive: String,
+        cartridge: String,
+        bytes: u64,
+        total: u64,
+    },
+    /// The set as the server cataloged it, and the engine's summary.
+    Complete {
+        lease: u64,
+        cartridge: String,
+        set: Box<SetRow>,
+        summary: Value,
+    },
+    /// Why it failed, the exit status the same failure has on the command
+    /// line, and the set as cataloged if one was begun.
+    Failed {
+        error: String,
+        exit: u8,
+        set: Option<Box<SetRow>>,
+    },
+}
+
+/// Why a job failed: its message and its command-line exit status.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct JobFailed {
+    pub message: String,
+    pub exit: u8,
+}
+
+/// Why a job request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("no job {0}")]
+    Unknown(JobId),
+    #[error("job {0} belongs to another host")]
+    NotYours(JobId),
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// Runs a job's engine on the granted drive: the set's id and the
+/// engine's summary, or why it failed.
+pub trait JobRunner: Send + Sync {
+    /// `catalog` is the server's catalog; `stop` is raised when the lease
+    /// is lost.
+    fn run(
+        &self,
+        job: &ServerlessJob,
+        grant: &Grant,
+        catalog: &Path,
+        stop: StopFlag,
+        progress: &dyn Progress,
+    ) -> Result<(Uuid, Value), JobFailed>;
+
+    /// Refuse at submission what this server will not run for `host`
+    /// (`operator`: the hosts file says so).
+    fn check(&self, job: &ServerlessJob, operator: bool) -> Result<(), String>;
+}
+
+struct Entry {
+    host: String,
+    view: JobView,
+    done: Arc<AtomicU64>,
+    total: Arc<AtomicU64>,
+}
+
+/// The server's jobs.
+pub struct Jobs {
+    svc: Arc<Service>,
+    runner: Arc<dyn JobRunner>,
+    catalog: PathBuf,
+    table: Mutex<BTreeMap<JobId, Entry>>,
+    changed: Condvar,
+    next: AtomicU64,
+}
+
+/// Counts the engine's bytes for `Running` views.
+struct Counter {
+    done: Arc<AtomicU64>,
+    total: Arc<AtomicU64>,
+}
+
+impl Progress for Counter {
+    fn start(&self, total: u64, _what: &str) {
+        self.total.store(total, Ordering::Relaxed);
+    }
+    fn advance(&self, bytes: u64) {
+        self.done.fetch_add(bytes, Ordering::Relaxed);
+    }
+}
+
+impl Jobs {
+    /// Jobs on `svc`, run by `runner`, cataloged in `catalog` (the
+    /// server's catalog file).
+    pub fn new(svc: Arc<Service>, runner: Arc<dyn JobRunner>, catalog: PathBuf) -> Arc<Jobs> {
+        Arc::new(Jobs {
+            svc,
+            runner,
+            catalog,
+            table: Mutex::new(BTreeMap::new()),
+            changed: Condvar::new(),
+            next: AtomicU64::new(1),
+        })
+    }
+
+    fn table(&self) -> std::sync::MutexGuard<'_, BTreeMap<JobId, Entry>> {
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn set_view(&self, id: JobId, view: JobView) {
+        if let Some(e) = self.table().get_mut(&id) {
+            e.view = view;
+        }
+        self.changed.notify_all();
+    }
+
+    /// Start `job` for `host` on a thread of its own; its number.
+    pub fn submit(
+        self: &Arc<Self>,
+        host: &str,
+        operator: bool,
+        job: ServerlessJob,
+    ) -> Result<JobId, JobError> {
+        self.runner
+            .check(&job, operator)
+            .map_err(JobError::Refused)?;
+        let id = self.next.fetch_add(1, Ordering::SeqCst);
+        let (done, total) = (Arc::default(), Arc::default());
+        let entry = Entry {
+            host: host.to_string(),
+            view: JobView::Queued { position: 0 },
+            done: Arc::clone(&done),
+            total: Arc::clone(&total),
+        };
+        self.table().insert(id, entry);
+        let me = Arc::clone(self);
+        let host = host.to_string();
+        std::thread::spawn(move || {
+            let view = me.run(id, &host, &job, Counter { done, total });
+            log::info!("server job {id} of {host}: {view:?}");
+            me.set_view(id, view);
+        });
+        Ok(id)
+    }
+
+    /// The job's lifecycle: the same as a host's backup, in-process.
+    fn run(&self, id: JobId, host: &str, job: &ServerlessJob, counter: Counter) -> JobView {
+        let l = Leased {
+            broker: Arc::new(Local {
+                svc: Arc::clone(&self.svc),
+                host: host.to_string(),
+            }),
+            request: RequestBody::Backup {
+                pool: job.pool.clone(),
+            },
+            catalog: self.catalog.clone(),
+            stop: StopFlag::new_owned(),
+        };
+        let mut waiting = |position| self.set_view(id, JobView::Queued { position });
+        let mover = |g: &Grant| {
+            self.set_view(id, running(g, 0, 0));
+            self.runner.run(job, g, &self.catalog, l.stop, &counter)
+        };
+        let ended = match run_leased(&l, &mut waiting, mover, |(set, _)| Some(*set), |_| false) {
+            Ok(e) => e,
+            Err(e) => {
+                return JobView::Failed {
+                    exit: client_exit(&e),
+                    error: e.to_string(),
+                    set: None,
+                }
+            }
+        };
+        let row = |set: Uuid| {
+            Catalog::open(&self.catalog)
+                .and_then(|c| c.set(&set.to_string()))
+                .ok()
+                .map(Box::new)
+        };
+        match ended.result {
+            Ok((set, summary)) => match row(set) {
+                Some(set) => JobView::Complete {
+                    lease: ended.grant.lease.id,
+                    cartridge: ended.grant.lease.barcode,
+                    set,
+                    summary,
+                },
+                None => JobView::Failed {
+                    error: format!("set {set} is not in the server's catalog"),
+                    exit: 99,
+                    set: None,
+                },
+            },
+            Err(f) => JobView::Failed {
+                error: f.message,
+                exit: f.exit,
+                set: ended.set.and_then(row),
+            },
+        }
+    }
+
+    /// Where job `id` of `host` stands, waiting up to `wait` for a change
+    /// while it is queued or running.
+    pub fn poll(&self, id: JobId, host: &str, wait: Duration) -> Result<JobView, JobError> {
+        let deadline = Instant::now() + wait;
+        let mut t = self.table();
+        loop {
+            let e = t.get(&id).ok_or(JobError::Unknown(id))?;
+            if e.host != host {
+                return Err(JobError::NotYours(id));
+            }
+            let view = match &e.view {
+                JobView::Running {
+                    lease,
+                    drive,
+                    cartridge,
+                    ..
+                } => JobView::Running {
+                    lease: *lease,
+                    drive: drive.clone(),
+                    cartridge: cartridge.clone(),
+                    bytes: e.done.load(Ordering::Relaxed),
+                    total: e.total.load(Ordering::Relaxed),
+                },
+                v => v.clone(),
+            };
+            let left = deadline.saturating_duration_since(Instant::now());
+            let settled = matches!(view, JobView::Complete { .. } | JobView::Failed { .. });
+            if settled || left.is_zero() {
+                return Ok(view);
+            }
+            t = self
+                .changed
+                .wait_timeout(t, left.min(Duration::from_millis(500)))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+}
+
+fn running(g: &Grant, bytes: u64, total: u64) -> JobView {
+    JobView::Running {
+        lease: g.lease.id,
+        drive: g.drive_url.clone(),
+        cartridge: g.lease.barcode.clone(),
+        bytes,
+        total,
+    }
+}
+
+/// The exit status a failure to get a drive has on the command line.
+fn client_exit(e: &ClientError) -> u8 {
+    match e {
+        ClientError::Denied(_) | ClientError::Http { status: 409, .. } => 45,
+        _ => 99,
+    }
+}
+
+/// The job endpoints: `POST /v1/jobs` (a [`ServerlessJob`]; answers
+/// `{"job": N}`) and `GET /v1/jobs/N` (a [`JobView`], after a long poll).
+pub fn route(
+    jobs: Option<&Arc<Jobs>>,
+    host: &str,
+    operator: bool,
+    method: &str,
+    path: &[&str],
+    body: &[u8],
+) -> Result<Value, super::http::ApiError> {
+    use super::http::ApiError;
+    let jobs = jobs.ok_or_else(|| ApiError::NotFound("this server runs no jobs".into()))?;
+    let refused = |e: JobError| match e {
+        JobError::Unknown(_) => ApiError::NotFound(e.to_string()),
+        JobError::NotYours(_) => ApiError::Forbidden,
+        JobError::Refused(m) => ApiError::Bad(m),
+    };
+    match (method, path) {
+        ("POST", ["v1", "jobs"]) => {
+            let job: ServerlessJob =
+                serde_json::from_slice(body).map_err(|e| ApiError::Bad(e.to_string()))?;
+            let id = jobs.submit(host, operator, job).map_err(refused)?;
+            Ok(serde_json::json!({ "job": id }))
+        }
+        ("GET", ["v1", "jobs", n]) => {
+            let id: JobId = n
+                .parse()
+                .map_err(|_| ApiError::Bad(format!("{n:?} is not a number")))?;
+            let view = jobs
+                .poll(id, host, Duration::from_secs(1))
+                .map_err(refused)?;
+            Ok(serde_json::json!(view))
+        }
+        _ => Err(ApiError::NotFound(format!("{method} /{}", path.join("/")))),
+    }
+}
+
+impl Client {
+    /// Submit a serverless job; its number.
+    pub fn submit_job(&self, job: &ServerlessJob) -> Result<JobId, ClientError> {
+        let v: Value = self.post("/v1/jobs", job)?;
+        v["job"]
+            .as_u64()
+            .ok_or_else(|| ClientError::Answer("no job number".into()))
+    }
+
+    /// Follow job `id` until it completes or fails, telling `seen` every
+    /// view on the way.
+    pub fn follow_job(
+        &self,
+        id: JobId,
+        mut seen: impl FnMut(&JobView),
+    ) -> Result<JobView, ClientError> {
+        loop {
+            let v: JobView = self.call("GET", &format!("/v1/jobs/{id}"), None)?;
+            seen(&v);
+            if matches!(v, JobView::Complete { .. } | JobView::Failed { .. }) {
+                return Ok(v);
+            }
+        }
+    }
+}
