@@ -88,6 +88,7 @@ fn third_party(s: &Sessions, out: &Out, a: &BackupArgs) -> Result<ThirdPartySumm
     let opts = ThirdPartyOptions {
         set: backup_host::set_request(a)?,
         copy_manager_url: redacted(cm_url),
+        shared_volume: false,
     };
     let bar = Bar::new(out);
     Ok(backup(

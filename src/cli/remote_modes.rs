@@ -104,6 +104,7 @@ fn xcopy_on(s: &Sessions, out: &Out, x: &mut Xcopy, g: &Grant) -> Result<XcopyDo
             let tpc = ThirdPartyOptions {
                 set: opts.set.clone(),
                 copy_manager_url: redacted(x.cm_url),
+                shared_volume: true,
             };
             let bar = Bar::new(out);
             let r = tpc_backup(&mut x.cm, &mut x.source, &mut tape, &x.catalog, &tpc, &bar);
