@@ -629,8 +629,10 @@ fn verify_through_the_server_finds_a_corrupted_record() {
         .join("media")
         .join(&barcode);
     let mut bytes = std::fs::read(&image).unwrap();
+    // FORMAT.md, data record: magic, version 1, flags 0 (a host set),
+    // set id, seq.
     let mut needle = b"SANMDAT1".to_vec();
-    needle.extend_from_slice(&[0, 1, 0, 1]);
+    needle.extend_from_slice(&[0, 1, 0, 0]);
     needle.extend_from_slice(set.as_bytes());
     needle.extend_from_slice(&2u64.to_be_bytes());
     let at = bytes
