@@ -575,7 +575,10 @@ fn a_serverless_set_and_an_xcopy_set_through_the_server_restore_and_verify() {
         assert!(cart["barcode"].as_str().unwrap().starts_with("LIB"));
         assert_eq!(cart["pool"]["name"], pool, "{cart}");
     }
-    assert_eq!(sl["cartridge"], cartridge_of(&s, &sl["set"]["volume"].as_str().unwrap())["barcode"]);
+    assert_eq!(
+        sl["cartridge"],
+        cartridge_of(&s, &sl["set"]["volume"].as_str().unwrap())["barcode"]
+    );
     let events = cat.server_events().unwrap();
     assert!(overlaps(&events).is_empty(), "{events:#?}");
     for host in ["alpha", "bravo"] {
@@ -608,7 +611,10 @@ fn verify_through_the_server_finds_a_corrupted_record() {
     let b = backup_json(&s, "alpha", &src, "default");
     let set: uuid::Uuid = b["set_id"].as_str().unwrap().parse().unwrap();
     let v = s
-        .run("bravo", &["--json", "verify", &set.to_string(), "--compare-source"])
+        .run(
+            "bravo",
+            &["--json", "verify", &set.to_string(), "--compare-source"],
+        )
         .ok()
         .json();
     assert_eq!(v["compared_with_source"], 4u64 << 20, "{v}");
@@ -705,10 +711,18 @@ fn serverless_and_xcopy_through_the_server_refuse_an_empty_pool_and_a_refused_mo
     }
     let r = s.run("alpha", &serverless_args(&src, &spec, "c"));
     assert_eq!(r.code, 45, "{}", r.stderr);
-    assert!(r.stderr.contains("preparing the drive failed"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("preparing the drive failed"),
+        "{}",
+        r.stderr
+    );
     let r = s.run("bravo", &xcopy_args(&src, &router.url(), "c"));
     assert_eq!(r.code, 45, "{}", r.stderr);
-    assert!(r.stderr.contains("preparing the drive failed"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("preparing the drive failed"),
+        "{}",
+        r.stderr
+    );
     eprintln!("refused move: {}", r.stderr);
 
     // Nothing lost: the cartridges are where the server says, and the
@@ -720,7 +734,11 @@ fn serverless_and_xcopy_through_the_server_refuse_an_empty_pool_and_a_refused_mo
         .iter()
         .map(|d| d["holds"].as_str().unwrap_or("none"))
         .collect();
-    assert_eq!(now, held.iter().map(String::as_str).collect::<Vec<_>>(), "{st}");
+    assert_eq!(
+        now,
+        held.iter().map(String::as_str).collect::<Vec<_>>(),
+        "{st}"
+    );
     restore_ok(&s, "charlie", a["set_id"].as_str().unwrap(), &dst);
     same_bytes(&src_file, &dst_file, 4 << 20);
     drop(router);
