@@ -379,3 +379,214 @@ impl Client {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{SetInfo, SetOutcome, SetState};
+    use crate::scsi::{BlockCount, BlockSize, Lba};
+    use crate::server::events::{overlaps, EventKind};
+    use crate::server::library::MemLibrary;
+    use crate::server::service::DriveSpec;
+    use crate::server::state::Policy;
+
+    /// Writes a set on the granted cartridge's volume in the catalog, as
+    /// the serverless engine's set writer does; `fail` ends it failed.
+    struct Fake {
+        fail: Option<u8>,
+    }
+
+    impl JobRunner for Fake {
+        fn run(
+            &self,
+            job: &ServerlessJob,
+            grant: &Grant,
+            catalog: &Path,
+            _stop: StopFlag,
+            progress: &dyn Progress,
+        ) -> Result<(Uuid, Value), JobFailed> {
+            let cat = Catalog::open(catalog).unwrap();
+            let id = Uuid::new_v4();
+            cat.begin_set(&SetInfo {
+                id,
+                volume: grant.volume.unwrap(),
+                file_number: 1,
+                mode: "serverless".into(),
+                label: job.label.clone(),
+                source_url: job.source.clone(),
+                source_designator: "naa.60014051".into(),
+                lba: Lba(0),
+                blocks: BlockCount(8),
+                block_size: BlockSize(512),
+                payload_size: 4096,
+                started: crate::engine::now() as i64,
+                digest_algorithm: "blake3".into(),
+            })
+            .unwrap();
+            progress.start(4096, "backup");
+            // Long enough for the heartbeat to see the running set.
+            std::thread::sleep(Duration::from_millis(400));
+            let state = match self.fail {
+                Some(_) => SetState::Failed,
+                None => SetState::Complete,
+            };
+            let outcome = SetOutcome {
+                state,
+                records: 1,
+                bytes: 4096,
+                digest: Some("ab".repeat(32)),
+                ended: crate::engine::now() as i64,
+                seconds: 0.4,
+                error: self.fail.map(|_| "record 0: CRC mismatch".into()),
+            };
+            cat.finish_set(id, &outcome).unwrap();
+            match self.fail {
+                Some(exit) => Err(JobFailed {
+                    message: "record 0: CRC mismatch".into(),
+                    exit,
+                }),
+                None => Ok((id, serde_json::json!({"provider": "fake"}))),
+            }
+        }
+        fn check(&self, _job: &ServerlessJob, _operator: bool) -> Result<(), String> {
+            Ok(())
+        }
+    }
+
+    fn job(pool: &str) -> ServerlessJob {
+        ServerlessJob {
+            pool: pool.into(),
+            source: "iscsi://127.0.0.1:3260/iqn.2024-01.test:disk/1".into(),
+            snapshot: "tgt".into(),
+            maskcheck_initiator: None,
+            lba: None,
+            blocks: None,
+            label: "job".into(),
+            block_size: 4096,
+            queue_depth: 1,
+            digest: DigestAlgorithm::FOR_NEW_SETS,
+        }
+    }
+
+    struct Fixture {
+        svc: Arc<Service>,
+        jobs: Arc<Jobs>,
+        robot: Option<std::thread::JoinHandle<()>>,
+        _dir: tempfile::TempDir,
+    }
+
+    impl Drop for Fixture {
+        fn drop(&mut self) {
+            self.svc.shutdown();
+            if let Some(r) = self.robot.take() {
+                let _ = r.join();
+            }
+        }
+    }
+
+    fn fixture(barcodes: &[&str], fail: Option<u8>) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("server.db");
+        let drives: Vec<DriveSpec> = (0..2)
+            .map(|d| DriveSpec {
+                url: format!("mem://drive{d}"),
+                serial: format!("SN{d}"),
+            })
+            .collect();
+        let policy = Policy {
+            lease_secs: 10,
+            idle_unload_secs: 300,
+            queue_secs: 100,
+            poll_grace_secs: 20,
+        };
+        let lib = MemLibrary::new(2, barcodes);
+        let cat = Catalog::open(&path).unwrap();
+        let svc = Service::start(cat, Box::new(lib), &drives, policy).unwrap();
+        let robot = Some(svc.spawn_robot(Duration::from_millis(10)));
+        let jobs = Jobs::new(svc.clone(), Arc::new(Fake { fail }), path);
+        Fixture {
+            svc,
+            jobs,
+            robot,
+            _dir: dir,
+        }
+    }
+
+    fn settle(f: &Fixture, id: JobId, host: &str) -> JobView {
+        for _ in 0..50 {
+            let v = f.jobs.poll(id, host, Duration::from_millis(200)).unwrap();
+            if matches!(v, JobView::Complete { .. } | JobView::Failed { .. }) {
+                return v;
+            }
+        }
+        panic!("job {id} did not finish");
+    }
+
+    #[test]
+    fn a_job_runs_on_a_lease_for_its_host_and_its_set_is_cataloged() {
+        let f = fixture(&["A", "B"], None);
+        let id = f.jobs.submit("h1", false, job("p")).unwrap();
+        let JobView::Complete {
+            cartridge,
+            set,
+            summary,
+            ..
+        } = settle(&f, id, "h1")
+        else {
+            panic!("not complete");
+        };
+        assert_eq!(set.outcome.state, SetState::Complete);
+        assert_eq!(summary["provider"], "fake");
+        let st = f.svc.status();
+        let cart = st.cartridges.iter().find(|c| c.barcode == cartridge);
+        assert_eq!(cart.unwrap().volume, Some(set.info.volume));
+        assert!(st.leases.is_empty(), "released: {:?}", st.leases);
+        let events = f.svc.events().unwrap();
+        assert!(overlaps(&events).is_empty());
+        for k in [
+            EventKind::LeaseGranted,
+            EventKind::SetStarted,
+            EventKind::LeaseReleased,
+        ] {
+            assert!(
+                events
+                    .iter()
+                    .any(|e| e.kind == k && e.host.as_deref() == Some("h1")),
+                "{k:?}: {events:#?}"
+            );
+        }
+        // Only its host sees it.
+        let other = f.jobs.poll(id, "h2", Duration::ZERO);
+        assert!(matches!(other, Err(JobError::NotYours(_))));
+        assert!(matches!(
+            f.jobs.poll(id + 1, "h1", Duration::ZERO),
+            Err(JobError::Unknown(_))
+        ));
+    }
+
+    #[test]
+    fn a_failed_job_keeps_its_exit_status_and_set_and_releases_the_drive() {
+        let f = fixture(&["A"], Some(37));
+        let id = f.jobs.submit("h1", false, job("p")).unwrap();
+        let JobView::Failed { error, exit, set } = settle(&f, id, "h1") else {
+            panic!("not failed");
+        };
+        assert_eq!(exit, 37);
+        assert!(error.contains("CRC mismatch"), "{error}");
+        let set = set.expect("the set the heartbeat saw");
+        assert_eq!(set.outcome.state, SetState::Failed);
+        assert!(f.svc.status().leases.is_empty());
+    }
+
+    #[test]
+    fn an_empty_pool_fails_the_job_as_refused() {
+        let f = fixture(&[], None);
+        let id = f.jobs.submit("h1", false, job("p")).unwrap();
+        let JobView::Failed { error, exit, set } = settle(&f, id, "h1") else {
+            panic!("not failed");
+        };
+        assert_eq!(exit, 45);
+        assert!(error.contains("no cartridge left"), "{error}");
+        assert!(set.is_none());
+    }
+}
