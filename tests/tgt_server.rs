@@ -577,7 +577,7 @@ fn a_serverless_set_and_an_xcopy_set_through_the_server_restore_and_verify() {
     }
     assert_eq!(
         sl["cartridge"],
-        cartridge_of(&s, &sl["set"]["volume"].as_str().unwrap())["barcode"]
+        cartridge_of(&s, sl["set"]["volume"].as_str().unwrap())["barcode"]
     );
     let events = cat.server_events().unwrap();
     assert!(overlaps(&events).is_empty(), "{events:#?}");

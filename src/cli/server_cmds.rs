@@ -109,21 +109,16 @@ fn serve_cmd(s: &Sessions, a: &ServerRunArgs) -> Result<u8> {
     let svc = Service::start(s.catalog()?, Box::new(lib), &specs, policy)?;
     let robot = svc.spawn_robot(Duration::from_millis(500));
     let stop = stop_on_signals()?;
-    let runner = Arc::new(ServerlessRunner {
-        sessions: s.clone(),
-    });
-    let jobs = Some(Jobs::new(
+    let jobs = Some(server_jobs(s, &svc));
+    let running = serve(
         svc.clone(),
-        runner,
-        s.catalog_path().to_path_buf(),
-    ));
-    let cfg = HttpConfig {
-        listen,
-        hosts,
-        tls,
-        jobs,
-    };
-    let running = serve(svc.clone(), cfg)?;
+        HttpConfig {
+            listen,
+            hosts,
+            tls,
+            jobs,
+        },
+    )?;
     let st = svc.status();
     // The first stdout line is the contract for scripts and tests.
     let mut o = std::io::stdout();
@@ -143,6 +138,15 @@ fn serve_cmd(s: &Sessions, a: &ServerRunArgs) -> Result<u8> {
     let _ = robot.join();
     eprintln!("sanmover server: stopped");
     Ok(exit::OK)
+}
+
+/// The jobs the server runs itself: serverless backups, with the
+/// server's sessions, cataloged in its catalog.
+fn server_jobs(s: &Sessions, svc: &Arc<Service>) -> Arc<Jobs> {
+    let runner = Arc::new(ServerlessRunner {
+        sessions: s.clone(),
+    });
+    Jobs::new(svc.clone(), runner, s.catalog_path().to_path_buf())
 }
 
 fn read_hosts(path: &Path) -> Result<Hosts> {
