@@ -163,8 +163,7 @@ pub fn verify_remote(s: &Sessions, out: &Out, a: &VerifyArgs) -> Result<u8> {
 /// `backup --server URL --mode serverless`: the server takes the snapshot,
 /// leases a drive of the library to itself for this host, backs the
 /// snapshot up and catalogs the set; this host follows the job.
-pub fn backup_serverless(s: &Sessions, out: &Out, a: &BackupArgs) -> Result<u8> {
-    let _ = s;
+pub fn backup_serverless(out: &Out, a: &BackupArgs) -> Result<u8> {
     let sl = &a.serverless;
     if sl.quiesce.is_some() || sl.thaw.is_some() {
         bail!(UsageError(
@@ -187,9 +186,20 @@ pub fn backup_serverless(s: &Sessions, out: &Out, a: &BackupArgs) -> Result<u8> 
         digest: a.digest,
     };
     let cl = client(&a.remote)?;
+    let stop = stop_on_signals()?;
     let id = cl.submit_job(&job)?;
     let mut note = JobNotes::default();
-    let view = cl.follow_job(id, |v| note.say(id, v))?;
+    let mut cancelled = false;
+    let view = cl.follow_job(id, |v| {
+        note.say(id, v);
+        // Ctrl-C here stops the job there: its set closes as interrupted.
+        if stop.raised().is_some() && !cancelled {
+            cancelled = true;
+            if let Err(e) = cl.cancel_job(id) {
+                eprintln!("sanmover: cancelling server job {id}: {e}");
+            }
+        }
+    })?;
     match view {
         JobView::Failed { error, exit, .. } => Err(JobFailed {
             message: format!("server job {id}: {error}"),

@@ -293,7 +293,7 @@ pub fn backup_remote(s: &Sessions, out: &Out, a: &BackupArgs) -> Result<u8> {
     match a.mode {
         BackupMode::Host => {}
         BackupMode::Xcopy => return remote_modes::backup_xcopy(s, out, a),
-        BackupMode::Serverless => return remote_modes::backup_serverless(s, out, a),
+        BackupMode::Serverless => return remote_modes::backup_serverless(out, a),
     }
     let catalog = s.catalog()?;
     let mut source = s.disk(&a.source, "source")?;

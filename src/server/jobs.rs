@@ -123,6 +123,9 @@ struct Entry {
     view: JobView,
     done: Arc<AtomicU64>,
     total: Arc<AtomicU64>,
+    /// Raised by a cancel (or a lost lease): the engine closes the set as
+    /// interrupted between records.
+    stop: StopFlag,
 }
 
 /// The server's jobs.
@@ -187,17 +190,20 @@ impl Jobs {
             .map_err(JobError::Refused)?;
         let id = self.next.fetch_add(1, Ordering::SeqCst);
         let (done, total) = (Arc::default(), Arc::default());
+        // One small flag per job, kept for the process's life.
+        let stop = StopFlag::new_owned();
         let entry = Entry {
             host: host.to_string(),
             view: JobView::Queued { position: 0 },
             done: Arc::clone(&done),
             total: Arc::clone(&total),
+            stop,
         };
         self.table().insert(id, entry);
         let me = Arc::clone(self);
         let host = host.to_string();
         std::thread::spawn(move || {
-            let view = me.run(id, &host, &job, Counter { done, total });
+            let view = me.run(id, (&host, stop), &job, Counter { done, total });
             log::info!("server job {id} of {host}: {view:?}");
             me.set_view(id, view);
         });
@@ -205,7 +211,13 @@ impl Jobs {
     }
 
     /// The job's lifecycle: the same as a host's backup, in-process.
-    fn run(&self, id: JobId, host: &str, job: &ServerlessJob, counter: Counter) -> JobView {
+    fn run(
+        &self,
+        id: JobId,
+        (host, stop): (&str, StopFlag),
+        job: &ServerlessJob,
+        counter: Counter,
+    ) -> JobView {
         let l = Leased {
             broker: Arc::new(Local {
                 svc: Arc::clone(&self.svc),
@@ -215,7 +227,7 @@ impl Jobs {
                 pool: job.pool.clone(),
             },
             catalog: self.catalog.clone(),
-            stop: StopFlag::new_owned(),
+            stop,
         };
         let mut waiting = |position| self.set_view(id, JobView::Queued { position });
         let mover = |g: &Grant| {
@@ -258,6 +270,19 @@ impl Jobs {
                 set: ended.set.and_then(row),
             },
         }
+    }
+
+    /// Ask job `id` of `host` to stop: a job still queued stops when it
+    /// gets its drive, a running one closes its set as interrupted
+    /// between records (as after SIGINT on the command line).
+    pub fn cancel(&self, id: JobId, host: &str) -> Result<(), JobError> {
+        let t = self.table();
+        let e = t.get(&id).ok_or(JobError::Unknown(id))?;
+        if e.host != host {
+            return Err(JobError::NotYours(id));
+        }
+        e.stop.raise(nix::sys::signal::Signal::SIGINT);
+        Ok(())
     }
 
     /// Where job `id` of `host` stands, waiting up to `wait` for a change
@@ -318,7 +343,8 @@ fn client_exit(e: &ClientError) -> u8 {
 }
 
 /// The job endpoints: `POST /v1/jobs` (a [`ServerlessJob`]; answers
-/// `{"job": N}`) and `GET /v1/jobs/N` (a [`JobView`], after a long poll).
+/// `{"job": N}`), `GET /v1/jobs/N` (a [`JobView`], after a long poll) and
+/// `DELETE /v1/jobs/N` (cancel).
 pub fn route(
     jobs: Option<&Arc<Jobs>>,
     host: &str,
@@ -350,6 +376,13 @@ pub fn route(
                 .map_err(refused)?;
             Ok(serde_json::json!(view))
         }
+        ("DELETE", ["v1", "jobs", n]) => {
+            let id: JobId = n
+                .parse()
+                .map_err(|_| ApiError::Bad(format!("{n:?} is not a number")))?;
+            jobs.cancel(id, host).map_err(refused)?;
+            Ok(serde_json::json!({}))
+        }
         _ => Err(ApiError::NotFound(format!("{method} /{}", path.join("/")))),
     }
 }
@@ -361,6 +394,12 @@ impl Client {
         v["job"]
             .as_u64()
             .ok_or_else(|| ClientError::Answer("no job number".into()))
+    }
+
+    /// Cancel job `id`.
+    pub fn cancel_job(&self, id: JobId) -> Result<(), ClientError> {
+        let _: Value = self.call("DELETE", &format!("/v1/jobs/{id}"), None)?;
+        Ok(())
     }
 
     /// Follow job `id` until it completes or fails, telling `seen` every
@@ -575,6 +614,58 @@ mod tests {
         assert!(error.contains("CRC mismatch"), "{error}");
         let set = set.expect("the set the heartbeat saw");
         assert_eq!(set.outcome.state, SetState::Failed);
+        assert!(f.svc.status().leases.is_empty());
+    }
+
+    /// Runs until its stop flag is raised, then fails as interrupted.
+    struct Waits;
+
+    impl JobRunner for Waits {
+        fn run(
+            &self,
+            _job: &ServerlessJob,
+            _grant: &Grant,
+            _catalog: &Path,
+            stop: StopFlag,
+            _progress: &dyn Progress,
+        ) -> Result<(Uuid, Value), JobFailed> {
+            for _ in 0..100 {
+                if stop.raised().is_some() {
+                    return Err(JobFailed {
+                        message: "interrupted".into(),
+                        exit: 130,
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            panic!("never cancelled");
+        }
+        fn check(&self, _job: &ServerlessJob, _operator: bool) -> Result<(), String> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_cancelled_job_stops_and_releases_its_drive() {
+        let f = fixture(&["A"], None);
+        let jobs = Jobs::new(f.svc.clone(), Arc::new(Waits), f.jobs.catalog.clone());
+        let id = jobs.submit("h1", false, job("p")).unwrap();
+        for _ in 0..50 {
+            let v = jobs.poll(id, "h1", Duration::from_millis(100)).unwrap();
+            if matches!(v, JobView::Running { .. }) {
+                break;
+            }
+        }
+        assert!(matches!(jobs.cancel(id, "h2"), Err(JobError::NotYours(_))));
+        jobs.cancel(id, "h1").unwrap();
+        let mut v = jobs.poll(id, "h1", Duration::from_secs(5)).unwrap();
+        for _ in 0..20 {
+            if matches!(v, JobView::Failed { .. }) {
+                break;
+            }
+            v = jobs.poll(id, "h1", Duration::from_millis(200)).unwrap();
+        }
+        assert!(matches!(v, JobView::Failed { exit: 130, .. }), "{v:?}");
         assert!(f.svc.status().leases.is_empty());
     }
 
