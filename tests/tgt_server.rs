@@ -581,6 +581,13 @@ fn a_serverless_set_and_an_xcopy_set_through_the_server_restore_and_verify() {
     );
     let events = cat.server_events().unwrap();
     assert!(overlaps(&events).is_empty(), "{events:#?}");
+    // bravo's lease was for the router: the event log names it.
+    assert!(
+        events.iter().any(|e| e.kind == EventKind::LeaseGranted
+            && e.host.as_deref() == Some("bravo")
+            && e.detail.contains(&router.addr)),
+        "{events:#?}"
+    );
     for host in ["alpha", "bravo"] {
         assert!(
             events

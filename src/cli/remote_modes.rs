@@ -61,8 +61,13 @@ pub fn backup_xcopy(s: &Sessions, out: &Out, a: &BackupArgs) -> Result<u8> {
         .as_deref()
         .ok_or_else(|| UsageError("--mode xcopy needs --copy-manager DEV".into()))?;
     let opts = backup_options(s, a)?;
-    let pool = a.pool.clone();
-    let l = leased(s, &a.remote, RequestBody::Backup { pool }, opts.set.stop)?;
+    // The lease is for the copy manager: the server's status and event
+    // log name it.
+    let request = RequestBody::Backup {
+        pool: a.pool.clone(),
+        copy_manager: Some(redacted(cm_url)),
+    };
+    let l = leased(s, &a.remote, request, opts.set.stop)?;
     let mut x = Xcopy {
         a,
         cm_url,

@@ -299,7 +299,11 @@ pub fn backup_remote(s: &Sessions, out: &Out, a: &BackupArgs) -> Result<u8> {
     let mut source = s.disk(&a.source, "source")?;
     let opts = backup_options(s, a)?;
     let pool = a.pool.clone();
-    let l = leased(s, &a.remote, RequestBody::Backup { pool }, opts.set.stop)?;
+    let request = RequestBody::Backup {
+        pool,
+        copy_manager: None,
+    };
+    let l = leased(s, &a.remote, request, opts.set.stop)?;
     let mover = |grant: &Grant| -> Result<_> {
         let mut tape = s.tape(&grant.drive_url)?;
         hold_drive(&mut tape, grant)?;

@@ -372,8 +372,15 @@ impl ApiError {
 #[derive(Debug, Deserialize, serde::Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum RequestBody {
-    Backup { pool: String },
-    Restore { set: String },
+    Backup {
+        pool: String,
+        /// The copy manager the drive is for (`--mode xcopy`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        copy_manager: Option<String>,
+    },
+    Restore {
+        set: String,
+    },
 }
 
 /// What `POST /v1/leases/N/heartbeat` takes.
@@ -420,7 +427,7 @@ fn route(
         ("GET", ["v1", "events"]) => json!(svc.events()?),
         ("POST", ["v1", "requests"]) => {
             let want = match parse::<RequestBody>(body)? {
-                RequestBody::Backup { pool } => Want::Backup { pool },
+                RequestBody::Backup { pool, copy_manager } => Want::Backup { pool, copy_manager },
                 RequestBody::Restore { set } => svc.restore_want(&set)?,
             };
             let ticket = svc.request(host, want)?;

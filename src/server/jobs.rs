@@ -225,6 +225,7 @@ impl Jobs {
             }),
             request: RequestBody::Backup {
                 pool: job.pool.clone(),
+                copy_manager: None,
             },
             catalog: self.catalog.clone(),
             stop,

@@ -80,7 +80,10 @@ impl Broker for Local {
         waiting: &mut dyn FnMut(usize),
     ) -> Result<Grant, ClientError> {
         let want = match body {
-            RequestBody::Backup { pool } => Want::Backup { pool: pool.clone() },
+            RequestBody::Backup { pool, copy_manager } => Want::Backup {
+                pool: pool.clone(),
+                copy_manager: copy_manager.clone(),
+            },
             RequestBody::Restore { set } => self.svc.restore_want(set).map_err(as_client)?,
         };
         let ticket = match self.svc.request(&self.host, want) {

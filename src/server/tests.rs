@@ -55,7 +55,10 @@ fn cop(drives: usize, barcodes: &[&str]) -> Cop {
 }
 
 fn backup(pool: &str) -> Want {
-    Want::Backup { pool: pool.into() }
+    Want::Backup {
+        pool: pool.into(),
+        copy_manager: None,
+    }
 }
 
 /// Run every robot job as if it succeeded, labelling scratch cartridges.
@@ -653,7 +656,13 @@ operator = true
         let base = url(&f, "http");
         let c = Client::new(&base, "h1:secret-of-host-one", None).unwrap();
         let g = c
-            .acquire(&RequestBody::Backup { pool: "p".into() }, |_| {})
+            .acquire(
+                &RequestBody::Backup {
+                    pool: "p".into(),
+                    copy_manager: None,
+                },
+                |_| {},
+            )
             .unwrap();
         assert!(g.volume.is_some());
         assert!(g.drive_url.starts_with("mem://drive"));
@@ -703,12 +712,24 @@ operator = true
         let c = Client::new(&base, "h1:secret-of-host-one", None).unwrap();
         for p in ["a", "b"] {
             let g = c
-                .acquire(&RequestBody::Backup { pool: p.into() }, |_| {})
+                .acquire(
+                    &RequestBody::Backup {
+                        pool: p.into(),
+                        copy_manager: None,
+                    },
+                    |_| {},
+                )
                 .unwrap();
             c.release(g.lease.id, false).unwrap();
         }
         // Both cartridges now belong to pools a and b: pool c has none.
-        match c.acquire(&RequestBody::Backup { pool: "c".into() }, |_| {}) {
+        match c.acquire(
+            &RequestBody::Backup {
+                pool: "c".into(),
+                copy_manager: None,
+            },
+            |_| {},
+        ) {
             Err(ClientError::Http {
                 status: 409,
                 kind,
