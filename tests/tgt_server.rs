@@ -695,6 +695,16 @@ fn serverless_and_xcopy_through_the_server_refuse_an_empty_pool_and_a_refused_mo
     let r = s.run("bravo", &xcopy_args(&src, &router.url(), "p"));
     assert_eq!(r.code, 45, "{}", r.stderr);
     assert!(r.stderr.contains("no cartridge left"), "{}", r.stderr);
+    // Hooks would run on the server, and exec runs a program there: a
+    // host may name neither.
+    let mut args = serverless_args(&src, &spec, "p");
+    args.extend(["--quiesce", "true"]);
+    let r = s.run("alpha", &args);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("--quiesce and --thaw"), "{}", r.stderr);
+    let r = s.run("alpha", &serverless_args(&src, "exec:/bin/true", "p"));
+    assert_ne!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("only an operator host"), "{}", r.stderr);
     let events = s.catalog().server_events().unwrap();
     assert_eq!(count(&events, EventKind::LeaseGranted), 0, "{events:#?}");
     drop(s);

@@ -175,6 +175,12 @@ pub fn backup_serverless(out: &Out, a: &BackupArgs) -> Result<u8> {
             "--quiesce and --thaw do not go with --server: the snapshot is taken on the server, where this host's commands do not run; freeze the application yourself around the job, or back up without --server".into()
         ));
     }
+    if !a.source.starts_with("iscsi://") {
+        bail!(UsageError(
+            "--mode serverless needs an iscsi:// source (the snapshot is named after its target)"
+                .into()
+        ));
+    }
     let snapshot = sl.snapshot.clone().ok_or_else(|| {
         UsageError("--mode serverless needs --snapshot PROVIDER[:OPTIONS]".into())
     })?;
