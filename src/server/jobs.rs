@@ -31,6 +31,12 @@ use crate::format::DigestAlgorithm;
 /// A job's number, unique while the server runs.
 pub type JobId = u64;
 
+/// Jobs queued or running at once; more are refused (each waits on a
+/// thread of its own).
+pub const MAX_ACTIVE: usize = 64;
+/// Finished jobs kept for their hosts to read; the oldest go first.
+pub const MAX_SETTLED: usize = 256;
+
 /// What `POST /v1/jobs` takes: a serverless backup of `source` through
 /// the snapshot provider `snapshot`, to a cartridge of `pool`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -167,6 +173,26 @@ impl Jobs {
         })
     }
 
+    /// Make room for one more job: refused past [`MAX_ACTIVE`]; the
+    /// oldest finished ones are forgotten past [`MAX_SETTLED`].
+    fn make_room(t: &mut BTreeMap<JobId, Entry>) -> Result<(), JobError> {
+        let settled: Vec<JobId> = t
+            .iter()
+            .filter(|(_, e)| settled(&e.view))
+            .map(|(id, _)| *id)
+            .collect();
+        if t.len() - settled.len() >= MAX_ACTIVE {
+            return Err(JobError::Refused(format!(
+                "the server runs {MAX_ACTIVE} jobs already; ask again later"
+            )));
+        }
+        let excess = settled.len().saturating_sub(MAX_SETTLED - 1);
+        for id in &settled[..excess] {
+            t.remove(id);
+        }
+        Ok(())
+    }
+
     fn table(&self) -> std::sync::MutexGuard<'_, BTreeMap<JobId, Entry>> {
         self.table.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -199,7 +225,11 @@ impl Jobs {
             total: Arc::clone(&total),
             stop,
         };
-        self.table().insert(id, entry);
+        {
+            let mut t = self.table();
+            Self::make_room(&mut t)?;
+            t.insert(id, entry);
+        }
         let me = Arc::clone(self);
         let host = host.to_string();
         std::thread::spawn(move || {
@@ -312,8 +342,7 @@ impl Jobs {
                 v => v.clone(),
             };
             let left = deadline.saturating_duration_since(Instant::now());
-            let settled = matches!(view, JobView::Complete { .. } | JobView::Failed { .. });
-            if settled || left.is_zero() {
+            if settled(&view) || left.is_zero() {
                 return Ok(view);
             }
             t = self
@@ -323,6 +352,11 @@ impl Jobs {
                 .0;
         }
     }
+}
+
+/// The job ended, one way or the other.
+fn settled(v: &JobView) -> bool {
+    matches!(v, JobView::Complete { .. } | JobView::Failed { .. })
 }
 
 fn running(g: &Grant, bytes: u64, total: u64) -> JobView {
@@ -413,7 +447,7 @@ impl Client {
         loop {
             let v: JobView = self.call("GET", &format!("/v1/jobs/{id}"), None)?;
             seen(&v);
-            if matches!(v, JobView::Complete { .. } | JobView::Failed { .. }) {
+            if settled(&v) {
                 return Ok(v);
             }
         }
@@ -668,6 +702,34 @@ mod tests {
         }
         assert!(matches!(v, JobView::Failed { exit: 130, .. }), "{v:?}");
         assert!(f.svc.status().leases.is_empty());
+    }
+
+    #[test]
+    fn the_table_refuses_past_max_active_and_forgets_the_oldest_finished() {
+        let entry = |view| Entry {
+            host: "h".into(),
+            view,
+            done: Arc::default(),
+            total: Arc::default(),
+            stop: StopFlag::never(),
+        };
+        let failed = || JobView::Failed {
+            error: "x".into(),
+            exit: 1,
+            set: None,
+        };
+        let mut t = BTreeMap::new();
+        for id in 0..(MAX_SETTLED + 10) as JobId {
+            t.insert(id, entry(failed()));
+        }
+        Jobs::make_room(&mut t).unwrap();
+        assert_eq!(t.len(), MAX_SETTLED - 1);
+        assert_eq!(t.keys().next(), Some(&11), "the oldest went first");
+        let mut t = BTreeMap::new();
+        for id in 0..MAX_ACTIVE as JobId {
+            t.insert(id, entry(JobView::Queued { position: 1 }));
+        }
+        assert!(matches!(Jobs::make_room(&mut t), Err(JobError::Refused(_))));
     }
 
     #[test]
