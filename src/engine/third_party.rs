@@ -198,7 +198,8 @@ impl<C: Transport, T: Transport> Mover for ThirdPartyMover<'_, C, T> {
     }
 
     /// The catalog says which volume the drive holds (this host does not
-    /// read the tape) and where its next file is.
+    /// read the tape) and where its next file is; on a volume shared
+    /// through a backup server the tape says so instead.
     fn place(&mut self, catalog: &Catalog, tape_url: &str) -> Result<Placement, EngineError> {
         if self.shared_volume {
             return shared_placement(catalog, self.tape);
