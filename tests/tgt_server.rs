@@ -760,3 +760,57 @@ fn serverless_and_xcopy_through_the_server_refuse_an_empty_pool_and_a_refused_mo
     same_bytes(&src_file, &dst_file, 4 << 20);
     drop(router);
 }
+
+#[test]
+fn a_server_killed_mid_job_ends_its_own_lease_and_snapshot_at_restart() {
+    let _l = library();
+    blank_library();
+    let mut luns = Luns(Vec::new());
+    let (big, big_file) = luns.add(96, 160);
+    fill_random(&big_file, 1 << 20, 25);
+    let (small, small_file) = luns.add(97, 4);
+    fill_random(&small_file, 4 << 20, 26);
+    let (dst, dst_file) = luns.add(98, 4);
+    let s = Server::start(&lib(), &["--lease-secs", "20"]);
+    let addr = s.addr();
+    let spec = format!("tgt:env={}", rig_env());
+    let mut args = serverless_args(&big, &spec, "sl");
+    args.extend(["--block-size", "16K"]);
+    let mut requester = s.spawn("alpha", &args);
+    let (drive, set) = s.set_in_heartbeat(Duration::from_secs(30));
+    // SIGKILL the server mid-set, then start it again on its catalog.
+    let s = s.restart_on(&addr, &["--lease-secs", "20"]);
+    let status = requester.0.wait().unwrap();
+    let mut err = String::new();
+    use std::io::Read as _;
+    let _ = requester.0.stderr.take().unwrap().read_to_string(&mut err);
+    assert!(
+        !status.success(),
+        "the requester learns its job is gone: {err}"
+    );
+    assert!(err.contains("no longer knows job"), "{err}");
+    // The job's lease ended at start, without a fence (the server knows
+    // its own mover is gone); its set failed; its snapshot was released.
+    let st = s.status();
+    assert!(st["leases"].as_array().unwrap().is_empty(), "{st}");
+    assert!(st["drives"][drive]["fenced"].is_null(), "{st}");
+    let cat = s.catalog();
+    let row = cat.set(&set).unwrap();
+    assert_eq!(row.outcome.state, SetState::Failed, "{}", s.log());
+    let jobs = cat.snapshot_jobs().unwrap();
+    assert!(
+        !jobs.is_empty() && jobs.iter().all(|j| j.released),
+        "{}",
+        s.log()
+    );
+    // The same pool's next set goes after the failed one and restores.
+    let next = backup_json(&s, "bravo", &small, "sl");
+    let next_row = cat.set(next["set_id"].as_str().unwrap()).unwrap();
+    assert_eq!(next_row.info.volume, row.info.volume);
+    assert!(next_row.info.file_number > row.info.file_number);
+    restore_ok(&s, "charlie", next["set_id"].as_str().unwrap(), &dst);
+    same_bytes(&small_file, &dst_file, 4 << 20);
+    let events = cat.server_events().unwrap();
+    assert!(overlaps(&events).is_empty(), "{events:#?}");
+    assert_eq!(count(&events, EventKind::Fenced), 0, "{events:#?}");
+}

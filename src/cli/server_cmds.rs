@@ -22,6 +22,7 @@ use super::remote_modes;
 use super::server_jobs::ServerlessRunner;
 use super::sessions::{redacted, stop_on_signals, Sessions};
 use super::sizes::check_tape_block;
+use super::snapshots_cmds::release_stopped;
 use crate::catalog::{SetRow, SetState};
 use crate::device::Tape;
 use crate::engine::host::{backup as host_backup, BackupOptions};
@@ -32,7 +33,7 @@ use crate::scsi::Lba;
 use crate::server::auth::Hosts;
 use crate::server::client::Client;
 use crate::server::http::{serve, HttpConfig, RequestBody};
-use crate::server::jobs::Jobs;
+use crate::server::jobs::{end_orphans, Jobs};
 use crate::server::lifecycle::{run_leased, Leased};
 use crate::server::scsi_library::ScsiLibrary;
 use crate::server::service::{Grant, Service, Status};
@@ -107,6 +108,7 @@ fn serve_cmd(s: &Sessions, a: &ServerRunArgs) -> Result<u8> {
         poll_grace_secs: 30,
     };
     let svc = Service::start(s.catalog()?, Box::new(lib), &specs, policy)?;
+    end_left_jobs(s, &svc)?;
     let robot = svc.spawn_robot(Duration::from_millis(500));
     let stop = stop_on_signals()?;
     let jobs = Some(server_jobs(s, &svc));
@@ -138,6 +140,24 @@ fn serve_cmd(s: &Sessions, a: &ServerRunArgs) -> Result<u8> {
     let _ = robot.join();
     eprintln!("sanmover server: stopped");
     Ok(exit::OK)
+}
+
+/// What a previous server's own jobs left: their leases (released, sets
+/// failed) and their snapshots (unmapped and deleted), said on stderr.
+fn end_left_jobs(s: &Sessions, svc: &Service) -> Result<()> {
+    for l in end_orphans(svc, s.catalog_path())? {
+        log::warn!(
+            "lease {} of a serverless job for {} ended: the server restarted while running it{}",
+            l.id,
+            l.host,
+            l.set
+                .map_or(String::new(), |id| format!("; set {id} failed"))
+        );
+    }
+    for c in release_stopped(s)? {
+        log::warn!("snapshot job {}: {}", c.job, c.outcome);
+    }
+    Ok(())
 }
 
 /// The jobs the server runs itself: serverless backups, with the

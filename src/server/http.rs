@@ -427,7 +427,11 @@ fn route(
         ("GET", ["v1", "events"]) => json!(svc.events()?),
         ("POST", ["v1", "requests"]) => {
             let want = match parse::<RequestBody>(body)? {
-                RequestBody::Backup { pool, copy_manager } => Want::Backup { pool, copy_manager },
+                RequestBody::Backup { pool, copy_manager } => Want::Backup {
+                    pool,
+                    copy_manager,
+                    by_server: false,
+                },
                 RequestBody::Restore { set } => svc.restore_want(&set)?,
             };
             let ticket = svc.request(host, want)?;

@@ -22,8 +22,9 @@ use uuid::Uuid;
 use super::client::{Client, ClientError};
 use super::http::RequestBody;
 use super::lifecycle::{run_leased, Leased, Local};
-use super::service::{Grant, Service};
-use crate::catalog::{Catalog, SetRow};
+use super::service::{Grant, Service, ServiceError};
+use super::state::{Lease, LeaseState, Want};
+use crate::catalog::{Catalog, SetOutcome, SetRow, SetState};
 use crate::engine::interrupt::StopFlag;
 use crate::engine::Progress;
 use crate::format::DigestAlgorithm;
@@ -377,6 +378,50 @@ fn client_exit(e: &ClientError) -> u8 {
     }
 }
 
+/// After a restart: the leases of jobs a previous server ran itself are
+/// released (their mover died with that process, so there is nobody to
+/// fence) and their sets are marked failed; the next set on such a
+/// cartridge goes after the failed one's file, as after any failed set.
+/// The leases ended.
+pub fn end_orphans(svc: &Service, catalog: &Path) -> Result<Vec<Lease>, ServiceError> {
+    let cat = Catalog::open(catalog)?;
+    let mut ended = Vec::new();
+    for l in svc.status().leases {
+        let ours = matches!(
+            l.want,
+            Want::Backup {
+                by_server: true,
+                ..
+            }
+        );
+        if !ours || l.state != LeaseState::Active {
+            continue;
+        }
+        if let Some(set) = l.set {
+            let row = cat.set(&set.to_string())?;
+            if row.outcome.state == SetState::Running {
+                let now = crate::engine::now();
+                let outcome = SetOutcome {
+                    state: SetState::Failed,
+                    records: 0,
+                    bytes: 0,
+                    digest: None,
+                    ended: now as i64,
+                    seconds: now.saturating_sub(l.granted) as f64,
+                    error: Some(format!(
+                        "the server restarted while it ran this set itself (lease {}, for {})",
+                        l.id, l.host
+                    )),
+                };
+                cat.finish_set(set, &outcome)?;
+            }
+        }
+        svc.release(l.id, &l.host, false)?;
+        ended.push(l);
+    }
+    Ok(ended)
+}
+
 /// The job endpoints: `POST /v1/jobs` (a [`ServerlessJob`]; answers
 /// `{"job": N}`), `GET /v1/jobs/N` (a [`JobView`], after a long poll) and
 /// `DELETE /v1/jobs/N` (cancel).
@@ -438,17 +483,39 @@ impl Client {
     }
 
     /// Follow job `id` until it completes or fails, telling `seen` every
-    /// view on the way.
+    /// view on the way. A server that cannot be reached is asked again for
+    /// up to 30 s (it may be restarting); one that no longer knows the job
+    /// restarted and ended it.
     pub fn follow_job(
         &self,
         id: JobId,
         mut seen: impl FnMut(&JobView),
     ) -> Result<JobView, ClientError> {
+        let mut unreachable = 0;
         loop {
-            let v: JobView = self.call("GET", &format!("/v1/jobs/{id}"), None)?;
-            seen(&v);
-            if settled(&v) {
-                return Ok(v);
+            match self.call::<JobView>("GET", &format!("/v1/jobs/{id}"), None) {
+                Ok(v) => {
+                    unreachable = 0;
+                    seen(&v);
+                    if settled(&v) {
+                        return Ok(v);
+                    }
+                }
+                Err(ClientError::Transport(e)) if unreachable < 30 => {
+                    unreachable += 1;
+                    log::warn!("following job {id}: {e}; trying again");
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+                Err(ClientError::Http { status: 404, .. }) => {
+                    return Err(ClientError::Http {
+                        status: 404,
+                        kind: "job_gone".into(),
+                        message: format!(
+                            "it no longer knows job {id}: it restarted, which ends the leases of its own jobs and fails their sets"
+                        ),
+                    })
+                }
+                Err(e) => return Err(e),
             }
         }
     }
@@ -483,18 +550,8 @@ mod tests {
             let id = Uuid::new_v4();
             cat.begin_set(&SetInfo {
                 id,
-                volume: grant.volume.unwrap(),
-                file_number: 1,
-                mode: "serverless".into(),
                 label: job.label.clone(),
-                source_url: job.source.clone(),
-                source_designator: "naa.60014051".into(),
-                lba: Lba(0),
-                blocks: BlockCount(8),
-                block_size: BlockSize(512),
-                payload_size: 4096,
-                started: crate::engine::now() as i64,
-                digest_algorithm: "blake3".into(),
+                ..info(grant.volume.unwrap())
             })
             .unwrap();
             progress.start(4096, "backup");
@@ -524,6 +581,25 @@ mod tests {
         }
         fn check(&self, _job: &ServerlessJob, _operator: bool) -> Result<(), String> {
             Ok(())
+        }
+    }
+
+    /// A serverless set of 8 blocks on `volume`, as the set writer begins it.
+    fn info(volume: Uuid) -> SetInfo {
+        SetInfo {
+            id: Uuid::new_v4(),
+            volume,
+            file_number: 1,
+            mode: "serverless".into(),
+            label: String::new(),
+            source_url: "iscsi://127.0.0.1:3260/iqn.2024-01.test:disk/1".into(),
+            source_designator: "naa.60014051".into(),
+            lba: Lba(0),
+            blocks: BlockCount(8),
+            block_size: BlockSize(512),
+            payload_size: 4096,
+            started: crate::engine::now() as i64,
+            digest_algorithm: "blake3".into(),
         }
     }
 
@@ -730,6 +806,59 @@ mod tests {
             t.insert(id, entry(JobView::Queued { position: 1 }));
         }
         assert!(matches!(Jobs::make_room(&mut t), Err(JobError::Refused(_))));
+    }
+
+    #[test]
+    fn a_restarted_server_ends_the_leases_of_its_own_jobs_without_a_fence() {
+        let f = fixture(&["A", "B"], None);
+        let local = Local {
+            svc: f.svc.clone(),
+            host: "h1".into(),
+        };
+        let body = RequestBody::Backup {
+            pool: "p".into(),
+            copy_manager: None,
+        };
+        let g = crate::server::lifecycle::Broker::acquire(&local, &body, &mut |_| {}).unwrap();
+        let info = info(g.volume.unwrap());
+        f.jobs.svc.heartbeat(g.lease.id, "h1", Some(&info)).unwrap();
+        // The server dies with the job; a new one starts on its catalog.
+        let path = f.jobs.catalog.clone();
+        f.svc.shutdown();
+        let lib = MemLibrary::new(2, &["A", "B"]);
+        let drives: Vec<DriveSpec> = (0..2)
+            .map(|d| DriveSpec {
+                url: format!("mem://drive{d}"),
+                serial: format!("SN{d}"),
+            })
+            .collect();
+        let policy = Policy {
+            lease_secs: 10,
+            idle_unload_secs: 300,
+            queue_secs: 100,
+            poll_grace_secs: 20,
+        };
+        let svc = Service::start(
+            Catalog::open(&path).unwrap(),
+            Box::new(lib),
+            &drives,
+            policy,
+        )
+        .unwrap();
+        assert_eq!(svc.status().leases.len(), 1, "restored");
+        let ended = end_orphans(&svc, &path).unwrap();
+        assert_eq!(ended.len(), 1);
+        let st = svc.status();
+        assert!(st.leases.is_empty());
+        assert!(st.drives.iter().all(|d| d.fenced.is_none()), "{st:?}");
+        let row = Catalog::open(&path)
+            .unwrap()
+            .set(&info.id.to_string())
+            .unwrap();
+        assert_eq!(row.outcome.state, SetState::Failed);
+        assert!(row.outcome.error.unwrap().contains("restarted"));
+        // A host's lease would have been left to expire and be fenced.
+        assert!(end_orphans(&svc, &path).unwrap().is_empty());
     }
 
     #[test]

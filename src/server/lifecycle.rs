@@ -80,9 +80,11 @@ impl Broker for Local {
         waiting: &mut dyn FnMut(usize),
     ) -> Result<Grant, ClientError> {
         let want = match body {
+            // Only the server itself uses this broker.
             RequestBody::Backup { pool, copy_manager } => Want::Backup {
                 pool: pool.clone(),
                 copy_manager: copy_manager.clone(),
+                by_server: true,
             },
             RequestBody::Restore { set } => self.svc.restore_want(set).map_err(as_client)?,
         };

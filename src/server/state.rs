@@ -128,6 +128,10 @@ pub enum Want {
         pool: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         copy_manager: Option<String>,
+        /// The server runs this mover itself (a serverless job): after a
+        /// restart it is known to be gone, so its lease ends at once.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        by_server: bool,
     },
     /// The drive with `barcode` loaded, to read tape file `file`.
     Restore {

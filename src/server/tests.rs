@@ -58,6 +58,7 @@ fn backup(pool: &str) -> Want {
     Want::Backup {
         pool: pool.into(),
         copy_manager: None,
+        by_server: false,
     }
 }
 
