@@ -789,6 +789,7 @@ fn a_server_killed_mid_job_ends_its_own_lease_and_snapshot_at_restart() {
         "the requester learns its job is gone: {err}"
     );
     assert!(err.contains("no longer knows job"), "{err}");
+    assert_eq!(status.code(), Some(46), "not found: {err}");
     // The job's lease ended at start, without a fence (the server knows
     // its own mover is gone); its set failed; its snapshot was released.
     let st = s.status();
