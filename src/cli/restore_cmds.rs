@@ -11,10 +11,10 @@ use super::progress::Bar;
 use super::sessions::{redacted, Dyn, Sessions};
 use super::time::iso8601;
 use crate::catalog::{Catalog, SetRow};
-use crate::device::Disk;
+use crate::device::{Disk, Tape};
 use crate::engine::guard::refuse_live_writer;
 use crate::engine::restore::{
-    restore, verify_against, Compare, CompareWith, ReadSummary, RestoreOptions,
+    restore, verify_spanning, Compare, CompareWith, LoadPart, ReadSummary, RestoreOptions,
 };
 use crate::scsi::Lba;
 
@@ -78,11 +78,7 @@ pub fn run_restore(s: &Sessions, out: &Out, a: &RestoreArgs) -> Result<u8> {
 
 /// The disk `verify` compares with, if any: the set's source, or
 /// `--compare-target`.
-pub(super) fn compared_disk(
-    s: &Sessions,
-    a: &VerifyArgs,
-    row: &SetRow,
-) -> Result<Option<Disk<Dyn>>> {
+fn compared_disk(s: &Sessions, a: &VerifyArgs, row: &SetRow) -> Result<Option<Disk<Dyn>>> {
     Ok(match (&a.compare_target, a.compare_source) {
         (Some(dev), _) => Some(s.disk(dev, "compare target")?),
         (None, true) => Some(s.disk(&row.info.source_url, "source")?),
@@ -90,7 +86,40 @@ pub(super) fn compared_disk(
     })
 }
 
-/// What `verify` prints when the set checked out.
+pub fn run_verify(s: &Sessions, out: &Out, a: &VerifyArgs) -> Result<u8> {
+    let catalog = s.catalog()?;
+    let row = catalog.set(&a.set)?;
+    warn_expired(&row);
+    let tape_dev = tape_for(&catalog, &row, a.tape.as_deref())?;
+    let mut t = s.tape(&tape_dev)?;
+    let _lock = s.lock_tape(&mut t, &tape_dev, "verify", a.wait)?;
+    refuse_live_writer(&catalog, row.info.volume, &row.volume_name)?;
+    let sum = verify_on(s, out, a, (&mut t, None), &row)?;
+    out.emit(&sum, || verify_text(&sum, a, &row));
+    Ok(exit::OK)
+}
+
+/// Read `row`'s set from `t` and check it, comparing with a disk when
+/// `a` asks for it (`verify` and `verify --server`).
+pub(super) fn verify_on(
+    s: &Sessions,
+    out: &Out,
+    a: &VerifyArgs,
+    (t, loader): (&mut Tape<Dyn>, Option<&mut dyn LoadPart<Dyn>>),
+    row: &SetRow,
+) -> Result<ReadSummary> {
+    let mut disk = compared_disk(s, a, row)?;
+    let compare = disk.as_mut().map(|disk| Compare {
+        disk,
+        lba: a.lba.map_or(row.info.lba, Lba),
+        with: match a.compare_target {
+            Some(_) => CompareWith::Target,
+            None => CompareWith::Source,
+        },
+    });
+    Ok(verify_spanning(t, loader, row, compare, &Bar::new(out))?)
+}
+
 pub(super) fn verify_text(sum: &ReadSummary, a: &VerifyArgs, row: &SetRow) -> String {
     let mut t = format!(
         "verify passed: set {} ({} records, {} bytes, {:.1} MB/s)\n  {} {}\n",
@@ -108,36 +137,4 @@ pub(super) fn verify_text(sum: &ReadSummary, a: &VerifyArgs, row: &SetRow) -> St
         );
     }
     t
-}
-
-/// The disk a verify compares the set with (`--compare-source`,
-/// `--compare-target`), addressed as `Compare` wants it.
-pub(super) fn compare_with<'a>(
-    disk: Option<&'a mut Disk<Dyn>>,
-    a: &VerifyArgs,
-    row: &SetRow,
-) -> Option<Compare<'a, Dyn>> {
-    disk.map(|disk| Compare {
-        disk,
-        lba: a.lba.map_or(row.info.lba, Lba),
-        with: match a.compare_target {
-            Some(_) => CompareWith::Target,
-            None => CompareWith::Source,
-        },
-    })
-}
-
-pub fn run_verify(s: &Sessions, out: &Out, a: &VerifyArgs) -> Result<u8> {
-    let catalog = s.catalog()?;
-    let row = catalog.set(&a.set)?;
-    warn_expired(&row);
-    let tape_dev = tape_for(&catalog, &row, a.tape.as_deref())?;
-    let mut t = s.tape(&tape_dev)?;
-    let _lock = s.lock_tape(&mut t, &tape_dev, "verify", a.wait)?;
-    refuse_live_writer(&catalog, row.info.volume, &row.volume_name)?;
-    let mut disk = compared_disk(s, a, &row)?;
-    let compare = compare_with(disk.as_mut(), a, &row);
-    let sum = verify_against(&mut t, &row, compare, &Bar::new(out))?;
-    out.emit(&sum, || verify_text(&sum, a, &row));
-    Ok(exit::OK)
 }

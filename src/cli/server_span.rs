@@ -6,7 +6,7 @@
 
 use uuid::Uuid;
 
-use crate::catalog::{Catalog, SetPart, SetRow};
+use crate::catalog::{SetPart, SetRow};
 use crate::device::{PrOut, Tape};
 use crate::engine::restore::LoadPart;
 use crate::engine::set_writer::NextVolume;
@@ -14,7 +14,6 @@ use crate::engine::EngineError;
 use crate::format::VolumeLabel;
 use crate::scsi::spc::PrType;
 use crate::server::client::Client;
-use crate::server::http::ReportBody;
 use crate::server::service::Grant;
 use crate::transport::Transport;
 
@@ -96,21 +95,5 @@ impl<T: Transport> LoadPart<T> for ServerVolumes<'_> {
             part.volume_name
         );
         self.change(tape, Some(part.volume))
-    }
-}
-
-/// The report of set `row` for the server: the parts of a multi-volume
-/// set, and their volumes from the host's catalog, included.
-pub fn report_body(catalog: &Catalog, row: &SetRow) -> ReportBody {
-    let volumes = row
-        .parts
-        .iter()
-        .filter_map(|p| catalog.volume(p.volume).ok().flatten())
-        .collect();
-    ReportBody {
-        set: row.info.clone(),
-        outcome: row.outcome.clone(),
-        parts: row.parts.clone(),
-        volumes,
     }
 }

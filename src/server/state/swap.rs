@@ -46,7 +46,7 @@ impl Cop {
         let l = self.active_lease(id, host)?;
         let (drive, old, want) = (l.drive, l.barcode.clone(), l.want.clone());
         let (to, check) = match (&what, &want) {
-            (SwapFor::NextOfPool, Want::Backup { pool }) => self.next_of_pool(pool)?,
+            (SwapFor::NextOfPool, Want::Backup { pool, .. }) => self.next_of_pool(pool)?,
             (SwapFor::Volume(v), Want::Restore { .. }) => self.holding_volume(*v)?,
             _ => return Err(SwapError::Kind),
         };
@@ -62,7 +62,7 @@ impl Cop {
                 steps,
             });
         }
-        if let (SwapFor::NextOfPool, Want::Backup { pool }) = (&what, &want) {
+        if let (SwapFor::NextOfPool, Want::Backup { pool, .. }) = (&what, &want) {
             if let Some(c) = self.cartridges.get_mut(&old) {
                 c.pool = Pool::Full(pool.clone());
             }
@@ -138,7 +138,7 @@ impl Cop {
             return;
         };
         let pool = self.leases.get(&id).and_then(|l| match &l.want {
-            Want::Backup { pool } => Some(pool.clone()),
+            Want::Backup { pool, .. } => Some(pool.clone()),
             Want::Restore { .. } => None,
         });
         let done = matches!(result, JobResult::Done | JobResult::Labelled(_));
