@@ -147,7 +147,7 @@ fn a_set_larger_than_a_cartridge_spans_two_on_drives_with_reservations() {
     fill_random(&src_file, 8 << 20, 9);
     let (dst, dst_file) = rig.add_lun(21, 8);
     let vtl = Vtl::start(&rig.state.path().join("media"), 2, 4, "6M");
-    let s = Server::start(&vtl, "5");
+    let s = Server::start(&lib(&vtl), &["--lease-secs", "5"]);
     let r = s.run(
         "alpha",
         &[
