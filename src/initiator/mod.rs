@@ -23,7 +23,7 @@ mod login;
 mod task;
 mod wire;
 
-pub use task::{DataDir, Reply};
+pub use task::{lun_field, rejected_itt, sense_of, CmdOpts, DataDir, Reply};
 pub use wire::{sn_fields, sn_lt, window_open, SnFields};
 
 /// Largest data segment accepted from a target before anything is
@@ -156,8 +156,8 @@ pub struct Initiator {
     pub login_keys: Vec<(String, String)>,
     /// The operational keys we offered.
     pub offered: Vec<(String, String)>,
-    /// (opcode, ExpCmdSN, MaxCmdSN) of every response received in full
-    /// feature phase that carries a valid window.
+    /// (opcode, ExpCmdSN, MaxCmdSN) of every target PDU received that
+    /// carries a valid window, login responses included.
     pub windows: Vec<(IscsiOpcode, u32, u32)>,
     /// PDUs of other tasks that arrived while waiting for one.
     pending: VecDeque<Pdu>,

@@ -168,7 +168,10 @@ impl Initiator {
             Header::DataIn(d) => d.itt == itt,
             Header::ScsiResponse(s) => s.itt == itt,
             Header::R2t(x) => x.itt == itt,
-            Header::Reject(x) => return Err(InitiatorError::Rejected(x.reason)),
+            // 11.17: the data segment echoes the rejected BHS, ITT at 16.
+            Header::Reject(x) if rejected_itt(&p.data) == Some(itt) => {
+                return Err(InitiatorError::Rejected(x.reason))
+            }
             _ => false,
         })
     }
@@ -265,15 +268,29 @@ impl Initiator {
     /// A Text Request with `kv` (immediate, one PDU) and the target's
     /// answer (11.10, 11.11); a continued answer is refused.
     pub fn text(&mut self, kv: &[(String, String)]) -> Result<Vec<(String, String)>, InitiatorError> {
+        self.text_with(kv, true)
+    }
+
+    /// [`Initiator::text`], immediate or not (a non-immediate request
+    /// takes a CmdSN, 11.10).
+    pub fn text_with(
+        &mut self,
+        kv: &[(String, String)],
+        immediate: bool,
+    ) -> Result<Vec<(String, String)>, InitiatorError> {
         let itt = self.next_itt();
+        let cmd_sn = self.state.cmd_sn;
+        if !immediate {
+            self.state.cmd_sn = cmd_sn.wrapping_add(1);
+        }
         let h = Header::TextRequest(TextRequest {
-            immediate: true,
+            immediate,
             final_bit: true,
             cont: false,
             lun: 0,
             itt,
             ttt: RESERVED_TAG,
-            cmd_sn: self.state.cmd_sn,
+            cmd_sn,
             exp_stat_sn: self.state.exp_stat_sn,
         });
         self.send(h, &encode_pairs(kv))?;
@@ -407,4 +424,11 @@ pub fn lun_field(lun: u64) -> u64 {
     } else {
         (0x4000 | (lun & 0x3fff)) << 48
     }
+}
+
+/// The ITT of the PDU a Reject echoes (RFC 7143 11.17: its data segment
+/// is the rejected BHS).
+pub fn rejected_itt(data: &[u8]) -> Option<u32> {
+    let b = data.get(16..20)?;
+    Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
 }

@@ -132,6 +132,11 @@ impl Initiator {
         }
     }
 
+    /// A held PDU, oldest first.
+    pub fn take_held(&mut self) -> Option<Pdu> {
+        self.pending.pop_front()
+    }
+
     /// Keep a PDU for a later wait.
     pub fn hold(&mut self, p: Pdu) {
         self.pending.push_back(p);
@@ -159,9 +164,7 @@ impl Initiator {
                 self.state.exp_stat_sn = next;
             }
         }
-        if !matches!(h, Header::LoginResponse(_)) {
-            self.windows.push((h.opcode(), f.exp_cmd_sn, f.max_cmd_sn));
-        }
+        self.windows.push((h.opcode(), f.exp_cmd_sn, f.max_cmd_sn));
         // RFC 7143 4.2.2.1: only a newer window replaces the one we have.
         if !sn_lt(f.max_cmd_sn, f.exp_cmd_sn.wrapping_sub(1)) {
             if !sn_lt(f.exp_cmd_sn, self.state.exp_cmd_sn) {
