@@ -234,10 +234,17 @@ pub fn answer_target_offers(
         .filter(|(k, _)| k != "MaxRecvDataSegmentLength" && k != "TargetPortalGroupTag")
         .filter(|(k, _)| k != "TargetAlias" && k != "TargetAddress")
         .map(|(k, v)| {
-            let a = if KNOWN.contains(&k.as_str()) {
-                v.clone()
-            } else {
+            let a = if !KNOWN.contains(&k.as_str()) {
                 "NotUnderstood".to_string()
+            } else if v.contains(',') {
+                // A list: one value, None for digests (we compute none).
+                let mut items = v.split(',');
+                match v.split(',').find(|x| *x == "None") {
+                    Some(none) => none.to_string(),
+                    None => items.next().unwrap_or_default().to_string(),
+                }
+            } else {
+                v.clone()
             };
             (k.clone(), a)
         })

@@ -30,6 +30,25 @@ pub use wire::{sn_fields, sn_lt, window_open, SnFields};
 /// allocated for it (our MaxRecvDataSegmentLength is at most this).
 pub const MAX_SEGMENT: usize = 1 << 24;
 
+/// The operational keys [`Config::with_usual_keys`] offers (RFC 7143 13):
+/// no digests, ERL 0, one connection, in-order data.
+pub const USUAL_KEYS: &[(&str, &str)] = &[
+    ("HeaderDigest", "None"),
+    ("DataDigest", "None"),
+    ("MaxRecvDataSegmentLength", "262144"),
+    ("MaxBurstLength", "262144"),
+    ("FirstBurstLength", "65536"),
+    ("InitialR2T", "Yes"),
+    ("ImmediateData", "Yes"),
+    ("MaxOutstandingR2T", "1"),
+    ("DataPDUInOrder", "Yes"),
+    ("DataSequenceInOrder", "Yes"),
+    ("ErrorRecoveryLevel", "0"),
+    ("MaxConnections", "1"),
+    ("DefaultTime2Wait", "2"),
+    ("DefaultTime2Retain", "0"),
+];
+
 /// Why an exchange with a target failed.
 #[derive(Debug, thiserror::Error)]
 pub enum InitiatorError {
@@ -110,9 +129,22 @@ impl Config {
         }
     }
 
-    /// Offer `key=value` at login.
+    /// Offer `key=value` at login (in place of an earlier offer of `key`).
     pub fn key(mut self, key: &str, value: &str) -> Config {
-        self.keys.push((key.into(), value.into()));
+        match self.keys.iter_mut().find(|(k, _)| k == key) {
+            Some(kv) => kv.1 = value.into(),
+            None => self.keys.push((key.into(), value.into())),
+        }
+        self
+    }
+
+    /// Offer every operational key with a conventional value, as libiscsi
+    /// does: a target then has nothing of its own to propose (LIO goes to
+    /// full feature phase with its proposals unanswered otherwise).
+    pub fn with_usual_keys(mut self) -> Config {
+        for (k, v) in USUAL_KEYS {
+            self = self.key(k, v);
+        }
         self
     }
 }

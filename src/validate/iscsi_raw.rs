@@ -12,10 +12,10 @@ use crate::frontend::pdu::{Header, Pdu};
 use crate::initiator::{
     random_isid, window_open, Chap, CmdOpts, Config, DataDir, Initiator, InitiatorError,
 };
-use crate::scsi::sbc::Read16;
+use crate::scsi::sbc::{Capacity10, Read16, ReadCapacity10};
 use crate::scsi::sense::{Sense, SenseKey};
 use crate::scsi::spc::{Inquiry, TestUnitReady};
-use crate::scsi::{CdbCodec, DeviceType, Lba};
+use crate::scsi::{CdbCodec, DeviceType, Lba, Wire};
 use crate::transport::url::{DeviceUrl, IscsiUrl};
 
 use super::negotiation::{self, Offer, Rule};
@@ -39,7 +39,7 @@ fn portal(t: &Target) -> Result<Portal, String> {
         _ => return Err("not an iscsi:// URL".into()),
     };
     let addr = resolve(&url)?;
-    let mut cfg = Config::new(addr, &t.initiator, &url.target, random_isid());
+    let mut cfg = Config::new(addr, &t.initiator, &url.target, random_isid()).with_usual_keys();
     cfg.timeout = TIMEOUT;
     if let (Some(user), Some(pw)) = (&url.user, &url.password) {
         cfg.chap = Some(Chap {
@@ -90,16 +90,32 @@ fn settle(i: &mut Initiator, lun: u64) -> Result<(), InitiatorError> {
     Ok(())
 }
 
+/// The block size by READ CAPACITY (10) on a session of its own (the
+/// run's libiscsi session is not serviced while raw checks run).
+fn raw_block_size(cfg: &Config, lun: u64) -> Result<usize, InitiatorError> {
+    let mut i = Initiator::login(cfg)?;
+    settle(&mut i, lun)?;
+    let r = i.run(lun, ReadCapacity10.to_cdb().as_bytes(), DataDir::In(8))?;
+    let _ = i.logout();
+    match Capacity10::parse(&r.data) {
+        Ok(c) if r.status == 0 && c.block_len > 0 => Ok(c.block_len as usize),
+        _ => Err(InitiatorError::Protocol(format!(
+            "READ CAPACITY (10): status {:#04x}, {} bytes",
+            r.status,
+            r.data.len()
+        ))),
+    }
+}
+
 fn inquiry() -> Vec<u8> {
     Inquiry::standard(36).to_cdb().as_bytes().to_vec()
 }
 
 pub(super) fn negotiation(t: &mut Target) -> Result<Finding, DeviceError> {
     with_raw(t, "login", |_, p| {
-        let cfg = p.cfg.clone();
         let cfg = Config {
             keys: negotiation::pairs(negotiation::USUAL),
-            ..cfg
+            ..p.cfg.clone()
         };
         let sent = format!(
             "Login Request, operational stage: {}",
@@ -191,10 +207,8 @@ pub(super) fn mrdsl_honoured(t: &mut Target) -> Result<Finding, DeviceError> {
             "needs a disk LU (a READ longer than 512 bytes)",
         ));
     }
-    with_raw(t, "login, READ(16)", |t, p| {
-        let cap = crate::device::disk::read_capacity(&mut t.scsi)
-            .map_err(|e| InitiatorError::Protocol(format!("READ CAPACITY: {e}")))?;
-        let bs = cap.block_size.0 as usize;
+    with_raw(t, "login, READ(16)", |_, p| {
+        let bs = raw_block_size(&p.cfg, p.lun)?;
         let blocks = (4096 / bs.max(1)).clamp(1, 8) as u32;
         let len = blocks as usize * bs;
         let cfg = p.cfg.clone().key("MaxRecvDataSegmentLength", &SMALL_MRDSL.to_string());
@@ -351,7 +365,10 @@ pub(super) fn cmdsn_immediate(t: &mut Target) -> Result<Finding, DeviceError> {
             cmd_sn: None,
         };
         let itt = i.start(p.lun, &inquiry(), DataDir::In(36), opts)?;
-        let imm = i.wait(p.lun, itt, &[])?;
+        let imm = match i.wait(p.lun, itt, &[]) {
+            Err(InitiatorError::Rejected(why)) => return immediate_rejected(i, p.lun, sent, why),
+            r => r?,
+        };
         let exp1 = i.state.exp_cmd_sn;
         let next = i.run(p.lun, &inquiry(), DataDir::In(36))?;
         let exp2 = i.state.exp_cmd_sn;
@@ -369,11 +386,39 @@ pub(super) fn cmdsn_immediate(t: &mut Target) -> Result<Finding, DeviceError> {
     })
 }
 
+/// A target may refuse immediate SCSI commands: RFC 7143 4.2.2.1 asks
+/// only for one immediate non-TMF request at a time, which a NOP-Out is.
+fn immediate_rejected(
+    mut i: Initiator,
+    lun: u64,
+    sent: String,
+    why: crate::frontend::pdu::RejectReason,
+) -> Result<Finding, InitiatorError> {
+    let exp0 = i.state.exp_cmd_sn;
+    let ping = i.ping(b"immediate").is_ok();
+    let next = i.run(lun, &inquiry(), DataDir::In(36))?;
+    let _ = i.logout();
+    let obs = format!(
+        "immediate INQUIRY rejected ({why}); immediate NOP-Out {}, ExpCmdSN {exp0}; \
+         the next INQUIRY status {:#04x}",
+        if ping { "answered" } else { "not answered" },
+        next.status
+    );
+    if !ping || next.status != 0 {
+        return Ok(Finding::judge(false, sent, obs).fail_because("the session did not go on"));
+    }
+    Ok(Finding::unsupported(
+        sent,
+        obs,
+        "the target takes no immediate SCSI commands (Reject); RFC 7143 4.2.2.1 requires one \
+         immediate non-task-management request, and its immediate NOP-Out works",
+    ))
+}
+
 pub(super) fn connection_lost(t: &mut Target) -> Result<Finding, DeviceError> {
     with_raw(t, "login", |t, p| {
-        let disk = t.inquiry.device_type == DeviceType::DISK;
-        let (cdb, len) = match disk {
-            true => (Read16::new(Lba(0), 8).to_cdb(), 8 * 4096),
+        let (cdb, len) = match t.inquiry.device_type == DeviceType::DISK {
+            true => (Read16::new(Lba(0), 8).to_cdb(), 8 * raw_block_size(&p.cfg, p.lun)? as u32),
             false => (Inquiry::standard(255).to_cdb(), 255),
         };
         let sent = format!(
