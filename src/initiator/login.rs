@@ -39,7 +39,9 @@ pub fn connect(cfg: &Config) -> Result<TcpStream, InitiatorError> {
     Ok(s)
 }
 
-fn connect_from(from: std::net::Ipv4Addr, to: SocketAddrV4) -> std::io::Result<TcpStream> {
+/// A TCP connection to `to` from the local address `from` (any address of
+/// 127/8 works on Linux loopback, so one host can be many sources).
+pub fn connect_from(from: std::net::Ipv4Addr, to: SocketAddrV4) -> std::io::Result<TcpStream> {
     use nix::sys::socket::{bind, connect, socket, AddressFamily, SockFlag, SockType, SockaddrIn};
     use std::os::fd::AsRawFd;
     let fd = socket(
@@ -72,6 +74,7 @@ impl Initiator {
             offered: cfg.keys.clone(),
             windows: Vec::new(),
             pending: VecDeque::new(),
+            edtl: Default::default(),
         };
         let mut names = vec![("InitiatorName".to_string(), cfg.initiator.clone())];
         match &cfg.target {

@@ -23,6 +23,7 @@ mod login;
 mod task;
 mod wire;
 
+pub use login::{answer_target_offers, connect_from};
 pub use task::{lun_field, rejected_itt, sense_of, CmdOpts, DataDir, Reply};
 pub use wire::{sn_fields, sn_lt, window_open, SnFields};
 
@@ -193,6 +194,9 @@ pub struct Initiator {
     pub windows: Vec<(IscsiOpcode, u32, u32)>,
     /// PDUs of other tasks that arrived while waiting for one.
     pending: VecDeque<Pdu>,
+    /// Expected data transfer length of each task in flight: Data-In
+    /// past it is refused.
+    edtl: std::collections::HashMap<u32, u32>,
 }
 
 impl Initiator {

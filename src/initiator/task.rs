@@ -87,6 +87,7 @@ impl Initiator {
             exp_stat_sn: self.state.exp_stat_sn,
             cdb: c,
         });
+        self.edtl.insert(itt, edtl);
         if !opts.immediate && opts.cmd_sn.is_none() {
             self.state.cmd_sn = self.state.cmd_sn.wrapping_add(1);
         }
@@ -100,12 +101,13 @@ impl Initiator {
     /// 13.14: together at most FirstBurstLength).
     fn first_burst(&self, len: usize) -> FirstBurst {
         let fbl = self.number("FirstBurstLength", 65536).min(len);
-        let immediate = if self.negotiated("ImmediateData") == Some("Yes") {
+        // 13.10, 13.11: ImmediateData and InitialR2T default to Yes.
+        let immediate = if self.negotiated("ImmediateData").unwrap_or("Yes") == "Yes" {
             fbl.min(self.target_mrdsl())
         } else {
             0
         };
-        let unsolicited = if self.negotiated("InitialR2T") == Some("No") {
+        let unsolicited = if self.negotiated("InitialR2T").unwrap_or("Yes") == "No" {
             fbl - immediate
         } else {
             0
@@ -157,6 +159,7 @@ impl Initiator {
                 continue;
             }
             if self.step(lun, &mut r, p, out)? {
+                self.edtl.remove(&itt);
                 return Ok(r);
             }
         }
@@ -186,7 +189,8 @@ impl Initiator {
     ) -> Result<bool, InitiatorError> {
         match p.header {
             Header::DataIn(d) => {
-                place(&mut r.data, d.buffer_offset as usize, &p.data)?;
+                let limit = self.edtl.get(&r.itt).copied().unwrap_or(0) as usize;
+                place(&mut r.data, d.buffer_offset as usize, &p.data, limit)?;
                 r.longest_segment = r.longest_segment.max(p.data.len());
                 r.data_in_pdus += 1;
                 let Some(status) = d.status else {
@@ -378,14 +382,18 @@ struct FirstBurst {
     unsolicited: usize,
 }
 
-/// Put a Data-In segment at its buffer offset; offsets past 16 MiB are
-/// refused (we never ask for more).
-fn place(buf: &mut Vec<u8>, offset: usize, data: &[u8]) -> Result<(), InitiatorError> {
+/// Put a Data-In segment at its buffer offset; bytes past the expected
+/// data transfer length `limit` are refused (RFC 7143 11.7.5: the target
+/// sends at most that much).
+fn place(buf: &mut Vec<u8>, offset: usize, data: &[u8], limit: usize) -> Result<(), InitiatorError> {
     let end = offset
         .checked_add(data.len())
-        .filter(|&e| e <= super::MAX_SEGMENT)
+        .filter(|&e| e <= limit)
         .ok_or_else(|| {
-            InitiatorError::Protocol(format!("Data-In at offset {offset} past 16 MiB"))
+            InitiatorError::Protocol(format!(
+                "Data-In of {} bytes at offset {offset} past the expected {limit}",
+                data.len()
+            ))
         })?;
     if buf.len() < end {
         buf.resize(end, 0);
