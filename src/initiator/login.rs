@@ -28,9 +28,7 @@ pub fn connect(cfg: &Config) -> Result<TcpStream, InitiatorError> {
     let s = match (cfg.source, cfg.portal) {
         (Some(from), SocketAddr::V4(to)) => connect_from(from, to).map_err(err)?,
         (Some(_), SocketAddr::V6(_)) => {
-            return Err(err(std::io::Error::other(
-                "a source address is IPv4 only",
-            )))
+            return Err(err(std::io::Error::other("a source address is IPv4 only")))
         }
         (None, to) => TcpStream::connect_timeout(&to, cfg.timeout).map_err(err)?,
     };

@@ -76,7 +76,9 @@ pub enum InitiatorError {
     },
     #[error("the target broke the protocol: {0}")]
     Protocol(String),
-    #[error("login refused with status class {class:#04x}, detail {detail:#04x} (RFC 7143 11.13.5)")]
+    #[error(
+        "login refused with status class {class:#04x}, detail {detail:#04x} (RFC 7143 11.13.5)"
+    )]
     LoginRefused { class: u8, detail: u8 },
     #[error("the target rejected our PDU: {0} (RFC 7143 11.17.1)")]
     Rejected(RejectReason),

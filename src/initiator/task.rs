@@ -246,7 +246,10 @@ impl Initiator {
             exp_stat_sn: self.state.exp_stat_sn,
         });
         self.send(h, data)?;
-        self.wait_for("a NOP-In", |h| matches!(h, Header::NopIn(n) if n.itt == itt))
+        self.wait_for(
+            "a NOP-In",
+            |h| matches!(h, Header::NopIn(n) if n.itt == itt),
+        )
     }
 
     /// The next PDU that `want` accepts; others are held.
@@ -271,7 +274,10 @@ impl Initiator {
 
     /// A Text Request with `kv` (immediate, one PDU) and the target's
     /// answer (11.10, 11.11); a continued answer is refused.
-    pub fn text(&mut self, kv: &[(String, String)]) -> Result<Vec<(String, String)>, InitiatorError> {
+    pub fn text(
+        &mut self,
+        kv: &[(String, String)],
+    ) -> Result<Vec<(String, String)>, InitiatorError> {
         self.text_with(kv, true)
     }
 
@@ -322,9 +328,10 @@ impl Initiator {
         ref_cmd_sn: u32,
     ) -> Result<TmfResponse, InitiatorError> {
         let itt = self.send_tmf(lun, function, rtt, ref_cmd_sn)?;
-        let p = self.wait_for("a Task Management Response", |h| {
-            matches!(h, Header::TaskMgmtResponse(t) if t.itt == itt)
-        })?;
+        let p = self.wait_for(
+            "a Task Management Response",
+            |h| matches!(h, Header::TaskMgmtResponse(t) if t.itt == itt),
+        )?;
         match p.header {
             Header::TaskMgmtResponse(t) => Ok(t.response),
             _ => unreachable!("filtered above"),
@@ -367,9 +374,10 @@ impl Initiator {
             exp_stat_sn: self.state.exp_stat_sn,
         });
         self.send(h, &[])?;
-        let p = self.wait_for("a Logout Response", |h| {
-            matches!(h, Header::LogoutResponse(l) if l.itt == itt)
-        })?;
+        let p = self.wait_for(
+            "a Logout Response",
+            |h| matches!(h, Header::LogoutResponse(l) if l.itt == itt),
+        )?;
         match p.header {
             Header::LogoutResponse(l) => Ok(l.response),
             _ => unreachable!("filtered above"),
@@ -385,7 +393,12 @@ struct FirstBurst {
 /// Put a Data-In segment at its buffer offset; bytes past the expected
 /// data transfer length `limit` are refused (RFC 7143 11.7.5: the target
 /// sends at most that much).
-fn place(buf: &mut Vec<u8>, offset: usize, data: &[u8], limit: usize) -> Result<(), InitiatorError> {
+fn place(
+    buf: &mut Vec<u8>,
+    offset: usize,
+    data: &[u8],
+    limit: usize,
+) -> Result<(), InitiatorError> {
     let end = offset
         .checked_add(data.len())
         .filter(|&e| e <= limit)

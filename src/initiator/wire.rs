@@ -3,9 +3,7 @@
 
 use std::io::{self, Read, Write};
 
-use crate::frontend::pdu::{
-    trailing_len, Header, NopOut, Pdu, PduError, BHS_LEN, RESERVED_TAG,
-};
+use crate::frontend::pdu::{trailing_len, Header, NopOut, Pdu, PduError, BHS_LEN, RESERVED_TAG};
 
 use super::{Initiator, InitiatorError, MAX_SEGMENT};
 
@@ -54,7 +52,9 @@ pub fn window_open(exp_cmd_sn: u32, max_cmd_sn: u32) -> bool {
 
 fn io_error(e: io::Error, timeout: std::time::Duration, what: &'static str) -> InitiatorError {
     match e.kind() {
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => InitiatorError::Timeout(timeout, what),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+            InitiatorError::Timeout(timeout, what)
+        }
         io::ErrorKind::UnexpectedEof
         | io::ErrorKind::ConnectionReset
         | io::ErrorKind::ConnectionAborted

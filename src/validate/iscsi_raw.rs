@@ -129,8 +129,10 @@ pub(super) fn negotiation(t: &mut Target) -> Result<Finding, DeviceError> {
         let vs = negotiation::judge_all(negotiation::USUAL, &i.login_keys);
         let _ = i.logout();
         let problems: Vec<_> = vs.iter().filter_map(|v| v.problem.clone()).collect();
-        Ok(Finding::judge(problems.is_empty(), sent, negotiation::describe(&vs))
-            .fail_because(problems.join("; ")))
+        Ok(
+            Finding::judge(problems.is_empty(), sent, negotiation::describe(&vs))
+                .fail_because(problems.join("; ")),
+        )
     })
 }
 
@@ -211,7 +213,10 @@ pub(super) fn mrdsl_honoured(t: &mut Target) -> Result<Finding, DeviceError> {
         let bs = raw_block_size(&p.cfg, p.lun)?;
         let blocks = (4096 / bs.max(1)).clamp(1, 8) as u32;
         let len = blocks as usize * bs;
-        let cfg = p.cfg.clone().key("MaxRecvDataSegmentLength", &SMALL_MRDSL.to_string());
+        let cfg = p
+            .cfg
+            .clone()
+            .key("MaxRecvDataSegmentLength", &SMALL_MRDSL.to_string());
         let cdb = Read16::new(Lba(0), blocks).to_cdb();
         let sent = format!(
             "login declaring MaxRecvDataSegmentLength={SMALL_MRDSL}, then {} [{cdb}] ({len} bytes)",
@@ -284,7 +289,11 @@ pub(super) fn cmdsn_outside(t: &mut Target) -> Result<Finding, DeviceError> {
         let mut problem = None;
         for (name, above) in [("MaxCmdSN + 1", true), ("ExpCmdSN - 1", false)] {
             let (exp, max) = (i.state.exp_cmd_sn, i.state.max_cmd_sn);
-            let sn = if above { max.wrapping_add(1) } else { exp.wrapping_sub(1) };
+            let sn = if above {
+                max.wrapping_add(1)
+            } else {
+                exp.wrapping_sub(1)
+            };
             match stray_ignored(&mut i, p.lun, sn) {
                 Ok(None) => obs.push(format!("CmdSN {sn} ({name}): ignored, session went on")),
                 Ok(Some(got)) => {
@@ -300,9 +309,11 @@ pub(super) fn cmdsn_outside(t: &mut Target) -> Result<Finding, DeviceError> {
         }
         let _ = i.logout();
         let why = problem.clone().unwrap_or_default();
-        Ok(Finding::judge(problem.is_none(), sent, obs.join("; ")).fail_because(format!(
+        Ok(
+            Finding::judge(problem.is_none(), sent, obs.join("; ")).fail_because(format!(
             "{why}: a command outside [ExpCmdSN, MaxCmdSN] is silently ignored (RFC 7143 4.2.2.1)"
-        )))
+        )),
+        )
     })
 }
 
@@ -378,7 +389,8 @@ pub(super) fn cmdsn_immediate(t: &mut Target) -> Result<Finding, DeviceError> {
              ExpCmdSN -> {exp2}",
             imm.status, next.status
         );
-        let ok = imm.status == 0 && next.status == 0 && exp1 == exp0 && exp2 == exp0.wrapping_add(1);
+        let ok =
+            imm.status == 0 && next.status == 0 && exp1 == exp0 && exp2 == exp0.wrapping_add(1);
         Ok(Finding::judge(ok, sent, obs).fail_because(
             "an immediate command must be delivered at once and not advance ExpCmdSN \
              (RFC 7143 4.2.2.1)",
@@ -418,7 +430,10 @@ fn immediate_rejected(
 pub(super) fn connection_lost(t: &mut Target) -> Result<Finding, DeviceError> {
     with_raw(t, "login", |t, p| {
         let (cdb, len) = match t.inquiry.device_type == DeviceType::DISK {
-            true => (Read16::new(Lba(0), 8).to_cdb(), 8 * raw_block_size(&p.cfg, p.lun)? as u32),
+            true => (
+                Read16::new(Lba(0), 8).to_cdb(),
+                8 * raw_block_size(&p.cfg, p.lun)? as u32,
+            ),
             false => (Inquiry::standard(255).to_cdb(), 255),
         };
         let sent = format!(
@@ -455,7 +470,8 @@ pub(super) fn connection_lost(t: &mut Target) -> Result<Finding, DeviceError> {
             stray.len()
         );
         let ok = r.status == 0 && stray.is_empty() && tsih != 0;
-        Ok(Finding::judge(ok, sent, obs)
-            .fail_because("the new session must work and carry nothing of the old one (RFC 7143 6.3.5)"))
+        Ok(Finding::judge(ok, sent, obs).fail_because(
+            "the new session must work and carry nothing of the old one (RFC 7143 6.3.5)",
+        ))
     })
 }

@@ -41,18 +41,58 @@ const SEG: u64 = (1 << 24) - 1;
 pub const USUAL: &[Offer] = &[
     o("HeaderDigest", "None,CRC32C", Rule::List, "13.1"),
     o("DataDigest", "None,CRC32C", Rule::List, "13.1"),
-    o("MaxRecvDataSegmentLength", "8192", Rule::Declarative { lo: 512, hi: SEG }, "13.12"),
-    o("MaxBurstLength", "65536", Rule::Min { lo: 512, hi: SEG }, "13.13"),
-    o("FirstBurstLength", "16384", Rule::Min { lo: 512, hi: SEG }, "13.14"),
+    o(
+        "MaxRecvDataSegmentLength",
+        "8192",
+        Rule::Declarative { lo: 512, hi: SEG },
+        "13.12",
+    ),
+    o(
+        "MaxBurstLength",
+        "65536",
+        Rule::Min { lo: 512, hi: SEG },
+        "13.13",
+    ),
+    o(
+        "FirstBurstLength",
+        "16384",
+        Rule::Min { lo: 512, hi: SEG },
+        "13.14",
+    ),
     o("InitialR2T", "No", Rule::Or, "13.10"),
     o("ImmediateData", "Yes", Rule::And, "13.11"),
-    o("MaxOutstandingR2T", "4", Rule::Min { lo: 1, hi: 65535 }, "13.17"),
+    o(
+        "MaxOutstandingR2T",
+        "4",
+        Rule::Min { lo: 1, hi: 65535 },
+        "13.17",
+    ),
     o("DataPDUInOrder", "No", Rule::Or, "13.18"),
     o("DataSequenceInOrder", "No", Rule::Or, "13.19"),
-    o("ErrorRecoveryLevel", "0", Rule::Min { lo: 0, hi: 2 }, "13.20"),
-    o("MaxConnections", "1", Rule::Min { lo: 1, hi: 65535 }, "13.2"),
-    o("DefaultTime2Wait", "2", Rule::Max { lo: 0, hi: 3600 }, "13.15"),
-    o("DefaultTime2Retain", "20", Rule::Min { lo: 0, hi: 3600 }, "13.16"),
+    o(
+        "ErrorRecoveryLevel",
+        "0",
+        Rule::Min { lo: 0, hi: 2 },
+        "13.20",
+    ),
+    o(
+        "MaxConnections",
+        "1",
+        Rule::Min { lo: 1, hi: 65535 },
+        "13.2",
+    ),
+    o(
+        "DefaultTime2Wait",
+        "2",
+        Rule::Max { lo: 0, hi: 3600 },
+        "13.15",
+    ),
+    o(
+        "DefaultTime2Retain",
+        "20",
+        Rule::Min { lo: 0, hi: 3600 },
+        "13.16",
+    ),
 ];
 
 const fn o(key: &'static str, value: &'static str, rule: Rule, section: &'static str) -> Offer {
@@ -78,7 +118,9 @@ pub fn judge(offer: &Offer, answer: Option<&str>) -> Result<(), String> {
     let Some(a) = answer else {
         return match decided_by_offer(offer) {
             true => Ok(()),
-            false => Err(format!("no answer (RFC 7143 6.2.2: a reply is required; {s})")),
+            false => Err(format!(
+                "no answer (RFC 7143 6.2.2: a reply is required; {s})"
+            )),
         };
     };
     if offer.rule == Rule::Unknown {
@@ -113,7 +155,9 @@ fn decided_by_offer(offer: &Offer) -> bool {
 
 fn list(offer: &Offer, a: &str) -> Result<(), String> {
     if a.contains(',') {
-        return Err(format!("answered a list {a:?}; one value is chosen (6.2.1)"));
+        return Err(format!(
+            "answered a list {a:?}; one value is chosen (6.2.1)"
+        ));
     }
     match offer.value.split(',').any(|v| v == a) {
         true => Ok(()),
@@ -235,7 +279,9 @@ mod tests {
         assert!(judge(&d, Some("None,CRC32C")).unwrap_err().contains("list"));
         assert!(judge(&d, Some("MD5")).unwrap_err().contains("not one of"));
         assert!(judge(&d, None).unwrap_err().contains("no answer"));
-        assert!(judge(&d, Some("Reject")).unwrap_err().contains("valid offer"));
+        assert!(judge(&d, Some("Reject"))
+            .unwrap_err()
+            .contains("valid offer"));
     }
 
     #[test]
@@ -245,7 +291,9 @@ mod tests {
         assert_eq!(judge(&m, Some("0x2000")), Ok(()));
         assert!(judge(&m, Some("262144")).unwrap_err().contains("at most"));
         assert!(judge(&m, Some("256")).unwrap_err().contains("outside"));
-        assert!(judge(&m, Some("lots")).unwrap_err().contains("not a number"));
+        assert!(judge(&m, Some("lots"))
+            .unwrap_err()
+            .contains("not a number"));
         let w = offer("DefaultTime2Wait");
         assert_eq!(judge(&w, Some("2")), Ok(()));
         assert_eq!(judge(&w, Some("20")), Ok(()));
@@ -272,10 +320,16 @@ mod tests {
         assert_eq!(judge(&and_yes, Some("Yes")), Ok(()));
         assert!(judge(&and_yes, None).is_err());
         assert!(judge(&and_yes, Some("yes")).is_err());
-        let and_no = Offer { value: "No", ..and_yes };
+        let and_no = Offer {
+            value: "No",
+            ..and_yes
+        };
         assert_eq!(judge(&and_no, None), Ok(()));
         assert!(judge(&and_no, Some("Yes")).unwrap_err().contains("AND"));
-        let or_yes = Offer { value: "Yes", ..offer("InitialR2T") };
+        let or_yes = Offer {
+            value: "Yes",
+            ..offer("InitialR2T")
+        };
         assert_eq!(judge(&or_yes, None), Ok(()));
         assert!(judge(&or_yes, Some("No")).unwrap_err().contains("OR"));
         assert_eq!(judge(&offer("InitialR2T"), Some("Yes")), Ok(()));
@@ -293,11 +347,23 @@ mod tests {
     fn first_burst_is_checked_against_max_burst() {
         let kv = |k: &str, v: &str| (k.to_string(), v.to_string());
         let offers = [offer("MaxBurstLength"), offer("FirstBurstLength")];
-        let vs = judge_all(&offers, &[kv("MaxBurstLength", "8192"), kv("FirstBurstLength", "16384")]);
+        let vs = judge_all(
+            &offers,
+            &[
+                kv("MaxBurstLength", "8192"),
+                kv("FirstBurstLength", "16384"),
+            ],
+        );
         assert!(vs[0].problem.is_none());
-        assert!(vs[1].problem.as_ref().unwrap().contains("exceeds"), "{vs:?}");
+        assert!(
+            vs[1].problem.as_ref().unwrap().contains("exceeds"),
+            "{vs:?}"
+        );
         // The last answer counts.
-        let vs = judge_all(&offers[..1], &[kv("MaxBurstLength", "1"), kv("MaxBurstLength", "4096")]);
+        let vs = judge_all(
+            &offers[..1],
+            &[kv("MaxBurstLength", "1"), kv("MaxBurstLength", "4096")],
+        );
         assert!(vs[0].problem.is_none(), "{vs:?}");
         assert!(describe(&vs).contains("MaxBurstLength=65536 -> 4096"));
     }
