@@ -69,6 +69,7 @@ impl Initiator {
                 ..SessionState::default()
             },
             login_keys: Vec::new(),
+            login_response: None,
             offered: cfg.keys.clone(),
             windows: Vec::new(),
             pending: VecDeque::new(),
@@ -101,6 +102,7 @@ impl Initiator {
                 self.state.cmd_sn = lr.exp_cmd_sn;
                 self.state.exp_cmd_sn = lr.exp_cmd_sn;
                 self.state.max_cmd_sn = lr.max_cmd_sn;
+                self.login_response = Some(lr);
                 return Ok(());
             }
             kv = answer_target_offers(&got, &self.offered);

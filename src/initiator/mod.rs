@@ -189,6 +189,8 @@ pub struct Initiator {
     pub state: SessionState,
     /// Every key=value the target sent during login, in order.
     pub login_keys: Vec<(String, String)>,
+    /// The Login Response that took the session to full feature phase.
+    pub login_response: Option<crate::frontend::pdu::LoginResponse>,
     /// The operational keys we offered.
     pub offered: Vec<(String, String)>,
     /// (opcode, ExpCmdSN, MaxCmdSN) of every target PDU received that

@@ -18,6 +18,9 @@ pub enum DataDir<'a> {
     In(u32),
     /// Write these bytes.
     Out(&'a [u8]),
+    /// A write of this many bytes whose Data-Out the caller sends itself
+    /// (W bit and the length only).
+    OutLater(u32),
 }
 
 /// How a command ended.
@@ -70,6 +73,7 @@ impl Initiator {
             DataDir::None => (0, &[][..]),
             DataDir::In(n) => (n, &[][..]),
             DataDir::Out(b) => (b.len() as u32, b),
+            DataDir::OutLater(n) => (n, &[][..]),
         };
         let first = self.first_burst(out.len());
         let cmd_sn = opts.cmd_sn.unwrap_or(self.state.cmd_sn);
@@ -78,7 +82,7 @@ impl Initiator {
             // 11.3.1: F is clear when unsolicited Data-Out follows.
             final_bit: first.unsolicited == 0,
             read: matches!(dir, DataDir::In(_)),
-            write: matches!(dir, DataDir::Out(_)),
+            write: matches!(dir, DataDir::Out(_) | DataDir::OutLater(_)),
             attr: 1,
             lun: lun_field(lun),
             itt,
