@@ -869,3 +869,41 @@ fn a_copy_past_the_configured_time_cap_is_copy_aborted() {
     let st = copy_status(&mut c.copier, 3);
     assert!((st.segments_processed as usize) < c.segments, "{st:?}");
 }
+
+/// `validate`'s iSCSI suite logs its own sessions in with the CHAP user and
+/// secret of the URL, as libiscsi does, and the router passes every check.
+#[test]
+fn validate_iscsi_sessions_use_the_url_chap_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let chap = dir.path().join("chap.toml");
+    std::fs::write(
+        &chap,
+        format!("[[initiator]]\nname = \"{BACKUP}\"\nuser = \"backup\"\nsecret = \"backup-secret-123\"\n"),
+    )
+    .unwrap();
+    set_mode(&chap, 0o600);
+    let router = Router::start(&[], &["--chap-file", chap.to_str().unwrap()]);
+    let url = format!(
+        "iscsi://backup%backup-secret-123@{}/{}/0",
+        router.socket_addr(),
+        router.iqn
+    );
+    let run = common::sanmover([
+        "--initiator",
+        BACKUP,
+        "--json",
+        "validate",
+        "--suite",
+        "iscsi",
+        &url,
+    ]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let rep = run.json();
+    let checks = rep["devices"][0]["checks"].as_array().unwrap();
+    assert_eq!(checks.len(), 10, "{rep:#}");
+    for c in checks {
+        assert_eq!(c["verdict"], "pass", "{c:#}");
+    }
+    // The secret stays out of the report.
+    assert!(!run.stdout.contains("backup-secret-123"));
+}
