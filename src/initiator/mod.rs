@@ -25,7 +25,7 @@ mod wire;
 
 pub use login::{answer_target_offers, connect_from};
 pub use task::{lun_field, rejected_itt, sense_of, CmdOpts, DataDir, Reply};
-pub use wire::{sn_fields, sn_lt, window_open, SnFields};
+pub use wire::{read_pdu, sn_fields, sn_lt, window_open, ReadError, SnFields};
 
 /// Largest data segment accepted from a target before anything is
 /// allocated for it (our MaxRecvDataSegmentLength is at most this).
