@@ -319,7 +319,10 @@ impl Initiator {
                 "a Text Response over several PDUs is not supported".into(),
             )),
             Header::Reject(x) => Err(InitiatorError::Rejected(x.reason)),
-            _ => unreachable!("filtered above"),
+            other => Err(InitiatorError::Unexpected {
+                got: other.opcode(),
+                want: "a Text Response",
+            }),
         }
     }
 
@@ -338,7 +341,10 @@ impl Initiator {
         )?;
         match p.header {
             Header::TaskMgmtResponse(t) => Ok(t.response),
-            _ => unreachable!("filtered above"),
+            other => Err(InitiatorError::Unexpected {
+                got: other.opcode(),
+                want: "a Task Management Response",
+            }),
         }
     }
 
@@ -384,7 +390,10 @@ impl Initiator {
         )?;
         match p.header {
             Header::LogoutResponse(l) => Ok(l.response),
-            _ => unreachable!("filtered above"),
+            other => Err(InitiatorError::Unexpected {
+                got: other.opcode(),
+                want: "a Logout Response",
+            }),
         }
     }
 }
