@@ -252,7 +252,7 @@ impl Initiator {
         self.send(h, data)?;
         self.wait_for(
             "a NOP-In",
-            |h| matches!(h, Header::NopIn(n) if n.itt == itt),
+            |p| matches!(&p.header, Header::NopIn(n) if n.itt == itt),
         )
     }
 
@@ -260,12 +260,12 @@ impl Initiator {
     pub fn wait_for(
         &mut self,
         what: &'static str,
-        want: impl Fn(&Header) -> bool,
+        want: impl Fn(&Pdu) -> bool,
     ) -> Result<Pdu, InitiatorError> {
         let mut held = Vec::new();
         let got = loop {
             match self.recv_skipping_pings(what) {
-                Ok(p) if want(&p.header) => break Ok(p),
+                Ok(p) if want(&p) => break Ok(p),
                 Ok(p) => held.push(p),
                 Err(e) => break Err(e),
             }
@@ -308,9 +308,9 @@ impl Initiator {
             exp_stat_sn: self.state.exp_stat_sn,
         });
         self.send(h, &encode_pairs(kv))?;
-        let p = self.wait_for("a Text Response", |h| match h {
+        let p = self.wait_for("a Text Response", |p| match &p.header {
             Header::TextResponse(t) => t.itt == itt,
-            Header::Reject(_) => true,
+            Header::Reject(_) => rejected_itt(&p.data) == Some(itt),
             _ => false,
         })?;
         match p.header {
@@ -337,7 +337,7 @@ impl Initiator {
         let itt = self.send_tmf(lun, function, rtt, ref_cmd_sn)?;
         let p = self.wait_for(
             "a Task Management Response",
-            |h| matches!(h, Header::TaskMgmtResponse(t) if t.itt == itt),
+            |p| matches!(&p.header, Header::TaskMgmtResponse(t) if t.itt == itt),
         )?;
         match p.header {
             Header::TaskMgmtResponse(t) => Ok(t.response),
@@ -386,7 +386,7 @@ impl Initiator {
         self.send(h, &[])?;
         let p = self.wait_for(
             "a Logout Response",
-            |h| matches!(h, Header::LogoutResponse(l) if l.itt == itt),
+            |p| matches!(&p.header, Header::LogoutResponse(l) if l.itt == itt),
         )?;
         match p.header {
             Header::LogoutResponse(l) => Ok(l.response),
