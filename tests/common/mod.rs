@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod raw;
+pub mod server;
 pub mod vtl;
 
 use std::collections::HashMap;
