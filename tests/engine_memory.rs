@@ -376,3 +376,55 @@ fn verify_against_a_target_finds_a_restored_copy_equal_and_a_changed_one_not() {
     let e = verify_against(&mut t, &row, Some(target(&mut dst, 1800)), &NoProgress).unwrap_err();
     assert!(matches!(e, EngineError::Refused(_)), "{e}");
 }
+
+/// A drive whose positions are true (the SSC unit of `sanmover vtl`):
+/// each set's block address is recorded at backup, restore and verify
+/// LOCATE there, and a wrong address is an error, never another set's data
+/// restored.
+#[test]
+fn restore_locates_the_recorded_block_and_refuses_a_wrong_address() {
+    let (_d, cat) = catalog();
+    let mut t = tape(1 << 30, 0);
+    let mut rows = Vec::new();
+    for (i, blocks) in [1024u64, 2048, 512].into_iter().enumerate() {
+        let mut src = disk(&format!("SRC{i}"), blocks);
+        let s = backup(&mut src, &mut t, &cat, &opts(), &NoProgress).unwrap();
+        rows.push((cat.set(&s.set.set_id.to_string()).unwrap(), src));
+    }
+    // Label block + filemark, then each set: header, records, trailer,
+    // filemark. The first set begins at logical object 2.
+    let addrs: Vec<Option<u64>> = rows.iter().map(|(r, _)| r.info.tape_block).collect();
+    assert_eq!(addrs[0], Some(2), "{addrs:?}");
+    assert!(addrs[0] < addrs[1] && addrs[1] < addrs[2], "{addrs:?}");
+
+    let (third, src) = &mut rows[2];
+    let third = third.clone();
+    let mut dst = disk("DST", 512);
+    dst.scsi.transport().lu.data_mut().fill(0);
+    restore(&mut t, &third, &mut dst, &at(0), &NoProgress).unwrap();
+    assert!(dst.scsi.transport().lu.data() == src.scsi.transport().lu.data());
+    verify::<_, MemDiskT>(&mut t, &rows[1].0, None, &NoProgress).unwrap();
+
+    // The catalog wrong by one set: LOCATE lands on the second set.
+    let mut wrong = third.clone();
+    wrong.info.tape_block = addrs[1];
+    let e = restore(&mut t, &wrong, &mut dst, &at(0), &NoProgress).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            EngineError::Corrupt {
+                reason: Corruption::Misplaced { .. },
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains("the header of set"), "{e}");
+    // Into the middle of a set: no header there.
+    wrong.info.tape_block = addrs[1].map(|b| b + 1);
+    let e = verify::<_, MemDiskT>(&mut t, &wrong, None, &NoProgress).unwrap_err();
+    assert!(e.to_string().contains("no set header"), "{e}");
+    // Without an address (a set recorded before schema V8): by SPACE.
+    wrong.info.tape_block = None;
+    verify::<_, MemDiskT>(&mut t, &wrong, None, &NoProgress).unwrap();
+}

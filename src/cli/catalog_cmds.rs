@@ -430,6 +430,7 @@ mod tests {
                 payload_size: 261_632,
                 started: 1_767_608_521,
                 digest_algorithm: "blake3".into(),
+                tape_block: None,
             },
             outcome: SetOutcome {
                 state,

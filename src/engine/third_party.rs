@@ -203,6 +203,8 @@ impl<C: Transport, T: Transport> Mover for ThirdPartyMover<'_, C, T> {
             volume,
             volume_name: None,
             file,
+            // The copy manager moves the tape, not this host.
+            block: None,
         })
     }
 
@@ -619,6 +621,7 @@ mod tests {
                 volume: Uuid::nil(),
                 volume_name: None,
                 file: 1,
+                block: None,
             },
         }
     }
