@@ -3,6 +3,9 @@
 //! tests/tgt_backup.rs on tgt's tape and on a `sanmover vtl` drive, and by
 //! tests/lio_tape_suites.rs on the TCMU tape in LIO.
 
+// Each binary runs the bodies its drives can (no kill in the guest).
+#![allow(dead_code)]
+
 use crate::common::drive::{Drive, Lun, TapeEnv};
 
 const MIB: usize = 1 << 20;
