@@ -27,11 +27,17 @@ use super::{connect, sm, PrivateRig, Run};
 #[macro_export]
 macro_rules! drive_tests {
     ($module:ident, $drive:ident, $suite:ident, [$($name:ident),* $(,)?]) => {
+        $crate::drive_tests!(
+            $module, $drive, $suite, $crate::common::drive::TapeEnv::new, [$($name),*]
+        );
+    };
+    // With the suite's own constructor of the fixture.
+    ($module:ident, $drive:ident, $suite:ident, $new:path, [$($name:ident),* $(,)?]) => {
         mod $module {
             $(
                 #[test]
                 fn $name() {
-                    $crate::$suite::$name($crate::common::drive::TapeEnv::new($crate::common::drive::Drive::$drive));
+                    $crate::$suite::$name($new($crate::common::drive::Drive::$drive));
                 }
             )*
         }
@@ -162,6 +168,12 @@ impl TapeEnv {
                 super::tcmu_url(name)
             }
         }
+    }
+
+    /// The target of the drive's URL (no LUN): a router backend.
+    pub fn tape_target(&self) -> String {
+        let t = self.tape();
+        t.rsplit_once('/').unwrap().0.to_string()
     }
 
     /// `sanmover --catalog CATALOG ARGS`, with the rig's initiator name
