@@ -9,18 +9,34 @@ pub struct Out {
 
 impl Out {
     /// Print `value` as JSON when `--json`, else the text `text()` makes.
+    /// A closed pipe (`sanmover ... | head`) is not an error: the reader has
+    /// what it wanted, so the rest is dropped instead of panicking.
     pub fn emit<V: serde::Serialize>(&self, value: &V, text: impl FnOnce() -> String) {
-        if self.json {
+        let mut s = if self.json {
             match serde_json::to_string_pretty(value) {
-                Ok(s) => println!("{s}"),
-                Err(e) => eprintln!("sanmover: cannot encode JSON: {e}"),
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("sanmover: cannot encode JSON: {e}");
+                    return;
+                }
             }
         } else {
-            let t = text();
-            print!("{t}");
-            if !t.ends_with('\n') {
-                println!();
-            }
+            text()
+        };
+        if !s.ends_with('\n') {
+            s.push('\n');
+        }
+        write_stdout(&s);
+    }
+}
+
+/// Write to stdout, ignoring a reader that went away.
+pub fn write_stdout(s: &str) {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    if let Err(e) = o.write_all(s.as_bytes()).and_then(|()| o.flush()) {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("sanmover: cannot write to stdout: {e}");
         }
     }
 }

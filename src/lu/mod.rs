@@ -151,6 +151,16 @@ pub trait LogicalUnit {
     /// stopping the unit's tasks; the default keeps everything.
     fn reset(&mut self) {}
 
+    /// The Unit Attention `nexus` is to see before `cdb` runs, cleared as
+    /// it is taken; None when none is pending or `cdb` neither reports nor
+    /// clears one. A layer that answers some commands itself, such as
+    /// [`Reserved`], asks first: SAM-5 5.14 puts a Unit Attention before a
+    /// RESERVATION CONFLICT.
+    fn take_attention(&mut self, nexus: &Nexus, cdb: &[u8]) -> Option<Sense> {
+        let _ = (nexus, cdb);
+        None
+    }
+
     /// A command the frontend sends on its own behalf (learning a unit's
     /// type and block size), not the initiator's: a layer such as
     /// [`Reserved`] lets it through without reporting or clearing a Unit
@@ -191,6 +201,10 @@ impl<L: LogicalUnit + ?Sized> LogicalUnit for std::sync::Arc<std::sync::Mutex<L>
 
     fn probe(&mut self, nexus: &Nexus, cdb: &[u8], data_in: &mut [u8]) -> Completion {
         lock_unit(self).probe(nexus, cdb, data_in)
+    }
+
+    fn take_attention(&mut self, nexus: &Nexus, cdb: &[u8]) -> Option<Sense> {
+        lock_unit(self).take_attention(nexus, cdb)
     }
 }
 

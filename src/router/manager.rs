@@ -153,6 +153,19 @@ const COMMANDS: &[(Opcode, Option<u16>, u16)] = &[
     (Opcode(0xae), None, 12), // WRITE AND VERIFY(12)
     (Opcode(0x8e), None, 16), // WRITE AND VERIFY(16)
     (Opcode::MAINTENANCE_IN, Some(0x0c), 12),
+    // Answered by the reservation layer the frontend puts around every
+    // unit it serves (SPC-4 6.15, 6.16; SPC-2 7.21, 7.22).
+    (Opcode::PERSISTENT_RESERVE_OUT, Some(0x00), 10),
+    (Opcode::PERSISTENT_RESERVE_OUT, Some(0x01), 10),
+    (Opcode::PERSISTENT_RESERVE_OUT, Some(0x02), 10),
+    (Opcode::PERSISTENT_RESERVE_OUT, Some(0x03), 10),
+    (Opcode::PERSISTENT_RESERVE_OUT, Some(0x04), 10),
+    (Opcode::PERSISTENT_RESERVE_OUT, Some(0x05), 10),
+    (Opcode::PERSISTENT_RESERVE_OUT, Some(0x06), 10),
+    (Opcode::RESERVE_6, None, 6),
+    (Opcode::RELEASE_6, None, 6),
+    (Opcode::RESERVE_10, None, 10),
+    (Opcode::RELEASE_10, None, 10),
 ];
 
 impl CopyManager {

@@ -380,12 +380,12 @@ impl LogicalUnit for ChangerLu {
         let op = Opcode(op);
         // SPC-4 5.14: INQUIRY and REPORT LUNS neither report nor clear a
         // Unit Attention; REQUEST SENSE returns it as its data (6.29).
-        if !matches!(op, Opcode::INQUIRY | Opcode::REPORT_LUNS) {
+        if let Some(s) = self.attention.take_before(nexus, cdb) {
+            return Completion::check(s);
+        }
+        if op == Opcode::REQUEST_SENSE {
             if let Some(asc) = self.attention.take(nexus) {
                 let s = Sense::new(SenseKey::UNIT_ATTENTION, asc);
-                if op != Opcode::REQUEST_SENSE {
-                    return Completion::check(s);
-                }
                 let n = cdb.get(4).map_or(0, |&b| b as usize).min(data_in.len());
                 return reply(&mut data_in[..n], &s.to_fixed());
             }
@@ -414,5 +414,9 @@ impl LogicalUnit for ChangerLu {
     fn reset(&mut self) {
         self.attention.reset();
         self.prevent = false;
+    }
+
+    fn take_attention(&mut self, nexus: &Nexus, cdb: &[u8]) -> Option<Sense> {
+        self.attention.take_before(nexus, cdb)
     }
 }

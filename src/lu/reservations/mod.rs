@@ -369,6 +369,11 @@ impl<L: LogicalUnit> LogicalUnit for Reserved<L> {
         if let Some(c) = self.unit_attention(nexus, cdb, data_in) {
             return c;
         }
+        // The unit's own Unit Attention (a medium change, a reset) comes
+        // before this layer's answers too (SAM-5 5.14).
+        if let Some(s) = self.inner.take_attention(nexus, cdb) {
+            return Completion::check(s);
+        }
         if Self::own(cdb) {
             return self.own_command(nexus, cdb, data_out, data_in);
         }

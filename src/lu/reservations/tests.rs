@@ -57,6 +57,11 @@ fn pr_in<L: LogicalUnit>(lu: &mut L, n: &Nexus, a: PrInAction) -> (Completion, V
     run(lu, n, cdb.as_bytes(), &[], 4096)
 }
 
+/// REGISTER a new key from an unregistered nexus.
+fn register<L: LogicalUnit>(lu: &mut L, n: &Nexus, key: u64) -> Completion {
+    pr_out(lu, n, PrOutAction::REGISTER, PrType(0), 0, key)
+}
+
 fn keys<L: LogicalUnit>(lu: &mut L, n: &Nexus) -> PrKeys {
     PrKeys::parse(&pr_in(lu, n, PrInAction::READ_KEYS).1).unwrap()
 }
@@ -99,14 +104,8 @@ fn register_from_two_nexuses() {
             keys: vec![]
         }
     );
-    assert_eq!(
-        pr_out(&mut lu, &a, PrOutAction::REGISTER, PrType(0), 0, 0xa1).status,
-        GOOD
-    );
-    assert_eq!(
-        pr_out(&mut lu, &b, PrOutAction::REGISTER, PrType(0), 0, 0xb1).status,
-        GOOD
-    );
+    assert_eq!(register(&mut lu, &a, 0xa1).status, GOOD);
+    assert_eq!(register(&mut lu, &b, 0xb1).status, GOOD);
     assert_eq!(
         keys(&mut lu, &b),
         PrKeys {
@@ -175,8 +174,8 @@ fn register_and_ignore_existing_key() {
 /// Register a and b, reserve `t` from a.
 fn reserved_by_a(t: PrType) -> (Reserved<MemDisk>, Nexus, Nexus) {
     let (mut lu, a, b) = (disk(), nx("a"), nx("b"));
-    pr_out(&mut lu, &a, PrOutAction::REGISTER, PrType(0), 0, 0xa1);
-    pr_out(&mut lu, &b, PrOutAction::REGISTER, PrType(0), 0, 0xb1);
+    register(&mut lu, &a, 0xa1);
+    register(&mut lu, &b, 0xb1);
     assert_eq!(
         pr_out(&mut lu, &a, PrOutAction::RESERVE, t, 0xa1, 0).status,
         GOOD
@@ -485,8 +484,8 @@ fn preempt_takes_over_the_reservation() {
 #[test]
 fn preempt_without_a_reservation_removes_registrations() {
     let (mut lu, a, b) = (disk(), nx("a"), nx("b"));
-    pr_out(&mut lu, &a, PrOutAction::REGISTER, PrType(0), 0, 0xa1);
-    pr_out(&mut lu, &b, PrOutAction::REGISTER, PrType(0), 0, 0xb1);
+    register(&mut lu, &a, 0xa1);
+    register(&mut lu, &b, 0xb1);
     let t = PrType::EXCLUSIVE_ACCESS;
     assert_eq!(
         pr_out(&mut lu, &b, PrOutAction::PREEMPT, t, 0xb1, 0xa1).status,
@@ -514,7 +513,7 @@ fn all_registrants_types() {
     );
     // PREEMPT with key 0 under an all-registrants type removes all others.
     let c = nx("c");
-    pr_out(&mut lu, &c, PrOutAction::REGISTER, PrType(0), 0, 0xc1);
+    register(&mut lu, &c, 0xc1);
     let we = PrType::WRITE_EXCLUSIVE;
     assert_eq!(
         pr_out(&mut lu, &b, PrOutAction::PREEMPT, we, 0xb1, 0).status,
@@ -703,10 +702,7 @@ fn reserve6_from_two_nexuses() {
     );
     // Every PERSISTENT RESERVE command conflicts, even the holder's.
     assert_eq!(pr_in(&mut lu, &a, PrInAction::READ_KEYS).0.status, CONFLICT);
-    assert_eq!(
-        pr_out(&mut lu, &a, PrOutAction::REGISTER, PrType(0), 0, 1).status,
-        CONFLICT
-    );
+    assert_eq!(register(&mut lu, &a, 1).status, CONFLICT);
     // Released by the holder's nexus going away (SPC-2 5.5.1).
     lu.nexus_lost(&a);
     assert_eq!(write_status(&mut lu, &b), GOOD);
@@ -736,7 +732,7 @@ fn reserve10_third_party_and_registrations() {
         (SenseKey::ILLEGAL_REQUEST, Asc::INVALID_FIELD_IN_CDB)
     );
     // With a registration, RESERVE and RELEASE conflict (CRH 0).
-    pr_out(&mut lu, &a, PrOutAction::REGISTER, PrType(0), 0, 0xa1);
+    register(&mut lu, &a, 0xa1);
     assert_eq!(r(&mut lu, &b, &reserve), CONFLICT);
     assert_eq!(r(&mut lu, &a, &release), CONFLICT);
 }
@@ -779,8 +775,8 @@ fn preempt_and_abort_stops_the_preempted_tasks() {
         started: started.clone(),
     });
     let (a, b) = (nx("a"), nx("b"));
-    pr_out(&mut lu, &a, PrOutAction::REGISTER, PrType(0), 0, 0xa1);
-    pr_out(&mut lu, &b, PrOutAction::REGISTER, PrType(0), 0, 0xb1);
+    register(&mut lu, &a, 0xa1);
+    register(&mut lu, &b, 0xb1);
     pr_out(
         &mut lu,
         &a,
@@ -823,8 +819,8 @@ fn preempted_before_it_starts() {
         started: Arc::new(AtomicBool::new(false)),
     });
     let (a, b) = (nx("a"), nx("b"));
-    pr_out(&mut lu, &a, PrOutAction::REGISTER, PrType(0), 0, 0xa1);
-    pr_out(&mut lu, &b, PrOutAction::REGISTER, PrType(0), 0, 0xb1);
+    register(&mut lu, &a, 0xa1);
+    register(&mut lu, &b, 0xb1);
     pr_out(
         &mut lu,
         &a,
@@ -841,4 +837,39 @@ fn preempted_before_it_starts() {
     );
     // The job sees its stop flag raised at once (else it would spin).
     assert_eq!(job(&TaskStop::default()).status, Status::TASK_ABORTED);
+}
+
+/// SAM-5 5.14: the unit's own Unit Attention is reported before a
+/// RESERVATION CONFLICT and before this layer answers a PR command, and
+/// each is reported once.
+#[test]
+fn the_units_attention_comes_before_a_conflict() {
+    let mut lu = Reserved::new(MemTape::new("PRTAPE", 1 << 20));
+    let (a, b) = (nx("a"), nx("b"));
+    run(&mut lu, &a, &[0, 0, 0, 0, 0, 0], &[], 0);
+    register(&mut lu, &a, 0xa1);
+    let held = pr_out(
+        &mut lu,
+        &a,
+        PrOutAction::RESERVE,
+        PrType::EXCLUSIVE_ACCESS,
+        0xa1,
+        0,
+    );
+    assert_eq!(held.status, GOOD);
+    // b has not been heard from since power on: 29/00 first, then the
+    // conflict.
+    let write6 = [0x0a, 0, 0, 0x02, 0, 0];
+    let first = run(&mut lu, &b, &write6, &[8; 512], 0).0;
+    assert_eq!(first.status, Status::CHECK_CONDITION);
+    assert_eq!(
+        sense(&first),
+        (SenseKey::UNIT_ATTENTION, Asc::POWER_ON_RESET)
+    );
+    assert_eq!(run(&mut lu, &b, &write6, &[8; 512], 0).0.status, CONFLICT);
+    // A PR command from a nexus new to the unit sees the attention too.
+    let c = nx("c");
+    let (pr, _) = pr_in(&mut lu, &c, PrInAction::READ_KEYS);
+    assert_eq!(sense(&pr), (SenseKey::UNIT_ATTENTION, Asc::POWER_ON_RESET));
+    assert_eq!(keys(&mut lu, &c).keys, vec![0xa1]);
 }

@@ -6,7 +6,8 @@
 use std::collections::{HashMap, VecDeque};
 
 use crate::lu::Nexus;
-use crate::scsi::sense::Asc;
+use crate::scsi::sense::{Asc, Sense, SenseKey};
+use crate::scsi::Opcode;
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Attentions {
@@ -25,6 +26,18 @@ impl Attentions {
                 self.pending.insert(nexus.clone(), VecDeque::new());
                 Some(Asc::POWER_ON_RESET)
             }
+        }
+    }
+
+    /// The condition `nexus` sees instead of running `cdb`, cleared.
+    /// INQUIRY, REPORT LUNS and REQUEST SENSE neither report nor clear one
+    /// here (SPC-4 5.14; REQUEST SENSE returns it as its data, 6.39).
+    pub(crate) fn take_before(&mut self, nexus: &Nexus, cdb: &[u8]) -> Option<Sense> {
+        match cdb.first().map(|&b| Opcode(b)) {
+            None | Some(Opcode::INQUIRY | Opcode::REPORT_LUNS | Opcode::REQUEST_SENSE) => None,
+            _ => self
+                .take(nexus)
+                .map(|asc| Sense::new(SenseKey::UNIT_ATTENTION, asc)),
         }
     }
 

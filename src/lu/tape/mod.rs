@@ -400,8 +400,8 @@ impl<M: Medium + Send> LogicalUnit for TapeDrive<M> {
             Opcode::REQUEST_SENSE => return self.request_sense(nexus, cdb, data_in),
             _ => {}
         }
-        if let Some(asc) = self.attention.take(nexus) {
-            return Completion::check(Sense::new(SenseKey::UNIT_ATTENTION, asc));
+        if let Some(s) = self.attention.take_before(nexus, cdb) {
+            return Completion::check(s);
         }
         if let Some(c) = self.control(nexus, Opcode(op), cdb, data_out, data_in) {
             return c;
@@ -415,5 +415,9 @@ impl<M: Medium + Send> LogicalUnit for TapeDrive<M> {
 
     fn reset(&mut self) {
         TapeDrive::reset(self);
+    }
+
+    fn take_attention(&mut self, nexus: &Nexus, cdb: &[u8]) -> Option<Sense> {
+        self.attention.take_before(nexus, cdb)
     }
 }
