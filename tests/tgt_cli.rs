@@ -52,38 +52,37 @@ fn inquiry_disk_type() {
 fn vpd_pages_of_the_disk() {
     let r = rig();
     // The tape's pages: tape::vpd_pages_of_the_tape, on tgt and the VTL.
-    for dev in [r.disk()] {
-        let sp = sanmover(["--json", "inquiry", dev, "--vpd", "sp"])
-            .ok()
-            .json();
-        let pages: Vec<u64> = sp["pages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p.as_u64().unwrap())
-            .collect();
-        assert!(pages.contains(&0x83) && pages.contains(&0x80), "{pages:?}");
+    let dev = r.disk();
+    let sp = sanmover(["--json", "inquiry", dev, "--vpd", "sp"])
+        .ok()
+        .json();
+    let pages: Vec<u64> = sp["pages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_u64().unwrap())
+        .collect();
+    assert!(pages.contains(&0x83) && pages.contains(&0x80), "{pages:?}");
 
-        let di = sanmover(["--json", "inquiry", dev, "--vpd", "0x83"])
-            .ok()
-            .json();
-        let ds = di["designators"].as_array().unwrap();
-        // tgt: a T10 vendor id (ASCII) and NAA designators (binary, LU).
-        assert!(
-            ds.iter()
-                .any(|d| d["designator_type"] == 3 && d["code_set"] == 1),
-            "no binary NAA in {di}"
-        );
-        assert!(
-            ds.iter().any(|d| d["designator_type"] == 1),
-            "no T10 id in {di}"
-        );
+    let di = sanmover(["--json", "inquiry", dev, "--vpd", "0x83"])
+        .ok()
+        .json();
+    let ds = di["designators"].as_array().unwrap();
+    // tgt: a T10 vendor id (ASCII) and NAA designators (binary, LU).
+    assert!(
+        ds.iter()
+            .any(|d| d["designator_type"] == 3 && d["code_set"] == 1),
+        "no binary NAA in {di}"
+    );
+    assert!(
+        ds.iter().any(|d| d["designator_type"] == 1),
+        "no T10 id in {di}"
+    );
 
-        let sn = sanmover(["--json", "inquiry", dev, "--vpd", "sn"])
-            .ok()
-            .json();
-        assert!(!sn["serial"].as_str().unwrap().is_empty(), "{sn}");
-    }
+    let sn = sanmover(["--json", "inquiry", dev, "--vpd", "sn"])
+        .ok()
+        .json();
+    assert!(!sn["serial"].as_str().unwrap().is_empty(), "{sn}");
     let text = sanmover(["inquiry", r.disk(), "--vpd", "di"]).ok().stdout;
     assert!(text.contains("designator for EXTENDED COPY"), "{text}");
 }

@@ -47,6 +47,11 @@ pub fn vpd_pages_of_the_tape(env: TapeEnv) {
             .any(|d| d["designator_type"] == 3 && d["code_set"] == 1),
         "no binary NAA in {di}"
     );
+    if env.drive == Drive::Tgt {
+        // tgt adds a T10 vendor id (ASCII).
+        let t10 = ds.iter().any(|d| d["designator_type"] == 1);
+        assert!(t10, "no T10 id in {di}");
+    }
     let sn = env
         .run(&["--json", "inquiry", &tape, "--vpd", "sn"])
         .ok()
