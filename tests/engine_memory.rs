@@ -428,3 +428,68 @@ fn restore_locates_the_recorded_block_and_refuses_a_wrong_address() {
     wrong.info.tape_block = None;
     verify::<_, MemDiskT>(&mut t, &wrong, None, &NoProgress).unwrap();
 }
+
+/// A tape whose READ POSITION answers as tgt's does once `stub` is set:
+/// the same zeros every time, with BPU set and BOP clear (README.md,
+/// "Tape targets"). Everything else is the true drive's.
+struct StubPosition {
+    tape: MemTape,
+    stub: bool,
+}
+
+impl sanmover::lu::LogicalUnit for StubPosition {
+    fn execute(
+        &mut self,
+        cdb: &[u8],
+        data_out: &[u8],
+        data_in: &mut [u8],
+    ) -> sanmover::lu::Completion {
+        if self.stub && cdb.first() == Some(&0x34) {
+            let n = data_in.len().min(20);
+            data_in[..n].fill(0);
+            if n > 0 {
+                data_in[0] = 0x04; // BPU (SSC-4 7.7.2)
+            }
+            return sanmover::lu::Completion::good(n);
+        }
+        self.tape.execute(cdb, data_out, data_in)
+    }
+}
+
+/// "Trusted" is decided from the drive's answers, whatever its INQUIRY
+/// says: a drive whose READ POSITION stops counting is spaced to the set
+/// (a recorded address is not used), and a backup on it records none.
+#[test]
+fn a_drive_whose_read_position_does_not_count_is_spaced_not_located() {
+    let (_d, cat) = catalog();
+    let lu = StubPosition {
+        tape: MemTape::new("T", 1 << 30),
+        stub: false,
+    };
+    let mut t = Tape::open(MemoryTransport::new("tape", lu)).unwrap();
+    write_label(&mut t, "STUB01").unwrap();
+    let mut rows = Vec::new();
+    for i in 0..2 {
+        let mut src = disk(&format!("SRC{i}"), 1024);
+        let s = backup(&mut src, &mut t, &cat, &opts(), &NoProgress).unwrap();
+        rows.push((cat.set(&s.set.set_id.to_string()).unwrap(), src));
+    }
+    assert!(rows.iter().all(|(r, _)| r.info.tape_block.is_some()));
+
+    // Positions no longer count: the second set is found by SPACE, so an
+    // address that points at the first set does no harm.
+    t.scsi.transport().lu.stub = true;
+    let first_at = rows[0].0.info.tape_block;
+    let (second, src) = &mut rows[1];
+    let mut wrong = second.clone();
+    wrong.info.tape_block = first_at;
+    let mut dst = disk("DST", 1024);
+    dst.scsi.transport().lu.data_mut().fill(0);
+    restore(&mut t, &wrong, &mut dst, &at(0), &NoProgress).unwrap();
+    assert!(dst.scsi.transport().lu.data() == src.scsi.transport().lu.data());
+
+    let mut src = disk("SRC2", 512);
+    let s = backup(&mut src, &mut t, &cat, &opts(), &NoProgress).unwrap();
+    let row = cat.set(&s.set.set_id.to_string()).unwrap();
+    assert_eq!(row.info.tape_block, None, "no address from a stub");
+}
