@@ -244,12 +244,15 @@ impl TapeEnv {
         Lun { url }
     }
 
-    fn open_disk(&self, lun: &Lun) -> Disk<IscsiTransport> {
-        let who = self
-            .initiator()
+    /// The initiator name sessions of the test log in with.
+    pub fn who(&self) -> String {
+        self.initiator()
             .map(str::to_string)
-            .unwrap_or_else(sanmover::transport::iscsi::initiator_from_env);
-        Disk::open(connect(&lun.url, &who)).expect("open disk")
+            .unwrap_or_else(sanmover::transport::iscsi::initiator_from_env)
+    }
+
+    fn open_disk(&self, lun: &Lun) -> Disk<IscsiTransport> {
+        Disk::open(connect(&lun.url, &self.who())).expect("open disk")
     }
 
     /// Write `data` from LBA 0, 1 MiB a command.

@@ -1,5 +1,6 @@
 //! Tape control, written once over the tape fixture (tests/common/drive.rs)
-//! and run by tests/tgt_tape.rs on tgt's tape and a `sanmover vtl` drive:
+//! and run by tests/tgt_tape.rs on tgt's tape and a `sanmover vtl` drive,
+//! and by tests/lio_tape_suites.rs on the TCMU tape in LIO:
 //! records written, filemarks, rewind, fsf, and every byte read back;
 //! filemark and end of data seen as sense. What differs between drives
 //! is asked of the drive (READ POSITION, READ BLOCK LIMITS), not assumed.
@@ -12,8 +13,7 @@ use sanmover::device::Tape;
 use sanmover::transport::iscsi::IscsiTransport;
 
 fn open_tape(env: &TapeEnv) -> Tape<IscsiTransport> {
-    let who = sanmover::transport::iscsi::initiator_from_env();
-    Tape::open(connect(&env.tape(), &who)).unwrap()
+    Tape::open(connect(&env.tape(), &env.who())).unwrap()
 }
 
 /// A record whose bytes say which record it is.
