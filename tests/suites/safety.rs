@@ -518,4 +518,17 @@ pub fn sigint_stops_a_third_party_copy_between_commands_as_interrupted_without_f
     for id in [&first["set_id"], &next["set_id"]] {
         env.run(&["verify", id.as_str().unwrap()]).ok();
     }
+
+    // The copy manager moved the tape, so the sets have no block address;
+    // a rebuild of the live catalog gives them theirs where the drive's
+    // positions count, and restore then LOCATEs to them.
+    let id = next["set_id"].as_str().unwrap();
+    let before = env.run(&["--json", "catalog", "show", id]).ok().json();
+    assert!(before.get("tape_block").is_none(), "{before}");
+    env.run(&["--json", "catalog", "rebuild", "--tape", &tape])
+        .ok();
+    let after = env.run(&["--json", "catalog", "show", id]).ok().json();
+    let counts = env.drive != Drive::Tgt;
+    assert_eq!(after["tape_block"].is_u64(), counts, "{after}");
+    env.run(&["verify", id]).ok();
 }
