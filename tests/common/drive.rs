@@ -11,6 +11,7 @@
 //! tgt disks for `Tgt` and `Vtl`, LIO LUNs in the guest for `Tcmu`. Their
 //! bytes are written and read over iSCSI, the same way on all three.
 
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::MutexGuard;
@@ -72,6 +73,9 @@ pub struct TapeEnv {
     prefix: String,
     /// `Tcmu`: the source disks, LIO LUNs of 16 MiB.
     guest_disks: Vec<Lun>,
+    /// `Tcmu`: every LUN made in the guest, removed when dropped (the
+    /// guest's memory holds them).
+    guest_luns: RefCell<Vec<String>>,
     _guest: Option<MutexGuard<'static, ()>>,
 }
 
@@ -108,6 +112,7 @@ impl TapeEnv {
             catalog,
             prefix: String::new(),
             guest_disks: Vec::new(),
+            guest_luns: RefCell::new(Vec::new()),
             _guest: None,
         };
         match drive {
@@ -238,6 +243,7 @@ impl TapeEnv {
             Drive::Tgt | Drive::Vtl => self.rig().add_lun(lun, mb).0,
             Drive::Tcmu => {
                 let name = format!("{}l{lun}", self.prefix);
+                self.guest_luns.borrow_mut().push(name.clone());
                 super::lio_add_lun(&name, mb, &[super::lio_initiator()])
             }
         };
@@ -345,6 +351,14 @@ impl TapeEnv {
         }
         std::fs::write(&path, &image).unwrap();
         self.restart_tape_target();
+    }
+}
+
+impl Drop for TapeEnv {
+    fn drop(&mut self) {
+        for name in self.guest_luns.borrow().iter() {
+            super::lio_del_lun(name);
+        }
     }
 }
 

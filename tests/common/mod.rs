@@ -427,14 +427,19 @@ pub fn tcmu_tape_with(name: &str, unit: &str, env: &str) -> String {
     )
 }
 
-/// Add a LUN of `mb` MiB in the guest, mapped for `initiators`; its URL.
-/// A LUN of that name left by an earlier run is removed first.
-pub fn lio_add_lun(name: &str, mb: u32, initiators: &[&str]) -> String {
+/// Remove the guest's LUN `name` (and its backing file), if it is there.
+pub fn lio_del_lun(name: &str) {
     let _ = Command::new("bash")
         .arg(repo_root().join("test-rig/lio/lun.sh"))
         .args(["del", name])
         .env("SANMOVER_LIO_STATE", lio().get("SANMOVER_LIO_STATE_DIR"))
         .output();
+}
+
+/// Add a LUN of `mb` MiB in the guest, mapped for `initiators`; its URL.
+/// A LUN of that name left by an earlier run is removed first.
+pub fn lio_add_lun(name: &str, mb: u32, initiators: &[&str]) -> String {
+    lio_del_lun(name);
     let mut c = Command::new("bash");
     c.arg(repo_root().join("test-rig/lio/lun.sh"))
         .args(["add", name, &mb.to_string()])
