@@ -91,9 +91,15 @@ pub fn two_sets_back_up_verify_restore_and_rebuild(env: TapeEnv) {
     );
 
     rebuild_matches_the_live_catalog(&env, &tape);
+    bad_input_is_refused(&env, &set_b, &lun3);
+}
 
-    // Bad input, each a clear error.
-    let small = env.run(&["restore", &set_b, "--target", &lun3.url]);
+/// Bad input, each a clear error: a target too small for set `set_b`
+/// (16 MiB) in `lun3` (8 MiB), an unknown set, a disk as tape and a tape
+/// as source.
+fn bad_input_is_refused(env: &TapeEnv, set_b: &str, lun3: &Lun) {
+    let (d1, d2, tape) = (env.disk(1), env.disk(2), env.tape());
+    let small = env.run(&["restore", set_b, "--target", &lun3.url]);
     assert_eq!(small.code, 45, "{}", small.stderr);
     assert!(
         small.stderr.contains("the set needs 32768"),

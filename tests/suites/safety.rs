@@ -448,31 +448,15 @@ pub fn sigint_stops_a_third_party_copy_between_commands_as_interrupted_without_f
     let disk_target = disk.rsplit_once('/').unwrap().0.to_string();
     let router = crate::common::Router::start(&[&disk_target, &env.tape_target()], &[]);
     let cm = router.url();
-    let xcopy = |extra: &[&str]| {
-        let mut args = vec![
-            "--json",
-            "backup",
-            "--mode",
-            "xcopy",
-            "--source",
-            &disk,
-            "--tape",
-            &tape,
-            "--copy-manager",
-            &cm,
-        ];
-        args.extend_from_slice(extra);
-        args.into_iter().map(str::to_string).collect::<Vec<_>>()
-    };
-    let first_args = xcopy(&["--blocks", "2048", "--fallback", "never"]);
-    let first_refs: Vec<&str> = first_args.iter().map(String::as_str).collect();
-    let first = env.run(&first_refs).ok().json();
+    let base = ["--json", "backup", "--mode", "xcopy", "--source", &disk];
+    let xcopy = [&base[..], &["--tape", &tape, "--copy-manager", &cm]].concat();
+    let one = ["--blocks", "2048", "--fallback", "never"];
+    let first = env.run(&[&xcopy[..], &one[..]].concat()).ok().json();
 
     // The whole LUN in small records, so there are many commands.
     let before = env.image_len();
-    let long_args = xcopy(&["--block-size", "16384"]);
-    let long_refs: Vec<&str> = long_args.iter().map(String::as_str).collect();
-    let (mut child, log) = spawn(&env, &long_refs, "xcopy-long");
+    let long = [&xcopy[..], &["--block-size", "16384"]].concat();
+    let (mut child, log) = spawn(&env, &long, "xcopy-long");
     let t0 = Instant::now();
     while env.image_len() < before + 4 * MIB as u64 {
         assert!(
@@ -511,21 +495,21 @@ pub fn sigint_stops_a_third_party_copy_between_commands_as_interrupted_without_f
         assert_eq!(s[k], r[k], "field {k}: live {s} tape {r}");
     }
     // The next set goes after it; the sets before and after verify.
-    let next_args = xcopy(&["--blocks", "2048", "--fallback", "never"]);
-    let next_refs: Vec<&str> = next_args.iter().map(String::as_str).collect();
-    let next = env.run(&next_refs).ok().json();
+    let next = env.run(&[&xcopy[..], &one[..]].concat()).ok().json();
     assert_eq!(next["tape_file"], 3, "{next}");
     for id in [&first["set_id"], &next["set_id"]] {
         env.run(&["verify", id.as_str().unwrap()]).ok();
     }
+    rebuild_gives_an_address(&env, next["set_id"].as_str().unwrap(), &tape);
+}
 
-    // The copy manager moved the tape, so the sets have no block address;
-    // a rebuild of the live catalog gives them theirs where the drive's
-    // positions count, and restore then LOCATEs to them.
-    let id = next["set_id"].as_str().unwrap();
+/// The copy manager moved the tape, so third-party-copy sets have no block
+/// address; a rebuild of the live catalog gives set `id` its own where the
+/// drive's positions count, and verify then LOCATEs to it.
+fn rebuild_gives_an_address(env: &TapeEnv, id: &str, tape: &str) {
     let before = env.run(&["--json", "catalog", "show", id]).ok().json();
     assert!(before.get("tape_block").is_none(), "{before}");
-    env.run(&["--json", "catalog", "rebuild", "--tape", &tape])
+    env.run(&["--json", "catalog", "rebuild", "--tape", tape])
         .ok();
     let after = env.run(&["--json", "catalog", "show", id]).ok().json();
     let counts = env.drive != Drive::Tgt;
