@@ -513,33 +513,7 @@ pub fn catalog_lists_shows_expires_and_forgets_without_touching_the_tape(env: Ta
     let (ida, idb) = (a["set_id"].as_str().unwrap(), b["set_id"].as_str().unwrap());
     let list_json_before = env.run(&["--json", "catalog", "list"]).ok().json();
 
-    // list: text, at most 100 columns, a date, a label and a short source.
-    let list = env.run(&["catalog", "list"]).ok().stdout;
-    for line in list.lines() {
-        assert!(line.chars().count() <= 100, "{line}");
-    }
-    let row_a = list.lines().find(|l| l.starts_with(&ida[..8])).unwrap();
-    assert!(
-        row_a.contains("first") && row_a.contains("CAT001:1"),
-        "{row_a}"
-    );
-    assert!(row_a.ends_with("disk/2"), "{row_a}");
-    let date = row_a.split_whitespace().nth(1).unwrap();
-    assert!(
-        date.len() == 17 && date.as_bytes()[10] == b'T' && date.ends_with('Z'),
-        "{date}"
-    );
-
-    // show: text with ISO 8601 dates; --json is the catalog row.
-    let show = env.run(&["catalog", "show", &ida[..8]]).ok().stdout;
-    assert!(show.starts_with(&format!("set {ida}\n")), "{show}");
-    assert!(show.contains("label        first"), "{show}");
-    assert!(
-        show.contains(&format!("started      {}", &date[..16])),
-        "{show}"
-    );
-    let shown = env.run(&["--json", "catalog", "show", ida]).ok().json();
-    assert_eq!(shown, list_json_before[0], "show --json is the list's row");
+    list_and_show(&env, ida, &list_json_before);
 
     // expire: kept on tape, still verifies, no longer counted as kept.
     let e = env.run(&["--json", "catalog", "expire", ida]).ok().json();
@@ -602,4 +576,34 @@ pub fn catalog_lists_shows_expires_and_forgets_without_touching_the_tape(env: Ta
     assert_eq!(after[0]["expired"], e["expired"], "{after}");
     assert!(after[1].get("expired").is_none(), "{after}");
     env.run(&["verify", idb]).ok();
+}
+
+/// list: text, at most 100 columns, a date, a label and a short source;
+/// show: text with ISO 8601 dates, and `--json` is the list's row.
+fn list_and_show(env: &TapeEnv, ida: &str, list_json_before: &serde_json::Value) {
+    let list = env.run(&["catalog", "list"]).ok().stdout;
+    for line in list.lines() {
+        assert!(line.chars().count() <= 100, "{line}");
+    }
+    let row_a = list.lines().find(|l| l.starts_with(&ida[..8])).unwrap();
+    assert!(
+        row_a.contains("first") && row_a.contains("CAT001:1"),
+        "{row_a}"
+    );
+    assert!(row_a.ends_with("disk/2"), "{row_a}");
+    let date = row_a.split_whitespace().nth(1).unwrap();
+    assert!(
+        date.len() == 17 && date.as_bytes()[10] == b'T' && date.ends_with('Z'),
+        "{date}"
+    );
+
+    let show = env.run(&["catalog", "show", &ida[..8]]).ok().stdout;
+    assert!(show.starts_with(&format!("set {ida}\n")), "{show}");
+    assert!(show.contains("label        first"), "{show}");
+    assert!(
+        show.contains(&format!("started      {}", &date[..16])),
+        "{show}"
+    );
+    let shown = env.run(&["--json", "catalog", "show", ida]).ok().json();
+    assert_eq!(shown, list_json_before[0], "show --json is the list's row");
 }
