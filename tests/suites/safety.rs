@@ -251,7 +251,27 @@ pub fn sigint_and_sigterm_close_the_set_as_interrupted_and_the_next_backup_appen
     // the set is interrupted. Which one is a race (the unit test in
     // engine::interrupt shows the second signal ending the process); the
     // tape and catalog are sound either way.
-    let (mut child, log) = start_long_backup(&env, &big, "double");
+    double_sigint_leaves_file_4_sound(&env, &big);
+
+    // The next backup appends after them all; the sets before and after
+    // verify, and the live catalog rebuilds with nothing to ask.
+    let next = backup(&env, &disk2, &[]);
+    assert_eq!(next["tape_file"], 5, "{next}");
+    for set in [&first, &next] {
+        let id = set["set_id"].as_str().unwrap();
+        env.run(&["verify", id, "--compare-source"]).ok();
+    }
+    let again = env
+        .run(&["--json", "catalog", "rebuild", "--tape", &tape])
+        .ok()
+        .json();
+    assert_eq!(again["applied"], true, "{again}");
+}
+
+/// A second SIGINT once the first was seen, during a backup into file 4
+/// of the tape: the set ends failed (reaped) or interrupted.
+fn double_sigint_leaves_file_4_sound(env: &TapeEnv, big: &str) {
+    let (mut child, log) = start_long_backup(env, big, "double");
     still_running(&mut child, "double SIGINT");
     let pid = Pid::from_raw(child.id() as i32);
     kill(pid, Signal::SIGINT).unwrap();
@@ -271,28 +291,6 @@ pub fn sigint_and_sigterm_close_the_set_as_interrupted_and_the_next_backup_appen
         _ => panic!("after a double SIGINT: {killed}"),
     }
     assert_eq!(killed["file_number"], 4, "{killed}");
-
-    // The next backup appends after them all; the sets before and after
-    // verify, and the live catalog rebuilds with nothing to ask.
-    let next = backup(&env, &disk2, &[]);
-    assert_eq!(next["tape_file"], 5, "{next}");
-    env.run(&[
-        "verify",
-        first["set_id"].as_str().unwrap(),
-        "--compare-source",
-    ])
-    .ok();
-    env.run(&[
-        "verify",
-        next["set_id"].as_str().unwrap(),
-        "--compare-source",
-    ])
-    .ok();
-    let again = env
-        .run(&["--json", "catalog", "rebuild", "--tape", &tape])
-        .ok()
-        .json();
-    assert_eq!(again["applied"], true, "{again}");
 }
 
 /// Bytes `[lba, lba + blocks)` of 512-byte blocks.
@@ -409,28 +407,32 @@ pub fn catalog_rebuild_asks_before_it_drops_or_changes_sets_and_keeps_unreadable
     assert_eq!(after[0]["state"], "failed");
     assert_eq!(after[1], before[1], "the unreadable set was changed");
 
-    // A tape it cannot read at all (foreign data at BOT) changes nothing,
-    // with or without --force.
+    foreign_tape_changes_nothing(&env, &tape, &after);
+}
+
+/// A tape it cannot read at all (foreign data at BOT): a rebuild changes
+/// nothing of the catalog (`after`), with or without --force.
+fn foreign_tape_changes_nothing(env: &TapeEnv, tape: &str, after: &[serde_json::Value]) {
     let junk = env.dir().join("junk.bin");
     std::fs::write(&junk, b"not a sanmover label").unwrap();
-    env.run(&["tape", &tape, "rewind"]).ok();
+    env.run(&["tape", tape, "rewind"]).ok();
     env.run(&[
         "raw",
-        &tape,
+        tape,
         "0a 00 00 00 14 00",
         "--send",
         junk.to_str().unwrap(),
     ])
     .ok();
-    env.run(&["tape", &tape, "weof"]).ok();
+    env.run(&["tape", tape, "weof"]).ok();
     for extra in [&[][..], &["--force"][..]] {
-        let mut args = vec!["catalog", "rebuild", "--tape", &tape];
+        let mut args = vec!["catalog", "rebuild", "--tape", tape];
         args.extend_from_slice(extra);
         let r = env.run(&args);
         assert_eq!(r.code, 45, "{}", r.stderr);
         assert!(r.stderr.contains("foreign"), "{}", r.stderr);
         assert_eq!(
-            sets(&env),
+            sets(env),
             after,
             "rebuild of an unreadable tape changed the catalog"
         );
