@@ -13,7 +13,7 @@
 # Environment: SANMOVER_BENCH_TAPE_MB (default 512), SANMOVER_BENCH_BLOCK
 # (default 262144), SANMOVER_BENCH_ROUNDS (default 3),
 # SANMOVER_BENCH_LIO_MB (default 32).
-set -euo pipefail
+set -Eeuo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
@@ -78,7 +78,7 @@ for r in $(seq "$ROUNDS"); do
 done
 
 lio_part() {
-    local lio_env=$ROOT/test-rig/run/lio/rig.env portal iqn tape disk ctl
+    local lio_env=$ROOT/test-rig/run/lio/rig.env portal iqn tape changer disk ctl
     bash test-rig/lio/up.sh >/dev/null
     ctl=$ROOT/test-rig/lio/ctl.sh
     portal=$(env_value SANMOVER_LIO_PORTAL "$lio_env")
@@ -88,6 +88,10 @@ lio_part() {
     bash "$ctl" "rig tcmu-stop; rig tcmu-start 1" >/dev/null
     bash "$ctl" "rig lun-del benchtape >/dev/null 2>&1; true" >/dev/null
     tape=iscsi://$portal/$iqn/$(bash "$ctl" "rig tcmu-add benchtape drive0 $SANMOVER_INITIATOR" | tail -n1 | tr -d '\r')
+    # The drive starts empty, as in a library: the changer loads slot 1.
+    bash "$ctl" "rig lun-del benchchanger >/dev/null 2>&1; true" >/dev/null
+    changer=iscsi://$portal/$iqn/$(bash "$ctl" "rig tcmu-add benchchanger changer $SANMOVER_INITIATOR" | tail -n1 | tr -d '\r')
+    "$BIN/sanmover" changer "$changer" load 1 0
     bash test-rig/lio/lun.sh del benchdisk >/dev/null 2>&1 || true
     disk=$(bash test-rig/lio/lun.sh add benchdisk "$LIO_MB" "$SANMOVER_INITIATOR" | tail -n1)
     for r in $(seq "$ROUNDS"); do
@@ -97,7 +101,7 @@ lio_part() {
         "$BIN/examples/raw_tape" read "$tape" "$BLOCK" | mbps >"$STATE/tcmu-read-$r"
         echo "bench_tape: LIO round $r: write fileio $(cat "$STATE/fileio-write-$r") tcmu $(cat "$STATE/tcmu-write-$r"), read fileio $(cat "$STATE/fileio-read-$r") tcmu $(cat "$STATE/tcmu-read-$r") MB/s"
     done
-    bash "$ctl" "rig lun-del benchtape" >/dev/null || true
+    bash "$ctl" "rig lun-del benchtape; rig lun-del benchchanger" >/dev/null || true
     bash test-rig/lio/lun.sh del benchdisk >/dev/null || true
 }
 if [[ ${SANMOVER_BENCH_LIO:-1} == 0 ]]; then

@@ -6,25 +6,32 @@
 //! and stops every process it started by pid, also when it fails.
 
 mod common;
-use common::{fill_random, rig, sanmover, sm, Run};
+use common::server::{count, finish, same_bytes, wait_for, Library, Proc, Server, HOSTS};
+use common::{fill_random, rig, sanmover, sm, Router};
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use sanmover::catalog::{Catalog, SetState};
+use sanmover::catalog::SetState;
 use sanmover::device::{Changer, Tape};
 use sanmover::engine::volume::{read_label, LabelState};
 use sanmover::scsi::smc::ElementAddress;
-use sanmover::server::events::{overlaps, Event, EventKind};
+use sanmover::server::events::{overlaps, EventKind};
+use sanmover::server::state::Pool;
 use sanmover::transport::iscsi::{IscsiOptions, IscsiTransport};
 use sanmover::transport::url::IscsiUrl;
 
-const HOSTS: [&str; 3] = ["alpha", "bravo", "charlie"];
-
-fn secret(host: &str) -> String {
-    format!("{host}-secret-0123456789")
+/// The rig's library as the server serves it.
+fn lib() -> Library {
+    Library {
+        changer: rig().get("SANMOVER_RIG_CHANGER").to_string(),
+        drives: (0..2)
+            .map(|n| rig().get(&format!("SANMOVER_RIG_LIB_DRIVE{n}")).to_string())
+            .collect(),
+        iqn_prefix: "iqn.2026-11.org.sanmover.test",
+    }
 }
 
 /// The library, held by one test at a time; blank again when the test
@@ -102,135 +109,6 @@ impl Drop for Luns {
     }
 }
 
-/// A child process stopped by pid on drop.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// `sanmover server` on a free loopback port.
-struct Server {
-    /// Stopped by pid when the server is dropped.
-    _proc: Proc,
-    url: String,
-    dir: tempfile::TempDir,
-}
-
-impl Server {
-    fn start(extra: &[&str]) -> Server {
-        let mut args = vec!["--listen", "127.0.0.1:0"];
-        args.extend_from_slice(extra);
-        Server::start_in(tempfile::tempdir().unwrap(), &args)
-    }
-
-    fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Server {
-        use std::io::BufRead;
-        let hosts = dir.path().join("hosts.toml");
-        let mut text = String::new();
-        for h in HOSTS {
-            text += &format!("[[host]]\nname = \"{h}\"\nsecret = \"{}\"\n", secret(h));
-        }
-        text += &format!(
-            "[[host]]\nname = \"op\"\nsecret = \"{}\"\noperator = true\n",
-            secret("op")
-        );
-        std::fs::write(&hosts, text).unwrap();
-        let mut c = Command::new(env!("CARGO_BIN_EXE_sanmover"));
-        c.arg("--catalog").arg(dir.path().join("server.db"));
-        c.args([
-            "--initiator",
-            "iqn.2026-11.org.sanmover.test:server",
-            "server",
-        ]);
-        c.args(["--library", rig().get("SANMOVER_RIG_CHANGER")]);
-        for n in 0..2 {
-            c.args(["--drive", rig().get(&format!("SANMOVER_RIG_LIB_DRIVE{n}"))]);
-        }
-        c.arg("--hosts").arg(&hosts).args(extra);
-        c.stdout(Stdio::piped()).stderr(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(dir.path().join("server.log"))
-                .unwrap(),
-        );
-        let mut child = c.spawn().unwrap();
-        let mut r = std::io::BufReader::new(child.stdout.take().unwrap());
-        let proc = Proc(child);
-        let mut line = String::new();
-        let _ = r.read_line(&mut line);
-        std::thread::spawn(move || std::io::copy(&mut r, &mut std::io::sink()));
-        let addr = line
-            .split_whitespace()
-            .nth(4)
-            .map(|w| w.trim_end_matches(','))
-            .unwrap_or_else(|| {
-                panic!(
-                    "server did not start: {line:?}\n{}",
-                    std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default()
-                )
-            })
-            .to_string();
-        Server {
-            _proc: proc,
-            url: format!("http://{addr}"),
-            dir,
-        }
-    }
-
-    /// SIGKILL the server and start a new one on `addr` with the same
-    /// catalog and hosts file.
-    fn restart_on(mut self, addr: &str) -> Server {
-        let _ = self._proc.0.kill();
-        let _ = self._proc.0.wait();
-        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
-        drop(self);
-        Server::start_in(dir, &["--lease-secs", "20", "--listen", addr])
-    }
-
-    fn catalog(&self) -> Catalog {
-        Catalog::open(&self.dir.path().join("server.db")).unwrap()
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
-    }
-
-    /// A host's command line: its own initiator name, credential and
-    /// catalog.
-    fn host(&self, host: &str, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_sanmover"));
-        c.arg("--catalog")
-            .arg(self.dir.path().join(format!("{host}.db")))
-            .args([
-                "--initiator",
-                &format!("iqn.2026-11.org.sanmover.test:{host}"),
-            ])
-            .args(args)
-            .args(["--server", &self.url])
-            .env("SANMOVER_SERVER_TOKEN", format!("{host}:{}", secret(host)))
-            .env_remove("SANMOVER_INITIATOR");
-        c
-    }
-
-    fn run(&self, host: &str, args: &[&str]) -> Run {
-        let out = self.host(host, args).output().unwrap();
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    }
-
-    fn status(&self) -> serde_json::Value {
-        self.run("op", &["--json", "server", "status"]).ok().json()
-    }
-}
-
 fn backup_json(s: &Server, host: &str, source: &str, pool: &str) -> serde_json::Value {
     s.run(
         host,
@@ -246,69 +124,11 @@ fn restore_ok(s: &Server, host: &str, set: &str, target: &str) {
     s.run(host, &["restore", set, "--target", target]).ok();
 }
 
-fn same_bytes(a: &Path, b: &Path, len: usize) {
-    let (x, y) = (std::fs::read(a).unwrap(), std::fs::read(b).unwrap());
-    assert!(
-        x[..len] == y[..len],
-        "{} and {} differ",
-        a.display(),
-        b.display()
-    );
-}
-
-fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !f() {
-        assert!(t.elapsed() < limit, "gave up waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// A host's backup in the background, output piped.
 fn spawn_backup(s: &Server, host: &str, args: &[&str]) -> Proc {
     let mut all = vec!["--json", "backup", "--mode", "host"];
     all.extend_from_slice(args);
-    let mut c = s.host(host, &all);
-    Proc(
-        c.stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    )
-}
-
-/// Wait for a background backup; it must succeed. Its JSON summary.
-fn finish(mut p: Proc, what: &str) -> serde_json::Value {
-    use std::io::Read as _;
-    let (mut out, mut err) = (String::new(), String::new());
-    p.0.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-    p.0.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-    assert!(p.0.wait().unwrap().success(), "{what}: {err}");
-    serde_json::from_str(&out).unwrap()
-}
-
-fn count(events: &[Event], kind: EventKind) -> usize {
-    events.iter().filter(|e| e.kind == kind).count()
-}
-
-/// Wait until the server knows the set a host writes (its heartbeat
-/// carried it); the drive and the set id.
-fn set_in_heartbeat(s: &Server) -> (usize, String) {
-    let mut found = None;
-    wait_for("a set in a heartbeat", Duration::from_secs(30), || {
-        let st = s.status();
-        let l = st["leases"]
-            .as_array()
-            .and_then(|l| l.iter().find(|l| !l["set"].is_null()).cloned());
-        found = l.map(|l| {
-            (
-                l["drive"].as_u64().unwrap() as usize,
-                l["set"].as_str().unwrap().to_string(),
-            )
-        });
-        found.is_some()
-    });
-    found.unwrap()
+    s.spawn(host, &all)
 }
 
 #[test]
@@ -323,7 +143,7 @@ fn three_hosts_share_two_drives() {
         let (dst, dst_file) = luns.add(70 + i as u32, 8);
         sources.push((src, file, dst, dst_file));
     }
-    let s = Server::start(&["--lease-secs", "5"]);
+    let s = Server::start(&lib(), &["--lease-secs", "5"]);
     let children: Vec<Proc> = HOSTS
         .iter()
         .zip(&sources)
@@ -394,7 +214,7 @@ fn a_killed_host_fences_its_drive_until_an_operator_releases_it() {
     let (small, small_file) = luns.add(81, 4);
     fill_random(&small_file, 4 << 20, 99);
     let (dst, dst_file) = luns.add(82, 4);
-    let s = Server::start(&["--lease-secs", "3"]);
+    let s = Server::start(&lib(), &["--lease-secs", "3"]);
     // alpha writes a big set slowly, and is killed once the server knows
     // the set.
     let args = [
@@ -406,7 +226,7 @@ fn a_killed_host_fences_its_drive_until_an_operator_releases_it() {
         "16K",
     ];
     let mut victim = spawn_backup(&s, "alpha", &args);
-    let (drive, failed_set) = set_in_heartbeat(&s);
+    let (drive, failed_set) = s.set_in_heartbeat(Duration::from_secs(30));
     let pid = nix::unistd::Pid::from_raw(victim.0.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
     let _ = victim.0.wait();
@@ -446,12 +266,12 @@ fn a_server_killed_mid_set_rebuilds_and_the_set_finishes() {
     let (big, big_file) = luns.add(83, 96);
     fill_random(&big_file, 96 << 20, 11);
     let (dst, dst_file) = luns.add(84, 96);
-    let s = Server::start(&["--lease-secs", "20"]);
-    let addr = s.url.trim_start_matches("http://").to_string();
+    let s = Server::start(&lib(), &["--lease-secs", "20"]);
+    let addr = s.addr();
     let host = spawn_backup(&s, "alpha", &["--source", &big, "--block-size", "16K"]);
-    set_in_heartbeat(&s);
+    s.set_in_heartbeat(Duration::from_secs(30));
     // SIGKILL the server and start it again on the same port and catalog.
-    let s = s.restart_on(&addr);
+    let s = s.restart_on(&addr, &["--lease-secs", "20"]);
     let v = finish(host, &format!("alpha (server log: {})", s.log()));
     let set = v["set_id"].as_str().unwrap();
     let cat = s.catalog();
@@ -485,7 +305,7 @@ fn an_idle_drive_is_unloaded_to_the_home_slot() {
     let mut luns = Luns(Vec::new());
     let (src, src_file) = luns.add(86, 4);
     fill_random(&src_file, 4 << 20, 3);
-    let s = Server::start(&["--idle-unload", "1"]);
+    let s = Server::start(&lib(), &["--idle-unload", "1"]);
     let b = backup_json(&s, "alpha", &src, "default");
     let barcode = s.status()["cartridges"]
         .as_array()
@@ -521,7 +341,7 @@ fn bad_input_gets_clear_errors_and_loses_nothing() {
     let mut luns = Luns(Vec::new());
     let (src, src_file) = luns.add(85, 4);
     fill_random(&src_file, 4 << 20, 5);
-    let s = Server::start(&[]);
+    let s = Server::start(&lib(), &[]);
     // An unknown host and a wrong secret: 401, said so, non-zero exit.
     let mut c = s.host("mallory", &["server", "status"]);
     let out = c
@@ -561,7 +381,7 @@ fn bad_input_gets_clear_errors_and_loses_nothing() {
     ])
     .ok();
     drop(s);
-    let s = Server::start(&[]);
+    let s = Server::start(&lib(), &[]);
     let r = s.run("alpha", &["backup", "--mode", "host", "--source", &src]);
     assert_eq!(r.code, 45, "refused before writing");
     assert!(
@@ -603,15 +423,16 @@ fn blank_check_label(barcode: &str, name: &str) {
     );
 }
 
-/// Cartridges home, without blanking them.
+/// Cartridges home, without blanking them: first those moved to another
+/// slot (a test that occupies a home slot), then those in drives.
 fn blank_home() {
     let u = IscsiUrl::parse(rig().get("SANMOVER_RIG_CHANGER")).unwrap();
     let mut ch =
         Changer::open(IscsiTransport::connect(&u, &IscsiOptions::default()).unwrap()).unwrap();
     let inv = ch.inventory().unwrap();
     let first = inv.storage[0].address.0;
-    for d in inv.drives.iter().filter(|d| d.is_full()) {
-        let n: u16 = d
+    let home = |e: &sanmover::scsi::smc::ElementDescriptor| {
+        let n: u16 = e
             .primary_tag
             .as_ref()
             .unwrap()
@@ -620,7 +441,377 @@ fn blank_home() {
             .trim_start_matches("LIB")
             .parse()
             .unwrap();
-        ch.move_medium(d.address, ElementAddress(first + n - 1))
-            .unwrap();
+        ElementAddress(first + n - 1)
+    };
+    for e in inv.storage.iter().filter(|e| e.is_full()) {
+        if home(e) != e.address {
+            ch.move_medium(e.address, home(e)).unwrap();
+        }
     }
+    for d in inv.drives.iter().filter(|d| d.is_full()) {
+        ch.move_medium(d.address, home(d)).unwrap();
+    }
+}
+
+/// The rig's env file: the tgt snapshot provider reads its control port
+/// there.
+fn rig_env() -> String {
+    std::env::var("SANMOVER_RIG_ENV").unwrap_or_else(|_| {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("test-rig/run/tgt/rig.env")
+            .display()
+            .to_string()
+    })
+}
+
+/// A router on 127.0.0.1 in front of the rig's disk target and library
+/// target (its drives), with copy rights for `initiator` on both, and the
+/// directory of its config.
+fn router_for(initiator: &str) -> (Router, tempfile::TempDir) {
+    let portal = rig().portal();
+    let disks = format!("iscsi://{portal}/{}", rig().get("SANMOVER_RIG_DISK_IQN"));
+    let drives = format!("iscsi://{portal}/{}", rig().get("SANMOVER_RIG_LIB_IQN"));
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("router.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[[copy_rights]]\ninitiators = [\"{initiator}\"]\nlus = [{{ target = \"{}\", role = \"both\" }}, {{ target = \"{}\", role = \"both\" }}]\n",
+            rig().get("SANMOVER_RIG_DISK_IQN"),
+            rig().get("SANMOVER_RIG_LIB_IQN")
+        ),
+    )
+    .unwrap();
+    let cfg = cfg.display().to_string();
+    let router = Router::start(&[&disks, &drives], &["--config", &cfg]);
+    (router, dir)
+}
+
+fn serverless_args<'a>(source: &'a str, spec: &'a str, pool: &'a str) -> Vec<&'a str> {
+    vec![
+        "--json",
+        "backup",
+        "--mode",
+        "serverless",
+        "--source",
+        source,
+        "--snapshot",
+        spec,
+        "--pool",
+        pool,
+    ]
+}
+
+fn xcopy_args<'a>(source: &'a str, cm: &'a str, pool: &'a str) -> Vec<&'a str> {
+    vec![
+        "--json",
+        "backup",
+        "--mode",
+        "xcopy",
+        "--source",
+        source,
+        "--copy-manager",
+        cm,
+        "--pool",
+        pool,
+        "--fallback",
+        "never",
+    ]
+}
+
+/// The cartridge the server says holds `volume`.
+fn cartridge_of(s: &Server, volume: &str) -> serde_json::Value {
+    s.status()["cartridges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["volume"] == volume)
+        .cloned()
+        .unwrap_or_else(|| panic!("no cartridge holds volume {volume}"))
+}
+
+#[test]
+fn a_serverless_set_and_an_xcopy_set_through_the_server_restore_and_verify() {
+    let _l = library();
+    blank_library();
+    let mut luns = Luns(Vec::new());
+    let (sl_src, sl_file) = luns.add(90, 8);
+    fill_random(&sl_file, 8 << 20, 21);
+    let (xc_src, xc_file) = luns.add(91, 8);
+    fill_random(&xc_file, 8 << 20, 22);
+    let (dst, dst_file) = luns.add(92, 8);
+    let s = Server::start(&lib(), &["--lease-secs", "5"]);
+
+    // Serverless: the server snapshots LUN 90, leases a drive to itself
+    // for alpha, backs the snapshot up and catalogs the set.
+    let spec = format!("tgt:env={}", rig_env());
+    let r = s.run("alpha", &serverless_args(&sl_src, &spec, "sl"));
+    let sl = r.ok().json();
+    assert_eq!(sl["state"], "complete", "{sl}");
+    assert_eq!(sl["summary"]["state"], "RELEASED", "{sl}");
+    assert_eq!(sl["summary"]["backup"]["mode"], "serverless", "{sl}");
+    assert_eq!(sl["set"]["state"], "complete", "{sl}");
+    let sl_set = sl["set"]["id"].as_str().unwrap().to_string();
+
+    // Third-party copy: bravo asks for a drive for the router, which
+    // reaches it over its own backend session; no data through bravo.
+    let (router, _cfg) = router_for(&s.initiator("bravo"));
+    let xc = s
+        .run("bravo", &xcopy_args(&xc_src, &router.url(), "xc"))
+        .ok()
+        .json();
+    assert_eq!(xc["mode"], "xcopy", "{xc}");
+    assert_eq!(xc["data_bytes_through_initiator"], 0, "{xc}");
+    let xc_set = xc["set_id"].as_str().unwrap().to_string();
+
+    // The server's catalog: both sets complete, on their cartridges and
+    // tape files, under the hosts that asked.
+    let cat = s.catalog();
+    for (set, pool) in [(&sl_set, "sl"), (&xc_set, "xc")] {
+        let row = cat.set(set).unwrap();
+        assert_eq!(row.outcome.state, SetState::Complete, "{row:?}");
+        assert!(row.info.file_number >= 1, "{row:?}");
+        let cart = cartridge_of(&s, &row.info.volume.to_string());
+        assert!(cart["barcode"].as_str().unwrap().starts_with("LIB"));
+        assert_eq!(cart["pool"]["name"], pool, "{cart}");
+    }
+    assert_eq!(
+        sl["cartridge"],
+        cartridge_of(&s, sl["set"]["volume"].as_str().unwrap())["barcode"]
+    );
+    let events = cat.server_events().unwrap();
+    assert!(overlaps(&events).is_empty(), "{events:#?}");
+    // bravo's lease was for the router: the event log names it.
+    assert!(
+        events.iter().any(|e| e.kind == EventKind::LeaseGranted
+            && e.host.as_deref() == Some("bravo")
+            && e.detail.contains(&router.addr)),
+        "{events:#?}"
+    );
+    for host in ["alpha", "bravo"] {
+        assert!(
+            events
+                .iter()
+                .any(|e| e.kind == EventKind::LeaseReleased && e.host.as_deref() == Some(host)),
+            "{host}: {events:#?}"
+        );
+    }
+
+    // Each restores byte-identical and verifies, through the server.
+    for (set, file) in [(&sl_set, &sl_file), (&xc_set, &xc_file)] {
+        restore_ok(&s, "charlie", set, &dst);
+        same_bytes(file, &dst_file, 8 << 20);
+        let v = s.run("charlie", &["--json", "verify", set]).ok().json();
+        assert_eq!(v["bytes"], 8u64 << 20, "{v}");
+    }
+    drop(router);
+}
+
+#[test]
+fn verify_through_the_server_finds_a_corrupted_record() {
+    let _l = library();
+    blank_library();
+    let mut luns = Luns(Vec::new());
+    let (src, src_file) = luns.add(93, 4);
+    fill_random(&src_file, 4 << 20, 23);
+    let s = Server::start(&lib(), &["--idle-unload", "1"]);
+    let b = backup_json(&s, "alpha", &src, "default");
+    let set: uuid::Uuid = b["set_id"].as_str().unwrap().parse().unwrap();
+    let v = s
+        .run(
+            "bravo",
+            &["--json", "verify", &set.to_string(), "--compare-source"],
+        )
+        .ok()
+        .json();
+    assert_eq!(v["compared_with_source"], 4u64 << 20, "{v}");
+    let barcode = cartridge_of(&s, b["volume"].as_str().unwrap())["barcode"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Home again (idle unload), then one payload byte of record 2 flipped
+    // in the cartridge's image.
+    wait_for("the drive to be unloaded", Duration::from_secs(20), || {
+        s.status()["drives"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["holds"].is_null())
+    });
+    let image = Path::new(rig().get("SANMOVER_RIG_STATE_DIR"))
+        .join("media")
+        .join(&barcode);
+    let mut bytes = std::fs::read(&image).unwrap();
+    // FORMAT.md, data record: magic, version 1, flags 0 (a host set),
+    // set id, seq.
+    let mut needle = b"SANMDAT1".to_vec();
+    needle.extend_from_slice(&[0, 1, 0, 0]);
+    needle.extend_from_slice(set.as_bytes());
+    needle.extend_from_slice(&2u64.to_be_bytes());
+    let at = bytes
+        .windows(needle.len())
+        .position(|w| w == needle.as_slice())
+        .expect("record 2 in the image");
+    bytes[at + 48 + 1000] ^= 0x40;
+    std::fs::write(&image, bytes).unwrap();
+    // The exit status of a plain verify of a corrupted set: 37.
+    let r = s.run("bravo", &["verify", &set.to_string()]);
+    assert_eq!(r.code, 37, "{}", r.stderr);
+    assert!(r.stderr.contains("record 2"), "{}", r.stderr);
+    // The lease was released all the same.
+    let st = s.status();
+    assert!(st["leases"].as_array().unwrap().is_empty(), "{st}");
+}
+
+/// Every cartridge retired in the server's catalog: no pool has one.
+fn retire_every_cartridge(s: Server) -> Server {
+    let addr = s.addr();
+    let cat = s.catalog();
+    for mut c in cat.server_cartridges().unwrap() {
+        c.pool = Pool::Retired;
+        c.note = Some("taken out by the test".into());
+        cat.upsert_cartridge(&c).unwrap();
+    }
+    drop(cat);
+    s.restart_on(&addr, &[])
+}
+
+#[test]
+fn serverless_and_xcopy_through_the_server_refuse_an_empty_pool_and_a_refused_move() {
+    let _l = library();
+    blank_library();
+    let mut luns = Luns(Vec::new());
+    let (src, src_file) = luns.add(94, 4);
+    fill_random(&src_file, 4 << 20, 24);
+    let (dst, dst_file) = luns.add(95, 4);
+    let spec = format!("tgt:env={}", rig_env());
+    let (router, _cfg) = router_for(&format!("{}:bravo", lib().iqn_prefix));
+
+    // An empty pool: refused before any snapshot or drive (exit 45).
+    let s = retire_every_cartridge(Server::start(&lib(), &[]));
+    let r = s.run("alpha", &serverless_args(&src, &spec, "p"));
+    assert_eq!(r.code, 45, "{}", r.stderr);
+    assert!(r.stderr.contains("no cartridge left"), "{}", r.stderr);
+    let r = s.run("bravo", &xcopy_args(&src, &router.url(), "p"));
+    assert_eq!(r.code, 45, "{}", r.stderr);
+    assert!(r.stderr.contains("no cartridge left"), "{}", r.stderr);
+    // Hooks would run on the server, and exec runs a program there: a
+    // host may name neither.
+    let mut args = serverless_args(&src, &spec, "p");
+    args.extend(["--quiesce", "true"]);
+    let r = s.run("alpha", &args);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("--quiesce and --thaw"), "{}", r.stderr);
+    let r = s.run("alpha", &serverless_args(&src, "exec:/bin/true", "p"));
+    assert_ne!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("only an operator host"), "{}", r.stderr);
+    let events = s.catalog().server_events().unwrap();
+    assert_eq!(count(&events, EventKind::LeaseGranted), 0, "{events:#?}");
+    drop(s);
+
+    // Both drives hold a cartridge with a set; then their home slots are
+    // taken by other cartridges (out of band), so the robot's unload
+    // fails: MOVE MEDIUM to a full slot.
+    let s = Server::start(&lib(), &[]);
+    let a = backup_json(&s, "alpha", &src, "a");
+    backup_json(&s, "alpha", &src, "b");
+    let ch = rig().get("SANMOVER_RIG_CHANGER");
+    let held: Vec<String> = s.status()["drives"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["holds"].as_str().unwrap().to_string())
+        .collect();
+    for (from, cart) in ["8", "7"].iter().zip(&held) {
+        let home = cart.trim_start_matches("LIB").trim_start_matches('0');
+        sanmover(["changer", ch, "transfer", from, home]).ok();
+    }
+    let r = s.run("alpha", &serverless_args(&src, &spec, "c"));
+    assert_eq!(r.code, 45, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("preparing the drive failed"),
+        "{}",
+        r.stderr
+    );
+    let r = s.run("bravo", &xcopy_args(&src, &router.url(), "c"));
+    assert_eq!(r.code, 45, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("preparing the drive failed"),
+        "{}",
+        r.stderr
+    );
+    eprintln!("refused move: {}", r.stderr);
+
+    // Nothing lost: the cartridges are where the server says, and the
+    // first set restores byte-identical.
+    let st = s.status();
+    let now: Vec<&str> = st["drives"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["holds"].as_str().unwrap_or("none"))
+        .collect();
+    assert_eq!(
+        now,
+        held.iter().map(String::as_str).collect::<Vec<_>>(),
+        "{st}"
+    );
+    restore_ok(&s, "charlie", a["set_id"].as_str().unwrap(), &dst);
+    same_bytes(&src_file, &dst_file, 4 << 20);
+    drop(router);
+}
+
+#[test]
+fn a_server_killed_mid_job_ends_its_own_lease_and_snapshot_at_restart() {
+    let _l = library();
+    blank_library();
+    let mut luns = Luns(Vec::new());
+    let (big, big_file) = luns.add(96, 160);
+    fill_random(&big_file, 1 << 20, 25);
+    let (small, small_file) = luns.add(97, 4);
+    fill_random(&small_file, 4 << 20, 26);
+    let (dst, dst_file) = luns.add(98, 4);
+    let s = Server::start(&lib(), &["--lease-secs", "20"]);
+    let addr = s.addr();
+    let spec = format!("tgt:env={}", rig_env());
+    let mut args = serverless_args(&big, &spec, "sl");
+    args.extend(["--block-size", "16K"]);
+    let mut requester = s.spawn("alpha", &args);
+    let (drive, set) = s.set_in_heartbeat(Duration::from_secs(30));
+    // SIGKILL the server mid-set, then start it again on its catalog.
+    let s = s.restart_on(&addr, &["--lease-secs", "20"]);
+    let status = requester.0.wait().unwrap();
+    let mut err = String::new();
+    use std::io::Read as _;
+    let _ = requester.0.stderr.take().unwrap().read_to_string(&mut err);
+    assert!(
+        !status.success(),
+        "the requester learns its job is gone: {err}"
+    );
+    assert!(err.contains("no longer knows job"), "{err}");
+    assert_eq!(status.code(), Some(46), "not found: {err}");
+    // The job's lease ended at start, without a fence (the server knows
+    // its own mover is gone); its set failed; its snapshot was released.
+    let st = s.status();
+    assert!(st["leases"].as_array().unwrap().is_empty(), "{st}");
+    assert!(st["drives"][drive]["fenced"].is_null(), "{st}");
+    let cat = s.catalog();
+    let row = cat.set(&set).unwrap();
+    assert_eq!(row.outcome.state, SetState::Failed, "{}", s.log());
+    let jobs = cat.snapshot_jobs().unwrap();
+    assert!(
+        !jobs.is_empty() && jobs.iter().all(|j| j.released),
+        "{}",
+        s.log()
+    );
+    // The same pool's next set goes after the failed one and restores.
+    let next = backup_json(&s, "bravo", &small, "sl");
+    let next_row = cat.set(next["set_id"].as_str().unwrap()).unwrap();
+    assert_eq!(next_row.info.volume, row.info.volume);
+    assert!(next_row.info.file_number > row.info.file_number);
+    restore_ok(&s, "charlie", next["set_id"].as_str().unwrap(), &dst);
+    same_bytes(&small_file, &dst_file, 4 << 20);
+    let events = cat.server_events().unwrap();
+    assert!(overlaps(&events).is_empty(), "{events:#?}");
+    assert_eq!(count(&events, EventKind::Fenced), 0, "{events:#?}");
 }

@@ -6,169 +6,23 @@
 //! process is stopped by pid, also when the test fails.
 
 mod common;
+use common::server::{same_bytes, Library, Server};
 use common::vtl::Vtl;
-use common::{fill_random, PrivateRig, Run};
+use common::{fill_random, PrivateRig};
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use sanmover::catalog::{Catalog, SetState};
+use sanmover::catalog::SetState;
 use sanmover::server::events::{overlaps, EventKind};
 
-const HOSTS: [&str; 3] = ["alpha", "bravo", "op"];
-
-fn secret(host: &str) -> String {
-    format!("{host}-secret-0123456789")
-}
-
-/// A child process: SIGCONT then SIGKILL by pid on drop.
-struct Proc(Child);
-
-impl Proc {
-    fn signal(&self, sig: nix::sys::signal::Signal) {
-        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
-        nix::sys::signal::kill(pid, sig).unwrap();
+/// The VTL's changer and two drives as the server serves them.
+fn lib(vtl: &Vtl) -> Library {
+    Library {
+        changer: vtl.url(0),
+        drives: vec![vtl.url(1), vtl.url(2)],
+        iqn_prefix: "iqn.2026-12.org.sanmover.test",
     }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT);
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-struct Server {
-    _proc: Proc,
-    url: String,
-    dir: tempfile::TempDir,
-}
-
-impl Server {
-    fn start(vtl: &Vtl, lease_secs: &str) -> Server {
-        use std::io::BufRead;
-        let dir = tempfile::tempdir().unwrap();
-        let hosts = dir.path().join("hosts.toml");
-        let mut text = String::new();
-        for h in HOSTS {
-            text += &format!("[[host]]\nname = \"{h}\"\nsecret = \"{}\"\n", secret(h));
-        }
-        text += "operator = true\n";
-        std::fs::write(&hosts, text).unwrap();
-        let log = dir.path().join("server.log");
-        let mut c = Command::new(env!("CARGO_BIN_EXE_sanmover"));
-        c.arg("--catalog").arg(dir.path().join("server.db"));
-        c.args(["--initiator", "iqn.2026-12.org.sanmover.test:server"]);
-        c.args([
-            "server",
-            "--listen",
-            "127.0.0.1:0",
-            "--library",
-            &vtl.url(0),
-        ]);
-        c.args(["--drive", &vtl.url(1), "--drive", &vtl.url(2)]);
-        c.arg("--hosts").arg(&hosts);
-        c.args(["--lease-secs", lease_secs]);
-        c.stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap());
-        let mut child = c.spawn().unwrap();
-        let mut r = std::io::BufReader::new(child.stdout.take().unwrap());
-        let proc = Proc(child);
-        let mut line = String::new();
-        let _ = r.read_line(&mut line);
-        std::thread::spawn(move || std::io::copy(&mut r, &mut std::io::sink()));
-        let addr = line
-            .split_whitespace()
-            .nth(4)
-            .map(|w| w.trim_end_matches(','))
-            .unwrap_or_else(|| {
-                panic!(
-                    "server did not start: {line:?}\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                )
-            })
-            .to_string();
-        Server {
-            _proc: proc,
-            url: format!("http://{addr}"),
-            dir,
-        }
-    }
-
-    fn catalog(&self) -> Catalog {
-        Catalog::open(&self.dir.path().join("server.db")).unwrap()
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
-    }
-
-    fn host(&self, host: &str, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_sanmover"));
-        c.arg("--catalog")
-            .arg(self.dir.path().join(format!("{host}.db")))
-            .args([
-                "--initiator",
-                &format!("iqn.2026-12.org.sanmover.test:{host}"),
-            ])
-            .args(args)
-            .args(["--server", &self.url])
-            .env("SANMOVER_SERVER_TOKEN", format!("{host}:{}", secret(host)))
-            .env_remove("SANMOVER_INITIATOR");
-        c
-    }
-
-    fn run(&self, host: &str, args: &[&str]) -> Run {
-        let out = self.host(host, args).output().unwrap();
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    }
-
-    fn status(&self) -> serde_json::Value {
-        self.run("op", &["--json", "server", "status"]).ok().json()
-    }
-}
-
-fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !f() {
-        assert!(t.elapsed() < limit, "gave up waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn same_bytes(a: &Path, b: &Path, len: usize) {
-    let (x, y) = (std::fs::read(a).unwrap(), std::fs::read(b).unwrap());
-    assert!(
-        x[..len] == y[..len],
-        "{} and {} differ",
-        a.display(),
-        b.display()
-    );
-}
-
-/// The drive and set of the lease whose heartbeat named a set.
-fn set_in_heartbeat(s: &Server) -> (usize, String) {
-    let mut found = None;
-    wait_for("a set in a heartbeat", Duration::from_secs(60), || {
-        let st = s.status();
-        found = st["leases"].as_array().and_then(|l| {
-            l.iter().find(|l| !l["set"].is_null()).map(|l| {
-                (
-                    l["drive"].as_u64().unwrap() as usize,
-                    l["set"].as_str().unwrap().to_string(),
-                )
-            })
-        });
-        found.is_some()
-    });
-    found.unwrap()
 }
 
 #[test]
@@ -179,7 +33,7 @@ fn a_partitioned_host_is_fenced_by_preempt_and_abort() {
     fill_random(&small_file, 4 << 20, 5);
     let (dst, dst_file) = rig.add_lun(12, 4);
     let vtl = Vtl::start(&rig.state.path().join("media"), 2, 4, "1G");
-    let s = Server::start(&vtl, "3");
+    let s = Server::start(&lib(&vtl), &["--lease-secs", "3"]);
     let st = s.status();
     assert_eq!(st["drives"][0]["reservations"], true, "{st}");
 
@@ -197,14 +51,8 @@ fn a_partitioned_host_is_fenced_by_preempt_and_abort() {
         "--block-size",
         "16K",
     ];
-    let victim = Proc(
-        s.host("alpha", &args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let (drive, failed_set) = set_in_heartbeat(&s);
+    let victim = s.spawn("alpha", &args);
+    let (drive, failed_set) = s.set_in_heartbeat(Duration::from_secs(60));
     victim.signal(nix::sys::signal::Signal::SIGSTOP);
 
     // The lease expires, the server preempts, the set is failed and the

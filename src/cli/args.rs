@@ -210,6 +210,16 @@ Examples:
     /// 'snapshots list'); on any failure the snapshot is released.
     /// Providers: tgt[:control=N,env=RIG.ENV,dir=D,portal=H:P,tid=N],
     /// exec:SCRIPT[,k=v] (docs/snapshot-exec.md), lio, xcopy-image.
+    ///
+    /// With --server URL (a 'sanmover server' of a shared library) no
+    /// --tape is given: the server grants a drive with a cartridge of
+    /// --pool, and the set is reported to it and cataloged there. Host
+    /// mode writes the granted drive from this host; xcopy mode leases
+    /// the drive for the copy manager, which reaches it over its own
+    /// session (this host reads the cartridge's label and end of tape
+    /// itself); serverless mode is run by the server itself as a job
+    /// (snapshot, drive and set on the server; this host follows the job
+    /// and prints the cataloged set; --quiesce and --thaw are refused).
     #[command(after_help = "\
 Examples:
   sanmover backup --source iscsi://san/iqn.2024-01.ex:disk/1 \\
@@ -219,7 +229,14 @@ Examples:
   sanmover backup --mode xcopy \\
       --copy-manager iscsi://router:3261/iqn.2026-11.org.sanmover:router/0 \\
       --source iscsi://san/iqn.2024-01.ex:disk/1 \\
-      --tape iscsi://lib/iqn.2024-01.ex:tape/1")]
+      --tape iscsi://lib/iqn.2024-01.ex:tape/1
+  sanmover backup --server http://127.0.0.1:7450 --pool nightly \\
+      --source iscsi://san/iqn.2024-01.ex:disk/1
+  sanmover backup --server http://127.0.0.1:7450 --mode xcopy \\
+      --copy-manager iscsi://router:3261/iqn.2026-11.org.sanmover:router/0 \\
+      --source iscsi://san/iqn.2024-01.ex:disk/1
+  sanmover --json backup --server http://127.0.0.1:7450 --mode serverless \\
+      --snapshot tgt --source iscsi://san/iqn.2024-01.ex:disk/1")]
     Backup(BackupArgs),
     /// Restore a backup set to a disk LUN, checking every record.
     ///
@@ -258,9 +275,14 @@ Examples:
     /// The drive is locked as for backup: while another sanmover process
     /// on this host uses it, verify is refused with exit status 16, or
     /// waits with --wait.
+    ///
+    /// With --server URL the backup server finds the set's cartridge,
+    /// loads it in a free drive and names the drive and tape file; this
+    /// host reads and checks the set, and releases the drive at the end.
     #[command(after_help = "\
 Examples:
   sanmover verify 3f2a9c1e
+  sanmover verify 3f2a9c1e --server http://127.0.0.1:7450
   sanmover verify 3f2a9c1e --compare-source
   sanmover verify 3f2a9c1e \\
       --compare-target iscsi://san/iqn.2024-01.ex:scratch/2")]
@@ -1025,6 +1047,11 @@ pub struct VerifyArgs {
     /// host has it, instead of failing with exit status 16.
     #[arg(long)]
     pub wait: bool,
+    /// Ask this backup server for the set: it loads the set's cartridge
+    /// in a free drive and says which drive and tape file to read; this
+    /// host reads and checks it.
+    #[command(flatten)]
+    pub remote: ServerClientArgs,
 }
 
 #[derive(Debug, Subcommand)]

@@ -17,12 +17,12 @@ use crate::engine::EngineError;
 /// What `backup --mode xcopy` ended with when the copy manager did not do
 /// the job and this host did.
 #[derive(Debug, serde::Serialize)]
-struct FallbackSummary {
-    mode: &'static str,
-    fallback: bool,
+pub(super) struct FallbackSummary {
+    pub mode: &'static str,
+    pub fallback: bool,
     /// Why the third-party copy was not used or did not finish.
-    reason: String,
-    backup: BackupSummary,
+    pub reason: String,
+    pub backup: BackupSummary,
 }
 
 pub fn run(s: &Sessions, out: &Out, a: &BackupArgs) -> Result<u8> {
@@ -52,19 +52,21 @@ pub fn run(s: &Sessions, out: &Out, a: &BackupArgs) -> Result<u8> {
         reason,
         backup: backup_host::backup(s, out, a)?,
     };
-    out.emit(&sum, || {
-        format!(
-            "FALLBACK: the copy manager did not do this backup ({}); this host did:\n{}",
-            sum.reason,
-            backup_text(&sum.backup)
-        )
-    });
+    out.emit(&sum, || fallback_text(&sum));
     Ok(exit::OK)
+}
+
+pub(super) fn fallback_text(sum: &FallbackSummary) -> String {
+    format!(
+        "FALLBACK: the copy manager did not do this backup ({}); this host did:\n{}",
+        sum.reason,
+        backup_text(&sum.backup)
+    )
 }
 
 /// Whether a failed third-party copy is worth doing host-driven: not when
 /// the operator stopped it, nor when the request itself was refused.
-fn falls_back(e: &anyhow::Error) -> bool {
+pub(super) fn falls_back(e: &anyhow::Error) -> bool {
     let interrupted = e
         .downcast_ref::<EngineError>()
         .is_some_and(|e| matches!(e, EngineError::Interrupted { .. }));
@@ -86,6 +88,7 @@ fn third_party(s: &Sessions, out: &Out, a: &BackupArgs) -> Result<ThirdPartySumm
     let opts = ThirdPartyOptions {
         set: backup_host::set_request(a)?,
         copy_manager_url: redacted(cm_url),
+        shared_volume: false,
     };
     let bar = Bar::new(out);
     Ok(backup(
@@ -98,7 +101,7 @@ fn third_party(s: &Sessions, out: &Out, a: &BackupArgs) -> Result<ThirdPartySumm
     )?)
 }
 
-fn tpc_text(t: &ThirdPartySummary) -> String {
+pub(super) fn tpc_text(t: &ThirdPartySummary) -> String {
     let s = &t.set;
     format!(
         "backup complete (third-party copy by {}): set {}\n  volume {}, tape file {}\n{}  {} EXTENDED COPY commands; through this host: {} bytes of parameter lists and results, {} bytes of data\n  {} digest of the record CRCs {}\n",

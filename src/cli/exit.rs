@@ -308,6 +308,9 @@ pub fn for_error(e: &anyhow::Error) -> u8 {
         if let Some(c) = cause.downcast_ref::<ClientError>() {
             return for_client(c);
         }
+        if let Some(j) = cause.downcast_ref::<crate::server::jobs::JobFailed>() {
+            return j.exit;
+        }
         if cause.downcast_ref::<Refusal>().is_some() {
             return REFUSED;
         }

@@ -30,10 +30,12 @@ pub mod exit;
 mod output;
 mod pr_cmds;
 mod progress;
+mod remote_modes;
 mod restore_cmds;
 mod router_cmds;
 mod scsi_cmds;
 mod server_cmds;
+mod server_jobs;
 mod sessions;
 mod sizes;
 mod snapshots_cmds;
@@ -139,6 +141,7 @@ fn run(cli: &Cli) -> Result<u8> {
             server_cmds::restore_remote(&s, &out, a)
         }
         Command::Restore(a) => restore_cmds::run_restore(&s, &out, a),
+        Command::Verify(a) if a.remote.server.is_some() => remote_modes::verify_remote(&s, &out, a),
         Command::Verify(a) => restore_cmds::run_verify(&s, &out, a),
         Command::Catalog { op } => catalog(&s, &out, op),
         Command::Xcopy(a) => xcopy_cmds::run_xcopy(&s, &out, a),

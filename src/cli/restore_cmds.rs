@@ -11,9 +11,11 @@ use super::progress::Bar;
 use super::sessions::{redacted, Dyn, Sessions};
 use super::time::iso8601;
 use crate::catalog::{Catalog, SetRow};
-use crate::device::Disk;
+use crate::device::{Disk, Tape};
 use crate::engine::guard::refuse_live_writer;
-use crate::engine::restore::{restore, verify_against, Compare, CompareWith, RestoreOptions};
+use crate::engine::restore::{
+    restore, verify_against, Compare, CompareWith, ReadSummary, RestoreOptions,
+};
 use crate::scsi::Lba;
 
 /// The tape to read a set from: `--tape`, else the device the catalog
@@ -92,7 +94,21 @@ pub fn run_verify(s: &Sessions, out: &Out, a: &VerifyArgs) -> Result<u8> {
     let mut t = s.tape(&tape_dev)?;
     let _lock = s.lock_tape(&mut t, &tape_dev, "verify", a.wait)?;
     refuse_live_writer(&catalog, row.info.volume, &row.volume_name)?;
-    let mut disk = compared_disk(s, a, &row)?;
+    let sum = verify_on(s, out, a, &mut t, &row)?;
+    out.emit(&sum, || verify_text(&sum, a, &row));
+    Ok(exit::OK)
+}
+
+/// Read `row`'s set from `t` and check it, comparing with a disk when
+/// `a` asks for it (`verify` and `verify --server`).
+pub(super) fn verify_on(
+    s: &Sessions,
+    out: &Out,
+    a: &VerifyArgs,
+    t: &mut Tape<Dyn>,
+    row: &SetRow,
+) -> Result<ReadSummary> {
+    let mut disk = compared_disk(s, a, row)?;
     let compare = disk.as_mut().map(|disk| Compare {
         disk,
         lba: a.lba.map_or(row.info.lba, Lba),
@@ -101,24 +117,24 @@ pub fn run_verify(s: &Sessions, out: &Out, a: &VerifyArgs) -> Result<u8> {
             None => CompareWith::Source,
         },
     });
-    let sum = verify_against(&mut t, &row, compare, &Bar::new(out))?;
-    out.emit(&sum, || {
-        let mut t = format!(
-            "verify passed: set {} ({} records, {} bytes, {:.1} MB/s)\n  {} {}\n",
-            sum.set_id, sum.records, sum.bytes, sum.mbps, sum.digest_algorithm, sum.digest
+    Ok(verify_against(t, row, compare, &Bar::new(out))?)
+}
+
+pub(super) fn verify_text(sum: &ReadSummary, a: &VerifyArgs, row: &SetRow) -> String {
+    let mut t = format!(
+        "verify passed: set {} ({} records, {} bytes, {:.1} MB/s)\n  {} {}\n",
+        sum.set_id, sum.records, sum.bytes, sum.mbps, sum.digest_algorithm, sum.digest
+    );
+    if let Some(n) = sum.compared_with_source {
+        let _ = writeln!(t, "  {n} bytes identical to the source LUN");
+    }
+    if let (Some(n), Some(dev)) = (sum.compared_with_target, &a.compare_target) {
+        let _ = writeln!(
+            t,
+            "  {n} bytes identical to {} from LBA {}",
+            redacted(dev),
+            a.lba.map_or(row.info.lba, Lba)
         );
-        if let Some(n) = sum.compared_with_source {
-            let _ = writeln!(t, "  {n} bytes identical to the source LUN");
-        }
-        if let (Some(n), Some(dev)) = (sum.compared_with_target, &a.compare_target) {
-            let _ = writeln!(
-                t,
-                "  {n} bytes identical to {} from LBA {}",
-                redacted(dev),
-                a.lba.map_or(row.info.lba, Lba)
-            );
-        }
-        t
-    });
-    Ok(exit::OK)
+    }
+    t
 }

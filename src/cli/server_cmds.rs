@@ -5,6 +5,7 @@
 
 use std::io::Write as _;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -17,17 +18,23 @@ use super::backup_host::{backup_options, backup_text};
 use super::exit::{self, UsageError};
 use super::output::Out;
 use super::progress::Bar;
+use super::remote_modes;
+use super::server_jobs::ServerlessRunner;
 use super::sessions::{redacted, stop_on_signals, Sessions};
 use super::sizes::check_tape_block;
-use crate::catalog::SetState;
+use super::snapshots_cmds::release_stopped;
+use crate::catalog::{SetRow, SetState};
 use crate::device::Tape;
-use crate::engine::host::backup as host_backup;
+use crate::engine::host::{backup as host_backup, BackupOptions};
+use crate::engine::interrupt::StopFlag;
 use crate::engine::restore::{restore, RestoreOptions};
 use crate::engine::EngineError;
 use crate::scsi::Lba;
 use crate::server::auth::Hosts;
-use crate::server::client::{Client, Heartbeat, SetWatch};
+use crate::server::client::Client;
 use crate::server::http::{serve, HttpConfig, RequestBody};
+use crate::server::jobs::{end_orphans, Jobs};
+use crate::server::lifecycle::{run_leased, Leased};
 use crate::server::scsi_library::ScsiLibrary;
 use crate::server::service::{Grant, Service, Status};
 use crate::server::state::Policy;
@@ -50,7 +57,7 @@ pub fn run(s: &Sessions, out: &Out, a: &ServerArgs) -> Result<u8> {
 }
 
 /// The client a command's options name.
-fn client(c: &ServerClientArgs) -> Result<Client> {
+pub(super) fn client(c: &ServerClientArgs) -> Result<Client> {
     let url = c
         .server
         .as_deref()
@@ -101,9 +108,19 @@ fn serve_cmd(s: &Sessions, a: &ServerRunArgs) -> Result<u8> {
         poll_grace_secs: 30,
     };
     let svc = Service::start(s.catalog()?, Box::new(lib), &specs, policy)?;
+    end_left_jobs(s, &svc)?;
     let robot = svc.spawn_robot(Duration::from_millis(500));
     let stop = stop_on_signals()?;
-    let running = serve(svc.clone(), HttpConfig { listen, hosts, tls })?;
+    let jobs = Some(server_jobs(s, &svc));
+    let running = serve(
+        svc.clone(),
+        HttpConfig {
+            listen,
+            hosts,
+            tls,
+            jobs,
+        },
+    )?;
     let st = svc.status();
     // The first stdout line is the contract for scripts and tests.
     let mut o = std::io::stdout();
@@ -123,6 +140,33 @@ fn serve_cmd(s: &Sessions, a: &ServerRunArgs) -> Result<u8> {
     let _ = robot.join();
     eprintln!("sanmover server: stopped");
     Ok(exit::OK)
+}
+
+/// What a previous server's own jobs left: their leases (released, sets
+/// failed) and their snapshots (unmapped and deleted), said on stderr.
+fn end_left_jobs(s: &Sessions, svc: &Service) -> Result<()> {
+    for l in end_orphans(svc, s.catalog_path())? {
+        log::warn!(
+            "lease {} of a serverless job for {} ended: the server restarted while running it{}",
+            l.id,
+            l.host,
+            l.set
+                .map_or(String::new(), |id| format!("; set {id} failed"))
+        );
+    }
+    for c in release_stopped(s)? {
+        log::warn!("snapshot job {}: {}", c.job, c.outcome);
+    }
+    Ok(())
+}
+
+/// The jobs the server runs itself: serverless backups, with the
+/// server's sessions, cataloged in its catalog.
+fn server_jobs(s: &Sessions, svc: &Arc<Service>) -> Arc<Jobs> {
+    let runner = Arc::new(ServerlessRunner {
+        sessions: s.clone(),
+    });
+    Jobs::new(svc.clone(), runner, s.catalog_path().to_path_buf())
 }
 
 fn read_hosts(path: &Path) -> Result<Hosts> {
@@ -200,13 +244,42 @@ fn release_drive(out: &Out, drive: usize, force: bool, c: &ServerClientArgs) -> 
     Ok(exit::OK)
 }
 
-/// Heartbeats three times a lease period.
-fn period(g: &Grant) -> Duration {
-    Duration::from_millis((g.lease_secs * 1000 / 3).max(200))
-}
-
 fn wait_note(pos: usize) {
     eprintln!("sanmover: waiting for a drive: position {pos} in the server's queue");
+}
+
+/// The lease lifecycle of this command, through the server `c` names;
+/// its sets are cataloged in this host's catalog.
+pub(super) fn leased(
+    s: &Sessions,
+    c: &ServerClientArgs,
+    request: RequestBody,
+    stop: StopFlag,
+) -> Result<Leased> {
+    Ok(Leased {
+        broker: Arc::new(client(c)?),
+        request,
+        catalog: s.catalog_path().to_path_buf(),
+        stop,
+    })
+}
+
+/// [`run_leased`] with the queue position said on stderr.
+pub(super) fn run_with_lease<T>(
+    l: &Leased,
+    mover: impl FnOnce(&Grant) -> Result<T>,
+    set_of: impl Fn(&T) -> Option<uuid::Uuid>,
+) -> Result<(Grant, T)> {
+    let ended = run_leased(l, &mut wait_note, mover, set_of, tape_full)?;
+    Ok((ended.grant, ended.result?))
+}
+
+/// The mover stopped at end of medium: its cartridge is full.
+fn tape_full(e: &anyhow::Error) -> bool {
+    matches!(
+        e.downcast_ref::<EngineError>(),
+        Some(EngineError::TapeFull { .. })
+    )
 }
 
 /// On a drive with PERSISTENT RESERVE: register the lease's key and hold
@@ -214,7 +287,7 @@ fn wait_note(pos: usize) {
 /// host (PREEMPT AND ABORT) its next command is a RESERVATION CONFLICT.
 /// It is not given up at the end: the server takes it back when the lease
 /// is released, so the drive is never without a reservation.
-fn hold_drive<T: Transport>(tape: &mut Tape<T>, g: &Grant) -> Result<()> {
+pub(super) fn hold_drive<T: Transport>(tape: &mut Tape<T>, g: &Grant) -> Result<()> {
     if let Some(k) = g.reservation {
         tape.scsi
             .pr_claim(k.key, k.server_key)
@@ -223,39 +296,40 @@ fn hold_drive<T: Transport>(tape: &mut Tape<T>, g: &Grant) -> Result<()> {
     Ok(())
 }
 
-/// `backup --server URL --mode host`: a lease, the host engine on the
-/// granted drive, the set reported, the lease released.
-pub fn backup_remote(s: &Sessions, out: &Out, a: &BackupArgs) -> Result<u8> {
-    if a.mode != BackupMode::Host {
-        bail!(UsageError("--server works with --mode host only".into()));
-    }
-    let cl = client(&a.remote)?;
-    let catalog = s.catalog()?;
-    let mut source = s.disk(&a.source, "source")?;
-    let grant = cl.acquire(
-        &RequestBody::Backup {
-            pool: a.pool.clone(),
-        },
-        wait_note,
-    )?;
-    let lease = grant.lease.id;
-    let mut opts = backup_options(s, a)?;
-    opts.set.tape_url = grant.drive_url.clone();
-    if let Some(k) = grant.reservation {
+/// The engine's options on the granted drive: its address in the set
+/// header, and the lease's reservation key where the drive has one.
+pub(super) fn granted(mut opts: BackupOptions, g: &Grant) -> BackupOptions {
+    opts.set.tape_url = g.drive_url.clone();
+    if let Some(k) = g.reservation {
         opts.reservation_key = k.key;
         opts.keep_reservation = true;
     }
-    let watch = grant.volume.map(|volume| SetWatch {
-        catalog: s.catalog_path().to_path_buf(),
-        volume,
-        since: crate::engine::now() as i64,
-    });
-    let hb = Heartbeat::start(cl.clone(), lease, period(&grant), watch, opts.set.stop);
-    let result = (|| -> Result<_> {
+    opts
+}
+
+/// `backup --server URL`: a lease, the mode's engine on the granted
+/// drive, the set reported, the lease released.
+pub fn backup_remote(s: &Sessions, out: &Out, a: &BackupArgs) -> Result<u8> {
+    match a.mode {
+        BackupMode::Host => {}
+        BackupMode::Xcopy => return remote_modes::backup_xcopy(s, out, a),
+        BackupMode::Serverless => return remote_modes::backup_serverless(out, a),
+    }
+    let catalog = s.catalog()?;
+    let mut source = s.disk(&a.source, "source")?;
+    let opts = backup_options(s, a)?;
+    let pool = a.pool.clone();
+    let request = RequestBody::Backup {
+        pool,
+        copy_manager: None,
+    };
+    let l = leased(s, &a.remote, request, opts.set.stop)?;
+    let mover = |grant: &Grant| -> Result<_> {
         let mut tape = s.tape(&grant.drive_url)?;
-        hold_drive(&mut tape, &grant)?;
+        hold_drive(&mut tape, grant)?;
         let disk_block = source.capacity()?.block_size.0;
         check_tape_block(&mut tape, a.block_size, Some(disk_block))?;
+        let opts = granted(opts, grant);
         Ok(host_backup(
             &mut source,
             &mut tape,
@@ -263,31 +337,13 @@ pub fn backup_remote(s: &Sessions, out: &Out, a: &BackupArgs) -> Result<u8> {
             &opts,
             &Bar::new(out),
         )?)
-    })();
-    let seen = hb.finish();
-    let set_id = match &result {
-        Ok(sum) => Some(sum.set.set_id),
-        Err(_) => seen.map(|s| s.id),
     };
-    if let Some(id) = set_id {
-        let row = catalog.set(&id.to_string())?;
-        if let Err(e) = cl.report(lease, row.info.clone(), row.outcome.clone()) {
-            eprintln!("sanmover: reporting set {id} to the server failed: {e}");
-        }
-    }
-    let full = matches!(&result, Err(e) if matches!(e.downcast_ref::<EngineError>(), Some(EngineError::TapeFull { .. })));
-    // A set that failed (a fenced host's RESERVATION CONFLICT) is the
-    // error to show; its lease is then gone at the server too.
-    match (cl.release(lease, full), &result) {
-        (Err(e), Err(_)) => eprintln!("sanmover: releasing lease {lease}: {e}"),
-        (Err(e), Ok(_)) => return Err(e.into()),
-        (Ok(()), _) => {}
-    }
-    let sum = result?;
+    let (grant, sum) = run_with_lease(&l, mover, |sum| Some(sum.set.set_id))?;
     out.emit(&sum, || {
         format!(
-            "{}  lease {lease} on drive {} (cartridge {})\n",
+            "{}  lease {} on drive {} (cartridge {})\n",
             backup_text(&sum),
+            grant.lease.id,
             grant.drive_url,
             grant.lease.barcode
         )
@@ -302,42 +358,29 @@ pub fn restore_remote(s: &Sessions, out: &Out, a: &RestoreArgs) -> Result<u8> {
             "--tape and --server do not go together: the server picks the drive".into()
         ));
     }
-    let cl = client(&a.remote)?;
     let mut disk = s.disk(&a.target, "restore target")?;
-    let grant = cl.acquire(&RequestBody::Restore { set: a.set.clone() }, wait_note)?;
-    let lease = grant.lease.id;
-    let row = grant
-        .set
-        .clone()
-        .context("the server's grant names no set")?;
-    if row.outcome.state != SetState::Complete {
-        eprintln!(
-            "sanmover: set {} is {}; restoring what it holds",
-            row.info.id, row.outcome.state
-        );
-    }
-    let hb = Heartbeat::start(cl.clone(), lease, period(&grant), None, stop_on_signals()?);
-    let result = (|| -> Result<_> {
+    let request = RequestBody::Restore { set: a.set.clone() };
+    let l = leased(s, &a.remote, request, stop_on_signals()?)?;
+    let mover = |grant: &Grant| -> Result<_> {
+        let row = granted_set(grant)?;
         let mut tape = s.tape(&grant.drive_url)?;
-        hold_drive(&mut tape, &grant)?;
+        hold_drive(&mut tape, grant)?;
         let opts = RestoreOptions {
             target_lba: a.lba.map(Lba),
             queue_depth: a.queue_depth,
             overwrite_source: a.force,
         };
         Ok(restore(&mut tape, &row, &mut disk, &opts, &Bar::new(out))?)
-    })();
-    drop(hb);
-    cl.release(lease, false)?;
-    let sum = result?;
+    };
+    let (grant, sum) = run_with_lease(&l, mover, |_| None)?;
+    let file = grant.set.as_ref().map_or(0, |r| r.info.file_number);
     out.emit(&sum, || {
         format!(
-            "restore complete: set {} to {} from drive {} (cartridge {}, tape file {})\n  {} bytes in {} records, {:.2} s, {:.1} MB/s\n  every record CRC and the set digest checked: {} {}\n",
+            "restore complete: set {} to {} from drive {} (cartridge {}, tape file {file})\n  {} bytes in {} records, {:.2} s, {:.1} MB/s\n  every record CRC and the set digest checked: {} {}\n",
             sum.set_id,
             redacted(&a.target),
             grant.drive_url,
             grant.lease.barcode,
-            row.info.file_number,
             sum.bytes,
             sum.records,
             sum.seconds,
@@ -347,4 +390,20 @@ pub fn restore_remote(s: &Sessions, out: &Out, a: &RestoreArgs) -> Result<u8> {
         )
     });
     Ok(exit::OK)
+}
+
+/// The set a restore or verify lease was granted for, as the server
+/// catalogs it; one that did not complete is read for what it holds.
+pub(super) fn granted_set(grant: &Grant) -> Result<SetRow> {
+    let row = grant
+        .set
+        .clone()
+        .context("the server's grant names no set")?;
+    if row.outcome.state != SetState::Complete {
+        eprintln!(
+            "sanmover: set {} is {}; reading what it holds",
+            row.info.id, row.outcome.state
+        );
+    }
+    Ok(row)
 }

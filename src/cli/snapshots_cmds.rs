@@ -66,11 +66,11 @@ pub fn list(s: &Sessions, out: &Out) -> Result<u8> {
 
 /// One job cleanup looked at.
 #[derive(Debug, Serialize)]
-struct Cleaned {
-    job: uuid::Uuid,
+pub(super) struct Cleaned {
+    pub job: uuid::Uuid,
     state_before: SnapshotState,
     state_after: SnapshotState,
-    outcome: String,
+    pub outcome: String,
     ok: bool,
 }
 
@@ -99,6 +99,35 @@ fn clean_one(s: &Sessions, row: &SnapshotJobRow) -> Result<String, String> {
 }
 
 pub fn cleanup(s: &Sessions, out: &Out) -> Result<u8> {
+    let done = release_stopped(s)?;
+    let failed = done.iter().filter(|c| !c.ok).count();
+    out.emit(&done, || {
+        let mut t = format!("snapshots cleanup: {} job(s) released", done.len() - failed);
+        if failed > 0 {
+            let _ = write!(t, ", {failed} failed");
+        }
+        t.push('\n');
+        for c in &done {
+            let _ = writeln!(
+                t,
+                "  {}  {} -> {}  {}",
+                c.job, c.state_before, c.state_after, c.outcome
+            );
+        }
+        t
+    });
+    if failed > 0 {
+        let count = failed;
+        return Err(
+            crate::engine::EngineError::from(crate::engine::Refusal::Unreleased { count }).into(),
+        );
+    }
+    Ok(exit::OK)
+}
+
+/// Release what stopped serverless backups left (their process is gone):
+/// what `snapshots cleanup` does, and `server` at start.
+pub(super) fn release_stopped(s: &Sessions) -> Result<Vec<Cleaned>> {
     let catalog = s.catalog()?;
     let mut done = Vec::new();
     for row in catalog.snapshot_jobs()? {
@@ -127,27 +156,5 @@ pub fn cleanup(s: &Sessions, out: &Out) -> Result<u8> {
             ok,
         });
     }
-    let failed = done.iter().filter(|c| !c.ok).count();
-    out.emit(&done, || {
-        let mut t = format!("snapshots cleanup: {} job(s) released", done.len() - failed);
-        if failed > 0 {
-            let _ = write!(t, ", {failed} failed");
-        }
-        t.push('\n');
-        for c in &done {
-            let _ = writeln!(
-                t,
-                "  {}  {} -> {}  {}",
-                c.job, c.state_before, c.state_after, c.outcome
-            );
-        }
-        t
-    });
-    if failed > 0 {
-        let count = failed;
-        return Err(
-            crate::engine::EngineError::from(crate::engine::Refusal::Unreleased { count }).into(),
-        );
-    }
-    Ok(exit::OK)
+    Ok(done)
 }

@@ -48,6 +48,11 @@ pub struct ThirdPartyOptions {
     pub set: SetRequest,
     /// The copy manager's address, without secrets, for the summary.
     pub copy_manager_url: String,
+    /// The drive was granted by a backup server: its volume is shared
+    /// with other hosts whose sets this catalog does not hold, so this
+    /// host reads the label and finds the end of the tape itself, as the
+    /// host-driven mover does, instead of trusting its own catalog.
+    pub shared_volume: bool,
 }
 
 /// What `backup --mode xcopy --json` prints.
@@ -91,6 +96,7 @@ pub fn backup<C: Transport, S: Transport, T: Transport>(
         plan: Vec::new(),
         sent: 0,
         received: 0,
+        shared_volume: opts.shared_volume,
     };
     let (set, _) = writer.run(&mut mover, catalog, progress)?;
     Ok(ThirdPartySummary {
@@ -182,6 +188,8 @@ struct ThirdPartyMover<'a, C: Transport, T: Transport> {
     sent: u64,
     /// Result bytes read.
     received: u64,
+    /// See [`ThirdPartyOptions::shared_volume`].
+    shared_volume: bool,
 }
 
 impl<C: Transport, T: Transport> Mover for ThirdPartyMover<'_, C, T> {
@@ -190,8 +198,12 @@ impl<C: Transport, T: Transport> Mover for ThirdPartyMover<'_, C, T> {
     }
 
     /// The catalog says which volume the drive holds (this host does not
-    /// read the tape) and where its next file is.
+    /// read the tape) and where its next file is; on a volume shared
+    /// through a backup server the tape says so instead.
     fn place(&mut self, catalog: &Catalog, tape_url: &str) -> Result<Placement, EngineError> {
+        if self.shared_volume {
+            return shared_placement(catalog, self.tape);
+        }
         let volume = catalog
             .volume_in_device(tape_url)?
             .ok_or_else(|| Refusal::VolumeUnknown {
@@ -529,6 +541,29 @@ fn held_crcs<C: Transport>(
     }
     d.crcs()
         .map_err(|e| cm.perr("RECEIVE COPY RESULTS data", e).into())
+}
+
+/// Where the set goes on a volume shared through a backup server: after
+/// the last file on the tape, read from the tape (the label names the
+/// volume, which is recorded in this host's catalog).
+fn shared_placement<T: Transport>(
+    catalog: &Catalog,
+    tape: &mut Tape<T>,
+) -> Result<Placement, EngineError> {
+    let label = super::volume::require_label(tape)?;
+    refuse_live_writer(catalog, label.uuid, &label.name)?;
+    catalog.upsert_volume(&crate::catalog::VolumeRow {
+        id: label.uuid,
+        name: label.name.clone(),
+        created: label.created as i64,
+        last_file: None,
+    })?;
+    let file = super::volume::find_append_point(tape)?;
+    Ok(Placement {
+        volume: label.uuid,
+        volume_name: Some(label.name),
+        file,
+    })
 }
 
 /// Where the set goes: the catalog's next file on the volume in `tape`.

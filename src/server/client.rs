@@ -84,7 +84,7 @@ impl Client {
         })
     }
 
-    fn call<T: DeserializeOwned>(
+    pub(super) fn call<T: DeserializeOwned>(
         &self,
         method: &str,
         path: &str,
@@ -117,7 +117,7 @@ impl Client {
         }
     }
 
-    fn post<T: DeserializeOwned>(
+    pub(super) fn post<T: DeserializeOwned>(
         &self,
         path: &str,
         body: &impl Serialize,
@@ -264,7 +264,7 @@ pub struct Heartbeat {
 
 impl Heartbeat {
     pub fn start(
-        client: Client,
+        client: std::sync::Arc<dyn super::lifecycle::Broker>,
         lease: LeaseId,
         period: Duration,
         watch: Option<SetWatch>,
@@ -273,7 +273,8 @@ impl Heartbeat {
         let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let set = std::sync::Arc::new(std::sync::Mutex::new(None));
         let (d, s) = (done.clone(), set.clone());
-        let thread = std::thread::spawn(move || beat(&client, lease, period, watch, stop, &d, &s));
+        let thread =
+            std::thread::spawn(move || beat(client.as_ref(), lease, period, watch, stop, &d, &s));
         Heartbeat {
             done,
             set,
@@ -313,7 +314,7 @@ fn running_set(w: &SetWatch) -> Option<SetInfo> {
 }
 
 fn beat(
-    client: &Client,
+    client: &dyn super::lifecycle::Broker,
     lease: LeaseId,
     period: Duration,
     watch: Option<SetWatch>,

@@ -21,6 +21,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::auth::Hosts;
+use super::jobs::Jobs;
 use super::service::{Service, ServiceError};
 use super::state::{Denied, LeaseError, Want};
 use crate::catalog::{CatalogError, SetInfo, SetOutcome};
@@ -62,6 +63,8 @@ pub struct HttpConfig {
     pub listen: SocketAddr,
     pub hosts: Hosts,
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The jobs the server runs itself (`/v1/jobs`), if it runs any.
+    pub jobs: Option<Arc<Jobs>>,
 }
 
 /// The running HTTP side; dropped or [`Running::stop`]ped, it stops.
@@ -127,8 +130,9 @@ pub fn serve(svc: Arc<Service>, cfg: HttpConfig) -> Result<Running, HttpError> {
     let mut threads = Vec::new();
     for _ in 0..WORKERS {
         let (http, svc, hosts, stop) = (http.clone(), svc.clone(), hosts.clone(), stop.clone());
+        let jobs = cfg.jobs.clone();
         threads.push(std::thread::spawn(move || {
-            worker(&http, &svc, &hosts, &stop)
+            worker(&http, (&svc, jobs.as_ref()), &hosts, &stop)
         }));
     }
     let front = Front {
@@ -247,7 +251,10 @@ fn relay<A: Read + Write, B: Read + Write>(mut outer: A, mut inner: B) -> std::i
     }
 }
 
-fn worker(http: &tiny_http::Server, svc: &Service, hosts: &Hosts, stop: &AtomicBool) {
+/// The service, and the jobs it runs itself.
+type Served<'a> = (&'a Service, Option<&'a Arc<Jobs>>);
+
+fn worker(http: &tiny_http::Server, svc: Served, hosts: &Hosts, stop: &AtomicBool) {
     while !stop.load(Ordering::SeqCst) {
         let Ok(mut req) = http.recv() else { break };
         if stop.load(Ordering::SeqCst) {
@@ -265,7 +272,7 @@ fn worker(http: &tiny_http::Server, svc: &Service, hosts: &Hosts, stop: &AtomicB
 }
 
 /// Authenticate, read the body within its limit, route.
-fn answer(req: &mut tiny_http::Request, svc: &Service, hosts: &Hosts) -> (u16, String) {
+fn answer(req: &mut tiny_http::Request, served: Served, hosts: &Hosts) -> (u16, String) {
     let auth = req
         .headers()
         .iter()
@@ -297,7 +304,14 @@ fn answer(req: &mut tiny_http::Request, svc: &Service, hosts: &Hosts) -> (u16, S
     }
     let method = req.method().as_str().to_string();
     let url = req.url().to_string();
-    match route(svc, &who, &method, &url, &body) {
+    let path: Vec<&str> = url.trim_matches('/').split('/').collect();
+    let routed = match path.as_slice() {
+        ["v1", "jobs", ..] => {
+            super::jobs::route(served.1, &who.name, who.operator, &method, &path, &body)
+        }
+        _ => route(served.0, &who, &method, &url, &body),
+    };
+    match routed {
         Ok(v) => (200, v.to_string()),
         Err(e) => (
             e.status(),
@@ -326,7 +340,7 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    fn status(&self) -> u16 {
+    pub fn status(&self) -> u16 {
         match self {
             ApiError::NotFound(_) => 404,
             ApiError::Bad(_) => 400,
@@ -341,7 +355,7 @@ impl ApiError {
     }
 
     /// A word a client can act on without parsing the message.
-    fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> &'static str {
         match self {
             ApiError::Service(ServiceError::Denied(Denied::EmptyPool(_))) => "empty_pool",
             ApiError::Service(ServiceError::Denied(_)) => "denied",
@@ -358,8 +372,15 @@ impl ApiError {
 #[derive(Debug, Deserialize, serde::Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum RequestBody {
-    Backup { pool: String },
-    Restore { set: String },
+    Backup {
+        pool: String,
+        /// The copy manager the drive is for (`--mode xcopy`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        copy_manager: Option<String>,
+    },
+    Restore {
+        set: String,
+    },
 }
 
 /// What `POST /v1/leases/N/heartbeat` takes.
@@ -406,7 +427,11 @@ fn route(
         ("GET", ["v1", "events"]) => json!(svc.events()?),
         ("POST", ["v1", "requests"]) => {
             let want = match parse::<RequestBody>(body)? {
-                RequestBody::Backup { pool } => Want::Backup { pool },
+                RequestBody::Backup { pool, copy_manager } => Want::Backup {
+                    pool,
+                    copy_manager,
+                    by_server: false,
+                },
                 RequestBody::Restore { set } => svc.restore_want(&set)?,
             };
             let ticket = svc.request(host, want)?;

@@ -10,13 +10,17 @@
 //! - [`events`]: the event log and the check that no drive was held twice;
 //! - [`library`]: what the server needs of a changer, and an in-memory one;
 //! - [`service`]: the cop, the catalog and the robot thread together;
+//! - [`lifecycle`]: one lease lifecycle for every mover; [`jobs`]: the
+//!   serverless backups the server runs itself;
 //! - [`http`], [`auth`], [`tls`]: the control port; [`client`]: its client.
 
 pub mod auth;
 pub mod client;
 pub mod events;
 pub mod http;
+pub mod jobs;
 pub mod library;
+pub mod lifecycle;
 pub mod scsi_library;
 pub mod service;
 pub mod state;

@@ -121,8 +121,18 @@ impl Drive {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Want {
-    /// A drive with a writable cartridge of `pool`.
-    Backup { pool: String },
+    /// A drive with a writable cartridge of `pool`; for a third-party
+    /// copy, the copy manager that writes it (it reaches the drive over
+    /// its own session; the requesting host holds the lease for it).
+    Backup {
+        pool: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        copy_manager: Option<String>,
+        /// The server runs this mover itself (a serverless job): after a
+        /// restart it is known to be gone, so its lease ends at once.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        by_server: bool,
+    },
     /// The drive with `barcode` loaded, to read tape file `file`.
     Restore {
         barcode: String,
@@ -389,7 +399,7 @@ impl Cop {
             return Err(Denied::AllFenced);
         }
         match want {
-            Want::Backup { pool } => {
+            Want::Backup { pool, .. } => {
                 if pool.is_empty() || pool.len() > MAX_POOL || pool.contains(':') {
                     return Err(Denied::BadPool(pool.clone()));
                 }
@@ -513,7 +523,7 @@ impl Cop {
     /// served now.
     fn plan(&self, want: &Want) -> Option<(usize, String, Vec<Step>)> {
         match want {
-            Want::Backup { pool } => self.plan_backup(pool),
+            Want::Backup { pool, .. } => self.plan_backup(pool),
             Want::Restore { barcode, .. } => self.plan_restore(barcode),
         }
     }
@@ -675,7 +685,8 @@ impl Cop {
             JobResult::Done | JobResult::Labelled(_) => {
                 lease.state = LeaseState::Active;
                 lease.expires = now + self.policy.lease_secs;
-                if let (JobResult::Labelled(v), Want::Backup { pool }) = (&result, &lease.want) {
+                if let (JobResult::Labelled(v), Want::Backup { pool, .. }) = (&result, &lease.want)
+                {
                     let pool = pool.clone();
                     if let Some(c) = self.cartridges.get_mut(&barcode) {
                         c.pool = Pool::Open(pool);
@@ -755,7 +766,7 @@ impl Cop {
         let l = self.active_lease(id, host)?;
         l.state = LeaseState::Released;
         let (d, b, want) = (l.drive, l.barcode.clone(), l.want.clone());
-        if let (true, Want::Backup { pool }) = (full, want) {
+        if let (true, Want::Backup { pool, .. }) = (full, want) {
             if let Some(c) = self.cartridges.get_mut(&b) {
                 c.pool = Pool::Full(pool);
             }

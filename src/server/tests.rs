@@ -55,7 +55,11 @@ fn cop(drives: usize, barcodes: &[&str]) -> Cop {
 }
 
 fn backup(pool: &str) -> Want {
-    Want::Backup { pool: pool.into() }
+    Want::Backup {
+        pool: pool.into(),
+        copy_manager: None,
+        by_server: false,
+    }
 }
 
 /// Run every robot job as if it succeeded, labelling scratch cartridges.
@@ -607,6 +611,7 @@ operator = true
         let http = serve(
             svc.clone(),
             HttpConfig {
+                jobs: None,
                 listen: "127.0.0.1:0".parse().unwrap(),
                 hosts: Hosts::parse(HOSTS).unwrap(),
                 tls,
@@ -652,7 +657,13 @@ operator = true
         let base = url(&f, "http");
         let c = Client::new(&base, "h1:secret-of-host-one", None).unwrap();
         let g = c
-            .acquire(&RequestBody::Backup { pool: "p".into() }, |_| {})
+            .acquire(
+                &RequestBody::Backup {
+                    pool: "p".into(),
+                    copy_manager: None,
+                },
+                |_| {},
+            )
             .unwrap();
         assert!(g.volume.is_some());
         assert!(g.drive_url.starts_with("mem://drive"));
@@ -702,12 +713,24 @@ operator = true
         let c = Client::new(&base, "h1:secret-of-host-one", None).unwrap();
         for p in ["a", "b"] {
             let g = c
-                .acquire(&RequestBody::Backup { pool: p.into() }, |_| {})
+                .acquire(
+                    &RequestBody::Backup {
+                        pool: p.into(),
+                        copy_manager: None,
+                    },
+                    |_| {},
+                )
                 .unwrap();
             c.release(g.lease.id, false).unwrap();
         }
         // Both cartridges now belong to pools a and b: pool c has none.
-        match c.acquire(&RequestBody::Backup { pool: "c".into() }, |_| {}) {
+        match c.acquire(
+            &RequestBody::Backup {
+                pool: "c".into(),
+                copy_manager: None,
+            },
+            |_| {},
+        ) {
             Err(ClientError::Http {
                 status: 409,
                 kind,
@@ -758,6 +781,7 @@ operator = true
         let r = serve(
             svc,
             HttpConfig {
+                jobs: None,
                 listen: "0.0.0.0:0".parse().unwrap(),
                 hosts: Hosts::parse(HOSTS).unwrap(),
                 tls: None,

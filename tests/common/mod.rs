@@ -7,6 +7,7 @@
 
 pub mod drive;
 pub mod raw;
+pub mod server;
 pub mod vtl;
 
 use std::collections::HashMap;
