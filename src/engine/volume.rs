@@ -688,18 +688,21 @@ pub fn rebuild<T: Transport + Send>(
 /// Put the tape at the start of `file`. Where the drive's positions are
 /// trusted and the previous file began at block `prev`: LOCATE there and
 /// SPACE over one filemark, wherever the scan of that file stopped (exact
-/// on such a drive, and no rewind per file). Else REWIND + SPACE `file`
-/// filemarks, the pattern that is exact on tgt too.
+/// on such a drive, and no rewind per file). Else, or when the drive has
+/// no LOCATE, REWIND + SPACE `file` filemarks, the pattern that is exact
+/// on tgt too.
 fn next_file<T: Transport>(
     tape: &mut Tape<T>,
     file: u32,
     prev: Option<u64>,
 ) -> Result<(), DeviceError> {
     match prev.and_then(|b| u32::try_from(b).ok()) {
-        Some(block) => {
-            tape.locate(block)?;
-            tape.space_filemarks(1)
-        }
+        Some(block) => match tape.locate(block) {
+            Ok(()) => tape.space_filemarks(1),
+            // Positions that count, but no LOCATE: space from BOT.
+            Err(e) if e.is_unsupported_command() => tape.seek_file(file),
+            Err(e) => Err(e),
+        },
         None => tape.seek_file(file),
     }
 }
