@@ -205,8 +205,17 @@ CREATE TABLE server_events (
 );
 ";
 
+/// Version 8: where a set begins on its tape, as the drive's logical
+/// block address (READ POSITION, SSC-4 7.7) of the set header, when the
+/// drive's positions can be trusted; NULL otherwise (tgt) and for every
+/// set recorded before. Restore and verify LOCATE there instead of
+/// REWIND + SPACE.
+const V8: &str = "
+ALTER TABLE sets ADD COLUMN tape_block INTEGER;
+";
+
 /// `MIGRATIONS[i]` upgrades schema version `i` to `i + 1`.
-pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
+pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
 
 /// The schema version this build writes and understands.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

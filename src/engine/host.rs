@@ -14,7 +14,7 @@ use super::interrupt::StopFlag;
 use super::set_writer::{
     Moved, Mover, Placement, SetPlan, SetRequest, SetWriter, SourceSurvey, Tally,
 };
-use super::volume::{find_append_point, require_label};
+use super::volume::{find_append_point, require_label_probed};
 use super::{now, EngineError, Progress, SetSummary};
 use crate::catalog::{Catalog, VolumeRow};
 use crate::device::disk::chunks;
@@ -141,7 +141,7 @@ impl<S: Transport + Send, T: Transport> Mover for HostMover<'_, S, T> {
     /// The label says which volume this is; the append point is found on
     /// the tape itself.
     fn place(&mut self, catalog: &Catalog, _tape_url: &str) -> Result<Placement, EngineError> {
-        let label = require_label(self.tape)?;
+        let (label, trusted) = require_label_probed(self.tape)?;
         refuse_live_writer(catalog, label.uuid, &label.name)?;
         catalog.upsert_volume(&VolumeRow {
             id: label.uuid,
@@ -150,10 +150,17 @@ impl<S: Transport + Send, T: Transport> Mover for HostMover<'_, S, T> {
             last_file: None,
         })?;
         let file = find_append_point(self.tape)?;
+        // Where the set header goes: restore and verify LOCATE there.
+        let block = if trusted {
+            self.tape.drive_block()?
+        } else {
+            None
+        };
         Ok(Placement {
             volume: label.uuid,
             volume_name: Some(label.name),
             file,
+            block,
         })
     }
 

@@ -16,6 +16,7 @@ use crate::format::{
     SetHeader, SetTrailer, SourceIdentity, StopReason, VolumeLabel,
 };
 use crate::scsi::spc::{Association, CodeSet, Designator, DesignatorType, DeviceIdentification};
+use crate::scsi::ssc::ReadPositionForm;
 use crate::scsi::{BlockCount, BlockSize, DeviceType, Lba};
 use crate::transport::Transport;
 
@@ -63,6 +64,39 @@ impl LabelState {
 /// Rewind and read the label.
 pub fn read_label<T: Transport>(tape: &mut Tape<T>) -> Result<LabelState, EngineError> {
     tape.rewind()?;
+    label_block(tape)
+}
+
+/// Whether READ POSITION (short form) says the next logical object is
+/// `want`, with BOP set only at 0 (SSC-4 7.7: objects counted from BOT).
+/// A drive that cannot answer, or answers otherwise, is not trusted.
+fn position_is<T: Transport>(tape: &mut Tape<T>, want: u64) -> bool {
+    match tape.read_position(ReadPositionForm::SHORT) {
+        Ok(p) => p.first_block == Some(want) && p.bop == (want == 0) && !p.perr,
+        Err(e) => {
+            log::debug!("{}: READ POSITION: {e}", tape.scsi.name());
+            false
+        }
+    }
+}
+
+/// [`require_label`], and whether the drive's positions can be trusted,
+/// decided from its answers: READ POSITION says block 0 at BOT and block
+/// 1 after the label block. tgt answers 0 both times, so it is not; a
+/// drive that counts (ours, real ones) is, and restore and verify may
+/// LOCATE there.
+pub fn require_label_probed<T: Transport>(
+    tape: &mut Tape<T>,
+) -> Result<(VolumeLabel, bool), EngineError> {
+    tape.rewind()?;
+    let at_bot = position_is(tape, 0);
+    let state = label_block(tape)?;
+    let trusted = at_bot && position_is(tape, 1);
+    Ok((ours(tape, state)?, trusted))
+}
+
+/// Read the label block at BOT: what file 0 holds.
+fn label_block<T: Transport>(tape: &mut Tape<T>) -> Result<LabelState, EngineError> {
     let (o, buf) = tape.read_block(vec![0; MAX_TAPE_BLOCK])?;
     Ok(match o {
         ReadOutcome::EndOfData => LabelState::Blank,
@@ -82,7 +116,13 @@ pub fn read_label<T: Transport>(tape: &mut Tape<T>) -> Result<LabelState, Engine
 
 /// The label of a sanmover tape, or a refusal that says what is there.
 pub fn require_label<T: Transport>(tape: &mut Tape<T>) -> Result<VolumeLabel, EngineError> {
-    match read_label(tape)? {
+    let state = read_label(tape)?;
+    ours(tape, state)
+}
+
+/// The label, when file 0 holds ours; else a refusal saying what is there.
+fn ours<T: Transport>(tape: &Tape<T>, state: LabelState) -> Result<VolumeLabel, EngineError> {
+    match state {
         LabelState::Ours(l) => Ok(l),
         LabelState::Blank => Err(Refusal::NoLabel {
             device: tape.scsi.name().to_string(),
@@ -575,6 +615,7 @@ pub fn set_info(h: &SetHeader, file: u32) -> SetInfo {
         payload_size: h.payload_size,
         started: h.created as i64,
         digest_algorithm: h.digest.to_string(),
+        tape_block: None,
     }
 }
 
@@ -596,7 +637,7 @@ pub fn rebuild<T: Transport + Send>(
     tape: &mut Tape<T>,
     progress: &dyn Progress,
 ) -> Result<Rebuilt, EngineError> {
-    let label = require_label(tape)?;
+    let (label, trusted) = require_label_probed(tape)?;
     let volume = VolumeRow {
         id: label.uuid,
         name: label.name.clone(),
@@ -605,12 +646,14 @@ pub fn rebuild<T: Transport + Send>(
     };
     let mut sets = Vec::new();
     let mut unreadable = Vec::new();
+    let mut start = None;
     for file in 1u32.. {
-        match tape.seek_file(file) {
+        match next_file(tape, file, start) {
             Ok(()) => {}
             Err(e) if is_eod(&e) => break,
             Err(e) => return Err(e.into()),
         }
+        start = if trusted { tape.drive_block()? } else { None };
         let header = match read_header(tape) {
             Ok(Some(h)) => h,
             Ok(None) => break,
@@ -631,13 +674,37 @@ pub fn rebuild<T: Transport + Send>(
             Ok(Some(p.into_block()))
         });
         progress.finish();
-        sets.push(rebuilt_row(&label, file, &h, scan)?);
+        let mut row = rebuilt_row(&label, file, &h, scan)?;
+        row.info.tape_block = start;
+        sets.push(row);
     }
     Ok(Rebuilt {
         volume,
         sets,
         unreadable,
     })
+}
+
+/// Put the tape at the start of `file`. Where the drive's positions are
+/// trusted and the previous file began at block `prev`: LOCATE there and
+/// SPACE over one filemark, wherever the scan of that file stopped (exact
+/// on such a drive, and no rewind per file). Else, or when the drive has
+/// no LOCATE, REWIND + SPACE `file` filemarks, the pattern that is exact
+/// on tgt too.
+fn next_file<T: Transport>(
+    tape: &mut Tape<T>,
+    file: u32,
+    prev: Option<u64>,
+) -> Result<(), DeviceError> {
+    match prev.and_then(|b| u32::try_from(b).ok()) {
+        Some(block) => match tape.locate(block) {
+            Ok(()) => tape.space_filemarks(1),
+            // Positions that count, but no LOCATE: space from BOT.
+            Err(e) if e.is_unsupported_command() => tape.seek_file(file),
+            Err(e) => Err(e),
+        },
+        None => tape.seek_file(file),
+    }
 }
 
 /// The catalog row of the set in tape `file` with header `h`, from how its
