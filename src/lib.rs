@@ -13,6 +13,7 @@ pub mod device;
 pub mod engine;
 pub mod format;
 pub mod frontend;
+pub mod initiator;
 pub mod lu;
 pub mod router;
 pub mod scsi;

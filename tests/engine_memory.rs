@@ -376,3 +376,120 @@ fn verify_against_a_target_finds_a_restored_copy_equal_and_a_changed_one_not() {
     let e = verify_against(&mut t, &row, Some(target(&mut dst, 1800)), &NoProgress).unwrap_err();
     assert!(matches!(e, EngineError::Refused(_)), "{e}");
 }
+
+/// A drive whose positions are true (the SSC unit of `sanmover vtl`):
+/// each set's block address is recorded at backup, restore and verify
+/// LOCATE there, and a wrong address is an error, never another set's data
+/// restored.
+#[test]
+fn restore_locates_the_recorded_block_and_refuses_a_wrong_address() {
+    let (_d, cat) = catalog();
+    let mut t = tape(1 << 30, 0);
+    let mut rows = Vec::new();
+    for (i, blocks) in [1024u64, 2048, 512].into_iter().enumerate() {
+        let mut src = disk(&format!("SRC{i}"), blocks);
+        let s = backup(&mut src, &mut t, &cat, &opts(), &NoProgress).unwrap();
+        rows.push((cat.set(&s.set.set_id.to_string()).unwrap(), src));
+    }
+    // Label block + filemark, then each set: header, records, trailer,
+    // filemark. The first set begins at logical object 2.
+    let addrs: Vec<Option<u64>> = rows.iter().map(|(r, _)| r.info.tape_block).collect();
+    assert_eq!(addrs[0], Some(2), "{addrs:?}");
+    assert!(addrs[0] < addrs[1] && addrs[1] < addrs[2], "{addrs:?}");
+
+    let (third, src) = &mut rows[2];
+    let third = third.clone();
+    let mut dst = disk("DST", 512);
+    dst.scsi.transport().lu.data_mut().fill(0);
+    restore(&mut t, &third, &mut dst, &at(0), &NoProgress).unwrap();
+    assert!(dst.scsi.transport().lu.data() == src.scsi.transport().lu.data());
+    verify::<_, MemDiskT>(&mut t, &rows[1].0, None, &NoProgress).unwrap();
+
+    // The catalog wrong by one set: LOCATE lands on the second set.
+    let mut wrong = third.clone();
+    wrong.info.tape_block = addrs[1];
+    let e = restore(&mut t, &wrong, &mut dst, &at(0), &NoProgress).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            EngineError::Corrupt {
+                reason: Corruption::Misplaced { .. },
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains("the header of set"), "{e}");
+    // Into the middle of a set: no header there.
+    wrong.info.tape_block = addrs[1].map(|b| b + 1);
+    let e = verify::<_, MemDiskT>(&mut t, &wrong, None, &NoProgress).unwrap_err();
+    assert!(e.to_string().contains("no set header"), "{e}");
+    // Without an address (a set recorded before schema V8): by SPACE.
+    wrong.info.tape_block = None;
+    verify::<_, MemDiskT>(&mut t, &wrong, None, &NoProgress).unwrap();
+}
+
+/// A tape whose READ POSITION answers as tgt's does once `stub` is set:
+/// the same zeros every time, with BPU set and BOP clear (README.md,
+/// "Tape targets"). Everything else is the true drive's.
+struct StubPosition {
+    tape: MemTape,
+    stub: bool,
+}
+
+impl sanmover::lu::LogicalUnit for StubPosition {
+    fn execute(
+        &mut self,
+        cdb: &[u8],
+        data_out: &[u8],
+        data_in: &mut [u8],
+    ) -> sanmover::lu::Completion {
+        if self.stub && cdb.first() == Some(&0x34) {
+            let n = data_in.len().min(20);
+            data_in[..n].fill(0);
+            if n > 0 {
+                data_in[0] = 0x04; // BPU (SSC-4 7.7.2)
+            }
+            return sanmover::lu::Completion::good(n);
+        }
+        self.tape.execute(cdb, data_out, data_in)
+    }
+}
+
+/// "Trusted" is decided from the drive's answers, whatever its INQUIRY
+/// says: a drive whose READ POSITION stops counting is spaced to the set
+/// (a recorded address is not used), and a backup on it records none.
+#[test]
+fn a_drive_whose_read_position_does_not_count_is_spaced_not_located() {
+    let (_d, cat) = catalog();
+    let lu = StubPosition {
+        tape: MemTape::new("T", 1 << 30),
+        stub: false,
+    };
+    let mut t = Tape::open(MemoryTransport::new("tape", lu)).unwrap();
+    write_label(&mut t, "STUB01").unwrap();
+    let mut rows = Vec::new();
+    for i in 0..2 {
+        let mut src = disk(&format!("SRC{i}"), 1024);
+        let s = backup(&mut src, &mut t, &cat, &opts(), &NoProgress).unwrap();
+        rows.push((cat.set(&s.set.set_id.to_string()).unwrap(), src));
+    }
+    assert!(rows.iter().all(|(r, _)| r.info.tape_block.is_some()));
+
+    // Positions no longer count: the second set is found by SPACE, so an
+    // address that points at the first set does no harm.
+    t.scsi.transport().lu.stub = true;
+    let first_at = rows[0].0.info.tape_block;
+    let (second, src) = &mut rows[1];
+    let mut wrong = second.clone();
+    wrong.info.tape_block = first_at;
+    let mut dst = disk("DST", 1024);
+    dst.scsi.transport().lu.data_mut().fill(0);
+    restore(&mut t, &wrong, &mut dst, &at(0), &NoProgress).unwrap();
+    assert!(dst.scsi.transport().lu.data() == src.scsi.transport().lu.data());
+
+    let mut src = disk("SRC2", 512);
+    let s = backup(&mut src, &mut t, &cat, &opts(), &NoProgress).unwrap();
+    let row = cat.set(&s.set.set_id.to_string()).unwrap();
+    assert_eq!(row.info.tape_block, None, "no address from a stub");
+}

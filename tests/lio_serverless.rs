@@ -14,7 +14,7 @@ use std::process::Command;
 use sanmover::device::Disk;
 use sanmover::scsi::{BlockSize, Lba};
 use sanmover::snapshot::{provider_from_spec, Snapshot, SnapshotJob};
-use sanmover::transport::iscsi::{IscsiOptions, IscsiTransport};
+use sanmover::transport::iscsi::IscsiTransport;
 use sanmover::transport::url::IscsiUrl;
 
 const MIB: usize = 1 << 20;
@@ -110,14 +110,9 @@ impl Drop for GuestLun {
     }
 }
 
+/// A disk session to `url` as `initiator` (refused logins are errors).
 fn connect(url: &str, initiator: &str) -> Result<Disk<IscsiTransport>, String> {
-    let u = IscsiUrl::parse(url).map_err(|e| e.to_string())?;
-    let opts = IscsiOptions {
-        initiator: initiator.to_string(),
-        ..IscsiOptions::default()
-    };
-    let t = IscsiTransport::connect(&u, &opts).map_err(|e| e.to_string())?;
-    Disk::open(t).map_err(|e| e.to_string())
+    Disk::open(common::try_connect(url, initiator)?).map_err(|e| e.to_string())
 }
 
 /// The LUN at `url` is no longer the one with designator `was` (refused,

@@ -6,30 +6,20 @@
 
 mod common;
 use common::{
-    lio_add_lun, lio_ctl, lio_initiator as initiator, lio_other as other, sm, tcmu_guest as guest,
-    tcmu_tape as tcmu_lun,
+    connect, lio_add_lun, lio_ctl, lio_initiator as initiator, lio_other as other, sm,
+    tcmu_guest as guest, tcmu_tape as tcmu_lun,
 };
 
 use std::time::{Duration, Instant};
 
 use md5::{Digest, Md5};
 use sanmover::device::tape::ReadOutcome;
-use sanmover::device::{Disk, Tape};
-use sanmover::scsi::spc::{PersistentReserveOut, PrOutAction, PrOutParameters, PrType};
+use sanmover::device::{Disk, PrOut, Scsi, Tape};
+use sanmover::scsi::spc::PrType;
 use sanmover::scsi::ssc::{Read6, Write6};
-use sanmover::scsi::{BlockSize, CdbCodec, Lba, Status, Wire};
-use sanmover::transport::iscsi::{IscsiOptions, IscsiTransport};
-use sanmover::transport::url::IscsiUrl;
+use sanmover::scsi::{BlockSize, CdbCodec, Lba, Status};
+use sanmover::transport::iscsi::IscsiTransport;
 use sanmover::transport::{Request, Transport, TransportError};
-
-fn connect(url: &str, who: &str) -> IscsiTransport {
-    let u = IscsiUrl::parse(url).unwrap();
-    let opts = IscsiOptions {
-        initiator: who.to_string(),
-        ..IscsiOptions::default()
-    };
-    IscsiTransport::connect(&u, &opts).unwrap_or_else(|e| panic!("connect {url}: {e}"))
-}
 
 /// Label a fresh tape, back up `blocks` 512-byte blocks of a new LIO disk
 /// LUN onto it; (catalog dir, set id, source URL).
@@ -157,26 +147,15 @@ fn sg_io_in_the_guest_rebuilds_and_verifies_the_set() {
     assert!(out.contains(&set[..8]), "{out}");
 }
 
-/// PERSISTENT RESERVE OUT from `t`; the status it ended with.
-fn pr_out(
-    t: &mut IscsiTransport,
-    action: PrOutAction,
-    ty: PrType,
-    key: u64,
-    sa_key: u64,
-) -> Status {
-    let params = PrOutParameters {
-        key,
-        service_action_key: sa_key,
-        ..Default::default()
+/// PERSISTENT RESERVE OUT through the device layer (SPC-4 6.16); the
+/// status it ended with.
+fn pr_out(s: &mut Scsi<IscsiTransport>, o: PrOut) -> Status {
+    match s.pr_out(o) {
+        Ok(()) => Status::GOOD,
+        Err(e) => e
+            .status()
+            .unwrap_or_else(|| panic!("PERSISTENT RESERVE OUT failed without a status: {e}")),
     }
-    .to_vec();
-    let cdb = PersistentReserveOut {
-        param_len: params.len() as u32,
-        ..PersistentReserveOut::new(action, ty)
-    }
-    .to_cdb();
-    status(t.execute(Request::data_out(cdb, params)))
 }
 
 fn status(r: Result<sanmover::transport::Response, TransportError>) -> Status {
@@ -213,45 +192,35 @@ fn rewind(t: &mut IscsiTransport) -> Status {
 fn lio_core_reservations_fence_a_tcmu_tape() {
     let _g = guest();
     let tape = tcmu_lun("tcmutape3", "drive3", None);
-    let (mut a, mut b) = (connect(&tape, initiator()), connect(&tape, other()));
-    let _ = read6(&mut a); // clear the Unit Attention of a fresh LU
-    let _ = read6(&mut b);
-    assert_eq!(write6(&mut a), Status::GOOD);
-    assert_eq!(
-        pr_out(&mut a, PrOutAction::REGISTER, PrType(0), 0, 0xa),
-        Status::GOOD
-    );
-    assert_eq!(
-        pr_out(&mut b, PrOutAction::REGISTER, PrType(0), 0, 0xb),
-        Status::GOOD
-    );
+    let mut a = Scsi::new(connect(&tape, initiator()));
+    let mut b = Scsi::new(connect(&tape, other()));
+    let _ = read6(a.transport()); // clear the Unit Attention of a fresh LU
+    let _ = read6(b.transport());
+    assert_eq!(write6(a.transport()), Status::GOOD);
+    assert_eq!(pr_out(&mut a, PrOut::register(0xa)), Status::GOOD);
+    assert_eq!(pr_out(&mut b, PrOut::register(0xb)), Status::GOOD);
     let we = PrType::WRITE_EXCLUSIVE;
+    assert_eq!(pr_out(&mut a, PrOut::reserve(0xa, we)), Status::GOOD);
     assert_eq!(
-        pr_out(&mut a, PrOutAction::RESERVE, we, 0xa, 0),
-        Status::GOOD
-    );
-    assert_eq!(
-        write6(&mut b),
+        write6(b.transport()),
         Status::RESERVATION_CONFLICT,
         "WE blocks the other's WRITE(6)"
     );
-    assert_eq!(rewind(&mut a), Status::GOOD);
-    let r = read6(&mut b);
+    assert_eq!(rewind(a.transport()), Status::GOOD);
+    let r = read6(b.transport());
     assert!(
         r == Status::GOOD || r == Status::CHECK_CONDITION,
         "WE lets the other READ: {r:?}"
     );
-    assert_eq!(
-        pr_out(&mut b, PrOutAction::PREEMPT_AND_ABORT, we, 0xb, 0xa),
-        Status::GOOD
-    );
-    let next = write6(&mut a);
+    let abort = PrOut::preempt(0xb, 0xa, we, true);
+    assert_eq!(pr_out(&mut b, abort), Status::GOOD);
+    let next = write6(a.transport());
     assert!(
         next == Status::RESERVATION_CONFLICT || next == Status::CHECK_CONDITION,
         "the preempted initiator must not write: {next:?}"
     );
-    assert_eq!(write6(&mut a), Status::RESERVATION_CONFLICT);
-    assert_eq!(pr_out(&mut b, PrOutAction::CLEAR, we, 0xb, 0), Status::GOOD);
+    assert_eq!(write6(a.transport()), Status::RESERVATION_CONFLICT);
+    assert_eq!(pr_out(&mut b, PrOut::clear(0xb)), Status::GOOD);
 }
 
 #[test]

@@ -423,18 +423,21 @@ fn iscsi_test_cu_suites_pass() {
 }
 
 mod raw {
-    //! A bare-bones initiator on our own PDU codec, for what libiscsi does
-    //! not let a test do on purpose: TMFs at chosen moments, CmdSN outside
-    //! the window, malformed PDUs.
+    //! The library's raw initiator (`sanmover::initiator`) driven PDU by
+    //! PDU, for what libiscsi does not let a test do on purpose: TMFs at
+    //! chosen moments, CmdSN outside the window, malformed PDUs. The test
+    //! keeps its own CmdSN and reads every PDU itself.
 
     use super::*;
     use sanmover::frontend::pdu::*;
-    use sanmover::frontend::text::{encode_pairs, parse_pairs};
+    use sanmover::initiator::{CmdOpts, Config, DataDir, Initiator};
 
     pub struct Raw {
+        pub i: Initiator,
+        /// The same connection, for raw bytes.
         pub s: TcpStream,
+        /// The CmdSN the next command carries (the test may move it).
         pub cmd_sn: u32,
-        pub itt: u32,
     }
 
     /// Each login a session of its own: a second login with the same
@@ -450,96 +453,64 @@ mod raw {
             addr: SocketAddr,
             keys: &[(&str, &str)],
         ) -> (Raw, LoginResponse, Vec<(String, String)>) {
-            let mut kv = vec![
-                ("InitiatorName", INITIATOR),
-                ("TargetName", IQN),
-                ("SessionType", "Normal"),
-            ];
+            let mut kv = vec![("InitiatorName", INITIATOR), ("TargetName", IQN)];
             kv.extend_from_slice(keys);
             Self::login_with(addr, &kv)
         }
 
-        /// Log in with exactly these keys.
+        /// Log in with these keys: the names (no TargetName: discovery)
+        /// and the operational keys, in one Login Request.
         pub fn login_with(
             addr: SocketAddr,
             keys: &[(&str, &str)],
         ) -> (Raw, LoginResponse, Vec<(String, String)>) {
-            let s = TcpStream::connect(addr).unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            let mut r = Raw {
-                s,
-                cmd_sn: 10,
-                itt: 1,
-            };
-            let kv: Vec<(String, String)> = keys
+            let name = |k: &str| keys.iter().find(|(key, _)| *key == k).map(|(_, v)| *v);
+            let mut cfg = Config::new(addr, name("InitiatorName").unwrap(), "", next_isid());
+            cfg.target = name("TargetName").map(str::to_string);
+            cfg.timeout = Duration::from_secs(5);
+            cfg.keys = keys
                 .iter()
+                .filter(|(k, _)| !matches!(*k, "InitiatorName" | "TargetName" | "SessionType"))
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect();
-            let h = Header::LoginRequest(LoginRequest {
-                transit: true,
-                cont: false,
-                csg: 1,
-                nsg: 3,
-                version_max: 0,
-                version_min: 0,
-                isid: next_isid(),
-                tsih: 0,
-                itt: 0,
-                cid: 0,
-                cmd_sn: r.cmd_sn,
-                exp_stat_sn: 0,
-            });
-            r.send(h, &encode_pairs(&kv));
-            let p = r.recv().expect("login response");
-            let Header::LoginResponse(lr) = p.header else {
-                panic!("not a login response: {:?}", p.header)
-            };
-            let kv = parse_pairs(&p.data).unwrap();
-            (r, lr, kv)
+            let i = Initiator::login(&cfg).expect("login");
+            let lr = i.login_response.clone().expect("login response");
+            let kv = i.login_keys.clone();
+            let s = i.stream().try_clone().unwrap();
+            let cmd_sn = i.state.cmd_sn;
+            (Raw { i, s, cmd_sn }, lr, kv)
         }
 
         pub fn send(&mut self, h: Header, data: &[u8]) {
-            self.s
-                .write_all(&Pdu::new(h, data.to_vec()).emit())
-                .unwrap();
+            self.i.send(h, data).expect("send PDU");
         }
 
         /// The next PDU, or None on EOF or timeout.
         pub fn recv(&mut self) -> Option<Pdu> {
-            let mut bhs = [0u8; BHS_LEN];
-            self.s.read_exact(&mut bhs).ok()?;
-            let mut rest = vec![0u8; trailing_len(&bhs)];
-            self.s.read_exact(&mut rest).ok()?;
-            Some(Pdu::from_parts(&bhs, &rest, 1 << 24).unwrap())
+            self.i.recv("a PDU").ok()
         }
 
         pub fn next_itt(&mut self) -> u32 {
-            self.itt += 1;
-            self.itt
+            self.i.next_itt()
         }
 
+        /// A command to LUN 0 with the test's CmdSN; no data sent.
         pub fn command(&mut self, cdb: &[u8], read: bool, write: bool, edtl: u32) -> u32 {
-            let itt = self.next_itt();
-            let mut c = [0u8; 16];
-            c[..cdb.len()].copy_from_slice(cdb);
-            let h = Header::ScsiCommand(ScsiCommand {
+            let dir = match (read, write) {
+                (true, _) => DataDir::In(edtl),
+                (false, true) => DataDir::OutLater(edtl),
+                _ => DataDir::None,
+            };
+            let opts = CmdOpts {
                 immediate: false,
-                final_bit: true,
-                read,
-                write,
-                attr: 1,
-                lun: 0,
-                itt,
-                edtl,
-                cmd_sn: self.cmd_sn,
-                exp_stat_sn: 0,
-                cdb: c,
-            });
+                cmd_sn: Some(self.cmd_sn),
+            };
+            let itt = self.i.start(0, cdb, dir, opts).expect("send command");
             self.cmd_sn += 1;
-            self.send(h, &[]);
             itt
         }
 
+        /// A NOP-Out ping and the next PDU.
         pub fn nop(&mut self, data: &[u8]) -> Pdu {
             let itt = self.next_itt();
             let h = Header::NopOut(NopOut {
@@ -629,7 +600,7 @@ fn raw_protocol_walk_through() {
     let (mut r, lr, kv) = raw::Raw::login(h.local_addr(), &SMALL);
     assert_eq!((lr.status_class, lr.status_detail), (0, 0));
     assert!(lr.transit && lr.nsg == 3 && lr.tsih != 0);
-    assert_eq!(lr.exp_cmd_sn, 10);
+    assert_eq!(lr.exp_cmd_sn, 1, "the login's CmdSN");
     assert_eq!(get(&kv, "HeaderDigest"), Some("None"));
     assert_eq!(get(&kv, "MaxBurstLength"), Some("16384"));
     assert_eq!(get(&kv, "X-org.example.Unknown"), Some("NotUnderstood"));

@@ -627,10 +627,10 @@ fn long_copy(extra: &[&str]) -> LongCopy {
 
 /// Whether anything arrived on the copy's session (its status would).
 fn answered(r: &mut Raw) -> bool {
-    r.s.set_nonblocking(true).unwrap();
+    r.s().set_nonblocking(true).unwrap();
     let mut b = [0u8; 1];
-    let got = !matches!(r.s.peek(&mut b), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
-    r.s.set_nonblocking(false).unwrap();
+    let got = !matches!(r.s().peek(&mut b), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
+    r.s().set_nonblocking(false).unwrap();
     got
 }
 
@@ -644,7 +644,7 @@ fn copy_status(r: &mut Raw, id: u8) -> CopyStatus {
 /// copy, and the copy stopped part way (its held status says so).
 fn abort_it(c: &mut LongCopy) {
     let r = &mut c.copier;
-    let tmf = r.tmf(TmfFunction::ABORT_TASK, c.itt, r.cmd_sn - 1);
+    let tmf = r.tmf(TmfFunction::ABORT_TASK, c.itt, r.cmd_sn() - 1);
     let p = r.recv_skipping_pings().expect("TMF response");
     let Header::TaskMgmtResponse(t) = p.header else {
         panic!("expected the TMF response, got {:?}", p.header)
@@ -747,10 +747,7 @@ fn idle_sessions_are_pinged_and_silent_ones_closed() {
     let mut silent = Raw::login(addr, &LoginSpec::normal(OTHER, &router.iqn, 1)).unwrap();
     let mut polite = Raw::login(addr, &LoginSpec::normal(OTHER, &router.iqn, 2)).unwrap();
     // The polite one answers every ping for 4 s.
-    polite
-        .s
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
+    polite.i.set_timeout(Duration::from_millis(200));
     let (mut pings, end) = (0, Instant::now() + Duration::from_secs(4));
     while Instant::now() < end {
         if let Some(p) = polite.recv() {
@@ -762,7 +759,7 @@ fn idle_sessions_are_pinged_and_silent_ones_closed() {
                     lun: 0,
                     itt: sanmover::frontend::pdu::RESERVED_TAG,
                     ttt: n.ttt,
-                    cmd_sn: polite.cmd_sn,
+                    cmd_sn: polite.cmd_sn(),
                     exp_stat_sn: 0,
                 });
                 polite.send(h, &[]);
@@ -770,10 +767,7 @@ fn idle_sessions_are_pinged_and_silent_ones_closed() {
         }
     }
     assert!(pings >= 2, "{pings} pings in 4 s with a 1 s idle timeout");
-    polite
-        .s
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    polite.i.set_timeout(Duration::from_secs(10));
     assert_eq!(
         polite.run(&TUR, 0, &[]).status,
         0,
@@ -794,7 +788,7 @@ fn a_client_that_never_reads_is_closed_at_the_send_timeout() {
     let router = Router::start_global(&["-v"], &[], &["--config", &cfg]);
     let spec = LoginSpec::normal(OTHER, &router.iqn, 1).key("MaxRecvDataSegmentLength", "262144");
     let mut c = Raw::login(router.socket_addr(), &spec).unwrap();
-    c.s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    c.i.set_timeout(Duration::from_secs(30));
     let mut read64 = [0u8; 16];
     read64[0] = 0x88;
     read64[10..14].copy_from_slice(&131_072u32.to_be_bytes());
@@ -874,4 +868,42 @@ fn a_copy_past_the_configured_time_cap_is_copy_aborted() {
     assert_eq!(key_asc(&r.sense), (0x0a, 0x2e, 0x02));
     let st = copy_status(&mut c.copier, 3);
     assert!((st.segments_processed as usize) < c.segments, "{st:?}");
+}
+
+/// `validate`'s iSCSI suite logs its own sessions in with the CHAP user and
+/// secret of the URL, as libiscsi does, and the router passes every check.
+#[test]
+fn validate_iscsi_sessions_use_the_url_chap_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let chap = dir.path().join("chap.toml");
+    std::fs::write(
+        &chap,
+        format!("[[initiator]]\nname = \"{BACKUP}\"\nuser = \"backup\"\nsecret = \"backup-secret-123\"\n"),
+    )
+    .unwrap();
+    set_mode(&chap, 0o600);
+    let router = Router::start(&[], &["--chap-file", chap.to_str().unwrap()]);
+    let url = format!(
+        "iscsi://backup%backup-secret-123@{}/{}/0",
+        router.socket_addr(),
+        router.iqn
+    );
+    let run = common::sanmover([
+        "--initiator",
+        BACKUP,
+        "--json",
+        "validate",
+        "--suite",
+        "iscsi",
+        &url,
+    ]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let rep = run.json();
+    let checks = rep["devices"][0]["checks"].as_array().unwrap();
+    assert_eq!(checks.len(), 10, "{rep:#}");
+    for c in checks {
+        assert_eq!(c["verdict"], "pass", "{c:#}");
+    }
+    // The secret stays out of the report.
+    assert!(!run.stdout.contains("backup-secret-123"));
 }

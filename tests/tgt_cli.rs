@@ -1,59 +1,88 @@
 //! The CLI against the tgt rig: discovery, inquiry, VPD, readcap, raw, and
-//! bad input. Each case checks what a user would read.
+//! bad input. Each case checks what a user would read. The tape's cases
+//! are in tests/suites/cli.rs and run on tgt's tape and on a drive of
+//! `sanmover vtl` (modules `tape::tgt` and `tape::vtl`).
 
 mod common;
-use common::{rig, sanmover, tape_lock};
+use common::{rig, sanmover};
+mod suites {
+    pub mod cli;
+}
+use suites::cli;
+
+mod tape {
+    crate::drive_tests!(
+        tgt,
+        Tgt,
+        cli,
+        [
+            inquiry_says_tape,
+            vpd_pages_of_the_tape,
+            readcap_of_a_tape_says_it_is_a_tape,
+            tape_seek_is_locate,
+            erase_needs_force,
+            zero_blocks_and_bad_sizes_are_refused_before_any_io,
+        ]
+    );
+    crate::drive_tests!(
+        vtl,
+        Vtl,
+        cli,
+        [
+            inquiry_says_tape,
+            vpd_pages_of_the_tape,
+            readcap_of_a_tape_says_it_is_a_tape,
+            tape_seek_is_locate,
+            erase_needs_force,
+            zero_blocks_and_bad_sizes_are_refused_before_any_io,
+        ]
+    );
+}
 
 #[test]
-fn inquiry_disk_and_tape_types() {
+fn inquiry_disk_type() {
     let r = rig();
     let d = sanmover(["--json", "inquiry", r.disk()]).ok().json();
     assert_eq!(d["device_type"], 0, "{d}");
     assert_eq!(d["vendor"], "IET");
-    let t = sanmover(["--json", "inquiry", r.tape()]).ok().json();
-    assert_eq!(t["device_type"], 1, "{t}");
-    assert_eq!(t["product"], "VIRTUAL-TAPE");
-    assert_eq!(t["rmb"], true);
-    let text = sanmover(["inquiry", r.tape()]).ok().stdout;
-    assert!(text.contains("PDT=1 (tape)"), "{text}");
-    assert!(text.contains("Vendor identification: IET"), "{text}");
+    // The tape's INQUIRY: tape::inquiry_says_tape, on tgt and the VTL.
 }
 
 #[test]
-fn vpd_pages_of_disk_and_tape() {
+fn vpd_pages_of_the_disk() {
     let r = rig();
-    for dev in [r.disk(), r.tape()] {
-        let sp = sanmover(["--json", "inquiry", dev, "--vpd", "sp"])
-            .ok()
-            .json();
-        let pages: Vec<u64> = sp["pages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p.as_u64().unwrap())
-            .collect();
-        assert!(pages.contains(&0x83) && pages.contains(&0x80), "{pages:?}");
+    // The tape's pages: tape::vpd_pages_of_the_tape, on tgt and the VTL.
+    let dev = r.disk();
+    let sp = sanmover(["--json", "inquiry", dev, "--vpd", "sp"])
+        .ok()
+        .json();
+    let pages: Vec<u64> = sp["pages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_u64().unwrap())
+        .collect();
+    assert!(pages.contains(&0x83) && pages.contains(&0x80), "{pages:?}");
 
-        let di = sanmover(["--json", "inquiry", dev, "--vpd", "0x83"])
-            .ok()
-            .json();
-        let ds = di["designators"].as_array().unwrap();
-        // tgt: a T10 vendor id (ASCII) and NAA designators (binary, LU).
-        assert!(
-            ds.iter()
-                .any(|d| d["designator_type"] == 3 && d["code_set"] == 1),
-            "no binary NAA in {di}"
-        );
-        assert!(
-            ds.iter().any(|d| d["designator_type"] == 1),
-            "no T10 id in {di}"
-        );
+    let di = sanmover(["--json", "inquiry", dev, "--vpd", "0x83"])
+        .ok()
+        .json();
+    let ds = di["designators"].as_array().unwrap();
+    // tgt: a T10 vendor id (ASCII) and NAA designators (binary, LU).
+    assert!(
+        ds.iter()
+            .any(|d| d["designator_type"] == 3 && d["code_set"] == 1),
+        "no binary NAA in {di}"
+    );
+    assert!(
+        ds.iter().any(|d| d["designator_type"] == 1),
+        "no T10 id in {di}"
+    );
 
-        let sn = sanmover(["--json", "inquiry", dev, "--vpd", "sn"])
-            .ok()
-            .json();
-        assert!(!sn["serial"].as_str().unwrap().is_empty(), "{sn}");
-    }
+    let sn = sanmover(["--json", "inquiry", dev, "--vpd", "sn"])
+        .ok()
+        .json();
+    assert!(!sn["serial"].as_str().unwrap().is_empty(), "{sn}");
     let text = sanmover(["inquiry", r.disk(), "--vpd", "di"]).ok().stdout;
     assert!(text.contains("designator for EXTENDED COPY"), "{text}");
 }
@@ -131,14 +160,6 @@ fn luns_discovers_both_targets() {
         text.contains(r.disk()) && text.contains("64.0 MiB"),
         "{text}"
     );
-}
-
-#[test]
-fn readcap_of_a_tape_says_it_is_a_tape() {
-    let r = rig();
-    let out = sanmover(["readcap", r.tape()]);
-    assert_eq!(out.code, 43, "{}", out.stderr);
-    assert!(out.stderr.contains("is a tape device"), "{}", out.stderr);
 }
 
 #[test]
@@ -292,28 +313,6 @@ fn tape_op_on_a_disk_is_refused() {
 }
 
 #[test]
-fn tape_seek_on_tgt_prints_decoded_sense() {
-    let _g = tape_lock();
-    let r = rig();
-    let out = sanmover(["tape", r.tape(), "seek", "5"]);
-    assert_eq!(out.code, 9, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("INVALID COMMAND OPERATION CODE"),
-        "{}",
-        out.stderr
-    );
-    assert!(out.stderr.contains("LOCATE(10)"), "{}", out.stderr);
-}
-
-#[test]
-fn erase_needs_force() {
-    let r = rig();
-    let out = sanmover(["tape", r.tape(), "erase"]);
-    assert_eq!(out.code, 1, "{}", out.stderr);
-    assert!(out.stderr.contains("--force"), "{}", out.stderr);
-}
-
-#[test]
 fn near_miss_addresses_get_a_hint_and_exit_1() {
     for bad in ["iscsi:/127.0.0.1/iqn.x/0", "sg0", "127.0.0.1:3260/iqn.x/0"] {
         let out = sanmover(["inquiry", bad]);
@@ -386,35 +385,6 @@ fn raw_send_reports_the_residual_without_verbose() {
         tur.get("residual").is_none() && tur.get("data_out_len").is_none(),
         "{tur}"
     );
-}
-
-#[test]
-fn zero_blocks_and_bad_sizes_are_refused_before_any_io() {
-    let r = rig();
-    let dir = tempfile::tempdir().unwrap();
-    let cat = dir.path().join("c.db");
-    let c = cat.to_str().unwrap();
-    let base = [
-        "--catalog",
-        c,
-        "backup",
-        "--source",
-        r.disk(),
-        "--tape",
-        r.tape(),
-    ];
-    for (extra, needle) in [
-        (["--blocks", "0"], "0 blocks copies nothing"),
-        (["--block-size", "12X"], "is not a size"),
-        (["--block-size", "0"], "holds nothing"),
-    ] {
-        let mut a = base.to_vec();
-        a.extend(extra);
-        let out = sanmover(a);
-        assert_eq!(out.code, 1, "{extra:?}: {}", out.stderr);
-        assert!(out.stderr.contains(needle), "{extra:?}: {}", out.stderr);
-    }
-    assert!(!cat.exists(), "nothing was opened");
 }
 
 #[test]

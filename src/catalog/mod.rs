@@ -157,6 +157,11 @@ pub struct SetInfo {
     pub started: i64,
     /// The set's digest algorithm (`sha256`, `blake3`).
     pub digest_algorithm: String,
+    /// The drive's logical block address of the set header (READ
+    /// POSITION at the start of the set's file), when the drive's
+    /// positions are trusted; restore and verify LOCATE there (schema V8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tape_block: Option<u64>,
 }
 
 /// How a set ended, for `finish_set` (state `running`, zero counts and no
@@ -193,7 +198,7 @@ pub struct SetRow {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expired: Option<i64>,
     /// A multi-volume set's parts in order, the first included (schema
-    /// V8); empty for a set on one volume.
+    /// V9); empty for a set on one volume.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parts: Vec<SetPart>,
 }
@@ -382,7 +387,7 @@ fn uuid_text(id: Uuid) -> String {
 const SET_COLUMNS: &str = "s.id, s.volume, s.file_number, s.mode, s.label, s.source_url, \
      s.source_designator, s.lba, s.blocks, s.block_size, s.payload_size, s.started, s.state, \
      s.records, s.bytes, s.digest, s.ended, s.seconds, s.error, v.name, s.digest_algorithm, \
-     s.expired";
+     s.expired, s.tape_block";
 
 fn set_from_row(row: &Row<'_>) -> rusqlite::Result<SetRow> {
     Ok(SetRow {
@@ -400,6 +405,7 @@ fn set_from_row(row: &Row<'_>) -> rusqlite::Result<SetRow> {
             payload_size: row.get(10)?,
             started: row.get(11)?,
             digest_algorithm: row.get(20)?,
+            tape_block: row.get(22)?,
         },
         outcome: SetOutcome {
             state: state_col(row, 12)?,
@@ -430,8 +436,9 @@ fn insert_set(
     tx.execute(
         "INSERT INTO sets (id, volume, state, file_number, mode, label, source_url, \
          source_designator, lba, blocks, block_size, payload_size, started, pid, host, \
-         digest_algorithm) \
-         VALUES (?1, ?2, 'running', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+         digest_algorithm, tape_block) \
+         VALUES (?1, ?2, 'running', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, \
+         ?16)",
         params![
             id,
             uuid_text(set.volume),
@@ -448,6 +455,7 @@ fn insert_set(
             owner.map(|_| std::process::id()),
             owner,
             set.digest_algorithm,
+            set.tape_block,
         ],
     )?;
     let whole = [(set.lba, set.blocks)];

@@ -1,4 +1,4 @@
-//! The parts of multi-volume sets (schema V8, FORMAT.md "Multi-volume
+//! The parts of multi-volume sets (schema V9, FORMAT.md "Multi-volume
 //! sets"): where each part is, and, after a rebuild, how the set ended as
 //! its parts on tape say.
 

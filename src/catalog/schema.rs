@@ -205,14 +205,23 @@ CREATE TABLE server_events (
 );
 ";
 
+/// Version 8: where a set begins on its tape, as the drive's logical
+/// block address (READ POSITION, SSC-4 7.7) of the set header, when the
+/// drive's positions can be trusted; NULL otherwise (tgt) and for every
+/// set recorded before. Restore and verify LOCATE there instead of
+/// REWIND + SPACE.
+const V8: &str = "
+ALTER TABLE sets ADD COLUMN tape_block INTEGER;
+";
+
 /// `MIGRATIONS[i]` upgrades schema version `i` to `i + 1`.
-/// Multi-volume sets (format version 2): where each part of a set is.
+/// Version 9, multi-volume sets (format version 2): where each part of a set is.
 /// No reference to `sets`: a rebuild may read a later part's cartridge
 /// before the first part's, and the parts are joined by set id.
 /// `ends`: `continues` (the part's trailer continues on the next
 /// volume), `last` (the set's outcome is in `sets`), or, for a last part
 /// found by a rebuild, the set state its trailer gives.
-const V8: &str = "
+const V9: &str = "
 CREATE TABLE set_parts (
     set_id      TEXT NOT NULL,
     part        INTEGER NOT NULL CHECK (part >= 1),
@@ -230,7 +239,7 @@ CREATE TABLE set_parts (
 CREATE INDEX set_parts_by_volume ON set_parts(volume, file_number);
 ";
 
-pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
+pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9];
 
 /// The schema version this build writes and understands.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

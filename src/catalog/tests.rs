@@ -41,6 +41,7 @@ fn new_set(id: Uuid, vol: Uuid, file_number: u32, started: i64) -> SetInfo {
         payload_size: 262_144,
         started,
         digest_algorithm: "blake3".into(),
+        tape_block: None,
     }
 }
 
@@ -73,6 +74,7 @@ fn scanned(vol: &VolumeRow, file_number: u32, state: SetState) -> SetRow {
             payload_size: 65_536,
             started: 1_700_000_000 + i64::from(file_number),
             digest_algorithm: "sha256".into(),
+            tape_block: None,
         },
         outcome: SetOutcome {
             state,
@@ -1082,4 +1084,50 @@ fn parts_written_by_a_backup_keep_the_outcome_the_writer_recorded() {
     assert_eq!(row.parts, parts);
     assert_eq!(row.outcome.state, SetState::Complete);
     assert_eq!(cat.volume(v2.id).unwrap().unwrap().name, "V2");
+}
+
+#[test]
+fn v7_catalog_migrates_to_v8_with_no_tape_block_and_new_sets_keep_theirs() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v7.db");
+    let vol = volume("OLD007");
+    let id = Uuid::new_v4();
+    {
+        let conn = Connection::open(&path).unwrap();
+        for sql in &schema::MIGRATIONS[..7] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.execute_batch("PRAGMA user_version = 7").unwrap();
+        conn.execute(
+            "INSERT INTO volumes (id, name, created) VALUES (?1, ?2, 1)",
+            params![vol.id.to_string(), vol.name],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO sets (id, volume, state, file_number, mode, label, source_url, \
+             source_designator, lba, blocks, block_size, payload_size, records, bytes, \
+             started) VALUES (?1, ?2, 'complete', 1, 'host', 'old', 'u', 'd', 5, 10, 512, \
+             4096, 2, 5120, 7)",
+            params![id.to_string(), vol.id.to_string()],
+        )
+        .unwrap();
+    }
+    let cat = Catalog::open(&path).unwrap();
+    let old = cat.set(&id.to_string()).unwrap();
+    assert_eq!(
+        old.info.tape_block, None,
+        "a set from before V8 has no address"
+    );
+    assert_eq!(old.outcome.bytes, 5120);
+    // A set recorded now keeps the block address it was given, and the
+    // JSON shows it only when there is one.
+    let mut set = new_set(Uuid::new_v4(), vol.id, 2, 1_700_000_000);
+    set.tape_block = Some(4242);
+    cat.begin_set(&set).unwrap();
+    let row = cat.set(&set.id.to_string()).unwrap();
+    assert_eq!(row.info.tape_block, Some(4242));
+    let json = serde_json::to_value(&row).unwrap();
+    assert_eq!(json["tape_block"], 4242, "{json}");
+    let json_old = serde_json::to_value(&old).unwrap();
+    assert!(json_old.get("tape_block").is_none(), "{json_old}");
 }

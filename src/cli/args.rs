@@ -567,7 +567,12 @@ Examples:
     /// reports: disk (type 00h), tape (01h), changer (08h), copy (3PC bit
     /// or VPD 8Fh), iscsi (iscsi:// addresses); --suite runs only the ones
     /// named. A changer's drive LUs named in the same run let the changer
-    /// suite check the drive's Unit Attention after a load.
+    /// suite check the drive's Unit Attention after a load. The iscsi
+    /// suite opens sessions of its own besides the run's (same initiator
+    /// name and CHAP credentials, a random ISID each) to check key
+    /// negotiation, the CmdSN window and a dropped connection's session
+    /// reinstatement; it sends commands outside the window and drops one
+    /// connection on purpose, but writes nothing.
     /// Verdicts: pass, fail, not-supported (the device lacks what the
     /// check needs; the reason is given) and skipped (not run: a check
     /// that writes without --dataloss). Only pass counts as passed.

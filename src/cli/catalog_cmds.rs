@@ -99,9 +99,13 @@ pub fn show_text(s: &SetRow) -> String {
     if let Some(at) = s.expired {
         let _ = writeln!(t, "  expired      {} (still on tape)", iso8601(at));
     }
+    // The block address restore and verify LOCATE to, when recorded.
+    let at = i
+        .tape_block
+        .map_or(String::new(), |b| format!(" at block {b}"));
     let _ = writeln!(
         t,
-        "  volume       {} ({}), tape file {}",
+        "  volume       {} ({}), tape file {}{at}",
         s.volume_name, i.volume, i.file_number
     );
     let _ = writeln!(t, "  mode         {}", i.mode);
@@ -507,6 +511,7 @@ mod tests {
                 payload_size: 261_632,
                 started: 1_767_608_521,
                 digest_algorithm: "blake3".into(),
+                tape_block: None,
             },
             outcome: SetOutcome {
                 state,
@@ -583,6 +588,13 @@ mod tests {
         assert!(t.contains("extents      0+1024, 4096+1024"), "{t}");
         assert!(t.contains("label        weekly"), "{t}");
         assert!(!t.contains('{'), "not JSON: {t}");
+        assert!(
+            t.contains(", tape file 12\n"),
+            "no address, none shown: {t}"
+        );
+        r.info.tape_block = Some(4242);
+        let t = show_text(&r);
+        assert!(t.contains(", tape file 12 at block 4242\n"), "{t}");
     }
 
     #[test]

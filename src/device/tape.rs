@@ -475,11 +475,15 @@ impl<T: Transport> Tape<T> {
     /// Take the drive for this initiator: PERSISTENT RESERVE OUT (register
     /// `key`, reserve Write Exclusive), else RESERVE(6). A drive that has
     /// neither (tgt) gives [`Reservation::None`]; the caller warns.
+    ///
+    /// A reservation held under `key` itself from another I_T nexus is
+    /// this initiator's own, left by a process that died holding it (a
+    /// live one would hold the drive lock the caller has): it is taken
+    /// over by PREEMPT (SPC-4 5.13.11.4), not a RESERVATION CONFLICT.
     pub fn reserve(&mut self, key: u64) -> Result<Reservation, DeviceError> {
         match self.scsi.pr_out(PrOut::register(key)) {
             Ok(()) => {
-                self.scsi
-                    .pr_out(PrOut::reserve(key, PrType::WRITE_EXCLUSIVE))?;
+                self.scsi.pr_claim(key, key)?;
                 return Ok(Reservation::Persistent { key });
             }
             Err(e) if !e.is_unsupported_command() => return Err(e),

@@ -275,6 +275,15 @@ pub enum Corruption {
     },
     #[error("the tape file holds set {0} instead; the catalog and the tape disagree")]
     OtherSet(Uuid),
+    /// LOCATE to the set's recorded block address found something else
+    /// than its header: the catalog's address is wrong (a tape rewritten
+    /// since, or another cartridge with the same label).
+    #[error("LOCATE to block {block}, the catalog's address of this set (tape file {file}), found {found}; the catalog and the tape disagree (`sanmover catalog rebuild --tape DEV` reads the addresses again); nothing was read as the set")]
+    Misplaced {
+        block: u64,
+        file: u32,
+        found: String,
+    },
     #[error(
         "the set ends after {records} records without a trailer: it was interrupted or damaged"
     )]

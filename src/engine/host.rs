@@ -17,7 +17,7 @@ use super::set_writer::{
     volume_row, Moved, Mover, NextVolume, Placement, SetPlan, SetRequest, SetWriter, SourceSurvey,
     Spanned, Tally,
 };
-use super::volume::{find_append_point, require_label};
+use super::volume::{find_append_point, require_label, require_label_probed};
 use super::{now, EngineError, Progress, Refusal, SetSummary};
 use crate::catalog::{Catalog, SetPart, VolumeRow};
 use crate::device::disk::chunks;
@@ -178,7 +178,7 @@ impl<S: Transport + Send, T: Transport> Mover for HostMover<'_, S, T> {
     /// the tape itself.
     fn place(&mut self, catalog: &Catalog, _tape_url: &str) -> Result<Placement, EngineError> {
         let tape = &mut *self.drive.tape;
-        let label = require_label(tape)?;
+        let (label, trusted) = require_label_probed(tape)?;
         refuse_live_writer(catalog, label.uuid, &label.name)?;
         catalog.upsert_volume(&VolumeRow {
             id: label.uuid,
@@ -189,10 +189,13 @@ impl<S: Transport + Send, T: Transport> Mover for HostMover<'_, S, T> {
         let file = find_append_point(tape)?;
         self.drive.file = file;
         self.drive.label = Some(label.clone());
+        // Where the set header goes: restore and verify LOCATE there.
+        let block = if trusted { tape.drive_block()? } else { None };
         Ok(Placement {
             volume: label.uuid,
             volume_name: Some(label.name),
             file,
+            block,
         })
     }
 

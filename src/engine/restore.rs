@@ -1,8 +1,10 @@
 //! Restore and verify of one backup set, whatever mode wrote it.
 //!
-//! Both position the tape with REWIND + SPACE filemarks forward (tgt's
-//! backward SPACE is off by one), check the label is the set's volume,
-//! then read the set file checking every record's CRC, set id and
+//! Both check the label is the set's volume, position the tape with
+//! LOCATE to the set's recorded block address where the drive's
+//! positions are trusted, else with REWIND + SPACE filemarks forward
+//! (tgt: no LOCATE, and its backward SPACE is off by one), then read the
+//! set file checking every record's CRC, set id and
 //! sequence, the trailer's counts and the set digest against the
 //! trailer and the catalog.
 
@@ -13,8 +15,9 @@ use uuid::Uuid;
 
 use super::handoff::{handoff, Eager, Receiver, TryRecv};
 use super::volume::{
-    designator_text, open_set, read_blocks, read_first_block, require_label, scan_part, Checked,
-    FirstBlock, Payload, Returned, SetChecker, SetEnd, SetScan,
+    designator_text, open_set, read_blocks, read_first_block, read_header, require_label,
+    require_label_probed, scan_part, Checked, FirstBlock, Payload, Returned, SetChecker, SetEnd,
+    SetScan,
 };
 use super::{Corruption, EngineError, Progress, Refusal};
 use crate::catalog::{SetPart, SetRow};
@@ -49,9 +52,13 @@ pub struct ReadSummary {
     pub compared_with_target: Option<u64>,
 }
 
-/// Put the tape at the start of `set`'s file after checking the label.
-fn position<T: Transport>(tape: &mut Tape<T>, set: &SetRow) -> Result<(), EngineError> {
-    let label = require_label(tape)?;
+/// Put the tape at the start of `set`'s file after checking the label, and
+/// read the set header there. Where the catalog has the set's block
+/// address and the drive's positions are trusted (see
+/// [`require_label_probed`]): LOCATE there. Else REWIND + SPACE filemarks
+/// forward (tgt: no LOCATE, and its backward SPACE is off by one).
+fn position<T: Transport>(tape: &mut Tape<T>, set: &SetRow) -> Result<SetHeader, EngineError> {
+    let (label, trusted) = require_label_probed(tape)?;
     if label.uuid != set.info.volume {
         return Err(Refusal::WrongVolume {
             device: tape.scsi.name().to_string(),
@@ -63,8 +70,53 @@ fn position<T: Transport>(tape: &mut Tape<T>, set: &SetRow) -> Result<(), Engine
         }
         .into());
     }
+    let block = set.info.tape_block.filter(|_| trusted);
+    match block.and_then(|b| u32::try_from(b).ok()) {
+        Some(b) => match tape.locate(b) {
+            Ok(()) => return located_header(tape, set, b),
+            Err(e) if e.is_unsupported_command() => {
+                log::info!(
+                    "{}: no LOCATE ({e}); spacing to the set's file",
+                    tape.scsi.name()
+                )
+            }
+            Err(e) => return Err(e.into()),
+        },
+        None => log::debug!(
+            "{}: to file {} by REWIND + SPACE (block address {:?}, positions trusted: {trusted})",
+            tape.scsi.name(),
+            set.info.file_number,
+            set.info.tape_block
+        ),
+    }
     tape.seek_file(set.info.file_number)?;
-    Ok(())
+    open_set(tape, Some(set.info.id))
+}
+
+/// The set header at the block a LOCATE went to. Anything else there (a
+/// record, another set, a filemark) means the catalog's address is wrong:
+/// an error, never a restore of whatever is there.
+fn located_header<T: Transport>(
+    tape: &mut Tape<T>,
+    set: &SetRow,
+    block: u32,
+) -> Result<SetHeader, EngineError> {
+    let found = match read_header(tape) {
+        Ok(Some(h)) if h.set_id == set.info.id => return Ok(h),
+        Ok(Some(h)) => format!("the header of set {}", h.set_id),
+        Ok(None) => "a filemark or end of data".to_string(),
+        Err(EngineError::Format { source, .. }) => format!("no set header ({source})"),
+        Err(e) => return Err(e),
+    };
+    Err(EngineError::Corrupt {
+        set: set.info.id,
+        seq: None,
+        reason: Corruption::Misplaced {
+            block: u64::from(block),
+            file: set.info.file_number,
+            found,
+        },
+    })
 }
 
 /// The checks every read of a set ends with: a trailer, and the digest the
@@ -203,7 +255,7 @@ pub fn verify_spanning<T: Transport + Send, S: Transport>(
     if let Some(c) = compare.as_mut().filter(|c| c.with == CompareWith::Target) {
         check_target(c.disk, set, c.lba)?;
     }
-    position(tape, set)?;
+    let header = position(tape, set)?;
     progress.start(set.outcome.bytes, "verify");
     let t0 = Instant::now();
     let bs = set.info.block_size;
@@ -217,7 +269,7 @@ pub fn verify_spanning<T: Transport + Send, S: Transport>(
         Ok(Some(p.into_block()))
     };
     let scan = (|| {
-        let mut checker = SetChecker::new(open_set(tape, Some(set.info.id))?);
+        let mut checker = SetChecker::new(header);
         loop {
             match scan_part(tape, &mut checker, &mut sink)? {
                 SetEnd::Trailer(t) if t.stop == StopReason::CONTINUES => {
@@ -446,8 +498,7 @@ pub fn restore_spanning<T: Transport + Send, D: Transport + Send>(
 ) -> Result<ReadSummary, EngineError> {
     let target_lba = opts.target_lba.unwrap_or(set.info.lba);
     check_target(target, set, target_lba)?;
-    position(tape, set)?;
-    let header = open_set(tape, Some(set.info.id))?;
+    let header = position(tape, set)?;
     refuse_own_source(&header, target, target_lba, opts.overwrite_source)?;
     let mut checker = SetChecker::new(header);
     progress.start(set.outcome.bytes, "restore");

@@ -131,6 +131,9 @@ pub struct Placement {
     pub volume_name: Option<String>,
     /// The set's tape file.
     pub file: u32,
+    /// The drive's block address of the set header (READ POSITION at the
+    /// start of its file), when the drive's positions are trusted.
+    pub block: Option<u64>,
 }
 
 /// The blocks a set copies and how they are cut into records.
@@ -465,7 +468,10 @@ impl SetPlan {
 
     /// What the catalog records before the set is written.
     pub fn info(&self) -> SetInfo {
-        super::volume::set_info(&self.header, self.place.file)
+        SetInfo {
+            tape_block: self.place.block,
+            ..super::volume::set_info(&self.header, self.place.file)
+        }
     }
 
     /// What the catalog records for the run, ended at `ended`.
@@ -712,6 +718,7 @@ mod tests {
             volume: Uuid::from_bytes([1; 16]),
             volume_name: Some("V1".into()),
             file: 3,
+            block: None,
         };
         SetPlan::new(
             &r,

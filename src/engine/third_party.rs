@@ -215,6 +215,8 @@ impl<C: Transport, T: Transport> Mover for ThirdPartyMover<'_, C, T> {
             volume,
             volume_name: None,
             file,
+            // The copy manager moves the tape, not this host.
+            block: None,
         })
     }
 
@@ -548,7 +550,7 @@ fn shared_placement<T: Transport>(
     catalog: &Catalog,
     tape: &mut Tape<T>,
 ) -> Result<Placement, EngineError> {
-    let label = super::volume::require_label(tape)?;
+    let (label, trusted) = super::volume::require_label_probed(tape)?;
     refuse_live_writer(catalog, label.uuid, &label.name)?;
     catalog.upsert_volume(&crate::catalog::VolumeRow {
         id: label.uuid,
@@ -557,10 +559,14 @@ fn shared_placement<T: Transport>(
         last_file: None,
     })?;
     let file = super::volume::find_append_point(tape)?;
+    // This host found the append point itself: where the set header goes,
+    // for restore to LOCATE to.
+    let block = if trusted { tape.drive_block()? } else { None };
     Ok(Placement {
         volume: label.uuid,
         volume_name: Some(label.name),
         file,
+        block,
     })
 }
 
@@ -654,6 +660,7 @@ mod tests {
                 volume: Uuid::nil(),
                 volume_name: None,
                 file: 1,
+                block: None,
             },
         }
     }

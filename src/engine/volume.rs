@@ -17,6 +17,7 @@ use crate::format::{
     StopReason, VolumeLabel,
 };
 use crate::scsi::spc::{Association, CodeSet, Designator, DesignatorType, DeviceIdentification};
+use crate::scsi::ssc::ReadPositionForm;
 use crate::scsi::{BlockCount, BlockSize, DeviceType, Lba};
 use crate::transport::Transport;
 
@@ -64,6 +65,39 @@ impl LabelState {
 /// Rewind and read the label.
 pub fn read_label<T: Transport>(tape: &mut Tape<T>) -> Result<LabelState, EngineError> {
     tape.rewind()?;
+    label_block(tape)
+}
+
+/// Whether READ POSITION (short form) says the next logical object is
+/// `want`, with BOP set only at 0 (SSC-4 7.7: objects counted from BOT).
+/// A drive that cannot answer, or answers otherwise, is not trusted.
+fn position_is<T: Transport>(tape: &mut Tape<T>, want: u64) -> bool {
+    match tape.read_position(ReadPositionForm::SHORT) {
+        Ok(p) => p.first_block == Some(want) && p.bop == (want == 0) && !p.perr,
+        Err(e) => {
+            log::debug!("{}: READ POSITION: {e}", tape.scsi.name());
+            false
+        }
+    }
+}
+
+/// [`require_label`], and whether the drive's positions can be trusted,
+/// decided from its answers: READ POSITION says block 0 at BOT and block
+/// 1 after the label block. tgt answers 0 both times, so it is not; a
+/// drive that counts (ours, real ones) is, and restore and verify may
+/// LOCATE there.
+pub fn require_label_probed<T: Transport>(
+    tape: &mut Tape<T>,
+) -> Result<(VolumeLabel, bool), EngineError> {
+    tape.rewind()?;
+    let at_bot = position_is(tape, 0);
+    let state = label_block(tape)?;
+    let trusted = at_bot && position_is(tape, 1);
+    Ok((ours(tape, state)?, trusted))
+}
+
+/// Read the label block at BOT: what file 0 holds.
+fn label_block<T: Transport>(tape: &mut Tape<T>) -> Result<LabelState, EngineError> {
     let (o, buf) = tape.read_block(vec![0; MAX_TAPE_BLOCK])?;
     Ok(match o {
         ReadOutcome::EndOfData => LabelState::Blank,
@@ -83,7 +117,13 @@ pub fn read_label<T: Transport>(tape: &mut Tape<T>) -> Result<LabelState, Engine
 
 /// The label of a sanmover tape, or a refusal that says what is there.
 pub fn require_label<T: Transport>(tape: &mut Tape<T>) -> Result<VolumeLabel, EngineError> {
-    match read_label(tape)? {
+    let state = read_label(tape)?;
+    ours(tape, state)
+}
+
+/// The label, when file 0 holds ours; else a refusal saying what is there.
+fn ours<T: Transport>(tape: &Tape<T>, state: LabelState) -> Result<VolumeLabel, EngineError> {
+    match state {
         LabelState::Ours(l) => Ok(l),
         LabelState::Blank => Err(Refusal::NoLabel {
             device: tape.scsi.name().to_string(),
@@ -708,6 +748,7 @@ pub fn set_info(h: &SetHeader, file: u32) -> SetInfo {
         payload_size: h.payload_size,
         started: h.created as i64,
         digest_algorithm: h.digest.to_string(),
+        tape_block: None,
     }
 }
 
@@ -761,19 +802,21 @@ pub fn rebuild<T: Transport + Send>(
     tape: &mut Tape<T>,
     progress: &dyn Progress,
 ) -> Result<Rebuilt, EngineError> {
-    let label = require_label(tape)?;
+    let (label, trusted) = require_label_probed(tape)?;
     let mut out = Rebuilt {
         volume: volume_row_of(&label),
         sets: Vec::new(),
         unreadable: Vec::new(),
         parts: Vec::new(),
     };
+    let mut start = None;
     for file in 1u32.. {
-        match tape.seek_file(file) {
+        match next_file(tape, file, start) {
             Ok(()) => {}
             Err(e) if is_eod(&e) => break,
             Err(e) => return Err(e.into()),
         }
+        start = if trusted { tape.drive_block()? } else { None };
         let first = match read_first_block(tape) {
             Ok(Some(f)) => f,
             Ok(None) => break,
@@ -788,7 +831,12 @@ pub fn rebuild<T: Transport + Send>(
             Err(e) => return Err(e),
         };
         match first {
-            FirstBlock::Header(h) => rebuild_set(tape, &label, file, *h, progress, &mut out)?,
+            FirstBlock::Header(h) => {
+                rebuild_set(tape, &label, file, *h, progress, &mut out)?;
+                if let Some(row) = out.sets.last_mut() {
+                    row.info.tape_block = start;
+                }
+            }
             FirstBlock::Continuation(c) => {
                 let part = rebuild_part(tape, &label, file, &c, progress)?;
                 out.parts.push(part);
@@ -933,6 +981,28 @@ fn trailer_state(t: &SetTrailer) -> SetState {
         (true, _) => SetState::Complete,
         (false, StopReason::INTERRUPTED) => SetState::Interrupted,
         (false, _) => SetState::Incomplete,
+    }
+}
+
+/// Put the tape at the start of `file`. Where the drive's positions are
+/// trusted and the previous file began at block `prev`: LOCATE there and
+/// SPACE over one filemark, wherever the scan of that file stopped (exact
+/// on such a drive, and no rewind per file). Else, or when the drive has
+/// no LOCATE, REWIND + SPACE `file` filemarks, the pattern that is exact
+/// on tgt too.
+fn next_file<T: Transport>(
+    tape: &mut Tape<T>,
+    file: u32,
+    prev: Option<u64>,
+) -> Result<(), DeviceError> {
+    match prev.and_then(|b| u32::try_from(b).ok()) {
+        Some(block) => match tape.locate(block) {
+            Ok(()) => tape.space_filemarks(1),
+            // Positions that count, but no LOCATE: space from BOT.
+            Err(e) if e.is_unsupported_command() => tape.seek_file(file),
+            Err(e) => Err(e),
+        },
+        None => tape.seek_file(file),
     }
 }
 

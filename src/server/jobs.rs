@@ -600,6 +600,7 @@ mod tests {
             payload_size: 4096,
             started: crate::engine::now() as i64,
             digest_algorithm: "blake3".into(),
+            tape_block: None,
         }
     }
 

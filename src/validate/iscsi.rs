@@ -1,6 +1,7 @@
-//! The iSCSI suite (RFC 7143): what an initiator built on libiscsi can
-//! observe of a session. libiscsi 1.19 keeps the negotiated keys, the
-//! CmdSN window and the connection to itself; those checks say so.
+//! The iSCSI suite (RFC 7143): residuals through the run's libiscsi
+//! session, and negotiation, the CmdSN window and a lost connection
+//! through sessions of the raw initiator (`iscsi_raw`), which sees what
+//! libiscsi keeps to itself.
 
 use crate::device::DeviceError;
 use crate::scsi::sbc::Read16;
@@ -8,7 +9,7 @@ use crate::scsi::spc::Inquiry;
 use crate::scsi::{CdbCodec, DeviceType, Lba};
 use crate::transport::{Request, Residual};
 
-use super::{sent, CheckDef, Finding, Spec, Suite, Target};
+use super::{iscsi_raw, sent, CheckDef, Finding, Spec, Suite, Target};
 
 macro_rules! check {
     ($id:expr, $cites:expr, $expected:expr, $run:expr) => {
@@ -32,9 +33,14 @@ pub static SUITE: Suite = Suite {
     checks: &[
         check!("iscsi.residual.underflow", "RFC 7143 11.4.5.2 (U bit, Residual Count); SAM-5 5.4.2", "standard INQUIRY with ALLOCATION LENGTH 255: GOOD, residual underflow of 255 minus the bytes sent", underflow),
         check!("iscsi.residual.overflow", "RFC 7143 11.4.5.2 (O bit, Residual Count)", "READ(16) of 2 blocks with an expected transfer length of 1 block: GOOD, residual overflow of one block", overflow),
-        check!("iscsi.negotiation.keys", "RFC 7143 13 (login/text keys)", "the negotiated MaxRecvDataSegmentLength, MaxBurstLength, FirstBurstLength, InitialR2T, ImmediateData", negotiation),
-        check!("iscsi.cmdsn.window", "RFC 7143 3.2.2.1 (command numbering and acknowledging)", "MaxCmdSN - ExpCmdSN + 1 > 0 on every response", cmdsn),
-        check!("iscsi.connection.lost", "RFC 7143 6 (connection failure); 7.1", "a dropped connection ends the outstanding command with an error, never a silent replay", lost),
+        check!("iscsi.negotiation.keys", "RFC 7143 6.2 (text negotiation); 13.1, 13.2, 13.10-13.20 (operational keys)", "every usual key answered by the rules: digests from the offered list, MaxBurstLength/FirstBurstLength/MaxOutstandingR2T/ErrorRecoveryLevel/MaxConnections/DefaultTime2Retain at most the offer, DefaultTime2Wait at least, InitialR2T/DataPDUInOrder/DataSequenceInOrder (OR) and ImmediateData (AND) Yes or No, values in range, FirstBurstLength <= MaxBurstLength", iscsi_raw::negotiation),
+        check!("iscsi.negotiation.unknown-key", "RFC 7143 6.2.1 (NotUnderstood); 13.5.1 (X- keys)", "X-org.sanmover.Probe=1 offered at login answered NotUnderstood; the login completes and the session answers", iscsi_raw::unknown_key_login),
+        check!("iscsi.negotiation.text-unknown-key", "RFC 7143 6.2, 6.2.1 (negotiation in full feature phase); 11.10, 11.11 (Text Request/Response)", "a Text Request with X-org.sanmover.Probe=1 answered NotUnderstood; the session goes on", iscsi_raw::unknown_key_text),
+        check!("iscsi.negotiation.mrdsl-honoured", "RFC 7143 13.12 (MaxRecvDataSegmentLength); 11.7 (Data-In)", "with MaxRecvDataSegmentLength=512 declared, a 4 KiB READ arrives in Data-In segments of at most 512 bytes", iscsi_raw::mrdsl_honoured),
+        check!("iscsi.cmdsn.window", "RFC 7143 4.2.2.1 (command numbering and acknowledging)", "MaxCmdSN >= ExpCmdSN - 1 in every response; ExpCmdSN advances by one per command", iscsi_raw::cmdsn_window),
+        check!("iscsi.cmdsn.outside-window", "RFC 7143 4.2.2.1 (a command outside [ExpCmdSN, MaxCmdSN] is silently ignored)", "no answer to an INQUIRY with CmdSN MaxCmdSN + 1, nor to one with ExpCmdSN - 1; the in-window INQUIRY and ping after each answered, ExpCmdSN advanced by one", iscsi_raw::cmdsn_outside),
+        check!("iscsi.cmdsn.immediate", "RFC 7143 4.2.2.1 (immediate delivery); 11.3 (I bit)", "an immediate INQUIRY answered GOOD without advancing ExpCmdSN; the next command uses the same CmdSN", iscsi_raw::cmdsn_immediate),
+        check!("iscsi.connection.lost", "RFC 7143 6.3.5 (session reinstatement); 11.12.5 (ISID, TSIH)", "after a connection dropped with a READ outstanding, a login with the same ISID and TSIH 0 is accepted, the new session answers, and nothing of the old task arrives on it", iscsi_raw::connection_lost),
     ],
 };
 
@@ -64,26 +70,4 @@ fn overflow(t: &mut Target) -> Result<Finding, DeviceError> {
         format!("{} with a {bs}-byte buffer", sent(&cdb)),
         x.summary(),
     ))
-}
-
-const OPAQUE: &str = "libiscsi 1.19 does not hand the negotiated values to the application";
-
-fn negotiation(_t: &mut Target) -> Result<Finding, DeviceError> {
-    Ok(Finding::unsupported(
-        "login (libiscsi)",
-        "",
-        format!("{OPAQUE} (no getter for the operational keys)"),
-    ))
-}
-
-fn cmdsn(_t: &mut Target) -> Result<Finding, DeviceError> {
-    Ok(Finding::unsupported(
-        "",
-        "",
-        format!("{OPAQUE}: CmdSN, ExpCmdSN and MaxCmdSN stay inside libiscsi"),
-    ))
-}
-
-fn lost(_t: &mut Target) -> Result<Finding, DeviceError> {
-    Ok(Finding::unsupported("", "", "libiscsi offers no way to drop one connection of a live session from the initiator; sanmover's own loss handling is tested against tgt killed mid-command (tests/tgt_safety.rs)"))
 }

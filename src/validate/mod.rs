@@ -22,6 +22,8 @@ mod copy;
 mod copy_stream;
 mod disk;
 mod iscsi;
+mod iscsi_raw;
+pub mod negotiation;
 pub mod replay;
 pub mod report;
 mod run;

@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+pub mod drive;
 pub mod raw;
 pub mod server;
 pub mod vtl;
@@ -253,9 +254,8 @@ pub fn sm(catalog: &Path, args: &[&str]) -> Run {
     sanmover(all)
 }
 
-/// Fill the first `len` bytes of a backing file with random data.
-pub fn fill_random(path: &Path, len: usize, seed: u64) {
-    use std::io::{Seek, SeekFrom, Write};
+/// `len` reproducible random bytes.
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;
     let mut data = vec![0u8; len];
     for chunk in data.chunks_mut(8) {
@@ -266,6 +266,13 @@ pub fn fill_random(path: &Path, len: usize, seed: u64) {
         let b = x.to_le_bytes();
         chunk.copy_from_slice(&b[..chunk.len()]);
     }
+    data
+}
+
+/// Fill the first `len` bytes of a backing file with random data.
+pub fn fill_random(path: &Path, len: usize, seed: u64) {
+    use std::io::{Seek, SeekFrom, Write};
+    let data = random_bytes(len, seed);
     let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
     f.seek(SeekFrom::Start(0)).unwrap();
     f.write_all(&data).unwrap();
@@ -328,13 +335,44 @@ pub fn tcmu_guest() -> MutexGuard<'static, ()> {
 
 /// The URL of the library's changer, exported by [`tcmu_guest`].
 pub fn tcmu_changer() -> String {
-    let out = lio_ctl("for l in /sys/kernel/config/target/iscsi/*/tpgt_1/lun/lun_*; do [ -L $l/tcmuchanger ] && echo ${l##*lun_}; done; true");
+    tcmu_url("tcmuchanger")
+}
+
+/// The URL of the guest's LUN whose backstore is named `name`.
+pub fn tcmu_url(name: &str) -> String {
+    let out = lio_ctl(&format!(
+        "for l in /sys/kernel/config/target/iscsi/*/tpgt_1/lun/lun_*; do \
+         [ -L $l/{name} ] && echo ${{l##*lun_}}; done; true"
+    ));
+    lio_url(out.trim())
+}
+
+/// The URL of LUN `lun` of the LIO rig's target.
+pub fn lio_url(lun: &str) -> String {
     format!(
-        "iscsi://{}/{}/{}",
+        "iscsi://{}/{}/{lun}",
         lio().get("SANMOVER_LIO_PORTAL"),
-        lio().get("SANMOVER_LIO_IQN"),
-        out.trim()
+        lio().get("SANMOVER_LIO_IQN")
     )
+}
+
+/// An iSCSI session to `url` as initiator `who`.
+pub fn try_connect(
+    url: &str,
+    who: &str,
+) -> Result<sanmover::transport::iscsi::IscsiTransport, String> {
+    use sanmover::transport::iscsi::{IscsiOptions, IscsiTransport};
+    let u = sanmover::transport::url::IscsiUrl::parse(url).map_err(|e| e.to_string())?;
+    let opts = IscsiOptions {
+        initiator: who.to_string(),
+        ..IscsiOptions::default()
+    };
+    IscsiTransport::connect(&u, &opts).map_err(|e| e.to_string())
+}
+
+/// [`try_connect`], which must succeed.
+pub fn connect(url: &str, who: &str) -> sanmover::transport::iscsi::IscsiTransport {
+    try_connect(url, who).unwrap_or_else(|e| panic!("connect {url} as {who}: {e}"))
 }
 
 pub fn lio_initiator() -> &'static str {
@@ -390,14 +428,19 @@ pub fn tcmu_tape_with(name: &str, unit: &str, env: &str) -> String {
     )
 }
 
-/// Add a LUN of `mb` MiB in the guest, mapped for `initiators`; its URL.
-/// A LUN of that name left by an earlier run is removed first.
-pub fn lio_add_lun(name: &str, mb: u32, initiators: &[&str]) -> String {
+/// Remove the guest's LUN `name` (and its backing file), if it is there.
+pub fn lio_del_lun(name: &str) {
     let _ = Command::new("bash")
         .arg(repo_root().join("test-rig/lio/lun.sh"))
         .args(["del", name])
         .env("SANMOVER_LIO_STATE", lio().get("SANMOVER_LIO_STATE_DIR"))
         .output();
+}
+
+/// Add a LUN of `mb` MiB in the guest, mapped for `initiators`; its URL.
+/// A LUN of that name left by an earlier run is removed first.
+pub fn lio_add_lun(name: &str, mb: u32, initiators: &[&str]) -> String {
+    lio_del_lun(name);
     let mut c = Command::new("bash");
     c.arg(repo_root().join("test-rig/lio/lun.sh"))
         .args(["add", name, &mb.to_string()])
