@@ -411,6 +411,48 @@ fn bad_input_gets_clear_errors_and_loses_nothing() {
     blank_check_label("LIB001", "THEIRS");
 }
 
+/// Both drives loaded behind the server's back: the robot's MOVE MEDIUM
+/// into a drive is refused (3B/0D). The host gets a clear error, the
+/// scratch cartridge stays in its slot, and once the drives are emptied
+/// the next backup goes through and restores.
+#[test]
+fn a_drive_that_fails_to_load_is_a_clear_error_and_loses_nothing() {
+    let _l = library();
+    blank_library();
+    let mut luns = Luns(Vec::new());
+    let (src, src_file) = luns.add(86, 4);
+    fill_random(&src_file, 4 << 20, 6);
+    let (dst, dst_file) = luns.add(87, 4);
+    let s = Server::start(&lib(), &[]);
+    let ch = rig().get("SANMOVER_RIG_CHANGER");
+    for (slot, drive) in [("8", "0"), ("7", "1")] {
+        sanmover(["changer", ch, "load", slot, drive]).ok();
+    }
+    let r = s.run("alpha", &["backup", "--mode", "host", "--source", &src]);
+    assert_ne!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("preparing the drive failed") && r.stderr.contains("3B/0D"),
+        "{}",
+        r.stderr
+    );
+    // The changer's own inventory: every slot but 7 and 8 still full.
+    let inv = sanmover(["--json", "changer", ch, "status"]).ok().json();
+    let slots = inv["slots"].as_array().expect("slots");
+    for (i, e) in slots.iter().enumerate().take(8) {
+        let expect_full = !matches!(i + 1, 7 | 8);
+        assert_eq!(
+            e["full"].as_bool(),
+            Some(expect_full),
+            "slot {}: {e}",
+            i + 1
+        );
+    }
+    blank_home();
+    let ok = backup_json(&s, "alpha", &src, "default");
+    restore_ok(&s, "bravo", ok["set_id"].as_str().unwrap(), &dst);
+    same_bytes(&src_file, &dst_file, 4 << 20);
+}
+
 /// Load `barcode` into drive 0, check its label name, unload it.
 fn blank_check_label(barcode: &str, name: &str) {
     let n = barcode.trim_start_matches("LIB").trim_start_matches('0');
