@@ -569,6 +569,57 @@ fn a_set_larger_than_a_cartridge_spans_two() {
     assert_eq!(rebuilt.parts, row.parts);
 }
 
+/// A serverless set (a job the server runs itself, on a lease of its
+/// own) larger than one 2 MB cartridge: at the end of the first the
+/// server's own service changes the cartridge, as for a host.
+#[test]
+fn a_serverless_set_larger_than_a_cartridge_spans_two() {
+    let _l = library();
+    blank_library_of("2");
+    let mut luns = Luns(Vec::new());
+    let (src, file) = luns.add(93, 3);
+    fill_random(&file, 3 << 20, 43);
+    let (dst, dst_file) = luns.add(94, 3);
+    let s = Server::start(&lib(), &["--lease-secs", "5"]);
+    let spec = format!("tgt:env={}", rig_env());
+    let mut args = serverless_args(&src, &spec, "slspan");
+    args.extend(["--block-size", "64K"]);
+    let sl = s.run("alpha", &args).ok().json();
+    assert_eq!(sl["state"], "complete", "{sl:#}");
+    assert_eq!(sl["summary"]["state"], "RELEASED", "{sl:#}");
+    let parts = sl["summary"]["backup"]["parts"].as_array();
+    assert_eq!(parts.map(Vec::len), Some(2), "{sl:#}");
+    let set = sl["set"]["id"].as_str().unwrap().to_string();
+    restore_ok(&s, "bravo", &set, &dst);
+    same_bytes(&file, &dst_file, 3 << 20);
+
+    // The server's catalog: complete, two parts on two cartridges, the
+    // first full; one change for the job and one for the restore.
+    let cat = s.catalog();
+    let row = cat.set(&set).unwrap();
+    assert_eq!(row.outcome.state, SetState::Complete, "{row:?}");
+    assert_eq!(row.info.mode, "serverless");
+    assert_eq!(row.parts.len(), 2, "{row:?}");
+    let carts = cat.server_cartridges().unwrap();
+    let cart = |v| carts.iter().find(|c| c.volume == Some(v)).unwrap().clone();
+    let (c1, c2) = (cart(row.parts[0].volume), cart(row.parts[1].volume));
+    assert_ne!(c1.barcode, c2.barcode);
+    assert_eq!(c1.pool.text(), "full:slspan", "{c1:?}");
+    assert_eq!(c2.pool.text(), "open:slspan", "{c2:?}");
+    let events = cat.server_events().unwrap();
+    assert_eq!(count(&events, EventKind::Continued), 2, "{events:#?}");
+    assert!(overlaps(&events).is_empty(), "{events:#?}");
+    drop(s);
+
+    let fresh = tempfile::tempdir().unwrap();
+    let fresh_db = fresh.path().join("fresh.db");
+    rebuild_from(&fresh_db, &[&c1.barcode, &c2.barcode]);
+    let rebuilt = Catalog::open(&fresh_db).unwrap().set(&set).unwrap();
+    assert_eq!(rebuilt.outcome.state, SetState::Complete);
+    assert_eq!(rebuilt.outcome.digest, row.outcome.digest);
+    assert_eq!(rebuilt.parts, row.parts);
+}
+
 /// `catalog rebuild` into `catalog` from each of `barcodes` in turn, each
 /// loaded into drive 0 with the changer (the server is stopped); each
 /// cartridge holds one part of a multi-volume set.

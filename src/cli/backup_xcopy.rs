@@ -67,9 +67,14 @@ pub(super) fn fallback_text(sum: &FallbackSummary) -> String {
 /// Whether a failed third-party copy is worth doing host-driven: not when
 /// the operator stopped it, nor when the request itself was refused.
 pub(super) fn falls_back(e: &anyhow::Error) -> bool {
-    let interrupted = e
-        .downcast_ref::<EngineError>()
-        .is_some_and(|e| matches!(e, EngineError::Interrupted { .. }));
+    // Nor a copy that filled the tape: the host would start the set again
+    // on the same full cartridge.
+    let interrupted = e.downcast_ref::<EngineError>().is_some_and(|e| {
+        matches!(
+            e,
+            EngineError::Interrupted { .. } | EngineError::XcopyTapeFull { .. }
+        )
+    });
     !interrupted && e.downcast_ref::<Refusal>().is_none()
 }
 

@@ -254,7 +254,9 @@ pub fn for_engine(e: &EngineError) -> u8 {
         EngineError::Catalog(c) => for_catalog(c),
         EngineError::Refused(_) | EngineError::CopyManager(_) | EngineError::Snapshot(_) => REFUSED,
         EngineError::Corrupt { .. } | EngineError::Format { .. } => CORRUPT,
-        EngineError::TapeFull { .. } | EngineError::NoNextVolume { .. } => VOLUME_OVERFLOW,
+        EngineError::TapeFull { .. }
+        | EngineError::NoNextVolume { .. }
+        | EngineError::XcopyTapeFull { .. } => VOLUME_OVERFLOW,
         EngineError::Stopped(_) => SESSION_LOST,
         EngineError::Provider(_) => REFUSED,
         EngineError::Serverless { cause, .. } => for_engine(cause),

@@ -221,6 +221,8 @@ pub fn backup_serverless(out: &Out, a: &BackupArgs) -> Result<u8> {
         JobView::Failed { error, exit, .. } => Err(JobFailed {
             message: format!("server job {id}: {error}"),
             exit,
+            // The server released its cartridge as it saw fit.
+            full: false,
         }
         .into()),
         done => {

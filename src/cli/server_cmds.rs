@@ -276,12 +276,21 @@ pub(super) fn run_with_lease<T>(
     Ok((ended.grant, ended.result?))
 }
 
-/// The mover stopped at end of medium: its cartridge is full.
-fn tape_full(e: &anyhow::Error) -> bool {
-    matches!(
-        e.downcast_ref::<EngineError>(),
-        Some(EngineError::TapeFull { .. })
-    )
+/// The mover stopped at end of medium: its cartridge is full (also when
+/// a multi-volume set got no next cartridge, or a third-party copy, which
+/// cannot span, reached the end).
+pub(super) fn tape_full(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<EngineError>().is_some_and(engine_full)
+}
+
+fn engine_full(e: &EngineError) -> bool {
+    match e {
+        EngineError::TapeFull { .. }
+        | EngineError::NoNextVolume { .. }
+        | EngineError::XcopyTapeFull { .. } => true,
+        EngineError::Serverless { cause, .. } => engine_full(cause),
+        _ => false,
+    }
 }
 
 /// On a drive with PERSISTENT RESERVE: register the lease's key and hold

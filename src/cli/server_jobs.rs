@@ -8,17 +8,19 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::exit;
-use super::server_cmds::{granted, hold_drive};
+use super::server_cmds::{granted, hold_drive, tape_full};
+use super::server_span::ServerVolumes;
 use super::sessions::{redacted, Sessions};
 use super::sizes::{check_tape_block, ByteSize};
 use crate::catalog::Catalog;
 use crate::engine::host::BackupOptions;
 use crate::engine::interrupt::StopFlag;
 use crate::engine::serverless::{self, ServerlessOptions};
-use crate::engine::set_writer::SetRequest;
+use crate::engine::set_writer::{NextVolume, SetRequest};
 use crate::engine::Progress;
 use crate::scsi::{BlockCount, Lba};
 use crate::server::jobs::{JobFailed, JobRunner, ServerlessJob};
+use crate::server::lifecycle::Broker;
 use crate::server::service::Grant;
 use crate::snapshot::{parse_spec, provider_with_sessions};
 
@@ -32,15 +34,16 @@ impl JobRunner for ServerlessRunner {
     fn run(
         &self,
         job: &ServerlessJob,
-        grant: &Grant,
+        lease: (&Grant, &dyn Broker),
         catalog: &Path,
         stop: StopFlag,
         progress: &dyn Progress,
     ) -> Result<(Uuid, Value), JobFailed> {
-        self.backup(job, grant, catalog, stop, progress)
+        self.backup(job, lease, catalog, stop, progress)
             .map_err(|e| JobFailed {
                 message: format!("{e:#}"),
                 exit: exit::for_error(&e),
+                full: tape_full(&e),
             })
     }
 
@@ -68,7 +71,7 @@ impl ServerlessRunner {
     fn backup(
         &self,
         job: &ServerlessJob,
-        grant: &Grant,
+        (grant, broker): (&Grant, &dyn Broker),
         catalog: &Path,
         stop: StopFlag,
         progress: &dyn Progress,
@@ -107,10 +110,13 @@ impl ServerlessRunner {
             backup: granted(backup, grant),
         };
         let connector = s.session_connector();
-        let sum = serverless::backup(
+        // At the end of a cartridge the set goes on with the next one the
+        // robot loads into this drive, as a host's set does.
+        let mut next = ServerVolumes::new(broker, grant);
+        let sum = serverless::backup_spanning(
             connector.as_ref(),
             provider.as_mut(),
-            &mut tape,
+            (&mut tape, Some(&mut next as &mut dyn NextVolume<_>)),
             &catalog,
             &opts,
             progress,

@@ -1,8 +1,10 @@
-//! Multi-volume sets through the backup server: the host asks the server
+//! Multi-volume sets through the backup server: the mover asks the server
 //! for the next cartridge when its set reaches the end of one
-//! (`backup --server`), and for each later part's cartridge when it reads
-//! such a set (`restore --server`). The server's robot changes the
-//! cartridge in the drive the host already leases.
+//! (`backup --server`, and a serverless job the server runs itself), and
+//! for each later part's cartridge when it reads such a set
+//! (`restore --server`). The server's robot changes the cartridge in the
+//! drive the mover already leases. The same code serves a host over HTTP
+//! and the server's own job in-process: only the [`Broker`] differs.
 
 use uuid::Uuid;
 
@@ -13,22 +15,22 @@ use crate::engine::set_writer::NextVolume;
 use crate::engine::EngineError;
 use crate::format::VolumeLabel;
 use crate::scsi::spc::PrType;
-use crate::server::client::Client;
+use crate::server::lifecycle::Broker;
 use crate::server::service::Grant;
 use crate::transport::Transport;
 
 /// The server as the source of a lease's next volumes and parts.
 pub struct ServerVolumes<'a> {
-    pub client: &'a Client,
+    pub broker: &'a dyn Broker,
     pub grant: &'a Grant,
     /// The cartridges the drive held, in order (for the summary).
     pub cartridges: Vec<String>,
 }
 
 impl<'a> ServerVolumes<'a> {
-    pub fn new(client: &'a Client, grant: &'a Grant) -> Self {
+    pub fn new(broker: &'a dyn Broker, grant: &'a Grant) -> Self {
         ServerVolumes {
-            client,
+            broker,
             grant,
             cartridges: vec![grant.lease.barcode.clone()],
         }
@@ -49,7 +51,7 @@ impl<'a> ServerVolumes<'a> {
                 .pr_out(PrOut::release(k.key, PrType::WRITE_EXCLUSIVE))?;
         }
         let g = self
-            .client
+            .broker
             .continue_lease(lease, volume)
             .map_err(|e| EngineError::Server(Box::new(e)))?;
         if let Some(k) = self.grant.reservation {

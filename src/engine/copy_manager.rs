@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use super::EngineError;
 use crate::device::{DeviceError, Scsi};
+use crate::scsi::sense::{Sense, SenseKey};
 use crate::scsi::spc::{Designator, DeviceIdentification};
 use crate::scsi::xcopy::{
-    CopyAborted, OperatingParameters, ReceiveCopyResults, SegmentType, XcopyParams,
+    CopyAborted, CopyEnd, OperatingParameters, ReceiveCopyResults, SegmentType, XcopyParams,
 };
 use crate::scsi::{BlockSize, CdbCodec, ParseError, Wire};
 use crate::transport::{Request, Transport};
@@ -125,6 +126,22 @@ pub fn aborted_segment(e: &DeviceError) -> Option<String> {
         || "an unreported segment (maybe 0)".to_string(),
         |n| format!("segment {n}"),
     ))
+}
+
+/// Whether `e` is a COPY ABORTED whose embedded sense, from the copy
+/// destination, reports end of medium or early warning (EOM bit, or
+/// VOLUME OVERFLOW; SPC-4 6.4.3.3, SSC-4 4.2.5).
+pub fn destination_full(e: &DeviceError) -> bool {
+    let DeviceError::Check { raw_sense, .. } = e else {
+        return false;
+    };
+    let Some(a) = CopyAborted::from_sense_bytes(raw_sense) else {
+        return false;
+    };
+    if a.embedded_from != Some(CopyEnd::Destination) {
+        return false;
+    }
+    Sense::parse(&a.embedded).is_ok_and(|s| s.eom || s.key == SenseKey::VOLUME_OVERFLOW)
 }
 
 /// A failed EXTENDED COPY as the engines report it: [`EngineError::Aborted`]

@@ -62,6 +62,17 @@ pub enum EngineError {
         #[source]
         source: FormatError,
     },
+    /// A third-party copy reached the end of its cartridge: the copy
+    /// manager writes one set to one volume, so such a set does not span
+    /// (FORMAT.md "Multi-volume sets"). Its file is closed and the set is
+    /// failed; the cartridge is full.
+    #[error("third-party copy cannot span volumes: the tape reached end of medium (early warning) during set {set}, at {at}; the set is failed and its tape file closed, and the cartridge is full. Back up a source larger than a free cartridge with --mode host or --mode serverless, which continue on the next cartridge")]
+    XcopyTapeFull {
+        set: Uuid,
+        at: String,
+        #[source]
+        source: DeviceError,
+    },
     /// The copy manager aborted an EXTENDED COPY at this segment.
     #[error("the copy manager aborted the copy at {at}")]
     Aborted {

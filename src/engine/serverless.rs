@@ -26,8 +26,9 @@ use std::time::Instant;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::host::{backup_from, BackupOptions, BackupSummary};
+use super::host::{self, BackupOptions, BackupSummary};
 use super::set_writer::source_identity;
+use super::set_writer::NextVolume;
 use super::{EngineError, Progress};
 use crate::catalog::{Catalog, SnapshotState};
 use crate::device::{Disk, Scsi, Tape};
@@ -469,6 +470,20 @@ pub fn backup<T: Transport>(
     opts: &ServerlessOptions,
     progress: &dyn Progress,
 ) -> Result<ServerlessSummary, EngineError> {
+    backup_spanning(connector, provider, (tape, None), catalog, opts, progress)
+}
+
+/// [`backup`] with a source of next volumes: a set that meets the end of
+/// its volume continues on the volume `next` puts in the drive, as a
+/// host-driven set does (FORMAT.md "Multi-volume sets").
+pub fn backup_spanning<T: Transport>(
+    connector: &dyn Connector,
+    provider: &mut dyn SnapshotProvider,
+    tape: (&mut Tape<T>, Option<&mut dyn NextVolume<T>>),
+    catalog: &Catalog,
+    opts: &ServerlessOptions,
+    progress: &dyn Progress,
+) -> Result<ServerlessSummary, EngineError> {
     let (_, options) = crate::snapshot::parse_spec(&opts.spec)?;
     let mut sessions = Vec::new();
     let (mut prod, prod_identity) = open_production(connector, opts, &mut sessions)?;
@@ -555,17 +570,23 @@ impl Job<'_> {
         &mut self,
         prod: &mut Disk<P>,
         prod_identity: crate::format::SourceIdentity,
-        tape: &mut Tape<T>,
+        tape: (&mut Tape<T>, Option<&mut dyn NextVolume<T>>),
         progress: &dyn Progress,
     ) -> Result<ServerlessSummary, EngineError> {
         let (snap, quiesce_seconds) = self.create(prod)?;
         let mapped = self.map(&snap)?;
         let (mut disk, masking, shown) = self.open_snapshot(&mapped)?;
         // Back up the snapshot, recorded as the production LUN's set.
-        let summary = backup_from(
+        let (tape, mut next) = tape;
+        // Reborrowed for as long as the snapshot's session lives.
+        let next: Option<&mut dyn NextVolume<T>> = match next.as_mut() {
+            Some(n) => Some(&mut **n),
+            None => None,
+        };
+        let summary = host::backup_spanning(
             &mut disk,
             Some(prod_identity),
-            tape,
+            (tape, next),
             self.catalog,
             &self.opts.backup,
             progress,

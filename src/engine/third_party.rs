@@ -19,7 +19,8 @@
 use uuid::Uuid;
 
 use super::copy_manager::{
-    copy_failed, encode, extended_copy, lu_designator, operating_parameters, CopyError,
+    copy_failed, destination_full, encode, extended_copy, lu_designator, operating_parameters,
+    CopyError,
 };
 use super::guard::refuse_live_writer;
 use super::interrupt::StopFlag;
@@ -285,7 +286,8 @@ impl<C: Transport, T: Transport> ThirdPartyMover<'_, C, T> {
                 c.records.start,
                 c.records.end
             );
-            send(self.cm, &c.params, &what, &mut self.sent)?;
+            send(self.cm, &c.params, &what, &mut self.sent)
+                .map_err(|e| at_end_of_medium(e, header.set_id))?;
             let got = held_crcs(self.cm, c, &mut self.received)?;
             // The first command's first block is the set header's.
             let records = if i == 0 { &got[1..] } else { &got[..] };
@@ -499,6 +501,18 @@ fn filemark() -> Segment {
             immed: false,
             count: 1,
         },
+    }
+}
+
+/// A copy the copy manager aborted because the tape reached early warning
+/// or end of medium is [`EngineError::XcopyTapeFull`]: no next volume can
+/// be had in the middle of a copy manager's list.
+fn at_end_of_medium(e: EngineError, set: Uuid) -> EngineError {
+    match e {
+        EngineError::Aborted { at, source } if destination_full(&source) => {
+            EngineError::XcopyTapeFull { set, at, source }
+        }
+        e => e,
     }
 }
 

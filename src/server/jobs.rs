@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use super::client::{Client, ClientError};
 use super::http::RequestBody;
-use super::lifecycle::{run_leased, Leased, Local};
+use super::lifecycle::{run_leased, Broker, Leased, Local};
 use super::service::{Grant, Service, ServiceError};
 use super::state::{Lease, LeaseState, Want};
 use crate::catalog::{Catalog, SetOutcome, SetRow, SetState};
@@ -93,6 +93,9 @@ pub enum JobView {
 pub struct JobFailed {
     pub message: String,
     pub exit: u8,
+    /// It stopped at end of medium: the lease's cartridge is released as
+    /// full.
+    pub full: bool,
 }
 
 /// Why a job request was refused.
@@ -110,11 +113,13 @@ pub enum JobError {
 /// engine's summary, or why it failed.
 pub trait JobRunner: Send + Sync {
     /// `catalog` is the server's catalog; `stop` is raised when the lease
-    /// is lost.
+    /// is lost. `lease`: the grant, and the broker the lease is held
+    /// through, which the engine asks for the next cartridge when its set
+    /// reaches the end of one.
     fn run(
         &self,
         job: &ServerlessJob,
-        grant: &Grant,
+        lease: (&Grant, &dyn Broker),
         catalog: &Path,
         stop: StopFlag,
         progress: &dyn Progress,
@@ -264,9 +269,10 @@ impl Jobs {
         let mut waiting = |position| self.set_view(id, JobView::Queued { position });
         let mover = |g: &Grant| {
             self.set_view(id, running(g, 0, 0));
-            self.runner.run(job, g, &self.catalog, l.stop, &counter)
+            self.runner
+                .run(job, (g, l.broker.as_ref()), &self.catalog, l.stop, &counter)
         };
-        let ended = match run_leased(&l, &mut waiting, mover, |(set, _)| Some(*set), |_| false) {
+        let ended = match run_leased(&l, &mut waiting, mover, |(set, _)| Some(*set), |f| f.full) {
             Ok(e) => e,
             Err(e) => {
                 return JobView::Failed {
@@ -541,7 +547,7 @@ mod tests {
         fn run(
             &self,
             job: &ServerlessJob,
-            grant: &Grant,
+            (grant, _): (&Grant, &dyn Broker),
             catalog: &Path,
             _stop: StopFlag,
             progress: &dyn Progress,
@@ -575,6 +581,7 @@ mod tests {
                 Some(exit) => Err(JobFailed {
                     message: "record 0: CRC mismatch".into(),
                     exit,
+                    full: false,
                 }),
                 None => Ok((id, serde_json::json!({"provider": "fake"}))),
             }
@@ -736,7 +743,7 @@ mod tests {
         fn run(
             &self,
             _job: &ServerlessJob,
-            _grant: &Grant,
+            _lease: (&Grant, &dyn Broker),
             _catalog: &Path,
             stop: StopFlag,
             _progress: &dyn Progress,
@@ -746,6 +753,7 @@ mod tests {
                     return Err(JobFailed {
                         message: "interrupted".into(),
                         exit: 130,
+                        full: false,
                     });
                 }
                 std::thread::sleep(Duration::from_millis(50));

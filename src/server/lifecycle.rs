@@ -7,14 +7,14 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
-use super::client::{Client, ClientError, Heartbeat, SetWatch};
+use super::client::{Client, ClientError, Heartbeat, SetWatch, SWAP_LIMIT};
 use super::http::{ApiError, ReportBody, RequestBody};
-use super::service::{Grant, Service, ServiceError};
-use super::state::{LeaseId, TicketView, Want};
+use super::service::{Grant, Service, ServiceError, SWAP_POLL};
+use super::state::{LeaseId, SwapFor, TicketView, Want};
 use crate::catalog::{Catalog, SetInfo, SetOutcome};
 use crate::engine::interrupt::StopFlag;
 
@@ -39,6 +39,11 @@ pub trait Broker: Send + Sync {
     }
     /// Give the drive back; `full`: its cartridge reached end of medium.
     fn release(&self, lease: LeaseId, full: bool) -> Result<(), ClientError>;
+    /// Change the lease's cartridge (FORMAT.md "Multi-volume sets"): for
+    /// the next one of its pool (a backup at the end of its cartridge), or
+    /// for the one holding `volume` (a restore's next part). Waits for the
+    /// robot; the grant as it then stands.
+    fn continue_lease(&self, lease: LeaseId, volume: Option<Uuid>) -> Result<Grant, ClientError>;
 }
 
 impl Broker for Client {
@@ -60,6 +65,9 @@ impl Broker for Client {
     }
     fn release(&self, lease: LeaseId, full: bool) -> Result<(), ClientError> {
         Client::release(self, lease, full)
+    }
+    fn continue_lease(&self, lease: LeaseId, volume: Option<Uuid>) -> Result<Grant, ClientError> {
+        Client::continue_lease(self, lease, volume)
     }
 }
 
@@ -130,8 +138,42 @@ impl Broker for Local {
             .report(lease, &self.host, &set, &outcome)
             .map_err(as_client)
     }
+    /// As `POST /v1/leases/N/report` does: the set, then its parts.
+    fn report_body(&self, lease: LeaseId, body: ReportBody) -> Result<(), ClientError> {
+        self.report(lease, body.set.clone(), body.outcome)?;
+        if body.parts.is_empty() {
+            return Ok(());
+        }
+        let both = (body.parts.as_slice(), body.volumes.as_slice());
+        self.svc
+            .report_parts(lease, &self.host, body.set.id, both)
+            .map_err(as_client)
+    }
     fn release(&self, lease: LeaseId, full: bool) -> Result<(), ClientError> {
         self.svc.release(lease, &self.host, full).map_err(as_client)
+    }
+    /// The swap `POST /v1/leases/N/continue` makes, waited for in-process
+    /// (as long as a host's client waits).
+    fn continue_lease(&self, lease: LeaseId, volume: Option<Uuid>) -> Result<Grant, ClientError> {
+        let what = volume.map_or(SwapFor::NextOfPool, SwapFor::Volume);
+        let host = self.host.as_str();
+        let mut got = self.svc.swap(lease, host, what).map_err(as_client)?;
+        let started = Instant::now();
+        loop {
+            if let Some(g) = got {
+                return Ok(g);
+            }
+            if started.elapsed() > SWAP_LIMIT {
+                return Err(ClientError::Answer(format!(
+                    "the robot did not change the cartridge within {} s",
+                    SWAP_LIMIT.as_secs()
+                )));
+            }
+            got = self
+                .svc
+                .swap_wait(lease, host, SWAP_POLL)
+                .map_err(as_client)?;
+        }
     }
 }
 
