@@ -620,6 +620,48 @@ fn a_serverless_set_larger_than_a_cartridge_spans_two() {
     assert_eq!(rebuilt.parts, row.parts);
 }
 
+/// A third-party copy does not span (the copy manager writes one set to
+/// one volume): at the end of a 2 MB cartridge it fails with a message
+/// naming the limitation, its set is recorded failed, the cartridge is
+/// marked full, and the set before it on that cartridge still restores.
+#[test]
+fn a_third_party_copy_at_the_end_of_a_cartridge_fails_cleanly() {
+    let _l = library();
+    blank_library_of("2");
+    let mut luns = Luns(Vec::new());
+    let (small, small_file) = luns.add(96, 1);
+    fill_random(&small_file, 1 << 20, 44);
+    let (big, big_file) = luns.add(97, 3);
+    fill_random(&big_file, 3 << 20, 45);
+    let (dst, dst_file) = luns.add(98, 1);
+    let s = Server::start(&lib(), &["--lease-secs", "5"]);
+    let first = backup_json(&s, "alpha", &small, "xcfull");
+    let first_set = first["set_id"].as_str().unwrap().to_string();
+    let (router, _cfg) = router_for(&s.initiator("bravo"));
+    let r = s.run("bravo", &xcopy_args(&big, &router.url(), "xcfull"));
+    assert_eq!(r.code, 13, "VOLUME OVERFLOW: {}", r.stderr);
+    assert!(
+        r.stderr.contains("third-party copy cannot span volumes"),
+        "{}",
+        r.stderr
+    );
+    drop(router);
+
+    let cat = s.catalog();
+    let volume = cat.set(&first_set).unwrap().info.volume;
+    let cart = cartridge_of(&s, &volume.to_string());
+    assert_eq!(cart["pool"]["kind"], "full", "{cart}");
+    let sets = cat.sets_on_volume(volume).unwrap();
+    let failed: Vec<_> = sets
+        .iter()
+        .filter(|r| r.info.id.to_string() != first_set)
+        .collect();
+    assert_eq!(failed.len(), 1, "{sets:#?}");
+    assert_eq!(failed[0].outcome.state, SetState::Failed, "{:?}", failed[0]);
+    restore_ok(&s, "charlie", &first_set, &dst);
+    same_bytes(&small_file, &dst_file, 1 << 20);
+}
+
 /// `catalog rebuild` into `catalog` from each of `barcodes` in turn, each
 /// loaded into drive 0 with the changer (the server is stopped); each
 /// cartridge holds one part of a multi-volume set.

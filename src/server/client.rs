@@ -347,6 +347,18 @@ impl Drop for Heartbeat {
     }
 }
 
+/// The newest set begun on the watched volume, whatever its state: after
+/// a mover failed before a heartbeat saw its set, that set is still
+/// reported (as failed) to the server.
+pub fn begun_set(w: &SetWatch) -> Option<SetInfo> {
+    let c = crate::catalog::Catalog::open(&w.catalog).ok()?;
+    let rows = c.sets_on_volume(w.volume).ok()?;
+    rows.into_iter()
+        .filter(|r| r.info.started >= w.since)
+        .max_by_key(|r| r.info.started)
+        .map(|r| r.info)
+}
+
 /// The set running on the watched volume, if the set writer opened it.
 fn running_set(w: &SetWatch) -> Option<SetInfo> {
     let c = crate::catalog::Catalog::open(&w.catalog).ok()?;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
-use super::client::{Client, ClientError, Heartbeat, SetWatch, SWAP_LIMIT};
+use super::client::{begun_set, Client, ClientError, Heartbeat, SetWatch, SWAP_LIMIT};
 use super::http::{ApiError, ReportBody, RequestBody};
 use super::service::{Grant, Service, ServiceError, SWAP_POLL};
 use super::state::{LeaseId, SwapFor, TicketView, Want};
@@ -224,9 +224,19 @@ pub fn run_leased<T, E: std::fmt::Display>(
         }),
         _ => None,
     };
-    let hb = Heartbeat::start(l.broker.clone(), lease, period(&grant), watch, l.stop);
+    let hb = Heartbeat::start(
+        l.broker.clone(),
+        lease,
+        period(&grant),
+        watch.clone(),
+        l.stop,
+    );
     let result = mover(&grant);
-    let seen = hb.finish();
+    // A mover that failed before any beat saw its set: the set it began.
+    let seen = hb.finish().or_else(|| {
+        let failed = result.is_err();
+        watch.as_ref().filter(|_| failed).and_then(begun_set)
+    });
     // The set the mover ended with, and one the heartbeat saw if that is
     // another (a third-party copy that failed before the fallback's set).
     let seen = seen.map(|s| s.id);
