@@ -218,6 +218,11 @@ pub struct SetPart {
     /// Records and payload bytes in this part.
     pub records: u64,
     pub bytes: u64,
+    /// The drive's logical block address of the part's first block (set
+    /// header or continuation header) where the drive's positions are
+    /// trusted (schema V10); restore and verify LOCATE there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tape_block: Option<u64>,
 }
 
 /// A part as a rebuild found it: where it is, and how its trailer ends

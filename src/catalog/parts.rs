@@ -17,8 +17,8 @@ const LAST: &str = "last";
 /// The parts of set `id`, in order (none for a set on one volume).
 pub(super) fn of_set(conn: &Connection, id: &str) -> Result<Vec<SetPart>, CatalogError> {
     let mut st = conn.prepare_cached(
-        "SELECT p.part, p.volume, v.name, p.file_number, p.first_seq, p.records, p.bytes \
-         FROM set_parts p JOIN volumes v ON v.id = p.volume WHERE p.set_id = ?1 ORDER BY p.part",
+        "SELECT p.part, p.volume, v.name, p.file_number, p.first_seq, p.records, p.bytes, \
+         p.tape_block FROM set_parts p JOIN volumes v ON v.id = p.volume WHERE p.set_id = ?1 ORDER BY p.part",
     )?;
     let rows = st.query_map([id], |r| {
         Ok(SetPart {
@@ -29,6 +29,7 @@ pub(super) fn of_set(conn: &Connection, id: &str) -> Result<Vec<SetPart>, Catalo
             first_seq: r.get(4)?,
             records: r.get(5)?,
             bytes: r.get(6)?,
+            tape_block: r.get(7)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -43,8 +44,8 @@ fn insert(
 ) -> Result<(), CatalogError> {
     tx.execute(
         "INSERT OR REPLACE INTO set_parts (set_id, part, volume, file_number, first_seq, \
-         records, bytes, ends, digest, ended, error) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+         records, bytes, ends, digest, ended, error, tape_block) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         params![
             uuid_text(set),
             p.part,
@@ -57,6 +58,7 @@ fn insert(
             outcome.and_then(|o| o.digest.clone()),
             outcome.map_or(0, |o| o.ended),
             outcome.and_then(|o| o.error.clone()),
+            p.tape_block,
         ],
     )?;
     Ok(())

@@ -239,7 +239,14 @@ CREATE TABLE set_parts (
 CREATE INDEX set_parts_by_volume ON set_parts(volume, file_number);
 ";
 
-pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9];
+/// Version 10: where each part of a multi-volume set begins on its tape,
+/// as for a whole set in V8 (NULL where the drive's positions are not
+/// trusted, and for every part recorded before).
+const V10: &str = "
+ALTER TABLE set_parts ADD COLUMN tape_block INTEGER;
+";
+
+pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10];
 
 /// The schema version this build writes and understands.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -1018,6 +1018,8 @@ fn part(set: &SetRow, n: u32, vol: &VolumeRow, continues: bool) -> FoundPart {
             first_seq: u64::from(n - 1) * 7,
             records: 7,
             bytes: 409_600,
+            // Schema V10: each part's block address round-trips.
+            tape_block: Some(u64::from(n) * 1000),
         },
         outcome: (!continues).then(|| outcome(SetState::Complete)),
     }
@@ -1056,6 +1058,7 @@ fn parts_rebuilt_in_any_order_join_and_a_gap_names_the_missing_part() {
     assert_eq!(row.outcome.error, None);
     let parts: Vec<(u32, Uuid)> = row.parts.iter().map(|p| (p.part, p.volume)).collect();
     assert_eq!(parts, vec![(1, v1.id), (2, v2.id), (3, v3.id)]);
+    assert_eq!(row.parts, vec![p1.part, p2.part, p3.part]);
     // Forgetting the set forgets its parts.
     cat.forget_set(first.info.id).unwrap();
     let n: i64 = cat

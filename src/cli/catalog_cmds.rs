@@ -608,6 +608,7 @@ mod tests {
             first_seq,
             records: 2,
             bytes: 2 << 20,
+            tape_block: None,
         };
         r.parts = vec![part(1, "VOL001", 0), part(2, "VOL002", 2)];
         let t = show_text(&r);

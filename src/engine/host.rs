@@ -17,7 +17,7 @@ use super::set_writer::{
     volume_row, Moved, Mover, NextVolume, Placement, SetPlan, SetRequest, SetWriter, SourceSurvey,
     Spanned, Tally,
 };
-use super::volume::{find_append_point, require_label, require_label_probed};
+use super::volume::{find_append_point, require_label_probed};
 use super::{now, EngineError, Progress, Refusal, SetSummary};
 use crate::catalog::{Catalog, SetPart, VolumeRow};
 use crate::device::disk::chunks;
@@ -158,6 +158,9 @@ struct Drive<'a, T: Transport> {
     label: Option<VolumeLabel>,
     /// The current part's tape file.
     file: u32,
+    /// The current part's first block address, where the drive's
+    /// positions are trusted.
+    block: Option<u64>,
     guard: PositionGuard,
     spanned: Spanned,
     /// The current part's file is closed (trailer and filemark written):
@@ -191,6 +194,7 @@ impl<S: Transport + Send, T: Transport> Mover for HostMover<'_, S, T> {
         self.drive.label = Some(label.clone());
         // Where the set header goes: restore and verify LOCATE there.
         let block = if trusted { tape.drive_block()? } else { None };
+        self.drive.block = block;
         Ok(Placement {
             volume: label.uuid,
             volume_name: Some(label.name),
@@ -239,6 +243,7 @@ impl<'a, T: Transport> Drive<'a, T> {
             next,
             label: None,
             file: 0,
+            block: None,
             guard: PositionGuard::unset(),
             spanned: Spanned::default(),
             closed: false,
@@ -274,6 +279,7 @@ impl<'a, T: Transport> Drive<'a, T> {
             first_seq: tally.part_start,
             records: tally.part_records(),
             bytes: tally.bytes - tally.part_offset,
+            tape_block: self.block,
         }
     }
 
@@ -303,7 +309,7 @@ impl<'a, T: Transport> Drive<'a, T> {
             .clone()
             .ok_or(EngineError::Stopped("no volume label read"))?;
         let part = tally.part + 1;
-        let (label, file) =
+        let (label, file, block) =
             self.load_next(set.set_id(), part, &full)
                 .map_err(|e| EngineError::NoNextVolume {
                     set: set.set_id(),
@@ -329,25 +335,26 @@ impl<'a, T: Transport> Drive<'a, T> {
             prev_name: full.name.clone(),
         };
         self.closed = false;
-        (self.label, self.file) = (Some(label), file);
+        (self.label, self.file, self.block) = (Some(label), file, block);
         self.tape.write_block(header.encode())?;
         Ok(())
     }
 
     /// Ask for the next volume and check what came: a sanmover volume
-    /// other than `full`; its label and the tape file the part goes in.
+    /// other than `full`; its label, the tape file the part goes in and,
+    /// where the drive's positions are trusted, its block address.
     fn load_next(
         &mut self,
         set: Uuid,
         part: u32,
         full: &VolumeLabel,
-    ) -> Result<(VolumeLabel, u32), EngineError> {
+    ) -> Result<(VolumeLabel, u32, Option<u64>), EngineError> {
         let next = self
             .next
             .as_mut()
             .ok_or(EngineError::Stopped("no source of next volumes"))?;
         next.next_volume(self.tape, set, part, full)?;
-        let label = require_label(self.tape)?;
+        let (label, trusted) = require_label_probed(self.tape)?;
         if label.uuid == full.uuid {
             return Err(Refusal::SameVolume {
                 device: self.tape.scsi.name().to_string(),
@@ -358,7 +365,12 @@ impl<'a, T: Transport> Drive<'a, T> {
             .into());
         }
         let file = find_append_point(self.tape)?;
-        Ok((label, file))
+        let block = if trusted {
+            self.tape.drive_block()?
+        } else {
+            None
+        };
+        Ok((label, file, block))
     }
 }
 

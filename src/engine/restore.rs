@@ -15,9 +15,8 @@ use uuid::Uuid;
 
 use super::handoff::{handoff, Eager, Receiver, TryRecv};
 use super::volume::{
-    designator_text, open_set, read_blocks, read_first_block, read_header, require_label,
-    require_label_probed, scan_part, Checked, FirstBlock, Payload, Returned, SetChecker, SetEnd,
-    SetScan,
+    designator_text, open_set, read_blocks, read_first_block, read_header, require_label_probed,
+    scan_part, Checked, FirstBlock, Payload, Returned, SetChecker, SetEnd, SetScan,
 };
 use super::{Corruption, EngineError, Progress, Refusal};
 use crate::catalog::{SetPart, SetRow};
@@ -361,7 +360,7 @@ fn next_part<T: Transport>(
         .into());
     };
     l.load_part(tape, set, part)?;
-    let label = require_label(tape)?;
+    let (label, trusted) = require_label_probed(tape)?;
     if label.uuid != part.volume {
         return Err(Refusal::WrongVolume {
             device: tape.scsi.name().to_string(),
@@ -373,7 +372,7 @@ fn next_part<T: Transport>(
         }
         .into());
     }
-    tape.seek_file(part.file_number)?;
+    seek_part(tape, part, trusted)?;
     match read_first_block(tape) {
         Ok(Some(FirstBlock::Continuation(c))) => checker.begin_part(&c, prev),
         Ok(Some(FirstBlock::Header(h))) => Err(corrupt(Corruption::OtherSet(h.set_id))),
@@ -381,6 +380,43 @@ fn next_part<T: Transport>(
         Err(EngineError::Format { source, .. }) => Err(corrupt(Corruption::Continuation(source))),
         Err(e) => Err(e),
     }
+}
+
+/// Put the tape at the start of `part`'s file on the volume in the drive:
+/// LOCATE to its block address where the catalog has one and the drive's
+/// positions are `trusted`, else REWIND + SPACE filemarks (as for a set's
+/// first part, [`position`]). What is there is checked by the caller.
+fn seek_part<T: Transport>(
+    tape: &mut Tape<T>,
+    part: &SetPart,
+    trusted: bool,
+) -> Result<(), EngineError> {
+    let block = part.tape_block.filter(|_| trusted);
+    match block.and_then(|b| u32::try_from(b).ok()) {
+        Some(b) => match tape.locate(b) {
+            Ok(()) => {
+                log::debug!(
+                    "{}: part {} located at block {b}",
+                    tape.scsi.name(),
+                    part.part
+                );
+                return Ok(());
+            }
+            Err(e) if e.is_unsupported_command() => {
+                log::info!("{}: no LOCATE ({e}); spacing to the part's file", tape.scsi.name())
+            }
+            Err(e) => return Err(e.into()),
+        },
+        None => log::debug!(
+            "{}: part {} at file {} by REWIND + SPACE (block address {:?}, positions trusted: {trusted})",
+            tape.scsi.name(),
+            part.part,
+            part.file_number,
+            part.tape_block
+        ),
+    }
+    tape.seek_file(part.file_number)?;
+    Ok(())
 }
 
 /// Where and how a restore writes.

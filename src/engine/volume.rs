@@ -832,13 +832,19 @@ pub fn rebuild<T: Transport + Send>(
         };
         match first {
             FirstBlock::Header(h) => {
+                let id = h.set_id;
                 rebuild_set(tape, &label, file, *h, progress, &mut out)?;
                 if let Some(row) = out.sets.last_mut() {
                     row.info.tape_block = start;
                 }
+                // Part 1 of a set that continues begins where the set does.
+                if let Some(p) = out.parts.last_mut().filter(|p| p.set_id == id) {
+                    p.part.tape_block = start;
+                }
             }
             FirstBlock::Continuation(c) => {
-                let part = rebuild_part(tape, &label, file, &c, progress)?;
+                let mut part = rebuild_part(tape, &label, file, &c, progress)?;
+                part.part.tape_block = start;
                 out.parts.push(part);
             }
         }
@@ -888,6 +894,8 @@ fn rebuild_set<T: Transport + Send>(
                 first_seq: 0,
                 records: *records,
                 bytes: *bytes,
+                // The caller knows where the file began.
+                tape_block: None,
             };
             out.parts.push(FoundPart {
                 set_id: h.set_id,
@@ -970,6 +978,7 @@ fn found(
             first_seq: c.first_seq,
             records,
             bytes,
+            tape_block: None,
         },
         outcome,
     }
