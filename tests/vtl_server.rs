@@ -169,7 +169,13 @@ fn a_set_larger_than_a_cartridge_spans_two_on_drives_with_reservations() {
         .as_array()
         .expect("a multi-volume set lists its parts");
     assert_eq!(parts.len(), 2, "{sum:#}");
-    s.run("bravo", &["restore", set, "--target", &dst]).ok();
+    let trace = rig.state.path().join("restore.trace");
+    let trace_arg = trace.to_str().unwrap();
+    s.run(
+        "bravo",
+        &["--trace", trace_arg, "restore", set, "--target", &dst],
+    )
+    .ok();
     same_bytes(&src_file, &dst_file, 8 << 20);
     s.run("bravo", &["verify", set, "--compare-target", &dst])
         .ok();
@@ -178,6 +184,19 @@ fn a_set_larger_than_a_cartridge_spans_two_on_drives_with_reservations() {
     assert_eq!(row.outcome.state, SetState::Complete);
     assert_eq!(row.parts.len(), 2);
     assert_ne!(row.parts[0].volume, row.parts[1].volume);
+    // Our drive's positions are trusted: each part has its block address
+    // (the first part's is the set's), and the restore reached the second
+    // part by LOCATE, not by REWIND + SPACE.
+    assert_eq!(row.parts[0].tape_block, row.info.tape_block, "{row:#?}");
+    let second = row.parts[1].tape_block.expect("part 2's block address");
+    let shown = common::sanmover(["trace", "show", trace_arg]).ok().stdout;
+    let locate = format!("LOCATE(10) block {second}");
+    let located = shown.lines().any(|l| {
+        l.split_once(&locate)
+            .is_some_and(|(_, rest)| !rest.starts_with(|c: char| c.is_ascii_digit()))
+    });
+    let locates: Vec<&str> = shown.lines().filter(|l| l.contains("LOCATE")).collect();
+    assert!(located, "no {locate} in the restore's trace: {locates:#?}");
     let events = cat.server_events().unwrap();
     assert_eq!(
         events
