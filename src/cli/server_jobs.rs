@@ -39,7 +39,7 @@ impl JobRunner for ServerlessRunner {
     ) -> Result<(Uuid, Value), JobFailed> {
         self.backup(job, grant, catalog, stop, progress)
             .map_err(|e| JobFailed {
-                message: format!("{e:#}"),
+                message: super::output::error_text(&e),
                 exit: exit::for_error(&e),
             })
     }
