@@ -240,9 +240,14 @@ Examples:
     Backup(BackupArgs),
     /// Restore a backup set to a disk LUN, checking every record.
     ///
-    /// The tape is positioned with REWIND and SPACE forward, the set read
-    /// back with every record's CRC32C, sequence and set id checked, and
-    /// written with pipelined WRITE(16)s. The trailer's counts and the set
+    /// The tape is positioned with LOCATE to the block address recorded at
+    /// backup where the drive's positions are trusted (READ POSITION says
+    /// block 0 at BOP and 1 after the label), else with REWIND and SPACE
+    /// forward; either way the set header found there must be the set's.
+    /// The set is read back with every record's CRC32C, sequence and set
+    /// id checked, and written with pipelined WRITE(16)s. A set that spans
+    /// cartridges is followed part by part; that needs --server, which
+    /// loads each part's cartridge in turn. The trailer's counts and the set
     /// digest (SHA-256 or BLAKE3, as the set header says) must match the
     /// tape and the catalog; a set that fails a check is refused with the
     /// failing record named (the target then holds a partial copy and must
@@ -279,6 +284,8 @@ Examples:
     /// With --server URL the backup server finds the set's cartridge,
     /// loads it in a free drive and names the drive and tape file; this
     /// host reads and checks the set, and releases the drive at the end.
+    /// A set that spans cartridges is followed part by part (with --server
+    /// only), and the whole set's digest is checked at the end.
     #[command(after_help = "\
 Examples:
   sanmover verify 3f2a9c1e

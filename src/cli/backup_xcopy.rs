@@ -38,7 +38,7 @@ pub fn run(s: &Sessions, out: &Out, a: &BackupArgs) -> Result<u8> {
             }
             Err(e) if policy == FallbackPolicy::Never || !falls_back(&e) => return Err(e),
             Err(e) => {
-                let why = format!("{e:#}");
+                let why = super::output::error_text(&e);
                 eprintln!(
                     "sanmover: third-party copy failed: {why}\nsanmover: finishing the backup host-driven (--fallback prefer)"
                 );

@@ -81,12 +81,12 @@ pub fn main() -> u8 {
             let code = exit::for_error(&e);
             if cli.json {
                 let v = serde_json::json!({
-                    "error": format!("{e:#}"),
+                    "error": output::error_text(&e),
                     "exit_code": code,
                 });
                 let _ = writeln!(std::io::stdout(), "{v}");
             }
-            eprintln!("sanmover: {e:#}");
+            eprintln!("sanmover: {}", output::error_text(&e));
             code
         }
     }

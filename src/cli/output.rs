@@ -41,6 +41,24 @@ pub fn write_stdout(s: &str) {
     }
 }
 
+/// An error and its causes, outermost first, joined by ": ". A cause whose
+/// text the message already holds is left out: error types that quote
+/// their source (`"catalog: {0}"`) would otherwise print it twice.
+pub fn error_text(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let m = cause.to_string();
+        if text.contains(&m) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&m);
+    }
+    text
+}
+
 /// Sizes as storage people write them: binary units, one decimal.
 pub fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -89,6 +107,22 @@ pub fn hexdump(data: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("bad address: {0}")]
+    struct Quoting(#[from] std::io::Error);
+
+    #[test]
+    fn error_text_says_each_cause_once() {
+        let io = std::io::Error::other("port 99999 is not a number");
+        let e = anyhow::Error::from(Quoting::from(io)).context("opening the tape");
+        assert_eq!(
+            error_text(&e),
+            "opening the tape: bad address: port 99999 is not a number"
+        );
+        let plain = anyhow::anyhow!("refused").context("labelling");
+        assert_eq!(error_text(&plain), "labelling: refused");
+    }
 
     #[test]
     fn hexdump_layout() {

@@ -119,7 +119,7 @@ fn xcopy_on(s: &Sessions, out: &Out, x: &mut Xcopy, g: &Grant) -> Result<XcopyDo
                 Ok(sum) => return Ok(XcopyDone::Tpc(sum)),
                 Err(e) if policy == FallbackPolicy::Never || !falls_back(&e) => return Err(e),
                 Err(e) => {
-                    let why = format!("{e:#}");
+                    let why = super::output::error_text(&e);
                     eprintln!(
                         "sanmover: third-party copy failed: {why}\nsanmover: finishing the backup host-driven on the same lease (--fallback prefer)"
                     );

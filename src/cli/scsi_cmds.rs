@@ -365,7 +365,7 @@ fn lun_info(portal: &str, target: &str, lun: u16, s: &Sessions) -> LunInfo {
             info.bytes = cap.as_ref().map(|c| c.bytes());
             info.block_size = cap.map(|c| c.block_size.0);
         }
-        Err(e) => info.error = Some(format!("{e:#}")),
+        Err(e) => info.error = Some(super::output::error_text(&e)),
     }
     info
 }

@@ -41,7 +41,7 @@ impl JobRunner for ServerlessRunner {
     ) -> Result<(Uuid, Value), JobFailed> {
         self.backup(job, lease, catalog, stop, progress)
             .map_err(|e| JobFailed {
-                message: format!("{e:#}"),
+                message: super::output::error_text(&e),
                 exit: exit::for_error(&e),
                 full: tape_full(&e),
             })
