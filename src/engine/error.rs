@@ -71,7 +71,7 @@ pub enum EngineError {
         set: Uuid,
         at: String,
         #[source]
-        source: DeviceError,
+        source: Box<DeviceError>,
     },
     /// The copy manager aborted an EXTENDED COPY at this segment.
     #[error("the copy manager aborted the copy at {at}")]

@@ -510,7 +510,11 @@ fn filemark() -> Segment {
 fn at_end_of_medium(e: EngineError, set: Uuid) -> EngineError {
     match e {
         EngineError::Aborted { at, source } if destination_full(&source) => {
-            EngineError::XcopyTapeFull { set, at, source }
+            EngineError::XcopyTapeFull {
+                set,
+                at,
+                source: Box::new(source),
+            }
         }
         e => e,
     }
