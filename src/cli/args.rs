@@ -247,7 +247,9 @@ Examples:
     /// The set is read back with every record's CRC32C, sequence and set
     /// id checked, and written with pipelined WRITE(16)s. A set that spans
     /// cartridges is followed part by part; that needs --server, which
-    /// loads each part's cartridge in turn. The trailer's counts and the set
+    /// loads each part's cartridge in turn, and each later part is reached
+    /// the same way (LOCATE where its block address was recorded on a
+    /// trusted drive). The trailer's counts and the set
     /// digest (SHA-256 or BLAKE3, as the set header says) must match the
     /// tape and the catalog; a set that fails a check is refused with the
     /// failing record named (the target then holds a partial copy and must
