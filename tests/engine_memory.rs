@@ -2,14 +2,15 @@
 //! a disk that dies mid-read, and restore refusing what fails a check.
 //! These conditions are hard to produce on tgt on demand.
 
-use sanmover::catalog::{Catalog, SetState};
+mod common;
+use common::memory::{backup_options as opts, temp_catalog as catalog};
+use sanmover::catalog::SetState;
 use sanmover::device::{Disk, Tape};
-use sanmover::engine::host::{backup, BackupOptions};
+use sanmover::engine::host::backup;
 use sanmover::engine::progress::NoProgress;
 use sanmover::engine::restore::{
     restore, verify, verify_against, Compare, CompareWith, RestoreOptions,
 };
-use sanmover::engine::set_writer::SetRequest;
 use sanmover::engine::volume::write_label;
 use sanmover::engine::{Corruption, EngineError};
 use sanmover::format::{decode_record, encode_record, DigestAlgorithm, FormatError, SetHeader};
@@ -38,27 +39,6 @@ fn tape(capacity: u64, early_warning: u64) -> Tape<MemTapeT> {
     let mut t = Tape::open(MemoryTransport::new("tape", t)).unwrap();
     write_label(&mut t, "MEM001").unwrap();
     t
-}
-
-fn opts() -> BackupOptions {
-    BackupOptions {
-        set: SetRequest {
-            tape_block: 64 * 1024,
-            source_url: "mem://disk".into(),
-            tape_url: "mem://tape".into(),
-            stop: Default::default(),
-            ..Default::default()
-        },
-        queue_depth: 4,
-        reservation_key: 1,
-        keep_reservation: false,
-    }
-}
-
-fn catalog() -> (tempfile::TempDir, Catalog) {
-    let dir = tempfile::tempdir().unwrap();
-    let c = Catalog::open(&dir.path().join("c.db")).unwrap();
-    (dir, c)
 }
 
 #[test]

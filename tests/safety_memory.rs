@@ -3,14 +3,15 @@
 //! running backup, a backup interrupted by a signal, and a partial-range
 //! restore that goes back to its own blocks but not over its own source.
 
+mod common;
+use common::memory::{backup_options as opts, temp_catalog as catalog};
 use nix::sys::signal::Signal;
 use sanmover::catalog::{Catalog, SetState};
 use sanmover::device::{Disk, Tape};
-use sanmover::engine::host::{backup, BackupOptions};
+use sanmover::engine::host::backup;
 use sanmover::engine::interrupt::StopFlag;
 use sanmover::engine::progress::NoProgress;
 use sanmover::engine::restore::{restore, verify, RestoreOptions};
-use sanmover::engine::set_writer::SetRequest;
 use sanmover::engine::volume::{rebuild, write_label};
 use sanmover::engine::EngineError;
 use sanmover::format::{classify, BlockKind, SetTrailer, StopReason};
@@ -84,27 +85,6 @@ fn arm(t: &mut Tape<MeddledT>, rewind: Option<u32>, signal: Option<(u32, StopFla
 
 fn objects(t: &mut Tape<MeddledT>) -> Vec<TapeObject> {
     t.scsi.transport().lu.tape.objects().to_vec()
-}
-
-fn opts() -> BackupOptions {
-    BackupOptions {
-        set: SetRequest {
-            tape_block: 64 * 1024,
-            source_url: "mem://disk".into(),
-            tape_url: "mem://tape".into(),
-            stop: StopFlag::never(),
-            ..Default::default()
-        },
-        queue_depth: 4,
-        reservation_key: 1,
-        keep_reservation: false,
-    }
-}
-
-fn catalog() -> (tempfile::TempDir, Catalog) {
-    let dir = tempfile::tempdir().unwrap();
-    let c = Catalog::open(&dir.path().join("c.db")).unwrap();
-    (dir, c)
 }
 
 fn states(cat: &Catalog) -> Vec<SetState> {

@@ -5,12 +5,14 @@
 //! The "library" here swaps media in the one memory drive, as the backup
 //! server's changer does with a real one.
 
+mod common;
+use common::memory::{backup_options as opts, temp_catalog as catalog};
 use sanmover::catalog::{Catalog, SetRow, SetState};
 use sanmover::device::{Disk, Tape};
-use sanmover::engine::host::{backup_spanning, BackupOptions};
+use sanmover::engine::host::{backup_spanning, BackupSummary};
 use sanmover::engine::progress::NoProgress;
 use sanmover::engine::restore::{restore_spanning, verify_spanning, LoadPart, RestoreOptions};
-use sanmover::engine::set_writer::{NextVolume, SetRequest};
+use sanmover::engine::set_writer::NextVolume;
 use sanmover::engine::volume::{rebuild, write_label};
 use sanmover::engine::{EngineError, Refusal};
 use sanmover::format::{classify, BlockKind, SetTrailer, StopReason, VolumeLabel};
@@ -47,6 +49,17 @@ impl LogicalUnit for Drive {
             _ => c,
         }
     }
+}
+
+/// A host backup of `src` onto `t`, with `shelf` as its next volume.
+fn span(
+    src: &mut Disk<MemDiskT>,
+    t: &mut Tape<DriveT>,
+    shelf: &mut Shelf,
+    cat: &Catalog,
+) -> Result<BackupSummary, EngineError> {
+    let next = Some(shelf as &mut dyn NextVolume<DriveT>);
+    backup_spanning(src, None, (t, next), cat, &opts(), &NoProgress)
 }
 
 fn disk(serial: &str, blocks: u64) -> Disk<MemDiskT> {
@@ -160,26 +173,6 @@ fn drive(first: MemoryMedium, tgt_capacity: Option<u64>) -> Tape<DriveT> {
     Tape::open(MemoryTransport::new("tape", d)).unwrap()
 }
 
-fn opts() -> BackupOptions {
-    BackupOptions {
-        set: SetRequest {
-            tape_block: 64 * 1024,
-            source_url: "mem://disk".into(),
-            tape_url: "mem://tape".into(),
-            ..Default::default()
-        },
-        queue_depth: 4,
-        reservation_key: 1,
-        keep_reservation: false,
-    }
-}
-
-fn catalog() -> (tempfile::TempDir, Catalog) {
-    let dir = tempfile::tempdir().unwrap();
-    let c = Catalog::open(&dir.path().join("c.db")).unwrap();
-    (dir, c)
-}
-
 /// The blocks of tape file `file` of the medium in the drive.
 fn file_blocks(tape: &mut Tape<DriveT>, file: usize) -> Vec<Vec<u8>> {
     let objs = tape.scsi.transport().lu.lu.objects().to_vec();
@@ -217,15 +210,7 @@ fn spanned() -> Spanned {
     };
     let mut t = drive(first, None);
     let mut src = disk("SRC", 6144);
-    let s = backup_spanning(
-        &mut src,
-        None,
-        (&mut t, Some(&mut shelf as &mut dyn NextVolume<DriveT>)),
-        &cat,
-        &opts(),
-        &NoProgress,
-    )
-    .unwrap();
+    let s = span(&mut src, &mut t, &mut shelf, &cat).unwrap();
     assert_eq!(s.set.bytes, 6144 * 512);
     assert_eq!(shelf.asked, vec![(2, "SPN001".to_string())]);
     let row = cat.set(&s.set.set_id.to_string()).unwrap();
@@ -418,15 +403,7 @@ fn early_warning_in_the_middle_of_a_record_ends_the_part_after_it() {
     };
     let mut t = drive(first, None);
     let mut src = disk("SRC", 2048);
-    let s = backup_spanning(
-        &mut src,
-        None,
-        (&mut t, Some(&mut shelf as &mut dyn NextVolume<DriveT>)),
-        &cat,
-        &opts(),
-        &NoProgress,
-    )
-    .unwrap();
+    let s = span(&mut src, &mut t, &mut shelf, &cat).unwrap();
     let row = cat.set(&s.set.set_id.to_string()).unwrap();
     assert_eq!(row.parts.len(), 2);
     let p1 = &row.parts[0];
@@ -463,15 +440,7 @@ fn early_warning_at_the_last_record_needs_no_next_volume() {
     // 16 records of 127 blocks: the 16th crosses early warning
     // (1 MiB - 52428 bytes) and still ends before the capacity.
     let mut src = disk("SRC", 16 * 127);
-    let s = backup_spanning(
-        &mut src,
-        None,
-        (&mut t, Some(&mut shelf as &mut dyn NextVolume<DriveT>)),
-        &cat,
-        &opts(),
-        &NoProgress,
-    )
-    .unwrap();
+    let s = span(&mut src, &mut t, &mut shelf, &cat).unwrap();
     assert!(shelf.asked.is_empty());
     let row = cat.set(&s.set.set_id.to_string()).unwrap();
     assert_eq!(
@@ -503,15 +472,7 @@ fn end_of_medium_without_early_warning_is_the_signal_as_on_tgt() {
     };
     let mut t = drive(first, Some(1 << 20));
     let mut src = disk("SRC", 4096); // 2 MiB
-    let s = backup_spanning(
-        &mut src,
-        None,
-        (&mut t, Some(&mut shelf as &mut dyn NextVolume<DriveT>)),
-        &cat,
-        &opts(),
-        &NoProgress,
-    )
-    .unwrap();
+    let s = span(&mut src, &mut t, &mut shelf, &cat).unwrap();
     let row = cat.set(&s.set.set_id.to_string()).unwrap();
     assert_eq!(row.outcome.state, SetState::Complete);
     assert_eq!(row.parts.len(), 2);
@@ -548,25 +509,9 @@ fn an_empty_pool_fails_the_set_cleanly() {
     let mut shelf = Shelf::default();
     let mut t = drive(first, None);
     let mut small = disk("SMALL", 256);
-    let before = backup_spanning(
-        &mut small,
-        None,
-        (&mut t, Some(&mut shelf as &mut dyn NextVolume<DriveT>)),
-        &cat,
-        &opts(),
-        &NoProgress,
-    )
-    .unwrap();
+    let before = span(&mut small, &mut t, &mut shelf, &cat).unwrap();
     let mut src = disk("SRC", 6144);
-    let e = backup_spanning(
-        &mut src,
-        None,
-        (&mut t, Some(&mut shelf as &mut dyn NextVolume<DriveT>)),
-        &cat,
-        &opts(),
-        &NoProgress,
-    )
-    .unwrap_err();
+    let e = span(&mut src, &mut t, &mut shelf, &cat).unwrap_err();
     let text = e.to_string();
     assert!(
         matches!(e, EngineError::NoNextVolume { part: 2, .. }),
@@ -627,15 +572,7 @@ fn a_continuation_cartridge_with_a_foreign_label_is_refused_untouched() {
     };
     let mut t = drive(first, None);
     let mut src = disk("SRC", 6144);
-    let e = backup_spanning(
-        &mut src,
-        None,
-        (&mut t, Some(&mut shelf as &mut dyn NextVolume<DriveT>)),
-        &cat,
-        &opts(),
-        &NoProgress,
-    )
-    .unwrap_err();
+    let e = span(&mut src, &mut t, &mut shelf, &cat).unwrap_err();
     assert!(matches!(e, EngineError::NoNextVolume { .. }), "{e}");
     assert!(e.to_string().contains("foreign"), "{e}");
     assert_eq!(cat.sets().unwrap()[0].outcome.state, SetState::Failed);

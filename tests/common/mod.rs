@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod drive;
+pub mod memory;
 pub mod raw;
 pub mod server;
 pub mod vtl;
